@@ -1,0 +1,224 @@
+package metrics
+
+import "time"
+
+// Message types on the WebSocket.
+const (
+	TypeUpdate  = "performance_update"
+	TypeHistory = "performance_history"
+)
+
+// Update is the merged performance update the hub sends every interval on
+// /ws/system, /api/v1/performance and sysperf.v1.update. Its fields are the
+// seed design's, field for field and in its units (GB, MB, W, °C, percent);
+// Gpus, Hosts, Sources, Stale and Errors are extensions. A value no source
+// could fill is null, never zero.
+type Update struct {
+	Type       string      `json:"type"`
+	Timestamp  time.Time   `json:"timestamp"`
+	GPU        GPUView     `json:"gpu"`
+	AIModels   AIModels    `json:"ai_models"`
+	Inference  Latencies   `json:"inference"`
+	Databases  Databases   `json:"databases"`
+	Host       HostView    `json:"host"`
+	Containers []Container `json:"containers"`
+	Alerts     []Alert     `json:"alerts"`
+
+	GPUs  []GPUView    `json:"gpus"`
+	Hosts []HostStatus `json:"hosts"`
+	// Sources says which source filled each section ("agent:<host>",
+	// "postgres", "prometheus", "none").
+	Sources map[string]string `json:"sources"`
+	// Stale marks sections whose newest data is older than three intervals.
+	Stale map[string]bool `json:"stale"`
+	// Errors says, per section, why it is empty or partial.
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+// Section names used as keys of Update.Sources, Stale and Errors.
+const (
+	SectionGPU        = "gpu"
+	SectionHost       = "host"
+	SectionRTDETR     = "ai_models.rtdetr"
+	SectionNemotron   = "ai_models.nemotron"
+	SectionInference  = "inference"
+	SectionPostgreSQL = "databases.postgresql"
+	SectionRedis      = "databases.redis"
+	SectionContainers = "containers"
+)
+
+// GPUView is one GPU in the dashboard's units. The seed's "gpu" field is the
+// first GPU of the first online host; "gpus" lists all of them.
+type GPUView struct {
+	Host              string        `json:"host,omitempty"`
+	Index             *int          `json:"index,omitempty"`
+	UUID              string        `json:"uuid,omitempty"`
+	Name              *string       `json:"name"`
+	Utilization       *float64      `json:"utilization"`
+	MemoryUtilization *float64      `json:"memory_utilization,omitempty"`
+	VRAMUsedGB        *float64      `json:"vram_used_gb"`
+	VRAMTotalGB       *float64      `json:"vram_total_gb"`
+	Temperature       *float64      `json:"temperature"`
+	PowerWatts        *float64      `json:"power_watts"`
+	PowerLimitWatts   *float64      `json:"power_limit_watts,omitempty"`
+	SMClockMHz        *uint32       `json:"sm_clock_mhz,omitempty"`
+	MemClockMHz       *uint32       `json:"mem_clock_mhz,omitempty"`
+	FanPercent        *float64      `json:"fan_percent,omitempty"`
+	PState            *int          `json:"pstate,omitempty"`
+	Throttle          []string      `json:"throttle_reasons,omitempty"`
+	EnergyJoules      *float64      `json:"energy_joules,omitempty"`
+	Processes         []ProcessView `json:"processes,omitempty"`
+	Stale             bool          `json:"stale,omitempty"`
+}
+
+// ProcessView is one GPU compute process and the model it serves.
+type ProcessView struct {
+	PID       uint32   `json:"pid"`
+	Name      string   `json:"name,omitempty"`
+	Command   string   `json:"command,omitempty"`
+	VRAMGB    *float64 `json:"vram_gb"`
+	SMPercent *float64 `json:"sm_percent"`
+	Container string   `json:"container,omitempty"`
+	Model     string   `json:"model,omitempty"`
+}
+
+// AIModels holds the two model servers of the seed.
+type AIModels struct {
+	RTDETR   ModelView `json:"rtdetr"`
+	Nemotron ModelView `json:"nemotron"`
+}
+
+// ModelView is a model server's state in the dashboard's units.
+type ModelView struct {
+	Status      string             `json:"status"`
+	Reason      string             `json:"reason,omitempty"`
+	Host        string             `json:"host,omitempty"`
+	VRAMGB      *float64           `json:"vram_gb,omitempty"`
+	Model       string             `json:"model,omitempty"`
+	Device      string             `json:"device,omitempty"`
+	SlotsActive *int               `json:"slots_active,omitempty"`
+	SlotsTotal  *int               `json:"slots_total,omitempty"`
+	ContextSize *int               `json:"context_size,omitempty"`
+	Gauges      map[string]float64 `json:"gauges,omitempty"`
+	Extra       map[string]any     `json:"extra,omitempty"`
+	Stale       bool               `json:"stale,omitempty"`
+}
+
+// Latencies is the seed's "inference" section.
+type Latencies struct {
+	RTDETR     Stats      `json:"rtdetr_latency_ms"`
+	Nemotron   Stats      `json:"nemotron_latency_ms"`
+	Pipeline   Stats      `json:"pipeline_latency_ms"`
+	Throughput Throughput `json:"throughput"`
+	// Window is the window the figures cover ("5m").
+	Window string `json:"window,omitempty"`
+}
+
+// Stats are latency figures in milliseconds over a window; null when the
+// window saw no observation.
+type Stats struct {
+	Avg   *float64 `json:"avg"`
+	P95   *float64 `json:"p95"`
+	P99   *float64 `json:"p99"`
+	Count *float64 `json:"count,omitempty"`
+}
+
+// Throughput is the pipeline's rate, per minute.
+type Throughput struct {
+	ImagesPerMin *float64 `json:"images_per_min"`
+	EventsPerMin *float64 `json:"events_per_min"`
+}
+
+// Databases is the seed's "databases" section.
+type Databases struct {
+	PostgreSQL PostgreSQL `json:"postgresql"`
+	Redis      Redis      `json:"redis"`
+}
+
+// PostgreSQL is the monitored database's state.
+type PostgreSQL struct {
+	Status             string   `json:"status"`
+	Reason             string   `json:"reason,omitempty"`
+	ConnectionsActive  *int     `json:"connections_active"`
+	ConnectionsMax     *int     `json:"connections_max"`
+	CacheHitRatio      *float64 `json:"cache_hit_ratio"`
+	TransactionsPerMin *float64 `json:"transactions_per_min"`
+	Deadlocks          *int64   `json:"deadlocks,omitempty"`
+	SizeBytes          *int64   `json:"size_bytes,omitempty"`
+	LongestQueryS      *float64 `json:"longest_query_s,omitempty"`
+}
+
+// Redis is the Redis server's state.
+type Redis struct {
+	Status           string   `json:"status"`
+	Reason           string   `json:"reason,omitempty"`
+	ConnectedClients *int64   `json:"connected_clients"`
+	MemoryMB         *float64 `json:"memory_mb"`
+	HitRatio         *float64 `json:"hit_ratio"`
+	BlockedClients   *int64   `json:"blocked_clients"`
+	OpsPerSec        *float64 `json:"ops_per_sec,omitempty"`
+	EvictedKeys      *int64   `json:"evicted_keys,omitempty"`
+}
+
+// Container is one container's state and health.
+type Container struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Health string `json:"health"`
+	Reason string `json:"reason,omitempty"`
+	// Timeline is the recent health, oldest first, for the UI's Tracker.
+	Timeline []HealthPoint `json:"timeline,omitempty"`
+}
+
+// HealthPoint is one entry of a container's health timeline.
+type HealthPoint struct {
+	Timestamp time.Time `json:"timestamp"`
+	Health    string    `json:"health"`
+}
+
+// Alert is a pending or firing alert, or a transition of one.
+type Alert struct {
+	Severity  string    `json:"severity"`
+	Metric    string    `json:"metric"`
+	Value     float64   `json:"value"`
+	Threshold float64   `json:"threshold"`
+	Message   string    `json:"message"`
+	Host      string    `json:"host,omitempty"`
+	Target    string    `json:"target,omitempty"`
+	State     string    `json:"state,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+	Rule      string    `json:"rule,omitempty"`
+}
+
+// HostView is the seed's "host" section in GB, plus the extensions.
+type HostView struct {
+	CPUPercent    *float64  `json:"cpu_percent"`
+	RAMUsedGB     *float64  `json:"ram_used_gb"`
+	RAMTotalGB    *float64  `json:"ram_total_gb"`
+	DiskUsedGB    *float64  `json:"disk_used_gb"`
+	DiskTotalGB   *float64  `json:"disk_total_gb"`
+	PerCore       []float64 `json:"per_core,omitempty"`
+	Load1         *float64  `json:"load1,omitempty"`
+	Load5         *float64  `json:"load5,omitempty"`
+	Load15        *float64  `json:"load15,omitempty"`
+	SwapUsedGB    *float64  `json:"swap_used_gb,omitempty"`
+	SwapTotalGB   *float64  `json:"swap_total_gb,omitempty"`
+	DiskReadMBps  *float64  `json:"disk_read_mb_s,omitempty"`
+	DiskWriteMBps *float64  `json:"disk_write_mb_s,omitempty"`
+	NetRxMBps     *float64  `json:"net_rx_mb_s,omitempty"`
+	NetTxMBps     *float64  `json:"net_tx_mb_s,omitempty"`
+	UptimeS       *uint64   `json:"uptime_s,omitempty"`
+}
+
+// HostStatus is one agent's host as the hub last heard it.
+type HostStatus struct {
+	Host     string               `json:"host"`
+	Online   bool                 `json:"online"`
+	LastSeen time.Time            `json:"last_seen"`
+	Boot     string               `json:"boot"`
+	Seq      uint64               `json:"seq"`
+	System   HostView             `json:"system"`
+	GPUCount int                  `json:"gpu_count"`
+	Models   map[string]ModelView `json:"models,omitempty"`
+	Errors   map[string]string    `json:"errors,omitempty"`
+}
