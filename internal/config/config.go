@@ -1,0 +1,341 @@
+// Package config fills a program's settings from, in rising precedence, the
+// struct's defaults, an optional YAML file, SYSPERF_* environment variables
+// and command-line flags. Every way names the setting the same: the flag
+// "nats-url" is SYSPERF_NATS_URL and the YAML key nats-url.
+//
+// A settings struct tags each field with `flag:"name" usage:"..."`; fields
+// tagged `flag:"-" yaml:"key"` are lists or structures that only the YAML
+// file can set. Unknown keys and bad values are errors that name the key
+// and where it came from, so start-up stops instead of guessing.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrHelp is returned when the user asked for -h or --help; the usage has
+// been printed and the program should exit 0.
+var ErrHelp = flag.ErrHelp
+
+// EnvPrefix starts the environment variable of every flag.
+const EnvPrefix = "SYSPERF_"
+
+// configFlag names the file to read when the struct declares no field for it.
+const configFlag = "config"
+
+// Validator is implemented by settings that check themselves after loading.
+type Validator interface {
+	Validate() error
+}
+
+type field struct {
+	name  string // flag and YAML key
+	usage string
+	value reflect.Value
+	yaml  bool // YAML-only
+}
+
+// Load fills cfg, a pointer to a settings struct, for the program name from
+// args (without the program name), the environment and the file named by
+// --config. Output of -h goes to stderr.
+func Load(name string, args []string, cfg any) error {
+	return load(name, args, os.LookupEnv, os.ReadFile, os.Stderr, cfg)
+}
+
+func load(name string, args []string, env func(string) (string, bool), readFile func(string) ([]byte, error), out io.Writer, cfg any) error {
+	fields, err := fieldsOf(cfg)
+	if err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	raw := map[string]string{}
+	var order []string
+	record := func(n string) func(string) error {
+		return func(s string) error {
+			if _, seen := raw[n]; !seen {
+				order = append(order, n)
+			}
+			raw[n] = s
+			return nil
+		}
+	}
+	var configPath string
+	hasConfigField := false
+	for _, f := range fields {
+		if f.yaml {
+			continue
+		}
+		if f.name == configFlag {
+			hasConfigField = true
+		}
+		usage := fmt.Sprintf("%s (env %s", f.usage, envName(f.name))
+		if def := formatValue(f.value); def != "" && def != "false" && def != "0" {
+			usage += ", default " + def
+		}
+		usage += ")"
+		if f.value.Kind() == reflect.Bool {
+			fs.BoolFunc(f.name, usage, record(f.name))
+		} else {
+			fs.Func(f.name, usage, record(f.name))
+		}
+	}
+	if !hasConfigField {
+		fs.Func(configFlag, "YAML config file (env "+envName(configFlag)+")", func(s string) error {
+			configPath = s
+			return nil
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (settings are flags: --name=value)", fs.Arg(0))
+	}
+
+	if hasConfigField {
+		configPath = raw[configFlag]
+	}
+	if configPath == "" {
+		configPath, _ = env(envName(configFlag))
+	}
+	if configPath != "" {
+		data, err := readFile(configPath)
+		if err != nil {
+			return fmt.Errorf("config file: %w", err)
+		}
+		if err := applyFile(configPath, data, fields); err != nil {
+			return err
+		}
+	}
+	for _, f := range fields {
+		if f.yaml {
+			continue
+		}
+		if s, ok := env(envName(f.name)); ok {
+			if err := set(f.value, s); err != nil {
+				return fmt.Errorf("environment %s=%q: %w", envName(f.name), s, err)
+			}
+		}
+	}
+	byName := map[string]field{}
+	for _, f := range fields {
+		byName[f.name] = f
+	}
+	for _, n := range order {
+		if err := set(byName[n].value, raw[n]); err != nil {
+			return fmt.Errorf("flag --%s=%q: %w", n, raw[n], err)
+		}
+	}
+	if v, ok := cfg.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	return nil
+}
+
+// envName is the environment variable of a flag: nats-url → SYSPERF_NATS_URL.
+func envName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func fieldsOf(cfg any) ([]field, error) {
+	v := reflect.ValueOf(cfg)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return nil, fmt.Errorf("config: Load needs a pointer to a struct, got %T", cfg)
+	}
+	var fields []field
+	if err := collectFields(v.Elem(), &fields); err != nil {
+		return nil, err
+	}
+	return fields, nil
+}
+
+// collectFields walks embedded structs too, so a program can compose the
+// settings of its parts.
+func collectFields(v reflect.Value, out *[]field) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name, tagged := sf.Tag.Lookup("flag")
+		if !tagged {
+			if sf.Anonymous && sf.Type.Kind() == reflect.Struct {
+				if err := collectFields(v.Field(i), out); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if name == "-" {
+			key := strings.Split(sf.Tag.Get("yaml"), ",")[0]
+			if key == "" || key == "-" {
+				continue
+			}
+			*out = append(*out, field{name: key, value: v.Field(i), yaml: true})
+			continue
+		}
+		if !settable(sf.Type) {
+			return fmt.Errorf("config: field %s (--%s) has unsupported type %s", sf.Name, name, sf.Type)
+		}
+		*out = append(*out, field{name: name, usage: sf.Tag.Get("usage"), value: v.Field(i)})
+	}
+	return nil
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func settable(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Uint64, reflect.Float64:
+		return true
+	case reflect.Slice:
+		return t.Elem().Kind() == reflect.String
+	}
+	return false
+}
+
+// set parses s into v by v's type; []string takes a comma-separated list.
+func set(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("not a duration (e.g. 5s, 2m): %w", err)
+		}
+		if d < 0 {
+			return errors.New("duration must not be negative")
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return errors.New("not a boolean (true or false)")
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Int || v.Kind() == reflect.Int64:
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return errors.New("not an integer")
+		}
+		v.SetInt(n)
+	case v.Kind() == reflect.Uint64:
+		n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return errors.New("not a non-negative integer")
+		}
+		v.SetUint(n)
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return errors.New("not a number")
+		}
+		v.SetFloat(f)
+	case v.Kind() == reflect.Slice:
+		var items []string
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				items = append(items, part)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
+	}
+	return nil
+}
+
+func formatValue(v reflect.Value) string {
+	switch {
+	case v.Type() == durationType:
+		return time.Duration(v.Int()).String()
+	case v.Kind() == reflect.Slice:
+		return strings.Join(v.Interface().([]string), ",")
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// applyFile sets fields from a YAML mapping whose keys are flag names or the
+// keys of YAML-only fields.
+func applyFile(path string, data []byte, fields []field) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // an empty file sets nothing
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("config file %s line %d: the top level must be a mapping of key: value", path, root.Line)
+	}
+	byName := map[string]field{}
+	for _, f := range fields {
+		byName[f.name] = f
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		key, val := root.Content[i], root.Content[i+1]
+		if key.Value == configFlag {
+			return fmt.Errorf("config file %s line %d: %q cannot be set from the file itself", path, key.Line, key.Value)
+		}
+		f, ok := byName[key.Value]
+		if !ok {
+			return fmt.Errorf("config file %s line %d: unknown key %q", path, key.Line, key.Value)
+		}
+		if err := applyNode(f, val); err != nil {
+			return fmt.Errorf("config file %s line %d: key %q: %w", path, val.Line, key.Value, err)
+		}
+	}
+	return nil
+}
+
+func applyNode(f field, val *yaml.Node) error {
+	if f.yaml {
+		// Re-decode strictly so a misspelt key inside a list entry is caught.
+		var buf bytes.Buffer
+		enc := yaml.NewEncoder(&buf)
+		if err := enc.Encode(val); err != nil {
+			return err
+		}
+		dec := yaml.NewDecoder(&buf)
+		dec.KnownFields(true)
+		target := reflect.New(f.value.Type())
+		if err := dec.Decode(target.Interface()); err != nil {
+			return err
+		}
+		f.value.Set(target.Elem())
+		return nil
+	}
+	switch val.Kind {
+	case yaml.ScalarNode:
+		return set(f.value, val.Value)
+	case yaml.SequenceNode:
+		if f.value.Kind() != reflect.Slice {
+			return errors.New("expects a single value, not a list")
+		}
+		items := make([]string, 0, len(val.Content))
+		for _, item := range val.Content {
+			if item.Kind != yaml.ScalarNode {
+				return errors.New("list items must be plain values")
+			}
+			items = append(items, item.Value)
+		}
+		f.value.Set(reflect.ValueOf(items))
+		return nil
+	}
+	return errors.New("expects a plain value")
+}

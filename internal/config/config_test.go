@@ -1,0 +1,153 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+type target struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"health_url"`
+}
+
+type settings struct {
+	HTTP     string        `flag:"http" usage:"listen address"`
+	Interval time.Duration `flag:"interval" usage:"sample interval"`
+	Once     bool          `flag:"once" usage:"one sample"`
+	Mounts   []string      `flag:"mounts" usage:"mounts"`
+	Pool     int           `flag:"pool-size" usage:"pool"`
+	Ratio    float64       `flag:"ratio" usage:"ratio"`
+	Targets  []target      `flag:"-" yaml:"containers"`
+}
+
+func (s *settings) Validate() error {
+	if s.Pool < 0 {
+		return errors.New("pool-size must not be negative")
+	}
+	return nil
+}
+
+func defaults() settings {
+	return settings{HTTP: "127.0.0.1:8321", Interval: 5 * time.Second, Mounts: []string{"/"}}
+}
+
+func TestLoad(t *testing.T) {
+	files := map[string]string{
+		"ok.yaml": "http: 0.0.0.0:9000\ninterval: 10s\nmounts: [/, /data]\n" +
+			"containers:\n  - name: backend\n    health_url: http://b/health\n",
+		"unknown.yaml":    "http: x\nhttpp: y\n",
+		"badvalue.yaml":   "\ninterval: soon\n",
+		"innerkey.yaml":   "containers:\n  - name: a\n    healthurl: x\n",
+		"notmapping.yaml": "- a\n- b\n",
+		"empty.yaml":      "",
+		"selfref.yaml":    "config: other.yaml\n",
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    func(*settings)
+		wantErr string
+	}{
+		{name: "defaults", want: func(s *settings) {}},
+		{name: "flags", args: []string{"--http=:1", "--interval", "2s", "--once", "--mounts=/,/var"},
+			want: func(s *settings) {
+				s.HTTP = ":1"
+				s.Interval = 2 * time.Second
+				s.Once = true
+				s.Mounts = []string{"/", "/var"}
+			}},
+		{name: "env", env: map[string]string{"SYSPERF_HTTP": ":2", "SYSPERF_POOL_SIZE": "30", "SYSPERF_ONCE": "true"},
+			want: func(s *settings) { s.HTTP = ":2"; s.Pool = 30; s.Once = true }},
+		{name: "file", args: []string{"--config", "ok.yaml"}, want: func(s *settings) {
+			s.HTTP = "0.0.0.0:9000"
+			s.Interval = 10 * time.Second
+			s.Mounts = []string{"/", "/data"}
+			s.Targets = []target{{Name: "backend", URL: "http://b/health"}}
+		}},
+		{name: "config from env", env: map[string]string{"SYSPERF_CONFIG": "ok.yaml"}, want: func(s *settings) {
+			s.HTTP = "0.0.0.0:9000"
+			s.Interval = 10 * time.Second
+			s.Mounts = []string{"/", "/data"}
+			s.Targets = []target{{Name: "backend", URL: "http://b/health"}}
+		}},
+		{name: "flag beats env beats file", args: []string{"--config=ok.yaml", "--http=:3"},
+			env: map[string]string{"SYSPERF_HTTP": ":2", "SYSPERF_INTERVAL": "1m"},
+			want: func(s *settings) {
+				s.HTTP = ":3"
+				s.Interval = time.Minute
+				s.Mounts = []string{"/", "/data"}
+				s.Targets = []target{{Name: "backend", URL: "http://b/health"}}
+			}},
+		{name: "empty file", args: []string{"--config=empty.yaml"}, want: func(s *settings) {}},
+		{name: "unknown file key", args: []string{"--config=unknown.yaml"}, wantErr: `unknown.yaml line 2: unknown key "httpp"`},
+		{name: "bad file value", args: []string{"--config=badvalue.yaml"}, wantErr: `line 2: key "interval": not a duration`},
+		{name: "unknown inner key", args: []string{"--config=innerkey.yaml"}, wantErr: `key "containers"`},
+		{name: "not a mapping", args: []string{"--config=notmapping.yaml"}, wantErr: "top level must be a mapping"},
+		{name: "config key in file", args: []string{"--config=selfref.yaml"}, wantErr: `"config" cannot be set`},
+		{name: "missing file", args: []string{"--config=nope.yaml"}, wantErr: "config file: open nope.yaml"},
+		{name: "bad flag value", args: []string{"--pool-size=many"}, wantErr: `flag --pool-size="many": not an integer`},
+		{name: "negative duration", args: []string{"--interval=-1s"}, wantErr: "must not be negative"},
+		{name: "bad env value", env: map[string]string{"SYSPERF_RATIO": "half"}, wantErr: `SYSPERF_RATIO="half": not a number`},
+		{name: "unknown flag", args: []string{"--htp=x"}, wantErr: "flag provided but not defined: -htp"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
+		{name: "validate", args: []string{"--pool-size=-1"}, wantErr: "config: pool-size must not be negative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := defaults()
+			env := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			read := func(p string) ([]byte, error) {
+				data, ok := files[p]
+				if !ok {
+					return nil, &fs.PathError{Op: "open", Path: p, Err: os.ErrNotExist}
+				}
+				return []byte(data), nil
+			}
+			err := load("test", tc.args, env, read, &bytes.Buffer{}, &got)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := defaults()
+			tc.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestHelpListsEnvAndDefaults(t *testing.T) {
+	var out bytes.Buffer
+	s := defaults()
+	err := load("agent", []string{"-h"}, func(string) (string, bool) { return "", false }, os.ReadFile, &out, &s)
+	if !errors.Is(err, ErrHelp) {
+		t.Fatalf("error = %v, want ErrHelp", err)
+	}
+	for _, want := range []string{"-interval", "SYSPERF_INTERVAL", "default 5s", "-config", "SYSPERF_CONFIG"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestRejectsUnsupportedField(t *testing.T) {
+	var s struct {
+		M map[string]string `flag:"m"`
+	}
+	if err := Load("x", nil, &s); err == nil || !strings.Contains(err.Error(), "unsupported type") {
+		t.Fatalf("error = %v", err)
+	}
+}
