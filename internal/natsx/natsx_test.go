@@ -1,0 +1,282 @@
+package natsx
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// logBuf collects log output from several goroutines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func testLog(t *testing.T) (*slog.Logger, *logBuf) {
+	t.Helper()
+	buf := &logBuf{}
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+func startEmbedded(t *testing.T, listen, dir string) *Embedded {
+	t.Helper()
+	log, _ := testLog(t)
+	e, err := StartEmbedded(EmbeddedConfig{Listen: listen, StoreDir: dir}, log)
+	if err != nil {
+		t.Fatalf("StartEmbedded: %v", err)
+	}
+	t.Cleanup(e.Shutdown)
+	return e
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestEmbeddedServesTCPAndInProcess(t *testing.T) {
+	e := startEmbedded(t, "127.0.0.1:0", t.TempDir())
+	url := e.ClientURL()
+	if !strings.HasPrefix(url, "nats://127.0.0.1:") || strings.HasSuffix(url, ":0") {
+		t.Fatalf("ClientURL = %q, want a real port on 127.0.0.1", url)
+	}
+	log, _ := testLog(t)
+	tcp, err := Connect(url, "test-tcp", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	inproc, err := e.Connect("test-inproc", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inproc.Close()
+
+	sub, err := inproc.SubscribeSync("x.y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inproc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tcp.Publish("x.y", []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sub.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("message from the TCP client did not reach the in-process one: %v", err)
+	}
+	if string(msg.Data) != "hello" {
+		t.Fatalf("got %q", msg.Data)
+	}
+}
+
+func TestEmbeddedInProcessOnly(t *testing.T) {
+	e := startEmbedded(t, "", t.TempDir())
+	if u := e.ClientURL(); u != "" {
+		t.Fatalf("ClientURL = %q, want empty without a listener", u)
+	}
+	log, _ := testLog(t)
+	nc, err := e.Connect("inproc", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if !nc.IsConnected() {
+		t.Fatal("in-process connection not connected")
+	}
+}
+
+func TestEmbeddedStartFailures(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, listen, dir, want string
+	}{
+		{"port in use", busy.Addr().String(), t.TempDir(), busy.Addr().String()},
+		{"bad address", "localhost", t.TempDir(), `"localhost"`},
+		{"bad port", "127.0.0.1:http99", t.TempDir(), "bad port"},
+		{"no store dir", "127.0.0.1:0", "", "store dir"},
+		{"store dir is a file", "127.0.0.1:0", file, file},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			log, _ := testLog(t)
+			e, err := StartEmbedded(EmbeddedConfig{Listen: tc.listen, StoreDir: tc.dir, ReadyTimeout: 5 * time.Second}, log)
+			if err == nil {
+				e.Shutdown()
+				t.Fatal("start-up succeeded, want an error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not name %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConnectErrorNamesURLWithoutPassword(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	log, _ := testLog(t)
+	_, err = Connect("nats://user:secret@"+addr, "t", log, nats.Timeout(time.Second))
+	if err == nil {
+		t.Fatal("connect to a closed port succeeded")
+	}
+	if !strings.Contains(err.Error(), addr) || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("error %q must name %s and hide the password", err, addr)
+	}
+}
+
+func TestReconnectsAfterServerRestartAndLogs(t *testing.T) {
+	dir := t.TempDir()
+	log, _ := testLog(t)
+	e1, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: dir}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := strings.TrimPrefix(e1.ClientURL(), "nats://")
+
+	clog, logs := testLog(t)
+	nc, err := Connect(e1.ClientURL(), "agent", clog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+
+	e1.Shutdown()
+	waitFor(t, "the client to notice the outage", func() bool { return !nc.IsConnected() })
+
+	e2 := startEmbedded(t, listen, dir)
+	waitFor(t, "the client to reconnect", nc.IsConnected)
+	if err := nc.Publish("after", []byte("x")); err != nil {
+		t.Fatalf("publish after reconnect: %v", err)
+	}
+	_ = e2
+	waitFor(t, "the reconnect log line", func() bool { return strings.Contains(logs.String(), "nats reconnected") })
+	if !strings.Contains(logs.String(), "nats disconnected") {
+		t.Fatalf("no disconnect log line in:\n%s", logs)
+	}
+}
+
+func TestBackoffGrowsAndIsCapped(t *testing.T) {
+	tests := []struct {
+		attempts int
+		base     time.Duration
+	}{
+		{1, 250 * time.Millisecond},
+		{2, 500 * time.Millisecond},
+		{3, time.Second},
+		{6, 8 * time.Second},
+		{7, 10 * time.Second},
+		{1000, 10 * time.Second},
+	}
+	for _, tc := range tests {
+		for range 50 {
+			d := Backoff(tc.attempts)
+			lo, hi := tc.base*8/10, tc.base*12/10
+			if d < lo || d > hi {
+				t.Fatalf("Backoff(%d) = %v, want within [%v, %v]", tc.attempts, d, lo, hi)
+			}
+		}
+	}
+}
+
+func TestEnsureSamplesStream(t *testing.T) {
+	e := startEmbedded(t, "", t.TempDir())
+	log, _ := testLog(t)
+	nc, err := e.Connect("t", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	st, err := EnsureSamplesStream(ctx, js, SamplesStream{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := st.CachedInfo()
+	if info.Config.MaxAge != 24*time.Hour || info.Config.Duplicates != 2*time.Hour ||
+		info.Config.Storage != jetstream.FileStorage || len(info.Config.Subjects) != 1 ||
+		info.Config.Subjects[0] != metrics.SubjectSamples {
+		t.Fatalf("defaults not applied: %+v", info.Config)
+	}
+
+	// A second call with other limits updates the same stream.
+	st, err = EnsureSamplesStream(ctx, js, SamplesStream{MaxAge: time.Hour, Duplicates: 3 * time.Hour})
+	if err != nil {
+		t.Fatalf("second ensure: %v", err)
+	}
+	info, err = st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxAge != time.Hour || info.Config.Duplicates != time.Hour {
+		t.Fatalf("update not applied or duplicates window not capped at max age: %+v", info.Config)
+	}
+
+	// A replayed sample (same Nats-Msg-Id) is stored once.
+	s := &metrics.Sample{Host: "h1", Boot: "b", Seq: 7, TS: time.Now().UnixNano()}
+	body, err := metrics.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		ack, err := js.Publish(ctx, metrics.SampleSubject("h1"), body, jetstream.WithMsgID(metrics.MsgID(s)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = ack
+	}
+	info, err = st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages, want 1 after de-duplication", info.State.Msgs)
+	}
+}
