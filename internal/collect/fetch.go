@@ -1,0 +1,91 @@
+package collect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// defaultHTTPTimeout bounds a model-server request when the caller gives no
+// client of its own; the agent's context usually ends it sooner.
+const defaultHTTPTimeout = 3 * time.Second
+
+// Body caps: a health answer is a few hundred bytes, /slots grows with the
+// slot count and /metrics with the series, so anything past these is not
+// what we asked for.
+const (
+	maxJSONBody    = 1 << 20
+	maxMetricsBody = 4 << 20
+)
+
+func orDefaultClient(c *http.Client) *http.Client {
+	if c != nil {
+		return c
+	}
+	return &http.Client{Timeout: defaultHTTPTimeout}
+}
+
+// httpGet fetches url and returns its status code and body, read up to
+// limit bytes. A body longer than limit is an error rather than a silently
+// truncated document that would then fail to parse for an obscure reason.
+func httpGet(ctx context.Context, client *http.Client, url string, limit int64) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("GET %s: read body: %w", url, err)
+	}
+	if int64(len(body)) > limit {
+		return resp.StatusCode, nil, fmt.Errorf("GET %s: body over %d bytes: %w", url, limit, errBodyTooLarge)
+	}
+	return resp.StatusCode, body, nil
+}
+
+var errBodyTooLarge = errors.New("body too large")
+
+// reasonOf turns a transport error into the short reason the dashboard
+// shows next to "unreachable".
+func reasonOf(err error) string {
+	var netErr net.Error
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection reset"
+	case errors.As(err, &dnsErr):
+		return "no such host"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, errBodyTooLarge):
+		return "body too large"
+	}
+	msg := err.Error()
+	if len(msg) > 120 {
+		msg = msg[:120]
+	}
+	return msg
+}
+
+func httpReason(code int) string { return fmt.Sprintf("HTTP %d", code) }
+
+// joinURL appends an endpoint path to a configured base URL, tolerating a
+// trailing slash on the base.
+func joinURL(base, path string) string {
+	return strings.TrimRight(base, "/") + path
+}
