@@ -1,0 +1,68 @@
+# sysperf: `make run` starts a hub with embedded NATS and a local agent;
+# `make test` runs every test. See README.md.
+
+GO        ?= go
+NPM       ?= npm
+BIN       := bin
+HTTP      ?= 127.0.0.1:8321
+NATS      ?= 127.0.0.1:4321
+DATA      ?= data
+# go-nvml's headers trip deprecation warnings that say nothing about our code.
+export CGO_CFLAGS ?= -Wno-deprecated-declarations
+
+UI_SRC := $(shell find webui/src webui/index.html webui/package.json webui/vite.config.* webui/tailwind.config.* webui/postcss.config.* webui/tsconfig*.json -type f 2>/dev/null)
+
+.PHONY: all run build ui test test-go test-ui test-e2e bench lint clean
+
+all: build
+
+# The UI is rebuilt only when its sources are newer than the build.
+webui/node_modules/.package-lock.json: webui/package-lock.json
+	cd webui && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+webui/dist/index.html: webui/node_modules/.package-lock.json $(UI_SRC)
+	cd webui && $(NPM) run build
+	@touch $@
+
+ui: webui/dist/index.html
+	@cd webui && node scripts/bundle-size.mjs 2>/dev/null || true
+
+build: ui
+	$(GO) build -o $(BIN)/hub ./cmd/hub
+	$(GO) build -o $(BIN)/agent ./cmd/agent
+
+run: build
+	@mkdir -p $(DATA)
+	@echo "starting hub (embedded NATS on $(NATS)) and a local agent; Ctrl-C stops both"
+	@trap 'kill $$hub $$agent 2>/dev/null; wait' INT TERM EXIT; \
+	$(BIN)/hub --http=$(HTTP) --nats-listen=$(NATS) --data-dir=$(DATA) & hub=$$!; \
+	for i in $$(seq 1 50); do curl -fsS http://$(HTTP)/healthz >/dev/null 2>&1 && break; sleep 0.2; done; \
+	curl -fsS http://$(HTTP)/healthz >/dev/null 2>&1 || { echo "hub did not come up on $(HTTP)"; exit 1; }; \
+	$(BIN)/agent --nats-url=nats://$(NATS) & agent=$$!; \
+	echo; echo "  dashboard: http://$(HTTP)/system"; echo; \
+	wait $$hub
+
+test: test-go test-ui test-e2e
+
+test-go:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-ui: webui/node_modules/.package-lock.json
+	cd webui && $(NPM) test
+
+test-e2e: build
+	cd webui && SYSPERF_BIN_DIR=$(CURDIR)/$(BIN) $(NPM) run e2e
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+lint: webui/node_modules/.package-lock.json
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$$( $(GO) env GOPATH)/bin/staticcheck ./...
+	cd webui && $(NPM) run typecheck
+
+clean:
+	rm -rf $(BIN) webui/dist webui/build-e2e
