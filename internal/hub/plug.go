@@ -21,8 +21,10 @@ type Source interface {
 
 // Patch writes one source's reading into an update being built. Patches
 // of direct sources run first; a fallback source (Prometheus) runs last and
-// fills only what is still empty.
-type Patch func(u *metrics.Update)
+// fills only what is still empty. It is an alias so that internal/sources
+// can implement Source without importing this package, which constructs
+// them (hub -> sources, never sources -> hub).
+type Patch = func(u *metrics.Update)
 
 // Latency turns scraped histograms and pushed observations into windowed
 // averages and percentiles.
