@@ -1,0 +1,254 @@
+// Package sources holds what the hub reads itself every interval: the
+// PostgreSQL and Redis servers, the health of the containers and, when a
+// site runs one, a Prometheus server. Each is a hub.Source: Poll reads once
+// within the caller's deadline and returns a Patch for the update.
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// defaultPollTimeout bounds a poll whose context has no deadline of its own;
+// the hub normally gives a shorter one.
+const defaultPollTimeout = 3 * time.Second
+
+// PostgresConfig says which server and database to watch.
+type PostgresConfig struct {
+	// DSN is a libpq connection string or URL. The source opens one
+	// connection of its own with it, never one of the application's.
+	DSN string
+	// Database is the monitored database; empty means the DSN's. Watching
+	// a database other than the one connected to keeps the monitor's own
+	// queries out of the figures it reports.
+	Database string
+	// PoolSize is the application's configured pool size. When > 0 it is
+	// reported as connections_max, because that is the limit the
+	// application hits first; otherwise max_connections is.
+	PoolSize int
+	// Timeout bounds a poll when its context has no deadline.
+	Timeout time.Duration
+}
+
+// Postgres reads pg_stat_database, pg_stat_activity and max_connections of
+// one database over one dedicated connection, reconnecting after a failure.
+type Postgres struct {
+	cfg      PostgresConfig
+	connCfg  *pgx.ConnConfig
+	password string
+	now      func() time.Time
+
+	mu   sync.Mutex // serialises polls: they share conn and prev
+	conn *pgx.Conn
+	prev *pgReading
+}
+
+// pgReading is one poll's cumulative counters and when they were read.
+type pgReading struct {
+	at       time.Time
+	xacts    int64 // xact_commit + xact_rollback
+	blksHit  int64
+	blksRead int64
+}
+
+// NewPostgres checks the configuration; it does not connect, so a database
+// that is down at start is reported by the first poll, not as a start-up
+// failure.
+func NewPostgres(cfg PostgresConfig) (*Postgres, error) {
+	if cfg.DSN == "" {
+		return nil, errors.New("postgres: empty DSN")
+	}
+	cc, err := pgx.ParseConfig(cfg.DSN)
+	if err != nil {
+		// pgx masks what it recognises; the whole DSN is not repeated.
+		return nil, fmt.Errorf("postgres DSN %s: %s", RedactDSN(cfg.DSN), redactSecret(err.Error(), passwordOf(cfg.DSN)))
+	}
+	if cfg.Database == "" {
+		cfg.Database = cc.Database
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultPollTimeout
+	}
+	if cfg.PoolSize < 0 {
+		return nil, fmt.Errorf("postgres: pool size %d is negative", cfg.PoolSize)
+	}
+	cc.RuntimeParams["application_name"] = "sysperf"
+	// One simple-protocol round trip per poll: no prepared statements to
+	// keep alive across reconnects.
+	cc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	if cc.ConnectTimeout == 0 || cc.ConnectTimeout > cfg.Timeout {
+		cc.ConnectTimeout = cfg.Timeout
+	}
+	return &Postgres{cfg: cfg, connCfg: cc, password: cc.Password, now: time.Now}, nil
+}
+
+// passwordOf extracts the password of a DSN pgx could not parse, so that
+// its error can still be masked.
+func passwordOf(dsn string) string {
+	if cc, err := pgx.ParseConfig(dsn); err == nil {
+		return cc.Password
+	}
+	return ""
+}
+
+// Name is the section the source fills.
+func (p *Postgres) Name() string { return metrics.SectionPostgreSQL }
+
+// Database is the monitored database's name.
+func (p *Postgres) Database() string { return p.cfg.Database }
+
+// Close drops the dedicated connection.
+func (p *Postgres) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropConn()
+}
+
+func (p *Postgres) dropConn() error {
+	if p.conn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err := p.conn.Close(ctx)
+	p.conn = nil
+	return err
+}
+
+// pgStatsQuery reads everything in one statement, so every figure comes
+// from the same statistics snapshot (stats_fetch_consistency caches it per
+// transaction). The monitor's own backend is left out of the activity.
+const pgStatsQuery = `
+SELECT d.xact_commit + d.xact_rollback,
+       d.blks_hit,
+       d.blks_read,
+       d.deadlocks,
+       pg_database_size(d.datid),
+       (SELECT count(*) FROM pg_stat_activity a
+         WHERE a.datname = d.datname AND a.backend_type = 'client backend'
+           AND a.pid <> pg_backend_pid()),
+       (SELECT EXTRACT(EPOCH FROM max(clock_timestamp() - a.query_start))::float8 FROM pg_stat_activity a
+         WHERE a.datname = d.datname AND a.state = 'active'
+           AND a.pid <> pg_backend_pid()),
+       current_setting('max_connections')::int
+  FROM pg_stat_database d
+ WHERE d.datname = $1`
+
+// Poll reads the database once. Any failure marks the section unreachable
+// with the reason (never the password) and drops the connection, so the
+// next poll reconnects and reports recovery.
+func (p *Postgres) Poll(ctx context.Context) func(*metrics.Update) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.Timeout)
+		defer cancel()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	view, err := p.read(ctx)
+	if err != nil {
+		_ = p.dropConn()
+		// After an outage the counters may have been reset; the next
+		// figures start from a fresh reading rather than span the gap.
+		p.prev = nil
+		reason := redactSecret(err.Error(), p.password)
+		return func(u *metrics.Update) {
+			u.Databases.PostgreSQL = metrics.PostgreSQL{Status: metrics.StatusUnreachable, Reason: reason}
+			setSource(u, metrics.SectionPostgreSQL, "postgres")
+			setError(u, metrics.SectionPostgreSQL, reason)
+		}
+	}
+	return func(u *metrics.Update) {
+		u.Databases.PostgreSQL = view
+		setSource(u, metrics.SectionPostgreSQL, "postgres")
+	}
+}
+
+func (p *Postgres) read(ctx context.Context) (metrics.PostgreSQL, error) {
+	if p.conn == nil || p.conn.IsClosed() {
+		c, err := pgx.ConnectConfig(ctx, p.connCfg)
+		if err != nil {
+			return metrics.PostgreSQL{}, fmt.Errorf("postgres connect: %w", err)
+		}
+		p.conn = c
+	}
+	var (
+		cur              pgReading
+		deadlocks, size  int64
+		active, maxConns int
+		longest          *float64
+	)
+	err := p.conn.QueryRow(ctx, pgStatsQuery, p.cfg.Database).Scan(
+		&cur.xacts, &cur.blksHit, &cur.blksRead, &deadlocks, &size, &active, &longest, &maxConns)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return metrics.PostgreSQL{}, fmt.Errorf("postgres: database %q not found in pg_stat_database", p.cfg.Database)
+	}
+	if err != nil {
+		return metrics.PostgreSQL{}, fmt.Errorf("postgres stats query: %w", err)
+	}
+	cur.at = p.now()
+
+	v := metrics.PostgreSQL{
+		Status:            metrics.StatusHealthy,
+		ConnectionsActive: &active,
+		Deadlocks:         &deadlocks,
+		SizeBytes:         &size,
+		LongestQueryS:     longest,
+	}
+	connMax := maxConns
+	if p.cfg.PoolSize > 0 {
+		connMax = p.cfg.PoolSize
+	}
+	v.ConnectionsMax = &connMax
+	v.CacheHitRatio, v.TransactionsPerMin = pgRates(p.prev, cur)
+	p.prev = &cur
+	return v, nil
+}
+
+// pgRates derives the interval figures. Until two readings exist (and after
+// a counter reset) the cache hit ratio is the cumulative one and the
+// transaction rate is unknown. An interval without a single block access
+// has no ratio (null, not the previous value): there is nothing to
+// measure, and repeating an old figure would pass stale data off as new.
+func pgRates(prev *pgReading, cur pgReading) (hitRatio, tpm *float64) {
+	if prev == nil || cur.xacts < prev.xacts || cur.blksHit < prev.blksHit || cur.blksRead < prev.blksRead {
+		return ratio(cur.blksHit, cur.blksRead), nil
+	}
+	hitRatio = ratio(cur.blksHit-prev.blksHit, cur.blksRead-prev.blksRead)
+	if elapsed := cur.at.Sub(prev.at); elapsed > 0 {
+		r := float64(cur.xacts-prev.xacts) / elapsed.Minutes()
+		tpm = &r
+	}
+	return hitRatio, tpm
+}
+
+// ratio is hits/(hits+misses) in percent, nil when there were neither.
+func ratio(hits, misses int64) *float64 {
+	if hits+misses <= 0 {
+		return nil
+	}
+	r := float64(hits) / float64(hits+misses) * 100
+	return &r
+}
+
+func setSource(u *metrics.Update, section, source string) {
+	if u.Sources == nil {
+		u.Sources = map[string]string{}
+	}
+	u.Sources[section] = source
+}
+
+func setError(u *metrics.Update, section, reason string) {
+	if u.Errors == nil {
+		u.Errors = map[string]string{}
+	}
+	u.Errors[section] = reason
+}
