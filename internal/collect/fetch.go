@@ -39,6 +39,12 @@ func httpGet(ctx context.Context, client *http.Client, url string, limit int64) 
 	if err != nil {
 		return 0, nil, fmt.Errorf("GET %s: %w", url, err)
 	}
+	return doLimited(client, req, limit)
+}
+
+// doLimited sends req and reads the body up to limit bytes.
+func doLimited(client *http.Client, req *http.Request, limit int64) (int, []byte, error) {
+	url := req.URL.String()
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("GET %s: %w", url, err)

@@ -1,0 +1,389 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// Inference roles: which windowed figure a scraped series feeds.
+const (
+	RoleRTDETR   = "rtdetr"   // histogram → inference.rtdetr_latency_ms
+	RoleNemotron = "nemotron" // histogram → inference.nemotron_latency_ms
+	RolePipeline = "pipeline" // histogram → inference.pipeline_latency_ms
+	RoleImages   = "images"   // counter → throughput.images_per_min
+	RoleEvents   = "events"   // counter → throughput.events_per_min
+)
+
+// ScrapeTarget is one Prometheus-text endpoint and which of its series
+// feed which role. A series is a selector: a metric family name with
+// optional exact label matchers, e.g. hsi_stage_duration_seconds{stage="detect"}.
+// Series matching a selector are summed (per bucket for histograms), as
+// sum by (le) would.
+type ScrapeTarget struct {
+	URL        string            `yaml:"url"`
+	Histograms map[string]string `yaml:"histograms"`
+	Counters   map[string]string `yaml:"counters"`
+}
+
+// Validate reports a target whose URL is missing or whose selectors do not
+// parse, naming the role.
+func (t ScrapeTarget) Validate() error {
+	if t.URL == "" {
+		return errors.New("scrape target: url is empty")
+	}
+	for role, sel := range t.Histograms {
+		if _, err := ParseSelector(sel); err != nil {
+			return fmt.Errorf("scrape target %s: histograms.%s: %w", t.URL, role, err)
+		}
+	}
+	for role, sel := range t.Counters {
+		if _, err := ParseSelector(sel); err != nil {
+			return fmt.Errorf("scrape target %s: counters.%s: %w", t.URL, role, err)
+		}
+	}
+	return nil
+}
+
+// DefaultScrapeTargets are the series the issue names: the detector's own
+// /metrics, and, when configured, the backend's /api/metrics. The detector
+// comes first so its histogram wins; the backend's detect stage fills the
+// rtdetr role only when the detector exports none.
+func DefaultScrapeTargets(rtdetrURL, backendMetricsURL string) []ScrapeTarget {
+	var out []ScrapeTarget
+	if rtdetrURL != "" {
+		out = append(out, ScrapeTarget{
+			URL:        joinURL(rtdetrURL, "/metrics"),
+			Histograms: map[string]string{RoleRTDETR: "rtdetr_inference_latency_seconds"},
+			Counters:   map[string]string{RoleImages: "rtdetr_inference_requests_total"},
+		})
+	}
+	if backendMetricsURL != "" {
+		out = append(out, ScrapeTarget{
+			URL: backendMetricsURL,
+			Histograms: map[string]string{
+				RoleRTDETR:   `hsi_stage_duration_seconds{stage="detect"}`,
+				RoleNemotron: `hsi_stage_duration_seconds{stage="analyze"}`,
+				RolePipeline: `hsi_stage_duration_seconds{stage="batch"}`,
+			},
+			Counters: map[string]string{RoleEvents: "hsi_events_created_total"},
+		})
+	}
+	return out
+}
+
+// Selector picks series of one family by exact label values.
+type Selector struct {
+	Name   string
+	Labels map[string]string
+}
+
+// ParseSelector reads name or name{label="value",...}.
+func ParseSelector(s string) (Selector, error) {
+	s = strings.TrimSpace(s)
+	name, rest, hasLabels := strings.Cut(s, "{")
+	sel := Selector{Name: strings.TrimSpace(name)}
+	if !model.LegacyValidation.IsValidMetricName(sel.Name) {
+		return Selector{}, fmt.Errorf("selector %q: bad metric name %q", s, sel.Name)
+	}
+	if !hasLabels {
+		return sel, nil
+	}
+	body, ok := strings.CutSuffix(strings.TrimSpace(rest), "}")
+	if !ok {
+		return Selector{}, fmt.Errorf("selector %q: missing '}'", s)
+	}
+	sel.Labels = map[string]string{}
+	for body = strings.TrimSpace(body); body != ""; {
+		k, after, ok := strings.Cut(body, "=")
+		k = strings.TrimSpace(k)
+		after = strings.TrimSpace(after)
+		if !ok || !model.LegacyValidation.IsValidLabelName(k) || !strings.HasPrefix(after, `"`) {
+			return Selector{}, fmt.Errorf(`selector %q: want label="value"`, s)
+		}
+		end := strings.Index(after[1:], `"`)
+		if end < 0 {
+			return Selector{}, fmt.Errorf("selector %q: unterminated label value", s)
+		}
+		sel.Labels[k] = after[1 : 1+end]
+		body = strings.TrimSpace(after[2+end:])
+		body = strings.TrimSpace(strings.TrimPrefix(body, ","))
+	}
+	return sel, nil
+}
+
+func (sel Selector) matches(m *dto.Metric) bool {
+	for k, v := range sel.Labels {
+		found := false
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == k {
+				found = lp.GetValue() == v
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// Scrape reads the configured Prometheus-text endpoints into
+// Sample.Inference: cumulative histograms and counters by role, which the
+// hub turns into windowed figures. Targets are read at once, each bounded
+// by the agent's context and the client's timeout. A role several targets
+// give is taken from the first target (in configuration order) that had
+// it. Collect returns the failed targets' errors joined; what the others
+// gave is still in the sample.
+type Scrape struct {
+	targets []compiledTarget
+	client  *http.Client
+}
+
+type compiledTarget struct {
+	url        string
+	histograms map[string]Selector
+	counters   map[string]Selector
+	err        error // a selector that did not parse
+}
+
+// NewScrape returns a collector for targets. A selector that does not
+// parse makes its target fail every Collect with the reason; call
+// ScrapeTarget.Validate at start-up to refuse it there instead.
+func NewScrape(targets []ScrapeTarget, client *http.Client) *Scrape {
+	sc := &Scrape{client: orDefaultClient(client)}
+	for _, t := range targets {
+		ct := compiledTarget{url: t.URL, histograms: map[string]Selector{}, counters: map[string]Selector{}}
+		if err := t.Validate(); err != nil {
+			ct.err = err
+		}
+		for role, s := range t.Histograms {
+			if sel, err := ParseSelector(s); err == nil {
+				ct.histograms[role] = sel
+			}
+		}
+		for role, s := range t.Counters {
+			if sel, err := ParseSelector(s); err == nil {
+				ct.counters[role] = sel
+			}
+		}
+		sc.targets = append(sc.targets, ct)
+	}
+	return sc
+}
+
+// Name implements Collector.
+func (sc *Scrape) Name() string { return metrics.CollectorInference }
+
+type scrapeResult struct {
+	inf metrics.Inference
+	err error
+}
+
+// Collect implements Collector.
+func (sc *Scrape) Collect(ctx context.Context, s *metrics.Sample) error {
+	if s == nil {
+		return errors.New("inference: nil sample")
+	}
+	res := make([]scrapeResult, len(sc.targets))
+	var wg sync.WaitGroup
+	for i, t := range sc.targets {
+		wg.Go(func() {
+			inf, err := sc.scrapeOne(ctx, t)
+			res[i] = scrapeResult{inf: inf, err: err}
+		})
+	}
+	wg.Wait()
+
+	var out metrics.Inference
+	var errs []error
+	for _, r := range res {
+		if r.err != nil {
+			errs = append(errs, r.err)
+		}
+		for role, h := range r.inf.Histograms {
+			if _, taken := out.Histograms[role]; !taken {
+				if out.Histograms == nil {
+					out.Histograms = map[string]metrics.Histogram{}
+				}
+				out.Histograms[role] = h
+			}
+		}
+		for role, v := range r.inf.Counters {
+			if _, taken := out.Counters[role]; !taken {
+				if out.Counters == nil {
+					out.Counters = map[string]float64{}
+				}
+				out.Counters[role] = v
+			}
+		}
+	}
+	if out.Histograms != nil || out.Counters != nil {
+		s.Inference = &out
+	}
+	return errors.Join(errs...)
+}
+
+func (sc *Scrape) scrapeOne(ctx context.Context, t compiledTarget) (metrics.Inference, error) {
+	if t.err != nil {
+		return metrics.Inference{}, t.err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
+	if err != nil {
+		return metrics.Inference{}, fmt.Errorf("scrape %s: %w", t.url, err)
+	}
+	// Ask for the classic text format: it is the one TextParser reads.
+	req.Header.Set("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
+	code, body, err := doLimited(sc.client, req, maxMetricsBody)
+	if err != nil {
+		return metrics.Inference{}, fmt.Errorf("scrape %s: %s", t.url, reasonOf(err))
+	}
+	if code != http.StatusOK {
+		return metrics.Inference{}, fmt.Errorf("scrape %s: %s", t.url, httpReason(code))
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return metrics.Inference{}, fmt.Errorf("scrape %s: parse: %w", t.url, err)
+	}
+	return extractInference(families, t.histograms, t.counters)
+}
+
+// extractInference picks the configured series out of parsed families. A
+// series the endpoint does not export is simply absent from the result.
+func extractInference(families map[string]*dto.MetricFamily, hists, counters map[string]Selector) (metrics.Inference, error) {
+	var inf metrics.Inference
+	var errs []error
+	for role, sel := range hists {
+		mf := families[sel.Name]
+		if mf == nil {
+			continue
+		}
+		if mf.GetType() != dto.MetricType_HISTOGRAM {
+			errs = append(errs, fmt.Errorf("%s: is a %s, not a histogram", sel.Name, strings.ToLower(mf.GetType().String())))
+			continue
+		}
+		h, ok, err := sumHistograms(mf, sel)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", sel.Name, err))
+			continue
+		}
+		if ok {
+			if inf.Histograms == nil {
+				inf.Histograms = map[string]metrics.Histogram{}
+			}
+			inf.Histograms[role] = h
+		}
+	}
+	for role, sel := range counters {
+		v, ok := sumCounter(families, sel)
+		if ok {
+			if inf.Counters == nil {
+				inf.Counters = map[string]float64{}
+			}
+			inf.Counters[role] = v
+		}
+	}
+	return inf, errors.Join(errs...)
+}
+
+func sumHistograms(mf *dto.MetricFamily, sel Selector) (metrics.Histogram, bool, error) {
+	var out metrics.Histogram
+	found := false
+	for _, m := range mf.GetMetric() {
+		if !sel.matches(m) || m.GetHistogram() == nil {
+			continue
+		}
+		h := toHistogram(m.GetHistogram())
+		if !found {
+			out, found = h, true
+			continue
+		}
+		if len(h.Buckets) != len(out.Buckets) {
+			return metrics.Histogram{}, false, errors.New("matching series have different buckets")
+		}
+		for i := range h.Buckets {
+			if h.Buckets[i].UpperBound != out.Buckets[i].UpperBound {
+				return metrics.Histogram{}, false, errors.New("matching series have different buckets")
+			}
+			out.Buckets[i].Count += h.Buckets[i].Count
+		}
+		out.Count += h.Count
+		out.Sum += h.Sum
+	}
+	return out, found, nil
+}
+
+// toHistogram converts a parsed histogram to the wire form: finite buckets
+// sorted by bound, the +Inf bucket's count as Count.
+func toHistogram(h *dto.Histogram) metrics.Histogram {
+	count := float64(h.GetSampleCount())
+	if h.SampleCountFloat != nil {
+		count = h.GetSampleCountFloat()
+	}
+	out := metrics.Histogram{Count: count, Sum: h.GetSampleSum()}
+	for _, b := range h.GetBucket() {
+		ub := b.GetUpperBound()
+		if math.IsInf(ub, +1) {
+			continue
+		}
+		c := float64(b.GetCumulativeCount())
+		if b.CumulativeCountFloat != nil {
+			c = b.GetCumulativeCountFloat()
+		}
+		out.Buckets = append(out.Buckets, metrics.Bucket{UpperBound: ub, Count: c})
+	}
+	sort.Slice(out.Buckets, func(i, j int) bool { return out.Buckets[i].UpperBound < out.Buckets[j].UpperBound })
+	return out
+}
+
+// sumCounter sums the matching series of a counter. It accepts the name
+// with or without the _total suffix, as exporters differ.
+func sumCounter(families map[string]*dto.MetricFamily, sel Selector) (float64, bool) {
+	mf := families[sel.Name]
+	if mf == nil {
+		if base, ok := strings.CutSuffix(sel.Name, "_total"); ok {
+			mf = families[base]
+		} else {
+			mf = families[sel.Name+"_total"]
+		}
+	}
+	if mf == nil {
+		return 0, false
+	}
+	sum, found := 0.0, false
+	for _, m := range mf.GetMetric() {
+		if !sel.matches(m) {
+			continue
+		}
+		var v float64
+		switch {
+		case m.Counter != nil:
+			v = m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			v = m.GetGauge().GetValue()
+		case m.Untyped != nil:
+			v = m.GetUntyped().GetValue()
+		default:
+			continue
+		}
+		if math.IsNaN(v) {
+			continue
+		}
+		sum += v
+		found = true
+	}
+	return sum, found
+}
