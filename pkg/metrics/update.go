@@ -158,6 +158,8 @@ type Redis struct {
 	BlockedClients   *int64   `json:"blocked_clients"`
 	OpsPerSec        *float64 `json:"ops_per_sec,omitempty"`
 	EvictedKeys      *int64   `json:"evicted_keys,omitempty"`
+	// Keys is the number of keys over all databases (INFO keyspace).
+	Keys *int64 `json:"keys,omitempty"`
 }
 
 // Container is one container's state and health.
