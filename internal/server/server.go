@@ -1,0 +1,292 @@
+// Package server is the hub's HTTP face: the dashboard, the REST API, the
+// /ws/system feed and /metrics.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// HistoryReader serves the chart windows; hub.History satisfies it.
+type HistoryReader interface {
+	// Window returns the points of a range; an error means the range or
+	// host is not one the reader knows, and is shown to the client.
+	Window(now time.Time, rng, host string) (metrics.History, error)
+}
+
+// AlertLister serves GET /api/v1/alerts.
+type AlertLister interface {
+	// Active returns the alerts now pending or firing.
+	Active() []metrics.Alert
+	// Recent returns the latest transitions, newest first.
+	Recent() []metrics.Alert
+}
+
+// Config configures the server. Only Addr is required.
+type Config struct {
+	// Addr is the listen address, e.g. "127.0.0.1:8321"; port 0 picks one.
+	Addr string
+	// UI serves every path no other route takes. Nil serves a placeholder
+	// page at /system.
+	UI http.Handler
+	// Metrics serves GET /metrics; nil answers 404.
+	Metrics http.Handler
+	// History serves /api/v1/history and the WebSocket's history
+	// messages; nil answers 501 and sends no history.
+	History HistoryReader
+	// Alerts serves /api/v1/alerts; nil lists none.
+	Alerts AlertLister
+	// DefaultRange is the history range sent on connect; default "5m".
+	DefaultRange string
+	// QueueLen is each WebSocket client's send queue; a client whose queue
+	// is full is dropped. Default 16.
+	QueueLen int
+	// WriteTimeout bounds one WebSocket write; default 10s.
+	WriteTimeout time.Duration
+	// PingInterval is the WebSocket keep-alive period; default 20s.
+	PingInterval time.Duration
+	// OriginPatterns are extra origins allowed to open the WebSocket
+	// (the page's own origin always is), e.g. a UI dev server.
+	OriginPatterns []string
+	Log            *slog.Logger
+}
+
+// Server serves HTTP until Shutdown.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	http *http.Server
+	ln   net.Listener
+	done chan error
+
+	latest atomic.Pointer[[]byte]
+
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	closed  bool
+
+	dropped atomic.Uint64
+	wg      sync.WaitGroup
+}
+
+// Start listens on cfg.Addr and serves in the background. An address in
+// use fails with an error naming it.
+func Start(cfg Config) (*Server, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DefaultRange == "" {
+		cfg.DefaultRange = "5m"
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = 16
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 20 * time.Second
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", cfg.Addr, err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Log.With("component", "http"),
+		ln:      ln,
+		done:    make(chan error, 1),
+		clients: map[*client]struct{}{},
+	}
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		err := s.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Handler routes every endpoint.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /api/v1/performance", s.performance)
+	mux.HandleFunc("GET /api/v1/history", s.history)
+	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
+	mux.HandleFunc("/ws/system", s.websocket)
+	if s.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", s.cfg.Metrics)
+	} else {
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusNotFound, "metrics not configured")
+		})
+	}
+	if s.cfg.UI != nil {
+		mux.Handle("/", s.cfg.UI)
+	} else {
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/system", http.StatusFound)
+		})
+		mux.HandleFunc("GET /system", placeholder)
+	}
+	return mux
+}
+
+// Publish hands the server a new update, the JSON of a metrics.Update
+// with type performance_update. It never blocks: a client that cannot
+// take it is dropped.
+func (s *Server) Publish(update []byte) {
+	s.latest.Store(&update)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.clients {
+		if !c.enqueue(update) {
+			s.dropLocked(c, "send queue full", nil)
+		}
+	}
+}
+
+// Clients is the number of connected WebSocket clients.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
+}
+
+// Dropped is the number of WebSocket clients dropped for being too slow.
+func (s *Server) Dropped() uint64 { return s.dropped.Load() }
+
+// Shutdown stops accepting, closes every WebSocket and waits for handlers
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.clients {
+		c.stop(websocketGoingAway, "server shutting down")
+		delete(s.clients, c)
+	}
+	s.mu.Unlock()
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		_ = s.http.Close()
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	ws := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(ws)
+	}()
+	select {
+	case <-ws:
+	case <-ctx.Done():
+		return fmt.Errorf("http shutdown: websocket clients still closing: %w", ctx.Err())
+	}
+	return <-s.done
+}
+
+func (s *Server) performance(w http.ResponseWriter, _ *http.Request) {
+	b := s.latest.Load()
+	if b == nil {
+		writeError(w, http.StatusServiceUnavailable, "no update yet: the hub builds the first one within an interval of start")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(*b)
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.History == nil {
+		writeError(w, http.StatusNotImplemented, "history not configured")
+		return
+	}
+	rng := r.URL.Query().Get("range")
+	if rng == "" {
+		rng = s.cfg.DefaultRange
+	}
+	h, err := s.cfg.History.Window(time.Now(), rng, r.URL.Query().Get("host"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("range %q: %v", rng, err))
+		return
+	}
+	h.Type = ""
+	writeJSON(w, http.StatusOK, h)
+}
+
+// alertsBody is GET /api/v1/alerts.
+type alertsBody struct {
+	Active []metrics.Alert `json:"active"`
+	Recent []metrics.Alert `json:"recent"`
+}
+
+func (s *Server) alerts(w http.ResponseWriter, _ *http.Request) {
+	body := alertsBody{Active: []metrics.Alert{}, Recent: []metrics.Alert{}}
+	if s.cfg.Alerts != nil {
+		if a := s.cfg.Alerts.Active(); a != nil {
+			body.Active = a
+		}
+		if a := s.cfg.Alerts.Recent(); a != nil {
+			body.Recent = a
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encode response: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// placeholder stands in for the dashboard until a UI handler is given.
+func placeholder(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sysperf</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto">
+<h1>sysperf</h1>
+<p>The hub is running, but this build has no dashboard.
+The live feed is at <code>/ws/system</code> and the latest figures at
+<a href="/api/v1/performance"><code>/api/v1/performance</code></a>.</p>
+</body></html>
+`))
+}

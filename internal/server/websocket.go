@@ -1,0 +1,248 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+const (
+	websocketGoingAway = websocket.StatusGoingAway
+	// readLimit bounds what a client may send: subscribe messages are tiny.
+	readLimit = 4096
+)
+
+// client is one WebSocket connection with its own bounded queue, so a
+// slow reader costs only itself.
+type client struct {
+	conn  *websocket.Conn
+	send  chan []byte
+	ctx   context.Context
+	close context.CancelFunc
+
+	mu      sync.Mutex
+	stopped bool
+	code    websocket.StatusCode
+	reason  string
+}
+
+func (c *client) enqueue(b []byte) bool {
+	select {
+	case c.send <- b:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the client's goroutines; the handler closes the connection
+// with code.
+// The first reason given wins.
+func (c *client) stop(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	if !c.stopped {
+		c.stopped, c.code, c.reason = true, code, reason
+	}
+	c.mu.Unlock()
+	c.close()
+}
+
+func (c *client) closeCode() (websocket.StatusCode, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.code, c.reason
+}
+
+// dropLocked ends a client that cannot keep up; reason is sent in the
+// close frame, so it must stay short (123 bytes).
+func (s *Server) dropLocked(c *client, reason string, err error) {
+	if _, ok := s.clients[c]; !ok {
+		return
+	}
+	delete(s.clients, c)
+	s.dropped.Add(1)
+	if err != nil {
+		s.log.Warn("websocket client dropped", "reason", reason, "err", err)
+	} else {
+		s.log.Warn("websocket client dropped", "reason", reason)
+	}
+	c.stop(websocket.StatusPolicyViolation, reason)
+}
+
+func (s *Server) drop(c *client, reason string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropLocked(c, reason, err)
+}
+
+// subscribeMsg is what a client may send.
+type subscribeMsg struct {
+	Type  string `json:"type"`
+	Range string `json:"range"`
+}
+
+func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
+	// Hijacked connections are not waited for by http.Server.Shutdown, so
+	// Shutdown waits on wg; Add only while not closed, never during Wait.
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		writeError(w, http.StatusServiceUnavailable, "server shutting down")
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	// The server's read and write timeouts were set on the connection for
+	// the HTTP request; a long-lived WebSocket manages its own.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.OriginPatterns})
+	if err != nil {
+		s.log.Debug("websocket accept", "err", err)
+		return
+	}
+	conn.SetReadLimit(readLimit)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &client{conn: conn, send: make(chan []byte, s.cfg.QueueLen), ctx: ctx, close: cancel}
+
+	// History first, then the latest update, then every update: queued
+	// under the lock Publish takes, so nothing lands out of order.
+	if s.cfg.History != nil {
+		if b, err := s.historyMessage(s.cfg.DefaultRange); err == nil {
+			c.enqueue(b)
+		} else {
+			s.log.Warn("history on connect", "range", s.cfg.DefaultRange, "err", err)
+		}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		cancel()
+		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	if b := s.latest.Load(); b != nil {
+		c.enqueue(*b)
+	}
+	s.clients[c] = struct{}{}
+	s.mu.Unlock()
+
+	go s.readLoop(c)
+	s.writeLoop(c)
+
+	s.mu.Lock()
+	delete(s.clients, c)
+	s.mu.Unlock()
+	code, reason := c.closeCode()
+	if code == 0 {
+		_ = conn.CloseNow()
+		return
+	}
+	// Close waits a bounded time for the peer's close frame; a client
+	// that reads nothing just has its connection cut.
+	_ = conn.Close(code, reason)
+}
+
+func (s *Server) writeLoop(c *client) {
+	ping := time.NewTicker(s.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case b := <-c.send:
+			ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
+			err := c.conn.Write(ctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				if c.ctx.Err() == nil {
+					s.drop(c, "write timed out", err)
+				}
+				return
+			}
+		case <-ping.C:
+			ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
+			err := c.conn.Ping(ctx)
+			cancel()
+			if err != nil {
+				if c.ctx.Err() == nil {
+					s.drop(c, "no pong", err)
+				}
+				return
+			}
+		}
+	}
+}
+
+// readLoop answers subscribe messages and notices the client leaving.
+// It also keeps pongs flowing, which Ping needs.
+func (s *Server) readLoop(c *client) {
+	for {
+		// Not c.ctx: a cancelled read context cuts the connection, and a
+		// stopped client is closed with a proper close frame instead.
+		_, data, err := c.conn.Read(context.Background())
+		if err != nil {
+			// The client left or sent garbage framing: end it quietly.
+			c.stop(0, "")
+			return
+		}
+		var m subscribeMsg
+		if err := json.Unmarshal(data, &m); err != nil || m.Type != "subscribe" {
+			s.reply(c, errorMessage("expected {\"type\":\"subscribe\",\"range\":\"5m\"}"))
+			continue
+		}
+		if s.cfg.History == nil {
+			s.reply(c, errorMessage("history not configured"))
+			continue
+		}
+		b, err := s.historyMessage(m.Range)
+		if err != nil {
+			s.reply(c, errorMessage(err.Error()))
+			continue
+		}
+		s.reply(c, b)
+	}
+}
+
+func (s *Server) reply(c *client, b []byte) {
+	if !c.enqueue(b) {
+		s.drop(c, "send queue full", nil)
+	}
+}
+
+func (s *Server) historyMessage(rng string) ([]byte, error) {
+	if rng == "" {
+		rng = s.cfg.DefaultRange
+	}
+	h, err := s.cfg.History.Window(time.Now(), rng, "")
+	if err != nil {
+		return nil, errors.New("range " + quote(rng) + ": " + err.Error())
+	}
+	h.Type = metrics.TypeHistory
+	if h.Range == "" {
+		h.Range = rng
+	}
+	if h.Points == nil {
+		h.Points = []metrics.Point{}
+	}
+	return json.Marshal(h)
+}
+
+func errorMessage(msg string) []byte {
+	b, _ := json.Marshal(map[string]string{"type": "error", "error": msg})
+	return b
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
