@@ -1,0 +1,111 @@
+package alerts
+
+import "time"
+
+// Defaults returns the default rule set: every row of the seed design's
+// alert table plus a rule for a host that stops reporting. The seed gives
+// a duration only for GPU utilization (2 min / 5 min) and says "sustained"
+// for host CPU; the other durations are chosen here:
+//
+//	rule                      warning          critical         for (warn/crit)  clear (hysteresis)  why
+//	gpu_utilization           > 90 %           > 98 %           2m / 5m          -5 %                seed
+//	gpu_temperature           > 75 °C          > 85 °C          1m / 30s         -3 °C               heat builds slowly; 85 °C is urgent
+//	gpu_vram                  > 90 %           > 95 %           1m / 30s         -2 %                a full GPU OOMs the next model load
+//	gpu_power                 > 300 W          > 350 W          2m / 1m          -20 W               power spikes with each batch
+//	rtdetr_latency_p95        > 200 ms         > 500 ms         1m / 1m          -20 ms              p95 is already a window figure
+//	nemotron_latency_p95      > 10 s           > 30 s           1m / 1m          -1 s                idem
+//	postgresql_connections    > 80 % of pool   > 95 % of pool   1m / 30s         -5 %                pool exhaustion is abrupt
+//	postgresql_cache_hit      < 90 %           < 80 %           5m / 5m          +2 %                cold caches after a restart
+//	redis_memory              > 100 MB         > 500 MB         5m / 1m          -10 MB              growth, not a burst
+//	redis_hit_ratio           < 50 %           < 10 %           5m / 5m          +5 %                idle periods have few lookups
+//	host_cpu                  > 80 %           > 95 %           5m / 2m          -5 %                seed: "sustained"
+//	host_ram                  > 85 %           > 95 %           2m / 1m          -3 %                page cache settles quickly
+//	host_disk                 > 80 %           > 90 %           1m / 1m          -1 %                moves slowly; wait out a temp file
+//	containers_unhealthy      >= 1 unhealthy   >= 2 unhealthy   30s / 30s        none                one failed health ping is not news
+//	host_offline              not reporting    not reporting    15s / 5m         none                the hub already waits 3 intervals
+//
+// Every rule except host_offline keeps firing for 30s after its condition
+// ends, so one good sample does not resolve an alert that returns at once.
+// No-data policy is "keep" everywhere: an unreachable source has its own
+// status in the update, and host_offline covers a silent agent.
+func Defaults() []Rule {
+	lv := func(threshold float64, d time.Duration) *Level { return &Level{Threshold: threshold, For: d} }
+	const keep = 30 * time.Second
+	return []Rule{
+		{
+			Name: "gpu_utilization", Metric: "gpu_utilization", Target: KindGPU, Comparison: Above,
+			Warning: lv(90, 2*time.Minute), Critical: lv(98, 5*time.Minute), Hysteresis: 5, KeepFiringFor: keep,
+			Message: "GPU {{.Target}} utilization high on {{.Host}}: {{.Value}}% (threshold: {{.Threshold}}%)",
+		},
+		{
+			Name: "gpu_temperature", Metric: "gpu_temperature", Target: KindGPU, Comparison: Above,
+			Warning: lv(75, time.Minute), Critical: lv(85, 30*time.Second), Hysteresis: 3, KeepFiringFor: keep,
+			Message: "GPU temperature high: {{.Value}}°C on {{.Host}} {{.Target}} (threshold: {{.Threshold}}°C)",
+		},
+		{
+			Name: "gpu_vram", Metric: "gpu_vram_percent", Target: KindGPU, Comparison: Above,
+			Warning: lv(90, time.Minute), Critical: lv(95, 30*time.Second), Hysteresis: 2, KeepFiringFor: keep,
+			Message: "GPU {{.Target}} VRAM almost full on {{.Host}}: {{.Value}}% used (threshold: {{.Threshold}}%)",
+		},
+		{
+			Name: "gpu_power", Metric: "gpu_power", Target: KindGPU, Comparison: Above,
+			Warning: lv(300, 2*time.Minute), Critical: lv(350, time.Minute), Hysteresis: 20, KeepFiringFor: keep,
+			Message: "GPU {{.Target}} power draw high on {{.Host}}: {{.Value}} W (threshold: {{.Threshold}} W)",
+		},
+		{
+			Name: "rtdetr_latency_p95", Metric: "model_latency_p95_ms", Target: KindModel, Match: "rtdetr", Comparison: Above,
+			Warning: lv(200, time.Minute), Critical: lv(500, time.Minute), Hysteresis: 20, KeepFiringFor: keep,
+			Message: "RT-DETRv2 latency P95 high: {{.Value}} ms (threshold: {{.Threshold}} ms)",
+		},
+		{
+			Name: "nemotron_latency_p95", Metric: "model_latency_p95_ms", Target: KindModel, Match: "nemotron", Comparison: Above,
+			Warning: lv(10_000, time.Minute), Critical: lv(30_000, time.Minute), Hysteresis: 1000, KeepFiringFor: keep,
+			Message: "Nemotron latency P95 high: {{.Value}} ms (threshold: {{.Threshold}} ms)",
+		},
+		{
+			Name: "postgresql_connections", Metric: "postgresql_connections_percent", Target: KindDatabase, Comparison: Above,
+			Warning: lv(80, time.Minute), Critical: lv(95, 30*time.Second), Hysteresis: 5, KeepFiringFor: keep,
+			Message: "PostgreSQL connection pool {{.Value}}% used (threshold: {{.Threshold}}%)",
+		},
+		{
+			Name: "postgresql_cache_hit", Metric: "postgresql_cache_hit_ratio", Target: KindDatabase, Comparison: Below,
+			Warning: lv(90, 5*time.Minute), Critical: lv(80, 5*time.Minute), Hysteresis: 2, KeepFiringFor: keep,
+			Message: "PostgreSQL cache hit ratio low: {{.Value}}% (threshold: {{.Threshold}}%)",
+		},
+		{
+			Name: "redis_memory", Metric: "redis_memory_mb", Target: KindDatabase, Comparison: Above,
+			Warning: lv(100, 5*time.Minute), Critical: lv(500, time.Minute), Hysteresis: 10, KeepFiringFor: keep,
+			Message: "Redis memory high: {{.Value}} MB (threshold: {{.Threshold}} MB)",
+		},
+		{
+			Name: "redis_hit_ratio", Metric: "redis_hit_ratio", Target: KindDatabase, Comparison: Below,
+			Warning: lv(50, 5*time.Minute), Critical: lv(10, 5*time.Minute), Hysteresis: 5, KeepFiringFor: keep,
+			Message: "Redis keyspace hit ratio low: {{.Value}}% (threshold: {{.Threshold}}%)",
+		},
+		{
+			Name: "host_cpu", Metric: "host_cpu_percent", Target: KindHost, Comparison: Above,
+			Warning: lv(80, 5*time.Minute), Critical: lv(95, 2*time.Minute), Hysteresis: 5, KeepFiringFor: keep,
+			Message: "Host CPU high on {{.Host}}: {{.Value}}% (threshold: {{.Threshold}}%)",
+		},
+		{
+			Name: "host_ram", Metric: "host_ram_percent", Target: KindHost, Comparison: Above,
+			Warning: lv(85, 2*time.Minute), Critical: lv(95, time.Minute), Hysteresis: 3, KeepFiringFor: keep,
+			Message: "Host RAM high on {{.Host}}: {{.Value}}% used (threshold: {{.Threshold}}%)",
+		},
+		{
+			Name: "host_disk", Metric: "host_disk_percent", Target: KindHost, Comparison: Above,
+			Warning: lv(80, time.Minute), Critical: lv(90, time.Minute), Hysteresis: 1, KeepFiringFor: keep,
+			Message: "Host disk almost full on {{.Host}}: {{.Value}}% used (threshold: {{.Threshold}}%)",
+		},
+		{
+			Name: "containers_unhealthy", Metric: "containers_unhealthy", Target: KindContainersCount, Comparison: AboveOrEqual,
+			Warning: lv(1, 30*time.Second), Critical: lv(2, 30*time.Second), KeepFiringFor: keep,
+			Message: "{{.Value}} container(s) unhealthy (threshold: {{.Threshold}})",
+		},
+		{
+			Name: "host_offline", Metric: "host_offline", Target: KindHost, Comparison: AboveOrEqual,
+			Warning: lv(1, 15*time.Second), Critical: lv(1, 5*time.Minute),
+			Message: "Host {{.Host}} is not reporting",
+		},
+	}
+}
