@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,7 +96,10 @@ func passwordOf(dsn string) string {
 	if cc, err := pgx.ParseConfig(dsn); err == nil {
 		return cc.Password
 	}
-	return ""
+	if m := kvPassword.FindStringSubmatch(dsn); m != nil {
+		return strings.Trim(m[2], "'")
+	}
+	return urlPassword(dsn)
 }
 
 // Name is the section the source fills.
