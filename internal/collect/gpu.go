@@ -1,0 +1,322 @@
+package collect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// initRetry is how long the GPU collector waits before trying NVML again
+// after it failed to initialise: a driver being installed or loaded shows
+// up within a minute, and a box without GPUs pays one dlopen a minute.
+const initRetry = time.Minute
+
+// notAvailable is NVML_VALUE_NOT_AVAILABLE (-1) as an unsigned counter.
+const notAvailable = ^uint64(0)
+
+// GPU reads every NVIDIA device through NVML. It is written against
+// nvml.Interface so tests run it on go-nvml's mock servers.
+type GPU struct {
+	lib nvml.Interface
+	log *slog.Logger
+	now func() time.Time
+
+	// mu serialises collections: NVML calls cannot be cancelled, so an
+	// abandoned call may still run when the next tick starts.
+	mu       sync.Mutex
+	ready    bool
+	tried    time.Time // last Init attempt, zero before the first
+	initErr  error
+	reported bool // initErr was logged; the next failures are not
+	// lastSeen is, per device UUID, the newest process-utilisation
+	// timestamp read, so each reading covers only the last interval.
+	lastSeen map[string]uint64
+}
+
+// NewGPU returns the GPU collector. NVML is initialised lazily on the first
+// Collect, so an agent on a box without GPUs starts all the same.
+func NewGPU(lib nvml.Interface, log *slog.Logger, now func() time.Time) *GPU {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &GPU{lib: lib, log: log, now: now, lastSeen: map[string]uint64{}}
+}
+
+// Name is the collector's key in Sample.Errors.
+func (g *GPU) Name() string { return metrics.CollectorGPU }
+
+// Close shuts NVML down if it was initialised.
+func (g *GPU) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.ready {
+		return nil
+	}
+	g.ready = false
+	if r := g.lib.Shutdown(); r != nvml.SUCCESS {
+		return fmt.Errorf("NVML shutdown: %s", r.Error())
+	}
+	return nil
+}
+
+// Collect fills s.GPUs with every device. A field a device answers
+// ERROR_NOT_SUPPORTED for stays nil; other failures of single fields are
+// returned joined, with the section still published.
+func (g *GPU) Collect(ctx context.Context, s *metrics.Sample) error {
+	if !g.mu.TryLock() {
+		return errors.New("previous NVML collection still running")
+	}
+	defer g.mu.Unlock()
+	if err := g.init(); err != nil {
+		return err
+	}
+
+	count, r := g.lib.DeviceGetCount()
+	if r != nvml.SUCCESS {
+		if r == nvml.ERROR_UNINITIALIZED || r == nvml.ERROR_DRIVER_NOT_LOADED {
+			// The driver went away under us: initialise again, at most
+			// once a minute, as after a failed start.
+			g.ready = false
+		}
+		return fmt.Errorf("NVML device count: %s", r.Error())
+	}
+	var errs []error
+	gpus := make([]metrics.GPU, 0, count)
+	for i := range count {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("gpu %d: %w", i, err))
+			break
+		}
+		dev, r := g.lib.DeviceGetHandleByIndex(i)
+		if r != nvml.SUCCESS {
+			errs = append(errs, fmt.Errorf("gpu %d handle: %s", i, r.Error()))
+			continue
+		}
+		gpu, err := g.device(i, dev)
+		gpus = append(gpus, gpu)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.GPUs = gpus
+	return errors.Join(errs...)
+}
+
+// init initialises NVML on the first call and then at most once per
+// initRetry while it keeps failing; the failure is logged once, and every
+// collection in between returns it so each sample says why it has no GPUs.
+func (g *GPU) init() error {
+	if g.ready {
+		return nil
+	}
+	now := g.now()
+	if !g.tried.IsZero() && now.Sub(g.tried) < initRetry {
+		return g.initErr
+	}
+	g.tried = now
+	if r := g.lib.Init(); r != nvml.SUCCESS {
+		// %w keeps the Return, so callers can tell "no library" from
+		// "no driver" with errors.Is.
+		g.initErr = fmt.Errorf("NVML unavailable: %w", r)
+		if !g.reported {
+			g.log.Warn("no GPU metrics; retrying NVML every minute", "err", g.initErr)
+			g.reported = true
+		}
+		return g.initErr
+	}
+	g.ready = true
+	if g.reported {
+		g.log.Info("NVML available again")
+		g.reported = false
+	}
+	g.initErr = nil
+	return nil
+}
+
+// reader reads one device's fields and remembers the failures that are
+// not "not supported".
+type reader struct {
+	index int
+	errs  []error
+}
+
+// ok reports whether a call succeeded. ERROR_NOT_SUPPORTED is the device
+// saying it has no such sensor: the field stays absent without an error.
+func (rd *reader) ok(field string, r nvml.Return) bool {
+	switch r {
+	case nvml.SUCCESS:
+		return true
+	case nvml.ERROR_NOT_SUPPORTED:
+		return false
+	}
+	rd.errs = append(rd.errs, fmt.Errorf("gpu %d %s: %s", rd.index, field, r.Error()))
+	return false
+}
+
+func (g *GPU) device(i int, dev nvml.Device) (metrics.GPU, error) {
+	rd := &reader{index: i}
+	out := metrics.GPU{Index: i}
+	if uuid, r := dev.GetUUID(); rd.ok("uuid", r) {
+		out.UUID = uuid
+	}
+	if name, r := dev.GetName(); rd.ok("name", r) {
+		out.Name = name
+	}
+	if u, r := dev.GetUtilizationRates(); rd.ok("utilization", r) {
+		out.Util = ptrTo(float64(u.Gpu))
+		out.MemUtil = ptrTo(float64(u.Memory))
+	}
+	// The v2 call leaves the driver's reserved memory out of "used"; drivers
+	// before R510 lack it and answer with the v1 figures.
+	if m, r := dev.GetMemoryInfo_v2(); r == nvml.SUCCESS {
+		out.MemUsed, out.MemTotal = ptrTo(m.Used), ptrTo(m.Total)
+	} else if m, r := dev.GetMemoryInfo(); rd.ok("memory", r) {
+		out.MemUsed, out.MemTotal = ptrTo(m.Used), ptrTo(m.Total)
+	}
+	if t, r := dev.GetTemperature(nvml.TEMPERATURE_GPU); rd.ok("temperature", r) {
+		out.Temp = ptrTo(float64(t))
+	}
+	if mw, r := dev.GetPowerUsage(); rd.ok("power", r) {
+		out.Power = ptrTo(float64(mw) / 1000)
+	}
+	if mw, r := dev.GetEnforcedPowerLimit(); rd.ok("power limit", r) {
+		out.PowerLimit = ptrTo(float64(mw) / 1000)
+	}
+	if mhz, r := dev.GetClockInfo(nvml.CLOCK_SM); rd.ok("sm clock", r) {
+		out.SMClock = ptrTo(mhz)
+	}
+	if mhz, r := dev.GetClockInfo(nvml.CLOCK_MEM); rd.ok("memory clock", r) {
+		out.MemClock = ptrTo(mhz)
+	}
+	if pct, r := dev.GetFanSpeed(); rd.ok("fan", r) {
+		out.Fan = ptrTo(float64(pct))
+	}
+	if ps, r := dev.GetPerformanceState(); rd.ok("pstate", r) && ps != nvml.PSTATE_UNKNOWN {
+		out.PState = ptrTo(int(ps))
+	}
+	// Clock-event reasons are the throttle reasons renamed in R535; older
+	// drivers have only the old call.
+	mask, r := dev.GetCurrentClocksEventReasons()
+	if r != nvml.SUCCESS {
+		mask, r = dev.GetCurrentClocksThrottleReasons()
+	}
+	if rd.ok("clock event reasons", r) {
+		out.ThrottleMask = ptrTo(mask)
+		out.Throttle = ThrottleReasons(mask)
+	}
+	if mj, r := dev.GetTotalEnergyConsumption(); rd.ok("energy", r) {
+		out.Energy = ptrTo(float64(mj) / 1000)
+	}
+	out.Processes = g.processes(rd, dev, out.UUID)
+	return out, errors.Join(rd.errs...)
+}
+
+// processes lists the device's compute processes with their memory and,
+// where the device samples it, their SM share since the last reading. A
+// nil result means the list could not be read; empty means no process.
+func (g *GPU) processes(rd *reader, dev nvml.Device, uuid string) []metrics.Process {
+	infos, r := dev.GetComputeRunningProcesses()
+	if !rd.ok("processes", r) {
+		return nil
+	}
+	procs := make([]metrics.Process, 0, len(infos))
+	at := make(map[uint32]int, len(infos))
+	for _, p := range infos {
+		var used *uint64
+		// NVML answers "not available" for a process in another
+		// container's namespace or under WDDM.
+		if p.UsedGpuMemory != notAvailable {
+			used = ptrTo(p.UsedGpuMemory)
+		}
+		// Under MIG a process shows once per instance it uses; the wire
+		// has one entry per process on the device.
+		if j, dup := at[p.Pid]; dup {
+			if prev := procs[j].MemUsed; prev != nil && used != nil {
+				*prev += *used
+			} else if used != nil {
+				procs[j].MemUsed = used
+			}
+			continue
+		}
+		at[p.Pid] = len(procs)
+		procs = append(procs, metrics.Process{PID: p.Pid, MemUsed: used})
+	}
+	if len(procs) == 0 {
+		return procs
+	}
+
+	key := uuid
+	if key == "" {
+		key = fmt.Sprint("index:", rd.index)
+	}
+	samples, r := dev.GetProcessUtilization(g.lastSeen[key])
+	// ERROR_NOT_FOUND: no sample newer than the last reading.
+	if r == nvml.ERROR_NOT_FOUND || !rd.ok("process utilization", r) {
+		return procs
+	}
+	newest := make(map[uint32]nvml.ProcessUtilizationSample, len(samples))
+	last := g.lastSeen[key]
+	for _, smp := range samples {
+		if smp.TimeStamp <= g.lastSeen[key] {
+			continue
+		}
+		if prev, ok := newest[smp.Pid]; !ok || smp.TimeStamp > prev.TimeStamp {
+			newest[smp.Pid] = smp
+		}
+		last = max(last, smp.TimeStamp)
+	}
+	g.lastSeen[key] = last
+	for i := range procs {
+		if smp, ok := newest[procs[i].PID]; ok {
+			procs[i].SMUtil = ptrTo(float64(smp.SmUtil))
+		}
+	}
+	return procs
+}
+
+// ThrottleReasons names the bits set in a clock-event reason mask; bits
+// newer than this code are named by their value.
+func ThrottleReasons(mask uint64) []string {
+	known := [...]struct {
+		bit  uint64
+		name string
+	}{
+		{nvml.ClocksEventReasonGpuIdle, "gpu_idle"},
+		{nvml.ClocksEventReasonApplicationsClocksSetting, "applications_clocks_setting"},
+		{nvml.ClocksEventReasonSwPowerCap, "sw_power_cap"},
+		{nvml.ClocksThrottleReasonHwSlowdown, "hw_slowdown"},
+		{nvml.ClocksEventReasonSyncBoost, "sync_boost"},
+		{nvml.ClocksEventReasonSwThermalSlowdown, "sw_thermal_slowdown"},
+		{nvml.ClocksThrottleReasonHwThermalSlowdown, "hw_thermal_slowdown"},
+		{nvml.ClocksThrottleReasonHwPowerBrakeSlowdown, "hw_power_brake"},
+		{nvml.ClocksEventReasonDisplayClockSetting, "display_clocks_setting"},
+		{nvml.ClocksEventReasonBoardLimit, "board_limit"},
+		{nvml.ClocksEventReasonReliability, "reliability"},
+	}
+	var names []string
+	for _, t := range known {
+		if mask&t.bit != 0 {
+			names = append(names, t.name)
+			mask &^= t.bit
+		}
+	}
+	for bit := uint64(1); mask != 0; bit <<= 1 {
+		if mask&bit != 0 {
+			names = append(names, fmt.Sprintf("0x%x", bit))
+			mask &^= bit
+		}
+	}
+	return names
+}
+
+func ptrTo[T any](v T) *T { return &v }
