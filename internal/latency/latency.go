@@ -1,0 +1,437 @@
+// Package latency turns the cumulative histograms and counters agents
+// scrape, and the observations pipelines push, into windowed averages,
+// percentiles and rates. It implements hub.Latency.
+//
+// For each host and role it keeps a time-ordered, bounded run of
+// snapshots (enough for the longest window at the agent's interval). A
+// window's figures come from the change between the newest snapshot and
+// the one at or just before the window's start, summed pair by pair so a
+// counter reset (a restarted server) counts the post-reset snapshot from
+// zero instead of producing a negative delta. Percentiles use Prometheus'
+// histogram_quantile interpolation over the summed bucket deltas of all
+// hosts.
+//
+// Pushed observations of a stage feed the role of the same name. When a
+// window has both for a role, one source is used, never a blend of two
+// differently biased estimates: the server's histogram for rtdetr and
+// nemotron (it sees every request), the pipeline's own observations for
+// pipeline (it defines what a pipeline run is). Either falls back to the
+// other when it has nothing in the window.
+package latency
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// Roles this package turns into figures.
+const (
+	RoleRTDETR   = "rtdetr"
+	RoleNemotron = "nemotron"
+	RolePipeline = "pipeline"
+	RoleImages   = "images"
+	RoleEvents   = "events"
+)
+
+// Config bounds what a Tracker keeps.
+type Config struct {
+	// Retain is how far back snapshots and observations are kept; the
+	// longest window asked for must fit. Default 65 minutes.
+	Retain time.Duration
+	// MaxSnapshots caps snapshots per host and role whatever the
+	// interval. Default 8192 (an hour at 0.5 s).
+	MaxSnapshots int
+	// MaxObservations caps pushed observations per host and stage.
+	// Default 65536; the oldest go first.
+	MaxObservations int
+	// PreferObservations names the roles whose pushed observations win
+	// over a histogram in the same window. Default: pipeline.
+	PreferObservations []string
+}
+
+func (c Config) withDefaults() Config {
+	if c.Retain <= 0 {
+		c.Retain = 65 * time.Minute
+	}
+	if c.MaxSnapshots <= 0 {
+		c.MaxSnapshots = 8192
+	}
+	if c.MaxObservations <= 0 {
+		c.MaxObservations = 65536
+	}
+	if c.PreferObservations == nil {
+		c.PreferObservations = []string{RolePipeline}
+	}
+	return c
+}
+
+// Tracker keeps the windows. It is safe for concurrent use: the hub's
+// ingest adds while its loop reads.
+type Tracker struct {
+	cfg Config
+
+	mu    sync.Mutex
+	hosts map[string]*hostState
+}
+
+type hostState struct {
+	hist     map[string][]snapshot
+	counters map[string][]point
+	obs      map[string][]metrics.Observation
+}
+
+type snapshot struct {
+	ts     int64
+	count  float64
+	sum    float64
+	bounds []float64 // shared between snapshots with the same layout
+	counts []float64
+}
+
+type point struct {
+	ts int64
+	v  float64
+}
+
+// New returns an empty Tracker.
+func New(cfg Config) *Tracker {
+	return &Tracker{cfg: cfg.withDefaults(), hosts: map[string]*hostState{}}
+}
+
+func (t *Tracker) host(h string) *hostState {
+	hs := t.hosts[h]
+	if hs == nil {
+		hs = &hostState{hist: map[string][]snapshot{}, counters: map[string][]point{}, obs: map[string][]metrics.Observation{}}
+		t.hosts[h] = hs
+	}
+	return hs
+}
+
+// maxSnapshots is what one run may hold at interval: the retention's worth
+// plus a margin for jitter, never more than the configured cap.
+func (t *Tracker) maxSnapshots(interval int64) int {
+	if interval <= 0 {
+		interval = int64(5 * time.Second)
+	}
+	n := int(int64(t.cfg.Retain)/interval) + 16
+	return min(n, t.cfg.MaxSnapshots)
+}
+
+// AddSample records the sample's scraped histograms and counters. Samples
+// may come late or out of order (an agent's backlog); each lands at its own
+// timestamp.
+func (t *Tracker) AddSample(s *metrics.Sample) {
+	if s == nil || s.Inference == nil || s.Host == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	hs := t.host(s.Host)
+	limit := t.maxSnapshots(s.Interval)
+	retain := int64(t.cfg.Retain)
+	for role, h := range s.Inference.Histograms {
+		if !validHistogram(h) {
+			continue
+		}
+		run := hs.hist[role]
+		snap := snapshot{ts: s.TS, count: h.Count, sum: h.Sum, counts: make([]float64, len(h.Buckets))}
+		for i, b := range h.Buckets {
+			snap.counts[i] = b.Count
+		}
+		// Reuse the neighbour's bounds slice: a run has one layout almost
+		// always, and an hour of snapshots then costs one copy of it.
+		if n := len(run); n > 0 && sameBounds(run[n-1].bounds, h.Buckets) {
+			snap.bounds = run[n-1].bounds
+		} else {
+			snap.bounds = make([]float64, len(h.Buckets))
+			for i, b := range h.Buckets {
+				snap.bounds[i] = b.UpperBound
+			}
+		}
+		hs.hist[role] = insertByTS(run, snap, func(x snapshot) int64 { return x.ts }, retain, limit)
+	}
+	for role, v := range s.Inference.Counters {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		hs.counters[role] = insertByTS(hs.counters[role], point{ts: s.TS, v: v}, func(x point) int64 { return x.ts }, retain, limit)
+	}
+}
+
+// validHistogram refuses what would poison the maths: unsorted bounds,
+// NaN, negative counts.
+func validHistogram(h metrics.Histogram) bool {
+	if math.IsNaN(h.Count) || h.Count < 0 || math.IsNaN(h.Sum) {
+		return false
+	}
+	for i, b := range h.Buckets {
+		if math.IsNaN(b.UpperBound) || math.IsInf(b.UpperBound, 0) || math.IsNaN(b.Count) || b.Count < 0 {
+			return false
+		}
+		if i > 0 && b.UpperBound <= h.Buckets[i-1].UpperBound {
+			return false
+		}
+	}
+	return true
+}
+
+// AddObservations records pushed observations of a stage.
+func (t *Tracker) AddObservations(host, stage string, obs []metrics.Observation) {
+	if host == "" || stage == "" || len(obs) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	hs := t.host(host)
+	run := hs.obs[stage]
+	newest := int64(0)
+	if len(run) > 0 {
+		newest = run[len(run)-1].TS
+	}
+	for _, o := range obs {
+		if o.TS <= 0 || math.IsNaN(o.MS) || math.IsInf(o.MS, 0) || o.MS < 0 {
+			continue
+		}
+		newest = max(newest, o.TS)
+		i := sort.Search(len(run), func(i int) bool { return run[i].TS > o.TS })
+		run = slices.Insert(run, i, o)
+	}
+	hs.obs[stage] = prune(run, func(o metrics.Observation) int64 { return o.TS }, newest-int64(t.cfg.Retain), t.cfg.MaxObservations)
+}
+
+func sameBounds(bounds []float64, buckets []metrics.Bucket) bool {
+	if len(bounds) != len(buckets) {
+		return false
+	}
+	for i, b := range buckets {
+		if bounds[i] != b.UpperBound {
+			return false
+		}
+	}
+	return true
+}
+
+// insertByTS places x in a run sorted by time (replacing an entry with the
+// same time: a redelivered sample), then drops what is older than retain
+// before the newest entry, and the oldest beyond limit.
+func insertByTS[T any](run []T, x T, ts func(T) int64, retain int64, limit int) []T {
+	n := len(run)
+	switch {
+	case n == 0 || ts(run[n-1]) < ts(x):
+		run = append(run, x)
+	default:
+		i := sort.Search(n, func(i int) bool { return ts(run[i]) >= ts(x) })
+		if i < n && ts(run[i]) == ts(x) {
+			run[i] = x
+		} else {
+			run = slices.Insert(run, i, x)
+		}
+	}
+	return prune(run, ts, ts(run[len(run)-1])-retain, limit)
+}
+
+func prune[T any](run []T, ts func(T) int64, cutoff int64, limit int) []T {
+	drop := sort.Search(len(run), func(i int) bool { return ts(run[i]) >= cutoff })
+	drop = max(drop, len(run)-limit)
+	if drop <= 0 {
+		return run
+	}
+	n := copy(run, run[drop:])
+	clear(run[n:])
+	return run[:n]
+}
+
+// Latencies computes the inference section for the window ending at now.
+// A role with no data in the window has nil figures: no data, not zero.
+func (t *Tracker) Latencies(now time.Time, window time.Duration) metrics.Latencies {
+	end := now.UnixNano()
+	start := end - int64(window)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := metrics.Latencies{Window: formatWindow(window)}
+	out.RTDETR = t.stats(RoleRTDETR, start, end)
+	out.Nemotron = t.stats(RoleNemotron, start, end)
+	out.Pipeline = t.stats(RolePipeline, start, end)
+	out.Throughput.ImagesPerMin = t.rate(RoleImages, start, end)
+	out.Throughput.EventsPerMin = t.rate(RoleEvents, start, end)
+	return out
+}
+
+func (t *Tracker) stats(role string, start, end int64) metrics.Stats {
+	hist, histOK := t.histStats(role, start, end)
+	obs, obsOK := t.obsStats(role, start, end)
+	hasHist := histOK && hist.Avg != nil
+	hasObs := obsOK && obs.Avg != nil
+	switch {
+	case hasObs && (!hasHist || slices.Contains(t.cfg.PreferObservations, role)):
+		return obs
+	case hasHist:
+		return hist
+	case histOK:
+		return hist // a measured zero count
+	case obsOK:
+		return obs
+	}
+	return metrics.Stats{}
+}
+
+func (t *Tracker) histStats(role string, start, end int64) (metrics.Stats, bool) {
+	var ds []delta
+	for _, hs := range t.hosts {
+		if d, ok := windowDelta(hs.hist[role], start, end); ok {
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) == 0 {
+		return metrics.Stats{}, false
+	}
+	d := mergeDeltas(ds)
+	st := metrics.Stats{Count: ptr(d.count)}
+	if d.count <= 0 {
+		return st, true
+	}
+	// Exporters speak seconds; the dashboard milliseconds.
+	st.Avg = ptr(d.sum / d.count * 1000)
+	if v, ok := bucketQuantile(0.95, d); ok {
+		st.P95 = ptr(v * 1000)
+	}
+	if v, ok := bucketQuantile(0.99, d); ok {
+		st.P99 = ptr(v * 1000)
+	}
+	return st, true
+}
+
+// span returns the indices of the snapshots that bound the window: the
+// newest at or before end, and the one at or just before start (or the
+// oldest kept, when the run is younger than the window). ok is false when
+// the run has no snapshot inside the window or only one snapshot to go on.
+func span(n int, ts func(int) int64, start, end int64) (i0, i1 int, ok bool) {
+	i1 = sort.Search(n, func(i int) bool { return ts(i) > end }) - 1
+	if i1 < 0 || ts(i1) <= start {
+		return 0, 0, false
+	}
+	i0 = sort.Search(n, func(i int) bool { return ts(i) > start }) - 1
+	i0 = max(i0, 0)
+	if i0 >= i1 {
+		return 0, 0, false
+	}
+	return i0, i1, true
+}
+
+// windowDelta sums a run's increases over the window pair by pair. A pair
+// whose count or any bucket went down is a reset, so the later snapshot
+// counts from zero; a change of bucket layout is a restart with a new
+// configuration, and the delta starts again at that snapshot.
+func windowDelta(run []snapshot, start, end int64) (delta, bool) {
+	i0, i1, ok := span(len(run), func(i int) int64 { return run[i].ts }, start, end)
+	if !ok {
+		return delta{}, false
+	}
+	last := run[i1]
+	d := delta{bounds: last.bounds, counts: make([]float64, len(last.bounds))}
+	for j := i0 + 1; j <= i1; j++ {
+		prev, cur := run[j-1], run[j]
+		if !slices.Equal(prev.bounds, cur.bounds) {
+			d = delta{bounds: cur.bounds, counts: slices.Clone(cur.counts), count: cur.count, sum: cur.sum}
+			continue
+		}
+		if isReset(prev, cur) {
+			d.count += cur.count
+			d.sum += cur.sum
+			for i, c := range cur.counts {
+				d.counts[i] += c
+			}
+			continue
+		}
+		d.count += cur.count - prev.count
+		d.sum += cur.sum - prev.sum
+		for i, c := range cur.counts {
+			d.counts[i] += c - prev.counts[i]
+		}
+	}
+	return d, true
+}
+
+func isReset(prev, cur snapshot) bool {
+	if cur.count < prev.count {
+		return true
+	}
+	for i, c := range cur.counts {
+		if c < prev.counts[i] {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tracker) obsStats(stage string, start, end int64) (metrics.Stats, bool) {
+	var vals []float64
+	for _, hs := range t.hosts {
+		run := hs.obs[stage]
+		lo := sort.Search(len(run), func(i int) bool { return run[i].TS > start })
+		hi := sort.Search(len(run), func(i int) bool { return run[i].TS > end })
+		for _, o := range run[lo:hi] {
+			vals = append(vals, o.MS)
+		}
+	}
+	if len(vals) == 0 {
+		// A quiet pushing stage is not "zero requests": pushes are not
+		// a complete count, so the window simply has no figure.
+		return metrics.Stats{}, false
+	}
+	slices.Sort(vals)
+	sum := 0.0
+	for _, v := range vals {
+		sum += v
+	}
+	return metrics.Stats{
+		Avg:   ptr(sum / float64(len(vals))),
+		P95:   ptr(exactQuantile(0.95, vals)),
+		P99:   ptr(exactQuantile(0.99, vals)),
+		Count: ptr(float64(len(vals))),
+	}, true
+}
+
+// rate is a counter's increase per minute over the window, summed over
+// hosts, each host's increase divided by the time its snapshots span.
+func (t *Tracker) rate(role string, start, end int64) *float64 {
+	total, found := 0.0, false
+	for _, hs := range t.hosts {
+		run := hs.counters[role]
+		i0, i1, ok := span(len(run), func(i int) int64 { return run[i].ts }, start, end)
+		if !ok {
+			continue
+		}
+		inc := 0.0
+		for j := i0 + 1; j <= i1; j++ {
+			if run[j].v < run[j-1].v {
+				inc += run[j].v
+			} else {
+				inc += run[j].v - run[j-1].v
+			}
+		}
+		minutes := float64(run[i1].ts-run[i0].ts) / float64(time.Minute)
+		total += inc / minutes
+		found = true
+	}
+	if !found {
+		return nil
+	}
+	return &total
+}
+
+// formatWindow names a window as the range selector does: "5m", "60m".
+func formatWindow(w time.Duration) string {
+	if w > 0 && w%time.Minute == 0 {
+		return fmt.Sprintf("%dm", w/time.Minute)
+	}
+	return w.String()
+}
+
+func ptr(v float64) *float64 { return &v }
