@@ -17,13 +17,22 @@ type History struct {
 // "gpu.utilization", "gpus.<host>.<index>.utilization"), so a spike is not
 // averaged away. A slot no sample fell into has only its timestamp.
 type Point struct {
-	Timestamp time.Time          `json:"timestamp"`
-	GPU       *GPUView           `json:"gpu,omitempty"`
-	GPUs      []GPUView          `json:"gpus,omitempty"`
-	Host      *HostView          `json:"host,omitempty"`
-	Hosts     []HostStatus       `json:"hosts,omitempty"`
-	AIModels  *AIModels          `json:"ai_models,omitempty"`
-	Inference *Latencies         `json:"inference,omitempty"`
-	Databases *Databases         `json:"databases,omitempty"`
-	Max       map[string]float64 `json:"max,omitempty"`
+	Timestamp time.Time    `json:"timestamp"`
+	GPU       *GPUView     `json:"gpu,omitempty"`
+	GPUs      []GPUView    `json:"gpus,omitempty"`
+	Host      *HostView    `json:"host,omitempty"`
+	Hosts     []HostStatus `json:"hosts,omitempty"`
+	AIModels  *AIModels    `json:"ai_models,omitempty"`
+	Inference *Latencies   `json:"inference,omitempty"`
+	Databases *Databases   `json:"databases,omitempty"`
+	// Containers counts the containers by health over the slot (means).
+	Containers *ContainerCounts   `json:"containers,omitempty"`
+	Max        map[string]float64 `json:"max,omitempty"`
+}
+
+// ContainerCounts is the container list of an update reduced to what a
+// chart plots.
+type ContainerCounts struct {
+	Total     *float64 `json:"total,omitempty"`
+	Unhealthy *float64 `json:"unhealthy,omitempty"`
 }
