@@ -1,0 +1,170 @@
+import { Metric } from "@tremor/react";
+import { memo, useMemo } from "react";
+import { fmt, fmtGB, isNum, meansNoGpu, readableGpuError } from "../../lib/format";
+import { sectionMeta } from "../../lib/sections";
+import { gpuLabel, gpuRows } from "../../lib/series";
+import { levelOf, percentOf, THRESHOLDS } from "../../lib/thresholds";
+import { Section, type GPUView, type Point, type Update } from "../../types";
+import { Absent, Chart, Meter, SectionCard, StaleBadge } from "./common";
+
+export interface PanelProps {
+  update: Update;
+  history: Point[];
+  resolutionS: number;
+  now: number;
+}
+
+export function currentGpus(u: Update): GPUView[] {
+  if (u.gpus && u.gpus.length) return u.gpus;
+  return u.gpu && u.gpu.name != null ? [u.gpu] : [];
+}
+
+/** The GPU error of the section, or of any host that reported one. */
+function gpuErrors(u: Update): { host: string | null; error: string }[] {
+  const out: { host: string | null; error: string }[] = [];
+  for (const h of u.hosts ?? []) {
+    const e = h.errors?.gpu;
+    if (e) out.push({ host: h.host, error: e });
+  }
+  const top = u.errors?.[Section.GPU];
+  if (top && !out.some((o) => o.error === top)) out.unshift({ host: null, error: top });
+  return out;
+}
+
+export function noGpuText(error: string): string {
+  const readable = readableGpuError(error);
+  return meansNoGpu(error) ? `No NVIDIA GPU detected — ${readable}` : `GPU data unavailable — ${readable}`;
+}
+
+function GpuCard({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost: boolean; now: number; lastSeen: string | null; wide: boolean }) {
+  const vramPct = percentOf(g.vram_used_gb, g.vram_total_gb);
+  const limit = isNum(g.power_limit_watts) ? g.power_limit_watts : null;
+  const powerScale = limit ?? THRESHOLDS.gpuPowerWatts.critical;
+  const label = gpuLabel(g, multiHost);
+  const utilLevel = levelOf(g.utilization, THRESHOLDS.gpuUtilization);
+  return (
+    <article
+      aria-label={`${label}: ${g.name ?? "unknown GPU"}`}
+      data-testid="gpu-card"
+      className="rounded-tremor-default border border-tremor-border p-3 dark:border-dark-tremor-border"
+    >
+      <div className="flex flex-wrap items-start justify-between gap-2">
+        <div className="min-w-0">
+          <p className="truncate text-sm font-semibold text-tremor-content-strong dark:text-dark-tremor-content-strong" title={g.uuid}>
+            {g.name ?? "Unknown GPU"}
+          </p>
+          <p className="text-xs text-tremor-content dark:text-dark-tremor-content">
+            {label}
+            {!multiHost && g.host ? ` · ${g.host}` : ""}
+            {g.throttle_reasons?.length ? <span className="ml-2 text-amber-600 dark:text-amber-400">throttled: {g.throttle_reasons.join(", ")}</span> : null}
+          </p>
+        </div>
+        {g.stale ? <StaleBadge lastSeen={lastSeen} now={now} /> : null}
+      </div>
+      <div className={wide ? "mt-3 grid grid-cols-1 gap-4 sm:grid-cols-[auto_1fr] sm:items-center" : "mt-2"}>
+        <div>
+          <Metric className={utilLevel === "ok" ? "" : utilLevel === "critical" ? "!text-red-600 dark:!text-red-400" : "!text-amber-600 dark:!text-amber-400"}>
+            {fmt(g.utilization, 0, "%")}
+          </Metric>
+          <p className="text-xs text-tremor-content dark:text-dark-tremor-content">utilization</p>
+        </div>
+        <div className={wide ? "grid grid-cols-1 gap-3 sm:grid-cols-2 lg:grid-cols-4" : "mt-3 grid grid-cols-1 gap-2.5"}>
+          <Meter testId="gpu-util" label="Utilization" value={fmt(g.utilization, 0, "%")} percent={isNum(g.utilization) ? g.utilization : null} level={utilLevel} />
+          <Meter
+            testId="gpu-vram"
+            label="VRAM"
+            value={`${fmtGB(g.vram_used_gb)} / ${fmtGB(g.vram_total_gb)} GB`}
+            percent={vramPct}
+            level={levelOf(vramPct, THRESHOLDS.gpuVramPercent)}
+            okColor="violet"
+          />
+          <Meter
+            testId="gpu-temp"
+            label="Temperature"
+            value={fmt(g.temperature, 0, "°C")}
+            percent={isNum(g.temperature) ? g.temperature : null}
+            level={levelOf(g.temperature, THRESHOLDS.gpuTemperature)}
+            okColor="cyan"
+          />
+          <Meter
+            testId="gpu-power"
+            label="Power"
+            value={fmt(g.power_watts, 0, "W")}
+            detail={limit ? `/ ${fmt(limit, 0)} W` : undefined}
+            percent={isNum(g.power_watts) ? (g.power_watts / powerScale) * 100 : null}
+            level={levelOf(g.power_watts, THRESHOLDS.gpuPowerWatts)}
+            okColor="fuchsia"
+          />
+        </div>
+      </div>
+    </article>
+  );
+}
+
+function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps) {
+  const meta = sectionMeta(update, Section.GPU);
+  const gpus = currentGpus(update);
+  const hosts = new Set(gpus.map((g) => g.host ?? ""));
+  const multiHost = hosts.size > 1;
+  const errors = gpuErrors(update);
+
+  const charts = useMemo(() => {
+    if (!gpus.length) return null;
+    return {
+      util: gpuRows(history, resolutionS, gpus, multiHost, (g) => g.utilization),
+      vram: gpuRows(history, resolutionS, gpus, multiHost, (g) => g.vram_used_gb),
+      temp: gpuRows(history, resolutionS, gpus, multiHost, (g) => g.temperature),
+      power: gpuRows(history, resolutionS, gpus, multiHost, (g) => g.power_watts),
+    };
+    // gpus and multiHost derive from update, so update stands for them.
+  }, [history, resolutionS, update]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  const lastSeenOf = (host: string | undefined) => (update.hosts ?? []).find((h) => h.host === host)?.last_seen ?? null;
+
+  return (
+    <SectionCard id="gpu" title="GPU overview" count={gpus.length > 1 ? gpus.length : undefined} meta={meta} now={now}>
+      {gpus.length === 0 ? (
+        <div className="space-y-2">
+          {errors.length ? (
+            errors.map((e, i) => (
+              <Absent
+                key={i}
+                title={noGpuText(e.error)}
+                detail={`${e.host ? `Reported by the agent on ${e.host}: ` : ""}${e.error}. GPU charts are hidden until an agent reports a GPU.`}
+              />
+            ))
+          ) : (
+            <Absent title="No GPU data" detail="No agent has reported a GPU yet. Start sysperf-agent on the GPU host." />
+          )}
+        </div>
+      ) : (
+        <>
+          <div className={gpus.length === 1 ? "" : "grid grid-cols-1 gap-3 sm:grid-cols-2 xl:grid-cols-4"}>
+            {gpus.map((g) => (
+              <GpuCard key={`${g.host}#${g.index}#${g.uuid}`} g={g} multiHost={multiHost} now={now} lastSeen={lastSeenOf(g.host)} wide={gpus.length === 1} />
+            ))}
+          </div>
+          {errors.length ? (
+            <ul className="mt-2 space-y-1 text-xs text-tremor-content dark:text-dark-tremor-content">
+              {errors.map((e, i) => (
+                <li key={i}>
+                  {e.host ?? "GPU"}: {noGpuText(e.error)}
+                </li>
+              ))}
+            </ul>
+          ) : null}
+          {charts ? (
+            <div className="mt-5 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-2">
+              <Chart title="Utilization (%)" {...charts.util} minValue={0} maxValue={100} valueFormatter={(v) => `${v.toFixed(0)}%`} />
+              <Chart title="VRAM used (GB)" {...charts.vram} minValue={0} valueFormatter={(v) => `${v.toFixed(1)} GB`} />
+              <Chart title="Temperature (°C)" {...charts.temp} valueFormatter={(v) => `${v.toFixed(0)}°C`} />
+              <Chart title="Power (W)" {...charts.power} minValue={0} valueFormatter={(v) => `${v.toFixed(0)} W`} />
+            </div>
+          ) : null}
+        </>
+      )}
+    </SectionCard>
+  );
+}
+
+export const GpuOverviewPanel = memo(GpuOverviewPanelImpl);

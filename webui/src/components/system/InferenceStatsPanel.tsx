@@ -1,0 +1,112 @@
+import { memo, useMemo } from "react";
+import { fmt, fmtMs, isNum } from "../../lib/format";
+import { sectionMeta } from "../../lib/sections";
+import { rows } from "../../lib/series";
+import { levelOf, THRESHOLDS, type Level, type Threshold } from "../../lib/thresholds";
+import { Section, type Stats } from "../../types";
+import { Absent, Chart, SectionCard } from "./common";
+import type { PanelProps } from "./GpuOverviewPanel";
+
+const levelText: Record<Level, string> = {
+  ok: "text-tremor-content-strong dark:text-dark-tremor-content-strong",
+  warning: "text-amber-600 dark:text-amber-400",
+  critical: "text-red-600 dark:text-red-400",
+};
+
+function LatencyFigure({ name, s, t, testId }: { name: string; s: Stats | undefined; t?: Threshold; testId?: string }) {
+  const p95Level = t ? levelOf(s?.p95, t) : "ok";
+  const none = !s || (!isNum(s.avg) && !isNum(s.p95));
+  return (
+    <div data-testid={testId} data-level={p95Level} className="min-w-0">
+      <p className="text-xs text-tremor-content dark:text-dark-tremor-content">{name}</p>
+      {none ? (
+        <p className="mt-1 text-sm text-tremor-content-subtle dark:text-dark-tremor-content-subtle">no observations in this window</p>
+      ) : (
+        <p className="mt-0.5 flex flex-wrap items-baseline gap-x-3">
+          <span className="text-2xl font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">{fmtMs(s.avg)}</span>
+          <span className="text-xs text-tremor-content dark:text-dark-tremor-content">avg</span>
+          <span className={`text-lg font-semibold tabular-nums ${levelText[p95Level]}`}>{fmtMs(s.p95)}</span>
+          <span className="text-xs text-tremor-content dark:text-dark-tremor-content">
+            P95{p95Level !== "ok" ? ` (${p95Level})` : ""}
+            {isNum(s.p99) ? ` · P99 ${fmtMs(s.p99)}` : ""}
+            {isNum(s.count) ? ` · ${fmt(s.count)} obs` : ""}
+          </span>
+        </p>
+      )}
+    </div>
+  );
+}
+
+function InferenceStatsPanelImpl({ update, history, resolutionS, now }: PanelProps) {
+  const meta = sectionMeta(update, Section.Inference);
+  const inf = update.inference;
+  const anyLive =
+    inf &&
+    [inf.rtdetr_latency_ms, inf.nemotron_latency_ms, inf.pipeline_latency_ms].some((s) => s && (isNum(s.avg) || isNum(s.p95))) ||
+    (inf && (isNum(inf.throughput?.images_per_min) || isNum(inf.throughput?.events_per_min)));
+
+  const charts = useMemo(() => {
+    const rt = rows(history, resolutionS, ["avg", "P95"], (p) => ({ avg: p.inference?.rtdetr_latency_ms?.avg, P95: p.inference?.rtdetr_latency_ms?.p95 }), 1);
+    const nm = rows(
+      history,
+      resolutionS,
+      ["avg", "P95"],
+      (p) => {
+        const s = p.inference?.nemotron_latency_ms;
+        return { avg: isNum(s?.avg) ? s.avg / 1000 : null, P95: isNum(s?.p95) ? s.p95 / 1000 : null };
+      },
+      2,
+    );
+    const tp = rows(history, resolutionS, ["images/min", "events/min"], (p) => ({
+      "images/min": p.inference?.throughput?.images_per_min,
+      "events/min": p.inference?.throughput?.events_per_min,
+    }));
+    return { rt, nm, tp };
+  }, [history, resolutionS]);
+
+  const hasHistory = charts.rt.concat(charts.nm, charts.tp).some((r) => Object.values(r).some((v) => typeof v === "number"));
+
+  return (
+    <SectionCard
+      id="inference"
+      title="Inference statistics"
+      meta={meta}
+      now={now}
+      right={inf?.window ? <span className="text-[11px] text-tremor-content-subtle dark:text-dark-tremor-content-subtle">figures over {inf.window}</span> : null}
+    >
+      {!anyLive && !hasHistory ? (
+        <Absent
+          title="No inference observations"
+          detail={
+            meta.error ??
+            "No model server exported latency histograms and the pipeline pushed no observations on sysperf.v1.latency.* in this window."
+          }
+        />
+      ) : (
+        <>
+          <div className="grid grid-cols-1 gap-4 sm:grid-cols-2 xl:grid-cols-4">
+            <LatencyFigure name="RT-DETRv2" s={inf?.rtdetr_latency_ms} t={THRESHOLDS.rtdetrP95Ms} testId="latency-rtdetr" />
+            <LatencyFigure name="Nemotron" s={inf?.nemotron_latency_ms} t={THRESHOLDS.nemotronP95Ms} testId="latency-nemotron" />
+            <LatencyFigure name="Pipeline" s={inf?.pipeline_latency_ms} testId="latency-pipeline" />
+            <div className="min-w-0" data-testid="throughput">
+              <p className="text-xs text-tremor-content dark:text-dark-tremor-content">Throughput</p>
+              <p className="mt-0.5 flex flex-wrap items-baseline gap-x-2">
+                <span className="text-2xl font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">{fmt(inf?.throughput?.images_per_min, 1)}</span>
+                <span className="text-xs text-tremor-content dark:text-dark-tremor-content">images/min</span>
+                <span className="text-lg font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">{fmt(inf?.throughput?.events_per_min, 1)}</span>
+                <span className="text-xs text-tremor-content dark:text-dark-tremor-content">events/min</span>
+              </p>
+            </div>
+          </div>
+          <div className="mt-5 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-3">
+            <Chart title="RT-DETRv2 latency (ms)" data={charts.rt} categories={["avg", "P95"]} colors={["blue", "violet"]} minValue={0} valueFormatter={(v) => `${v.toFixed(0)} ms`} />
+            <Chart title="Nemotron latency (s)" data={charts.nm} categories={["avg", "P95"]} colors={["cyan", "fuchsia"]} minValue={0} valueFormatter={(v) => `${v.toFixed(2)} s`} />
+            <Chart title="Pipeline throughput (per min)" data={charts.tp} categories={["images/min", "events/min"]} colors={["emerald", "amber"]} minValue={0} valueFormatter={(v) => v.toFixed(1)} />
+          </div>
+        </>
+      )}
+    </SectionCard>
+  );
+}
+
+export const InferenceStatsPanel = memo(InferenceStatsPanelImpl);

@@ -1,0 +1,208 @@
+import { AreaChart, Badge, Card, ProgressBar, type Color } from "@tremor/react";
+import type { ReactNode } from "react";
+import { ago, DASH } from "../../lib/format";
+import { sourceLabel, type SectionMeta } from "../../lib/sections";
+import { levelColor, type Level } from "../../lib/thresholds";
+
+/** Named so tests and the e2e can find a section without relying on layout. */
+export function SectionCard(props: {
+  id: string;
+  title: string;
+  count?: number;
+  meta?: SectionMeta | undefined;
+  now: number;
+  right?: ReactNode;
+  children: ReactNode;
+  className?: string;
+}) {
+  const { id, title, count, meta, now, right, children, className } = props;
+  return (
+    <section aria-labelledby={`${id}-title`} data-section={id} className={className}>
+      <Card className="h-full p-4 sm:p-5">
+        <header className="mb-4 flex flex-wrap items-center gap-x-3 gap-y-1">
+          <h2
+            id={`${id}-title`}
+            className="text-xs font-semibold uppercase tracking-wider text-tremor-content-emphasis dark:text-dark-tremor-content-emphasis"
+          >
+            {title}
+            {count !== undefined ? <span className="ml-1 font-normal text-tremor-content dark:text-dark-tremor-content">({count})</span> : null}
+          </h2>
+          {meta?.stale ? <StaleBadge lastSeen={meta.lastSeen} now={now} /> : null}
+          <div className="ml-auto flex items-center gap-2">
+            {right}
+            {meta?.source ? <SourceTag source={meta.source} /> : null}
+          </div>
+        </header>
+        {children}
+      </Card>
+    </section>
+  );
+}
+
+export function SourceTag({ source }: { source: string }) {
+  return (
+    <span
+      className="whitespace-nowrap text-[11px] text-tremor-content-subtle dark:text-dark-tremor-content-subtle"
+      title={`This section is filled by ${sourceLabel(source)}`}
+    >
+      via {sourceLabel(source)}
+    </span>
+  );
+}
+
+export function StaleBadge({ lastSeen, now }: { lastSeen: string | null | undefined; now: number }) {
+  const text = lastSeen ? `stale — last seen ${ago(lastSeen, now)}` : "stale — no fresh data";
+  return (
+    <Badge color="amber" size="xs" title="No fresh data for more than three intervals; figures are the last known values">
+      {text}
+    </Badge>
+  );
+}
+
+/** What a section shows when its source is absent: plain words, no empty chart. */
+export function Absent({ title, detail, tone = "neutral" }: { title: string; detail?: string | null | undefined; tone?: "neutral" | "error" }) {
+  return (
+    <div
+      role="status"
+      className={
+        "rounded-tremor-default border border-dashed px-4 py-5 text-center " +
+        (tone === "error"
+          ? "border-red-300 bg-red-50/50 dark:border-red-900 dark:bg-red-950/20"
+          : "border-tremor-border bg-tremor-background-muted dark:border-dark-tremor-border dark:bg-dark-tremor-background-muted")
+      }
+    >
+      <p className="text-sm font-medium text-tremor-content-strong dark:text-dark-tremor-content-strong">{title}</p>
+      {detail ? <p className="mt-1 text-xs text-tremor-content dark:text-dark-tremor-content">{detail}</p> : null}
+    </div>
+  );
+}
+
+const STATUS_COLOR: Record<string, string> = {
+  healthy: "emerald",
+  running: "emerald",
+  ok: "emerald",
+  degraded: "amber",
+  starting: "blue",
+  loading: "blue",
+  unhealthy: "red",
+  unreachable: "red",
+  exited: "red",
+  dead: "red",
+  unconfigured: "gray",
+  unknown: "gray",
+};
+
+export function statusColor(status: string | undefined): string {
+  return (status && STATUS_COLOR[status]) || "gray";
+}
+
+const STATUS_LABEL: Record<string, string> = {
+  unconfigured: "Not configured",
+};
+
+export function StatusBadge({ status, reason }: { status: string | undefined; reason?: string | undefined }) {
+  const s = status || "unknown";
+  const label = STATUS_LABEL[s] ?? s.charAt(0).toUpperCase() + s.slice(1);
+  return (
+    <span className="inline-flex max-w-full flex-wrap items-center gap-x-2 gap-y-1">
+      <Badge color={statusColor(s)} size="xs" data-status={s}>
+        <span aria-hidden="true">● </span>
+        {label}
+      </Badge>
+      {reason ? <span className="text-xs text-tremor-content dark:text-dark-tremor-content">{reason}</span> : null}
+    </span>
+  );
+}
+
+/** A labelled figure with a threshold-coloured bar, the panels' basic row. */
+export function Meter(props: {
+  label: string;
+  value: string;
+  detail?: string | undefined;
+  percent: number | null;
+  level: Level;
+  okColor?: Color;
+  testId?: string;
+}) {
+  const { label, value, detail, percent, level, okColor = "blue", testId } = props;
+  return (
+    <div data-testid={testId} data-level={level}>
+      <div className="flex items-baseline justify-between gap-2">
+        <span className="text-xs text-tremor-content dark:text-dark-tremor-content">{label}</span>
+        <span className="text-sm font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">
+          {value}
+          {detail ? <span className="ml-1 text-xs font-normal text-tremor-content dark:text-dark-tremor-content">{detail}</span> : null}
+          {level !== "ok" ? <span className="sr-only"> ({level})</span> : null}
+        </span>
+      </div>
+      {percent === null ? (
+        <div className="mt-1.5 h-2 rounded-full bg-tremor-background-subtle dark:bg-dark-tremor-background-subtle" aria-label={`${label}: no data`} />
+      ) : (
+        <ProgressBar value={Math.max(0, Math.min(100, percent))} color={levelColor(level, okColor)} className="mt-1.5" showAnimation={false} />
+      )}
+    </div>
+  );
+}
+
+export interface ChartProps {
+  title: string;
+  data: Record<string, string | number | null>[];
+  categories: string[];
+  colors?: string[];
+  valueFormatter?: (v: number) => string;
+  height?: string;
+  minValue?: number;
+  maxValue?: number;
+  emptyText?: string;
+}
+
+export const CHART_COLORS = ["blue", "violet", "cyan", "fuchsia", "emerald", "amber", "rose", "indigo", "teal", "lime"];
+
+/** An AreaChart that says so when the window has no value, instead of drawing an empty grid. */
+export function Chart({ title, data, categories, colors = CHART_COLORS, valueFormatter, height = "h-36", minValue, maxValue, emptyText }: ChartProps) {
+  const hasValue = categories.length > 0 && data.some((d) => categories.some((c) => typeof d[c] === "number"));
+  return (
+    <figure className="min-w-0" data-chart={title}>
+      <figcaption className="mb-1 text-xs font-medium text-tremor-content dark:text-dark-tremor-content">{title}</figcaption>
+      {hasValue ? (
+        <AreaChart
+          className={height}
+          data={data}
+          index="time"
+          categories={categories}
+          colors={colors.slice(0, Math.max(categories.length, 1))}
+          valueFormatter={valueFormatter ?? ((v: number) => String(v))}
+          showLegend={categories.length > 1}
+          showAnimation={false}
+          showGradient
+          curveType="monotone"
+          yAxisWidth={44}
+          autoMinValue={minValue === undefined}
+          minValue={minValue}
+          maxValue={maxValue}
+          connectNulls={false}
+          startEndOnly={false}
+          tickGap={40}
+        />
+      ) : (
+        <div
+          className={`${height} flex items-center justify-center rounded-tremor-small border border-dashed border-tremor-border text-xs text-tremor-content-subtle dark:border-dark-tremor-border dark:text-dark-tremor-content-subtle`}
+        >
+          {emptyText ?? "No samples in this window yet"}
+        </div>
+      )}
+    </figure>
+  );
+}
+
+export function Figure({ label, value, sub, testId }: { label: string; value: string; sub?: string | undefined; testId?: string }) {
+  return (
+    <div className="min-w-0" data-testid={testId}>
+      <p className="truncate text-xs text-tremor-content dark:text-dark-tremor-content">{label}</p>
+      <p className="text-lg font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">{value}</p>
+      {sub ? <p className="truncate text-xs text-tremor-content-subtle dark:text-dark-tremor-content-subtle">{sub}</p> : null}
+    </div>
+  );
+}
+
+export { DASH };

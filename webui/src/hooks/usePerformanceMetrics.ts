@@ -1,0 +1,296 @@
+import { useCallback, useEffect, useLayoutEffect, useReducer, useRef, useState } from "react";
+import { emptyBuffers, fromHistory, isRange, mergeLive, toPoint, type Buffers } from "../lib/buffers";
+import { RANGE_RESOLUTION_S, RANGES, type Connection, type History, type Point, type Range, type Update } from "../types";
+
+export interface PerformanceMetrics {
+  /** The newest performance_update, or null before the first one. */
+  latest: Update | null;
+  /** The selected range's points, oldest first (at most 60). */
+  history: Point[];
+  /** Seconds per point of the selected range. */
+  resolutionS: number;
+  range: Range;
+  setRange: (r: Range) => void;
+  connection: Connection;
+  /** Whether any connection ever opened (tells "connecting" from "reconnecting"). */
+  everConnected: boolean;
+  /** Wall-clock ms of the last message received, or null. */
+  lastMessageAt: number | null;
+}
+
+export interface Options {
+  /** WebSocket URL; default ws(s)://<this host>/ws/system. */
+  url?: string;
+  /** REST URL of the latest update, fetched once per connection until an update arrives. */
+  latestUrl?: string | null;
+  WebSocketImpl?: typeof WebSocket;
+  fetchImpl?: typeof fetch;
+  /** Backoff: first retry after ~baseMs, doubling up to maxMs, with jitter. */
+  baseMs?: number;
+  maxMs?: number;
+  /** After this many failed attempts in a row the state is "offline" (retries continue). */
+  offlineAfter?: number;
+  random?: () => number;
+  /** Installs window.__sysperfInject for the browser test (render timing). */
+  testHook?: boolean;
+  initialRange?: Range;
+}
+
+interface State {
+  latest: Update | null;
+  buffers: Buffers;
+  connection: Connection;
+  everConnected: boolean;
+  lastMessageAt: number | null;
+}
+
+type Action =
+  | { type: "connection"; value: Connection }
+  | { type: "opened" }
+  | { type: "history"; range: Range; history: History }
+  | { type: "update"; update: Update; at: number }
+  | { type: "latest"; update: Update };
+
+function reducer(s: State, a: Action): State {
+  switch (a.type) {
+    case "connection":
+      return s.connection === a.value ? s : { ...s, connection: a.value };
+    case "opened":
+      return { ...s, connection: "connected", everConnected: true };
+    case "history":
+      return {
+        ...s,
+        lastMessageAt: Date.now(),
+        buffers: { ...s.buffers, [a.range]: fromHistory(a.history, RANGE_RESOLUTION_S[a.range]) },
+      };
+    case "update": {
+      const p = toPoint(a.update);
+      const buffers = { ...s.buffers };
+      for (const r of RANGES) buffers[r] = mergeLive(buffers[r], p);
+      return { ...s, latest: a.update, buffers, lastMessageAt: a.at };
+    }
+    case "latest":
+      // Only fills the gap before the first WebSocket update.
+      return s.latest ? s : { ...s, latest: a.update };
+  }
+}
+
+function defaultUrl(): string {
+  const loc = window.location;
+  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/ws/system`;
+}
+
+declare global {
+  interface Window {
+    __sysperfInject?: (msg: unknown) => void;
+  }
+}
+
+const MEASURE_COMMIT = "sysperf-update-commit";
+const MEASURE_FRAME = "sysperf-update-frame";
+
+/**
+ * One WebSocket to /ws/system: backfills each range from performance_history,
+ * keeps 60-point buffers per range from performance_update, switches range
+ * with a subscribe message and reconnects with exponential backoff and
+ * jitter. Every socket and timer it creates is released on reconnect and on
+ * unmount.
+ */
+export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
+  const {
+    url,
+    latestUrl = "/api/v1/performance",
+    WebSocketImpl,
+    fetchImpl,
+    baseMs = 1000,
+    maxMs = 30_000,
+    offlineAfter = 5,
+    random = Math.random,
+    testHook = false,
+    initialRange = "5m",
+  } = opts;
+
+  const [state, dispatch] = useReducer(reducer, undefined, () => ({
+    latest: null,
+    buffers: emptyBuffers(),
+    connection: "reconnecting" as Connection,
+    everConnected: false,
+    lastMessageAt: null,
+  }));
+  const [range, setRangeState] = useState<Range>(initialRange);
+  const rangeRef = useRef<Range>(initialRange);
+  const socketRef = useRef<WebSocket | null>(null);
+  const measuring = useRef(false);
+
+  // The effect reads options through a ref so that a caller passing a new
+  // object each render does not tear the connection down.
+  const cfg = useRef({ WebSocketImpl, fetchImpl, latestUrl, baseMs, maxMs, offlineAfter, random });
+  cfg.current = { WebSocketImpl, fetchImpl, latestUrl, baseMs, maxMs, offlineAfter, random };
+
+  const handle = useCallback((raw: unknown) => {
+    let msg: unknown = raw;
+    if (typeof raw === "string") {
+      try {
+        msg = JSON.parse(raw);
+      } catch {
+        return; // a malformed frame is dropped; the next one is independent
+      }
+    }
+    if (!msg || typeof msg !== "object") return;
+    const m = msg as { type?: unknown; range?: unknown };
+    if (m.type === "performance_history") {
+      if (isRange(m.range)) dispatch({ type: "history", range: m.range, history: msg as History });
+    } else if (m.type === "performance_update") {
+      dispatch({ type: "update", update: msg as Update, at: Date.now() });
+    }
+  }, []);
+
+  useEffect(() => {
+    const target = url ?? defaultUrl();
+    const WS = cfg.current.WebSocketImpl ?? window.WebSocket;
+    let disposed = false;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    let attempt = 0;
+    let fetchAbort: AbortController | null = null;
+
+    const fetchLatest = () => {
+      const f = cfg.current.fetchImpl ?? (typeof fetch === "function" ? fetch.bind(globalThis) : undefined);
+      const u = cfg.current.latestUrl;
+      if (!f || !u) return;
+      fetchAbort?.abort();
+      const ac = new AbortController();
+      fetchAbort = ac;
+      const t = setTimeout(() => ac.abort(), 5000);
+      f(u, { signal: ac.signal, headers: { Accept: "application/json" } })
+        .then((r) => (r.ok ? r.json() : null))
+        .then((body: unknown) => {
+          if (disposed || ac.signal.aborted || !body || typeof body !== "object") return;
+          const b = body as Update;
+          if (typeof b.timestamp === "string") dispatch({ type: "latest", update: { ...b, type: "performance_update" } });
+        })
+        .catch(() => undefined) // the WebSocket update follows within an interval anyway
+        .finally(() => clearTimeout(t));
+    };
+
+    const schedule = () => {
+      if (disposed || timer) return;
+      attempt++;
+      const c = cfg.current;
+      dispatch({ type: "connection", value: attempt > c.offlineAfter ? "offline" : "reconnecting" });
+      const ceiling = Math.min(c.maxMs, c.baseMs * 2 ** (attempt - 1));
+      // "Equal jitter": half fixed, half random, so many tabs reconnecting to
+      // a restarted hub spread out instead of arriving together.
+      const delay = ceiling / 2 + c.random() * (ceiling / 2);
+      timer = setTimeout(connect, delay);
+    };
+
+    const release = (sock: WebSocket | null) => {
+      if (!sock) return;
+      sock.onopen = null;
+      sock.onmessage = null;
+      sock.onerror = null;
+      sock.onclose = null;
+      try {
+        sock.close();
+      } catch {
+        // closing a socket that never opened can throw in some engines
+      }
+    };
+
+    function connect() {
+      timer = null;
+      if (disposed) return;
+      release(socketRef.current);
+      let sock: WebSocket;
+      try {
+        sock = new WS(target);
+      } catch {
+        schedule();
+        return;
+      }
+      socketRef.current = sock;
+      sock.onopen = () => {
+        attempt = 0;
+        dispatch({ type: "opened" });
+        // The hub sends 5m history on connect; ask for the selected range.
+        if (rangeRef.current !== "5m") sock.send(JSON.stringify({ type: "subscribe", range: rangeRef.current }));
+        fetchLatest();
+      };
+      sock.onmessage = (ev: MessageEvent) => handle(ev.data);
+      sock.onerror = () => {
+        // close follows error; reconnecting is decided there
+      };
+      sock.onclose = () => {
+        if (socketRef.current === sock) socketRef.current = null;
+        release(sock);
+        schedule();
+      };
+    }
+
+    const onOnline = () => {
+      if (timer) {
+        clearTimeout(timer);
+        timer = null;
+        attempt = 0;
+        connect();
+      }
+    };
+    const onOffline = () => dispatch({ type: "connection", value: "offline" });
+    window.addEventListener("online", onOnline);
+    window.addEventListener("offline", onOffline);
+
+    connect();
+    return () => {
+      disposed = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      fetchAbort?.abort();
+      window.removeEventListener("online", onOnline);
+      window.removeEventListener("offline", onOffline);
+      release(socketRef.current);
+      socketRef.current = null;
+    };
+  }, [url, handle]);
+
+  useEffect(() => {
+    if (!testHook) return;
+    window.__sysperfInject = (msg: unknown) => {
+      performance.clearMarks("sysperf-inject");
+      performance.mark("sysperf-inject");
+      measuring.current = true;
+      handle(msg);
+    };
+    return () => {
+      delete window.__sysperfInject;
+    };
+  }, [testHook, handle]);
+
+  // Runs in the same commit as the page's panels (a parent's layout effect
+  // runs after its children's), so inject → here is render + DOM commit;
+  // the next frame after that includes layout and paint.
+  useLayoutEffect(() => {
+    if (!measuring.current) return;
+    measuring.current = false;
+    performance.measure(MEASURE_COMMIT, "sysperf-inject");
+    requestAnimationFrame(() => setTimeout(() => performance.measure(MEASURE_FRAME, "sysperf-inject"), 0));
+  }, [state.latest]);
+
+  const setRange = useCallback((r: Range) => {
+    rangeRef.current = r;
+    setRangeState(r);
+    const sock = socketRef.current;
+    if (sock && sock.readyState === 1) sock.send(JSON.stringify({ type: "subscribe", range: r }));
+  }, []);
+
+  const buf = state.buffers[range];
+  return {
+    latest: state.latest,
+    history: buf.points,
+    resolutionS: buf.resolutionS,
+    range,
+    setRange,
+    connection: state.connection,
+    everConnected: state.everConnected,
+    lastMessageAt: state.lastMessageAt,
+  };
+}

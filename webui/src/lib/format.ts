@@ -1,0 +1,94 @@
+// Formatting shared by the panels. Absent values render as an em dash, never
+// as 0, so a missing source is never mistaken for an idle one.
+
+export const DASH = "—";
+
+export function isNum(v: unknown): v is number {
+  return typeof v === "number" && Number.isFinite(v);
+}
+
+export function fmt(v: number | null | undefined, digits = 0, unit = ""): string {
+  if (!isNum(v)) return DASH;
+  const s = v.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  return unit ? `${s}${unit.startsWith("%") || unit.startsWith("°") ? "" : " "}${unit}` : s;
+}
+
+/** Milliseconds as "45 ms" below a second, "2.1 s" above. */
+export function fmtMs(v: number | null | undefined): string {
+  if (!isNum(v)) return DASH;
+  if (Math.abs(v) >= 1000) return `${(v / 1000).toLocaleString("en-US", { maximumFractionDigits: 1 })} s`;
+  return `${v.toLocaleString("en-US", { maximumFractionDigits: v < 10 ? 1 : 0 })} ms`;
+}
+
+export function fmtGB(v: number | null | undefined): string {
+  if (!isNum(v)) return DASH;
+  return v >= 100 ? v.toFixed(0) : v.toFixed(1);
+}
+
+/** "12 s ago", "2 min ago", "3 h ago". */
+export function ago(ts: string | number | Date | undefined | null, now: number = Date.now()): string {
+  if (ts == null) return "never";
+  const t = typeof ts === "number" ? ts : new Date(ts).getTime();
+  if (!Number.isFinite(t) || t <= 0) return "never";
+  const s = Math.max(0, Math.round((now - t) / 1000));
+  if (s < 5) return "just now";
+  if (s < 60) return `${s} s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ago`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ago`;
+  return `${Math.floor(h / 24)} d ago`;
+}
+
+export function clock(ts: string | number | Date): string {
+  const d = new Date(ts);
+  if (Number.isNaN(d.getTime())) return DASH;
+  return d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+/** Axis label: seconds matter in 5m and 15m, not in 60m. */
+export function axisTime(ts: string, withSeconds: boolean): string {
+  const d = new Date(ts);
+  if (Number.isNaN(d.getTime())) return "";
+  return d.toLocaleTimeString("en-GB", withSeconds ? { minute: "2-digit", second: "2-digit", hour: "2-digit" } : { hour: "2-digit", minute: "2-digit" });
+}
+
+const NVML_CODES: Record<string, string> = {
+  ERROR_LIBRARY_NOT_FOUND: "library not found",
+  ERROR_DRIVER_NOT_LOADED: "driver not loaded",
+  ERROR_NO_PERMISSION: "no permission to open the device",
+  ERROR_UNINITIALIZED: "not initialised",
+  ERROR_GPU_IS_LOST: "GPU is lost",
+  ERROR_INSUFFICIENT_POWER: "insufficient power",
+  ERROR_NOT_SUPPORTED: "not supported on this device",
+  ERROR_TIMEOUT: "timed out",
+  ERROR_UNKNOWN: "unknown error",
+};
+
+/**
+ * Readable text for the GPU section's error, e.g.
+ * "NVML unavailable: ERROR_LIBRARY_NOT_FOUND" → "NVML: library not found".
+ * Unrecognised errors are shown as they came, prefixed by nothing.
+ */
+export function readableGpuError(err: string): string {
+  const m = /(?:^|\b)(?:nvml[^:]*:\s*)?(ERROR_[A-Z_]+)/i.exec(err);
+  if (m && m[1]) {
+    const code = m[1].toUpperCase();
+    const text = NVML_CODES[code] ?? code.replace(/^ERROR_/, "").replace(/_/g, " ").toLowerCase();
+    return `NVML: ${text}`;
+  }
+  return err;
+}
+
+/** True when the GPU error means "this machine has no NVIDIA GPU/driver". */
+export function meansNoGpu(err: string): boolean {
+  return /LIBRARY_NOT_FOUND|DRIVER_NOT_LOADED|no (nvidia )?(gpu|device)s? found|device count[^0-9]*0/i.test(err);
+}
+
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+export function titleCase(s: string): string {
+  return s ? s.charAt(0).toUpperCase() + s.slice(1) : s;
+}

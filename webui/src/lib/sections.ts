@@ -1,0 +1,42 @@
+import type { HostStatus, Update } from "../types";
+
+export interface SectionMeta {
+  /** Where the section came from ("agent:gpu-box-1", "postgres", "prometheus"), or null when none. */
+  source: string | null;
+  /** True when the hub flags the section stale (newest data older than three intervals). */
+  stale: boolean;
+  /** Why the section is empty or partial, as the hub said. */
+  error: string | null;
+  /** When the host that fills the section was last heard from, if known. */
+  lastSeen: string | null;
+}
+
+export function hostOfSource(source: string | null): string | null {
+  if (!source) return null;
+  const m = /^agent:(.+)$/.exec(source);
+  return m && m[1] ? m[1] : null;
+}
+
+export function findHost(u: Update, host: string | null | undefined): HostStatus | undefined {
+  if (!host) return undefined;
+  return (u.hosts ?? []).find((h) => h.host === host);
+}
+
+export function sectionMeta(u: Update, section: string): SectionMeta {
+  const raw = u.sources?.[section];
+  const source = raw && raw !== "none" ? raw : null;
+  const h = findHost(u, hostOfSource(source));
+  return {
+    source,
+    stale: Boolean(u.stale?.[section]),
+    error: u.errors?.[section] ?? null,
+    lastSeen: h?.last_seen ?? null,
+  };
+}
+
+/** A readable name for a source key. */
+export function sourceLabel(source: string): string {
+  const host = hostOfSource(source);
+  if (host) return `agent on ${host}`;
+  return source;
+}

@@ -1,0 +1,71 @@
+import { AiModelsPanel } from "../components/system/AiModelsPanel";
+import { ContainersPanel } from "../components/system/ContainersPanel";
+import { DatabasesPanel } from "../components/system/DatabasesPanel";
+import { currentGpus, GpuOverviewPanel } from "../components/system/GpuOverviewPanel";
+import { HostSystemPanel } from "../components/system/HostSystemPanel";
+import { InferenceStatsPanel } from "../components/system/InferenceStatsPanel";
+import { PageHeader } from "../components/system/PageHeader";
+import { PerformanceAlerts } from "../components/system/PerformanceAlerts";
+import { usePerformanceMetrics, type Options } from "../hooks/usePerformanceMetrics";
+import { ago, clock, plural } from "../lib/format";
+import { useTheme } from "../lib/theme";
+import { useNow } from "../lib/useNow";
+import type { Update } from "../types";
+
+function summary(u: Update): string {
+  const hosts = u.hosts?.length ?? 0;
+  const gpus = currentGpus(u).length;
+  const alerts = (u.alerts ?? []).filter((a) => a.state !== "pending").length;
+  const parts = [hosts ? plural(hosts, "host") : null, gpus ? plural(gpus, "GPU") : null, alerts ? plural(alerts, "alert") + " firing" : "no alerts firing"];
+  return parts.filter(Boolean).join(" · ");
+}
+
+export function SystemPerformancePage({ options }: { options?: Options }) {
+  const m = usePerformanceMetrics(options);
+  const { theme, toggle } = useTheme();
+  const now = useNow(5000);
+  const u = m.latest;
+  const panel = u ? { update: u, history: m.history, resolutionS: m.resolutionS, now } : null;
+
+  return (
+    <div className="mx-auto max-w-screen-2xl space-y-5 px-3 py-4 sm:px-6 sm:py-6" data-range={m.range}>
+      <PageHeader
+        range={m.range}
+        setRange={m.setRange}
+        connection={m.connection}
+        everConnected={m.everConnected}
+        updatedAt={u?.timestamp ?? null}
+        summary={u ? summary(u) : null}
+        theme={theme}
+        toggleTheme={toggle}
+        now={now}
+      />
+      {u && m.connection !== "connected" ? (
+        <p role="alert" className="rounded-tremor-default border border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-800 dark:border-amber-800 dark:bg-amber-950/40 dark:text-amber-200">
+          Connection to the hub lost — showing the last update, from {clock(u.timestamp)} ({ago(u.timestamp, now)}). {m.connection === "offline" ? "The hub is unreachable; still retrying." : "Reconnecting…"}
+        </p>
+      ) : null}
+      {!panel ? (
+        <div role="status" className="rounded-tremor-default border border-dashed border-tremor-border px-6 py-16 text-center dark:border-dark-tremor-border">
+          <p className="text-sm font-medium text-tremor-content-strong dark:text-dark-tremor-content-strong">
+            {m.connection === "connected" ? "Connected — waiting for the first update from the hub…" : m.everConnected ? "Reconnecting to the hub…" : "Connecting to the hub…"}
+          </p>
+          <p className="mt-1 text-xs text-tremor-content dark:text-dark-tremor-content">The hub sends an update every interval (5 s by default).</p>
+        </div>
+      ) : (
+        <>
+          <PerformanceAlerts alerts={panel.update.alerts} now={now} />
+          <GpuOverviewPanel {...panel} />
+          <AiModelsPanel update={panel.update} now={now} />
+          <InferenceStatsPanel {...panel} />
+          <DatabasesPanel {...panel} />
+          <HostSystemPanel {...panel} />
+          <ContainersPanel update={panel.update} now={now} />
+        </>
+      )}
+      <footer className="pt-2 text-center text-[11px] text-tremor-content-subtle dark:text-dark-tremor-content-subtle">
+        sysperf · {m.range} window, {m.resolutionS} s per point
+      </footer>
+    </div>
+  );
+}

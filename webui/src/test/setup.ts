@@ -1,0 +1,27 @@
+import "@testing-library/jest-dom/vitest";
+import { cleanup } from "@testing-library/react";
+import { afterEach } from "vitest";
+
+afterEach(() => cleanup());
+
+// jsdom has no layout: Recharts' ResponsiveContainer needs ResizeObserver,
+// and Tremor reads matchMedia; give both inert versions.
+class RO {
+  observe() {}
+  unobserve() {}
+  disconnect() {}
+}
+globalThis.ResizeObserver ??= RO as unknown as typeof ResizeObserver;
+if (!window.matchMedia) {
+  window.matchMedia = (q: string) =>
+    ({
+      matches: false,
+      media: q,
+      onchange: null,
+      addEventListener() {},
+      removeEventListener() {},
+      addListener() {},
+      removeListener() {},
+      dispatchEvent: () => false,
+    }) as unknown as MediaQueryList;
+}

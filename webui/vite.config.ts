@@ -1,0 +1,48 @@
+/// <reference types="vitest/config" />
+import { writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import react from "@vitejs/plugin-react";
+import { defineConfig, type Plugin } from "vite";
+
+// Vite empties dist/ before a build; dist/.keep is committed so that the Go
+// package's go:embed pattern matches in a checkout without a build, so put
+// it back after every build (otherwise git shows it deleted).
+function keepPlaceholder(): Plugin {
+  return {
+    name: "sysperf-keep-placeholder",
+    apply: "build",
+    closeBundle() {
+      writeFileSync(
+        resolve(import.meta.dirname, "dist/.keep"),
+        "placeholder so go:embed matches before the UI is built; see webui/embed.go\n",
+      );
+    },
+  };
+}
+
+// The dev server proxies the hub's API and WebSocket (SYSPERF_HUB, default
+// the hub's default --http) so `npm run dev` works against a running hub.
+const hub = process.env.SYSPERF_HUB ?? "http://127.0.0.1:8321";
+
+export default defineConfig({
+  plugins: [react(), keepPlaceholder()],
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    sourcemap: false,
+    chunkSizeWarningLimit: 1200,
+  },
+  server: {
+    proxy: {
+      "/api": hub,
+      "/ws": { target: hub.replace(/^http/, "ws"), ws: true },
+    },
+  },
+  test: {
+    environment: "jsdom",
+    globals: true,
+    setupFiles: ["./src/test/setup.ts"],
+    include: ["src/**/*.test.{ts,tsx}"],
+    css: false,
+  },
+});
