@@ -95,7 +95,7 @@ func TestRoutes(t *testing.T) {
 		header string // Location or Content-Type prefix
 		body   string // substring
 	}{
-		{"healthz", plain, "/healthz", 200, "text/plain", "ok"},
+		{"healthz before the first update", plain, "/healthz", 503, "text/plain", "starting"},
 		{"root redirects", plain, "/", 302, "/system", ""},
 		{"placeholder page", plain, "/system", 200, "text/html", "/ws/system"},
 		{"performance before first update", plain, "/api/v1/performance", 503, "application/json", `"error":"no update yet`},
@@ -133,6 +133,9 @@ func TestPerformanceServesLatestUpdate(t *testing.T) {
 	code, _, body := get(t, "http://"+s.Addr()+"/api/v1/performance")
 	if code != 200 || body != string(update(2)) {
 		t.Fatalf("got %d %s, want the latest update %s", code, body, update(2))
+	}
+	if code, _, body := get(t, "http://"+s.Addr()+"/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("healthz after an update: %d %q", code, body)
 	}
 }
 

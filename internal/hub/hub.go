@@ -1,0 +1,353 @@
+// Package hub is sysperf's hub: it ingests agent samples from JetStream,
+// merges them with its own sources into the performance update every
+// interval, and serves it.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/server"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// Config is the hub's settings (flags, SYSPERF_* env, YAML keys through
+// internal/config) and its plug points. Plug fields left nil are built by
+// Start's assembly from the settings; tests set them directly.
+type Config struct {
+	HTTP          string        `flag:"http" usage:"dashboard, API and WebSocket listen address"`
+	NATSListen    string        `flag:"nats-listen" usage:"embedded NATS listen address for agents (empty: in-process only)"`
+	NATSURL       string        `flag:"nats-url" usage:"external NATS server URL(s), comma separated; disables the embedded server"`
+	DataDir       string        `flag:"data-dir" usage:"state directory (JetStream store of the embedded NATS)"`
+	Interval      time.Duration `flag:"interval" usage:"how often the performance update is built and sent"`
+	Retention     time.Duration `flag:"retention" usage:"how long samples stay in the SYSPERF_SAMPLES stream"`
+	Replay        time.Duration `flag:"replay" usage:"how much of the sample stream is replayed into the windows at start"`
+	SourceTimeout time.Duration `flag:"source-timeout" usage:"time limit of one poll of a database, container or Prometheus source"`
+	LatencyWindow time.Duration `flag:"latency-window" usage:"window of the inference latency figures in the live update"`
+
+	// Plugs.
+	Sources   []Source
+	Latency   Latency
+	History   History
+	Evaluator Evaluator
+	Alerts    server.AlertLister
+	Metrics   http.Handler
+	UI        http.Handler
+}
+
+// DefaultConfig returns the defaults. The data directory is systemd's
+// $STATE_DIRECTORY when the hub runs as a unit with StateDirectory=, else
+// ./data.
+func DefaultConfig() Config {
+	dataDir := "data"
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		// systemd lists several directories separated by ':'.
+		dataDir, _, _ = strings.Cut(d, ":")
+	}
+	return Config{
+		HTTP:          "127.0.0.1:8321",
+		NATSListen:    "127.0.0.1:4321",
+		DataDir:       dataDir,
+		Interval:      5 * time.Second,
+		Retention:     24 * time.Hour,
+		Replay:        60 * time.Minute,
+		SourceTimeout: 4 * time.Second,
+		LatencyWindow: 5 * time.Minute,
+	}
+}
+
+// Validate checks what start-up would trip over, naming the setting.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.HTTP == "" {
+		errs = append(errs, errors.New("http: listen address is empty"))
+	}
+	if c.NATSURL == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir: empty, and the embedded NATS needs a store"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"interval", c.Interval}, {"retention", c.Retention}, {"source-timeout", c.SourceTimeout}, {"latency-window", c.LatencyWindow}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", d.name, d.v))
+		}
+	}
+	if c.Replay < 0 {
+		errs = append(errs, fmt.Errorf("replay: must not be negative, got %s", c.Replay))
+	}
+	return errors.Join(errs...)
+}
+
+// durable is the hub's JetStream consumer on the samples stream.
+const durable = "sysperf-hub"
+
+// Hub is a running hub.
+type Hub struct {
+	cfg Config
+	log *slog.Logger
+
+	emb *natsx.Embedded
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	in  *ingest
+	cc  jetstream.ConsumeContext
+	lat *nats.Subscription
+	srv *server.Server
+
+	runners []*runner
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start brings the hub up: NATS (embedded or external), the samples
+// stream, ingest with a replay of the stream, the HTTP server, the source
+// pollers and the update loop. Anything that fails stops start-up with an
+// error naming it, and what was started is shut down again.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &Hub{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			_ = h.Close()
+		}
+	}()
+
+	// The HTTP address is checked first so a port in use fails before the
+	// NATS store is touched.
+	if l, err := net.Listen("tcp", cfg.HTTP); err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTP, err)
+	} else {
+		_ = l.Close()
+	}
+
+	if cfg.NATSURL == "" {
+		store := filepath.Join(cfg.DataDir, "nats")
+		if err := os.MkdirAll(store, 0o750); err != nil {
+			return nil, fmt.Errorf("data-dir: %w", err)
+		}
+		if h.emb, err = natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: cfg.NATSListen, StoreDir: store}, log); err != nil {
+			return nil, err
+		}
+		h.nc, err = h.emb.Connect("sysperf-hub", log)
+	} else {
+		h.nc, err = natsx.Connect(cfg.NATSURL, "sysperf-hub", log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if h.js, err = jetstream.New(h.nc); err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := natsx.EnsureSamplesStream(sctx, h.js, natsx.SamplesStream{MaxAge: cfg.Retention}); err != nil {
+		return nil, err
+	}
+
+	if err := h.assemble(ctx); err != nil {
+		return nil, err
+	}
+
+	h.in = newIngest(log.With("component", "ingest"), h.cfg.History, h.cfg.Latency)
+	if h.lat, err = h.nc.Subscribe(metrics.SubjectLatency, func(m *nats.Msg) { h.in.observations(m.Subject, m.Data) }); err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", metrics.SubjectLatency, err)
+	}
+	var pending uint64
+	if h.cc, pending, err = h.in.consume(sctx, h.js, durable, cfg.Replay); err != nil {
+		return nil, err
+	}
+	// The first update holds the replayed history; a replay that takes
+	// too long is not worth refusing to serve for.
+	rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
+	caught := h.in.waitCaughtUp(rctx, pending)
+	rcancel()
+	if !caught && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	log.Info("samples replayed", "messages", pending, "complete", caught, "since", cfg.Replay)
+
+	if h.srv, err = server.Start(server.Config{
+		Addr:    cfg.HTTP,
+		UI:      h.cfg.UI,
+		Metrics: h.cfg.Metrics,
+		History: historyReader(h.cfg.History),
+		Alerts:  h.cfg.Alerts,
+		Log:     log,
+	}); err != nil {
+		return nil, err
+	}
+
+	loopCtx, stop := context.WithCancel(context.Background())
+	h.cancel = stop
+	for _, src := range h.cfg.Sources {
+		r := newRunner(src, cfg.SourceTimeout, log)
+		h.runners = append(h.runners, r)
+		h.wg.Go(func() { r.run(loopCtx, cfg.Interval) })
+	}
+	h.tick(time.Now())
+	h.wg.Go(func() { h.loop(loopCtx) })
+
+	log.Info("dashboard: " + dashboardURL(h.srv.Addr()))
+	if h.emb != nil && h.emb.ClientURL() != "" {
+		log.Info("agents connect to " + h.emb.ClientURL())
+	}
+	return h, nil
+}
+
+// historyReader keeps a nil History a nil interface for the server.
+func historyReader(h History) server.HistoryReader {
+	if h == nil {
+		return nil
+	}
+	return h
+}
+
+func dashboardURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/system"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/system"
+}
+
+// Run starts the hub and serves until ctx ends, then shuts down.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	h, err := Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	return h.Close()
+}
+
+// HTTPAddr is the address the dashboard and API listen on.
+func (h *Hub) HTTPAddr() string { return h.srv.Addr() }
+
+// NATSURL is where agents connect: the embedded server's URL, or the
+// external URL the hub was given.
+func (h *Hub) NATSURL() string {
+	if h.emb != nil {
+		return h.emb.ClientURL()
+	}
+	return h.cfg.NATSURL
+}
+
+// Stats returns the ingest counters.
+func (h *Hub) Stats() Stats { return h.in.Stats() }
+
+// Clients is the number of connected WebSocket clients.
+func (h *Hub) Clients() int { return h.srv.Clients() }
+
+func (h *Hub) loop(ctx context.Context) {
+	t := time.NewTicker(h.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			h.tick(now)
+		}
+	}
+}
+
+// tick builds, records and sends one update.
+func (h *Hub) tick(now time.Time) {
+	u := merge(now, h.in.snapshot(now.Add(-h.cfg.Retention)), h.cfg.Interval)
+	if h.cfg.Latency != nil {
+		u.Inference = h.cfg.Latency.Latencies(now, h.cfg.LatencyWindow)
+		u.Sources[metrics.SectionInference] = "agents"
+	} else {
+		u.Sources[metrics.SectionInference] = SourceNone
+		u.Errors[metrics.SectionInference] = "latency windows not configured"
+	}
+	applySources(&u, h.runners, now, h.cfg.Interval, h.log)
+	if h.cfg.Evaluator != nil {
+		if a := h.cfg.Evaluator.Evaluate(now, &u); a != nil {
+			u.Alerts = a
+		}
+	}
+	if h.cfg.History != nil {
+		h.cfg.History.Record(&u)
+	}
+	b, err := json.Marshal(u)
+	if err != nil {
+		h.log.Error("encode update", "err", err)
+		return
+	}
+	h.srv.Publish(b)
+	if err := h.nc.Publish(metrics.SubjectUpdate, b); err != nil {
+		h.log.Warn("publish update", "subject", metrics.SubjectUpdate, "err", err)
+	}
+}
+
+// Close stops the loop and the pollers, drains the consumer, closes the
+// HTTP server with a deadline and shuts NATS down. It is safe to call
+// more than once and on a partly started hub.
+func (h *Hub) Close() error {
+	h.closeOnce.Do(func() {
+		var errs []error
+		if h.cancel != nil {
+			h.cancel()
+		}
+		h.wg.Wait()
+		if h.cc != nil {
+			h.cc.Drain()
+			select {
+			case <-h.cc.Closed():
+			case <-time.After(5 * time.Second):
+				errs = append(errs, errors.New("sample consumer did not drain within 5s"))
+			}
+		}
+		if h.lat != nil {
+			_ = h.lat.Unsubscribe()
+		}
+		if h.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			errs = append(errs, h.srv.Shutdown(ctx))
+			cancel()
+		}
+		if h.nc != nil {
+			if err := h.nc.Drain(); err != nil {
+				h.nc.Close()
+			}
+			h.waitClosed(5 * time.Second)
+		}
+		if h.emb != nil {
+			h.emb.Shutdown()
+		}
+		h.closeErr = errors.Join(errs...)
+	})
+	return h.closeErr
+}
+
+func (h *Hub) waitClosed(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for !h.nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.nc.Close()
+}

@@ -1,0 +1,251 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.NATSListen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Interval = 100 * time.Millisecond
+	return cfg
+}
+
+func startHub(t *testing.T, cfg Config) *Hub {
+	t.Helper()
+	h, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := h.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return h
+}
+
+func publish(t *testing.T, natsURL string, s *metrics.Sample) {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, metrics.SampleSubject(s.Host), encode(t, s), jetstream.WithMsgID(metrics.MsgID(s))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// performance polls /api/v1/performance until cond holds.
+func performance(t *testing.T, h *Hub, cond func(metrics.Update) bool) metrics.Update {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + h.HTTPAddr() + "/api/v1/performance")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var u metrics.Update
+			if resp.StatusCode == 200 && json.Unmarshal(b, &u) == nil && cond(u) {
+				return u
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the update")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func hasHost(host string) func(metrics.Update) bool {
+	return func(u metrics.Update) bool {
+		for _, h := range u.Hosts {
+			if h.Host == host {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
+	rec := &recorder{}
+	cfg := testConfig(t)
+	cfg.History, cfg.Latency = rec, rec
+	h := startHub(t, cfg)
+	if !strings.HasPrefix(h.NATSURL(), "nats://127.0.0.1:") {
+		t.Fatalf("NATSURL %q", h.NATSURL())
+	}
+
+	nc, err := nats.Connect(h.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	updates, err := nc.SubscribeSync(metrics.SubjectUpdate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: 1, TS: time.Now().UnixNano(), System: system()}
+	publish(t, h.NATSURL(), s)
+	u := performance(t, h, hasHost("gpu01"))
+	eq(t, "host.ram_total_gb", u.Host.RAMTotalGB, 32)
+	if u.Sources["host"] != "agent:gpu01" || !u.Hosts[0].Online {
+		t.Fatalf("sources %v hosts %+v", u.Sources, u.Hosts)
+	}
+
+	if err := nc.Publish(metrics.LatencySubject("gpu01", "pipeline"), []byte(`{"v":1,"ts":1733000000000000000,"ms":3200}`)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		msg, err := updates.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("no update on %s: %v", metrics.SubjectUpdate, err)
+		}
+		var got metrics.Update
+		if err := json.Unmarshal(msg.Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Type == metrics.TypeUpdate && hasHost("gpu01")(got) {
+			break
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Stats().Observations == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.added) != 1 || rec.samples != 1 || rec.obs["gpu01/pipeline"] != 1 {
+		t.Fatalf("plugs got history %v latency %d obs %v", rec.added, rec.samples, rec.obs)
+	}
+}
+
+func TestHubReplaysTheStreamOnRestart(t *testing.T) {
+	cfg := testConfig(t)
+	h1, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-time.Minute)
+	for i := range 10 {
+		publish(t, h1.NATSURL(), &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: uint64(i), TS: base.Add(time.Duration(i) * 5 * time.Second).UnixNano()})
+	}
+	performance(t, h1, hasHost("gpu01"))
+	if err := h1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	rec := &recorder{}
+	cfg.History = rec
+	h2 := startHub(t, cfg)
+	// Start returns once the replay is in: the first update has the host.
+	u := performance(t, h2, func(metrics.Update) bool { return true })
+	if len(u.Hosts) != 1 || u.Hosts[0].Seq != 9 {
+		t.Fatalf("first update after restart: hosts %+v", u.Hosts)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.added) != 10 {
+		t.Fatalf("history got %d replayed samples, want 10", len(rec.added))
+	}
+}
+
+func TestHubWithExternalNATS(t *testing.T) {
+	ext, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ext.Shutdown) // after the hub's Close, which drains through it
+	cfg := testConfig(t)
+	cfg.NATSURL = ext.ClientURL()
+	cfg.DataDir = ""
+	h := startHub(t, cfg)
+	if h.NATSURL() != ext.ClientURL() {
+		t.Fatalf("NATSURL %q, want the external %q", h.NATSURL(), ext.ClientURL())
+	}
+	publish(t, ext.ClientURL(), &metrics.Sample{Host: "ext1", Boot: "b", Seq: 1, TS: time.Now().UnixNano()})
+	performance(t, h, hasHost("ext1"))
+}
+
+func TestHubStartFailuresNameTheCause(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"http port in use", func(c *Config) { c.HTTP = addr }, "http listen " + addr},
+		{"nats port in use", func(c *Config) { c.NATSListen = addr }, "nats listen " + addr},
+		{"external nats down", func(c *Config) { c.NATSURL = "nats://" + closedAddr }, "nats connect nats://" + closedAddr},
+		{"zero interval", func(c *Config) { c.Interval = 0 }, "interval: must be positive"},
+		{"data dir is a file", func(c *Config) { c.DataDir = filepath.Join("/proc/self/status") }, "data-dir"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			tc.edit(&cfg)
+			h, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			if err == nil {
+				_ = h.Close()
+				t.Fatal("start-up succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDashboardURL(t *testing.T) {
+	tests := map[string]string{
+		"127.0.0.1:8321": "http://127.0.0.1:8321/system",
+		"0.0.0.0:8321":   "http://127.0.0.1:8321/system",
+		"[::]:8321":      "http://127.0.0.1:8321/system",
+		"[::1]:9":        "http://[::1]:9/system",
+	}
+	for in, want := range tests {
+		if got := dashboardURL(in); got != want {
+			t.Errorf("dashboardURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package hub
+
+import (
+	"bytes"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// recorder records what ingest hands the History and Latency plugs.
+type recorder struct {
+	mu      sync.Mutex
+	added   []uint64 // seqs
+	samples int
+	obs     map[string]int
+}
+
+func (r *recorder) Add(s *metrics.Sample) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.added = append(r.added, s.Seq)
+}
+func (r *recorder) Record(*metrics.Update) {}
+func (r *recorder) Window(time.Time, string, string) (metrics.History, error) {
+	return metrics.History{}, nil
+}
+func (r *recorder) AddSample(*metrics.Sample) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.samples++
+}
+func (r *recorder) AddObservations(host, stage string, obs []metrics.Observation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.obs == nil {
+		r.obs = map[string]int{}
+	}
+	r.obs[host+"/"+stage] += len(obs)
+}
+func (r *recorder) Latencies(time.Time, time.Duration) metrics.Latencies { return metrics.Latencies{} }
+
+func encode(t *testing.T, s *metrics.Sample) []byte {
+	t.Helper()
+	b, err := metrics.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestIngestSamples(t *testing.T) {
+	var logs bytes.Buffer
+	rec := &recorder{}
+	in := newIngest(slog.New(slog.NewTextHandler(&logs, nil)), rec, rec)
+
+	ts := time.Now().UnixNano()
+	fresh := &metrics.Sample{Host: "gpu01", Boot: "b", Seq: 2, TS: ts}
+	older := &metrics.Sample{Host: "gpu01", Boot: "b", Seq: 1, TS: ts - int64(5*time.Second)}
+	noVersion, err := msgpack.Marshal(map[string]any{"h": "gpu01", "t": ts, "q": 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := make([]byte, 512)
+	for i := range garbage {
+		garbage[i] = byte(rand.IntN(256))
+	}
+	garbage[0] = 0xc1 // never valid msgpack, so the bytes cannot decode by chance
+
+	steps := []struct {
+		subject string
+		body    []byte
+		ok      bool
+	}{
+		{metrics.SampleSubject("gpu01"), encode(t, fresh), true},
+		{metrics.SampleSubject("gpu01"), encode(t, older), true}, // late: history only
+		{metrics.SampleSubject("x"), garbage, false},
+		{metrics.SampleSubject("x"), noVersion, false},
+		{metrics.SampleSubject("x"), make([]byte, metrics.MaxMessage+1), false},
+		{metrics.SampleSubject("x"), encode(t, &metrics.Sample{Host: "gpu01", Boot: "b", Seq: 3, TS: ts}), false},
+		{metrics.SampleSubject("x"), nil, false},
+	}
+	for i, st := range steps {
+		if got := in.sample(st.subject, st.body); got != st.ok {
+			t.Fatalf("step %d: accepted=%v, want %v", i, got, st.ok)
+		}
+	}
+
+	stats := in.Stats()
+	want := map[string]uint64{DropInvalid: 2, DropVersion: 1, DropTooLarge: 1, DropSubject: 1}
+	if !maps.Equal(stats.Dropped, want) {
+		t.Fatalf("dropped %v, want %v", stats.Dropped, want)
+	}
+	if stats.Samples != 2 || stats.Late != 1 || stats.Hosts != 1 {
+		t.Fatalf("stats %+v", stats)
+	}
+	if got := in.snapshot(time.Time{})["gpu01"].Seq; got != 2 {
+		t.Fatalf("newest sample seq %d: a late sample replaced a newer one", got)
+	}
+	if len(rec.added) != 2 || rec.added[1] != 1 || rec.samples != 2 {
+		t.Fatalf("history got %v, latency %d samples; want both accepted samples", rec.added, rec.samples)
+	}
+	// One log line per cause, not per message.
+	for range 100 {
+		in.sample(metrics.SampleSubject("x"), garbage)
+	}
+	if n := strings.Count(logs.String(), "cause=invalid"); n != 1 {
+		t.Fatalf("%d log lines for invalid samples, want 1 (rate-limited):\n%s", n, logs.String())
+	}
+	if in.Stats().Dropped[DropInvalid] != 102 {
+		t.Fatalf("dropped %v", in.Stats().Dropped)
+	}
+	// Stats is a copy.
+	stats.Dropped[DropInvalid] = 0
+	if in.Stats().Dropped[DropInvalid] == 0 {
+		t.Fatal("Stats shares its map with the ingest")
+	}
+}
+
+func TestIngestForgetsHostsPastRetention(t *testing.T) {
+	in := newIngest(slog.New(slog.DiscardHandler), nil, nil)
+	ts := time.Now()
+	in.sample(metrics.SampleSubject("old"), encode(t, &metrics.Sample{Host: "old", TS: ts.Add(-25 * time.Hour).UnixNano()}))
+	in.sample(metrics.SampleSubject("new"), encode(t, &metrics.Sample{Host: "new", TS: ts.UnixNano()}))
+	snap := in.snapshot(ts.Add(-24 * time.Hour))
+	if _, ok := snap["old"]; ok || snap["new"] == nil {
+		t.Fatalf("snapshot %v", snap)
+	}
+}
+
+func TestIngestObservations(t *testing.T) {
+	rec := &recorder{}
+	in := newIngest(slog.New(slog.DiscardHandler), nil, rec)
+	ts := time.Now().UnixNano()
+	one, _ := msgpack.Marshal(metrics.Observation{V: 1, TS: ts, MS: 45})
+	tests := []struct {
+		subject, body string
+	}{
+		{metrics.LatencySubject("gpu01", "pipeline"), `{"v":1,"ts":1733000000000000000,"ms":3200}`},
+		{metrics.LatencySubject("gpu01", "pipeline"), `[{"v":1,"ts":1733000000000000000,"ms":1},{"v":1,"ts":1733000000000000001,"ms":2}]`},
+		{metrics.LatencySubject("gpu01", "rtdetr"), string(one)},
+		{metrics.LatencySubject("gpu01", "rtdetr"), `{"v":0,"ts":1,"ms":1}`},
+		{metrics.LatencySubject("gpu01", "rtdetr"), `{"v":1,"ts":1,"ms":-5}`},
+		{"sysperf.v1.latency.gpu01", `{"v":1,"ts":1,"ms":1}`},
+		{metrics.LatencySubject("gpu01", "rtdetr"), "\xc1garbage"},
+	}
+	for _, tc := range tests {
+		in.observations(tc.subject, []byte(tc.body))
+	}
+	if rec.obs["gpu01/pipeline"] != 3 || rec.obs["gpu01/rtdetr"] != 1 {
+		t.Fatalf("observations passed on %v", rec.obs)
+	}
+	st := in.Stats()
+	want := map[string]uint64{DropVersion: 1, DropInvalid: 2, DropSubject: 1}
+	if st.Observations != 4 || !maps.Equal(st.ObservationsDropped, want) {
+		t.Fatalf("stats %+v, want dropped %v", st, want)
+	}
+}
+
+func TestLogLimiter(t *testing.T) {
+	l := logLimiter{every: 10 * time.Second}
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		key        string
+		at         time.Duration
+		ok         bool
+		suppressed int
+	}{
+		{"a", 0, true, 0},
+		{"a", time.Second, false, 0},
+		{"b", time.Second, true, 0},
+		{"a", 2 * time.Second, false, 0},
+		{"a", 11 * time.Second, true, 2},
+		{"a", 12 * time.Second, false, 0},
+	}
+	for i, st := range steps {
+		ok, n := l.allow(st.key, t0.Add(st.at))
+		if ok != st.ok || n != st.suppressed {
+			t.Fatalf("step %d: allow=%v suppressed=%d, want %v %d", i, ok, n, st.ok, st.suppressed)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// fallbackSource is implemented by a Source that only fills what direct
+// sources left empty (Prometheus); its patch is applied last.
+type fallbackSource interface {
+	Fallback() bool
+}
+
+// runner polls one source on its own schedule and keeps its newest patch.
+type runner struct {
+	src      Source
+	fallback bool
+	timeout  time.Duration
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	patch   Patch
+	lastOK  time.Time // when the newest poll returned
+	started time.Time
+}
+
+func newRunner(src Source, timeout time.Duration, log *slog.Logger) *runner {
+	fb, ok := src.(fallbackSource)
+	return &runner{
+		src:      src,
+		fallback: ok && fb.Fallback(),
+		timeout:  timeout,
+		log:      log.With("source", src.Name()),
+	}
+}
+
+// run polls until ctx ends. A poll that overruns the interval delays only
+// this source: the next poll starts when it returns.
+func (r *runner) run(ctx context.Context, interval time.Duration) {
+	r.mu.Lock()
+	r.started = time.Now()
+	r.mu.Unlock()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		r.poll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *runner) poll(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	p := func() (p Patch) {
+		defer func() {
+			if v := recover(); v != nil {
+				r.log.Error("source poll panicked", "panic", v)
+				p = nil
+			}
+		}()
+		return r.src.Poll(ctx)
+	}()
+	if p == nil {
+		// Nothing to apply: keep the previous answer, which ages into stale.
+		return
+	}
+	r.mu.Lock()
+	r.patch, r.lastOK = p, time.Now()
+	r.mu.Unlock()
+}
+
+func (r *runner) state() (Patch, time.Time, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.patch, r.lastOK, r.started
+}
+
+// applySources writes each source's newest patch into u: the hub's
+// defaults for sections nobody fills, then direct sources, then fallbacks.
+// A source whose newest answer is older than three intervals is marked
+// stale, and one that has not answered yet says so.
+func applySources(u *metrics.Update, runners []*runner, now time.Time, interval time.Duration, log *slog.Logger) {
+	configured := map[string]bool{}
+	for _, r := range runners {
+		configured[r.src.Name()] = true
+	}
+	defaults := []struct {
+		section string
+		set     func(status, reason string)
+	}{
+		{metrics.SectionPostgreSQL, func(st, why string) {
+			u.Databases.PostgreSQL = metrics.PostgreSQL{Status: st, Reason: why}
+		}},
+		{metrics.SectionRedis, func(st, why string) { u.Databases.Redis = metrics.Redis{Status: st, Reason: why} }},
+		{metrics.SectionContainers, func(string, string) {}},
+	}
+	for _, d := range defaults {
+		status, reason := StatusUnconfigured, "not configured"
+		if configured[d.section] {
+			status, reason = StatusUnknown, "waiting for the first poll"
+		}
+		d.set(status, reason)
+		u.Sources[d.section] = SourceNone
+		u.Errors[d.section] = reason
+	}
+
+	for _, pass := range []bool{false, true} {
+		for _, r := range runners {
+			if r.fallback != pass {
+				continue
+			}
+			name := r.src.Name()
+			p, lastOK, started := r.state()
+			if p == nil {
+				if now.Sub(started) > staleAfter*interval {
+					u.Errors[name] = fmt.Sprintf("no answer from the source in %s", now.Sub(started).Round(time.Second))
+				}
+				continue
+			}
+			if !r.fallback {
+				delete(u.Errors, name)
+			}
+			applyPatch(u, p, name, log)
+			if age := now.Sub(lastOK); age > staleAfter*interval {
+				u.Stale[name] = true
+				u.Errors[name] = fmt.Sprintf("last answer %s ago", age.Round(time.Second))
+			} else if _, ok := u.Stale[name]; !ok {
+				u.Stale[name] = false
+			}
+		}
+	}
+	if u.Containers == nil {
+		u.Containers = []metrics.Container{}
+	}
+}
+
+// applyPatch keeps one faulty patch from taking the update down with it.
+func applyPatch(u *metrics.Update, p Patch, name string, log *slog.Logger) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("source patch panicked", "source", name, "panic", v)
+		}
+	}()
+	p(u)
+}
