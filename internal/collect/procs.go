@@ -1,0 +1,327 @@
+package collect
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// Procs names the GPU compute processes NVML lists: their command, the
+// container they run in, and the model they serve. It reads /proc through
+// a root so tests can point it at a fake tree.
+//
+// NVML reports host pids, so the agent must run in the host's pid
+// namespace (systemd on the host, or a container with pid: host), and in
+// the host's cgroup namespace so /proc/<pid>/cgroup shows the full path
+// that names the container. In a private pid namespace /proc/<pid> would
+// be another process, or none.
+type Procs struct {
+	root     string
+	matchers []compiledMatcher
+}
+
+// ModelMatcher says how to recognise the processes of one model: by the
+// container they run in (a container id or its prefix, at least 12 hex
+// digits, or a name when the runtime exposes it in the cgroup path), or,
+// as a fallback, by a regular expression over the command line.
+type ModelMatcher struct {
+	Model     string `yaml:"model"`
+	Container string `yaml:"container"`
+	Command   string `yaml:"command"`
+}
+
+// DefaultModelMatchers recognise llama.cpp's server as Nemotron and
+// anything with "rtdetr" in its command line as the detector.
+func DefaultModelMatchers() []ModelMatcher {
+	return []ModelMatcher{
+		{Model: metrics.CollectorLLM, Command: `llama-server|llama\.cpp`},
+		{Model: metrics.CollectorRTDETR, Command: `(?i)rt-?detr`},
+	}
+}
+
+// Validate reports a matcher without a model or with a pattern that does
+// not compile.
+func (m ModelMatcher) Validate() error {
+	if m.Model == "" {
+		return fmt.Errorf("model matcher: model is empty")
+	}
+	if m.Container == "" && m.Command == "" {
+		return fmt.Errorf("model matcher %s: needs a container or a command", m.Model)
+	}
+	if m.Command != "" {
+		if _, err := regexp.Compile(m.Command); err != nil {
+			return fmt.Errorf("model matcher %s: command: %w", m.Model, err)
+		}
+	}
+	return nil
+}
+
+type compiledMatcher struct {
+	model     string
+	container string
+	command   *regexp.Regexp
+}
+
+// maxCommand caps the command line kept per process: enough to tell
+// servers apart, not a whole prompt someone passed as an argument.
+const maxCommand = 512
+
+// NewProcs returns an annotator reading root (default "/proc"). With no
+// matchers it uses DefaultModelMatchers; a matcher that does not validate
+// is skipped (call ModelMatcher.Validate at start-up to refuse it).
+func NewProcs(root string, matchers ...ModelMatcher) *Procs {
+	if root == "" {
+		root = "/proc"
+	}
+	if len(matchers) == 0 {
+		matchers = DefaultModelMatchers()
+	}
+	p := &Procs{root: root}
+	for _, m := range matchers {
+		if m.Validate() != nil {
+			continue
+		}
+		cm := compiledMatcher{model: m.Model, container: strings.ToLower(m.Container)}
+		if m.Command != "" {
+			cm.command = regexp.MustCompile(m.Command)
+		}
+		p.matchers = append(p.matchers, cm)
+	}
+	return p
+}
+
+// procInfo is what /proc says of one pid.
+type procInfo struct {
+	name, command      string
+	container, runtime string // full id (or name) and engine
+}
+
+// Annotate fills each GPU process's name, command, container and model,
+// then gives each model the pids serving it and, when the server did not
+// report its own VRAM, the VRAM NVML counts for those processes. A pid
+// that /proc cannot read keeps what NVML said.
+func (p *Procs) Annotate(s *metrics.Sample) {
+	if s == nil {
+		return
+	}
+	cache := map[uint32]procInfo{}
+	vram := map[string]uint64{}
+	vramKnown := map[string]bool{}
+	pids := map[string][]uint32{}
+	for gi := range s.GPUs {
+		for pi := range s.GPUs[gi].Processes {
+			proc := &s.GPUs[gi].Processes[pi]
+			info, ok := cache[proc.PID]
+			if !ok {
+				info = p.read(proc.PID)
+				cache[proc.PID] = info
+			}
+			proc.Name, proc.Command = info.name, info.command
+			proc.Container, proc.Runtime = shortID(info.container), info.runtime
+			proc.Model = p.modelOf(proc.PID, info, s.Models)
+			if proc.Model == "" {
+				continue
+			}
+			if !containsPID(pids[proc.Model], proc.PID) {
+				pids[proc.Model] = append(pids[proc.Model], proc.PID)
+			}
+			if proc.MemUsed != nil {
+				vram[proc.Model] += *proc.MemUsed
+				vramKnown[proc.Model] = true
+			}
+		}
+	}
+	for model, ps := range pids {
+		m, ok := s.Models[model]
+		if !ok {
+			continue // no endpoint configured for it: nothing to annotate
+		}
+		for _, pid := range ps {
+			if !containsPID(m.PIDs, pid) {
+				m.PIDs = append(m.PIDs, pid)
+			}
+		}
+		if m.MemUsed == nil && vramKnown[model] {
+			v := vram[model]
+			m.MemUsed = &v
+		}
+		if m.Container == "" {
+			if info := cache[ps[0]]; info.container != "" {
+				m.Container = shortID(info.container)
+			}
+		}
+		s.Models[model] = m
+	}
+}
+
+func containsPID(ps []uint32, pid uint32) bool { return slices.Contains(ps, pid) }
+
+// modelOf attributes a process: the model's own pid list first, then the
+// container its endpoint names, then the configured matchers.
+func (p *Procs) modelOf(pid uint32, info procInfo, models map[string]metrics.Model) string {
+	for _, role := range sortedKeys(models) {
+		if containsPID(models[role].PIDs, pid) {
+			return role
+		}
+	}
+	for _, role := range sortedKeys(models) {
+		if c := models[role].Container; c != "" && containerMatches(info.container, c) {
+			return role
+		}
+	}
+	for _, m := range p.matchers {
+		if m.container != "" && containerMatches(info.container, m.container) {
+			return m.model
+		}
+	}
+	for _, m := range p.matchers {
+		if m.command != nil && (m.command.MatchString(info.command) || m.command.MatchString(info.name)) {
+			return m.model
+		}
+	}
+	return ""
+}
+
+// sortedKeys keeps attribution stable when two models claim a process.
+func sortedKeys(m map[string]metrics.Model) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// containerMatches compares a process's container with a configured one:
+// equal, or an id prefix of at least 12 characters (the short id Docker
+// prints).
+func containerMatches(have, want string) bool {
+	if have == "" || want == "" {
+		return false
+	}
+	have, want = strings.ToLower(have), strings.ToLower(want)
+	return have == want || (len(want) >= 12 && strings.HasPrefix(have, want))
+}
+
+func (p *Procs) read(pid uint32) procInfo {
+	dir := filepath.Join(p.root, strconv.FormatUint(uint64(pid), 10))
+	var info procInfo
+	if b, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
+		info.name = strings.TrimSpace(string(b))
+	}
+	if b, err := readCapped(filepath.Join(dir, "cmdline"), 64<<10); err == nil {
+		info.command = cleanCommand(b)
+	}
+	if b, err := readCapped(filepath.Join(dir, "cgroup"), 64<<10); err == nil {
+		info.container, info.runtime = ParseCgroup(string(b))
+	}
+	return info
+}
+
+func readCapped(path string, limit int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, limit)
+	n, err := f.Read(buf)
+	if n == 0 && err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+// cleanCommand turns /proc/<pid>/cmdline's NUL-separated arguments into
+// one line, capped at maxCommand bytes on a rune boundary.
+func cleanCommand(b []byte) string {
+	s := strings.TrimRight(strings.ReplaceAll(string(b), "\x00", " "), " ")
+	if len(s) <= maxCommand {
+		return s
+	}
+	cut := maxCommand
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+
+// ParseCgroup finds the container in a /proc/<pid>/cgroup file (v2's one
+// line or v1's many) and returns its id and runtime: "docker", "podman",
+// "containerd", "cri-o", or "kubernetes" for a pod path that names no
+// engine. A host process returns "", "".
+func ParseCgroup(content string) (id, runtime string) {
+	for _, line := range strings.Split(content, "\n") {
+		// hierarchy-ID:controllers:path
+		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if id, runtime = containerOfPath(parts[2]); id != "" {
+			return id, runtime
+		}
+	}
+	return "", ""
+}
+
+func containerOfPath(p string) (id, runtime string) {
+	segs := strings.Split(p, "/")
+	kube := strings.Contains(p, "kubepods")
+	// The innermost segment that names a container wins: a container's
+	// own sub-cgroups (init.scope under a delegated scope) sit below it.
+	for i := len(segs) - 1; i >= 0; i-- {
+		seg := strings.TrimSuffix(segs[i], ".scope")
+		switch {
+		case strings.HasPrefix(seg, "docker-") && isHexID(seg[len("docker-"):]):
+			return seg[len("docker-"):], "docker"
+		case strings.HasPrefix(seg, "cri-containerd-") && isHexID(seg[len("cri-containerd-"):]):
+			return seg[len("cri-containerd-"):], "containerd"
+		case strings.HasPrefix(seg, "crio-") && isHexID(seg[len("crio-"):]):
+			return seg[len("crio-"):], "cri-o"
+		case strings.HasPrefix(seg, "libpod-conmon-"):
+			// Podman's monitor process, not the container itself.
+			return "", ""
+		case strings.HasPrefix(seg, "libpod-") && isHexID(seg[len("libpod-"):]):
+			return seg[len("libpod-"):], "podman"
+		case isHexID(seg) && i > 0:
+			parent := segs[i-1]
+			switch {
+			case parent == "docker":
+				return seg, "docker"
+			case parent == "libpod_parent" || strings.HasPrefix(parent, "libpod_pod_"):
+				return seg, "podman"
+			case kube && (strings.HasPrefix(parent, "pod") || strings.Contains(parent, "-pod")):
+				return seg, "kubernetes"
+			case parent == "containerd" || (strings.HasSuffix(parent, ".slice") && strings.Contains(parent, "containerd")):
+				return seg, "containerd"
+			}
+		}
+	}
+	return "", ""
+}
+
+// isHexID reports a full container id: 64 lowercase hex digits.
+func isHexID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// shortID is the 12-digit form runtimes print.
+func shortID(id string) string {
+	if isHexID(id) {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,171 @@
+package collect
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+const (
+	dockerID  = "4f6c3e1b2a9d8c7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e"
+	kubeID    = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+	podmanID  = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	criID     = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	podUID    = "pod7d1c0b3a-5e2f-4a6b-9c8d-1e2f3a4b5c6d"
+	podUIDSys = "kubepods-besteffort-pod7d1c0b3a_5e2f_4a6b_9c8d_1e2f3a4b5c6d.slice"
+)
+
+func TestParseCgroup(t *testing.T) {
+	tests := []struct {
+		name, content, id, runtime string
+	}{
+		{"docker cgroup v2 systemd", "0::/system.slice/docker-" + dockerID + ".scope\n", dockerID, "docker"},
+		{"docker cgroupfs v2", "0::/docker/" + dockerID + "\n", dockerID, "docker"},
+		{"docker cgroup v1", "12:pids:/docker/" + dockerID + "\n11:memory:/docker/" + dockerID + "\n1:name=systemd:/docker/" + dockerID + "\n0::/system.slice/containerd.service\n", dockerID, "docker"},
+		{"docker rootless", "0::/user.slice/user-1000.slice/user@1000.service/app.slice/docker-" + dockerID + ".scope\n", dockerID, "docker"},
+		{"kubernetes containerd systemd", "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-" + strings.ReplaceAll(podUID, "-", "_") + ".slice/cri-containerd-" + kubeID + ".scope\n", kubeID, "containerd"},
+		{"kubernetes cgroupfs", "0::/kubepods/besteffort/" + podUID + "/" + kubeID + "\n", kubeID, "kubernetes"},
+		{"kubernetes v1", "11:devices:/kubepods/burstable/" + podUID + "/" + kubeID + "\n4:cpu,cpuacct:/kubepods/burstable/" + podUID + "/" + kubeID + "\n", kubeID, "kubernetes"},
+		{"kubernetes cri-o", "0::/kubepods.slice/" + podUIDSys + "/crio-" + criID + ".scope\n", criID, "cri-o"},
+		{"podman systemd", "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + podmanID + ".scope\n", podmanID, "podman"},
+		{"podman machine.slice", "0::/machine.slice/libpod-" + podmanID + ".scope/container\n", podmanID, "podman"},
+		{"podman cgroupfs", "0::/libpod_parent/" + podmanID + "\n", podmanID, "podman"},
+		{"podman conmon is not the container", "0::/machine.slice/libpod-conmon-" + podmanID + ".scope\n", "", ""},
+		{"host service", "0::/system.slice/llama-server.service\n", "", ""},
+		{"host user session", "0::/user.slice/user-0.slice/session-3.scope\n", "", ""},
+		{"host v1", "12:pids:/user.slice\n1:name=systemd:/user.slice/user-0.slice/session-1.scope\n0::/\n", "", ""},
+		{"short id is not a container", "0::/docker/4f6c3e1b2a9d\n", "", ""},
+		{"garbage", "not a cgroup file", "", ""},
+	}
+	for _, tt := range tests {
+		id, rt := ParseCgroup(tt.content)
+		if id != tt.id || rt != tt.runtime {
+			t.Errorf("%s: got %q %q, want %q %q", tt.name, id, rt, tt.id, tt.runtime)
+		}
+	}
+}
+
+type fakeProc struct {
+	pid     uint32
+	comm    string
+	cmdline []string
+	cgroup  string
+}
+
+func fakeProcRoot(t *testing.T, procs []fakeProc) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, p := range procs {
+		dir := filepath.Join(root, strconv.Itoa(int(p.pid)))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		files := map[string]string{
+			"comm":    p.comm + "\n",
+			"cmdline": strings.Join(p.cmdline, "\x00") + "\x00",
+			"cgroup":  p.cgroup,
+		}
+		for name, body := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return root
+}
+
+func TestProcsAnnotate(t *testing.T) {
+	root := fakeProcRoot(t, []fakeProc{
+		// llama.cpp in Docker: matched by its command line.
+		{pid: 4101, comm: "llama-server", cmdline: []string{"/app/llama-server", "-m", "/models/Nemotron-Mini-4B-Instruct-Q4_K_M.gguf", "-c", "4096", "--parallel", "2", "--metrics"},
+			cgroup: "0::/system.slice/docker-" + dockerID + ".scope\n"},
+		// The detector in a Kubernetes pod: matched by the container its
+		// endpoint names (the command says only "python").
+		{pid: 5202, comm: "python3", cmdline: []string{"python3", "-m", "uvicorn", "server:app", "--port", "8090"},
+			cgroup: "0::/kubepods/besteffort/" + podUID + "/" + kubeID + "\n"},
+		// A Podman job nobody configured: container known, model not.
+		{pid: 6303, comm: "python", cmdline: []string{"python", "train.py", "--epochs", strings.Repeat("9", 1000)},
+			cgroup: "0::/machine.slice/libpod-" + podmanID + ".scope\n"},
+		// A host process named by pid by its model collector.
+		{pid: 7404, comm: "worker", cmdline: []string{"/usr/bin/worker"}, cgroup: "0::/system.slice/worker.service\n"},
+	})
+	mem := func(v uint64) *uint64 { return &v }
+	s := &metrics.Sample{
+		GPUs: []metrics.GPU{
+			{Index: 0, Processes: []metrics.Process{{PID: 4101, MemUsed: mem(20 << 30)}, {PID: 5202, MemUsed: mem(1 << 29)}}},
+			{Index: 1, Processes: []metrics.Process{{PID: 4101, MemUsed: mem(4 << 30)}, {PID: 6303, MemUsed: mem(8 << 30)}, {PID: 7404}, {PID: 9999, MemUsed: mem(1)}}},
+		},
+		Models: map[string]metrics.Model{
+			"rtdetr":   {Status: "healthy", MemUsed: mem(182536110), Container: kubeID[:12]},
+			"nemotron": {Status: "healthy"},
+			"worker":   {Status: "healthy", PIDs: []uint32{7404}},
+		},
+	}
+	NewProcs(root).Annotate(s)
+
+	long := "python train.py --epochs " + strings.Repeat("9", maxCommand-len("python train.py --epochs ")) + "…"
+	want := [][]metrics.Process{
+		{
+			{PID: 4101, Name: "llama-server", Command: "/app/llama-server -m /models/Nemotron-Mini-4B-Instruct-Q4_K_M.gguf -c 4096 --parallel 2 --metrics",
+				MemUsed: mem(20 << 30), Container: dockerID[:12], Runtime: "docker", Model: "nemotron"},
+			{PID: 5202, Name: "python3", Command: "python3 -m uvicorn server:app --port 8090", MemUsed: mem(1 << 29),
+				Container: kubeID[:12], Runtime: "kubernetes", Model: "rtdetr"},
+		},
+		{
+			{PID: 4101, Name: "llama-server", Command: "/app/llama-server -m /models/Nemotron-Mini-4B-Instruct-Q4_K_M.gguf -c 4096 --parallel 2 --metrics",
+				MemUsed: mem(4 << 30), Container: dockerID[:12], Runtime: "docker", Model: "nemotron"},
+			{PID: 6303, Name: "python", Command: long, MemUsed: mem(8 << 30), Container: podmanID[:12], Runtime: "podman"},
+			{PID: 7404, Name: "worker", Command: "/usr/bin/worker", Model: "worker"},
+			// /proc has no such pid (it exited, or another namespace): NVML's word stands.
+			{PID: 9999, MemUsed: mem(1)},
+		},
+	}
+	for gi := range want {
+		g, _ := json.Marshal(s.GPUs[gi].Processes)
+		w, _ := json.Marshal(want[gi])
+		if string(g) != string(w) {
+			t.Errorf("gpu %d processes\n got %s\nwant %s", gi, g, w)
+		}
+	}
+	// Nemotron's server reports no VRAM: NVML's sum over both GPUs fills it.
+	assertModel(t, s.Models["nemotron"], metrics.Model{Status: "healthy", MemUsed: mem(24 << 30), PIDs: []uint32{4101}, Container: dockerID[:12]})
+	// The detector's own figure stands.
+	assertModel(t, s.Models["rtdetr"], metrics.Model{Status: "healthy", MemUsed: mem(182536110), PIDs: []uint32{5202}, Container: kubeID[:12]})
+	// NVML had no memory figure for the worker: still unknown, not zero.
+	assertModel(t, s.Models["worker"], metrics.Model{Status: "healthy", PIDs: []uint32{7404}})
+}
+
+func TestProcsConfiguredMatchers(t *testing.T) {
+	root := fakeProcRoot(t, []fakeProc{
+		{pid: 10, comm: "python3", cmdline: []string{"python3", "detector.py"}, cgroup: "0::/system.slice/docker-" + dockerID + ".scope\n"},
+		{pid: 11, comm: "llama-server", cmdline: []string{"llama-server"}, cgroup: "0::/user.slice\n"},
+	})
+	s := &metrics.Sample{GPUs: []metrics.GPU{{Processes: []metrics.Process{{PID: 10}, {PID: 11}}}}}
+	// A container id prefix for the detector; no command matcher for
+	// llama-server, so it stays unattributed.
+	NewProcs(root, ModelMatcher{Model: "rtdetr", Container: dockerID[:16]}, ModelMatcher{Model: "bad", Command: "("}).Annotate(s)
+	if got := s.GPUs[0].Processes[0].Model; got != "rtdetr" {
+		t.Errorf("by container: model = %q", got)
+	}
+	if got := s.GPUs[0].Processes[1].Model; got != "" {
+		t.Errorf("no matcher: model = %q, want none", got)
+	}
+	if s.Models != nil {
+		t.Errorf("models appeared from nowhere: %+v", s.Models)
+	}
+	for _, m := range []ModelMatcher{{Model: "x"}, {Command: "a"}, {Model: "x", Command: "("}} {
+		if m.Validate() == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", m)
+		}
+	}
+	for _, m := range DefaultModelMatchers() {
+		if err := m.Validate(); err != nil {
+			t.Errorf("default matcher: %v", err)
+		}
+	}
+}
