@@ -249,7 +249,6 @@ func cleanCommand(b []byte) string {
 	return s[:cut] + "…"
 }
 
-
 // ParseCgroup finds the container in a /proc/<pid>/cgroup file (v2's one
 // line or v1's many) and returns its id and runtime: "docker", "podman",
 // "containerd", "cri-o", or "kubernetes" for a pod path that names no
