@@ -2,7 +2,9 @@ package hub
 
 import (
 	"context"
+	"time"
 
+	"github.com/sysperf/sysperf/internal/latency"
 	"github.com/sysperf/sysperf/webui"
 )
 
@@ -12,6 +14,11 @@ import (
 func (h *Hub) assemble(_ context.Context) error {
 	if h.cfg.UI == nil {
 		h.cfg.UI = webui.Handler()
+	}
+	if h.cfg.Latency == nil {
+		// Keep the longest window the dashboard offers (60m), or the
+		// configured one if longer, plus a margin for the base snapshot.
+		h.cfg.Latency = latency.New(latency.Config{Retain: max(60*time.Minute, h.cfg.LatencyWindow) + 5*time.Minute})
 	}
 	return nil
 }
