@@ -1,0 +1,527 @@
+package sources
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// Container health and status words beyond the engine's own.
+const (
+	// HealthNone is the engine's word for a container without a healthcheck.
+	HealthNone = "none"
+	// StateUnknown is the status of a container nobody could ask about: no
+	// engine socket, and the health comes from its ping alone.
+	StateUnknown = "unknown"
+	// StateMissing is the status of a configured container the engine does
+	// not have: it was removed or never created, which is worth telling
+	// apart from "we cannot know".
+	StateMissing = "missing"
+)
+
+// timelineLen bounds each container's health timeline: 60 points, five
+// minutes at the default interval, what the UI's Tracker shows.
+const timelineLen = 60
+
+// ContainerTarget is one configured container: its name (as the engine
+// names it, without the leading "/") and an optional HTTP health URL.
+type ContainerTarget struct {
+	Name      string `yaml:"name" json:"name"`
+	HealthURL string `yaml:"health_url" json:"health_url,omitempty"`
+}
+
+// ContainersConfig configures the containers source.
+type ContainersConfig struct {
+	Targets []ContainerTarget
+	// EngineHost is the Docker or Podman Engine API: unix:///path,
+	// tcp://host:port, or a socket path. Empty means DOCKER_HOST, then the
+	// usual Docker and Podman socket paths; "none" disables the engine.
+	EngineHost string
+	// APIVersion pins the Engine API ("1.43"); empty uses the engine's own.
+	APIVersion string
+	// PingTimeout bounds each health ping (default 2 s); the poll's
+	// deadline bounds them all.
+	PingTimeout time.Duration
+}
+
+// Containers pings the configured health URLs in parallel and, where an
+// Engine API socket is reachable, merges in every container's real state
+// and health by name.
+type Containers struct {
+	cfg    ContainersConfig
+	client *http.Client
+	now    func() time.Time
+	// getenv and candidates locate the engine; fields so that tests need
+	// not touch the process environment.
+	getenv     func(string) string
+	candidates []string
+
+	mu       sync.Mutex
+	timeline map[string][]metrics.HealthPoint
+}
+
+// NewContainers checks the targets: names must be unique and URLs absolute
+// http(s).
+func NewContainers(cfg ContainersConfig) (*Containers, error) {
+	seen := map[string]bool{}
+	for i, t := range cfg.Targets {
+		if t.Name == "" {
+			return nil, fmt.Errorf("containers[%d]: empty name", i)
+		}
+		if seen[t.Name] {
+			return nil, fmt.Errorf("containers[%d]: duplicate name %q", i, t.Name)
+		}
+		seen[t.Name] = true
+		if t.HealthURL != "" {
+			u, err := url.Parse(t.HealthURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("containers[%d] %s: health_url %q is not an http(s) URL", i, t.Name, t.HealthURL)
+			}
+		}
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = 2 * time.Second
+	}
+	return &Containers{
+		cfg:    cfg,
+		client: &http.Client{Timeout: cfg.PingTimeout},
+		now:    time.Now,
+		getenv: os.Getenv,
+		candidates: []string{
+			"/var/run/docker.sock",
+			"/run/podman/podman.sock",
+		},
+		timeline: map[string][]metrics.HealthPoint{},
+	}, nil
+}
+
+// Name is the section the source fills.
+func (c *Containers) Name() string { return metrics.SectionContainers }
+
+// Poll pings and asks the engine at the same time; neither waits for the
+// other, and each is bounded by ctx.
+func (c *Containers) Poll(ctx context.Context) func(*metrics.Update) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultPollTimeout)
+		defer cancel()
+	}
+	pings := make([]ping, len(c.cfg.Targets))
+	var wg sync.WaitGroup
+	for i, t := range c.cfg.Targets {
+		if t.HealthURL == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pings[i] = c.ping(ctx, t.HealthURL)
+		}()
+	}
+	var (
+		engine    map[string]engineContainer
+		engineErr error
+		engineOn  bool
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ep, ok := c.engineEndpoint()
+		if !ok {
+			return
+		}
+		engineOn = true
+		engine, engineErr = c.readEngine(ctx, ep)
+	}()
+	wg.Wait()
+
+	list := merge(c.cfg.Targets, pings, engine, engineOn && engineErr == nil)
+	c.record(c.now(), list)
+
+	source := "ping"
+	if engineOn && engineErr == nil {
+		source = "ping+engine"
+	}
+	var errText string
+	if engineErr != nil {
+		errText = engineErr.Error()
+	}
+	return func(u *metrics.Update) {
+		u.Containers = list
+		setSource(u, metrics.SectionContainers, source)
+		if errText != "" {
+			setError(u, metrics.SectionContainers, errText)
+		}
+	}
+}
+
+type ping struct {
+	done   bool
+	health string
+	reason string
+}
+
+func (c *Containers) ping(ctx context.Context, rawURL string) ping {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.PingTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return ping{true, metrics.StatusUnhealthy, err.Error()}
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return ping{true, metrics.StatusUnhealthy, netReason(err)}
+	}
+	defer resp.Body.Close()
+	// Drain a little so the connection can be reused; a health body is small.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return ping{true, metrics.StatusUnhealthy, fmt.Sprintf("HTTP %d", resp.StatusCode)}
+	}
+	return ping{true, metrics.StatusHealthy, ""}
+}
+
+// netReason turns a transport error into the short reason the dashboard
+// shows.
+func netReason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ENOENT):
+		return "no such socket"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return "unknown host " + dnsErr.Name
+	}
+	return err.Error()
+}
+
+// merge builds the section: the configured containers in their order, then
+// every other container the engine knows, by name.
+func merge(targets []ContainerTarget, pings []ping, engine map[string]engineContainer, engineOK bool) []metrics.Container {
+	out := make([]metrics.Container, 0, len(targets)+len(engine))
+	configured := map[string]bool{}
+	for i, t := range targets {
+		configured[t.Name] = true
+		e, inEngine := engine[t.Name]
+		ct := metrics.Container{Name: t.Name, Status: StateUnknown, Health: StateUnknown}
+		switch {
+		case inEngine:
+			ct.Status, ct.Health, ct.Reason = e.Status, e.Health, e.Reason
+		case engineOK:
+			ct.Status, ct.Reason = StateMissing, "not found in the container engine"
+		}
+		if p := pings[i]; p.done {
+			// The ping is the direct evidence of serving, but either the
+			// ping or the engine's healthcheck failing is a failure.
+			switch {
+			case p.health == metrics.StatusUnhealthy:
+				ct.Health, ct.Reason = p.health, joinNonEmpty(p.reason, ct.Reason)
+			case ct.Health != metrics.StatusUnhealthy:
+				ct.Health = p.health
+			}
+		}
+		out = append(out, ct)
+	}
+	var rest []string
+	for name := range engine {
+		if !configured[name] {
+			rest = append(rest, name)
+		}
+	}
+	sort.Strings(rest)
+	for _, name := range rest {
+		e := engine[name]
+		out = append(out, metrics.Container{Name: name, Status: e.Status, Health: e.Health, Reason: e.Reason})
+	}
+	return out
+}
+
+// record appends this poll's health to each container's timeline and
+// returns copies in the list, so the patch never shares the source's state.
+func (c *Containers) record(at time.Time, list []metrics.Container) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	present := make(map[string]bool, len(list))
+	for i := range list {
+		name := list[i].Name
+		present[name] = true
+		tl := append(c.timeline[name], metrics.HealthPoint{Timestamp: at, Health: list[i].Health})
+		if len(tl) > timelineLen {
+			tl = append([]metrics.HealthPoint(nil), tl[len(tl)-timelineLen:]...)
+		}
+		c.timeline[name] = tl
+		list[i].Timeline = append([]metrics.HealthPoint(nil), tl...)
+	}
+	// A container that is gone takes its timeline with it, so the map
+	// cannot grow with every container ever created.
+	for name := range c.timeline {
+		if !present[name] {
+			delete(c.timeline, name)
+		}
+	}
+}
+
+// engineEndpoint is where the Engine API answers: a unix socket path or a
+// tcp base URL, and whether there is one at all.
+type engineEndpoint struct {
+	socket string // unix socket path, or
+	base   string // http://host:port for tcp://
+}
+
+func (c *Containers) engineEndpoint() (engineEndpoint, bool) {
+	host := c.cfg.EngineHost
+	if host == "" {
+		host = c.getenv("DOCKER_HOST")
+	}
+	if host == "none" {
+		return engineEndpoint{}, false
+	}
+	if host != "" {
+		switch {
+		case strings.HasPrefix(host, "unix://"):
+			return engineEndpoint{socket: strings.TrimPrefix(host, "unix://")}, true
+		case strings.HasPrefix(host, "tcp://"):
+			return engineEndpoint{base: "http://" + strings.TrimPrefix(host, "tcp://")}, true
+		case strings.HasPrefix(host, "http://"):
+			return engineEndpoint{base: strings.TrimSuffix(host, "/")}, true
+		default:
+			return engineEndpoint{socket: host}, true
+		}
+	}
+	cands := c.candidates
+	if x := c.getenv("XDG_RUNTIME_DIR"); x != "" {
+		cands = append(cands[:len(cands):len(cands)], filepath.Join(x, "podman", "podman.sock"))
+	}
+	for _, p := range cands {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return engineEndpoint{socket: p}, true
+		}
+	}
+	return engineEndpoint{}, false
+}
+
+// engineContainer is what the source keeps of one engine container.
+type engineContainer struct {
+	Status, Health, Reason string
+}
+
+// The parts of the Engine API's answers the source reads. The engine sends
+// much more; unknown fields are ignored.
+type engineSummary struct {
+	ID     string   `json:"Id"`
+	Names  []string `json:"Names"`
+	State  string   `json:"State"`
+	Status string   `json:"Status"`
+	// Health appears in the list from API 1.52; older engines need inspect.
+	Health *engineHealth `json:"Health"`
+}
+
+type engineHealth struct {
+	Status        string `json:"Status"`
+	FailingStreak int    `json:"FailingStreak"`
+	Log           []struct {
+		ExitCode int    `json:"ExitCode"`
+		Output   string `json:"Output"`
+	} `json:"Log"`
+}
+
+type engineInspect struct {
+	Name  string `json:"Name"`
+	State struct {
+		Status    string        `json:"Status"`
+		ExitCode  int           `json:"ExitCode"`
+		Error     string        `json:"Error"`
+		OOMKilled bool          `json:"OOMKilled"`
+		Health    *engineHealth `json:"Health"`
+	} `json:"State"`
+	RestartCount int `json:"RestartCount"`
+}
+
+// maxEngineBody caps an Engine API answer; a list of a few thousand
+// containers is well under it.
+const maxEngineBody = 16 << 20
+
+func (c *Containers) readEngine(ctx context.Context, ep engineEndpoint) (map[string]engineContainer, error) {
+	client := c.client
+	base := ep.base
+	if ep.socket != "" {
+		sock := ep.socket
+		client = &http.Client{
+			Timeout: c.cfg.PingTimeout,
+			Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "unix", sock)
+				},
+			},
+		}
+		defer client.CloseIdleConnections()
+		base = "http://engine"
+	}
+	if c.cfg.APIVersion != "" {
+		base += "/v" + strings.TrimPrefix(c.cfg.APIVersion, "v")
+	}
+	where := ep.socket
+	if where == "" {
+		where = ep.base
+	}
+	var list []engineSummary
+	if err := getJSON(ctx, client, base+"/containers/json?all=1", &list); err != nil {
+		return nil, fmt.Errorf("container engine %s: %w", where, err)
+	}
+	out := make(map[string]engineContainer, len(list))
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	sem := make(chan struct{}, 8) // a host can run hundreds of containers
+	for _, s := range list {
+		name := containerName(s.Names)
+		if name == "" {
+			continue
+		}
+		// The list's health suffices for a running container; a stopped or
+		// restarting one is inspected for its exit code and restart count.
+		if s.Health != nil && s.State == "running" {
+			mu.Lock()
+			out[name] = fromEngine(s.State, s.Health, 0, "", 0)
+			mu.Unlock()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			var in engineInspect
+			ec := engineContainer{Status: s.State, Health: HealthNone}
+			if err := getJSON(ctx, client, base+"/containers/"+url.PathEscape(s.ID)+"/json", &in); err != nil {
+				// The list still says the state; only health is unknown.
+				ec.Health, ec.Reason = StateUnknown, "inspect: "+err.Error()
+			} else {
+				st := in.State.Status
+				if st == "" {
+					st = s.State
+				}
+				ec = fromEngine(st, in.State.Health, in.State.ExitCode, in.State.Error, in.RestartCount)
+				if in.State.OOMKilled {
+					ec.Reason = joinNonEmpty(ec.Reason, "OOM killed")
+				}
+			}
+			mu.Lock()
+			out[name] = ec
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+func fromEngine(state string, h *engineHealth, exitCode int, stateErr string, restarts int) engineContainer {
+	ec := engineContainer{Status: strings.ToLower(state), Health: HealthNone}
+	if h != nil && h.Status != "" {
+		ec.Health = h.Status
+		if h.Status == metrics.StatusUnhealthy {
+			ec.Reason = fmt.Sprintf("healthcheck failed %d times", h.FailingStreak)
+			if n := len(h.Log); n > 0 {
+				last := h.Log[n-1]
+				ec.Reason += fmt.Sprintf(": exit %d", last.ExitCode)
+				if out := oneLine(last.Output); out != "" {
+					ec.Reason += ": " + out
+				}
+			}
+		}
+	}
+	switch ec.Status {
+	case "exited", "dead":
+		ec.Reason = joinNonEmpty(ec.Reason, fmt.Sprintf("exit code %d", exitCode))
+	case "restarting":
+		ec.Reason = joinNonEmpty(ec.Reason, fmt.Sprintf("restarted %d times", restarts))
+	}
+	if stateErr != "" {
+		ec.Reason = joinNonEmpty(ec.Reason, stateErr)
+	}
+	return ec
+}
+
+func joinNonEmpty(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}
+
+// oneLine keeps the last non-empty line of a healthcheck's output, which is
+// where curl and friends say what went wrong, capped for the dashboard.
+func oneLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if len(last) > 160 {
+		last = last[:160] + "…"
+	}
+	return last
+}
+
+// containerName is the engine's first name without its leading "/".
+func containerName(names []string) string {
+	for _, n := range names {
+		n = strings.TrimPrefix(n, "/")
+		// Legacy links show as "/other/alias"; those are not names.
+		if n != "" && !strings.Contains(n, "/") {
+			return n
+		}
+	}
+	return ""
+}
+
+func getJSON(ctx context.Context, client *http.Client, rawURL string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return errors.New(netReason(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxEngineBody+1))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", req.URL.Path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var msg struct {
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal(body, &msg)
+		return fmt.Errorf("GET %s: HTTP %d %s", req.URL.Path, resp.StatusCode, msg.Message)
+	}
+	if len(body) > maxEngineBody {
+		return fmt.Errorf("GET %s: answer over %d bytes", req.URL.Path, maxEngineBody)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("GET %s: bad JSON: %w", req.URL.Path, err)
+	}
+	return nil
+}
