@@ -24,6 +24,18 @@ const (
 	maxMetricsBody = 4 << 20
 )
 
+// finishBefore returns a context ending a little before ctx's deadline, so
+// a collector facing a slow server writes its own "timeout" verdict before
+// the agent stops waiting for it and the reading is lost.
+func finishBefore(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := min(time.Until(dl)/10, 250*time.Millisecond)
+	return context.WithDeadline(ctx, dl.Add(-margin))
+}
+
 func orDefaultClient(c *http.Client) *http.Client {
 	if c != nil {
 		return c

@@ -73,6 +73,8 @@ func (l *LlamaCpp) Collect(ctx context.Context, s *metrics.Sample) error {
 	if s == nil {
 		return fmt.Errorf("nemotron: nil sample")
 	}
+	ctx, cancel := finishBefore(ctx)
+	defer cancel()
 	endpoints := []struct {
 		path  string
 		limit int64

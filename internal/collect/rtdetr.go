@@ -49,6 +49,8 @@ func (r *RTDETR) Collect(ctx context.Context, s *metrics.Sample) error {
 	if s == nil {
 		return fmt.Errorf("rtdetr: nil sample")
 	}
+	ctx, cancel := finishBefore(ctx)
+	defer cancel()
 	m := r.read(ctx)
 	if s.Models == nil {
 		s.Models = make(map[string]metrics.Model)

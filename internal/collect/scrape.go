@@ -197,6 +197,8 @@ func (sc *Scrape) Collect(ctx context.Context, s *metrics.Sample) error {
 	if s == nil {
 		return errors.New("inference: nil sample")
 	}
+	ctx, cancel := finishBefore(ctx)
+	defer cancel()
 	res := make([]scrapeResult, len(sc.targets))
 	var wg sync.WaitGroup
 	for i, t := range sc.targets {
