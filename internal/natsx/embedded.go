@@ -136,7 +136,11 @@ func (e *Embedded) ClientURL() string {
 // Connect opens an in-process client connection (no TCP) with the shared
 // options plus extra.
 func (e *Embedded) Connect(name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
-	opts := append(Options(name, log), nats.InProcessServer(e.srv))
+	opts := append(Options(name, log), nats.InProcessServer(e.srv),
+		// The client's URL would read as the default nats://127.0.0.1:4222.
+		nats.ConnectHandler(func(*nats.Conn) {
+			log.Info("nats connected", "component", "nats", "conn", name, "url", "in-process")
+		}))
 	opts = append(opts, extra...)
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
