@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"path"
 	"strings"
@@ -114,7 +115,7 @@ func parseRTDETRHealth(body []byte) (m metrics.Model, ok bool) {
 		m.Model = path.Base(strings.ReplaceAll(name, "\\", "/"))
 	}
 	if gb, ok := raw["vram_used_gb"].(float64); ok && gb >= 0 {
-		b := uint64(gb * (1 << 30))
+		b := uint64(math.Round(gb * (1 << 30)))
 		m.MemUsed = &b
 	}
 	for k, v := range raw {

@@ -2,6 +2,7 @@ package collect
 
 import (
 	"context"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,7 +28,7 @@ func ptrU64(v uint64) *uint64 { return &v }
 
 func TestRTDETRCollect(t *testing.T) {
 	gb := 0.17
-	gib017 := uint64(gb * (1 << 30))
+	gib017 := uint64(math.Round(gb * (1 << 30)))
 	tests := []struct {
 		name    string
 		handler http.HandlerFunc
