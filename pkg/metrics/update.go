@@ -93,12 +93,13 @@ type ModelView struct {
 	Status      string             `json:"status"`
 	Reason      string             `json:"reason,omitempty"`
 	Host        string             `json:"host,omitempty"`
-	VRAMGB      *float64           `json:"vram_gb,omitempty"`
-	Model       string             `json:"model,omitempty"`
-	Device      string             `json:"device,omitempty"`
-	SlotsActive *int               `json:"slots_active,omitempty"`
-	SlotsTotal  *int               `json:"slots_total,omitempty"`
-	ContextSize *int               `json:"context_size,omitempty"`
+	// The seed's fields are always present: null (or "") when unknown.
+	VRAMGB      *float64           `json:"vram_gb"`
+	Model       string             `json:"model"`
+	Device      string             `json:"device"`
+	SlotsActive *int               `json:"slots_active"`
+	SlotsTotal  *int               `json:"slots_total"`
+	ContextSize *int               `json:"context_size"`
 	Gauges      map[string]float64 `json:"gauges,omitempty"`
 	Extra       map[string]any     `json:"extra,omitempty"`
 	Stale       bool               `json:"stale,omitempty"`
