@@ -88,12 +88,12 @@ type AIModels struct {
 	Nemotron ModelView `json:"nemotron"`
 }
 
-// ModelView is a model server's state in the dashboard's units.
+// ModelView is a model server's state in the dashboard's units. The seed's
+// fields are always present: null (or "") when unknown.
 type ModelView struct {
 	Status      string             `json:"status"`
 	Reason      string             `json:"reason,omitempty"`
 	Host        string             `json:"host,omitempty"`
-	// The seed's fields are always present: null (or "") when unknown.
 	VRAMGB      *float64           `json:"vram_gb"`
 	Model       string             `json:"model"`
 	Device      string             `json:"device"`
