@@ -1,0 +1,384 @@
+// Package agent is the agent's loop: every interval it runs the collectors
+// in parallel, merges their sections into one sample and publishes it on
+// JetStream, keeping a bounded backlog while NATS is unreachable.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sysperf/sysperf/internal/collect"
+	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// Agent samples one host.
+type Agent struct {
+	cfg        Config
+	log        *slog.Logger
+	host       string
+	boot       string
+	collectors []collect.Collector
+	backlog    *backlog
+	seq        atomic.Uint64 // the next sample's
+
+	// wake tells the publisher a sample was queued.
+	wake chan struct{}
+}
+
+// New checks cfg and builds the agent and its collectors. Nothing is
+// dialled until Run.
+func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	host := cfg.HostID
+	if host == "" {
+		name, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("hostname (set --host-id): %w", err)
+		}
+		host = metrics.HostToken(name)
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("boot id: %w", err)
+	}
+	a := &Agent{
+		cfg:     cfg,
+		log:     log.With("host", host),
+		host:    host,
+		boot:    hex.EncodeToString(id[:]),
+		backlog: newBacklog(cfg.Backlog, cfg.BacklogMaxBytes),
+		wake:    make(chan struct{}, 1),
+	}
+	a.collectors = cfg.Collectors
+	if a.collectors == nil {
+		a.collectors = defaultCollectors(cfg, a.log)
+	}
+	return a, nil
+}
+
+// defaultCollectors is every collector the configuration asks for. Model
+// collectors and their flags are added here.
+func defaultCollectors(cfg Config, log *slog.Logger) []collect.Collector {
+	cs := []collect.Collector{
+		collect.NewHost(cfg.Mounts),
+		collect.NewGPU(nvml.New(), log.With("collector", metrics.CollectorGPU), time.Now),
+	}
+	if cfg.RTDETRURL != "" {
+		cs = append(cs, collect.NewRTDETR(cfg.RTDETRURL, nil))
+	}
+	if cfg.LLMURL != "" {
+		cs = append(cs, collect.NewLlamaCpp(cfg.LLMURL, nil))
+	}
+	return cs
+}
+
+// Host is the host token the agent publishes under.
+func (a *Agent) Host() string { return a.host }
+
+// Close releases the collectors that hold resources (NVML).
+func (a *Agent) Close() error {
+	var errs []error
+	for _, c := range a.collectors {
+		if cl, ok := c.(io.Closer); ok {
+			if err := cl.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s: %w", c.Name(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Once collects one sample, for --once. The CPU percent and I/O rates are
+// deltas, so it reads once, waits a second and returns the second reading.
+func (a *Agent) Once(ctx context.Context) (*metrics.Sample, error) {
+	a.gather(ctx, time.Now())
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(time.Second):
+	}
+	return a.sample(ctx, time.Now()), nil
+}
+
+// Run samples every interval and publishes until ctx ends. Only a bad NATS
+// URL fails it; an unreachable server is retried forever while samples
+// queue in the backlog.
+func (a *Agent) Run(ctx context.Context) error {
+	nc, err := natsx.Connect(a.cfg.NATSURL, "sysperf-agent "+a.host, a.log,
+		nats.RetryOnFailedConnect(true),
+		// The backlog is the only buffer: nats.go's own reconnect buffer
+		// would send its samples ahead of older queued ones.
+		nats.ReconnectBufSize(-1))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	a.log.Info("agent started", "boot", a.boot, "interval", a.cfg.Interval,
+		"nats", natsx.Redact(a.cfg.NATSURL), "subject", metrics.SampleSubject(a.host))
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.publishLoop(ctx, nc, js)
+	}()
+	a.tickLoop(ctx)
+	<-done
+	if n, _, _ := a.backlog.stats(); n > 0 {
+		a.log.Warn("stopping with unpublished samples", "samples", n)
+	}
+	return nil
+}
+
+// tickLoop collects at every multiple of the interval. A tick missed
+// (the machine suspended, a loaded box) is skipped, not caught up: each
+// sample is stamped with its own tick.
+func (a *Agent) tickLoop(ctx context.Context) {
+	iv := a.cfg.Interval
+	timer := time.NewTimer(time.Until(time.Now().Truncate(iv).Add(iv)))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		tick := time.Now().Truncate(iv)
+		s := a.sample(ctx, tick)
+		a.enqueue(s)
+		timer.Reset(time.Until(time.Now().Truncate(iv).Add(iv)))
+	}
+}
+
+// sample gathers one sample stamped tick and takes the next seq.
+func (a *Agent) sample(ctx context.Context, tick time.Time) *metrics.Sample {
+	s := a.gather(ctx, tick)
+	s.Seq = a.seq.Add(1) - 1
+	return s
+}
+
+// collectorTimeout leaves a fifth of the interval for merging and
+// publishing, so a hung collector never pushes the sample past its tick.
+func (a *Agent) collectorTimeout() time.Duration {
+	return a.cfg.Interval * 8 / 10
+}
+
+type result struct {
+	part *metrics.Sample
+	err  error
+}
+
+// gather runs every collector in parallel, each into its own scratch
+// sample, and merges those that answer in time. One that overruns is
+// abandoned for this tick (it finishes into its scratch sample, which
+// nobody reads) and reported as timed out.
+func (a *Agent) gather(ctx context.Context, tick time.Time) *metrics.Sample {
+	s := &metrics.Sample{
+		V:        metrics.Version,
+		Host:     a.host,
+		Boot:     a.boot,
+		TS:       tick.UnixNano(),
+		Interval: int64(a.cfg.Interval),
+	}
+	timeout := a.collectorTimeout()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	results := make([]chan result, len(a.collectors))
+	for i, c := range a.collectors {
+		ch := make(chan result, 1) // buffered: an abandoned collector never blocks
+		results[i] = ch
+		go func() {
+			part := &metrics.Sample{Host: a.host, Boot: a.boot, TS: s.TS, Interval: s.Interval}
+			ch <- result{part: part, err: safeCollect(cctx, c, part)}
+		}()
+	}
+	for i, c := range a.collectors {
+		var (
+			r  result
+			ok bool
+		)
+		select {
+		case r, ok = <-results[i]:
+		case <-cctx.Done():
+			// The deadline and a late answer can be ready together;
+			// an answer that is there counts.
+			select {
+			case r, ok = <-results[i]:
+			default:
+			}
+		}
+		if !ok {
+			setError(s, c.Name(), fmt.Sprintf("timed out after %v", timeout))
+			continue
+		}
+		merge(s, r.part)
+		if r.err != nil {
+			setError(s, c.Name(), r.err.Error())
+		}
+	}
+	if a.cfg.Annotate != nil {
+		a.cfg.Annotate(s)
+	}
+	return s
+}
+
+// safeCollect turns a collector's panic into its error: one broken
+// collector must not take the others down with the agent.
+func safeCollect(ctx context.Context, c collect.Collector, s *metrics.Sample) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return c.Collect(ctx, s)
+}
+
+func setError(s *metrics.Sample, name, msg string) {
+	if s.Errors == nil {
+		s.Errors = map[string]string{}
+	}
+	s.Errors[name] = msg
+}
+
+// merge copies the sections a collector filled into s.
+func merge(s, part *metrics.Sample) {
+	if part.System != nil {
+		s.System = part.System
+	}
+	s.GPUs = append(s.GPUs, part.GPUs...)
+	if len(part.Models) > 0 {
+		if s.Models == nil {
+			s.Models = map[string]metrics.Model{}
+		}
+		maps.Copy(s.Models, part.Models)
+	}
+	if in := part.Inference; in != nil {
+		if s.Inference == nil {
+			s.Inference = &metrics.Inference{}
+		}
+		if len(in.Histograms) > 0 {
+			if s.Inference.Histograms == nil {
+				s.Inference.Histograms = map[string]metrics.Histogram{}
+			}
+			maps.Copy(s.Inference.Histograms, in.Histograms)
+		}
+		if len(in.Counters) > 0 {
+			if s.Inference.Counters == nil {
+				s.Inference.Counters = map[string]float64{}
+			}
+			maps.Copy(s.Inference.Counters, in.Counters)
+		}
+	}
+	for k, v := range part.Errors {
+		setError(s, k, v)
+	}
+}
+
+// enqueue encodes s into the backlog and wakes the publisher.
+func (a *Agent) enqueue(s *metrics.Sample) {
+	b, err := metrics.Encode(s)
+	if err != nil {
+		a.log.Error("sample dropped", "seq", s.Seq, "err", err)
+		return
+	}
+	e := entry{id: metrics.MsgID(s), subject: metrics.SampleSubject(s.Host), ts: time.Unix(0, s.TS), data: b}
+	if dropped, first := a.backlog.push(e, time.Now()); first {
+		n, bytes, _ := a.backlog.stats()
+		a.log.Warn("backlog full: dropping the oldest samples", "dropped", dropped, "kept", n, "bytes", bytes,
+			"max_age", a.cfg.Backlog, "max_bytes", a.cfg.BacklogMaxBytes)
+	}
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// publishTimeout bounds one publish and its acknowledgement.
+func (a *Agent) publishTimeout() time.Duration {
+	return min(5*time.Second, max(time.Second, a.cfg.Interval))
+}
+
+// publishLoop publishes the backlog oldest first whenever a sample is
+// queued, and retries every second while samples wait.
+func (a *Agent) publishLoop(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) {
+	var (
+		failing bool // the last publish failed: an outage is on
+		sent    int  // published since the outage began
+	)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wake:
+		case <-retry.C:
+		}
+		for {
+			e, ok := a.backlog.peek(time.Now())
+			if !ok {
+				break
+			}
+			err := errors.New("not connected: " + nc.Status().String())
+			if nc.IsConnected() {
+				err = a.publish(ctx, js, e)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				if !failing {
+					a.log.Warn("publish failed; keeping samples in the backlog", "err", err, "backlog", a.backlog.len())
+					failing, sent = true, 0
+				}
+				break
+			}
+			a.backlog.pop(e.id)
+			if failing {
+				sent++
+			}
+		}
+		if empty, dropped := a.backlog.drained(); empty {
+			if failing {
+				a.log.Info("backlog published", "samples", sent, "dropped", dropped)
+				failing = false
+			}
+			continue
+		}
+		retry.Reset(min(time.Second, a.cfg.Interval))
+	}
+}
+
+func (a *Agent) publish(ctx context.Context, js jetstream.JetStream, e entry) error {
+	ctx, cancel := context.WithTimeout(ctx, a.publishTimeout())
+	defer cancel()
+	msg := &nats.Msg{Subject: e.subject, Data: e.data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, e.id)
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish %s: %w", e.id, err)
+	}
+	return nil
+}

@@ -1,0 +1,463 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sysperf/sysperf/internal/collect"
+	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// funcCollector is a collector made of a function, for tests.
+type funcCollector struct {
+	name string
+	fn   func(ctx context.Context, s *metrics.Sample) error
+}
+
+func (f funcCollector) Name() string                                         { return f.name }
+func (f funcCollector) Collect(ctx context.Context, s *metrics.Sample) error { return f.fn(ctx, s) }
+
+func model(name string) funcCollector {
+	return funcCollector{name, func(_ context.Context, s *metrics.Sample) error {
+		s.Models = map[string]metrics.Model{name: {Status: metrics.StatusHealthy}}
+		return nil
+	}}
+}
+
+// hung is a collector stuck in a call that ignores its context, as a
+// wedged NVML call is; release ends it when the test is over.
+func hung(t *testing.T, name string) funcCollector {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	return funcCollector{name, func(_ context.Context, s *metrics.Sample) error {
+		<-release
+		s.Models = map[string]metrics.Model{name: {Status: metrics.StatusHealthy}}
+		return nil
+	}}
+}
+
+func testConfig(interval time.Duration, cs ...collect.Collector) Config {
+	cfg := DefaultConfig()
+	cfg.HostID = "test-host"
+	cfg.Interval = interval
+	cfg.Collectors = cs
+	return cfg
+}
+
+// testWriter sends the agent's log to the test's, shown with -v or on
+// failure.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+func newAgent(t *testing.T, cfg Config) *Agent {
+	t.Helper()
+	a, err := New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	return a
+}
+
+func TestGatherMergesAndAbandonsSlowCollector(t *testing.T) {
+	var annotated []string
+	cfg := testConfig(200*time.Millisecond,
+		model("rtdetr"),
+		hung(t, "slow"),
+		funcCollector{"broken", func(context.Context, *metrics.Sample) error { panic("nil map") }},
+		funcCollector{"partial", func(_ context.Context, s *metrics.Sample) error {
+			s.Models = map[string]metrics.Model{"nemotron": {Status: metrics.StatusLoading}}
+			s.Inference = &metrics.Inference{Counters: map[string]float64{"images": 3}}
+			return errors.New("GET /metrics: HTTP 500")
+		}},
+	)
+	cfg.Annotate = func(s *metrics.Sample) {
+		for k := range s.Models {
+			annotated = append(annotated, k)
+		}
+	}
+	a := newAgent(t, cfg)
+	tick := time.Unix(1_767_268_800, 0)
+	s := a.gather(context.Background(), tick)
+
+	if s.TS != tick.UnixNano() || s.Host != "test-host" || s.Boot == "" || s.Interval != int64(200*time.Millisecond) {
+		t.Errorf("header = %+v", s)
+	}
+	if _, ok := s.Models["slow"]; ok {
+		t.Error("the hung collector's section was waited for")
+	}
+	if got := s.Errors["slow"]; got != "timed out after 160ms" {
+		t.Errorf("errors[slow] = %q", got)
+	}
+	if s.Models["rtdetr"].Status != metrics.StatusHealthy || s.Models["nemotron"].Status != metrics.StatusLoading {
+		t.Errorf("models not merged: %+v", s.Models)
+	}
+	if s.Inference == nil || s.Inference.Counters["images"] != 3 {
+		t.Errorf("partial collector's section lost with its error: %+v", s.Inference)
+	}
+	if s.Errors["partial"] != "GET /metrics: HTTP 500" {
+		t.Errorf("errors[partial] = %q", s.Errors["partial"])
+	}
+	if !strings.HasPrefix(s.Errors["broken"], "panic: nil map") {
+		t.Errorf("errors[broken] = %q", s.Errors["broken"])
+	}
+	if len(annotated) != 2 {
+		t.Errorf("Annotate saw models %v, want both merged ones", annotated)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"host id with a dot", func(c *Config) { c.HostID = "gpu01.lab" }, `host-id "gpu01.lab"`},
+		{"host id with a wildcard", func(c *Config) { c.HostID = "a>" }, `host-id "a>"`},
+		{"interval", func(c *Config) { c.Interval = 0 }, "interval 0s"},
+		{"backlog", func(c *Config) { c.Backlog = -time.Second }, "backlog -1s"},
+	} {
+		cfg := testConfig(time.Second)
+		tc.edit(&cfg)
+		_, err := New(cfg, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one naming %s", tc.name, err, tc.want)
+		}
+	}
+	cfg := testConfig(time.Second)
+	cfg.HostID = ""
+	a := newAgent(t, cfg)
+	if !metrics.ValidToken(a.Host()) {
+		t.Errorf("host token from the hostname %q is not valid", a.Host())
+	}
+	b := newAgent(t, cfg)
+	if a.boot == b.boot {
+		t.Errorf("two starts share boot id %q", a.boot)
+	}
+}
+
+// TestOnceRealCollectors runs --once's path with the default collectors on
+// this machine: a real host section and, without a GPU, the NVML reason.
+func TestOnceRealCollectors(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HostID = "once"
+	a := newAgent(t, cfg)
+	s, err := a.Once(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.System == nil || s.System.MemTotal == 0 || s.System.CPUPercent == nil || len(s.System.Disks) != 1 {
+		t.Fatalf("host section = %+v", s.System)
+	}
+	if s.System.NetRxBps == nil {
+		t.Error("no network rate although Once reads twice")
+	}
+	if len(s.GPUs) == 0 {
+		if got := s.Errors[metrics.CollectorGPU]; !strings.HasPrefix(got, "NVML unavailable: ") {
+			t.Errorf("no GPUs and errors.gpu = %q", got)
+		}
+	}
+	if _, err := metrics.Decode(mustEncode(t, s)); err != nil {
+		t.Errorf("the sample does not decode: %v", err)
+	}
+}
+
+func mustEncode(t *testing.T, s *metrics.Sample) []byte {
+	t.Helper()
+	b, err := metrics.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// natsServer is an embedded nats-server with JetStream that can be stopped
+// and started again on the same port and store.
+type natsServer struct {
+	t    *testing.T
+	port int
+	dir  string
+	srv  *server.Server
+}
+
+func startNATS(t *testing.T, port int, dir string) *natsServer {
+	t.Helper()
+	n := &natsServer{t: t, port: port, dir: dir}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *natsServer) start() {
+	n.t.Helper()
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: n.port, JetStream: true, StoreDir: n.dir,
+		NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		n.t.Fatalf("nats-server: %v", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		n.t.Fatal("nats-server not ready")
+	}
+	n.srv = srv
+	n.port = srv.Addr().(*net.TCPAddr).Port
+}
+
+func (n *natsServer) stop() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+		n.srv = nil
+	}
+}
+
+func (n *natsServer) url() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
+
+// stream creates the samples stream as the hub does.
+func (n *natsServer) stream() jetstream.Stream {
+	n.t.Helper()
+	nc, err := nats.Connect(n.url())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := natsx.EnsureSamplesStream(ctx, js, natsx.SamplesStream{MaxAge: time.Hour})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return st
+}
+
+type stored struct {
+	msgID   string
+	subject string
+	s       *metrics.Sample
+}
+
+// readStream returns every message of the stream in stream order.
+func readStream(t *testing.T, st jetstream.Stream) []stored {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []stored
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		s, err := metrics.Decode(m.Data)
+		if err != nil {
+			t.Fatalf("message %d does not decode: %v", seq, err)
+		}
+		out = append(out, stored{msgID: m.Header.Get(jetstream.MsgIDHeader), subject: m.Subject, s: s})
+	}
+	return out
+}
+
+// waitFor polls cond until it holds; the deadline is generous because the
+// machine is shared, and only guards against a hang.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runAgent runs a in the background until the test ends.
+func runAgent(t *testing.T, a *Agent) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := a.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// checkSequence asserts the stored samples are seq 0..n-1 of one boot, in
+// order, each once, on aligned and increasing ticks, with the right ids.
+func checkSequence(t *testing.T, msgs []stored, a *Agent) {
+	t.Helper()
+	iv := a.cfg.Interval.Nanoseconds()
+	var prevTS int64
+	for i, m := range msgs {
+		s := m.s
+		if s.Seq != uint64(i) {
+			t.Fatalf("message %d has seq %d (gap, duplicate or reorder)", i, s.Seq)
+		}
+		if s.Boot != a.boot || s.Host != "test-host" {
+			t.Errorf("message %d from %s/%s", i, s.Host, s.Boot)
+		}
+		if want := metrics.MsgID(s); m.msgID != want {
+			t.Errorf("message %d Nats-Msg-Id = %q, want %q", i, m.msgID, want)
+		}
+		if m.subject != "sysperf.v1.sample.test-host" {
+			t.Errorf("message %d on %q", i, m.subject)
+		}
+		if s.TS%iv != 0 {
+			t.Errorf("message %d ts %d not aligned to %v", i, s.TS, a.cfg.Interval)
+		}
+		if s.TS <= prevTS {
+			t.Errorf("message %d ts %d not after %d", i, s.TS, prevTS)
+		}
+		prevTS = s.TS
+	}
+}
+
+func TestRunPublishes(t *testing.T) {
+	n := startNATS(t, -1, t.TempDir())
+	st := n.stream()
+	cfg := testConfig(200*time.Millisecond, collect.NewHost(nil), hung(t, "slow"))
+	cfg.NATSURL = n.url()
+	a := newAgent(t, cfg)
+	runAgent(t, a)
+
+	var msgs []stored
+	waitFor(t, "5 samples", func() bool { msgs = readStream(t, st); return len(msgs) >= 5 })
+	checkSequence(t, msgs, a)
+	for i, m := range msgs {
+		if m.s.System == nil || m.s.System.MemTotal == 0 {
+			t.Errorf("message %d has no host section", i)
+		}
+		if m.s.Errors["slow"] != "timed out after 160ms" {
+			t.Errorf("message %d errors = %v", i, m.s.Errors)
+		}
+	}
+}
+
+// TestBacklogAcrossOutage stops the NATS server under a running agent and
+// starts it again on the same port and store: every sample of the outage
+// arrives, in order, once, with the timestamp of its own tick.
+func TestBacklogAcrossOutage(t *testing.T) {
+	dir := t.TempDir()
+	n := startNATS(t, -1, dir)
+	n.stream()
+	cfg := testConfig(200*time.Millisecond, model("m"))
+	cfg.NATSURL = n.url()
+	a := newAgent(t, cfg)
+	runAgent(t, a)
+
+	waitFor(t, "samples before the outage", func() bool {
+		n, _, _ := a.backlog.stats()
+		return a.seq.Load() >= 3 && n == 0
+	})
+	n.stop()
+	down := time.Now()
+	waitFor(t, "samples queued during the outage", func() bool { return a.backlog.len() >= 6 })
+	queued := a.backlog.len()
+	up := time.Now()
+	n.start()
+	st := n.stream() // the same stream, recovered from the store
+
+	var msgs []stored
+	waitFor(t, "the backlog and live samples after it", func() bool {
+		msgs = readStream(t, st)
+		return a.backlog.len() == 0 && len(msgs) > 0 && msgs[len(msgs)-1].s.TS > up.UnixNano()
+	})
+	checkSequence(t, msgs, a)
+	late := 0
+	for _, m := range msgs {
+		if ts := time.Unix(0, m.s.TS); ts.After(down) && ts.Before(up) {
+			late++
+		}
+	}
+	if late < queued-1 {
+		t.Errorf("%d samples stamped within the outage, %d were queued", late, queued)
+	}
+	if _, _, dropped := a.backlog.stats(); dropped != 0 {
+		t.Errorf("%d samples dropped within the bounds", dropped)
+	}
+}
+
+// TestAgentBeforeServer starts the agent while nothing listens, then the
+// server, then the stream: samples wait for both.
+func TestAgentBeforeServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	cfg := testConfig(200*time.Millisecond, model("m"))
+	cfg.NATSURL = "nats://127.0.0.1:" + strconv.Itoa(port)
+	a := newAgent(t, cfg)
+	runAgent(t, a)
+	waitFor(t, "samples queued without a server", func() bool { return a.backlog.len() >= 3 })
+
+	n := startNATS(t, port, t.TempDir())
+	waitFor(t, "samples queued without a stream", func() bool { return a.seq.Load() >= 8 })
+	st := n.stream()
+	var msgs []stored
+	waitFor(t, "the backlog published", func() bool {
+		msgs = readStream(t, st)
+		return a.backlog.len() == 0 && len(msgs) >= 8
+	})
+	checkSequence(t, msgs, a)
+}
+
+// TestBacklogBoundDropsOldest runs an agent against nothing with a backlog
+// of three samples' bytes: the oldest go, the newest stay.
+func TestBacklogBoundDropsOldest(t *testing.T) {
+	cfg := testConfig(200*time.Millisecond, model("m"))
+	cfg.NATSURL = "nats://127.0.0.1:1"
+	probe := newAgent(t, cfg)
+	one := len(mustEncode(t, probe.gather(context.Background(), time.Unix(1_767_268_800, 0))))
+	cfg.BacklogMaxBytes = 3*one + one/2
+	a := newAgent(t, cfg)
+	runAgent(t, a)
+	waitFor(t, "drops", func() bool { _, _, d := a.backlog.stats(); return d >= 3 })
+	a.backlog.mu.Lock()
+	defer a.backlog.mu.Unlock()
+	if len(a.backlog.items) != 3 || a.backlog.bytes > cfg.BacklogMaxBytes {
+		t.Fatalf("backlog holds %d samples, %d bytes; bound %d", len(a.backlog.items), a.backlog.bytes, cfg.BacklogMaxBytes)
+	}
+	// The newest stay: the kept ones are consecutive, and everything
+	// queued before them was dropped.
+	var seqs []uint64
+	for _, e := range a.backlog.items {
+		n, err := strconv.ParseUint(e.id[strings.LastIndexByte(e.id, '/')+1:], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, n)
+	}
+	if seqs[1] != seqs[0]+1 || seqs[2] != seqs[1]+1 || a.backlog.dropped != seqs[0] {
+		t.Errorf("kept seqs %v with %d dropped, want the newest three and all before them dropped", seqs, a.backlog.dropped)
+	}
+}

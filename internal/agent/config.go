@@ -1,0 +1,69 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sysperf/sysperf/internal/collect"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// Config is the agent's settings. Tagged fields are flags, SYSPERF_* env
+// vars and keys of the --config file (see internal/config); the untagged
+// ones are for programs and tests that build an agent in-process.
+type Config struct {
+	NATSURL         string        `flag:"nats-url" usage:"NATS server the samples are published to"`
+	HostID          string        `flag:"host-id" usage:"host name in subjects: letters, digits, '-' and '_' (default: the hostname, other bytes turned into '-')"`
+	Interval        time.Duration `flag:"interval" usage:"time between samples; ticks are aligned to multiples of it"`
+	Mounts          []string      `flag:"mounts" usage:"mount points whose disk usage is reported, comma separated"`
+	Backlog         time.Duration `flag:"backlog" usage:"how long samples are kept while NATS is unreachable"`
+	BacklogMaxBytes int           `flag:"backlog-max-bytes" usage:"memory the backlog may hold; the oldest samples are dropped beyond it"`
+	Once            bool          `flag:"once" usage:"collect one sample, print it as JSON and exit"`
+	Config          string        `flag:"config" usage:"YAML file with these settings"`
+
+	// Model servers. Empty means not monitored.
+	RTDETRURL string `flag:"rtdetr-url" usage:"RT-DETRv2 server base URL, e.g. http://127.0.0.1:8090 (empty: not monitored)"`
+	LLMURL    string `flag:"llm-url" usage:"llama.cpp server base URL, e.g. http://127.0.0.1:8091 (empty: not monitored)"`
+	// Further flags of the model collectors go here (models engineer).
+
+	// Collectors replaces the default collectors (host, GPU and the model
+	// servers configured above, see defaultCollectors).
+	Collectors []collect.Collector
+	// Annotate runs on every merged sample before it is published, e.g. to
+	// attribute GPU processes to containers and models.
+	Annotate func(*metrics.Sample)
+}
+
+// DefaultConfig is the configuration before flags, env and file apply.
+func DefaultConfig() Config {
+	return Config{
+		NATSURL:         "nats://127.0.0.1:4321",
+		Interval:        5 * time.Second,
+		Mounts:          []string{"/"},
+		Backlog:         time.Hour,
+		BacklogMaxBytes: 64 << 20,
+	}
+}
+
+// Validate checks what the flags' types cannot; internal/config calls it
+// after loading, and New calls it again for in-process agents.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.HostID != "" && !metrics.ValidToken(c.HostID) {
+		errs = append(errs, fmt.Errorf("host-id %q: only letters, digits, '-' and '_' are allowed, at most 128", c.HostID))
+	}
+	if c.Interval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("interval %v: must be at least 100ms", c.Interval))
+	}
+	if c.Backlog < 0 {
+		errs = append(errs, fmt.Errorf("backlog %v: must not be negative", c.Backlog))
+	}
+	if c.BacklogMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("backlog-max-bytes %d: must not be negative", c.BacklogMaxBytes))
+	}
+	if c.NATSURL == "" && !c.Once {
+		errs = append(errs, errors.New("nats-url: empty"))
+	}
+	return errors.Join(errs...)
+}
