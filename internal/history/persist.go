@@ -1,0 +1,314 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/pkg/metrics"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Streams and subjects of the hub's own persisted state.
+//
+// Rollups: one message per long slot, on
+// sysperf.v1.rollup.<res_s>.<host>.<slot start, unix s>, in a stream that
+// keeps one message per subject (a later version of a slot replaces the
+// earlier one, like a KV bucket) for Retention. The hub's own readings use
+// "_hub" as host.
+//
+// Hub readings: the figures Record placed (inference, databases,
+// containers), one message per update on sysperf.v1.hub.readings, kept for
+// ReadingsMaxAge and replayed on start like the samples, so those charts
+// survive a restart too.
+const (
+	StreamRollups  = "SYSPERF_ROLLUPS"
+	SubjectRollups = "sysperf.v1.rollup.>"
+	StreamHub      = "SYSPERF_HUB"
+	SubjectHub     = "sysperf.v1.hub.>"
+	SubjectReading = "sysperf.v1.hub.readings"
+
+	rollupPrefix = "sysperf.v1.rollup."
+	hubHostToken = "_hub"
+)
+
+// JetStream is the part of jetstream.JetStream the history uses.
+type JetStream interface {
+	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
+	OrderedConsumer(ctx context.Context, stream string, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, error)
+	Publish(ctx context.Context, subject string, payload []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// PersistConfig configures Persist.
+type PersistConfig struct {
+	// Retention is how long rollups are kept; default (and at least) 7d
+	// plus one 7d slot, so the 7d window is full.
+	Retention time.Duration
+	// ReadingsMaxAge is how long hub readings are kept; default 24h.
+	ReadingsMaxAge time.Duration
+	// SealEvery is how often sealed slots are published; default 15s.
+	SealEvery time.Duration
+	// Queue bounds the hub readings waiting to be published; default 256.
+	// When full the oldest is dropped and counted, never blocking Record.
+	Queue int
+	// Replicas for a clustered external NATS; default 1.
+	Replicas int
+	// Timeout bounds each publish and stream call; default 5s.
+	Timeout time.Duration
+}
+
+func (c PersistConfig) withDefaults() PersistConfig {
+	minRet := MaxRange + 168*time.Minute
+	if c.Retention < minRet {
+		c.Retention = minRet
+	}
+	if c.ReadingsMaxAge <= 0 {
+		c.ReadingsMaxAge = 24 * time.Hour
+	}
+	if c.SealEvery <= 0 {
+		c.SealEvery = 15 * time.Second
+	}
+	if c.Queue <= 0 {
+		c.Queue = 256
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 5 * time.Second
+	}
+	return c
+}
+
+// Persist is a Store whose long windows and hub readings live in
+// JetStream. It implements hub.History.
+type Persist struct {
+	*Store
+	js  JetStream
+	cfg PersistConfig
+	log *slog.Logger
+
+	mu      sync.Mutex
+	queue   []*Reading
+	wake    chan struct{}
+	dropped atomic.Uint64
+	failed  atomic.Uint64
+}
+
+// Open creates the streams, puts the persisted rollups and the hub
+// readings since store.ReplayStart back into store, and returns the
+// persisting history. Call Run to publish; the samples themselves are
+// replayed by the hub's ingest from ReplayStart.
+func Open(ctx context.Context, js JetStream, store *Store, cfg PersistConfig, log *slog.Logger) (*Persist, error) {
+	cfg = cfg.withDefaults()
+	p := &Persist{Store: store, js: js, cfg: cfg, log: log.With("component", "history"), wake: make(chan struct{}, 1)}
+	if err := p.ensureStreams(ctx); err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	var bad int
+	nRoll, err := Replay(ctx, js, StreamRollups, SubjectRollups, time.Time{}, func(subject string, data []byte) {
+		var r Rollup
+		if err := msgpack.Unmarshal(data, &r); err != nil {
+			bad++
+			return
+		}
+		if err := store.RestoreRollup(&r); err != nil {
+			bad++
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay %s: %w", StreamRollups, err)
+	}
+	from := store.ReplayStart(time.Now())
+	nRead, err := Replay(ctx, js, StreamHub, SubjectReading, from, func(_ string, data []byte) {
+		var r Reading
+		if err := msgpack.Unmarshal(data, &r); err != nil || len(r.Names) != len(r.Values) || r.TS <= 0 {
+			bad++
+			return
+		}
+		store.addReading(&r)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay %s: %w", StreamHub, err)
+	}
+	p.log.Info("history restored", "rollups", nRoll, "hub_readings", nRead, "from", from, "bad", bad, "took", time.Since(began))
+	return p, nil
+}
+
+func (p *Persist) ensureStreams(ctx context.Context) error {
+	for _, sc := range []jetstream.StreamConfig{
+		{
+			Name: StreamRollups, Description: "sysperf long-window rollups, one message per slot",
+			Subjects: []string{SubjectRollups}, Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			Discard: jetstream.DiscardOld, MaxAge: p.cfg.Retention, MaxMsgsPerSubject: 1, Replicas: p.cfg.Replicas,
+		},
+		{
+			Name: StreamHub, Description: "sysperf hub readings (databases, containers, inference)",
+			Subjects: []string{SubjectHub}, Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			Discard: jetstream.DiscardOld, MaxAge: p.cfg.ReadingsMaxAge, Replicas: p.cfg.Replicas,
+			Duplicates: min(2*time.Minute, p.cfg.ReadingsMaxAge),
+		},
+	} {
+		cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+		_, err := p.js.CreateOrUpdateStream(cctx, sc)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// Record places the hub's readings and queues them for publishing. It
+// never blocks: a full queue drops its oldest reading.
+func (p *Persist) Record(u *metrics.Update) {
+	r := p.Store.record(u)
+	if r == nil {
+		return
+	}
+	p.mu.Lock()
+	if len(p.queue) >= p.cfg.Queue {
+		p.queue = p.queue[1:]
+		p.dropped.Add(1)
+	}
+	p.queue = append(p.queue, r)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Dropped is the number of hub readings dropped from a full queue, and
+// Failed the number of publishes that failed.
+func (p *Persist) Dropped() uint64 { return p.dropped.Load() }
+func (p *Persist) Failed() uint64  { return p.failed.Load() }
+
+// Run publishes queued readings as they come and sealed rollups every
+// SealEvery, until ctx ends; then it seals and publishes once more.
+func (p *Persist) Run(ctx context.Context) {
+	t := time.NewTicker(p.cfg.SealEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			p.flush(context.WithoutCancel(ctx), time.Now())
+			return
+		case <-p.wake:
+			p.publishReadings(ctx)
+		case now := <-t.C:
+			p.flush(ctx, now)
+		}
+	}
+}
+
+func (p *Persist) flush(ctx context.Context, now time.Time) {
+	p.publishReadings(ctx)
+	for _, r := range p.Seal(now) {
+		p.publishRollup(ctx, &r)
+	}
+}
+
+func (p *Persist) publishReadings(ctx context.Context) {
+	for {
+		p.mu.Lock()
+		if len(p.queue) == 0 {
+			p.mu.Unlock()
+			return
+		}
+		r := p.queue[0]
+		p.queue = p.queue[1:]
+		p.mu.Unlock()
+		b, err := msgpack.Marshal(r)
+		if err == nil {
+			// The timestamp de-duplicates a reading re-sent after a timeout.
+			err = p.publish(ctx, SubjectReading, b, jetstream.WithMsgID(strconv.FormatInt(r.TS, 10)))
+		}
+		if err != nil {
+			p.failed.Add(1)
+			p.log.Warn("publish hub reading", "err", err)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
+}
+
+func (p *Persist) publishRollup(ctx context.Context, r *Rollup) {
+	b, err := msgpack.Marshal(r)
+	if err == nil {
+		err = p.publish(ctx, RollupSubject(r), b)
+	}
+	if err != nil {
+		p.failed.Add(1)
+		p.log.Warn("publish rollup", "host", r.Host, "res_s", r.Res, "start", time.Unix(0, r.Start).UTC(), "err", err)
+	}
+}
+
+func (p *Persist) publish(ctx context.Context, subject string, b []byte, opts ...jetstream.PublishOpt) error {
+	cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	_, err := p.js.Publish(cctx, subject, b, opts...)
+	return err
+}
+
+// RollupSubject is where rollup r is kept.
+func RollupSubject(r *Rollup) string {
+	host := r.Host
+	if host == "" {
+		host = hubHostToken
+	}
+	return rollupPrefix + strconv.FormatInt(r.Res, 10) + "." + host + "." + strconv.FormatInt(r.Start/int64(time.Second), 10)
+}
+
+// Replay hands every message of stream on filter, from start (zero: from
+// the beginning), to fn in stream order, with an ordered consumer, and
+// returns how many there were. It reads what the stream held when it
+// began and returns once it has it all.
+func Replay(ctx context.Context, js JetStream, stream, filter string, start time.Time, fn func(subject string, data []byte)) (int, error) {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if !start.IsZero() {
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &start
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("ordered consumer: %w", err)
+	}
+	info := cons.CachedInfo()
+	if info == nil {
+		return 0, errors.New("ordered consumer: no info")
+	}
+	pending := int(info.NumPending)
+	n := 0
+	for n < pending {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		batch, err := cons.Fetch(min(pending-n, 1000), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return n, fmt.Errorf("fetch after %d of %d: %w", n, pending, err)
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			fn(msg.Subject(), msg.Data())
+			got++
+		}
+		n += got
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			return n, fmt.Errorf("fetch after %d of %d: %w", n, pending, err)
+		}
+		if got == 0 {
+			// Messages may have aged out since the count was taken.
+			break
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,471 @@
+package history
+
+import (
+	"encoding/json"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// base is a time aligned to every resolution (a multiple of 168 min since
+// the epoch), so slot arithmetic in the tests is easy to read.
+var base = time.Unix(0, 0).Add(168 * time.Minute * 10500).UTC()
+
+func f(v float64) *float64 { return &v }
+func u64(v uint64) *uint64 { return &v }
+
+// sample is host's reading number seq at ts, with CPU cpu and each of
+// gpus GPUs at utilization cpu+index.
+func sample(host string, seq uint64, ts time.Time, cpu float64, gpus int) *metrics.Sample {
+	s := &metrics.Sample{
+		V: 1, Host: host, Boot: "boot-" + host, Seq: seq, TS: ts.UnixNano(), Interval: int64(5 * time.Second),
+		System: &metrics.System{
+			CPUPercent: f(cpu), MemUsed: 8 << 30, MemTotal: 32 << 30,
+			Disks: []metrics.Disk{{Mount: "/", Used: 100 << 30, Total: 400 << 30}, {Mount: "/data", Used: 50 << 30, Total: 100 << 30}},
+			Load1: f(cpu / 10), NetRxBps: f(3 << 20),
+		},
+		Models: map[string]metrics.Model{
+			"rtdetr":   {Status: "healthy", MemUsed: u64(512 << 20)},
+			"nemotron": {Status: "healthy", SlotsActive: ptrInt(1), SlotsTotal: ptrInt(2)},
+		},
+	}
+	for i := range gpus {
+		s.GPUs = append(s.GPUs, metrics.GPU{
+			Index: i, UUID: "GPU-" + string(rune('a'+i)), Name: "H200",
+			Util: f(cpu + float64(i)), MemUsed: u64(24 << 30), MemTotal: u64(141 << 30), Temp: f(40), Power: f(300),
+		})
+	}
+	return s
+}
+
+func ptrInt(v int) *int { return &v }
+
+// cpuAt is the test's CPU curve: different in every 5 s slot.
+func cpuAt(i int) float64 { return float64(i%97) + 0.5 }
+
+// feed adds n samples of host, 5 s apart from start, and returns them.
+func feed(st *Store, host string, start time.Time, n int, gpus int) []*metrics.Sample {
+	out := make([]*metrics.Sample, n)
+	for i := range n {
+		out[i] = sample(host, uint64(i+1), start.Add(time.Duration(i)*5*time.Second), cpuAt(i), gpus)
+		st.Add(out[i])
+	}
+	return out
+}
+
+func TestWindowShortRanges(t *testing.T) {
+	st := New()
+	feed(st, "h1", base, 720, 2) // one hour
+	now := base.Add(720*5*time.Second - time.Nanosecond)
+
+	for _, tc := range []struct {
+		rng string
+		res time.Duration
+	}{{"5m", 5 * time.Second}, {"15m", 15 * time.Second}, {"60m", time.Minute}} {
+		t.Run(tc.rng, func(t *testing.T) {
+			h, err := st.Window(now, tc.rng, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Range != tc.rng || h.ResolutionS != int(tc.res/time.Second) || len(h.Points) != 60 {
+				t.Fatalf("range %q resolution %d, %d points", h.Range, h.ResolutionS, len(h.Points))
+			}
+			perSlot := int(tc.res / (5 * time.Second))
+			first := 720 - 60*perSlot
+			for k, p := range h.Points {
+				wantTS := base.Add(time.Duration(first/perSlot+k) * tc.res)
+				if !p.Timestamp.Equal(wantTS) {
+					t.Fatalf("point %d at %v, want %v", k, p.Timestamp, wantTS)
+				}
+				var sum, mx float64
+				mx = math.Inf(-1)
+				for j := range perSlot {
+					v := cpuAt(first + k*perSlot + j)
+					sum += v
+					mx = math.Max(mx, v)
+				}
+				if p.Host == nil || p.Host.CPUPercent == nil {
+					t.Fatalf("point %d has no host CPU: %+v", k, p)
+				}
+				if got, want := *p.Host.CPUPercent, sum/float64(perSlot); math.Abs(got-want) > 1e-9 {
+					t.Fatalf("point %d CPU mean %v, want %v", k, got, want)
+				}
+				if p.Max["host.cpu_percent"] != mx || p.Max["hosts.h1.cpu_percent"] != mx {
+					t.Fatalf("point %d CPU max %v / %v, want %v", k, p.Max["host.cpu_percent"], p.Max["hosts.h1.cpu_percent"], mx)
+				}
+			}
+		})
+	}
+}
+
+func TestPointFieldsAndUnits(t *testing.T) {
+	st := New()
+	st.Add(sample("h1", 1, base, 10, 2))
+	st.Add(sample("h1", 2, base.Add(time.Second), 30, 2))
+	h, err := st.Window(base, "5m", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := h.Points[59]
+	if !p.Timestamp.Equal(base) {
+		t.Fatalf("last point at %v", p.Timestamp)
+	}
+	hv := p.Host
+	checks := []struct {
+		name      string
+		got       *float64
+		want      float64
+		wantExact bool
+	}{
+		{"cpu mean", hv.CPUPercent, 20, true},
+		{"ram used GB", hv.RAMUsedGB, 8, true},
+		{"ram total GB", hv.RAMTotalGB, 32, true},
+		{"disk used GB (sum of mounts)", hv.DiskUsedGB, 150, true},
+		{"disk total GB", hv.DiskTotalGB, 500, true},
+		{"load1", hv.Load1, 2, true},
+		{"net rx MB/s", hv.NetRxMBps, 3, true},
+		{"gpu util", p.GPU.Utilization, 20, true},
+		{"gpu vram used GB", p.GPU.VRAMUsedGB, 24, true},
+		{"gpu vram total GB", p.GPU.VRAMTotalGB, 141, true},
+		{"gpu1 util", p.GPUs[1].Utilization, 21, true},
+		{"rtdetr vram GB", p.AIModels.RTDETR.VRAMGB, 0.5, true},
+	}
+	for _, c := range checks {
+		if c.got == nil || *c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, deref(c.got), c.want)
+		}
+	}
+	if hv.DiskReadMBps != nil {
+		t.Errorf("an absent figure became %v", *hv.DiskReadMBps)
+	}
+	if *p.AIModels.Nemotron.SlotsActive != 1 || *p.AIModels.Nemotron.SlotsTotal != 2 {
+		t.Errorf("nemotron slots %+v", p.AIModels.Nemotron)
+	}
+	if p.Max["gpus.h1.1.utilization"] != 31 || p.Max["gpu.utilization"] != 30 {
+		t.Errorf("gpu maxima %v", p.Max)
+	}
+	if len(p.Hosts) != 1 || p.Hosts[0].Host != "h1" || p.Hosts[0].GPUCount != 2 || *p.Hosts[0].System.CPUPercent != 20 {
+		t.Errorf("hosts %+v", p.Hosts)
+	}
+	if p.GPUs[0].Host != "h1" || *p.GPUs[0].Index != 0 || *p.GPUs[1].Index != 1 {
+		t.Errorf("gpus %+v", p.GPUs)
+	}
+
+	// An empty slot has only its timestamp.
+	b, err := json.Marshal(h.Points[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"timestamp":"` + base.Add(-59*5*time.Second).Format(time.RFC3339) + `"}`; string(b) != want {
+		t.Errorf("empty point %s, want %s", b, want)
+	}
+}
+
+func deref(v *float64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
+}
+
+func TestLateAndDuplicateSamples(t *testing.T) {
+	st := New()
+	for i := range 12 {
+		if i == 4 {
+			continue // arrives late
+		}
+		st.Add(sample("h1", uint64(i+1), base.Add(time.Duration(i)*5*time.Second), 50, 0))
+	}
+	st.Add(sample("h1", 5, base.Add(20*time.Second), 90, 0)) // the late one
+	st.Add(sample("h1", 5, base.Add(20*time.Second), 90, 0)) // delivered again
+	st.Add(sample("h1", 3, base.Add(10*time.Second), 90, 0)) // a replay of an old one
+
+	now := base.Add(55 * time.Second)
+	h, _ := st.Window(now, "5m", "h1")
+	for k := 48; k < 60; k++ {
+		p := h.Points[k]
+		if p.Host == nil {
+			t.Fatalf("slot %d empty", k)
+		}
+		want := 50.0
+		if k == 52 {
+			want = 90
+		}
+		if *p.Host.CPUPercent != want {
+			t.Errorf("slot %d CPU %v, want %v", k, *p.Host.CPUPercent, want)
+		}
+	}
+	h15, _ := st.Window(now, "15m", "h1")
+	// 15 s slot of samples 3,4,5 (seq 4..6): 50, 90, 50.
+	if got := *h15.Points[57].Host.CPUPercent; math.Abs(got-190.0/3) > 1e-9 {
+		t.Errorf("15 s slot with the late sample: mean %v, want %v", got, 190.0/3)
+	}
+	s := st.Stats()
+	if s.Added != 12 || s.Duplicates != 2 {
+		t.Errorf("stats %+v, want 12 added, 2 duplicates", s)
+	}
+	// Same seq from a new boot (the agent restarted) is a new sample.
+	other := sample("h1", 5, base.Add(21*time.Second), 10, 0)
+	other.Boot = "boot-2"
+	st.Add(other)
+	if st.Stats().Added != 13 {
+		t.Errorf("a new boot's sample was taken for a duplicate")
+	}
+}
+
+func TestTooOldIsDropped(t *testing.T) {
+	st := New()
+	st.Add(sample("h1", 100, base.Add(2*time.Hour), 10, 0))
+	st.Add(sample("h1", 1, base, 99, 0)) // two hours older than the newest
+	if s := st.Stats(); s.TooOld != 1 || s.Added != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	h, _ := st.Window(base.Add(2*time.Hour), "6h", "")
+	for _, p := range h.Points {
+		if p.Host != nil && *p.Host.CPUPercent == 99 {
+			t.Fatal("a sample older than the 60m window reached a long window")
+		}
+	}
+}
+
+func TestBounded(t *testing.T) {
+	st := New()
+	feed(st, "h1", base, 3*720, 1) // three hours
+	ser := st.hosts["h1"]
+	for t5 := range numTiers {
+		for i := range ser.rings[t5] {
+			if n := len(ser.rings[t5][i].stats); n > len(ser.keys) {
+				t.Fatalf("tier %d frame %d holds %d stats for %d series", t5, i, n, len(ser.keys))
+			}
+		}
+	}
+	for i, ids := range ser.ids {
+		if len(ids) > 12 {
+			t.Fatalf("minute %d remembers %d ids for 12 samples a minute", i, len(ids))
+		}
+	}
+	if len(ser.keys) > 30 {
+		t.Fatalf("%d series for one host with one GPU", len(ser.keys))
+	}
+}
+
+func TestLongWindows(t *testing.T) {
+	st := New()
+	const n = 3 * 720 // three hours at 5 s
+	feed(st, "h1", base, n, 0)
+	now := base.Add(n*5*time.Second - time.Nanosecond)
+	st.Seal(now)
+
+	for _, tc := range []struct {
+		rng string
+		res time.Duration
+	}{{"6h", 6 * time.Minute}, {"24h", 24 * time.Minute}, {"7d", 168 * time.Minute}} {
+		t.Run(tc.rng, func(t *testing.T) {
+			h, err := st.Window(now, tc.rng, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.ResolutionS != int(tc.res/time.Second) {
+				t.Fatalf("resolution %d", h.ResolutionS)
+			}
+			filled := 0
+			for _, p := range h.Points {
+				var sum, mx float64
+				cnt := 0
+				for i := range n {
+					ts := base.Add(time.Duration(i) * 5 * time.Second)
+					if !ts.Before(p.Timestamp) && ts.Before(p.Timestamp.Add(tc.res)) {
+						v := cpuAt(i)
+						sum += v
+						mx = math.Max(mx, v)
+						cnt++
+					}
+				}
+				if cnt == 0 {
+					if p.Host != nil {
+						t.Fatalf("slot %v has data but no sample fell in it", p.Timestamp)
+					}
+					continue
+				}
+				filled++
+				if p.Host == nil {
+					t.Fatalf("slot %v empty, want %d samples", p.Timestamp, cnt)
+				}
+				if got := *p.Host.CPUPercent; math.Abs(got-sum/float64(cnt)) > 1e-9 {
+					t.Fatalf("slot %v mean %v, want %v", p.Timestamp, got, sum/float64(cnt))
+				}
+				if p.Max["host.cpu_percent"] != mx {
+					t.Fatalf("slot %v max %v, want %v", p.Timestamp, p.Max["host.cpu_percent"], mx)
+				}
+			}
+			if want := int((3*time.Hour + tc.res - 1) / tc.res); filled != want {
+				t.Errorf("%d slots filled, want %d", filled, want)
+			}
+		})
+	}
+}
+
+// TestRestoreRollups checks a restart: rollups handed back plus the
+// samples from ReplayStart rebuild exactly the same windows, with no
+// minute counted twice.
+func TestRestoreRollups(t *testing.T) {
+	st := New()
+	const n = 4 * 720
+	samples := feed(st, "h1", base, n, 1)
+	feed(st, "h2", base.Add(time.Hour), 720, 0)
+	for i := range 240 {
+		st.Record(hubUpdate(base.Add(time.Duration(i)*time.Minute), float64(i)))
+	}
+	// The hub seals now and then while running: rollups of the same slot
+	// are published several times, the stream keeps the last.
+	now := base.Add(n*5*time.Second - time.Nanosecond)
+	kept := map[string]Rollup{}
+	for _, at := range []time.Time{now.Add(-2 * time.Hour), now.Add(-time.Hour), now} {
+		for _, r := range st.Seal(at) {
+			kept[RollupSubject(&r)] = r
+		}
+	}
+
+	st2 := New()
+	for _, r := range kept {
+		if err := st2.RestoreRollup(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from := st2.ReplayStart(now)
+	if !from.Equal(now.Add(-time.Hour)) && from.After(now.Add(-time.Hour)) {
+		t.Fatalf("replay starts at %v, after now-1h", from)
+	}
+	for _, s := range samples {
+		if !time.Unix(0, s.TS).Before(from) {
+			st2.Add(s)
+		}
+	}
+	// h2's samples and the hub readings are replayed from the start too:
+	// everything older than the sealed minutes must be refused.
+	feed(st2, "h2", base.Add(time.Hour), 720, 0)
+	for i := range 240 {
+		st2.Record(hubUpdate(base.Add(time.Duration(i)*time.Minute), float64(i)))
+	}
+	for _, rng := range Ranges() {
+		a, _ := st.Window(now, rng, "")
+		b, _ := st2.Window(now, rng, "")
+		if !reflect.DeepEqual(a, b) {
+			for k := range a.Points {
+				if !reflect.DeepEqual(a.Points[k], b.Points[k]) {
+					ja, _ := json.Marshal(a.Points[k])
+					jb, _ := json.Marshal(b.Points[k])
+					t.Fatalf("%s point %d differs after restore:\n before %s\n  after %s", rng, k, ja, jb)
+				}
+			}
+		}
+	}
+}
+
+func hubUpdate(ts time.Time, v float64) *metrics.Update {
+	u := &metrics.Update{Timestamp: ts}
+	u.Inference.RTDETR = metrics.Stats{Avg: f(v), P95: f(2 * v), P99: f(3 * v)}
+	u.Databases.PostgreSQL = metrics.PostgreSQL{ConnectionsActive: ptrInt(int(v) % 30), ConnectionsMax: ptrInt(100), CacheHitRatio: f(99)}
+	u.Databases.Redis = metrics.Redis{MemoryMB: f(v)}
+	u.Containers = []metrics.Container{{Name: "a", Status: "running", Health: "healthy"}, {Name: "b", Status: "running", Health: "unhealthy"}}
+	return u
+}
+
+func TestRecord(t *testing.T) {
+	st := New()
+	st.Record(hubUpdate(base, 10))
+	st.Record(hubUpdate(base.Add(time.Second), 30))
+	st.Record(hubUpdate(base.Add(time.Second), 30))                 // the same update twice
+	st.Record(&metrics.Update{Timestamp: base.Add(2 * time.Second)}) // nothing known: no figures
+	h, _ := st.Window(base, "5m", "nobody")
+	p := h.Points[59]
+	if p.Inference == nil || *p.Inference.RTDETR.Avg != 20 || *p.Inference.RTDETR.P95 != 40 || p.Inference.Nemotron.Avg != nil {
+		t.Fatalf("inference %+v", p.Inference)
+	}
+	if p.Databases == nil || *p.Databases.PostgreSQL.ConnectionsMax != 100 || *p.Databases.Redis.MemoryMB != 20 || p.Databases.Redis.HitRatio != nil {
+		t.Fatalf("databases %+v", p.Databases)
+	}
+	if p.Containers == nil || *p.Containers.Total != 2 || *p.Containers.Unhealthy != 1 {
+		t.Fatalf("containers %+v", p.Containers)
+	}
+	if p.Max["inference.rtdetr_latency_ms.p95"] != 60 || p.Max["databases.redis.memory_mb"] != 30 {
+		t.Fatalf("max %v", p.Max)
+	}
+	if p.Host != nil || p.GPU != nil {
+		t.Fatalf("host filter for an unknown host still shows host figures: %+v", p)
+	}
+}
+
+func TestHostFilter(t *testing.T) {
+	st := New()
+	st.Add(sample("a", 1, base, 10, 1))
+	st.Add(sample("b", 1, base, 70, 1))
+	all, _ := st.Window(base, "5m", "")
+	p := all.Points[59]
+	if len(p.Hosts) != 2 || len(p.GPUs) != 2 || *p.Host.CPUPercent != 10 || p.GPU.Host != "a" {
+		t.Fatalf("all hosts: %+v", p)
+	}
+	only, _ := st.Window(base, "5m", "b")
+	p = only.Points[59]
+	if len(p.Hosts) != 1 || p.Hosts[0].Host != "b" || *p.Host.CPUPercent != 70 || p.GPU.Host != "b" || len(p.GPUs) != 1 {
+		t.Fatalf("host b: %+v", p)
+	}
+	for k := range p.Max {
+		if strings.Contains(k, ".a.") {
+			t.Fatalf("host filter leaks %s", k)
+		}
+	}
+}
+
+func TestWindowErrors(t *testing.T) {
+	st := New()
+	for _, rng := range []string{"", "1h", "5M", "30d"} {
+		if _, err := st.Window(base, rng, ""); err == nil || !strings.Contains(err.Error(), "unknown range") {
+			t.Errorf("range %q: error %v", rng, err)
+		}
+	}
+	if err := st.RestoreRollup(&Rollup{Res: 60, Start: base.UnixNano()}); err == nil {
+		t.Error("a rollup at a short window's resolution was accepted")
+	}
+	if err := st.RestoreRollup(&Rollup{Res: 360, Start: base.UnixNano(), Names: []string{"host.cpu_percent"}}); err == nil {
+		t.Error("a rollup with missing sums was accepted")
+	}
+	if err := st.RestoreRollup(&Rollup{Res: 360, Start: base.UnixNano() + 1}); err == nil {
+		t.Error("a rollup off a slot start was accepted")
+	}
+	// Unknown series names are skipped, not fatal.
+	r := &Rollup{Res: 360, Host: "h", Start: base.UnixNano(), Names: []string{"host.future", "gpu.x.utilization", "host.cpu_percent"},
+		Sum: []float64{1, 2, 30}, Max: []float64{1, 2, 20}, N: []uint32{1, 1, 2}}
+	if err := st.RestoreRollup(r); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := st.Window(base, "6h", "h")
+	if p := h.Points[59]; p.Host == nil || *p.Host.CPUPercent != 15 || p.Max["host.cpu_percent"] != 20 {
+		t.Fatalf("restored point %+v", p)
+	}
+}
+
+func TestWireNames(t *testing.T) {
+	st := New()
+	for f := range numFields {
+		for _, gpu := range []int{0, 7, 1 << 20} {
+			k := mkKey(field(f), gpu)
+			if !field(f).isGPU() && gpu != 0 {
+				continue
+			}
+			got, ok := parseWireName(st.byPath, k.wireName(&st.paths))
+			if !ok || got != k {
+				t.Errorf("%s does not round-trip", k.wireName(&st.paths))
+			}
+		}
+	}
+	for _, bad := range []string{"", "gpu.", "gpu.1", "gpu.-1.utilization", "gpu.1.host.cpu_percent", "utilization", "host.nope"} {
+		if _, ok := parseWireName(st.byPath, bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
