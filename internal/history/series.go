@@ -97,8 +97,8 @@ func (f field) isGPU() bool { return f >= fGPUUtil && f <= fGPUPower }
 type key uint32
 
 func mkKey(f field, gpu int) key { return key(uint32(f) | uint32(gpu)<<8) }
-func (k key) field() field     { return field(k & 0xff) }
-func (k key) gpu() int         { return int(k >> 8) }
+func (k key) field() field       { return field(k & 0xff) }
+func (k key) gpu() int           { return int(k >> 8) }
 
 // wireName is the series' name in rollups and hub readings: its path, with
 // "gpu.<index>." before a GPU field.

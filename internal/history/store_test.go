@@ -379,7 +379,7 @@ func TestRecord(t *testing.T) {
 	st := New()
 	st.Record(hubUpdate(base, 10))
 	st.Record(hubUpdate(base.Add(time.Second), 30))
-	st.Record(hubUpdate(base.Add(time.Second), 30))                 // the same update twice
+	st.Record(hubUpdate(base.Add(time.Second), 30))                  // the same update twice
 	st.Record(&metrics.Update{Timestamp: base.Add(2 * time.Second)}) // nothing known: no figures
 	h, _ := st.Window(base, "5m", "nobody")
 	p := h.Points[59]
