@@ -1,0 +1,68 @@
+// Command agent samples one GPU host (NVML, host statistics, model
+// servers) and publishes the samples on NATS for the hub.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sysperf/sysperf/internal/agent"
+	"github.com/sysperf/sysperf/internal/config"
+)
+
+type settings struct {
+	agent.Config
+	LogLevel string `flag:"log-level" usage:"debug, info, warn or error"`
+}
+
+func main() {
+	s := settings{Config: agent.DefaultConfig(), LogLevel: "info"}
+	if err := config.Load("agent", os.Args[1:], &s); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		os.Exit(2)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "agent: log-level %q: %v\n", s.LogLevel, err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := agent.New(s.Config, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		os.Exit(2)
+	}
+	defer a.Close()
+
+	if s.Once {
+		sample, err := a.Once(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agent:", err)
+			os.Exit(1)
+		}
+		out := json.NewEncoder(os.Stdout)
+		out.SetIndent("", "  ")
+		if err := out.Encode(sample); err != nil {
+			fmt.Fprintln(os.Stderr, "agent:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("agent stopped", "err", err)
+		a.Close()
+		os.Exit(1)
+	}
+}
