@@ -111,6 +111,7 @@ export interface Redis {
   blocked_clients: Num;
   ops_per_sec?: Num;
   evicted_keys?: Num;
+  keys?: Num;
 }
 
 export interface Databases {
@@ -204,6 +205,8 @@ export interface Point {
   ai_models?: AIModels;
   inference?: Latencies;
   databases?: Databases;
+  /** Container counts by health over the slot (means). */
+  containers?: { total?: number; unhealthy?: number };
   max?: Record<string, number>;
 }
 

@@ -21,10 +21,7 @@ export interface PerformanceMetrics {
 export interface Options {
   /** WebSocket URL; default ws(s)://<this host>/ws/system. */
   url?: string;
-  /** REST URL of the latest update, fetched once per connection until an update arrives. */
-  latestUrl?: string | null;
   WebSocketImpl?: typeof WebSocket;
-  fetchImpl?: typeof fetch;
   /** Backoff: first retry after ~baseMs, doubling up to maxMs, with jitter. */
   baseMs?: number;
   maxMs?: number;
@@ -48,8 +45,7 @@ type Action =
   | { type: "connection"; value: Connection }
   | { type: "opened" }
   | { type: "history"; range: Range; history: History }
-  | { type: "update"; update: Update; at: number }
-  | { type: "latest"; update: Update };
+  | { type: "update"; update: Update; at: number };
 
 function reducer(s: State, a: Action): State {
   switch (a.type) {
@@ -69,9 +65,6 @@ function reducer(s: State, a: Action): State {
       for (const r of RANGES) buffers[r] = mergeLive(buffers[r], p);
       return { ...s, latest: a.update, buffers, lastMessageAt: a.at };
     }
-    case "latest":
-      // Only fills the gap before the first WebSocket update.
-      return s.latest ? s : { ...s, latest: a.update };
   }
 }
 
@@ -99,9 +92,7 @@ const MEASURE_FRAME = "sysperf-update-frame";
 export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
   const {
     url,
-    latestUrl = "/api/v1/performance",
     WebSocketImpl,
-    fetchImpl,
     baseMs = 1000,
     maxMs = 30_000,
     offlineAfter = 5,
@@ -124,8 +115,8 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
 
   // The effect reads options through a ref so that a caller passing a new
   // object each render does not tear the connection down.
-  const cfg = useRef({ WebSocketImpl, fetchImpl, latestUrl, baseMs, maxMs, offlineAfter, random });
-  cfg.current = { WebSocketImpl, fetchImpl, latestUrl, baseMs, maxMs, offlineAfter, random };
+  const cfg = useRef({ WebSocketImpl, baseMs, maxMs, offlineAfter, random });
+  cfg.current = { WebSocketImpl, baseMs, maxMs, offlineAfter, random };
 
   const handle = useCallback((raw: unknown) => {
     let msg: unknown = raw;
@@ -142,6 +133,10 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
       if (isRange(m.range)) dispatch({ type: "history", range: m.range, history: msg as History });
     } else if (m.type === "performance_update") {
       dispatch({ type: "update", update: msg as Update, at: Date.now() });
+    } else if (m.type === "error") {
+      // The hub refused a request (e.g. an unknown range); the last good
+      // buffer stays on screen.
+      console.warn("sysperf hub:", (msg as { error?: unknown }).error);
     }
   }, []);
 
@@ -151,26 +146,6 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
     let disposed = false;
     let timer: ReturnType<typeof setTimeout> | null = null;
     let attempt = 0;
-    let fetchAbort: AbortController | null = null;
-
-    const fetchLatest = () => {
-      const f = cfg.current.fetchImpl ?? (typeof fetch === "function" ? fetch.bind(globalThis) : undefined);
-      const u = cfg.current.latestUrl;
-      if (!f || !u) return;
-      fetchAbort?.abort();
-      const ac = new AbortController();
-      fetchAbort = ac;
-      const t = setTimeout(() => ac.abort(), 5000);
-      f(u, { signal: ac.signal, headers: { Accept: "application/json" } })
-        .then((r) => (r.ok ? r.json() : null))
-        .then((body: unknown) => {
-          if (disposed || ac.signal.aborted || !body || typeof body !== "object") return;
-          const b = body as Update;
-          if (typeof b.timestamp === "string") dispatch({ type: "latest", update: { ...b, type: "performance_update" } });
-        })
-        .catch(() => undefined) // the WebSocket update follows within an interval anyway
-        .finally(() => clearTimeout(t));
-    };
 
     const schedule = () => {
       if (disposed || timer) return;
@@ -214,7 +189,6 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
         dispatch({ type: "opened" });
         // The hub sends 5m history on connect; ask for the selected range.
         if (rangeRef.current !== "5m") sock.send(JSON.stringify({ type: "subscribe", range: rangeRef.current }));
-        fetchLatest();
       };
       sock.onmessage = (ev: MessageEvent) => handle(ev.data);
       sock.onerror = () => {
@@ -244,7 +218,6 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
       disposed = true;
       if (timer) clearTimeout(timer);
       timer = null;
-      fetchAbort?.abort();
       window.removeEventListener("online", onOnline);
       window.removeEventListener("offline", onOffline);
       release(socketRef.current);

@@ -9,7 +9,7 @@ export function isNum(v: unknown): v is number {
 
 export function fmt(v: number | null | undefined, digits = 0, unit = ""): string {
   if (!isNum(v)) return DASH;
-  const s = v.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  const s = v.toLocaleString("en-US", { maximumFractionDigits: digits });
   return unit ? `${s}${unit.startsWith("%") || unit.startsWith("°") ? "" : " "}${unit}` : s;
 }
 

@@ -25,7 +25,8 @@ export function SectionCard(props: {
             className="text-xs font-semibold uppercase tracking-wider text-tremor-content-emphasis dark:text-dark-tremor-content-emphasis"
           >
             {title}
-            {count !== undefined ? <span className="ml-1 font-normal text-tremor-content dark:text-dark-tremor-content">({count})</span> : null}
+            {count !== undefined ? " " : null}
+            {count !== undefined ? <span className="font-normal text-tremor-content dark:text-dark-tremor-content">({count})</span> : null}
           </h2>
           {meta?.stale ? <StaleBadge lastSeen={meta.lastSeen} now={now} /> : null}
           <div className="ml-auto flex items-center gap-2">

@@ -1,0 +1,44 @@
+import { render, screen, within } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import { onlyAgent, T0, update } from "../../../test/fixtures";
+import { ContainersPanel } from "../ContainersPanel";
+
+describe("ContainersPanel", () => {
+  it("shows a badge per container and a tracker of each health timeline", () => {
+    render(<ContainersPanel update={update()} now={T0} />);
+    const list = screen.getByRole("list", { name: "Container health" });
+    expect(within(list).getAllByRole("listitem")).toHaveLength(6);
+    expect(screen.getByRole("heading", { name: "Containers (6)" })).toBeInTheDocument();
+    expect(screen.getByText("all 6 healthy")).toHaveAttribute("data-level", "ok");
+    const tracker = document.querySelector("[data-tracker=ai-detector] .tremor-Tracker-root");
+    expect(tracker?.children).toHaveLength(3);
+    // the timeline's unhealthy slot is red, the healthy ones green
+    expect(tracker?.children[0]?.className).toMatch(/red/);
+    expect(tracker?.children[2]?.className).toMatch(/emerald/);
+  });
+
+  it("counts unhealthy containers against the 1 / 2+ thresholds, with reasons", () => {
+    const u = update();
+    u.containers![0]! = { ...u.containers![0]!, health: "unhealthy", reason: "GET http://backend:8000/health: 503" };
+    render(<ContainersPanel update={u} now={T0} />);
+    expect(screen.getByText("1 of 6 not healthy")).toHaveAttribute("data-level", "warning");
+    expect(screen.getByText(/backend:8000\/health: 503/)).toBeInTheDocument();
+    expect(document.querySelector("[data-container=backend]")?.getAttribute("data-health")).toBe("unhealthy");
+    u.containers![1]! = { ...u.containers![1]!, health: "unhealthy" };
+    render(<ContainersPanel update={u} now={T0} />);
+    expect(screen.getByText("2 of 6 not healthy")).toHaveAttribute("data-level", "critical");
+  });
+
+  it("says plainly when no container is monitored", () => {
+    render(<ContainersPanel update={onlyAgent()} now={T0} />);
+    expect(screen.getByText("No containers monitored")).toBeInTheDocument();
+    expect(document.querySelector(".tremor-Tracker-root")).toBeNull();
+  });
+
+  it("marks the section stale", () => {
+    const u = update();
+    u.stale = { ...u.stale, containers: true };
+    render(<ContainersPanel update={u} now={T0} />);
+    expect(screen.getByText("stale — no fresh data")).toBeInTheDocument();
+  });
+});

@@ -1,0 +1,55 @@
+import { render, screen, within } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import { onlyAgent, points, T0, update } from "../../../test/fixtures";
+import { DatabasesPanel } from "../DatabasesPanel";
+
+const props = (u = update()) => ({ update: u, history: points(12, 5, u), resolutionS: 5, now: T0 });
+
+describe("DatabasesPanel", () => {
+  it("shows PostgreSQL and Redis with status and figures", () => {
+    render(<DatabasesPanel {...props()} />);
+    const pg = screen.getByRole("article", { name: "PostgreSQL" });
+    expect(within(pg).getByText("Healthy")).toBeInTheDocument();
+    expect(within(pg).getByTestId("pg-connections")).toHaveTextContent("5 / 30pool");
+    expect(within(pg).getByTestId("pg-cache-hit")).toHaveTextContent("98.2%");
+    expect(within(pg).getByText("1,200")).toBeInTheDocument();
+    const rd = screen.getByRole("article", { name: "Redis" });
+    expect(within(rd).getByTestId("redis-clients")).toHaveTextContent("8");
+    expect(within(rd).getByTestId("redis-memory")).toHaveTextContent("1.44 MB");
+    expect([...document.querySelectorAll("figure[data-chart]")].map((f) => f.getAttribute("data-chart"))).toEqual(["Connections", "Memory (MB)"]);
+  });
+
+  it("colours the seed's Redis hit ratio of 0.01 % critical (< 10 %) and a full pool critical", () => {
+    const u = update();
+    u.databases.postgresql.connections_active = 29; // 96.7 % of 30
+    render(<DatabasesPanel {...props(u)} />);
+    expect(screen.getByTestId("redis-hit")).toHaveAttribute("data-level", "critical");
+    expect(screen.getByTestId("pg-connections")).toHaveAttribute("data-level", "critical");
+    expect(screen.getByTestId("pg-cache-hit")).toHaveAttribute("data-level", "ok");
+  });
+
+  it("shows an unreachable database with its reason", () => {
+    const u = update();
+    u.databases.postgresql = { status: "unreachable", reason: "dial tcp 127.0.0.1:5432: connect: connection refused", connections_active: null, connections_max: null, cache_hit_ratio: null, transactions_per_min: null };
+    render(<DatabasesPanel {...props(u)} />);
+    const pg = screen.getByRole("article", { name: "PostgreSQL" });
+    expect(within(pg).getByText("Unreachable")).toBeInTheDocument();
+    expect(within(pg).getByText(/connection refused/)).toBeInTheDocument();
+    expect(within(pg).getByTestId("pg-connections")).toHaveTextContent("— / —");
+  });
+
+  it("says a database that is not configured is not monitored", () => {
+    render(<DatabasesPanel {...props(onlyAgent())} />);
+    expect(screen.getByText("PostgreSQL is not monitored")).toBeInTheDocument();
+    expect(screen.getByText("Redis is not monitored")).toBeInTheDocument();
+    expect(document.querySelectorAll("figure[data-chart]")).toHaveLength(0);
+  });
+
+  it("marks a stale database section", () => {
+    const u = update();
+    u.stale = { ...u.stale, "databases.redis": true };
+    render(<DatabasesPanel {...props(u)} />);
+    expect(within(screen.getByRole("article", { name: "Redis" })).getByText("stale — no fresh data")).toBeInTheDocument();
+    expect(within(screen.getByRole("article", { name: "PostgreSQL" })).queryByText(/stale/)).toBeNull();
+  });
+});
