@@ -71,6 +71,9 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	a.collectors = cfg.Collectors
 	if a.collectors == nil {
 		a.collectors = defaultCollectors(cfg, a.log)
+		if a.cfg.Annotate == nil {
+			a.cfg.Annotate = collect.NewProcs(cfg.ProcRoot, cfg.ModelMatchers...).Annotate
+		}
 	}
 	return a, nil
 }
@@ -87,6 +90,13 @@ func defaultCollectors(cfg Config, log *slog.Logger) []collect.Collector {
 	}
 	if cfg.LLMURL != "" {
 		cs = append(cs, collect.NewLlamaCpp(cfg.LLMURL, nil))
+	}
+	targets := cfg.Scrape
+	if targets == nil {
+		targets = collect.DefaultScrapeTargets(cfg.RTDETRURL, cfg.BackendMetricsURL)
+	}
+	if len(targets) > 0 {
+		cs = append(cs, collect.NewScrape(targets, nil))
 	}
 	return cs
 }

@@ -25,7 +25,18 @@ type Config struct {
 	// Model servers. Empty means not monitored.
 	RTDETRURL string `flag:"rtdetr-url" usage:"RT-DETRv2 server base URL, e.g. http://127.0.0.1:8090 (empty: not monitored)"`
 	LLMURL    string `flag:"llm-url" usage:"llama.cpp server base URL, e.g. http://127.0.0.1:8091 (empty: not monitored)"`
-	// Further flags of the model collectors go here (models engineer).
+	// BackendMetricsURL is the pipeline backend's Prometheus endpoint
+	// (hsi_stage_duration_seconds, hsi_events_created_total).
+	BackendMetricsURL string `flag:"backend-metrics-url" usage:"pipeline backend's Prometheus-text endpoint, e.g. http://127.0.0.1:8000/api/metrics (empty: not scraped)"`
+	// ProcRoot is where /proc is read to name GPU processes. NVML reports
+	// host pids, so the agent must run in the host's pid namespace.
+	ProcRoot string `flag:"proc-root" usage:"procfs mount used to name GPU processes and their containers (the agent must see host pids)"`
+	// Scrape replaces the default inference series (the detector's
+	// /metrics and the backend's, see collect.DefaultScrapeTargets).
+	Scrape []collect.ScrapeTarget `flag:"-" yaml:"scrape"`
+	// ModelMatchers replace the default process-to-model matchers
+	// (llama-server is nemotron, rtdetr is rtdetr).
+	ModelMatchers []collect.ModelMatcher `flag:"-" yaml:"model-matchers"`
 
 	// Collectors replaces the default collectors (host, GPU and the model
 	// servers configured above, see defaultCollectors).
@@ -43,6 +54,7 @@ func DefaultConfig() Config {
 		Mounts:          []string{"/"},
 		Backlog:         time.Hour,
 		BacklogMaxBytes: 64 << 20,
+		ProcRoot:        "/proc",
 	}
 }
 
@@ -61,6 +73,16 @@ func (c *Config) Validate() error {
 	}
 	if c.BacklogMaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("backlog-max-bytes %d: must not be negative", c.BacklogMaxBytes))
+	}
+	for i, t := range c.Scrape {
+		if err := t.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("scrape[%d]: %w", i, err))
+		}
+	}
+	for i, m := range c.ModelMatchers {
+		if err := m.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("model-matchers[%d]: %w", i, err))
+		}
 	}
 	if c.NATSURL == "" && !c.Once {
 		errs = append(errs, errors.New("nats-url: empty"))
