@@ -1,0 +1,294 @@
+// Package e2e runs sysperf end to end in one process: a real hub with its
+// embedded NATS on random ports, real agents, a real WebSocket client.
+// Every engineer adds a <topic>_test.go here using this harness.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/sysperf/sysperf/internal/agent"
+	"github.com/sysperf/sysperf/internal/hub"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// wait bounds every wait of the harness; reaching it is a failure, not a
+// measurement.
+const wait = 30 * time.Second
+
+// testLog logs to the test's output when -v and SYSPERF_E2E_LOG=1, else
+// nowhere, so failures stay readable.
+func testLog(t testing.TB) *slog.Logger {
+	if os.Getenv("SYSPERF_E2E_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Hub is a hub under test.
+type Hub struct {
+	*hub.Hub
+	Config hub.Config
+}
+
+// BaseURL is http://host:port of the hub's HTTP server.
+func (h *Hub) BaseURL() string { return "http://" + h.HTTPAddr() }
+
+// StartHub starts a hub on random ports with a temporary data directory
+// and the given update interval; edit adjusts the config (plugs, sources)
+// before start. The hub is closed when the test ends.
+func StartHub(t testing.TB, interval time.Duration, edit func(*hub.Config)) *Hub {
+	t.Helper()
+	cfg := hub.DefaultConfig()
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.NATSListen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Interval = interval
+	if edit != nil {
+		edit(&cfg)
+	}
+	return StartHubConfig(t, cfg)
+}
+
+// StartHubConfig starts a hub with exactly cfg, e.g. to restart one on
+// the data directory of a previous hub.
+func StartHubConfig(t testing.TB, cfg hub.Config) *Hub {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	h, err := hub.Start(ctx, cfg, testLog(t).With("side", "hub"))
+	if err != nil {
+		t.Fatalf("start hub: %v", err)
+	}
+	var once sync.Once
+	t.Cleanup(func() {
+		once.Do(func() {
+			if err := h.Close(); err != nil {
+				t.Errorf("close hub: %v", err)
+			}
+		})
+	})
+	return &Hub{Hub: h, Config: cfg}
+}
+
+// Agent is an agent under test, running until Stop or the test's end.
+type Agent struct {
+	*agent.Agent
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+// Stop ends the agent's Run and waits for it.
+func (a *Agent) Stop(t testing.TB) {
+	t.Helper()
+	a.once.Do(func() {
+		a.cancel()
+		select {
+		case err := <-a.done:
+			if err != nil {
+				t.Errorf("agent %s: %v", a.Host(), err)
+			}
+		case <-time.After(wait):
+			t.Errorf("agent %s did not stop", a.Host())
+		}
+		_ = a.Close()
+	})
+}
+
+// StartAgent runs a real agent (default collectors: host, NVML, and the
+// model servers edit configures) publishing to natsURL as hostID.
+func StartAgent(t testing.TB, natsURL, hostID string, interval time.Duration, edit func(*agent.Config)) *Agent {
+	t.Helper()
+	cfg := agent.DefaultConfig()
+	cfg.NATSURL = natsURL
+	cfg.HostID = hostID
+	cfg.Interval = interval
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := agent.New(cfg, testLog(t).With("side", "agent"))
+	if err != nil {
+		t.Fatalf("new agent %s: %v", hostID, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ag := &Agent{Agent: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { ag.done <- a.Run(ctx) }()
+	t.Cleanup(func() { ag.Stop(t) })
+	return ag
+}
+
+// Publish sends raw bytes on subject through core NATS; the samples
+// stream captures sample subjects, so this is how a misbehaving publisher
+// looks to the hub.
+func Publish(t testing.TB, natsURL, subject string, body []byte) {
+	t.Helper()
+	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("nats connect: %v", err)
+	}
+	defer nc.Close()
+	if err := nc.Publish(subject, body); err != nil {
+		t.Fatalf("publish %s: %v", subject, err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("flush %s: %v", subject, err)
+	}
+}
+
+// PublishSample encodes s and publishes it as an agent would, with its
+// de-duplication id.
+func PublishSample(t testing.TB, natsURL string, s *metrics.Sample) {
+	t.Helper()
+	b, err := metrics.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("nats connect: %v", err)
+	}
+	defer nc.Close()
+	msg := nats.NewMsg(metrics.SampleSubject(s.Host))
+	msg.Data = b
+	msg.Header.Set(nats.MsgIdHdr, metrics.MsgID(s))
+	if _, err := nc.RequestMsg(msg, 5*time.Second); err != nil {
+		t.Fatalf("publish sample: %v", err)
+	}
+}
+
+// GetJSON fetches path from the hub and decodes it into v, returning the
+// status code.
+func GetJSON(t testing.TB, h *Hub, path string, v any) int {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(h.BaseURL() + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("GET %s: %d %s: %v", path, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// WS is a client of /ws/system.
+type WS struct {
+	conn *websocket.Conn
+}
+
+// DialWS connects to the hub's /ws/system.
+func DialWS(t testing.TB, h *Hub) *WS {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.BaseURL(), "http")+"/ws/system", nil)
+	if err != nil {
+		t.Fatalf("dial /ws/system: %v", err)
+	}
+	c.SetReadLimit(16 << 20)
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return &WS{conn: c}
+}
+
+// Next returns the next message's type and body.
+func (w *WS) Next(t testing.TB) (string, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	_, b, err := w.conn.Read(ctx)
+	if err != nil {
+		t.Fatalf("read /ws/system: %v", err)
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		t.Fatalf("message is not JSON: %v: %s", err, b)
+	}
+	return head.Type, b
+}
+
+// Send writes v as JSON, e.g. {"type":"subscribe","range":"15m"}.
+func (w *WS) Send(t testing.TB, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := w.conn.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatalf("write /ws/system: %v", err)
+	}
+}
+
+// NextUpdate returns the next performance_update, skipping other
+// messages, both as generic JSON (to check names and types) and typed.
+func (w *WS) NextUpdate(t testing.TB) (map[string]any, metrics.Update) {
+	t.Helper()
+	for {
+		typ, b := w.Next(t)
+		if typ != metrics.TypeUpdate {
+			continue
+		}
+		var raw map[string]any
+		var u metrics.Update
+		if err := json.Unmarshal(b, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &u); err != nil {
+			t.Fatalf("update does not decode as metrics.Update: %v", err)
+		}
+		return raw, u
+	}
+}
+
+// UpdateWhere reads updates until cond holds, or fails after the harness
+// wait.
+func (w *WS) UpdateWhere(t testing.TB, what string, cond func(metrics.Update) bool) (map[string]any, metrics.Update) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		raw, u := w.NextUpdate(t)
+		if cond(u) {
+			return raw, u
+		}
+	}
+	t.Fatalf("no update with %s within %s", what, wait)
+	return nil, metrics.Update{}
+}
+
+// HostStatus returns the update's entry for host.
+func HostStatus(u metrics.Update, host string) (metrics.HostStatus, bool) {
+	for _, h := range u.Hosts {
+		if h.Host == host {
+			return h, true
+		}
+	}
+	return metrics.HostStatus{}, false
+}
