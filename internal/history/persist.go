@@ -196,15 +196,18 @@ func (p *Persist) Failed() uint64  { return p.failed.Load() }
 func (p *Persist) Run(ctx context.Context) {
 	t := time.NewTicker(p.cfg.SealEvery)
 	defer t.Stop()
+	// A publish in flight when ctx ends still completes (each has its own
+	// timeout), so stopping the hub does not lose what it already read.
+	pctx := context.WithoutCancel(ctx)
 	for {
 		select {
 		case <-ctx.Done():
-			p.flush(context.WithoutCancel(ctx), time.Now())
+			p.flush(pctx, time.Now())
 			return
 		case <-p.wake:
-			p.publishReadings(ctx)
+			p.publishReadings(pctx)
 		case now := <-t.C:
-			p.flush(ctx, now)
+			p.flush(pctx, now)
 		}
 	}
 }

@@ -1,0 +1,170 @@
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+func startJS(t *testing.T, dir string) (*server.Server, jetstream.JetStream) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	nc, err := nats.Connect(srv.ClientURL(), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		nc.Close()
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv, js
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestPersistRestart runs a hub's history against a real JetStream,
+// stops it, and rebuilds a second one from the streams plus the samples a
+// hub replays from ReplayStart: every window must come back the same.
+func TestPersistRestart(t *testing.T) {
+	_, js := startJS(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	now := time.Now()
+	start := now.Add(-3 * time.Hour).Truncate(5 * time.Second)
+	st1 := New()
+	p1, err := Open(ctx, js, st1, PersistConfig{SealEvery: 20 * time.Millisecond}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { p1.Run(runCtx); close(done) }()
+
+	var samples []*metrics.Sample
+	for i := range 3 * 720 {
+		s := sample("gpu-1", uint64(i+1), start.Add(time.Duration(i)*5*time.Second), cpuAt(i), 2)
+		if s.TS > now.UnixNano() {
+			break
+		}
+		p1.Add(s)
+		samples = append(samples, s)
+	}
+	for i := range 180 {
+		p1.Record(hubUpdate(now.Add(-time.Duration(180-i)*time.Minute), float64(i)))
+	}
+	stop()
+	<-done
+	if p1.Failed() != 0 || p1.Dropped() != 0 {
+		t.Fatalf("%d publishes failed, %d readings dropped", p1.Failed(), p1.Dropped())
+	}
+
+	// Garbage in the rollup stream is skipped, not fatal.
+	if _, err := js.Publish(ctx, "sysperf.v1.rollup.360.bad.1", []byte("not msgpack")); err != nil {
+		t.Fatal(err)
+	}
+
+	st2 := New()
+	p2, err := Open(ctx, js, st2, PersistConfig{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := p2.ReplayStart(now)
+	if from.After(now.Add(-time.Hour)) {
+		t.Fatalf("replay from %v, later than an hour ago", from)
+	}
+	replayed := 0
+	for _, s := range samples {
+		if !time.Unix(0, s.TS).Before(from) {
+			p2.Add(s)
+			replayed++
+		}
+	}
+	if replayed >= len(samples) {
+		t.Fatalf("replayed all %d samples: the rollups were not used", replayed)
+	}
+	for _, rng := range Ranges() {
+		a, _ := st1.Window(now, rng, "")
+		b, _ := st2.Window(now, rng, "")
+		if !reflect.DeepEqual(a, b) {
+			for k := range a.Points {
+				if !reflect.DeepEqual(a.Points[k], b.Points[k]) {
+					ja, _ := json.Marshal(a.Points[k])
+					jb, _ := json.Marshal(b.Points[k])
+					t.Fatalf("%s point %d differs after restart:\n before %s\n  after %s", rng, k, ja, jb)
+				}
+			}
+		}
+	}
+	// The hub's readings came back from SYSPERF_HUB.
+	h, _ := st2.Window(now, "60m", "")
+	if p := h.Points[58]; p.Databases == nil || p.Inference == nil || p.Containers == nil {
+		t.Fatalf("hub readings not restored: %+v", p)
+	}
+}
+
+func TestRecordNeverBlocks(t *testing.T) {
+	_, js := startJS(t, t.TempDir())
+	ctx := context.Background()
+	p, err := Open(ctx, js, New(), PersistConfig{Queue: 2}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing publishes (Run is not running): the queue overflows.
+	for i := range 5 {
+		p.Record(hubUpdate(base.Add(time.Duration(i)*time.Second), 1))
+	}
+	if p.Dropped() != 3 {
+		t.Fatalf("dropped %d, want 3", p.Dropped())
+	}
+}
+
+func TestReplayFromStartTime(t *testing.T) {
+	_, js := startJS(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := js.Publish(ctx, "t.a", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mid := time.Now()
+	time.Sleep(5 * time.Millisecond) // the server stamps messages; be clear of mid
+	for i := 5; i < 2500; i++ {
+		if _, err := js.Publish(ctx, "t.b", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []byte
+	n, err := Replay(ctx, js, "T", "t.>", mid, func(_ string, d []byte) { got = append(got, d[0]) })
+	if err != nil || n != 2495 || len(got) != 2495 || got[0] != 5 {
+		t.Fatalf("replay from mid: n=%d err=%v first=%v", n, err, got[:1])
+	}
+	n, err = Replay(ctx, js, "T", "t.a", time.Time{}, func(string, []byte) {})
+	if err != nil || n != 5 {
+		t.Fatalf("replay of t.a: n=%d err=%v", n, err)
+	}
+}
