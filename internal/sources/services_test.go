@@ -227,3 +227,57 @@ func (s *redisServer) stop() {
 	_ = s.cmd.Wait()
 	s.cmd = nil
 }
+
+// promServer is a real Prometheus (Debian's package) on a random port with
+// a config of the test's own.
+type promServer struct {
+	t    *testing.T
+	url  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startPrometheus(t *testing.T, scrapeTarget string) *promServer {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		missing(t, "prometheus binary (apt-get install prometheus): %v", err)
+	}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: exporter
+    static_configs:
+      - targets: [%q]
+`, scrapeTarget)
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	s := &promServer{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
+	s.cmd = exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")
+	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *promServer) stop() {
+	if s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}

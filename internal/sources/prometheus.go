@@ -1,0 +1,495 @@
+package sources
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// PrometheusOptions tunes the Prometheus source; zero values are defaults.
+type PrometheusOptions struct {
+	// Timeout bounds each request (default 2 s); the poll's deadline bounds
+	// them all.
+	Timeout time.Duration
+	// Recheck is how long an availability answer is trusted (default 1 min).
+	Recheck time.Duration
+	// RateWindow is the range of rate() in the latency queries (default 5m).
+	RateWindow string
+	// Stages maps the inference roles to hsi_stage_duration_seconds'
+	// stage label; defaults: rtdetr=detect, nemotron=analyze,
+	// pipeline=batch, as the backend exports them.
+	Stages map[string]string
+}
+
+// Prometheus fills, from a site's Prometheus server, what no direct source
+// did: GPUs of hosts without an agent (DCGM exporter or the backend's
+// hsi_gpu_* series) and the inference figures (histogram_quantile over
+// hsi_stage_duration_seconds). It is a fallback: its patch runs after the
+// direct sources and only fills nil or empty fields, and when the server
+// is down or slow it returns a patch that changes nothing.
+type Prometheus struct {
+	base   string
+	opts   PrometheusOptions
+	client *http.Client
+	now    func() time.Time
+
+	mu        sync.Mutex
+	up        bool
+	reason    string
+	checkedAt time.Time
+}
+
+// NewPrometheus checks the URL; the server itself is checked on the first
+// poll, which the hub runs at start.
+func NewPrometheus(rawURL string, opts PrometheusOptions) (*Prometheus, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("prometheus-url %q: not an http(s) URL", RedactDSN(rawURL))
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if opts.Recheck <= 0 {
+		opts.Recheck = time.Minute
+	}
+	if opts.RateWindow == "" {
+		opts.RateWindow = "5m"
+	}
+	if opts.Stages == nil {
+		opts.Stages = map[string]string{"rtdetr": "detect", "nemotron": "analyze", "pipeline": "batch"}
+	}
+	for role, stage := range opts.Stages {
+		if strings.ContainsAny(stage, `"\`) {
+			return nil, fmt.Errorf("prometheus stage for %s: %q has a quote", role, stage)
+		}
+	}
+	return &Prometheus{
+		base:   strings.TrimSuffix(rawURL, "/"),
+		opts:   opts,
+		client: &http.Client{Timeout: opts.Timeout},
+		now:    time.Now,
+	}, nil
+}
+
+// Name is what the source is called in logs and /metrics; it fills
+// several sections.
+func (p *Prometheus) Name() string { return "prometheus" }
+
+// Fallback tells the hub to apply this source's patch last.
+func (p *Prometheus) Fallback() bool { return true }
+
+// Up says whether the server answered its last check, and if not why.
+func (p *Prometheus) Up() (bool, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.up, p.reason
+}
+
+func noop(*metrics.Update) {}
+
+// Poll checks availability when the cached answer is older than Recheck,
+// then, when up, runs the instant queries in parallel.
+func (p *Prometheus) Poll(ctx context.Context) func(*metrics.Update) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultPollTimeout)
+		defer cancel()
+	}
+	if !p.available(ctx) {
+		return noop
+	}
+	gpus, gerr := p.gpus(ctx)
+	inf, ierr := p.inference(ctx)
+	if err := errors.Join(gerr, ierr); err != nil && isTransport(err) {
+		// The server went away between checks: trust nothing from it and
+		// stop asking until the next check.
+		p.setState(false, netReason(err))
+		return noop
+	}
+	return func(u *metrics.Update) {
+		fillGPUs(u, gpus)
+		fillInference(u, inf)
+	}
+}
+
+func (p *Prometheus) setState(up bool, reason string) {
+	p.mu.Lock()
+	p.up, p.reason, p.checkedAt = up, reason, p.now()
+	p.mu.Unlock()
+}
+
+func (p *Prometheus) available(ctx context.Context) bool {
+	p.mu.Lock()
+	fresh := !p.checkedAt.IsZero() && p.now().Sub(p.checkedAt) < p.opts.Recheck
+	up := p.up
+	p.mu.Unlock()
+	if fresh {
+		return up
+	}
+	err := p.check(ctx)
+	if err != nil {
+		p.setState(false, err.Error())
+		return false
+	}
+	p.setState(true, "")
+	return true
+}
+
+// check asks the server's readiness endpoint; a server that predates it
+// (or a proxy that hides it) is asked its build info instead.
+func (p *Prometheus) check(ctx context.Context) error {
+	code, err := p.get(ctx, "/-/ready", nil)
+	if err == nil && code == http.StatusOK {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("prometheus: %s", netReason(err))
+	}
+	var bi struct {
+		Status string `json:"status"`
+	}
+	code2, err := p.get(ctx, "/api/v1/status/buildinfo", &bi)
+	if err == nil && code2 == http.StatusOK && bi.Status == "success" {
+		return nil
+	}
+	return fmt.Errorf("prometheus: not ready (HTTP %d)", code)
+}
+
+// get fetches base+path and decodes JSON into v when v is non-nil.
+func (p *Prometheus) get(ctx context.Context, path string, v any) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if v != nil && len(body) > 0 {
+		if err := json.Unmarshal(body, v); err != nil {
+			return resp.StatusCode, fmt.Errorf("bad JSON from %s: %w", path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// sampleValue is one series of an instant vector.
+type sampleValue struct {
+	Labels map[string]string
+	Value  float64
+}
+
+// transportError marks a failure to reach the server, as opposed to a
+// query the server rejected.
+type transportError struct{ err error }
+
+func (e transportError) Error() string { return e.err.Error() }
+func (e transportError) Unwrap() error { return e.err }
+
+func isTransport(err error) bool {
+	var te transportError
+	return errors.As(err, &te)
+}
+
+// query runs an instant query and returns its vector; NaN and infinite
+// values (histogram_quantile over no traffic) are left out.
+func (p *Prometheus) query(ctx context.Context, q string) ([]sampleValue, error) {
+	var resp struct {
+		Status    string `json:"status"`
+		Error     string `json:"error"`
+		ErrorType string `json:"errorType"`
+		Data      struct {
+			ResultType string `json:"resultType"`
+			Result     []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	code, err := p.get(ctx, "/api/v1/query?query="+url.QueryEscape(q), &resp)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, transportError{fmt.Errorf("prometheus query %s: %w", q, err)}
+		}
+		return nil, fmt.Errorf("prometheus query %s: %w", q, err)
+	}
+	if code != http.StatusOK || resp.Status != "success" {
+		return nil, fmt.Errorf("prometheus query %s: HTTP %d %s %s", q, code, resp.ErrorType, resp.Error)
+	}
+	if resp.Data.ResultType != "vector" {
+		return nil, fmt.Errorf("prometheus query %s: result type %q, want vector", q, resp.Data.ResultType)
+	}
+	out := make([]sampleValue, 0, len(resp.Data.Result))
+	for _, r := range resp.Data.Result {
+		s, ok := r.Value[1].(string)
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		out = append(out, sampleValue{r.Metric, v})
+	}
+	return out, nil
+}
+
+// GPU series, DCGM exporter first: where both describe a GPU, DCGM wins.
+// DCGM reports frame buffer in MiB; the backend's hsi_gpu_memory_*_mb too.
+const gpuQuery = `{__name__=~"DCGM_FI_DEV_(GPU_UTIL|FB_USED|FB_FREE|GPU_TEMP|POWER_USAGE)|hsi_gpu_(utilization|memory_used_mb|memory_total_mb|temperature|power_watts)"}`
+
+type gpuKey struct {
+	host  string
+	index int
+}
+
+func (p *Prometheus) gpus(ctx context.Context) ([]metrics.GPUView, error) {
+	vec, err := p.query(ctx, gpuQuery)
+	if err != nil {
+		return nil, err
+	}
+	type acc struct {
+		v                 metrics.GPUView
+		used, free, total *float64 // MiB
+	}
+	byKey := map[gpuKey]*acc{}
+	// DCGM first so that its value is the one kept.
+	sort.SliceStable(vec, func(i, j int) bool {
+		return strings.HasPrefix(vec[i].Labels["__name__"], "DCGM") && !strings.HasPrefix(vec[j].Labels["__name__"], "DCGM")
+	})
+	set := func(dst **float64, v float64) {
+		if *dst == nil {
+			*dst = &v
+		}
+	}
+	for _, s := range vec {
+		k := gpuKey{host: seriesHost(s.Labels), index: seriesIndex(s.Labels)}
+		a := byKey[k]
+		if a == nil {
+			idx := k.index
+			a = &acc{v: metrics.GPUView{Host: k.host, Index: &idx, UUID: s.Labels["UUID"]}}
+			byKey[k] = a
+		}
+		if name := s.Labels["modelName"]; name != "" && a.v.Name == nil {
+			a.v.Name = &name
+		}
+		switch s.Labels["__name__"] {
+		case "DCGM_FI_DEV_GPU_UTIL", "hsi_gpu_utilization":
+			set(&a.v.Utilization, s.Value)
+		case "DCGM_FI_DEV_GPU_TEMP", "hsi_gpu_temperature":
+			set(&a.v.Temperature, s.Value)
+		case "DCGM_FI_DEV_POWER_USAGE", "hsi_gpu_power_watts":
+			set(&a.v.PowerWatts, s.Value)
+		case "DCGM_FI_DEV_FB_USED", "hsi_gpu_memory_used_mb":
+			set(&a.used, s.Value)
+		case "DCGM_FI_DEV_FB_FREE":
+			set(&a.free, s.Value)
+		case "hsi_gpu_memory_total_mb":
+			set(&a.total, s.Value)
+		}
+	}
+	out := make([]metrics.GPUView, 0, len(byKey))
+	for _, a := range byKey {
+		if a.used != nil {
+			gb := *a.used / 1024
+			a.v.VRAMUsedGB = &gb
+		}
+		switch {
+		case a.total != nil:
+			gb := *a.total / 1024
+			a.v.VRAMTotalGB = &gb
+		case a.used != nil && a.free != nil:
+			gb := (*a.used + *a.free) / 1024
+			a.v.VRAMTotalGB = &gb
+		}
+		out = append(out, a.v)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Host != out[j].Host {
+			return out[i].Host < out[j].Host
+		}
+		return *out[i].Index < *out[j].Index
+	})
+	return out, nil
+}
+
+// seriesHost names the host a series describes: DCGM's Hostname label,
+// a host label, else the scrape target without its port.
+func seriesHost(l map[string]string) string {
+	for _, k := range []string{"Hostname", "hostname", "host"} {
+		if v := l[k]; v != "" {
+			return v
+		}
+	}
+	if inst := l["instance"]; inst != "" {
+		if h, _, err := net.SplitHostPort(inst); err == nil {
+			return h
+		}
+		return inst
+	}
+	return ""
+}
+
+func seriesIndex(l map[string]string) int {
+	for _, k := range []string{"gpu", "gpu_index", "index", "minor_number"} {
+		if n, err := strconv.Atoi(l[k]); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// fillGPUs adds the GPUs of hosts no agent reported GPUs for, and the
+// seed's "gpu" when no agent filled it.
+func fillGPUs(u *metrics.Update, gpus []metrics.GPUView) {
+	if len(gpus) == 0 {
+		return
+	}
+	have := map[string]bool{}
+	for _, g := range u.GPUs {
+		have[g.Host] = true
+	}
+	for _, g := range gpus {
+		if !have[g.Host] {
+			u.GPUs = append(u.GPUs, g)
+		}
+	}
+	if gpuEmpty(u.GPU) {
+		for _, g := range u.GPUs {
+			if !have[g.Host] {
+				u.GPU = g
+				setSource(u, metrics.SectionGPU, "prometheus")
+				if u.Errors != nil {
+					delete(u.Errors, metrics.SectionGPU)
+				}
+				break
+			}
+		}
+	}
+}
+
+func gpuEmpty(g metrics.GPUView) bool {
+	return g.Name == nil && g.Utilization == nil && g.VRAMUsedGB == nil && g.VRAMTotalGB == nil &&
+		g.Temperature == nil && g.PowerWatts == nil
+}
+
+// promInference is what the latency queries found, per role.
+type promInference struct {
+	stats        map[string]metrics.Stats
+	imagesPerMin *float64
+	eventsPerMin *float64
+}
+
+func (p *Prometheus) inference(ctx context.Context) (promInference, error) {
+	out := promInference{stats: map[string]metrics.Stats{}}
+	type job struct {
+		role, what, q string
+	}
+	var jobs []job
+	w := p.opts.RateWindow
+	for role, stage := range p.opts.Stages {
+		sel := fmt.Sprintf(`{stage=%q}`, stage)
+		for _, q := range []struct{ what, phi string }{{"p95", "0.95"}, {"p99", "0.99"}} {
+			jobs = append(jobs, job{role, q.what, fmt.Sprintf(`histogram_quantile(%s, sum by (le) (rate(hsi_stage_duration_seconds_bucket%s[%s]))) * 1000`, q.phi, sel, w)})
+		}
+		jobs = append(jobs, job{role, "avg", fmt.Sprintf(`sum(rate(hsi_stage_duration_seconds_sum%s[%s])) / sum(rate(hsi_stage_duration_seconds_count%s[%s])) * 1000`, sel, w, sel, w)})
+		if role == "rtdetr" {
+			jobs = append(jobs, job{role, "images", fmt.Sprintf(`sum(rate(hsi_stage_duration_seconds_count%s[%s])) * 60`, sel, w)})
+		}
+	}
+	jobs = append(jobs, job{"", "events", fmt.Sprintf(`sum(rate(hsi_events_created_total[%s])) * 60`, w)})
+
+	results := make([][]sampleValue, len(jobs))
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() { results[i], errs[i] = p.query(ctx, j.q) })
+	}
+	wg.Wait()
+	for i, j := range jobs {
+		if errs[i] != nil || len(results[i]) == 0 {
+			continue
+		}
+		v := results[i][0].Value
+		st := out.stats[j.role]
+		switch j.what {
+		case "p95":
+			st.P95 = &v
+		case "p99":
+			st.P99 = &v
+		case "avg":
+			st.Avg = &v
+		case "images":
+			out.imagesPerMin = &v
+		case "events":
+			out.eventsPerMin = &v
+		}
+		if j.role != "" {
+			out.stats[j.role] = st
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func statsEmpty(s metrics.Stats) bool { return s.Avg == nil && s.P95 == nil && s.P99 == nil }
+
+// fillInference fills each role whose figures are all absent, and the
+// throughput fields that are nil.
+func fillInference(u *metrics.Update, inf promInference) {
+	filled, had := false, false
+	for role, dst := range map[string]*metrics.Stats{"rtdetr": &u.Inference.RTDETR, "nemotron": &u.Inference.Nemotron, "pipeline": &u.Inference.Pipeline} {
+		if !statsEmpty(*dst) {
+			had = true
+			continue
+		}
+		if st, ok := inf.stats[role]; ok && !statsEmpty(st) {
+			*dst = st
+			filled = true
+		}
+	}
+	if u.Inference.Throughput.ImagesPerMin != nil || u.Inference.Throughput.EventsPerMin != nil {
+		had = true
+	}
+	if u.Inference.Throughput.ImagesPerMin == nil && inf.imagesPerMin != nil {
+		u.Inference.Throughput.ImagesPerMin, filled = inf.imagesPerMin, true
+	}
+	if u.Inference.Throughput.EventsPerMin == nil && inf.eventsPerMin != nil {
+		u.Inference.Throughput.EventsPerMin, filled = inf.eventsPerMin, true
+	}
+	if !filled {
+		return
+	}
+	if had {
+		prev := "agents"
+		if u.Sources != nil && u.Sources[metrics.SectionInference] != "" {
+			prev = u.Sources[metrics.SectionInference]
+		}
+		setSource(u, metrics.SectionInference, prev+"+prometheus")
+	} else {
+		setSource(u, metrics.SectionInference, "prometheus")
+		if u.Errors != nil {
+			delete(u.Errors, metrics.SectionInference)
+		}
+	}
+}
