@@ -1,7 +1,9 @@
 package collect
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -26,12 +28,17 @@ import (
 type Procs struct {
 	root     string
 	matchers []compiledMatcher
+	// DockerRoot and PodmanRoot are where the engines keep container
+	// state, read to turn a container id into its name without talking
+	// to the engine. Empty skips the lookup.
+	DockerRoot string
+	PodmanRoot string
 }
 
 // ModelMatcher says how to recognise the processes of one model: by the
-// container they run in (a container id or its prefix, at least 12 hex
-// digits, or a name when the runtime exposes it in the cgroup path), or,
-// as a fallback, by a regular expression over the command line.
+// container they run in (its name, its id, or an id prefix of at least 12
+// hex digits), or, as a fallback, by a regular expression over the command
+// line.
 type ModelMatcher struct {
 	Model     string `yaml:"model"`
 	Container string `yaml:"container"`
@@ -84,7 +91,7 @@ func NewProcs(root string, matchers ...ModelMatcher) *Procs {
 	if len(matchers) == 0 {
 		matchers = DefaultModelMatchers()
 	}
-	p := &Procs{root: root}
+	p := &Procs{root: root, DockerRoot: "/var/lib/docker", PodmanRoot: "/var/lib/containers/storage"}
 	for _, m := range matchers {
 		if m.Validate() != nil {
 			continue
@@ -101,7 +108,17 @@ func NewProcs(root string, matchers ...ModelMatcher) *Procs {
 // procInfo is what /proc says of one pid.
 type procInfo struct {
 	name, command      string
-	container, runtime string // full id (or name) and engine
+	container, runtime string // full id and engine
+	containerName      string // when the engine's state names it
+}
+
+// label is what the dashboard shows for the container: its name when
+// known, else the short id.
+func (i procInfo) label() string {
+	if i.containerName != "" {
+		return i.containerName
+	}
+	return shortID(i.container)
 }
 
 // Annotate fills each GPU process's name, command, container and model,
@@ -113,6 +130,7 @@ func (p *Procs) Annotate(s *metrics.Sample) {
 		return
 	}
 	cache := map[uint32]procInfo{}
+	names := map[string]string{} // container id → name, per call
 	vram := map[string]uint64{}
 	vramKnown := map[string]bool{}
 	pids := map[string][]uint32{}
@@ -122,10 +140,18 @@ func (p *Procs) Annotate(s *metrics.Sample) {
 			info, ok := cache[proc.PID]
 			if !ok {
 				info = p.read(proc.PID)
+				if info.container != "" {
+					name, seen := names[info.container]
+					if !seen {
+						name = p.containerName(info.container, info.runtime)
+						names[info.container] = name
+					}
+					info.containerName = name
+				}
 				cache[proc.PID] = info
 			}
 			proc.Name, proc.Command = info.name, info.command
-			proc.Container, proc.Runtime = shortID(info.container), info.runtime
+			proc.Container, proc.Runtime = info.label(), info.runtime
 			proc.Model = p.modelOf(proc.PID, info, s.Models)
 			if proc.Model == "" {
 				continue
@@ -155,7 +181,7 @@ func (p *Procs) Annotate(s *metrics.Sample) {
 		}
 		if m.Container == "" {
 			if info := cache[ps[0]]; info.container != "" {
-				m.Container = shortID(info.container)
+				m.Container = info.label()
 			}
 		}
 		s.Models[model] = m
@@ -173,12 +199,12 @@ func (p *Procs) modelOf(pid uint32, info procInfo, models map[string]metrics.Mod
 		}
 	}
 	for _, role := range sortedKeys(models) {
-		if c := models[role].Container; c != "" && containerMatches(info.container, c) {
+		if c := models[role].Container; c != "" && info.matchesContainer(c) {
 			return role
 		}
 	}
 	for _, m := range p.matchers {
-		if m.container != "" && containerMatches(info.container, m.container) {
+		if m.container != "" && info.matchesContainer(m.container) {
 			return m.model
 		}
 	}
@@ -195,15 +221,63 @@ func sortedKeys(m map[string]metrics.Model) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// containerMatches compares a process's container with a configured one:
-// equal, or an id prefix of at least 12 characters (the short id Docker
-// prints).
-func containerMatches(have, want string) bool {
-	if have == "" || want == "" {
+// matchesContainer compares a process's container with a configured one:
+// the same name, the same id, or an id prefix of at least 12 characters
+// (the short id runtimes print).
+func (i procInfo) matchesContainer(want string) bool {
+	if i.container == "" || want == "" {
 		return false
 	}
-	have, want = strings.ToLower(have), strings.ToLower(want)
-	return have == want || (len(want) >= 12 && strings.HasPrefix(have, want))
+	want = strings.TrimPrefix(strings.ToLower(want), "/")
+	if i.containerName != "" && strings.ToLower(i.containerName) == want {
+		return true
+	}
+	return i.container == want || (len(want) >= 12 && strings.HasPrefix(i.container, want))
+}
+
+// containerName looks the id up in the engine's own state on disk:
+// Docker's containers/<id>/config.v2.json ("Name": "/ai-llm"), Podman's
+// overlay-containers/containers.json. Kubernetes names live in the API
+// server, out of the agent's reach; those stay ids.
+func (p *Procs) containerName(id, runtime string) string {
+	switch runtime {
+	case "docker":
+		if p.DockerRoot == "" {
+			return ""
+		}
+		b, err := readCapped(filepath.Join(p.DockerRoot, "containers", id, "config.v2.json"), 4<<20)
+		if err != nil {
+			return ""
+		}
+		var cfg struct {
+			Name string `json:"Name"`
+		}
+		if json.Unmarshal(b, &cfg) != nil {
+			return ""
+		}
+		return strings.TrimPrefix(cfg.Name, "/")
+	case "podman":
+		if p.PodmanRoot == "" {
+			return ""
+		}
+		b, err := readCapped(filepath.Join(p.PodmanRoot, "overlay-containers", "containers.json"), 16<<20)
+		if err != nil {
+			return ""
+		}
+		var list []struct {
+			ID    string   `json:"id"`
+			Names []string `json:"names"`
+		}
+		if json.Unmarshal(b, &list) != nil {
+			return ""
+		}
+		for _, c := range list {
+			if c.ID == id && len(c.Names) > 0 {
+				return c.Names[0]
+			}
+		}
+	}
+	return ""
 }
 
 func (p *Procs) read(pid uint32) procInfo {
@@ -227,12 +301,7 @@ func readCapped(path string, limit int) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	buf := make([]byte, limit)
-	n, err := f.Read(buf)
-	if n == 0 && err != nil {
-		return nil, err
-	}
-	return buf[:n], nil
+	return io.ReadAll(io.LimitReader(f, int64(limit)))
 }
 
 // cleanCommand turns /proc/<pid>/cmdline's NUL-separated arguments into

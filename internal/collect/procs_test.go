@@ -106,20 +106,22 @@ func TestProcsAnnotate(t *testing.T) {
 			"worker":   {Status: "healthy", PIDs: []uint32{7404}},
 		},
 	}
-	NewProcs(root).Annotate(s)
+	p := NewProcs(root)
+	p.DockerRoot, p.PodmanRoot = fakeEngines(t)
+	p.Annotate(s)
 
 	long := "python train.py --epochs " + strings.Repeat("9", maxCommand-len("python train.py --epochs ")) + "…"
 	want := [][]metrics.Process{
 		{
 			{PID: 4101, Name: "llama-server", Command: "/app/llama-server -m /models/Nemotron-Mini-4B-Instruct-Q4_K_M.gguf -c 4096 --parallel 2 --metrics",
-				MemUsed: mem(20 << 30), Container: dockerID[:12], Runtime: "docker", Model: "nemotron"},
+				MemUsed: mem(20 << 30), Container: "ai-llm", Runtime: "docker", Model: "nemotron"},
 			{PID: 5202, Name: "python3", Command: "python3 -m uvicorn server:app --port 8090", MemUsed: mem(1 << 29),
 				Container: kubeID[:12], Runtime: "kubernetes", Model: "rtdetr"},
 		},
 		{
 			{PID: 4101, Name: "llama-server", Command: "/app/llama-server -m /models/Nemotron-Mini-4B-Instruct-Q4_K_M.gguf -c 4096 --parallel 2 --metrics",
-				MemUsed: mem(4 << 30), Container: dockerID[:12], Runtime: "docker", Model: "nemotron"},
-			{PID: 6303, Name: "python", Command: long, MemUsed: mem(8 << 30), Container: podmanID[:12], Runtime: "podman"},
+				MemUsed: mem(4 << 30), Container: "ai-llm", Runtime: "docker", Model: "nemotron"},
+			{PID: 6303, Name: "python", Command: long, MemUsed: mem(8 << 30), Container: "trainer", Runtime: "podman"},
 			{PID: 7404, Name: "worker", Command: "/usr/bin/worker", Model: "worker"},
 			// /proc has no such pid (it exited, or another namespace): NVML's word stands.
 			{PID: 9999, MemUsed: mem(1)},
@@ -133,11 +135,36 @@ func TestProcsAnnotate(t *testing.T) {
 		}
 	}
 	// Nemotron's server reports no VRAM: NVML's sum over both GPUs fills it.
-	assertModel(t, s.Models["nemotron"], metrics.Model{Status: "healthy", MemUsed: mem(24 << 30), PIDs: []uint32{4101}, Container: dockerID[:12]})
+	assertModel(t, s.Models["nemotron"], metrics.Model{Status: "healthy", MemUsed: mem(24 << 30), PIDs: []uint32{4101}, Container: "ai-llm"})
 	// The detector's own figure stands.
 	assertModel(t, s.Models["rtdetr"], metrics.Model{Status: "healthy", MemUsed: mem(182536110), PIDs: []uint32{5202}, Container: kubeID[:12]})
 	// NVML had no memory figure for the worker: still unknown, not zero.
 	assertModel(t, s.Models["worker"], metrics.Model{Status: "healthy", PIDs: []uint32{7404}})
+}
+
+// fakeEngines writes the container state Docker and Podman keep on disk,
+// as they write it (trimmed to the fields around the name).
+func fakeEngines(t *testing.T) (docker, podman string) {
+	t.Helper()
+	docker, podman = t.TempDir(), t.TempDir()
+	dir := filepath.Join(docker, "containers", dockerID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `{"StreamConfig":{},"State":{"Running":true,"Pid":4101,"StartedAt":"2026-01-01T10:00:00Z"},"ID":"` + dockerID +
+		`","Created":"2026-01-01T09:59:58Z","Path":"/app/llama-server","Args":["-m","/models/x.gguf"],"Config":{"Hostname":"4f6c3e1b2a9d","Image":"ghcr.io/ggml-org/llama.cpp:server-cuda"},"Name":"/ai-llm","RestartCount":0,"Driver":"overlay2"}`
+	if err := os.WriteFile(filepath.Join(dir, "config.v2.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(podman, "overlay-containers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	list := `[{"id":"` + podmanID + `","names":["trainer"],"image":"b1c2","layer":"d3e4","metadata":"{\"image-name\":\"localhost/train:latest\"}","created":"2026-01-01T09:00:00Z"},` +
+		`{"id":"` + criID + `","names":["other"]}]`
+	if err := os.WriteFile(filepath.Join(podman, "overlay-containers", "containers.json"), []byte(list), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return docker, podman
 }
 
 func TestProcsConfiguredMatchers(t *testing.T) {
@@ -148,15 +175,30 @@ func TestProcsConfiguredMatchers(t *testing.T) {
 	s := &metrics.Sample{GPUs: []metrics.GPU{{Processes: []metrics.Process{{PID: 10}, {PID: 11}}}}}
 	// A container id prefix for the detector; no command matcher for
 	// llama-server, so it stays unattributed.
-	NewProcs(root, ModelMatcher{Model: "rtdetr", Container: dockerID[:16]}, ModelMatcher{Model: "bad", Command: "("}).Annotate(s)
+	p := NewProcs(root, ModelMatcher{Model: "rtdetr", Container: dockerID[:16]}, ModelMatcher{Model: "bad", Command: "("})
+	p.DockerRoot, p.PodmanRoot = "", ""
+	p.Annotate(s)
 	if got := s.GPUs[0].Processes[0].Model; got != "rtdetr" {
-		t.Errorf("by container: model = %q", got)
+		t.Errorf("by container id prefix: model = %q", got)
+	}
+	if got := s.GPUs[0].Processes[0].Container; got != dockerID[:12] {
+		t.Errorf("without engine state the container is its short id, got %q", got)
 	}
 	if got := s.GPUs[0].Processes[1].Model; got != "" {
 		t.Errorf("no matcher: model = %q, want none", got)
 	}
 	if s.Models != nil {
 		t.Errorf("models appeared from nowhere: %+v", s.Models)
+	}
+	// By name, from Docker's state; the endpoint's configured container
+	// wins over the command-line default.
+	s = &metrics.Sample{GPUs: []metrics.GPU{{Processes: []metrics.Process{{PID: 10}, {PID: 11}}}},
+		Models: map[string]metrics.Model{"nemotron": {Status: "healthy", Container: "/AI-LLM"}}}
+	p = NewProcs(root, ModelMatcher{Model: "rtdetr", Container: "ai-llm"})
+	p.DockerRoot, _ = fakeEngines(t)
+	p.Annotate(s)
+	if got := s.GPUs[0].Processes[0]; got.Model != "nemotron" || got.Container != "ai-llm" {
+		t.Errorf("by name: %+v", got)
 	}
 	for _, m := range []ModelMatcher{{Model: "x"}, {Command: "a"}, {Model: "x", Command: "("}} {
 		if m.Validate() == nil {
