@@ -35,6 +35,10 @@ type GPU struct {
 	tried    time.Time // last Init attempt, zero before the first
 	initErr  error
 	reported bool // initErr was logged; the next failures are not
+	// Calls newer than the driver: go-nvml calls a symbol the loaded
+	// library lacks through a null pointer and the process dies, so
+	// these are looked up once after Init.
+	memV2, eventReasons bool
 	// lastSeen is, per device UUID, the newest process-utilisation
 	// timestamp read, so each reading covers only the last interval.
 	lastSeen map[string]uint64
@@ -57,7 +61,11 @@ func (g *GPU) Name() string { return metrics.CollectorGPU }
 
 // Close shuts NVML down if it was initialised.
 func (g *GPU) Close() error {
-	g.mu.Lock()
+	// A wedged NVML call holds mu; exiting is then the only way out, and
+	// the driver cleans up after the process.
+	if !g.mu.TryLock() {
+		return errors.New("NVML shutdown skipped: a collection is still running")
+	}
 	defer g.mu.Unlock()
 	if !g.ready {
 		return nil
@@ -135,6 +143,9 @@ func (g *GPU) init() error {
 		return g.initErr
 	}
 	g.ready = true
+	ext := g.lib.Extensions()
+	g.memV2 = ext.LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil                    // R510
+	g.eventReasons = ext.LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil // R535
 	if g.reported {
 		g.log.Info("NVML available again")
 		g.reported = false
@@ -178,10 +189,17 @@ func (g *GPU) device(i int, dev nvml.Device) (metrics.GPU, error) {
 	}
 	// The v2 call leaves the driver's reserved memory out of "used"; drivers
 	// before R510 lack it and answer with the v1 figures.
-	if m, r := dev.GetMemoryInfo_v2(); r == nvml.SUCCESS {
-		out.MemUsed, out.MemTotal = ptrTo(m.Used), ptrTo(m.Total)
-	} else if m, r := dev.GetMemoryInfo(); rd.ok("memory", r) {
-		out.MemUsed, out.MemTotal = ptrTo(m.Used), ptrTo(m.Total)
+	v2 := false
+	if g.memV2 {
+		if m, r := dev.GetMemoryInfo_v2(); r == nvml.SUCCESS {
+			out.MemUsed, out.MemTotal = ptrTo(m.Used), ptrTo(m.Total)
+			v2 = true
+		}
+	}
+	if !v2 {
+		if m, r := dev.GetMemoryInfo(); rd.ok("memory", r) {
+			out.MemUsed, out.MemTotal = ptrTo(m.Used), ptrTo(m.Total)
+		}
 	}
 	if t, r := dev.GetTemperature(nvml.TEMPERATURE_GPU); rd.ok("temperature", r) {
 		out.Temp = ptrTo(float64(t))
@@ -206,7 +224,10 @@ func (g *GPU) device(i int, dev nvml.Device) (metrics.GPU, error) {
 	}
 	// Clock-event reasons are the throttle reasons renamed in R535; older
 	// drivers have only the old call.
-	mask, r := dev.GetCurrentClocksEventReasons()
+	mask, r := uint64(0), nvml.ERROR_FUNCTION_NOT_FOUND
+	if g.eventReasons {
+		mask, r = dev.GetCurrentClocksEventReasons()
+	}
 	if r != nvml.SUCCESS {
 		mask, r = dev.GetCurrentClocksThrottleReasons()
 	}

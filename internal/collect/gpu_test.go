@@ -227,6 +227,36 @@ func TestGPUThrottleFallback(t *testing.T) {
 	}
 }
 
+// A driver older than R510/R535 lacks the newer calls, and go-nvml would
+// call them through a null pointer: the collector must not call them.
+func TestGPUOldDriverSymbols(t *testing.T) {
+	srv := dgxh200.New()
+	srv.Devices = srv.Devices[:1]
+	d := device(srv, 0)
+	instrument(d, 0, nil)
+	srv.LookupSymbolFunc = func(sym string) error {
+		switch sym {
+		case "nvmlDeviceGetMemoryInfo_v2", "nvmlDeviceGetCurrentClocksEventReasons":
+			return errors.New("undefined symbol: " + sym)
+		}
+		return nil
+	}
+	d.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) { panic("v2 memory call on a driver without it") }
+	d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) { panic("event reasons call on a driver without it") }
+	d.GetCurrentClocksThrottleReasonsFunc = func() (uint64, nvml.Return) { return nvml.ClocksThrottleReasonSwPowerCap, nvml.SUCCESS }
+	var s metrics.Sample
+	if err := NewGPU(srv, nil, nil).Collect(context.Background(), &s); err != nil {
+		t.Fatal(err)
+	}
+	g := s.GPUs[0]
+	if g.MemTotal == nil || *g.MemTotal != d.MemoryInfo.Total {
+		t.Errorf("v1 memory not used: %v", g.MemTotal)
+	}
+	if !reflect.DeepEqual(g.Throttle, []string{"sw_power_cap"}) {
+		t.Errorf("throttle reasons = %v", g.Throttle)
+	}
+}
+
 func TestThrottleReasons(t *testing.T) {
 	cases := []struct {
 		mask uint64
