@@ -2,9 +2,11 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/sysperf/sysperf/internal/latency"
+	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/webui"
 )
 
@@ -19,6 +21,13 @@ func (h *Hub) assemble(_ context.Context) error {
 		// Keep the longest window the dashboard offers (60m), or the
 		// configured one if longer, plus a margin for the base snapshot.
 		h.cfg.Latency = latency.New(latency.Config{Retain: max(60*time.Minute, h.cfg.LatencyWindow) + 5*time.Minute})
+	}
+	if len(h.cfg.Containers) > 0 {
+		c, err := sources.NewContainers(sources.ContainersConfig{Targets: h.cfg.Containers})
+		if err != nil {
+			return fmt.Errorf("containers: %w", err)
+		}
+		h.cfg.Sources = append(h.cfg.Sources, c)
 	}
 	return nil
 }

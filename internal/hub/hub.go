@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/server"
+	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	Replay        time.Duration `flag:"replay" usage:"how much of the sample stream is replayed into the windows at start"`
 	SourceTimeout time.Duration `flag:"source-timeout" usage:"time limit of one poll of a database, container or Prometheus source"`
 	LatencyWindow time.Duration `flag:"latency-window" usage:"window of the inference latency figures in the live update"`
+
+	// Containers are pinged for health every interval (YAML only).
+	Containers []sources.ContainerTarget `flag:"-" yaml:"containers"`
 
 	// Plugs.
 	Sources   []Source
