@@ -191,6 +191,8 @@ type Alert struct {
 	State     string    `json:"state,omitempty"`
 	Since     time.Time `json:"since,omitzero"`
 	Rule      string    `json:"rule,omitempty"`
+	// At is when a transition happened; set on transitions only.
+	At time.Time `json:"at,omitzero"`
 }
 
 // HostView is the seed's "host" section in GB, plus the extensions.
