@@ -265,6 +265,10 @@ func (h *Hub) Stats() Stats { return h.in.Stats() }
 // Clients is the number of connected WebSocket clients.
 func (h *Hub) Clients() int { return h.srv.Clients() }
 
+// ClientsDropped is the number of WebSocket clients dropped for being too
+// slow to take the updates.
+func (h *Hub) ClientsDropped() uint64 { return h.srv.Dropped() }
+
 func (h *Hub) loop(ctx context.Context) {
 	t := time.NewTicker(h.cfg.Interval)
 	defer t.Stop()

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -111,7 +112,9 @@ func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Durat
 			Seq:      s.Seq,
 			System:   hostView(s.System),
 			GPUCount: len(s.GPUs),
-			Errors:   s.Errors,
+			// A copy: patches and alert rules may touch the update, never
+			// the stored sample.
+			Errors: maps.Clone(s.Errors),
 		}
 		if len(s.Models) > 0 {
 			st.Models = map[string]metrics.ModelView{}
