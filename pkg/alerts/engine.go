@@ -15,12 +15,12 @@ import (
 // Transition is one change of an alert: inactive → pending, pending →
 // firing, a severity change while firing, firing → resolved, or pending →
 // inactive when the condition ends before its `for`. The embedded Alert
-// is the alert after the change; From and FromSeverity say what it was.
+// is the alert after the change, with At the time of the change; From and
+// FromSeverity say what it was.
 type Transition struct {
 	metrics.Alert
-	From         string    `json:"from"`
-	FromSeverity string    `json:"from_severity,omitempty"`
-	At           time.Time `json:"at"`
+	From         string `json:"from"`
+	FromSeverity string `json:"from_severity,omitempty"`
 }
 
 // Engine evaluates a rule set against successive updates. It is safe for
@@ -273,7 +273,9 @@ func (c *compiled) report(out []Transition, en *entry, k targetKey, now time.Tim
 }
 
 func (c *compiled) transition(en *entry, k targetKey, from, fromSev string, now time.Time) Transition {
-	return Transition{Alert: c.alert(en, k), From: from, FromSeverity: fromSev, At: now}
+	a := c.alert(en, k)
+	a.At = now
+	return Transition{Alert: a, From: from, FromSeverity: fromSev}
 }
 
 // alert renders en as the wire alert.
