@@ -299,3 +299,30 @@ func TestMalformedSamplesAreCountedAndDropped(t *testing.T) {
 	}
 	t.Logf("ingest stats: %+v", h.Stats())
 }
+
+func TestSilentHostGoesOfflineAndStale(t *testing.T) {
+	const iv = 300 * time.Millisecond
+	h := StartHub(t, iv, nil)
+	a := StartAgent(t, h.NATSURL(), "e2e-quiet", iv, nil)
+	ws := DialWS(t, h)
+	_, u := ws.UpdateWhere(t, "e2e-quiet online", func(u metrics.Update) bool {
+		st, ok := HostStatus(u, "e2e-quiet")
+		return ok && st.Online && u.Host.RAMTotalGB != nil
+	})
+	if u.Stale[metrics.SectionHost] {
+		t.Fatal("live host's section marked stale")
+	}
+	a.Stop(t)
+	_, u = ws.UpdateWhere(t, "e2e-quiet offline", func(u metrics.Update) bool {
+		st, ok := HostStatus(u, "e2e-quiet")
+		return ok && !st.Online
+	})
+	st, _ := HostStatus(u, "e2e-quiet")
+	if age := u.Timestamp.Sub(st.LastSeen); age <= 3*iv {
+		t.Fatalf("offline after %s of silence, want more than three intervals (%s)", age, 3*iv)
+	}
+	// The last figures stay visible but are flagged, never passed off as live.
+	if !u.Stale[metrics.SectionHost] || u.Host.RAMTotalGB == nil || u.Sources[metrics.SectionHost] != "agent:e2e-quiet" {
+		t.Fatalf("stale %v host %+v sources %v", u.Stale, u.Host, u.Sources)
+	}
+}
