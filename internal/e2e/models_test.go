@@ -332,7 +332,9 @@ func TestModelServersMisbehaving(t *testing.T) {
 		return "http://" + ln.Addr().String()
 	}()
 
-	type want struct{ rtdetr, nemotron func(metrics.ModelView) string }
+	type want struct {
+		rtdetr, nemotron func(metrics.ModelView) string
+	}
 	check := func(status, reason string) func(metrics.ModelView) string {
 		return func(m metrics.ModelView) string {
 			if m.Status != status || !strings.Contains(m.Reason, reason) {
@@ -355,7 +357,7 @@ func TestModelServersMisbehaving(t *testing.T) {
 		},
 		{
 			host: "noslots",
-			det: map[string]http.HandlerFunc{"/health": reply(200, `{"status":"healthy","model_name":"rtdetr_v2_r101vd","gpu_utilization":41.5,"temperature":63,"power_watts":120.25}`)},
+			det:  map[string]http.HandlerFunc{"/health": reply(200, `{"status":"healthy","model_name":"rtdetr_v2_r101vd","gpu_utilization":41.5,"temperature":63,"power_watts":120.25}`)},
 			llm: map[string]http.HandlerFunc{"/health": reply(200, `{"status":"ok"}`), "/slots": reply(501, llamaNoSlots),
 				"/props": reply(200, props), "/metrics": reply(501, llamaNoMetrics)},
 			want: want{
