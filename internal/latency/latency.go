@@ -53,6 +53,9 @@ type Config struct {
 	// PreferObservations names the roles whose pushed observations win
 	// over a histogram in the same window. Default: pipeline.
 	PreferObservations []string
+	// MaxStages caps the pushed stages kept per host, so a publisher
+	// inventing stage names cannot grow memory without end. Default 16.
+	MaxStages int
 }
 
 func (c Config) withDefaults() Config {
@@ -64,6 +67,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxObservations <= 0 {
 		c.MaxObservations = 65536
+	}
+	if c.MaxStages <= 0 {
+		c.MaxStages = 16
 	}
 	if c.PreferObservations == nil {
 		c.PreferObservations = []string{RolePipeline}
@@ -78,6 +84,7 @@ type Tracker struct {
 
 	mu    sync.Mutex
 	hosts map[string]*hostState
+	swept int64 // when hosts were last checked for expiry
 }
 
 type hostState struct {
@@ -189,7 +196,10 @@ func (t *Tracker) AddObservations(host, stage string, obs []metrics.Observation)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	hs := t.host(host)
-	run := hs.obs[stage]
+	run, known := hs.obs[stage]
+	if !known && len(hs.obs) >= t.cfg.MaxStages {
+		return
+	}
 	newest := int64(0)
 	if len(run) > 0 {
 		newest = run[len(run)-1].TS
@@ -254,6 +264,7 @@ func (t *Tracker) Latencies(now time.Time, window time.Duration) metrics.Latenci
 	start := end - int64(window)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.sweep(end)
 	out := metrics.Latencies{Window: formatWindow(window)}
 	out.RTDETR = t.stats(RoleRTDETR, start, end)
 	out.Nemotron = t.stats(RoleNemotron, start, end)
@@ -424,6 +435,42 @@ func (t *Tracker) rate(role string, start, end int64) *float64 {
 		return nil
 	}
 	return &total
+}
+
+// sweep forgets hosts that sent nothing within the retention, at most once
+// a minute: a host gone for good (or a made-up one in a latency subject)
+// must not stay in memory for ever.
+func (t *Tracker) sweep(now int64) {
+	if now-t.swept < int64(time.Minute) {
+		return
+	}
+	t.swept = now
+	cutoff := now - int64(t.cfg.Retain)
+	for name, hs := range t.hosts {
+		if hs.newest() < cutoff {
+			delete(t.hosts, name)
+		}
+	}
+}
+
+func (hs *hostState) newest() int64 {
+	var n int64
+	for _, run := range hs.hist {
+		if len(run) > 0 {
+			n = max(n, run[len(run)-1].ts)
+		}
+	}
+	for _, run := range hs.counters {
+		if len(run) > 0 {
+			n = max(n, run[len(run)-1].ts)
+		}
+	}
+	for _, run := range hs.obs {
+		if len(run) > 0 {
+			n = max(n, run[len(run)-1].TS)
+		}
+	}
+	return n
 }
 
 // formatWindow names a window as the range selector does: "5m", "60m".

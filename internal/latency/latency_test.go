@@ -271,6 +271,26 @@ func TestRetention(t *testing.T) {
 	}
 }
 
+func TestForgetsGoneHostsAndCapsStages(t *testing.T) {
+	tr := New(Config{Retain: 10 * time.Minute, MaxStages: 2})
+	o := func(at time.Time) []metrics.Observation {
+		return []metrics.Observation{{V: 1, TS: at.UnixNano(), MS: 1}}
+	}
+	tr.AddObservations("gone", "pipeline", o(t0.Add(-20*time.Minute)))
+	tr.AddObservations("here", "pipeline", o(t0))
+	tr.AddObservations("here", "rtdetr", o(t0))
+	tr.AddObservations("here", "made-up", o(t0)) // over the cap: dropped
+	tr.Latencies(t0, 5*time.Minute)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if _, ok := tr.hosts["gone"]; ok {
+		t.Error("a host silent for longer than the retention is kept")
+	}
+	if st := tr.hosts["here"].obs; len(st) != 2 || st["made-up"] != nil {
+		t.Errorf("stages kept: %v", st)
+	}
+}
+
 func TestBadHistogramsIgnored(t *testing.T) {
 	tr := New(Config{})
 	unsorted := metrics.Histogram{Count: 2, Buckets: []metrics.Bucket{{UpperBound: 1, Count: 1}, {UpperBound: 0.5, Count: 2}}}
