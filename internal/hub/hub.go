@@ -321,7 +321,17 @@ func (h *Hub) Close() error {
 		if h.cancel != nil {
 			h.cancel()
 		}
-		h.wg.Wait()
+		// A source that ignores its context must not hold shutdown hostage.
+		stopped := make(chan struct{})
+		go func() {
+			h.wg.Wait()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			errs = append(errs, errors.New("a source poll did not return within 5s of shutdown"))
+		}
 		if h.cc != nil {
 			h.cc.Drain()
 			select {

@@ -94,7 +94,7 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	}
 	in.mu.Lock()
 	in.stats.Samples++
-	if cur := in.newest[s.Host]; cur == nil || s.TS >= cur.TS {
+	if cur := in.newest[s.Host]; newer(s, cur) {
 		in.newest[s.Host] = s
 	} else {
 		in.stats.Late++
@@ -107,6 +107,19 @@ func (in *ingest) sample(subject string, data []byte) bool {
 		in.latency.AddSample(s)
 	}
 	return true
+}
+
+// newer reports whether s supersedes cur as its host's state. Within one
+// agent run the sequence number orders samples, whatever the clock did;
+// across runs the timestamp does.
+func newer(s, cur *metrics.Sample) bool {
+	if cur == nil {
+		return true
+	}
+	if s.Boot == cur.Boot {
+		return s.Seq >= cur.Seq
+	}
+	return s.TS >= cur.TS
 }
 
 func (in *ingest) drop(cause, subject string, size int, err error) {

@@ -123,6 +123,32 @@ func TestIngestSamples(t *testing.T) {
 	}
 }
 
+func TestNewestSampleOrder(t *testing.T) {
+	tests := []struct {
+		name     string
+		cur, s   metrics.Sample
+		replaces bool
+	}{
+		{"first sample", metrics.Sample{}, metrics.Sample{Boot: "a", Seq: 1, TS: 10}, true},
+		{"next seq", metrics.Sample{Boot: "a", Seq: 1, TS: 10}, metrics.Sample{Boot: "a", Seq: 2, TS: 20}, true},
+		{"older seq", metrics.Sample{Boot: "a", Seq: 2, TS: 20}, metrics.Sample{Boot: "a", Seq: 1, TS: 10}, false},
+		{"clock stepped back, same run", metrics.Sample{Boot: "a", Seq: 2, TS: 20}, metrics.Sample{Boot: "a", Seq: 3, TS: 5}, true},
+		{"new run, later", metrics.Sample{Boot: "a", Seq: 900, TS: 20}, metrics.Sample{Boot: "b", Seq: 0, TS: 30}, true},
+		{"old run replayed late", metrics.Sample{Boot: "b", Seq: 0, TS: 30}, metrics.Sample{Boot: "a", Seq: 900, TS: 20}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var cur *metrics.Sample
+			if tc.cur.Boot != "" {
+				cur = &tc.cur
+			}
+			if got := newer(&tc.s, cur); got != tc.replaces {
+				t.Fatalf("newer = %v, want %v", got, tc.replaces)
+			}
+		})
+	}
+}
+
 func TestIngestForgetsHostsPastRetention(t *testing.T) {
 	in := newIngest(slog.New(slog.DiscardHandler), nil, nil)
 	ts := time.Now()
