@@ -1,0 +1,372 @@
+// Package alerting runs the pure alert engine of pkg/alerts inside the
+// hub: it evaluates every update, keeps the recent transitions, publishes
+// each transition on sysperf.v1.alert.<state> into the SYSPERF_ALERTS
+// stream, saves the engine's state in a JetStream KV bucket so a restarted
+// hub resumes it (a firing alert stays firing, a `for` timer keeps its
+// start), and hands firing and resolved alerts to the webhook notifier.
+//
+// Nothing here blocks evaluation: publishing and notifying run in their
+// own goroutines behind bounded queues.
+package alerting
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/notify"
+	"github.com/sysperf/sysperf/pkg/alerts"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// Where the engine's state is saved.
+const (
+	StateBucket = "SYSPERF_ALERT_STATE"
+	stateKey    = "engine"
+)
+
+// JetStream is the part of jetstream.JetStream the service uses.
+type JetStream interface {
+	CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error)
+	CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
+	OrderedConsumer(ctx context.Context, stream string, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, error)
+	Publish(ctx context.Context, subject string, payload []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// Config configures the service.
+type Config struct {
+	// Rules are the rules to evaluate; nil means alerts.Defaults().
+	Rules []alerts.Rule
+	// Webhooks receive firing and resolved alerts (Alertmanager v2 body).
+	Webhooks []string
+	// Notify tunes the webhook senders; its URLs are Webhooks.
+	Notify notify.Config
+	// GeneratorURL is each notification's link back, e.g. the dashboard.
+	GeneratorURL string
+	// Recent is how many transitions GET /api/v1/alerts lists; default 100.
+	Recent int
+	// Resend re-sends firing alerts this often, so an Alertmanager does not
+	// resolve them on its resolve_timeout; default 1m.
+	Resend time.Duration
+	// Retention of the SYSPERF_ALERTS stream; default 30 days.
+	Retention time.Duration
+	// Replicas for a clustered external NATS; default 1.
+	Replicas int
+	// Timeout bounds each JetStream call; default 5s.
+	Timeout time.Duration
+}
+
+// RulesFromFile returns the default rules with the YAML rules file at path
+// applied; an empty path returns the defaults.
+func RulesFromFile(path string) ([]alerts.Rule, error) {
+	if path == "" {
+		return alerts.Defaults(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	defer f.Close()
+	rules, err := alerts.LoadRules(f, alerts.Defaults())
+	if err != nil {
+		return nil, fmt.Errorf("rules %s: %w", path, err)
+	}
+	return rules, nil
+}
+
+// Service evaluates alerts for the hub. It implements hub.Evaluator and
+// server.AlertLister.
+type Service struct {
+	engine   *alerts.Engine
+	cfg      Config
+	js       JetStream
+	kv       jetstream.KeyValue
+	notifier *notify.Notifier
+	log      *slog.Logger
+
+	mu         sync.Mutex
+	recent     []metrics.Alert // oldest first, at most cfg.Recent
+	lastResend time.Time
+
+	// Publishing queue: transitions in order, and the newest snapshot.
+	qmu       sync.Mutex
+	queue     []alerts.Transition
+	snapshot  []byte
+	wake      chan struct{}
+	lastSaved []byte
+
+	dropped, failed atomic.Uint64
+}
+
+const maxQueue = 1024
+
+// New validates the rules, and with js creates the stream and the state
+// bucket and restores the saved state and the recent transitions. With a
+// nil js the service keeps everything in memory.
+func New(ctx context.Context, cfg Config, js JetStream, log *slog.Logger) (*Service, error) {
+	if cfg.Rules == nil {
+		cfg.Rules = alerts.Defaults()
+	}
+	if cfg.Recent <= 0 {
+		cfg.Recent = 100
+	}
+	if cfg.Resend <= 0 {
+		cfg.Resend = time.Minute
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 30 * 24 * time.Hour
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	engine, err := alerts.New(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	ncfg := cfg.Notify
+	ncfg.URLs = cfg.Webhooks
+	notifier, err := notify.New(ncfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{engine: engine, cfg: cfg, js: js, notifier: notifier, log: log.With("component", "alerts"), wake: make(chan struct{}, 1)}
+	if js == nil {
+		return s, nil
+	}
+	if err := s.restore(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) restore(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	st, err := s.js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
+		Name: metrics.StreamAlerts, Description: "sysperf alert transitions",
+		Subjects: []string{metrics.SubjectAlerts}, Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+		Discard: jetstream.DiscardOld, MaxAge: s.cfg.Retention, Replicas: s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", metrics.StreamAlerts, err)
+	}
+	if s.kv, err = s.js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
+		Bucket: StateBucket, Description: "sysperf alert engine state", Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+	}); err != nil {
+		return fmt.Errorf("kv %s: %w", StateBucket, err)
+	}
+	entry, err := s.kv.Get(cctx, stateKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return fmt.Errorf("kv %s: get %s: %w", StateBucket, stateKey, err)
+	default:
+		var state alerts.State
+		if err := json.Unmarshal(entry.Value(), &state); err != nil {
+			// A state this hub cannot read is not worth refusing to start for:
+			// the alerts come back as their conditions hold again.
+			s.log.Warn("saved alert state unreadable, starting fresh", "err", err)
+		} else {
+			s.engine.Restore(state)
+			s.lastSaved = entry.Value()
+		}
+	}
+	info := st.CachedInfo()
+	if info == nil || info.State.LastSeq == 0 {
+		return nil
+	}
+	first := max(info.State.FirstSeq, info.State.LastSeq-min(info.State.LastSeq, uint64(s.cfg.Recent))+1)
+	want := int(info.State.LastSeq - first + 1)
+	cons, err := s.js.OrderedConsumer(cctx, metrics.StreamAlerts, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: first,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: replay: %w", metrics.StreamAlerts, err)
+	}
+	batch, err := cons.Fetch(want, jetstream.FetchMaxWait(s.cfg.Timeout))
+	if err != nil {
+		return fmt.Errorf("stream %s: replay: %w", metrics.StreamAlerts, err)
+	}
+	for msg := range batch.Messages() {
+		var tr alerts.Transition
+		if err := json.Unmarshal(msg.Data(), &tr); err != nil {
+			continue
+		}
+		s.remember(tr.Alert)
+	}
+	s.log.Info("alert state restored", "active", len(s.engine.Active()), "recent", len(s.recent))
+	return nil
+}
+
+// Engine is the rule engine, for callers that want its rules.
+func (s *Service) Engine() *alerts.Engine { return s.engine }
+
+// Evaluate applies the rules to u and returns the alerts now pending or
+// firing. Transitions are published and notified in the background.
+func (s *Service) Evaluate(now time.Time, u *metrics.Update) []metrics.Alert {
+	trs := s.engine.Evaluate(now, u)
+	active := s.engine.Active()
+	var notes []notify.Alert
+	for _, tr := range trs {
+		s.remember(tr.Alert)
+		s.log.Info("alert "+tr.State, "rule", tr.Rule, "severity", tr.Severity, "host", tr.Host, "target", tr.Target, "value", tr.Value, "from", tr.From)
+		switch {
+		case tr.State == alerts.StateFiring && tr.From == alerts.StateFiring:
+			// A severity change is another alert to Alertmanager (severity
+			// is a label): the old one ends as the new one starts.
+			old := tr.Alert
+			old.Severity, old.State = tr.FromSeverity, alerts.StateResolved
+			notes = append(notes, notify.FromAlert(old, now, s.cfg.GeneratorURL), notify.FromAlert(tr.Alert, now, s.cfg.GeneratorURL))
+		case tr.State == alerts.StateFiring || tr.State == alerts.StateResolved:
+			notes = append(notes, notify.FromAlert(tr.Alert, now, s.cfg.GeneratorURL))
+		}
+	}
+	s.mu.Lock()
+	resend := now.Sub(s.lastResend) >= s.cfg.Resend
+	if resend {
+		s.lastResend = now
+	}
+	s.mu.Unlock()
+	if resend {
+		sent := map[[3]string]bool{}
+		for _, tr := range trs {
+			if tr.State == alerts.StateFiring {
+				sent[[3]string{tr.Rule, tr.Host, tr.Target}] = true
+			}
+		}
+		for _, a := range active {
+			if a.State == alerts.StateFiring && !sent[[3]string{a.Rule, a.Host, a.Target}] {
+				notes = append(notes, notify.FromAlert(a, now, s.cfg.GeneratorURL))
+			}
+		}
+	}
+	s.notifier.Notify(notes)
+	if s.js != nil {
+		s.enqueue(trs)
+	}
+	return active
+}
+
+func (s *Service) remember(a metrics.Alert) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.recent) >= s.cfg.Recent {
+		copy(s.recent, s.recent[1:])
+		s.recent = s.recent[:len(s.recent)-1]
+	}
+	s.recent = append(s.recent, a)
+}
+
+// Active returns the alerts now pending or firing.
+func (s *Service) Active() []metrics.Alert { return s.engine.Active() }
+
+// Recent returns the latest transitions, newest first.
+func (s *Service) Recent() []metrics.Alert {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]metrics.Alert, len(s.recent))
+	for i, a := range s.recent {
+		out[len(out)-1-i] = a
+	}
+	return out
+}
+
+// Stats are the service's counters.
+type Stats struct {
+	// Dropped transitions pushed out of a full publish queue.
+	Dropped uint64 `json:"dropped"`
+	// Failed publishes and state saves.
+	Failed uint64 `json:"failed"`
+	// Webhooks are the receivers' counters.
+	Webhooks []notify.Stats `json:"webhooks"`
+}
+
+// Stats returns the counters.
+func (s *Service) Stats() Stats {
+	return Stats{Dropped: s.dropped.Load(), Failed: s.failed.Load(), Webhooks: s.notifier.Stats()}
+}
+
+func (s *Service) enqueue(trs []alerts.Transition) {
+	snap, err := json.Marshal(s.engine.Snapshot())
+	if err != nil {
+		s.log.Error("encode alert state", "err", err)
+	}
+	s.qmu.Lock()
+	for _, tr := range trs {
+		if len(s.queue) >= maxQueue {
+			s.queue = s.queue[1:]
+			s.dropped.Add(1)
+		}
+		s.queue = append(s.queue, tr)
+	}
+	if snap != nil {
+		s.snapshot = snap
+	}
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes transitions, saves the state and sends notifications
+// until ctx ends; what is queued then is still published.
+func (s *Service) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.notifier.Run(ctx) })
+	pctx := context.WithoutCancel(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			s.publish(pctx)
+			wg.Wait()
+			return
+		case <-s.wake:
+			s.publish(pctx)
+		}
+	}
+}
+
+func (s *Service) publish(ctx context.Context) {
+	if s.js == nil {
+		return
+	}
+	s.qmu.Lock()
+	queue, snap := s.queue, s.snapshot
+	s.queue, s.snapshot = nil, nil
+	s.qmu.Unlock()
+	for _, tr := range queue {
+		b, err := json.Marshal(tr)
+		if err == nil {
+			cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+			_, err = s.js.Publish(cctx, metrics.AlertSubject(tr.State), b)
+			cancel()
+		}
+		if err != nil {
+			s.failed.Add(1)
+			s.log.Warn("publish alert transition", "rule", tr.Rule, "state", tr.State, "err", err)
+		}
+	}
+	if snap == nil || bytes.Equal(snap, s.lastSaved) {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	if _, err := s.kv.Put(cctx, stateKey, snap); err != nil {
+		s.failed.Add(1)
+		s.log.Warn("save alert state", "err", err)
+		return
+	}
+	s.lastSaved = snap
+}
