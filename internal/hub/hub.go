@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -113,6 +114,7 @@ type Hub struct {
 	srv *server.Server
 
 	runners []*runner
+	latest  atomic.Pointer[metrics.Update]
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
@@ -265,6 +267,10 @@ func (h *Hub) Stats() Stats { return h.in.Stats() }
 // Clients is the number of connected WebSocket clients.
 func (h *Hub) Clients() int { return h.srv.Clients() }
 
+// Latest is the newest update, nil before the first. It must not be
+// modified.
+func (h *Hub) Latest() *metrics.Update { return h.latest.Load() }
+
 // ClientsDropped is the number of WebSocket clients dropped for being too
 // slow to take the updates.
 func (h *Hub) ClientsDropped() uint64 { return h.srv.Dropped() }
@@ -306,6 +312,7 @@ func (h *Hub) tick(now time.Time) {
 		h.log.Error("encode update", "err", err)
 		return
 	}
+	h.latest.Store(&u)
 	h.srv.Publish(b)
 	if err := h.nc.Publish(metrics.SubjectUpdate, b); err != nil {
 		h.log.Warn("publish update", "subject", metrics.SubjectUpdate, "err", err)

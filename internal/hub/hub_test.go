@@ -118,6 +118,9 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 	publish(t, h.NATSURL(), s)
 	u := performance(t, h, hasHost("gpu01"))
 	eq(t, "host.ram_total_gb", u.Host.RAMTotalGB, 32)
+	if l := h.Latest(); l == nil || !hasHost("gpu01")(*l) {
+		t.Fatalf("Latest() = %+v", l)
+	}
 	if u.Sources["host"] != "agent:gpu01" || !u.Hosts[0].Online {
 		t.Fatalf("sources %v hosts %+v", u.Sources, u.Hosts)
 	}
