@@ -70,8 +70,9 @@ type Containers struct {
 	getenv     func(string) string
 	candidates []string
 
-	mu       sync.Mutex
-	timeline map[string][]metrics.HealthPoint
+	mu        sync.Mutex
+	timeline  map[string][]metrics.HealthPoint
+	engineErr string // the last poll's engine failure, "" when fine
 }
 
 // NewContainers checks the targets: names must be unique and URLs absolute
@@ -112,6 +113,14 @@ func NewContainers(cfg ContainersConfig) (*Containers, error) {
 // Name is the section the source fills.
 func (c *Containers) Name() string { return metrics.SectionContainers }
 
+// Up is false when the container engine was found but did not answer;
+// failing pings are the containers' health, not the source's.
+func (c *Containers) Up() (bool, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.engineErr == "", c.engineErr
+}
+
 // Poll pings and asks the engine at the same time; neither waits for the
 // other, and each is bounded by ctx.
 func (c *Containers) Poll(ctx context.Context) func(*metrics.Update) {
@@ -151,6 +160,12 @@ func (c *Containers) Poll(ctx context.Context) func(*metrics.Update) {
 
 	list := merge(c.cfg.Targets, pings, engine, engineOn && engineErr == nil)
 	c.record(c.now(), list)
+	c.mu.Lock()
+	c.engineErr = ""
+	if engineErr != nil {
+		c.engineErr = engineErr.Error()
+	}
+	c.mu.Unlock()
 
 	source := "ping"
 	if engineOn && engineErr == nil {

@@ -333,6 +333,9 @@ func TestContainersDiscovery(t *testing.T) {
 		if e := u.Errors[metrics.SectionContainers]; !strings.Contains(e, "connection refused") {
 			t.Errorf("error %q", e)
 		}
+		if up, why := src.Up(); up || why == "" {
+			t.Errorf("Up() = %v %q with a dead engine", up, why)
+		}
 	})
 }
 

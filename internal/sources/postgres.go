@@ -46,9 +46,11 @@ type Postgres struct {
 	password string
 	now      func() time.Time
 
-	mu   sync.Mutex // serialises polls: they share conn and prev
-	conn *pgx.Conn
-	prev *pgReading
+	mu     sync.Mutex // serialises polls: they share conn and prev
+	conn   *pgx.Conn
+	prev   *pgReading
+	up     bool
+	reason string
 }
 
 // pgReading is one poll's cumulative counters and when they were read.
@@ -108,6 +110,13 @@ func (p *Postgres) Name() string { return metrics.SectionPostgreSQL }
 // Database is the monitored database's name.
 func (p *Postgres) Database() string { return p.cfg.Database }
 
+// Up says whether the last poll reached the database, and if not why.
+func (p *Postgres) Up() (bool, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.up, p.reason
+}
+
 // Close drops the dedicated connection.
 func (p *Postgres) Close() error {
 	p.mu.Lock()
@@ -164,12 +173,14 @@ func (p *Postgres) Poll(ctx context.Context) func(*metrics.Update) {
 		// figures start from a fresh reading rather than span the gap.
 		p.prev = nil
 		reason := redactSecret(err.Error(), p.password)
+		p.up, p.reason = false, reason
 		return func(u *metrics.Update) {
 			u.Databases.PostgreSQL = metrics.PostgreSQL{Status: metrics.StatusUnreachable, Reason: reason}
 			setSource(u, metrics.SectionPostgreSQL, "postgres")
 			setError(u, metrics.SectionPostgreSQL, reason)
 		}
 	}
+	p.up, p.reason = true, ""
 	return func(u *metrics.Update) {
 		u.Databases.PostgreSQL = view
 		setSource(u, metrics.SectionPostgreSQL, "postgres")

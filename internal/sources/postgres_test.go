@@ -321,6 +321,9 @@ func TestPostgresFaults(t *testing.T) {
 		if p.ConnectionsActive != nil || p.TransactionsPerMin != nil {
 			t.Errorf("figures left on an unreachable database: %+v", p)
 		}
+		if up, why := src.Up(); up || why != p.Reason {
+			t.Errorf("Up() = %v %q", up, why)
+		}
 	})
 
 	t.Run("down and back", func(t *testing.T) {
@@ -349,6 +352,9 @@ func TestPostgresFaults(t *testing.T) {
 		srv.start()
 		if p := poll(); p.Status != metrics.StatusHealthy {
 			t.Fatalf("after restart: %q %s", p.Status, p.Reason)
+		}
+		if up, _ := src.Up(); !up {
+			t.Error("Up() false after recovery")
 		}
 	})
 

@@ -242,6 +242,9 @@ func TestRedisFaults(t *testing.T) {
 			t.Errorf("figures on a dead server: %+v", p)
 		}
 		t.Logf("down: %s", p.Reason)
+		if up, _ := src.Up(); up {
+			t.Error("Up() true on a dead server")
+		}
 		srv.start()
 		if p, _ := pollRedis(t, src); p.Status != metrics.StatusHealthy {
 			t.Fatalf("after restart: %q %s", p.Status, p.Reason)
