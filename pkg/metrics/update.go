@@ -134,12 +134,16 @@ type Throughput struct {
 type Databases struct {
 	PostgreSQL PostgreSQL `json:"postgresql"`
 	Redis      Redis      `json:"redis"`
+	// PostgreSQLExtra are the further databases of the config file's
+	// postgres: list, after the first, which fills PostgreSQL.
+	PostgreSQLExtra []PostgreSQL `json:"postgresql_extra,omitempty"`
 }
 
 // PostgreSQL is the monitored database's state.
 type PostgreSQL struct {
 	Status             string   `json:"status"`
 	Reason             string   `json:"reason,omitempty"`
+	Database           string   `json:"database,omitempty"`
 	ConnectionsActive  *int     `json:"connections_active"`
 	ConnectionsMax     *int     `json:"connections_max"`
 	CacheHitRatio      *float64 `json:"cache_hit_ratio"`
