@@ -25,17 +25,20 @@ const defaultPollTimeout = 3 * time.Second
 type PostgresConfig struct {
 	// DSN is a libpq connection string or URL. The source opens one
 	// connection of its own with it, never one of the application's.
-	DSN string
+	DSN string `yaml:"dsn"`
 	// Database is the monitored database; empty means the DSN's. Watching
 	// a database other than the one connected to keeps the monitor's own
 	// queries out of the figures it reports.
-	Database string
+	Database string `yaml:"database"`
 	// PoolSize is the application's configured pool size. When > 0 it is
 	// reported as connections_max, because that is the limit the
 	// application hits first; otherwise max_connections is.
-	PoolSize int
+	PoolSize int `yaml:"pool_size"`
 	// Timeout bounds a poll when its context has no deadline.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"-"`
+	// Extra makes the source append to databases.postgresql_extra instead
+	// of filling databases.postgresql: a second database of the same site.
+	Extra bool `yaml:"-"`
 }
 
 // Postgres reads pg_stat_database, pg_stat_activity and max_connections of
@@ -104,8 +107,24 @@ func passwordOf(dsn string) string {
 	return urlPassword(dsn)
 }
 
-// Name is the section the source fills.
-func (p *Postgres) Name() string { return metrics.SectionPostgreSQL }
+// Name is the section the source fills; an extra database is named by
+// its database so that every source has its own name.
+func (p *Postgres) Name() string {
+	if p.cfg.Extra {
+		return metrics.SectionPostgreSQL + "_extra/" + p.cfg.Database
+	}
+	return metrics.SectionPostgreSQL
+}
+
+// place writes a reading where this source's database belongs.
+func (p *Postgres) place(u *metrics.Update, v metrics.PostgreSQL) {
+	if p.cfg.Extra {
+		u.Databases.PostgreSQLExtra = append(u.Databases.PostgreSQLExtra, v)
+		return
+	}
+	u.Databases.PostgreSQL = v
+	setSource(u, metrics.SectionPostgreSQL, "postgres")
+}
 
 // Database is the monitored database's name.
 func (p *Postgres) Database() string { return p.cfg.Database }
@@ -174,17 +193,14 @@ func (p *Postgres) Poll(ctx context.Context) func(*metrics.Update) {
 		p.prev = nil
 		reason := redactSecret(err.Error(), p.password)
 		p.up, p.reason = false, reason
+		db := p.cfg.Database
 		return func(u *metrics.Update) {
-			u.Databases.PostgreSQL = metrics.PostgreSQL{Status: metrics.StatusUnreachable, Reason: reason}
-			setSource(u, metrics.SectionPostgreSQL, "postgres")
-			setError(u, metrics.SectionPostgreSQL, reason)
+			p.place(u, metrics.PostgreSQL{Status: metrics.StatusUnreachable, Reason: reason, Database: db})
+			setError(u, p.Name(), reason)
 		}
 	}
 	p.up, p.reason = true, ""
-	return func(u *metrics.Update) {
-		u.Databases.PostgreSQL = view
-		setSource(u, metrics.SectionPostgreSQL, "postgres")
-	}
+	return func(u *metrics.Update) { p.place(u, view) }
 }
 
 func (p *Postgres) read(ctx context.Context) (metrics.PostgreSQL, error) {
@@ -213,6 +229,7 @@ func (p *Postgres) read(ctx context.Context) (metrics.PostgreSQL, error) {
 
 	v := metrics.PostgreSQL{
 		Status:            metrics.StatusHealthy,
+		Database:          p.cfg.Database,
 		ConnectionsActive: &active,
 		Deadlocks:         &deadlocks,
 		SizeBytes:         &size,

@@ -264,6 +264,19 @@ func TestPostgresActivity(t *testing.T) {
 	if src.Database() != db {
 		t.Fatalf("Database() = %q, want the DSN's %q", src.Database(), db)
 	}
+	extra, err := NewPostgres(PostgresConfig{DSN: realPGDSN(), Database: db, Extra: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	ue := apply(extra.Poll(ctx))
+	if len(ue.Databases.PostgreSQLExtra) != 1 || ue.Databases.PostgreSQLExtra[0].Database != db ||
+		ue.Databases.PostgreSQLExtra[0].Status != metrics.StatusHealthy || ue.Databases.PostgreSQL.Status != "" {
+		t.Errorf("extra database: %+v", ue.Databases)
+	}
+	if extra.Name() == src.Name() {
+		t.Errorf("extra source has the primary's name %q", extra.Name())
+	}
 	var before float64
 	if err := admin.QueryRow(ctx, `SELECT EXTRACT(EPOCH FROM clock_timestamp() - query_start)::float8 FROM pg_stat_activity WHERE datname = $1 AND state = 'active'`, db).Scan(&before); err != nil {
 		t.Fatal(err)
