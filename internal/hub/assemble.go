@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/alerting"
+	"github.com/sysperf/sysperf/internal/history"
 	"github.com/sysperf/sysperf/internal/latency"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/webui"
@@ -13,7 +15,7 @@ import (
 // assemble builds the plugs the settings ask for and the caller did not
 // set. Each component adds its few lines here; it runs once NATS and the
 // stream are up (h.nc, h.js), before ingest and the HTTP server start.
-func (h *Hub) assemble(_ context.Context) error {
+func (h *Hub) assemble(ctx context.Context) error {
 	if h.cfg.UI == nil {
 		h.cfg.UI = webui.Handler()
 	}
@@ -21,6 +23,31 @@ func (h *Hub) assemble(_ context.Context) error {
 		// Keep the longest window the dashboard offers (60m), or the
 		// configured one if longer, plus a margin for the base snapshot.
 		h.cfg.Latency = latency.New(latency.Config{Retain: max(60*time.Minute, h.cfg.LatencyWindow) + 5*time.Minute})
+	}
+	if h.cfg.History == nil {
+		// Rollups and the hub's own readings come back from JetStream
+		// here; the samples are replayed by ingest from ReplayStart.
+		p, err := history.Open(ctx, h.js, history.New(), history.PersistConfig{Retention: h.cfg.HistoryRetention}, h.log)
+		if err != nil {
+			return fmt.Errorf("history: %w", err)
+		}
+		h.cfg.History = p
+		h.bg = append(h.bg, p.Run)
+	}
+	if h.cfg.Evaluator == nil {
+		rules, err := alerting.RulesFromFile(h.cfg.Rules)
+		if err != nil {
+			return err
+		}
+		svc, err := alerting.New(ctx, alerting.Config{Rules: rules, Webhooks: h.cfg.Webhooks, GeneratorURL: dashboardURL(h.cfg.HTTP)}, h.js, h.log)
+		if err != nil {
+			return fmt.Errorf("alerts: %w", err)
+		}
+		h.cfg.Evaluator = svc
+		if h.cfg.Alerts == nil {
+			h.cfg.Alerts = svc
+		}
+		h.bg = append(h.bg, svc.Run)
 	}
 	if len(h.cfg.Containers) > 0 {
 		c, err := sources.NewContainers(sources.ContainersConfig{Targets: h.cfg.Containers})
@@ -30,4 +57,21 @@ func (h *Hub) assemble(_ context.Context) error {
 		h.cfg.Sources = append(h.cfg.Sources, c)
 	}
 	return nil
+}
+
+// maxReplay caps how far back the samples are replayed after a long
+// outage of the hub, so start-up stays quick; the long windows then miss
+// what lies before.
+const maxReplay = 6 * time.Hour
+
+// replay is how much of the samples stream ingest replays: the configured
+// span, or more when the history's newest sealed minute is older (the hub
+// was down longer), so the long windows have no hole. Zero stays zero.
+func (h *Hub) replay(configured time.Duration) time.Duration {
+	rs, ok := h.cfg.History.(interface{ ReplayStart(time.Time) time.Time })
+	if !ok || configured <= 0 {
+		return configured
+	}
+	need := time.Since(rs.ReplayStart(time.Now()))
+	return min(max(configured, need), max(configured, maxReplay))
 }

@@ -39,6 +39,10 @@ type Config struct {
 	Replay        time.Duration `flag:"replay" usage:"how much of the sample stream is replayed into the windows at start"`
 	SourceTimeout time.Duration `flag:"source-timeout" usage:"time limit of one poll of a database, container or Prometheus source"`
 	LatencyWindow time.Duration `flag:"latency-window" usage:"window of the inference latency figures in the live update"`
+	// Alerts and history (internal/alerting, internal/history).
+	Rules            string        `flag:"rules" usage:"YAML alert rules file that overrides or adds to the default rules; a bad rule stops start-up"`
+	Webhooks         []string      `flag:"webhook" usage:"webhook URLs, comma separated, that receive firing and resolved alerts as Alertmanager's POST /api/v2/alerts body"`
+	HistoryRetention time.Duration `flag:"history-retention" usage:"how long the rollups behind the 6h, 24h and 7d history are kept (at least 7d)"`
 
 	// Containers are pinged for health every interval (YAML only).
 	Containers []sources.ContainerTarget `flag:"-" yaml:"containers"`
@@ -114,9 +118,12 @@ type Hub struct {
 	srv *server.Server
 
 	runners []*runner
-	latest  atomic.Pointer[metrics.Update]
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// bg are the assembled components' background loops, run from Start
+	// until Close.
+	bg     []func(context.Context)
+	latest atomic.Pointer[metrics.Update]
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -178,7 +185,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		return nil, fmt.Errorf("subscribe %s: %w", metrics.SubjectLatency, err)
 	}
 	var pending uint64
-	if h.cc, pending, err = h.in.consume(sctx, h.js, durable, cfg.Replay); err != nil {
+	if h.cc, pending, err = h.in.consume(sctx, h.js, durable, h.replay(cfg.Replay)); err != nil {
 		return nil, err
 	}
 	// The first update holds the replayed history; a replay that takes
@@ -204,6 +211,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 
 	loopCtx, stop := context.WithCancel(context.Background())
 	h.cancel = stop
+	for _, run := range h.bg {
+		h.wg.Go(func() { run(loopCtx) })
+	}
 	for _, src := range h.cfg.Sources {
 		r := newRunner(src, cfg.SourceTimeout, log)
 		h.runners = append(h.runners, r)
