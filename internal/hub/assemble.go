@@ -8,7 +8,6 @@ import (
 	"github.com/sysperf/sysperf/internal/alerting"
 	"github.com/sysperf/sysperf/internal/history"
 	"github.com/sysperf/sysperf/internal/latency"
-	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/webui"
 )
 
@@ -49,14 +48,8 @@ func (h *Hub) assemble(ctx context.Context) error {
 		}
 		h.bg = append(h.bg, svc.Run)
 	}
-	if len(h.cfg.Containers) > 0 {
-		c, err := sources.NewContainers(sources.ContainersConfig{Targets: h.cfg.Containers})
-		if err != nil {
-			return fmt.Errorf("containers: %w", err)
-		}
-		h.cfg.Sources = append(h.cfg.Sources, c)
-	}
-	return nil
+	// PostgreSQL, Redis, containers, Prometheus and /metrics.
+	return h.assembleSources()
 }
 
 // maxReplay caps how far back the samples are replayed after a long

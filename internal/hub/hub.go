@@ -46,6 +46,9 @@ type Config struct {
 
 	// Containers are pinged for health every interval (YAML only).
 	Containers []sources.ContainerTarget `flag:"-" yaml:"containers"`
+	// The hub's own sources and its /metrics (internal/sources,
+	// internal/export): assemble_sources.go.
+	SourceSettings
 
 	// Plugs.
 	Sources   []Source

@@ -1,0 +1,133 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sysperf/sysperf/internal/export"
+	"github.com/sysperf/sysperf/internal/sources"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// SourceSettings are the settings of the hub's own sources (internal/
+// sources) and of its /metrics (internal/export). Config embeds them.
+type SourceSettings struct {
+	PostgresDSN      string `flag:"postgres-dsn" usage:"PostgreSQL to watch (URL or key=value); read over one connection of the hub's own, never the application's pool"`
+	PostgresDatabase string `flag:"postgres-database" usage:"database to watch (default: the DSN's)"`
+	PostgresPoolSize int    `flag:"postgres-pool-size" usage:"the application's configured pool size, shown as connections_max (0: max_connections)"`
+	RedisURL         string `flag:"redis-url" usage:"Redis to watch, redis://[:password@]host:port[/db]"`
+	PrometheusURL    string `flag:"prometheus-url" usage:"optional Prometheus server: fills GPUs of hosts without an agent and latency no agent reports"`
+	DockerHost       string `flag:"docker-host" usage:"Docker or Podman Engine API for container state (unix:///path or tcp://host:port; empty: DOCKER_HOST, then the usual sockets; none: off)"`
+
+	// Postgres lists further databases to watch (YAML only). The first
+	// fills databases.postgresql unless --postgres-dsn is given; the rest
+	// databases.postgresql_extra.
+	Postgres []sources.PostgresConfig `flag:"-" yaml:"postgres"`
+}
+
+// assembleSources builds the sources the settings ask for, when the caller
+// gave none, and the /metrics exporter, when the caller gave no handler;
+// the exporter then times every source's polls. Direct sources come
+// first, Prometheus (a fallback) last.
+func (h *Hub) assembleSources() error {
+	if h.cfg.Sources == nil {
+		srcs, err := h.buildSources()
+		if err != nil {
+			for _, s := range srcs {
+				closeSource(s)
+			}
+			return err
+		}
+		h.cfg.Sources = srcs
+		h.bg = append(h.bg, func(ctx context.Context) {
+			<-ctx.Done()
+			for _, s := range srcs {
+				closeSource(s)
+			}
+		})
+	}
+	if h.cfg.Metrics == nil {
+		e := export.New(exportView{h})
+		for i, s := range h.cfg.Sources {
+			h.cfg.Sources[i] = e.Instrument(s)
+		}
+		h.cfg.Metrics = e.Handler()
+	}
+	return nil
+}
+
+func closeSource(s Source) {
+	if c, ok := s.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+func (h *Hub) buildSources() ([]Source, error) {
+	var out []Source
+	timeout := h.cfg.SourceTimeout
+	pgs := h.cfg.Postgres
+	if h.cfg.PostgresDSN != "" {
+		primary := sources.PostgresConfig{DSN: h.cfg.PostgresDSN, Database: h.cfg.PostgresDatabase, PoolSize: h.cfg.PostgresPoolSize}
+		pgs = append([]sources.PostgresConfig{primary}, pgs...)
+	}
+	for i, pc := range pgs {
+		pc.Timeout, pc.Extra = timeout, i > 0
+		p, err := sources.NewPostgres(pc)
+		if err != nil {
+			return out, fmt.Errorf("postgres[%d]: %w", i, err)
+		}
+		out = append(out, p)
+	}
+	if h.cfg.RedisURL != "" {
+		r, err := sources.NewRedis(h.cfg.RedisURL)
+		if err != nil {
+			return out, fmt.Errorf("redis-url: %w", err)
+		}
+		out = append(out, r)
+	}
+	c, err := sources.NewContainers(sources.ContainersConfig{
+		Targets:     h.cfg.Containers,
+		EngineHost:  h.cfg.DockerHost,
+		PingTimeout: min(2*time.Second, timeout),
+	})
+	if err != nil {
+		return out, fmt.Errorf("containers: %w", err)
+	}
+	// With nothing configured and no engine there is nothing to watch;
+	// the section then says "not configured" rather than an empty list.
+	if len(h.cfg.Containers) > 0 || c.HasEngine() {
+		out = append(out, c)
+	}
+	if h.cfg.PrometheusURL != "" {
+		p, err := sources.NewPrometheus(h.cfg.PrometheusURL, sources.PrometheusOptions{Timeout: min(2*time.Second, timeout)})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// exportView is what the exporter reads of the hub at scrape time.
+type exportView struct{ h *Hub }
+
+func (v exportView) Ingest() export.Ingest {
+	s := v.h.in.Stats()
+	return export.Ingest{
+		Samples: s.Samples, Late: s.Late, Observations: s.Observations,
+		Dropped: s.Dropped, ObservationsDropped: s.ObservationsDropped, Hosts: s.Hosts,
+	}
+}
+
+// Clients reads the server only once the first update exists: Start sets
+// h.srv before that update is stored, so the atomic load orders the read.
+func (v exportView) Clients() int {
+	if v.h.latest.Load() == nil {
+		return 0
+	}
+	return v.h.srv.Clients()
+}
+
+func (v exportView) Latest() *metrics.Update { return v.h.latest.Load() }
