@@ -302,6 +302,13 @@ type engineEndpoint struct {
 	base   string // http://host:port for tcp://
 }
 
+// HasEngine says whether an Engine API is configured or a well-known
+// socket exists, so the hub can watch containers with no list configured.
+func (c *Containers) HasEngine() bool {
+	_, ok := c.engineEndpoint()
+	return ok
+}
+
 func (c *Containers) engineEndpoint() (engineEndpoint, bool) {
 	host := c.cfg.EngineHost
 	if host == "" {

@@ -54,6 +54,7 @@ type Postgres struct {
 	prev   *pgReading
 	up     bool
 	reason string
+	closed bool // after Close, polls no longer reconnect
 }
 
 // pgReading is one poll's cumulative counters and when they were read.
@@ -140,6 +141,7 @@ func (p *Postgres) Up() (bool, string) {
 func (p *Postgres) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closed = true
 	return p.dropConn()
 }
 
@@ -204,6 +206,9 @@ func (p *Postgres) Poll(ctx context.Context) func(*metrics.Update) {
 }
 
 func (p *Postgres) read(ctx context.Context) (metrics.PostgreSQL, error) {
+	if p.closed {
+		return metrics.PostgreSQL{}, errors.New("postgres: source closed")
+	}
 	if p.conn == nil || p.conn.IsClosed() {
 		c, err := pgx.ConnectConfig(ctx, p.connCfg)
 		if err != nil {

@@ -30,6 +30,7 @@ type Redis struct {
 	prev   *redisReading
 	up     bool
 	reason string
+	closed bool // after Close, polls no longer make a new client
 }
 
 type redisReading struct{ hits, misses int64 }
@@ -86,6 +87,7 @@ func (r *Redis) Up() (bool, string) {
 func (r *Redis) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.closed = true
 	return r.client.Close()
 }
 
@@ -104,8 +106,10 @@ func (r *Redis) Poll(ctx context.Context) func(*metrics.Update) {
 		r.prev = nil
 		// go-redis backs off dialling a server it failed to reach; a fresh
 		// client dials on the next poll, so recovery shows at once.
-		_ = r.client.Close()
-		r.client = redis.NewClient(r.opts)
+		if !r.closed {
+			_ = r.client.Close()
+			r.client = redis.NewClient(r.opts)
+		}
 		reason := redactSecret(err.Error(), r.password)
 		r.up, r.reason = false, reason
 		return func(u *metrics.Update) {
