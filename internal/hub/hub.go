@@ -39,6 +39,7 @@ type Config struct {
 	Replay        time.Duration `flag:"replay" usage:"how much of the sample stream is replayed into the windows at start"`
 	SourceTimeout time.Duration `flag:"source-timeout" usage:"time limit of one poll of a database, container or Prometheus source"`
 	LatencyWindow time.Duration `flag:"latency-window" usage:"window of the inference latency figures in the live update"`
+	Consumer      string        `flag:"nats-consumer" usage:"name of the hub's durable consumer on the samples stream; unique per hub sharing one NATS"`
 	// Alerts and history (internal/alerting, internal/history).
 	Rules            string        `flag:"rules" usage:"YAML alert rules file that overrides or adds to the default rules; a bad rule stops start-up"`
 	Webhooks         []string      `flag:"webhook" usage:"webhook URLs, comma separated, that receive firing and resolved alerts as Alertmanager's POST /api/v2/alerts body"`
@@ -78,6 +79,7 @@ func DefaultConfig() Config {
 		Replay:        60 * time.Minute,
 		SourceTimeout: 4 * time.Second,
 		LatencyWindow: 5 * time.Minute,
+		Consumer:      "sysperf-hub",
 	}
 }
 
@@ -98,14 +100,14 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", d.name, d.v))
 		}
 	}
+	if !metrics.ValidToken(c.Consumer) {
+		errs = append(errs, fmt.Errorf("nats-consumer %q: only letters, digits, '-' and '_'", c.Consumer))
+	}
 	if c.Replay < 0 {
 		errs = append(errs, fmt.Errorf("replay: must not be negative, got %s", c.Replay))
 	}
 	return errors.Join(errs...)
 }
-
-// durable is the hub's JetStream consumer on the samples stream.
-const durable = "sysperf-hub"
 
 // Hub is a running hub.
 type Hub struct {
@@ -188,7 +190,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		return nil, fmt.Errorf("subscribe %s: %w", metrics.SubjectLatency, err)
 	}
 	var pending uint64
-	if h.cc, pending, err = h.in.consume(sctx, h.js, durable, h.replay(cfg.Replay)); err != nil {
+	if h.cc, pending, err = h.in.consume(sctx, h.js, cfg.Consumer, h.replay(cfg.Replay)); err != nil {
 		return nil, err
 	}
 	// The first update holds the replayed history; a replay that takes
