@@ -22,6 +22,12 @@ export function findHost(u: Update, host: string | null | undefined): HostStatus
   return (u.hosts ?? []).find((h) => h.host === host);
 }
 
+/** The hub's reason, unless it only repeats what the section already says. */
+function informative(e: string | undefined): string | null {
+  if (!e || /^not configured$/i.test(e.trim())) return null;
+  return e;
+}
+
 export function sectionMeta(u: Update, section: string): SectionMeta {
   const raw = u.sources?.[section];
   const source = raw && raw !== "none" ? raw : null;
@@ -29,7 +35,7 @@ export function sectionMeta(u: Update, section: string): SectionMeta {
   return {
     source,
     stale: Boolean(u.stale?.[section]),
-    error: u.errors?.[section] ?? null,
+    error: informative(u.errors?.[section]),
     lastSeen: h?.last_seen ?? null,
   };
 }

@@ -93,12 +93,9 @@ function AiModelsPanelImpl({ update, now }: { update: Update; now: number }) {
         <ModelCard title="Nemotron" kind="nemotron" m={nm} meta={nmMeta} now={now} flag="--llm-url">
           <Row k="Slots" v={isNum(nm.slots_active) || isNum(nm.slots_total) ? `${fmt(nm.slots_active)} / ${fmt(nm.slots_total)} active` : "—"} testId="nemotron-slots" />
           {slotsPct !== null ? (
-            <>
-              <dt className="sr-only">Slots busy</dt>
-              <dd>
-                <ProgressBar value={slotsPct} color={slotsPct >= 100 ? "amber" : "blue"} showAnimation={false} />
-              </dd>
-            </>
+            <dd className="col-span-2 -mt-0.5 mb-1" aria-label={`${Math.round(slotsPct)}% of slots busy`}>
+              <ProgressBar value={slotsPct} color={slotsPct >= 100 ? "amber" : "blue"} showAnimation={false} />
+            </dd>
           ) : null}
           <Row k="Context" v={isNum(nm.context_size) ? `${fmt(nm.context_size)} tokens` : "—"} />
           {nm.model ? <Row k="Model" v={nm.model} /> : null}

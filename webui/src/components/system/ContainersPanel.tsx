@@ -65,7 +65,7 @@ function ContainersPanelImpl({ update, now }: { update: Update; now: number }) {
                   {tl.length ? (
                     <Tracker
                       className="h-6"
-                      data={tl.map((p, i) => ({ key: `${p.timestamp}-${i}`, color: statusColor(p.health), tooltip: `${clock(p.timestamp)} · ${p.health}` }))}
+                      data={tl.slice(-60).map((p, i) => ({ key: `${p.timestamp}-${i}`, color: statusColor(p.health), tooltip: `${clock(p.timestamp)} · ${p.health}` }))}
                     />
                   ) : (
                     <p className="text-xs text-tremor-content-subtle dark:text-dark-tremor-content-subtle">no health history yet</p>

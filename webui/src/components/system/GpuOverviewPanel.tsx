@@ -1,11 +1,11 @@
-import { Metric } from "@tremor/react";
+import { Legend, Metric, ProgressBar } from "@tremor/react";
 import { memo, useMemo } from "react";
 import { fmt, fmtGB, isNum, meansNoGpu, readableGpuError } from "../../lib/format";
 import { sectionMeta } from "../../lib/sections";
 import { gpuLabel, gpuRows } from "../../lib/series";
-import { levelOf, percentOf, THRESHOLDS } from "../../lib/thresholds";
+import { levelColor, levelOf, percentOf, THRESHOLDS } from "../../lib/thresholds";
 import { Section, type GPUView, type Point, type Update } from "../../types";
-import { Absent, Chart, Meter, SectionCard, StaleBadge } from "./common";
+import { Absent, Chart, CHART_COLORS, Meter, SectionCard, StaleBadge } from "./common";
 
 export interface PanelProps {
   update: Update;
@@ -61,15 +61,19 @@ function GpuCard({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost:
         </div>
         {g.stale ? <StaleBadge lastSeen={lastSeen} now={now} /> : null}
       </div>
-      <div className={wide ? "mt-3 grid grid-cols-1 gap-4 sm:grid-cols-[auto_1fr] sm:items-center" : "mt-2"}>
-        <div>
-          <Metric className={utilLevel === "ok" ? "" : utilLevel === "critical" ? "!text-red-600 dark:!text-red-400" : "!text-amber-600 dark:!text-amber-400"}>
-            {fmt(g.utilization, 0, "%")}
-          </Metric>
-          <p className="text-xs text-tremor-content dark:text-dark-tremor-content">utilization</p>
+      <div className={wide ? "mt-3 grid grid-cols-1 gap-4 sm:grid-cols-[minmax(10rem,16rem)_1fr] sm:items-end sm:gap-8" : "mt-2"}>
+        <div data-testid="gpu-util" data-level={utilLevel}>
+          <div className="flex items-baseline gap-2">
+            <Metric className={utilLevel === "ok" ? "" : utilLevel === "critical" ? "!text-red-600 dark:!text-red-400" : "!text-amber-600 dark:!text-amber-400"}>
+              {fmt(g.utilization, 0, "%")}
+            </Metric>
+            <span className="text-xs text-tremor-content dark:text-dark-tremor-content">utilization{utilLevel !== "ok" ? ` (${utilLevel})` : ""}</span>
+          </div>
+          {isNum(g.utilization) ? (
+            <ProgressBar value={Math.min(100, g.utilization)} color={levelColor(utilLevel, "blue")} className="mt-2" showAnimation={false} />
+          ) : null}
         </div>
-        <div className={wide ? "grid grid-cols-1 gap-3 sm:grid-cols-2 lg:grid-cols-4" : "mt-3 grid grid-cols-1 gap-2.5"}>
-          <Meter testId="gpu-util" label="Utilization" value={fmt(g.utilization, 0, "%")} percent={isNum(g.utilization) ? g.utilization : null} level={utilLevel} />
+        <div className={wide ? "grid grid-cols-1 gap-3 sm:grid-cols-3" : "mt-3 grid grid-cols-1 gap-2.5"}>
           <Meter
             testId="gpu-vram"
             label="VRAM"
@@ -108,6 +112,7 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps)
   const multiHost = hosts.size > 1;
   const errors = gpuErrors(update);
 
+  const gpuKeys = gpus.map((g) => `${g.host}#${g.index}`).join(",");
   const charts = useMemo(() => {
     if (!gpus.length) return null;
     return {
@@ -116,9 +121,11 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps)
       temp: gpuRows(history, resolutionS, gpus, multiHost, (g) => g.temperature),
       power: gpuRows(history, resolutionS, gpus, multiHost, (g) => g.power_watts),
     };
-    // gpus and multiHost derive from update, so update stands for them.
-  }, [history, resolutionS, update]); // eslint-disable-line react-hooks/exhaustive-deps
+    // Keyed by the set of GPUs, not the update: a new update with the same
+    // GPUs must not redraw the charts until the history itself moves.
+  }, [history, resolutionS, gpuKeys, multiHost]); // eslint-disable-line react-hooks/exhaustive-deps
 
+  const chartHeight = gpus.length > 2 ? "h-44" : "h-36";
   const lastSeenOf = (host: string | undefined) => (update.hosts ?? []).find((h) => h.host === host)?.last_seen ?? null;
 
   return (
@@ -154,12 +161,16 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps)
             </ul>
           ) : null}
           {charts ? (
-            <div className="mt-5 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-2">
-              <Chart title="Utilization (%)" {...charts.util} minValue={0} maxValue={100} valueFormatter={(v) => `${v.toFixed(0)}%`} />
-              <Chart title="VRAM used (GB)" {...charts.vram} minValue={0} valueFormatter={(v) => `${v.toFixed(1)} GB`} />
-              <Chart title="Temperature (°C)" {...charts.temp} valueFormatter={(v) => `${v.toFixed(0)}°C`} />
-              <Chart title="Power (W)" {...charts.power} minValue={0} valueFormatter={(v) => `${v.toFixed(0)} W`} />
-            </div>
+            <>
+              {/* One legend for the four charts: with 8 GPUs a legend per chart would crowd out the plot. */}
+              {charts.util.categories.length > 1 ? <Legend categories={charts.util.categories} colors={CHART_COLORS} className="mt-5" /> : null}
+              <div className="mt-4 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-2">
+                <Chart title="Utilization (%)" {...charts.util} legend={false} height={chartHeight} minValue={0} maxValue={100} valueFormatter={(v) => `${v.toFixed(0)}%`} />
+                <Chart title="VRAM used (GB)" {...charts.vram} legend={false} height={chartHeight} minValue={0} valueFormatter={(v) => `${v.toFixed(1)} GB`} />
+                <Chart title="Temperature (°C)" {...charts.temp} legend={false} height={chartHeight} valueFormatter={(v) => `${v.toFixed(0)}°C`} />
+                <Chart title="Power (W)" {...charts.power} legend={false} height={chartHeight} minValue={0} valueFormatter={(v) => `${v.toFixed(0)} W`} />
+              </div>
+            </>
           ) : null}
         </>
       )}

@@ -67,7 +67,7 @@ function HostCard({ h, now, showName }: { h: HostEntry; now: number; showName: b
         <Meter
           testId="host-cpu"
           label="CPU"
-          value={fmt(s.cpu_percent, 0, "%")}
+          value={fmt(s.cpu_percent, 1, "%")}
           detail={isNum(s.load1) ? `load ${fmt(s.load1, 2)}` : undefined}
           percent={isNum(s.cpu_percent) ? s.cpu_percent : null}
           level={levelOf(s.cpu_percent, THRESHOLDS.hostCpu)}

@@ -57,7 +57,7 @@ export function PageHeader(props: {
         </p>
       </div>
       <div className="flex flex-wrap items-center gap-3">
-        <TabGroup index={RANGES.indexOf(range)} onIndexChange={(i: number) => setRange(RANGES[i] ?? "5m")} aria-label="Time range">
+        <TabGroup index={RANGES.indexOf(range)} onIndexChange={(i: number) => setRange(RANGES[i] ?? "5m")} aria-label="Time range" className="w-auto">
           <TabList variant="solid">
             {RANGES.map((r) => (
               <Tab key={r} data-range={r}>

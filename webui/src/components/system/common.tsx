@@ -1,5 +1,5 @@
 import { AreaChart, Badge, Card, ProgressBar, type Color } from "@tremor/react";
-import type { ReactNode } from "react";
+import { memo, type ReactNode } from "react";
 import { ago, DASH } from "../../lib/format";
 import { sourceLabel, type SectionMeta } from "../../lib/sections";
 import { levelColor, type Level } from "../../lib/thresholds";
@@ -110,7 +110,7 @@ export function StatusBadge({ status, reason }: { status: string | undefined; re
         <span aria-hidden="true">● </span>
         {label}
       </Badge>
-      {reason ? <span className="text-xs text-tremor-content dark:text-dark-tremor-content">{reason}</span> : null}
+      {reason && s !== "unconfigured" ? <span className="text-xs text-tremor-content dark:text-dark-tremor-content">{reason}</span> : null}
     </span>
   );
 }
@@ -131,7 +131,7 @@ export function Meter(props: {
       <div className="flex items-baseline justify-between gap-2">
         <span className="text-xs text-tremor-content dark:text-dark-tremor-content">{label}</span>
         <span className="text-sm font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">
-          {value}
+          <span data-role="value">{value}</span>
           {detail ? <span className="ml-1 text-xs font-normal text-tremor-content dark:text-dark-tremor-content">{detail}</span> : null}
           {level !== "ok" ? <span className="sr-only"> ({level})</span> : null}
         </span>
@@ -155,12 +155,14 @@ export interface ChartProps {
   minValue?: number;
   maxValue?: number;
   emptyText?: string;
+  /** Draw the legend (default: when more than one series); off where a shared legend stands above. */
+  legend?: boolean;
 }
 
 export const CHART_COLORS = ["blue", "violet", "cyan", "fuchsia", "emerald", "amber", "rose", "indigo", "teal", "lime"];
 
 /** An AreaChart that says so when the window has no value, instead of drawing an empty grid. */
-export function Chart({ title, data, categories, colors = CHART_COLORS, valueFormatter, height = "h-36", minValue, maxValue, emptyText }: ChartProps) {
+function ChartImpl({ title, data, categories, colors = CHART_COLORS, valueFormatter, height = "h-36", minValue, maxValue, emptyText, legend }: ChartProps) {
   const hasValue = categories.length > 0 && data.some((d) => categories.some((c) => typeof d[c] === "number"));
   return (
     <figure className="min-w-0" data-chart={title}>
@@ -173,11 +175,11 @@ export function Chart({ title, data, categories, colors = CHART_COLORS, valueFor
           categories={categories}
           colors={colors.slice(0, Math.max(categories.length, 1))}
           valueFormatter={valueFormatter ?? ((v: number) => String(v))}
-          showLegend={categories.length > 1}
+          showLegend={legend ?? categories.length > 1}
           showAnimation={false}
           showGradient
           curveType="monotone"
-          yAxisWidth={44}
+          yAxisWidth={60}
           autoMinValue={minValue === undefined}
           minValue={minValue}
           maxValue={maxValue}
@@ -195,6 +197,28 @@ export function Chart({ title, data, categories, colors = CHART_COLORS, valueFor
     </figure>
   );
 }
+
+const sameList = (a: string[] | undefined, b: string[] | undefined) => a === b || (!!a && !!b && a.length === b.length && a.every((x, i) => x === b[i]));
+
+/**
+ * Charts are the page's costly part, so one re-renders only when its data
+ * (memoised per history window by the panels) or its shape changes. The
+ * value formatter is a pure function of the chart's title at every call
+ * site, so it is not compared (callers pass inline lambdas).
+ */
+export const Chart = memo(
+  ChartImpl,
+  (a, b) =>
+    a.data === b.data &&
+    a.title === b.title &&
+    sameList(a.categories, b.categories) &&
+    sameList(a.colors, b.colors) &&
+    a.minValue === b.minValue &&
+    a.maxValue === b.maxValue &&
+    a.height === b.height &&
+    a.emptyText === b.emptyText &&
+    a.legend === b.legend,
+);
 
 export function Figure({ label, value, sub, testId }: { label: string; value: string; sub?: string | undefined; testId?: string }) {
   return (
