@@ -164,7 +164,7 @@ func (t *Tracker) AddSample(s *metrics.Sample) {
 		hs.hist[role] = insertByTS(run, snap, func(x snapshot) int64 { return x.ts }, retain, limit)
 	}
 	for role, v := range s.Inference.Counters {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
+		if !finite(v) {
 			continue
 		}
 		hs.counters[role] = insertByTS(hs.counters[role], point{ts: s.TS, v: v}, func(x point) int64 { return x.ts }, retain, limit)
@@ -172,13 +172,14 @@ func (t *Tracker) AddSample(s *metrics.Sample) {
 }
 
 // validHistogram refuses what would poison the maths: unsorted bounds,
-// NaN, negative counts.
+// NaN or infinite values (JSON has no infinity, so one would cost the hub
+// its whole update), negative counts.
 func validHistogram(h metrics.Histogram) bool {
-	if math.IsNaN(h.Count) || h.Count < 0 || math.IsNaN(h.Sum) {
+	if !finite(h.Count) || h.Count < 0 || !finite(h.Sum) {
 		return false
 	}
 	for i, b := range h.Buckets {
-		if math.IsNaN(b.UpperBound) || math.IsInf(b.UpperBound, 0) || math.IsNaN(b.Count) || b.Count < 0 {
+		if !finite(b.UpperBound) || !finite(b.Count) || b.Count < 0 {
 			return false
 		}
 		if i > 0 && b.UpperBound <= h.Buckets[i-1].UpperBound {
@@ -205,7 +206,7 @@ func (t *Tracker) AddObservations(host, stage string, obs []metrics.Observation)
 		newest = run[len(run)-1].TS
 	}
 	for _, o := range obs {
-		if o.TS <= 0 || math.IsNaN(o.MS) || math.IsInf(o.MS, 0) || o.MS < 0 {
+		if o.TS <= 0 || !finite(o.MS) || o.MS < 0 {
 			continue
 		}
 		newest = max(newest, o.TS)
@@ -482,3 +483,5 @@ func formatWindow(w time.Duration) string {
 }
 
 func ptr(v float64) *float64 { return &v }
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -1,7 +1,9 @@
 package latency
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -301,6 +303,39 @@ func TestBadHistogramsIgnored(t *testing.T) {
 	defer tr.mu.Unlock()
 	if len(tr.hosts["gpu01"].hist["rtdetr"]) != 0 {
 		t.Fatal("an unsorted histogram must not be kept")
+	}
+}
+
+// TestInfiniteHistogramsIgnored: a snapshot with an infinite count, sum
+// or bucket (an exporter that observed +Inf) must not reach the figures:
+// an infinite average cannot be encoded as JSON, so it would cost the hub
+// its whole update, not just this section.
+func TestInfiniteHistogramsIgnored(t *testing.T) {
+	inf := math.Inf(1)
+	for _, tc := range []struct {
+		name string
+		edit func(*metrics.Histogram)
+	}{
+		{"sum +Inf", func(h *metrics.Histogram) { h.Sum = inf }},
+		{"sum -Inf", func(h *metrics.Histogram) { h.Sum = -inf }},
+		{"count +Inf", func(h *metrics.Histogram) { h.Count = inf }},
+		{"bucket count +Inf", func(h *metrics.Histogram) { h.Buckets[9].Count = inf }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := New(Config{})
+			zero := hist(tenths, make([]float64, 10), 0, 0)
+			ten := hist(tenths, []float64{0, 0, 10, 0, 0, 0, 0, 0, 0, 0}, 0, 2.5)
+			bad := addHist(ten, ten)
+			tc.edit(&bad)
+			for i, h := range []metrics.Histogram{zero, ten, bad} {
+				tr.AddSample(sample("gpu01", t0.Add(time.Duration(i)*interval), map[string]metrics.Histogram{"rtdetr": h}, nil))
+			}
+			got := tr.Latencies(t0.Add(2*interval), 5*time.Minute)
+			wantStats(t, "rtdetr", got.RTDETR, "250", "295", "299", "10")
+			if _, err := json.Marshal(got); err != nil {
+				t.Errorf("the section does not encode: %v", err)
+			}
+		})
 	}
 }
 
