@@ -103,6 +103,10 @@ func TestSpineAgentToWebSocket(t *testing.T) {
 	h := StartHub(t, iv, nil)
 	StartAgent(t, h.NATSURL(), "e2e-a", iv, nil)
 	ws := DialWS(t, h)
+	// Charts are filled at once: the 5m window comes before any update.
+	if typ, b := ws.Next(t); typ != metrics.TypeHistory || !strings.Contains(string(b), `"range":"5m"`) {
+		t.Fatalf("first message %s, want the 5m performance_history", b)
+	}
 
 	live := func(u metrics.Update) bool {
 		st, ok := HostStatus(u, "e2e-a")
@@ -221,6 +225,23 @@ func TestSpineAgentToWebSocket(t *testing.T) {
 	first, _ := HostStatus(u, "e2e-a")
 	if b.Boot == "" || b.LastSeen.IsZero() || b.Boot == first.Boot {
 		t.Errorf("host e2e-b: %+v", b)
+	}
+
+	// A client switches range and gets that window.
+	ws.Send(t, map[string]string{"type": "subscribe", "range": "15m"})
+	for {
+		typ, b := ws.Next(t)
+		if typ != metrics.TypeHistory {
+			continue
+		}
+		var hist metrics.History
+		if err := json.Unmarshal(b, &hist); err != nil {
+			t.Fatal(err)
+		}
+		if hist.Range != "15m" || hist.ResolutionS != 15 {
+			t.Fatalf("subscribe 15m answered range %q resolution %d", hist.Range, hist.ResolutionS)
+		}
+		break
 	}
 
 	// The REST view is the same update.
