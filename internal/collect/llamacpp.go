@@ -291,21 +291,9 @@ func parseLlamaMetrics(r response) (map[string]float64, error) {
 			continue
 		}
 		for _, mt := range mf.GetMetric() {
-			var v float64
-			switch {
-			case mt.Gauge != nil:
-				v = mt.GetGauge().GetValue()
-			case mt.Counter != nil:
-				v = mt.GetCounter().GetValue()
-			case mt.Untyped != nil:
-				v = mt.GetUntyped().GetValue()
-			default:
-				continue
+			if v, ok := sampleValue(mt); ok {
+				out[short+labelSuffix(mt.GetLabel())] = v
 			}
-			if v != v { // NaN says "no value yet"; absent, not zero
-				continue
-			}
-			out[short+labelSuffix(mt.GetLabel())] = v
 		}
 	}
 	return out, nil

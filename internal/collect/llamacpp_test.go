@@ -103,6 +103,20 @@ func TestLlamaCppCollect(t *testing.T) {
 			want: metrics.Model{Status: "healthy", SlotsActive: ptrInt(0), SlotsTotal: ptrInt(2), ContextSize: ptrInt(2048)},
 		},
 		{
+			// A fresh server divides by zero for its rates; JSON has no
+			// NaN or infinity, and the hub encodes its update as JSON.
+			name: "NaN and infinite gauges are absent",
+			routes: map[string]http.HandlerFunc{
+				"/health": serve(200, `{"status":"ok"}`), "/slots": serve(200, slots),
+				"/metrics": serve(200, "# TYPE llamacpp:prompt_tokens_seconds gauge\nllamacpp:prompt_tokens_seconds +Inf\n"+
+					"# TYPE llamacpp:predicted_tokens_seconds gauge\nllamacpp:predicted_tokens_seconds -Inf\n"+
+					"# TYPE llamacpp:n_busy_slots_per_decode counter\nllamacpp:n_busy_slots_per_decode NaN\n"+
+					"# TYPE llamacpp:requests_processing gauge\nllamacpp:requests_processing 1\n"),
+			},
+			want: metrics.Model{Status: "healthy", SlotsActive: ptrInt(1), SlotsTotal: ptrInt(2), ContextSize: ptrInt(4096),
+				Gauges: map[string]float64{"requests_processing": 1}},
+		},
+		{
 			name: "garbage /slots keeps the status and says why",
 			routes: map[string]http.HandlerFunc{
 				"/health": serve(200, `{"status":"ok"}`), "/slots": serve(200, `{"not":"an array"`),

@@ -309,6 +309,9 @@ func sumHistograms(mf *dto.MetricFamily, sel Selector) (metrics.Histogram, bool,
 			continue
 		}
 		h := toHistogram(m.GetHistogram())
+		if math.IsInf(h.Sum, 0) || math.IsNaN(h.Sum) || math.IsInf(h.Count, 0) || math.IsNaN(h.Count) {
+			return metrics.Histogram{}, false, fmt.Errorf("count %v, sum %v: not finite", h.Count, h.Sum)
+		}
 		if !found {
 			out, found = h, true
 			continue
@@ -370,22 +373,29 @@ func sumCounter(families map[string]*dto.MetricFamily, sel Selector) (float64, b
 		if !sel.matches(m) {
 			continue
 		}
-		var v float64
-		switch {
-		case m.Counter != nil:
-			v = m.GetCounter().GetValue()
-		case m.Gauge != nil:
-			v = m.GetGauge().GetValue()
-		case m.Untyped != nil:
-			v = m.GetUntyped().GetValue()
-		default:
-			continue
+		if v, ok := sampleValue(m); ok {
+			sum += v
+			found = true
 		}
-		if math.IsNaN(v) {
-			continue
-		}
-		sum += v
-		found = true
 	}
 	return sum, found
+}
+
+// sampleValue is the value of a counter, gauge or untyped series. ok is
+// false for other types and for NaN or ±Inf: exporters write NaN for "no
+// value yet" (llama.cpp's rates before the first request), and JSON, which
+// the hub and --once speak, has no infinity.
+func sampleValue(m *dto.Metric) (float64, bool) {
+	var v float64
+	switch {
+	case m.Counter != nil:
+		v = m.GetCounter().GetValue()
+	case m.Gauge != nil:
+		v = m.GetGauge().GetValue()
+	case m.Untyped != nil:
+		v = m.GetUntyped().GetValue()
+	default:
+		return 0, false
+	}
+	return v, !math.IsNaN(v) && !math.IsInf(v, 0)
 }

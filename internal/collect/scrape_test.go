@@ -158,6 +158,30 @@ func TestScrapeBadInput(t *testing.T) {
 	}
 }
 
+// NaN and ±Inf cannot travel as JSON (the hub's update, --once): a series
+// holding one is absent, and a histogram with an infinite sum says why.
+func TestScrapeNonFiniteIsAbsent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("# TYPE a counter\na_total +Inf\n# TYPE b counter\nb_total NaN\n" +
+			"# TYPE ok counter\nok_total 4\n" +
+			"# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum +Inf\nh_count 2\n"))
+	}))
+	defer srv.Close()
+	tgt := ScrapeTarget{URL: srv.URL, Histograms: map[string]string{"rtdetr": "h"},
+		Counters: map[string]string{"images": "a", "events": "b", "other": "ok"}}
+	s := &metrics.Sample{}
+	err := NewScrape([]ScrapeTarget{tgt}, nil).Collect(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), "h: count 2, sum +Inf: not finite") {
+		t.Errorf("Collect err = %v, want the histogram named", err)
+	}
+	if s.Inference == nil || len(s.Inference.Histograms) != 0 || len(s.Inference.Counters) != 1 || s.Inference.Counters["other"] != 4 {
+		t.Fatalf("inference = %+v, want only the finite counter", s.Inference)
+	}
+	if _, err := json.Marshal(s); err != nil {
+		t.Errorf("the sample does not encode as JSON: %v", err)
+	}
+}
+
 func TestScrapeNothingLeavesSectionNil(t *testing.T) {
 	srv := metricsServer(t, map[string]string{"/metrics": "llamacpp_metrics.txt"})
 	s := &metrics.Sample{}
