@@ -57,17 +57,37 @@ func testConfig(interval time.Duration, cs ...collect.Collector) Config {
 }
 
 // testWriter sends the agent's log to the test's, shown with -v or on
-// failure.
-type testWriter struct{ t *testing.T }
+// failure. nats.go runs its connection callbacks (which log) on a
+// goroutine of its own that may outlive Run, and t.Log after the test has
+// finished is a data race, so lines from then on are dropped.
+type testWriter struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+func testLogger(t *testing.T) *slog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.done = true
+	})
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
 	return len(p), nil
 }
 
 func newAgent(t *testing.T, cfg Config) *Agent {
 	t.Helper()
-	a, err := New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	a, err := New(cfg, testLogger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
