@@ -566,3 +566,34 @@ func TestOfflineHostHasNoFigures(t *testing.T) {
 		t.Fatalf("active %+v, want host_offline critical", a)
 	}
 }
+
+// BenchmarkEvaluate is one update of 100 hosts with 8 GPUs each against
+// the default rules, a tenth of the GPUs hot enough to hold alerts.
+func BenchmarkEvaluate(b *testing.B) {
+	u := &metrics.Update{}
+	for h := range 100 {
+		host := "gpu-host-" + string(rune('a'+h%26)) + string(rune('a'+h/26))
+		u.Hosts = append(u.Hosts, metrics.HostStatus{Host: host, Online: true, System: metrics.HostView{
+			CPUPercent: f(50), RAMUsedGB: f(100), RAMTotalGB: f(512), DiskUsedGB: f(1000), DiskTotalGB: f(4000),
+		}})
+		for i := range 8 {
+			temp := 60.0
+			if (h*8+i)%10 == 0 {
+				temp = 80
+			}
+			u.GPUs = append(u.GPUs, metrics.GPUView{Host: host, Index: ptr(i), Utilization: f(70), Temperature: f(temp),
+				VRAMUsedGB: f(60), VRAMTotalGB: f(141), PowerWatts: f(250)})
+		}
+	}
+	e, err := New(Defaults())
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := t0
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(5 * time.Second)
+		e.Evaluate(now, u)
+	}
+	b.ReportMetric(float64(len(e.Active())), "alerts")
+}
