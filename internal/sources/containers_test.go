@@ -29,7 +29,9 @@ type stubEngine struct {
 	hide     atomic.Value // a container name left out of the list
 }
 
-func startEngine(t *testing.T, list string) *stubEngine {
+func startEngine(t *testing.T, list string) *stubEngine { return startEngineB(t, list) }
+
+func startEngineB(t testing.TB, list string) *stubEngine {
 	t.Helper()
 	e := &stubEngine{sock: filepath.Join(t.TempDir(), "docker.sock"), list: list}
 	e.prefix.Store("")
