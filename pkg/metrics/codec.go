@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -84,7 +85,9 @@ func DecodeObservations(b []byte) ([]Observation, error) {
 		if o.V < 1 {
 			return nil, fmt.Errorf("decode observations: [%d] v=%d: %w", i, o.V, ErrVersion)
 		}
-		if o.TS <= 0 || o.MS < 0 || o.MS != o.MS {
+		// NaN and +Inf are no latency, and JSON, which the hub serves,
+		// cannot carry them.
+		if o.TS <= 0 || o.MS < 0 || math.IsNaN(o.MS) || math.IsInf(o.MS, 0) {
 			return nil, fmt.Errorf("decode observations: [%d] ts=%d ms=%v: %w", i, o.TS, o.MS, ErrInvalid)
 		}
 	}

@@ -280,6 +280,7 @@ func TestDecodeObservations(t *testing.T) {
 		{"json zero ts", []byte(`{"v":1,"ts":0,"ms":1}`), nil, ErrInvalid},
 		{"json array one bad", []byte(`[{"v":1,"ts":1,"ms":1},{"v":1,"ts":1,"ms":"x"}]`), nil, ErrInvalid},
 		{"msgpack NaN", mp(Observation{V: 1, TS: 1, MS: math.NaN()}), nil, ErrInvalid},
+		{"msgpack +Inf", mp(Observation{V: 1, TS: 1, MS: math.Inf(1)}), nil, ErrInvalid},
 		{"msgpack missing v", mp(map[string]any{"ts": 1, "ms": 2.0}), nil, ErrVersion},
 		{"oversize", append([]byte("["), bytes.Repeat([]byte(" "), MaxMessage)...), nil, ErrTooLarge},
 	}
