@@ -4,7 +4,7 @@ import { sectionMeta, type SectionMeta } from "../../lib/sections";
 import { rows } from "../../lib/series";
 import { levelOf, percentOf, THRESHOLDS } from "../../lib/thresholds";
 import { Section, type PostgreSQL, type Redis } from "../../types";
-import { Absent, Chart, Figure, Meter, StaleBadge, StatusBadge, SectionCard } from "./common";
+import { Absent, Chart, Figure, Meter, num0, num2, SectionCard, StaleBadge, StatusBadge } from "./common";
 import type { PanelProps } from "./GpuOverviewPanel";
 
 function DbCard(props: { title: string; kind: string; status: string | undefined; reason?: string | undefined; meta: SectionMeta; now: number; children: ReactNode }) {
@@ -105,14 +105,14 @@ function DatabasesPanelImpl({ update, history, resolutionS, now }: PanelProps) {
           <PostgresBody
             pg={pg ?? ({ status: "unconfigured" } as PostgreSQL)}
             meta={pgMeta}
-            chart={<Chart title="Connections" data={charts.conn} categories={["active"]} colors={["blue"]} minValue={0} height="h-28" valueFormatter={(v) => v.toFixed(0)} />}
+            chart={<Chart title="Connections" data={charts.conn} categories={["active"]} colors={["blue"]} minValue={0} height="h-28" valueFormatter={num0} />}
           />
         </DbCard>
         <DbCard title="Redis" kind="redis" status={rd?.status} reason={rd?.reason} meta={rdMeta} now={now}>
           <RedisBody
             r={rd ?? ({ status: "unconfigured" } as Redis)}
             meta={rdMeta}
-            chart={<Chart title="Memory (MB)" data={charts.mem} categories={["MB"]} colors={["violet"]} minValue={0} height="h-28" valueFormatter={(v) => `${v.toFixed(2)} MB`} />}
+            chart={<Chart title="Memory (MB)" data={charts.mem} categories={["MB"]} colors={["violet"]} minValue={0} height="h-28" valueFormatter={num2} />}
           />
         </DbCard>
       </div>

@@ -5,7 +5,7 @@ import { sectionMeta } from "../../lib/sections";
 import { gpuLabel, gpuRows } from "../../lib/series";
 import { levelColor, levelOf, percentOf, THRESHOLDS } from "../../lib/thresholds";
 import { Section, type GPUView, type Point, type Update } from "../../types";
-import { Absent, Chart, CHART_COLORS, Meter, SectionCard, StaleBadge } from "./common";
+import { Absent, Chart, CHART_COLORS, Meter, num0, num1, SectionCard, StaleBadge } from "./common";
 
 export interface PanelProps {
   update: Update;
@@ -166,9 +166,9 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps)
               {charts.util.categories.length > 1 ? <Legend categories={charts.util.categories} colors={CHART_COLORS} className="mt-5" /> : null}
               <div className="mt-4 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-2">
                 <Chart title="Utilization (%)" {...charts.util} legend={false} height={chartHeight} minValue={0} maxValue={100} valueFormatter={(v) => `${v.toFixed(0)}%`} />
-                <Chart title="VRAM used (GB)" {...charts.vram} legend={false} height={chartHeight} minValue={0} valueFormatter={(v) => `${v.toFixed(1)} GB`} />
-                <Chart title="Temperature (°C)" {...charts.temp} legend={false} height={chartHeight} valueFormatter={(v) => `${v.toFixed(0)}°C`} />
-                <Chart title="Power (W)" {...charts.power} legend={false} height={chartHeight} minValue={0} valueFormatter={(v) => `${v.toFixed(0)} W`} />
+                <Chart title="VRAM used (GB)" {...charts.vram} legend={false} height={chartHeight} minValue={0} valueFormatter={num1} />
+                <Chart title="Temperature (°C)" {...charts.temp} legend={false} height={chartHeight} valueFormatter={num0} />
+                <Chart title="Power (W)" {...charts.power} legend={false} height={chartHeight} minValue={0} valueFormatter={num0} />
               </div>
             </>
           ) : null}

@@ -5,7 +5,7 @@ import { sectionMeta } from "../../lib/sections";
 import { hostRows } from "../../lib/series";
 import { levelOf, percentOf, THRESHOLDS } from "../../lib/thresholds";
 import { Section, type HostView, type Update } from "../../types";
-import { Absent, Chart, Meter, SectionCard } from "./common";
+import { Absent, Chart, Meter, num1, SectionCard } from "./common";
 import type { PanelProps } from "./GpuOverviewPanel";
 
 interface HostEntry {
@@ -134,7 +134,7 @@ function HostSystemPanelImpl({ update, history, resolutionS, now }: PanelProps) 
           </div>
           <div className="mt-5 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-2">
             <Chart title="CPU (%)" {...charts.cpu} colors={["blue", "violet", "cyan", "fuchsia"]} minValue={0} maxValue={100} valueFormatter={(v) => `${v.toFixed(0)}%`} />
-            <Chart title="RAM used (GB)" {...charts.ram} colors={["violet", "cyan", "fuchsia", "blue"]} minValue={0} valueFormatter={(v) => `${v.toFixed(1)} GB`} />
+            <Chart title="RAM used (GB)" {...charts.ram} colors={["violet", "cyan", "fuchsia", "blue"]} minValue={0} valueFormatter={num1} />
           </div>
         </>
       )}

@@ -4,7 +4,7 @@ import { sectionMeta } from "../../lib/sections";
 import { rows } from "../../lib/series";
 import { levelOf, THRESHOLDS, type Level, type Threshold } from "../../lib/thresholds";
 import { Section, type Stats } from "../../types";
-import { Absent, Chart, SectionCard } from "./common";
+import { Absent, Chart, num0, num1, num2, SectionCard } from "./common";
 import type { PanelProps } from "./GpuOverviewPanel";
 
 const levelText: Record<Level, string> = {
@@ -99,9 +99,9 @@ function InferenceStatsPanelImpl({ update, history, resolutionS, now }: PanelPro
             </div>
           </div>
           <div className="mt-5 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-3">
-            <Chart title="RT-DETRv2 latency (ms)" data={charts.rt} categories={["avg", "P95"]} colors={["blue", "violet"]} minValue={0} valueFormatter={(v) => `${v.toFixed(0)} ms`} />
-            <Chart title="Nemotron latency (s)" data={charts.nm} categories={["avg", "P95"]} colors={["cyan", "fuchsia"]} minValue={0} valueFormatter={(v) => `${v.toFixed(2)} s`} />
-            <Chart title="Pipeline throughput (per min)" data={charts.tp} categories={["images/min", "events/min"]} colors={["emerald", "amber"]} minValue={0} valueFormatter={(v) => v.toFixed(1)} />
+            <Chart title="RT-DETRv2 latency (ms)" data={charts.rt} categories={["avg", "P95"]} colors={["blue", "violet"]} minValue={0} valueFormatter={num0} />
+            <Chart title="Nemotron latency (s)" data={charts.nm} categories={["avg", "P95"]} colors={["cyan", "fuchsia"]} minValue={0} valueFormatter={num2} />
+            <Chart title="Pipeline throughput (per min)" data={charts.tp} categories={["images/min", "events/min"]} colors={["emerald", "amber"]} minValue={0} valueFormatter={num1} />
           </div>
         </>
       )}

@@ -115,6 +115,12 @@ export function StatusBadge({ status, reason }: { status: string | undefined; re
   );
 }
 
+const VALUE_TONE: Record<Level, string> = {
+  ok: "",
+  warning: "text-amber-600 dark:text-amber-400",
+  critical: "text-red-600 dark:text-red-400",
+};
+
 /** A labelled figure with a threshold-coloured bar, the panels' basic row. */
 export function Meter(props: {
   label: string;
@@ -131,7 +137,9 @@ export function Meter(props: {
       <div className="flex items-baseline justify-between gap-2">
         <span className="text-xs text-tremor-content dark:text-dark-tremor-content">{label}</span>
         <span className="text-sm font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">
-          <span data-role="value">{value}</span>
+          <span data-role="value" className={VALUE_TONE[level]}>
+            {value}
+          </span>
           {detail ? <span className="ml-1 text-xs font-normal text-tremor-content dark:text-dark-tremor-content">{detail}</span> : null}
           {level !== "ok" ? <span className="sr-only"> ({level})</span> : null}
         </span>
@@ -159,6 +167,12 @@ export interface ChartProps {
   legend?: boolean;
 }
 
+/** Chart value formatters: the unit is in the chart's title, so labels stay short. */
+const trim = (v: number, d: number) => v.toLocaleString("en-US", { maximumFractionDigits: d });
+export const num0 = (v: number) => trim(v, 0);
+export const num1 = (v: number) => trim(v, 1);
+export const num2 = (v: number) => trim(v, 2);
+
 export const CHART_COLORS = ["blue", "violet", "cyan", "fuchsia", "emerald", "amber", "rose", "indigo", "teal", "lime"];
 
 /** An AreaChart that says so when the window has no value, instead of drawing an empty grid. */
@@ -179,7 +193,7 @@ function ChartImpl({ title, data, categories, colors = CHART_COLORS, valueFormat
           showAnimation={false}
           showGradient
           curveType="monotone"
-          yAxisWidth={60}
+          yAxisWidth={48}
           autoMinValue={minValue === undefined}
           minValue={minValue}
           maxValue={maxValue}

@@ -1,0 +1,81 @@
+import { act, render, screen, within } from "@testing-library/react";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { App } from "../App";
+import { FakeWebSocket } from "../test/fakeWebSocket";
+import { history, noGpu, withAlerts } from "../test/fixtures";
+import type { Options } from "../hooks/usePerformanceMetrics";
+
+const options: Options = { url: "ws://hub.test/ws/system", WebSocketImpl: FakeWebSocket as unknown as typeof WebSocket, random: () => 1 };
+
+beforeEach(() => {
+  FakeWebSocket.reset();
+  window.history.replaceState(null, "", "/");
+  window.localStorage.clear();
+  document.documentElement.classList.remove("dark");
+});
+afterEach(() => FakeWebSocket.reset());
+
+describe("App and SystemPerformancePage", () => {
+  it("redirects / to /system and says it is connecting before any data", () => {
+    render(<App options={options} />);
+    expect(window.location.pathname).toBe("/system");
+    expect(screen.getByRole("heading", { level: 1, name: "System performance" })).toBeInTheDocument();
+    expect(screen.getByTestId("live-indicator")).toHaveTextContent("Connecting…");
+    expect(screen.getByText("Connecting to the hub…")).toBeInTheDocument();
+  });
+
+  it("renders every section from the hub's messages, then flags a lost connection", () => {
+    render(<App options={options} />);
+    const ws = FakeWebSocket.last();
+    act(() => {
+      ws.open();
+      ws.message(history("5m"));
+      ws.message({ ...withAlerts(), type: "performance_update" });
+    });
+    const live = screen.getByTestId("live-indicator");
+    expect(live).toHaveAttribute("data-connection", "connected");
+    expect(live).toHaveTextContent("Live");
+    for (const id of ["alerts", "gpu", "models", "inference", "databases", "host", "containers"]) {
+      expect(document.querySelector(`[data-section=${id}]`), id).not.toBeNull();
+    }
+    expect(screen.getByTestId("updated-at")).toHaveTextContent("1 host · 1 GPU · 2 alerts firing");
+
+    act(() => ws.drop());
+    expect(live).toHaveAttribute("data-connection", "reconnecting");
+    expect(live).toHaveTextContent("Reconnecting…");
+    expect(screen.getByRole("alert")).toHaveTextContent(/Connection to the hub lost — showing the last update/);
+    // the last data stays on screen, marked as such, rather than vanishing
+    expect(document.querySelector("[data-section=gpu]")).not.toBeNull();
+  });
+
+  it("switches range from the header", () => {
+    render(<App options={options} />);
+    const ws = FakeWebSocket.last();
+    act(() => {
+      ws.open();
+      ws.message({ ...noGpu(), type: "performance_update" });
+    });
+    act(() => screen.getByRole("tab", { name: "60m" }).click());
+    expect(ws.subscriptions).toEqual(["60m"]);
+    act(() => ws.message(history("60m", 30)));
+    expect(screen.getByText(/60m window, 60 s per point/)).toBeInTheDocument();
+    expect(within(document.querySelector("[data-section=gpu]") as HTMLElement).getByText("No NVIDIA GPU detected — NVML: library not found")).toBeInTheDocument();
+  });
+
+  it("toggles the theme and remembers the choice", () => {
+    render(<App options={options} />);
+    const toggle = screen.getByRole("button", { name: "Switch to dark theme" });
+    act(() => toggle.click());
+    expect(document.documentElement).toHaveClass("dark");
+    expect(window.localStorage.getItem("sysperf-theme")).toBe("dark");
+    expect(screen.getByRole("button", { name: "Switch to light theme" })).toBeInTheDocument();
+  });
+
+  it("shows a not-found page for other paths", () => {
+    window.history.replaceState(null, "", "/nope");
+    render(<App options={options} />);
+    expect(screen.getByRole("heading", { name: "Page not found" })).toBeInTheDocument();
+    act(() => screen.getByRole("link", { name: "Go to System performance" }).click());
+    expect(window.location.pathname).toBe("/system");
+  });
+});
