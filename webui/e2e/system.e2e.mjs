@@ -233,6 +233,9 @@ async function main() {
     }
     const cards = await p.locator("[data-testid=gpu-card]").count();
     await p.screenshot({ path: join(outDir, "system-8gpu-light.png"), fullPage: true });
+    await p.emulateMedia({ colorScheme: "dark" });
+    await p.waitForFunction(() => document.documentElement.classList.contains("dark"));
+    await p.screenshot({ path: join(outDir, "system-8gpu-dark.png"), fullPage: true });
     await isolated.close();
     if (cards !== 8) throw new Error(`${cards} GPU cards after the injected update`);
     const f = (xs) => `median ${quantile(xs, 0.5).toFixed(1)} ms, p95 ${quantile(xs, 0.95).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`;
