@@ -18,15 +18,6 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// Inference roles: which windowed figure a scraped series feeds.
-const (
-	RoleRTDETR   = "rtdetr"   // histogram → inference.rtdetr_latency_ms
-	RoleNemotron = "nemotron" // histogram → inference.nemotron_latency_ms
-	RolePipeline = "pipeline" // histogram → inference.pipeline_latency_ms
-	RoleImages   = "images"   // counter → throughput.images_per_min
-	RoleEvents   = "events"   // counter → throughput.events_per_min
-)
-
 // ScrapeTarget is one Prometheus-text endpoint and which of its series
 // feed which role. A series is a selector: a metric family name with
 // optional exact label matchers, e.g. hsi_stage_duration_seconds{stage="detect"}.
@@ -66,19 +57,19 @@ func DefaultScrapeTargets(rtdetrURL, backendMetricsURL string) []ScrapeTarget {
 	if rtdetrURL != "" {
 		out = append(out, ScrapeTarget{
 			URL:        joinURL(rtdetrURL, "/metrics"),
-			Histograms: map[string]string{RoleRTDETR: "rtdetr_inference_latency_seconds"},
-			Counters:   map[string]string{RoleImages: "rtdetr_inference_requests_total"},
+			Histograms: map[string]string{metrics.RoleRTDETR: "rtdetr_inference_latency_seconds"},
+			Counters:   map[string]string{metrics.RoleImages: "rtdetr_inference_requests_total"},
 		})
 	}
 	if backendMetricsURL != "" {
 		out = append(out, ScrapeTarget{
 			URL: backendMetricsURL,
 			Histograms: map[string]string{
-				RoleRTDETR:   `hsi_stage_duration_seconds{stage="detect"}`,
-				RoleNemotron: `hsi_stage_duration_seconds{stage="analyze"}`,
-				RolePipeline: `hsi_stage_duration_seconds{stage="batch"}`,
+				metrics.RoleRTDETR:   `hsi_stage_duration_seconds{stage="detect"}`,
+				metrics.RoleNemotron: `hsi_stage_duration_seconds{stage="analyze"}`,
+				metrics.RolePipeline: `hsi_stage_duration_seconds{stage="batch"}`,
 			},
-			Counters: map[string]string{RoleEvents: "hsi_events_created_total"},
+			Counters: map[string]string{metrics.RoleEvents: "hsi_events_created_total"},
 		})
 	}
 	return out

@@ -30,15 +30,6 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// Roles this package turns into figures.
-const (
-	RoleRTDETR   = "rtdetr"
-	RoleNemotron = "nemotron"
-	RolePipeline = "pipeline"
-	RoleImages   = "images"
-	RoleEvents   = "events"
-)
-
 // Config bounds what a Tracker keeps.
 type Config struct {
 	// Retain is how far back snapshots and observations are kept; the
@@ -72,7 +63,7 @@ func (c Config) withDefaults() Config {
 		c.MaxStages = 16
 	}
 	if c.PreferObservations == nil {
-		c.PreferObservations = []string{RolePipeline}
+		c.PreferObservations = []string{metrics.RolePipeline}
 	}
 	return c
 }
@@ -267,11 +258,11 @@ func (t *Tracker) Latencies(now time.Time, window time.Duration) metrics.Latenci
 	defer t.mu.Unlock()
 	t.sweep(end)
 	out := metrics.Latencies{Window: formatWindow(window)}
-	out.RTDETR = t.stats(RoleRTDETR, start, end)
-	out.Nemotron = t.stats(RoleNemotron, start, end)
-	out.Pipeline = t.stats(RolePipeline, start, end)
-	out.Throughput.ImagesPerMin = t.rate(RoleImages, start, end)
-	out.Throughput.EventsPerMin = t.rate(RoleEvents, start, end)
+	out.RTDETR = t.stats(metrics.RoleRTDETR, start, end)
+	out.Nemotron = t.stats(metrics.RoleNemotron, start, end)
+	out.Pipeline = t.stats(metrics.RolePipeline, start, end)
+	out.Throughput.ImagesPerMin = t.rate(metrics.RoleImages, start, end)
+	out.Throughput.EventsPerMin = t.rate(metrics.RoleEvents, start, end)
 	return out
 }
 

@@ -136,9 +136,19 @@ type Model struct {
 	Extra map[string]any `msgpack:"x,omitempty" json:"extra,omitempty"`
 }
 
+// Inference roles: the keys of Inference.Histograms (latency) and
+// Inference.Counters (throughput), and the stages pipelines push under.
+const (
+	RoleRTDETR   = "rtdetr"   // histogram → inference.rtdetr_latency_ms
+	RoleNemotron = "nemotron" // histogram → inference.nemotron_latency_ms
+	RolePipeline = "pipeline" // histogram → inference.pipeline_latency_ms
+	RoleImages   = "images"   // counter → throughput.images_per_min
+	RoleEvents   = "events"   // counter → throughput.events_per_min
+)
+
 // Inference carries the raw series the agent scraped, keyed by role
-// ("rtdetr", "nemotron", "pipeline" for histograms; "images", "events" for
-// counters). The hub turns them into windowed averages and percentiles.
+// (RoleRTDETR...). The hub turns them into windowed averages and
+// percentiles.
 type Inference struct {
 	Histograms map[string]Histogram `msgpack:"h,omitempty" json:"histograms,omitempty"`
 	Counters   map[string]float64   `msgpack:"c,omitempty" json:"counters,omitempty"`
