@@ -1,6 +1,9 @@
 package metrics
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // NATS subjects and stream names.
 const (
@@ -28,7 +31,7 @@ func AlertSubject(state string) string { return alertPrefix + state }
 
 // MsgID is the JetStream de-duplication id of a sample.
 func MsgID(s *Sample) string {
-	return s.Host + "/" + s.Boot + "/" + uitoa(s.Seq)
+	return s.Host + "/" + s.Boot + "/" + strconv.FormatUint(s.Seq, 10)
 }
 
 // ParseLatencySubject returns the host and stage of a latency subject.
@@ -78,18 +81,4 @@ func HostToken(hostname string) string {
 
 func tokenByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-}
-
-func uitoa(n uint64) string {
-	var buf [20]byte
-	i := len(buf)
-	for {
-		i--
-		buf[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
-	}
-	return string(buf[i:])
 }
