@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -248,7 +247,7 @@ func applyProps(m *metrics.Model, r response, fillSlots bool) bool {
 		return false
 	}
 	if p.ModelPath != "" {
-		m.Model = path.Base(strings.ReplaceAll(p.ModelPath, "\\", "/"))
+		m.Model = modelFileName(p.ModelPath)
 	}
 	if fillSlots {
 		if p.TotalSlots != nil {

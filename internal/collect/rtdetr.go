@@ -112,7 +112,7 @@ func parseRTDETRHealth(body []byte) (m metrics.Model, ok bool) {
 		m.Device = d
 	}
 	if name, ok := raw["model_name"].(string); ok && name != "" {
-		m.Model = path.Base(strings.ReplaceAll(name, "\\", "/"))
+		m.Model = modelFileName(name)
 	}
 	if gb, ok := raw["vram_used_gb"].(float64); ok && gb >= 0 {
 		b := uint64(math.Round(gb * (1 << 30)))
@@ -146,4 +146,10 @@ func normalizeStatus(s string) string {
 		return metrics.StatusUnreachable
 	}
 	return ""
+}
+
+// modelFileName is the file name of a model path a server reports, which
+// may be a Windows path ("C:\\models\\x.gguf") or a Unix one.
+func modelFileName(p string) string {
+	return path.Base(strings.ReplaceAll(p, "\\", "/"))
 }
