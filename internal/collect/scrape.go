@@ -32,20 +32,37 @@ type ScrapeTarget struct {
 // Validate reports a target whose URL is missing or whose selectors do not
 // parse, naming the role.
 func (t ScrapeTarget) Validate() error {
+	_, err := t.compile()
+	return err
+}
+
+// compile parses the target's selectors.
+func (t ScrapeTarget) compile() (compiledTarget, error) {
+	ct := compiledTarget{url: t.URL}
 	if t.URL == "" {
-		return errors.New("scrape target: url is empty")
+		return ct, errors.New("scrape target: url is empty")
 	}
-	for role, sel := range t.Histograms {
-		if _, err := ParseSelector(sel); err != nil {
-			return fmt.Errorf("scrape target %s: histograms.%s: %w", t.URL, role, err)
+	var err error
+	if ct.histograms, err = parseSelectors(t.Histograms); err != nil {
+		return ct, fmt.Errorf("scrape target %s: histograms.%w", t.URL, err)
+	}
+	if ct.counters, err = parseSelectors(t.Counters); err != nil {
+		return ct, fmt.Errorf("scrape target %s: counters.%w", t.URL, err)
+	}
+	return ct, nil
+}
+
+// parseSelectors parses selectors by role; an error starts with the role.
+func parseSelectors(byRole map[string]string) (map[string]Selector, error) {
+	out := make(map[string]Selector, len(byRole))
+	for role, s := range byRole {
+		sel, err := ParseSelector(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", role, err)
 		}
+		out[role] = sel
 	}
-	for role, sel := range t.Counters {
-		if _, err := ParseSelector(sel); err != nil {
-			return fmt.Errorf("scrape target %s: counters.%s: %w", t.URL, role, err)
-		}
-	}
-	return nil
+	return out, nil
 }
 
 // DefaultScrapeTargets are the series the issue names: the detector's own
@@ -156,20 +173,8 @@ type compiledTarget struct {
 func NewScrape(targets []ScrapeTarget, client *http.Client) *Scrape {
 	sc := &Scrape{client: orDefaultClient(client)}
 	for _, t := range targets {
-		ct := compiledTarget{url: t.URL, histograms: map[string]Selector{}, counters: map[string]Selector{}}
-		if err := t.Validate(); err != nil {
-			ct.err = err
-		}
-		for role, s := range t.Histograms {
-			if sel, err := ParseSelector(s); err == nil {
-				ct.histograms[role] = sel
-			}
-		}
-		for role, s := range t.Counters {
-			if sel, err := ParseSelector(s); err == nil {
-				ct.counters[role] = sel
-			}
-		}
+		ct, err := t.compile()
+		ct.err = err
 		sc.targets = append(sc.targets, ct)
 	}
 	return sc
