@@ -322,6 +322,11 @@ func (h *Hub) tick(now time.Time) {
 	if h.cfg.History != nil {
 		h.cfg.History.Record(&u)
 	}
+	// Samples are clean, but plugs compute (a percentile of nothing is
+	// NaN); one such number must not make the update unencodable.
+	if n := scrub(&u); n > 0 {
+		h.log.Warn("non-finite numbers removed from the update", "count", n)
+	}
 	b, err := json.Marshal(u)
 	if err != nil {
 		h.log.Error("encode update", "err", err)

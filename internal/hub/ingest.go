@@ -39,6 +39,9 @@ type Stats struct {
 	ObservationsDropped map[string]uint64
 	// Hosts is the number of hosts the hub knows.
 	Hosts int
+	// NonFinite counts NaN and ±Inf values removed from accepted samples
+	// (JSON cannot carry them); the rest of each sample is kept.
+	NonFinite uint64
 }
 
 // ingest decodes samples and observations and keeps each host's newest
@@ -92,8 +95,10 @@ func (in *ingest) sample(subject string, data []byte) bool {
 		in.drop(dropCause(err), subject, len(data), err)
 		return false
 	}
+	fixed := scrub(s)
 	in.mu.Lock()
 	in.stats.Samples++
+	in.stats.NonFinite += uint64(fixed)
 	if cur := in.newest[s.Host]; newer(s, cur) {
 		in.newest[s.Host] = s
 	} else {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -97,14 +98,22 @@ func TestIngestSamples(t *testing.T) {
 	if !maps.Equal(stats.Dropped, want) {
 		t.Fatalf("dropped %v, want %v", stats.Dropped, want)
 	}
-	if stats.Samples != 2 || stats.Late != 1 || stats.Hosts != 1 {
+	nan := math.NaN()
+	if !in.sample(metrics.SampleSubject("nan"), encode(t, &metrics.Sample{Host: "nan", TS: ts, System: &metrics.System{CPUPercent: &nan}})) {
+		t.Fatal("a sample with a NaN was rejected; only the NaN should go")
+	}
+	if got := in.snapshot(time.Time{})["nan"]; got.System == nil || got.System.CPUPercent != nil {
+		t.Fatalf("NaN kept: %+v", got.System)
+	}
+	stats = in.Stats()
+	if stats.Samples != 3 || stats.Late != 1 || stats.Hosts != 2 || stats.NonFinite != 1 {
 		t.Fatalf("stats %+v", stats)
 	}
 	if got := in.snapshot(time.Time{})["gpu01"].Seq; got != 2 {
 		t.Fatalf("newest sample seq %d: a late sample replaced a newer one", got)
 	}
-	if len(rec.added) != 2 || rec.added[1] != 1 || rec.samples != 2 {
-		t.Fatalf("history got %v, latency %d samples; want both accepted samples", rec.added, rec.samples)
+	if len(rec.added) != 3 || rec.added[1] != 1 || rec.samples != 3 {
+		t.Fatalf("history got %v, latency %d samples; want every accepted sample", rec.added, rec.samples)
 	}
 	// One log line per cause, not per message.
 	for range 100 {
