@@ -134,6 +134,7 @@ func (p *Procs) Annotate(s *metrics.Sample) {
 	vram := map[string]uint64{}
 	vramKnown := map[string]bool{}
 	pids := map[string][]uint32{}
+	roles := sortedKeys(s.Models)
 	for gi := range s.GPUs {
 		for pi := range s.GPUs[gi].Processes {
 			proc := &s.GPUs[gi].Processes[pi]
@@ -152,7 +153,7 @@ func (p *Procs) Annotate(s *metrics.Sample) {
 			}
 			proc.Name, proc.Command = info.name, info.command
 			proc.Container, proc.Runtime = info.label(), info.runtime
-			proc.Model = p.modelOf(proc.PID, info, s.Models)
+			proc.Model = p.modelOf(proc.PID, info, roles, s.Models)
 			if proc.Model == "" {
 				continue
 			}
@@ -191,14 +192,15 @@ func (p *Procs) Annotate(s *metrics.Sample) {
 func containsPID(ps []uint32, pid uint32) bool { return slices.Contains(ps, pid) }
 
 // modelOf attributes a process: the model's own pid list first, then the
-// container its endpoint names, then the configured matchers.
-func (p *Procs) modelOf(pid uint32, info procInfo, models map[string]metrics.Model) string {
-	for _, role := range sortedKeys(models) {
+// container its endpoint names, then the configured matchers. roles are
+// the keys of models, sorted.
+func (p *Procs) modelOf(pid uint32, info procInfo, roles []string, models map[string]metrics.Model) string {
+	for _, role := range roles {
 		if containsPID(models[role].PIDs, pid) {
 			return role
 		}
 	}
-	for _, role := range sortedKeys(models) {
+	for _, role := range roles {
 		if c := models[role].Container; c != "" && info.matchesContainer(c) {
 			return role
 		}
