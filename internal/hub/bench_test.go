@@ -24,7 +24,7 @@ func fleet(hosts, gpus int) map[string]*metrics.Sample {
 	return m
 }
 
-// BenchmarkMergeAndEncode is one update's CPU cost: merge plus JSON.
+// BenchmarkMergeAndEncode is one update's CPU cost: merge, scrub, JSON.
 func BenchmarkMergeAndEncode(b *testing.B) {
 	for _, size := range []struct{ hosts, gpus int }{{1, 8}, {100, 8}} {
 		b.Run(fmt.Sprintf("hosts=%d,gpus=%d", size.hosts, size.gpus), func(b *testing.B) {
@@ -33,6 +33,7 @@ func BenchmarkMergeAndEncode(b *testing.B) {
 			var n int
 			for b.Loop() {
 				u := merge(now, newest, 5*time.Second)
+				scrub(&u)
 				out, err := json.Marshal(u)
 				if err != nil {
 					b.Fatal(err)
