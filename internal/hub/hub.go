@@ -40,6 +40,7 @@ type Config struct {
 	SourceTimeout time.Duration `flag:"source-timeout" usage:"time limit of one poll of a database, container or Prometheus source"`
 	LatencyWindow time.Duration `flag:"latency-window" usage:"window of the inference latency figures in the live update"`
 	Consumer      string        `flag:"nats-consumer" usage:"name of the hub's durable consumer on the samples stream; unique per hub sharing one NATS"`
+	Replicas      int           `flag:"stream-replicas" usage:"replicas of the hub's JetStream streams on a clustered external NATS"`
 	// Alerts and history (internal/alerting, internal/history).
 	Rules            string        `flag:"rules" usage:"YAML alert rules file that overrides or adds to the default rules; a bad rule stops start-up"`
 	Webhooks         []string      `flag:"webhook" usage:"webhook URLs, comma separated, that receive firing and resolved alerts as Alertmanager's POST /api/v2/alerts body"`
@@ -80,6 +81,7 @@ func DefaultConfig() Config {
 		SourceTimeout: 4 * time.Second,
 		LatencyWindow: 5 * time.Minute,
 		Consumer:      "sysperf-hub",
+		Replicas:      1,
 	}
 }
 
@@ -102,6 +104,9 @@ func (c *Config) Validate() error {
 	}
 	if !metrics.ValidToken(c.Consumer) {
 		errs = append(errs, fmt.Errorf("nats-consumer %q: only letters, digits, '-' and '_'", c.Consumer))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("stream-replicas: %d, want 1 to 5", c.Replicas))
 	}
 	if c.Replay < 0 {
 		errs = append(errs, fmt.Errorf("replay: must not be negative, got %s", c.Replay))
@@ -177,7 +182,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	}
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if _, err := natsx.EnsureSamplesStream(sctx, h.js, natsx.SamplesStream{MaxAge: cfg.Retention}); err != nil {
+	if _, err := natsx.EnsureSamplesStream(sctx, h.js, natsx.SamplesStream{MaxAge: cfg.Retention, Replicas: cfg.Replicas}); err != nil {
 		return nil, err
 	}
 

@@ -252,3 +252,32 @@ func TestDashboardURL(t *testing.T) {
 		}
 	}
 }
+
+func TestHubResumesAfterExternalNATSRestart(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	ext, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: dir}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := ext.ClientURL()
+	var ext2 *natsx.Embedded
+	t.Cleanup(func() {
+		if ext2 != nil {
+			ext2.Shutdown()
+		}
+	})
+	cfg := testConfig(t)
+	cfg.NATSURL = url
+	h := startHub(t, cfg)
+	publish(t, url, &metrics.Sample{Host: "r1", Boot: "b", Seq: 1, TS: time.Now().UnixNano()})
+	performance(t, h, hasHost("r1"))
+
+	ext.Shutdown()
+	ext2, err = natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: strings.TrimPrefix(url, "nats://"), StoreDir: dir}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, url, &metrics.Sample{Host: "r1", Boot: "b", Seq: 2, TS: time.Now().UnixNano()})
+	performance(t, h, func(u metrics.Update) bool { return len(u.Hosts) == 1 && u.Hosts[0].Seq == 2 })
+}
