@@ -25,6 +25,10 @@ func containerHealths() []string {
 	return []string{"healthy", "unhealthy", "starting", "none", "unknown"}
 }
 
+// droppedReporter is a Hub that also counts the WebSocket clients it
+// dropped for being slow.
+type droppedReporter interface{ ClientsDropped() uint64 }
+
 type desc struct{ *prometheus.Desc }
 
 func newDesc(name, help string, labels ...string) desc {
@@ -37,7 +41,7 @@ func newDesc(name, help string, labels ...string) desc {
 type updateCollector struct {
 	hub Hub
 
-	samples, late, observations, dropped, obsDropped, hosts, clients, updateTS desc
+	samples, late, observations, dropped, obsDropped, hosts, clients, clientsDropped, updateTS desc
 
 	gpuUtil, gpuMemUsed, gpuMemTotal, gpuTemp, gpuPower desc
 
@@ -56,15 +60,16 @@ type updateCollector struct {
 func newUpdateCollector(hub Hub) *updateCollector {
 	gpu := []string{"host", "gpu", "name"}
 	return &updateCollector{
-		hub:          hub,
-		samples:      newDesc("sysperf_ingest_samples_total", "Agent samples accepted, late ones included."),
-		late:         newDesc("sysperf_ingest_late_samples_total", "Samples older than their host's newest, kept for history only."),
-		observations: newDesc("sysperf_ingest_observations_total", "Latency observations accepted from sysperf.v1.latency.*."),
-		dropped:      newDesc("sysperf_ingest_dropped_samples_total", "Agent samples dropped, by cause.", "cause"),
-		obsDropped:   newDesc("sysperf_ingest_dropped_observations_total", "Latency messages dropped, by cause.", "cause"),
-		hosts:        newDesc("sysperf_hosts", "Hosts the hub knows."),
-		clients:      newDesc("sysperf_websocket_clients", "Connected WebSocket clients."),
-		updateTS:     newDesc("sysperf_update_timestamp_seconds", "When the latest performance update was built (unix time)."),
+		hub:            hub,
+		samples:        newDesc("sysperf_ingest_samples_total", "Agent samples accepted, late ones included."),
+		late:           newDesc("sysperf_ingest_late_samples_total", "Samples older than their host's newest, kept for history only."),
+		observations:   newDesc("sysperf_ingest_observations_total", "Latency observations accepted from sysperf.v1.latency.*."),
+		dropped:        newDesc("sysperf_ingest_dropped_samples_total", "Agent samples dropped, by cause.", "cause"),
+		obsDropped:     newDesc("sysperf_ingest_dropped_observations_total", "Latency messages dropped, by cause.", "cause"),
+		hosts:          newDesc("sysperf_hosts", "Hosts the hub knows."),
+		clients:        newDesc("sysperf_websocket_clients", "Connected WebSocket clients."),
+		clientsDropped: newDesc("sysperf_websocket_dropped_clients_total", "WebSocket clients dropped for being too slow to take the updates."),
+		updateTS:       newDesc("sysperf_update_timestamp_seconds", "When the latest performance update was built (unix time)."),
 
 		gpuUtil:     newDesc("sysperf_gpu_utilization_ratio", "GPU utilization, 0 to 1.", gpu...),
 		gpuMemUsed:  newDesc("sysperf_gpu_memory_used_bytes", "GPU memory in use.", gpu...),
@@ -111,7 +116,7 @@ func newUpdateCollector(hub Hub) *updateCollector {
 }
 
 func (c *updateCollector) all() []desc {
-	return []desc{c.samples, c.late, c.observations, c.dropped, c.obsDropped, c.hosts, c.clients, c.updateTS,
+	return []desc{c.samples, c.late, c.observations, c.dropped, c.obsDropped, c.hosts, c.clients, c.clientsDropped, c.updateTS,
 		c.gpuUtil, c.gpuMemUsed, c.gpuMemTotal, c.gpuTemp, c.gpuPower,
 		c.modelStatus, c.modelSlotsActive, c.modelSlotsTotal, c.latency, c.images, c.events,
 		c.pgStatus, c.pgConns, c.pgConnsMax, c.pgHit, c.pgTPS, c.pgDeadlocks, c.pgSize, c.pgLongest,
@@ -187,6 +192,9 @@ func (c *updateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	e.gauge(c.hosts, float64(in.Hosts))
 	e.gauge(c.clients, float64(c.hub.Clients()))
+	if d, ok := c.hub.(droppedReporter); ok {
+		e.emit(c.clientsDropped, prometheus.CounterValue, float64(d.ClientsDropped()))
+	}
 
 	u := c.hub.Latest()
 	if u == nil {

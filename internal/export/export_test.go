@@ -29,6 +29,7 @@ type fakeHub struct {
 func (f *fakeHub) Ingest() Ingest          { return f.in }
 func (f *fakeHub) Clients() int            { return f.clients }
 func (f *fakeHub) Latest() *metrics.Update { return f.latest }
+func (f *fakeHub) ClientsDropped() uint64  { return 3 }
 
 func p[T any](v T) *T { return &v }
 
@@ -172,6 +173,7 @@ func TestExporterValues(t *testing.T) {
 		{"sysperf_ingest_dropped_samples_total", map[string]string{"cause": "decode"}, 2},
 		{"sysperf_ingest_dropped_observations_total", map[string]string{"cause": "decode"}, 5},
 		{"sysperf_websocket_clients", nil, 4},
+		{"sysperf_websocket_dropped_clients_total", nil, 3},
 		{"sysperf_source_up", map[string]string{"source": "databases.postgresql"}, 1},
 		{"sysperf_source_up", map[string]string{"source": "prometheus"}, 0},
 		{"sysperf_source_poll_duration_seconds", map[string]string{"source": "databases.postgresql"}, 2},

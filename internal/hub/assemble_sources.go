@@ -130,4 +130,12 @@ func (v exportView) Clients() int {
 	return v.h.srv.Clients()
 }
 
+// ClientsDropped is ordered like Clients.
+func (v exportView) ClientsDropped() uint64 {
+	if v.h.latest.Load() == nil {
+		return 0
+	}
+	return v.h.srv.Dropped()
+}
+
 func (v exportView) Latest() *metrics.Update { return v.h.latest.Load() }
