@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,11 +242,21 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	}
 	h, err := s.cfg.History.Window(time.Now(), rng, r.URL.Query().Get("host"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("range %q: %v", rng, err))
+		writeError(w, http.StatusBadRequest, rangeError(rng, err))
 		return
 	}
 	h.Type = ""
 	writeJSON(w, http.StatusOK, h)
+}
+
+// rangeError names the range the client asked for, unless the history's
+// own error already does.
+func rangeError(rng string, err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, strconv.Quote(rng)) {
+		return msg
+	}
+	return "range " + strconv.Quote(rng) + ": " + msg
 }
 
 // alertsBody is GET /api/v1/alerts.

@@ -225,7 +225,7 @@ func (s *Server) historyMessage(rng string) ([]byte, error) {
 	}
 	h, err := s.cfg.History.Window(time.Now(), rng, "")
 	if err != nil {
-		return nil, errors.New("range " + quote(rng) + ": " + err.Error())
+		return nil, errors.New(rangeError(rng, err))
 	}
 	h.Type = metrics.TypeHistory
 	if h.Range == "" {
@@ -240,9 +240,4 @@ func (s *Server) historyMessage(rng string) ([]byte, error) {
 func errorMessage(msg string) []byte {
 	b, _ := json.Marshal(map[string]string{"type": "error", "error": msg})
 	return b
-}
-
-func quote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
