@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -27,6 +28,9 @@ func (w *windows) Window(now time.Time, rng, host string) (metrics.History, erro
 	w.calls = append(w.calls, rng+"|"+host)
 	w.mu.Unlock()
 	res := map[string]int{"5m": 5, "15m": 15, "60m": 60}[rng]
+	if rng == "9y" {
+		return metrics.History{}, fmt.Errorf("unknown range %q", rng)
+	}
 	if res == 0 {
 		return metrics.History{}, errors.New("unknown range")
 	}
@@ -105,6 +109,7 @@ func TestRoutes(t *testing.T) {
 		{"history", withPlugs, "/api/v1/history?range=15m&host=gpu01", 200, "application/json", `"range":"15m","resolution_s":15`},
 		{"history default range", withPlugs, "/api/v1/history", 200, "application/json", `"range":"5m"`},
 		{"history bad range", withPlugs, "/api/v1/history?range=7y", 400, "application/json", `range \"7y\": unknown range`},
+		{"history error naming the range", withPlugs, "/api/v1/history?range=9y", 400, "application/json", `{"error":"unknown range \"9y\""}`},
 		{"alerts", withPlugs, "/api/v1/alerts", 200, "application/json", `"active":[{"severity":"warning","metric":"gpu_temperature"`},
 		{"metrics handler", withPlugs, "/metrics", 200, "", "sysperf_up 1"},
 		{"ui handler takes the rest", withPlugs, "/system/gpu", 200, "", "ui:/system/gpu"},
