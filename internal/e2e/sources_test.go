@@ -205,3 +205,80 @@ func TestSourcesEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// dcgmExporter serves one GPU as NVIDIA's DCGM exporter does.
+func dcgmExporter(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	const l = `{gpu="0",UUID="GPU-5a5b",device="nvidia0",modelName="NVIDIA RTX A5500",Hostname="cam-box"}`
+	fmt.Fprintf(w, "# TYPE DCGM_FI_DEV_GPU_UTIL gauge\nDCGM_FI_DEV_GPU_UTIL%s 38\n", l)
+	fmt.Fprintf(w, "# TYPE DCGM_FI_DEV_FB_USED gauge\nDCGM_FI_DEV_FB_USED%s 23245\n", l)
+	fmt.Fprintf(w, "# TYPE DCGM_FI_DEV_FB_FREE gauge\nDCGM_FI_DEV_FB_FREE%s 1331\n", l)
+	fmt.Fprintf(w, "# TYPE DCGM_FI_DEV_GPU_TEMP gauge\nDCGM_FI_DEV_GPU_TEMP%s 38\n", l)
+	fmt.Fprintf(w, "# TYPE DCGM_FI_DEV_POWER_USAGE gauge\nDCGM_FI_DEV_POWER_USAGE%s 31\n", l)
+}
+
+// TestPrometheusFallbackEndToEnd: a hub with no agent and a real
+// Prometheus scraping a DCGM exporter shows that GPU, says it came from
+// Prometheus, and keeps serving updates when Prometheus is killed.
+func TestPrometheusFallbackEndToEnd(t *testing.T) {
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		needService(t, "prometheus binary (apt-get install prometheus): %v", err)
+	}
+	exp := httptest.NewServer(http.HandlerFunc(dcgmExporter))
+	defer exp.Close()
+	dir := t.TempDir()
+	cfgFile := dir + "/prometheus.yml"
+	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: dcgm\n    static_configs:\n      - targets: [%q]\n", strings.TrimPrefix(exp.URL, "http://"))
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	prom := exec.Command(bin, "--config.file="+cfgFile, "--storage.tsdb.path="+dir+"/data", "--web.listen-address="+addr, "--log.level=warn")
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = prom.Process.Kill()
+			_ = prom.Wait()
+		}
+	}
+	defer stop()
+
+	// The source trusts a "down" answer for a minute, so the hub starts
+	// once Prometheus is ready; its first scrape may still be pending.
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + addr + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if i > 300 {
+			t.Fatal("prometheus never became ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h := StartHub(t, 500*time.Millisecond, func(c *hub.Config) {
+		c.PrometheusURL = "http://" + addr
+		c.DockerHost = "none"
+		c.SourceTimeout = 2 * time.Second
+	})
+	ws := DialWS(t, h)
+	_, u := ws.UpdateWhere(t, "a GPU from Prometheus", func(u metrics.Update) bool {
+		return u.GPU.Host == "cam-box"
+	})
+	if u.Sources[metrics.SectionGPU] != "prometheus" || u.GPU.Utilization == nil || *u.GPU.Utilization != 38 ||
+		u.GPU.VRAMTotalGB == nil || *u.GPU.VRAMTotalGB != 24 {
+		t.Errorf("gpu %+v sources %v", u.GPU, u.Sources)
+	}
+	stop()
+	// Updates keep coming on time with Prometheus gone.
+	for range 3 {
+		ws.NextUpdate(t)
+	}
+}
