@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -31,6 +32,10 @@ func main() {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "hub:", err)
+		// Docker reserves exit code 2 of a health check; 1 is "unhealthy".
+		if slices.Contains(os.Args[1:], "--healthcheck") || slices.Contains(os.Args[1:], "-healthcheck") {
+			os.Exit(1)
+		}
 		os.Exit(2)
 	}
 	if s.Healthcheck {
@@ -46,7 +51,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := hub.Run(ctx, s.Config, log); err != nil {
-		log.Error("hub stopped", "err", err)
+		log.Error("hub failed", "err", err)
 		os.Exit(1)
 	}
 }
