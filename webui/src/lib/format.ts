@@ -3,21 +3,32 @@
 
 export const DASH = "—";
 
+// Intl formatters are costly to build (toLocaleString with options builds
+// one per call: it was most of a chart redraw), so each is built once.
+const numberFormats: Intl.NumberFormat[] = [0, 1, 2, 3].map((d) => new Intl.NumberFormat("en-US", { maximumFractionDigits: d }));
+const timeHMS = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const timeHM = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit" });
+
+/** A number with at most `digits` (0–3) fraction digits, grouped: 1,234.5. */
+export function num(v: number, digits = 0): string {
+  return (numberFormats[Math.max(0, Math.min(3, digits))] as Intl.NumberFormat).format(v);
+}
+
 export function isNum(v: unknown): v is number {
   return typeof v === "number" && Number.isFinite(v);
 }
 
 export function fmt(v: number | null | undefined, digits = 0, unit = ""): string {
   if (!isNum(v)) return DASH;
-  const s = v.toLocaleString("en-US", { maximumFractionDigits: digits });
+  const s = num(v, digits);
   return unit ? `${s}${unit.startsWith("%") || unit.startsWith("°") ? "" : " "}${unit}` : s;
 }
 
 /** Milliseconds as "45 ms" below a second, "2.1 s" above. */
 export function fmtMs(v: number | null | undefined): string {
   if (!isNum(v)) return DASH;
-  if (Math.abs(v) >= 1000) return `${(v / 1000).toLocaleString("en-US", { maximumFractionDigits: 1 })} s`;
-  return `${v.toLocaleString("en-US", { maximumFractionDigits: v < 10 ? 1 : 0 })} ms`;
+  if (Math.abs(v) >= 1000) return `${num(v / 1000, 1)} s`;
+  return `${num(v, v < 10 ? 1 : 0)} ms`;
 }
 
 export function fmtGB(v: number | null | undefined): string {
@@ -43,14 +54,14 @@ export function ago(ts: string | number | Date | undefined | null, now: number =
 export function clock(ts: string | number | Date): string {
   const d = new Date(ts);
   if (Number.isNaN(d.getTime())) return DASH;
-  return d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return timeHMS.format(d);
 }
 
 /** Axis label: seconds matter in 5m and 15m, not in 60m. */
 export function axisTime(ts: string, withSeconds: boolean): string {
   const d = new Date(ts);
   if (Number.isNaN(d.getTime())) return "";
-  return d.toLocaleTimeString("en-GB", withSeconds ? { minute: "2-digit", second: "2-digit", hour: "2-digit" } : { hour: "2-digit", minute: "2-digit" });
+  return (withSeconds ? timeHMS : timeHM).format(d);
 }
 
 const NVML_CODES: Record<string, string> = {

@@ -1,6 +1,6 @@
 import { AreaChart, Badge, Card, ProgressBar, type Color } from "@tremor/react";
 import { memo, type ReactNode } from "react";
-import { ago, DASH } from "../../lib/format";
+import { ago, DASH, num } from "../../lib/format";
 import { sourceLabel, type SectionMeta } from "../../lib/sections";
 import { levelColor, type Level } from "../../lib/thresholds";
 
@@ -168,10 +168,9 @@ export interface ChartProps {
 }
 
 /** Chart value formatters: the unit is in the chart's title, so labels stay short. */
-const trim = (v: number, d: number) => v.toLocaleString("en-US", { maximumFractionDigits: d });
-export const num0 = (v: number) => trim(v, 0);
-export const num1 = (v: number) => trim(v, 1);
-export const num2 = (v: number) => trim(v, 2);
+export const num0 = (v: number) => num(v, 0);
+export const num1 = (v: number) => num(v, 1);
+export const num2 = (v: number) => num(v, 2);
 
 export const CHART_COLORS = ["blue", "violet", "cyan", "fuchsia", "emerald", "amber", "rose", "indigo", "teal", "lime"];
 
