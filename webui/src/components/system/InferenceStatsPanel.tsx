@@ -1,3 +1,4 @@
+import { Metric } from "@tremor/react";
 import { memo, useMemo } from "react";
 import { fmt, fmtMs, isNum } from "../../lib/format";
 import { sectionMeta } from "../../lib/sections";
@@ -22,8 +23,8 @@ function LatencyFigure({ name, s, t, testId }: { name: string; s: Stats | undefi
       {none ? (
         <p className="mt-1 text-sm text-tremor-content-subtle dark:text-dark-tremor-content-subtle">no observations in this window</p>
       ) : (
-        <p className="mt-0.5 flex flex-wrap items-baseline gap-x-3">
-          <span className="text-2xl font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">{fmtMs(s.avg)}</span>
+        <div className="mt-0.5 flex flex-wrap items-baseline gap-x-3">
+          <Metric className="!text-2xl tabular-nums">{fmtMs(s.avg)}</Metric>
           <span className="text-xs text-tremor-content dark:text-dark-tremor-content">avg</span>
           <span className={`text-lg font-semibold tabular-nums ${levelText[p95Level]}`}>{fmtMs(s.p95)}</span>
           <span className="text-xs text-tremor-content dark:text-dark-tremor-content">
@@ -31,7 +32,7 @@ function LatencyFigure({ name, s, t, testId }: { name: string; s: Stats | undefi
             {isNum(s.p99) ? ` · P99 ${fmtMs(s.p99)}` : ""}
             {isNum(s.count) ? ` · ${fmt(s.count)} obs` : ""}
           </span>
-        </p>
+        </div>
       )}
     </div>
   );
@@ -90,12 +91,12 @@ function InferenceStatsPanelImpl({ update, history, resolutionS, now }: PanelPro
             <LatencyFigure name="Pipeline" s={inf?.pipeline_latency_ms} testId="latency-pipeline" />
             <div className="min-w-0" data-testid="throughput">
               <p className="text-xs text-tremor-content dark:text-dark-tremor-content">Throughput</p>
-              <p className="mt-0.5 flex flex-wrap items-baseline gap-x-2">
-                <span className="text-2xl font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">{fmt(inf?.throughput?.images_per_min, 1)}</span>
+              <div className="mt-0.5 flex flex-wrap items-baseline gap-x-2">
+                <Metric className="!text-2xl tabular-nums">{fmt(inf?.throughput?.images_per_min, 1)}</Metric>
                 <span className="text-xs text-tremor-content dark:text-dark-tremor-content">images/min</span>
                 <span className="text-lg font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">{fmt(inf?.throughput?.events_per_min, 1)}</span>
                 <span className="text-xs text-tremor-content dark:text-dark-tremor-content">events/min</span>
-              </p>
+              </div>
             </div>
           </div>
           <div className="mt-5 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-3">
