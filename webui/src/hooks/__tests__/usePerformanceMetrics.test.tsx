@@ -85,7 +85,8 @@ describe("usePerformanceMetrics", () => {
     expect(ws.subscriptions).toEqual(["15m", "5m"]);
   });
 
-  it("ignores history for an unknown range and malformed frames", () => {
+  it("ignores history for an unknown range and malformed frames, and logs hub errors", () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
     const { result } = setup();
     const ws = FakeWebSocket.last();
     act(() => {
@@ -97,6 +98,8 @@ describe("usePerformanceMetrics", () => {
     });
     expect(result.current.history).toHaveLength(10);
     expect(result.current.connection).toBe("connected");
+    expect(warn).toHaveBeenCalledWith("sysperf hub:", 'range "7y": unknown');
+    warn.mockRestore();
   });
 
   it("reconnects with exponential backoff and jitter, releasing the old socket", () => {
