@@ -81,8 +81,8 @@ func load(name string, args []string, env func(string) (string, bool), readFile 
 			hasConfigField = true
 		}
 		usage := fmt.Sprintf("%s (env %s", f.usage, envName(f.name))
-		if def := formatValue(f.value); def != "" && def != "false" && def != "0" {
-			usage += ", default " + def
+		if !f.value.IsZero() {
+			usage += ", default " + formatValue(f.value)
 		}
 		usage += ")"
 		if f.value.Kind() == reflect.Bool {

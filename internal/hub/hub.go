@@ -82,6 +82,8 @@ func DefaultConfig() Config {
 		LatencyWindow: 5 * time.Minute,
 		Consumer:      "sysperf-hub",
 		Replicas:      1,
+
+		HistoryRetention: 7 * 24 * time.Hour,
 	}
 }
 
@@ -110,6 +112,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Replay < 0 {
 		errs = append(errs, fmt.Errorf("replay: must not be negative, got %s", c.Replay))
+	}
+	if c.HistoryRetention != 0 && c.HistoryRetention < 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("history-retention: %s is shorter than the 7d range it keeps", c.HistoryRetention))
 	}
 	return errors.Join(errs...)
 }
