@@ -346,6 +346,17 @@ async function main() {
     return `${outDir}/system-{light,dark,phone-dark}.png`;
   });
 
+  await attempt("stopping the agent marks its host stale with when it was last seen", async () => {
+    await stop(agent);
+    const host = page.locator("[data-host=e2e-host][data-online=false]");
+    await host.waitFor({ timeout: STEP_MS });
+    const badge = await host.getByText(/stale — last seen/).innerText();
+    const section = await page.locator("[data-section=host] header").innerText();
+    if (!/stale — last seen/.test(section)) throw new Error(`host section header reads "${section}"`);
+    await page.screenshot({ path: join(outDir, "system-stale.png"), fullPage: false });
+    return badge;
+  });
+
   await attempt("stopping the hub turns the Live indicator to reconnecting", async () => {
     await stop(hub);
     await page.locator("[data-testid=live-indicator][data-connection=reconnecting]").waitFor({ timeout: STEP_MS });

@@ -42,7 +42,7 @@ export function ago(ts: string | number | Date | undefined | null, now: number =
   const t = typeof ts === "number" ? ts : new Date(ts).getTime();
   if (!Number.isFinite(t) || t <= 0) return "never";
   const s = Math.max(0, Math.round((now - t) / 1000));
-  if (s < 5) return "just now";
+  if (s < 1) return "just now";
   if (s < 60) return `${s} s ago`;
   const m = Math.floor(s / 60);
   if (m < 60) return `${m} min ago`;
