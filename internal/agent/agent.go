@@ -249,7 +249,12 @@ func (a *Agent) gather(ctx context.Context, tick time.Time) *metrics.Sample {
 		}
 	}
 	if a.cfg.Annotate != nil {
-		a.cfg.Annotate(s)
+		// Its own budget: the collectors' may be spent by a hung one.
+		actx, cancel := context.WithTimeout(ctx, a.cfg.Interval/10)
+		defer cancel()
+		if err := a.cfg.Annotate(actx, s); err != nil {
+			setError(s, metrics.CollectorProcs, err.Error())
+		}
 	}
 	return s
 }

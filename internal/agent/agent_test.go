@@ -107,10 +107,11 @@ func TestGatherMergesAndAbandonsSlowCollector(t *testing.T) {
 			return errors.New("GET /metrics: HTTP 500")
 		}},
 	)
-	cfg.Annotate = func(s *metrics.Sample) {
+	cfg.Annotate = func(_ context.Context, s *metrics.Sample) error {
 		for k := range s.Models {
 			annotated = append(annotated, k)
 		}
+		return errors.New("/proc/7: no answer in time")
 	}
 	a := newAgent(t, cfg)
 	tick := time.Unix(1_767_268_800, 0)
@@ -136,6 +137,9 @@ func TestGatherMergesAndAbandonsSlowCollector(t *testing.T) {
 	}
 	if !strings.HasPrefix(s.Errors["broken"], "panic: nil map") {
 		t.Errorf("errors[broken] = %q", s.Errors["broken"])
+	}
+	if got := s.Errors[metrics.CollectorProcs]; got != "/proc/7: no answer in time" {
+		t.Errorf("errors[procs] = %q", got)
 	}
 	if len(annotated) != 2 {
 		t.Errorf("Annotate saw models %v, want both merged ones", annotated)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -42,8 +43,10 @@ type Config struct {
 	// servers configured above, see defaultCollectors).
 	Collectors []collect.Collector
 	// Annotate runs on every merged sample before it is published, e.g. to
-	// attribute GPU processes to containers and models.
-	Annotate func(*metrics.Sample)
+	// attribute GPU processes to containers and models. ctx ends a tenth
+	// of the interval later; a returned error lands in
+	// Errors[metrics.CollectorProcs] with the sample still published.
+	Annotate func(context.Context, *metrics.Sample) error
 }
 
 // DefaultConfig is the configuration before flags, env and file apply.

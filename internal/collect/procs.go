@@ -1,7 +1,9 @@
 package collect
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -33,6 +36,14 @@ type Procs struct {
 	// to the engine. Empty skips the lookup.
 	DockerRoot string
 	PodmanRoot string
+
+	mu sync.Mutex
+	// reading holds the pids whose /proc read has not returned. Reading
+	// a process's cmdline takes its memory lock, so a process wedged in
+	// the kernel (a hung GPU driver is the classic) blocks the reader in
+	// uninterruptible sleep, possibly for good; such a pid is not read
+	// again until that read returns.
+	reading map[uint32]bool
 }
 
 // ModelMatcher says how to recognise the processes of one model: by the
@@ -91,7 +102,7 @@ func NewProcs(root string, matchers ...ModelMatcher) *Procs {
 	if len(matchers) == 0 {
 		matchers = DefaultModelMatchers()
 	}
-	p := &Procs{root: root, DockerRoot: "/var/lib/docker", PodmanRoot: "/var/lib/containers/storage"}
+	p := &Procs{root: root, DockerRoot: "/var/lib/docker", PodmanRoot: "/var/lib/containers/storage", reading: map[uint32]bool{}}
 	for _, m := range matchers {
 		if m.Validate() != nil {
 			continue
@@ -124,12 +135,19 @@ func (i procInfo) label() string {
 // Annotate fills each GPU process's name, command, container and model,
 // then gives each model the pids serving it and, when the server did not
 // report its own VRAM, the VRAM NVML counts for those processes. A pid
-// that /proc cannot read keeps what NVML said.
-func (p *Procs) Annotate(s *metrics.Sample) {
+// that /proc cannot read keeps what NVML said. The pids are read side by
+// side until ctx ends; the error names those that did not answer.
+func (p *Procs) Annotate(ctx context.Context, s *metrics.Sample) error {
 	if s == nil {
-		return
+		return nil
 	}
-	cache := map[uint32]procInfo{}
+	var pidList []uint32
+	for _, g := range s.GPUs {
+		for _, proc := range g.Processes {
+			pidList = append(pidList, proc.PID)
+		}
+	}
+	cache, err := p.readAll(ctx, pidList)
 	names := map[string]string{} // container id → name, per call
 	vram := map[string]uint64{}
 	vramKnown := map[string]bool{}
@@ -138,17 +156,14 @@ func (p *Procs) Annotate(s *metrics.Sample) {
 	for gi := range s.GPUs {
 		for pi := range s.GPUs[gi].Processes {
 			proc := &s.GPUs[gi].Processes[pi]
-			info, ok := cache[proc.PID]
-			if !ok {
-				info = p.read(proc.PID)
-				if info.container != "" {
-					name, seen := names[info.container]
-					if !seen {
-						name = p.containerName(info.container, info.runtime)
-						names[info.container] = name
-					}
-					info.containerName = name
+			info := cache[proc.PID]
+			if info.container != "" && info.containerName == "" {
+				name, seen := names[info.container]
+				if !seen {
+					name = p.containerName(info.container, info.runtime)
+					names[info.container] = name
 				}
+				info.containerName = name
 				cache[proc.PID] = info
 			}
 			proc.Name, proc.Command = info.name, info.command
@@ -187,6 +202,54 @@ func (p *Procs) Annotate(s *metrics.Sample) {
 		}
 		s.Models[model] = m
 	}
+	return err
+}
+
+// readAll reads /proc for each distinct pid, each on its own goroutine,
+// and waits until all answered or ctx ended. A read that overruns goes on
+// in the background and its pid is skipped until it returns.
+func (p *Procs) readAll(ctx context.Context, pids []uint32) (map[uint32]procInfo, error) {
+	type result struct {
+		pid  uint32
+		info procInfo
+	}
+	out := make(map[uint32]procInfo, len(pids))
+	results := make(chan result, len(pids)) // buffered: a late read never blocks
+	var errs []error
+	waiting := map[uint32]bool{}
+	p.mu.Lock()
+	for _, pid := range pids {
+		if waiting[pid] {
+			continue // on two GPUs
+		}
+		if p.reading[pid] {
+			errs = append(errs, fmt.Errorf("/proc/%d: an earlier read has not returned", pid))
+			continue
+		}
+		p.reading[pid] = true
+		waiting[pid] = true
+		go func() {
+			info := p.read(pid)
+			p.mu.Lock()
+			delete(p.reading, pid)
+			p.mu.Unlock()
+			results <- result{pid, info}
+		}()
+	}
+	p.mu.Unlock()
+	for len(waiting) > 0 {
+		select {
+		case r := <-results:
+			out[r.pid] = r.info
+			delete(waiting, r.pid)
+		case <-ctx.Done():
+			for _, pid := range slices.Sorted(maps.Keys(waiting)) {
+				errs = append(errs, fmt.Errorf("/proc/%d: no answer in time", pid))
+			}
+			return out, errors.Join(errs...)
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 func containsPID(ps []uint32, pid uint32) bool { return slices.Contains(ps, pid) }

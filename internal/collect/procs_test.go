@@ -1,12 +1,15 @@
 package collect
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -108,7 +111,9 @@ func TestProcsAnnotate(t *testing.T) {
 	}
 	p := NewProcs(root)
 	p.DockerRoot, p.PodmanRoot = fakeEngines(t)
-	p.Annotate(s)
+	if err := p.Annotate(context.Background(), s); err != nil {
+		t.Fatalf("Annotate: %v", err)
+	}
 
 	long := "python train.py --epochs " + strings.Repeat("9", maxCommand-len("python train.py --epochs ")) + "…"
 	want := [][]metrics.Process{
@@ -167,6 +172,84 @@ func fakeEngines(t *testing.T) (docker, podman string) {
 	return docker, podman
 }
 
+// A process wedged in the kernel blocks whoever reads its cmdline, maybe
+// for good (here a FIFO plays that file). The other processes are still
+// named, the wedged one keeps NVML's word, the error names it, and the
+// next sample does not pile a second read onto the stuck one.
+func TestProcsAnnotateStuckRead(t *testing.T) {
+	root := fakeProcRoot(t, []fakeProc{
+		{pid: 10, comm: "llama-server", cmdline: []string{"llama-server"}, cgroup: "0::/user.slice\n"},
+		{pid: 11, comm: "python3", cmdline: []string{"python3"}, cgroup: "0::/user.slice\n"},
+	})
+	stuck := filepath.Join(root, "11", "cmdline")
+	if err := os.Remove(stuck); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(stuck, 0o600); err != nil {
+		t.Skipf("no FIFO to stand for a stuck /proc file: %v", err)
+	}
+	p := NewProcs(root)
+	p.DockerRoot, p.PodmanRoot = "", ""
+	// Opening the writer end lets the blocked open return and closing it
+	// gives the reader its EOF (O_NONBLOCK: no reader, no wait); a plain
+	// file then takes the FIFO's place.
+	release := func() {
+		if w, err := os.OpenFile(stuck, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+	}
+	t.Cleanup(release)
+
+	mem := uint64(1 << 30)
+	newSample := func() *metrics.Sample {
+		return &metrics.Sample{GPUs: []metrics.GPU{{Processes: []metrics.Process{{PID: 11, MemUsed: &mem}, {PID: 10}}}}}
+	}
+	for _, want := range []string{"/proc/11: no answer in time", "/proc/11: an earlier read has not returned"} {
+		// Long enough for the healthy pid's three small reads on a loaded
+		// machine; the stuck one never answers.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		s := newSample()
+		err := p.Annotate(ctx, s)
+		cancel()
+		if err == nil || err.Error() != want {
+			t.Errorf("Annotate error = %v, want %q", err, want)
+		}
+		if got := s.GPUs[0].Processes[1]; got.Name != "llama-server" || got.Model != "nemotron" {
+			t.Errorf("the other process was not named: %+v", got)
+		}
+		if got := s.GPUs[0].Processes[0]; got.Name != "" || got.MemUsed == nil || *got.MemUsed != mem {
+			t.Errorf("the stuck process lost NVML's word: %+v", got)
+		}
+	}
+
+	// Once the read returns, the pid is read again.
+	release()
+	if err := os.Remove(stuck); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stuck, []byte("python3\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var s *metrics.Sample
+	var err error
+	for range 1000 {
+		s = newSample()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = p.Annotate(ctx, s)
+		cancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the abandoned read is still on its way out
+	}
+	if err != nil {
+		t.Fatalf("after the read returned: %v", err)
+	}
+	if got := s.GPUs[0].Processes[0]; got.Name != "python3" {
+		t.Errorf("after the read returned: %+v", got)
+	}
+}
+
 func TestProcsConfiguredMatchers(t *testing.T) {
 	root := fakeProcRoot(t, []fakeProc{
 		{pid: 10, comm: "python3", cmdline: []string{"python3", "detector.py"}, cgroup: "0::/system.slice/docker-" + dockerID + ".scope\n"},
@@ -177,7 +260,9 @@ func TestProcsConfiguredMatchers(t *testing.T) {
 	// llama-server, so it stays unattributed.
 	p := NewProcs(root, ModelMatcher{Model: "rtdetr", Container: dockerID[:16]}, ModelMatcher{Model: "bad", Command: "("})
 	p.DockerRoot, p.PodmanRoot = "", ""
-	p.Annotate(s)
+	if err := p.Annotate(context.Background(), s); err != nil {
+		t.Fatalf("Annotate: %v", err)
+	}
 	if got := s.GPUs[0].Processes[0].Model; got != "rtdetr" {
 		t.Errorf("by container id prefix: model = %q", got)
 	}
@@ -196,7 +281,9 @@ func TestProcsConfiguredMatchers(t *testing.T) {
 		Models: map[string]metrics.Model{"nemotron": {Status: "healthy", Container: "/AI-LLM"}}}
 	p = NewProcs(root, ModelMatcher{Model: "rtdetr", Container: "ai-llm"})
 	p.DockerRoot, _ = fakeEngines(t)
-	p.Annotate(s)
+	if err := p.Annotate(context.Background(), s); err != nil {
+		t.Fatalf("Annotate: %v", err)
+	}
 	if got := s.GPUs[0].Processes[0]; got.Model != "nemotron" || got.Container != "ai-llm" {
 		t.Errorf("by name: %+v", got)
 	}

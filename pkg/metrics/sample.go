@@ -22,6 +22,9 @@ const (
 	CollectorRTDETR    = "rtdetr"
 	CollectorLLM       = "nemotron"
 	CollectorInference = "inference"
+	// CollectorProcs is the attribution of GPU processes to commands,
+	// containers and models.
+	CollectorProcs = "procs"
 )
 
 // Sample is one reading of one host by its agent.
