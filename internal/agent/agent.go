@@ -357,9 +357,11 @@ func (a *Agent) publishLoop(ctx context.Context, nc *nats.Conn, js jetstream.Jet
 			if !ok {
 				break
 			}
-			err := errors.New("not connected: " + nc.Status().String())
+			var err error
 			if nc.IsConnected() {
 				err = a.publish(ctx, js, e)
+			} else {
+				err = errors.New("not connected: " + nc.Status().String())
 			}
 			if err != nil {
 				if ctx.Err() != nil {
