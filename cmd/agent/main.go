@@ -21,19 +21,23 @@ type settings struct {
 	LogLevel string `flag:"log-level" usage:"debug, info, warn or error"`
 }
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run returns the exit status, so that deferred clean-up (NVML shutdown,
+// the signal handler) runs before the process exits.
+func run() int {
 	s := settings{Config: agent.DefaultConfig(), LogLevel: "info"}
 	if err := config.Load("agent", os.Args[1:], &s); err != nil {
 		if errors.Is(err, config.ErrHelp) {
-			os.Exit(0)
+			return 0
 		}
 		fmt.Fprintln(os.Stderr, "agent:", err)
-		os.Exit(2)
+		return 2
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "agent: log-level %q: %v\n", s.LogLevel, err)
-		os.Exit(2)
+		fmt.Fprintf(os.Stderr, "agent: log-level %q: want debug, info, warn or error\n", s.LogLevel)
+		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
@@ -42,7 +46,7 @@ func main() {
 	a, err := agent.New(s.Config, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
-		os.Exit(2)
+		return 2
 	}
 	defer a.Close()
 
@@ -50,19 +54,19 @@ func main() {
 		sample, err := a.Once(ctx)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "agent:", err)
-			os.Exit(1)
+			return 1
 		}
 		out := json.NewEncoder(os.Stdout)
 		out.SetIndent("", "  ")
 		if err := out.Encode(sample); err != nil {
-			fmt.Fprintln(os.Stderr, "agent:", err)
-			os.Exit(1)
+			fmt.Fprintln(os.Stderr, "agent: print sample:", err)
+			return 1
 		}
-		return
+		return 0
 	}
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent stopped", "err", err)
-		a.Close()
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
