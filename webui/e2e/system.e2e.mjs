@@ -134,6 +134,21 @@ function syntheticFleet(ts, seed) {
   };
 }
 
+/**
+ * A full-page screenshot with every chart current: charts far off screen
+ * keep their last drawing until scrolled near, so the viewport is first made
+ * as tall as the page and given time to redraw.
+ */
+async function fullShot(page, path) {
+  const vp = page.viewportSize();
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  await page.setViewportSize({ width: vp.width, height });
+  await page.waitForTimeout(400);
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await page.screenshot({ path, fullPage: true });
+  await page.setViewportSize(vp);
+}
+
 const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
@@ -231,10 +246,10 @@ async function main() {
       charts.push(m.charts);
     }
     const cards = await p.locator("[data-testid=gpu-card]").count();
-    await p.screenshot({ path: join(outDir, "system-8gpu-light.png"), fullPage: true });
+    await fullShot(p, join(outDir, "system-8gpu-light.png"));
     await p.emulateMedia({ colorScheme: "dark" });
     await p.waitForFunction(() => document.documentElement.classList.contains("dark"));
-    await p.screenshot({ path: join(outDir, "system-8gpu-dark.png"), fullPage: true });
+    await fullShot(p, join(outDir, "system-8gpu-dark.png"));
     await isolated.close();
     if (cards !== 8) throw new Error(`${cards} GPU cards after the injected update`);
     const f = (xs) => `median ${quantile(xs, 0.5).toFixed(1)} ms, p95 ${quantile(xs, 0.95).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`;
@@ -332,15 +347,15 @@ async function main() {
     await page.getByText("5m window, 5 s per point").waitFor({ timeout: STEP_MS });
     await page.emulateMedia({ colorScheme: "light" });
     await page.waitForFunction(() => !document.documentElement.classList.contains("dark"));
-    await page.screenshot({ path: join(outDir, "system-light.png"), fullPage: true });
+    await fullShot(page, join(outDir, "system-light.png"));
     await page.emulateMedia({ colorScheme: "dark" });
     await page.waitForFunction(() => document.documentElement.classList.contains("dark"));
-    await page.screenshot({ path: join(outDir, "system-dark.png"), fullPage: true });
+    await fullShot(page, join(outDir, "system-dark.png"));
     const phone = await browser.newPage({ viewport: { width: 375, height: 812 }, colorScheme: "dark" });
     await phone.goto(`${base}/system`);
     await phone.locator("[data-host=e2e-host] [data-testid=host-cpu]").waitFor({ timeout: STEP_MS });
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    await phone.screenshot({ path: join(outDir, "system-phone-dark.png"), fullPage: true });
+    await fullShot(phone, join(outDir, "system-phone-dark.png"));
     await phone.close();
     if (overflow > 0) throw new Error(`page is ${overflow}px wider than a 375px phone`);
     return `${outDir}/system-{light,dark,phone-dark}.png`;
@@ -351,9 +366,10 @@ async function main() {
     const host = page.locator("[data-host=e2e-host][data-online=false]");
     await host.waitFor({ timeout: STEP_MS });
     const badge = await host.getByText(/stale — last seen/).innerText();
+    await page.locator("[data-section=host]").scrollIntoViewIfNeeded();
     const section = await page.locator("[data-section=host] header").innerText();
     if (!/stale — last seen/.test(section)) throw new Error(`host section header reads "${section}"`);
-    await page.screenshot({ path: join(outDir, "system-stale.png"), fullPage: false });
+    await page.locator("[data-section=host]").screenshot({ path: join(outDir, "system-stale.png") });
     return badge;
   });
 

@@ -1,5 +1,5 @@
 import { AreaChart, Badge, Card, ProgressBar, type Color } from "@tremor/react";
-import { memo, type ReactNode } from "react";
+import { memo, useEffect, useRef, useState, type ReactNode, type RefObject } from "react";
 import { ago, DASH, num } from "../../lib/format";
 import { sourceLabel, type SectionMeta } from "../../lib/sections";
 import { levelColor, type Level } from "../../lib/thresholds";
@@ -175,38 +175,69 @@ export const num2 = (v: number) => num(v, 2);
 export const CHART_COLORS = ["blue", "violet", "cyan", "fuchsia", "emerald", "amber", "rose", "indigo", "teal", "lime"];
 
 /** An AreaChart that says so when the window has no value, instead of drawing an empty grid. */
-function ChartImpl({ title, data, categories, colors = CHART_COLORS, valueFormatter, height = "h-36", minValue, maxValue, emptyText, legend }: ChartProps) {
+function PlotImpl({ data, categories, colors = CHART_COLORS, valueFormatter, height = "h-36", minValue, maxValue, emptyText, legend }: ChartProps) {
   const hasValue = categories.length > 0 && data.some((d) => categories.some((c) => typeof d[c] === "number"));
+  return hasValue ? (
+    <AreaChart
+      className={height}
+      data={data}
+      index="time"
+      categories={categories}
+      colors={colors.slice(0, Math.max(categories.length, 1))}
+      valueFormatter={valueFormatter ?? ((v: number) => String(v))}
+      showLegend={legend ?? categories.length > 1}
+      showAnimation={false}
+      showGradient
+      curveType="monotone"
+      yAxisWidth={48}
+      autoMinValue={minValue === undefined}
+      minValue={minValue}
+      maxValue={maxValue}
+      connectNulls={false}
+      startEndOnly={false}
+      tickGap={40}
+    />
+  ) : (
+    <div
+      className={`${height} flex items-center justify-center rounded-tremor-small border border-dashed border-tremor-border text-xs text-tremor-content-subtle dark:border-dark-tremor-border dark:text-dark-tremor-content-subtle`}
+    >
+      {emptyText ?? "No samples in this window yet"}
+    </div>
+  );
+}
+
+/** Whether the element is on screen or near it; always true without IntersectionObserver. */
+function useNearScreen<T extends Element>(): [RefObject<T>, boolean] {
+  const ref = useRef<T>(null);
+  const [near, setNear] = useState(true);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el || typeof IntersectionObserver !== "function") return;
+    const io = new IntersectionObserver((entries) => {
+      for (const e of entries) setNear(e.isIntersecting);
+    }, { rootMargin: "400px 0px" });
+    io.observe(el);
+    return () => io.disconnect();
+  }, []);
+  return [ref, near];
+}
+
+/**
+ * A chart far off screen keeps what it last drew and catches up when it
+ * scrolls near: a redraw costs ~10 ms a chart, and with 8 GPUs most charts
+ * are below the fold most of the time.
+ */
+function ChartImpl(props: ChartProps) {
+  const [ref, near] = useNearScreen<HTMLElement>();
+  const drawn = useRef(props);
+  useEffect(() => {
+    if (near) drawn.current = props;
+  });
+  const p = near ? props : drawn.current;
   return (
-    <figure className="min-w-0" data-chart={title}>
-      <figcaption className="mb-1 text-xs font-medium text-tremor-content dark:text-dark-tremor-content">{title}</figcaption>
-      {hasValue ? (
-        <AreaChart
-          className={height}
-          data={data}
-          index="time"
-          categories={categories}
-          colors={colors.slice(0, Math.max(categories.length, 1))}
-          valueFormatter={valueFormatter ?? ((v: number) => String(v))}
-          showLegend={legend ?? categories.length > 1}
-          showAnimation={false}
-          showGradient
-          curveType="monotone"
-          yAxisWidth={48}
-          autoMinValue={minValue === undefined}
-          minValue={minValue}
-          maxValue={maxValue}
-          connectNulls={false}
-          startEndOnly={false}
-          tickGap={40}
-        />
-      ) : (
-        <div
-          className={`${height} flex items-center justify-center rounded-tremor-small border border-dashed border-tremor-border text-xs text-tremor-content-subtle dark:border-dark-tremor-border dark:text-dark-tremor-content-subtle`}
-        >
-          {emptyText ?? "No samples in this window yet"}
-        </div>
-      )}
+    <figure ref={ref} className="min-w-0" data-chart={props.title}>
+      <figcaption className="mb-1 text-xs font-medium text-tremor-content dark:text-dark-tremor-content">{props.title}</figcaption>
+      <Plot {...p} />
     </figure>
   );
 }
@@ -219,19 +250,20 @@ const sameList = (a: string[] | undefined, b: string[] | undefined) => a === b |
  * value formatter is a pure function of the chart's title at every call
  * site, so it is not compared (callers pass inline lambdas).
  */
-export const Chart = memo(
-  ChartImpl,
-  (a, b) =>
-    a.data === b.data &&
-    a.title === b.title &&
-    sameList(a.categories, b.categories) &&
-    sameList(a.colors, b.colors) &&
-    a.minValue === b.minValue &&
-    a.maxValue === b.maxValue &&
-    a.height === b.height &&
-    a.emptyText === b.emptyText &&
-    a.legend === b.legend,
-);
+const samePlot = (a: ChartProps, b: ChartProps) =>
+  a.data === b.data &&
+  a.title === b.title &&
+  sameList(a.categories, b.categories) &&
+  sameList(a.colors, b.colors) &&
+  a.minValue === b.minValue &&
+  a.maxValue === b.maxValue &&
+  a.height === b.height &&
+  a.emptyText === b.emptyText &&
+  a.legend === b.legend;
+
+const Plot = memo(PlotImpl, samePlot);
+
+export const Chart = memo(ChartImpl, samePlot);
 
 export function Figure({ label, value, sub, testId }: { label: string; value: string; sub?: string | undefined; testId?: string }) {
   return (

@@ -1,0 +1,49 @@
+import { act, render, screen } from "@testing-library/react";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Chart } from "../common";
+
+// A hand-driven IntersectionObserver: the test says when the chart is near the screen.
+class FakeIO {
+  static all: FakeIO[] = [];
+  constructor(private cb: IntersectionObserverCallback) {
+    FakeIO.all.push(this);
+  }
+  observe() {}
+  unobserve() {}
+  disconnect() {}
+  takeRecords() {
+    return [];
+  }
+  set(near: boolean) {
+    act(() => this.cb([{ isIntersecting: near } as IntersectionObserverEntry], this as unknown as IntersectionObserver));
+  }
+}
+
+const empty = [{ time: "12:00:00", cpu: null }];
+const full = [{ time: "12:00:00", cpu: 12 }, { time: "12:00:05", cpu: 14 }];
+
+describe("Chart", () => {
+  beforeEach(() => {
+    FakeIO.all = [];
+    globalThis.IntersectionObserver = FakeIO as unknown as typeof IntersectionObserver;
+  });
+  afterEach(() => {
+    delete (globalThis as { IntersectionObserver?: unknown }).IntersectionObserver;
+  });
+
+  it("says the window is empty instead of drawing an empty chart", () => {
+    render(<Chart title="CPU (%)" data={empty} categories={["cpu"]} />);
+    expect(screen.getByText("No samples in this window yet")).toBeInTheDocument();
+  });
+
+  it("keeps its last drawing while off screen and catches up when scrolled near", () => {
+    const { rerender } = render(<Chart title="CPU (%)" data={empty} categories={["cpu"]} />);
+    FakeIO.all[0]!.set(false);
+    rerender(<Chart title="CPU (%)" data={full} categories={["cpu"]} />);
+    // off screen: still what it drew before
+    expect(screen.getByText("No samples in this window yet")).toBeInTheDocument();
+    FakeIO.all[0]!.set(true);
+    expect(screen.queryByText("No samples in this window yet")).toBeNull();
+    expect(document.querySelector("figure[data-chart='CPU (%)'] .tremor-AreaChart-root, figure[data-chart='CPU (%)'] .recharts-responsive-container")).not.toBeNull();
+  });
+});
