@@ -148,3 +148,23 @@ func TestHandlerEmbedded(t *testing.T) {
 		t.Fatalf("Content-Type = %q", ct)
 	}
 }
+
+func BenchmarkHandler(b *testing.B) {
+	h, err := newHandler(builtFS(), "dist")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range []string{"/system", "/assets/index-abc123.js"} {
+		b.Run(p, func(b *testing.B) {
+			req := httptest.NewRequest("GET", p, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("status %d", rec.Code)
+				}
+			}
+		})
+	}
+}
