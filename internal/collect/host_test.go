@@ -13,25 +13,43 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// burnCPU keeps a core busy until the kernel's CPU counters have moved,
-// so a delta exists without the test depending on how long that takes.
+// burnCPU keeps a core busy until the kernel's CPU counters have moved:
+// busy time by two clock ticks, and every core's total by at least one,
+// so the total and each per-core figure have a delta without the test
+// depending on how long that takes (on a loaded machine the two busy ticks
+// can pass before an idle core's counters tick once).
 func burnCPU(t *testing.T) {
 	t.Helper()
-	start, err := cpu.Times(false)
+	busy := func(ts []cpu.TimesStat) (sum float64) {
+		for _, c := range ts {
+			sum += c.User + c.System
+		}
+		return sum
+	}
+	start, err := cpu.Times(true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := 0
 	for i := 0; ; i++ {
 		x += i * i
-		if i%1_000_000 == 0 {
-			now, err := cpu.Times(false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if now[0].User+now[0].System > start[0].User+start[0].System+0.02 {
-				break
-			}
+		if i%1_000_000 != 0 {
+			continue
+		}
+		now, err := cpu.Times(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(now) != len(start) { // a CPU came or went: start over
+			start = now
+			continue
+		}
+		moved := busy(now) > busy(start)+0.02
+		for c := 0; moved && c < len(now); c++ {
+			_, moved = busyPercent(start[c], now[c])
+		}
+		if moved {
+			break
 		}
 	}
 	_ = x
