@@ -2,6 +2,7 @@ package collect
 
 import (
 	"encoding/json"
+	"net/http"
 	"testing"
 
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -17,3 +18,7 @@ func assertModel(t *testing.T, got, want metrics.Model) {
 		t.Errorf("model\n got %s\nwant %s", g, w)
 	}
 }
+
+// stall is a server that never answers, as a wedged one holds the socket
+// open: it returns only once the client has given up.
+func stall(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }

@@ -167,19 +167,12 @@ func TestLlamaCppCollect(t *testing.T) {
 // A slow /metrics must not cost /health and /slots their answer: the
 // requests run side by side, so the fast ones finish before the deadline.
 func TestLlamaCppSlowEndpointDoesNotStarveOthers(t *testing.T) {
-	release := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.Handle("GET /health", serve(200, `{"status":"ok"}`))
 	mux.Handle("GET /slots", serve(200, readTestdata(t, "llamacpp_slots.json")))
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
+	mux.HandleFunc("GET /metrics", stall)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	defer close(release)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	s := &metrics.Sample{}
@@ -191,15 +184,8 @@ func TestLlamaCppSlowEndpointDoesNotStarveOthers(t *testing.T) {
 }
 
 func TestLlamaCppSlowServerIsUnreachable(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
+	srv := httptest.NewServer(http.HandlerFunc(stall))
 	defer srv.Close()
-	defer close(release)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	s := &metrics.Sample{}

@@ -132,15 +132,8 @@ func TestRTDETRUnreachable(t *testing.T) {
 		assertModel(t, s.Models["rtdetr"], metrics.Model{Status: "unreachable", Reason: "connection refused"})
 	})
 	t.Run("slow beyond the deadline", func(t *testing.T) {
-		release := make(chan struct{})
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}))
+		srv := httptest.NewServer(http.HandlerFunc(stall))
 		defer srv.Close()
-		defer close(release)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		s := &metrics.Sample{}
@@ -150,15 +143,8 @@ func TestRTDETRUnreachable(t *testing.T) {
 		assertModel(t, s.Models["rtdetr"], metrics.Model{Status: "unreachable", Reason: "timeout"})
 	})
 	t.Run("client timeout without a context deadline", func(t *testing.T) {
-		release := make(chan struct{})
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}))
+		srv := httptest.NewServer(http.HandlerFunc(stall))
 		defer srv.Close()
-		defer close(release)
 		s := &metrics.Sample{}
 		c := NewRTDETR(srv.URL, &http.Client{Timeout: 50 * time.Millisecond})
 		if err := c.Collect(context.Background(), s); err != nil {

@@ -126,7 +126,7 @@ func TestScrapeBadInput(t *testing.T) {
 	mux.HandleFunc("GET /gauge", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("# TYPE lat gauge\nlat 3\n# TYPE n counter\nn_total 7\n"))
 	})
-	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	mux.HandleFunc("GET /slow", stall)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	good := metricsServer(t, map[string]string{"/metrics": "rtdetr_metrics.txt"})
