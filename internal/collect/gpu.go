@@ -280,15 +280,16 @@ func (g *GPU) processes(rd *reader, dev nvml.Device, uuid string) []metrics.Proc
 	if key == "" {
 		key = fmt.Sprint("index:", rd.index)
 	}
-	samples, r := dev.GetProcessUtilization(g.lastSeen[key])
+	prev := g.lastSeen[key]
+	samples, r := dev.GetProcessUtilization(prev)
 	// ERROR_NOT_FOUND: no sample newer than the last reading.
 	if r == nvml.ERROR_NOT_FOUND || !rd.ok("process utilization", r) {
 		return procs
 	}
 	newest := make(map[uint32]nvml.ProcessUtilizationSample, len(samples))
-	last := g.lastSeen[key]
+	last := prev
 	for _, smp := range samples {
-		if smp.TimeStamp <= g.lastSeen[key] {
+		if smp.TimeStamp <= prev {
 			continue
 		}
 		if prev, ok := newest[smp.Pid]; !ok || smp.TimeStamp > prev.TimeStamp {
