@@ -233,7 +233,7 @@ func (g *GPU) device(i int, dev nvml.Device) (metrics.GPU, error) {
 	}
 	if rd.ok("clock event reasons", r) {
 		out.ThrottleMask = ptrTo(mask)
-		out.Throttle = ThrottleReasons(mask)
+		out.Throttle = throttleReasons(mask)
 	}
 	if mj, r := dev.GetTotalEnergyConsumption(); rd.ok("energy", r) {
 		out.Energy = ptrTo(float64(mj) / 1000)
@@ -306,9 +306,9 @@ func (g *GPU) processes(rd *reader, dev nvml.Device, uuid string) []metrics.Proc
 	return procs
 }
 
-// ThrottleReasons names the bits set in a clock-event reason mask; bits
+// throttleReasons names the bits set in a clock-event reason mask; bits
 // newer than this code are named by their value.
-func ThrottleReasons(mask uint64) []string {
+func throttleReasons(mask uint64) []string {
 	known := [...]struct {
 		bit  uint64
 		name string

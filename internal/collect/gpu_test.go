@@ -270,8 +270,8 @@ func TestThrottleReasons(t *testing.T) {
 		{1 << 63, []string{"0x8000000000000000"}},
 	}
 	for _, tc := range cases {
-		if got := ThrottleReasons(tc.mask); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("ThrottleReasons(0x%x) = %q, want %q", tc.mask, got, tc.want)
+		if got := throttleReasons(tc.mask); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("throttleReasons(0x%x) = %q, want %q", tc.mask, got, tc.want)
 		}
 	}
 }

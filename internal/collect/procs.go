@@ -355,7 +355,7 @@ func (p *Procs) read(pid uint32) procInfo {
 		info.command = cleanCommand(b)
 	}
 	if b, err := readCapped(filepath.Join(dir, "cgroup"), 64<<10); err == nil {
-		info.container, info.runtime = ParseCgroup(string(b))
+		info.container, info.runtime = parseCgroup(string(b))
 	}
 	return info
 }
@@ -383,11 +383,11 @@ func cleanCommand(b []byte) string {
 	return s[:cut] + "…"
 }
 
-// ParseCgroup finds the container in a /proc/<pid>/cgroup file (v2's one
+// parseCgroup finds the container in a /proc/<pid>/cgroup file (v2's one
 // line or v1's many) and returns its id and runtime: "docker", "podman",
 // "containerd", "cri-o", or "kubernetes" for a pod path that names no
 // engine. A host process returns "", "".
-func ParseCgroup(content string) (id, runtime string) {
+func parseCgroup(content string) (id, runtime string) {
 	for _, line := range strings.Split(content, "\n") {
 		// hierarchy-ID:controllers:path
 		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)

@@ -46,7 +46,7 @@ func TestParseCgroup(t *testing.T) {
 		{"garbage", "not a cgroup file", "", ""},
 	}
 	for _, tt := range tests {
-		id, rt := ParseCgroup(tt.content)
+		id, rt := parseCgroup(tt.content)
 		if id != tt.id || rt != tt.runtime {
 			t.Errorf("%s: got %q %q, want %q %q", tt.name, id, rt, tt.id, tt.runtime)
 		}

@@ -53,10 +53,10 @@ func (t ScrapeTarget) compile() (compiledTarget, error) {
 }
 
 // parseSelectors parses selectors by role; an error starts with the role.
-func parseSelectors(byRole map[string]string) (map[string]Selector, error) {
-	out := make(map[string]Selector, len(byRole))
+func parseSelectors(byRole map[string]string) (map[string]selector, error) {
+	out := make(map[string]selector, len(byRole))
 	for role, s := range byRole {
-		sel, err := ParseSelector(s)
+		sel, err := parseSelector(s)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", role, err)
 		}
@@ -92,26 +92,26 @@ func DefaultScrapeTargets(rtdetrURL, backendMetricsURL string) []ScrapeTarget {
 	return out
 }
 
-// Selector picks series of one family by exact label values.
-type Selector struct {
+// selector picks series of one family by exact label values.
+type selector struct {
 	Name   string
 	Labels map[string]string
 }
 
-// ParseSelector reads name or name{label="value",...}.
-func ParseSelector(s string) (Selector, error) {
+// parseSelector reads name or name{label="value",...}.
+func parseSelector(s string) (selector, error) {
 	s = strings.TrimSpace(s)
 	name, rest, hasLabels := strings.Cut(s, "{")
-	sel := Selector{Name: strings.TrimSpace(name)}
+	sel := selector{Name: strings.TrimSpace(name)}
 	if !model.LegacyValidation.IsValidMetricName(sel.Name) {
-		return Selector{}, fmt.Errorf("selector %q: bad metric name %q", s, sel.Name)
+		return selector{}, fmt.Errorf("selector %q: bad metric name %q", s, sel.Name)
 	}
 	if !hasLabels {
 		return sel, nil
 	}
 	body, ok := strings.CutSuffix(strings.TrimSpace(rest), "}")
 	if !ok {
-		return Selector{}, fmt.Errorf("selector %q: missing '}'", s)
+		return selector{}, fmt.Errorf("selector %q: missing '}'", s)
 	}
 	sel.Labels = map[string]string{}
 	for body = strings.TrimSpace(body); body != ""; {
@@ -119,11 +119,11 @@ func ParseSelector(s string) (Selector, error) {
 		k = strings.TrimSpace(k)
 		after = strings.TrimSpace(after)
 		if !ok || !model.LegacyValidation.IsValidLabelName(k) || !strings.HasPrefix(after, `"`) {
-			return Selector{}, fmt.Errorf(`selector %q: want label="value"`, s)
+			return selector{}, fmt.Errorf(`selector %q: want label="value"`, s)
 		}
 		end := strings.Index(after[1:], `"`)
 		if end < 0 {
-			return Selector{}, fmt.Errorf("selector %q: unterminated label value", s)
+			return selector{}, fmt.Errorf("selector %q: unterminated label value", s)
 		}
 		sel.Labels[k] = after[1 : 1+end]
 		body = strings.TrimSpace(after[2+end:])
@@ -132,7 +132,7 @@ func ParseSelector(s string) (Selector, error) {
 	return sel, nil
 }
 
-func (sel Selector) matches(m *dto.Metric) bool {
+func (sel selector) matches(m *dto.Metric) bool {
 	for k, v := range sel.Labels {
 		found := false
 		for _, lp := range m.GetLabel() {
@@ -162,8 +162,8 @@ type Scrape struct {
 
 type compiledTarget struct {
 	url        string
-	histograms map[string]Selector
-	counters   map[string]Selector
+	histograms map[string]selector
+	counters   map[string]selector
 	err        error // a selector that did not parse
 }
 
@@ -261,7 +261,7 @@ func (sc *Scrape) scrapeOne(ctx context.Context, t compiledTarget) (metrics.Infe
 
 // extractInference picks the configured series out of parsed families. A
 // series the endpoint does not export is simply absent from the result.
-func extractInference(families map[string]*dto.MetricFamily, hists, counters map[string]Selector) (metrics.Inference, error) {
+func extractInference(families map[string]*dto.MetricFamily, hists, counters map[string]selector) (metrics.Inference, error) {
 	var inf metrics.Inference
 	var errs []error
 	for role, sel := range hists {
@@ -297,7 +297,7 @@ func extractInference(families map[string]*dto.MetricFamily, hists, counters map
 	return inf, errors.Join(errs...)
 }
 
-func sumHistograms(mf *dto.MetricFamily, sel Selector) (metrics.Histogram, bool, error) {
+func sumHistograms(mf *dto.MetricFamily, sel selector) (metrics.Histogram, bool, error) {
 	var out metrics.Histogram
 	found := false
 	for _, m := range mf.GetMetric() {
@@ -352,7 +352,7 @@ func toHistogram(h *dto.Histogram) metrics.Histogram {
 
 // sumCounter sums the matching series of a counter. It accepts the name
 // with or without the _total suffix, as exporters differ.
-func sumCounter(families map[string]*dto.MetricFamily, sel Selector) (float64, bool) {
+func sumCounter(families map[string]*dto.MetricFamily, sel selector) (float64, bool) {
 	mf := families[sel.Name]
 	if mf == nil {
 		if base, ok := strings.CutSuffix(sel.Name, "_total"); ok {

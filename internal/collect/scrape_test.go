@@ -15,34 +15,34 @@ import (
 func TestParseSelector(t *testing.T) {
 	tests := []struct {
 		in      string
-		want    Selector
+		want    selector
 		wantErr string
 	}{
-		{in: "rtdetr_inference_latency_seconds", want: Selector{Name: "rtdetr_inference_latency_seconds"}},
-		{in: ` hsi_stage_duration_seconds{stage="detect"} `, want: Selector{Name: "hsi_stage_duration_seconds", Labels: map[string]string{"stage": "detect"}}},
-		{in: `x{a="1", b = "two words"}`, want: Selector{Name: "x", Labels: map[string]string{"a": "1", "b": "two words"}}},
-		{in: `x{}`, want: Selector{Name: "x", Labels: map[string]string{}}},
+		{in: "rtdetr_inference_latency_seconds", want: selector{Name: "rtdetr_inference_latency_seconds"}},
+		{in: ` hsi_stage_duration_seconds{stage="detect"} `, want: selector{Name: "hsi_stage_duration_seconds", Labels: map[string]string{"stage": "detect"}}},
+		{in: `x{a="1", b = "two words"}`, want: selector{Name: "x", Labels: map[string]string{"a": "1", "b": "two words"}}},
+		{in: `x{}`, want: selector{Name: "x", Labels: map[string]string{}}},
 		{in: `9x`, wantErr: "bad metric name"},
 		{in: `x{stage="detect"`, wantErr: "missing '}'"},
 		{in: `x{stage=detect}`, wantErr: `want label="value"`},
 		{in: `x{stage="detect}`, wantErr: "unterminated"},
 	}
 	for _, tt := range tests {
-		got, err := ParseSelector(tt.in)
+		got, err := parseSelector(tt.in)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("ParseSelector(%q) err = %v, want %q", tt.in, err, tt.wantErr)
+				t.Errorf("parseSelector(%q) err = %v, want %q", tt.in, err, tt.wantErr)
 			}
 			continue
 		}
 		if err != nil {
-			t.Errorf("ParseSelector(%q): %v", tt.in, err)
+			t.Errorf("parseSelector(%q): %v", tt.in, err)
 			continue
 		}
 		g, _ := json.Marshal(got)
 		w, _ := json.Marshal(tt.want)
 		if string(g) != string(w) {
-			t.Errorf("ParseSelector(%q) = %s, want %s", tt.in, g, w)
+			t.Errorf("parseSelector(%q) = %s, want %s", tt.in, g, w)
 		}
 	}
 }
