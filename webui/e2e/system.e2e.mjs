@@ -257,6 +257,14 @@ async function main() {
     await p.emulateMedia({ colorScheme: "dark" });
     await p.waitForFunction(() => document.documentElement.classList.contains("dark"));
     await fullShot(p, join(outDir, "system-8gpu-dark.png"));
+    await p.setViewportSize({ width: 375, height: 812 });
+    // Charts take their new width on the next ResizeObserver round; allow it.
+    const overflow8 = await p
+      .waitForFunction(() => document.documentElement.scrollWidth <= window.innerWidth, null, { timeout: 5000 })
+      .then(() => 0)
+      .catch(() => p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth));
+    await fullShot(p, join(outDir, "system-8gpu-phone-dark.png"));
+    if (overflow8 > 0) throw new Error(`8-GPU page is ${overflow8}px wider than a 375px phone`);
     await isolated.close();
     if (cards !== 8) throw new Error(`${cards} GPU cards after the injected update`);
     const f = (xs) => `median ${quantile(xs, 0.5).toFixed(1)} ms, p95 ${quantile(xs, 0.95).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`;
@@ -388,6 +396,14 @@ async function main() {
     await page.getByText("Connection to the hub lost").waitFor({ timeout: STEP_MS });
     await page.screenshot({ path: join(outDir, "system-reconnecting.png"), fullPage: false });
     return `indicator reads "${text.trim()}"`;
+  });
+
+  await attempt("restarting the hub brings the page back to Live by itself", async () => {
+    hub = start("hub", join(binDir, "hub"), hubArgs);
+    await waitHealthy(`${base}/healthz`, 15_000);
+    await page.locator("[data-testid=live-indicator][data-connection=connected]").waitFor({ timeout: STEP_MS });
+    await page.getByText("Connection to the hub lost").waitFor({ state: "detached", timeout: STEP_MS });
+    return "reconnected with backoff; banner gone";
   });
 
   check("no uncaught errors in the page", pageErrors.length === 0, pageErrors.slice(0, 3).join(" | "));
