@@ -113,10 +113,13 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
   const rangeRef = useRef<Range>(initialRange);
   const socketRef = useRef<WebSocket | null>(null);
 
-  // The effect reads options through a ref so that a caller passing a new
-  // object each render does not tear the connection down.
+  // The socket effect reads options through a ref so that a caller passing
+  // a new object each render does not tear the connection down. This effect
+  // is declared first, so it runs before the socket effect on mount.
   const cfg = useRef({ WebSocketImpl, baseMs, maxMs, offlineAfter, random });
-  cfg.current = { WebSocketImpl, baseMs, maxMs, offlineAfter, random };
+  useEffect(() => {
+    cfg.current = { WebSocketImpl, baseMs, maxMs, offlineAfter, random };
+  });
 
   const handle = useCallback((raw: unknown) => {
     let msg: unknown = raw;
