@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -46,28 +47,28 @@ func orDefaultClient(c *http.Client) *http.Client {
 // httpGet fetches url and returns its status code and body, read up to
 // limit bytes. A body longer than limit is an error rather than a silently
 // truncated document that would then fail to parse for an obscure reason.
-func httpGet(ctx context.Context, client *http.Client, url string, limit int64) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func httpGet(ctx context.Context, client *http.Client, rawURL string, limit int64) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s: %w", url, err)
+		return 0, nil, fmt.Errorf("GET %s: %w", redactURL(rawURL), err)
 	}
 	return doLimited(client, req, limit)
 }
 
 // doLimited sends req and reads the body up to limit bytes.
 func doLimited(client *http.Client, req *http.Request, limit int64) (int, []byte, error) {
-	url := req.URL.String()
+	where := req.URL.Redacted()
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s: %w", url, err)
+		return 0, nil, fmt.Errorf("GET %s: %w", where, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("GET %s: read body: %w", url, err)
+		return resp.StatusCode, nil, fmt.Errorf("GET %s: read body: %w", where, err)
 	}
 	if int64(len(body)) > limit {
-		return resp.StatusCode, nil, fmt.Errorf("GET %s: body over %d bytes: %w", url, limit, errBodyTooLarge)
+		return resp.StatusCode, nil, fmt.Errorf("GET %s: body over %d bytes: %w", where, limit, errBodyTooLarge)
 	}
 	return resp.StatusCode, body, nil
 }
@@ -101,6 +102,19 @@ func reasonOf(err error) string {
 }
 
 func httpReason(code int) string { return fmt.Sprintf("HTTP %d", code) }
+
+// redactURL hides the password of a URL that carries one: error messages
+// travel in the sample to the dashboard.
+func redactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		if strings.Contains(rawURL, "@") {
+			return "(a URL with credentials that does not parse)"
+		}
+		return rawURL
+	}
+	return u.Redacted()
+}
 
 // joinURL appends an endpoint path to a configured base URL, tolerating a
 // trailing slash on the base.

@@ -38,16 +38,16 @@ func (t ScrapeTarget) Validate() error {
 
 // compile parses the target's selectors.
 func (t ScrapeTarget) compile() (compiledTarget, error) {
-	ct := compiledTarget{url: t.URL}
+	ct := compiledTarget{url: t.URL, name: redactURL(t.URL)}
 	if t.URL == "" {
 		return ct, errors.New("scrape target: url is empty")
 	}
 	var err error
 	if ct.histograms, err = parseSelectors(t.Histograms); err != nil {
-		return ct, fmt.Errorf("scrape target %s: histograms.%w", t.URL, err)
+		return ct, fmt.Errorf("scrape target %s: histograms.%w", ct.name, err)
 	}
 	if ct.counters, err = parseSelectors(t.Counters); err != nil {
-		return ct, fmt.Errorf("scrape target %s: counters.%w", t.URL, err)
+		return ct, fmt.Errorf("scrape target %s: counters.%w", ct.name, err)
 	}
 	return ct, nil
 }
@@ -162,6 +162,7 @@ type Scrape struct {
 
 type compiledTarget struct {
 	url        string
+	name       string // url without its password, for messages
 	histograms map[string]selector
 	counters   map[string]selector
 	err        error // a selector that did not parse
@@ -240,21 +241,21 @@ func (sc *Scrape) scrapeOne(ctx context.Context, t compiledTarget) (metrics.Infe
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
 	if err != nil {
-		return metrics.Inference{}, fmt.Errorf("scrape %s: %w", t.url, err)
+		return metrics.Inference{}, fmt.Errorf("scrape %s: %w", t.name, err)
 	}
 	// Ask for the classic text format: it is the one TextParser reads.
 	req.Header.Set("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
 	code, body, err := doLimited(sc.client, req, maxMetricsBody)
 	if err != nil {
-		return metrics.Inference{}, fmt.Errorf("scrape %s: %s", t.url, reasonOf(err))
+		return metrics.Inference{}, fmt.Errorf("scrape %s: %s", t.name, reasonOf(err))
 	}
 	if code != http.StatusOK {
-		return metrics.Inference{}, fmt.Errorf("scrape %s: %s", t.url, httpReason(code))
+		return metrics.Inference{}, fmt.Errorf("scrape %s: %s", t.name, httpReason(code))
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
-		return metrics.Inference{}, fmt.Errorf("scrape %s: parse: %w", t.url, err)
+		return metrics.Inference{}, fmt.Errorf("scrape %s: parse: %w", t.name, err)
 	}
 	return extractInference(families, t.histograms, t.counters)
 }

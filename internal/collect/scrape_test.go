@@ -182,6 +182,29 @@ func TestScrapeNonFiniteIsAbsent(t *testing.T) {
 	}
 }
 
+// Errors travel in the sample to the dashboard: a password in a target's
+// URL must not.
+func TestScrapeErrorsHidePassword(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	base := strings.Replace(srv.URL, "http://", "http://scraper:s3cret@", 1)
+	for _, tgt := range []ScrapeTarget{
+		{URL: base + "/metrics", Histograms: map[string]string{"rtdetr": "x"}},
+		{URL: base + "/metrics", Histograms: map[string]string{"rtdetr": "x{"}},
+	} {
+		err := NewScrape([]ScrapeTarget{tgt}, nil).Collect(context.Background(), &metrics.Sample{})
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "scraper:xxxxx@") {
+			t.Errorf("Collect err = %v, want the URL with its password hidden", err)
+		}
+		if err := tgt.Validate(); err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Validate err = %v shows the password", err)
+		}
+	}
+	if got := redactURL("http://a:b@[::1/x"); strings.Contains(got, "b@") {
+		t.Errorf("an unparsable URL with credentials came back as %q", got)
+	}
+}
+
 func TestScrapeNothingLeavesSectionNil(t *testing.T) {
 	srv := metricsServer(t, map[string]string{"/metrics": "llamacpp_metrics.txt"})
 	s := &metrics.Sample{}
