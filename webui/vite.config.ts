@@ -31,6 +31,14 @@ export default defineConfig({
     emptyOutDir: true,
     sourcemap: false,
     chunkSizeWarningLimit: 1200,
+    rollupOptions: {
+      // @tremor/react does not declare "sideEffects": false, so its whole
+      // index (date pickers, selects and their dependencies) would ship.
+      // Its modules only define components; let unused ones be dropped.
+      treeshake: {
+        moduleSideEffects: (id: string) => !/[\\/]node_modules[\\/]@tremor[\\/]react[\\/]dist[\\/].*\.js$/.test(id),
+      },
+    },
   },
   server: {
     proxy: {
