@@ -63,6 +63,12 @@ type fakeProc struct {
 func fakeProcRoot(t *testing.T, procs []fakeProc) string {
 	t.Helper()
 	root := t.TempDir()
+	writeFakeProcs(t, root, procs)
+	return root
+}
+
+func writeFakeProcs(t testing.TB, root string, procs []fakeProc) {
+	t.Helper()
 	for _, p := range procs {
 		dir := filepath.Join(root, strconv.Itoa(int(p.pid)))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -79,7 +85,6 @@ func fakeProcRoot(t *testing.T, procs []fakeProc) string {
 			}
 		}
 	}
-	return root
 }
 
 func TestProcsAnnotate(t *testing.T) {
@@ -295,6 +300,32 @@ func TestProcsConfiguredMatchers(t *testing.T) {
 	for _, m := range DefaultModelMatchers() {
 		if err := m.Validate(); err != nil {
 			t.Errorf("default matcher: %v", err)
+		}
+	}
+}
+
+// BenchmarkProcsAnnotate names the processes of a busy 8-GPU box: four
+// processes per device, two of them on every device.
+func BenchmarkProcsAnnotate(b *testing.B) {
+	root := b.TempDir()
+	var procs []fakeProc
+	for pid := uint32(100); pid < 120; pid++ {
+		procs = append(procs, fakeProc{pid: pid, comm: "python3", cmdline: []string{"python3", "-m", "rtdetr.serve"},
+			cgroup: "0::/system.slice/docker-" + dockerID + ".scope\n"})
+	}
+	writeFakeProcs(b, root, procs)
+	p := NewProcs(root)
+	p.DockerRoot, p.PodmanRoot = "", ""
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		s := &metrics.Sample{Models: map[string]metrics.Model{"rtdetr": {Status: "healthy"}}}
+		for g := range 8 {
+			s.GPUs = append(s.GPUs, metrics.GPU{Index: g, Processes: []metrics.Process{
+				{PID: 100}, {PID: 101}, {PID: uint32(102 + 2*g)}, {PID: uint32(103 + 2*g)}}})
+		}
+		if err := p.Annotate(ctx, s); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
