@@ -26,11 +26,11 @@ webui/dist/index.html: webui/node_modules/.package-lock.json $(UI_SRC)
 	@touch $@
 
 ui: webui/dist/index.html
-	@cd webui && node scripts/bundle-size.mjs 2>/dev/null || true
 
 build: ui
 	$(GO) build -o $(BIN)/hub ./cmd/hub
 	$(GO) build -o $(BIN)/agent ./cmd/agent
+	@node webui/scripts/bundle-size.mjs | tail -n 1
 
 run: build
 	@mkdir -p $(DATA)
@@ -64,5 +64,7 @@ lint: webui/node_modules/.package-lock.json
 	$$( $(GO) env GOPATH)/bin/staticcheck ./...
 	cd webui && $(NPM) run typecheck
 
+# dist/.keep is committed so that go:embed matches before a UI build.
 clean:
-	rm -rf $(BIN) webui/dist webui/build-e2e
+	rm -rf $(BIN) webui/build-e2e
+	find webui/dist -mindepth 1 ! -name .keep -exec rm -rf {} +
