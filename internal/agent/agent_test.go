@@ -156,6 +156,10 @@ func TestNewValidates(t *testing.T) {
 		{"host id with a wildcard", func(c *Config) { c.HostID = "a>" }, `host-id "a>"`},
 		{"interval", func(c *Config) { c.Interval = 0 }, "interval 0s"},
 		{"backlog", func(c *Config) { c.Backlog = -time.Second }, "backlog -1s"},
+		// Bounds that cannot hold the sample being sent: nothing would
+		// ever be published.
+		{"backlog shorter than the interval", func(c *Config) { c.Backlog = 0 }, "backlog 0s: must be at least the interval (1s)"},
+		{"backlog bytes below one sample", func(c *Config) { c.BacklogMaxBytes = 0 }, "backlog-max-bytes 0: must be at least 1048576"},
 	} {
 		cfg := testConfig(time.Second)
 		tc.edit(&cfg)
@@ -456,9 +460,15 @@ func TestAgentBeforeServer(t *testing.T) {
 }
 
 // TestBacklogBoundDropsOldest runs an agent against nothing with a backlog
-// of three samples' bytes: the oldest go, the newest stay.
+// of three samples' bytes: the oldest go, the newest stay. The samples are
+// padded, as the bound may not be below the largest sample.
 func TestBacklogBoundDropsOldest(t *testing.T) {
-	cfg := testConfig(200*time.Millisecond, model("m"))
+	pad := strings.Repeat("x", metrics.MaxMessage/3)
+	big := funcCollector{"m", func(_ context.Context, s *metrics.Sample) error {
+		s.Models = map[string]metrics.Model{"m": {Status: metrics.StatusHealthy, Extra: map[string]any{"pad": pad}}}
+		return nil
+	}}
+	cfg := testConfig(200*time.Millisecond, big)
 	cfg.NATSURL = "nats://127.0.0.1:1"
 	probe := newAgent(t, cfg)
 	one := len(mustEncode(t, probe.gather(context.Background(), time.Unix(1_767_268_800, 0))))

@@ -71,11 +71,14 @@ func (c *Config) Validate() error {
 	if c.Interval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("interval %v: must be at least 100ms", c.Interval))
 	}
-	if c.Backlog < 0 {
-		errs = append(errs, fmt.Errorf("backlog %v: must not be negative", c.Backlog))
+	// Every sample passes through the backlog, so bounds that cannot hold
+	// the one being sent would drop it before it is sent: the agent would
+	// publish nothing even with NATS up.
+	if c.Backlog < c.Interval {
+		errs = append(errs, fmt.Errorf("backlog %v: must be at least the interval (%v), or samples expire before they are sent", c.Backlog, c.Interval))
 	}
-	if c.BacklogMaxBytes < 0 {
-		errs = append(errs, fmt.Errorf("backlog-max-bytes %d: must not be negative", c.BacklogMaxBytes))
+	if c.BacklogMaxBytes < metrics.MaxMessage {
+		errs = append(errs, fmt.Errorf("backlog-max-bytes %d: must be at least %d (the largest sample the hub accepts), or samples are dropped before they are sent", c.BacklogMaxBytes, metrics.MaxMessage))
 	}
 	for i, t := range c.Scrape {
 		if err := t.Validate(); err != nil {
