@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -72,7 +73,7 @@ func FuzzDecodeObservations(f *testing.F) {
 			return
 		}
 		for i, o := range obs {
-			if o.V < 1 || o.TS <= 0 || !(o.MS >= 0) {
+			if o.V < 1 || o.TS <= 0 || !(o.MS >= 0) || math.IsInf(o.MS, 0) {
 				t.Fatalf("accepted invalid observation [%d]: %+v", i, o)
 			}
 		}
