@@ -92,11 +92,7 @@ func (l *LlamaCpp) Collect(ctx context.Context, s *metrics.Sample) error {
 		})
 	}
 	wg.Wait()
-	m := buildLlamaModel(res[0], res[1], res[2], res[3])
-	if s.Models == nil {
-		s.Models = make(map[string]metrics.Model)
-	}
-	s.Models[metrics.CollectorLLM] = m
+	setModel(s, metrics.CollectorLLM, buildLlamaModel(res[0], res[1], res[2], res[3]))
 	return nil
 }
 

@@ -52,11 +52,7 @@ func (r *RTDETR) Collect(ctx context.Context, s *metrics.Sample) error {
 	}
 	ctx, cancel := finishBefore(ctx)
 	defer cancel()
-	m := r.read(ctx)
-	if s.Models == nil {
-		s.Models = make(map[string]metrics.Model)
-	}
-	s.Models[metrics.CollectorRTDETR] = m
+	setModel(s, metrics.CollectorRTDETR, r.read(ctx))
 	return nil
 }
 
@@ -146,6 +142,14 @@ func normalizeStatus(s string) string {
 		return metrics.StatusUnreachable
 	}
 	return ""
+}
+
+// setModel puts a model server's reading into s, beside the others'.
+func setModel(s *metrics.Sample, role string, m metrics.Model) {
+	if s.Models == nil {
+		s.Models = make(map[string]metrics.Model)
+	}
+	s.Models[role] = m
 }
 
 // modelFileName is the file name of a model path a server reports, which
