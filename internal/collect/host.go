@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +27,13 @@ import (
 type Host struct {
 	mounts []string
 	sysfs  string
+	usage  func(ctx context.Context, path string) (*disk.UsageStat, error)
+
+	// statting holds the mounts whose statfs has not returned: on a dead
+	// NFS server it sleeps uninterruptibly, possibly for good, and must
+	// cost neither the rest of the section nor a thread per tick.
+	smu      sync.Mutex
+	statting map[string]bool
 
 	// mu serialises collections: an abandoned (timed-out) call may still
 	// run when the next tick starts, and both would move the baseline.
@@ -49,7 +57,8 @@ func NewHost(mounts []string) *Host {
 	if len(mounts) == 0 {
 		mounts = []string{"/"}
 	}
-	h := &Host{mounts: mounts, sysfs: os.Getenv("HOST_SYS")}
+	mounts = slices.Compact(slices.Clone(mounts)) // "/,/" is one mount
+	h := &Host{mounts: mounts, sysfs: os.Getenv("HOST_SYS"), usage: disk.UsageWithContext, statting: map[string]bool{}}
 	if h.sysfs == "" {
 		h.sysfs = "/sys"
 	}
@@ -101,18 +110,66 @@ func (h *Host) Collect(ctx context.Context, s *metrics.Sample) error {
 	} else {
 		sys.Load1, sys.Load5, sys.Load15 = &avg.Load1, &avg.Load5, &avg.Load15
 	}
-	for _, m := range h.mounts {
-		u, err := disk.UsageWithContext(ctx, m)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("host disk %s: %w", m, err))
-			continue
-		}
-		sys.Disks = append(sys.Disks, metrics.Disk{Mount: m, Used: u.Used, Total: u.Total})
-	}
 	errs = append(errs, h.rates(ctx, sys)...)
+	errs = append(errs, h.disks(ctx, sys)...)
 
 	s.System = sys
 	return errors.Join(errs...)
+}
+
+// disks reads the usage of every mount side by side and waits until all
+// answered or a little before ctx's deadline, in configured order. A
+// statfs that overruns goes on in the background and its mount is skipped
+// until it returns.
+func (h *Host) disks(ctx context.Context, sys *metrics.System) []error {
+	ctx, cancel := finishBefore(ctx)
+	defer cancel()
+	type result struct {
+		i   int
+		u   *disk.UsageStat
+		err error
+	}
+	results := make(chan result, len(h.mounts)) // buffered: a late statfs never blocks
+	got := make([]*result, len(h.mounts))
+	var errs []error
+	pending := 0
+	h.smu.Lock()
+	for i, m := range h.mounts {
+		if h.statting[m] {
+			got[i] = &result{i: i, err: errors.New("an earlier statfs has not returned")}
+			continue
+		}
+		h.statting[m] = true
+		pending++
+		go func() {
+			u, err := h.usage(ctx, m)
+			h.smu.Lock()
+			delete(h.statting, m)
+			h.smu.Unlock()
+			results <- result{i, u, err}
+		}()
+	}
+	h.smu.Unlock()
+wait:
+	for ; pending > 0; pending-- {
+		select {
+		case r := <-results:
+			got[r.i] = &r
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	for i, m := range h.mounts {
+		switch r := got[i]; {
+		case r == nil:
+			errs = append(errs, fmt.Errorf("host disk %s: no answer in time", m))
+		case r.err != nil:
+			errs = append(errs, fmt.Errorf("host disk %s: %w", m, r.err))
+		default:
+			sys.Disks = append(sys.Disks, metrics.Disk{Mount: m, Used: r.u.Used, Total: r.u.Total})
+		}
+	}
+	return errs
 }
 
 func readCPU(ctx context.Context) (*cpu.TimesStat, []cpu.TimesStat, error) {

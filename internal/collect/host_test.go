@@ -3,7 +3,9 @@ package collect
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/disk"
@@ -158,6 +160,58 @@ func TestHostBadMountKeepsTheRest(t *testing.T) {
 	}
 	if s.System == nil || len(s.System.Disks) != 1 || s.System.Disks[0].Mount != "/" || s.System.MemTotal == 0 {
 		t.Fatalf("section lost with one bad mount: %+v", s.System)
+	}
+}
+
+// A mount whose statfs hangs (a dead NFS server) costs neither the rest
+// of the section nor a second thread on the next collection.
+func TestHostStuckMountKeepsTheRest(t *testing.T) {
+	h := NewHost([]string{"/", "/nfs"})
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	calls := 0
+	h.usage = func(ctx context.Context, path string) (*disk.UsageStat, error) {
+		if path != "/nfs" {
+			return disk.UsageWithContext(ctx, path)
+		}
+		calls++ // under smu's protection: one statfs of /nfs at a time
+		<-release
+		return &disk.UsageStat{Path: path, Total: 1000, Used: 10}, nil
+	}
+	collect := func() (*metrics.System, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var s metrics.Sample
+		err := h.Collect(ctx, &s)
+		return s.System, err
+	}
+	for _, want := range []string{"host disk /nfs: no answer in time", "host disk /nfs: an earlier statfs has not returned"} {
+		sys, err := collect()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Collect error = %v, want %q", err, want)
+		}
+		if sys == nil || sys.MemTotal == 0 || len(sys.Disks) != 1 || sys.Disks[0].Mount != "/" {
+			t.Fatalf("section with a stuck mount = %+v", sys)
+		}
+	}
+	unblock()
+	for {
+		h.smu.Lock()
+		busy := h.statting["/nfs"]
+		h.smu.Unlock()
+		if !busy {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	sys, err := collect()
+	if err != nil || len(sys.Disks) != 2 || sys.Disks[1] != (metrics.Disk{Mount: "/nfs", Used: 10, Total: 1000}) {
+		t.Errorf("after the statfs returned: err %v, disks %+v", err, sys.Disks)
+	}
+	if calls != 2 {
+		t.Errorf("/nfs was statted %d times, want 2 (none while the first hung)", calls)
 	}
 }
 
