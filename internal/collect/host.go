@@ -57,7 +57,13 @@ func NewHost(mounts []string) *Host {
 	if len(mounts) == 0 {
 		mounts = []string{"/"}
 	}
-	mounts = slices.Compact(slices.Clone(mounts)) // "/,/" is one mount
+	var uniq []string // "/,/data,/" is two mounts
+	for _, m := range mounts {
+		if !slices.Contains(uniq, m) {
+			uniq = append(uniq, m)
+		}
+	}
+	mounts = uniq
 	h := &Host{mounts: mounts, sysfs: os.Getenv("HOST_SYS"), usage: disk.UsageWithContext, statting: map[string]bool{}}
 	if h.sysfs == "" {
 		h.sysfs = "/sys"

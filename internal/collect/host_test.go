@@ -166,7 +166,7 @@ func TestHostBadMountKeepsTheRest(t *testing.T) {
 // A mount whose statfs hangs (a dead NFS server) costs neither the rest
 // of the section nor a second thread on the next collection.
 func TestHostStuckMountKeepsTheRest(t *testing.T) {
-	h := NewHost([]string{"/", "/nfs"})
+	h := NewHost([]string{"/", "/nfs", "/"})
 	release := make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
