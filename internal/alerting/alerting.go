@@ -108,10 +108,10 @@ type Service struct {
 
 const maxQueue = 1024
 
-// New validates the rules, and with js creates the stream and the state
-// bucket and restores the saved state and the recent transitions. With a
-// nil js the service keeps everything in memory.
-func New(ctx context.Context, cfg Config, js JetStream, log *slog.Logger) (*Service, error) {
+// New validates the rules and the webhooks and builds the service, which
+// keeps everything in memory until Persist gives it JetStream. It touches
+// nothing outside, so the hub checks its settings with it before starting.
+func New(cfg Config, log *slog.Logger) (*Service, error) {
 	if cfg.Rules == nil {
 		cfg.Rules = alerts.Defaults()
 	}
@@ -140,20 +140,24 @@ func New(ctx context.Context, cfg Config, js JetStream, log *slog.Logger) (*Serv
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{engine: engine, cfg: cfg, js: js, notifier: notifier, log: log.With("component", "alerts"), wake: make(chan struct{}, 1)}
-	if js == nil {
-		return s, nil
-	}
-	if err := s.restore(ctx); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return &Service{engine: engine, cfg: cfg, notifier: notifier, log: log.With("component", "alerts"), wake: make(chan struct{}, 1)}, nil
 }
 
-func (s *Service) restore(ctx context.Context) error {
+// Persist creates the stream and the state bucket, restores the saved
+// state and the recent transitions, and from then on publishes and saves
+// there. It must be called before Evaluate and Run.
+func (s *Service) Persist(ctx context.Context, js JetStream) error {
+	if err := s.restore(ctx, js); err != nil {
+		return err
+	}
+	s.js = js
+	return nil
+}
+
+func (s *Service) restore(ctx context.Context, js JetStream) error {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	st, err := s.js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
+	st, err := js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
 		Name: metrics.StreamAlerts, Description: "sysperf alert transitions",
 		Subjects: []string{metrics.SubjectAlerts}, Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
 		Discard: jetstream.DiscardOld, MaxAge: s.cfg.Retention, Replicas: s.cfg.Replicas,
@@ -161,7 +165,7 @@ func (s *Service) restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", metrics.StreamAlerts, err)
 	}
-	if s.kv, err = s.js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
+	if s.kv, err = js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
 		Bucket: StateBucket, Description: "sysperf alert engine state", Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
 	}); err != nil {
 		return fmt.Errorf("kv %s: %w", StateBucket, err)
@@ -188,7 +192,7 @@ func (s *Service) restore(ctx context.Context) error {
 	}
 	first := max(info.State.FirstSeq, info.State.LastSeq-min(info.State.LastSeq, uint64(s.cfg.Recent))+1)
 	want := int(info.State.LastSeq - first + 1)
-	cons, err := s.js.OrderedConsumer(cctx, metrics.StreamAlerts, jetstream.OrderedConsumerConfig{
+	cons, err := js.OrderedConsumer(cctx, metrics.StreamAlerts, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: first,
 	})
 	if err != nil {

@@ -100,8 +100,11 @@ func gpu(v float64) *metrics.Update {
 // as a hub's Close does.
 func running(t *testing.T, js jetstream.JetStream, hook string) (*Service, func()) {
 	t.Helper()
-	s, err := New(context.Background(), Config{Rules: []alerts.Rule{rule()}, Webhooks: []string{hook}, GeneratorURL: "http://hub/system"}, js, quiet())
+	s, err := New(Config{Rules: []alerts.Rule{rule()}, Webhooks: []string{hook}, GeneratorURL: "http://hub/system"}, quiet())
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Persist(context.Background(), js); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -198,7 +201,7 @@ func TestRestartMidPending(t *testing.T) {
 }
 
 func TestInMemoryWithoutJetStream(t *testing.T) {
-	s, err := New(context.Background(), Config{Rules: []alerts.Rule{rule()}}, nil, quiet())
+	s, err := New(Config{Rules: []alerts.Rule{rule()}}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +235,7 @@ func TestRulesFromFile(t *testing.T) {
 	if r, err := RulesFromFile(""); err != nil || len(r) != len(alerts.Defaults()) {
 		t.Fatalf("no file: %v", err)
 	}
-	if _, err := New(context.Background(), Config{Webhooks: []string{"not a url"}}, nil, quiet()); err == nil {
+	if _, err := New(Config{Webhooks: []string{"not a url"}}, quiet()); err == nil {
 		t.Fatal("bad webhook URL accepted")
 	}
 }

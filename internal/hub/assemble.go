@@ -11,10 +11,12 @@ import (
 	"github.com/sysperf/sysperf/webui"
 )
 
-// assemble builds the plugs the settings ask for and the caller did not
-// set. Each component adds its few lines here; it runs once NATS and the
-// stream are up (h.nc, h.js), before ingest and the HTTP server start.
-func (h *Hub) assemble(ctx context.Context) error {
+// prepare builds the plugs the settings ask for and the caller did not
+// set, as far as they need nothing running: it reads the rules file and
+// checks every URL and DSN, so a bad setting is the first and only thing
+// start-up reports. Each component adds its few lines here or, when it
+// needs JetStream, in assemble.
+func (h *Hub) prepare() error {
 	if h.cfg.UI == nil {
 		h.cfg.UI = webui.Handler()
 	}
@@ -23,6 +25,27 @@ func (h *Hub) assemble(ctx context.Context) error {
 		// configured one if longer, plus a margin for the base snapshot.
 		h.cfg.Latency = latency.New(latency.Config{Retain: max(60*time.Minute, h.cfg.LatencyWindow) + 5*time.Minute})
 	}
+	if h.cfg.Evaluator == nil {
+		rules, err := alerting.RulesFromFile(h.cfg.Rules)
+		if err != nil {
+			return err
+		}
+		if h.alerts, err = alerting.New(alerting.Config{Rules: rules, Webhooks: h.cfg.Webhooks, GeneratorURL: dashboardURL(h.cfg.HTTP)}, h.log); err != nil {
+			return fmt.Errorf("alerts: %w", err)
+		}
+		h.cfg.Evaluator = h.alerts
+		if h.cfg.Alerts == nil {
+			h.cfg.Alerts = h.alerts
+		}
+	}
+	// PostgreSQL, Redis, containers, Prometheus and /metrics.
+	return h.assembleSources()
+}
+
+// assemble finishes the plugs that keep their state in JetStream; it runs
+// once NATS and the stream are up (h.nc, h.js), before ingest and the
+// HTTP server start.
+func (h *Hub) assemble(ctx context.Context) error {
 	if h.cfg.History == nil {
 		// Rollups and the hub's own readings come back from JetStream
 		// here; the samples are replayed by ingest from ReplayStart.
@@ -33,23 +56,13 @@ func (h *Hub) assemble(ctx context.Context) error {
 		h.cfg.History = p
 		h.bg = append(h.bg, p.Run)
 	}
-	if h.cfg.Evaluator == nil {
-		rules, err := alerting.RulesFromFile(h.cfg.Rules)
-		if err != nil {
-			return err
-		}
-		svc, err := alerting.New(ctx, alerting.Config{Rules: rules, Webhooks: h.cfg.Webhooks, GeneratorURL: dashboardURL(h.cfg.HTTP)}, h.js, h.log)
-		if err != nil {
+	if h.alerts != nil {
+		if err := h.alerts.Persist(ctx, h.js); err != nil {
 			return fmt.Errorf("alerts: %w", err)
 		}
-		h.cfg.Evaluator = svc
-		if h.cfg.Alerts == nil {
-			h.cfg.Alerts = svc
-		}
-		h.bg = append(h.bg, svc.Run)
+		h.bg = append(h.bg, h.alerts.Run)
 	}
-	// PostgreSQL, Redis, containers, Prometheus and /metrics.
-	return h.assembleSources()
+	return nil
 }
 
 // maxReplay caps how far back the samples are replayed after a long

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"time"
@@ -33,20 +32,13 @@ type SourceSettings struct {
 // first, Prometheus (a fallback) last.
 func (h *Hub) assembleSources() error {
 	if h.cfg.Sources == nil {
+		// Close closes what was built, also when a later step fails.
 		srcs, err := h.buildSources()
+		h.owned = srcs
 		if err != nil {
-			for _, s := range srcs {
-				closeSource(s)
-			}
 			return err
 		}
 		h.cfg.Sources = srcs
-		h.bg = append(h.bg, func(ctx context.Context) {
-			<-ctx.Done()
-			for _, s := range srcs {
-				closeSource(s)
-			}
-		})
 	}
 	if h.cfg.Metrics == nil {
 		e := export.New(exportView{h})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/alerting"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/server"
 	"github.com/sysperf/sysperf/internal/sources"
@@ -133,6 +134,11 @@ type Hub struct {
 	srv *server.Server
 
 	runners []*runner
+	// alerts is the assembled alert service, nil when the caller plugged
+	// in an Evaluator; owned are the sources the hub built, which Close
+	// closes.
+	alerts *alerting.Service
+	owned  []Source
 	// bg are the assembled components' background loops, run from Start
 	// until Close.
 	bg     []func(context.Context)
@@ -158,6 +164,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 			_ = h.Close()
 		}
 	}()
+	if err := h.prepare(); err != nil {
+		return nil, err
+	}
 
 	// The HTTP address is checked first so a port in use fails before the
 	// NATS store is touched.
@@ -368,6 +377,9 @@ func (h *Hub) Close() error {
 		case <-stopped:
 		case <-time.After(5 * time.Second):
 			errs = append(errs, errors.New("a source poll did not return within 5s of shutdown"))
+		}
+		for _, s := range h.owned {
+			closeSource(s)
 		}
 		if h.cc != nil {
 			h.cc.Drain()

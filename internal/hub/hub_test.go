@@ -1,20 +1,26 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -280,4 +286,70 @@ func TestHubResumesAfterExternalNATSRestart(t *testing.T) {
 	}
 	publish(t, url, &metrics.Sample{Host: "r1", Boot: "b", Seq: 2, TS: time.Now().UnixNano()})
 	performance(t, h, func(u metrics.Update) bool { return len(u.Hosts) == 1 && u.Hosts[0].Seq == 2 })
+}
+
+// A setting read from a file or parsed from a URL stops start-up before
+// anything starts: the error is the only thing the operator sees, not
+// NATS coming up and going down around it, and the data directory is
+// left untouched.
+func TestHubBadSettingsFailBeforeAnythingStarts(t *testing.T) {
+	dir := t.TempDir()
+	badRules := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(badRules, []byte("rules:\n  - name: gpu_power\n    no_data: maybe\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"bad rules file", func(c *Config) { c.Rules = badRules }, "rules " + badRules},
+		{"missing rules file", func(c *Config) { c.Rules = filepath.Join(dir, "none.yaml") }, "rules: open"},
+		{"bad webhook", func(c *Config) { c.Webhooks = []string{"alertmanager:9093"} }, "webhook"},
+		{"bad redis url", func(c *Config) { c.RedisURL = "ftp://redis" }, "redis-url"},
+		{"bad postgres dsn", func(c *Config) { c.PostgresDSN = "postgres://h:notaport/db" }, "postgres[0]"},
+		{"bad prometheus url", func(c *Config) { c.PrometheusURL = "prometheus:9090" }, "prometheus-url"},
+		{"bad container url", func(c *Config) {
+			c.Containers = []sources.ContainerTarget{{Name: "api", HealthURL: "/health"}}
+		}, "containers"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.DataDir = filepath.Join(t.TempDir(), "data")
+			tc.edit(&cfg)
+			var logged lockedBuffer
+			h, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+			if err == nil {
+				_ = h.Close()
+				t.Fatal("start-up succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+			if s := logged.String(); s != "" {
+				t.Errorf("start-up logged before failing:\n%s", s)
+			}
+			if _, err := os.Stat(cfg.DataDir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("data-dir touched: %v", err)
+			}
+		})
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
