@@ -59,7 +59,9 @@ func load(name string, args []string, env func(string) (string, bool), readFile 
 		return err
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	// The flag package would print a parse error and the whole usage; the
+	// caller prints the error once, and the usage only on -h.
+	fs.SetOutput(io.Discard)
 	raw := map[string]string{}
 	var order []string
 	record := func(n string) func(string) error {
@@ -98,7 +100,13 @@ func load(name string, args []string, env func(string) (string, bool), readFile 
 		})
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(out)
+			fmt.Fprintf(out, "Usage of %s:\n", name)
+			fs.PrintDefaults()
+			return err
+		}
+		return fmt.Errorf("%w (see --help)", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (settings are flags: --name=value)", fs.Arg(0))
