@@ -325,13 +325,7 @@ func (h *Hub) loop(ctx context.Context) {
 // tick builds, records and sends one update.
 func (h *Hub) tick(now time.Time) {
 	u := merge(now, h.in.snapshot(now.Add(-h.cfg.Retention)), h.cfg.Interval)
-	if h.cfg.Latency != nil {
-		u.Inference = h.cfg.Latency.Latencies(now, h.cfg.LatencyWindow)
-		u.Sources[metrics.SectionInference] = "agents"
-	} else {
-		u.Sources[metrics.SectionInference] = SourceNone
-		u.Errors[metrics.SectionInference] = "latency windows not configured"
-	}
+	applyLatency(&u, h.cfg.Latency, now, h.cfg.LatencyWindow)
 	applySources(&u, h.runners, now, h.cfg.Interval, h.log)
 	if h.cfg.Evaluator != nil {
 		if a := h.cfg.Evaluator.Evaluate(now, &u); a != nil {

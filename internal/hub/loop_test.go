@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/latency"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -129,6 +130,84 @@ func TestApplySources(t *testing.T) {
 		applySources(&u, []*runner{r}, started.Add(time.Minute), interval, log)
 		if u.Databases.Redis.Status != StatusUnknown || u.Errors[metrics.SectionRedis] != "no answer from the source in 1m0s" {
 			t.Fatalf("redis %+v errors %v", u.Databases.Redis, u.Errors)
+		}
+	})
+}
+
+// The update carries the inference figures over each chart range, not
+// only over the latency window: the real tracker is fed an RT-DETRv2
+// histogram (buckets up to 500 ms, every request inside them; +Inf
+// travels as Count) and an image counter at known times, so each range
+// sees a different slice of the requests.
+func TestApplyLatencyPerRange(t *testing.T) {
+	tr := latency.New(latency.Config{Retain: 65 * time.Minute})
+	feed := func(age time.Duration, le05, le1, le5, sum, images float64) {
+		s := sample("gpu-box", age)
+		s.Inference = &metrics.Inference{
+			Histograms: map[string]metrics.Histogram{metrics.RoleRTDETR: {
+				Count: le5, Sum: sum,
+				Buckets: []metrics.Bucket{{UpperBound: 0.05, Count: le05}, {UpperBound: 0.1, Count: le1}, {UpperBound: 0.5, Count: le5}},
+			}},
+			Counters: map[string]float64{metrics.RoleImages: images},
+		}
+		tr.AddSample(s)
+	}
+	feed(59*time.Minute, 0, 0, 0, 0, 0)
+	feed(20*time.Minute, 0, 100, 100, 8, 0)   // 100 requests of 80 ms
+	feed(6*time.Minute, 0, 100, 200, 38, 100) // 100 of 300 ms
+	feed(0, 100, 200, 300, 40, 150)           // 100 of 20 ms
+
+	// Expected figures: histogram_quantile over each range's bucket deltas.
+	want := map[string]struct{ avg, p95, p99, images float64 }{
+		// Only the newest 100 (all <= 50 ms); the 6m-old snapshot bounds it.
+		"5m": {avg: 20, p95: 47.5, p99: 49.5, images: 50.0 / 6},
+		// Back to the 20m-old snapshot: 100 fast and 100 slow requests.
+		"15m": {avg: 160, p95: 460, p99: 492, images: 150.0 / 20},
+		// Everything since the first snapshot, 59 minutes ago.
+		"60m": {avg: 40.0 / 300 * 1000, p95: 440, p99: 488, images: 150.0 / 59},
+	}
+	check := func(t *testing.T, key string, l metrics.Latencies) {
+		t.Helper()
+		w := want[key]
+		if l.Window != key {
+			t.Errorf("%s: window %q", key, l.Window)
+		}
+		eq(t, key+" rtdetr avg", l.RTDETR.Avg, w.avg)
+		eq(t, key+" rtdetr p95", l.RTDETR.P95, w.p95)
+		eq(t, key+" rtdetr p99", l.RTDETR.P99, w.p99)
+		eq(t, key+" images/min", l.Throughput.ImagesPerMin, w.images)
+		if l.Nemotron.Avg != nil || l.Throughput.EventsPerMin != nil {
+			t.Errorf("%s: figures without data: %+v", key, l)
+		}
+	}
+
+	for _, window := range []time.Duration{5 * time.Minute, 2 * time.Minute} {
+		t.Run("latency window "+window.String(), func(t *testing.T) {
+			u := merge(now, nil, 5*time.Second)
+			applyLatency(&u, tr, now, window)
+			if len(u.InferenceWindows) != 3 {
+				t.Fatalf("inference_windows: %v", u.InferenceWindows)
+			}
+			for key, l := range u.InferenceWindows {
+				check(t, key, l)
+			}
+			if u.Sources[metrics.SectionInference] != "agents" {
+				t.Errorf("source %q", u.Sources[metrics.SectionInference])
+			}
+			// The seed's field keeps the configured window.
+			if window == 5*time.Minute {
+				check(t, "5m", u.Inference)
+			} else if u.Inference.Window != "2m" || u.Inference.RTDETR.Avg == nil || *u.Inference.RTDETR.Avg != 20 {
+				t.Errorf("inference over 2m: %+v", u.Inference)
+			}
+		})
+	}
+
+	t.Run("no latency plug", func(t *testing.T) {
+		u := merge(now, nil, 5*time.Second)
+		applyLatency(&u, nil, now, 5*time.Minute)
+		if u.InferenceWindows != nil || u.Sources[metrics.SectionInference] != SourceNone || u.Errors[metrics.SectionInference] == "" {
+			t.Fatalf("windows %v source %q error %q", u.InferenceWindows, u.Sources[metrics.SectionInference], u.Errors[metrics.SectionInference])
 		}
 	})
 }

@@ -33,6 +33,11 @@ type Update struct {
 	Stale map[string]bool `json:"stale"`
 	// Errors says, per section, why it is empty or partial.
 	Errors map[string]string `json:"errors,omitempty"`
+	// InferenceWindows are the inference figures over each range the
+	// dashboard offers, keyed "5m", "15m" and "60m", each with its Window
+	// set, so a chart range shows figures over that range. Inference stays
+	// the figures over the configured latency window.
+	InferenceWindows map[string]Latencies `json:"inference_windows,omitempty"`
 }
 
 // Section names used as keys of Update.Sources, Stale and Errors.
