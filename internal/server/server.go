@@ -48,6 +48,8 @@ type Config struct {
 	History HistoryReader
 	// Alerts serves /api/v1/alerts; nil lists none.
 	Alerts AlertLister
+	// Rules serves /api/v1/rules; nil answers 501.
+	Rules RuleLister
 	// DefaultRange is the history range sent on connect; default "5m".
 	DefaultRange string
 	// QueueLen is each WebSocket client's send queue; a client whose queue
@@ -149,6 +151,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/performance", s.performance)
 	mux.HandleFunc("GET /api/v1/history", s.history)
 	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
+	mux.HandleFunc("GET /api/v1/rules", s.rules)
 	mux.HandleFunc("/ws/system", s.websocket)
 	if s.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", s.cfg.Metrics)
