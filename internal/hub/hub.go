@@ -59,8 +59,11 @@ type Config struct {
 	History   History
 	Evaluator Evaluator
 	Alerts    server.AlertLister
-	Metrics   http.Handler
-	UI        http.Handler
+	// AlertRules serves GET /api/v1/rules; nil takes the assembled alert
+	// service's rules.
+	AlertRules server.RuleLister
+	Metrics    http.Handler
+	UI         http.Handler
 }
 
 // DefaultConfig returns the defaults. The data directory is systemd's
@@ -228,6 +231,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		Metrics: h.cfg.Metrics,
 		History: historyReader(h.cfg.History),
 		Alerts:  h.cfg.Alerts,
+		Rules:   h.ruleLister(),
 		Log:     log,
 	}); err != nil {
 		return nil, err
@@ -259,6 +263,18 @@ func historyReader(h History) server.HistoryReader {
 		return nil
 	}
 	return h
+}
+
+// ruleLister is the plugged rule list, else the rules the assembled alert
+// service evaluates; nil (no rules to show) when neither is there.
+func (h *Hub) ruleLister() server.RuleLister {
+	switch {
+	case h.cfg.AlertRules != nil:
+		return h.cfg.AlertRules
+	case h.alerts != nil:
+		return h.alerts.Engine()
+	}
+	return nil
 }
 
 func dashboardURL(addr string) string {
