@@ -193,6 +193,8 @@ export interface Update {
   sources: Record<string, string> | null;
   stale: Record<string, boolean> | null;
   errors?: Record<string, string> | null;
+  /** The inference figures over each chart range, each with its window (extension). */
+  inference_windows?: Partial<Record<Range, Latencies>> | null;
 }
 
 /** One slot of a window: the Update's numeric fields (means), maxima in max. */

@@ -1,10 +1,12 @@
-// The default alert thresholds of the seed design's table (and of
-// pkg/alerts' default rule set), mirrored here so bars and figures turn
-// yellow/red at the same values the hub alerts on. The hub's rules are the
-// source of truth for alerts; these only colour the UI. If the defaults in
-// pkg/alerts change, change them here too.
+// Where bars and figures turn yellow/red. The hub's rules are the source of
+// truth: the page fetches the effective rule set from GET /api/v1/rules (the
+// defaults of pkg/alerts with the hub's --rules file applied) and colours at
+// those thresholds. THRESHOLDS below are the built-in defaults, a copy of
+// pkg/alerts' default rule set, used for any rule the hub does not list and
+// whenever the fetch fails; keep them in step with pkg/alerts/defaults.go.
 
 import type { Color } from "@tremor/react";
+import { createContext, useContext } from "react";
 
 export type Level = "ok" | "warning" | "critical";
 
@@ -13,6 +15,8 @@ export interface Threshold {
   critical: number;
   /** "above": higher is worse (CPU); "below": lower is worse (cache hit). */
   direction: "above" | "below";
+  /** The threshold itself breaches (the rule's ">=" or "<="). */
+  inclusive?: boolean;
 }
 
 const above = (warning: number, critical: number): Threshold => ({ warning, critical, direction: "above" });
@@ -32,19 +36,131 @@ export const THRESHOLDS = {
   hostCpu: above(80, 95), // % sustained
   hostRamPercent: above(85, 95), // %
   hostDiskPercent: above(80, 90), // %
-  containersUnhealthy: above(0.5, 1.5), // 1 unhealthy warns, 2+ critical
+  containersUnhealthy: { warning: 1, critical: 2, direction: "above", inclusive: true }, // 1 unhealthy warns, 2+ critical
 } as const satisfies Record<string, Threshold>;
 
-export function levelOf(value: number | null | undefined, t: Threshold): Level {
-  if (value === null || value === undefined || Number.isNaN(value)) return "ok";
-  if (t.direction === "above") {
-    if (value > t.critical) return "critical";
-    if (value > t.warning) return "warning";
-    return "ok";
+export type ThresholdKey = keyof typeof THRESHOLDS;
+
+/** The thresholds in force; null where the hub's rules file disabled the rule (no colouring). */
+export type Thresholds = Record<ThresholdKey, Threshold | null>;
+
+export const DEFAULT_THRESHOLDS: Thresholds = THRESHOLDS;
+
+/**
+ * The pkg/alerts rule behind each key: its default name, and its metric
+ * (plus the model it matches) for a rule of another name that replaces a
+ * disabled default.
+ */
+const RULES: Record<ThresholdKey, { name: string; metric: string; match?: string }> = {
+  gpuUtilization: { name: "gpu_utilization", metric: "gpu_utilization" },
+  gpuTemperature: { name: "gpu_temperature", metric: "gpu_temperature" },
+  gpuVramPercent: { name: "gpu_vram", metric: "gpu_vram_percent" },
+  gpuPowerWatts: { name: "gpu_power", metric: "gpu_power" },
+  rtdetrP95Ms: { name: "rtdetr_latency_p95", metric: "model_latency_p95_ms", match: "rtdetr" },
+  nemotronP95Ms: { name: "nemotron_latency_p95", metric: "model_latency_p95_ms", match: "nemotron" },
+  pgConnectionsPercent: { name: "postgresql_connections", metric: "postgresql_connections_percent" },
+  pgCacheHit: { name: "postgresql_cache_hit", metric: "postgresql_cache_hit_ratio" },
+  redisMemoryMb: { name: "redis_memory", metric: "redis_memory_mb" },
+  redisHitRatio: { name: "redis_hit_ratio", metric: "redis_hit_ratio" },
+  hostCpu: { name: "host_cpu", metric: "host_cpu_percent" },
+  hostRamPercent: { name: "host_ram", metric: "host_ram_percent" },
+  hostDiskPercent: { name: "host_disk", metric: "host_disk_percent" },
+  containersUnhealthy: { name: "containers_unhealthy", metric: "containers_unhealthy" },
+};
+
+/** One rule of GET /api/v1/rules (internal/server/rules.go). */
+export interface RuleLevel {
+  threshold: number;
+  /** Go duration, e.g. "2m0s". */
+  for: string;
+}
+
+export interface Rule {
+  name: string;
+  metric: string;
+  target: string;
+  host?: string;
+  match?: string;
+  comparison: ">" | ">=" | "<" | "<=" | (string & {});
+  warning?: RuleLevel | null;
+  critical?: RuleLevel | null;
+  /** A default rule the hub's rules file turned off. */
+  disabled?: boolean;
+}
+
+const finite = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const levelThreshold = (l: unknown): number | null =>
+  l && typeof l === "object" && finite((l as { threshold?: unknown }).threshold) ? (l as { threshold: number }).threshold : null;
+
+/** A rule's levels as a Threshold, or null when the rule cannot colour anything. */
+export function thresholdOf(r: Rule): Threshold | null {
+  const upward = r.comparison === ">" || r.comparison === ">=";
+  if (!upward && r.comparison !== "<" && r.comparison !== "<=") return null;
+  const w = levelThreshold(r.warning);
+  const c = levelThreshold(r.critical);
+  if (w === null && c === null) return null;
+  // A rule with one level colours only that one: a missing critical is
+  // never reached, a missing warning coincides with critical.
+  const never = upward ? Infinity : -Infinity;
+  const t: Threshold = { warning: w ?? (c as number), critical: c ?? never, direction: upward ? "above" : "below" };
+  if (r.comparison === ">=" || r.comparison === "<=") t.inclusive = true;
+  return t;
+}
+
+function isRule(v: unknown): v is Rule {
+  if (!v || typeof v !== "object") return false;
+  const r = v as Record<string, unknown>;
+  return typeof r.name === "string" && typeof r.metric === "string" && typeof r.comparison === "string";
+}
+
+/**
+ * The thresholds the hub's rules give, key by key: the rule of the default
+ * name; else an enabled rule of another name on the same metric (and model)
+ * that watches every host and target, which replaces a disabled default;
+ * else nothing (null) when the default was disabled; else the built-in default.
+ * A body that is not a rule list leaves every default in place.
+ */
+export function thresholdsFromRules(body: unknown): Thresholds {
+  const out: Thresholds = { ...DEFAULT_THRESHOLDS };
+  const list = body && typeof body === "object" ? (body as { rules?: unknown }).rules : undefined;
+  if (!Array.isArray(list)) return out;
+  const rules = list.filter(isRule);
+  for (const key of Object.keys(RULES) as ThresholdKey[]) {
+    const want = RULES[key];
+    const named = rules.find((r) => r.name === want.name);
+    if (named && !named.disabled) {
+      const t = thresholdOf(named);
+      if (t) out[key] = t;
+      continue;
+    }
+    const other = rules.find(
+      (r) => r.name !== want.name && !r.disabled && r.metric === want.metric && !r.host && (r.match ?? "") === (want.match ?? "") && thresholdOf(r),
+    );
+    if (other) out[key] = thresholdOf(other);
+    else if (named?.disabled) out[key] = null;
   }
-  if (value < t.critical) return "critical";
-  if (value < t.warning) return "warning";
+  return out;
+}
+
+/** The thresholds in force on the page; the defaults until the hub's rules arrive. */
+export const ThresholdsContext = createContext<Thresholds>(DEFAULT_THRESHOLDS);
+
+export function useThresholds(): Thresholds {
+  return useContext(ThresholdsContext);
+}
+
+export function levelOf(value: number | null | undefined, t: Threshold | null | undefined): Level {
+  if (!t || value === null || value === undefined || Number.isNaN(value)) return "ok";
+  const worse = t.direction === "above" ? (a: number, b: number) => (t.inclusive ? a >= b : a > b) : (a: number, b: number) => (t.inclusive ? a <= b : a < b);
+  if (worse(value, t.critical)) return "critical";
+  if (worse(value, t.warning)) return "warning";
   return "ok";
+}
+
+/** The value a bar is drawn full at: the rule's critical level, else its warning, else fallback. */
+export function scaleOf(t: Threshold | null, fallback: number): number {
+  for (const v of [t?.critical, t?.warning]) if (v !== undefined && Number.isFinite(v) && v > 0) return v;
+  return fallback;
 }
 
 /** Tremor colour for a level; `ok` takes the bar's own colour. */

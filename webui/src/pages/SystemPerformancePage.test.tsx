@@ -2,7 +2,7 @@ import { act, render, screen, within } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App } from "../App";
 import { FakeWebSocket } from "../test/fakeWebSocket";
-import { history, noGpu, withAlerts } from "../test/fixtures";
+import { history, noGpu, update, withAlerts } from "../test/fixtures";
 import type { Options } from "../hooks/usePerformanceMetrics";
 
 const options: Options = { url: "ws://hub.test/ws/system", WebSocketImpl: FakeWebSocket as unknown as typeof WebSocket, random: () => 1 };
@@ -60,6 +60,21 @@ describe("App and SystemPerformancePage", () => {
     act(() => ws.message(history("60m", 30)));
     expect(screen.getByText(/60m window, 60 s per point/)).toBeInTheDocument();
     expect(within(document.querySelector("[data-section=gpu]") as HTMLElement).getByText("No NVIDIA GPU detected — NVML: library not found")).toBeInTheDocument();
+  });
+
+  it("gives the inference panel the selected range's figures", () => {
+    render(<App options={options} />);
+    const ws = FakeWebSocket.last();
+    const u = update();
+    u.inference_windows = { "5m": { ...u.inference, window: "5m" }, "15m": { ...u.inference, window: "15m" }, "60m": { ...u.inference, window: "60m", rtdetr_latency_ms: { avg: 160, p95: 460, p99: 490 } } };
+    act(() => {
+      ws.open();
+      ws.message({ ...u, type: "performance_update" });
+    });
+    expect(screen.getByText("figures over 5m")).toBeInTheDocument();
+    act(() => screen.getByRole("tab", { name: "60m" }).click());
+    expect(screen.getByText("figures over 60m")).toBeInTheDocument();
+    expect(screen.getByTestId("latency-rtdetr")).toHaveTextContent(/160 ms\s*avg\s*460 ms/);
   });
 
   it("toggles the theme and remembers the choice", () => {

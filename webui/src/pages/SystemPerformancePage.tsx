@@ -7,9 +7,11 @@ import { HostSystemPanel } from "../components/system/HostSystemPanel";
 import { InferenceStatsPanel } from "../components/system/InferenceStatsPanel";
 import { PageHeader } from "../components/system/PageHeader";
 import { PerformanceAlerts } from "../components/system/PerformanceAlerts";
+import { useAlertRules, type RulesOptions } from "../hooks/useAlertRules";
 import { usePerformanceMetrics, type Options } from "../hooks/usePerformanceMetrics";
 import { ago, clock, plural } from "../lib/format";
 import { useTheme } from "../lib/theme";
+import { ThresholdsContext } from "../lib/thresholds";
 import { useNow } from "../lib/useNow";
 import type { Update } from "../types";
 
@@ -21,8 +23,9 @@ function summary(u: Update): string {
   return parts.filter(Boolean).join(" · ");
 }
 
-export function SystemPerformancePage({ options }: { options?: Options }) {
+export function SystemPerformancePage({ options, rules }: { options?: Options; rules?: RulesOptions }) {
   const m = usePerformanceMetrics(options);
+  const thresholds = useAlertRules(m.connection, rules);
   const { theme, toggle } = useTheme();
   const now = useNow(5000);
   const u = m.latest;
@@ -39,44 +42,46 @@ export function SystemPerformancePage({ options }: { options?: Options }) {
   const panel = u ? { update: u, history, resolutionS, now } : null;
 
   return (
-    <div className="mx-auto max-w-screen-2xl space-y-5 px-3 py-4 sm:px-6 sm:py-6" data-range={m.range}>
-      <PageHeader
-        range={m.range}
-        setRange={m.setRange}
-        connection={m.connection}
-        everConnected={m.everConnected}
-        updatedAt={u?.timestamp ?? null}
-        summary={u ? summary(u) : null}
-        theme={theme}
-        toggleTheme={toggle}
-        now={now}
-      />
-      {u && m.connection !== "connected" ? (
-        <p role="alert" className="rounded-tremor-default border border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-800 dark:border-amber-800 dark:bg-amber-950/40 dark:text-amber-200">
-          Connection to the hub lost — showing the last update, from {clock(u.timestamp)} ({ago(u.timestamp, now)}). {m.connection === "offline" ? "The hub is unreachable; still retrying." : "Reconnecting…"}
-        </p>
-      ) : null}
-      {!panel ? (
-        <div role="status" className="rounded-tremor-default border border-dashed border-tremor-border px-6 py-16 text-center dark:border-dark-tremor-border">
-          <p className="text-sm font-medium text-tremor-content-strong dark:text-dark-tremor-content-strong">
-            {m.connection === "connected" ? "Connected — waiting for the first update from the hub…" : m.everConnected ? "Reconnecting to the hub…" : "Connecting to the hub…"}
+    <ThresholdsContext.Provider value={thresholds}>
+      <div className="mx-auto max-w-screen-2xl space-y-5 px-3 py-4 sm:px-6 sm:py-6" data-range={m.range}>
+        <PageHeader
+          range={m.range}
+          setRange={m.setRange}
+          connection={m.connection}
+          everConnected={m.everConnected}
+          updatedAt={u?.timestamp ?? null}
+          summary={u ? summary(u) : null}
+          theme={theme}
+          toggleTheme={toggle}
+          now={now}
+        />
+        {u && m.connection !== "connected" ? (
+          <p role="alert" className="rounded-tremor-default border border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-800 dark:border-amber-800 dark:bg-amber-950/40 dark:text-amber-200">
+            Connection to the hub lost — showing the last update, from {clock(u.timestamp)} ({ago(u.timestamp, now)}). {m.connection === "offline" ? "The hub is unreachable; still retrying." : "Reconnecting…"}
           </p>
-          <p className="mt-1 text-xs text-tremor-content dark:text-dark-tremor-content">The hub sends an update every interval (5 s by default).</p>
-        </div>
-      ) : (
-        <>
-          <PerformanceAlerts alerts={panel.update.alerts} now={now} />
-          <GpuOverviewPanel {...panel} />
-          <AiModelsPanel update={panel.update} now={now} />
-          <InferenceStatsPanel {...panel} />
-          <DatabasesPanel {...panel} />
-          <HostSystemPanel {...panel} />
-          <ContainersPanel update={panel.update} now={now} />
-        </>
-      )}
-      <footer className="pt-2 text-center text-[11px] text-tremor-content-subtle dark:text-dark-tremor-content-subtle">
-        sysperf · {m.range} window, {m.resolutionS} s per point
-      </footer>
-    </div>
+        ) : null}
+        {!panel ? (
+          <div role="status" className="rounded-tremor-default border border-dashed border-tremor-border px-6 py-16 text-center dark:border-dark-tremor-border">
+            <p className="text-sm font-medium text-tremor-content-strong dark:text-dark-tremor-content-strong">
+              {m.connection === "connected" ? "Connected — waiting for the first update from the hub…" : m.everConnected ? "Reconnecting to the hub…" : "Connecting to the hub…"}
+            </p>
+            <p className="mt-1 text-xs text-tremor-content dark:text-dark-tremor-content">The hub sends an update every interval (5 s by default).</p>
+          </div>
+        ) : (
+          <>
+            <PerformanceAlerts alerts={panel.update.alerts} now={now} />
+            <GpuOverviewPanel {...panel} />
+            <AiModelsPanel update={panel.update} now={now} />
+            <InferenceStatsPanel {...panel} range={m.range} />
+            <DatabasesPanel {...panel} />
+            <HostSystemPanel {...panel} />
+            <ContainersPanel update={panel.update} now={now} />
+          </>
+        )}
+        <footer className="pt-2 text-center text-[11px] text-tremor-content-subtle dark:text-dark-tremor-content-subtle">
+          sysperf · {m.range} window, {m.resolutionS} s per point
+        </footer>
+      </div>
+    </ThresholdsContext.Provider>
   );
 }

@@ -2,7 +2,7 @@ import { Badge, Tracker } from "@tremor/react";
 import { memo } from "react";
 import { clock } from "../../lib/format";
 import { sectionMeta } from "../../lib/sections";
-import { levelOf, THRESHOLDS } from "../../lib/thresholds";
+import { levelOf, useThresholds } from "../../lib/thresholds";
 import { Section, type Container, type Update } from "../../types";
 import { Absent, SectionCard, statusColor } from "./common";
 
@@ -16,7 +16,7 @@ function ContainersPanelImpl({ update, now }: { update: Update; now: number }) {
   const meta = sectionMeta(update, Section.Containers);
   const list = update.containers ?? [];
   const unhealthy = list.filter((c) => !healthy(c));
-  const level = levelOf(unhealthy.length, THRESHOLDS.containersUnhealthy);
+  const level = levelOf(unhealthy.length, useThresholds().containersUnhealthy);
   const summary = list.length
     ? unhealthy.length
       ? `${unhealthy.length} of ${list.length} not healthy`

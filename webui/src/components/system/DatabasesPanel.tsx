@@ -2,7 +2,7 @@ import { memo, useMemo, type ReactNode } from "react";
 import { fmt, isNum } from "../../lib/format";
 import { sectionMeta, type SectionMeta } from "../../lib/sections";
 import { rows } from "../../lib/series";
-import { levelOf, percentOf, THRESHOLDS } from "../../lib/thresholds";
+import { levelOf, percentOf, scaleOf, THRESHOLDS, useThresholds } from "../../lib/thresholds";
 import { Section, type PostgreSQL, type Redis } from "../../types";
 import { Absent, Chart, Figure, Meter, num0, num2, SectionCard, StaleBadge, StatusBadge } from "./common";
 import type { PanelProps } from "./GpuOverviewPanel";
@@ -26,6 +26,7 @@ function DbCard(props: { title: string; kind: string; status: string | undefined
 const notMonitored = (s: { status?: string } | undefined, meta: SectionMeta) => !s || !s.status || s.status === "unconfigured" || (!meta.source && s.status !== "unreachable" && s.status !== "unhealthy");
 
 function PostgresBody({ pg, meta, chart }: { pg: PostgreSQL; meta: SectionMeta; chart: ReactNode }) {
+  const th = useThresholds();
   if (notMonitored(pg, meta)) return <Absent title="PostgreSQL is not monitored" detail={meta.error ?? "Give the hub a PostgreSQL DSN to see connections, cache hits and transactions."} />;
   const connPct = percentOf(pg.connections_active, pg.connections_max);
   return (
@@ -36,14 +37,14 @@ function PostgresBody({ pg, meta, chart }: { pg: PostgreSQL; meta: SectionMeta; 
         value={`${fmt(pg.connections_active)} / ${fmt(pg.connections_max)}`}
         detail="pool"
         percent={connPct}
-        level={levelOf(connPct, THRESHOLDS.pgConnectionsPercent)}
+        level={levelOf(connPct, th.pgConnectionsPercent)}
       />
       <Meter
         testId="pg-cache-hit"
         label="Cache hit"
         value={fmt(pg.cache_hit_ratio, 1, "%")}
         percent={isNum(pg.cache_hit_ratio) ? pg.cache_hit_ratio : null}
-        level={levelOf(pg.cache_hit_ratio, THRESHOLDS.pgCacheHit)}
+        level={levelOf(pg.cache_hit_ratio, th.pgCacheHit)}
         okColor="emerald"
       />
       <div className="grid grid-cols-2 gap-3">
@@ -56,16 +57,18 @@ function PostgresBody({ pg, meta, chart }: { pg: PostgreSQL; meta: SectionMeta; 
 }
 
 function RedisBody({ r, meta, chart }: { r: Redis; meta: SectionMeta; chart: ReactNode }) {
+  const th = useThresholds();
   if (notMonitored(r, meta)) return <Absent title="Redis is not monitored" detail={meta.error ?? "Give the hub a Redis address to see clients, memory and hit ratio."} />;
+  const memScale = scaleOf(th.redisMemoryMb, THRESHOLDS.redisMemoryMb.critical);
   return (
     <div className="space-y-3">
       <Meter
         testId="redis-memory"
         label="Memory"
         value={fmt(r.memory_mb, 2, "MB")}
-        detail={`alert at ${THRESHOLDS.redisMemoryMb.warning} MB`}
-        percent={isNum(r.memory_mb) ? (r.memory_mb / THRESHOLDS.redisMemoryMb.critical) * 100 : null}
-        level={levelOf(r.memory_mb, THRESHOLDS.redisMemoryMb)}
+        detail={th.redisMemoryMb ? `alert at ${fmt(th.redisMemoryMb.warning)} MB` : "no alert"}
+        percent={isNum(r.memory_mb) ? (r.memory_mb / memScale) * 100 : null}
+        level={levelOf(r.memory_mb, th.redisMemoryMb)}
         okColor="violet"
       />
       <Meter
@@ -73,7 +76,7 @@ function RedisBody({ r, meta, chart }: { r: Redis; meta: SectionMeta; chart: Rea
         label="Keyspace hit ratio"
         value={fmt(r.hit_ratio, 2, "%")}
         percent={isNum(r.hit_ratio) ? r.hit_ratio : null}
-        level={levelOf(r.hit_ratio, THRESHOLDS.redisHitRatio)}
+        level={levelOf(r.hit_ratio, th.redisHitRatio)}
         okColor="emerald"
       />
       <div className="grid grid-cols-3 gap-3">

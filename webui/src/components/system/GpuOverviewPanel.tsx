@@ -3,8 +3,8 @@ import { memo, useMemo } from "react";
 import { fmt, fmtGB, isNum, meansNoGpu, readableGpuError } from "../../lib/format";
 import { sectionMeta } from "../../lib/sections";
 import { gpuLabel, gpuRows } from "../../lib/series";
-import { levelColor, levelOf, percentOf, THRESHOLDS } from "../../lib/thresholds";
-import { Section, type GPUView, type Point, type Update } from "../../types";
+import { levelColor, levelOf, percentOf, scaleOf, THRESHOLDS, useThresholds } from "../../lib/thresholds";
+import { Section, type GPUView, type Point, type Range, type Update } from "../../types";
 import { Absent, Chart, CHART_COLORS, Meter, num0, num1, SectionCard, StaleBadge } from "./common";
 
 export interface PanelProps {
@@ -12,6 +12,8 @@ export interface PanelProps {
   history: Point[];
   resolutionS: number;
   now: number;
+  /** The selected chart range. */
+  range?: Range;
 }
 
 export function currentGpus(u: Update): GPUView[] {
@@ -37,11 +39,12 @@ export function noGpuText(error: string): string {
 }
 
 function GpuCard({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost: boolean; now: number; lastSeen: string | null; wide: boolean }) {
+  const th = useThresholds();
   const vramPct = percentOf(g.vram_used_gb, g.vram_total_gb);
   const limit = isNum(g.power_limit_watts) ? g.power_limit_watts : null;
-  const powerScale = limit ?? THRESHOLDS.gpuPowerWatts.critical;
+  const powerScale = limit ?? scaleOf(th.gpuPowerWatts, THRESHOLDS.gpuPowerWatts.critical);
   const label = gpuLabel(g, multiHost);
-  const utilLevel = levelOf(g.utilization, THRESHOLDS.gpuUtilization);
+  const utilLevel = levelOf(g.utilization, th.gpuUtilization);
   return (
     <article
       aria-label={`${label}: ${g.name ?? "unknown GPU"}`}
@@ -79,7 +82,7 @@ function GpuCard({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost:
             label="VRAM"
             value={`${fmtGB(g.vram_used_gb)} / ${fmtGB(g.vram_total_gb)} GB`}
             percent={vramPct}
-            level={levelOf(vramPct, THRESHOLDS.gpuVramPercent)}
+            level={levelOf(vramPct, th.gpuVramPercent)}
             okColor="violet"
           />
           <Meter
@@ -87,7 +90,7 @@ function GpuCard({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost:
             label="Temperature"
             value={fmt(g.temperature, 0, "°C")}
             percent={isNum(g.temperature) ? g.temperature : null}
-            level={levelOf(g.temperature, THRESHOLDS.gpuTemperature)}
+            level={levelOf(g.temperature, th.gpuTemperature)}
             okColor="cyan"
           />
           <Meter
@@ -96,7 +99,7 @@ function GpuCard({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost:
             value={fmt(g.power_watts, 0, "W")}
             detail={limit ? `/ ${fmt(limit, 0)} W` : undefined}
             percent={isNum(g.power_watts) ? (g.power_watts / powerScale) * 100 : null}
-            level={levelOf(g.power_watts, THRESHOLDS.gpuPowerWatts)}
+            level={levelOf(g.power_watts, th.gpuPowerWatts)}
             okColor="fuchsia"
           />
         </div>

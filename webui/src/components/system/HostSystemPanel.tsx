@@ -3,7 +3,7 @@ import { memo, useMemo } from "react";
 import { ago, fmt, fmtGB, isNum } from "../../lib/format";
 import { sectionMeta } from "../../lib/sections";
 import { hostRows } from "../../lib/series";
-import { levelOf, percentOf, THRESHOLDS } from "../../lib/thresholds";
+import { levelOf, percentOf, useThresholds } from "../../lib/thresholds";
 import { Section, type HostView, type Update } from "../../types";
 import { Absent, Chart, Meter, num1, SectionCard } from "./common";
 import type { PanelProps } from "./GpuOverviewPanel";
@@ -43,6 +43,7 @@ function uptime(s: number | null | undefined): string | null {
 }
 
 function HostCard({ h, now, showName }: { h: HostEntry; now: number; showName: boolean }) {
+  const th = useThresholds();
   const s = h.system;
   const ramPct = percentOf(s.ram_used_gb, s.ram_total_gb);
   const diskPct = percentOf(s.disk_used_gb, s.disk_total_gb);
@@ -70,14 +71,14 @@ function HostCard({ h, now, showName }: { h: HostEntry; now: number; showName: b
           value={fmt(s.cpu_percent, 1, "%")}
           detail={isNum(s.load1) ? `load ${fmt(s.load1, 2)}` : undefined}
           percent={isNum(s.cpu_percent) ? s.cpu_percent : null}
-          level={levelOf(s.cpu_percent, THRESHOLDS.hostCpu)}
+          level={levelOf(s.cpu_percent, th.hostCpu)}
         />
         <Meter
           testId="host-ram"
           label="RAM"
           value={`${fmtGB(s.ram_used_gb)} / ${fmtGB(s.ram_total_gb)} GB`}
           percent={ramPct}
-          level={levelOf(ramPct, THRESHOLDS.hostRamPercent)}
+          level={levelOf(ramPct, th.hostRamPercent)}
           okColor="violet"
         />
         <Meter
@@ -85,7 +86,7 @@ function HostCard({ h, now, showName }: { h: HostEntry; now: number; showName: b
           label="Disk"
           value={`${fmtGB(s.disk_used_gb)} / ${fmtGB(s.disk_total_gb)} GB`}
           percent={diskPct}
-          level={levelOf(diskPct, THRESHOLDS.hostDiskPercent)}
+          level={levelOf(diskPct, th.hostDiskPercent)}
           okColor="cyan"
         />
       </div>

@@ -3,8 +3,8 @@ import { memo, useMemo } from "react";
 import { fmt, fmtMs, isNum } from "../../lib/format";
 import { sectionMeta } from "../../lib/sections";
 import { rows } from "../../lib/series";
-import { levelOf, THRESHOLDS, type Level, type Threshold } from "../../lib/thresholds";
-import { Section, type Stats } from "../../types";
+import { levelOf, useThresholds, type Level, type Threshold } from "../../lib/thresholds";
+import { Section, type Latencies, type Range, type Stats, type Update } from "../../types";
 import { Absent, Chart, num0, num1, num2, SectionCard } from "./common";
 import type { PanelProps } from "./GpuOverviewPanel";
 
@@ -14,7 +14,7 @@ const levelText: Record<Level, string> = {
   critical: "text-red-600 dark:text-red-400",
 };
 
-function LatencyFigure({ name, s, t, testId }: { name: string; s: Stats | undefined; t?: Threshold; testId?: string }) {
+function LatencyFigure({ name, s, t, testId }: { name: string; s: Stats | undefined; t?: Threshold | null; testId?: string }) {
   const p95Level = t ? levelOf(s?.p95, t) : "ok";
   const none = !s || (!isNum(s.avg) && !isNum(s.p95));
   return (
@@ -38,13 +38,32 @@ function LatencyFigure({ name, s, t, testId }: { name: string; s: Stats | undefi
   );
 }
 
-function InferenceStatsPanelImpl({ update, history, resolutionS, now }: PanelProps) {
-  const meta = sectionMeta(update, Section.Inference);
-  const inf = update.inference;
-  const anyLive =
-    inf &&
+function hasFigures(inf: Latencies | null | undefined): boolean {
+  if (!inf) return false;
+  return (
     [inf.rtdetr_latency_ms, inf.nemotron_latency_ms, inf.pipeline_latency_ms].some((s) => s && (isNum(s.avg) || isNum(s.p95))) ||
-    (inf && (isNum(inf.throughput?.images_per_min) || isNum(inf.throughput?.events_per_min)));
+    isNum(inf.throughput?.images_per_min) ||
+    isNum(inf.throughput?.events_per_min)
+  );
+}
+
+/**
+ * The headline figures: those over the selected range when the hub sends
+ * them, else the latency-window ones (an older hub; or figures only a
+ * fallback source such as Prometheus filled, which the hub gives over its
+ * latency window alone).
+ */
+function figuresFor(u: Update, range: Range | undefined): Latencies | undefined {
+  const windowed = range ? u.inference_windows?.[range] : undefined;
+  if (windowed && (hasFigures(windowed) || !hasFigures(u.inference))) return windowed;
+  return u.inference;
+}
+
+function InferenceStatsPanelImpl({ update, history, resolutionS, now, range }: PanelProps) {
+  const th = useThresholds();
+  const meta = sectionMeta(update, Section.Inference);
+  const inf = figuresFor(update, range);
+  const anyLive = hasFigures(inf);
 
   const charts = useMemo(() => {
     const rt = rows(history, resolutionS, ["avg", "P95"], (p) => ({ avg: p.inference?.rtdetr_latency_ms?.avg, P95: p.inference?.rtdetr_latency_ms?.p95 }), 1);
@@ -86,8 +105,8 @@ function InferenceStatsPanelImpl({ update, history, resolutionS, now }: PanelPro
       ) : (
         <>
           <div className="grid grid-cols-1 gap-4 sm:grid-cols-2 xl:grid-cols-4">
-            <LatencyFigure name="RT-DETRv2" s={inf?.rtdetr_latency_ms} t={THRESHOLDS.rtdetrP95Ms} testId="latency-rtdetr" />
-            <LatencyFigure name="Nemotron" s={inf?.nemotron_latency_ms} t={THRESHOLDS.nemotronP95Ms} testId="latency-nemotron" />
+            <LatencyFigure name="RT-DETRv2" s={inf?.rtdetr_latency_ms} t={th.rtdetrP95Ms} testId="latency-rtdetr" />
+            <LatencyFigure name="Nemotron" s={inf?.nemotron_latency_ms} t={th.nemotronP95Ms} testId="latency-nemotron" />
             <LatencyFigure name="Pipeline" s={inf?.pipeline_latency_ms} testId="latency-pipeline" />
             <div className="min-w-0" data-testid="throughput">
               <p className="text-xs text-tremor-content dark:text-dark-tremor-content">Throughput</p>

@@ -1,6 +1,8 @@
 import { render, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
+import { DEFAULT_THRESHOLDS, ThresholdsContext } from "../../../lib/thresholds";
 import { onlyAgent, points, staleHost, T0, update } from "../../../test/fixtures";
+import type { Latencies } from "../../../types";
 import { InferenceStatsPanel } from "../InferenceStatsPanel";
 
 const props = (u = update(), n = 12) => ({ update: u, history: points(n, 5, u), resolutionS: 5, now: T0 });
@@ -48,5 +50,61 @@ describe("InferenceStatsPanel", () => {
   it("marks the section stale with the host's last-seen time", () => {
     render(<InferenceStatsPanel {...props(staleHost())} />);
     expect(screen.getByText("stale — last seen 2 min ago")).toBeInTheDocument();
+  });
+
+  describe("per range (inference_windows)", () => {
+    const over = (window: string, avg: number, p95: number, images: number): Latencies => ({
+      rtdetr_latency_ms: { avg, p95, p99: p95 + 10, count: 100 },
+      nemotron_latency_ms: { avg: null, p95: null, p99: null },
+      pipeline_latency_ms: { avg: null, p95: null, p99: null },
+      throughput: { images_per_min: images, events_per_min: null },
+      window,
+    });
+    const windowed = () => {
+      const u = update();
+      u.inference_windows = { "5m": over("5m", 20, 47, 8.3), "15m": over("15m", 160, 460, 7.5), "60m": over("60m", 133, 440, 2.5) };
+      return u;
+    };
+
+    it("shows the selected range's figures and says which window they cover", () => {
+      const { rerender } = render(<InferenceStatsPanel {...props(windowed())} range="60m" />);
+      expect(screen.getByTestId("latency-rtdetr")).toHaveTextContent(/133 ms\s*avg\s*440 ms/);
+      expect(screen.getByTestId("throughput")).toHaveTextContent(/2\.5\s*images\/min/);
+      expect(screen.getByText("figures over 60m")).toBeInTheDocument();
+      // The range's window, not the latency window, decides the colour too.
+      expect(screen.getByTestId("latency-rtdetr")).toHaveAttribute("data-level", "warning");
+
+      rerender(<InferenceStatsPanel {...props(windowed())} range="5m" />);
+      expect(screen.getByTestId("latency-rtdetr")).toHaveTextContent(/20 ms\s*avg\s*47 ms/);
+      expect(screen.getByTestId("latency-rtdetr")).toHaveAttribute("data-level", "ok");
+      expect(screen.getByTestId("latency-nemotron")).toHaveTextContent("no observations in this window");
+      expect(screen.getByText("figures over 5m")).toBeInTheDocument();
+    });
+
+    it("falls back to the latency-window figures without inference_windows", () => {
+      render(<InferenceStatsPanel {...props()} range="15m" />);
+      expect(screen.getByTestId("latency-rtdetr")).toHaveTextContent(/45 ms\s*avg\s*82 ms/);
+      expect(screen.getByText("figures over 5m")).toBeInTheDocument();
+    });
+
+    it("falls back when the range has nothing but the latency window was filled (by Prometheus)", () => {
+      const u = update();
+      const empty = over("60m", 0, 0, 0);
+      empty.rtdetr_latency_ms = { avg: null, p95: null, p99: null };
+      empty.throughput = { images_per_min: null, events_per_min: null };
+      u.inference_windows = { "60m": empty };
+      render(<InferenceStatsPanel {...props(u)} range="60m" />);
+      expect(screen.getByTestId("latency-rtdetr")).toHaveTextContent(/45 ms\s*avg\s*82 ms/);
+      expect(screen.getByText("figures over 5m")).toBeInTheDocument();
+    });
+
+    it("colours P95 at the thresholds in force", () => {
+      render(
+        <ThresholdsContext.Provider value={{ ...DEFAULT_THRESHOLDS, rtdetrP95Ms: { warning: 30, critical: 40, direction: "above" } }}>
+          <InferenceStatsPanel {...props(windowed())} range="5m" />
+        </ThresholdsContext.Provider>,
+      );
+      expect(screen.getByTestId("latency-rtdetr")).toHaveAttribute("data-level", "critical");
+    });
   });
 });
