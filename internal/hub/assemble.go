@@ -30,7 +30,7 @@ func (h *Hub) prepare() error {
 		if err != nil {
 			return err
 		}
-		if h.alerts, err = alerting.New(alerting.Config{Rules: rules, Webhooks: h.cfg.Webhooks, GeneratorURL: dashboardURL(h.cfg.HTTP)}, h.log); err != nil {
+		if h.alerts, err = alerting.New(alerting.Config{Rules: rules, Webhooks: h.cfg.Webhooks, GeneratorURL: dashboardURL(h.cfg.HTTP), Replicas: h.cfg.Replicas}, h.log); err != nil {
 			return fmt.Errorf("alerts: %w", err)
 		}
 		h.cfg.Evaluator = h.alerts
@@ -49,7 +49,7 @@ func (h *Hub) assemble(ctx context.Context) error {
 	if h.cfg.History == nil {
 		// Rollups and the hub's own readings come back from JetStream
 		// here; the samples are replayed by ingest from ReplayStart.
-		p, err := history.Open(ctx, h.js, history.New(), history.PersistConfig{Retention: h.cfg.HistoryRetention}, h.log)
+		p, err := history.Open(ctx, h.js, history.New(), history.PersistConfig{Retention: h.cfg.HistoryRetention, Replicas: h.cfg.Replicas}, h.log)
 		if err != nil {
 			return fmt.Errorf("history: %w", err)
 		}

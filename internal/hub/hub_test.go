@@ -5,18 +5,22 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/natsx"
@@ -352,4 +356,95 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// On a clustered NATS, --stream-replicas applies to every stream and
+// bucket the hub keeps, not only the samples: history and alert state
+// must survive the loss of a node as the samples do.
+func TestHubReplicatesEveryStreamOnACluster(t *testing.T) {
+	urls := startCluster(t, 3)
+	cfg := testConfig(t)
+	cfg.NATSURL = strings.Join(urls, ",")
+	cfg.Replicas = 3
+	startHub(t, cfg)
+
+	nc, err := nats.Connect(cfg.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	names := js.StreamNames(ctx)
+	n := 0
+	for name := range names.Name() {
+		n++
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		if r := st.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("stream %s has %d replicas, want 3", name, r)
+		}
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Samples, alerts, the alert state bucket and the history's streams.
+	if n < 4 {
+		t.Fatalf("found %d streams", n)
+	}
+}
+
+// startCluster runs an n-node JetStream cluster in this process and
+// returns its client URLs once it has elected a meta leader. The route
+// ports are picked up front because every node lists all of them.
+func startCluster(t *testing.T, n int) []string {
+	t.Helper()
+	routes := make([]*url.URL, n)
+	ports := make([]int, n)
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		routes[i] = &url.URL{Scheme: "nats-route", Host: l.Addr().String()}
+		l.Close()
+	}
+	var urls []string
+	var servers []*natsserver.Server
+	for i := range n {
+		s, err := natsserver.NewServer(&natsserver.Options{
+			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1, NoSigs: true,
+			JetStream: true, StoreDir: t.TempDir(),
+			Cluster: natsserver.ClusterOpts{Name: "sysperf-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start()
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		servers = append(servers, s)
+	}
+	// A clustered node is ready only once it has peers.
+	for _, s := range servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("%s not ready", s.Name())
+		}
+		urls = append(urls, s.ClientURL())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.ContainsFunc(servers, (*natsserver.Server).JetStreamIsLeader) {
+		if time.Now().After(deadline) {
+			t.Fatal("no JetStream meta leader elected")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return urls
 }
