@@ -25,6 +25,7 @@ import (
 	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/collect"
 	"github.com/sysperf/sysperf/internal/notify"
+	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -48,16 +49,6 @@ func buildHub(t *testing.T) string {
 		t.Fatalf("go build cmd/hub: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // hubProc is a hub running as a child process.
@@ -339,7 +330,7 @@ func TestHistorySurvivesSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	httpAddr, natsAddr, dataDir := freeAddr(t), freeAddr(t), t.TempDir()
+	httpAddr, natsAddr, dataDir := sourcestest.FreeAddr(t), sourcestest.FreeAddr(t), t.TempDir()
 	args := []string{"--nats-listen", natsAddr, "--data-dir", dataDir, "--rules", rules, "--webhook", whSrv.URL + "/api/v2/alerts"}
 	h := startHubProc(t, bin, httpAddr, args...)
 
@@ -421,7 +412,7 @@ func TestHistorySurvivesSIGKILL(t *testing.T) {
 func TestHistorySurvivesNATSOutage(t *testing.T) {
 	t.Parallel()
 	bin := buildHub(t)
-	natsAddr := freeAddr(t)
+	natsAddr := sourcestest.FreeAddr(t)
 	_, portStr, _ := net.SplitHostPort(natsAddr)
 	port, _ := strconv.Atoi(portStr)
 	store := t.TempDir()
@@ -439,7 +430,7 @@ func TestHistorySurvivesNATSOutage(t *testing.T) {
 	ns := startNATS()
 	defer func() { ns.Shutdown() }()
 
-	h := startHubProc(t, bin, freeAddr(t), "--nats-url", "nats://"+natsAddr, "--data-dir", t.TempDir())
+	h := startHubProc(t, bin, sourcestest.FreeAddr(t), "--nats-url", "nats://"+natsAddr, "--data-dir", t.TempDir())
 	ref := time.Now().Truncate(5 * time.Second).Add(-5 * time.Minute)
 	gpu := &tickGPU{ref: ref}
 	gpu.temp.Store(40)

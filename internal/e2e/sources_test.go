@@ -5,10 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -17,56 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/sysperf/sysperf/internal/hub"
 	"github.com/sysperf/sysperf/internal/sources"
+	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
-
-// needService skips a test whose real service is absent, or fails it when
-// the run promised every service (SYSPERF_REQUIRE_SERVICES=1).
-func needService(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("SYSPERF_REQUIRE_SERVICES") == "1" {
-		t.Fatalf("required service missing: %s", msg)
-	}
-	t.Skipf("SKIPPED — service missing: %s (SYSPERF_REQUIRE_SERVICES=1 makes this fatal)", msg)
-}
-
-// privateRedis is a redis-server of this test's own, so that it can be
-// killed without disturbing anyone else's tests.
-type privateRedis struct {
-	addr string
-	cmd  *exec.Cmd
-}
-
-func startRedis(t *testing.T, addr string) *privateRedis {
-	t.Helper()
-	_, port, _ := net.SplitHostPort(addr)
-	r := &privateRedis{addr: addr, cmd: exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())}
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("redis-server: %v", err)
-	}
-	for i := 0; ; i++ {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 200 {
-			t.Fatalf("redis-server on %s never listened", addr)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *privateRedis) kill() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
-	}
-}
 
 const e2ePGDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
@@ -75,26 +26,23 @@ const e2ePGDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 // endpoints, reads them over the WebSocket, kills Redis and checks that
 // only Redis turns unreachable, then brings it back.
 func TestSourcesEndToEnd(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		needService(t, "redis-server: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	pg, err := pgx.Connect(ctx, e2ePGDSN)
 	cancel()
 	if err != nil {
-		needService(t, "PostgreSQL at 127.0.0.1:5432: %v", err)
+		sourcestest.Need(t, "PostgreSQL at 127.0.0.1:5432: %v", err)
 	}
 	defer pg.Close(context.Background())
 
-	redisAddr := freeAddr(t)
-	rd := startRedis(t, redisAddr)
+	rd := sourcestest.StartRedis(t)
+	redisAddr := rd.Addr()
 
 	okSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, `{"status":"ok"}`) }))
 	defer okSrv.Close()
 	badSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
 	defer badSrv.Close()
 	const secret = "e2e-Secret-771"
-	deadPG := "postgres://postgres:" + secret + "@" + freeAddr(t) + "/x?sslmode=disable"
+	deadPG := "postgres://postgres:" + secret + "@" + sourcestest.FreeAddr(t) + "/x?sslmode=disable"
 
 	h := StartHub(t, 500*time.Millisecond, func(c *hub.Config) {
 		c.PostgresDSN = e2ePGDSN
@@ -155,7 +103,7 @@ func TestSourcesEndToEnd(t *testing.T) {
 	}
 
 	// Kill Redis: the next poll says so; nothing else moves.
-	rd.kill()
+	rd.Stop()
 	raw, u = ws.UpdateWhere(t, "redis unreachable", func(u metrics.Update) bool {
 		return u.Databases.Redis.Status == metrics.StatusUnreachable
 	})
@@ -191,7 +139,7 @@ func TestSourcesEndToEnd(t *testing.T) {
 	}
 
 	// Back again.
-	startRedis(t, redisAddr)
+	rd.Start()
 	ws.UpdateWhere(t, "redis healthy again", func(u metrics.Update) bool {
 		return u.Databases.Redis.Status == metrics.StatusHealthy
 	})
@@ -221,50 +169,13 @@ func dcgmExporter(w http.ResponseWriter, _ *http.Request) {
 // Prometheus scraping a DCGM exporter shows that GPU, says it came from
 // Prometheus, and keeps serving updates when Prometheus is killed.
 func TestPrometheusFallbackEndToEnd(t *testing.T) {
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		needService(t, "prometheus binary (apt-get install prometheus): %v", err)
-	}
 	exp := httptest.NewServer(http.HandlerFunc(dcgmExporter))
 	defer exp.Close()
-	dir := t.TempDir()
-	cfgFile := dir + "/prometheus.yml"
-	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: dcgm\n    static_configs:\n      - targets: [%q]\n", strings.TrimPrefix(exp.URL, "http://"))
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	prom := exec.Command(bin, "--config.file="+cfgFile, "--storage.tsdb.path="+dir+"/data", "--web.listen-address="+addr, "--log.level=warn")
-	if err := prom.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			_ = prom.Process.Kill()
-			_ = prom.Wait()
-		}
-	}
-	defer stop()
-
 	// The source trusts a "down" answer for a minute, so the hub starts
 	// once Prometheus is ready; its first scrape may still be pending.
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if i > 300 {
-			t.Fatal("prometheus never became ready")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	prom := sourcestest.StartPrometheus(t, strings.TrimPrefix(exp.URL, "http://"))
 	h := StartHub(t, 500*time.Millisecond, func(c *hub.Config) {
-		c.PrometheusURL = "http://" + addr
+		c.PrometheusURL = prom.URL
 		c.DockerHost = "none"
 		c.SourceTimeout = 2 * time.Second
 	})
@@ -276,7 +187,7 @@ func TestPrometheusFallbackEndToEnd(t *testing.T) {
 		u.GPU.VRAMTotalGB == nil || *u.GPU.VRAMTotalGB != 24 {
 		t.Errorf("gpu %+v sources %v", u.GPU, u.Sources)
 	}
-	stop()
+	prom.Stop()
 	// Updates keep coming on time with Prometheus gone.
 	for range 3 {
 		ws.NextUpdate(t)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -107,12 +108,12 @@ func agentUpdate() *metrics.Update {
 func TestPrometheusRealServer(t *testing.T) {
 	exp := httptest.NewServer(&exporter{})
 	defer exp.Close()
-	prom := startPrometheus(t, strings.TrimPrefix(exp.URL, "http://"))
+	prom := sourcestest.StartPrometheus(t, strings.TrimPrefix(exp.URL, "http://"))
 	// Three scrapes of the histogram make every rate() defined.
-	waitForQuery(t, prom.url, `count_over_time(hsi_stage_duration_seconds_count{stage="detect"}[5m]) >= 3`)
-	waitForQuery(t, prom.url, `DCGM_FI_DEV_POWER_USAGE`)
+	waitForQuery(t, prom.URL, `count_over_time(hsi_stage_duration_seconds_count{stage="detect"}[5m]) >= 3`)
+	waitForQuery(t, prom.URL, `DCGM_FI_DEV_POWER_USAGE`)
 
-	src, err := NewPrometheus(prom.url, PrometheusOptions{})
+	src, err := NewPrometheus(prom.URL, PrometheusOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +209,7 @@ func TestPrometheusRealServer(t *testing.T) {
 	})
 
 	t.Run("stopped: nothing blanks", func(t *testing.T) {
-		prom.stop()
+		prom.Stop()
 		patch := poll()
 		if up, _ := src.Up(); up {
 			t.Fatal("still up after the server stopped")

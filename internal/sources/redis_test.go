@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -112,12 +113,12 @@ func pollRedis(t *testing.T, r *Redis) (metrics.Redis, *metrics.Update) {
 // by a separate client right around the source's polls (INFO itself moves
 // neither counter), then that an idle interval has no ratio at all.
 func TestRedisFiguresMatchInfo(t *testing.T) {
-	srv := startPrivateRedis(t)
-	ref := redis.NewClient(&redis.Options{Addr: srv.addr(), DialTimeout: 2 * time.Second, Protocol: 2})
+	srv := sourcestest.StartRedis(t)
+	ref := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: 2 * time.Second, Protocol: 2})
 	defer ref.Close()
 	ctx := context.Background()
 
-	src, err := NewRedis("redis://" + srv.addr() + "/0")
+	src, err := NewRedis("redis://" + srv.Addr() + "/0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestRedisFiguresMatchInfo(t *testing.T) {
 		}
 	}
 	// A client blocked in BLPOP shows in blocked_clients.
-	blocker := redis.NewClient(&redis.Options{Addr: srv.addr(), Protocol: 2})
+	blocker := redis.NewClient(&redis.Options{Addr: srv.Addr(), Protocol: 2})
 	defer blocker.Close()
 	bctx, unblock := context.WithCancel(ctx)
 	defer unblock()
@@ -224,8 +225,8 @@ func show64(p *int64) any {
 // → healthy; a wrong password → unreachable without the password.
 func TestRedisFaults(t *testing.T) {
 	t.Run("down and back", func(t *testing.T) {
-		srv := startPrivateRedis(t)
-		src, err := NewRedis("redis://" + srv.addr())
+		srv := sourcestest.StartRedis(t)
+		src, err := NewRedis("redis://" + srv.Addr())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +234,7 @@ func TestRedisFaults(t *testing.T) {
 		if p, _ := pollRedis(t, src); p.Status != metrics.StatusHealthy {
 			t.Fatalf("before: %q %s", p.Status, p.Reason)
 		}
-		srv.stop()
+		srv.Stop()
 		p, u := pollRedis(t, src)
 		if p.Status != metrics.StatusUnreachable || p.Reason == "" || u.Errors[metrics.SectionRedis] != p.Reason {
 			t.Fatalf("after kill: %q %q errors %v", p.Status, p.Reason, u.Errors)
@@ -245,14 +246,14 @@ func TestRedisFaults(t *testing.T) {
 		if up, _ := src.Up(); up {
 			t.Error("Up() true on a dead server")
 		}
-		srv.start()
+		srv.Start()
 		if p, _ := pollRedis(t, src); p.Status != metrics.StatusHealthy {
 			t.Fatalf("after restart: %q %s", p.Status, p.Reason)
 		}
 	})
 	t.Run("wrong password", func(t *testing.T) {
-		srv := startPrivateRedis(t, "--requirepass", "the-right-one")
-		src, err := NewRedis("redis://:Wr0ng-R3dis-pw@" + srv.addr())
+		srv := sourcestest.StartRedis(t, "--requirepass", "the-right-one")
+		src, err := NewRedis("redis://:Wr0ng-R3dis-pw@" + srv.Addr())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,7 +280,7 @@ func TestRedisMachineServer(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DialTimeout: time.Second})
 	defer c.Close()
 	if err := c.Ping(context.Background()).Err(); err != nil {
-		missing(t, "Redis at 127.0.0.1:6379: %v", err)
+		sourcestest.Need(t, "Redis at 127.0.0.1:6379: %v", err)
 	}
 	src, err := NewRedis("redis://127.0.0.1:6379/0")
 	if err != nil {

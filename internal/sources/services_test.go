@@ -15,18 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 )
-
-// missing skips a test whose real service is absent, or fails it when the
-// run promised every service (SYSPERF_REQUIRE_SERVICES=1, as .ci/run sets).
-func missing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("SYSPERF_REQUIRE_SERVICES") == "1" {
-		t.Fatalf("required service missing: %s", msg)
-	}
-	t.Skipf("SKIPPED — service missing: %s (set SYSPERF_REQUIRE_SERVICES=1 to make this fatal)", msg)
-}
 
 func randHex(t *testing.T, n int) string {
 	t.Helper()
@@ -37,15 +27,12 @@ func randHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// freePort asks the kernel for a port nobody listens on.
+// freePort is a port nobody listens on now.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	_, port, _ := net.SplitHostPort(sourcestest.FreeAddr(t))
+	p, _ := strconv.Atoi(port)
+	return p
 }
 
 // realPGDSN is the machine's PostgreSQL, database test, trust auth.
@@ -62,7 +49,7 @@ func connectRealPG(t *testing.T) *pgx.Conn {
 	defer cancel()
 	c, err := pgx.Connect(ctx, realPGDSN())
 	if err != nil {
-		missing(t, "PostgreSQL at %s: %v", RedactDSN(realPGDSN()), err)
+		sourcestest.Need(t, "PostgreSQL at %s: %v", RedactDSN(realPGDSN()), err)
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	return c
@@ -111,11 +98,11 @@ const pgBin = "/usr/lib/postgresql/15/bin"
 func startPrivatePG(t *testing.T) *pgServer {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(pgBin, "initdb")); err != nil {
-		missing(t, "PostgreSQL 15 binaries in %s: %v", pgBin, err)
+		sourcestest.Need(t, "PostgreSQL 15 binaries in %s: %v", pgBin, err)
 	}
 	pgUser, err := user.Lookup("postgres")
 	if err != nil {
-		missing(t, "postgres system user: %v", err)
+		sourcestest.Need(t, "postgres system user: %v", err)
 	}
 	uid, _ := strconv.Atoi(pgUser.Uid)
 	gid, _ := strconv.Atoi(pgUser.Gid)
@@ -176,108 +163,4 @@ func (s *pgServer) stop() {
 // dsn is a TCP URL with the given password (the cluster checks it).
 func (s *pgServer) dsn(password string) string {
 	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=2", password, s.port)
-}
-
-// redisServer is a private redis-server on a random port, so its counters
-// are this test's alone and it can be stopped.
-type redisServer struct {
-	t    *testing.T
-	port int
-	args []string
-	cmd  *exec.Cmd
-}
-
-func startPrivateRedis(t *testing.T, extra ...string) *redisServer {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		missing(t, "redis-server binary: %v", err)
-	}
-	s := &redisServer{t: t, port: freePort(t)}
-	s.args = append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir()}, extra...)
-	s.start()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *redisServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	s.cmd = exec.Command("redis-server", s.args...)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("redis-server: %v", err)
-	}
-	for range 200 {
-		c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	s.t.Fatalf("redis-server on %s never listened", s.addr())
-}
-
-func (s *redisServer) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
-
-// promServer is a real Prometheus (Debian's package) on a random port with
-// a config of the test's own.
-type promServer struct {
-	t    *testing.T
-	url  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startPrometheus(t *testing.T, scrapeTarget string) *promServer {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		missing(t, "prometheus binary (apt-get install prometheus): %v", err)
-	}
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: exporter
-    static_configs:
-      - targets: [%q]
-`, scrapeTarget)
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	s := &promServer{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *promServer) stop() {
-	if s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
 }
