@@ -26,7 +26,7 @@ type runner struct {
 	mu      sync.Mutex
 	patch   Patch
 	lastOK  time.Time // when the newest poll returned
-	started time.Time
+	started time.Time // when the runner was made, just before its first poll
 }
 
 func newRunner(src Source, timeout time.Duration, log *slog.Logger) *runner {
@@ -36,15 +36,15 @@ func newRunner(src Source, timeout time.Duration, log *slog.Logger) *runner {
 		fallback: ok && fb.Fallback(),
 		timeout:  timeout,
 		log:      log.With("source", src.Name()),
+		// Set here, not in run: the hub's first update is built while the
+		// runners' goroutines may not have started yet.
+		started: time.Now(),
 	}
 }
 
 // run polls until ctx ends. A poll that overruns the interval delays only
 // this source: the next poll starts when it returns.
 func (r *runner) run(ctx context.Context, interval time.Duration) {
-	r.mu.Lock()
-	r.started = time.Now()
-	r.mu.Unlock()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -112,6 +112,16 @@ func TestApplySources(t *testing.T) {
 		}
 	})
 
+	t.Run("a source not polled yet is waited for, not reported silent", func(t *testing.T) {
+		// As in the hub's first update, built before the pollers ran.
+		r := newRunner(pgSource{active: 5}, time.Second, log)
+		u := merge(now, nil, interval)
+		applySources(&u, []*runner{r}, time.Now(), interval, log)
+		if u.Databases.PostgreSQL.Status != StatusUnknown || u.Errors[metrics.SectionPostgreSQL] != "waiting for the first poll" {
+			t.Fatalf("postgresql %+v errors %v", u.Databases.PostgreSQL, u.Errors)
+		}
+	})
+
 	t.Run("a hung source does not block and is reported", func(t *testing.T) {
 		b := blockSource{release: make(chan struct{})}
 		defer close(b.release)
@@ -119,12 +129,6 @@ func TestApplySources(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go r.run(ctx, interval)
-		for {
-			if _, _, started := r.state(); !started.IsZero() {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
 		_, _, started := r.state()
 		u := merge(now, nil, interval)
 		applySources(&u, []*runner{r}, started.Add(time.Minute), interval, log)
