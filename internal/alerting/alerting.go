@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/notify"
 	"github.com/sysperf/sysperf/pkg/alerts"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -191,23 +192,15 @@ func (s *Service) restore(ctx context.Context, js JetStream) error {
 		return nil
 	}
 	first := max(info.State.FirstSeq, info.State.LastSeq-min(info.State.LastSeq, uint64(s.cfg.Recent))+1)
-	want := int(info.State.LastSeq - first + 1)
-	cons, err := js.OrderedConsumer(cctx, metrics.StreamAlerts, jetstream.OrderedConsumerConfig{
+	if _, err := natsx.Replay(cctx, js, metrics.StreamAlerts, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: first,
-	})
-	if err != nil {
-		return fmt.Errorf("stream %s: replay: %w", metrics.StreamAlerts, err)
-	}
-	batch, err := cons.Fetch(want, jetstream.FetchMaxWait(s.cfg.Timeout))
-	if err != nil {
-		return fmt.Errorf("stream %s: replay: %w", metrics.StreamAlerts, err)
-	}
-	for msg := range batch.Messages() {
+	}, func(_ string, data []byte) {
 		var tr alerts.Transition
-		if err := json.Unmarshal(msg.Data(), &tr); err != nil {
-			continue
+		if json.Unmarshal(data, &tr) == nil {
+			s.remember(tr.Alert)
 		}
-		s.remember(tr.Alert)
+	}); err != nil {
+		return fmt.Errorf("stream %s: replay: %w", metrics.StreamAlerts, err)
 	}
 	s.log.Info("alert state restored", "active", len(s.engine.Active()), "recent", len(s.recent))
 	return nil

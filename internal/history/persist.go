@@ -2,7 +2,6 @@ package history
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/pkg/metrics"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -113,7 +113,7 @@ func Open(ctx context.Context, js JetStream, store *Store, cfg PersistConfig, lo
 	}
 	began := time.Now()
 	var bad int
-	nRoll, err := Replay(ctx, js, StreamRollups, SubjectRollups, time.Time{}, func(subject string, data []byte) {
+	nRoll, err := natsx.Replay(ctx, js, StreamRollups, since(SubjectRollups, time.Time{}), func(subject string, data []byte) {
 		var r Rollup
 		if err := msgpack.Unmarshal(data, &r); err != nil {
 			bad++
@@ -127,7 +127,7 @@ func Open(ctx context.Context, js JetStream, store *Store, cfg PersistConfig, lo
 		return nil, fmt.Errorf("replay %s: %w", StreamRollups, err)
 	}
 	from := store.ReplayStart(time.Now())
-	nRead, err := Replay(ctx, js, StreamHub, SubjectReading, from, func(_ string, data []byte) {
+	nRead, err := natsx.Replay(ctx, js, StreamHub, since(SubjectReading, from), func(_ string, data []byte) {
 		var r Reading
 		if err := msgpack.Unmarshal(data, &r); err != nil || len(r.Names) != len(r.Values) || r.TS <= 0 {
 			bad++
@@ -271,47 +271,13 @@ func RollupSubject(r *Rollup) string {
 	return rollupPrefix + strconv.FormatInt(r.Res, 10) + "." + host + "." + strconv.FormatInt(r.Start/int64(time.Second), 10)
 }
 
-// Replay hands every message of stream on filter, from start (zero: from
-// the beginning), to fn in stream order, with an ordered consumer, and
-// returns how many there were. It reads what the stream held when it
-// began and returns once it has it all.
-func Replay(ctx context.Context, js JetStream, stream, filter string, start time.Time, fn func(subject string, data []byte)) (int, error) {
+// since selects the messages on filter from start (zero: from the
+// beginning).
+func since(filter string, start time.Time) jetstream.OrderedConsumerConfig {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if !start.IsZero() {
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		cfg.OptStartTime = &start
 	}
-	cons, err := js.OrderedConsumer(ctx, stream, cfg)
-	if err != nil {
-		return 0, fmt.Errorf("ordered consumer: %w", err)
-	}
-	info := cons.CachedInfo()
-	if info == nil {
-		return 0, errors.New("ordered consumer: no info")
-	}
-	pending := int(info.NumPending)
-	n := 0
-	for n < pending {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		batch, err := cons.Fetch(min(pending-n, 1000), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			return n, fmt.Errorf("fetch after %d of %d: %w", n, pending, err)
-		}
-		got := 0
-		for msg := range batch.Messages() {
-			fn(msg.Subject(), msg.Data())
-			got++
-		}
-		n += got
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-			return n, fmt.Errorf("fetch after %d of %d: %w", n, pending, err)
-		}
-		if got == 0 {
-			// Messages may have aged out since the count was taken.
-			break
-		}
-	}
-	return n, nil
+	return cfg
 }

@@ -139,32 +139,3 @@ func TestRecordNeverBlocks(t *testing.T) {
 		t.Fatalf("dropped %d, want 3", p.Dropped())
 	}
 }
-
-func TestReplayFromStartTime(t *testing.T) {
-	_, js := startJS(t, t.TempDir())
-	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 5 {
-		if _, err := js.Publish(ctx, "t.a", []byte{byte(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mid := time.Now()
-	time.Sleep(5 * time.Millisecond) // the server stamps messages; be clear of mid
-	for i := 5; i < 2500; i++ {
-		if _, err := js.Publish(ctx, "t.b", []byte{byte(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var got []byte
-	n, err := Replay(ctx, js, "T", "t.>", mid, func(_ string, d []byte) { got = append(got, d[0]) })
-	if err != nil || n != 2495 || len(got) != 2495 || got[0] != 5 {
-		t.Fatalf("replay from mid: n=%d err=%v first=%v", n, err, got[:1])
-	}
-	n, err = Replay(ctx, js, "T", "t.a", time.Time{}, func(string, []byte) {})
-	if err != nil || n != 5 {
-		t.Fatalf("replay of t.a: n=%d err=%v", n, err)
-	}
-}
