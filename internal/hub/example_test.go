@@ -3,6 +3,8 @@ package hub
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -54,5 +56,37 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if cfg.NATSURL == "" || cfg.PostgresDSN == "" || len(cfg.Postgres) != 1 || cfg.Postgres[0].PoolSize != 10 || len(cfg.Webhooks) != 1 {
 		t.Fatalf("optional settings not loaded: %+v", cfg)
+	}
+}
+
+// Every setting of the hub is documented in the example, as a plain or
+// an optional "#key:" line, so the file stays the full reference.
+func TestExampleConfigListsEverySetting(t *testing.T) {
+	b, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	var walk func(reflect.Type)
+	walk = func(typ reflect.Type) {
+		for f := range typ.Fields() {
+			switch name := f.Tag.Get("flag"); {
+			case f.Anonymous && name == "":
+				walk(f.Type)
+			case name == "-":
+				keys = append(keys, f.Tag.Get("yaml"))
+			case name != "":
+				keys = append(keys, name)
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config]())
+	if len(keys) < 20 {
+		t.Fatalf("found only %d settings in Config: %v", len(keys), keys)
+	}
+	for _, k := range keys {
+		if !regexp.MustCompile(`(?m)^#?` + regexp.QuoteMeta(k) + `:`).Match(b) {
+			t.Errorf("%s does not document %q", example, k)
+		}
 	}
 }
