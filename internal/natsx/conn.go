@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -77,12 +78,23 @@ func Connect(rawURL, name string, log *slog.Logger, extra ...nats.Option) (*nats
 	return nc, nil
 }
 
-// Redact removes a password from a NATS URL (or each of a comma-separated
-// list) so it can be logged.
+// Redact removes the passwords from a NATS URL, or from each of a
+// comma-separated list, so it can be logged. A URL with credentials that
+// does not parse is replaced whole rather than risk showing a secret.
 func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil {
-		return rawURL
+	urls := strings.Split(rawURL, ",")
+	for i, raw := range urls {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		switch {
+		case err != nil && strings.Contains(raw, "@"):
+			urls[i] = "(a URL with credentials that does not parse)"
+		case err == nil && u.User != nil:
+			if _, ok := u.User.Password(); !ok {
+				// nats://secret@host: a user alone is a token.
+				u.User = url.User("xxxxx")
+			}
+			urls[i] = u.Redacted()
+		}
 	}
-	return u.Redacted()
+	return strings.Join(urls, ",")
 }
