@@ -97,6 +97,7 @@ type Config struct {
 
 // Stats are one receiver's counters.
 type Stats struct {
+	// URL is the receiver's, its password hidden.
 	URL string `json:"url"`
 	// Sent batches that a receiver accepted.
 	Sent uint64 `json:"sent"`
@@ -118,6 +119,7 @@ type Notifier struct {
 
 type receiver struct {
 	url    string
+	shown  string // url without its password
 	cfg    Config
 	client *http.Client
 	log    *slog.Logger
@@ -151,13 +153,17 @@ func New(cfg Config, log *slog.Logger) (*Notifier, error) {
 		client = &http.Client{Timeout: cfg.Timeout}
 	}
 	n := &Notifier{log: log.With("component", "notify")}
-	for _, raw := range cfg.URLs {
+	for i, raw := range cfg.URLs {
 		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("webhook %q: want an http:// or https:// URL", raw)
+		if err != nil {
+			// url.Parse's error quotes the URL, password and all.
+			return nil, fmt.Errorf("webhook #%d: not a URL", i+1)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("webhook %q: want an http:// or https:// URL", u.Redacted())
 		}
 		n.receivers = append(n.receivers, &receiver{
-			url: raw, cfg: cfg, client: client, log: n.log.With("url", u.Redacted()),
+			url: raw, shown: u.Redacted(), cfg: cfg, client: client, log: n.log.With("url", u.Redacted()),
 			wake: make(chan struct{}, 1),
 		})
 	}
@@ -200,7 +206,7 @@ func (n *Notifier) Stats() []Stats {
 		q := len(r.queue)
 		r.mu.Unlock()
 		out = append(out, Stats{
-			URL: r.url, Sent: r.sent.Load(), Retries: r.retries.Load(), Failed: r.failed.Load(),
+			URL: r.shown, Sent: r.sent.Load(), Retries: r.retries.Load(), Failed: r.failed.Load(),
 			Dropped: r.dropped.Load(), Queued: q,
 		})
 	}

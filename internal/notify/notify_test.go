@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -232,9 +233,19 @@ func TestFullQueueDropsOldest(t *testing.T) {
 }
 
 func TestNewRejectsBadURLs(t *testing.T) {
-	for _, u := range []string{"", "alertmanager:9093", "ftp://x/y", "http://"} {
-		if _, err := New(Config{URLs: []string{u}}, quiet()); err == nil {
+	for _, u := range []string{"", "alertmanager:9093", "ftp://x/y", "http://", "ftp://am:S3cret@x/y", "http://am:S3cret@x:port/"} {
+		_, err := New(Config{URLs: []string{u}}, quiet())
+		if err == nil {
 			t.Errorf("URL %q accepted", u)
+		} else if strings.Contains(err.Error(), "S3cret") {
+			t.Errorf("error shows the password: %v", err)
 		}
+	}
+	n, err := New(Config{URLs: []string{"https://am:S3cret@alertmanager:9093/api/v2/alerts"}}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := n.Stats(); len(s) != 1 || s[0].URL != "https://am:xxxxx@alertmanager:9093/api/v2/alerts" {
+		t.Errorf("stats %+v, want the URL without its password", s)
 	}
 }
