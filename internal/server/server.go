@@ -176,12 +176,16 @@ func (s *Server) Handler() http.Handler {
 // take it is dropped.
 func (s *Server) Publish(update []byte) {
 	s.latest.Store(&update)
+	dropped := 0
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for c := range s.clients {
-		if !c.enqueue(update) {
-			s.dropLocked(c, "send queue full", nil)
+		if !c.enqueue(update) && s.dropLocked(c, "send queue full") {
+			dropped++
 		}
+	}
+	s.mu.Unlock()
+	if dropped > 0 {
+		s.log.Warn("websocket clients dropped", "reason", "send queue full", "clients", dropped)
 	}
 }
 

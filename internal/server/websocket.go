@@ -60,25 +60,31 @@ func (c *client) closeCode() (websocket.StatusCode, string) {
 }
 
 // dropLocked ends a client that cannot keep up; reason is sent in the
-// close frame, so it must stay short (123 bytes).
-func (s *Server) dropLocked(c *client, reason string, err error) {
+// close frame, so it must stay short (123 bytes). It reports whether the
+// client was still connected; the caller logs once s.mu is released, so a
+// slow log never holds up the fan-out.
+func (s *Server) dropLocked(c *client, reason string) bool {
 	if _, ok := s.clients[c]; !ok {
-		return
+		return false
 	}
 	delete(s.clients, c)
 	s.dropped.Add(1)
+	c.stop(websocket.StatusPolicyViolation, reason)
+	return true
+}
+
+func (s *Server) drop(c *client, reason string, err error) {
+	s.mu.Lock()
+	dropped := s.dropLocked(c, reason)
+	s.mu.Unlock()
+	if !dropped {
+		return
+	}
 	if err != nil {
 		s.log.Warn("websocket client dropped", "reason", reason, "err", err)
 	} else {
 		s.log.Warn("websocket client dropped", "reason", reason)
 	}
-	c.stop(websocket.StatusPolicyViolation, reason)
-}
-
-func (s *Server) drop(c *client, reason string, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.dropLocked(c, reason, err)
 }
 
 // subscribeMsg is what a client may send.
