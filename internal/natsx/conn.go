@@ -27,7 +27,7 @@ func Options(name string, log *slog.Logger) []nats.Option {
 		nats.Name(name),
 		nats.Timeout(5 * time.Second),
 		nats.MaxReconnects(-1),
-		nats.CustomReconnectDelay(Backoff),
+		nats.CustomReconnectDelay(backoff),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
 		}),
@@ -54,10 +54,10 @@ func Options(name string, log *slog.Logger) []nats.Option {
 	}
 }
 
-// Backoff is the reconnect delay after attempts failed attempts: doubling
+// backoff is the reconnect delay after attempts failed attempts: doubling
 // from 250ms to 10s, with ±20 % jitter so many agents do not reconnect in
 // lock-step after the hub restarts.
-func Backoff(attempts int) time.Duration {
+func backoff(attempts int) time.Duration {
 	d := backoffMin
 	for i := 1; i < attempts && d < backoffMax; i++ {
 		d *= 2

@@ -212,10 +212,10 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 	}
 	for _, tc := range tests {
 		for range 50 {
-			d := Backoff(tc.attempts)
+			d := backoff(tc.attempts)
 			lo, hi := tc.base*8/10, tc.base*12/10
 			if d < lo || d > hi {
-				t.Fatalf("Backoff(%d) = %v, want within [%v, %v]", tc.attempts, d, lo, hi)
+				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", tc.attempts, d, lo, hi)
 			}
 		}
 	}

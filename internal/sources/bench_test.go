@@ -20,7 +20,7 @@ func BenchmarkParseInfo(b *testing.B) {
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ParseInfo(text); err != nil {
+		if _, err := parseInfo(text); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -130,7 +130,7 @@ func (r *Redis) read(ctx context.Context) (metrics.Redis, error) {
 	if err != nil {
 		return metrics.Redis{}, fmt.Errorf("redis INFO: %w", err)
 	}
-	info, err := ParseInfo(text)
+	info, err := parseInfo(text)
 	if err != nil {
 		return metrics.Redis{}, fmt.Errorf("redis INFO: %w", err)
 	}
@@ -180,16 +180,16 @@ func redisHitRatio(prev *redisReading, cur redisReading) *float64 {
 // → raw value.
 type Info map[string]map[string]string
 
-// KeyspaceDB is one line of INFO's keyspace section (db0:keys=1,...).
-type KeyspaceDB struct {
+// keyspaceDB is one line of INFO's keyspace section (db0:keys=1,...).
+type keyspaceDB struct {
 	Keys, Expires, AvgTTL int64
 }
 
-// ParseInfo reads the INFO text format: "# Section" headers, "field:value"
+// parseInfo reads the INFO text format: "# Section" headers, "field:value"
 // lines, blank lines between sections, CRLF or LF line ends. Fields before
 // any header land in section "". A line that is neither is an error naming
 // it, rather than a silently missing figure.
-func ParseInfo(text string) (Info, error) {
+func parseInfo(text string) (Info, error) {
 	info := Info{}
 	section := ""
 	sc := bufio.NewScanner(strings.NewReader(text))
@@ -260,14 +260,14 @@ func (i Info) Float(field string) *float64 {
 
 // Keyspace parses the keyspace section. It is an error when the reply had
 // no keyspace section at all (INFO was asked for other sections).
-func (i Info) Keyspace() (map[string]KeyspaceDB, error) {
+func (i Info) Keyspace() (map[string]keyspaceDB, error) {
 	sec, ok := i["keyspace"]
 	if !ok {
 		return nil, errors.New("no keyspace section")
 	}
-	out := make(map[string]KeyspaceDB, len(sec))
+	out := make(map[string]keyspaceDB, len(sec))
 	for db, line := range sec {
-		var d KeyspaceDB
+		var d keyspaceDB
 		for _, kv := range strings.Split(line, ",") {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok {

@@ -21,7 +21,7 @@ const infoReply = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n
 	"# Keyspace\r\ndb0:keys=12,expires=2,avg_ttl=3600\r\ndb3:keys=1,expires=0,avg_ttl=0\r\n"
 
 func TestParseInfo(t *testing.T) {
-	info, err := ParseInfo(infoReply)
+	info, err := parseInfo(infoReply)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,20 +44,20 @@ func TestParseInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ks["db0"] != (KeyspaceDB{12, 2, 3600}) || ks["db3"] != (KeyspaceDB{1, 0, 0}) || len(ks) != 2 {
+	if ks["db0"] != (keyspaceDB{12, 2, 3600}) || ks["db3"] != (keyspaceDB{1, 0, 0}) || len(ks) != 2 {
 		t.Errorf("keyspace %v", ks)
 	}
 
 	for _, bad := range []string{"# Stats\nno colon here\n", ":value\n"} {
-		if _, err := ParseInfo(bad); err == nil {
-			t.Errorf("ParseInfo(%q) accepted", bad)
+		if _, err := parseInfo(bad); err == nil {
+			t.Errorf("parseInfo(%q) accepted", bad)
 		}
 	}
-	info, _ = ParseInfo("# Keyspace\ndb0:keys=x\n")
+	info, _ = parseInfo("# Keyspace\ndb0:keys=x\n")
 	if _, err := info.Keyspace(); err == nil {
 		t.Error("bad keyspace line accepted")
 	}
-	info, _ = ParseInfo("# Stats\nkeyspace_hits:1\n")
+	info, _ = parseInfo("# Stats\nkeyspace_hits:1\n")
 	if _, err := info.Keyspace(); err == nil {
 		t.Error("missing keyspace section not reported")
 	}
@@ -93,7 +93,7 @@ func infoOf(t *testing.T, c *redis.Client) Info {
 	if err != nil {
 		t.Fatalf("reference INFO: %v", err)
 	}
-	info, err := ParseInfo(text)
+	info, err := parseInfo(text)
 	if err != nil {
 		t.Fatal(err)
 	}
