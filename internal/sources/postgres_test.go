@@ -466,3 +466,42 @@ func show(p *float64) any {
 	}
 	return *p
 }
+
+// A scrape of /metrics reads Up while a poll waits on a database that
+// accepted the connection and says nothing: it must get the last answer at
+// once, not wait for the poll's timeout.
+func TestPostgresUpDoesNotWaitForAPoll(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	src, err := NewPostgres(PostgresConfig{DSN: "postgres://postgres@" + l.Addr().String() + "/db?sslmode=disable", Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	polled := make(chan struct{})
+	go func() { src.Poll(context.Background()); close(polled) }()
+	conn := <-accepted // the poll now waits for the server's answer
+
+	if up, reason := src.Up(); up || reason != "" {
+		t.Errorf("Up() = %v, %q before any answer", up, reason)
+	}
+	select {
+	case <-polled:
+		t.Fatal("the poll ended before the stalled server let it go")
+	default:
+	}
+	conn.Close()
+	<-polled
+	if up, reason := src.Up(); up || reason == "" {
+		t.Errorf("Up() = %v, %q after the server hung up", up, reason)
+	}
+}
