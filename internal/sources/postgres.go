@@ -49,11 +49,11 @@ type Postgres struct {
 	password string
 	now      func() time.Time
 
-	health
-
 	mu     sync.Mutex // serialises polls: they share conn and prev
 	conn   *pgx.Conn
 	prev   *pgReading
+	up     bool
+	reason string
 	closed bool // after Close, polls no longer reconnect
 }
 
@@ -130,6 +130,13 @@ func (p *Postgres) place(u *metrics.Update, v metrics.PostgreSQL) {
 // Database is the monitored database's name.
 func (p *Postgres) Database() string { return p.cfg.Database }
 
+// Up says whether the last poll reached the database, and if not why.
+func (p *Postgres) Up() (bool, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.up, p.reason
+}
+
 // Close drops the dedicated connection.
 func (p *Postgres) Close() error {
 	p.mu.Lock()
@@ -187,14 +194,14 @@ func (p *Postgres) Poll(ctx context.Context) func(*metrics.Update) {
 		// figures start from a fresh reading rather than span the gap.
 		p.prev = nil
 		reason := redactSecret(err.Error(), p.password)
-		p.set(false, reason)
+		p.up, p.reason = false, reason
 		db := p.cfg.Database
 		return func(u *metrics.Update) {
 			p.place(u, metrics.PostgreSQL{Status: metrics.StatusUnreachable, Reason: reason, Database: db})
 			setError(u, p.Name(), reason)
 		}
 	}
-	p.set(true, "")
+	p.up, p.reason = true, ""
 	return func(u *metrics.Update) { p.place(u, view) }
 }
 

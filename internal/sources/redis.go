@@ -26,10 +26,10 @@ type Redis struct {
 	client   *redis.Client
 	password string
 
-	health
-
 	mu     sync.Mutex // serialises polls: they share prev and client
 	prev   *redisReading
+	up     bool
+	reason string
 	closed bool // after Close, polls no longer make a new client
 }
 
@@ -76,6 +76,13 @@ var looseURLPassword = regexp.MustCompile(`://[^:/@]*:([^@/]+)@`)
 // Name is the section the source fills.
 func (r *Redis) Name() string { return metrics.SectionRedis }
 
+// Up says whether the last poll reached the server, and if not why.
+func (r *Redis) Up() (bool, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.up, r.reason
+}
+
 // Close closes the client.
 func (r *Redis) Close() error {
 	r.mu.Lock()
@@ -104,14 +111,14 @@ func (r *Redis) Poll(ctx context.Context) func(*metrics.Update) {
 			r.client = redis.NewClient(r.opts)
 		}
 		reason := redactSecret(err.Error(), r.password)
-		r.set(false, reason)
+		r.up, r.reason = false, reason
 		return func(u *metrics.Update) {
 			u.Databases.Redis = metrics.Redis{Status: metrics.StatusUnreachable, Reason: reason}
 			setSource(u, metrics.SectionRedis, "redis")
 			setError(u, metrics.SectionRedis, reason)
 		}
 	}
-	r.set(true, "")
+	r.up, r.reason = true, ""
 	return func(u *metrics.Update) {
 		u.Databases.Redis = view
 		setSource(u, metrics.SectionRedis, "redis")
