@@ -160,20 +160,17 @@ func (c *Containers) Poll(ctx context.Context) func(*metrics.Update) {
 
 	list := merge(c.cfg.Targets, pings, engine, engineOn && engineErr == nil)
 	c.record(c.now(), list)
-	c.mu.Lock()
-	c.engineErr = ""
+	var errText string
 	if engineErr != nil {
-		c.engineErr = engineErr.Error()
+		errText = engineErr.Error()
 	}
+	c.mu.Lock()
+	c.engineErr = errText
 	c.mu.Unlock()
 
 	source := "ping"
 	if engineOn && engineErr == nil {
 		source = "ping+engine"
-	}
-	var errText string
-	if engineErr != nil {
-		errText = engineErr.Error()
 	}
 	return func(u *metrics.Update) {
 		u.Containers = list
