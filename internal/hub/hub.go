@@ -343,6 +343,14 @@ func (h *Hub) tick(now time.Time) {
 	u := merge(now, h.in.snapshot(now.Add(-h.cfg.Retention)), h.cfg.Interval)
 	applyLatency(&u, h.cfg.Latency, now, h.cfg.LatencyWindow)
 	applySources(&u, h.runners, now, h.cfg.Interval, h.log)
+	// Samples are clean, but plugs compute (a percentile of nothing is
+	// NaN); one such number must not make the update unencodable. It goes
+	// before the alerts and the history see the update, so to them it is
+	// no data, as it is to the browser: a NaN would hold a firing alert
+	// and reach its saved state, which JSON cannot encode either.
+	if n := scrub(&u); n > 0 {
+		h.log.Warn("non-finite numbers removed from the update", "count", n)
+	}
 	if h.cfg.Evaluator != nil {
 		if a := h.cfg.Evaluator.Evaluate(now, &u); a != nil {
 			u.Alerts = a
@@ -350,11 +358,6 @@ func (h *Hub) tick(now time.Time) {
 	}
 	if h.cfg.History != nil {
 		h.cfg.History.Record(&u)
-	}
-	// Samples are clean, but plugs compute (a percentile of nothing is
-	// NaN); one such number must not make the update unencodable.
-	if n := scrub(&u); n > 0 {
-		h.log.Warn("non-finite numbers removed from the update", "count", n)
 	}
 	b, err := json.Marshal(u)
 	if err != nil {

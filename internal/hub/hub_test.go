@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -447,4 +448,54 @@ func startCluster(t *testing.T, n int) []string {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return urls
+}
+
+// nanSource reports a Redis hit ratio that is not a number, as a buggy
+// plug or exporter might.
+type nanSource struct{}
+
+func (nanSource) Name() string { return metrics.SectionRedis }
+func (nanSource) Poll(context.Context) Patch {
+	return func(u *metrics.Update) {
+		nan := math.NaN()
+		u.Databases.Redis = metrics.Redis{Status: metrics.StatusHealthy, HitRatio: &nan}
+	}
+}
+
+// seenEvaluator keeps what the alert rules were shown.
+type seenEvaluator struct {
+	mu   sync.Mutex
+	seen []metrics.Redis
+}
+
+func (e *seenEvaluator) Evaluate(_ time.Time, u *metrics.Update) []metrics.Alert {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seen = append(e.seen, u.Databases.Redis)
+	return nil
+}
+
+// A NaN from a plug is no data to the alert rules as it is to the
+// browser: the rules never see the number.
+func TestHubAlertsSeeNoNaN(t *testing.T) {
+	ev := &seenEvaluator{}
+	cfg := testConfig(t)
+	cfg.Sources, cfg.Evaluator = []Source{nanSource{}}, ev
+	h := startHub(t, cfg)
+	performance(t, h, func(u metrics.Update) bool { return u.Databases.Redis.Status == metrics.StatusHealthy })
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	polled := 0
+	for _, r := range ev.seen {
+		if r.Status != metrics.StatusHealthy {
+			continue // before the first poll
+		}
+		polled++
+		if r.HitRatio != nil {
+			t.Fatalf("the rules saw hit_ratio %v", *r.HitRatio)
+		}
+	}
+	if polled == 0 {
+		t.Fatal("the rules never saw the source's reading")
+	}
 }
