@@ -107,7 +107,9 @@ func (e *Engine) Evaluate(now time.Time, u *metrics.Update) []Transition {
 			k := targetKey{o.host, o.target}
 			present[k] = true
 			en := states[k]
-			if o.value == nil {
+			// NaN and ±Inf measure nothing: they are no data, never a
+			// value that breaches, clears or is kept as the alert's.
+			if o.value == nil || bad(*o.value) {
 				out = e.noData(out, r, states, seen, k, now)
 				continue
 			}

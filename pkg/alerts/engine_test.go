@@ -204,6 +204,13 @@ func TestNoData(t *testing.T) {
 			{at: 50 * time.Minute, value: nil},
 			{at: 51 * time.Minute, value: f(10), want: []string{"resolved/warning"}},
 		}},
+		{"keep: NaN is no data, not a value that clears", rule(NoDataKeep), []step{
+			{at: 0, value: f(95), want: []string{"pending/warning"}},
+			{at: 2 * time.Minute, value: f(95), want: []string{"firing/warning"}},
+			{at: 3 * time.Minute, value: f(math.NaN())},
+			{at: 4 * time.Minute, value: f(math.Inf(1))},
+			{at: 5 * time.Minute, value: f(10), want: []string{"resolved/warning"}},
+		}},
 		{"resolve: no data ends the alert", rule(NoDataResolve), []step{
 			{at: 0, value: f(95), want: []string{"pending/warning"}},
 			{at: 2 * time.Minute, value: f(95), want: []string{"firing/warning"}},
@@ -233,6 +240,19 @@ func TestNoData(t *testing.T) {
 		got := e.Evaluate(t0.Add(3*time.Minute), &metrics.Update{})
 		if len(got) != 1 || got[0].State != StateResolved || got[0].Target != "gpu0" || got[0].Host != "h1" {
 			t.Fatalf("transitions %+v, want gpu0 on h1 resolved", got)
+		}
+	})
+	t.Run("a NaN never becomes the alert's value", func(t *testing.T) {
+		r := rule(NoDataKeep)
+		r.Warning.For, r.Warning.Clear = 0, f(80)
+		e := mustNew(t, r)
+		e.Evaluate(t0, gpuUpdate(95))
+		e.Evaluate(t0.Add(5*time.Second), gpuUpdate(math.NaN()))
+		if a := e.Active(); len(a) != 1 || a[0].Value != 95 {
+			t.Fatalf("active %+v, want firing at 95", a)
+		}
+		if _, err := json.Marshal(e.Snapshot()); err != nil {
+			t.Fatalf("state cannot be saved: %v", err)
 		}
 	})
 	t.Run("no-data alert says so", func(t *testing.T) {
