@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
 	"github.com/sysperf/sysperf/internal/notify"
 	"github.com/sysperf/sysperf/pkg/alerts"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -25,28 +24,6 @@ import (
 var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func startJS(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close(); srv.Shutdown(); srv.WaitForShutdown() })
-	return js
-}
 
 // webhook collects the alerts posted to it.
 type webhook struct {
@@ -117,7 +94,7 @@ func running(t *testing.T, js jetstream.JetStream, hook string) (*Service, func(
 }
 
 func TestLifecycleAcrossRestart(t *testing.T) {
-	js := startJS(t)
+	js := natsxtest.JetStream(t)
 	wh := &webhook{}
 	srv := httptest.NewServer(wh)
 	defer srv.Close()
@@ -185,7 +162,7 @@ func TestLifecycleAcrossRestart(t *testing.T) {
 }
 
 func TestRestartMidPending(t *testing.T) {
-	js := startJS(t)
+	js := natsxtest.JetStream(t)
 	s1, stop1 := running(t, js, "http://127.0.0.1:1/unused")
 	s1.Evaluate(t0, gpu(95))
 	s1.Evaluate(t0.Add(5*time.Second), gpu(95))

@@ -9,37 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
-
-func startJS(t *testing.T, dir string) (*server.Server, jetstream.JetStream) {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	nc, err := nats.Connect(srv.ClientURL(), nats.Timeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		nc.Close()
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv, js
-}
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -47,7 +19,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // stops it, and rebuilds a second one from the streams plus the samples a
 // hub replays from ReplayStart: every window must come back the same.
 func TestPersistRestart(t *testing.T) {
-	_, js := startJS(t, t.TempDir())
+	js := natsxtest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -125,7 +97,7 @@ func TestPersistRestart(t *testing.T) {
 }
 
 func TestRecordNeverBlocks(t *testing.T) {
-	_, js := startJS(t, t.TempDir())
+	js := natsxtest.JetStream(t)
 	ctx := context.Background()
 	p, err := Open(ctx, js, New(), PersistConfig{Queue: 2}, quiet())
 	if err != nil {
