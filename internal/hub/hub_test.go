@@ -402,7 +402,7 @@ func TestHubReplicatesEveryStreamOnACluster(t *testing.T) {
 }
 
 // startCluster runs an n-node JetStream cluster in this process and
-// returns its client URLs once it has elected a meta leader. The route
+// returns its client URLs once its meta leader sees every node. The route
 // ports are picked up front because every node lists all of them.
 func startCluster(t *testing.T, n int) []string {
 	t.Helper()
@@ -440,10 +440,12 @@ func startCluster(t *testing.T, n int) []string {
 		}
 		urls = append(urls, s.ClientURL())
 	}
+	// The meta leader places an R3 stream only once it has heard from
+	// every peer.
 	deadline := time.Now().Add(30 * time.Second)
-	for !slices.ContainsFunc(servers, (*natsserver.Server).JetStreamIsLeader) {
+	for !slices.ContainsFunc(servers, func(s *natsserver.Server) bool { return len(s.JetStreamClusterPeers()) == n }) {
 		if time.Now().After(deadline) {
-			t.Fatal("no JetStream meta leader elected")
+			t.Fatalf("no JetStream meta leader with all %d peers online", n)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
