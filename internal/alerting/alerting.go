@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/notify"
@@ -172,6 +173,16 @@ func (s *Service) restore(ctx context.Context, js JetStream) error {
 		return fmt.Errorf("kv %s: %w", StateBucket, err)
 	}
 	entry, err := s.kv.Get(cctx, stateKey)
+	// A bucket just created with replicas answers once they are up; until
+	// then a get finds no responders (a first start on a cluster).
+	for errors.Is(err, nats.ErrNoResponders) {
+		select {
+		case <-cctx.Done():
+			return fmt.Errorf("kv %s: get %s: %w", StateBucket, stateKey, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		entry, err = s.kv.Get(cctx, stateKey)
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	case err != nil:
