@@ -11,6 +11,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"flag"
 	"fmt"
@@ -83,7 +84,7 @@ func load(name string, args []string, env func(string) (string, bool), readFile 
 			hasConfigField = true
 		}
 		usage := fmt.Sprintf("%s (env %s", f.usage, envName(f.name))
-		if !f.value.IsZero() {
+		if _, text := f.value.Interface().(encoding.TextMarshaler); text || !f.value.IsZero() {
 			usage += ", default " + formatValue(f.value)
 		}
 		usage += ")"
@@ -205,9 +206,17 @@ func collectFields(v reflect.Value, out *[]field) error {
 	return nil
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var (
+	durationType        = reflect.TypeFor[time.Duration]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
 
+// settable reports whether a flag can hold t: the plain kinds, lists of
+// strings, and any type that parses itself from text (slog.Level, say).
 func settable(t reflect.Type) bool {
+	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		return true
+	}
 	switch t.Kind() {
 	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Uint64, reflect.Float64:
 		return true
@@ -219,6 +228,9 @@ func settable(t reflect.Type) bool {
 
 // set parses s into v by v's type; []string takes a comma-separated list.
 func set(v reflect.Value, s string) error {
+	if u, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		return u.UnmarshalText([]byte(strings.TrimSpace(s)))
+	}
 	switch {
 	case v.Type() == durationType:
 		d, err := time.ParseDuration(strings.TrimSpace(s))
@@ -268,6 +280,11 @@ func set(v reflect.Value, s string) error {
 }
 
 func formatValue(v reflect.Value) string {
+	if m, ok := v.Interface().(encoding.TextMarshaler); ok {
+		if b, err := m.MarshalText(); err == nil {
+			return string(b)
+		}
+	}
 	switch {
 	case v.Type() == durationType:
 		return time.Duration(v.Int()).String()

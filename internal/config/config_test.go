@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"reflect"
 	"strings"
@@ -23,6 +24,7 @@ type settings struct {
 	Mounts   []string      `flag:"mounts" usage:"mounts"`
 	Pool     int           `flag:"pool-size" usage:"pool"`
 	Ratio    float64       `flag:"ratio" usage:"ratio"`
+	Level    slog.Level    `flag:"log-level" usage:"log level"`
 	Targets  []target      `flag:"-" yaml:"containers"`
 }
 
@@ -47,6 +49,7 @@ func TestLoad(t *testing.T) {
 		"notmapping.yaml": "- a\n- b\n",
 		"empty.yaml":      "",
 		"selfref.yaml":    "config: other.yaml\n",
+		"level.yaml":      "log-level: debug\n",
 	}
 	tests := []struct {
 		name    string
@@ -98,6 +101,9 @@ func TestLoad(t *testing.T) {
 		{name: "unknown flag", args: []string{"--htp=x"}, wantErr: "flag provided but not defined: -htp"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
 		{name: "validate", args: []string{"--pool-size=-1"}, wantErr: "config: pool-size must not be negative"},
+		{name: "text value", args: []string{"--log-level=warn"}, want: func(s *settings) { s.Level = slog.LevelWarn }},
+		{name: "text value from file", args: []string{"--config=level.yaml"}, want: func(s *settings) { s.Level = slog.LevelDebug }},
+		{name: "bad text value", args: []string{"--log-level=loud"}, wantErr: `flag --log-level="loud": slog: level string "loud"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,7 +142,7 @@ func TestHelpListsEnvAndDefaults(t *testing.T) {
 	if !errors.Is(err, ErrHelp) {
 		t.Fatalf("error = %v, want ErrHelp", err)
 	}
-	for _, want := range []string{"-interval", "SYSPERF_INTERVAL", "default 5s", "-config", "SYSPERF_CONFIG"} {
+	for _, want := range []string{"-interval", "SYSPERF_INTERVAL", "default 5s", "-config", "SYSPERF_CONFIG", "default INFO"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out.String())
 		}
