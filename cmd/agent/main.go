@@ -18,7 +18,7 @@ import (
 
 type settings struct {
 	agent.Config
-	LogLevel string `flag:"log-level" usage:"debug, info, warn or error"`
+	LogLevel slog.Level `flag:"log-level" usage:"debug, info, warn or error"`
 }
 
 func main() { os.Exit(run()) }
@@ -26,7 +26,7 @@ func main() { os.Exit(run()) }
 // run returns the exit status, so that deferred clean-up (NVML shutdown,
 // the signal handler) runs before the process exits.
 func run() int {
-	s := settings{Config: agent.DefaultConfig(), LogLevel: "info"}
+	s := settings{Config: agent.DefaultConfig(), LogLevel: slog.LevelInfo}
 	if err := config.Load("agent", os.Args[1:], &s); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			return 0
@@ -34,12 +34,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "agent: log-level %q: want debug, info, warn or error\n", s.LogLevel)
-		return 2
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: s.LogLevel}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
