@@ -32,14 +32,35 @@ func testLog(t testing.TB) *slog.Logger {
 	if os.Getenv("SYSPERF_E2E_LOG") == "" {
 		return slog.New(slog.DiscardHandler)
 	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w := &tWriter{t: t}
+	// Registered before the component's own Close, so it runs after it.
+	t.Cleanup(w.close)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type tWriter struct{ t testing.TB }
+// tWriter sends log lines to the test until it ends. NATS runs its
+// connection callbacks ("nats connection closed") on its own goroutine,
+// which may log after Close returned, and a t.Log after the test has
+// completed panics.
+type tWriter struct {
+	t      testing.TB
+	mu     sync.Mutex
+	closed bool
+}
 
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
+}
+
+func (w *tWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 }
 
 // Hub is a hub under test.
