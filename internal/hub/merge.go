@@ -100,10 +100,11 @@ func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Durat
 			off = append(off, s)
 		}
 	}
+	// ordered[:len(on)] are the online hosts.
 	ordered := append(on, off...)
 
-	for _, s := range ordered {
-		isOn := online(now, s, interval)
+	for i, s := range ordered {
+		isOn := i < len(on)
 		st := metrics.HostStatus{
 			Host:     s.Host,
 			Online:   isOn,
@@ -136,24 +137,22 @@ func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Durat
 		return *a.Index - *b.Index
 	})
 
-	mergeGPU(&u, ordered, on)
-	mergeHost(&u, ordered, on)
-	u.AIModels.RTDETR = mergeModel(&u, ordered, on, metrics.CollectorRTDETR, metrics.SectionRTDETR)
-	u.AIModels.Nemotron = mergeModel(&u, ordered, on, metrics.CollectorLLM, metrics.SectionNemotron)
+	mergeGPU(&u, ordered, len(on))
+	mergeHost(&u, ordered, len(on))
+	u.AIModels.RTDETR = mergeModel(&u, ordered, len(on), metrics.CollectorRTDETR, metrics.SectionRTDETR)
+	u.AIModels.Nemotron = mergeModel(&u, ordered, len(on), metrics.CollectorLLM, metrics.SectionNemotron)
 	return u
 }
 
-func isOnline(on []*metrics.Sample, s *metrics.Sample) bool {
-	return slices.Contains(on, s)
-}
-
-func mergeGPU(u *metrics.Update, ordered, on []*metrics.Sample) {
+// The merge functions fill a section from the first host of ordered that
+// has it; the first nOn hosts are online.
+func mergeGPU(u *metrics.Update, ordered []*metrics.Sample, nOn int) {
 	const sec = metrics.SectionGPU
-	for _, s := range ordered {
+	for i, s := range ordered {
 		if len(s.GPUs) == 0 {
 			continue
 		}
-		stale := !isOnline(on, s)
+		stale := i >= nOn
 		u.GPU = gpuView(s.Host, s.GPUs[0], stale)
 		u.Sources[sec] = "agent:" + s.Host
 		u.Stale[sec] = stale
@@ -164,13 +163,13 @@ func mergeGPU(u *metrics.Update, ordered, on []*metrics.Sample) {
 	u.Errors[sec] = sectionError(ordered, metrics.CollectorGPU, "no GPU reported")
 }
 
-func mergeHost(u *metrics.Update, ordered, on []*metrics.Sample) {
+func mergeHost(u *metrics.Update, ordered []*metrics.Sample, nOn int) {
 	const sec = metrics.SectionHost
-	for _, s := range ordered {
+	for i, s := range ordered {
 		if s.System == nil {
 			continue
 		}
-		stale := !isOnline(on, s)
+		stale := i >= nOn
 		u.Host = hostView(s.System)
 		u.Sources[sec] = "agent:" + s.Host
 		u.Stale[sec] = stale
@@ -198,13 +197,13 @@ func sectionError(ordered []*metrics.Sample, collector, fallback string) string 
 	return fallback
 }
 
-func mergeModel(u *metrics.Update, ordered, on []*metrics.Sample, role, sec string) metrics.ModelView {
-	for _, s := range ordered {
+func mergeModel(u *metrics.Update, ordered []*metrics.Sample, nOn int, role, sec string) metrics.ModelView {
+	for i, s := range ordered {
 		m, ok := s.Models[role]
 		if !ok {
 			continue
 		}
-		stale := !isOnline(on, s)
+		stale := i >= nOn
 		u.Sources[sec] = "agent:" + s.Host
 		u.Stale[sec] = stale
 		if m.Reason != "" && m.Status != metrics.StatusHealthy {
@@ -216,7 +215,7 @@ func mergeModel(u *metrics.Update, ordered, on []*metrics.Sample, role, sec stri
 	u.Stale[sec] = false
 	// An agent that failed to read the model without reporting a section
 	// still says why in its errors.
-	for _, s := range on {
+	for _, s := range ordered[:nOn] {
 		if e := s.Errors[role]; e != "" {
 			u.Errors[sec] = e
 			return metrics.ModelView{Status: metrics.StatusUnreachable, Reason: e, Host: s.Host}
