@@ -22,6 +22,7 @@ import (
 
 	"github.com/sysperf/sysperf/internal/collect"
 	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -147,7 +148,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	a.log.Info("agent started", "boot", a.boot, "interval", a.cfg.Interval,
-		"nats", natsx.Redact(a.cfg.NATSURL), "subject", metrics.SampleSubject(a.host))
+		"nats", redact.URL(a.cfg.NATSURL), "subject", metrics.SampleSubject(a.host))
 
 	done := make(chan struct{})
 	go func() {

@@ -7,10 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sysperf/sysperf/internal/redact"
 )
 
 // defaultHTTPTimeout bounds a model-server request when the caller gives no
@@ -50,7 +51,7 @@ func orDefaultClient(c *http.Client) *http.Client {
 func httpGet(ctx context.Context, client *http.Client, rawURL string, limit int64) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s: %w", redactURL(rawURL), err)
+		return 0, nil, fmt.Errorf("GET %s: %w", redact.URL(rawURL), err)
 	}
 	return doLimited(client, req, limit)
 }
@@ -102,19 +103,6 @@ func reasonOf(err error) string {
 }
 
 func httpReason(code int) string { return fmt.Sprintf("HTTP %d", code) }
-
-// redactURL hides the password of a URL that carries one: error messages
-// travel in the sample to the dashboard.
-func redactURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		if strings.Contains(rawURL, "@") {
-			return "(a URL with credentials that does not parse)"
-		}
-		return rawURL
-	}
-	return u.Redacted()
-}
 
 // joinURL appends an endpoint path to a configured base URL, tolerating a
 // trailing slash on the base.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -38,7 +39,7 @@ func (t ScrapeTarget) Validate() error {
 
 // compile parses the target's selectors.
 func (t ScrapeTarget) compile() (compiledTarget, error) {
-	ct := compiledTarget{url: t.URL, name: redactURL(t.URL)}
+	ct := compiledTarget{url: t.URL, name: redact.URL(t.URL)}
 	if t.URL == "" {
 		return ct, errors.New("scrape target: url is empty")
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -200,7 +201,7 @@ func TestScrapeErrorsHidePassword(t *testing.T) {
 			t.Errorf("Validate err = %v shows the password", err)
 		}
 	}
-	if got := redactURL("http://a:b@[::1/x"); strings.Contains(got, "b@") {
+	if got := redact.URL("http://a:b@[::1/x"); strings.Contains(got, "b@") {
 		t.Errorf("an unparsable URL with credentials came back as %q", got)
 	}
 }

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/sysperf/sysperf/internal/redact"
 )
 
 // Reconnect back-off bounds: quick first retries so a restarted hub is
@@ -73,28 +73,7 @@ func Connect(rawURL, name string, log *slog.Logger, extra ...nats.Option) (*nats
 	opts := append(Options(name, log), extra...)
 	nc, err := nats.Connect(rawURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats connect %s: %w", Redact(rawURL), err)
+		return nil, fmt.Errorf("nats connect %s: %w", redact.URL(rawURL), err)
 	}
 	return nc, nil
-}
-
-// Redact removes the passwords from a NATS URL, or from each of a
-// comma-separated list, so it can be logged. A URL with credentials that
-// does not parse is replaced whole rather than risk showing a secret.
-func Redact(rawURL string) string {
-	urls := strings.Split(rawURL, ",")
-	for i, raw := range urls {
-		u, err := url.Parse(strings.TrimSpace(raw))
-		switch {
-		case err != nil && strings.Contains(raw, "@"):
-			urls[i] = "(a URL with credentials that does not parse)"
-		case err == nil && u.User != nil:
-			if _, ok := u.User.Password(); !ok {
-				// nats://secret@host: a user alone is a token.
-				u.User = url.User("xxxxx")
-			}
-			urls[i] = u.Redacted()
-		}
-	}
-	return strings.Join(urls, ",")
 }

@@ -321,20 +321,3 @@ func TestReplayFromStartTime(t *testing.T) {
 		t.Fatalf("replay of t.a: n=%d err=%v", n, err)
 	}
 }
-
-func TestRedact(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"nats://127.0.0.1:4321", "nats://127.0.0.1:4321"},
-		{"nats://u:pw@a:4222", "nats://u:xxxxx@a:4222"},
-		{"nats://s3cr3t-token@a:4222", "nats://xxxxx@a:4222"},
-		// Every URL of a cluster list, not only the first.
-		{"nats://u:pw@a:4222,nats://v:secret@b:4222", "nats://u:xxxxx@a:4222,nats://v:xxxxx@b:4222"},
-		{"nats://a:4222, nats://v:secret@b:4222", "nats://a:4222,nats://v:xxxxx@b:4222"},
-		{"nats://u:pw@a:port", "(a URL with credentials that does not parse)"},
-	}
-	for _, tc := range tests {
-		if got := Redact(tc.in); got != tc.want {
-			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}

@@ -8,12 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -75,7 +75,7 @@ func NewPostgres(cfg PostgresConfig) (*Postgres, error) {
 	cc, err := pgx.ParseConfig(cfg.DSN)
 	if err != nil {
 		// pgx masks what it recognises; the whole DSN is not repeated.
-		return nil, fmt.Errorf("postgres DSN %s: %s", RedactDSN(cfg.DSN), redactSecret(err.Error(), passwordOf(cfg.DSN)))
+		return nil, fmt.Errorf("postgres DSN %s: %s", redact.DSN(cfg.DSN), redact.Secret(err.Error(), passwordOf(cfg.DSN)))
 	}
 	if cfg.Database == "" {
 		cfg.Database = cc.Database
@@ -102,10 +102,7 @@ func passwordOf(dsn string) string {
 	if cc, err := pgx.ParseConfig(dsn); err == nil {
 		return cc.Password
 	}
-	if m := kvPassword.FindStringSubmatch(dsn); m != nil {
-		return strings.Trim(m[2], "'")
-	}
-	return urlPassword(dsn)
+	return redact.Password(dsn)
 }
 
 // Name is the section the source fills; an extra database is named by
@@ -193,7 +190,7 @@ func (p *Postgres) Poll(ctx context.Context) func(*metrics.Update) {
 		// After an outage the counters may have been reset; the next
 		// figures start from a fresh reading rather than span the gap.
 		p.prev = nil
-		reason := redactSecret(err.Error(), p.password)
+		reason := redact.Secret(err.Error(), p.password)
 		p.up, p.reason = false, reason
 		db := p.cfg.Database
 		return func(u *metrics.Update) {

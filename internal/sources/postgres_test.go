@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -334,7 +335,7 @@ func TestPostgresFaults(t *testing.T) {
 		if !strings.Contains(p.Reason, "password authentication failed") {
 			t.Errorf("reason %q does not say why", p.Reason)
 		}
-		for _, text := range []string{p.Reason, u.Errors[metrics.SectionPostgreSQL], RedactDSN(srv.dsn(wrong))} {
+		for _, text := range []string{p.Reason, u.Errors[metrics.SectionPostgreSQL], redact.DSN(srv.dsn(wrong))} {
 			if strings.Contains(text, wrong) {
 				t.Errorf("password shown in %q", text)
 			}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -57,7 +58,7 @@ type Prometheus struct {
 func NewPrometheus(rawURL string, opts PrometheusOptions) (*Prometheus, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("prometheus-url %q: not an http(s) URL", RedactDSN(rawURL))
+		return nil, fmt.Errorf("prometheus-url %q: not an http(s) URL", redact.URL(rawURL))
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Second

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -39,7 +38,7 @@ type redisReading struct{ hits, misses int64 }
 func NewRedis(rawURL string) (*Redis, error) {
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis URL %s: %s", RedactDSN(rawURL), redactSecret(err.Error(), urlPassword(rawURL)))
+		return nil, fmt.Errorf("redis URL %s: %s", redact.URL(rawURL), redact.Secret(err.Error(), redact.Password(rawURL)))
 	}
 	opts.PoolSize = 1
 	opts.MinIdleConns = 0
@@ -54,24 +53,6 @@ func NewRedis(rawURL string) (*Redis, error) {
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return &Redis{opts: opts, client: redis.NewClient(opts), password: opts.Password}, nil
 }
-
-// urlPassword finds a URL's password even in a URL that does not parse,
-// whose error would otherwise quote it.
-func urlPassword(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		if u.User == nil {
-			return ""
-		}
-		pw, _ := u.User.Password()
-		return pw
-	}
-	if m := looseURLPassword.FindStringSubmatch(raw); m != nil {
-		return m[1]
-	}
-	return ""
-}
-
-var looseURLPassword = regexp.MustCompile(`://[^:/@]*:([^@/]+)@`)
 
 // Name is the section the source fills.
 func (r *Redis) Name() string { return metrics.SectionRedis }
@@ -110,7 +91,7 @@ func (r *Redis) Poll(ctx context.Context) func(*metrics.Update) {
 			_ = r.client.Close()
 			r.client = redis.NewClient(r.opts)
 		}
-		reason := redactSecret(err.Error(), r.password)
+		reason := redact.Secret(err.Error(), r.password)
 		r.up, r.reason = false, reason
 		return func(u *metrics.Update) {
 			u.Databases.Redis = metrics.Redis{Status: metrics.StatusUnreachable, Reason: reason}

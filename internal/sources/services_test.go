@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 )
 
@@ -49,7 +50,7 @@ func connectRealPG(t *testing.T) *pgx.Conn {
 	defer cancel()
 	c, err := pgx.Connect(ctx, realPGDSN())
 	if err != nil {
-		sourcestest.Need(t, "PostgreSQL at %s: %v", RedactDSN(realPGDSN()), err)
+		sourcestest.Need(t, "PostgreSQL at %s: %v", redact.DSN(realPGDSN()), err)
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	return c
