@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -17,16 +15,17 @@ import (
 
 	"github.com/sysperf/sysperf/internal/config"
 	"github.com/sysperf/sysperf/internal/hub"
+	"github.com/sysperf/sysperf/internal/server"
 )
 
 type settings struct {
 	hub.Config
-	Healthcheck bool   `flag:"healthcheck" usage:"check GET /healthz on --http and exit 0 when healthy, 1 when not (for container health checks)"`
-	LogLevel    string `flag:"log-level" usage:"debug, info, warn or error"`
+	Healthcheck bool       `flag:"healthcheck" usage:"check GET /healthz on --http and exit 0 when healthy, 1 when not (for container health checks)"`
+	LogLevel    slog.Level `flag:"log-level" usage:"debug, info, warn or error"`
 }
 
 func main() {
-	s := settings{Config: hub.DefaultConfig(), LogLevel: "info"}
+	s := settings{Config: hub.DefaultConfig(), LogLevel: slog.LevelInfo}
 	if err := config.Load("hub", os.Args[1:], &s); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			os.Exit(0)
@@ -41,12 +40,7 @@ func main() {
 	if s.Healthcheck {
 		os.Exit(healthcheck(s.HTTP))
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "hub: log-level %q: %v\n", s.LogLevel, err)
-		os.Exit(2)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: s.LogLevel}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -56,26 +50,12 @@ func main() {
 	}
 }
 
-// healthcheck GETs /healthz; an unspecified listen host is reached on
-// loopback.
+// healthcheck is the exit status of --healthcheck: 0 healthy, 1 not.
 func healthcheck(addr string) int {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "healthcheck: http %q: %v\n", addr, err)
-		return 1
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := server.Check(ctx, addr); err != nil {
 		fmt.Fprintln(os.Stderr, "healthcheck:", err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "healthcheck: /healthz answered", resp.Status)
 		return 1
 	}
 	return 0
