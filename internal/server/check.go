@@ -26,7 +26,7 @@ func Check(ctx context.Context, addr string) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
+		return err // a *url.Error: it names the method and the URL
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
