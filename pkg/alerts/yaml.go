@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -86,6 +87,12 @@ func LoadRules(r io.Reader, defaults []Rule) ([]Rule, error) {
 		named[o.Name] = true
 		j, ok := index[o.Name]
 		if !ok {
+			// A misspelt default would otherwise become a new rule: an
+			// incomplete one (a puzzling "target" error) or, with
+			// disabled: true, nothing at all, leaving the default on.
+			if o.Metric == nil {
+				return nil, fmt.Errorf("rules file: rule %q: not a default rule (%s), and a new rule needs metric, target and comparison", o.Name, ruleNames(defaults))
+			}
 			index[o.Name] = len(out)
 			j = len(out)
 			out = append(out, Rule{Name: o.Name})
@@ -107,6 +114,15 @@ func LoadRules(r io.Reader, defaults []Rule) ([]Rule, error) {
 		rules = append(rules, r)
 	}
 	return rules, nil
+}
+
+// ruleNames lists the rules' names for an error message.
+func ruleNames(rules []Rule) string {
+	names := make([]string, len(rules))
+	for i, r := range rules {
+		names[i] = r.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 func (o *ruleOverride) apply(r *Rule) {

@@ -79,7 +79,9 @@ func TestLoadRulesErrors(t *testing.T) {
 		{"bad rule names itself", "rules:\n  - name: gpu_power\n    comparison: \"!=\"\n", `"gpu_power": comparison`},
 		{"incomplete new rule", "rules:\n  - name: mine\n    metric: gpu_power\n", `"mine": target`},
 		{"no name", "rules:\n  - metric: gpu_power\n", "rule #1: name is empty"},
-		{"twice", "rules:\n  - name: a\n  - name: a\n", `"a": given twice`},
+		{"twice", "rules:\n  - name: a\n    metric: gpu_power\n  - name: a\n", `"a": given twice`},
+		{"misspelt default", "rules:\n  - name: gpu_powr\n    warning: {threshold: 600}\n", `"gpu_powr": not a default rule (gpu_utilization, `},
+		{"misspelt default disabled", "rules:\n  - name: redis_hit_ratoi\n    disabled: true\n", `"redis_hit_ratoi": not a default rule`},
 		{"not yaml", "rules: [\n", "rules file"},
 	}
 	for _, tc := range cases {
