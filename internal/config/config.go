@@ -10,7 +10,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding"
 	"errors"
 	"flag"
@@ -322,6 +321,11 @@ func applyFile(path string, data []byte, fields []field) error {
 			return fmt.Errorf("config file %s line %d: unknown key %q", path, key.Line, key.Value)
 		}
 		if err := applyNode(f, val); err != nil {
+			// An error inside a list or structure names its own line and
+			// key path.
+			if ne, ok := errors.AsType[*nodeError](err); ok {
+				return fmt.Errorf("config file %s line %d: key %q: %s", path, ne.line, key.Value+ne.path, ne.msg)
+			}
 			return fmt.Errorf("config file %s line %d: key %q: %w", path, val.Line, key.Value, err)
 		}
 	}
@@ -330,16 +334,17 @@ func applyFile(path string, data []byte, fields []field) error {
 
 func applyNode(f field, val *yaml.Node) error {
 	if f.yaml {
-		// Re-decode strictly so a misspelt key inside a list entry is caught.
-		var buf bytes.Buffer
-		enc := yaml.NewEncoder(&buf)
-		if err := enc.Encode(val); err != nil {
+		// Decoding the node itself keeps the file's line numbers, which a
+		// re-encoded copy (the only way to get the decoder's KnownFields)
+		// would lose; so misspelt keys are found by checkKeys first.
+		if err := checkKeys(val, f.value.Type(), ""); err != nil {
 			return err
 		}
-		dec := yaml.NewDecoder(&buf)
-		dec.KnownFields(true)
 		target := reflect.New(f.value.Type())
-		if err := dec.Decode(target.Interface()); err != nil {
+		if err := val.Decode(target.Interface()); err != nil {
+			if te, ok := errors.AsType[*yaml.TypeError](err); ok {
+				return errors.New(strings.Join(te.Errors, "; "))
+			}
 			return err
 		}
 		f.value.Set(target.Elem())
@@ -363,4 +368,87 @@ func applyNode(f field, val *yaml.Node) error {
 		return nil
 	}
 	return errors.New("expects a plain value")
+}
+
+// nodeError is a misspelt key inside a YAML-only field: its line and its
+// path below the top-level key, such as "[1].helth_url".
+type nodeError struct {
+	line int
+	path string
+	msg  string
+}
+
+func (e *nodeError) Error() string { return fmt.Sprintf("line %d: %s: %s", e.line, e.path, e.msg) }
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// checkKeys reports the first mapping key in n that t has no field for,
+// the way the decoder's KnownFields would.
+func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil // it decodes itself
+	}
+	switch {
+	case n.Kind == yaml.SequenceNode && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
+		for i, item := range n.Content {
+			if err := checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkKeys(n.Content[i+1], t.Elem(), path+"."+n.Content[i].Value); err != nil {
+				return err
+			}
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		known := map[string]reflect.Type{}
+		if !yamlKeys(t, known) {
+			return nil // an inlined map takes any key
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			ft, ok := known[k.Value]
+			if !ok {
+				return &nodeError{line: k.Line, path: path + "." + k.Value, msg: "unknown key"}
+			}
+			if err := checkKeys(n.Content[i+1], ft, path+"."+k.Value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// yamlKeys adds the keys yaml.v3 decodes into struct t: the tag's name, or
+// the lower-cased field name, and the fields of inlined structs. It is
+// false when an inlined map makes every key known.
+func yamlKeys(t reflect.Type, known map[string]reflect.Type) bool {
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if strings.Contains(opts, "inline") {
+			if sf.Type.Kind() != reflect.Struct || !yamlKeys(sf.Type, known) {
+				return false
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(sf.Name)
+		}
+		known[name] = sf.Type
+	}
+	return true
 }

@@ -13,8 +13,14 @@ import (
 )
 
 type target struct {
-	Name string `yaml:"name"`
-	URL  string `yaml:"health_url"`
+	Name    string            `yaml:"name"`
+	URL     string            `yaml:"health_url"`
+	Labels  map[string]limits `yaml:"labels"`
+	Timeout time.Duration     `yaml:"-"`
+}
+
+type limits struct {
+	Max int `yaml:"max"`
 }
 
 type settings struct {
@@ -46,6 +52,10 @@ func TestLoad(t *testing.T) {
 		"unknown.yaml":    "http: x\nhttpp: y\n",
 		"badvalue.yaml":   "\ninterval: soon\n",
 		"innerkey.yaml":   "containers:\n  - name: a\n    healthurl: x\n",
+		"innerkey2.yaml":  "interval: 1s\ncontainers:\n  - name: a\n  - name: b\n    labels:\n      gpu: {max: 3, min: 1}\n",
+		"innerskip.yaml":  "containers:\n  - name: a\n    timeout: 3s\n",
+		"innervalue.yaml": "containers:\n  - name: a\n    labels:\n      gpu: {max: lots}\n",
+		"innerok.yaml":    "containers:\n  - name: a\n    labels:\n      gpu: {max: 3}\n",
 		"notmapping.yaml": "- a\n- b\n",
 		"empty.yaml":      "",
 		"selfref.yaml":    "config: other.yaml\n",
@@ -91,7 +101,13 @@ func TestLoad(t *testing.T) {
 		{name: "empty file", args: []string{"--config=empty.yaml"}, want: func(s *settings) {}},
 		{name: "unknown file key", args: []string{"--config=unknown.yaml"}, wantErr: `unknown.yaml line 2: unknown key "httpp"`},
 		{name: "bad file value", args: []string{"--config=badvalue.yaml"}, wantErr: `line 2: key "interval": not a duration`},
-		{name: "unknown inner key", args: []string{"--config=innerkey.yaml"}, wantErr: `key "containers"`},
+		{name: "unknown inner key", args: []string{"--config=innerkey.yaml"}, wantErr: `innerkey.yaml line 3: key "containers[0].healthurl": unknown key`},
+		{name: "unknown nested key", args: []string{"--config=innerkey2.yaml"}, wantErr: `innerkey2.yaml line 6: key "containers[1].labels.gpu.min": unknown key`},
+		{name: "inner key tagged -", args: []string{"--config=innerskip.yaml"}, wantErr: `line 3: key "containers[0].timeout": unknown key`},
+		{name: "bad inner value", args: []string{"--config=innervalue.yaml"}, wantErr: "line 4: cannot unmarshal"},
+		{name: "nested file value", args: []string{"--config=innerok.yaml"}, want: func(s *settings) {
+			s.Targets = []target{{Name: "a", Labels: map[string]limits{"gpu": {Max: 3}}}}
+		}},
 		{name: "not a mapping", args: []string{"--config=notmapping.yaml"}, wantErr: "top level must be a mapping"},
 		{name: "config key in file", args: []string{"--config=selfref.yaml"}, wantErr: `"config" cannot be set`},
 		{name: "missing file", args: []string{"--config=nope.yaml"}, wantErr: "config file: open nope.yaml"},
