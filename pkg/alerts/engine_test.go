@@ -617,3 +617,42 @@ func BenchmarkEvaluate(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(e.Active())), "alerts")
 }
+
+// TestContainerStates pins which container states count as unhealthy:
+// a container nobody could ask about (no health URL, no engine socket:
+// status "unknown") is no data, not a failure, so the example config's
+// containers without a health_url raise no alert on a box without Docker.
+func TestContainerStates(t *testing.T) {
+	cases := []struct {
+		name           string
+		status, health string
+		want           any // 0, 1 or "no data"
+	}{
+		{"ping healthy, no engine", "unknown", "healthy", 0.0},
+		{"ping failing, no engine", "unknown", "unhealthy", 1.0},
+		{"no health URL, no engine", "unknown", "unknown", "no data"},
+		{"nothing at all", "", "", "no data"},
+		{"running without healthcheck", "running", "none", 0.0},
+		{"running, starting", "running", "starting", 0.0},
+		{"exited without healthcheck", "exited", "none", 1.0},
+		{"missing from the engine", "missing", "unknown", 1.0},
+		{"engine healthcheck failing", "running", "unhealthy", 1.0},
+	}
+	count := extractor(KindContainersCount, "containers_unhealthy")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := metrics.Container{Name: "c", Status: tc.status, Health: tc.health}
+			if got := deref(containerUnhealthy(c)); got != tc.want {
+				t.Errorf("container_unhealthy = %v, want %v", got, tc.want)
+			}
+			obs := count(&metrics.Update{Containers: []metrics.Container{c, {Name: "up", Status: "running", Health: "healthy"}}})
+			want := 0.0
+			if tc.want == 1.0 {
+				want = 1
+			}
+			if len(obs) != 1 || obs[0].value == nil || *obs[0].value != want {
+				t.Errorf("containers_unhealthy = %+v, want %v", obs, want)
+			}
+		})
+	}
+}

@@ -244,7 +244,9 @@ func redisMetric(get func(*metrics.Redis) *float64) extractFunc {
 }
 
 // containerUnhealthy is 1 for a container whose health check fails or
-// that is not running, 0 for a healthy one, nil when nothing is known.
+// that is not running, 0 for a healthy one, nil when nothing is known:
+// no status, or "unknown", the containers source's word for a container
+// without a health URL that no engine socket could be asked about.
 func containerUnhealthy(c metrics.Container) *float64 {
 	switch c.Health {
 	case metrics.StatusHealthy:
@@ -255,7 +257,7 @@ func containerUnhealthy(c metrics.Container) *float64 {
 	switch c.Status {
 	case "running":
 		return ptr(0.0)
-	case "":
+	case "", "unknown":
 		return nil
 	}
 	return ptr(1.0) // exited, dead, restarting...
