@@ -258,8 +258,8 @@ func (c *collector) updateValues(u *metrics.Update) {
 	if u.Containers != nil {
 		unhealthy := 0
 		for _, ct := range u.Containers {
-			if ct.Health == metrics.StatusUnhealthy || ct.Health == metrics.StatusUnreachable ||
-				(ct.Health == "" && ct.Status != "" && ct.Status != "running") {
+			// The alert rule's count, so the chart agrees with the alert.
+			if bad, _ := ct.Unhealthy(); bad {
 				unhealthy++
 			}
 		}

@@ -469,3 +469,23 @@ func TestWireNames(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordContainerCount counts unhealthy containers as the
+// containers_unhealthy alert does: an exited container without a
+// healthcheck counts, one nobody could ask about ("unknown") does not.
+func TestRecordContainerCount(t *testing.T) {
+	st := New()
+	u := &metrics.Update{Timestamp: base, Containers: []metrics.Container{
+		{Name: "up", Status: "running", Health: "healthy"},
+		{Name: "nocheck", Status: "running", Health: "none"},
+		{Name: "exited", Status: "exited", Health: "none"},
+		{Name: "failing", Status: "unknown", Health: "unhealthy"},
+		{Name: "unasked", Status: "unknown", Health: "unknown"},
+	}}
+	st.Record(u)
+	h, _ := st.Window(base, "5m", "")
+	p := h.Points[59]
+	if p.Containers == nil || *p.Containers.Total != 5 || *p.Containers.Unhealthy != 2 {
+		t.Fatalf("containers %+v, want 5 total, 2 unhealthy (exited, failing)", p.Containers)
+	}
+}

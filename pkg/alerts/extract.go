@@ -244,21 +244,15 @@ func redisMetric(get func(*metrics.Redis) *float64) extractFunc {
 }
 
 // containerUnhealthy is 1 for a container whose health check fails or
-// that is not running, 0 for a healthy one, nil when nothing is known:
-// no status, or "unknown", the containers source's word for a container
-// without a health URL that no engine socket could be asked about.
+// that is not running, 0 for a healthy one, nil when nothing is known
+// (metrics.Container.Unhealthy).
 func containerUnhealthy(c metrics.Container) *float64 {
-	switch c.Health {
-	case metrics.StatusHealthy:
-		return ptr(0.0)
-	case metrics.StatusUnhealthy, metrics.StatusUnreachable:
+	bad, known := c.Unhealthy()
+	switch {
+	case !known:
+		return nil
+	case bad:
 		return ptr(1.0)
 	}
-	switch c.Status {
-	case "running":
-		return ptr(0.0)
-	case "", "unknown":
-		return nil
-	}
-	return ptr(1.0) // exited, dead, restarting...
+	return ptr(0.0)
 }

@@ -182,6 +182,27 @@ type Container struct {
 	Timeline []HealthPoint `json:"timeline,omitempty"`
 }
 
+// Unhealthy reports whether the container counts as failing (its health
+// check fails, or it is not running) and whether anything is known about
+// it at all: a status of "" or "unknown" (no health URL, and no engine
+// could be asked) is not known. The alert rules and the history's count
+// both use it, so the chart and the alert agree.
+func (c Container) Unhealthy() (unhealthy, known bool) {
+	switch c.Health {
+	case StatusHealthy:
+		return false, true
+	case StatusUnhealthy, StatusUnreachable:
+		return true, true
+	}
+	switch c.Status {
+	case "running":
+		return false, true
+	case "", "unknown":
+		return false, false
+	}
+	return true, true // exited, dead, restarting, missing...
+}
+
 // HealthPoint is one entry of a container's health timeline.
 type HealthPoint struct {
 	Timestamp time.Time `json:"timestamp"`
