@@ -240,6 +240,10 @@ func merge(targets []ContainerTarget, pings []ping, engine map[string]engineCont
 			ct.Status, ct.Health, ct.Reason = e.Status, e.Health, e.Reason
 		case engineOK:
 			ct.Status, ct.Reason = StateMissing, "not found in the container engine"
+		case t.HealthURL == "":
+			// Say why it stays unknown, or the operator cannot tell a
+			// missing setting from a failure.
+			ct.Reason = "no health_url, and no answer from a container engine"
 		}
 		if p := pings[i]; p.done {
 			// The ping is the direct evidence of serving, but either the

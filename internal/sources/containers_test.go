@@ -284,7 +284,7 @@ func TestContainersWithoutEngine(t *testing.T) {
 	if c := got["frontend"]; c.Health != "unhealthy" || c.Reason != "HTTP 500" {
 		t.Errorf("frontend %+v", c)
 	}
-	if c := got["nourl"]; c.Status != StateUnknown || c.Health != StateUnknown {
+	if c := got["nourl"]; c.Status != StateUnknown || c.Health != StateUnknown || c.Reason != "no health_url, and no answer from a container engine" {
 		t.Errorf("nourl %+v", c)
 	}
 	if u.Sources[metrics.SectionContainers] != "ping" {
