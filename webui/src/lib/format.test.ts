@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ago, DASH, fmt, fmtGB, fmtMs, meansNoGpu, readableGpuError } from "./format";
+import { ago, axisTime, DASH, fmt, fmtGB, fmtMs, meansNoGpu, readableGpuError } from "./format";
 import { levelOf, percentOf, THRESHOLDS } from "./thresholds";
 
 describe("format", () => {
@@ -54,5 +54,17 @@ describe("thresholds", () => {
     expect(percentOf(22.7, 24)).toBeCloseTo(94.58, 2);
     expect(percentOf(1, 0)).toBeNull();
     expect(percentOf(null, 24)).toBeNull();
+  });
+});
+
+describe("axisTime", () => {
+  const hms = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const hm = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit" });
+  it.each(["2026-12-01T00:00:00Z", "2026-12-01T09:05:07Z", "2026-12-01T13:59:59.900Z", "2026-06-30T23:00:01Z"])("writes %s as the page's 24-hour clock", (ts) => {
+    expect(axisTime(ts, true)).toBe(hms.format(new Date(ts)));
+    expect(axisTime(ts, false)).toBe(hm.format(new Date(ts)));
+  });
+  it("gives an empty label for a timestamp it cannot read", () => {
+    expect(axisTime("not a time", true)).toBe("");
   });
 });

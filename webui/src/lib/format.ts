@@ -7,7 +7,6 @@ export const DASH = "—";
 // one per call: it was most of a chart redraw), so each is built once.
 const numberFormats: Intl.NumberFormat[] = [0, 1, 2, 3].map((d) => new Intl.NumberFormat("en-US", { maximumFractionDigits: d }));
 const timeHMS = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-const timeHM = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit" });
 
 /** A number with at most `digits` (0–3) fraction digits, grouped: 1,234.5. */
 export function num(v: number, digits = 0): string {
@@ -61,8 +60,14 @@ export function clock(ts: string | number | Date): string {
 export function axisTime(ts: string, withSeconds: boolean): string {
   const d = new Date(ts);
   if (Number.isNaN(d.getTime())) return "";
-  return (withSeconds ? timeHMS : timeHM).format(d);
+  // By hand, not Intl: every chart labels all 60 points on each update, and
+  // Intl's format was the costliest call left in a redraw. Same text as the
+  // en-GB 24-hour clock used elsewhere on the page.
+  const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+  return withSeconds ? `${hm}:${pad2(d.getSeconds())}` : hm;
 }
+
+const pad2 = (n: number) => (n < 10 ? `0${n}` : String(n));
 
 const NVML_CODES: Record<string, string> = {
   ERROR_LIBRARY_NOT_FOUND: "library not found",
