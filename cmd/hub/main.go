@@ -13,9 +13,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/sysperf/sysperf/internal/config"
 	"github.com/sysperf/sysperf/internal/hub"
 	"github.com/sysperf/sysperf/internal/server"
+	"github.com/sysperf/sysperf/internal/sources"
 )
 
 type settings struct {
@@ -41,6 +44,8 @@ func main() {
 		os.Exit(healthcheck(s.HTTP))
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: s.LogLevel}))
+	// go-redis has one process-wide logger; its lines go to debug.
+	redis.SetLogger(sources.RedisLog{Log: log})
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

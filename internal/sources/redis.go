@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -270,4 +271,15 @@ func (i Info) Keyspace() (map[string]keyspaceDB, error) {
 		out[db] = d
 	}
 	return out, nil
+}
+
+// RedisLog is go-redis's library logger (redis.SetLogger) as debug lines
+// of log. Without it go-redis prints its own unstructured line to stderr
+// on every poll of a dead server ("connection pool: failed to dial"),
+// which the poll already reports as the section's reason.
+type RedisLog struct{ Log *slog.Logger }
+
+// Printf logs the library's message at debug level.
+func (l RedisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.Log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }

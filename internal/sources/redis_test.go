@@ -1,9 +1,12 @@
 package sources
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,5 +293,53 @@ func TestRedisMachineServer(t *testing.T) {
 	p, _ := pollRedis(t, src)
 	if p.Status != metrics.StatusHealthy || p.ConnectedClients == nil || *p.ConnectedClients < 2 || p.MemoryMB == nil || *p.MemoryMB <= 0 {
 		t.Fatalf("%+v", p)
+	}
+}
+
+// lockedBuffer is a log destination that tests read while go-redis may
+// still write to it from another test's poll.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRedisLogQuietsLibrary polls a dead Redis with go-redis's logger set
+// to RedisLog, as the hub does: the library's "failed to dial" line, which
+// it otherwise prints to stderr on every poll, becomes a debug line of the
+// hub's logger, and an info-level logger shows nothing.
+func TestRedisLogQuietsLibrary(t *testing.T) {
+	for _, tc := range []struct {
+		level slog.Level
+		want  bool
+	}{{slog.LevelDebug, true}, {slog.LevelInfo, false}} {
+		var buf lockedBuffer
+		redis.SetLogger(RedisLog{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tc.level}))})
+		src, err := NewRedis("redis://" + sourcestest.FreeAddr(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := pollRedis(t, src); p.Status != metrics.StatusUnreachable {
+			t.Fatalf("dead server: %q", p.Status)
+		}
+		src.Close()
+		got := buf.String()
+		if tc.want && (!strings.Contains(got, "level=DEBUG") || !strings.Contains(got, "component=go-redis") || !strings.Contains(got, "dial")) {
+			t.Errorf("debug log %q, want go-redis's dial failure at debug level", got)
+		}
+		if !tc.want && got != "" {
+			t.Errorf("info-level log has %q", got)
+		}
 	}
 }
