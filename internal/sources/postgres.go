@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,7 +191,7 @@ func (p *Postgres) Poll(ctx context.Context) func(*metrics.Update) {
 		// After an outage the counters may have been reset; the next
 		// figures start from a fresh reading rather than span the gap.
 		p.prev = nil
-		reason := redact.Secret(err.Error(), p.password)
+		reason := joinLines(redact.Secret(err.Error(), p.password))
 		p.up, p.reason = false, reason
 		db := p.cfg.Database
 		return func(u *metrics.Update) {
@@ -285,4 +286,25 @@ func setError(u *metrics.Update, section, reason string) {
 		u.Errors = map[string]string{}
 	}
 	u.Errors[section] = reason
+}
+
+// joinLines joins the lines of a multi-line error, dropping repeats: pgx
+// lists one "\n\t"-indented line per connection attempt, and with the
+// default sslmode=prefer the same refused address twice, which made the
+// dashboard's reason a wrapped block.
+func joinLines(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	var parts []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || seen[line] {
+			continue
+		}
+		seen[line] = true
+		parts = append(parts, line)
+	}
+	return strings.Join(parts, " ")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sysperf/sysperf/internal/redact"
+	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -466,4 +467,37 @@ func show(p *float64) any {
 		return nil
 	}
 	return *p
+}
+
+// TestPostgresRefusedReason polls a port nobody listens on: the reason is
+// one line that says the connection was refused, each attempt's line once
+// (pgx lists every attempt on its own tab-indented line, the same address
+// twice with the default sslmode=prefer).
+func TestPostgresRefusedReason(t *testing.T) {
+	src, err := NewPostgres(PostgresConfig{DSN: "postgres://postgres@" + sourcestest.FreeAddr(t) + "/test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := apply(src.Poll(ctx)).Databases.PostgreSQL
+	if p.Status != metrics.StatusUnreachable || !strings.Contains(p.Reason, "connection refused") {
+		t.Fatalf("status %q reason %q, want unreachable, connection refused", p.Status, p.Reason)
+	}
+	if strings.ContainsAny(p.Reason, "\n\t") || strings.Count(p.Reason, "connection refused") != 1 {
+		t.Fatalf("reason %q, want one line naming the refusal once", p.Reason)
+	}
+}
+
+func TestJoinLines(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":                  "plain",
+		"head:\n\ta\n\ta\n\tb\n": "head: a b",
+		"":                       "",
+	} {
+		if got := joinLines(in); got != want {
+			t.Errorf("joinLines(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
