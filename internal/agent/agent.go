@@ -362,7 +362,9 @@ func (a *Agent) publishLoop(ctx context.Context, nc *nats.Conn, js jetstream.Jet
 			if nc.IsConnected() {
 				err = a.publish(ctx, js, e)
 			} else {
-				err = errors.New("not connected: " + nc.Status().String())
+				// Name the server: before the first connection nothing
+				// else in the log says which one is missing.
+				err = fmt.Errorf("NATS %s not reachable (%s)", redact.URL(a.cfg.NATSURL), nc.Status())
 			}
 			if err != nil {
 				if ctx.Err() != nil {

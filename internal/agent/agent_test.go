@@ -495,3 +495,54 @@ func TestBacklogBoundDropsOldest(t *testing.T) {
 		t.Errorf("kept seqs %v with %d dropped, want the newest three and all before them dropped", seqs, a.backlog.dropped)
 	}
 }
+
+// lockedLog collects log lines written from the agent's goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestOutageLoggedOnceNamingServer runs an agent against a NATS URL where
+// nothing listens: one warning, naming that URL, however many samples
+// queue up.
+func TestOutageLoggedOnceNamingServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://" + l.Addr().String()
+	l.Close()
+
+	cfg := testConfig(100*time.Millisecond, model("m"))
+	cfg.NATSURL = url
+	var out lockedLog
+	a, err := New(cfg, slog.New(slog.NewTextHandler(&out, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	runAgent(t, a)
+	waitFor(t, "samples queued without a server", func() bool { return a.backlog.len() >= 5 })
+
+	var warnings []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "publish failed") {
+			warnings = append(warnings, line)
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], url) {
+		t.Fatalf("publish warnings %q, want one naming %s", warnings, url)
+	}
+}
