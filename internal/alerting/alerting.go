@@ -228,7 +228,14 @@ func (s *Service) Evaluate(now time.Time, u *metrics.Update) []metrics.Alert {
 	var notes []notify.Alert
 	for _, tr := range trs {
 		s.remember(tr.Alert)
-		s.log.Info("alert "+tr.State, "rule", tr.Rule, "severity", tr.Severity, "host", tr.Host, "target", tr.Target, "value", tr.Value, "from", tr.From)
+		// Pending, and pending that clears, are debug: a figure hovering
+		// at a threshold turns them over every few ticks, and neither is
+		// sent anywhere. Firing and resolved are what an operator reads.
+		level := slog.LevelInfo
+		if tr.State == alerts.StatePending || (tr.State == alerts.StateInactive && tr.From == alerts.StatePending) {
+			level = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), level, "alert "+tr.State, "rule", tr.Rule, "severity", tr.Severity, "host", tr.Host, "target", tr.Target, "value", tr.Value, "from", tr.From)
 		switch {
 		case tr.State == alerts.StateFiring && tr.From == alerts.StateFiring:
 			// A severity change is another alert to Alertmanager (severity

@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -214,5 +216,25 @@ func TestRulesFromFile(t *testing.T) {
 	}
 	if _, err := New(Config{Webhooks: []string{"not a url"}}, quiet()); err == nil {
 		t.Fatal("bad webhook URL accepted")
+	}
+}
+
+// TestTransitionLogLevels: at info level the log has firing and resolved,
+// not the pending that comes and goes while a figure hovers at a threshold.
+func TestTransitionLogLevels(t *testing.T) {
+	var buf strings.Builder
+	s, err := New(Config{Rules: []alerts.Rule{rule()}}, slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []float64{95, 50, 95, 50, 95, 95, 95, 50} {
+		s.Evaluate(t0.Add(time.Duration(i)*5*time.Second), gpu(v))
+	}
+	var got []string
+	for _, m := range regexp.MustCompile(`msg="([^"]+)"`).FindAllStringSubmatch(buf.String(), -1) {
+		got = append(got, m[1])
+	}
+	if want := []string{"alert firing", "alert resolved"}; !slices.Equal(got, want) {
+		t.Fatalf("info log %q, want only %q", buf.String(), want)
 	}
 }
