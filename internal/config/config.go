@@ -101,9 +101,7 @@ func load(name string, args []string, env func(string) (string, bool), readFile 
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(out)
-			fmt.Fprintf(out, "Usage of %s:\n", name)
-			fs.PrintDefaults()
+			printUsage(out, name, fs, fields)
 			return err
 		}
 		return fmt.Errorf("%w (see --help)", err)
@@ -152,6 +150,55 @@ func load(name string, args []string, env func(string) (string, bool), readFile 
 		}
 	}
 	return nil
+}
+
+// printUsage is -h: every flag with the kind of value it takes (the flag
+// package says "value" for all of them), then the keys only the file sets.
+func printUsage(out io.Writer, name string, fs *flag.FlagSet, fields []field) {
+	kinds := map[string]string{}
+	var fileOnly []string
+	for _, f := range fields {
+		if f.yaml {
+			fileOnly = append(fileOnly, f.name)
+			continue
+		}
+		kinds[f.name] = valueKind(f.value)
+	}
+	fmt.Fprintf(out, "Usage of %s:\n", name)
+	fs.VisitAll(func(fl *flag.Flag) {
+		kind, ok := kinds[fl.Name]
+		if !ok {
+			kind = "file" // the --config the loader adds
+		}
+		fmt.Fprintf(out, "  --%s", fl.Name)
+		if kind != "" {
+			fmt.Fprintf(out, " %s", kind)
+		}
+		fmt.Fprintf(out, "\n    \t%s\n", strings.ReplaceAll(fl.Usage, "\n", "\n    \t"))
+	})
+	if len(fileOnly) > 0 {
+		fmt.Fprintf(out, "Only in the --config file: %s\n", strings.Join(fileOnly, ", "))
+	}
+}
+
+// valueKind names what a flag takes in its usage line; "" for a bool.
+func valueKind(v reflect.Value) string {
+	if _, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		return "string"
+	}
+	switch {
+	case v.Type() == durationType:
+		return "duration"
+	case v.Kind() == reflect.Bool:
+		return ""
+	case v.Kind() == reflect.Int:
+		return "int"
+	case v.Kind() == reflect.Float64:
+		return "number"
+	case v.Kind() == reflect.Slice:
+		return "list"
+	}
+	return "string"
 }
 
 // envName is the environment variable of a flag: nats-url → SYSPERF_NATS_URL.

@@ -158,7 +158,9 @@ func TestHelpListsEnvAndDefaults(t *testing.T) {
 	if !errors.Is(err, ErrHelp) {
 		t.Fatalf("error = %v, want ErrHelp", err)
 	}
-	for _, want := range []string{"-interval", "SYSPERF_INTERVAL", "default 5s", "-config", "SYSPERF_CONFIG", "default INFO"} {
+	for _, want := range []string{"-interval", "SYSPERF_INTERVAL", "default 5s", "-config", "SYSPERF_CONFIG", "default INFO",
+		"--interval duration\n", "--http string\n", "--once\n", "--mounts list\n", "--pool-size int\n", "--ratio number\n",
+		"--log-level string\n", "--config file\n", "Only in the --config file: containers\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out.String())
 		}
