@@ -1,9 +1,9 @@
-import { DonutChart, Legend } from "@tremor/react";
+import { DonutChart, Legend, ProgressBar } from "@tremor/react";
 import { memo, type ReactNode } from "react";
 import { fmt, isNum } from "../../lib/format";
 import { sectionMeta, type SectionMeta } from "../../lib/sections";
 import { Section, type ModelView, type Update } from "../../types";
-import { Absent, Bar, CHART_COLORS, SectionCard, StaleBadge, StatusBadge } from "./common";
+import { Absent, CHART_COLORS, SectionCard, StaleBadge, StatusBadge } from "./common";
 import { currentGpus } from "./GpuOverviewPanel";
 
 interface Slice {
@@ -94,7 +94,7 @@ function AiModelsPanelImpl({ update, now }: { update: Update; now: number }) {
           <Row k="Slots" v={isNum(nm.slots_active) || isNum(nm.slots_total) ? `${fmt(nm.slots_active)} / ${fmt(nm.slots_total)} active` : "—"} testId="nemotron-slots" />
           {slotsPct !== null ? (
             <dd className="col-span-2 -mt-0.5 mb-1" aria-label={`${Math.round(slotsPct)}% of slots busy`}>
-              <Bar value={slotsPct} color={slotsPct >= 100 ? "amber" : "blue"} />
+              <ProgressBar value={slotsPct} color={slotsPct >= 100 ? "amber" : "blue"} showAnimation={false} />
             </dd>
           ) : null}
           <Row k="Context" v={isNum(nm.context_size) ? `${fmt(nm.context_size)} tokens` : "—"} />

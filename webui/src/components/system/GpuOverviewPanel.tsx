@@ -1,11 +1,11 @@
-import { Legend, Metric } from "@tremor/react";
+import { Legend, Metric, ProgressBar } from "@tremor/react";
 import { memo, useMemo } from "react";
 import { fmt, fmtGB, isNum, meansNoGpu, readableGpuError } from "../../lib/format";
 import { sectionMeta } from "../../lib/sections";
 import { gpuLabel, gpuRows } from "../../lib/series";
 import { levelColor, levelOf, percentOf, scaleOf, THRESHOLDS, useThresholds } from "../../lib/thresholds";
 import { Section, type GPUView, type Point, type Range, type Update } from "../../types";
-import { Absent, Bar, Chart, CHART_COLORS, Meter, num0, num1, SectionCard, StaleBadge } from "./common";
+import { Absent, Chart, CHART_COLORS, Meter, num0, num1, SectionCard, StaleBadge } from "./common";
 
 export interface PanelProps {
   update: Update;
@@ -73,7 +73,7 @@ function GpuCardImpl({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiH
             <span className="text-xs text-tremor-content dark:text-dark-tremor-content">utilization{utilLevel !== "ok" ? ` (${utilLevel})` : ""}</span>
           </div>
           {isNum(g.utilization) ? (
-            <Bar value={g.utilization} color={levelColor(utilLevel, "blue")} className="mt-2" />
+            <ProgressBar value={Math.min(100, g.utilization)} color={levelColor(utilLevel, "blue")} className="mt-2" showAnimation={false} />
           ) : null}
         </div>
         <div className={wide ? "grid grid-cols-1 gap-3 sm:grid-cols-3" : "mt-3 grid grid-cols-1 gap-2.5"}>

@@ -1,4 +1,4 @@
-import { Badge, Card, Legend, type Color } from "@tremor/react";
+import { Badge, Card, Legend, ProgressBar, type Color } from "@tremor/react";
 import { memo, useEffect, useRef, useState, type ReactNode, type RefObject } from "react";
 import { ago, DASH, num } from "../../lib/format";
 import { sourceLabel, type SectionMeta } from "../../lib/sections";
@@ -122,23 +122,6 @@ const VALUE_TONE: Record<Level, string> = {
   critical: "text-red-600 dark:text-red-400",
 };
 
-/**
- * A progress bar with Tremor's ProgressBar look (a 20 % track of the colour
- * under its 500 shade). Tremor's version mounts a floating-ui tooltip with
- * its hooks in every bar, used or not; the page shows ~45 bars, all redrawn
- * on each update.
- */
-export function Bar({ value, color, className = "" }: { value: number; color: Color; className?: string }) {
-  const bg = `bg-${color}-500`;
-  return (
-    <div className={`flex w-full items-center ${className}`} data-bar="">
-      <div className={`relative flex h-2 w-full items-center rounded-tremor-full bg-opacity-20 ${bg}`}>
-        <div className={`h-full flex-col rounded-tremor-full ${bg}`} style={{ width: `${Math.max(0, Math.min(100, value))}%` }} />
-      </div>
-    </div>
-  );
-}
-
 /** A labelled figure with a threshold-coloured bar, the panels' basic row. */
 export function Meter(props: {
   label: string;
@@ -165,7 +148,7 @@ export function Meter(props: {
       {percent === null ? (
         <div className="mt-1.5 h-2 rounded-full bg-tremor-background-subtle dark:bg-dark-tremor-background-subtle" aria-label={`${label}: no data`} />
       ) : (
-        <Bar value={percent} color={levelColor(level, okColor)} className="mt-1.5" />
+        <ProgressBar value={Math.max(0, Math.min(100, percent))} color={levelColor(level, okColor)} className="mt-1.5" showAnimation={false} />
       )}
     </div>
   );
