@@ -351,7 +351,7 @@ async function main() {
     await page.waitForFunction(() => window.__sent.some((s) => s.includes('"subscribe"') && s.includes('"15m"')), null, { timeout: STEP_MS });
     // The footer's resolution comes from the hub's performance_history reply.
     await page.getByText("15m window, 15 s per point").waitFor({ timeout: STEP_MS });
-    await page.locator('[data-section=host] figure[data-chart="CPU (%)"] path[data-series]').first().waitFor({ timeout: STEP_MS });
+    await page.locator('[data-section=host] figure[data-chart="CPU (%)"] .recharts-area-curve').first().waitFor({ timeout: STEP_MS });
     const selected = await page.getByRole("tab", { name: "15m", exact: true }).getAttribute("aria-selected");
     if (selected !== "true") throw new Error("15m tab not selected");
     return "subscribe 15m sent; CPU chart drawn at 15 s per point";

@@ -38,7 +38,7 @@ export function noGpuText(error: string): string {
   return meansNoGpu(error) ? `No NVIDIA GPU detected — ${readable}` : `GPU data unavailable — ${readable}`;
 }
 
-function GpuCardImpl({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost: boolean; now: number; lastSeen: string | null; wide: boolean }) {
+function GpuCard({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost: boolean; now: number; lastSeen: string | null; wide: boolean }) {
   const th = useThresholds();
   const vramPct = percentOf(g.vram_used_gb, g.vram_total_gb);
   const limit = isNum(g.power_limit_watts) ? g.power_limit_watts : null;
@@ -107,13 +107,6 @@ function GpuCardImpl({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiH
     </article>
   );
 }
-
-/**
- * The page renders twice per update: the figures at once, the charts in a
- * deferred render. A card whose GPU object did not change between the two
- * is skipped, so the deferred render costs only the charts.
- */
-const GpuCard = memo(GpuCardImpl);
 
 function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps) {
   const meta = sectionMeta(update, Section.GPU);

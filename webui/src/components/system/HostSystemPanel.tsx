@@ -42,7 +42,7 @@ function uptime(s: number | null | undefined): string | null {
   return d > 0 ? `${d} d ${h} h` : `${h} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
-function HostCardImpl({ h, now, showName }: { h: HostEntry; now: number; showName: boolean }) {
+function HostCard({ h, now, showName }: { h: HostEntry; now: number; showName: boolean }) {
   const th = useThresholds();
   const s = h.system;
   const ramPct = percentOf(s.ram_used_gb, s.ram_total_gb);
@@ -109,19 +109,6 @@ function HostCardImpl({ h, now, showName }: { h: HostEntry; now: number; showNam
     </article>
   );
 }
-
-/** hostEntries builds new entries each render; a card redraws only when what it shows changed (see GpuCard). */
-const HostCard = memo(
-  HostCardImpl,
-  (a, b) =>
-    a.now === b.now &&
-    a.showName === b.showName &&
-    a.h.name === b.h.name &&
-    a.h.online === b.h.online &&
-    a.h.lastSeen === b.h.lastSeen &&
-    a.h.system === b.h.system &&
-    a.h.error === b.h.error,
-);
 
 function HostSystemPanelImpl({ update, history, resolutionS, now }: PanelProps) {
   const meta = sectionMeta(update, Section.Host);

@@ -44,6 +44,6 @@ describe("Chart", () => {
     expect(screen.getByText("No samples in this window yet")).toBeInTheDocument();
     FakeIO.all[0]!.set(true);
     expect(screen.queryByText("No samples in this window yet")).toBeNull();
-    expect(document.querySelector("figure[data-chart='CPU (%)'] [data-time-chart]")).not.toBeNull();
+    expect(document.querySelector("figure[data-chart='CPU (%)'] .tremor-AreaChart-root, figure[data-chart='CPU (%)'] .recharts-responsive-container")).not.toBeNull();
   });
 });
