@@ -1,6 +1,5 @@
-import { Badge, Card, Legend, ProgressBar, type Color } from "@tremor/react";
-import { memo, useEffect, useId, useRef, useState, type ReactNode, type RefObject } from "react";
-import { Area, AreaChart, CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis, type TooltipProps } from "recharts";
+import { AreaChart, Badge, Card, ProgressBar, type Color } from "@tremor/react";
+import { memo, useEffect, useRef, useState, type ReactNode, type RefObject } from "react";
 import { ago, DASH, num } from "../../lib/format";
 import { sourceLabel, type SectionMeta } from "../../lib/sections";
 import { levelColor, type Level } from "../../lib/thresholds";
@@ -175,159 +174,34 @@ export const num2 = (v: number) => num(v, 2);
 
 export const CHART_COLORS = ["blue", "violet", "cyan", "fuchsia", "emerald", "amber", "rose", "indigo", "teal", "lime"];
 
-/** Tailwind's 500 shades, the ones Tremor's Legend dots use, so lines and legend agree. */
-const HEX: Record<string, string> = {
-  blue: "#3b82f6",
-  violet: "#8b5cf6",
-  cyan: "#06b6d4",
-  fuchsia: "#d946ef",
-  emerald: "#10b981",
-  amber: "#f59e0b",
-  rose: "#f43f5e",
-  indigo: "#6366f1",
-  teal: "#14b8a6",
-  lime: "#84cc16",
-  gray: "#6b7280",
-};
-const hexOf = (c: string | undefined) => (c && HEX[c]) || HEX.gray!;
-
-/**
- * Past this many series a chart draws lines: eight overlapping gradient
- * fills read as one muddy block, and each area costs a second path.
- */
-const MAX_AREAS = 2;
-
-const AXIS_CLASS = "text-tremor-label fill-tremor-content dark:fill-dark-tremor-content";
-const X_TICK = { transform: "translate(0, 6)" };
-const Y_TICK = { transform: "translate(-3, 0)" };
-const X_PADDING = { left: 20, right: 20 };
-const MARGIN = { top: 5, right: 0, bottom: 0, left: 0 };
-const CURSOR = { stroke: "#d1d5db", strokeWidth: 1 };
-const ACTIVE_DOT = { r: 4, strokeWidth: 2, className: "stroke-tremor-background dark:stroke-dark-tremor-background" };
-const TOOLTIP_WRAPPER = { outline: "none" };
-const TOOLTIP_POSITION = { y: 0 };
-const plain = (v: number) => String(v);
-
-function ChartTooltip({ active, payload, label, format }: TooltipProps<number, string> & { format: (v: number) => string }) {
-  if (!active || !payload?.length) return null;
-  return (
-    <div className="rounded-tremor-default border border-tremor-border bg-tremor-background text-tremor-default shadow-tremor-dropdown dark:border-dark-tremor-border dark:bg-dark-tremor-background dark:shadow-dark-tremor-dropdown">
-      <p className="border-b border-tremor-border px-3 py-1.5 font-medium text-tremor-content-emphasis dark:border-dark-tremor-border dark:text-dark-tremor-content-emphasis">{label}</p>
-      <ul className="space-y-0.5 px-3 py-1.5">
-        {payload.map((e) => (
-          <li key={String(e.dataKey)} className="flex items-center justify-between gap-6">
-            <span className="flex items-center gap-2 text-tremor-content dark:text-dark-tremor-content">
-              <span aria-hidden="true" className="h-2 w-2 rounded-full" style={{ background: e.color }} />
-              {e.name}
-            </span>
-            <span className="font-medium tabular-nums text-tremor-content-emphasis dark:text-dark-tremor-content-emphasis">
-              {typeof e.value === "number" ? format(e.value) : DASH}
-            </span>
-          </li>
-        ))}
-      </ul>
-    </div>
-  );
-}
-
-/**
- * A time-series chart on Recharts directly, with Tremor's look. Tremor's
- * AreaChart renders a dot callback for every point of every series (and
- * scans the data in each call to decide whether to draw it); with 8 GPUs ×
- * 60 points that was most of a redraw. Here series have no dots (only the
- * hovered one), no animation, and straight segments between samples.
- * A window without any value says so instead of drawing an empty grid.
- */
+/** An AreaChart that says so when the window has no value, instead of drawing an empty grid. */
 function PlotImpl({ data, categories, colors = CHART_COLORS, valueFormatter, height = "h-36", minValue, maxValue, emptyText, legend }: ChartProps) {
-  const gradientId = useId().replace(/:/g, "");
   const hasValue = categories.length > 0 && data.some((d) => categories.some((c) => typeof d[c] === "number"));
-  if (!hasValue) {
-    return (
-      <div
-        className={`${height} flex items-center justify-center rounded-tremor-small border border-dashed border-tremor-border text-xs text-tremor-content-subtle dark:border-dark-tremor-border dark:text-dark-tremor-content-subtle`}
-      >
-        {emptyText ?? "No samples in this window yet"}
-      </div>
-    );
-  }
-  const format = valueFormatter ?? plain;
-  const areas = categories.length <= MAX_AREAS;
-  const showLegend = legend ?? categories.length > 1;
-  const yDomain: [number | "auto", number | "auto"] = [minValue ?? "auto", maxValue ?? "auto"];
-  const axes = [
-    <CartesianGrid key="grid" className="stroke-tremor-border stroke-1 dark:stroke-dark-tremor-border" horizontal vertical={false} />,
-    <XAxis key="x" dataKey="time" padding={X_PADDING} tick={X_TICK} tickLine={false} axisLine={false} minTickGap={40} interval="equidistantPreserveStart" className={AXIS_CLASS} fill="" stroke="" />,
-    <YAxis key="y" width={48} axisLine={false} tickLine={false} type="number" domain={yDomain} tick={Y_TICK} tickFormatter={format} className={AXIS_CLASS} fill="" stroke="" />,
-    <Tooltip
-      key="tip"
-      isAnimationActive={false}
-      wrapperStyle={TOOLTIP_WRAPPER}
-      cursor={CURSOR}
-      position={TOOLTIP_POSITION}
-      content={(p: TooltipProps<number, string>) => <ChartTooltip {...p} format={format} />}
-    />,
-  ];
-  return (
-    <div className={`${height} flex flex-col`}>
-      {showLegend ? (
-        <div className="mb-1 flex justify-end">
-          <Legend categories={categories} colors={colors.slice(0, categories.length)} />
-        </div>
-      ) : null}
-      <div className="min-h-0 flex-1">
-        <ResponsiveContainer width="100%" height="100%">
-          {areas ? (
-            <AreaChart data={data} margin={MARGIN}>
-              <defs>
-                {categories.map((c, i) => (
-                  <linearGradient key={c} id={`${gradientId}-${i}`} x1="0" y1="0" x2="0" y2="1">
-                    <stop offset="5%" stopColor={hexOf(colors[i])} stopOpacity={0.4} />
-                    <stop offset="95%" stopColor={hexOf(colors[i])} stopOpacity={0} />
-                  </linearGradient>
-                ))}
-              </defs>
-              {axes}
-              {categories.map((c, i) => (
-                <Area
-                  key={c}
-                  name={c}
-                  dataKey={c}
-                  type="linear"
-                  stroke={hexOf(colors[i])}
-                  fill={`url(#${gradientId}-${i})`}
-                  strokeWidth={2}
-                  strokeLinejoin="round"
-                  strokeLinecap="round"
-                  dot={false}
-                  activeDot={ACTIVE_DOT}
-                  isAnimationActive={false}
-                  connectNulls={false}
-                />
-              ))}
-            </AreaChart>
-          ) : (
-            <LineChart data={data} margin={MARGIN}>
-              {axes}
-              {categories.map((c, i) => (
-                <Line
-                  key={c}
-                  name={c}
-                  dataKey={c}
-                  type="linear"
-                  stroke={hexOf(colors[i])}
-                  strokeWidth={1.5}
-                  strokeLinejoin="round"
-                  strokeLinecap="round"
-                  dot={false}
-                  activeDot={ACTIVE_DOT}
-                  isAnimationActive={false}
-                  connectNulls={false}
-                />
-              ))}
-            </LineChart>
-          )}
-        </ResponsiveContainer>
-      </div>
+  return hasValue ? (
+    <AreaChart
+      className={height}
+      data={data}
+      index="time"
+      categories={categories}
+      colors={colors.slice(0, Math.max(categories.length, 1))}
+      valueFormatter={valueFormatter ?? ((v: number) => String(v))}
+      showLegend={legend ?? categories.length > 1}
+      showAnimation={false}
+      showGradient
+      curveType="monotone"
+      yAxisWidth={48}
+      autoMinValue={minValue === undefined}
+      minValue={minValue}
+      maxValue={maxValue}
+      connectNulls={false}
+      startEndOnly={false}
+      tickGap={40}
+    />
+  ) : (
+    <div
+      className={`${height} flex items-center justify-center rounded-tremor-small border border-dashed border-tremor-border text-xs text-tremor-content-subtle dark:border-dark-tremor-border dark:text-dark-tremor-content-subtle`}
+    >
+      {emptyText ?? "No samples in this window yet"}
     </div>
   );
 }
