@@ -7,6 +7,11 @@ import { Section, type PostgreSQL, type Redis } from "../../types";
 import { Absent, Chart, Figure, Meter, num0, num2, SectionCard, StaleBadge, StatusBadge } from "./common";
 import type { PanelProps } from "./GpuOverviewPanel";
 
+const ACTIVE = ["active"];
+const MB = ["MB"];
+const BLUE = ["blue"];
+const VIOLET = ["violet"];
+
 function DbCard(props: { title: string; kind: string; status: string | undefined; reason?: string | undefined; meta: SectionMeta; now: number; children: ReactNode }) {
   const { title, kind, status, reason, meta, now, children } = props;
   return (
@@ -96,8 +101,8 @@ function DatabasesPanelImpl({ update, history, resolutionS, now }: PanelProps) {
   const rdMeta = sectionMeta(update, Section.Redis);
   const charts = useMemo(
     () => ({
-      conn: rows(history, resolutionS, ["active"], (p) => ({ active: p.databases?.postgresql?.connections_active }), 0),
-      mem: rows(history, resolutionS, ["MB"], (p) => ({ MB: p.databases?.redis?.memory_mb }), 2),
+      conn: rows(history, resolutionS, ACTIVE, (p) => ({ active: p.databases?.postgresql?.connections_active }), 0),
+      mem: rows(history, resolutionS, MB, (p) => ({ MB: p.databases?.redis?.memory_mb }), 2),
     }),
     [history, resolutionS],
   );
@@ -108,14 +113,14 @@ function DatabasesPanelImpl({ update, history, resolutionS, now }: PanelProps) {
           <PostgresBody
             pg={pg ?? ({ status: "unconfigured" } as PostgreSQL)}
             meta={pgMeta}
-            chart={<Chart title="Connections" data={charts.conn} categories={["active"]} colors={["blue"]} minValue={0} height="h-28" valueFormatter={num0} />}
+            chart={<Chart title="Connections" data={charts.conn} categories={ACTIVE} colors={BLUE} minValue={0} height="h-28" valueFormatter={num0} />}
           />
         </DbCard>
         <DbCard title="Redis" kind="redis" status={rd?.status} reason={rd?.reason} meta={rdMeta} now={now}>
           <RedisBody
             r={rd ?? ({ status: "unconfigured" } as Redis)}
             meta={rdMeta}
-            chart={<Chart title="Memory (MB)" data={charts.mem} categories={["MB"]} colors={["violet"]} minValue={0} height="h-28" valueFormatter={num2} />}
+            chart={<Chart title="Memory (MB)" data={charts.mem} categories={MB} colors={VIOLET} minValue={0} height="h-28" valueFormatter={num2} />}
           />
         </DbCard>
       </div>

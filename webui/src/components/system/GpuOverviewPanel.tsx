@@ -5,7 +5,7 @@ import { sectionMeta } from "../../lib/sections";
 import { gpuLabel, gpuRows } from "../../lib/series";
 import { levelColor, levelOf, percentOf, scaleOf, THRESHOLDS, useThresholds } from "../../lib/thresholds";
 import { Section, type GPUView, type Point, type Range, type Update } from "../../types";
-import { Absent, Chart, CHART_COLORS, Meter, num0, num1, SectionCard, StaleBadge } from "./common";
+import { Absent, Chart, CHART_COLORS, Meter, num0, num1, pct0, SectionCard, StaleBadge } from "./common";
 
 export interface PanelProps {
   update: Update;
@@ -38,7 +38,8 @@ export function noGpuText(error: string): string {
   return meansNoGpu(error) ? `No NVIDIA GPU detected — ${readable}` : `GPU data unavailable — ${readable}`;
 }
 
-function GpuCard({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost: boolean; now: number; lastSeen: string | null; wide: boolean }) {
+/** Memoised: the deferred chart render passes the same GPU objects again. */
+const GpuCard = memo(function GpuCard({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost: boolean; now: number; lastSeen: string | null; wide: boolean }) {
   const th = useThresholds();
   const vramPct = percentOf(g.vram_used_gb, g.vram_total_gb);
   const limit = isNum(g.power_limit_watts) ? g.power_limit_watts : null;
@@ -106,7 +107,7 @@ function GpuCard({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost:
       </div>
     </article>
   );
-}
+});
 
 function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps) {
   const meta = sectionMeta(update, Section.GPU);
@@ -168,7 +169,7 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps)
               {/* One legend for the four charts: with 8 GPUs a legend per chart would crowd out the plot. */}
               {charts.util.categories.length > 1 ? <Legend categories={charts.util.categories} colors={CHART_COLORS} className="mt-5" /> : null}
               <div className="mt-4 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-2">
-                <Chart title="Utilization (%)" {...charts.util} legend={false} height={chartHeight} minValue={0} maxValue={100} valueFormatter={(v) => `${v.toFixed(0)}%`} />
+                <Chart title="Utilization (%)" {...charts.util} legend={false} height={chartHeight} minValue={0} maxValue={100} valueFormatter={pct0} />
                 <Chart title="VRAM used (GB)" {...charts.vram} legend={false} height={chartHeight} minValue={0} valueFormatter={num1} />
                 <Chart title="Temperature (°C)" {...charts.temp} legend={false} height={chartHeight} valueFormatter={num0} />
                 <Chart title="Power (W)" {...charts.power} legend={false} height={chartHeight} minValue={0} valueFormatter={num0} />

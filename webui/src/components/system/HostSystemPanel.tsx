@@ -5,7 +5,7 @@ import { sectionMeta } from "../../lib/sections";
 import { hostRows } from "../../lib/series";
 import { levelOf, percentOf, useThresholds } from "../../lib/thresholds";
 import { Section, type HostView, type Update } from "../../types";
-import { Absent, Chart, Meter, num1, SectionCard } from "./common";
+import { Absent, Chart, Meter, num1, pct0, SectionCard } from "./common";
 import type { PanelProps } from "./GpuOverviewPanel";
 
 interface HostEntry {
@@ -15,6 +15,9 @@ interface HostEntry {
   system: HostView;
   error: string | null;
 }
+
+const CPU_COLORS = ["blue", "violet", "cyan", "fuchsia"];
+const RAM_COLORS = ["violet", "cyan", "fuchsia", "blue"];
 
 const hasAny = (h: HostView | undefined) => !!h && [h.cpu_percent, h.ram_used_gb, h.disk_used_gb].some(isNum);
 
@@ -42,7 +45,8 @@ function uptime(s: number | null | undefined): string | null {
   return d > 0 ? `${d} d ${h} h` : `${h} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
-function HostCard({ h, now, showName }: { h: HostEntry; now: number; showName: boolean }) {
+/** Memoised: the deferred chart render passes the same host objects again. */
+const HostCard = memo(function HostCard({ h, now, showName }: { h: HostEntry; now: number; showName: boolean }) {
   const th = useThresholds();
   const s = h.system;
   const ramPct = percentOf(s.ram_used_gb, s.ram_total_gb);
@@ -108,7 +112,7 @@ function HostCard({ h, now, showName }: { h: HostEntry; now: number; showName: b
       ) : null}
     </article>
   );
-}
+});
 
 function HostSystemPanelImpl({ update, history, resolutionS, now }: PanelProps) {
   const meta = sectionMeta(update, Section.Host);
@@ -134,8 +138,8 @@ function HostSystemPanelImpl({ update, history, resolutionS, now }: PanelProps) 
             ))}
           </div>
           <div className="mt-5 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-2">
-            <Chart title="CPU (%)" {...charts.cpu} colors={["blue", "violet", "cyan", "fuchsia"]} minValue={0} maxValue={100} valueFormatter={(v) => `${v.toFixed(0)}%`} />
-            <Chart title="RAM used (GB)" {...charts.ram} colors={["violet", "cyan", "fuchsia", "blue"]} minValue={0} valueFormatter={num1} />
+            <Chart title="CPU (%)" {...charts.cpu} colors={CPU_COLORS} minValue={0} maxValue={100} valueFormatter={pct0} />
+            <Chart title="RAM used (GB)" {...charts.ram} colors={RAM_COLORS} minValue={0} valueFormatter={num1} />
           </div>
         </>
       )}

@@ -8,6 +8,12 @@ import { Section, type Latencies, type Range, type Stats, type Update } from "..
 import { Absent, Chart, num0, num1, num2, SectionCard } from "./common";
 import type { PanelProps } from "./GpuOverviewPanel";
 
+const LATENCY = ["avg", "P95"];
+const THROUGHPUT = ["images/min", "events/min"];
+const RT_COLORS = ["blue", "violet"];
+const NM_COLORS = ["cyan", "fuchsia"];
+const TP_COLORS = ["emerald", "amber"];
+
 const levelText: Record<Level, string> = {
   ok: "text-tremor-content-strong dark:text-dark-tremor-content-strong",
   warning: "text-amber-600 dark:text-amber-400",
@@ -66,18 +72,18 @@ function InferenceStatsPanelImpl({ update, history, resolutionS, now, range }: P
   const anyLive = hasFigures(inf);
 
   const charts = useMemo(() => {
-    const rt = rows(history, resolutionS, ["avg", "P95"], (p) => ({ avg: p.inference?.rtdetr_latency_ms?.avg, P95: p.inference?.rtdetr_latency_ms?.p95 }), 1);
+    const rt = rows(history, resolutionS, LATENCY, (p) => ({ avg: p.inference?.rtdetr_latency_ms?.avg, P95: p.inference?.rtdetr_latency_ms?.p95 }), 1);
     const nm = rows(
       history,
       resolutionS,
-      ["avg", "P95"],
+      LATENCY,
       (p) => {
         const s = p.inference?.nemotron_latency_ms;
         return { avg: isNum(s?.avg) ? s.avg / 1000 : null, P95: isNum(s?.p95) ? s.p95 / 1000 : null };
       },
       2,
     );
-    const tp = rows(history, resolutionS, ["images/min", "events/min"], (p) => ({
+    const tp = rows(history, resolutionS, THROUGHPUT, (p) => ({
       "images/min": p.inference?.throughput?.images_per_min,
       "events/min": p.inference?.throughput?.events_per_min,
     }));
@@ -119,9 +125,9 @@ function InferenceStatsPanelImpl({ update, history, resolutionS, now, range }: P
             </div>
           </div>
           <div className="mt-5 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-3">
-            <Chart title="RT-DETRv2 latency (ms)" data={charts.rt} categories={["avg", "P95"]} colors={["blue", "violet"]} minValue={0} valueFormatter={num0} />
-            <Chart title="Nemotron latency (s)" data={charts.nm} categories={["avg", "P95"]} colors={["cyan", "fuchsia"]} minValue={0} valueFormatter={num2} />
-            <Chart title="Pipeline throughput (per min)" data={charts.tp} categories={["images/min", "events/min"]} colors={["emerald", "amber"]} minValue={0} valueFormatter={num1} />
+            <Chart title="RT-DETRv2 latency (ms)" data={charts.rt} categories={LATENCY} colors={RT_COLORS} minValue={0} valueFormatter={num0} />
+            <Chart title="Nemotron latency (s)" data={charts.nm} categories={LATENCY} colors={NM_COLORS} minValue={0} valueFormatter={num2} />
+            <Chart title="Pipeline throughput (per min)" data={charts.tp} categories={THROUGHPUT} colors={TP_COLORS} minValue={0} valueFormatter={num1} />
           </div>
         </>
       )}

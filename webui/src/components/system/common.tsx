@@ -1,5 +1,5 @@
 import { AreaChart, Badge, Card, ProgressBar, type Color } from "@tremor/react";
-import { memo, useEffect, useRef, useState, type ReactNode, type RefObject } from "react";
+import { memo, useEffect, useMemo, useRef, useState, type ReactNode, type RefObject } from "react";
 import { ago, DASH, num } from "../../lib/format";
 import { sourceLabel, type SectionMeta } from "../../lib/sections";
 import { levelColor, type Level } from "../../lib/thresholds";
@@ -171,24 +171,32 @@ export interface ChartProps {
 export const num0 = (v: number) => num(v, 0);
 export const num1 = (v: number) => num(v, 1);
 export const num2 = (v: number) => num(v, 2);
+export const pct0 = (v: number) => `${v.toFixed(0)}%`;
+const plain = (v: number) => String(v);
 
 export const CHART_COLORS = ["blue", "violet", "cyan", "fuchsia", "emerald", "amber", "rose", "indigo", "teal", "lime"];
 
-/** An AreaChart that says so when the window has no value, instead of drawing an empty grid. */
-function PlotImpl({ data, categories, colors = CHART_COLORS, valueFormatter, height = "h-36", minValue, maxValue, emptyText, legend }: ChartProps) {
+/**
+ * An AreaChart that says so when the window has no value, instead of drawing
+ * an empty grid. Straight segments and no animation: a smoothed curve costs
+ * more to compute and says nothing more about 60 samples. Past two series the
+ * gradients go: eight overlapping fills only muddy each other.
+ */
+function PlotImpl({ data, categories, colors = CHART_COLORS, valueFormatter = plain, height = "h-36", minValue, maxValue, emptyText, legend }: ChartProps) {
   const hasValue = categories.length > 0 && data.some((d) => categories.some((c) => typeof d[c] === "number"));
+  const used = useMemo(() => colors.slice(0, Math.max(categories.length, 1)), [colors, categories.length]);
   return hasValue ? (
     <AreaChart
       className={height}
       data={data}
       index="time"
       categories={categories}
-      colors={colors.slice(0, Math.max(categories.length, 1))}
-      valueFormatter={valueFormatter ?? ((v: number) => String(v))}
+      colors={used}
+      valueFormatter={valueFormatter}
       showLegend={legend ?? categories.length > 1}
       showAnimation={false}
-      showGradient
-      curveType="monotone"
+      showGradient={categories.length <= 2}
+      curveType="linear"
       yAxisWidth={48}
       autoMinValue={minValue === undefined}
       minValue={minValue}
@@ -246,9 +254,9 @@ const sameList = (a: string[] | undefined, b: string[] | undefined) => a === b |
 
 /**
  * Charts are the page's costly part, so one re-renders only when its data
- * (memoised per history window by the panels) or its shape changes. The
- * value formatter is a pure function of the chart's title at every call
- * site, so it is not compared (callers pass inline lambdas).
+ * (memoised per history window by the panels) or its shape changes.
+ * Callers pass module-level formatters, colours and categories, so these
+ * compare by identity or by a short content check.
  */
 const samePlot = (a: ChartProps, b: ChartProps) =>
   a.data === b.data &&
@@ -259,7 +267,8 @@ const samePlot = (a: ChartProps, b: ChartProps) =>
   a.maxValue === b.maxValue &&
   a.height === b.height &&
   a.emptyText === b.emptyText &&
-  a.legend === b.legend;
+  a.legend === b.legend &&
+  a.valueFormatter === b.valueFormatter;
 
 const Plot = memo(PlotImpl, samePlot);
 
