@@ -323,8 +323,11 @@ func TestModelServersMisbehaving(t *testing.T) {
 	const iv = 500 * time.Millisecond
 	slots := collectTestdata(t, "llamacpp_slots.json")
 	props := collectTestdata(t, "llamacpp_props.json")
+	// A port freed on 127.0.0.2: the stubs below listen on 127.0.0.1 and
+	// may be handed the same port number, which then answered (HTTP 503
+	// from another case's stub) where a refusal was expected.
 	refused := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := net.Listen("tcp", "127.0.0.2:0")
 		if err != nil {
 			t.Fatal(err)
 		}
