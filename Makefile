@@ -37,8 +37,11 @@ run: build
 	@echo "starting hub (embedded NATS on $(NATS)) and a local agent; Ctrl-C stops both"
 	@trap 'kill $$hub $$agent 2>/dev/null; wait' INT TERM EXIT; \
 	$(BIN)/hub --http=$(HTTP) --nats-listen=$(NATS) --data-dir=$(DATA) & hub=$$!; \
-	for i in $$(seq 1 50); do curl -fsS http://$(HTTP)/healthz >/dev/null 2>&1 && break; sleep 0.2; done; \
-	curl -fsS http://$(HTTP)/healthz >/dev/null 2>&1 || { echo "hub did not come up on $(HTTP)"; exit 1; }; \
+	up=; for i in $$(seq 1 100); do \
+		sleep 0.2; kill -0 $$hub 2>/dev/null || break; \
+		$(BIN)/hub --healthcheck --http=$(HTTP) 2>/dev/null && { up=1; break; }; \
+	done; \
+	[ -n "$$up" ] || { echo "hub did not come up on $(HTTP) (see its log above)"; exit 1; }; \
 	$(BIN)/agent --nats-url=nats://$(NATS) & agent=$$!; \
 	echo; echo "  dashboard: http://$(HTTP)/system"; echo; \
 	wait $$hub
