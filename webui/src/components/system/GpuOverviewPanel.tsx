@@ -1,11 +1,11 @@
-import { Legend, Metric, ProgressBar, SparkAreaChart } from "@tremor/react";
+import { Legend, Metric, ProgressBar } from "@tremor/react";
 import { memo, useMemo } from "react";
 import { fmt, fmtGB, isNum, meansNoGpu, readableGpuError } from "../../lib/format";
 import { sectionMeta } from "../../lib/sections";
-import { gpuKey, gpuLabel, gpuRows, pointGpus, type Row } from "../../lib/series";
+import { gpuLabel, gpuRows } from "../../lib/series";
 import { levelColor, levelOf, percentOf, scaleOf, THRESHOLDS, useThresholds } from "../../lib/thresholds";
 import { Section, type GPUView, type Point, type Range, type Update } from "../../types";
-import { Absent, Chart, CHART_COLORS, DASH, Meter, num0, num1, pct0, SectionCard, StaleBadge } from "./common";
+import { Absent, Chart, CHART_COLORS, Meter, num0, num1, pct0, SectionCard, StaleBadge } from "./common";
 
 export interface PanelProps {
   update: Update;
@@ -38,100 +38,8 @@ export function noGpuText(error: string): string {
   return meansNoGpu(error) ? `No NVIDIA GPU detected — ${readable}` : `GPU data unavailable — ${readable}`;
 }
 
-/**
- * Past this many GPUs each card carries its own spark charts instead of the
- * four combined AreaCharts: their 32 series cost ~17 ms a redraw (Tremor's
- * AreaChart renders a dot per point that no prop turns off), and eight
- * overlapping lines read worse than one small trend per card.
- */
-export const COMBINED_CHARTS_MAX_GPUS = 2;
-
-/** One GPU's 60-point window: u(tilization %) and m(emory: VRAM used, GB). */
-type TrendRows = Row[];
-
-const round1 = (v: number) => Math.round(v * 10) / 10;
-const orNull = (v: number | null | undefined) => (isNum(v) ? round1(v) : null);
-
-/** Per GPU (by gpuKey), its rows of the history window: built once per history change. */
-function gpuTrends(points: Point[], gpus: GPUView[]): Map<string, TrendRows> {
-  const out = new Map<string, TrendRows>(gpus.map((g) => [gpuKey(g), []]));
-  for (const p of points) {
-    const seen = new Map<string, GPUView>();
-    for (const g of pointGpus(p)) seen.set(gpuKey(g), g);
-    for (const [key, trend] of out) {
-      const g = seen.get(key);
-      // A point without this GPU stays in as a gap, so every card spans the same window.
-      trend.push({ time: p.timestamp, u: orNull(g?.utilization), m: orNull(g?.vram_used_gb) });
-    }
-  }
-  return out;
-}
-
-const SPARK_U = ["u"];
-const SPARK_M = ["m"];
-// The colours of the card's bars below their warning thresholds.
-const BLUE = ["blue"];
-const VIOLET = ["violet"];
-
-type SparkPlotProps = { rows: TrendRows; category: string[]; colors: string[]; min?: number | undefined; max?: number | undefined };
-
-/**
- * Memoised on the rows' identity, apart from the figure beside it: a new
- * update redraws the figures at once and the plots only in the deferred
- * render, once the history has moved.
- */
-const SparkPlot = memo(function SparkPlot({ rows, category, colors, min, max }: SparkPlotProps) {
-  const has = rows.some((r) => typeof r[category[0]!] === "number");
-  return has ? (
-    <SparkAreaChart
-      className="mt-0.5 h-8 w-full"
-      data={rows}
-      index="time"
-      categories={category}
-      colors={colors}
-      showGradient
-      curveType="linear"
-      connectNulls={false}
-      autoMinValue={min === undefined}
-      minValue={min}
-      maxValue={max}
-    />
-  ) : (
-    <div className="mt-0.5 flex h-8 items-center justify-center rounded-tremor-small border border-dashed border-tremor-border text-[10px] text-tremor-content-subtle dark:border-dark-tremor-border dark:text-dark-tremor-content-subtle">
-      no samples yet
-    </div>
-  );
-});
-
-function Spark({ label, value, ...plot }: SparkPlotProps & { label: string; value: string }) {
-  return (
-    <div data-spark={label} className="min-w-0">
-      <div className="flex items-baseline justify-between gap-1 text-xs">
-        <span className="text-tremor-content dark:text-dark-tremor-content">{label}</span>
-        <span className="font-medium tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">{value}</span>
-      </div>
-      <SparkPlot {...plot} />
-    </div>
-  );
-}
-
-/**
- * The card's trends over the selected range, each with the card's current
- * figure. Temperature and power keep their figures and bars but get no
- * spark: each spark is a Recharts chart of its own (~0.6 ms a redraw in the
- * e2e timing), and 16 more would cost as much as the combined charts saved.
- */
-function GpuTrends({ rows, util, vram, vramMax }: { rows: TrendRows; util: string; vram: string; vramMax: number | undefined }) {
-  return (
-    <div data-testid="gpu-trends" className="mt-3 grid grid-cols-2 gap-x-3 gap-y-2 border-t border-tremor-border pt-2 dark:border-dark-tremor-border">
-      <Spark label="Utilization" value={util} rows={rows} category={SPARK_U} colors={BLUE} min={0} max={100} />
-      <Spark label="VRAM" value={vram} rows={rows} category={SPARK_M} colors={VIOLET} min={0} max={vramMax} />
-    </div>
-  );
-}
-
 /** Memoised: the deferred chart render passes the same GPU objects again. */
-const GpuCard = memo(function GpuCard({ g, multiHost, now, lastSeen, wide, trend }: { g: GPUView; multiHost: boolean; now: number; lastSeen: string | null; wide: boolean; trend?: TrendRows | undefined }) {
+const GpuCard = memo(function GpuCard({ g, multiHost, now, lastSeen, wide }: { g: GPUView; multiHost: boolean; now: number; lastSeen: string | null; wide: boolean }) {
   const th = useThresholds();
   const vramPct = percentOf(g.vram_used_gb, g.vram_total_gb);
   const limit = isNum(g.power_limit_watts) ? g.power_limit_watts : null;
@@ -197,14 +105,6 @@ const GpuCard = memo(function GpuCard({ g, multiHost, now, lastSeen, wide, trend
           />
         </div>
       </div>
-      {trend ? (
-        <GpuTrends
-          rows={trend}
-          util={fmt(g.utilization, 0, "%")}
-          vram={isNum(g.vram_used_gb) ? `${fmtGB(g.vram_used_gb)} GB` : DASH}
-          vramMax={isNum(g.vram_total_gb) ? g.vram_total_gb : undefined}
-        />
-      ) : null}
     </article>
   );
 });
@@ -217,10 +117,8 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps)
   const errors = gpuErrors(update);
 
   const gpuKeys = gpus.map((g) => `${g.host}#${g.index}`).join(",");
-  const perCard = gpus.length > COMBINED_CHARTS_MAX_GPUS;
-  const trends = useMemo(() => (perCard ? gpuTrends(history, gpus) : null), [history, gpuKeys, perCard]); // eslint-disable-line react-hooks/exhaustive-deps
   const charts = useMemo(() => {
-    if (!gpus.length || perCard) return null;
+    if (!gpus.length) return null;
     return {
       util: gpuRows(history, resolutionS, gpus, multiHost, (g) => g.utilization),
       vram: gpuRows(history, resolutionS, gpus, multiHost, (g) => g.vram_used_gb),
@@ -229,8 +127,9 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps)
     };
     // Keyed by the set of GPUs, not the update: a new update with the same
     // GPUs must not redraw the charts until the history itself moves.
-  }, [history, resolutionS, gpuKeys, multiHost, perCard]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [history, resolutionS, gpuKeys, multiHost]); // eslint-disable-line react-hooks/exhaustive-deps
 
+  const chartHeight = gpus.length > 2 ? "h-44" : "h-36";
   const lastSeenOf = (host: string | undefined) => (update.hosts ?? []).find((h) => h.host === host)?.last_seen ?? null;
 
   return (
@@ -253,7 +152,7 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps)
         <>
           <div className={gpus.length === 1 ? "" : "grid grid-cols-1 gap-3 sm:grid-cols-2 xl:grid-cols-4"}>
             {gpus.map((g) => (
-              <GpuCard key={`${g.host}#${g.index}#${g.uuid}`} g={g} multiHost={multiHost} now={now} lastSeen={lastSeenOf(g.host)} wide={gpus.length === 1} trend={trends?.get(gpuKey(g))} />
+              <GpuCard key={`${g.host}#${g.index}#${g.uuid}`} g={g} multiHost={multiHost} now={now} lastSeen={lastSeenOf(g.host)} wide={gpus.length === 1} />
             ))}
           </div>
           {errors.length ? (
@@ -270,10 +169,10 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps)
               {/* One legend for the four charts: with 8 GPUs a legend per chart would crowd out the plot. */}
               {charts.util.categories.length > 1 ? <Legend categories={charts.util.categories} colors={CHART_COLORS} className="mt-5" /> : null}
               <div className="mt-4 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-2">
-                <Chart title="Utilization (%)" {...charts.util} legend={false} height="h-36" minValue={0} maxValue={100} valueFormatter={pct0} />
-                <Chart title="VRAM used (GB)" {...charts.vram} legend={false} height="h-36" minValue={0} valueFormatter={num1} />
-                <Chart title="Temperature (°C)" {...charts.temp} legend={false} height="h-36" valueFormatter={num0} />
-                <Chart title="Power (W)" {...charts.power} legend={false} height="h-36" minValue={0} valueFormatter={num0} />
+                <Chart title="Utilization (%)" {...charts.util} legend={false} height={chartHeight} minValue={0} maxValue={100} valueFormatter={pct0} />
+                <Chart title="VRAM used (GB)" {...charts.vram} legend={false} height={chartHeight} minValue={0} valueFormatter={num1} />
+                <Chart title="Temperature (°C)" {...charts.temp} legend={false} height={chartHeight} valueFormatter={num0} />
+                <Chart title="Power (W)" {...charts.power} legend={false} height={chartHeight} minValue={0} valueFormatter={num0} />
               </div>
             </>
           ) : null}

@@ -51,54 +51,6 @@ describe("GpuOverviewPanel", () => {
     expect(screen.getByRole("heading", { name: /GPU overview \(8\)/i })).toBeInTheDocument();
   });
 
-  it("with more than 2 GPUs gives every card its own spark charts, beside its figures, and draws no combined chart", () => {
-    const u = manyGpus();
-    render(<GpuOverviewPanel {...props(u)} />);
-    const cards = screen.getAllByTestId("gpu-card");
-    expect(cards).toHaveLength(8);
-    for (const card of cards) {
-      const sparks = within(card).getByTestId("gpu-trends").querySelectorAll("[data-spark]");
-      expect([...sparks].map((s) => s.getAttribute("data-spark"))).toEqual(["Utilization", "VRAM"]);
-    }
-    // gpu-box-2 · GPU 3 carries its own figures (fixture: utilization 20 + 30 + 3 * 5)
-    const g = u.gpus![7]!;
-    const trends = within(screen.getByRole("article", { name: /gpu-box-2 · GPU 3/ })).getByTestId("gpu-trends");
-    expect(trends.querySelector('[data-spark="Utilization"]')).toHaveTextContent(`Utilization${g.utilization!.toFixed(0)}%`);
-    expect(trends.querySelector('[data-spark="VRAM"]')).toHaveTextContent(`VRAM${g.vram_used_gb!.toFixed(1)} GB`);
-    expect(document.querySelectorAll("figure[data-chart]")).toHaveLength(0);
-    expect(screen.queryByText(/no samples yet/)).toBeNull();
-  });
-
-  it("still marks a stale GPU's card when the cards carry spark charts", () => {
-    const u = manyGpus();
-    u.hosts![1]!.last_seen = new Date(T0 - 120_000).toISOString();
-    u.gpus![7]!.stale = true;
-    render(<GpuOverviewPanel {...props(u)} />);
-    const card = screen.getByRole("article", { name: /gpu-box-2 · GPU 3/ });
-    expect(within(card).getByText("stale — last seen 2 min ago")).toBeInTheDocument();
-    expect(within(card).getByTestId("gpu-trends")).toBeInTheDocument();
-    expect(screen.getAllByText(/stale — last seen/)).toHaveLength(1);
-  });
-
-  it("keeps the four combined charts, and no spark charts, with 2 GPUs", () => {
-    render(<GpuOverviewPanel {...props(manyGpus(1, 2))} />);
-    expect(screen.getAllByTestId("gpu-card")).toHaveLength(2);
-    expect(screen.queryAllByTestId("gpu-trends")).toHaveLength(0);
-    const charts = document.querySelectorAll("figure[data-chart]");
-    expect([...charts].map((c) => c.getAttribute("data-chart"))).toEqual(["Utilization (%)", "VRAM used (GB)", "Temperature (°C)", "Power (W)"]);
-  });
-
-  it("says a card's spark has no samples when the history holds none of that GPU", () => {
-    const u = manyGpus();
-    // The history predates gpu-box-2: its four GPUs have no value in the window.
-    const older = manyGpus(1, 4);
-    render(<GpuOverviewPanel {...props(u)} history={points(12, 5, older)} />);
-    const box2 = within(screen.getByRole("article", { name: /gpu-box-2 · GPU 0/ })).getByTestId("gpu-trends");
-    expect(within(box2).getAllByText("no samples yet")).toHaveLength(2);
-    const box1 = within(screen.getByRole("article", { name: /gpu-box-1 · GPU 0/ })).getByTestId("gpu-trends");
-    expect(within(box1).queryByText("no samples yet")).toBeNull();
-  });
-
   it("marks a stale GPU with when its host was last seen", () => {
     render(<GpuOverviewPanel {...props(staleHost())} />);
     // once on the section (update.stale.gpu), once on the card (gpus[].stale)
