@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { flushSync } from "react-dom";
+import { afterPaint } from "../lib/frameQueue";
 import { emptyBuffers, fromHistory, isRange, mergeLive, toPoint, type Buffers } from "../lib/buffers";
 import { RANGE_RESOLUTION_S, RANGES, type Connection, type History, type Point, type Range, type Update } from "../types";
 
@@ -232,14 +233,14 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
     if (!testHook) return;
     // Render + commit of the update, measured synchronously: flushSync
     // returns once React has committed the DOM. The next frame after that
-    // includes style, layout and paint. The charts follow in a deferred
-    // render the page measures itself ("sysperf-update-charts").
+    // includes style, layout and paint. The charts follow, a frame at a
+    // time, measured by main.tsx's frame queue ("sysperf-update-charts").
     window.__sysperfInject = (msg: unknown) => {
       performance.clearMarks("sysperf-inject");
       const start = performance.mark("sysperf-inject").startTime;
       flushSync(() => handle(msg));
       performance.measure(MEASURE_COMMIT, { start, end: performance.now() });
-      requestAnimationFrame(() => setTimeout(() => performance.measure(MEASURE_FRAME, "sysperf-inject"), 0));
+      afterPaint(() => performance.measure(MEASURE_FRAME, "sysperf-inject"));
     };
     return () => {
       delete window.__sysperfInject;

@@ -1,4 +1,4 @@
-import { useDeferredValue, useLayoutEffect } from "react";
+import { useDeferredValue } from "react";
 import { AiModelsPanel } from "../components/system/AiModelsPanel";
 import { ContainersPanel } from "../components/system/ContainersPanel";
 import { DatabasesPanel } from "../components/system/DatabasesPanel";
@@ -29,19 +29,12 @@ export function SystemPerformancePage({ options, rules }: { options?: Options; r
   const { theme, toggle } = useTheme();
   const now = useNow(5000);
   const u = m.latest;
-  // Figures show a new update in the next frame; the charts, the costly
-  // part, follow in a deferred render that React can interrupt, so a burst
-  // of updates or a click never waits behind a redraw of every chart.
+  // Figures show a new update in the next frame. The charts' data follows in
+  // a deferred render React can interrupt, and each chart then redraws in a
+  // frame of its own (lib/frameQueue), so a burst of updates or a click never
+  // waits behind a redraw of every chart.
   const history = useDeferredValue(m.history);
   const resolutionS = useDeferredValue(m.resolutionS);
-  const measure = options?.testHook === true;
-  useLayoutEffect(() => {
-    if (!measure || performance.getEntriesByName("sysperf-inject", "mark").length === 0) return;
-    performance.measure("sysperf-update-charts", "sysperf-inject");
-    // And until the frame that shows the redrawn charts: their style,
-    // layout and paint are part of the update's cost too.
-    requestAnimationFrame(() => setTimeout(() => performance.measure("sysperf-update-painted", "sysperf-inject"), 0));
-  }, [history, measure]);
   const panel = u ? { update: u, history, resolutionS, now } : null;
 
   return (

@@ -1,6 +1,7 @@
 import { Badge, Tracker } from "@tremor/react";
-import { memo } from "react";
+import { memo, useMemo } from "react";
 import { clock } from "../../lib/format";
+import { useFramed } from "../../lib/frameQueue";
 import { sectionMeta } from "../../lib/sections";
 import { levelOf, useThresholds } from "../../lib/thresholds";
 import { Section, type Container, type Update } from "../../types";
@@ -11,6 +12,26 @@ const healthy = (c: Container) => c.health === "healthy" || (c.health === "" && 
 function healthOf(c: Container): string {
   return c.health || c.status || "unknown";
 }
+
+type Timeline = NonNullable<Container["timeline"]>;
+
+const sameTimeline = (a: Timeline, b: Timeline) =>
+  a === b || (a.length === b.length && a.every((p, i) => p.timestamp === b[i]!.timestamp && p.health === b[i]!.health));
+
+/**
+ * Each Tracker block carries its own tooltip, so a redraw of every timeline
+ * costs a few milliseconds: it waits for a frame of its own (useFramed)
+ * rather than holding up the update's figures, and happens only when the
+ * timeline moved.
+ */
+const HealthTimeline = memo(function HealthTimeline({ timeline }: { timeline: Timeline }) {
+  const tl = useFramed(timeline, sameTimeline);
+  const data = useMemo(
+    () => tl.slice(-60).map((p, i) => ({ key: `${p.timestamp}-${i}`, color: statusColor(p.health), tooltip: `${clock(p.timestamp)} · ${p.health}` })),
+    [tl],
+  );
+  return <Tracker className="h-6" data={data} />;
+}, (a, b) => sameTimeline(a.timeline, b.timeline));
 
 function ContainersPanelImpl({ update, now }: { update: Update; now: number }) {
   const meta = sectionMeta(update, Section.Containers);
@@ -62,14 +83,7 @@ function ContainersPanelImpl({ update, now }: { update: Update; now: number }) {
                     <p className="truncate text-xs font-medium text-tremor-content-strong dark:text-dark-tremor-content-strong">{c.name}</p>
                     {c.reason && !healthy(c) ? <p className="truncate text-[11px] text-red-600 dark:text-red-400" title={c.reason}>{c.reason}</p> : null}
                   </div>
-                  {tl.length ? (
-                    <Tracker
-                      className="h-6"
-                      data={tl.slice(-60).map((p, i) => ({ key: `${p.timestamp}-${i}`, color: statusColor(p.health), tooltip: `${clock(p.timestamp)} · ${p.health}` }))}
-                    />
-                  ) : (
-                    <p className="text-xs text-tremor-content-subtle dark:text-dark-tremor-content-subtle">no health history yet</p>
-                  )}
+                  {tl.length ? <HealthTimeline timeline={tl} /> : <p className="text-xs text-tremor-content-subtle dark:text-dark-tremor-content-subtle">no health history yet</p>}
                 </div>
               );
             })}

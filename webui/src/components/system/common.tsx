@@ -1,6 +1,7 @@
 import { AreaChart, Badge, Card, ProgressBar, type Color } from "@tremor/react";
 import { memo, useEffect, useMemo, useRef, useState, type ReactNode, type RefObject } from "react";
 import { ago, DASH, num } from "../../lib/format";
+import { useFramed } from "../../lib/frameQueue";
 import { sourceLabel, type SectionMeta } from "../../lib/sections";
 import { levelColor, type Level } from "../../lib/thresholds";
 
@@ -231,21 +232,19 @@ function useNearScreen<T extends Element>(): [RefObject<T>, boolean] {
 }
 
 /**
- * A chart far off screen keeps what it last drew and catches up when it
- * scrolls near: a redraw costs ~10 ms a chart, and with 8 GPUs most charts
- * are below the fold most of the time.
+ * A chart redraws in a frame of its own, through the page's FrameQueue: the
+ * figures of an update show in the next frame and the charts follow one or
+ * two per frame, so no frame carries every chart's redraw. A chart far off
+ * screen keeps what it last drew and catches up when it scrolls near: with
+ * 8 GPUs most charts are below the fold most of the time.
  */
 function ChartImpl(props: ChartProps) {
   const [ref, near] = useNearScreen<HTMLElement>();
-  const drawn = useRef(props);
-  useEffect(() => {
-    if (near) drawn.current = props;
-  });
-  const p = near ? props : drawn.current;
+  const drawn = useFramed(props, samePlot, near);
   return (
     <figure ref={ref} className="min-w-0" data-chart={props.title}>
       <figcaption className="mb-1 text-xs font-medium text-tremor-content dark:text-dark-tremor-content">{props.title}</figcaption>
-      <Plot {...p} />
+      <Plot {...drawn} />
     </figure>
   );
 }

@@ -1,5 +1,6 @@
 import { act, render, screen } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { frameQueue, FrameQueueContext } from "../../../lib/frameQueue";
 import { Chart } from "../common";
 
 // A hand-driven IntersectionObserver: the test says when the chart is near the screen.
@@ -45,5 +46,29 @@ describe("Chart", () => {
     FakeIO.all[0]!.set(true);
     expect(screen.queryByText("No samples in this window yet")).toBeNull();
     expect(document.querySelector("figure[data-chart='CPU (%)'] .tremor-AreaChart-root, figure[data-chart='CPU (%)'] .recharts-responsive-container")).not.toBeNull();
+  });
+
+  it("redraws in a frame of the page's queue, with the newest data when several updates came first", () => {
+    const frames: (() => void)[] = [];
+    let jobs = 0;
+    const q = frameQueue({ frame: (cb) => frames.push(cb), onJob: () => jobs++ });
+    const three = [...full, { time: "12:00:10", cpu: 16 }];
+    const at = (data: Record<string, string | number | null>[]) => (
+      <FrameQueueContext.Provider value={q}>
+        <Chart title="CPU (%)" data={data} categories={["cpu"]} />
+      </FrameQueueContext.Provider>
+    );
+    const { rerender } = render(at(empty));
+    expect(frames).toHaveLength(0); // the first drawing is immediate
+    rerender(at(full));
+    rerender(at(three));
+    // not redrawn with the update itself
+    expect(screen.getByText("No samples in this window yet")).toBeInTheDocument();
+    act(() => {
+      while (frames.length) frames.shift()!();
+    });
+    expect(screen.queryByText("No samples in this window yet")).toBeNull();
+    // one redraw, not two: the job for `full` was withdrawn when `three` came
+    expect(jobs).toBe(1);
   });
 });
