@@ -30,6 +30,13 @@ export interface Options {
   /** After this many failed attempts in a row the state is "offline" (retries continue). */
   offlineAfter?: number;
   random?: () => number;
+  /**
+   * An open socket that brings no message for this long is taken as dead
+   * (a proxy or a suspended laptop can leave one open and silent) and
+   * replaced. The wait grows to three times the gap seen between the
+   * hub's updates, so a hub sending every minute is not cut off.
+   */
+  silentMs?: number;
   /** Installs window.__sysperfInject for the browser test (render timing). */
   testHook?: boolean;
   initialRange?: Range;
@@ -99,6 +106,7 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
     maxMs = 30_000,
     offlineAfter = 5,
     random = Math.random,
+    silentMs = 20_000,
     testHook = false,
     initialRange = "5m",
   } = opts;
@@ -117,31 +125,36 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
   // The socket effect reads options through a ref so that a caller passing
   // a new object each render does not tear the connection down. This effect
   // is declared first, so it runs before the socket effect on mount.
-  const cfg = useRef({ WebSocketImpl, baseMs, maxMs, offlineAfter, random });
+  const cfg = useRef({ WebSocketImpl, baseMs, maxMs, offlineAfter, random, silentMs });
   useEffect(() => {
-    cfg.current = { WebSocketImpl, baseMs, maxMs, offlineAfter, random };
+    cfg.current = { WebSocketImpl, baseMs, maxMs, offlineAfter, random, silentMs };
   });
 
-  const handle = useCallback((raw: unknown) => {
+  /** Applies one message; returns its type when it was one the page uses. */
+  const handle = useCallback((raw: unknown): string | null => {
     let msg: unknown = raw;
     if (typeof raw === "string") {
       try {
         msg = JSON.parse(raw);
       } catch {
-        return; // a malformed frame is dropped; the next one is independent
+        return null; // a malformed frame is dropped; the next one is independent
       }
     }
-    if (!msg || typeof msg !== "object") return;
+    if (!msg || typeof msg !== "object") return null;
     const m = msg as { type?: unknown; range?: unknown };
     if (m.type === "performance_history") {
-      if (isRange(m.range)) dispatch({ type: "history", range: m.range, history: msg as History });
+      if (!isRange(m.range)) return null;
+      dispatch({ type: "history", range: m.range, history: msg as History });
     } else if (m.type === "performance_update") {
       dispatch({ type: "update", update: msg as Update, at: Date.now() });
     } else if (m.type === "error") {
       // The hub refused a request (e.g. an unknown range); the last good
       // buffer stays on screen.
       console.warn("sysperf hub:", (msg as { error?: unknown }).error);
+    } else {
+      return null;
     }
+    return m.type;
   }, []);
 
   useEffect(() => {
@@ -149,7 +162,11 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
     const WS = cfg.current.WebSocketImpl ?? window.WebSocket;
     let disposed = false;
     let timer: ReturnType<typeof setTimeout> | null = null;
+    let watchdog: ReturnType<typeof setTimeout> | null = null;
     let attempt = 0;
+    // Arrival of the last update and the gap before it, for the watchdog.
+    let lastUpdateAt: number | null = null;
+    let gapMs = 0;
 
     const schedule = () => {
       if (disposed || timer) return;
@@ -161,6 +178,24 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
       // a restarted hub spread out instead of arriving together.
       const delay = ceiling / 2 + c.random() * (ceiling / 2);
       timer = setTimeout(connect, delay);
+    };
+
+    const stopWatchdog = () => {
+      if (watchdog) clearTimeout(watchdog);
+      watchdog = null;
+    };
+    // Re-armed by every message: fires only when the socket stays open and silent.
+    const armWatchdog = (sock: WebSocket) => {
+      stopWatchdog();
+      const wait = Math.max(cfg.current.silentMs, 3 * gapMs);
+      watchdog = setTimeout(() => {
+        watchdog = null;
+        if (disposed || socketRef.current !== sock) return;
+        console.warn(`sysperf: no message from the hub for ${Math.round(wait / 1000)} s; reconnecting`);
+        socketRef.current = null;
+        release(sock);
+        schedule();
+      }, wait);
     };
 
     const release = (sock: WebSocket | null) => {
@@ -188,17 +223,27 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
         return;
       }
       socketRef.current = sock;
+      lastUpdateAt = null;
       sock.onopen = () => {
         attempt = 0;
+        armWatchdog(sock);
         dispatch({ type: "opened" });
         // The hub sends 5m history on connect; ask for the selected range.
         if (rangeRef.current !== "5m") sock.send(JSON.stringify({ type: "subscribe", range: rangeRef.current }));
       };
-      sock.onmessage = (ev: MessageEvent) => handle(ev.data);
+      sock.onmessage = (ev: MessageEvent) => {
+        if (handle(ev.data) === "performance_update") {
+          const t = Date.now();
+          if (lastUpdateAt !== null) gapMs = Math.max(gapMs, t - lastUpdateAt);
+          lastUpdateAt = t;
+        }
+        armWatchdog(sock);
+      };
       sock.onerror = () => {
         // close follows error; reconnecting is decided there
       };
       sock.onclose = () => {
+        stopWatchdog();
         if (socketRef.current === sock) socketRef.current = null;
         release(sock);
         schedule();
@@ -222,6 +267,7 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
       disposed = true;
       if (timer) clearTimeout(timer);
       timer = null;
+      stopWatchdog();
       window.removeEventListener("online", onOnline);
       window.removeEventListener("offline", onOffline);
       release(socketRef.current);

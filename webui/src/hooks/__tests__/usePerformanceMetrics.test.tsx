@@ -136,6 +136,49 @@ describe("usePerformanceMetrics", () => {
     expect(FakeWebSocket.instances).toHaveLength(4);
   });
 
+  it("replaces an open socket that goes silent, waiting longer for a hub that sends less often", () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const { result } = setup({ silentMs: 20_000, random: () => 1 });
+    const ws = FakeWebSocket.last();
+    act(() => {
+      ws.open();
+      ws.message(history("5m"));
+    });
+    // updates every 5 s keep it alive for two minutes
+    for (let i = 1; i <= 24; i++) {
+      act(() => vi.advanceTimersByTime(5000));
+      act(() => ws.message(liveUpdate(i * 5, 10)));
+    }
+    expect(FakeWebSocket.instances).toHaveLength(1);
+    expect(ws.closedByClient).toBe(false);
+    // then silence, with the socket still open: dead after 20 s, not before
+    act(() => vi.advanceTimersByTime(19_999));
+    expect(result.current.connection).toBe("connected");
+    act(() => vi.advanceTimersByTime(1));
+    expect(ws.closedByClient).toBe(true);
+    expect(ws.hasHandlers).toBe(false);
+    expect(result.current.connection).toBe("reconnecting");
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining("no message from the hub for 20 s"));
+    act(() => vi.advanceTimersByTime(1000));
+    expect(FakeWebSocket.instances).toHaveLength(2);
+
+    // a hub that sends every 60 s: the wait grows to three gaps
+    const slow = FakeWebSocket.last();
+    act(() => {
+      slow.open();
+      slow.message(liveUpdate(200, 10));
+    });
+    act(() => vi.advanceTimersByTime(19_000));
+    act(() => slow.message(liveUpdate(219, 10)));
+    act(() => vi.advanceTimersByTime(60_000 - 19_000));
+    act(() => slow.message(liveUpdate(260, 10)));
+    act(() => vi.advanceTimersByTime(3 * 41_000 - 1));
+    expect(slow.closedByClient).toBe(false);
+    act(() => vi.advanceTimersByTime(1));
+    expect(slow.closedByClient).toBe(true);
+    warn.mockRestore();
+  });
+
   it("resubscribes to the selected range after a reconnect", () => {
     const { result } = setup();
     act(() => FakeWebSocket.last().open());
