@@ -27,6 +27,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -513,9 +514,29 @@ func (s *Store) Hosts() []string {
 	return slices.Sorted(maps.Keys(s.hosts))
 }
 
+// UnknownHostError is Window's answer for a host with no history: a
+// typo'd host filter is the client's mistake to hear about, not an empty
+// chart. Known lists the hosts that have history, sorted.
+type UnknownHostError struct {
+	Host  string
+	Known []string
+}
+
+func (e *UnknownHostError) Error() string {
+	if len(e.Known) == 0 {
+		return fmt.Sprintf("unknown host %q: no host has history yet", e.Host)
+	}
+	return fmt.Sprintf("unknown host %q (known hosts: %s)", e.Host, strings.Join(e.Known, ", "))
+}
+
+// KnownHosts lets a caller that does not import this package (the HTTP
+// server) tell an unknown host from a bad range.
+func (e *UnknownHostError) KnownHosts() []string { return e.Known }
+
 // Window returns the 60 points of range rng ending with the slot that
 // holds now, oldest first. host, when not empty, restricts the agents'
-// series to that host; the hub's own series are always included.
+// series to that host, and a host with no history is an
+// *UnknownHostError; the hub's own series are always included.
 func (s *Store) Window(now time.Time, rng, host string) (metrics.History, error) {
 	t := -1
 	for i, d := range s.defs {
@@ -537,9 +558,10 @@ func (s *Store) Window(now time.Time, rng, host string) (metrics.History, error)
 	defer s.mu.Unlock()
 	var names []string
 	if host != "" {
-		if _, ok := s.hosts[host]; ok {
-			names = []string{host}
+		if _, ok := s.hosts[host]; !ok {
+			return metrics.History{}, &UnknownHostError{Host: host, Known: slices.Sorted(maps.Keys(s.hosts))}
 		}
+		names = []string{host}
 	} else {
 		names = slices.Sorted(maps.Keys(s.hosts))
 	}

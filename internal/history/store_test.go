@@ -2,8 +2,10 @@ package history
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -381,7 +383,10 @@ func TestRecord(t *testing.T) {
 	st.Record(hubUpdate(base.Add(time.Second), 30))
 	st.Record(hubUpdate(base.Add(time.Second), 30))                  // the same update twice
 	st.Record(&metrics.Update{Timestamp: base.Add(2 * time.Second)}) // nothing known: no figures
-	h, _ := st.Window(base, "5m", "nobody")
+	h, err := st.Window(base, "5m", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := h.Points[59]
 	if p.Inference == nil || *p.Inference.RTDETR.Avg != 20 || *p.Inference.RTDETR.P95 != 40 || p.Inference.Nemotron.Avg != nil {
 		t.Fatalf("inference %+v", p.Inference)
@@ -396,7 +401,24 @@ func TestRecord(t *testing.T) {
 		t.Fatalf("max %v", p.Max)
 	}
 	if p.Host != nil || p.GPU != nil {
-		t.Fatalf("host filter for an unknown host still shows host figures: %+v", p)
+		t.Fatalf("hub readings alone show host figures: %+v", p)
+	}
+}
+
+func TestWindowUnknownHost(t *testing.T) {
+	st := New()
+	if _, err := st.Window(base, "5m", "a"); !errors.As(err, new(*UnknownHostError)) || err.Error() != `unknown host "a": no host has history yet` {
+		t.Fatalf("no hosts yet: %v", err)
+	}
+	st.Add(sample("b", 1, base, 10, 1))
+	st.Add(sample("a", 1, base, 10, 1))
+	_, err := st.Window(base, "5m", "nobody")
+	var uh *UnknownHostError
+	if !errors.As(err, &uh) || uh.Host != "nobody" || !slices.Equal(uh.KnownHosts(), []string{"a", "b"}) {
+		t.Fatalf("unknown host: %v", err)
+	}
+	if _, err := st.Window(base, "5m", "a"); err != nil {
+		t.Fatalf("known host: %v", err)
 	}
 }
 

@@ -22,8 +22,17 @@ import (
 // HistoryReader serves the chart windows; hub.History satisfies it.
 type HistoryReader interface {
 	// Window returns the points of a range; an error means the range or
-	// host is not one the reader knows, and is shown to the client.
+	// host is not one the reader knows, and is shown to the client. An
+	// error with a KnownHosts method (see unknownHost) is an unknown host.
 	Window(now time.Time, rng, host string) (metrics.History, error)
+}
+
+// unknownHost is how a HistoryReader's error says the host filter names a
+// host it has no history of (history.UnknownHostError), without this
+// package importing the reader's.
+type unknownHost interface {
+	error
+	KnownHosts() []string
 }
 
 // AlertLister serves GET /api/v1/alerts.
@@ -248,7 +257,14 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		rng = s.cfg.DefaultRange
 	}
 	h, err := s.cfg.History.Window(time.Now(), rng, r.URL.Query().Get("host"))
-	if err != nil {
+	var uh unknownHost
+	switch {
+	case errors.As(err, &uh):
+		// The message lists the known hosts, so the client can fix the
+		// filter without another call.
+		writeError(w, http.StatusNotFound, uh.Error())
+		return
+	case err != nil:
 		writeError(w, http.StatusBadRequest, rangeError(rng, err))
 		return
 	}

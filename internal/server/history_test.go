@@ -1,0 +1,86 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sysperf/sysperf/internal/history"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// TestHistoryHostFilter runs the history endpoint over the real store: a
+// host filter naming a host with no history is a 404 that names it and
+// lists the known ones, a known host is served, and a bad range is still
+// the client's 400 whatever the host.
+func TestHistoryHostFilter(t *testing.T) {
+	cpu := 42.0
+	empty := history.New()
+	st := history.New()
+	for i, host := range []string{"gpu02", "gpu01"} {
+		st.Add(&metrics.Sample{V: 1, Host: host, Boot: "b", Seq: uint64(i), TS: time.Now().UnixNano(), System: &metrics.System{CPUPercent: &cpu}})
+	}
+	withHosts := start(t, Config{History: st})
+	noHosts := start(t, Config{History: empty})
+
+	tests := []struct {
+		name  string
+		srv   *Server
+		query string
+		code  int
+		want  string // substring of the body
+		host  string // the host the served points hold; "" for an error
+	}{
+		{"known host", withHosts, "range=5m&host=gpu01", http.StatusOK, `"range":"5m"`, "gpu01"},
+		{"other known host", withHosts, "range=15m&host=gpu02", http.StatusOK, `"range":"15m"`, "gpu02"},
+		{"every host", withHosts, "range=5m", http.StatusOK, `"resolution_s":5`, ""},
+		{"unknown host", withHosts, "range=5m&host=nope", http.StatusNotFound, `unknown host \"nope\" (known hosts: gpu01, gpu02)`, ""},
+		{"unknown host, default range", withHosts, "host=nope", http.StatusNotFound, `unknown host \"nope\"`, ""},
+		{"unknown host before any history", noHosts, "host=nope", http.StatusNotFound, `unknown host \"nope\": no host has history yet`, ""},
+		{"bad range wins over unknown host", withHosts, "range=7y&host=nope", http.StatusBadRequest, `unknown range \"7y\"`, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, hdr, body := get(t, "http://"+tc.srv.Addr()+"/api/v1/history?"+tc.query)
+			if code != tc.code {
+				t.Fatalf("status %d, want %d; body %s", code, tc.code, body)
+			}
+			if ct := hdr.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("Content-Type %q", ct)
+			}
+			if !strings.Contains(body, tc.want) {
+				t.Fatalf("body %s does not contain %s", body, tc.want)
+			}
+			if code != http.StatusOK {
+				var e map[string]string
+				if err := json.Unmarshal([]byte(body), &e); err != nil || e["error"] == "" || len(e) != 1 {
+					t.Fatalf("error body %s is not the REST error shape {\"error\":...} (%v)", body, err)
+				}
+				return
+			}
+			if tc.host == "" {
+				return
+			}
+			var h metrics.History
+			if err := json.Unmarshal([]byte(body), &h); err != nil {
+				t.Fatal(err)
+			}
+			// The sample lies in the newest slot or, across a slot
+			// boundary, the one before: look at every point.
+			seen := 0
+			for _, p := range h.Points {
+				for _, hs := range p.Hosts {
+					if hs.Host != tc.host {
+						t.Fatalf("point %s holds host %s, want only %s", p.Timestamp, hs.Host, tc.host)
+					}
+					seen++
+				}
+			}
+			if seen != 1 {
+				t.Fatalf("host %s in %d points, want 1", tc.host, seen)
+			}
+		})
+	}
+}
