@@ -238,11 +238,11 @@ func (p *Postgres) read(ctx context.Context) (metrics.PostgreSQL, error) {
 		SizeBytes:         &size,
 		LongestQueryS:     longest,
 	}
-	connMax := maxConns
+	connMax, from := maxConns, metrics.ConnectionsMaxServer
 	if p.cfg.PoolSize > 0 {
-		connMax = p.cfg.PoolSize
+		connMax, from = p.cfg.PoolSize, metrics.ConnectionsMaxPool
 	}
-	v.ConnectionsMax = &connMax
+	v.ConnectionsMax, v.ConnectionsMaxFrom = &connMax, from
 	v.CacheHitRatio, v.TransactionsPerMin = pgRates(p.prev, cur)
 	p.prev = &cur
 	return v, nil

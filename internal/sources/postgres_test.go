@@ -205,6 +205,9 @@ func TestPostgresFiguresMatchPgStatDatabase(t *testing.T) {
 		if p2.ConnectionsMax == nil || *p2.ConnectionsMax != maxConns {
 			t.Errorf("poll 2: connections_max %v, want max_connections %d", p2.ConnectionsMax, maxConns)
 		}
+		if p2.ConnectionsMaxFrom != metrics.ConnectionsMaxServer {
+			t.Errorf("poll 2: connections_max_from %q, want %q", p2.ConnectionsMaxFrom, metrics.ConnectionsMaxServer)
+		}
 		if p2.SizeBytes == nil || *p2.SizeBytes <= 0 || p2.Deadlocks == nil {
 			t.Errorf("poll 2: size %v deadlocks %v", p2.SizeBytes, p2.Deadlocks)
 		}
@@ -304,6 +307,9 @@ func TestPostgresActivity(t *testing.T) {
 	}
 	if p.ConnectionsMax == nil || *p.ConnectionsMax != 30 {
 		t.Errorf("connections_max %v, want the pool size 30", p.ConnectionsMax)
+	}
+	if p.ConnectionsMaxFrom != metrics.ConnectionsMaxPool {
+		t.Errorf("connections_max_from %q, want %q", p.ConnectionsMaxFrom, metrics.ConnectionsMaxPool)
 	}
 	if p.LongestQueryS == nil || *p.LongestQueryS < before || *p.LongestQueryS > after {
 		t.Errorf("longest query %v s, want between the reference's %.3f and %.3f", p.LongestQueryS, before, after)

@@ -146,17 +146,27 @@ type Databases struct {
 
 // PostgreSQL is the monitored database's state.
 type PostgreSQL struct {
-	Status             string   `json:"status"`
-	Reason             string   `json:"reason,omitempty"`
-	Database           string   `json:"database,omitempty"`
-	ConnectionsActive  *int     `json:"connections_active"`
-	ConnectionsMax     *int     `json:"connections_max"`
+	Status            string `json:"status"`
+	Reason            string `json:"reason,omitempty"`
+	Database          string `json:"database,omitempty"`
+	ConnectionsActive *int   `json:"connections_active"`
+	ConnectionsMax    *int   `json:"connections_max"`
+	// ConnectionsMaxFrom says what ConnectionsMax is: the application's
+	// pool size when configured (ConnectionsMaxPool), else the server's
+	// max_connections (ConnectionsMaxServer).
+	ConnectionsMaxFrom string   `json:"connections_max_from,omitempty"`
 	CacheHitRatio      *float64 `json:"cache_hit_ratio"`
 	TransactionsPerMin *float64 `json:"transactions_per_min"`
 	Deadlocks          *int64   `json:"deadlocks,omitempty"`
 	SizeBytes          *int64   `json:"size_bytes,omitempty"`
 	LongestQueryS      *float64 `json:"longest_query_s,omitempty"`
 }
+
+// What PostgreSQL.ConnectionsMax counts.
+const (
+	ConnectionsMaxPool   = "pool_size"
+	ConnectionsMaxServer = "max_connections"
+)
 
 // Redis is the Redis server's state.
 type Redis struct {
