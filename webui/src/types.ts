@@ -95,6 +95,8 @@ export interface PostgreSQL {
   reason?: string;
   connections_active: Num;
   connections_max: Num;
+  /** What connections_max counts: the application's pool size or the server's max_connections. */
+  connections_max_from?: "pool_size" | "max_connections";
   cache_hit_ratio: Num;
   transactions_per_min: Num;
   deadlocks?: Num;

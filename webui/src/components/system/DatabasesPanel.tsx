@@ -11,6 +11,7 @@ const ACTIVE = ["active"];
 const MB = ["MB"];
 const BLUE = ["blue"];
 const VIOLET = ["violet"];
+const MAX_FROM: Record<string, string | undefined> = { pool_size: "pool", max_connections: "max_connections" };
 
 function DbCard(props: { title: string; kind: string; status: string | undefined; reason?: string | undefined; meta: SectionMeta; now: number; children: ReactNode }) {
   const { title, kind, status, reason, meta, now, children } = props;
@@ -40,7 +41,7 @@ function PostgresBody({ pg, meta, chart }: { pg: PostgreSQL; meta: SectionMeta; 
         testId="pg-connections"
         label="Connections"
         value={`${fmt(pg.connections_active)} / ${fmt(pg.connections_max)}`}
-        detail="pool"
+        detail={MAX_FROM[pg.connections_max_from ?? ""]}
         percent={connPct}
         level={levelOf(connPct, th.pgConnectionsPercent)}
       />
@@ -113,7 +114,7 @@ function DatabasesPanelImpl({ update, history, resolutionS, now }: PanelProps) {
           <PostgresBody
             pg={pg ?? ({ status: "unconfigured" } as PostgreSQL)}
             meta={pgMeta}
-            chart={<Chart title="Connections" data={charts.conn} categories={ACTIVE} colors={BLUE} minValue={0} height="h-28" valueFormatter={num0} />}
+            chart={<Chart title="Connections" data={charts.conn} categories={ACTIVE} colors={BLUE} minValue={0} height="h-28" valueFormatter={num0} integer />}
           />
         </DbCard>
         <DbCard title="Redis" kind="redis" status={rd?.status} reason={rd?.reason} meta={rdMeta} now={now}>

@@ -166,6 +166,8 @@ export interface ChartProps {
   emptyText?: string;
   /** Draw the legend (default: when more than one series); off where a shared legend stands above. */
   legend?: boolean;
+  /** Whole numbers only (counts): no fractional ticks that a 0-digit formatter would print twice. */
+  integer?: boolean;
 }
 
 /** Chart value formatters: the unit is in the chart's title, so labels stay short. */
@@ -183,7 +185,7 @@ export const CHART_COLORS = ["blue", "violet", "cyan", "fuchsia", "emerald", "am
  * more to compute and says nothing more about 60 samples. Past two series the
  * gradients go: eight overlapping fills only muddy each other.
  */
-function PlotImpl({ data, categories, colors = CHART_COLORS, valueFormatter = plain, height = "h-36", minValue, maxValue, emptyText, legend }: ChartProps) {
+function PlotImpl({ data, categories, colors = CHART_COLORS, valueFormatter = plain, height = "h-36", minValue, maxValue, emptyText, legend, integer }: ChartProps) {
   const hasValue = categories.length > 0 && data.some((d) => categories.some((c) => typeof d[c] === "number"));
   const used = useMemo(() => colors.slice(0, Math.max(categories.length, 1)), [colors, categories.length]);
   return hasValue ? (
@@ -203,6 +205,7 @@ function PlotImpl({ data, categories, colors = CHART_COLORS, valueFormatter = pl
       minValue={minValue}
       maxValue={maxValue}
       connectNulls={false}
+      allowDecimals={!integer}
       startEndOnly={false}
       tickGap={40}
     />
@@ -267,6 +270,7 @@ const samePlot = (a: ChartProps, b: ChartProps) =>
   a.height === b.height &&
   a.emptyText === b.emptyText &&
   a.legend === b.legend &&
+  a.integer === b.integer &&
   a.valueFormatter === b.valueFormatter;
 
 const Plot = memo(PlotImpl, samePlot);

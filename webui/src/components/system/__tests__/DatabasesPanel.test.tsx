@@ -19,6 +19,17 @@ describe("DatabasesPanel", () => {
     expect([...document.querySelectorAll("figure[data-chart]")].map((f) => f.getAttribute("data-chart"))).toEqual(["Connections", "Memory (MB)"]);
   });
 
+  it.each([
+    ["pool_size", "5 / 30pool"],
+    ["max_connections", "5 / 30max_connections"],
+    [undefined, "5 / 30"],
+  ] as const)("names what the connection limit is (%s)", (from, text) => {
+    const u = update();
+    u.databases.postgresql.connections_max_from = from;
+    render(<DatabasesPanel {...props(u)} />);
+    expect(screen.getByTestId("pg-connections")).toHaveTextContent(new RegExp(`^Connections${text}$`));
+  });
+
   it("colours the seed's Redis hit ratio of 0.01 % critical (< 10 %) and a full pool critical", () => {
     const u = update();
     u.databases.postgresql.connections_active = 29; // 96.7 % of 30
