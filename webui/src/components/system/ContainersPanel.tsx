@@ -15,6 +15,9 @@ function healthOf(c: Container): string {
 
 type Timeline = NonNullable<Container["timeline"]>;
 
+/** The hub keeps 60 points per container. */
+const SLOTS = 60;
+
 const sameTimeline = (a: Timeline, b: Timeline) =>
   a === b || (a.length === b.length && a.every((p, i) => p.timestamp === b[i]!.timestamp && p.health === b[i]!.health));
 
@@ -26,10 +29,14 @@ const sameTimeline = (a: Timeline, b: Timeline) =>
  */
 const HealthTimeline = memo(function HealthTimeline({ timeline }: { timeline: Timeline }) {
   const tl = useFramed(timeline, sameTimeline);
-  const data = useMemo(
-    () => tl.slice(-60).map((p, i) => ({ key: `${p.timestamp}-${i}`, color: statusColor(p.health), tooltip: `${clock(p.timestamp)} · ${p.health}` })),
-    [tl],
-  );
+  const data = useMemo(() => {
+    const shown = tl.slice(-SLOTS);
+    // A short timeline (the hub restarted, the container is new) keeps its
+    // place at the right end: empty slots fill the left, so each block is
+    // always one interval wide instead of a few blocks stretched across.
+    const empty = Array.from({ length: SLOTS - shown.length }, (_, i) => ({ key: `empty-${i}`, color: "transparent", tooltip: "no reading" }));
+    return [...empty, ...shown.map((p, i) => ({ key: `${p.timestamp}-${i}`, color: statusColor(p.health), tooltip: `${clock(p.timestamp)} · ${p.health}` }))];
+  }, [tl]);
   return <Tracker className="h-6" data={data} />;
 }, (a, b) => sameTimeline(a.timeline, b.timeline));
 

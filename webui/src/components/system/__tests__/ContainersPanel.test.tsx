@@ -11,10 +11,14 @@ describe("ContainersPanel", () => {
     expect(screen.getByRole("heading", { name: "Containers (6)" })).toBeInTheDocument();
     expect(screen.getByText("all 6 healthy")).toHaveAttribute("data-level", "ok");
     const tracker = document.querySelector("[data-tracker=ai-detector] .tremor-Tracker-root");
-    expect(tracker?.children).toHaveLength(3);
+    // three readings keep their place at the right end of 60 slots: the
+    // 57 before them are empty, not the three stretched across the width
+    const blocks = [...(tracker?.children ?? [])];
+    expect(blocks).toHaveLength(60);
+    expect(blocks.slice(0, 57).every((b) => /bg-transparent/.test(b.className))).toBe(true);
     // the timeline's unhealthy slot is red, the healthy ones green
-    expect(tracker?.children[0]?.className).toMatch(/red/);
-    expect(tracker?.children[2]?.className).toMatch(/emerald/);
+    expect(blocks[57]?.className).toMatch(/red/);
+    expect(blocks[59]?.className).toMatch(/emerald/);
   });
 
   it("counts unhealthy containers against the 1 / 2+ thresholds, with reasons", () => {
