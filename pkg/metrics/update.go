@@ -94,9 +94,12 @@ type AIModels struct {
 }
 
 // ModelView is a model server's state in the dashboard's units. The seed's
-// fields are always present: null (or "") when unknown.
+// fields are always present: null (or "") when unknown. Status is the
+// exception: the live update always has one (the hub says "unknown" or
+// "unconfigured" when no source did), and a history point, which holds
+// figures only, leaves it out rather than send "".
 type ModelView struct {
-	Status      string             `json:"status"`
+	Status      string             `json:"status,omitempty"`
 	Reason      string             `json:"reason,omitempty"`
 	Host        string             `json:"host,omitempty"`
 	VRAMGB      *float64           `json:"vram_gb"`
@@ -146,7 +149,9 @@ type Databases struct {
 
 // PostgreSQL is the monitored database's state.
 type PostgreSQL struct {
-	Status            string `json:"status"`
+	// Status is always set in the live update; a history point leaves it
+	// out (see ModelView).
+	Status            string `json:"status,omitempty"`
 	Reason            string `json:"reason,omitempty"`
 	Database          string `json:"database,omitempty"`
 	ConnectionsActive *int   `json:"connections_active"`
@@ -170,7 +175,8 @@ const (
 
 // Redis is the Redis server's state.
 type Redis struct {
-	Status           string   `json:"status"`
+	// Status: as PostgreSQL's.
+	Status           string   `json:"status,omitempty"`
 	Reason           string   `json:"reason,omitempty"`
 	ConnectedClients *int64   `json:"connected_clients"`
 	MemoryMB         *float64 `json:"memory_mb"`
@@ -257,11 +263,14 @@ type HostView struct {
 
 // HostStatus is one agent's host as the hub last heard it.
 type HostStatus struct {
-	Host     string               `json:"host"`
-	Online   bool                 `json:"online"`
-	LastSeen time.Time            `json:"last_seen"`
-	Boot     string               `json:"boot"`
-	Seq      uint64               `json:"seq"`
+	Host     string    `json:"host"`
+	Online   bool      `json:"online"`
+	LastSeen time.Time `json:"last_seen"`
+	// Boot and Seq are the newest sample's, in the live update; a
+	// history point has neither. An absent seq is 0 (a boot's first
+	// sample).
+	Boot     string               `json:"boot,omitempty"`
+	Seq      uint64               `json:"seq,omitempty"`
 	System   HostView             `json:"system"`
 	GPUCount int                  `json:"gpu_count"`
 	Models   map[string]ModelView `json:"models,omitempty"`
