@@ -50,7 +50,7 @@ const GpuCard = memo(function GpuCard({ g, multiHost, now, lastSeen, wide }: { g
     <article
       aria-label={`${label}: ${g.name ?? "unknown GPU"}`}
       data-testid="gpu-card"
-      className="rounded-tremor-default border border-tremor-border p-3 dark:border-dark-tremor-border"
+      className="min-w-0 rounded-tremor-default border border-tremor-border p-2.5 sm:p-3 dark:border-dark-tremor-border"
     >
       <div className="flex flex-wrap items-start justify-between gap-2">
         <div className="min-w-0">
@@ -68,10 +68,13 @@ const GpuCard = memo(function GpuCard({ g, multiHost, now, lastSeen, wide }: { g
       <div className={wide ? "mt-3 grid grid-cols-1 gap-4 sm:grid-cols-[minmax(10rem,16rem)_1fr] sm:items-end sm:gap-8" : "mt-2"}>
         <div data-testid="gpu-util" data-level={utilLevel}>
           <div className="flex items-baseline gap-2">
-            <Metric className={utilLevel === "ok" ? "" : utilLevel === "critical" ? "!text-red-600 dark:!text-red-400" : "!text-amber-600 dark:!text-amber-400"}>
+            <Metric className={`${wide ? "" : "max-sm:!text-2xl"} ${utilLevel === "ok" ? "" : utilLevel === "critical" ? "!text-red-600 dark:!text-red-400" : "!text-amber-600 dark:!text-amber-400"}`}>
               {fmt(g.utilization, 0, "%")}
             </Metric>
-            <span className="text-xs text-tremor-content dark:text-dark-tremor-content">utilization{utilLevel !== "ok" ? ` (${utilLevel})` : ""}</span>
+            <span className="text-xs text-tremor-content dark:text-dark-tremor-content">
+              <span className={wide ? "" : "max-sm:sr-only"}>utilization</span>
+              {utilLevel !== "ok" ? ` (${utilLevel})` : ""}
+            </span>
           </div>
           {isNum(g.utilization) ? (
             <ProgressBar value={Math.min(100, g.utilization)} color={levelColor(utilLevel, "blue")} className="mt-2" showAnimation={false} />
@@ -150,7 +153,8 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now }: PanelProps)
         </div>
       ) : (
         <>
-          <div className={gpus.length === 1 ? "" : "grid grid-cols-1 gap-3 sm:grid-cols-2 xl:grid-cols-4"}>
+          {/* Two columns even on a phone: eight cards one under another would push every other section a screen down. */}
+          <div className={gpus.length === 1 ? "" : "grid grid-cols-2 gap-2 sm:gap-3 xl:grid-cols-4"}>
             {gpus.map((g) => (
               <GpuCard key={`${g.host}#${g.index}#${g.uuid}`} g={g} multiHost={multiHost} now={now} lastSeen={lastSeenOf(g.host)} wide={gpus.length === 1} />
             ))}

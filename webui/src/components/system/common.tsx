@@ -135,7 +135,7 @@ export function Meter(props: {
   const { label, value, detail, percent, level, okColor = "blue", testId } = props;
   return (
     <div data-testid={testId} data-level={level}>
-      <div className="flex items-baseline justify-between gap-2">
+      <div className="flex flex-wrap items-baseline justify-between gap-x-2">
         <span className="text-xs text-tremor-content dark:text-dark-tremor-content">{label}</span>
         <span className="text-sm font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">
           <span data-role="value" className={VALUE_TONE[level]}>
