@@ -3,10 +3,13 @@ package hub
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sysperf/sysperf/internal/latency"
+	"github.com/sysperf/sysperf/internal/sources"
+	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -100,6 +103,23 @@ func TestApplySources(t *testing.T) {
 		}
 		if u.Stale[metrics.SectionPostgreSQL] {
 			t.Fatal("fresh source marked stale")
+		}
+	})
+
+	t.Run("a dead Prometheus says why in errors and blanks nothing", func(t *testing.T) {
+		closed := "http://" + sourcestest.FreeAddr(t)
+		prom, err := sources.NewPrometheus(closed, sources.PrometheusOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runners := []*runner{polled(t, prom, now), polled(t, pgSource{active: 5}, now)}
+		u := merge(now, nil, interval)
+		applySources(&u, runners, now, interval, log)
+		if why := u.Errors["prometheus"]; !strings.Contains(why, closed) || !strings.Contains(why, "connection refused") {
+			t.Fatalf("errors[prometheus] = %q, want the refused %s", why, closed)
+		}
+		if _, ok := u.Errors[metrics.SectionPostgreSQL]; ok || *u.Databases.PostgreSQL.ConnectionsActive != 5 || u.Sources[metrics.SectionPostgreSQL] != "postgres" {
+			t.Fatalf("postgres blanked: %+v errors %v", u.Databases.PostgreSQL, u.Errors)
 		}
 	})
 

@@ -99,10 +99,11 @@ func (p *Prometheus) Up() (bool, string) {
 	return p.up, p.reason
 }
 
-func noop(*metrics.Update) {}
-
 // Poll checks availability when the cached answer is older than Recheck,
-// then, when up, runs the instant queries in parallel.
+// then, when up, runs the instant queries in parallel. A server that is
+// down, or queries it rejects, put the reason in the update's
+// errors["prometheus"] and change nothing else; an answer without failures
+// sets no such entry, so the next update after a recovery has none.
 func (p *Prometheus) Poll(ctx context.Context) func(*metrics.Update) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -110,20 +111,54 @@ func (p *Prometheus) Poll(ctx context.Context) func(*metrics.Update) {
 		defer cancel()
 	}
 	if !p.available(ctx) {
-		return noop
+		return p.down()
 	}
 	gpus, gerr := p.gpus(ctx)
 	inf, ierr := p.inference(ctx)
-	if err := errors.Join(gerr, ierr); err != nil && isTransport(err) {
+	err := errors.Join(gerr, ierr)
+	if err != nil && isTransport(err) {
 		// The server went away between checks: trust nothing from it and
 		// stop asking until the next check.
-		p.setState(false, netReason(err))
-		return noop
+		p.setState(false, p.failure(netReason(err)))
+		return p.down()
 	}
+	failed := p.queryFailures(err)
 	return func(u *metrics.Update) {
 		fillGPUs(u, gpus)
 		fillInference(u, inf)
+		if failed != "" {
+			setError(u, p.Name(), failed)
+		}
 	}
+}
+
+// down is the patch of a server that did not answer: its reason, and
+// nothing else, since a fallback never blanks what direct sources filled.
+func (p *Prometheus) down() func(*metrics.Update) {
+	_, reason := p.Up()
+	return func(u *metrics.Update) { setError(u, p.Name(), reason) }
+}
+
+// failure names the server, since a wrong --prometheus-url is the likely
+// cause of a failure that persists.
+func (p *Prometheus) failure(why string) string {
+	return "prometheus " + redact.URL(p.base) + ": " + why
+}
+
+// queryFailures sums up the queries the server rejected (a proxy in front
+// of it, a server too old for a function): the first reason and how many
+// more failed, so one bad setting does not fill the dashboard with eight
+// near-identical queries. Empty when none failed.
+func (p *Prometheus) queryFailures(err error) string {
+	if err == nil {
+		return ""
+	}
+	lines := strings.Split(err.Error(), "\n")
+	first := p.failure(strings.TrimPrefix(lines[0], "prometheus "))
+	if len(lines) == 1 {
+		return first
+	}
+	return fmt.Sprintf("%s (and %d more queries failed)", first, len(lines)-1)
 }
 
 func (p *Prometheus) setState(up bool, reason string) {
@@ -157,7 +192,7 @@ func (p *Prometheus) check(ctx context.Context) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("prometheus: %s", netReason(err))
+		return errors.New(p.failure(netReason(err)))
 	}
 	var bi struct {
 		Status string `json:"status"`
@@ -166,7 +201,7 @@ func (p *Prometheus) check(ctx context.Context) error {
 	if err == nil && code2 == http.StatusOK && bi.Status == "success" {
 		return nil
 	}
-	return fmt.Errorf("prometheus: not ready (HTTP %d)", code)
+	return errors.New(p.failure(fmt.Sprintf("not ready (HTTP %d from /-/ready)", code)))
 }
 
 // get fetches base+path and decodes JSON into v when v is non-nil.

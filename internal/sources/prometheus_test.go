@@ -216,8 +216,12 @@ func TestPrometheusRealServer(t *testing.T) {
 		}
 		u, want := agentUpdate(), agentUpdate()
 		patch(u)
+		if why := u.Errors["prometheus"]; !strings.Contains(why, prom.URL) {
+			t.Fatalf("errors[prometheus] = %q, want the reason naming %s", why, prom.URL)
+		}
+		delete(u.Errors, "prometheus")
 		if !reflect.DeepEqual(u, want) {
-			t.Fatalf("a dead Prometheus changed the update:\n%+v\n%+v", u, want)
+			t.Fatalf("a dead Prometheus changed more than its errors entry:\n%+v\n%+v", u, want)
 		}
 	})
 }
@@ -270,8 +274,12 @@ func TestPrometheusSlowAndCached(t *testing.T) {
 		u, want := agentUpdate(), agentUpdate()
 		src.Poll(ctx)(u)
 		cancel()
+		if why := u.Errors["prometheus"]; !strings.Contains(why, "timeout") {
+			t.Fatalf("poll %d: errors[prometheus] = %q, want the timeout", i, why)
+		}
+		delete(u.Errors, "prometheus")
 		if !reflect.DeepEqual(u, want) {
-			t.Fatalf("poll %d changed the update", i)
+			t.Fatalf("poll %d changed more than its errors entry", i)
 		}
 	}
 	if up, why := src.Up(); up || !strings.Contains(why, "timeout") {
