@@ -1,4 +1,4 @@
-import type { HostStatus, Update } from "../types";
+import { Section, type HostStatus, type Update } from "../types";
 
 export interface SectionMeta {
   /** Where the section came from ("agent:gpu-box-1", "postgres", "prometheus"), or null when none. */
@@ -45,4 +45,20 @@ export function sourceLabel(source: string): string {
   const host = hostOfSource(source);
   if (host) return `agent on ${host}`;
   return source;
+}
+
+const SECTION_KEYS: ReadonlySet<string> = new Set(Object.values(Section));
+
+const SOURCE_NAMES: Record<string, string> = { prometheus: "Prometheus", nats: "NATS" };
+
+/**
+ * The hub's errors that belong to no section: a source that feeds several
+ * (Prometheus fills GPUs and inference of hosts without an agent), so no
+ * single panel would say it is failing.
+ */
+export function sourceProblems(u: Update): { source: string; name: string; error: string }[] {
+  return Object.entries(u.errors ?? {})
+    .filter(([k, e]) => !SECTION_KEYS.has(k) && Boolean(informative(e)))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, e]) => ({ source: k, name: SOURCE_NAMES[k] ?? k, error: e }));
 }

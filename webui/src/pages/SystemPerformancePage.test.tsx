@@ -77,6 +77,22 @@ describe("App and SystemPerformancePage", () => {
     expect(screen.getByTestId("latency-rtdetr")).toHaveTextContent(/160 ms\s*avg\s*460 ms/);
   });
 
+  it("says once, above the sections, that a source feeding several of them fails", () => {
+    render(<App options={options} />);
+    const ws = FakeWebSocket.last();
+    const u = update();
+    u.errors = { ...u.errors, prometheus: "prometheus http://prom:9090: connection refused", "databases.redis": "dial tcp: refused" };
+    act(() => {
+      ws.open();
+      ws.message({ ...u, type: "performance_update" });
+    });
+    const list = screen.getByRole("list", { name: "Source problems" });
+    // only the source that is no section of its own; Redis says its error in its card
+    expect(within(list).getAllByRole("listitem").map((li) => li.textContent)).toEqual(["Prometheus: prometheus http://prom:9090: connection refused"]);
+    act(() => ws.message({ ...update(), type: "performance_update" }));
+    expect(screen.queryByRole("list", { name: "Source problems" })).toBeNull();
+  });
+
   it("toggles the theme and remembers the choice", () => {
     render(<App options={options} />);
     const toggle = screen.getByRole("button", { name: "Switch to dark theme" });

@@ -12,6 +12,7 @@ import { usePerformanceMetrics, type Options } from "../hooks/usePerformanceMetr
 import { ago, clock, plural } from "../lib/format";
 import { useTheme } from "../lib/theme";
 import { ThresholdsContext } from "../lib/thresholds";
+import { sourceProblems } from "../lib/sections";
 import { useNow } from "../lib/useNow";
 import type { Update } from "../types";
 
@@ -21,6 +22,21 @@ function summary(u: Update): string {
   const alerts = (u.alerts ?? []).filter((a) => a.state !== "pending").length;
   const parts = [hosts ? plural(hosts, "host") : null, gpus ? plural(gpus, "GPU") : null, alerts ? plural(alerts, "alert") + " firing" : "no alerts firing"];
   return parts.filter(Boolean).join(" · ");
+}
+
+/** A failing source that feeds several sections, said once above them all. */
+function SourceProblems({ update }: { update: Update }) {
+  const problems = sourceProblems(update);
+  if (!problems.length) return null;
+  return (
+    <ul aria-label="Source problems" className="space-y-1 rounded-tremor-default border border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-800 dark:border-amber-800 dark:bg-amber-950/40 dark:text-amber-200">
+      {problems.map((p) => (
+        <li key={p.source} data-source={p.source} className="break-words">
+          <span className="font-medium">{p.name}:</span> {p.error}
+        </li>
+      ))}
+    </ul>
+  );
 }
 
 export function SystemPerformancePage({ options, rules }: { options?: Options; rules?: RulesOptions }) {
@@ -65,6 +81,7 @@ export function SystemPerformancePage({ options, rules }: { options?: Options; r
           </div>
         ) : (
           <>
+            <SourceProblems update={panel.update} />
             <PerformanceAlerts alerts={panel.update.alerts} now={now} />
             <GpuOverviewPanel {...panel} />
             <AiModelsPanel update={panel.update} now={now} />
