@@ -60,5 +60,6 @@ export function sourceProblems(u: Update): { source: string; name: string; error
   return Object.entries(u.errors ?? {})
     .filter(([k, e]) => !SECTION_KEYS.has(k) && Boolean(informative(e)))
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, e]) => ({ source: k, name: SOURCE_NAMES[k] ?? k, error: e }));
+    // "prometheus http://…: refused" reads "Prometheus: http://…: refused" once named.
+    .map(([k, e]) => ({ source: k, name: SOURCE_NAMES[k] ?? k, error: e.toLowerCase().startsWith(`${k} `) ? e.slice(k.length + 1) : e }));
 }

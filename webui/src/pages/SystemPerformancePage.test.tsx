@@ -88,7 +88,7 @@ describe("App and SystemPerformancePage", () => {
     });
     const list = screen.getByRole("list", { name: "Source problems" });
     // only the source that is no section of its own; Redis says its error in its card
-    expect(within(list).getAllByRole("listitem").map((li) => li.textContent)).toEqual(["Prometheus: prometheus http://prom:9090: connection refused"]);
+    expect(within(list).getAllByRole("listitem").map((li) => li.textContent)).toEqual(["Prometheus: http://prom:9090: connection refused"]);
     act(() => ws.message({ ...update(), type: "performance_update" }));
     expect(screen.queryByRole("list", { name: "Source problems" })).toBeNull();
   });
