@@ -105,7 +105,13 @@ func (h *Hub) buildSources() ([]Source, error) {
 // exportView is what the exporter reads of the hub at scrape time.
 type exportView struct{ h *Hub }
 
+// Ingest reads ingest only once the first update exists: /metrics is
+// served while NATS is waited for, before ingest is made (ordered as
+// Clients is).
 func (v exportView) Ingest() export.Ingest {
+	if v.h.latest.Load() == nil {
+		return export.Ingest{}
+	}
 	s := v.h.in.Stats()
 	return export.Ingest{
 		Samples: s.Samples, Late: s.Late, Observations: s.Observations,

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/alerting"
 	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/internal/server"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -34,6 +35,7 @@ type Config struct {
 	HTTP          string        `flag:"http" usage:"dashboard, API and WebSocket listen address"`
 	NATSListen    string        `flag:"nats-listen" usage:"embedded NATS listen address for agents (empty: in-process only)"`
 	NATSURL       string        `flag:"nats-url" usage:"external NATS server URL(s), comma separated; disables the embedded server"`
+	NATSWait      time.Duration `flag:"nats-wait" usage:"how long start-up retries an external NATS that does not answer, with back-off, serving /healthz as not ready meanwhile (0: until it answers)"`
 	DataDir       string        `flag:"data-dir" usage:"state directory (JetStream store of the embedded NATS)"`
 	Interval      time.Duration `flag:"interval" usage:"how often the performance update is built and sent"`
 	Retention     time.Duration `flag:"retention" usage:"how long samples stay in the SYSPERF_SAMPLES stream"`
@@ -114,6 +116,9 @@ func (c *Config) Validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("stream-replicas: %d, want 1 to 5", c.Replicas))
 	}
+	if c.NATSWait < 0 {
+		errs = append(errs, fmt.Errorf("nats-wait: must not be negative, got %s (0 waits until NATS answers)", c.NATSWait))
+	}
 	if c.Replay < 0 {
 		errs = append(errs, fmt.Errorf("replay: must not be negative, got %s", c.Replay))
 	}
@@ -146,17 +151,26 @@ type Hub struct {
 	// until Close.
 	bg     []func(context.Context)
 	latest atomic.Pointer[metrics.Update]
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// What /healthz and the server's history see while Start runs on
+	// other goroutines: the NATS connection once made, why it is not
+	// yet, and the history once replayed.
+	conn     atomic.Pointer[nats.Conn]
+	natsDown atomic.Pointer[error]
+	history  lateHistory
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Start brings the hub up: NATS (embedded or external), the samples
-// stream, ingest with a replay of the stream, the HTTP server, the source
-// pollers and the update loop. Anything that fails stops start-up with an
-// error naming it, and what was started is shut down again.
+// Start brings the hub up: the HTTP server, NATS (embedded or external),
+// the samples stream, ingest with a replay of the stream, the source
+// pollers and the update loop. An external NATS that does not answer is
+// retried with back-off for cfg.NATSWait (0: until ctx ends) while the
+// dashboard is served and /healthz says why the hub is not ready.
+// Anything else that fails stops start-up with an error naming it, and
+// what was started is shut down again.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -171,13 +185,21 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		return nil, err
 	}
 
-	// The HTTP address is checked first so a port in use fails before the
-	// NATS store is touched.
-	if l, err := net.Listen("tcp", cfg.HTTP); err != nil {
-		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTP, err)
-	} else {
-		_ = l.Close()
+	// HTTP first: a port in use fails before the NATS store is touched,
+	// and the dashboard and /healthz answer while NATS is waited for.
+	if h.srv, err = server.Start(server.Config{
+		Addr:    cfg.HTTP,
+		UI:      h.cfg.UI,
+		Metrics: h.cfg.Metrics,
+		History: &h.history,
+		Alerts:  h.cfg.Alerts,
+		Rules:   h.ruleLister(),
+		Health:  h.health,
+		Log:     log,
+	}); err != nil {
+		return nil, err
 	}
+	log.Info("dashboard: " + dashboardURL(h.srv.Addr()))
 
 	if cfg.NATSURL == "" {
 		store := filepath.Join(cfg.DataDir, "nats")
@@ -189,11 +211,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		}
 		h.nc, err = h.emb.Connect("sysperf-hub", log)
 	} else {
-		h.nc, err = natsx.Connect(cfg.NATSURL, "sysperf-hub", log)
+		h.nc, err = natsx.ConnectWait(ctx, cfg.NATSURL, "sysperf-hub", log, cfg.NATSWait, func(err error) {
+			if err == nil {
+				h.natsDown.Store(nil)
+				return
+			}
+			h.natsDown.Store(&err)
+		})
 	}
 	if err != nil {
 		return nil, err
 	}
+	h.conn.Store(h.nc)
 	if h.js, err = jetstream.New(h.nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -224,18 +253,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		return nil, ctx.Err()
 	}
 	log.Info("samples replayed", "messages", pending, "complete", caught, "since", cfg.Replay)
-
-	if h.srv, err = server.Start(server.Config{
-		Addr:    cfg.HTTP,
-		UI:      h.cfg.UI,
-		Metrics: h.cfg.Metrics,
-		History: historyReader(h.cfg.History),
-		Alerts:  h.cfg.Alerts,
-		Rules:   h.ruleLister(),
-		Log:     log,
-	}); err != nil {
-		return nil, err
-	}
+	h.history.set(h.cfg.History)
 
 	loopCtx, stop := context.WithCancel(context.Background())
 	h.cancel = stop
@@ -250,20 +268,60 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	h.tick(time.Now())
 	h.wg.Go(func() { h.loop(loopCtx) })
 
-	log.Info("dashboard: " + dashboardURL(h.srv.Addr()))
 	if h.emb != nil && h.emb.ClientURL() != "" {
 		log.Info("agents connect to " + h.emb.ClientURL())
 	}
 	return h, nil
 }
 
-// historyReader keeps a nil History a nil interface for the server.
-func historyReader(h History) server.HistoryReader {
-	if h == nil {
-		return nil
+// health is the server's readiness check: NATS connected. The first
+// update, which /healthz also waits for, follows the replay.
+func (h *Hub) health() error {
+	if err := h.natsDown.Load(); err != nil {
+		return *err
 	}
-	return h
+	nc := h.conn.Load()
+	switch {
+	case nc == nil:
+		return errors.New("connecting to NATS")
+	case !nc.IsConnected():
+		// nats.go reconnects with back-off on its own; the log has the
+		// disconnect and the reconnect.
+		return fmt.Errorf("NATS at %s unreachable, reconnecting with back-off", h.natsURLRedacted())
+	}
+	return nil
 }
+
+func (h *Hub) natsURLRedacted() string {
+	if h.emb != nil {
+		return "the embedded server"
+	}
+	return redact.URL(h.cfg.NATSURL)
+}
+
+// lateHistory is the server's view of the history, which is built once
+// NATS is up and complete once the samples are replayed; until then it
+// answers notReady, which the server turns into 503s.
+type lateHistory struct{ h atomic.Pointer[History] }
+
+func (l *lateHistory) set(h History) { l.h.Store(&h) }
+
+func (l *lateHistory) Window(now time.Time, rng, host string) (metrics.History, error) {
+	h := l.h.Load()
+	if h == nil || *h == nil {
+		return metrics.History{}, notReady{}
+	}
+	return (*h).Window(now, rng, host)
+}
+
+type notReady struct{}
+
+func (notReady) Error() string {
+	return "history not ready: the hub is starting (waiting for NATS or replaying the samples)"
+}
+
+// Unavailable tells the server to answer 503 rather than 400.
+func (notReady) Unavailable() bool { return true }
 
 // ruleLister is the plugged rule list, else the rules the assembled alert
 // service evaluates; nil (no rules to show) when neither is there.
@@ -288,9 +346,15 @@ func dashboardURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port) + "/system"
 }
 
-// Run starts the hub and serves until ctx ends, then shuts down.
+// Run starts the hub and serves until ctx ends, then shuts down. A ctx
+// that ends during start-up (SIGTERM while NATS is waited for) is a clean
+// shutdown, not a failure.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	h, err := Start(ctx, cfg, log)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		log.Info("shutting down during start-up", "reason", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

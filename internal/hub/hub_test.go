@@ -230,7 +230,8 @@ func TestHubStartFailuresNameTheCause(t *testing.T) {
 	}{
 		{"http port in use", func(c *Config) { c.HTTP = addr }, "http listen " + addr},
 		{"nats port in use", func(c *Config) { c.NATSListen = addr }, "nats listen " + addr},
-		{"external nats down", func(c *Config) { c.NATSURL = "nats://" + closedAddr }, "nats connect nats://" + closedAddr},
+		{"external nats down past nats-wait", func(c *Config) { c.NATSURL, c.NATSWait = "nats://"+closedAddr, 300*time.Millisecond }, "nats connect nats://" + closedAddr + ": not reachable within 300ms (nats-wait): connection refused"},
+		{"negative nats-wait", func(c *Config) { c.NATSURL, c.NATSWait = "nats://"+closedAddr, -time.Second }, "nats-wait: must not be negative"},
 		{"zero interval", func(c *Config) { c.Interval = 0 }, "interval: must be positive"},
 		{"data dir is a file", func(c *Config) { c.DataDir = filepath.Join("/proc/self/status") }, "data-dir"},
 	}

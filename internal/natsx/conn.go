@@ -1,6 +1,8 @@
 package natsx
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -76,4 +78,106 @@ func Connect(rawURL, name string, log *slog.Logger, extra ...nats.Option) (*nats
 		return nil, fmt.Errorf("nats connect %s: %w", redact.URL(rawURL), err)
 	}
 	return nc, nil
+}
+
+// ConnectWait dials an external NATS server like Connect, retrying with
+// the reconnect back-off while the server does not answer, so a hub
+// started before its NATS (a compose file, a reboot) waits for it instead
+// of exiting. wait bounds the retries (0: until ctx ends). A WARN is
+// logged when the server first fails and again only when the reason
+// changes, each attempt at debug level; the "nats connected" INFO of
+// Options ends the wait. waiting, when not nil, is told the reason before
+// each retry and nil once connected, so a health check can say why the
+// hub is not ready. ctx's end stops the wait at once, even mid-attempt.
+func ConnectWait(ctx context.Context, rawURL, name string, log *slog.Logger, wait time.Duration, waiting func(error), extra ...nats.Option) (*nats.Conn, error) {
+	start := time.Now()
+	url := redact.URL(rawURL)
+	nlog := log.With("component", "nats", "conn", name)
+	lastReason := ""
+	for attempt := 1; ; attempt++ {
+		nc, err := connectCtx(ctx, rawURL, name, log, extra...)
+		if err == nil {
+			if waiting != nil {
+				waiting(nil)
+			}
+			if attempt > 1 {
+				nlog.Info("nats reachable, waiting over", "url", url, "attempts", attempt, "waited", time.Since(start).Round(time.Millisecond))
+			}
+			return nc, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("nats connect %s: gave up waiting: %w", url, ctx.Err())
+		}
+		delay := backoff(attempt)
+		if wait > 0 {
+			// The last attempt is made when the wait runs out.
+			left := wait - time.Since(start)
+			if left <= 0 {
+				return nil, fmt.Errorf("nats connect %s: not reachable within %s (nats-wait): %w", url, wait, cause(err))
+			}
+			delay = min(delay, left)
+		}
+		if waiting != nil {
+			waiting(fmt.Errorf("waiting for NATS at %s: %w", url, cause(err)))
+		}
+		if reason := cause(err).Error(); reason != lastReason {
+			lastReason = reason
+			nlog.Warn("nats not reachable, retrying with back-off until it is", "url", url, "err", reason, "nats_wait", waitText(wait))
+		}
+		nlog.Debug("nats connect attempt failed", "url", url, "attempt", attempt, "retry_in", delay.Round(time.Millisecond), "err", cause(err))
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("nats connect %s: gave up waiting: %w", url, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// cause is Connect's error without the "nats connect <url>" it adds, which
+// ConnectWait's own messages already say. nats.go reports a refused
+// connection as "no servers available" (it keeps other dial errors), so
+// the reason says refused, what an operator looks for.
+func cause(err error) error {
+	if errors.Is(err, nats.ErrNoServers) {
+		return fmt.Errorf("connection refused (%w)", nats.ErrNoServers)
+	}
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
+}
+
+func waitText(wait time.Duration) string {
+	if wait <= 0 {
+		return "forever"
+	}
+	return wait.String()
+}
+
+// connectCtx is Connect that returns as soon as ctx ends; an attempt still
+// dialling then finishes in the background (within its connect timeout)
+// and closes what it got.
+func connectCtx(ctx context.Context, rawURL, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	type result struct {
+		nc  *nats.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		nc, err := Connect(rawURL, name, log, extra...)
+		done <- result{nc, err}
+	}()
+	select {
+	case r := <-done:
+		return r.nc, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }

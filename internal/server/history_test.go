@@ -1,11 +1,16 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/sysperf/sysperf/internal/history"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -82,5 +87,60 @@ func TestHistoryHostFilter(t *testing.T) {
 				t.Fatalf("host %s in %d points, want 1", tc.host, seen)
 			}
 		})
+	}
+}
+
+// starting is a HistoryReader of a hub still starting.
+type starting struct{}
+
+type startingErr struct{}
+
+func (startingErr) Error() string     { return "history not ready: starting" }
+func (startingErr) Unavailable() bool { return true }
+
+func (starting) Window(time.Time, string, string) (metrics.History, error) {
+	return metrics.History{}, startingErr{}
+}
+
+// TestNotReady: while Health has a reason /healthz says it, and a history
+// that cannot answer yet is a 503 on the endpoint and a refused WebSocket,
+// not a 400 and not an empty chart.
+func TestNotReady(t *testing.T) {
+	down := errors.New("waiting for NATS at nats://127.0.0.1:1: connection refused")
+	var healthErr error = down
+	var mu sync.Mutex
+	srv := start(t, Config{History: starting{}, Health: func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return healthErr
+	}})
+	srv.Publish(update(1))
+	tests := []struct {
+		name string
+		path string
+		code int
+		body string
+	}{
+		{"healthz names the reason", "/healthz", http.StatusServiceUnavailable, "not ready: " + down.Error()},
+		{"history is unavailable", "/api/v1/history?range=5m", http.StatusServiceUnavailable, `{"error":"history not ready: starting"}`},
+		{"websocket is refused", "/ws/system", http.StatusServiceUnavailable, "history not ready"},
+		{"performance is served", "/api/v1/performance", http.StatusOK, `"n":1`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, body := get(t, "http://"+srv.Addr()+tc.path)
+			if code != tc.code || !strings.Contains(body, tc.body) {
+				t.Fatalf("%d %q, want %d with %q", code, body, tc.code, tc.body)
+			}
+		})
+	}
+	if _, _, err := websocket.Dial(context.Background(), "ws://"+srv.Addr()+"/ws/system", nil); err == nil {
+		t.Fatal("WebSocket accepted while the history is not ready")
+	}
+	mu.Lock()
+	healthErr = nil
+	mu.Unlock()
+	if code, _, body := get(t, "http://"+srv.Addr()+"/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz once healthy: %d %q", code, body)
 	}
 }

@@ -27,6 +27,19 @@ type HistoryReader interface {
 	Window(now time.Time, rng, host string) (metrics.History, error)
 }
 
+// unavailable is how a HistoryReader's error says it cannot answer yet
+// (the hub is still starting): the endpoint answers 503 and the WebSocket
+// is refused, so that a client retries rather than draw empty charts.
+type unavailable interface {
+	error
+	Unavailable() bool
+}
+
+func isUnavailable(err error) bool {
+	var u unavailable
+	return errors.As(err, &u) && u.Unavailable()
+}
+
 // unknownHost is how a HistoryReader's error says the host filter names a
 // host it has no history of (history.UnknownHostError), without this
 // package importing the reader's.
@@ -59,6 +72,10 @@ type Config struct {
 	Alerts AlertLister
 	// Rules serves /api/v1/rules; nil answers 501.
 	Rules RuleLister
+	// Health, when set, says why the hub cannot do its work right now
+	// (its NATS is unreachable); /healthz then answers 503 with the
+	// reason. Nil errors (or no Health) leave /healthz to the updates.
+	Health func() error
 	// DefaultRange is the history range sent on connect; default "5m".
 	DefaultRange string
 	// QueueLen is each WebSocket client's send queue; a client whose queue
@@ -146,10 +163,17 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	// Healthy means serving updates: until the first one the hub is still
-	// starting.
+	// starting, and while Health has a reason it is not doing its work.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
+		if s.cfg.Health != nil {
+			if err := s.cfg.Health(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+				return
+			}
+		}
 		if s.latest.Load() == nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("starting\n"))
@@ -259,6 +283,9 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	h, err := s.cfg.History.Window(time.Now(), rng, r.URL.Query().Get("host"))
 	var uh unknownHost
 	switch {
+	case isUnavailable(err):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
 	case errors.As(err, &uh):
 		// The message lists the known hosts, so the client can fix the
 		// filter without another call.

@@ -111,6 +111,24 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
 
+	// History first, then the latest update, then every update: queued
+	// under the lock Publish takes, so nothing lands out of order. A
+	// history not there yet refuses the connection, before the upgrade,
+	// so the client retries and gets full charts instead of none.
+	var history []byte
+	if s.cfg.History != nil {
+		b, err := s.historyMessage(s.cfg.DefaultRange)
+		switch {
+		case err == nil:
+			history = b
+		case isUnavailable(err):
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		default:
+			s.log.Warn("history on connect", "range", s.cfg.DefaultRange, "err", err)
+		}
+	}
+
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.OriginPatterns})
 	if err != nil {
 		s.log.Debug("websocket accept", "err", err)
@@ -119,15 +137,8 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	conn.SetReadLimit(readLimit)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &client{conn: conn, send: make(chan []byte, s.cfg.QueueLen), ctx: ctx, close: cancel}
-
-	// History first, then the latest update, then every update: queued
-	// under the lock Publish takes, so nothing lands out of order.
-	if s.cfg.History != nil {
-		if b, err := s.historyMessage(s.cfg.DefaultRange); err == nil {
-			c.enqueue(b)
-		} else {
-			s.log.Warn("history on connect", "range", s.cfg.DefaultRange, "err", err)
-		}
+	if history != nil {
+		c.enqueue(history)
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -230,6 +241,9 @@ func (s *Server) historyMessage(rng string) ([]byte, error) {
 		rng = s.cfg.DefaultRange
 	}
 	h, err := s.cfg.History.Window(time.Now(), rng, "")
+	if isUnavailable(err) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, errors.New(rangeError(rng, err))
 	}
