@@ -50,8 +50,10 @@ export type ModelStatus =
   | "unconfigured"
   | (string & {});
 
+// status, boot and seq are absent where the hub has nothing for them (a
+// history point); a live update always carries status.
 export interface ModelView {
-  status: ModelStatus;
+  status?: ModelStatus;
   reason?: string;
   host?: string;
   vram_gb?: Num;
@@ -91,7 +93,7 @@ export interface Latencies {
 }
 
 export interface PostgreSQL {
-  status: string;
+  status?: string;
   reason?: string;
   connections_active: Num;
   connections_max: Num;
@@ -105,7 +107,7 @@ export interface PostgreSQL {
 }
 
 export interface Redis {
-  status: string;
+  status?: string;
   reason?: string;
   connected_clients: Num;
   memory_mb: Num;
@@ -172,8 +174,8 @@ export interface HostStatus {
   host: string;
   online: boolean;
   last_seen: string;
-  boot: string;
-  seq: number;
+  boot?: string;
+  seq?: number;
   system: HostView;
   gpu_count: number;
   models?: Record<string, ModelView>;
