@@ -91,4 +91,19 @@ describe("frameQueue", () => {
     expect(() => h.frame()).toThrow("chart broke");
     expect(h.frame()).toEqual(["next"]);
   });
+
+  it("stays small while no frame comes and every update replaces each chart's redraw", () => {
+    const h = harness({ cost: 1 });
+    // a hidden tab: 10 charts, 1,000 updates, no frame
+    let cancels: (() => void)[] = [];
+    for (let u = 0; u < 1000; u++) {
+      for (const c of cancels) c();
+      cancels = Array.from({ length: 10 }, (_, i) => h.q.schedule(h.job(`u${u}c${i}`)));
+    }
+    expect(h.q.pending()).toBeLessThanOrEqual(64 + 10);
+    expect(h.frames).toHaveLength(1);
+    // the tab is shown again: only the newest redraw of each chart runs
+    while (h.frames.length) h.frame();
+    expect(h.ran).toEqual(Array.from({ length: 10 }, (_, i) => `u999c${i}`));
+  });
 });

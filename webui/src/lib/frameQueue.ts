@@ -53,7 +53,9 @@ interface Entry {
   live: boolean;
 }
 
-export function frameQueue(opts: FrameQueueOptions = {}): FrameQueue {
+const noop = () => {};
+
+export function frameQueue(opts: FrameQueueOptions = {}): FrameQueue & { pending(): number } {
   const { budgetMs = 8, frame = afterPaint, now = () => performance.now(), commit = (job) => job(), onJob, onDrained } = opts;
   let entries: Entry[] = [];
   let requested = false;
@@ -92,13 +94,19 @@ export function frameQueue(opts: FrameQueueOptions = {}): FrameQueue {
 
   return {
     schedule(draw) {
+      // While no frame comes (a hidden tab) every update withdraws and
+      // requeues each chart's redraw; drop the withdrawn ones as they pile up.
+      if (entries.length >= 64) entries = entries.filter((e) => e.live);
       const e: Entry = { draw, live: true };
       entries.push(e);
       request();
       return () => {
         e.live = false;
+        e.draw = noop; // let go of the data the withdrawn redraw held
       };
     },
+    /** Redraws waiting for a frame, withdrawn ones not yet dropped included. */
+    pending: () => entries.length,
   };
 }
 
