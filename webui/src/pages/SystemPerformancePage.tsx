@@ -8,6 +8,7 @@ import { InferenceStatsPanel } from "../components/system/InferenceStatsPanel";
 import { PageHeader } from "../components/system/PageHeader";
 import { PerformanceAlerts } from "../components/system/PerformanceAlerts";
 import { useAlertRules, type RulesOptions } from "../hooks/useAlertRules";
+import { useHubHealth, type HealthOptions } from "../hooks/useHubHealth";
 import { usePerformanceMetrics, type Options } from "../hooks/usePerformanceMetrics";
 import { ago, clock, plural } from "../lib/format";
 import { useTheme } from "../lib/theme";
@@ -39,9 +40,10 @@ function SourceProblems({ update }: { update: Update }) {
   );
 }
 
-export function SystemPerformancePage({ options, rules }: { options?: Options; rules?: RulesOptions }) {
+export function SystemPerformancePage({ options, rules, health }: { options?: Options; rules?: RulesOptions; health?: HealthOptions }) {
   const m = usePerformanceMetrics(options);
   const thresholds = useAlertRules(m.connection, rules);
+  const hubSays = useHubHealth(m.connection, health);
   const { theme, toggle } = useTheme();
   const now = useNow(5000);
   const u = m.latest;
@@ -69,7 +71,7 @@ export function SystemPerformancePage({ options, rules }: { options?: Options; r
         />
         {u && m.connection !== "connected" ? (
           <p role="alert" className="rounded-tremor-default border border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-800 dark:border-amber-800 dark:bg-amber-950/40 dark:text-amber-200">
-            Connection to the hub lost — showing the last update, from {clock(u.timestamp)} ({ago(u.timestamp, now)}). {m.connection === "offline" ? "The hub is unreachable; still retrying." : "Reconnecting…"}
+            Connection to the hub lost — showing the last update, from {clock(u.timestamp)} ({ago(u.timestamp, now)}). {hubSays ? `The hub answers but cannot serve the feed: ${hubSays}. Still retrying.` : m.connection === "offline" ? "The hub is unreachable; still retrying." : "Reconnecting…"}
           </p>
         ) : null}
         {!panel ? (
@@ -77,6 +79,11 @@ export function SystemPerformancePage({ options, rules }: { options?: Options; r
             <p className="text-sm font-medium text-tremor-content-strong dark:text-dark-tremor-content-strong">
               {m.connection === "connected" ? "Connected — waiting for the first update from the hub…" : m.everConnected ? "Reconnecting to the hub…" : "Connecting to the hub…"}
             </p>
+            {hubSays ? (
+              <p data-testid="hub-says" className="mx-auto mt-2 max-w-2xl break-words text-sm text-amber-700 dark:text-amber-300">
+                The hub answers but cannot serve the feed yet: {hubSays}
+              </p>
+            ) : null}
             <p className="mt-1 text-xs text-tremor-content dark:text-dark-tremor-content">The hub sends an update every interval (5 s by default).</p>
           </div>
         ) : (
