@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sysperf/sysperf/internal/collect"
+	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -323,8 +324,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// runAgent runs a in the background until the test ends.
-func runAgent(t *testing.T, a *Agent) {
+// runAgent runs a in the background until stop is called or the test
+// ends.
+func runAgent(t *testing.T, a *Agent) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -334,7 +336,10 @@ func runAgent(t *testing.T, a *Agent) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 // checkSequence asserts the stored samples are seq 0..n-1 of one boot, in
@@ -496,24 +501,6 @@ func TestBacklogBoundDropsOldest(t *testing.T) {
 	}
 }
 
-// lockedLog collects log lines written from the agent's goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestOutageLoggedOnceNamingServer runs an agent against a NATS URL where
 // nothing listens: one warning, naming that URL, however many samples
 // queue up.
@@ -527,8 +514,8 @@ func TestOutageLoggedOnceNamingServer(t *testing.T) {
 
 	cfg := testConfig(100*time.Millisecond, model("m"))
 	cfg.NATSURL = url
-	var out lockedLog
-	a, err := New(cfg, slog.New(slog.NewTextHandler(&out, nil)))
+	log, out := logtest.New(slog.LevelInfo)
+	a, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +23,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -324,8 +324,8 @@ func TestHubBadSettingsFailBeforeAnythingStarts(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.DataDir = filepath.Join(t.TempDir(), "data")
 			tc.edit(&cfg)
-			var logged lockedBuffer
-			h, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+			log, logged := logtest.New(slog.LevelInfo)
+			h, err := Start(context.Background(), cfg, log)
 			if err == nil {
 				_ = h.Close()
 				t.Fatal("start-up succeeded")
@@ -341,23 +341,6 @@ func TestHubBadSettingsFailBeforeAnythingStarts(t *testing.T) {
 			}
 		})
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // On a clustered NATS, --stream-replicas applies to every stream and

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/pkg/metrics"
 	"github.com/sysperf/sysperf/webui"
@@ -52,14 +53,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // waitingHub starts a hub whose external NATS is a closed port, returns
 // once the hub has failed three attempts, and hands back Start's result.
-func waitingHub(t *testing.T, ctx context.Context) (cfg Config, logs *lockedBuffer, started <-chan startResult) {
+func waitingHub(t *testing.T, ctx context.Context) (cfg Config, logs *logtest.Buffer, started <-chan startResult) {
 	t.Helper()
 	cfg = testConfig(t)
 	cfg.HTTP = freeAddr(t)
 	cfg.NATSURL = "nats://" + freeAddr(t)
 	cfg.DataDir = ""
-	logs = &lockedBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := logtest.New(slog.LevelDebug)
 	ch := make(chan startResult, 1)
 	go func() {
 		h, err := Start(ctx, cfg, log)

@@ -1,49 +1,24 @@
 package natsx
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// logBuf collects log output from several goroutines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func testLog(t *testing.T) (*slog.Logger, *logBuf) {
-	t.Helper()
-	buf := &logBuf{}
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
-}
-
 func startEmbedded(t *testing.T, listen, dir string) *Embedded {
 	t.Helper()
-	log, _ := testLog(t)
+	log, _ := logtest.New(slog.LevelDebug)
 	e, err := StartEmbedded(EmbeddedConfig{Listen: listen, StoreDir: dir}, log)
 	if err != nil {
 		t.Fatalf("StartEmbedded: %v", err)
@@ -69,7 +44,7 @@ func TestEmbeddedServesTCPAndInProcess(t *testing.T) {
 	if !strings.HasPrefix(url, "nats://127.0.0.1:") || strings.HasSuffix(url, ":0") {
 		t.Fatalf("ClientURL = %q, want a real port on 127.0.0.1", url)
 	}
-	log, _ := testLog(t)
+	log, _ := logtest.New(slog.LevelDebug)
 	tcp, err := Connect(url, "test-tcp", log)
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +80,7 @@ func TestEmbeddedInProcessOnly(t *testing.T) {
 	if u := e.ClientURL(); u != "" {
 		t.Fatalf("ClientURL = %q, want empty without a listener", u)
 	}
-	log, _ := testLog(t)
+	log, _ := logtest.New(slog.LevelDebug)
 	nc, err := e.Connect("inproc", log)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +112,7 @@ func TestEmbeddedStartFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			log, _ := testLog(t)
+			log, _ := logtest.New(slog.LevelDebug)
 			e, err := StartEmbedded(EmbeddedConfig{Listen: tc.listen, StoreDir: tc.dir, ReadyTimeout: 5 * time.Second}, log)
 			if err == nil {
 				e.Shutdown()
@@ -157,7 +132,7 @@ func TestConnectErrorNamesURLWithoutPassword(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
-	log, _ := testLog(t)
+	log, _ := logtest.New(slog.LevelDebug)
 	_, err = Connect("nats://user:secret@"+addr, "t", log, nats.Timeout(time.Second))
 	if err == nil {
 		t.Fatal("connect to a closed port succeeded")
@@ -169,14 +144,14 @@ func TestConnectErrorNamesURLWithoutPassword(t *testing.T) {
 
 func TestReconnectsAfterServerRestartAndLogs(t *testing.T) {
 	dir := t.TempDir()
-	log, _ := testLog(t)
+	log, _ := logtest.New(slog.LevelDebug)
 	e1, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: dir}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	listen := strings.TrimPrefix(e1.ClientURL(), "nats://")
 
-	clog, logs := testLog(t)
+	clog, logs := logtest.New(slog.LevelDebug)
 	nc, err := Connect(e1.ClientURL(), "agent", clog)
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +198,7 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 
 func TestEnsureSamplesStream(t *testing.T) {
 	e := startEmbedded(t, "", t.TempDir())
-	log, _ := testLog(t)
+	log, _ := logtest.New(slog.LevelDebug)
 	nc, err := e.Connect("t", log)
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +258,7 @@ func TestEnsureSamplesStream(t *testing.T) {
 
 func TestReplayFromStartTime(t *testing.T) {
 	e := startEmbedded(t, "", t.TempDir())
-	log, _ := testLog(t)
+	log, _ := logtest.New(slog.LevelDebug)
 	nc, err := e.Connect("t", log)
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,14 @@ package natsx
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sysperf/sysperf/internal/logtest"
 )
 
 // closedAddr is a loopback address nothing listens on: connections to it
@@ -46,7 +49,7 @@ func TestConnectWait(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := closedAddr(t)
-			log, logs := testLog(t)
+			log, logs := logtest.New(slog.LevelDebug)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var mu sync.Mutex

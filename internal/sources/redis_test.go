@@ -1,17 +1,16 @@
 package sources
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"math"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -296,25 +295,6 @@ func TestRedisMachineServer(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination that tests read while go-redis may
-// still write to it from another test's poll.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRedisLogQuietsLibrary polls a dead Redis with go-redis's logger set
 // to RedisLog, as the hub does: the library's "failed to dial" line, which
 // it otherwise prints to stderr on every poll, becomes a debug line of the
@@ -324,8 +304,10 @@ func TestRedisLogQuietsLibrary(t *testing.T) {
 		level slog.Level
 		want  bool
 	}{{slog.LevelDebug, true}, {slog.LevelInfo, false}} {
-		var buf lockedBuffer
-		redis.SetLogger(RedisLog{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tc.level}))})
+		// go-redis may still write to this log from another test's poll
+		// while this one reads it.
+		log, buf := logtest.New(tc.level)
+		redis.SetLogger(RedisLog{Log: log})
 		src, err := NewRedis("redis://" + sourcestest.FreeAddr(t))
 		if err != nil {
 			t.Fatal(err)
