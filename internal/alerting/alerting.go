@@ -23,6 +23,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/dropq"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/notify"
 	"github.com/sysperf/sysperf/pkg/alerts"
@@ -99,13 +100,15 @@ type Service struct {
 	lastResend time.Time
 
 	// Publishing queue: transitions in order, and the newest snapshot.
+	// qmu makes taking both one step, so a publish never saves a state
+	// newer than the transitions it takes.
 	qmu       sync.Mutex
-	queue     []alerts.Transition
+	queue     *dropq.Queue[alerts.Transition]
 	snapshot  []byte
 	wake      chan struct{}
 	lastSaved []byte
 
-	dropped, failed atomic.Uint64
+	failed atomic.Uint64
 }
 
 const maxQueue = 1024
@@ -142,7 +145,10 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{engine: engine, cfg: cfg, notifier: notifier, log: log.With("component", "alerts"), wake: make(chan struct{}, 1)}, nil
+	return &Service{
+		engine: engine, cfg: cfg, notifier: notifier, log: log.With("component", "alerts"),
+		queue: dropq.New[alerts.Transition](maxQueue), wake: make(chan struct{}, 1),
+	}, nil
 }
 
 // Persist creates the stream and the state bucket, restores the saved
@@ -309,7 +315,7 @@ type Stats struct {
 
 // Stats returns the counters.
 func (s *Service) Stats() Stats {
-	return Stats{Dropped: s.dropped.Load(), Failed: s.failed.Load(), Webhooks: s.notifier.Stats()}
+	return Stats{Dropped: s.queue.Dropped(), Failed: s.failed.Load(), Webhooks: s.notifier.Stats()}
 }
 
 func (s *Service) enqueue(trs []alerts.Transition) {
@@ -318,13 +324,7 @@ func (s *Service) enqueue(trs []alerts.Transition) {
 		s.log.Error("encode alert state", "err", err)
 	}
 	s.qmu.Lock()
-	for _, tr := range trs {
-		if len(s.queue) >= maxQueue {
-			s.queue = s.queue[1:]
-			s.dropped.Add(1)
-		}
-		s.queue = append(s.queue, tr)
-	}
+	s.queue.Push(trs...)
 	if snap != nil {
 		s.snapshot = snap
 	}
@@ -358,8 +358,8 @@ func (s *Service) publish(ctx context.Context) {
 		return
 	}
 	s.qmu.Lock()
-	queue, snap := s.queue, s.snapshot
-	s.queue, s.snapshot = nil, nil
+	queue, snap := s.queue.Drain(), s.snapshot
+	s.snapshot = nil
 	s.qmu.Unlock()
 	for _, tr := range queue {
 		b, err := json.Marshal(tr)

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/dropq"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/pkg/metrics"
 	"github.com/vmihailenco/msgpack/v5"
@@ -94,11 +94,9 @@ type Persist struct {
 	cfg PersistConfig
 	log *slog.Logger
 
-	mu      sync.Mutex
-	queue   []*Reading
-	wake    chan struct{}
-	dropped atomic.Uint64
-	failed  atomic.Uint64
+	queue  *dropq.Queue[*Reading]
+	wake   chan struct{}
+	failed atomic.Uint64
 }
 
 // Open creates the streams, puts the persisted rollups and the hub
@@ -107,7 +105,10 @@ type Persist struct {
 // replayed by the hub's ingest from ReplayStart.
 func Open(ctx context.Context, js JetStream, store *Store, cfg PersistConfig, log *slog.Logger) (*Persist, error) {
 	cfg = cfg.withDefaults()
-	p := &Persist{Store: store, js: js, cfg: cfg, log: log.With("component", "history"), wake: make(chan struct{}, 1)}
+	p := &Persist{
+		Store: store, js: js, cfg: cfg, log: log.With("component", "history"),
+		queue: dropq.New[*Reading](cfg.Queue), wake: make(chan struct{}, 1),
+	}
 	if err := p.ensureStreams(ctx); err != nil {
 		return nil, err
 	}
@@ -173,13 +174,7 @@ func (p *Persist) Record(u *metrics.Update) {
 	if r == nil {
 		return
 	}
-	p.mu.Lock()
-	if len(p.queue) >= p.cfg.Queue {
-		p.queue = p.queue[1:]
-		p.dropped.Add(1)
-	}
-	p.queue = append(p.queue, r)
-	p.mu.Unlock()
+	p.queue.Push(r)
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -188,7 +183,7 @@ func (p *Persist) Record(u *metrics.Update) {
 
 // Dropped is the number of hub readings dropped from a full queue, and
 // Failed the number of publishes that failed.
-func (p *Persist) Dropped() uint64 { return p.dropped.Load() }
+func (p *Persist) Dropped() uint64 { return p.queue.Dropped() }
 func (p *Persist) Failed() uint64  { return p.failed.Load() }
 
 // Run publishes queued readings as they come and sealed rollups every
@@ -221,14 +216,10 @@ func (p *Persist) flush(ctx context.Context, now time.Time) {
 
 func (p *Persist) publishReadings(ctx context.Context) {
 	for {
-		p.mu.Lock()
-		if len(p.queue) == 0 {
-			p.mu.Unlock()
+		r, ok := p.queue.Pop()
+		if !ok {
 			return
 		}
-		r := p.queue[0]
-		p.queue = p.queue[1:]
-		p.mu.Unlock()
 		b, err := msgpack.Marshal(r)
 		if err == nil {
 			// The timestamp de-duplicates a reading re-sent after a timeout.

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/dropq"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -124,11 +125,10 @@ type receiver struct {
 	client *http.Client
 	log    *slog.Logger
 
-	mu    sync.Mutex
-	queue [][]byte
+	queue *dropq.Queue[[]byte]
 	wake  chan struct{}
 
-	sent, retries, failed, dropped atomic.Uint64
+	sent, retries, failed atomic.Uint64
 }
 
 // New checks the URLs and returns a notifier; Run starts sending.
@@ -164,7 +164,7 @@ func New(cfg Config, log *slog.Logger) (*Notifier, error) {
 		}
 		n.receivers = append(n.receivers, &receiver{
 			url: raw, shown: u.Redacted(), cfg: cfg, client: client, log: n.log.With("url", u.Redacted()),
-			wake: make(chan struct{}, 1),
+			queue: dropq.New[[]byte](cfg.Queue), wake: make(chan struct{}, 1),
 		})
 	}
 	return n, nil
@@ -202,48 +202,26 @@ func (n *Notifier) Notify(alerts []Alert) {
 func (n *Notifier) Stats() []Stats {
 	out := make([]Stats, 0, len(n.receivers))
 	for _, r := range n.receivers {
-		r.mu.Lock()
-		q := len(r.queue)
-		r.mu.Unlock()
 		out = append(out, Stats{
 			URL: r.shown, Sent: r.sent.Load(), Retries: r.retries.Load(), Failed: r.failed.Load(),
-			Dropped: r.dropped.Load(), Queued: q,
+			Dropped: r.queue.Dropped(), Queued: r.queue.Len(),
 		})
 	}
 	return out
 }
 
 func (r *receiver) enqueue(body []byte) {
-	r.mu.Lock()
-	if len(r.queue) >= r.cfg.Queue {
-		r.queue[0] = nil
-		r.queue = r.queue[1:]
-		r.dropped.Add(1)
-	}
-	r.queue = append(r.queue, body)
-	r.mu.Unlock()
+	r.queue.Push(body)
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (r *receiver) next() []byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.queue) == 0 {
-		return nil
-	}
-	b := r.queue[0]
-	r.queue[0] = nil
-	r.queue = r.queue[1:]
-	return b
-}
-
 func (r *receiver) run(ctx context.Context) {
 	for {
-		body := r.next()
-		if body == nil {
+		body, ok := r.queue.Pop()
+		if !ok {
 			select {
 			case <-ctx.Done():
 				return
