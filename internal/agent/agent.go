@@ -33,15 +33,35 @@ type Agent struct {
 	host       string
 	boot       string
 	collectors []collect.Collector
-	backlog    *backlog
+	backlog    queue
 	seq        atomic.Uint64 // the next sample's
 
 	// wake tells the publisher a sample was queued.
 	wake chan struct{}
 }
 
-// New checks cfg and builds the agent and its collectors. Nothing is
-// dialled until Run.
+// queue is the agent's outbox: every sample passes through it on its way
+// to NATS, oldest first. backlog keeps it in memory, diskBacklog in
+// --backlog-dir so that it survives a restart.
+type queue interface {
+	// push appends e and drops the oldest beyond the bounds. first
+	// reports whether these are the first drops since it was last empty.
+	push(e entry, now time.Time) (dropped int, first bool)
+	// peek returns the oldest sample still young enough to send.
+	peek(now time.Time) (entry, bool)
+	// pop removes the oldest sample if it is still id.
+	pop(id string)
+	// drained reports, once empty, the drops since it was last empty.
+	drained() (empty bool, dropped uint64)
+	len() int
+	// stats returns the queued samples, their bytes and the drops since start.
+	stats() (n, bytes int, dropped uint64)
+	close() error
+}
+
+// New checks cfg and builds the agent and its collectors, and opens the
+// backlog directory, so that one it cannot write stops start-up. Nothing
+// is dialled until Run.
 func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -62,12 +82,22 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		return nil, fmt.Errorf("boot id: %w", err)
 	}
 	a := &Agent{
-		cfg:     cfg,
-		log:     log.With("host", host),
-		host:    host,
-		boot:    hex.EncodeToString(id[:]),
-		backlog: newBacklog(cfg.Backlog, cfg.BacklogMaxBytes),
-		wake:    make(chan struct{}, 1),
+		cfg:  cfg,
+		log:  log.With("host", host),
+		host: host,
+		boot: hex.EncodeToString(id[:]),
+		wake: make(chan struct{}, 1),
+	}
+	// --once publishes nothing, and must not take the directory from the
+	// agent that runs as a service.
+	if cfg.BacklogDir != "" && !cfg.Once {
+		d, err := openDiskBacklog(cfg.BacklogDir, cfg.Backlog, cfg.BacklogMaxBytes, segmentSize(cfg.BacklogMaxBytes), a.log)
+		if err != nil {
+			return nil, err
+		}
+		a.backlog = d
+	} else {
+		a.backlog = newBacklog(cfg.Backlog, cfg.BacklogMaxBytes)
 	}
 	a.collectors = cfg.Collectors
 	if a.collectors == nil {
@@ -105,9 +135,13 @@ func defaultCollectors(cfg Config, log *slog.Logger) []collect.Collector {
 // Host is the host token the agent publishes under.
 func (a *Agent) Host() string { return a.host }
 
-// Close releases the collectors that hold resources (NVML).
+// Close releases the collectors that hold resources (NVML) and the
+// backlog directory.
 func (a *Agent) Close() error {
 	var errs []error
+	if err := a.backlog.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close backlog: %w", err))
+	}
 	for _, c := range a.collectors {
 		if cl, ok := c.(io.Closer); ok {
 			if err := cl.Close(); err != nil {
@@ -158,7 +192,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.tickLoop(ctx)
 	<-done
 	if n, _, _ := a.backlog.stats(); n > 0 {
-		a.log.Warn("stopping with unpublished samples", "samples", n)
+		if a.cfg.BacklogDir != "" {
+			a.log.Info("stopping; unpublished samples stay in the backlog directory", "samples", n, "dir", a.cfg.BacklogDir)
+		} else {
+			a.log.Warn("stopping with unpublished samples (lost: no --backlog-dir)", "samples", n)
+		}
 	}
 	return nil
 }

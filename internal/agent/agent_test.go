@@ -481,23 +481,24 @@ func TestBacklogBoundDropsOldest(t *testing.T) {
 	a := newAgent(t, cfg)
 	runAgent(t, a)
 	waitFor(t, "drops", func() bool { _, _, d := a.backlog.stats(); return d >= 3 })
-	a.backlog.mu.Lock()
-	defer a.backlog.mu.Unlock()
-	if len(a.backlog.items) != 3 || a.backlog.bytes > cfg.BacklogMaxBytes {
-		t.Fatalf("backlog holds %d samples, %d bytes; bound %d", len(a.backlog.items), a.backlog.bytes, cfg.BacklogMaxBytes)
+	mem := a.backlog.(*backlog)
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	if len(mem.items) != 3 || mem.bytes > cfg.BacklogMaxBytes {
+		t.Fatalf("backlog holds %d samples, %d bytes; bound %d", len(mem.items), mem.bytes, cfg.BacklogMaxBytes)
 	}
 	// The newest stay: the kept ones are consecutive, and everything
 	// queued before them was dropped.
 	var seqs []uint64
-	for _, e := range a.backlog.items {
+	for _, e := range mem.items {
 		n, err := strconv.ParseUint(e.id[strings.LastIndexByte(e.id, '/')+1:], 10, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
 		seqs = append(seqs, n)
 	}
-	if seqs[1] != seqs[0]+1 || seqs[2] != seqs[1]+1 || a.backlog.dropped != seqs[0] {
-		t.Errorf("kept seqs %v with %d dropped, want the newest three and all before them dropped", seqs, a.backlog.dropped)
+	if seqs[1] != seqs[0]+1 || seqs[2] != seqs[1]+1 || mem.dropped != seqs[0] {
+		t.Errorf("kept seqs %v with %d dropped, want the newest three and all before them dropped", seqs, mem.dropped)
 	}
 }
 

@@ -87,6 +87,9 @@ func (b *backlog) drained() (empty bool, dropped uint64) {
 	return true, dropped
 }
 
+// close does nothing: what is in memory goes with the process.
+func (b *backlog) close() error { return nil }
+
 func (b *backlog) len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -39,24 +39,37 @@ func TestBacklogBounds(t *testing.T) {
 		{"age drops the oldest", 10 * time.Second, 1 << 20, 5, 10, 5 * time.Second, 25 * time.Second, []string{"3", "4"}, 3},
 		{"a sample bigger than the bound is dropped itself", time.Hour, 50, 2, 100, time.Second, 2 * time.Second, nil, 2},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			b := newBacklog(tc.maxAge, tc.maxBytes)
-			for i := range tc.pushes {
-				now := t0.Add(time.Duration(i) * tc.step)
-				if i == tc.pushes-1 {
-					now = t0.Add(tc.now)
+	// The disk backlog bounds alike; its segments of two samples each
+	// make drops cross and delete segments.
+	kinds := []struct {
+		name string
+		open func(t *testing.T, maxAge time.Duration, maxBytes int) queue
+	}{
+		{"memory", func(_ *testing.T, maxAge time.Duration, maxBytes int) queue { return newBacklog(maxAge, maxBytes) }},
+		{"disk", func(t *testing.T, maxAge time.Duration, maxBytes int) queue {
+			return openDisk(t, t.TempDir(), maxAge, maxBytes, 250, nil)
+		}},
+	}
+	for _, k := range kinds {
+		for _, tc := range cases {
+			t.Run(k.name+"/"+tc.name, func(t *testing.T) {
+				b := k.open(t, tc.maxAge, tc.maxBytes)
+				for i := range tc.pushes {
+					now := t0.Add(time.Duration(i) * tc.step)
+					if i == tc.pushes-1 {
+						now = t0.Add(tc.now)
+					}
+					b.push(mkEntry(i, t0.Add(time.Duration(i)*tc.step), tc.size), now)
 				}
-				b.push(mkEntry(i, t0.Add(time.Duration(i)*tc.step), tc.size), now)
-			}
-			if got := ids(b); !reflect.DeepEqual(got, tc.wantIDs) {
-				t.Errorf("kept %v, want %v", got, tc.wantIDs)
-			}
-			n, bytes, dropped := b.stats()
-			if dropped != tc.wantDrops || n != len(tc.wantIDs) || bytes != n*tc.size {
-				t.Errorf("stats = %d samples, %d bytes, %d dropped; want %d dropped", n, bytes, dropped, tc.wantDrops)
-			}
-		})
+				if got := queuedIDs(b); !reflect.DeepEqual(got, tc.wantIDs) {
+					t.Errorf("kept %v, want %v", got, tc.wantIDs)
+				}
+				n, bytes, dropped := b.stats()
+				if dropped != tc.wantDrops || n != len(tc.wantIDs) || bytes != n*tc.size {
+					t.Errorf("stats = %d samples, %d bytes, %d dropped; want %d dropped", n, bytes, dropped, tc.wantDrops)
+				}
+			})
+		}
 	}
 }
 

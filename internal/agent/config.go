@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sysperf/sysperf/internal/collect"
@@ -19,7 +22,8 @@ type Config struct {
 	Interval        time.Duration `flag:"interval" usage:"time between samples; ticks are aligned to multiples of it"`
 	Mounts          []string      `flag:"mounts" usage:"mount points whose disk usage is reported, comma separated"`
 	Backlog         time.Duration `flag:"backlog" usage:"how long samples are kept while NATS is unreachable"`
-	BacklogMaxBytes int           `flag:"backlog-max-bytes" usage:"memory the backlog may hold; the oldest samples are dropped beyond it"`
+	BacklogMaxBytes int           `flag:"backlog-max-bytes" usage:"bytes of samples the backlog may hold; the oldest samples are dropped beyond it"`
+	BacklogDir      string        `flag:"backlog-dir" usage:"directory the backlog is kept in so that it survives restarts (empty: memory only, lost on restart)"`
 	Once            bool          `flag:"once" usage:"collect one sample, print it as JSON and exit"`
 	Config          string        `flag:"config" usage:"YAML file with these settings"`
 
@@ -50,13 +54,23 @@ type Config struct {
 }
 
 // DefaultConfig is the configuration before flags, env and file apply.
+// Under systemd with StateDirectory= the backlog is kept in
+// $STATE_DIRECTORY/backlog; elsewhere it is in memory unless --backlog-dir
+// says where.
 func DefaultConfig() Config {
+	var backlogDir string
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		// systemd lists several directories separated by ':'.
+		d, _, _ = strings.Cut(d, ":")
+		backlogDir = filepath.Join(d, "backlog")
+	}
 	return Config{
 		NATSURL:         "nats://127.0.0.1:4321",
 		Interval:        5 * time.Second,
 		Mounts:          []string{"/"},
 		Backlog:         time.Hour,
 		BacklogMaxBytes: 64 << 20,
+		BacklogDir:      backlogDir,
 		ProcRoot:        "/proc",
 	}
 }
