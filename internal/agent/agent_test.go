@@ -534,3 +534,77 @@ func TestOutageLoggedOnceNamingServer(t *testing.T) {
 		t.Fatalf("publish warnings %q, want one naming %s", warnings, url)
 	}
 }
+
+// TestDiskBacklogAcrossRestart stops NATS under an agent with a backlog
+// directory, then stops that agent and starts another on the same
+// directory, and only then NATS: every sample of both runs arrives, each
+// once, the first run's before the second's.
+func TestDiskBacklogAcrossRestart(t *testing.T) {
+	n := startNATS(t, -1, t.TempDir())
+	n.stream()
+	cfg := testConfig(200*time.Millisecond, model("m"))
+	cfg.NATSURL = n.url()
+	cfg.BacklogDir = t.TempDir()
+	first := newAgent(t, cfg)
+	stopFirst := runAgent(t, first)
+	waitFor(t, "samples before the outage", func() bool {
+		n, _, _ := first.backlog.stats()
+		return first.seq.Load() >= 3 && n == 0
+	})
+	n.stop()
+	waitFor(t, "samples queued during the outage", func() bool { return first.backlog.len() >= 5 })
+	stopFirst()
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	made := first.seq.Load() // every sample of the first run, sent or queued
+
+	second := newAgent(t, cfg)
+	stopSecond := runAgent(t, second)
+	waitFor(t, "the second run's samples queued", func() bool { return second.seq.Load() >= 3 })
+	up := time.Now()
+	n.start()
+	st := n.stream()
+
+	var msgs []stored
+	waitFor(t, "both runs' samples", func() bool {
+		msgs = readStream(t, st)
+		return second.backlog.len() == 0 && len(msgs) > 0 && msgs[len(msgs)-1].s.TS > up.UnixNano()
+	})
+	stopSecond()
+	msgs = readStream(t, st)
+	seen := map[string]int{}
+	var next [2]uint64 // the seq expected next from each run
+	for i, m := range msgs {
+		seen[m.msgID]++
+		if want := metrics.MsgID(m.s); m.msgID != want {
+			t.Errorf("message %d Nats-Msg-Id %q, want %q", i, m.msgID, want)
+		}
+		run := 0
+		switch m.s.Boot {
+		case first.boot:
+			if next[1] > 0 {
+				t.Errorf("message %d: seq %d of the first run after the second run's", i, m.s.Seq)
+			}
+		case second.boot:
+			run = 1
+		default:
+			t.Fatalf("message %d from boot %q", i, m.s.Boot)
+		}
+		if m.s.Seq != next[run] {
+			t.Errorf("message %d: run %d seq %d, want %d (lost, repeated or reordered)", i, run+1, m.s.Seq, next[run])
+		}
+		next[run] = m.s.Seq + 1
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("%s stored %d times", id, c)
+		}
+	}
+	if next[0] != made {
+		t.Errorf("the first run made %d samples, %d arrived", made, next[0])
+	}
+	if _, _, dropped := second.backlog.stats(); dropped != 0 {
+		t.Errorf("%d samples dropped within the bounds", dropped)
+	}
+}
