@@ -54,6 +54,9 @@ func testConfig(interval time.Duration, cs ...collect.Collector) Config {
 	cfg.HostID = "test-host"
 	cfg.Interval = interval
 	cfg.Collectors = cs
+	// In memory, even where the tests run under a unit with a state
+	// directory; the tests of the disk backlog set their own.
+	cfg.BacklogDir = ""
 	return cfg
 }
 

@@ -23,7 +23,7 @@ type Config struct {
 	Mounts          []string      `flag:"mounts" usage:"mount points whose disk usage is reported, comma separated"`
 	Backlog         time.Duration `flag:"backlog" usage:"how long samples are kept while NATS is unreachable"`
 	BacklogMaxBytes int           `flag:"backlog-max-bytes" usage:"bytes of samples the backlog may hold; the oldest samples are dropped beyond it"`
-	BacklogDir      string        `flag:"backlog-dir" usage:"directory the backlog is kept in so that it survives restarts (empty: memory only, lost on restart)"`
+	BacklogDir      string        `flag:"backlog-dir" usage:"directory the backlog is kept in so that it survives restarts (under systemd: $STATE_DIRECTORY/backlog; empty: memory only, lost on restart)"`
 	Once            bool          `flag:"once" usage:"collect one sample, print it as JSON and exit"`
 	Config          string        `flag:"config" usage:"YAML file with these settings"`
 

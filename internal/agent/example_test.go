@@ -3,6 +3,7 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"testing"
 
@@ -41,6 +42,85 @@ func TestExampleConfigLoads(t *testing.T) {
 			}
 			if len(cfg.Scrape) != tc.scrape || len(cfg.ModelMatchers) != tc.matchers {
 				t.Errorf("scrape targets %d, matchers %d; want %d, %d", len(cfg.Scrape), len(cfg.ModelMatchers), tc.scrape, tc.matchers)
+			}
+		})
+	}
+}
+
+// Every setting of the agent is documented in the example, as a plain or
+// an optional "#key:" line, so the file stays the full reference. --once
+// and --config are for the command line only.
+func TestExampleConfigListsEverySetting(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/agent.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for f := range reflect.TypeFor[Config]().Fields() {
+		switch name := f.Tag.Get("flag"); name {
+		case "", "once", "config":
+		case "-":
+			keys = append(keys, f.Tag.Get("yaml"))
+		default:
+			keys = append(keys, name)
+		}
+	}
+	if len(keys) < 12 {
+		t.Fatalf("found only %d settings in Config: %v", len(keys), keys)
+	}
+	for _, k := range keys {
+		if !regexp.MustCompile(`(?m)^#?` + regexp.QuoteMeta(k) + `:`).Match(b) {
+			t.Errorf("the example does not document %q", k)
+		}
+	}
+}
+
+// Under systemd the backlog goes to the unit's state directory; elsewhere
+// it stays in memory unless told where.
+func TestDefaultBacklogDir(t *testing.T) {
+	for _, tc := range []struct {
+		state string
+		set   bool
+		want  string
+	}{
+		{"", false, ""},
+		{"", true, ""},
+		{"/var/lib/sysperf-agent", true, "/var/lib/sysperf-agent/backlog"},
+		// systemd joins several directories with ':'.
+		{"/var/lib/sysperf-agent:/var/lib/other", true, "/var/lib/sysperf-agent/backlog"},
+	} {
+		if tc.set {
+			t.Setenv("STATE_DIRECTORY", tc.state)
+		} else {
+			t.Setenv("STATE_DIRECTORY", "")
+			os.Unsetenv("STATE_DIRECTORY")
+		}
+		if got := DefaultConfig().BacklogDir; got != tc.want {
+			t.Errorf("STATE_DIRECTORY=%q (set %v): backlog dir %q, want %q", tc.state, tc.set, got, tc.want)
+		}
+	}
+	t.Setenv("STATE_DIRECTORY", "/var/lib/sysperf-agent")
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string
+		want string
+	}{
+		{"default", nil, "", "/var/lib/sysperf-agent/backlog"},
+		{"flag", []string{"--backlog-dir", "/srv/q"}, "", "/srv/q"},
+		{"env", nil, "/srv/e", "/srv/e"},
+		{"empty flag: memory only", []string{"--backlog-dir="}, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("SYSPERF_BACKLOG_DIR", tc.env)
+			}
+			cfg := DefaultConfig()
+			if err := config.Load("agent", tc.args, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			if cfg.BacklogDir != tc.want {
+				t.Errorf("backlog dir %q, want %q", cfg.BacklogDir, tc.want)
 			}
 		})
 	}
