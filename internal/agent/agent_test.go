@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sysperf/sysperf/internal/collect"
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -266,15 +266,7 @@ func (n *natsServer) url() string { return "nats://127.0.0.1:" + strconv.Itoa(n.
 // stream creates the samples stream as the hub does.
 func (n *natsServer) stream() jetstream.Stream {
 	n.t.Helper()
-	nc, err := nats.Connect(n.url())
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	n.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		n.t.Fatal(err)
-	}
+	js := natsxtest.Connect(n.t, n.url())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := natsx.EnsureSamplesStream(ctx, js, natsx.SamplesStream{MaxAge: time.Hour})

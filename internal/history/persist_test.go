@@ -2,10 +2,8 @@ package history
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"reflect"
 	"testing"
 	"time"
 
@@ -76,19 +74,7 @@ func TestPersistRestart(t *testing.T) {
 	if replayed >= len(samples) {
 		t.Fatalf("replayed all %d samples: the rollups were not used", replayed)
 	}
-	for _, rng := range Ranges() {
-		a, _ := st1.Window(now, rng, "")
-		b, _ := st2.Window(now, rng, "")
-		if !reflect.DeepEqual(a, b) {
-			for k := range a.Points {
-				if !reflect.DeepEqual(a.Points[k], b.Points[k]) {
-					ja, _ := json.Marshal(a.Points[k])
-					jb, _ := json.Marshal(b.Points[k])
-					t.Fatalf("%s point %d differs after restart:\n before %s\n  after %s", rng, k, ja, jb)
-				}
-			}
-		}
-	}
+	sameWindows(t, "restart", st1, st2, now)
 	// The hub's readings came back from SYSPERF_HUB.
 	h, _ := st2.Window(now, "60m", "")
 	if p := h.Points[58]; p.Databases == nil || p.Inference == nil || p.Containers == nil {

@@ -353,18 +353,34 @@ func TestRestoreRollups(t *testing.T) {
 	for i := range 240 {
 		st2.Record(hubUpdate(base.Add(time.Duration(i)*time.Minute), float64(i)))
 	}
+	sameWindows(t, "restore", st, st2, now)
+}
+
+// sameWindows fails unless after shows every window as before does, at
+// now, naming the first point that differs after what (a restart, a
+// restore).
+func sameWindows(t *testing.T, what string, before, after *Store, now time.Time) {
+	t.Helper()
 	for _, rng := range Ranges() {
-		a, _ := st.Window(now, rng, "")
-		b, _ := st2.Window(now, rng, "")
-		if !reflect.DeepEqual(a, b) {
-			for k := range a.Points {
-				if !reflect.DeepEqual(a.Points[k], b.Points[k]) {
-					ja, _ := json.Marshal(a.Points[k])
-					jb, _ := json.Marshal(b.Points[k])
-					t.Fatalf("%s point %d differs after restore:\n before %s\n  after %s", rng, k, ja, jb)
+		a, errA := before.Window(now, rng, "")
+		b, errB := after.Window(now, rng, "")
+		if errA != nil || errB != nil {
+			t.Fatalf("%s window: before %v, after %s %v", rng, errA, what, errB)
+		}
+		if reflect.DeepEqual(a, b) {
+			continue
+		}
+		for k := range a.Points {
+			if k >= len(b.Points) || !reflect.DeepEqual(a.Points[k], b.Points[k]) {
+				ja, _ := json.Marshal(a.Points[k])
+				var jb []byte
+				if k < len(b.Points) {
+					jb, _ = json.Marshal(b.Points[k])
 				}
+				t.Fatalf("%s point %d differs after %s:\n before %s\n  after %s", rng, k, what, ja, jb)
 			}
 		}
+		t.Fatalf("%s window differs after %s:\n before %+v\n  after %+v", rng, what, a, b)
 	}
 }
 

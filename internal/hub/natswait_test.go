@@ -12,20 +12,10 @@ import (
 
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 	"github.com/sysperf/sysperf/webui"
 )
-
-// freeAddr is a loopback address nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // fetch is one GET: status and body, or -1 when nothing answers.
 func fetch(url string) (int, string) {
@@ -56,8 +46,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func waitingHub(t *testing.T, ctx context.Context) (cfg Config, logs *logtest.Buffer, started <-chan startResult) {
 	t.Helper()
 	cfg = testConfig(t)
-	cfg.HTTP = freeAddr(t)
-	cfg.NATSURL = "nats://" + freeAddr(t)
+	cfg.HTTP = sourcestest.FreeAddr(t)
+	cfg.NATSURL = "nats://" + sourcestest.FreeAddr(t)
 	cfg.DataDir = ""
 	log, logs := logtest.New(slog.LevelDebug)
 	ch := make(chan startResult, 1)

@@ -1,12 +1,14 @@
 // Package natsxtest gives tests a real JetStream: the hub's own embedded
 // NATS server, in process, with a store in the test's temporary directory,
-// shut down when the test ends.
+// shut down when the test ends; or a client of a server the test started
+// some other way (a hub, a cluster), closed when the test ends.
 package natsxtest
 
 import (
 	"log/slog"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/natsx"
 )
@@ -24,6 +26,22 @@ func JetStream(t testing.TB) jetstream.JetStream {
 	nc, err := e.Connect(t.Name(), log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// Connect returns a JetStream client of the server (or cluster: URLs
+// separated by commas) at url.
+func Connect(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("nats connect %s: %v", url, err)
 	}
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
