@@ -23,9 +23,10 @@ const STEP_MS = 20_000; // the longest any one check waits
 const results = [];
 let hub = null;
 let agent = null;
+let waiting = null; // a second hub whose NATS never answers
 let browser = null;
 let tmp = null;
-const logs = { hub: "", agent: "" };
+const logs = { hub: "", agent: "", waiting: "" };
 
 function check(name, ok, detail = "") {
   results.push({ name, ok });
@@ -454,6 +455,29 @@ async function main() {
     return "reconnected with backoff; banner gone";
   });
 
+  await attempt("a hub whose NATS does not answer serves the page, which says why it has no feed", async () => {
+    const [httpW, deadNats] = [await freePort(), await freePort()];
+    const w = `http://127.0.0.1:${httpW}`;
+    waiting = start("waiting", join(binDir, "hub"), [`--http=127.0.0.1:${httpW}`, `--nats-url=nats://127.0.0.1:${deadNats}`, `--data-dir=${join(tmp, "data-waiting")}`]);
+    const p = await context.newPage();
+    p.on("pageerror", (e) => pageErrors.push(String(e)));
+    const deadline = Date.now() + STEP_MS;
+    for (;;) {
+      const ok = await p.goto(`${w}/system`).then((r) => r?.ok(), () => false);
+      if (ok) break;
+      if (waiting.exitCode !== null) throw new Error(`the hub exited: ${logs.waiting.slice(-400)}`);
+      if (Date.now() > deadline) throw new Error("the waiting hub never served the page");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const says = p.getByTestId("hub-says");
+    await says.waitFor({ timeout: STEP_MS });
+    const text = (await says.textContent()) ?? "";
+    if (!/waiting for NATS at nats:\/\/127\.0\.0\.1:\d+/.test(text)) throw new Error(`the page says: ${text}`);
+    await p.close();
+    await stop(waiting);
+    return text.trim();
+  });
+
   check("no uncaught errors in the page", pageErrors.length === 0, pageErrors.slice(0, 3).join(" | "));
 }
 
@@ -467,6 +491,7 @@ try {
   await browser?.close().catch(() => undefined);
   await stop(agent);
   await stop(hub);
+  await stop(waiting);
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 }
 const failed = results.filter((r) => !r.ok).length;
