@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/alerting"
+	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/internal/server"
@@ -133,7 +134,7 @@ type Hub struct {
 	cfg Config
 	log *slog.Logger
 
-	emb *natsx.Embedded
+	emb *natsd.Server
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	in  *ingest
@@ -206,7 +207,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		if err := os.MkdirAll(store, 0o750); err != nil {
 			return nil, fmt.Errorf("data-dir: %w", err)
 		}
-		if h.emb, err = natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: cfg.NATSListen, StoreDir: store}, log); err != nil {
+		if h.emb, err = natsd.Start(natsd.Config{Listen: cfg.NATSListen, StoreDir: store}, log); err != nil {
 			return nil, err
 		}
 		h.nc, err = h.emb.Connect("sysperf-hub", log)

@@ -24,7 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/logtest"
-	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -187,7 +187,7 @@ func TestHubReplaysTheStreamOnRestart(t *testing.T) {
 }
 
 func TestHubWithExternalNATS(t *testing.T) {
-	ext, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	ext, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,12 +261,12 @@ func TestDashboardURL(t *testing.T) {
 func TestHubResumesAfterExternalNATSRestart(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
-	ext, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: dir}, log)
+	ext, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: dir}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	url := ext.ClientURL()
-	var ext2 *natsx.Embedded
+	var ext2 *natsd.Server
 	t.Cleanup(func() {
 		if ext2 != nil {
 			ext2.Shutdown()
@@ -279,7 +279,7 @@ func TestHubResumesAfterExternalNATSRestart(t *testing.T) {
 	performance(t, h, hasHost("r1"))
 
 	ext.Shutdown()
-	ext2, err = natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: strings.TrimPrefix(url, "nats://"), StoreDir: dir}, log)
+	ext2, err = natsd.Start(natsd.Config{Listen: strings.TrimPrefix(url, "nats://"), StoreDir: dir}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sysperf/sysperf/internal/logtest"
-	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 	"github.com/sysperf/sysperf/webui"
@@ -116,7 +116,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	ext, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: natsAddr, StoreDir: dir}, slog.New(slog.DiscardHandler))
+	ext, err := natsd.Start(natsd.Config{Listen: natsAddr, StoreDir: dir}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("NATS on %s: %v", natsAddr, err)
 	}
@@ -145,7 +145,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 		code, body := fetch(base + "/healthz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "NATS at "+cfg.NATSURL+" unreachable")
 	})
-	ext, err = natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: natsAddr, StoreDir: dir}, slog.New(slog.DiscardHandler))
+	ext, err = natsd.Start(natsd.Config{Listen: natsAddr, StoreDir: dir}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("NATS again on %s: %v", natsAddr, err)
 	}

@@ -1,3 +1,6 @@
+// Package natsx holds what the hub and the agent share about NATS as
+// clients: connection options, stream set-up and replay. The embedded
+// server is the hub's alone (internal/natsd).
 package natsx
 
 import (

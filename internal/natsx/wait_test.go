@@ -1,4 +1,4 @@
-package natsx
+package natsx_test
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/sysperf/sysperf/internal/logtest"
+	"github.com/sysperf/sysperf/internal/natsd"
+	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/poll"
 )
 
 // closedAddr is a loopback address nothing listens on: connections to it
@@ -41,7 +44,11 @@ func TestConnectWait(t *testing.T) {
 		isCtx   bool     // the error is the context's
 	}{
 		{"server appears", 0, func(t *testing.T, addr string, _ context.CancelFunc) {
-			startEmbedded(t, addr, t.TempDir())
+			e, err := natsd.Start(natsd.Config{Listen: addr, StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(e.Shutdown)
 		}, nil, false},
 		{"bounded wait gives up", 1500 * time.Millisecond, nil, []string{"nats connect nats://", "not reachable within 1.5s (nats-wait)", "connection refused"}, false},
 		{"cancelled wait stops", 0, func(_ *testing.T, _ string, cancel context.CancelFunc) { cancel() }, []string{"gave up waiting"}, true},
@@ -66,7 +73,7 @@ func TestConnectWait(t *testing.T) {
 			done := make(chan result, 1)
 			go func() {
 				start := time.Now()
-				nc, err := ConnectWait(ctx, "nats://"+addr, "hub", log, tc.wait, waiting)
+				nc, err := natsx.ConnectWait(ctx, "nats://"+addr, "hub", log, tc.wait, waiting)
 				if nc != nil {
 					if !nc.IsConnected() {
 						err = errors.New("returned a connection that is not connected")
@@ -76,7 +83,7 @@ func TestConnectWait(t *testing.T) {
 				done <- result{err, time.Since(start)}
 			}()
 			if tc.then != nil {
-				waitFor(t, "three failed attempts", func() bool {
+				poll.Until(t, "three failed attempts", func() bool {
 					return strings.Count(logs.String(), "nats connect attempt failed") >= 3
 				})
 				tc.then(t, addr, cancel)

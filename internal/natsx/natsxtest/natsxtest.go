@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/natsd"
 )
 
 // JetStream starts an in-process server and returns a JetStream client
@@ -18,7 +18,7 @@ import (
 func JetStream(t testing.TB) jetstream.JetStream {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	e, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir()}, log)
+	e, err := natsd.Start(natsd.Config{StoreDir: t.TempDir()}, log)
 	if err != nil {
 		t.Fatalf("embedded NATS: %v", err)
 	}

@@ -1,4 +1,4 @@
-package natsx
+package natsd
 
 import (
 	"log/slog"
@@ -9,30 +9,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/sysperf/sysperf/internal/logtest"
+	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/poll"
 )
 
-func startEmbedded(t *testing.T, listen, dir string) *Embedded {
+func startEmbedded(t *testing.T, listen, dir string) *Server {
 	t.Helper()
 	log, _ := logtest.New(slog.LevelDebug)
-	e, err := StartEmbedded(EmbeddedConfig{Listen: listen, StoreDir: dir}, log)
+	e, err := Start(Config{Listen: listen, StoreDir: dir}, log)
 	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
+		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(e.Shutdown)
 	return e
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestEmbeddedServesTCPAndInProcess(t *testing.T) {
@@ -42,7 +32,7 @@ func TestEmbeddedServesTCPAndInProcess(t *testing.T) {
 		t.Fatalf("ClientURL = %q, want a real port on 127.0.0.1", url)
 	}
 	log, _ := logtest.New(slog.LevelDebug)
-	tcp, err := Connect(url, "test-tcp", log)
+	tcp, err := natsx.Connect(url, "test-tcp", log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +100,7 @@ func TestEmbeddedStartFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			log, _ := logtest.New(slog.LevelDebug)
-			e, err := StartEmbedded(EmbeddedConfig{Listen: tc.listen, StoreDir: tc.dir, ReadyTimeout: 5 * time.Second}, log)
+			e, err := Start(Config{Listen: tc.listen, StoreDir: tc.dir, ReadyTimeout: 5 * time.Second}, log)
 			if err == nil {
 				e.Shutdown()
 				t.Fatal("start-up succeeded, want an error")
@@ -122,73 +112,33 @@ func TestEmbeddedStartFailures(t *testing.T) {
 	}
 }
 
-func TestConnectErrorNamesURLWithoutPassword(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
-	log, _ := logtest.New(slog.LevelDebug)
-	_, err = Connect("nats://user:secret@"+addr, "t", log, nats.Timeout(time.Second))
-	if err == nil {
-		t.Fatal("connect to a closed port succeeded")
-	}
-	if !strings.Contains(err.Error(), addr) || strings.Contains(err.Error(), "secret") {
-		t.Fatalf("error %q must name %s and hide the password", err, addr)
-	}
-}
-
 func TestReconnectsAfterServerRestartAndLogs(t *testing.T) {
 	dir := t.TempDir()
 	log, _ := logtest.New(slog.LevelDebug)
-	e1, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: dir}, log)
+	e1, err := Start(Config{Listen: "127.0.0.1:0", StoreDir: dir}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	listen := strings.TrimPrefix(e1.ClientURL(), "nats://")
 
 	clog, logs := logtest.New(slog.LevelDebug)
-	nc, err := Connect(e1.ClientURL(), "agent", clog)
+	nc, err := natsx.Connect(e1.ClientURL(), "agent", clog)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 
 	e1.Shutdown()
-	waitFor(t, "the client to notice the outage", func() bool { return !nc.IsConnected() })
+	poll.Until(t, "the client to notice the outage", func() bool { return !nc.IsConnected() })
 
 	e2 := startEmbedded(t, listen, dir)
-	waitFor(t, "the client to reconnect", nc.IsConnected)
+	poll.Until(t, "the client to reconnect", nc.IsConnected)
 	if err := nc.Publish("after", []byte("x")); err != nil {
 		t.Fatalf("publish after reconnect: %v", err)
 	}
 	_ = e2
-	waitFor(t, "the reconnect log line", func() bool { return strings.Contains(logs.String(), "nats reconnected") })
+	poll.Until(t, "the reconnect log line", func() bool { return strings.Contains(logs.String(), "nats reconnected") })
 	if !strings.Contains(logs.String(), "nats disconnected") {
 		t.Fatalf("no disconnect log line in:\n%s", logs)
-	}
-}
-
-func TestBackoffGrowsAndIsCapped(t *testing.T) {
-	tests := []struct {
-		attempts int
-		base     time.Duration
-	}{
-		{1, 250 * time.Millisecond},
-		{2, 500 * time.Millisecond},
-		{3, time.Second},
-		{6, 8 * time.Second},
-		{7, 10 * time.Second},
-		{1000, 10 * time.Second},
-	}
-	for _, tc := range tests {
-		for range 50 {
-			d := backoff(tc.attempts)
-			lo, hi := tc.base*8/10, tc.base*12/10
-			if d < lo || d > hi {
-				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", tc.attempts, d, lo, hi)
-			}
-		}
 	}
 }

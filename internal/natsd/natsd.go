@@ -1,6 +1,7 @@
-// Package natsx holds what the hub and the agent share about NATS: the
-// embedded server, connection options and stream set-up.
-package natsx
+// Package natsd runs the hub's embedded nats-server. Only the hub imports
+// it: the agent is a NATS client and must not link the server, whose
+// process statistics alone cost it a sixth of its CPU.
+package natsd
 
 import (
 	"errors"
@@ -13,11 +14,12 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// EmbeddedConfig configures the hub's embedded nats-server.
-type EmbeddedConfig struct {
+// Config configures the hub's embedded nats-server.
+type Config struct {
 	// Listen is the host:port clients (agents) connect to. Port 0 picks a
 	// free port; an empty Listen serves in-process connections only.
 	Listen string
@@ -32,16 +34,16 @@ type EmbeddedConfig struct {
 	ReadyTimeout time.Duration
 }
 
-// Embedded is a running in-process nats-server with JetStream.
-type Embedded struct {
+// Server is a running in-process nats-server with JetStream.
+type Server struct {
 	srv    *server.Server
 	listen string
 }
 
-// StartEmbedded starts a nats-server with JetStream. A listen address
+// Start starts a nats-server with JetStream. A listen address
 // already in use, or a store directory JetStream cannot use, fails start-up
 // with an error that names it.
-func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
+func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.StoreDir == "" {
 		return nil, errors.New("embedded nats: store dir is empty")
 	}
@@ -100,7 +102,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("embedded nats: jetstream in %s did not start: %s", cfg.StoreDir, logger.fatal())
 	}
-	e := &Embedded{srv: srv, listen: cfg.Listen}
+	e := &Server{srv: srv, listen: cfg.Listen}
 	if addr, ok := srv.Addr().(*net.TCPAddr); ok && addr != nil {
 		e.listen = addr.String()
 	}
@@ -126,7 +128,7 @@ func splitListen(listen string) (string, int, error) {
 
 // ClientURL is the nats:// URL agents connect to; empty when the server
 // accepts in-process connections only.
-func (e *Embedded) ClientURL() string {
+func (e *Server) ClientURL() string {
 	if e.srv.Addr() == nil {
 		return ""
 	}
@@ -135,8 +137,8 @@ func (e *Embedded) ClientURL() string {
 
 // Connect opens an in-process client connection (no TCP) with the shared
 // options plus extra.
-func (e *Embedded) Connect(name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
-	opts := append(Options(name, log), nats.InProcessServer(e.srv),
+func (e *Server) Connect(name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append(natsx.Options(name, log), nats.InProcessServer(e.srv),
 		// The client's URL would read as the default nats://127.0.0.1:4222.
 		nats.ConnectHandler(func(*nats.Conn) {
 			log.Info("nats connected", "component", "nats", "conn", name, "url", "in-process")
@@ -150,7 +152,7 @@ func (e *Embedded) Connect(name string, log *slog.Logger, extra ...nats.Option) 
 }
 
 // Shutdown stops the server and waits until it has flushed JetStream.
-func (e *Embedded) Shutdown() {
+func (e *Server) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 }
