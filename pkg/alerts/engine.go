@@ -341,8 +341,9 @@ func (e *Engine) Active() []metrics.Alert {
 
 // SortAlerts orders alerts by severity, critical first, then by age, the
 // oldest (earliest Since) first, so what is worst and has lasted longest
-// leads. Ties go to a firing alert before a pending one, then to the
-// newest transition (At), then rule, host and target, so lists are stable.
+// leads. Ties go to the newest transition (At: one alert's transitions
+// read newest first), then to a firing alert before a pending one, then
+// rule, host and target, so lists are stable.
 func SortAlerts(list []metrics.Alert) {
 	rank := func(a *metrics.Alert) int {
 		switch a.Severity {
@@ -361,11 +362,11 @@ func SortAlerts(list []metrics.Alert) {
 		if !a.Since.Equal(b.Since) {
 			return a.Since.Before(b.Since)
 		}
-		if fa, fb := a.State == StateFiring, b.State == StateFiring; fa != fb {
-			return fa
-		}
 		if !a.At.Equal(b.At) {
 			return a.At.After(b.At)
+		}
+		if fa, fb := a.State == StateFiring, b.State == StateFiring; fa != fb {
+			return fa
 		}
 		if a.Rule != b.Rule {
 			return a.Rule < b.Rule

@@ -301,6 +301,16 @@ func TestSortAlertsBySeverityThenAge(t *testing.T) {
 	if strings.Join(got, "") != "fdbcae" {
 		t.Fatalf("order %v, want f d b c a e", got)
 	}
+	// One alert's transitions (the recent list): newest first.
+	trs := []metrics.Alert{
+		{Rule: "x", Severity: SeverityWarning, State: StatePending, Since: at(0), At: at(0)},
+		{Rule: "x", Severity: SeverityWarning, State: StateFiring, Since: at(0), At: at(1)},
+		{Rule: "x", Severity: SeverityWarning, State: StateResolved, Since: at(0), At: at(2)},
+	}
+	SortAlerts(trs)
+	if trs[0].State != StateResolved || trs[1].State != StateFiring || trs[2].State != StatePending {
+		t.Fatalf("transitions %+v, want resolved, firing, pending", trs)
+	}
 }
 
 // A restored alert keeps the detail its message names.
