@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -257,7 +258,7 @@ func modelStatus(bad ...string) extractFunc {
 		}
 		var out []observation
 		for _, h := range u.Hosts {
-			for _, role := range sortedKeys(h.Models) {
+			for _, role := range slices.Sorted(maps.Keys(h.Models)) {
 				m := h.Models[role]
 				out = append(out, one(h.Host, role, &m))
 			}
@@ -268,15 +269,6 @@ func modelStatus(bad ...string) extractFunc {
 		}
 		return out
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // databaseUnreachable is 1 for a database the hub cannot reach, 0 for one
