@@ -247,9 +247,9 @@ func performanceOf(t *testing.T, h *Hub) metrics.Update {
 // agent against a model server, PostgreSQL (through a proxy), a private
 // Redis and a container's health endpoint. Each is killed in turn: its
 // alert fires after its `for`, names what failed, reaches the webhook, and
-// resolves when the part comes back. Then two fire at once and the hub is
-// stopped (what SIGTERM does) and started on the same data directory: both
-// stay firing with their start times, and the webhook gets no call for
+// resolves when the part comes back. Then three fire at once and the hub
+// is stopped (what SIGTERM does) and started on the same data directory:
+// all stay firing with their start times, and the webhook gets no call for
 // them, only the one for an alert that starts afterwards.
 func TestAlertsForEverythingDown(t *testing.T) {
 	const pgDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -348,19 +348,31 @@ func TestAlertsForEverythingDown(t *testing.T) {
 		poll.Until(t, p.name+": webhook gets the resolution", func() bool { return hook.got(from, p.rule, p.target, true) })
 	}
 
-	// Two alerts fire; the hub stops as on SIGTERM and starts again.
+	// Alerts fire (two from the agent's and the hub's sources, and the
+	// containers', whose list the hub sends empty until its first poll);
+	// the hub stops as on SIGTERM and starts again.
 	from := hook.count()
 	model.Stop()
 	rd.Stop()
+	container.Stop()
+	restored := [][2]string{{"model_down", "rtdetr"}, {"database_unreachable", "redis"}, {"containers_unhealthy", "containers"}}
 	var before []metrics.Alert
-	poll.Until(t, "model_down and redis firing", func() bool {
+	poll.Until(t, "model_down, redis and containers firing", func() bool {
 		before = alertsOf(t, h).Active
-		_, m := alertIn(before, "model_down", "rtdetr", alerts.StateFiring)
-		_, r := alertIn(before, "database_unreachable", "redis", alerts.StateFiring)
-		return m && r && len(before) == 2
+		for _, r := range restored {
+			if _, ok := alertIn(before, r[0], r[1], alerts.StateFiring); !ok {
+				return false
+			}
+		}
+		return len(before) == len(restored)
 	})
-	poll.Until(t, "webhook gets both", func() bool {
-		return hook.got(from, "model_down", "rtdetr", false) && hook.got(from, "database_unreachable", "redis", false)
+	poll.Until(t, "webhook gets all three", func() bool {
+		for _, r := range restored {
+			if !hook.got(from, r[0], r[1], false) {
+				return false
+			}
+		}
+		return true
 	})
 	if err := h.Close(); err != nil {
 		t.Fatalf("close hub: %v", err)
@@ -371,15 +383,15 @@ func TestAlertsForEverythingDown(t *testing.T) {
 	h2 := StartHubConfig(t, h.Config)
 	// Wait for what only the new hub can know: Redis polled by it, and a
 	// sample the agent took after the restart.
-	poll.Until(t, "the new hub has polled Redis and heard the agent", func() bool {
+	poll.Until(t, "the new hub has polled Redis and the container and heard the agent", func() bool {
 		u := performanceOf(t, h2)
 		st, ok := HostStatus(u, "gpu-e2e")
 		return u.Databases.Redis.Status == metrics.StatusUnreachable && ok && st.LastSeen.After(restarted) &&
-			u.AIModels.RTDETR.Status == metrics.StatusUnreachable
+			u.AIModels.RTDETR.Status == metrics.StatusUnreachable && len(u.Containers) == 1
 	})
 	l := alertsOf(t, h2)
-	if len(l.Active) != 2 {
-		t.Fatalf("after the restart: active %+v, want the two alerts", l.Active)
+	if len(l.Active) != len(restored) {
+		t.Fatalf("after the restart: active %+v, want the %d alerts", l.Active, len(restored))
 	}
 	for _, b := range before {
 		a, ok := alertIn(l.Active, b.Rule, b.Target, alerts.StateFiring)
@@ -388,18 +400,21 @@ func TestAlertsForEverythingDown(t *testing.T) {
 		}
 	}
 	for _, tr := range l.Recent {
-		if tr.At.After(restarted) && (tr.Rule == "model_down" || tr.Rule == "database_unreachable") {
+		if tr.At.After(restarted) {
 			t.Errorf("transition after the restart: %+v", tr)
 		}
 	}
 	// A new alert's call is the next one the webhook gets: nothing was
-	// sent for the two restored alerts before it.
-	container.Stop()
-	poll.Until(t, "webhook gets the container alert", func() bool { return hook.got(calls, "containers_unhealthy", "containers", false) })
+	// sent for the restored alerts before it.
+	proxy.Stop()
+	poll.Until(t, "webhook gets the PostgreSQL alert", func() bool { return hook.got(calls, "database_unreachable", "postgresql", false) })
 	hook.mu.Lock()
 	after := hook.calls[calls:]
 	hook.mu.Unlock()
-	if len(after) != 1 || len(after[0]) != 1 || after[0][0].Labels["alertname"] != "containers_unhealthy" {
-		t.Fatalf("webhook calls after the restart: %+v, want only the container alert", after)
+	if len(after) != 1 || len(after[0]) != 1 || after[0][0].Labels["target"] != "postgresql" {
+		t.Fatalf("webhook calls after the restart: %+v, want only the PostgreSQL alert", after)
+	}
+	if a := alertsOf(t, h2).Active; len(a) != len(restored)+1 {
+		t.Errorf("active at the end: %+v", a)
 	}
 }

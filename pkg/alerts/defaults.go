@@ -35,7 +35,8 @@ import "time"
 // Every rule except host_offline keeps firing for 30s after its condition
 // ends, so one good sample does not resolve an alert that returns at once.
 // No-data policy is "keep" everywhere: a source that has not answered (a
-// hub just started, a model or database "unknown" or "unconfigured") is no
+// hub just started, a model or database "unknown" or "unconfigured", the
+// container list before the first poll) or whose answer is stale is no
 // data, which neither starts nor resolves an alert, and host_offline
 // covers a silent agent. The status rules (model_down, model_loading,
 // database_unreachable, containers_unhealthy, gpu_throttled) are 0/1 or a

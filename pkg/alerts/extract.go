@@ -104,8 +104,13 @@ func metricFuncs(k Kind) map[string]extractFunc {
 		return map[string]extractFunc{
 			"container_unhealthy": func(u *metrics.Update) []observation {
 				out := make([]observation, 0, len(u.Containers))
+				unknown := containersUnknown(u)
 				for _, c := range u.Containers {
-					out = append(out, observation{target: c.Name, value: containerUnhealthy(c), detail: containerDetail(c)})
+					o := observation{target: c.Name}
+					if !unknown {
+						o.value, o.detail = containerUnhealthy(c), containerDetail(c)
+					}
+					out = append(out, o)
 				}
 				return out
 			},
@@ -113,9 +118,9 @@ func metricFuncs(k Kind) map[string]extractFunc {
 	case KindContainersCount:
 		return map[string]extractFunc{
 			"containers_unhealthy": func(u *metrics.Update) []observation {
-				// A nil list means the containers source has not answered;
-				// an empty one means there is nothing to watch.
-				if u.Containers == nil {
+				// An empty list from the source means there is nothing
+				// to watch.
+				if containersUnknown(u) {
 					return []observation{{target: "containers"}}
 				}
 				n := 0.0
@@ -273,7 +278,7 @@ func modelStatus(bad ...string) extractFunc {
 
 // databaseUnreachable is 1 for a database the hub cannot reach, 0 for one
 // that answers, and no data while its source has not answered yet
-// ("unknown") or is not configured. The further PostgreSQL databases are
+// ("unknown"), is not configured or its answer is stale. The further PostgreSQL databases are
 // targets "postgresql/<database>".
 func databaseUnreachable(u *metrics.Update) []observation {
 	one := func(target, status, reason string) observation {
@@ -287,7 +292,15 @@ func databaseUnreachable(u *metrics.Update) []observation {
 		return o
 	}
 	pg, rd := &u.Databases.PostgreSQL, &u.Databases.Redis
-	out := []observation{one("postgresql", pg.Status, pg.Reason), one("redis", rd.Status, rd.Reason)}
+	pgStatus, rdStatus := pg.Status, rd.Status
+	// A stale section is an old answer, not the database's state now.
+	if u.Stale[metrics.SectionPostgreSQL] {
+		pgStatus = ""
+	}
+	if u.Stale[metrics.SectionRedis] {
+		rdStatus = ""
+	}
+	out := []observation{one("postgresql", pgStatus, pg.Reason), one("redis", rdStatus, rd.Reason)}
 	for i, p := range u.Databases.PostgreSQLExtra {
 		name := p.Database
 		if name == "" {
@@ -375,6 +388,18 @@ func redisMetric(get func(*metrics.Redis) *float64) extractFunc {
 	return func(u *metrics.Update) []observation {
 		return []observation{{target: "redis", value: get(&u.Databases.Redis)}}
 	}
+}
+
+// sourceNone is Update.Sources' value for a section no source filled: the
+// hub's placeholder until its source first answers.
+const sourceNone = "none"
+
+// containersUnknown reports whether the update's container list is no
+// data: nil, not filled by any source (the hub sends an empty list until
+// its containers source first answers, which is not "all healthy"), or
+// stale.
+func containersUnknown(u *metrics.Update) bool {
+	return u.Containers == nil || u.Sources[metrics.SectionContainers] == sourceNone || u.Stale[metrics.SectionContainers]
 }
 
 // containerDetail names a failing container and says how it fails:

@@ -335,3 +335,58 @@ func TestRestoreKeepsDetail(t *testing.T) {
 		t.Fatalf("restored %+v", a)
 	}
 }
+
+// The hub sends an empty container list, filled by no source, until its
+// containers source first answers: that is no data, not "all healthy", so
+// a firing containers alert survives a hub restart even with no
+// keep_firing_for. A stale list is no data too; an empty list the source
+// sent is nothing to watch.
+func TestContainersNoData(t *testing.T) {
+	count, each := defaultRule(t, "containers_unhealthy"), Rule{
+		Name: "one", Metric: "container_unhealthy", Target: KindContainer, Comparison: AboveOrEqual,
+		Warning: &Level{Threshold: 1}, Message: "{{.Target}}: {{.Detail}}",
+	}
+	count.KeepFiringFor, count.Warning.For = 0, 0
+	e := mustNew(t, count, each)
+	down := &metrics.Update{
+		Containers: []metrics.Container{{Name: "frontend", Status: "running", Health: metrics.StatusUnhealthy, Reason: "HTTP 500"}},
+		Sources:    map[string]string{metrics.SectionContainers: "ping"},
+	}
+	if got := states(e.Evaluate(t0, down)); got != "containers_unhealthy /containers firing/warning, one /frontend firing/warning" {
+		t.Fatalf("frontend down: %s", got)
+	}
+	waiting := &metrics.Update{Containers: []metrics.Container{}, Sources: map[string]string{metrics.SectionContainers: "none"}}
+	stale := &metrics.Update{
+		Containers: []metrics.Container{{Name: "frontend", Status: "running", Health: metrics.StatusHealthy}},
+		Sources:    map[string]string{metrics.SectionContainers: "ping"}, Stale: map[string]bool{metrics.SectionContainers: true},
+	}
+	for name, u := range map[string]*metrics.Update{"waiting for the first poll": waiting, "stale": stale} {
+		if trs := hold(e, 5*time.Second, time.Minute, u); len(trs) != 0 {
+			t.Fatalf("%s: %s", name, states(trs))
+		}
+	}
+	if a := e.Active(); len(a) != 2 || !a[0].Since.Equal(t0) || !a[1].Since.Equal(t0) {
+		t.Fatalf("active %+v", a)
+	}
+	empty := &metrics.Update{Containers: []metrics.Container{}, Sources: map[string]string{metrics.SectionContainers: "ping"}}
+	if got := states(e.Evaluate(t0.Add(2*time.Minute), empty)); got != "containers_unhealthy /containers resolved/warning" {
+		t.Fatalf("the source lists none: %s", got)
+	}
+}
+
+// A stale database section is an old answer: no data.
+func TestDatabaseStaleIsNoData(t *testing.T) {
+	r := defaultRule(t, "database_unreachable")
+	r.KeepFiringFor, r.Warning.For = 0, 0
+	e := mustNew(t, r)
+	u := &metrics.Update{}
+	u.Databases.Redis = metrics.Redis{Status: metrics.StatusUnreachable, Reason: "connection refused"}
+	if got := states(e.Evaluate(t0, u)); got != "database_unreachable /redis firing/warning" {
+		t.Fatalf("redis down: %s", got)
+	}
+	u = &metrics.Update{Stale: map[string]bool{metrics.SectionRedis: true}}
+	u.Databases.Redis = metrics.Redis{Status: metrics.StatusHealthy}
+	if trs := hold(e, 5*time.Second, time.Minute, u); len(trs) != 0 {
+		t.Fatalf("stale healthy: %s", states(trs))
+	}
+}
