@@ -78,7 +78,8 @@ func Connect(rawURL, name string, log *slog.Logger, extra ...nats.Option) (*nats
 	opts := append(Options(name, log), extra...)
 	nc, err := nats.Connect(rawURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats connect %s: %w", redact.URL(rawURL), err)
+		// A URL that does not parse is quoted whole in nats.go's error.
+		return nil, fmt.Errorf("nats connect %s: %w", redact.URL(rawURL), redact.Error(err))
 	}
 	return nc, nil
 }
