@@ -34,7 +34,7 @@ func Options(name string, log *slog.Logger) []nats.Option {
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(backoff),
 		nats.ConnectHandler(func(nc *nats.Conn) {
-			log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+			log.Info("nats connected", "url", redact.URL(nc.ConnectedUrl()))
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -44,7 +44,7 @@ func Options(name string, log *slog.Logger) []nats.Option {
 			log.Info("nats disconnected")
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			log.Info("nats reconnected", "url", redact.URL(nc.ConnectedUrl()))
 		}),
 		nats.ClosedHandler(func(_ *nats.Conn) {
 			log.Info("nats connection closed")
