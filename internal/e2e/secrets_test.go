@@ -73,7 +73,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Interval = 300 * time.Millisecond
 	cfg.SourceTimeout = time.Second
-	cfg.DockerHost = "none"
+	cfg.DockerHost = "tcp://docker:" + secret("docker-password") + "@" + hangup
 	cfg.Rules = rules
 	cfg.PrometheusURL = "http://prom:" + secret("prom-password") + "@" + hangup + "/prom?token=" + secret("prom-token") + "&X-Api-Key=" + secret("prom-api-key")
 	cfg.PostgresDSN = fmt.Sprintf("host=%s port=%s user=postgres password=%s dbname=test sslmode=disable connect_timeout=1", host, port, secret("pg-kv-password"))
