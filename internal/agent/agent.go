@@ -313,7 +313,9 @@ func setError(s *metrics.Sample, name, msg string) {
 	if s.Errors == nil {
 		s.Errors = map[string]string{}
 	}
-	s.Errors[name] = msg
+	// A collector's error may quote the URL it failed on; samples reach
+	// NATS, JetStream and the dashboard.
+	s.Errors[name] = redact.Text(msg)
 }
 
 // merge copies the sections a collector filled into s.
