@@ -8,14 +8,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/sysperf/sysperf/internal/natsx"
-	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
 // Config configures the hub's embedded nats-server.
@@ -25,19 +26,46 @@ type Config struct {
 	Listen string
 	// StoreDir is where JetStream keeps its streams.
 	StoreDir string
-	// MaxPayload is the largest message the server accepts. It defaults to
-	// four times metrics.MaxMessage so that an oversize sample reaches the
-	// hub's decoder and is counted there instead of vanishing at the server.
+	// MaxPayload is the largest message the server accepts; default
+	// natsx.MaxMsgSize, the largest sample the hub decodes with room for
+	// headers, so a flood of huge messages is refused at the door.
 	MaxPayload int32
+	// Users may connect with their NKey, each with its own permissions.
+	// The server requires authentication: the hub's in-process connection
+	// has a key of its own, made at start and never written anywhere.
+	Users []User
+	// Open turns authentication off. Only tests standing in for an
+	// external NATS set it.
+	Open bool
+	// TLSCert and TLSKey, when set, make the listener TLS-only.
+	TLSCert, TLSKey string
 	// ReadyTimeout bounds how long start-up waits for the listener and
 	// JetStream; default 10s.
 	ReadyTimeout time.Duration
 }
 
+// User is a client allowed to connect, by its public NKey. It may publish
+// to Publish and subscribe to Subscribe (subject patterns) and nothing
+// else.
+type User struct {
+	Key       string
+	Publish   []string
+	Subscribe []string
+}
+
+// authTimeout is how long a connection may take to send a valid CONNECT
+// (and finish its TLS handshake) before the server closes it.
+const authTimeout = 2 * time.Second
+
 // Server is a running in-process nats-server with JetStream.
 type Server struct {
 	srv    *server.Server
 	listen string
+	// opts are the options the server started with, the base of every
+	// reload; self is the hub's own key (nil when Open).
+	opts *server.Options
+	self nkeys.KeyPair
+	mu   sync.Mutex
 }
 
 // Start starts a nats-server with JetStream. A listen address
@@ -56,7 +84,25 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 		NoSigs: true,
 	}
 	if opts.MaxPayload == 0 {
-		opts.MaxPayload = 4 * metrics.MaxMessage
+		opts.MaxPayload = natsx.MaxMsgSize
+	}
+	var self nkeys.KeyPair
+	if !cfg.Open {
+		var err error
+		if self, err = nkeys.CreateUser(); err != nil {
+			return nil, fmt.Errorf("embedded nats: hub key: %w", err)
+		}
+		if opts.Nkeys, err = nkeyUsers(self, cfg.Users); err != nil {
+			return nil, err
+		}
+		opts.AuthTimeout = authTimeout.Seconds()
+	}
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey})
+		if err != nil {
+			return nil, fmt.Errorf("nats-tls-cert/nats-tls-key: %w", err)
+		}
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, tc, authTimeout.Seconds()
 	}
 	if cfg.Listen == "" {
 		opts.DontListen = true
@@ -102,12 +148,66 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("embedded nats: jetstream in %s did not start: %s", cfg.StoreDir, logger.fatal())
 	}
-	e := &Server{srv: srv, listen: cfg.Listen}
+	e := &Server{srv: srv, listen: cfg.Listen, opts: opts.Clone(), self: self}
 	if addr, ok := srv.Addr().(*net.TCPAddr); ok && addr != nil {
 		e.listen = addr.String()
 	}
-	log.Info("embedded nats started", "listen", e.listen, "store", cfg.StoreDir)
+	log.Info("embedded nats started", "listen", e.listen, "store", cfg.StoreDir, "auth", !cfg.Open, "users", len(cfg.Users), "tls", opts.TLS)
 	return e, nil
+}
+
+// nkeyUsers are the server's users: the hub with every permission, and
+// users with theirs.
+func nkeyUsers(self nkeys.KeyPair, users []User) ([]*server.NkeyUser, error) {
+	pub, err := self.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	out := []*server.NkeyUser{{Nkey: pub}}
+	seen := map[string]bool{pub: true}
+	for _, u := range users {
+		if !nkeys.IsValidPublicUserKey(u.Key) {
+			return nil, fmt.Errorf("embedded nats: user key %q is not a user public key", u.Key)
+		}
+		if seen[u.Key] {
+			return nil, fmt.Errorf("embedded nats: user key %s given twice", u.Key)
+		}
+		seen[u.Key] = true
+		out = append(out, &server.NkeyUser{Nkey: u.Key, Permissions: &server.Permissions{
+			Publish:   allowOnly(u.Publish),
+			Subscribe: allowOnly(u.Subscribe),
+		}})
+	}
+	return out, nil
+}
+
+// allowOnly permits subjects and denies the rest; no subjects denies all.
+func allowOnly(subjects []string) *server.SubjectPermission {
+	if len(subjects) == 0 {
+		return &server.SubjectPermission{Deny: []string{">"}}
+	}
+	return &server.SubjectPermission{Allow: slices.Clone(subjects)}
+}
+
+// SetUsers replaces the users without a restart. A client whose key is no
+// longer among them is disconnected; the others keep their connection
+// under their new permissions.
+func (e *Server) SetUsers(users []User) error {
+	if e.self == nil {
+		return errors.New("embedded nats: authentication is off")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	nk, err := nkeyUsers(e.self, users)
+	if err != nil {
+		return err
+	}
+	opts := e.opts.Clone()
+	opts.Nkeys = nk
+	if err := e.srv.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("embedded nats: reload users: %w", err)
+	}
+	return nil
 }
 
 func splitListen(listen string) (string, int, error) {
@@ -143,6 +243,13 @@ func (e *Server) Connect(name string, log *slog.Logger, extra ...nats.Option) (*
 		nats.ConnectHandler(func(*nats.Conn) {
 			log.Info("nats connected", "component", "nats", "conn", name, "url", "in-process")
 		}))
+	if e.self != nil {
+		pub, err := e.self.PublicKey()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Nkey(pub, e.self.Sign))
+	}
 	opts = append(opts, extra...)
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
