@@ -37,6 +37,9 @@ func main() {
 		}
 		if err := enroll.Command(os.Args[2:], dataDir, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "hub agent:", err)
+			if errors.Is(err, enroll.ErrUsage) {
+				fmt.Fprint(os.Stderr, enroll.Usage)
+			}
 			os.Exit(2)
 		}
 		return

@@ -20,6 +20,10 @@ const Usage = `usage:
   hub agent list [--data-dir DIR]
 `
 
+// ErrUsage is Command's error for arguments it does not understand; the
+// caller shows Usage.
+var ErrUsage = errors.New("bad arguments")
+
 // Command runs `hub agent <args>` on the enrolment of the data directory
 // (dataDir unless --data-dir says otherwise). Flags may follow the host.
 func Command(args []string, dataDir string, stdout io.Writer) error {
@@ -31,7 +35,7 @@ func Command(args []string, dataDir string, stdout io.Writer) error {
 	var pos []string
 	for rest := args; ; {
 		if err := fs.Parse(rest); err != nil {
-			return fmt.Errorf("%w\n%s", err, Usage)
+			return fmt.Errorf("%w: %w", ErrUsage, err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -40,7 +44,7 @@ func Command(args []string, dataDir string, stdout io.Writer) error {
 		rest = fs.Args()[1:]
 	}
 	if len(pos) == 0 {
-		return errors.New(Usage)
+		return ErrUsage
 	}
 	kind := Agent
 	if *pipeline {
@@ -80,5 +84,5 @@ func Command(args []string, dataDir string, stdout io.Writer) error {
 		}
 		return tw.Flush()
 	}
-	return errors.New(Usage)
+	return fmt.Errorf("%w: %q", ErrUsage, pos)
 }
