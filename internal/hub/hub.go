@@ -43,6 +43,7 @@ type Config struct {
 	NATSKey        string        `flag:"nats-key" usage:"client certificate key file (with --nats-cert)"`
 	NATSTLSCert    string        `flag:"nats-tls-cert" usage:"certificate file: the embedded NATS listener takes TLS only (with --nats-tls-key)"`
 	NATSTLSKey     string        `flag:"nats-tls-key" usage:"key file of --nats-tls-cert"`
+	NATSMaxStore   int64         `flag:"nats-max-store" usage:"bytes of disk the embedded NATS's JetStream may use (0: three quarters of the free space)"`
 	StreamMaxBytes int64         `flag:"stream-max-bytes" usage:"bytes the samples stream may hold on disk; the oldest samples go first beyond it"`
 	NATSWait       time.Duration `flag:"nats-wait" usage:"how long start-up retries an external NATS that does not answer, with back-off, serving /healthz as not ready meanwhile (0: until it answers)"`
 	DataDir        string        `flag:"data-dir" usage:"state directory (JetStream store of the embedded NATS)"`
@@ -127,6 +128,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		errs = append(errs, errors.New("nats-tls-cert and nats-tls-key: give both or neither"))
+	}
+	if c.NATSMaxStore < 0 {
+		errs = append(errs, fmt.Errorf("nats-max-store: must not be negative, got %d", c.NATSMaxStore))
 	}
 	if c.StreamMaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("stream-max-bytes: must not be negative, got %d", c.StreamMaxBytes))
@@ -247,7 +251,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		if users, known, h.enrolRaw, err = enrolled(h.enrol); err != nil {
 			return nil, err
 		}
-		if h.emb, err = natsd.Start(natsd.Config{Listen: cfg.NATSListen, StoreDir: store, Users: users, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey}, log); err != nil {
+		if h.emb, err = natsd.Start(natsd.Config{Listen: cfg.NATSListen, StoreDir: store, Users: users, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, MaxStore: cfg.NATSMaxStore}, log); err != nil {
 			return nil, err
 		}
 		h.nc, err = h.emb.Connect("sysperf-hub", log)
@@ -328,9 +332,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	return h, nil
 }
 
-// streamConfig is the samples stream the hub keeps.
+// streamConfig is the samples stream the hub keeps. On the embedded
+// server its default size is at most half the store, which JetStream
+// reserves for it, so a small disk does not refuse the stream.
 func (h *Hub) streamConfig() natsx.SamplesStream {
-	return natsx.SamplesStream{MaxAge: h.cfg.Retention, Replicas: h.cfg.Replicas, MaxBytes: h.cfg.StreamMaxBytes}
+	maxBytes := h.cfg.StreamMaxBytes
+	if maxBytes == 0 && h.emb != nil {
+		if _, limit, err := h.emb.Store(); err == nil && limit > 0 {
+			maxBytes = min(natsx.DefaultMaxBytes, limit/2)
+		}
+	}
+	return natsx.SamplesStream{MaxAge: h.cfg.Retention, Replicas: h.cfg.Replicas, MaxBytes: maxBytes}
 }
 
 // health is the server's readiness check: NATS connected. The first

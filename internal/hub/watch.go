@@ -97,15 +97,25 @@ func (h *Hub) repairIngest(ctx context.Context) error {
 	return nil
 }
 
-// storeRoom fails when JetStream's store is full: new samples are then
-// refused by the server, and lost unless agents keep them.
+// storeRoom fails when JetStream's store is full, or nearly (the largest
+// message would not fit): new samples are then refused by the server and
+// lost unless agents keep them.
 func (h *Hub) storeRoom(ctx context.Context) error {
-	ai, err := h.js.AccountInfo(ctx)
-	if err != nil {
-		return fmt.Errorf("jetstream account info: %w", err)
+	var used, limit int64
+	if h.emb != nil {
+		var err error
+		if used, limit, err = h.emb.Store(); err != nil {
+			return err
+		}
+	} else {
+		ai, err := h.js.AccountInfo(ctx)
+		if err != nil {
+			return fmt.Errorf("jetstream account info: %w", err)
+		}
+		used, limit = int64(ai.Store), ai.Limits.MaxStore
 	}
-	if limit := ai.Limits.MaxStore; limit > 0 && ai.Store >= uint64(limit) {
-		return fmt.Errorf("JetStream store full (%d of %d bytes): new samples, history and alert state are refused and lost", ai.Store, limit)
+	if limit > 0 && used+natsx.MaxMsgSize >= limit {
+		return fmt.Errorf("JetStream store full (%d of %d bytes): new samples, history and alert state are refused and lost", used, limit)
 	}
 	return nil
 }

@@ -39,6 +39,9 @@ type Config struct {
 	Open bool
 	// TLSCert and TLSKey, when set, make the listener TLS-only.
 	TLSCert, TLSKey string
+	// MaxStore is the disk JetStream may use; 0: nats-server's default,
+	// three quarters of the free space.
+	MaxStore int64
 	// ReadyTimeout bounds how long start-up waits for the listener and
 	// JetStream; default 10s.
 	ReadyTimeout time.Duration
@@ -85,6 +88,9 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = natsx.MaxMsgSize
+	}
+	if cfg.MaxStore > 0 {
+		opts.JetStreamMaxStore = cfg.MaxStore
 	}
 	var self nkeys.KeyPair
 	if !cfg.Open {
@@ -256,6 +262,21 @@ func (e *Server) Connect(name string, log *slog.Logger, extra ...nats.Option) (*
 		return nil, fmt.Errorf("nats in-process connect: %w", err)
 	}
 	return nc, nil
+}
+
+// Store is the disk JetStream uses and may use, in bytes.
+func (e *Server) Store() (used, limit int64, err error) {
+	if !e.srv.JetStreamEnabled() {
+		return 0, 0, errors.New("JetStream is disabled (its store failed or is full: see the nats-server errors in the log)")
+	}
+	v, err := e.srv.Varz(nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("embedded nats: %w", err)
+	}
+	if v.JetStream.Stats == nil || v.JetStream.Config == nil {
+		return 0, 0, errors.New("embedded nats: no JetStream statistics")
+	}
+	return int64(v.JetStream.Stats.Store), v.JetStream.Config.MaxStore, nil
 }
 
 // Shutdown stops the server and waits until it has flushed JetStream.
