@@ -98,6 +98,11 @@ func TestAgentCredentialPublishesOnlyItsOwnHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantViolation(t, errs, "publish on another host's subject")
+	// Forged alert transitions and updates.
+	_ = nc.Publish("sysperf.v1.alert.firing", []byte(`{"rule":"forged"}`))
+	wantViolation(t, errs, "publish an alert transition")
+	_ = nc.Publish(metrics.SubjectUpdate, []byte(`{}`))
+	wantViolation(t, errs, "publish an update")
 	if _, err := nc.Subscribe(">", func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
