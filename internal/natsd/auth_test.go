@@ -164,3 +164,21 @@ func TestMaxPayloadRefusesHugeMessages(t *testing.T) {
 		t.Fatalf("publish of %d bytes: %v, want ErrMaxPayload", 2*natsx.MaxMsgSize, err)
 	}
 }
+
+func TestFailedAuthenticationsDoNotFloodTheLog(t *testing.T) {
+	log, logs := logtest.New(slog.LevelDebug)
+	e, err := Start(Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	_, stranger := seedFile(t)
+	for range 20 {
+		if _, err := connectAs(t, e.ClientURL(), stranger); err == nil {
+			t.Fatal("a stranger connected")
+		}
+	}
+	if n := strings.Count(logs.String(), "authentication error"); n != 1 {
+		t.Fatalf("%d log lines for 20 failed authentications, want 1 (the rest counted):\n%s", n, logs)
+	}
+}

@@ -4,12 +4,14 @@
 package natsd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -292,6 +294,51 @@ type serverLog struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	lastFail string
+	// last and held rate-limit warnings and errors by format: a stranger
+	// failing to authenticate in a loop must not flood the log.
+	last map[string]time.Time
+	held map[string]int
+}
+
+// logEvery is how often one kind of server warning or error is logged;
+// the ones held back are counted in the next.
+const logEvery = 10 * time.Second
+
+// kind is what a server message is about, without the client address,
+// connection id, quoted values and numbers that make each line unique.
+func kind(msg string) string {
+	if _, rest, ok := strings.Cut(msg, " - cid:"); ok {
+		if _, after, ok := strings.Cut(rest, " - "); ok {
+			msg = after
+		}
+	}
+	msg, _, _ = strings.Cut(msg, `"`)
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, msg)
+}
+
+func (l *serverLog) limited(level slog.Level, format string, v []any) {
+	now := time.Now()
+	msg := fmt.Sprintf(format, v...)
+	format = kind(msg)
+	l.mu.Lock()
+	if l.last == nil || len(l.last) > 1000 {
+		// Kinds are few; a flood of distinct ones starts over rather than grow.
+		l.last, l.held = map[string]time.Time{}, map[string]int{}
+	}
+	if t, ok := l.last[format]; ok && now.Sub(t) < logEvery {
+		l.held[format]++
+		l.mu.Unlock()
+		return
+	}
+	held := l.held[format]
+	l.last[format], l.held[format] = now, 0
+	l.mu.Unlock()
+	l.log.Log(context.Background(), level, msg, "suppressed", held)
 }
 
 func (l *serverLog) failed() bool {
@@ -310,8 +357,8 @@ func (l *serverLog) fatal() string {
 }
 
 func (l *serverLog) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l *serverLog) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l *serverLog) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLog) Warnf(format string, v ...any)   { l.limited(slog.LevelWarn, format, v) }
+func (l *serverLog) Errorf(format string, v ...any)  { l.limited(slog.LevelError, format, v) }
 func (l *serverLog) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *serverLog) Tracef(format string, v ...any)  {}
 func (l *serverLog) Fatalf(format string, v ...any) {
