@@ -271,3 +271,21 @@ func TestSecondHubOnTheDataDirRefusesToStart(t *testing.T) {
 		}
 	}
 }
+
+func TestHostEnrolledWhileTheHubRunsMayConnect(t *testing.T) {
+	cfg := testConfig(t)
+	h := startHub(t, cfg)
+	creds := filepath.Join(t.TempDir(), "gpu03.creds")
+	// The command only writes the file; the hub's watch applies it.
+	if err := enroll.Command([]string{"add", "gpu03", "--out", creds}, cfg.DataDir, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the new credential to be accepted", func() bool {
+		nc, err := nats.Connect(h.NATSURL(), as(t, "gpu03", creds)...)
+		if err != nil {
+			return false
+		}
+		nc.Close()
+		return true
+	})
+}
