@@ -168,11 +168,15 @@ func (a *Agent) Once(ctx context.Context) (*metrics.Sample, error) {
 // URL fails it; an unreachable server is retried forever while samples
 // queue in the backlog.
 func (a *Agent) Run(ctx context.Context) error {
-	nc, err := natsx.Connect(a.cfg.NATSURL, "sysperf-agent "+a.host, a.log,
+	auth, err := a.cfg.natsOptions(a.host)
+	if err != nil {
+		return err
+	}
+	nc, err := natsx.Connect(a.cfg.NATSURL, "sysperf-agent "+a.host, a.log, append(auth,
 		nats.RetryOnFailedConnect(true),
 		// The backlog is the only buffer: nats.go's own reconnect buffer
 		// would send its samples ahead of older queued ones.
-		nats.ReconnectBufSize(-1))
+		nats.ReconnectBufSize(-1))...)
 	if err != nil {
 		return err
 	}
