@@ -25,6 +25,7 @@ import (
 	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/hub"
 	"github.com/sysperf/sysperf/internal/logtest"
+	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
@@ -67,9 +68,19 @@ func TestSecretsNeverShown(t *testing.T) {
 	hubLog, hubLines := logtest.New(slog.LevelDebug)
 	redis.SetLogger(sources.RedisLog{Log: hubLog})
 	t.Cleanup(func() { redis.SetLogger(sources.RedisLog{Log: slog.New(slog.DiscardHandler)}) })
+	// The hubs share an external NATS that asks for no credential (the
+	// embedded one admits enrolled keys only), so this test can read every
+	// message on it and plant secrets in the URLs the hubs and the agent
+	// are given for it.
+	ext, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Open: true}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ext.Shutdown)
 	cfg := hub.DefaultConfig()
 	cfg.HTTP = "127.0.0.1:0"
-	cfg.NATSListen = "127.0.0.1:0"
+	cfg.NATSListen = ""
+	cfg.NATSURL = strings.Replace(ext.ClientURL(), "nats://", "nats://hub:"+secret("hub-nats-password")+"@", 1)
 	cfg.DataDir = t.TempDir()
 	cfg.Interval = 300 * time.Millisecond
 	cfg.SourceTimeout = time.Second
@@ -121,14 +132,14 @@ func TestSecretsNeverShown(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = h.Close() })
 	hb := &Hub{Hub: h, Config: cfg}
-	natsMsgs := natsTap(t, h.NATSURL())
+	natsMsgs := natsTap(t, ext.ClientURL())
 
 	// A second hub on the first one's NATS, as an external server: its
 	// URL carries a token as the user.
 	cfg2 := hub.DefaultConfig()
 	cfg2.HTTP = "127.0.0.1:0"
 	cfg2.NATSListen = ""
-	cfg2.NATSURL = strings.Replace(h.NATSURL(), "nats://", "nats://"+secret("hub-nats-token")+"@", 1)
+	cfg2.NATSURL = strings.Replace(ext.ClientURL(), "nats://", "nats://"+secret("hub-nats-token")+"@", 1)
 	cfg2.Consumer = "sysperf-hub-2"
 	cfg2.DataDir = ""
 	cfg2.Interval = cfg.Interval
@@ -144,7 +155,7 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	agentLog, agentLines := logtest.New(slog.LevelDebug)
 	acfg := agent.DefaultConfig()
-	acfg.NATSURL = strings.Replace(h.NATSURL(), "nats://", "nats://agent:"+secret("nats-password")+"@", 1)
+	acfg.NATSURL = strings.Replace(ext.ClientURL(), "nats://", "nats://agent:"+secret("nats-password")+"@", 1)
 	acfg.HostID = "secrets01"
 	acfg.Interval = 300 * time.Millisecond
 	acfg.RTDETRURL = "http://det:" + secret("rtdetr-password") + "@" + hangup + "/det?token=" + secret("rtdetr-token")
