@@ -203,7 +203,7 @@ func (g *GPU) attachXIDs(gpus []metrics.GPU) {
 		gpus[byUUID[uuid]].XIDs = xs
 	}
 	if dropped > 0 {
-		g.log.Warn("XID events dropped: too many distinct ones between two samples", "dropped", dropped)
+		g.log.Warn("XID events dropped: too many distinct XIDs between two samples", "events", dropped)
 	}
 }
 

@@ -332,8 +332,12 @@ func (g *GPU) gpm(rd *reader, st *devState, out *metrics.GPU) {
 	if !st.gpm {
 		return
 	}
-	if !rd.ok("gpm sample", st.gpmCur.Get(st.dev)) {
-		st.gpmPrimed = false
+	if r := st.gpmCur.Get(st.dev); r != nvml.SUCCESS {
+		// GPM may need privileges the agent lacks, or MIG may be on:
+		// say so once and stop asking until NVML starts again, rather
+		// than fail every collection.
+		rd.ok("gpm sample (GPM off until NVML restarts)", r)
+		st.free()
 		return
 	}
 	// The GPM metrics read, in the order of dst below.

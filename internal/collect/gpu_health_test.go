@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -623,4 +625,52 @@ func BenchmarkGPUCollect(b *testing.B) {
 	n := float64(b.N * len(srv.Devices))
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/gpu")
 	b.ReportMetric(float64(h.calls.Load()-calls)/n, "health-calls/gpu")
+}
+
+// A GPM sample the driver refuses (no privilege, MIG on) is reported once
+// and GPM is left off, not failed every collection.
+func TestGPUGPMRefusedOnce(t *testing.T) {
+	srv := newServer()
+	var h h200
+	h.healthy(srv, nil)
+	alloc := srv.GpmSampleAllocFunc
+	srv.GpmSampleAllocFunc = func() (nvml.GpmSample, nvml.Return) {
+		s, r := alloc()
+		s.(*gpmSample).GetFunc = func(nvml.Device) nvml.Return { return nvml.ERROR_NO_PERMISSION }
+		return s, r
+	}
+	g := NewGPU(srv, nil, nil)
+	defer g.Close()
+	var s metrics.Sample
+	err := g.Collect(context.Background(), &s)
+	if err == nil || !strings.Contains(err.Error(), "gpu 0 gpm sample (GPM off until NVML restarts): ERROR_NO_PERMISSION") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := g.Collect(context.Background(), &s); err != nil {
+		t.Errorf("refused GPM reported again: %v", err)
+	}
+	if s.GPUs[0].SMActive != nil || s.GPUs[0].ECC == nil {
+		t.Errorf("gpu 0: %s", asJSON(s.GPUs[0]))
+	}
+}
+
+// The watcher keeps a bounded number of distinct XIDs, and keeps those of
+// a GPU the collection did not read for a later one.
+func TestXIDWatchBoundsAndKeeps(t *testing.T) {
+	srv := newServer()
+	a, b := device(srv, 0), device(srv, 1)
+	w := &xidWatch{log: slog.New(slog.DiscardHandler), now: newClock().now, pending: map[xidKey]*metrics.XID{}}
+	w.add(xid(b, 79, noInstance, noInstance))
+	for code := range uint64(maxPendingXIDs + 44) {
+		w.add(xid(a, code, noInstance, noInstance))
+		w.add(xid(a, code, noInstance, noInstance)) // a repeat is counted, not kept apart
+	}
+	got, dropped := w.take(map[string]int{a.UUID: 0})
+	if len(got[a.UUID]) != maxPendingXIDs-1 || dropped != 90 || got[a.UUID][0].Count != 2 {
+		t.Errorf("%d XIDs of GPU 0 kept, %d dropped; want %d and 90", len(got[a.UUID]), dropped, maxPendingXIDs-1)
+	}
+	got, dropped = w.take(map[string]int{b.UUID: 1})
+	if asJSON(got) != `{"`+b.UUID+`":[{"code":79,"ts":`+itoa(newClock().now().UnixNano())+`,"count":1}]}` || dropped != 0 {
+		t.Errorf("GPU 1's XID not kept for the collection that reads it: %s, %d dropped", asJSON(got), dropped)
+	}
 }

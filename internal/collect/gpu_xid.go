@@ -161,7 +161,7 @@ func (w *xidWatch) add(ev nvml.EventData) {
 
 // take hands over the XIDs of the devices in want (by UUID), in arrival
 // order, and keeps the others for a later collection that reads their
-// device. It also returns how many distinct XIDs were dropped since the
+// device. It also returns how many events were dropped since the
 // last call.
 func (w *xidWatch) take(want map[string]int) (map[string][]metrics.XID, int) {
 	w.mu.Lock()
