@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/pkg/alerts"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -66,3 +67,41 @@ func TestMergeGPUHealth(t *testing.T) {
 		t.Errorf("gpu health view\n got %s\nwant %s", js, want)
 	}
 }
+
+// From the agent's sample to a firing alert: an XID 79 in one sample fires
+// the default gpu_xid rule at once, critical, and it keeps firing after
+// the next sample, which has none; a pending row remap fires gpu_row_remap
+// as a warning.
+func TestGPUHealthDefaultAlerts(t *testing.T) {
+	e, err := alerts.New(alerts.Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	pending := true
+	sample := func(at time.Time, xids ...metrics.XID) map[string]*metrics.Sample {
+		return map[string]*metrics.Sample{"gpu01": {
+			Host: "gpu01", TS: at.UnixNano(), Interval: int64(5 * time.Second),
+			GPUs: []metrics.GPU{
+				{Index: 0, UUID: "GPU-a", Name: "NVIDIA H200"},
+				{Index: 3, UUID: "GPU-b", Name: "NVIDIA H200", XIDs: xids, ECC: &metrics.ECC{RemapPending: &pending}},
+			},
+		}}
+	}
+	firing := map[string]string{}
+	for _, tr := range e.Evaluate(now, ptrUpdate(merge(now, sample(now, metrics.XID{Code: 79, TS: now.UnixNano(), Count: 2}), 5*time.Second))) {
+		if tr.State == alerts.StateFiring {
+			firing[tr.Rule+" "+tr.Host+" "+tr.Target] = tr.Severity
+		}
+	}
+	want := map[string]string{"gpu_xid gpu01 gpu3": alerts.SeverityCritical, "gpu_row_remap gpu01 gpu3": alerts.SeverityWarning}
+	if len(firing) != len(want) || firing["gpu_xid gpu01 gpu3"] != want["gpu_xid gpu01 gpu3"] || firing["gpu_row_remap gpu01 gpu3"] != want["gpu_row_remap gpu01 gpu3"] {
+		t.Fatalf("firing %v, want %v", firing, want)
+	}
+	later := now.Add(5 * time.Second)
+	for _, tr := range e.Evaluate(later, ptrUpdate(merge(later, sample(later), 5*time.Second))) {
+		t.Errorf("the next sample, without the XID, changed an alert: %+v", tr)
+	}
+}
+
+func ptrUpdate(u metrics.Update) *metrics.Update { return &u }
