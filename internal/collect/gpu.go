@@ -147,7 +147,7 @@ func (g *GPU) Collect(ctx context.Context, s *metrics.Sample) error {
 	}
 	now := g.now()
 	gpus := make([]metrics.GPU, 0, count)
-	fresh := false
+	var fresh []indexed // handles taken in this collection
 	for i := range count {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("gpu %d: %w", i, err))
@@ -161,26 +161,25 @@ func (g *GPU) Collect(ctx context.Context, s *metrics.Sample) error {
 				continue
 			}
 			g.devs[i] = g.newDevState(rd, dev)
-			fresh = true
+			fresh = append(fresh, indexed{i, dev})
 		}
 		gpus = append(gpus, g.device(rd, g.devs[i], now))
 		errs = append(errs, rd.errs...)
 	}
-	if fresh && g.xids == nil {
-		errs = append(errs, g.watch())
+	if len(fresh) > 0 {
+		errs = append(errs, g.watch(fresh))
 	}
 	g.attachXIDs(gpus)
 	s.GPUs = gpus
 	return errors.Join(errs...)
 }
 
-// watch starts the XID watcher on every device handle held.
-func (g *GPU) watch() error {
-	devs := make([]nvml.Device, 0, len(g.devs))
-	for _, st := range g.devs {
-		if st != nil {
-			devs = append(devs, st.dev)
-		}
+// watch registers the devices whose handles were just taken for XID
+// events, starting the watcher on the first.
+func (g *GPU) watch(devs []indexed) error {
+	if g.xids != nil {
+		_, err := registerXIDs(g.xids.set, devs)
+		return err
 	}
 	w, err := watchXIDs(g.lib, devs, g.log, g.now)
 	g.xids = w

@@ -674,3 +674,54 @@ func TestXIDWatchBoundsAndKeeps(t *testing.T) {
 		t.Errorf("GPU 1's XID not kept for the collection that reads it: %s, %d dropped", asJSON(got), dropped)
 	}
 }
+
+// A device whose handle could not be taken at first is registered for XID
+// events on the running watcher once its handle comes, and only then.
+func TestGPUXIDLateDevice(t *testing.T) {
+	srv := newServer()
+	var h h200
+	es := newEvents()
+	h.healthy(srv, es)
+	var registered [8]atomic.Int32
+	for i := range srv.Devices {
+		device(srv, i).RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { registered[i].Add(1); return nvml.SUCCESS }
+	}
+	handle := srv.DeviceGetHandleByIndexFunc
+	lost := true
+	srv.DeviceGetHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
+		if i == 5 && lost {
+			return nil, nvml.ERROR_UNKNOWN
+		}
+		return handle(i)
+	}
+	clk := newClock()
+	g := NewGPU(srv, nil, clk.now)
+	defer g.Close()
+	var s metrics.Sample
+	if err := g.Collect(context.Background(), &s); err == nil || len(s.GPUs) != 7 {
+		t.Fatalf("first collection: %d GPUs, err %v", len(s.GPUs), err)
+	}
+	if registered[5].Load() != 0 || registered[4].Load() != 1 {
+		t.Fatalf("registrations %d, %d", registered[4].Load(), registered[5].Load())
+	}
+	lost = false
+	clk.add(5 * time.Second)
+	h.tick.Add(1)
+	collectOnce(t, g)
+	for i := range registered {
+		if n := registered[i].Load(); n != 1 {
+			t.Errorf("gpu %d registered %d times, want once", i, n)
+		}
+	}
+	es.ch <- xid(device(srv, 5), 48, noInstance, noInstance)
+	var got []metrics.XID
+	poll.Until(t, "XID 48 of GPU 5 in a sample", func() bool {
+		clk.add(5 * time.Second)
+		h.tick.Add(1)
+		got = collectOnce(t, g).GPUs[5].XIDs
+		return got != nil
+	})
+	if len(got) != 1 || got[0].Code != 48 {
+		t.Errorf("gpu 5 XIDs %s", asJSON(got))
+	}
+}

@@ -52,7 +52,7 @@ type xidWatch struct {
 // watchXIDs registers every device that supports critical XID events on a
 // new event set and starts the watcher. It returns nil, nil when no device
 // (or the driver) supports the events.
-func watchXIDs(lib nvml.Interface, devs []nvml.Device, log *slog.Logger, now func() time.Time) (*xidWatch, error) {
+func watchXIDs(lib nvml.Interface, devs []indexed, log *slog.Logger, now func() time.Time) (*xidWatch, error) {
 	set, r := lib.EventSetCreate()
 	if r == nvml.ERROR_NOT_SUPPORTED {
 		return nil, nil
@@ -60,28 +60,10 @@ func watchXIDs(lib nvml.Interface, devs []nvml.Device, log *slog.Logger, now fun
 	if r != nvml.SUCCESS {
 		return nil, fmt.Errorf("NVML event set: %w", r)
 	}
-	registered := 0
-	var errs []error
-	for i, dev := range devs {
-		types, r := dev.GetSupportedEventTypes()
-		if r == nvml.ERROR_NOT_SUPPORTED || (r == nvml.SUCCESS && types&nvml.EventTypeXidCriticalError == 0) {
-			continue
-		}
-		if r != nvml.SUCCESS {
-			errs = append(errs, fmt.Errorf("gpu %d event types: %w", i, r))
-			continue
-		}
-		switch r := dev.RegisterEvents(nvml.EventTypeXidCriticalError, set); r {
-		case nvml.SUCCESS:
-			registered++
-		case nvml.ERROR_NOT_SUPPORTED:
-		default:
-			errs = append(errs, fmt.Errorf("gpu %d XID events: %w", i, r))
-		}
-	}
+	registered, err := registerXIDs(set, devs)
 	if registered == 0 {
 		set.Free()
-		return nil, errors.Join(errs...)
+		return nil, err
 	}
 	w := &xidWatch{
 		set: set, log: log, now: now,
@@ -90,7 +72,38 @@ func watchXIDs(lib nvml.Interface, devs []nvml.Device, log *slog.Logger, now fun
 		pending: map[xidKey]*metrics.XID{},
 	}
 	go w.run()
-	return w, errors.Join(errs...)
+	return w, err
+}
+
+// registerXIDs registers the devices that support critical XID events on
+// set, and says how many it registered.
+func registerXIDs(set nvml.EventSet, devs []indexed) (int, error) {
+	registered := 0
+	var errs []error
+	for _, d := range devs {
+		types, r := d.dev.GetSupportedEventTypes()
+		if r == nvml.ERROR_NOT_SUPPORTED || (r == nvml.SUCCESS && types&nvml.EventTypeXidCriticalError == 0) {
+			continue
+		}
+		if r != nvml.SUCCESS {
+			errs = append(errs, fmt.Errorf("gpu %d event types: %w", d.index, r))
+			continue
+		}
+		switch r := d.dev.RegisterEvents(nvml.EventTypeXidCriticalError, set); r {
+		case nvml.SUCCESS:
+			registered++
+		case nvml.ERROR_NOT_SUPPORTED:
+		default:
+			errs = append(errs, fmt.Errorf("gpu %d XID events: %w", d.index, r))
+		}
+	}
+	return registered, errors.Join(errs...)
+}
+
+// indexed is a device handle with its index, for error messages.
+type indexed struct {
+	index int
+	dev   nvml.Device
 }
 
 func (w *xidWatch) run() {
