@@ -275,10 +275,7 @@ func (rd *reader) ok(field string, r nvml.Return) bool {
 
 func (g *GPU) device(rd *reader, st *devState, now time.Time) metrics.GPU {
 	dev := st.dev
-	out := metrics.GPU{Index: rd.index, UUID: st.uuid}
-	if name, r := dev.GetName(); rd.ok("name", r) {
-		out.Name = name
-	}
+	out := metrics.GPU{Index: rd.index, UUID: st.uuid, Name: st.name}
 	if u, r := dev.GetUtilizationRates(); rd.ok("utilization", r) {
 		out.Util = ptrTo(float64(u.Gpu))
 		out.MemUtil = ptrTo(float64(u.Memory))

@@ -30,6 +30,7 @@ const busyForLink = 30.0
 type devState struct {
 	dev   nvml.Device
 	uuid  string
+	name  string
 	vbios string
 	links int // NVLinks the device has
 
@@ -71,12 +72,15 @@ const (
 )
 
 // newDevState reads what stays fixed while the driver is loaded: the
-// UUID, VBIOS, the number of NVLinks and whether GPM works. Its failures
+// UUID, name, VBIOS, the number of NVLinks and whether GPM works. Its failures
 // are reported by the collection's reader.
 func (g *GPU) newDevState(rd *reader, dev nvml.Device) *devState {
 	st := &devState{dev: dev}
 	if uuid, r := dev.GetUUID(); rd.ok("uuid", r) {
 		st.uuid = uuid
+	}
+	if name, r := dev.GetName(); rd.ok("name", r) {
+		st.name = name
 	}
 	if v, r := dev.GetVbiosVersion(); rd.ok("vbios", r) {
 		st.vbios = v
