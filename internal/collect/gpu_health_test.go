@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -723,5 +724,33 @@ func TestGPUXIDLateDevice(t *testing.T) {
 	})
 	if len(got) != 1 || got[0].Code != 48 {
 		t.Errorf("gpu 5 XIDs %s", asJSON(got))
+	}
+}
+
+// Drivers older than row remapping (R460), MIG (R450) or GPM (R520) lack
+// those calls, which go-nvml would call through a null pointer: the
+// collector must not call them, and reads the rest.
+func TestGPUHealthOldDriverSymbols(t *testing.T) {
+	srv := newServer()
+	var h h200
+	h.healthy(srv, nil)
+	srv.LookupSymbolFunc = func(sym string) error {
+		switch sym {
+		case "nvmlDeviceGetRemappedRows", "nvmlGpmMetricsGet", "nvmlDeviceGetMigDeviceHandleByIndex":
+			return errors.New("undefined symbol: " + sym)
+		}
+		return nil
+	}
+	for i := range srv.Devices {
+		d := device(srv, i)
+		d.GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) { panic("remapped rows on a driver without it") }
+		d.GpmQueryDeviceSupportFunc = func() (nvml.GpmSupport, nvml.Return) { panic("GPM on a driver without it") }
+		d.GetMigModeFunc = func() (int, int, nvml.Return) { panic("MIG on a driver without it") }
+	}
+	g := NewGPU(srv, nil, nil)
+	defer g.Close()
+	got := collectOnce(t, g).GPUs[0]
+	if got.ECC == nil || got.ECC.VolatileCorrected == nil || got.ECC.RemapPending != nil || got.MIGMode != nil || got.PCIe == nil {
+		t.Errorf("gpu 0: %s", asJSON(got))
 	}
 }
