@@ -754,3 +754,26 @@ func TestGPUHealthOldDriverSymbols(t *testing.T) {
 		t.Errorf("gpu 0: %s", asJSON(got))
 	}
 }
+
+// BenchmarkGPUCollectNVML is BenchmarkGPUCollect on the machine's own
+// driver, for a GPU machine: the real cost of a collection per GPU. It
+// logs the last sample's first GPU, health fields included. Without NVML
+// it skips.
+func BenchmarkGPUCollectNVML(b *testing.B) {
+	g := NewGPU(nvml.New(), nil, nil)
+	defer g.Close()
+	var s metrics.Sample
+	ctx := context.Background()
+	if err := g.Collect(ctx, &s); err != nil && len(s.GPUs) == 0 {
+		b.Skipf("no GPU: %v", err)
+	}
+	var errs error
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		errs = g.Collect(ctx, &s)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(s.GPUs)), "ns/gpu")
+	js, _ := json.MarshalIndent(s.GPUs[0], "", "  ")
+	b.Logf("%d GPUs; field errors: %v\n%s", len(s.GPUs), errs, js)
+}
