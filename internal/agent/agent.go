@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -114,7 +113,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 func defaultCollectors(cfg Config, log *slog.Logger) []collect.Collector {
 	cs := []collect.Collector{
 		collect.NewHost(cfg.Mounts),
-		collect.NewGPU(nvml.New(), log.With("collector", metrics.CollectorGPU), time.Now),
+		collect.NewSystemGPU(log.With("collector", metrics.CollectorGPU)),
 	}
 	if cfg.RTDETRURL != "" {
 		cs = append(cs, collect.NewRTDETR(cfg.RTDETRURL, nil))

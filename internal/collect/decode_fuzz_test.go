@@ -41,10 +41,10 @@ func seed(f *testing.F, name string) []byte {
 	return b
 }
 
-// collectOnce runs c into a fresh sample and checks that whatever it
+// collectRoundTrip runs c into a fresh sample and checks that whatever it
 // made of the server's answer still travels: a sample that encodes
 // decodes again.
-func collectOnce(t *testing.T, c Collector) *metrics.Sample {
+func collectRoundTrip(t *testing.T, c Collector) *metrics.Sample {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -65,7 +65,7 @@ func FuzzRTDETRHealth(f *testing.F) {
 	f.Add([]byte(`{"status":7,"vram_used_gb":"x","extra":{"a":[1,{"b":null}]}}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		s := collectOnce(t, NewRTDETR("http://det", servedBy(map[string][]byte{"/health": body})))
+		s := collectRoundTrip(t, NewRTDETR("http://det", servedBy(map[string][]byte{"/health": body})))
 		m, ok := s.Models[metrics.RoleRTDETR]
 		if !ok || m.Status == "" {
 			t.Fatalf("no RT-DETR status from %q: %+v", body, s.Models)
@@ -80,7 +80,7 @@ func FuzzLlamaCpp(f *testing.F) {
 	f.Add([]byte(`[]`), []byte(`{"slots":1}`), []byte(`{"total_slots":-1,"default_generation_settings":{"n_ctx":-5}}`), []byte("# TYPE x counter\nx{a=\"\"} NaN\n"))
 	f.Fuzz(func(t *testing.T, health, slots, props, prom []byte) {
 		c := NewLlamaCpp("http://llm", servedBy(map[string][]byte{"/health": health, "/slots": slots, "/props": props, "/metrics": prom}))
-		s := collectOnce(t, c)
+		s := collectRoundTrip(t, c)
 		if m, ok := s.Models[metrics.RoleNemotron]; !ok || m.Status == "" {
 			t.Fatalf("no llama.cpp status: %+v", s.Models)
 		}
@@ -97,6 +97,6 @@ func FuzzScrapeText(f *testing.F) {
 	f.Add([]byte("# TYPE rtdetr_inference_requests_total counter\nrtdetr_inference_requests_total -Inf\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		targets := DefaultScrapeTargets("http://det", "http://backend/api/metrics")
-		collectOnce(t, NewScrape(targets, servedBy(map[string][]byte{"/metrics": body})))
+		collectRoundTrip(t, NewScrape(targets, servedBy(map[string][]byte{"/metrics": body})))
 	})
 }
