@@ -639,3 +639,25 @@ func TestDiskBacklogAcrossRestart(t *testing.T) {
 		t.Errorf("%d samples dropped within the bounds", dropped)
 	}
 }
+
+// BenchmarkGather is one tick's collection as the agent runs it on a box
+// without a GPU: the host collector, the GPU collector failing fast as it
+// does while NVML is unavailable, and a model collector.
+func BenchmarkGather(b *testing.B) {
+	noGPU := funcCollector{metrics.CollectorGPU, func(context.Context, *metrics.Sample) error {
+		return errors.New("NVML unavailable: ERROR_LIBRARY_NOT_FOUND")
+	}}
+	cfg := testConfig(5*time.Second, collect.NewHost(nil), noGPU, model("rtdetr"))
+	a, err := New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = a.Close() })
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if s := a.gather(ctx, time.Now()); s.System == nil {
+			b.Fatalf("no host section: %v", s.Errors)
+		}
+	}
+}
