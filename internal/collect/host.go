@@ -53,6 +53,7 @@ type Host struct {
 	// run when the next tick starts, and both would move the baseline.
 	mu       sync.Mutex
 	buf      []byte
+	files    map[string]int // open /proc files by name, re-read from offset 0
 	cpuTotal *cpu.TimesStat
 	cpuCores []cpu.TimesStat
 	spare    []cpu.TimesStat // the previous call's cores, reused
@@ -104,6 +105,7 @@ func NewHost(mounts []string) *Host {
 		statting: map[string]bool{},
 		done:     make(chan struct{}),
 		physical: map[string]bool{},
+		files:    map[string]int{},
 	}
 	for _, m := range h.mounts {
 		req := make(chan statReq, 1)
@@ -123,10 +125,18 @@ func envOr(key, def string) string {
 	return def
 }
 
-// Close stops the statfs workers; one stuck in statfs ends when it
-// returns.
+// Close stops the statfs workers (one stuck in statfs ends when it
+// returns) and closes the /proc files.
 func (h *Host) Close() error {
 	h.close.Do(func() { close(h.done) })
+	// A collection still running keeps them: the process is ending.
+	if h.mu.TryLock() {
+		defer h.mu.Unlock()
+		for name, fd := range h.files {
+			syscall.Close(fd)
+			delete(h.files, name)
+		}
+	}
 	return nil
 }
 
@@ -172,13 +182,31 @@ func (h *Host) Collect(ctx context.Context, s *metrics.Sample) error {
 
 // read returns the whole of a /proc file in h.buf, which it grows as
 // needed: procfs files are generated on read and have no size to stat.
+// Each file is opened once and read again from offset 0, which makes the
+// kernel generate it afresh (as top and vmstat do): an open costs as much
+// as the read. A file that fails is opened again once.
 func (h *Host) read(name string) ([]byte, error) {
-	path := h.proc + "/" + name
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	b, err := h.readOpen(name)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		if fd, ok := h.files[name]; ok {
+			syscall.Close(fd)
+			delete(h.files, name)
+			b, err = h.readOpen(name)
+		}
 	}
-	defer syscall.Close(fd)
+	return b, err
+}
+
+func (h *Host) readOpen(name string) ([]byte, error) {
+	fd, ok := h.files[name]
+	if !ok {
+		var err error
+		fd, err = syscall.Open(h.proc+"/"+name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: h.proc + "/" + name, Err: err}
+		}
+		h.files[name] = fd
+	}
 	if h.buf == nil {
 		h.buf = make([]byte, 16<<10)
 	}
@@ -187,12 +215,12 @@ func (h *Host) read(name string) ([]byte, error) {
 		if n == len(h.buf) {
 			h.buf = slices.Grow(h.buf[:n], n)[:2*n]
 		}
-		m, err := syscall.Read(fd, h.buf[n:])
+		m, err := syscall.Pread(fd, h.buf[n:], int64(n))
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+			return nil, &os.PathError{Op: "read", Path: h.proc + "/" + name, Err: err}
 		}
 		if m == 0 {
 			return h.buf[:n], nil
