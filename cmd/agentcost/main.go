@@ -51,17 +51,18 @@ func run() int {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	fmt.Printf("agent %s, %d CPUs\n", s.Agent, runtime.NumCPU())
-	fmt.Printf("%-8s %6s %9s %12s %10s %9s %9s %8s  %s\n", "interval", "n", "elapsed",
-		"CPU/collect", "switches", "RSS MiB", "max MiB", "threads", "load before -> after")
+	fmt.Printf("%-8s %6s %8s %12s %9s %8s %8s %8s %8s %7s  %s\n", "interval", "n", "elapsed",
+		"CPU/collect", "switches", "RSS MiB", "max", "anon", "file", "threads", "load before -> after")
 	for _, r := range runs {
 		res, err := agentcost.Measure(ctx, r, log)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "agentcost:", err)
 			return 1
 		}
-		fmt.Printf("%-8s %6d %9s %9.3f ms %10.1f %9.1f %9.1f %8d  %s -> %s\n", r.Interval, r.Collections,
+		m := res.Memory
+		fmt.Printf("%-8s %6d %8s %9.3f ms %9.1f %8.1f %8.1f %8.1f %8.1f %7d  %s -> %s\n", r.Interval, r.Collections,
 			res.Elapsed.Round(time.Second), float64(res.CPUPerCollection())/1e6, res.SwitchesPerCollection(),
-			mib(res.RSS), mib(res.RSSMax), res.Threads, res.Load[0], res.Load[1])
+			mib(m.RSS), mib(res.RSSMax), mib(m.Anon), mib(m.File), res.Threads, res.Load[0], res.Load[1])
 	}
 	return 0
 }

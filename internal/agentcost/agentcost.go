@@ -56,9 +56,8 @@ type Result struct {
 	CPU      time.Duration // over Collections
 	Switches uint64        // thread switches over Collections
 	Threads  int           // at the end
-	RSS      uint64        // bytes, at the end
-	RSSMax   uint64        // largest seen at a sample
-	Peak     uint64        // VmHWM at the end
+	Memory   Memory        // at the end
+	RSSMax   uint64        // the largest VmRSS seen at a sample
 	Load     [2]string     // /proc/loadavg's first three figures at start and end
 }
 
@@ -173,11 +172,11 @@ func Measure(ctx context.Context, run Run, log *slog.Logger) (Result, error) {
 		if err := wait(fmt.Sprintf("sample %d of %d", i+1, run.Collections)); err != nil {
 			return res, err
 		}
-		rss, _, err := ReadRSS(run.ProcRoot, pid)
+		m, err := ReadMemory(run.ProcRoot, pid)
 		if err != nil {
 			return res, err
 		}
-		res.RSSMax = max(res.RSSMax, rss)
+		res.RSSMax = max(res.RSSMax, m.RSS)
 	}
 	end, err := ReadUsage(run.ProcRoot, pid)
 	if err != nil {
@@ -188,10 +187,10 @@ func Measure(ctx context.Context, run Run, log *slog.Logger) (Result, error) {
 	res.CPU = end.CPU - start.CPU
 	res.Switches = end.Switches - start.Switches
 	res.Threads = end.Threads
-	if res.RSS, res.Peak, err = ReadRSS(run.ProcRoot, pid); err != nil {
+	if res.Memory, err = ReadMemory(run.ProcRoot, pid); err != nil {
 		return res, err
 	}
-	res.RSSMax = max(res.RSSMax, res.RSS)
+	res.RSSMax = max(res.RSSMax, res.Memory.RSS)
 	return res, nil
 }
 

@@ -76,9 +76,9 @@ func TestReadUsageAndRSSOfThisProcess(t *testing.T) {
 	if after.CPU <= before.CPU {
 		t.Errorf("CPU %v after burning, %v before", after.CPU, before.CPU)
 	}
-	rss, peak, err := ReadRSS("/proc", os.Getpid())
-	if err != nil || rss == 0 || peak < rss {
-		t.Errorf("ReadRSS = %d, peak %d, %v", rss, peak, err)
+	m, err := ReadMemory("/proc", os.Getpid())
+	if err != nil || m.RSS == 0 || m.Peak < m.RSS || m.Anon == 0 || m.File == 0 || m.Anon+m.File > m.RSS {
+		t.Errorf("ReadMemory = %+v, %v", m, err)
 	}
 	if _, err := ReadUsage("/proc", 1<<30); err == nil {
 		t.Error("a process that does not exist gave no error")
@@ -111,7 +111,7 @@ func TestMeasureRealAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.CPU <= 0 || res.CPUPerCollection() <= 0 || res.Threads < 1 || res.RSS == 0 || res.RSSMax < res.RSS {
+	if res.CPU <= 0 || res.CPUPerCollection() <= 0 || res.Threads < 1 || res.Memory.RSS == 0 || res.RSSMax < res.Memory.RSS {
 		t.Errorf("result = %+v", res)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -108,31 +110,40 @@ func parseMillis(s string) (time.Duration, error) {
 	return time.Duration(ms)*time.Millisecond + time.Duration(ns), nil
 }
 
-// ReadRSS returns the resident set size of pid and its peak (VmRSS and
-// VmHWM of /proc/<pid>/status), in bytes.
-func ReadRSS(procRoot string, pid int) (rss, peak uint64, err error) {
+// Memory is a process's resident memory, in bytes, from /proc/<pid>/status.
+type Memory struct {
+	RSS  uint64 // VmRSS
+	Peak uint64 // VmHWM
+	// Anon is the heap, stacks and other private memory; File the pages
+	// of the binary and its libraries mapped in, which depends on what
+	// the page cache holds (a binary just built is all there) and is
+	// shared with every other process that maps them.
+	Anon, File uint64
+}
+
+// ReadMemory reads pid's resident memory.
+func ReadMemory(procRoot string, pid int) (Memory, error) {
 	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "status"))
 	if err != nil {
-		return 0, 0, err
+		return Memory{}, err
 	}
-	var gotRSS, gotPeak bool
+	var m Memory
+	want := map[string]*uint64{"VmRSS": &m.RSS, "VmHWM": &m.Peak, "RssAnon": &m.Anon, "RssFile": &m.File}
 	for line := range strings.Lines(string(b)) {
 		key, val, ok := strings.Cut(line, ":")
-		if !ok || key != "VmRSS" && key != "VmHWM" {
+		dst := want[key]
+		if !ok || dst == nil {
 			continue
 		}
 		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%s %q: %w", key, strings.TrimSpace(val), err)
+			return Memory{}, fmt.Errorf("%s %q: %w", key, strings.TrimSpace(val), err)
 		}
-		if key == "VmRSS" {
-			rss, gotRSS = kb<<10, true
-		} else {
-			peak, gotPeak = kb<<10, true
-		}
+		*dst = kb << 10
+		delete(want, key)
 	}
-	if !gotRSS || !gotPeak {
-		return 0, 0, fmt.Errorf("process %d: no VmRSS or VmHWM", pid)
+	if len(want) > 0 {
+		return Memory{}, fmt.Errorf("process %d: status lacks %v", pid, slices.Sorted(maps.Keys(want)))
 	}
-	return rss, peak, nil
+	return m, nil
 }
