@@ -70,6 +70,15 @@ test-e2e: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 
+# What the running agent costs (README, "Agent cost"): whole-process CPU per
+# collection and RSS over 60 collections at 5 s and 300 at 100 ms, about six
+# minutes. AGENT=path measures another build of the agent.
+AGENT ?= $(BIN)/agent
+.PHONY: agentcost
+agentcost:
+	$(GO) build -o $(BIN)/agent ./cmd/agent
+	$(GO) run ./cmd/agentcost --agent=$(AGENT)
+
 lint: webui/node_modules/.package-lock.json
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
