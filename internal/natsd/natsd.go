@@ -36,8 +36,8 @@ type Config struct {
 	// The server requires authentication: the hub's in-process connection
 	// has a key of its own, made at start and never written anywhere.
 	Users []User
-	// Open turns authentication off. Only tests standing in for an
-	// external NATS set it.
+	// Open turns authentication off. Only stand-ins for an external NATS
+	// set it: tests, and the agent-cost tool's private loopback server.
 	Open bool
 	// TLSCert and TLSKey, when set, make the listener TLS-only.
 	TLSCert, TLSKey string
