@@ -30,9 +30,11 @@ const round = (v: number, digits: number) => {
  */
 export function rows(points: Point[], resolutionS: number, categories: string[], pick: (p: Point) => Record<string, number | null | undefined>, digits = 2): Row[] {
   const withSeconds = resolutionS < 60;
+  // 24h spans midnight with 24-minute slots; 7d spans a week: say the day.
+  const withDay = resolutionS >= 1440;
   return points.map((p) => {
     const vals = pick(p);
-    const r: Row = { time: axisTime(p.timestamp, withSeconds) };
+    const r: Row = { time: axisTime(p.timestamp, withSeconds, withDay) };
     for (const c of categories) {
       const v = vals[c];
       r[c] = isNum(v) ? round(v, digits) : null;

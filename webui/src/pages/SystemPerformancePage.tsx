@@ -90,16 +90,16 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
           <>
             <SourceProblems update={panel.update} />
             <PerformanceAlerts alerts={panel.update.alerts} now={now} />
-            <GpuOverviewPanel {...panel} />
+            <GpuOverviewPanel {...panel} range={m.range} />
             <AiModelsPanel update={panel.update} now={now} />
             <InferenceStatsPanel {...panel} range={m.range} />
             <DatabasesPanel {...panel} />
-            <HostSystemPanel {...panel} />
+            <HostSystemPanel {...panel} range={m.range} />
             <ContainersPanel update={panel.update} now={now} />
           </>
         )}
         <footer className="pt-2 text-center text-[11px] text-tremor-content-subtle dark:text-dark-tremor-content-subtle">
-          sysperf · {m.range} window, {m.resolutionS} s per point
+          sysperf · {m.range} window, {m.resolutionS < 300 ? `${m.resolutionS} s` : `${Math.round(m.resolutionS / 60)} min`} per point
         </footer>
       </div>
     </ThresholdsContext.Provider>

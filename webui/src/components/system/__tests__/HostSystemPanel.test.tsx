@@ -44,4 +44,14 @@ describe("HostSystemPanel", () => {
     expect(screen.getByText("No host data")).toBeInTheDocument();
     expect(screen.queryByTestId("host-cpu")).toBeNull();
   });
+
+  it("names every host shown as the source, not the last agent to report", () => {
+    const u = manyGpus();
+    u.sources = { ...u.sources, host: "agent:gpu-box-2" };
+    render(<HostSystemPanel {...props(u)} />);
+    expect(screen.getByText("via agents on gpu-box-1, gpu-box-2")).toBeInTheDocument();
+    expect(screen.queryByText("via agent on gpu-box-2")).toBeNull();
+    render(<HostSystemPanel {...props()} />);
+    expect(screen.getByText("via agent on gpu-box-1")).toBeInTheDocument();
+  });
 });
