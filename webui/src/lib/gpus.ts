@@ -166,6 +166,32 @@ function peakUsed(p: Point, g: GPUView): number | null {
   return isNum(g.vram_used_gb) ? g.vram_used_gb : null;
 }
 
+/**
+ * Each GPU's highest VRAM use over the window (by gpuKey), in one pass: the
+ * cards take it from a value memoised per window, so a live update does not
+ * walk the history once per card.
+ */
+export function vramPeaks(history: readonly Point[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const p of history) {
+    for (const g of pointGpus(p)) {
+      const v = peakUsed(p, g);
+      if (v === null) continue;
+      const k = gpuKey(g);
+      const cur = out.get(k);
+      if (cur === undefined || v > cur) out.set(k, v);
+    }
+  }
+  return out;
+}
+
+/** Lowest free VRAM of a GPU: its total less the higher of the window's peak and its use now. */
+export function lowFree(g: GPUView, peak: number | null | undefined): number | null {
+  if (!isNum(g.vram_total_gb) || g.vram_total_gb <= 0) return null;
+  const used = [peak, g.vram_used_gb].filter(isNum);
+  return used.length ? Math.max(0, g.vram_total_gb - Math.max(...used)) : null;
+}
+
 export interface Headroom {
   freeGb: number | null;
   totalGb: number | null;
@@ -179,24 +205,20 @@ export interface Headroom {
 export function gpuHeadroom(g: GPUView, history: readonly Point[]): Headroom {
   const total = isNum(g.vram_total_gb) && g.vram_total_gb > 0 ? g.vram_total_gb : null;
   const free = total !== null && isNum(g.vram_used_gb) ? Math.max(0, total - g.vram_used_gb) : null;
-  if (total === null) return { freeGb: free, totalGb: null, lowGb: null, trendGb: null };
   const key = gpuKey(g);
-  let peak: number | null = null;
   let first: number | null = null;
   for (const p of history) {
     const pg = pointGpus(p).find((x) => gpuKey(x) === key);
-    if (!pg) continue;
-    const v = peakUsed(p, pg);
-    if (v === null) continue;
-    peak = peak === null ? v : Math.max(peak, v);
-    if (first === null && isNum(pg.vram_used_gb)) first = pg.vram_used_gb;
+    if (pg && isNum(pg.vram_used_gb)) {
+      first = pg.vram_used_gb;
+      break;
+    }
   }
-  if (isNum(g.vram_used_gb)) peak = peak === null ? g.vram_used_gb : Math.max(peak, g.vram_used_gb);
   return {
     freeGb: free,
     totalGb: total,
-    lowGb: peak === null ? null : Math.max(0, total - peak),
-    trendGb: first !== null && isNum(g.vram_used_gb) ? g.vram_used_gb - first : null,
+    lowGb: lowFree(g, vramPeaks(history).get(key)),
+    trendGb: total !== null && first !== null && isNum(g.vram_used_gb) ? g.vram_used_gb - first : null,
   };
 }
 

@@ -1,10 +1,10 @@
 import { Metric, ProgressBar } from "@tremor/react";
 import { memo } from "react";
 import { fmt, fmtGB, isNum } from "../../lib/format";
-import { activeThrottle, byVram, gpuHeadroom, modelOf, throttleName, vramSplit } from "../../lib/gpus";
+import { activeThrottle, byVram, lowFree, modelOf, throttleName, vramSplit } from "../../lib/gpus";
 import { gpuLabel } from "../../lib/series";
 import { levelColor, levelOf, percentOf, powerLevel, useThresholds, type Level } from "../../lib/thresholds";
-import type { GPUView, Point, ProcessView } from "../../types";
+import type { GPUView, ProcessView } from "../../types";
 import { Meter, StaleBadge } from "./common";
 
 /** Processes listed on a card before the rest fold under "+N more". */
@@ -176,16 +176,17 @@ export function GpuClocks({ g }: { g: GPUView }) {
   );
 }
 
-function Headroom({ g, history, rangeLabel }: { g: GPUView; history: Point[]; rangeLabel: string | undefined }) {
-  const h = gpuHeadroom(g, history);
+function Headroom({ g, peakGb, rangeLabel }: { g: GPUView; peakGb: number | null; rangeLabel: string | undefined }) {
+  const h = vramSplit(g);
   if (h.freeGb === null) return null;
+  const low = lowFree(g, peakGb);
   return (
     <p data-testid="gpu-headroom" className={`mt-1 text-[11px] leading-4 ${muted}`}>
       headroom <b className={`tabular-nums ${strong}`}>{fmtGB(h.freeGb)} GB</b> free
-      {h.lowGb !== null ? (
+      {low !== null ? (
         <span title="The least free VRAM over the selected range, from each slot's peak use">
           {" "}
-          · low <span className="tabular-nums">{fmtGB(h.lowGb)} GB</span>
+          · low <span className="tabular-nums">{fmtGB(low)} GB</span>
           {rangeLabel ? ` over ${rangeLabel}` : ""}
         </span>
       ) : null}
@@ -199,13 +200,14 @@ export interface GpuCardProps {
   now: number;
   lastSeen: string | null;
   wide: boolean;
-  history: Point[];
+  /** The GPU's highest VRAM use over the selected range (vramPeaks), or null. */
+  peakGb: number | null;
   rangeLabel?: string | undefined;
   modelColors: Map<string, string>;
 }
 
-/** One GPU: who holds it, how busy and hot it is, its power against its limit and its headroom. Memoised per GPU object. */
-export const GpuCard = memo(function GpuCard({ g, multiHost, now, lastSeen, wide, history, rangeLabel, modelColors }: GpuCardProps) {
+/** One GPU: who holds it, how busy and hot it is, its power against its limit and its headroom. Memoised: the deferred chart render passes the same props again. */
+export const GpuCard = memo(function GpuCard({ g, multiHost, now, lastSeen, wide, peakGb, rangeLabel, modelColors }: GpuCardProps) {
   const th = useThresholds();
   const vramPct = percentOf(g.vram_used_gb, g.vram_total_gb);
   const limit = isNum(g.power_limit_watts) && g.power_limit_watts > 0 ? g.power_limit_watts : null;
@@ -264,7 +266,7 @@ export const GpuCard = memo(function GpuCard({ g, multiHost, now, lastSeen, wide
         <div className={wide ? "grid grid-cols-1 gap-3 sm:grid-cols-3" : "mt-3 grid grid-cols-1 gap-2.5"}>
           <div>
             <VramBar g={g} modelColors={modelColors} level={levelOf(vramPct, th.gpuVramPercent)} />
-            <Headroom g={g} history={history} rangeLabel={rangeLabel} />
+            <Headroom g={g} peakGb={peakGb} rangeLabel={rangeLabel} />
           </div>
           <Meter
             testId="gpu-temp"

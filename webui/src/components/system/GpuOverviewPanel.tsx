@@ -6,6 +6,7 @@ import { sectionMeta, withHosts } from "../../lib/sections";
 import { gpuKey, gpuRows } from "../../lib/series";
 import { Section, type GPUView, type Point, type Range, type Update } from "../../types";
 import { Absent, Chart, num0, num1, pct0, SectionCard } from "./common";
+import { vramPeaks } from "../../lib/gpus";
 import { GpuCard } from "./GpuCard";
 import { GpuHostViews } from "./GpuHostViews";
 
@@ -61,6 +62,7 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now, range }: Pane
   const gpuKeys = gpus.map(gpuKey).join(",");
   const modelKey = gpus.map((g) => (g.processes ?? []).map((p) => p.model ?? "").join("|")).join(",");
   const modelColors = useMemo(() => modelColorsOf(gpus), [modelKey]); // eslint-disable-line react-hooks/exhaustive-deps
+  const peaks = useMemo(() => vramPeaks(history), [history]);
   const charts = useMemo(() => {
     if (!gpus.length) return null;
     // A colour per GPU from its key, the same in all four charts and the legend.
@@ -113,7 +115,7 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now, range }: Pane
                 now={now}
                 lastSeen={lastSeenOf(g.host)}
                 wide={gpus.length === 1}
-                history={history}
+                peakGb={peaks.get(gpuKey(g)) ?? null}
                 rangeLabel={range}
                 modelColors={modelColors}
               />
