@@ -291,7 +291,13 @@ async function ownershipChecks(browser, base) {
       if (empty) throw new Error(`${empty} GPU/host charts show "No samples" with 60 points of history`);
       const lines = await p.locator('[data-section=gpu] figure[data-chart="Utilization (%)"] [data-kind=line]').count();
       if (lines !== 1) throw new Error("the 8-GPU utilization chart is not a line chart");
-      return t;
+      // Capacity axes on round ticks: 80 GB cards 0…80 by 20, 700 W limits 0…800 by 200.
+      const ticks = (title) =>
+        p.locator(`[data-section=gpu] figure[data-chart="${title}"] .recharts-yAxis .recharts-cartesian-axis-tick-value`).allInnerTexts();
+      const vram = (await ticks("VRAM used (GB)")).join(",");
+      const power = (await ticks("Power (W)")).join(",");
+      if (vram !== "0,20,40,60,80" || power !== "0,200,400,600,800") throw new Error(`y ticks: VRAM ${vram}; power ${power}`);
+      return `${t}; VRAM axis ${vram}; power axis ${power}`;
     });
 
     await attempt("issue 12: screenshots (light, dark, phone)", async () => {
@@ -308,8 +314,12 @@ async function ownershipChecks(browser, base) {
         .then(() => 0)
         .catch(() => p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth));
       await p.screenshot({ path: join(dir, "gpu-ownership-phone-dark.png"), fullPage: true });
+      await p.evaluate(() => window.scrollTo(0, 0));
+      await p.screenshot({ path: join(dir, "gpu-phone-top-dark.png") });
+      await p.locator("[data-testid=host-models]").first().scrollIntoViewIfNeeded();
+      await p.screenshot({ path: join(dir, "gpu-phone-models-dark.png") });
       if (overflow > 0) throw new Error(`page is ${overflow}px wider than a 375px phone`);
-      return `${dir}/gpu-ownership-{light,dark,phone-dark}.png, gpu-section-light.png`;
+      return `${dir}/gpu-ownership-{light,dark,phone-dark}.png, gpu-section-light.png, gpu-phone-{top,models}-dark.png`;
     });
   } finally {
     await ctx.close();

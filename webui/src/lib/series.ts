@@ -74,3 +74,18 @@ export function hostRows(points: Point[], resolutionS: number, hosts: string[], 
   });
   return { data, categories };
 }
+
+/**
+ * The top of a y axis that shows a capacity (RAM, VRAM, a power limit):
+ * four equal steps of a round size (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 × 10ⁿ)
+ * that reach the total. Recharts divides a fixed domain into four steps
+ * (tickCount 5), so 700 W gives 0/200/…/800 rather than 0/175/…/700, and
+ * 24 GB 0/6/…/24.
+ */
+export function axisTop(total: number): number {
+  if (!Number.isFinite(total) || total <= 0) return 1;
+  const raw = total / 4;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].map((m) => m * mag).find((s) => s >= raw * (1 - 1e-9))!;
+  return Number((4 * step).toPrecision(12));
+}

@@ -3,7 +3,7 @@ import { memo, useMemo } from "react";
 import { colorsFor, pick } from "../../lib/colors";
 import { isNum, meansNoGpu, readableGpuError } from "../../lib/format";
 import { sectionMeta, withHosts } from "../../lib/sections";
-import { gpuKey, gpuRows } from "../../lib/series";
+import { axisTop, gpuKey, gpuRows } from "../../lib/series";
 import { Section, type GPUView, type Point, type Range, type Update } from "../../types";
 import { Absent, Chart, num0, num1, pct0, SectionCard } from "./common";
 import { vramPeaks } from "../../lib/gpus";
@@ -72,8 +72,9 @@ function GpuOverviewPanelImpl({ update, history, resolutionS, now, range }: Pane
     const limitTop = Math.max(0, ...gpus.map((g) => (isNum(g.power_limit_watts) ? g.power_limit_watts : 0)));
     return {
       colors,
-      vramMax: vramTop > 0 ? vramTop : undefined,
-      powerMax: limitTop > 0 ? limitTop : undefined,
+      // Scaled to the capacity, not to the data, on round ticks.
+      vramMax: vramTop > 0 ? axisTop(vramTop) : undefined,
+      powerMax: limitTop > 0 ? axisTop(limitTop) : undefined,
       util: gpuRows(history, resolutionS, gpus, multiHost, (g) => g.utilization),
       vram: gpuRows(history, resolutionS, gpus, multiHost, (g) => g.vram_used_gb),
       temp: gpuRows(history, resolutionS, gpus, multiHost, (g) => g.temperature),

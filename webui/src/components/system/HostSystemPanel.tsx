@@ -3,7 +3,7 @@ import { memo, useMemo } from "react";
 import { ago, fmt, fmtGB, isNum } from "../../lib/format";
 import { colorsFor, pick } from "../../lib/colors";
 import { sectionMeta, withHosts } from "../../lib/sections";
-import { hostRows } from "../../lib/series";
+import { axisTop, hostRows } from "../../lib/series";
 import { levelOf, percentOf, useThresholds } from "../../lib/thresholds";
 import { Section, type HostView, type Update } from "../../types";
 import { Absent, Chart, Meter, num1, pct0, SectionCard } from "./common";
@@ -140,7 +140,7 @@ function HostSystemPanelImpl({ update, history, resolutionS, now }: PanelProps) 
           <div className="mt-5 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-2">
             <Chart title="CPU (%)" {...charts.cpu} colors={charts.colors} minValue={0} maxValue={100} valueFormatter={pct0} />
             {/* Scaled to the installed RAM, not to the data: 8 GB of 512 GB must not fill the chart. */}
-            <Chart title="RAM used (GB)" {...charts.ram} colors={charts.colors} minValue={0} maxValue={ramTop > 0 ? ramTop : undefined} valueFormatter={num1} />
+            <Chart title="RAM used (GB)" {...charts.ram} colors={charts.colors} minValue={0} maxValue={ramTop > 0 ? axisTop(ramTop) : undefined} valueFormatter={num1} />
           </div>
         </>
       )}
