@@ -293,7 +293,9 @@ async function ownershipChecks(browser, base) {
       if (lines !== 1) throw new Error("the 8-GPU utilization chart is not a line chart");
       // Capacity axes on round ticks: 80 GB cards 0…80 by 20, 700 W limits 0…800 by 200.
       const ticks = (title) =>
-        p.locator(`[data-section=gpu] figure[data-chart="${title}"] .recharts-yAxis .recharts-cartesian-axis-tick-value`).allInnerTexts();
+        p
+          .locator(`[data-section=gpu] figure[data-chart="${title}"] .recharts-yAxis .recharts-cartesian-axis-tick-value`)
+          .evaluateAll((els) => els.map((e) => (e.textContent ?? "").trim())); // SVG text has no innerText
       const vram = (await ticks("VRAM used (GB)")).join(",");
       const power = (await ticks("Power (W)")).join(",");
       if (vram !== "0,20,40,60,80" || power !== "0,200,400,600,800") throw new Error(`y ticks: VRAM ${vram}; power ${power}`);

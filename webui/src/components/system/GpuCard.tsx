@@ -89,7 +89,8 @@ function ProcessRow({ p }: { p: ProcessView }) {
       data-testid="gpu-proc"
       data-pid={p.pid}
       data-model={model ?? ""}
-      className="grid grid-cols-[minmax(0,1fr)_auto] gap-x-2 text-[11px] leading-4"
+      // On a phone's half-width card the figures go under the name, which would otherwise shrink to nothing.
+      className="grid grid-cols-1 gap-x-2 text-[11px] leading-4 sm:grid-cols-[minmax(0,1fr)_auto]"
       title={`${model ? `${model} · ` : ""}${p.name ?? ""} pid ${p.pid}${p.container ? ` · container ${p.container}` : ""}${p.command ? `\n${p.command}` : ""}`}
     >
       <span className="min-w-0 truncate">

@@ -2,43 +2,34 @@ import { memo } from "react";
 import { fmt, fmtGB, isNum } from "../../lib/format";
 import { hostHeadroom, modelsByHost, type HostModels, type ModelRow } from "../../lib/gpus";
 import type { GPUView, Point, Update } from "../../types";
+import { Figure } from "./common";
 
 const muted = "text-tremor-content dark:text-dark-tremor-content";
 const strong = "text-tremor-content-strong dark:text-dark-tremor-content-strong";
 
 const signed = (gb: number) => `${gb > 0 ? "+" : gb < 0 ? "−" : "±"}${fmtGB(Math.abs(gb))} GB`;
 
-function Fig({ label, value, sub, testId, title }: { label: string; value: string; sub?: string | null; testId: string; title?: string }) {
-  return (
-    <div className="min-w-0" data-testid={testId} title={title}>
-      <p className={`text-[11px] ${muted}`}>{label}</p>
-      <p className={`text-sm font-semibold tabular-nums ${strong}`}>{value}</p>
-      {sub ? <p className={`text-[11px] ${muted}`}>{sub}</p> : null}
-    </div>
-  );
-}
-
 /** A host's VRAM headroom: free now and its low point over the range, the largest model one GPU could take now, and the trend. */
 export function HostHeadroom({ host, gpus, history, rangeLabel }: { host: string; gpus: GPUView[]; history: Point[]; rangeLabel: string }) {
   const h = hostHeadroom(host, gpus, history);
   return (
     <div data-testid="host-headroom" data-host={host} className="grid grid-cols-2 gap-x-4 gap-y-2 sm:grid-cols-4">
-      <Fig testId="headroom-free" label="VRAM free now" value={`${fmtGB(h.freeGb)} GB`} sub={h.totalGb !== null ? `of ${fmtGB(h.totalGb)} GB on ${h.gpus} GPU${h.gpus === 1 ? "" : "s"}` : null} />
-      <Fig
+      <Figure testId="headroom-free" label="VRAM free now" value={`${fmtGB(h.freeGb)} GB`} sub={h.totalGb !== null ? `of ${fmtGB(h.totalGb)} GB on ${h.gpus} GPU${h.gpus === 1 ? "" : "s"}` : null} />
+      <Figure
         testId="headroom-low"
         label={`Low point (${rangeLabel})`}
         value={`${fmtGB(h.lowGb)} GB`}
         title="The least free VRAM over the selected range, from each slot's peak use"
         sub="free at peak use"
       />
-      <Fig
+      <Figure
         testId="headroom-fit"
         label="Largest model that fits now"
         value={`${fmtGB(h.largestFitGb)} GB`}
         sub={h.largestFitIndex !== null ? `on GPU ${h.largestFitIndex}, without splitting` : null}
         title="The most free VRAM on any one GPU of this host"
       />
-      <Fig
+      <Figure
         testId="headroom-trend"
         label={`VRAM use trend (${rangeLabel})`}
         value={h.trendGb === null ? "—" : signed(h.trendGb)}

@@ -314,9 +314,9 @@ const Plot = memo(PlotImpl, samePlot);
 
 export const Chart = memo(ChartImpl, samePlot);
 
-export function Figure({ label, value, sub, testId }: { label: string; value: string; sub?: string | undefined; testId?: string }) {
+export function Figure({ label, value, sub, testId, title }: { label: string; value: string; sub?: string | null | undefined; testId?: string; title?: string }) {
   return (
-    <div className="min-w-0" data-testid={testId}>
+    <div className="min-w-0" data-testid={testId} title={title}>
       <p className="truncate text-xs text-tremor-content dark:text-dark-tremor-content">{label}</p>
       <p className="text-lg font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">{value}</p>
       {sub ? <p className="truncate text-xs text-tremor-content-subtle dark:text-dark-tremor-content-subtle">{sub}</p> : null}
