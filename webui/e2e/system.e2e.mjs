@@ -302,6 +302,19 @@ async function ownershipChecks(browser, base) {
       return `${t}; VRAM axis ${vram}; power axis ${power}`;
     });
 
+    await attempt("issue 12: a GPU and a host keep one colour across every chart", async () => {
+      const strokes = (section, title, sel) =>
+        p.locator(`[data-section=${section}] figure[data-chart="${title}"] ${sel}`).evaluateAll((els) =>
+          els.map((e) => (e.getAttribute("class") ?? "").split(/\s+/).find((c) => c.startsWith("stroke-") && !c.startsWith("stroke-tremor")) ?? ""),
+        );
+      const gpu = await Promise.all(["Utilization (%)", "VRAM used (GB)", "Temperature (°C)", "Power (W)"].map((t) => strokes("gpu", t, ".recharts-line")));
+      if (gpu[0].length !== 8 || new Set(gpu[0]).size !== 8) throw new Error(`utilization lines: ${gpu[0].join(" ")}`);
+      if (gpu.some((g) => g.join() !== gpu[0].join())) throw new Error(`GPU colours differ between charts: ${gpu.map((g) => g.join(" ")).join(" | ")}`);
+      const host = await Promise.all(["CPU (%)", "RAM used (GB)"].map((t) => strokes("host", t, ".recharts-area")));
+      if (host[0].length !== 2 || host[0][0] === host[0][1] || host[0].join() !== host[1].join()) throw new Error(`host colours: CPU ${host[0].join(" ")}; RAM ${host[1].join(" ")}`);
+      return `GPUs ${gpu[0].join(" ")}; hosts ${host[0].join(" ")}`;
+    });
+
     await attempt("issue 12: screenshots (light, dark, phone)", async () => {
       const dir = join(outDir, "issue12");
       mkdirSync(dir, { recursive: true });

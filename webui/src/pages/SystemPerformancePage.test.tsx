@@ -62,6 +62,18 @@ describe("App and SystemPerformancePage", () => {
     expect(within(document.querySelector("[data-section=gpu]") as HTMLElement).getByText("No NVIDIA GPU detected — NVML: library not found")).toBeInTheDocument();
   });
 
+  it("counts pending alerts apart from firing ones in the header", () => {
+    render(<App options={options} />);
+    const ws = FakeWebSocket.last();
+    const u = withAlerts();
+    u.alerts = [...u.alerts!, { ...u.alerts![0]!, state: "pending", rule: "other" }];
+    act(() => {
+      ws.open();
+      ws.message({ ...u, type: "performance_update" });
+    });
+    expect(screen.getByTestId("updated-at")).toHaveTextContent("1 host · 1 GPU · 2 alerts firing · 1 pending");
+  });
+
   it("offers 6h, 24h and 7d, subscribing to each; the headroom's low point follows the range", () => {
     render(<App options={options} />);
     const ws = FakeWebSocket.last();

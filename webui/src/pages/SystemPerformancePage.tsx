@@ -21,7 +21,14 @@ function summary(u: Update): string {
   const hosts = u.hosts?.length ?? 0;
   const gpus = currentGpus(u).length;
   const alerts = (u.alerts ?? []).filter((a) => a.state !== "pending").length;
-  const parts = [hosts ? plural(hosts, "host") : null, gpus ? plural(gpus, "GPU") : null, alerts ? plural(alerts, "alert") + " firing" : "no alerts firing"];
+  // Pending is said apart: it is not an alert yet.
+  const pending = (u.alerts ?? []).length - alerts;
+  const parts = [
+    hosts ? plural(hosts, "host") : null,
+    gpus ? plural(gpus, "GPU") : null,
+    alerts ? plural(alerts, "alert") + " firing" : "no alerts firing",
+    pending ? `${pending} pending` : null,
+  ];
   return parts.filter(Boolean).join(" · ");
 }
 

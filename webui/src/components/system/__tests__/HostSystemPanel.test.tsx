@@ -54,4 +54,12 @@ describe("HostSystemPanel", () => {
     render(<HostSystemPanel {...props()} />);
     expect(screen.getByText("via agent on gpu-box-1")).toBeInTheDocument();
   });
+
+  it("shows four hosts of 16 GPUs, one card each, with every host named as the source", () => {
+    const u = manyGpus(4, 4);
+    render(<HostSystemPanel {...props(u)} />);
+    expect(screen.getAllByRole("article")).toHaveLength(4);
+    expect(screen.getByText("via agents on gpu-box-1, gpu-box-2, gpu-box-3, gpu-box-4")).toBeInTheDocument();
+    expect(screen.getByRole("heading", { name: /Host system \(4\)/i })).toBeInTheDocument();
+  });
 });
