@@ -19,10 +19,18 @@ describe("colorsFor", () => {
     expect(pick(a, ["gpu-box-1", "gpu-box-2"])).toEqual([b.get("gpu-box-1"), b.get("gpu-box-2")]);
   });
 
-  it("keeps a key's colour when a key that does not collide with it joins", () => {
-    const before = colorsFor(["gpu-box-1#0"]);
-    const after = colorsFor(["gpu-box-1#0", "gpu-box-1#1"]);
+  it("keeps the colours of keys ordered before one that joins, in natural order", () => {
+    const before = colorsFor(["gpu-box-1#0", "gpu-box-1#2"]);
+    const after = colorsFor(["gpu-box-1#10", "gpu-box-1#0", "gpu-box-1#2"]);
     expect(after.get("gpu-box-1#0")).toBe(before.get("gpu-box-1#0"));
+    expect(after.get("gpu-box-1#2")).toBe(before.get("gpu-box-1#2"));
+  });
+
+  it("gives two hosts the two most different colours", () => {
+    expect([...colorsFor(["gpu-box-2", "gpu-box-1"]).entries()]).toEqual([
+      ["gpu-box-1", SERIES_COLORS[0]],
+      ["gpu-box-2", SERIES_COLORS[1]],
+    ]);
   });
 
   it("repeats colours only past 16 keys, and gives an unknown key grey", () => {

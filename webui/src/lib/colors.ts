@@ -1,14 +1,16 @@
 // Series colours that stay with their series. A GPU or host keeps the same
-// colour in every chart of the page: the colour is derived from the series'
-// key (host name, "host#index"), never from its position in one chart's list,
-// so a host that is second in the CPU chart and first in another is still
-// drawn the same. Keys that would land on a taken colour take the next free
-// one, in key order, so up to 16 series on the page never share a colour.
+// colour in every chart of the page: the colour comes from the series' key
+// (host name, "host#index") and the set of keys on the page — the key's
+// rank in their natural order — never from its position in one chart's
+// list, so a host listed second in one chart and first in another is still
+// drawn the same. Up to 16 keys never share a colour, and the first few
+// (two hosts, a host's GPUs) get the most different ones.
 
 /**
  * Sixteen colours told apart at a glance on white and on the dark
- * background: hues spread round the wheel, with a lightness step between
- * neighbours of similar hue. Tremor draws them as stroke-<name> classes,
+ * background, ordered so that each next one differs most from those before
+ * it: hues spread round the wheel, with a lightness step between colours of
+ * similar hue. Tremor draws them as stroke-<name> classes,
  * all safelisted in tailwind.config.js.
  */
 export const SERIES_COLORS = [
@@ -30,32 +32,16 @@ export const SERIES_COLORS = [
   "green-300",
 ] as const;
 
-/** FNV-1a, enough to spread short keys over 16 slots. */
-function hash(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+const natural = new Intl.Collator("en", { numeric: true });
 
 /**
- * A colour for each key: the key's own slot when free, else the next free
- * one. Keys are placed in sorted order, so the same set of keys gets the
- * same colours whichever order a chart lists them in. Past 16 keys colours
- * repeat.
+ * A colour for each key, by its rank among the keys in natural order
+ * ("#2" before "#10"): the same set of keys gets the same colours whichever
+ * order a chart lists them in. Past 16 keys colours repeat.
  */
 export function colorsFor(keys: readonly string[], palette: readonly string[] = SERIES_COLORS): Map<string, string> {
   const out = new Map<string, string>();
-  const taken = new Set<number>();
-  const n = palette.length;
-  for (const k of [...new Set(keys)].sort()) {
-    let slot = hash(k) % n;
-    if (taken.size < n) while (taken.has(slot)) slot = (slot + 1) % n;
-    taken.add(slot);
-    out.set(k, palette[slot]!);
-  }
+  [...new Set(keys)].sort(natural.compare).forEach((k, i) => out.set(k, palette[i % palette.length]!));
   return out;
 }
 
