@@ -199,7 +199,31 @@ function ownershipFleet(ts) {
       gpu_count: 4,
       models: { rtdetr: { status: "healthy", vram_gb: 1.5, model: "rtdetr" }, nemotron: { status: "healthy", model: "nemotron" } },
     })),
-    alerts: [],
+    alerts: [
+      {
+        severity: "warning",
+        metric: "gpu_temperature",
+        value: 76,
+        threshold: 75,
+        message: "GPU temperature high: 76°C",
+        host: "gpu-box-2",
+        target: "GPU 3",
+        state: "pending",
+        since: new Date(ts - 20_000).toISOString(),
+        rule: "gpu_temperature",
+      },
+      {
+        severity: "critical",
+        metric: "containers_unhealthy",
+        value: 2,
+        threshold: 2,
+        message: "2 containers unhealthy: ai-detector (exited 137 after an out-of-memory kill), ai-llm (health check: GET http://ai-llm:8080/health: context deadline exceeded)",
+        target: "containers",
+        state: "firing",
+        since: new Date(ts - 300_000).toISOString(),
+        rule: "containers_unhealthy",
+      },
+    ],
     sources: { ...base.sources, gpu: "agent:gpu-box-2", host: "agent:gpu-box-2" },
   };
 }
@@ -221,6 +245,7 @@ async function injectedPage(ctx, base, hist, u) {
 }
 
 async function ownershipChecks(browser, base) {
+  mkdirSync(join(outDir, "issue12"), { recursive: true });
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
   try {
     const now = Date.now();
@@ -300,6 +325,18 @@ async function ownershipChecks(browser, base) {
       const power = (await ticks("Power (W)")).join(",");
       if (vram !== "0,20,40,60,80" || power !== "0,200,400,600,800") throw new Error(`y ticks: VRAM ${vram}; power ${power}`);
       return `${t}; VRAM axis ${vram}; power axis ${power}`;
+    });
+
+    await attempt("issue 12: a pending alert reads as not firing, after the firing one", async () => {
+      const items = await p.locator("[data-section=alerts] li").evaluateAll((els) =>
+        els.map((e) => ({ state: e.getAttribute("data-state"), callout: !!e.querySelector(".tremor-Callout-root"), text: (e.textContent ?? "").replace(/\s+/g, " ") })),
+      );
+      if (items.length !== 2 || items[0].state !== "firing" || items[1].state !== "pending") throw new Error(JSON.stringify(items));
+      if (!items[0].callout || items[1].callout) throw new Error("pending drawn as a Callout, or firing not");
+      if (!/not firing yet/.test(items[1].text) || !/pending since/.test(items[1].text)) throw new Error(items[1].text);
+      if (!/ai-llm \(health check: .*deadline exceeded\)/.test(items[0].text)) throw new Error(`container alert cut: ${items[0].text}`);
+      await p.locator("[data-section=alerts]").screenshot({ path: join(outDir, "issue12", "alerts-light.png") });
+      return items.map((i) => `${i.state}: ${i.text.slice(0, 70)}`).join(" | ");
     });
 
     await attempt("issue 12: a GPU and a host keep one colour across every chart", async () => {
