@@ -52,5 +52,9 @@ export default defineConfig({
     setupFiles: ["./src/test/setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
     css: false,
+    // A test that renders the whole page takes 1–3 s in jsdom on an idle
+    // machine and several times that on a loaded CI runner: wait on
+    // conditions (waitFor), and give them room rather than flake.
+    testTimeout: 20_000,
   },
 });

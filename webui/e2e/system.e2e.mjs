@@ -150,6 +150,236 @@ async function fullShot(page, path) {
   await page.setViewportSize(vp);
 }
 
+// ---- issue 12 (ui12): GPU ownership, power against the limit, screenshots ----
+
+/**
+ * 8 GPUs on 2 hosts served by two models: on each host GPUs 0–1 hold
+ * RT-DETRv2, GPUs 2–3 the LLM; GPU 3 also runs a process of no model.
+ * Every card has a 700 W limit; gpu-box-1's GPU 0 draws 500 W.
+ */
+function ownershipFleet(ts) {
+  const base = JSON.parse(readFileSync(join(webui, "src/test/fixtures/update.json"), "utf8"));
+  const hosts = ["gpu-box-1", "gpu-box-2"];
+  const models = ["rtdetr", "nemotron"];
+  const gpus = hosts.flatMap((host, hi) =>
+    Array.from({ length: 4 }, (_, i) => {
+      const model = models[i < 2 ? 0 : 1];
+      const processes = [{ pid: 3000 + hi * 100 + i, name: model === "rtdetr" ? "python3" : "llama-server", container: `ai-${model}`, vram_gb: 20 + i * 3 + hi, sm_percent: 35 + i * 5, model }];
+      if (i === 3) processes.push({ pid: 4000 + hi, name: "jupyter", vram_gb: 2.5, sm_percent: 3 });
+      const held = processes.reduce((a, p) => a + p.vram_gb, 0);
+      return {
+        host,
+        index: i,
+        uuid: `GPU-${host}-${i}`,
+        name: "NVIDIA H100 80GB HBM3",
+        utilization: 40 + i * 10,
+        vram_used_gb: held + 0.6,
+        vram_total_gb: 80,
+        temperature: 55 + i,
+        power_watts: hi === 0 && i === 0 ? 500 : 300 + i * 20,
+        power_limit_watts: 700,
+        sm_clock_mhz: 1755,
+        mem_clock_mhz: 2619,
+        pstate: 0,
+        fan_percent: 40,
+        throttle_reasons: hi === 1 && i === 2 ? ["hw_thermal_slowdown"] : ["gpu_idle"],
+        processes,
+      };
+    }),
+  );
+  return {
+    ...base,
+    timestamp: new Date(ts).toISOString(),
+    gpu: gpus[0],
+    gpus,
+    hosts: hosts.map((host) => ({
+      ...base.hosts[0],
+      host,
+      last_seen: new Date(ts).toISOString(),
+      gpu_count: 4,
+      models: { rtdetr: { status: "healthy", vram_gb: 1.5, model: "rtdetr" }, nemotron: { status: "healthy", model: "nemotron" } },
+    })),
+    alerts: [
+      {
+        severity: "warning",
+        metric: "gpu_temperature",
+        value: 76,
+        threshold: 75,
+        message: "GPU temperature high: 76°C",
+        host: "gpu-box-2",
+        target: "GPU 3",
+        state: "pending",
+        since: new Date(ts - 20_000).toISOString(),
+        rule: "gpu_temperature",
+      },
+      {
+        severity: "critical",
+        metric: "containers_unhealthy",
+        value: 2,
+        threshold: 2,
+        message: "2 containers unhealthy: ai-detector (exited 137 after an out-of-memory kill), ai-llm (health check: GET http://ai-llm:8080/health: context deadline exceeded)",
+        target: "containers",
+        state: "firing",
+        since: new Date(ts - 300_000).toISOString(),
+        rule: "containers_unhealthy",
+      },
+    ],
+    sources: { ...base.sources, gpu: "agent:gpu-box-2", host: "agent:gpu-box-2" },
+  };
+}
+
+/** A page whose WebSocket is answered by the test, showing the given history and update. */
+async function injectedPage(ctx, base, hist, u) {
+  const p = await ctx.newPage();
+  let route = null;
+  await p.routeWebSocket(/\/ws\/system$/, (ws) => {
+    route = ws;
+  });
+  await p.goto(`${base}/system?sysperf-test=1`);
+  await p.waitForFunction(() => typeof window.__sysperfInject === "function", null, { timeout: STEP_MS });
+  for (let i = 0; !route && i < 200; i++) await new Promise((r) => setTimeout(r, 25));
+  if (!route) throw new Error("the page opened no WebSocket");
+  route.send(JSON.stringify(hist));
+  await p.evaluate((msg) => window.__sysperfInject(msg), u);
+  return p;
+}
+
+async function ownershipChecks(browser, base) {
+  mkdirSync(join(outDir, "issue12"), { recursive: true });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
+  try {
+    const now = Date.now();
+    const points = Array.from({ length: 60 }, (_, i) => {
+      const u = ownershipFleet(now - (60 - i) * 5000);
+      return { timestamp: u.timestamp, gpus: u.gpus, host: u.host, hosts: u.hosts };
+    });
+    const u = ownershipFleet(now);
+    const p = await injectedPage(ctx, base, { type: "performance_history", range: "5m", resolution_s: 5, points }, u);
+    await p.locator("[data-testid=gpu-card]").nth(7).waitFor({ timeout: STEP_MS });
+
+    await attempt("issue 12: each GPU card names the model that holds it", async () => {
+      const cards = await p.locator("[data-testid=gpu-card]").evaluateAll((els) =>
+        els.map((e) => ({ gpu: e.getAttribute("data-gpu"), models: e.querySelector("[data-testid=gpu-models]")?.textContent ?? "" })),
+      );
+      if (cards.length !== 8) throw new Error(`${cards.length} cards`);
+      for (const g of u.gpus) {
+        const want = g.processes.find((x) => x.model).model;
+        const card = cards.find((c) => c.gpu === `${g.host}#${g.index}`);
+        if (!card || !card.models.includes(`held by ${want}`)) throw new Error(`${g.host} GPU ${g.index} reads "${card?.models}", want ${want}`);
+      }
+      return cards.map((c) => `${c.gpu}: ${c.models}`).join("; ");
+    });
+
+    await attempt("issue 12: each host's by-model VRAM sums to what its processes report, never both hosts", async () => {
+      const views = await p.locator("[data-testid=host-models]").evaluateAll((els) =>
+        els.map((e) => ({
+          host: e.getAttribute("data-host"),
+          rows: [...e.querySelectorAll("[data-testid=model-row]")].map((r) => ({ model: r.getAttribute("data-model"), vram: Number(r.getAttribute("data-vram")) })),
+        })),
+      );
+      if (views.length !== 2) throw new Error(`${views.length} by-model views`);
+      const out = [];
+      for (const v of views) {
+        const procs = u.gpus.filter((g) => g.host === v.host).flatMap((g) => g.processes);
+        const want = procs.reduce((a, x) => a + x.vram_gb, 0);
+        const got = v.rows.reduce((a, r) => a + r.vram, 0);
+        if (Math.abs(got - want) > 0.01) throw new Error(`${v.host}: rows sum to ${got} GB, processes report ${want} GB`);
+        for (const m of ["rtdetr", "nemotron"]) {
+          const own = procs.filter((x) => x.model === m).reduce((a, x) => a + x.vram_gb, 0);
+          const row = v.rows.find((r) => r.model === m);
+          if (!row || Math.abs(row.vram - own) > 0.01) throw new Error(`${v.host} ${m}: ${row?.vram} GB, processes hold ${own} GB`);
+        }
+        out.push(`${v.host} ${got.toFixed(1)} GB`);
+      }
+      return out.join(", ");
+    });
+
+    await attempt("issue 12: a 700 W card at 500 W is not red", async () => {
+      const power = p.locator('[data-gpu="gpu-box-1#0"] [data-testid=gpu-power]');
+      const level = await power.getAttribute("data-level");
+      const text = (await power.innerText()).replace(/\s+/g, " ");
+      const red = await power.evaluate((el) =>
+        [el, ...el.querySelectorAll("*")].some((x) => {
+          const c = getComputedStyle(x);
+          const rgb = (s) => s.match(/\d+/g)?.map(Number) ?? [];
+          return [c.color, c.backgroundColor].map(rgb).some(([r, g, b]) => r > 180 && g < 90 && b < 90);
+        }),
+      );
+      if (level !== "ok" || red || !/500 W/.test(text)) throw new Error(`level ${level}, red ${red}: ${text}`);
+      return text;
+    });
+
+    await attempt("issue 12: throttle reason named; charts drawn with their data, on screen or not", async () => {
+      const t = await p.locator('[data-gpu="gpu-box-2#2"] [data-testid=gpu-throttle]').innerText();
+      if (!/hardware thermal slowdown/.test(t)) throw new Error(`throttle reads "${t}"`);
+      const empty = await p.locator("[data-section=gpu] figure[data-chart][data-empty], [data-section=host] figure[data-chart][data-empty]").count();
+      if (empty) throw new Error(`${empty} GPU/host charts show "No samples" with 60 points of history`);
+      const lines = await p.locator('[data-section=gpu] figure[data-chart="Utilization (%)"] [data-kind=line]').count();
+      if (lines !== 1) throw new Error("the 8-GPU utilization chart is not a line chart");
+      // Capacity axes on round ticks: 80 GB cards 0…80 by 20, 700 W limits 0…800 by 200.
+      const ticks = (title) =>
+        p
+          .locator(`[data-section=gpu] figure[data-chart="${title}"] .recharts-yAxis .recharts-cartesian-axis-tick-value`)
+          .evaluateAll((els) => els.map((e) => (e.textContent ?? "").trim())); // SVG text has no innerText
+      const vram = (await ticks("VRAM used (GB)")).join(",");
+      const power = (await ticks("Power (W)")).join(",");
+      if (vram !== "0,20,40,60,80" || power !== "0,200,400,600,800") throw new Error(`y ticks: VRAM ${vram}; power ${power}`);
+      return `${t}; VRAM axis ${vram}; power axis ${power}`;
+    });
+
+    await attempt("issue 12: a pending alert reads as not firing, after the firing one", async () => {
+      const items = await p.locator("[data-section=alerts] li").evaluateAll((els) =>
+        els.map((e) => ({ state: e.getAttribute("data-state"), callout: !!e.querySelector(".tremor-Callout-root"), text: (e.textContent ?? "").replace(/\s+/g, " ") })),
+      );
+      if (items.length !== 2 || items[0].state !== "firing" || items[1].state !== "pending") throw new Error(JSON.stringify(items));
+      if (!items[0].callout || items[1].callout) throw new Error("pending drawn as a Callout, or firing not");
+      if (!/not firing yet/.test(items[1].text) || !/pending since/.test(items[1].text)) throw new Error(items[1].text);
+      if (!/ai-llm \(health check: .*deadline exceeded\)/.test(items[0].text)) throw new Error(`container alert cut: ${items[0].text}`);
+      await p.locator("[data-section=alerts]").screenshot({ path: join(outDir, "issue12", "alerts-light.png") });
+      return items.map((i) => `${i.state}: ${i.text.slice(0, 70)}`).join(" | ");
+    });
+
+    await attempt("issue 12: a GPU and a host keep one colour across every chart", async () => {
+      const strokes = (section, title, sel) =>
+        p.locator(`[data-section=${section}] figure[data-chart="${title}"] ${sel}`).evaluateAll((els) =>
+          els.map((e) => (e.getAttribute("class") ?? "").split(/\s+/).find((c) => c.startsWith("stroke-") && !c.startsWith("stroke-tremor")) ?? ""),
+        );
+      const gpu = await Promise.all(["Utilization (%)", "VRAM used (GB)", "Temperature (°C)", "Power (W)"].map((t) => strokes("gpu", t, ".recharts-line")));
+      if (gpu[0].length !== 8 || new Set(gpu[0]).size !== 8) throw new Error(`utilization lines: ${gpu[0].join(" ")}`);
+      if (gpu.some((g) => g.join() !== gpu[0].join())) throw new Error(`GPU colours differ between charts: ${gpu.map((g) => g.join(" ")).join(" | ")}`);
+      const host = await Promise.all(["CPU (%)", "RAM used (GB)"].map((t) => strokes("host", t, ".recharts-area")));
+      if (host[0].length !== 2 || host[0][0] === host[0][1] || host[0].join() !== host[1].join()) throw new Error(`host colours: CPU ${host[0].join(" ")}; RAM ${host[1].join(" ")}`);
+      return `GPUs ${gpu[0].join(" ")}; hosts ${host[0].join(" ")}`;
+    });
+
+    await attempt("issue 12: screenshots (light, dark, phone)", async () => {
+      const dir = join(outDir, "issue12");
+      mkdirSync(dir, { recursive: true });
+      await p.screenshot({ path: join(dir, "gpu-ownership-light.png"), fullPage: true });
+      await p.locator("[data-section=gpu]").screenshot({ path: join(dir, "gpu-section-light.png") });
+      await p.emulateMedia({ colorScheme: "dark" });
+      await p.waitForFunction(() => document.documentElement.classList.contains("dark"));
+      await p.screenshot({ path: join(dir, "gpu-ownership-dark.png"), fullPage: true });
+      await p.setViewportSize({ width: 375, height: 812 });
+      const overflow = await p
+        .waitForFunction(() => document.documentElement.scrollWidth <= window.innerWidth, null, { timeout: 5000 })
+        .then(() => 0)
+        .catch(() => p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth));
+      await p.screenshot({ path: join(dir, "gpu-ownership-phone-dark.png"), fullPage: true });
+      await p.evaluate(() => window.scrollTo(0, 0));
+      await p.screenshot({ path: join(dir, "gpu-phone-top-dark.png") });
+      await p.locator("[data-testid=host-models]").first().scrollIntoViewIfNeeded();
+      await p.screenshot({ path: join(dir, "gpu-phone-models-dark.png") });
+      if (overflow > 0) throw new Error(`page is ${overflow}px wider than a 375px phone`);
+      return `${dir}/gpu-ownership-{light,dark,phone-dark}.png, gpu-section-light.png, gpu-phone-{top,models}-dark.png`;
+    });
+  } finally {
+    await ctx.close();
+  }
+}
+
+// ---- end issue 12 (ui12) helpers ----
+
 const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
@@ -232,6 +462,9 @@ async function main() {
     route.send(JSON.stringify({ type: "performance_history", range: "5m", resolution_s: 5, points }));
     await p.evaluate((u) => window.__sysperfInject(u), syntheticFleet(Date.now(), 60));
     await p.locator("[data-testid=gpu-card]").nth(7).waitFor({ timeout: STEP_MS });
+    // The GPU charts on screen: below eight cards they would be off screen,
+    // where a chart keeps its drawing and nothing would be timed.
+    await p.locator("[data-section=gpu] figure[data-chart]").first().scrollIntoViewIfNeeded();
     // From the page's "sysperf-inject" mark: figures render+commit (React's
     // synchronous render of the update), figures painted (the frame after
     // that commit), charts redrawn (the last chart on or near the screen
@@ -325,6 +558,9 @@ async function main() {
     writeFileSync(join(outDir, "render-timing.json"), JSON.stringify({ commit, frame, charts, painted, chartDraw, longest, overFigures, over, frames }, null, 1) + "\n");
     return line;
   });
+
+  // issue 12 (ui12): GPU ownership, by-model view, power colours, screenshots.
+  await ownershipChecks(browser, base);
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
   // Record what the page sends on its WebSocket, to see the subscribe.

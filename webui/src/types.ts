@@ -3,10 +3,11 @@
 
 export type Num = number | null;
 
-export type Range = "5m" | "15m" | "60m";
-export const RANGES: readonly Range[] = ["5m", "15m", "60m"] as const;
-/** Resolution in seconds of each range's slots (DESIGN.md). */
-export const RANGE_RESOLUTION_S: Record<Range, number> = { "5m": 5, "15m": 15, "60m": 60 };
+export type Range = "5m" | "15m" | "60m" | "6h" | "24h" | "7d";
+/** The ranges the hub's history serves (internal/history: 6h, 24h and 7d from its minute rollups). */
+export const RANGES: readonly Range[] = ["5m", "15m", "60m", "6h", "24h", "7d"] as const;
+/** Resolution in seconds of each range's slots (DESIGN.md; internal/history's tiers). */
+export const RANGE_RESOLUTION_S: Record<Range, number> = { "5m": 5, "15m": 15, "60m": 60, "6h": 360, "24h": 1440, "7d": 10080 };
 export const POINTS_PER_RANGE = 60;
 
 export interface ProcessView {

@@ -26,7 +26,10 @@ export const THRESHOLDS = {
   gpuUtilization: above(90, 98), // % (sustained 2 / 5 min for the alert)
   gpuTemperature: above(75, 85), // °C
   gpuVramPercent: above(90, 95), // % of total
-  gpuPowerWatts: above(300, 350), // W
+  // Power against the card's own limit (draw / power_limit_watts × 100);
+  // watts only for a GPU whose limit is unknown (alerts12's contract).
+  gpuPowerPercent: above(90, 98), // % of the power limit
+  gpuPowerWatts: above(300, 350), // W, GPUs without a known limit
   rtdetrP95Ms: above(200, 500), // ms
   nemotronP95Ms: above(10_000, 30_000), // ms
   pgConnectionsPercent: above(80, 95), // % of max_connections
@@ -55,7 +58,8 @@ const RULES: Record<ThresholdKey, { name: string; metric: string; match?: string
   gpuUtilization: { name: "gpu_utilization", metric: "gpu_utilization" },
   gpuTemperature: { name: "gpu_temperature", metric: "gpu_temperature" },
   gpuVramPercent: { name: "gpu_vram", metric: "gpu_vram_percent" },
-  gpuPowerWatts: { name: "gpu_power", metric: "gpu_power" },
+  gpuPowerPercent: { name: "gpu_power", metric: "gpu_power_percent" },
+  gpuPowerWatts: { name: "gpu_power_watts", metric: "gpu_power_no_limit" },
   rtdetrP95Ms: { name: "rtdetr_latency_p95", metric: "model_latency_p95_ms", match: "rtdetr" },
   nemotronP95Ms: { name: "nemotron_latency_p95", metric: "model_latency_p95_ms", match: "nemotron" },
   pgConnectionsPercent: { name: "postgresql_connections", metric: "postgresql_connections_percent" },
@@ -115,7 +119,8 @@ function isRule(v: unknown): v is Rule {
 
 /**
  * The thresholds the hub's rules give, key by key: the rule of the default
- * name; else an enabled rule of another name on the same metric (and model)
+ * name, when it still watches the key's metric (an older hub's "gpu_power"
+ * compared watts, and must not colour the percentage); else an enabled rule of another name on the same metric (and model)
  * that watches every host and target, which replaces a disabled default;
  * else nothing (null) when the default was disabled; else the built-in default.
  * A body that is not a rule list leaves every default in place.
@@ -127,7 +132,7 @@ export function thresholdsFromRules(body: unknown): Thresholds {
   const rules = list.filter(isRule);
   for (const key of Object.keys(RULES) as ThresholdKey[]) {
     const want = RULES[key];
-    const named = rules.find((r) => r.name === want.name);
+    const named = rules.find((r) => r.name === want.name && r.metric === want.metric);
     if (named && !named.disabled) {
       const t = thresholdOf(named);
       if (t) out[key] = t;
@@ -178,4 +183,24 @@ export function levelColor(level: Level, ok: Color = "emerald"): Color {
 export function percentOf(used: number | null | undefined, total: number | null | undefined): number | null {
   if (used == null || total == null || total <= 0) return null;
   return (used / total) * 100;
+}
+
+/**
+ * A GPU's power level under the power rules: the share of its power limit
+ * against gpu_power where the limit is known, else the watts against
+ * gpu_power_watts. percent is the bar's fill (of the limit, or of the watts
+ * rule's critical level).
+ */
+export function powerLevel(
+  watts: number | null | undefined,
+  limit: number | null | undefined,
+  th: Pick<Thresholds, "gpuPowerPercent" | "gpuPowerWatts">,
+): { level: Level; percent: number | null } {
+  if (watts == null || !Number.isFinite(watts)) return { level: "ok", percent: null };
+  if (limit != null && Number.isFinite(limit) && limit > 0) {
+    const pct = (watts / limit) * 100;
+    return { level: levelOf(pct, th.gpuPowerPercent), percent: pct };
+  }
+  const scale = scaleOf(th.gpuPowerWatts, THRESHOLDS.gpuPowerWatts.critical);
+  return { level: levelOf(watts, th.gpuPowerWatts), percent: (watts / scale) * 100 };
 }

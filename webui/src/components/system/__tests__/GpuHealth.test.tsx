@@ -113,6 +113,7 @@ describe("GpuHealth", () => {
     const flagged = cards.filter((c) => within(c).queryByRole("list", { name: "GPU health findings" }));
     expect(flagged).toHaveLength(1);
     expect(flagged[0]).toHaveAccessibleName(/gpu-box-2 · GPU 1/);
-    expect(within(flagged[0]!).getByRole("listitem")).toHaveTextContent("XID 48: double-bit ECC error — reset the GPU");
+    const findings = within(flagged[0]!).getByRole("list", { name: "GPU health findings" });
+    expect(within(findings).getByRole("listitem")).toHaveTextContent("XID 48: double-bit ECC error — reset the GPU");
   });
 });
