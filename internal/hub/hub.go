@@ -55,6 +55,8 @@ type Config struct {
 	// The hub's own sources and its /metrics (internal/sources,
 	// internal/export): assemble_sources.go.
 	SourceSettings
+	// Who may use the dashboard and API, and over what (http.go).
+	HTTPSettings
 
 	// Plugs.
 	Sources   []Source
@@ -91,6 +93,7 @@ func DefaultConfig() Config {
 		Replicas:      1,
 
 		HistoryRetention: 7 * 24 * time.Hour,
+		HTTPSettings:     defaultHTTPSettings(),
 	}
 }
 
@@ -126,6 +129,7 @@ func (c *Config) Validate() error {
 	if c.HistoryRetention != 0 && c.HistoryRetention < 7*24*time.Hour {
 		errs = append(errs, fmt.Errorf("history-retention: %s is shorter than the 7d range it keeps", c.HistoryRetention))
 	}
+	errs = append(errs, c.HTTPSettings.validate(c.HTTP))
 	return errors.Join(errs...)
 }
 
@@ -152,6 +156,8 @@ type Hub struct {
 	// until Close.
 	bg     []func(context.Context)
 	latest atomic.Pointer[metrics.Update]
+	// tokenFile holds the dashboard tokens; empty with auth off.
+	tokenFile string
 	// What /healthz and the server's history see while Start runs on
 	// other goroutines: the NATS connection once made, why it is not
 	// yet, and the history once replayed.
@@ -188,6 +194,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 
 	// HTTP first: a port in use fails before the NATS store is touched,
 	// and the dashboard and /healthz answer while NATS is waited for.
+	tokens, metricsTokens, err := h.httpTokens(log)
+	if err != nil {
+		return nil, err
+	}
 	if h.srv, err = server.Start(server.Config{
 		Addr:    cfg.HTTP,
 		UI:      h.cfg.UI,
@@ -197,10 +207,22 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		Rules:   h.ruleLister(),
 		Health:  h.health,
 		Log:     log,
+
+		Tokens:        tokens,
+		MetricsTokens: metricsTokens,
+		NoAuth:        !cfg.HTTPAuth,
+		AllowedHosts:  cfg.HTTPAllowedHosts,
+		TLSCert:       cfg.HTTPTLSCert,
+		TLSKey:        cfg.HTTPTLSKey,
+		MaxClients:    cfg.WSMaxClients,
 	}); err != nil {
 		return nil, err
 	}
-	log.Info("dashboard: " + dashboardURL(h.srv.Addr()))
+	if h.tokenFile != "" {
+		log.Info("dashboard: "+dashboardURL(h.srv.Addr(), h.srv.TLS()), "sign_in_token_file", h.tokenFile)
+	} else {
+		log.Info("dashboard: " + dashboardURL(h.srv.Addr(), h.srv.TLS()))
+	}
 
 	if cfg.NATSURL == "" {
 		store := filepath.Join(cfg.DataDir, "nats")
@@ -336,15 +358,19 @@ func (h *Hub) ruleLister() server.RuleLister {
 	return nil
 }
 
-func dashboardURL(addr string) string {
+func dashboardURL(addr string, tls bool) string {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + addr + "/system"
+		return scheme + addr + "/system"
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/system"
+	return scheme + net.JoinHostPort(host, port) + "/system"
 }
 
 // Run starts the hub and serves until ctx ends, then shuts down. A ctx

@@ -1,0 +1,195 @@
+package hub
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sysperf/sysperf/internal/logtest"
+	"github.com/sysperf/sysperf/internal/poll"
+	"github.com/sysperf/sysperf/internal/server"
+)
+
+// authed is a GET of url with token as its bearer (none when empty).
+func authed(url, token string) *http.Request {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		panic(err) // the tests' own URLs
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req
+}
+
+// readToken is the first token of a token file.
+func readToken(t testing.TB, path string) string {
+	t.Helper()
+	toks, err := server.ReadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return toks[0]
+}
+
+// tokenFile writes a token file of one fresh token.
+func tokenFile(t testing.TB) (path, token string) {
+	t.Helper()
+	token = "hub-test-token-" + rand.Text()
+	path = filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, token
+}
+
+// With no token file the hub generates one in its data directory (0600),
+// keeps it across restarts, logs where it is and never what it is.
+func TestHubGeneratesItsToken(t *testing.T) {
+	cfg := testConfig(t)
+	log, logs := logtest.New(slog.LevelDebug)
+	h, err := Start(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(cfg.DataDir, TokenFileName)
+	if h.TokenFile() != path {
+		t.Fatalf("token file %q, want %q", h.TokenFile(), path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %s, want 0600", fi.Mode().Perm())
+	}
+	tok := readToken(t, path)
+	base := "http://" + h.HTTPAddr()
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"wrong-token-0123456789", http.StatusUnauthorized}, {tok, http.StatusOK}} {
+		resp, err := http.DefaultClient.Do(authed(base+"/api/v1/alerts", tc.token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET /api/v1/alerts with token %q: %s, want %d", tc.token, resp.Status, tc.want)
+		}
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), path) {
+		t.Errorf("the log does not say where the token is:\n%s", logs)
+	}
+	if strings.Contains(logs.String(), tok) {
+		t.Errorf("the token is in the log:\n%s", logs)
+	}
+
+	h2 := startHub(t, cfg)
+	if got := readToken(t, h2.TokenFile()); got != tok {
+		t.Errorf("token after restart differs: a restart must not sign every browser out")
+	}
+}
+
+// Authentication off is refused unless the hub listens on loopback only.
+func TestHubAuthOffOnlyOnLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:8321"} {
+		cfg := testConfig(t)
+		cfg.HTTP, cfg.HTTPAuth = addr, false
+		_, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), "http-auth=false: refused") {
+			t.Errorf("auth off on %s: %v, want it refused", addr, err)
+		}
+	}
+	cfg := testConfig(t)
+	cfg.HTTPAuth = false
+	h := startHub(t, cfg)
+	if h.TokenFile() != "" {
+		t.Errorf("token file %q with auth off", h.TokenFile())
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, TokenFileName)); err == nil {
+		t.Error("a token was generated with auth off")
+	}
+	code, body := fetch("http://"+h.HTTPAddr()+"/api/v1/alerts", "")
+	if code != http.StatusOK {
+		t.Errorf("auth off on loopback: /api/v1/alerts %d %q, want 200", code, body)
+	}
+}
+
+// selfSigned writes a certificate for name and its key.
+func selfSigned(t *testing.T, name string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// With a certificate the hub speaks HTTPS only, and the health check (on
+// loopback, with a certificate for another name) still works.
+func TestHubServesTLS(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.HTTPTLSCert, cfg.HTTPTLSKey = selfSigned(t, "hub.example")
+	h := startHub(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	poll.Until(t, "the healthcheck to pass over TLS", func() bool {
+		return server.Check(ctx, h.HTTPAddr(), cfg.HTTPTLSCert) == nil
+	})
+	if err := server.Check(ctx, h.HTTPAddr(), ""); err == nil {
+		t.Error("plain HTTP answered on a TLS listener")
+	}
+	other, _ := selfSigned(t, "hub.example")
+	if err := server.Check(ctx, h.HTTPAddr(), other); err == nil || !strings.Contains(err.Error(), "not the one in") {
+		t.Errorf("healthcheck pinned to another certificate: %v, want refused", err)
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := c.Do(authed("https://"+h.HTTPAddr()+"/api/v1/alerts", readToken(t, h.TokenFile())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /api/v1/alerts over TLS: %s", resp.Status)
+	}
+}
