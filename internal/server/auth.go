@@ -19,8 +19,16 @@ import (
 	"strings"
 )
 
-// SessionCookie is the name of the cookie the login page sets.
-const SessionCookie = "sysperf_session"
+// cookieName is the session cookie of the hub listening on addr. Cookies
+// are shared by every port of a host, so the port is in the name: signing
+// in to a second hub on the same machine does not sign out of the first.
+func cookieName(addr string) string {
+	name := "sysperf_session"
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		name += "_" + port
+	}
+	return name
+}
 
 // minTokenLen keeps a hand-written token from being guessable; generated
 // ones are 43 characters.
@@ -91,6 +99,7 @@ func EnsureTokenFile(path string) (tokens []string, created bool, err error) {
 // so that every comparison is over equal lengths and takes the same time
 // whatever the token's length.
 type keys struct {
+	cookie   string // the session cookie's name
 	tokens   [][32]byte
 	metrics  [][32]byte
 	sessions [][32]byte
@@ -151,7 +160,7 @@ func (k *keys) signedIn(r *http.Request) bool {
 	if tok, ok := bearer(r); ok {
 		return match(tok, k.tokens) >= 0
 	}
-	if c, err := r.Cookie(SessionCookie); err == nil {
+	if c, err := r.Cookie(k.cookie); err == nil {
 		return match(c.Value, k.sessions) >= 0
 	}
 	return false

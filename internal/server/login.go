@@ -112,7 +112,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name:     SessionCookie,
+		Name:     s.keys.cookie,
 		Value:    s.keys.cookies[i],
 		Path:     "/",
 		MaxAge:   30 * 24 * 3600,

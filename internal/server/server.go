@@ -196,6 +196,9 @@ func Start(cfg Config) (*Server, error) {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	s.ln = ln
+	if s.keys != nil {
+		s.keys.cookie = cookieName(ln.Addr().String())
+	}
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
