@@ -91,6 +91,6 @@ func warnReadable(log *slog.Logger, path string) {
 // given); empty with authentication off.
 func (h *Hub) TokenFile() string { return h.tokenFile }
 
-// WebSocketsRefused is the number of WebSocket upgrades refused for
+// ClientsRefused is the number of WebSocket upgrades refused for
 // --ws-max-clients.
-func (h *Hub) WebSocketsRefused() uint64 { return h.srv.Refused() }
+func (h *Hub) ClientsRefused() uint64 { return h.srv.Refused() }

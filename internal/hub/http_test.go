@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/server"
+	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
 // authed is a GET of url with token as its bearer (none when empty).
@@ -191,5 +193,34 @@ func TestHubServesTLS(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /api/v1/alerts over TLS: %s", resp.Status)
+	}
+}
+
+// Past --ws-max-clients an upgrade is a 503, counted on /metrics.
+func TestHubCapsWebSocketClients(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.WSMaxClients = 1
+	h := startHub(t, cfg)
+	performance(t, h, func(metrics.Update) bool { return true })
+	tok := readToken(t, h.TokenFile())
+	hdr := http.Header{"Authorization": {"Bearer " + tok}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := "ws://" + h.HTTPAddr() + "/ws/system"
+	first, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.CloseNow()
+	_, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("second client past --ws-max-clients=1: %v, want 503", err)
+	}
+	if h.ClientsRefused() != 1 {
+		t.Errorf("ClientsRefused() = %d, want 1", h.ClientsRefused())
+	}
+	code, body := fetch("http://"+h.HTTPAddr()+"/metrics", tok)
+	if code != http.StatusOK || !strings.Contains(body, "sysperf_websocket_refused_clients_total 1\n") {
+		t.Errorf("/metrics: %d, want sysperf_websocket_refused_clients_total 1 in:\n%s", code, body)
 	}
 }
