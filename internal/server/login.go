@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -9,10 +11,26 @@ import (
 
 // csp allows nothing but the hub itself: no inline script (the login
 // page has none, the dashboard loads its theme script from a file), no
-// framing. Inline styles stay allowed: Tremor and Recharts set style
-// attributes. 'self' in connect-src covers ws: and wss: to the same host.
-const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; " +
+// inline style but the login page's, no framing. The charts' styles are
+// set through the DOM (React's style props), which style-src does not
+// govern. 'self' in connect-src covers ws: and wss: to the same host.
+var csp = "default-src 'self'; script-src 'self'; style-src 'self' " + styleHash(loginCSS) + "; img-src 'self' data:; font-src 'self' data:; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// styleHash is the CSP source that admits exactly one inline <style>.
+func styleHash(css string) string {
+	sum := sha256.Sum256([]byte(css))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}
+
+// loginCSS is the login page's style; the CSP admits it by its hash.
+const loginCSS = `
+body{font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem}
+form{display:flex;flex-direction:column;gap:.75rem}
+input{font:inherit;padding:.5rem}
+button{font:inherit;padding:.5rem;cursor:pointer}
+.msg{padding:.5rem .75rem;border-left:4px solid #d97706}
+`
 
 // afterLogin is where a signed-in browser goes.
 const afterLogin = "/system"
@@ -128,13 +146,7 @@ var loginTmpl = template.Must(template.New("login").Parse(`<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>Sign in · sysperf</title>
-<style>
-body{font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem}
-form{display:flex;flex-direction:column;gap:.75rem}
-input{font:inherit;padding:.5rem}
-button{font:inherit;padding:.5rem;cursor:pointer}
-.msg{padding:.5rem .75rem;border-left:4px solid #d97706}
-</style></head>
+<style>` + loginCSS + `</style></head>
 <body>
 <h1>sysperf</h1>
 {{if .}}<p class="msg" role="alert">{{.}}</p>{{end}}
