@@ -194,6 +194,16 @@ func TestHubServesTLS(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /api/v1/alerts over TLS: %s", resp.Status)
 	}
+	// Over TLS the session cookie is Secure.
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = c.Get("https://" + h.HTTPAddr() + "/login?token=" + readToken(t, h.TokenFile()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cs := resp.Cookies(); resp.StatusCode != http.StatusSeeOther || len(cs) != 1 || !cs[0].Secure || !cs[0].HttpOnly {
+		t.Errorf("sign-in over TLS: %s, cookies %v, want one Secure HttpOnly cookie", resp.Status, cs)
+	}
 }
 
 // Past --ws-max-clients an upgrade is a 503, counted on /metrics.

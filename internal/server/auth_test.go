@@ -210,13 +210,15 @@ func TestLoginFlow(t *testing.T) {
 	}
 	_ = conn.CloseNow()
 
-	// A form posted from another site is refused.
-	resp, _ = request(t, http.MethodPost, base+"/login", strings.NewReader("token="+testToken), func(r *http.Request) {
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.Header.Set("Origin", "https://evil.example")
-	})
-	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
-		t.Errorf("cross-site POST /login: %d %v, want 403 and no cookie", resp.StatusCode, resp.Cookies())
+	// A form posted from another site, or a sandboxed frame, is refused.
+	for _, origin := range []string{"https://evil.example", "http://evil.example:" + strings.Split(s.Addr(), ":")[1], "null"} {
+		resp, _ = request(t, http.MethodPost, base+"/login", strings.NewReader("token="+testToken), func(r *http.Request) {
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.Header.Set("Origin", origin)
+		})
+		if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+			t.Errorf("POST /login from %s: %d %v, want 403 and no cookie", origin, resp.StatusCode, resp.Cookies())
+		}
 	}
 
 	// The sign-in link.

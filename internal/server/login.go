@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // csp allows nothing but the hub itself: no inline script (the login
@@ -106,7 +107,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		tok = r.URL.Query().Get("token")
 	case http.MethodPost:
 		// A form from another site must not sign a browser in.
-		if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		// "null" (a sandboxed frame, a file: page) is another site too.
+		if o := r.Header.Get("Origin"); o != "" {
 			if u, err := url.Parse(o); err != nil || !strings.EqualFold(u.Host, r.Host) {
 				s.loginPage(w, http.StatusForbidden, "This sign-in came from another site and was refused.")
 				return
@@ -125,7 +127,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	i := match(tok, s.keys.tokens)
 	if i < 0 {
-		s.log.Info("sign-in refused: wrong token", "remote", r.RemoteAddr)
+		if n := s.wrongTokens.Add(1); s.signInLog.due(time.Now()) {
+			s.log.Warn("sign-in refused: wrong token", "remote", r.RemoteAddr, "refused_total", n)
+		}
 		s.loginPage(w, http.StatusUnauthorized, "That token is not valid for this hub. It is in the hub's token file (--http-token-file, or http.token in its data directory).")
 		return
 	}

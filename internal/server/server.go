@@ -134,9 +134,10 @@ type Server struct {
 	// counts upgrades refused for MaxClients.
 	ws      atomic.Int64
 	refused atomic.Uint64
-	// lastRefusal (unix ns) keeps a flood of refusals to a log line a
-	// minute.
-	lastRefusal atomic.Int64
+	// refusalLog and signInLog keep a flood of refused upgrades or wrong
+	// tokens to a log line a minute each.
+	refusalLog, signInLog rateLog
+	wrongTokens           atomic.Uint64
 }
 
 // Start listens on cfg.Addr and serves in the background. An address in

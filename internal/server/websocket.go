@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -180,12 +181,20 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 // once a minute, so a flood of them cannot flood the log.
 func (s *Server) refuse(w http.ResponseWriter) {
 	n := s.refused.Add(1)
-	now := time.Now().UnixNano()
-	if last := s.lastRefusal.Load(); now-last >= int64(time.Minute) && s.lastRefusal.CompareAndSwap(last, now) {
+	if s.refusalLog.due(time.Now()) {
 		s.log.Warn("websocket clients refused", "reason", "ws-max-clients reached", "max", s.cfg.MaxClients, "refused_total", n)
 	}
 	w.Header().Set("Retry-After", "30")
 	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many WebSocket clients: this hub serves at most %d (--ws-max-clients)", s.cfg.MaxClients))
+}
+
+// rateLog says when a repeated event is due a log line again: at most
+// once a minute.
+type rateLog struct{ last atomic.Int64 }
+
+func (l *rateLog) due(now time.Time) bool {
+	last := l.last.Load()
+	return now.UnixNano()-last >= int64(time.Minute) && l.last.CompareAndSwap(last, now.UnixNano())
 }
 
 func (s *Server) writeLoop(c *client) {
