@@ -1,11 +1,14 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/sysperf/sysperf/internal/server"
 )
@@ -78,6 +81,58 @@ func (h *Hub) httpTokens(log *slog.Logger) (tokens, metricsTokens []string, err 
 		warnReadable(log, c.MetricsTokenFile)
 	}
 	return tokens, metricsTokens, nil
+}
+
+// tokenCheck is how often the token files are looked at for changes.
+const tokenCheck = 2 * time.Second
+
+// watchTokens re-reads the token files when they change, so that adding
+// or removing a token (revoking its sessions) needs no restart. A file
+// that cannot be read keeps the tokens in use, with a WARN.
+func (h *Hub) watchTokens(ctx context.Context) {
+	if h.tokenFile == "" {
+		return
+	}
+	files := []string{h.tokenFile, h.cfg.MetricsTokenFile}
+	stamp := func() string {
+		var b strings.Builder
+		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil {
+				fmt.Fprintf(&b, "%d/%d;", fi.ModTime().UnixNano(), fi.Size())
+			} else {
+				b.WriteString("-;")
+			}
+		}
+		return b.String()
+	}
+	last := stamp()
+	t := time.NewTicker(tokenCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := stamp()
+		if now == last {
+			continue
+		}
+		last = now
+		tokens, err := server.ReadTokens(h.tokenFile)
+		var metricsTokens []string
+		if err == nil && h.cfg.MetricsTokenFile != "" {
+			metricsTokens, err = server.ReadTokens(h.cfg.MetricsTokenFile)
+		}
+		if err == nil {
+			err = h.srv.SetTokens(tokens, metricsTokens)
+		}
+		if err != nil {
+			h.log.Warn("token file changed but cannot be used; the tokens in use stay", "err", err)
+			continue
+		}
+		h.log.Info("token files re-read", "file", h.tokenFile, "tokens", len(tokens))
+	}
 }
 
 // warnReadable says when a token file is open to other users.

@@ -234,3 +234,70 @@ func TestHubCapsWebSocketClients(t *testing.T) {
 		t.Errorf("/metrics: %d, want sysperf_websocket_refused_clients_total 1 in:\n%s", code, body)
 	}
 }
+
+// Rewriting the token file takes effect without a restart: a removed
+// token and its sessions are refused, an added one works; a broken file
+// keeps the tokens in use.
+func TestHubReReadsTheTokenFile(t *testing.T) {
+	path, old := tokenFile(t)
+	cfg := testConfig(t)
+	cfg.HTTPTokenFile = path
+	log, logs := logtest.New(slog.LevelDebug)
+	h, err := Start(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	base := "http://" + h.HTTPAddr()
+	noRedirect := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(base + "/login?token=" + old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(resp.Cookies()) != 1 {
+		t.Fatalf("sign-in: %s %v", resp.Status, resp.Cookies())
+	}
+	session := resp.Cookies()[0]
+	withSession := func() int {
+		req := authed(base+"/api/v1/alerts", "")
+		req.AddCookie(session)
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			return -1
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := withSession(); code != http.StatusOK {
+		t.Fatalf("with the session: %d", code)
+	}
+
+	fresh := "rotated-token-" + rand.Text()
+	if err := os.WriteFile(path, []byte(fresh+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the new token to work", func() bool {
+		code, _ := fetch(base+"/api/v1/alerts", fresh)
+		return code == http.StatusOK
+	})
+	if code, _ := fetch(base+"/api/v1/alerts", old); code != http.StatusUnauthorized {
+		t.Errorf("removed token: %d, want 401", code)
+	}
+	if code := withSession(); code != http.StatusUnauthorized {
+		t.Errorf("session of the removed token: %d, want 401", code)
+	}
+
+	if err := os.WriteFile(path, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "a WARN about the broken file", func() bool {
+		return strings.Contains(logs.String(), "token file changed but cannot be used")
+	})
+	if code, _ := fetch(base+"/api/v1/alerts", fresh); code != http.StatusOK {
+		t.Errorf("after a broken rewrite the token in use: %d, want 200", code)
+	}
+	if strings.Contains(logs.String(), fresh) || strings.Contains(logs.String(), old) {
+		t.Errorf("a token is in the log:\n%s", logs)
+	}
+}

@@ -218,6 +218,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	}); err != nil {
 		return nil, err
 	}
+	h.bg = append(h.bg, h.watchTokens)
 	if h.tokenFile != "" {
 		log.Info("dashboard: "+dashboardURL(h.srv.Addr(), h.srv.TLS()), "sign_in_token_file", h.tokenFile)
 	} else {

@@ -99,7 +99,6 @@ func EnsureTokenFile(path string) (tokens []string, created bool, err error) {
 // so that every comparison is over equal lengths and takes the same time
 // whatever the token's length.
 type keys struct {
-	cookie   string // the session cookie's name
 	tokens   [][32]byte
 	metrics  [][32]byte
 	sessions [][32]byte
@@ -156,11 +155,11 @@ func bearer(r *http.Request) (string, bool) {
 
 // signedIn reports whether r carries a dashboard token as a bearer header
 // or a session cookie.
-func (k *keys) signedIn(r *http.Request) bool {
+func (k *keys) signedIn(r *http.Request, cookie string) bool {
 	if tok, ok := bearer(r); ok {
 		return match(tok, k.tokens) >= 0
 	}
-	if c, err := r.Cookie(k.cookie); err == nil {
+	if c, err := r.Cookie(cookie); err == nil {
 		return match(c.Value, k.sessions) >= 0
 	}
 	return false

@@ -64,7 +64,7 @@ func plugged(t *testing.T, cfg Config) *Server {
 func TestEveryEndpointNeedsTheToken(t *testing.T) {
 	s := plugged(t, Config{})
 	base := "http://" + s.Addr()
-	cookie := (&http.Cookie{Name: s.keys.cookie, Value: sessionValue(testToken)}).String()
+	cookie := (&http.Cookie{Name: s.cookie, Value: sessionValue(testToken)}).String()
 	paths := []string{"/", "/system", "/system/gpu", "/assets/index.js", "/favicon.svg", "/api/v1/performance",
 		"/api/v1/history?range=5m", "/api/v1/alerts", "/api/v1/rules"}
 	creds := []struct {
@@ -74,7 +74,7 @@ func TestEveryEndpointNeedsTheToken(t *testing.T) {
 	}{
 		{"none", nil, http.StatusUnauthorized},
 		{"wrong bearer", withHeader("Authorization", "Bearer wrong-token-0123456789"), http.StatusUnauthorized},
-		{"token as cookie value", withHeader("Cookie", s.keys.cookie+"="+testToken), http.StatusUnauthorized},
+		{"token as cookie value", withHeader("Cookie", s.cookie+"="+testToken), http.StatusUnauthorized},
 		{"basic scheme", withHeader("Authorization", "Basic "+testToken), http.StatusUnauthorized},
 		{"bearer", withHeader("Authorization", "Bearer "+testToken), http.StatusOK},
 		{"bearer, any case", withHeader("Authorization", "bearer "+testToken), http.StatusOK},

@@ -49,20 +49,21 @@ func securityHeaders(h http.Header) {
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w.Header())
+		k := s.keys.Load()
 		if !s.hosts.allowed(r.Host) {
 			writeError(w, http.StatusMisdirectedRequest, "host "+quoteHost(r.Host)+
 				" is not a name this hub answers to (a DNS-rebinding page looks like this); add it with --http-allowed-hosts")
 			return
 		}
 		switch {
-		case r.URL.Path == "/healthz" || r.URL.Path == "/login" || s.keys == nil:
+		case r.URL.Path == "/healthz" || r.URL.Path == "/login" || k == nil:
 		case r.URL.Path == "/metrics":
-			if !s.keys.metricsOK(r) {
+			if !k.metricsOK(r) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="sysperf metrics"`)
 				writeError(w, http.StatusUnauthorized, "/metrics needs Authorization: Bearer with the metrics token (--metrics-token-file, else the dashboard token)")
 				return
 			}
-		case !s.keys.signedIn(r):
+		case !k.signedIn(r, s.cookie):
 			s.unauthorized(w, r)
 			return
 		}
@@ -93,7 +94,8 @@ func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
 // a link (GET /login?token=...), which `make run` prints.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if s.keys == nil {
+	k := s.keys.Load()
+	if k == nil {
 		http.Redirect(w, r, afterLogin, http.StatusSeeOther)
 		return
 	}
@@ -125,7 +127,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "GET or POST /login")
 		return
 	}
-	i := match(tok, s.keys.tokens)
+	i := match(tok, k.tokens)
 	if i < 0 {
 		if n := s.wrongTokens.Add(1); s.signInLog.due(time.Now()) {
 			s.log.Warn("sign-in refused: wrong token", "remote", r.RemoteAddr, "refused_total", n)
@@ -134,8 +136,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name:     s.keys.cookie,
-		Value:    s.keys.cookies[i],
+		Name:     s.cookie,
+		Value:    k.cookies[i],
 		Path:     "/",
 		MaxAge:   30 * 24 * 3600,
 		HttpOnly: true,

@@ -127,9 +127,10 @@ type Server struct {
 	dropped atomic.Uint64
 	wg      sync.WaitGroup
 
-	keys  *keys // nil: NoAuth
-	hosts *hosts
-	tls   bool
+	keys   atomic.Pointer[keys] // nil: NoAuth
+	cookie string               // the session cookie's name
+	hosts  *hosts
+	tls    bool
 	// ws counts WebSocket handlers, upgraded or on their way; refused
 	// counts upgrades refused for MaxClients.
 	ws      atomic.Int64
@@ -174,7 +175,7 @@ func Start(cfg Config) (*Server, error) {
 	case !cfg.NoAuth && len(cfg.Tokens) == 0:
 		return nil, errors.New("http: no token to sign in with (--http-token-file)")
 	case !cfg.NoAuth:
-		s.keys = newKeys(cfg.Tokens, cfg.MetricsTokens)
+		s.keys.Store(newKeys(cfg.Tokens, cfg.MetricsTokens))
 	}
 	var tlsCfg *tls.Config
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
@@ -197,9 +198,7 @@ func Start(cfg Config) (*Server, error) {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	s.ln = ln
-	if s.keys != nil {
-		s.keys.cookie = cookieName(ln.Addr().String())
-	}
+	s.cookie = cookieName(ln.Addr().String())
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -220,6 +219,19 @@ func Start(cfg Config) (*Server, error) {
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// SetTokens replaces the tokens (a token file changed): requests and
+// sessions of a token no longer listed are refused from now on.
+func (s *Server) SetTokens(tokens, metricsTokens []string) error {
+	if s.keys.Load() == nil {
+		return errors.New("http: authentication is off")
+	}
+	if len(tokens) == 0 {
+		return errors.New("http: no token")
+	}
+	s.keys.Store(newKeys(tokens, metricsTokens))
+	return nil
+}
 
 // TLS reports whether the server speaks HTTPS.
 func (s *Server) TLS() bool { return s.tls }
