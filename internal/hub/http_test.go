@@ -2,14 +2,9 @@ package hub
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +16,7 @@ import (
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/server"
+	"github.com/sysperf/sysperf/internal/server/servertest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -133,45 +129,11 @@ func TestHubAuthOffOnlyOnLoopback(t *testing.T) {
 	}
 }
 
-// selfSigned writes a certificate for name and its key.
-func selfSigned(t *testing.T, name string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		DNSNames:     []string{name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // With a certificate the hub speaks HTTPS only, and the health check (on
 // loopback, with a certificate for another name) still works.
 func TestHubServesTLS(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.HTTPTLSCert, cfg.HTTPTLSKey = selfSigned(t, "hub.example")
+	cfg.HTTPTLSCert, cfg.HTTPTLSKey = servertest.SelfSigned(t, "hub.example")
 	h := startHub(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -181,7 +143,7 @@ func TestHubServesTLS(t *testing.T) {
 	if err := server.Check(ctx, h.HTTPAddr(), ""); err == nil {
 		t.Error("plain HTTP answered on a TLS listener")
 	}
-	other, _ := selfSigned(t, "hub.example")
+	other, _ := servertest.SelfSigned(t, "hub.example")
 	if err := server.Check(ctx, h.HTTPAddr(), other); err == nil || !strings.Contains(err.Error(), "not the one in") {
 		t.Errorf("healthcheck pinned to another certificate: %v, want refused", err)
 	}
