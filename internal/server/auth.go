@@ -85,6 +85,10 @@ func EnsureTokenFile(path string) (tokens []string, created bool, err error) {
 	tok := base64.RawURLEncoding.EncodeToString(raw)
 	// O_EXCL: two hubs starting at once must not each write their own.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		tokens, err := ReadTokens(path)
+		return tokens, false, err
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("token file: %w", err)
 	}
