@@ -210,14 +210,32 @@ func TestLoginFlow(t *testing.T) {
 	}
 	_ = conn.CloseNow()
 
-	// A form posted from another site, or a sandboxed frame, is refused.
-	for _, origin := range []string{"https://evil.example", "http://evil.example:" + strings.Split(s.Addr(), ":")[1], "null"} {
+	// A form posted from another site, or a sandboxed frame, is refused;
+	// the hub's own form posts with Origin "null" (no-referrer) and
+	// Sec-Fetch-Site same-origin.
+	for _, tc := range []struct {
+		origin, site string
+		want         int
+	}{
+		{"https://evil.example", "", http.StatusForbidden},
+		{"http://evil.example:" + strings.Split(s.Addr(), ":")[1], "cross-site", http.StatusForbidden},
+		{"null", "cross-site", http.StatusForbidden},
+		{"null", "same-site", http.StatusForbidden},
+		{"", "cross-site", http.StatusForbidden},
+		{"null", "same-origin", http.StatusSeeOther},
+		{base, "same-origin", http.StatusSeeOther},
+	} {
 		resp, _ = request(t, http.MethodPost, base+"/login", strings.NewReader("token="+testToken), func(r *http.Request) {
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			r.Header.Set("Origin", origin)
+			if tc.origin != "" {
+				r.Header.Set("Origin", tc.origin)
+			}
+			if tc.site != "" {
+				r.Header.Set("Sec-Fetch-Site", tc.site)
+			}
 		})
-		if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
-			t.Errorf("POST /login from %s: %d %v, want 403 and no cookie", origin, resp.StatusCode, resp.Cookies())
+		if resp.StatusCode != tc.want || (tc.want == http.StatusForbidden) != (len(resp.Cookies()) == 0) {
+			t.Errorf("POST /login, Origin %q, Sec-Fetch-Site %q: %d %v, want %d", tc.origin, tc.site, resp.StatusCode, resp.Cookies(), tc.want)
 		}
 	}
 

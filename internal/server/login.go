@@ -109,12 +109,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		tok = r.URL.Query().Get("token")
 	case http.MethodPost:
 		// A form from another site must not sign a browser in.
-		// "null" (a sandboxed frame, a file: page) is another site too.
-		if o := r.Header.Get("Origin"); o != "" {
-			if u, err := url.Parse(o); err != nil || !strings.EqualFold(u.Host, r.Host) {
-				s.loginPage(w, http.StatusForbidden, "This sign-in came from another site and was refused.")
-				return
-			}
+		if crossSite(r) {
+			s.loginPage(w, http.StatusForbidden, "This sign-in came from another site and was refused.")
+			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 4096)
 		if err := r.ParseForm(); err != nil {
@@ -145,6 +142,24 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		SameSite: http.SameSiteStrictMode,
 	})
 	http.Redirect(w, r, afterLogin, http.StatusSeeOther)
+}
+
+// crossSite reports whether a browser says the request comes from another
+// site. Origin alone cannot tell: under Referrer-Policy no-referrer the
+// hub's own form posts with Origin "null", as a sandboxed frame does, so
+// Sec-Fetch-Site (sent by every current browser) decides then.
+func crossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+	default:
+		return true
+	}
+	o := r.Header.Get("Origin")
+	if o == "" || o == "null" {
+		return false
+	}
+	u, err := url.Parse(o)
+	return err != nil || !strings.EqualFold(u.Host, r.Host)
 }
 
 var loginTmpl = template.Must(template.New("login").Parse(`<!doctype html>
