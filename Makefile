@@ -52,7 +52,7 @@ run: build
 	done; \
 	[ -n "$$up" ] || { echo "hub did not come up on $(HTTP) (see its log above)"; exit 1; }; \
 	$(BIN)/agent --nats-url=nats://$(NATS) --nats-creds=$(DATA)/agent.creds --host-id=$$host & agent=$$!; \
-	echo; echo "  dashboard: http://$(HTTP)/system"; echo; \
+	echo; echo "  dashboard (signs in): http://$(HTTP)/login?token=$$(head -n 1 $(DATA)/http.token)"; echo; \
 	wait $$hub
 
 test: test-go test-ui test-e2e

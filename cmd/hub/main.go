@@ -61,7 +61,7 @@ func main() {
 		os.Exit(2)
 	}
 	if s.Healthcheck {
-		os.Exit(healthcheck(s.HTTP))
+		os.Exit(healthcheck(s.HTTP, s.HTTPTLSCert))
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: s.LogLevel}))
 	// go-redis has one process-wide logger; its lines go to debug.
@@ -76,10 +76,10 @@ func main() {
 }
 
 // healthcheck is the exit status of --healthcheck: 0 healthy, 1 not.
-func healthcheck(addr string) int {
+func healthcheck(addr, certFile string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := server.Check(ctx, addr); err != nil {
+	if err := server.Check(ctx, addr, certFile); err != nil {
 		fmt.Fprintln(os.Stderr, "healthcheck:", err)
 		return 1
 	}

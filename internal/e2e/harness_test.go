@@ -22,6 +22,7 @@ import (
 	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/hub"
 	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/server"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -131,6 +132,16 @@ func natsAuth(t testing.TB, natsURL, host, kind string) (string, []nats.Option) 
 
 // BaseURL is http://host:port of the hub's HTTP server.
 func (h *Hub) BaseURL() string { return "http://" + h.HTTPAddr() }
+
+// Auth is the header that signs in to the hub: its token as a bearer.
+func (h *Hub) Auth(t testing.TB) http.Header {
+	t.Helper()
+	toks, err := server.ReadTokens(h.TokenFile())
+	if err != nil {
+		t.Fatalf("hub token: %v", err)
+	}
+	return http.Header{"Authorization": {"Bearer " + toks[0]}}
+}
 
 // StartHub starts a hub on random ports with a temporary data directory
 // and the given update interval; edit adjusts the config (plugs, sources)
@@ -270,7 +281,12 @@ func PublishSample(t testing.TB, natsURL string, s *metrics.Sample) {
 func GetJSON(t testing.TB, h *Hub, path string, v any) int {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(h.BaseURL() + path)
+	req, err := http.NewRequest(http.MethodGet, h.BaseURL()+path, nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	req.Header = h.Auth(t)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -297,7 +313,7 @@ func DialWS(t testing.TB, h *Hub) *WS {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.BaseURL(), "http")+"/ws/system", nil)
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.BaseURL(), "http")+"/ws/system", &websocket.DialOptions{HTTPHeader: h.Auth(t)})
 	if err != nil {
 		t.Fatalf("dial /ws/system: %v", err)
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -56,6 +57,7 @@ type hubProc struct {
 	cmd  *exec.Cmd
 	http string
 	log  string
+	auth http.Header // signs in: the token startHubProc gave it
 }
 
 func (h *hubProc) url(path string) string { return "http://" + h.http + path }
@@ -68,13 +70,18 @@ func startHubProc(t *testing.T, bin, httpAddr string, args ...string) *hubProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"--http", httpAddr, "--interval", "1s", "--log-level", "debug"}, args...)...)
+	tokenFile := filepath.Join(t.TempDir(), "http.token")
+	token := "e2e-token-" + rand.Text()
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"--http", httpAddr, "--interval", "1s", "--log-level", "debug", "--http-token-file", tokenFile}, args...)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")} // no SYSPERF_* from the caller
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h := &hubProc{cmd: cmd, http: httpAddr, log: logPath}
+	h := &hubProc{cmd: cmd, http: httpAddr, log: logPath, auth: http.Header{"Authorization": {"Bearer " + token}}}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
@@ -118,7 +125,12 @@ func (h *hubProc) kill(t *testing.T) {
 func (h *hubProc) getJSON(t *testing.T, path string, v any) {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(h.url(path))
+	req, err := http.NewRequest(http.MethodGet, h.url(path), nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	req.Header = h.auth
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -283,7 +295,7 @@ func wsUpdateWhere(t *testing.T, h *hubProc, what string, cond func(metrics.Upda
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+h.http+"/ws/system", nil)
+	c, _, err := websocket.Dial(ctx, "ws://"+h.http+"/ws/system", &websocket.DialOptions{HTTPHeader: h.auth})
 	if err != nil {
 		t.Fatalf("dial /ws/system: %v", err)
 	}

@@ -119,7 +119,12 @@ func TestSourcesEndToEnd(t *testing.T) {
 	t.Logf("redis down: %s", u.Databases.Redis.Reason)
 
 	var body bytes.Buffer
-	resp, err := http.Get(h.BaseURL() + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, h.BaseURL()+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = h.Auth(t)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

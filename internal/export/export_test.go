@@ -30,6 +30,7 @@ func (f *fakeHub) Ingest() Ingest          { return f.in }
 func (f *fakeHub) Clients() int            { return f.clients }
 func (f *fakeHub) Latest() *metrics.Update { return f.latest }
 func (f *fakeHub) ClientsDropped() uint64  { return 3 }
+func (f *fakeHub) ClientsRefused() uint64  { return 4 }
 
 func p[T any](v T) *T { return &v }
 
@@ -174,6 +175,7 @@ func TestExporterValues(t *testing.T) {
 		{"sysperf_ingest_dropped_observations_total", map[string]string{"cause": "decode"}, 5},
 		{"sysperf_websocket_clients", nil, 4},
 		{"sysperf_websocket_dropped_clients_total", nil, 3},
+		{"sysperf_websocket_refused_clients_total", nil, 4},
 		{"sysperf_source_up", map[string]string{"source": "databases.postgresql"}, 1},
 		{"sysperf_source_up", map[string]string{"source": "prometheus"}, 0},
 		{"sysperf_source_poll_duration_seconds", map[string]string{"source": "databases.postgresql"}, 2},

@@ -30,7 +30,7 @@ func (h *Hub) prepare() error {
 		if err != nil {
 			return err
 		}
-		if h.alerts, err = alerting.New(alerting.Config{Rules: rules, Webhooks: h.cfg.Webhooks, GeneratorURL: dashboardURL(h.cfg.HTTP), Replicas: h.cfg.Replicas}, h.log); err != nil {
+		if h.alerts, err = alerting.New(alerting.Config{Rules: rules, Webhooks: h.cfg.Webhooks, GeneratorURL: dashboardURL(h.cfg.HTTP, h.cfg.HTTPTLSCert != ""), Replicas: h.cfg.Replicas}, h.log); err != nil {
 			return fmt.Errorf("alerts: %w", err)
 		}
 		h.cfg.Evaluator = h.alerts

@@ -136,4 +136,12 @@ func (v exportView) ClientsDropped() uint64 {
 	return v.h.srv.Dropped()
 }
 
+// ClientsRefused is ordered like Clients.
+func (v exportView) ClientsRefused() uint64 {
+	if v.h.latest.Load() == nil {
+		return 0
+	}
+	return v.h.srv.Refused()
+}
+
 func (v exportView) Latest() *metrics.Update { return v.h.latest.Load() }

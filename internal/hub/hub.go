@@ -64,6 +64,8 @@ type Config struct {
 	// The hub's own sources and its /metrics (internal/sources,
 	// internal/export): assemble_sources.go.
 	SourceSettings
+	// Who may use the dashboard and API, and over what (http.go).
+	HTTPSettings
 
 	// Plugs.
 	Sources   []Source
@@ -100,6 +102,7 @@ func DefaultConfig() Config {
 		Replicas:      1,
 
 		HistoryRetention: 7 * 24 * time.Hour,
+		HTTPSettings:     defaultHTTPSettings(),
 	}
 }
 
@@ -144,6 +147,7 @@ func (c *Config) Validate() error {
 	if c.HistoryRetention != 0 && c.HistoryRetention < 7*24*time.Hour {
 		errs = append(errs, fmt.Errorf("history-retention: %s is shorter than the 7d range it keeps", c.HistoryRetention))
 	}
+	errs = append(errs, c.HTTPSettings.validate(c.HTTP))
 	return errors.Join(errs...)
 }
 
@@ -177,6 +181,8 @@ type Hub struct {
 	// until Close.
 	bg     []func(context.Context)
 	latest atomic.Pointer[metrics.Update]
+	// tokenFile holds the dashboard tokens; empty with auth off.
+	tokenFile string
 	// What /healthz and the server's history see while Start runs on
 	// other goroutines: the NATS connection once made, why it is not
 	// yet, and the history once replayed.
@@ -224,6 +230,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 
 	// HTTP first: a port in use fails before the NATS store is touched,
 	// and the dashboard and /healthz answer while NATS is waited for.
+	tokens, metricsTokens, err := h.httpTokens(log)
+	if err != nil {
+		return nil, err
+	}
 	if h.srv, err = server.Start(server.Config{
 		Addr:    cfg.HTTP,
 		UI:      h.cfg.UI,
@@ -233,10 +243,23 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		Rules:   h.ruleLister(),
 		Health:  h.health,
 		Log:     log,
+
+		Tokens:        tokens,
+		MetricsTokens: metricsTokens,
+		NoAuth:        !cfg.HTTPAuth,
+		AllowedHosts:  cfg.HTTPAllowedHosts,
+		TLSCert:       cfg.HTTPTLSCert,
+		TLSKey:        cfg.HTTPTLSKey,
+		MaxClients:    cfg.WSMaxClients,
 	}); err != nil {
 		return nil, err
 	}
-	log.Info("dashboard: " + dashboardURL(h.srv.Addr()))
+	h.bg = append(h.bg, h.watchTokens)
+	if h.tokenFile != "" {
+		log.Info("dashboard: "+dashboardURL(h.srv.Addr(), h.srv.TLS()), "sign_in_token_file", h.tokenFile)
+	} else {
+		log.Info("dashboard: " + dashboardURL(h.srv.Addr(), h.srv.TLS()))
+	}
 
 	// Who may publish, as the embedded server was told at start; nil with
 	// an external NATS.
@@ -409,15 +432,19 @@ func (h *Hub) ruleLister() server.RuleLister {
 	return nil
 }
 
-func dashboardURL(addr string) string {
+func dashboardURL(addr string, tls bool) string {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + addr + "/system"
+		return scheme + addr + "/system"
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/system"
+	return scheme + net.JoinHostPort(host, port) + "/system"
 }
 
 // Run starts the hub and serves until ctx ends, then shuts down. A ctx

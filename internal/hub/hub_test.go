@@ -69,8 +69,9 @@ func publish(t *testing.T, natsURL string, s *metrics.Sample, opts ...nats.Optio
 func performance(t *testing.T, h *Hub, cond func(metrics.Update) bool) metrics.Update {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
+	tok := readToken(t, h.TokenFile())
 	for {
-		resp, err := http.Get("http://" + h.HTTPAddr() + "/api/v1/performance")
+		resp, err := http.DefaultClient.Do(authed("http://"+h.HTTPAddr()+"/api/v1/performance", tok))
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -197,6 +198,7 @@ func TestHubWithExternalNATS(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.NATSURL = ext.ClientURL()
 	cfg.DataDir = ""
+	cfg.HTTPTokenFile, _ = tokenFile(t)
 	h := startHub(t, cfg)
 	if h.NATSURL() != ext.ClientURL() {
 		t.Fatalf("NATSURL %q, want the external %q", h.NATSURL(), ext.ClientURL())
@@ -254,7 +256,7 @@ func TestDashboardURL(t *testing.T) {
 		"[::1]:9":        "http://[::1]:9/system",
 	}
 	for in, want := range tests {
-		if got := dashboardURL(in); got != want {
+		if got := dashboardURL(in, false); got != want {
 			t.Errorf("dashboardURL(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -17,10 +17,11 @@ import (
 	"github.com/sysperf/sysperf/webui"
 )
 
-// fetch is one GET: status and body, or -1 when nothing answers.
-func fetch(url string) (int, string) {
+// fetch is one GET with the token as bearer: status and body, or -1 when
+// nothing answers.
+func fetch(url, token string) (int, string) {
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
+	resp, err := c.Do(authed(url, token))
 	if err != nil {
 		return -1, err.Error()
 	}
@@ -49,6 +50,7 @@ func waitingHub(t *testing.T, ctx context.Context) (cfg Config, logs *logtest.Bu
 	cfg.HTTP = sourcestest.FreeAddr(t)
 	cfg.NATSURL = "nats://" + sourcestest.FreeAddr(t)
 	cfg.DataDir = ""
+	cfg.HTTPTokenFile, _ = tokenFile(t)
 	log, logs := logtest.New(slog.LevelDebug)
 	ch := make(chan startResult, 1)
 	go func() {
@@ -86,6 +88,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 	cfg, logs, started := waitingHub(t, context.Background())
 	natsAddr := strings.TrimPrefix(cfg.NATSURL, "nats://")
 	base := "http://" + cfg.HTTP
+	tok := readToken(t, cfg.HTTPTokenFile)
 
 	// The dashboard is served while NATS is away: the page itself, or (in a
 	// checkout whose UI is not built yet) the page saying how to build it.
@@ -106,7 +109,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 		{"/metrics", http.StatusOK, "sysperf_"},
 	}
 	for _, tc := range during {
-		code, body := fetch(base + tc.path)
+		code, body := fetch(base+tc.path, tok)
 		if code != tc.code || !strings.Contains(body, tc.body) {
 			t.Errorf("while waiting, GET %s: %d %q, want %d with %q", tc.path, code, body, tc.code, tc.body)
 		}
@@ -131,7 +134,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	if code, body := fetch(base + "/healthz"); code != http.StatusOK {
+	if code, body := fetch(base+"/healthz", tok); code != http.StatusOK {
 		t.Fatalf("/healthz once NATS is up: %d %q", code, body)
 	}
 	publish(t, cfg.NATSURL, &metrics.Sample{Host: "late1", Boot: "b", Seq: 1, TS: time.Now().UnixNano()})
@@ -142,7 +145,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 
 	ext.Shutdown()
 	eventually(t, "/healthz not ready during the outage", func() bool {
-		code, body := fetch(base + "/healthz")
+		code, body := fetch(base+"/healthz", tok)
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "NATS at "+cfg.NATSURL+" unreachable")
 	})
 	ext, err = natsd.Start(natsd.Config{Listen: natsAddr, StoreDir: dir, Open: true}, slog.New(slog.DiscardHandler))
@@ -150,7 +153,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 		t.Fatalf("NATS again on %s: %v", natsAddr, err)
 	}
 	eventually(t, "/healthz ready after the outage", func() bool {
-		code, _ := fetch(base + "/healthz")
+		code, _ := fetch(base+"/healthz", tok)
 		return code == http.StatusOK
 	})
 }

@@ -26,7 +26,7 @@ type servedRule struct {
 func servedRules(t *testing.T, h *Hub) map[string]servedRule {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + h.HTTPAddr() + "/api/v1/rules")
+	resp, err := c.Do(authed("http://"+h.HTTPAddr()+"/api/v1/rules", readToken(t, h.TokenFile())))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,6 +90,24 @@ type Config struct {
 	// (the page's own origin always is), e.g. a UI dev server.
 	OriginPatterns []string
 	Log            *slog.Logger
+
+	// Tokens sign in to every endpoint but /healthz and /metrics: as
+	// "Authorization: Bearer <token>", or through /login, which sets a
+	// session cookie. Start refuses an empty list unless NoAuth.
+	Tokens []string
+	// MetricsTokens are the bearer tokens /metrics takes; nil: Tokens.
+	MetricsTokens []string
+	// NoAuth serves everything without a credential; Start refuses it
+	// unless Addr is loopback only.
+	NoAuth bool
+	// AllowedHosts are names, besides localhost, the loopback IPs and
+	// Addr's host, that requests may carry as Host.
+	AllowedHosts []string
+	// TLSCert and TLSKey, PEM files, serve HTTPS (and wss:) instead.
+	TLSCert, TLSKey string
+	// MaxClients caps the WebSocket clients; past it an upgrade is
+	// refused with 503 and counted. Default 256.
+	MaxClients int
 }
 
 // Server serves HTTP until Shutdown.
@@ -107,6 +126,19 @@ type Server struct {
 
 	dropped atomic.Uint64
 	wg      sync.WaitGroup
+
+	keys   atomic.Pointer[keys] // nil: NoAuth
+	cookie string               // the session cookie's name
+	hosts  *hosts
+	tls    bool
+	// ws counts WebSocket handlers, upgraded or on their way; refused
+	// counts upgrades refused for MaxClients.
+	ws      atomic.Int64
+	refused atomic.Uint64
+	// refusalLog and signInLog keep a flood of refused upgrades or wrong
+	// tokens to a log line a minute each.
+	refusalLog, signInLog rateLog
+	wrongTokens           atomic.Uint64
 }
 
 // Start listens on cfg.Addr and serves in the background. An address in
@@ -127,17 +159,46 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 20 * time.Second
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("http listen %s: %w", cfg.Addr, err)
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = 256
 	}
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Log.With("component", "http"),
-		ln:      ln,
 		done:    make(chan error, 1),
 		clients: map[*client]struct{}{},
+		hosts:   newHosts(cfg.Addr, cfg.AllowedHosts),
 	}
+	switch {
+	case cfg.NoAuth && !Loopback(cfg.Addr):
+		return nil, fmt.Errorf("http-auth=false: refused, the hub listens on %s, which other machines can reach; turn authentication off only on a loopback address (127.0.0.1, [::1], localhost)", cfg.Addr)
+	case !cfg.NoAuth && len(cfg.Tokens) == 0:
+		return nil, errors.New("http: no token to sign in with (--http-token-file)")
+	case !cfg.NoAuth:
+		s.keys.Store(newKeys(cfg.Tokens, cfg.MetricsTokens))
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if cfg.TLSCert == "" || cfg.TLSKey == "" {
+			return nil, errors.New("http-tls-cert and http-tls-key: give both or neither")
+		}
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("http-tls-cert %s, http-tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		// HTTP/1.1 only: the WebSocket upgrade needs it.
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+		s.tls = true
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", cfg.Addr, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s.ln = ln
+	s.cookie = cookieName(ln.Addr().String())
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -158,6 +219,22 @@ func Start(cfg Config) (*Server, error) {
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// SetTokens replaces the tokens (a token file changed): requests and
+// sessions of a token no longer listed are refused from now on.
+func (s *Server) SetTokens(tokens, metricsTokens []string) error {
+	if s.keys.Load() == nil {
+		return errors.New("http: authentication is off")
+	}
+	if len(tokens) == 0 {
+		return errors.New("http: no token")
+	}
+	s.keys.Store(newKeys(tokens, metricsTokens))
+	return nil
+}
+
+// TLS reports whether the server speaks HTTPS.
+func (s *Server) TLS() bool { return s.tls }
 
 // Handler routes every endpoint.
 func (s *Server) Handler() http.Handler {
@@ -186,6 +263,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
 	mux.HandleFunc("GET /api/v1/rules", s.rules)
 	mux.HandleFunc("/ws/system", s.websocket)
+	mux.HandleFunc("/login", s.login)
 	if s.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", s.cfg.Metrics)
 	} else {
@@ -201,7 +279,7 @@ func (s *Server) Handler() http.Handler {
 		})
 		mux.HandleFunc("GET /system", placeholder)
 	}
-	return mux
+	return s.guard(mux)
 }
 
 // Publish hands the server a new update, the JSON of a metrics.Update
@@ -231,6 +309,9 @@ func (s *Server) Clients() int {
 
 // Dropped is the number of WebSocket clients dropped for being too slow.
 func (s *Server) Dropped() uint64 { return s.dropped.Load() }
+
+// Refused is the number of WebSocket upgrades refused for MaxClients.
+func (s *Server) Refused() uint64 { return s.refused.Load() }
 
 // Shutdown stops accepting, closes every WebSocket and waits for handlers
 // until ctx ends.

@@ -44,10 +44,19 @@ func (alertList) Active() []metrics.Alert {
 }
 func (alertList) Recent() []metrics.Alert { return nil }
 
+// testToken signs the tests in; start gives it to every server.
+const testToken = "test-token-0123456789"
+
+// signedIn is the header that carries testToken.
+func signedIn() http.Header { return http.Header{"Authorization": {"Bearer " + testToken}} }
+
 func start(t *testing.T, cfg Config) *Server {
 	t.Helper()
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Tokens == nil && !cfg.NoAuth {
+		cfg.Tokens = []string{testToken}
 	}
 	s, err := Start(cfg)
 	if err != nil {
@@ -66,7 +75,12 @@ func start(t *testing.T, cfg Config) *Server {
 func get(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = signedIn()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +164,7 @@ func TestPortInUseNamesAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, err = Start(Config{Addr: l.Addr().String()})
+	_, err = Start(Config{Addr: l.Addr().String(), Tokens: []string{testToken}})
 	if err == nil || !strings.Contains(err.Error(), l.Addr().String()) {
 		t.Fatalf("error %v does not name %s", err, l.Addr())
 	}
@@ -160,7 +174,7 @@ func dial(t *testing.T, s *Server) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+s.Addr()+"/ws/system", nil)
+	c, _, err := websocket.Dial(ctx, "ws://"+s.Addr()+"/ws/system", &websocket.DialOptions{HTTPHeader: signedIn()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +309,7 @@ func TestSlowClientIsDroppedFastClientKeepsReceiving(t *testing.T) {
 }
 
 func TestShutdownClosesWebSockets(t *testing.T) {
-	s, err := Start(Config{Addr: "127.0.0.1:0"})
+	s, err := Start(Config{Addr: "127.0.0.1:0", Tokens: []string{testToken}})
 	if err != nil {
 		t.Fatal(err)
 	}

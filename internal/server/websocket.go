@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -105,6 +107,12 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
+	if n := s.ws.Add(1); n > int64(s.cfg.MaxClients) {
+		s.ws.Add(-1)
+		s.refuse(w)
+		return
+	}
+	defer s.ws.Add(-1)
 	// The server's read and write timeouts were set on the connection for
 	// the HTTP request; a long-lived WebSocket manages its own.
 	rc := http.NewResponseController(w)
@@ -167,6 +175,26 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	// Close waits a bounded time for the peer's close frame; a client
 	// that reads nothing just has its connection cut.
 	_ = conn.Close(code, reason)
+}
+
+// refuse answers an upgrade past MaxClients; the count is logged at most
+// once a minute, so a flood of them cannot flood the log.
+func (s *Server) refuse(w http.ResponseWriter) {
+	n := s.refused.Add(1)
+	if s.refusalLog.due(time.Now()) {
+		s.log.Warn("websocket clients refused", "reason", "ws-max-clients reached", "max", s.cfg.MaxClients, "refused_total", n)
+	}
+	w.Header().Set("Retry-After", "30")
+	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many WebSocket clients: this hub serves at most %d (--ws-max-clients)", s.cfg.MaxClients))
+}
+
+// rateLog says when a repeated event is due a log line again: at most
+// once a minute.
+type rateLog struct{ last atomic.Int64 }
+
+func (l *rateLog) due(now time.Time) bool {
+	last := l.last.Load()
+	return now.UnixNano()-last >= int64(time.Minute) && l.last.CompareAndSwap(last, now.UnixNano())
 }
 
 func (s *Server) writeLoop(c *client) {

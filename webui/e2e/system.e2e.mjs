@@ -428,6 +428,9 @@ async function main() {
   else check("hub accepts an alert rules file (--rules)", false, "hub --help lists no --rules flag");
   hub = start("hub", join(binDir, "hub"), hubArgs);
   await waitHealthy(`${base}/healthz`, 15_000);
+  // The hub generated its dashboard token in the data directory.
+  const token = readFileSync(join(tmp, "data", "http.token"), "utf8").trim().split("\n")[0];
+  const signInLink = (b, tok) => `${b}/login?token=${encodeURIComponent(tok)}`;
 
   // The embedded NATS takes enrolled hosts only, as `make run` does it.
   const credsPath = join(tmp, "e2e-host.creds");
@@ -450,6 +453,7 @@ async function main() {
     await p.routeWebSocket(/\/ws\/system$/, (ws) => {
       route = ws;
     });
+    await p.goto(signInLink(base, token));
     await p.goto(`${base}/system?sysperf-test=1`);
     await p.waitForFunction(() => typeof window.__sysperfInject === "function", null, { timeout: STEP_MS });
     const t0 = Date.now() - 300_000;
@@ -575,6 +579,36 @@ async function main() {
   const page = await context.newPage();
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(String(e)));
+  // Chromium reports what the Content-Security-Policy blocked on the console.
+  const cspErrors = [];
+  const watchCSP = (p) => p.on("console", (m) => /Content.Security.Policy/i.test(m.text()) && cspErrors.push(m.text()));
+  watchCSP(page);
+
+  await attempt("signing in through the login page: a wrong token is refused, the right one opens /system", async () => {
+    const r = await page.goto(`${base}/system`);
+    if (r?.status() !== 401) throw new Error(`GET /system without a session answered ${r?.status()}, want 401`);
+    const h = r.headers();
+    for (const [k, want] of [
+      ["content-security-policy", "frame-ancestors 'none'"],
+      ["x-content-type-options", "nosniff"],
+      ["referrer-policy", "no-referrer"],
+    ]) {
+      if (!(h[k] ?? "").includes(want)) throw new Error(`${k}: ${h[k]}`);
+    }
+    await page.getByLabel("Access token").fill("not-the-token-0123456789");
+    const [wrong] = await Promise.all([page.waitForResponse((x) => x.url().endsWith("/login")), page.getByRole("button", { name: "Sign in" }).click()]);
+    if (wrong.status() !== 401) throw new Error(`a wrong token answered ${wrong.status()}`);
+    await page.getByText("That token is not valid").waitFor({ timeout: STEP_MS });
+    await page.getByLabel("Access token").fill(token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(`${base}/system`, { timeout: STEP_MS });
+    await page.getByRole("heading", { name: "System performance" }).waitFor({ timeout: STEP_MS });
+    await page.locator("[data-testid=live-indicator][data-connection=connected]").waitFor({ timeout: STEP_MS });
+    const c = (await context.cookies(base)).find((x) => x.name.startsWith("sysperf_session"));
+    if (!c || !c.httpOnly || c.sameSite !== "Strict") throw new Error(`session cookie ${JSON.stringify(c)}`);
+    if (c.value.includes(token)) throw new Error("the cookie holds the token itself");
+    return `cookie ${c.name}: HttpOnly, SameSite=Strict; feed connected`;
+  });
 
   await attempt("page loads at / and lands on /system", async () => {
     const r = await page.goto(`${base}/`, { waitUntil: "domcontentloaded" });
@@ -656,7 +690,7 @@ async function main() {
     await page.waitForFunction(() => document.documentElement.classList.contains("dark"));
     await fullShot(page, join(outDir, "system-dark.png"));
     const phone = await browser.newPage({ viewport: { width: 375, height: 812 }, colorScheme: "dark" });
-    await phone.goto(`${base}/system`);
+    await phone.goto(signInLink(base, token)); // the sign-in link lands on /system
     await phone.locator("[data-host=e2e-host] [data-testid=host-cpu]").waitFor({ timeout: STEP_MS });
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     await fullShot(phone, join(outDir, "system-phone-dark.png"));
@@ -677,6 +711,15 @@ async function main() {
     return badge;
   });
 
+  // A second browser whose session is gone (signed in, then its cookie
+  // cleared) must end on the sign-in page once its feed reconnects.
+  const lapsed = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const lapsedPage = await lapsed.newPage();
+  watchCSP(lapsedPage);
+  await lapsedPage.goto(signInLink(base, token)).catch(() => undefined);
+  await lapsedPage.locator("[data-testid=live-indicator][data-connection=connected]").waitFor({ timeout: STEP_MS }).catch(() => undefined);
+  await lapsed.clearCookies();
+
   await attempt("stopping the hub turns the Live indicator to reconnecting", async () => {
     await stop(hub);
     await page.locator("[data-testid=live-indicator][data-connection=reconnecting]").waitFor({ timeout: STEP_MS });
@@ -695,6 +738,13 @@ async function main() {
     return "reconnected with backoff; banner gone";
   });
 
+  await attempt("a page whose session is gone goes to the sign-in page", async () => {
+    await lapsedPage.waitForURL(`${base}/login`, { timeout: STEP_MS * 2 });
+    await lapsedPage.getByLabel("Access token").waitFor({ timeout: STEP_MS });
+    await lapsed.close();
+    return "feed refused with 401 → /login";
+  });
+
   await attempt("a hub whose NATS does not answer serves the page, which says why it has no feed", async () => {
     const [httpW, deadNats] = [await freePort(), await freePort()];
     const w = `http://127.0.0.1:${httpW}`;
@@ -702,8 +752,11 @@ async function main() {
     const p = await context.newPage();
     p.on("pageerror", (e) => pageErrors.push(String(e)));
     const deadline = Date.now() + STEP_MS;
+    const wTokenFile = join(tmp, "data-waiting", "http.token");
     for (;;) {
-      const ok = await p.goto(`${w}/system`).then((r) => r?.ok(), () => false);
+      // The hub writes its token before it listens.
+      const link = existsSync(wTokenFile) ? signInLink(w, readFileSync(wTokenFile, "utf8").trim()) : `${w}/system`;
+      const ok = await p.goto(link).then((r) => r?.ok(), () => false);
       if (ok) break;
       if (waiting.exitCode !== null) throw new Error(`the hub exited: ${logs.waiting.slice(-400)}`);
       if (Date.now() > deadline) throw new Error("the waiting hub never served the page");
@@ -719,6 +772,7 @@ async function main() {
   });
 
   check("no uncaught errors in the page", pageErrors.length === 0, pageErrors.slice(0, 3).join(" | "));
+  check("nothing blocked by the Content-Security-Policy", cspErrors.length === 0, cspErrors.slice(0, 3).join(" | "));
 }
 
 let fatal = null;

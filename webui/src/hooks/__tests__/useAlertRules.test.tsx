@@ -102,4 +102,20 @@ describe("alert rules from the hub", () => {
     await waitFor(() => expect(screen.getByTestId("gpu-power")).toHaveAttribute("data-level", "critical"));
     expect(f).toHaveBeenCalledTimes(2);
   });
+
+  it("goes to sign in when the hub answers 401", async () => {
+    const onUnauthorized = vi.fn();
+    const f = answering(401);
+    render(<SystemPerformancePage options={options} rules={{ fetchImpl: f as unknown as typeof fetch, onUnauthorized }} />);
+    await waitFor(() => expect(onUnauthorized).toHaveBeenCalledTimes(1));
+  });
+
+  it("does not go to sign in on other failures", async () => {
+    const onUnauthorized = vi.fn();
+    const f = answering(501);
+    render(<SystemPerformancePage options={options} rules={{ fetchImpl: f as unknown as typeof fetch, onUnauthorized }} />);
+    await waitFor(() => expect(f).toHaveBeenCalled());
+    await act(async () => {});
+    expect(onUnauthorized).not.toHaveBeenCalled();
+  });
 });
