@@ -142,6 +142,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	cfg2.NATSURL = strings.Replace(ext.ClientURL(), "nats://", "nats://"+secret("hub-nats-token")+"@", 1)
 	cfg2.Consumer = "sysperf-hub-2"
 	cfg2.DataDir = ""
+	cfg2.HTTPTokenFile = h.TokenFile()
 	cfg2.Interval = cfg.Interval
 	ctx, cancel = context.WithTimeout(context.Background(), wait)
 	h2, err := hub.Start(ctx, cfg2, hubLog)
@@ -296,7 +297,14 @@ func natsTap(t *testing.T, natsURL string) func() []*nats.Msg {
 func secretsGet(t *testing.T, h *Hub, path string) (int, string) {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(h.BaseURL() + path)
+	req, err := http.NewRequest(http.MethodGet, h.BaseURL()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path != "/healthz" {
+		req.Header = h.Auth(t)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -323,7 +331,7 @@ func secretsWS(t *testing.T, h *Hub) *wsRecorder {
 	ctx, cancel := context.WithCancel(context.Background())
 	dctx, dcancel := context.WithTimeout(ctx, wait)
 	defer dcancel()
-	c, _, err := websocket.Dial(dctx, "ws"+strings.TrimPrefix(h.BaseURL(), "http")+"/ws/system", nil)
+	c, _, err := websocket.Dial(dctx, "ws"+strings.TrimPrefix(h.BaseURL(), "http")+"/ws/system", &websocket.DialOptions{HTTPHeader: h.Auth(t)})
 	if err != nil {
 		cancel()
 		t.Fatalf("dial /ws/system: %v", err)

@@ -23,7 +23,7 @@ func FuzzWSClientMessage(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	s, err := Start(Config{Addr: "127.0.0.1:0", History: history.New()})
+	s, err := Start(Config{Addr: "127.0.0.1:0", History: history.New(), Tokens: []string{testToken}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func FuzzWSClientMessage(f *testing.F) {
 func fuzzDial(f *testing.F, s *Server) *websocket.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+s.Addr()+"/ws/system", nil)
+	c, _, err := websocket.Dial(ctx, "ws://"+s.Addr()+"/ws/system", &websocket.DialOptions{HTTPHeader: signedIn()})
 	if err != nil {
 		f.Fatal(err)
 	}
