@@ -198,6 +198,25 @@ func (n *Notifier) Notify(alerts []Alert) {
 	}
 }
 
+// Len is the number of receivers.
+func (n *Notifier) Len() int { return len(n.receivers) }
+
+// Deliver sends one batch to the i-th receiver now, with the same retries
+// and counters as a queued batch, and returns once it is accepted (nil),
+// refused or out of attempts (an error), or ctx ended (ctx's error). It is
+// for a caller that records what was delivered: a batch cut short by ctx
+// was not delivered, one given up on was.
+func (n *Notifier) Deliver(ctx context.Context, i int, alerts []Alert) error {
+	if len(alerts) == 0 {
+		return nil
+	}
+	body, err := json.Marshal(alerts)
+	if err != nil {
+		return fmt.Errorf("encode alerts: %w", err)
+	}
+	return n.receivers[i].deliver(ctx, body)
+}
+
 // Stats returns each receiver's counters, in configuration order.
 func (n *Notifier) Stats() []Stats {
 	out := make([]Stats, 0, len(n.receivers))
@@ -229,27 +248,31 @@ func (r *receiver) run(ctx context.Context) {
 				continue
 			}
 		}
-		r.deliver(ctx, body)
+		_ = r.deliver(ctx, body)
 	}
 }
 
 // errPermanent marks a refusal that retrying cannot fix.
 var errPermanent = errors.New("refused")
 
-// deliver tries one batch until it is accepted, refused, out of attempts
-// or ctx ends.
-func (r *receiver) deliver(ctx context.Context, body []byte) {
+// deliver tries one batch until it is accepted (nil), refused or out of
+// attempts (the last error), or ctx ends (ctx's error).
+func (r *receiver) deliver(ctx context.Context, body []byte) error {
 	wait := r.cfg.BackoffMin
 	for attempt := 1; ; attempt++ {
 		err := r.post(ctx, body)
 		if err == nil {
 			r.sent.Add(1)
-			return
+			return nil
 		}
-		if errors.Is(err, errPermanent) || attempt >= r.cfg.Attempts || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			r.failed.Add(1)
+			return ctx.Err()
+		}
+		if errors.Is(err, errPermanent) || attempt >= r.cfg.Attempts {
 			r.failed.Add(1)
 			r.log.Warn("webhook gave up on a batch", "attempts", attempt, "err", err)
-			return
+			return err
 		}
 		r.retries.Add(1)
 		r.log.Debug("webhook retry", "attempt", attempt, "in", wait, "err", err)
@@ -258,7 +281,7 @@ func (r *receiver) deliver(ctx context.Context, body []byte) {
 		case <-ctx.Done():
 			t.Stop()
 			r.failed.Add(1)
-			return
+			return ctx.Err()
 		case <-t.C:
 		}
 		wait = min(wait*2, r.cfg.BackoffMax)
