@@ -400,14 +400,18 @@ func (s *Service) enqueue(trs []alerts.Transition) {
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.notifier.Run(ctx) })
+	// The lease ends after the last publish, which needs it.
+	lctx, release := context.WithCancel(context.WithoutCancel(ctx))
+	defer release()
 	if s.leaseKV != nil {
-		wg.Go(func() { s.holdLease(ctx) })
+		wg.Go(func() { s.holdLease(lctx) })
 	}
 	pctx := context.WithoutCancel(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			s.publish(pctx)
+			release()
 			wg.Wait()
 			return
 		case <-s.wake:

@@ -78,10 +78,18 @@ func (s *Service) holdLease(ctx context.Context) {
 		s.log.Warn("notifier lease lost: this hub stops sending notifications", "reason", why)
 	}
 	defer func() {
-		if stop != nil {
-			s.holding.Store(false)
-			stop()
-			wg.Wait()
+		if stop == nil {
+			return
+		}
+		s.holding.Store(false)
+		stop()
+		wg.Wait()
+		// A hub shutting down hands over at once instead of after the
+		// TTL: deleting the key lets the next Create through.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), step)
+		defer cancel()
+		if err := s.leaseKV.Delete(cctx, leaseKey, jetstream.LastRevision(rev)); err != nil {
+			s.log.Warn("release notifier lease", "err", err)
 		}
 	}()
 	t := time.NewTicker(min(leaseTry, step))
@@ -282,7 +290,10 @@ func (s *Service) deliverFrom(ctx context.Context, i int) error {
 				return err
 			}
 		}
-		cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		// Recorded even when the lease ends meanwhile: what was sent must
+		// not be sent again by the next holder (the revision still fences
+		// off a position another hub moved).
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 		rev, err = s.kv.Update(cctx, key, []byte(strconv.FormatUint(meta.Sequence.Stream, 10)), rev)
 		cancel()
 		if err != nil {

@@ -54,7 +54,7 @@ func (w *webhook) count(severity string, resolved bool) int {
 // Two services on one JetStream: both evaluate, one notifies. The holder
 // stops after publishing the firing transition, and the state it leaves
 // is the one from before it (as if it died between the publish and the
-// save). The other takes over, evaluates the firing again from that
+// save; the e2e test SIGKILLs a hub process). The other takes over, evaluates the firing again from that
 // state, and the stream drops the repeat; the resolution comes from the
 // new holder; each reaches the webhook once, with the same startsAt.
 func TestLeaseTakeoverSendsEachTransitionOnce(t *testing.T) {
@@ -101,9 +101,18 @@ func TestLeaseTakeoverSendsEachTransitionOnce(t *testing.T) {
 	}
 	wh.waitFor(t, func(a notify.Alert) bool { return a.Labels["severity"] == "warning" && a.EndsAt.IsZero() })
 	savedState(alerts.StateFiring)
-	stopHolder()
+	// The holder saves only after an evaluation, so this stays.
 	if _, err := kv.Put(context.Background(), stateKey, pending); err != nil {
 		t.Fatal(err)
+	}
+	stopHolder()
+	// A holder that shuts down releases the lease rather than let it age.
+	lease, err := js.KeyValue(context.Background(), LeaseBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := lease.Get(context.Background(), leaseKey); err == nil && string(e.Value()) == holder.cfg.Lease {
+		t.Fatalf("lease still names the stopped holder %q", e.Value())
 	}
 
 	poll.Until(t, "the other service taking the lease", other.notifying)
@@ -131,15 +140,15 @@ func TestLeaseTakeoverSendsEachTransitionOnce(t *testing.T) {
 		pos, _ := strconv.ParseUint(string(e.Value()), 10, 64)
 		return pos >= last.Sequence
 	})
-	if f, r := wh.count("warning", false), wh.count("warning", true); f != 1 || r != 1 {
-		t.Fatalf("webhook got firing %d and resolved %d times, want once each: %+v", f, r, wh.alerts)
-	}
 	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(metrics.AlertSubject(alerts.StateFiring)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := info.State.Subjects[metrics.AlertSubject(alerts.StateFiring)]; n != 1 {
 		t.Fatalf("stream holds %d firing transitions, want the repeat dropped", n)
+	}
+	if f, r := wh.count("warning", false), wh.count("warning", true); f != 1 || r != 1 {
+		t.Fatalf("webhook got firing %d and resolved %d times, want once each: %+v", f, r, wh.alerts)
 	}
 }
 

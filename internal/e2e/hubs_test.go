@@ -168,6 +168,10 @@ func TestTwoHubsNotifyOnceAcrossAKill(t *testing.T) {
 		"--webhook", hookSrv.URL, "--docker-host", "none", "--source-timeout", "1s",
 	}
 	hubs := map[string]*hubProcess{}
+	// One after the other: two hubs started in the same instant on this
+	// fresh cluster both timed out creating SYSPERF_SAMPLES (15s), which
+	// two in-process clients creating it at once do not reproduce; it is
+	// start-up, not notification, and is reported to be looked into.
 	for _, name := range []string{"hub-a", "hub-b"} {
 		h := startHubProcess(t, bin, name, args...)
 		hubs[name] = h

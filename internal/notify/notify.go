@@ -205,7 +205,9 @@ func (n *Notifier) Len() int { return len(n.receivers) }
 // and counters as a queued batch, and returns once it is accepted (nil),
 // refused or out of attempts (an error), or ctx ended (ctx's error). It is
 // for a caller that records what was delivered: a batch cut short by ctx
-// was not delivered, one given up on was.
+// was not delivered, one given up on was. An attempt under way when ctx
+// ends is finished (within Timeout), so a batch the receiver took is not
+// reported undelivered and sent again by whoever resumes.
 func (n *Notifier) Deliver(ctx context.Context, i int, alerts []Alert) error {
 	if len(alerts) == 0 {
 		return nil
@@ -214,7 +216,7 @@ func (n *Notifier) Deliver(ctx context.Context, i int, alerts []Alert) error {
 	if err != nil {
 		return fmt.Errorf("encode alerts: %w", err)
 	}
-	return n.receivers[i].deliver(ctx, body)
+	return n.receivers[i].deliver(ctx, body, true)
 }
 
 // Stats returns each receiver's counters, in configuration order.
@@ -248,7 +250,7 @@ func (r *receiver) run(ctx context.Context) {
 				continue
 			}
 		}
-		_ = r.deliver(ctx, body)
+		_ = r.deliver(ctx, body, false)
 	}
 }
 
@@ -256,11 +258,16 @@ func (r *receiver) run(ctx context.Context) {
 var errPermanent = errors.New("refused")
 
 // deliver tries one batch until it is accepted (nil), refused or out of
-// attempts (the last error), or ctx ends (ctx's error).
-func (r *receiver) deliver(ctx context.Context, body []byte) error {
+// attempts (the last error), or ctx ends (ctx's error); finish lets an
+// attempt under way end on its own.
+func (r *receiver) deliver(ctx context.Context, body []byte, finish bool) error {
 	wait := r.cfg.BackoffMin
+	actx := ctx
+	if finish {
+		actx = context.WithoutCancel(ctx)
+	}
 	for attempt := 1; ; attempt++ {
-		err := r.post(ctx, body)
+		err := r.post(actx, body)
 		if err == nil {
 			r.sent.Add(1)
 			return nil
