@@ -259,7 +259,9 @@ func (s *Service) restore(ctx context.Context, js JetStream) error {
 func (s *Service) Engine() *alerts.Engine { return s.engine }
 
 // Evaluate applies the rules to u and returns the alerts now pending or
-// firing. Transitions are published and notified in the background.
+// firing. Transitions are published and notified in the background. With
+// a lease, u is kept until the next call, for a takeover to evaluate
+// again: the caller must not change what the rules read.
 func (s *Service) Evaluate(now time.Time, u *metrics.Update) []metrics.Alert {
 	s.evalMu.Lock()
 	defer s.evalMu.Unlock()
