@@ -43,13 +43,15 @@ run: build
 	@echo "starting hub (embedded NATS on $(NATS)) and a local agent; Ctrl-C stops both"
 	@trap 'kill $$hub $$agent 2>/dev/null; wait' EXIT; \
 	trap 'kill $$hub $$agent 2>/dev/null; wait $$hub; s=$$?; wait; exit $$s' INT TERM; \
+	host=$$(hostname | tr -c 'A-Za-z0-9_\n-' '-'); \
+	$(BIN)/hub agent add $$host --data-dir=$(DATA) --out=$(DATA)/agent.creds || exit 1; \
 	$(BIN)/hub --http=$(HTTP) --nats-listen=$(NATS) --data-dir=$(DATA) $(if $(CONFIG),--config=$(CONFIG)) & hub=$$!; \
 	up=; for i in $$(seq 1 100); do \
 		sleep 0.2; kill -0 $$hub 2>/dev/null || break; \
 		$(BIN)/hub --healthcheck --http=$(HTTP) 2>/dev/null && { up=1; break; }; \
 	done; \
 	[ -n "$$up" ] || { echo "hub did not come up on $(HTTP) (see its log above)"; exit 1; }; \
-	$(BIN)/agent --nats-url=nats://$(NATS) & agent=$$!; \
+	$(BIN)/agent --nats-url=nats://$(NATS) --nats-creds=$(DATA)/agent.creds --host-id=$$host & agent=$$!; \
 	echo; echo "  dashboard: http://$(HTTP)/system"; echo; \
 	wait $$hub
 
@@ -67,6 +69,15 @@ test-e2e: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+# What the running agent costs (README, "Agent cost"): whole-process CPU per
+# collection and RSS over 60 collections at 5 s and 300 at 100 ms, about six
+# minutes. AGENT=path measures another build of the agent.
+AGENT ?= $(BIN)/agent
+.PHONY: agentcost
+agentcost:
+	$(GO) build -o $(BIN)/agent ./cmd/agent
+	$(GO) run ./cmd/agentcost --agent=$(AGENT)
 
 lint: webui/node_modules/.package-lock.json
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

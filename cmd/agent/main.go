@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/sysperf/sysperf/internal/agent"
@@ -27,6 +28,18 @@ type settings struct {
 func (*settings) ConfigEnv() string { return "SYSPERF_AGENT_CONFIG" }
 
 func main() { os.Exit(run()) }
+
+func init() {
+	// The agent works a millisecond every few seconds, mostly waiting on
+	// the kernel and the network: one P is plenty, and spares the runtime
+	// waking a second thread to look for work after every wake-up (half
+	// the thread switches, a tenth of the CPU; see README, "Agent cost").
+	// Blocked syscalls and cgo calls (a hung NVML) hand the P on as ever.
+	// GOMAXPROCS in the environment still decides.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
 
 // run returns the exit status, so that deferred clean-up (NVML shutdown,
 // the signal handler) runs before the process exits.

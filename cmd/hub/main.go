@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sysperf/sysperf/internal/config"
+	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/hub"
 	"github.com/sysperf/sysperf/internal/server"
 	"github.com/sysperf/sysperf/internal/sources"
@@ -30,6 +31,20 @@ type settings struct {
 
 func main() {
 	s := settings{Config: hub.DefaultConfig(), LogLevel: slog.LevelInfo}
+	if len(os.Args) > 1 && os.Args[1] == "agent" {
+		dataDir := s.DataDir
+		if d := os.Getenv("SYSPERF_DATA_DIR"); d != "" {
+			dataDir = d
+		}
+		if err := enroll.Command(os.Args[2:], dataDir, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "hub agent:", err)
+			if errors.Is(err, enroll.ErrUsage) {
+				fmt.Fprint(os.Stderr, enroll.Usage)
+			}
+			os.Exit(2)
+		}
+		return
+	}
 	if err := config.Load("hub", os.Args[1:], &s); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			os.Exit(0)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -147,6 +149,40 @@ func TestGatherMergesAndAbandonsSlowCollector(t *testing.T) {
 	}
 	if len(annotated) != 2 {
 		t.Errorf("Annotate saw models %v, want both merged ones", annotated)
+	}
+}
+
+// A collector stuck in a call is not called again until that call
+// returns: each tick reports it timed out, and no goroutine or call piles
+// up behind it. Once it returns, the next tick has its section again.
+func TestHungCollectorIsNotCalledAgainUntilItReturns(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	stuck := funcCollector{"stuck", func(_ context.Context, s *metrics.Sample) error {
+		if calls.Add(1) == 1 {
+			<-release
+		}
+		s.Models = map[string]metrics.Model{"stuck": {Status: metrics.StatusHealthy}}
+		return nil
+	}}
+	a := newAgent(t, testConfig(100*time.Millisecond, model("rtdetr"), stuck))
+	for i := range 3 {
+		s := a.gather(context.Background(), time.Now())
+		if got := s.Errors["stuck"]; got != "timed out after 80ms" {
+			t.Errorf("tick %d: errors[stuck] = %q", i, got)
+		}
+		if s.Models["rtdetr"].Status != metrics.StatusHealthy {
+			t.Errorf("tick %d: the other collector's section is missing: %+v", i, s.Models)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the stuck collector was called %d times in 3 ticks, want 1", n)
+	}
+	close(release)
+	poll.Until(t, "the stuck call to return", func() bool { return !a.workers[1].busy.Load() })
+	s := a.gather(context.Background(), time.Now())
+	if _, ok := s.Models["stuck"]; !ok || s.Errors["stuck"] != "" {
+		t.Errorf("after the call returned: models %v, errors %v", s.Models, s.Errors)
 	}
 }
 
@@ -601,5 +637,27 @@ func TestDiskBacklogAcrossRestart(t *testing.T) {
 	}
 	if _, _, dropped := second.backlog.stats(); dropped != 0 {
 		t.Errorf("%d samples dropped within the bounds", dropped)
+	}
+}
+
+// BenchmarkGather is one tick's collection as the agent runs it on a box
+// without a GPU: the host collector, the GPU collector failing fast as it
+// does while NVML is unavailable, and a model collector.
+func BenchmarkGather(b *testing.B) {
+	noGPU := funcCollector{metrics.CollectorGPU, func(context.Context, *metrics.Sample) error {
+		return errors.New("NVML unavailable: ERROR_LIBRARY_NOT_FOUND")
+	}}
+	cfg := testConfig(5*time.Second, collect.NewHost(nil), noGPU, model("rtdetr"))
+	a, err := New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = a.Close() })
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if s := a.gather(ctx, time.Now()); s.System == nil {
+			b.Fatalf("no host section: %v", s.Errors)
+		}
 	}
 }

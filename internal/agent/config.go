@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/sysperf/sysperf/internal/collect"
+	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -18,6 +20,10 @@ import (
 // ones are for programs and tests that build an agent in-process.
 type Config struct {
 	NATSURL         string        `flag:"nats-url" usage:"NATS server the samples are published to"`
+	NATSCreds       string        `flag:"nats-creds" usage:"credentials file from 'hub agent add <host>' (or a user .creds of an external NATS); its host must be --host-id"`
+	NATSCA          string        `flag:"nats-ca" usage:"CA file that verifies the NATS server's certificate (TLS)"`
+	NATSCert        string        `flag:"nats-cert" usage:"client certificate file for a NATS server that asks for one (with --nats-key)"`
+	NATSKey         string        `flag:"nats-key" usage:"client certificate key file (with --nats-cert)"`
 	HostID          string        `flag:"host-id" usage:"host name in subjects: letters, digits, '-' and '_' (default: the hostname, other bytes turned into '-')"`
 	Interval        time.Duration `flag:"interval" usage:"time between samples; ticks are aligned to multiples of it"`
 	Mounts          []string      `flag:"mounts" usage:"mount points whose disk usage is reported, comma separated"`
@@ -75,6 +81,19 @@ func DefaultConfig() Config {
 	}
 }
 
+// natsOptions are the credential, TLS and reply-inbox options of the
+// agent's NATS connection. The inbox prefix is the host's own, the only
+// one its credential may subscribe to, where JetStream's acks arrive.
+func (c *Config) natsOptions(host string) ([]nats.Option, error) {
+	opts, err := natsx.Auth{Creds: c.NATSCreds, CA: c.NATSCA, Cert: c.NATSCert, Key: c.NATSKey}.Options()
+	if err != nil {
+		return nil, err
+	}
+	// A revoked or not yet enrolled credential keeps being retried with
+	// back-off, so re-enrolling the host needs no restart of the agent.
+	return append(opts, nats.CustomInboxPrefix(natsx.InboxPrefix(host)), nats.IgnoreAuthErrorAbort()), nil
+}
+
 // Validate checks what the flags' types cannot; internal/config calls it
 // after loading, and New calls it again for in-process agents.
 func (c *Config) Validate() error {
@@ -103,6 +122,9 @@ func (c *Config) Validate() error {
 		if err := m.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("model-matchers[%d]: %w", i, err))
 		}
+	}
+	if (c.NATSCert == "") != (c.NATSKey == "") {
+		errs = append(errs, errors.New("nats-cert and nats-key: give both or neither"))
 	}
 	if c.NATSURL == "" && !c.Once {
 		errs = append(errs, errors.New("nats-url: empty"))

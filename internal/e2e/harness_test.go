@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,9 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/sysperf/sysperf/internal/agent"
+	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/hub"
+	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -67,6 +70,63 @@ func (w *tWriter) close() {
 type Hub struct {
 	*hub.Hub
 	Config hub.Config
+	// creds are the credentials files the harness enrolled, by kind/name.
+	mu    sync.Mutex
+	creds map[string]string
+}
+
+// hubs are the running hubs by NATS URL, so that StartAgent, Publish and
+// PublishSample enrol their host on the hub they reach, as an operator
+// would with `hub agent add`.
+var hubs sync.Map
+
+// EnrolFile enrols host as an agent in dataDir, as `hub agent add` does,
+// and returns its credentials file: for a hub running as a process.
+func EnrolFile(t testing.TB, dataDir, host string) string {
+	t.Helper()
+	b, err := enroll.Open(dataDir).Add(host, enroll.Agent)
+	if err != nil {
+		t.Fatalf("enrol %s: %v", host, err)
+	}
+	path := filepath.Join(t.TempDir(), host+".creds")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// natsAuth enrols host as kind on the hub at natsURL (once per hub) and
+// returns the connection options with its credential; none for a NATS
+// the harness did not start.
+func natsAuth(t testing.TB, natsURL, host, kind string) (string, []nats.Option) {
+	t.Helper()
+	v, ok := hubs.Load(natsURL)
+	if !ok || host == "" {
+		return "", nil
+	}
+	h := v.(*Hub)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	path, ok := h.creds[kind+"/"+host]
+	if !ok {
+		b, err := enroll.Open(h.Config.DataDir).Add(host, kind)
+		if err != nil {
+			t.Fatalf("enrol %s %s: %v", kind, host, err)
+		}
+		path = filepath.Join(h.Config.DataDir, kind+"-"+host+".creds")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.ReloadEnrolment(); err != nil {
+			t.Fatalf("enrol %s %s: %v", kind, host, err)
+		}
+		h.creds[kind+"/"+host] = path
+	}
+	opts, err := natsx.Auth{Creds: path}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, append(opts, nats.CustomInboxPrefix(natsx.InboxPrefix(host)))
 }
 
 // BaseURL is http://host:port of the hub's HTTP server.
@@ -98,15 +158,18 @@ func StartHubConfig(t testing.TB, cfg hub.Config) *Hub {
 	if err != nil {
 		t.Fatalf("start hub: %v", err)
 	}
+	e := &Hub{Hub: h, Config: cfg, creds: map[string]string{}}
+	hubs.Store(h.NATSURL(), e)
 	var once sync.Once
 	t.Cleanup(func() {
+		hubs.CompareAndDelete(h.NATSURL(), e)
 		once.Do(func() {
 			if err := h.Close(); err != nil {
 				t.Errorf("close hub: %v", err)
 			}
 		})
 	})
-	return &Hub{Hub: h, Config: cfg}
+	return e
 }
 
 // Agent is an agent under test, running until Stop or the test's end.
@@ -142,6 +205,7 @@ func StartAgent(t testing.TB, natsURL, hostID string, interval time.Duration, ed
 	cfg.NATSURL = natsURL
 	cfg.HostID = hostID
 	cfg.Interval = interval
+	cfg.NATSCreds, _ = natsAuth(t, natsURL, hostID, enroll.Agent)
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -161,7 +225,12 @@ func StartAgent(t testing.TB, natsURL, hostID string, interval time.Duration, ed
 // looks to the hub.
 func Publish(t testing.TB, natsURL, subject string, body []byte) {
 	t.Helper()
-	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second))
+	host, kind := strings.TrimPrefix(subject, metrics.SampleSubject("")), enroll.Agent
+	if h, _, ok := metrics.ParseLatencySubject(subject); ok {
+		host, kind = h, enroll.Pipeline
+	}
+	_, auth := natsAuth(t, natsURL, host, kind)
+	nc, err := nats.Connect(natsURL, append(auth, nats.Timeout(5*time.Second))...)
 	if err != nil {
 		t.Fatalf("nats connect: %v", err)
 	}
@@ -182,7 +251,8 @@ func PublishSample(t testing.TB, natsURL string, s *metrics.Sample) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second))
+	_, auth := natsAuth(t, natsURL, s.Host, enroll.Agent)
+	nc, err := nats.Connect(natsURL, append(auth, nats.Timeout(5*time.Second))...)
 	if err != nil {
 		t.Fatalf("nats connect: %v", err)
 	}

@@ -148,9 +148,12 @@ func (g *tickGPU) Collect(_ context.Context, s *metrics.Sample) error {
 	return nil
 }
 
-func startTickAgent(t *testing.T, natsURL, host string, gpu *tickGPU) *Agent {
+func startTickAgent(t *testing.T, natsURL, host string, gpu *tickGPU, creds ...string) *Agent {
 	return StartAgent(t, natsURL, host, time.Second, func(c *agent.Config) {
 		c.Collectors = []collect.Collector{collect.NewHost([]string{"/"}), gpu}
+		if len(creds) > 0 {
+			c.NATSCreds = creds[0]
+		}
 	})
 }
 
@@ -337,7 +340,7 @@ func TestHistorySurvivesSIGKILL(t *testing.T) {
 	ref := time.Now().Truncate(5 * time.Second).Add(-5 * time.Minute)
 	gpu := &tickGPU{ref: ref}
 	gpu.temp.Store(40)
-	startTickAgent(t, "nats://"+natsAddr, "e2e-kill", gpu)
+	startTickAgent(t, "nats://"+natsAddr, "e2e-kill", gpu, EnrolFile(t, dataDir, "e2e-kill"))
 	began := time.Now()
 	from := began.Truncate(5 * time.Second).Add(5 * time.Second) // the first slot the agent fills whole
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/collect"
+	"github.com/sysperf/sysperf/internal/collect/gpumock"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -148,6 +149,7 @@ func write(t *testing.T, path, body string) {
 // reads; GPU 0 runs the two model servers and a host process.
 func mockNVML() nvml.Interface {
 	srv := dgxh200.New()
+	gpumock.NotSupported(srv) // the health calls; the figures below are set one by one
 	for i, d := range srv.Devices {
 		dev := d.(*server.Device)
 		dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {

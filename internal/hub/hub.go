@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/alerting"
+	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/redact"
@@ -33,18 +34,26 @@ import (
 // internal/config) and its plug points. Plug fields left nil are built by
 // Start's assembly from the settings; tests set them directly.
 type Config struct {
-	HTTP          string        `flag:"http" usage:"dashboard, API and WebSocket listen address"`
-	NATSListen    string        `flag:"nats-listen" usage:"embedded NATS listen address for agents (empty: in-process only)"`
-	NATSURL       string        `flag:"nats-url" usage:"external NATS server URL(s), comma separated; disables the embedded server"`
-	NATSWait      time.Duration `flag:"nats-wait" usage:"how long start-up retries an external NATS that does not answer, with back-off, serving /healthz as not ready meanwhile (0: until it answers)"`
-	DataDir       string        `flag:"data-dir" usage:"state directory (JetStream store of the embedded NATS)"`
-	Interval      time.Duration `flag:"interval" usage:"how often the performance update is built and sent"`
-	Retention     time.Duration `flag:"retention" usage:"how long samples stay in the SYSPERF_SAMPLES stream"`
-	Replay        time.Duration `flag:"replay" usage:"how much of the sample stream is replayed into the windows at start"`
-	SourceTimeout time.Duration `flag:"source-timeout" usage:"time limit of one poll of a database, container or Prometheus source"`
-	LatencyWindow time.Duration `flag:"latency-window" usage:"window of the inference latency figures in the live update"`
-	Consumer      string        `flag:"nats-consumer" usage:"name of the hub's durable consumer on the samples stream; unique per hub sharing one NATS"`
-	Replicas      int           `flag:"stream-replicas" usage:"replicas of the hub's JetStream streams on a clustered external NATS"`
+	HTTP           string        `flag:"http" usage:"dashboard, API and WebSocket listen address"`
+	NATSListen     string        `flag:"nats-listen" usage:"embedded NATS listen address for agents (empty: in-process only)"`
+	NATSURL        string        `flag:"nats-url" usage:"external NATS server URL(s), comma separated; disables the embedded server"`
+	NATSCreds      string        `flag:"nats-creds" usage:"credentials file (NKey seed or user .creds) the hub uses with an external NATS (--nats-url)"`
+	NATSCA         string        `flag:"nats-ca" usage:"CA file that verifies an external NATS server's certificate (TLS)"`
+	NATSCert       string        `flag:"nats-cert" usage:"client certificate file for an external NATS that asks for one (with --nats-key)"`
+	NATSKey        string        `flag:"nats-key" usage:"client certificate key file (with --nats-cert)"`
+	NATSTLSCert    string        `flag:"nats-tls-cert" usage:"certificate file: the embedded NATS listener takes TLS only (with --nats-tls-key)"`
+	NATSTLSKey     string        `flag:"nats-tls-key" usage:"key file of --nats-tls-cert"`
+	NATSMaxStore   int64         `flag:"nats-max-store" usage:"bytes of disk the embedded NATS's JetStream may use (0: three quarters of the free space)"`
+	StreamMaxBytes int64         `flag:"stream-max-bytes" usage:"bytes the samples stream may hold on disk; the oldest samples go first beyond it"`
+	NATSWait       time.Duration `flag:"nats-wait" usage:"how long start-up retries an external NATS that does not answer, with back-off, serving /healthz as not ready meanwhile (0: until it answers)"`
+	DataDir        string        `flag:"data-dir" usage:"state directory (JetStream store of the embedded NATS)"`
+	Interval       time.Duration `flag:"interval" usage:"how often the performance update is built and sent"`
+	Retention      time.Duration `flag:"retention" usage:"how long samples stay in the SYSPERF_SAMPLES stream"`
+	Replay         time.Duration `flag:"replay" usage:"how much of the sample stream is replayed into the windows at start"`
+	SourceTimeout  time.Duration `flag:"source-timeout" usage:"time limit of one poll of a database, container or Prometheus source"`
+	LatencyWindow  time.Duration `flag:"latency-window" usage:"window of the inference latency figures in the live update"`
+	Consumer       string        `flag:"nats-consumer" usage:"name of the hub's durable consumer on the samples stream; unique per hub sharing one NATS"`
+	Replicas       int           `flag:"stream-replicas" usage:"replicas of the hub's JetStream streams on a clustered external NATS"`
 	// Alerts and history (internal/alerting, internal/history).
 	Rules            string        `flag:"rules" usage:"YAML alert rules file that overrides or adds to the default rules; a bad rule stops start-up"`
 	Webhooks         []string      `flag:"webhook" usage:"webhook URLs, comma separated, that receive firing and resolved alerts as Alertmanager's POST /api/v2/alerts body"`
@@ -117,6 +126,15 @@ func (c *Config) Validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("stream-replicas: %d, want 1 to 5", c.Replicas))
 	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, errors.New("nats-tls-cert and nats-tls-key: give both or neither"))
+	}
+	if c.NATSMaxStore < 0 {
+		errs = append(errs, fmt.Errorf("nats-max-store: must not be negative, got %d", c.NATSMaxStore))
+	}
+	if c.StreamMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("stream-max-bytes: must not be negative, got %d", c.StreamMaxBytes))
+	}
 	if c.NATSWait < 0 {
 		errs = append(errs, fmt.Errorf("nats-wait: must not be negative, got %s (0 waits until NATS answers)", c.NATSWait))
 	}
@@ -135,12 +153,19 @@ type Hub struct {
 	log *slog.Logger
 
 	emb *natsd.Server
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	in  *ingest
-	cc  jetstream.ConsumeContext
-	lat *nats.Subscription
-	srv *server.Server
+	// lock holds the data directory for this hub alone.
+	lock *os.File
+	// enrol is the enrolment file of the embedded server's users; enrolRaw
+	// its content as last applied.
+	enrol    *enroll.Store
+	enrolMu  sync.Mutex
+	enrolRaw []byte
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	in       *ingest
+	cc       jetstream.ConsumeContext
+	lat      *nats.Subscription
+	srv      *server.Server
 
 	runners []*runner
 	// alerts is the assembled alert service, nil when the caller plugged
@@ -157,6 +182,11 @@ type Hub struct {
 	// yet, and the history once replayed.
 	conn     atomic.Pointer[nats.Conn]
 	natsDown atomic.Pointer[error]
+	// ingestDown is why ingest is broken (stream or consumer gone, store
+	// full), nil when it works.
+	ingestDown atomic.Pointer[error]
+	// ingestMu serialises repairs of the consumer (h.cc) after start.
+	ingestMu sync.Mutex
 	history  lateHistory
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -185,6 +215,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	if err := h.prepare(); err != nil {
 		return nil, err
 	}
+	if cfg.NATSURL == "" {
+		// Before anything binds a port or opens the store.
+		if h.lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 
 	// HTTP first: a port in use fails before the NATS store is touched,
 	// and the dashboard and /healthz answer while NATS is waited for.
@@ -202,23 +238,35 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	}
 	log.Info("dashboard: " + dashboardURL(h.srv.Addr()))
 
+	// Who may publish, as the embedded server was told at start; nil with
+	// an external NATS.
+	var known *enrolledSet
 	if cfg.NATSURL == "" {
 		store := filepath.Join(cfg.DataDir, "nats")
 		if err := os.MkdirAll(store, 0o750); err != nil {
 			return nil, fmt.Errorf("data-dir: %w", err)
 		}
-		if h.emb, err = natsd.Start(natsd.Config{Listen: cfg.NATSListen, StoreDir: store}, log); err != nil {
+		h.enrol = enroll.Open(cfg.DataDir)
+		var users []natsd.User
+		if users, known, h.enrolRaw, err = enrolled(h.enrol); err != nil {
+			return nil, err
+		}
+		if h.emb, err = natsd.Start(natsd.Config{Listen: cfg.NATSListen, StoreDir: store, Users: users, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, MaxStore: cfg.NATSMaxStore}, log); err != nil {
 			return nil, err
 		}
 		h.nc, err = h.emb.Connect("sysperf-hub", log)
 	} else {
+		auth, aerr := natsx.Auth{Creds: cfg.NATSCreds, CA: cfg.NATSCA, Cert: cfg.NATSCert, Key: cfg.NATSKey}.Options()
+		if aerr != nil {
+			return nil, aerr
+		}
 		h.nc, err = natsx.ConnectWait(ctx, cfg.NATSURL, "sysperf-hub", log, cfg.NATSWait, func(err error) {
 			if err == nil {
 				h.natsDown.Store(nil)
 				return
 			}
 			h.natsDown.Store(&err)
-		})
+		}, auth...)
 	}
 	if err != nil {
 		return nil, err
@@ -229,7 +277,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	}
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if _, err := natsx.EnsureSamplesStream(sctx, h.js, natsx.SamplesStream{MaxAge: cfg.Retention, Replicas: cfg.Replicas}); err != nil {
+	if _, err := natsx.EnsureSamplesStream(sctx, h.js, h.streamConfig()); err != nil {
 		return nil, err
 	}
 
@@ -238,6 +286,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	}
 
 	h.in = newIngest(log.With("component", "ingest"), h.cfg.History, h.cfg.Latency)
+	h.in.ahead, h.in.window = cfg.Interval, max(cfg.Replay, cfg.Interval)
+	if known != nil {
+		h.in.enrolled.Store(known)
+	}
+
 	if h.lat, err = h.nc.Subscribe(metrics.SubjectLatency, func(m *nats.Msg) { h.in.observations(m.Subject, m.Data) }); err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", metrics.SubjectLatency, err)
 	}
@@ -261,6 +314,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	for _, run := range h.bg {
 		h.wg.Go(func() { run(loopCtx) })
 	}
+	if h.enrol != nil {
+		h.wg.Go(func() { h.watchEnrolment(loopCtx) })
+	}
+	h.wg.Go(func() { h.watchIngest(loopCtx) })
 	for _, src := range h.cfg.Sources {
 		r := newRunner(src, cfg.SourceTimeout, log)
 		h.runners = append(h.runners, r)
@@ -275,10 +332,26 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	return h, nil
 }
 
+// streamConfig is the samples stream the hub keeps. On the embedded
+// server its default size is at most half the store, which JetStream
+// reserves for it, so a small disk does not refuse the stream.
+func (h *Hub) streamConfig() natsx.SamplesStream {
+	maxBytes := h.cfg.StreamMaxBytes
+	if maxBytes == 0 && h.emb != nil {
+		if _, limit, err := h.emb.Store(); err == nil && limit > 0 {
+			maxBytes = min(natsx.DefaultMaxBytes, limit/2)
+		}
+	}
+	return natsx.SamplesStream{MaxAge: h.cfg.Retention, Replicas: h.cfg.Replicas, MaxBytes: maxBytes}
+}
+
 // health is the server's readiness check: NATS connected. The first
 // update, which /healthz also waits for, follows the replay.
 func (h *Hub) health() error {
 	if err := h.natsDown.Load(); err != nil {
+		return *err
+	}
+	if err := h.ingestDown.Load(); err != nil {
 		return *err
 	}
 	nc := h.conn.Load()
@@ -483,6 +556,9 @@ func (h *Hub) Close() error {
 		}
 		if h.emb != nil {
 			h.emb.Shutdown()
+		}
+		if h.lock != nil {
+			_ = h.lock.Close()
 		}
 		h.closeErr = errors.Join(errs...)
 	})

@@ -23,6 +23,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
@@ -54,9 +55,9 @@ func startHub(t *testing.T, cfg Config) *Hub {
 	return h
 }
 
-func publish(t *testing.T, natsURL string, s *metrics.Sample) {
+func publish(t *testing.T, natsURL string, s *metrics.Sample, opts ...nats.Option) {
 	t.Helper()
-	js := natsxtest.Connect(t, natsURL)
+	js := natsxtest.Connect(t, natsURL, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := js.Publish(ctx, metrics.SampleSubject(s.Host), encode(t, s), jetstream.WithMsgID(metrics.MsgID(s))); err != nil {
@@ -105,7 +106,7 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 		t.Fatalf("NATSURL %q", h.NATSURL())
 	}
 
-	nc, err := nats.Connect(h.NATSURL())
+	nc, err := h.emb.Connect("test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 	}
 
 	s := &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: 1, TS: time.Now().UnixNano(), System: system()}
-	publish(t, h.NATSURL(), s)
+	publish(t, h.NATSURL(), s, as(t, "gpu01", enrol(t, h, "gpu01", enroll.Agent))...)
 	u := performance(t, h, hasHost("gpu01"))
 	eq(t, "host.ram_total_gb", u.Host.RAMTotalGB, 32)
 	if l := h.Latest(); l == nil || !hasHost("gpu01")(*l) {
@@ -163,8 +164,9 @@ func TestHubReplaysTheStreamOnRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := time.Now().Add(-time.Minute)
+	creds := as(t, "gpu01", enrol(t, h1, "gpu01", enroll.Agent))
 	for i := range 10 {
-		publish(t, h1.NATSURL(), &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: uint64(i), TS: base.Add(time.Duration(i) * 5 * time.Second).UnixNano()})
+		publish(t, h1.NATSURL(), &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: uint64(i), TS: base.Add(time.Duration(i) * 5 * time.Second).UnixNano()}, creds...)
 	}
 	performance(t, h1, hasHost("gpu01"))
 	if err := h1.Close(); err != nil {
@@ -187,7 +189,7 @@ func TestHubReplaysTheStreamOnRestart(t *testing.T) {
 }
 
 func TestHubWithExternalNATS(t *testing.T) {
-	ext, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	ext, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Open: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +263,7 @@ func TestDashboardURL(t *testing.T) {
 func TestHubResumesAfterExternalNATSRestart(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
-	ext, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: dir}, log)
+	ext, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: dir, Open: true}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +281,7 @@ func TestHubResumesAfterExternalNATSRestart(t *testing.T) {
 	performance(t, h, hasHost("r1"))
 
 	ext.Shutdown()
-	ext2, err = natsd.Start(natsd.Config{Listen: strings.TrimPrefix(url, "nats://"), StoreDir: dir}, log)
+	ext2, err = natsd.Start(natsd.Config{Listen: strings.TrimPrefix(url, "nats://"), StoreDir: dir, Open: true}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -262,7 +262,53 @@ func gpuView(host string, g metrics.GPU, stale bool) metrics.GPUView {
 			Model:     p.Model,
 		})
 	}
+	gpuHealthView(&v, g)
 	return v
+}
+
+// gpuHealthView converts a GPU's health fields. A MIG instance's processes
+// take their command, container and model from the GPU's own list, which
+// the agent attributed.
+func gpuHealthView(v *metrics.GPUView, g metrics.GPU) {
+	v.PersistenceMode = g.Persistence
+	v.DriverVersion, v.CUDAVersion, v.VBIOSVersion = g.Driver, g.CUDA, g.VBIOS
+	v.ECC = g.ECC
+	v.MIGMode = g.MIGMode
+	v.SMActivePercent, v.SMOccupancyPercent, v.TensorActivePercent = g.SMActive, g.SMOccupancy, g.TensorActive
+	for _, x := range g.XIDs {
+		v.XIDs = append(v.XIDs, metrics.XIDView{
+			Code: x.Code, Time: time.Unix(0, x.TS).UTC(), Count: x.Count,
+			GPUInstance: x.GPUInstance, ComputeInstance: x.ComputeInstance,
+		})
+	}
+	if p := g.PCIe; p != nil {
+		v.PCIe = &metrics.PCIeView{
+			Gen: p.Gen, MaxGen: p.MaxGen, Width: p.Width, MaxWidth: p.MaxWidth,
+			TxMBps: mbps(p.TxBps), RxMBps: mbps(p.RxBps), Replays: p.Replays, Degraded: p.Degraded,
+		}
+	}
+	for _, l := range g.NVLinks {
+		v.NVLinks = append(v.NVLinks, metrics.NVLinkView{Link: l.Link, Up: l.Up, TxMBps: mbps(l.TxBps), RxMBps: mbps(l.RxBps)})
+	}
+	if len(g.MIG) == 0 {
+		return
+	}
+	byPID := make(map[uint32]metrics.ProcessView, len(v.Processes))
+	for _, p := range v.Processes {
+		byPID[p.PID] = p
+	}
+	for _, m := range g.MIG {
+		mv := metrics.MIGView{
+			GPUInstance: m.GPUInstance, ComputeInstance: m.ComputeInstance, UUID: m.UUID,
+			VRAMUsedGB: gbp(m.MemUsed), VRAMTotalGB: gbp(m.MemTotal),
+		}
+		for _, p := range m.Processes {
+			pv := byPID[p.PID] // zero when the GPU's list lacks it
+			pv.PID, pv.VRAMGB = p.PID, gbp(p.MemUsed)
+			mv.Processes = append(mv.Processes, pv)
+		}
+		v.MIG = append(v.MIG, mv)
+	}
 }
 
 // hostView converts a host section. Totals of zero mean the agent could not

@@ -116,7 +116,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	ext, err := natsd.Start(natsd.Config{Listen: natsAddr, StoreDir: dir}, slog.New(slog.DiscardHandler))
+	ext, err := natsd.Start(natsd.Config{Listen: natsAddr, StoreDir: dir, Open: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("NATS on %s: %v", natsAddr, err)
 	}
@@ -145,7 +145,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 		code, body := fetch(base + "/healthz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "NATS at "+cfg.NATSURL+" unreachable")
 	})
-	ext, err = natsd.Start(natsd.Config{Listen: natsAddr, StoreDir: dir}, slog.New(slog.DiscardHandler))
+	ext, err = natsd.Start(natsd.Config{Listen: natsAddr, StoreDir: dir, Open: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("NATS again on %s: %v", natsAddr, err)
 	}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/sysperf/sysperf/internal/dropq"
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -159,11 +160,12 @@ func New(cfg Config, log *slog.Logger) (*Notifier, error) {
 			// url.Parse's error quotes the URL, password and all.
 			return nil, fmt.Errorf("webhook #%d: not a URL", i+1)
 		}
+		shown := redact.URL(raw)
 		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("webhook %q: want an http:// or https:// URL", u.Redacted())
+			return nil, fmt.Errorf("webhook %q: want an http:// or https:// URL", shown)
 		}
 		n.receivers = append(n.receivers, &receiver{
-			url: raw, shown: u.Redacted(), cfg: cfg, client: client, log: n.log.With("url", u.Redacted()),
+			url: raw, shown: shown, cfg: cfg, client: client, log: n.log.With("url", shown),
 			queue: dropq.New[[]byte](cfg.Queue), wake: make(chan struct{}, 1),
 		})
 	}
@@ -300,13 +302,14 @@ func (r *receiver) post(ctx context.Context, body []byte) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%w: %v", errPermanent, err)
+		return fmt.Errorf("%w: %v", errPermanent, redact.Error(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "sysperf-hub")
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST: %w", err)
+		// The client's error quotes the URL, query and all.
+		return fmt.Errorf("POST: %w", redact.Error(err))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

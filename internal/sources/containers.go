@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -90,7 +91,7 @@ func NewContainers(cfg ContainersConfig) (*Containers, error) {
 		if t.HealthURL != "" {
 			u, err := url.Parse(t.HealthURL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return nil, fmt.Errorf("containers[%d] %s: health_url %q is not an http(s) URL", i, t.Name, t.HealthURL)
+				return nil, fmt.Errorf("containers[%d] %s: health_url %q is not an http(s) URL", i, t.Name, redact.URL(t.HealthURL))
 			}
 		}
 	}
@@ -192,7 +193,7 @@ func (c *Containers) ping(ctx context.Context, rawURL string) ping {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return ping{true, metrics.StatusUnhealthy, err.Error()}
+		return ping{true, metrics.StatusUnhealthy, redact.Text(err.Error())}
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -223,7 +224,8 @@ func netReason(err error) string {
 	if errors.As(err, &dnsErr) {
 		return "unknown host " + dnsErr.Name
 	}
-	return err.Error()
+	// Go's HTTP client quotes the URL, query and all.
+	return redact.Text(err.Error())
 }
 
 // merge builds the section: the configured containers in their order, then
@@ -409,7 +411,7 @@ func (c *Containers) readEngine(ctx context.Context, ep engineEndpoint) (map[str
 	}
 	var list []engineSummary
 	if err := getJSON(ctx, client, base+"/containers/json?all=1", &list); err != nil {
-		return nil, fmt.Errorf("container engine %s: %w", where, err)
+		return nil, fmt.Errorf("container engine %s: %w", redact.URL(where), err)
 	}
 	out := make(map[string]engineContainer, len(list))
 	var (

@@ -76,7 +76,7 @@ func NewPostgres(cfg PostgresConfig) (*Postgres, error) {
 	cc, err := pgx.ParseConfig(cfg.DSN)
 	if err != nil {
 		// pgx masks what it recognises; the whole DSN is not repeated.
-		return nil, fmt.Errorf("postgres DSN %s: %s", redact.DSN(cfg.DSN), redact.Secret(err.Error(), passwordOf(cfg.DSN)))
+		return nil, fmt.Errorf("postgres DSN %s: %s", redact.DSN(cfg.DSN), redact.Text(redact.Secret(err.Error(), passwordOf(cfg.DSN))))
 	}
 	if cfg.Database == "" {
 		cfg.Database = cc.Database

@@ -208,13 +208,14 @@ func (p *Prometheus) check(ctx context.Context) error {
 func (p *Prometheus) get(ctx context.Context, path string, v any) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.endpoint(path), nil)
 	if err != nil {
-		return 0, err
+		return 0, redact.Error(err)
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return 0, err
+		// The client's error quotes the URL, query and all.
+		return 0, redact.Error(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
@@ -227,6 +228,25 @@ func (p *Prometheus) get(ctx context.Context, path string, v any) (int, error) {
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// endpoint is the URL of an API path (with its own query) below the
+// configured base, whose query (an access token a proxy wants) is kept:
+// http://h/prom?token=t and /api/v1/query?query=up make
+// http://h/prom/api/v1/query?query=up&token=t.
+func (p *Prometheus) endpoint(path string) string {
+	base, err := url.Parse(p.base)
+	rel, rerr := url.Parse(path)
+	if err != nil || rerr != nil {
+		return p.base + path
+	}
+	u := base.JoinPath(rel.Path)
+	if q := rel.RawQuery; q != "" && u.RawQuery != "" {
+		u.RawQuery = q + "&" + u.RawQuery
+	} else if q != "" {
+		u.RawQuery = q
+	}
+	return u.String()
 }
 
 // sampleValue is one series of an instant vector.

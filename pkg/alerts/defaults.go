@@ -32,6 +32,14 @@ import "time"
 //	containers_unhealthy      >= 1 failing     >= 2 failing     30s / 30s        none                unhealthy, exited, restarting or missing; the message names them
 //	host_offline              not reporting    not reporting    15s / 5m         none                the hub already waits 3 intervals
 //
+// GPU health (issue 14), read from the agent's NVML health fields:
+//
+//	rule                      warning          critical         for (warn/crit)  clear (hysteresis)  why
+//	gpu_xid                   XID 92, 94       reset/lost XID   0 / 0            none; keeps 10m     an XID is one event in one sample (extract.go: xidSeverity lists the codes)
+//	gpu_ecc_uncorrectable     >= 1 error       >= 10 errors     0 / 0            none                since driver load; only a reset clears it
+//	gpu_row_remap             remap pending    remap failed     0 / 0            none                pending: reset at the next chance; failed: replace the GPU
+//	gpu_pcie_degraded         degraded         degraded         5m / 30m         none                a link retrains within seconds; 30 min is a bad slot or riser
+//
 // Every rule except host_offline keeps firing for 30s after its condition
 // ends, so one good sample does not resolve an alert that returns at once.
 // No-data policy is "keep" everywhere: a source that has not answered (a
@@ -144,6 +152,28 @@ func Defaults() []Rule {
 			Name: "host_offline", Metric: "host_offline", Target: KindHost, Comparison: AboveOrEqual,
 			Warning: lv(1, 15*time.Second), Critical: lv(1, 5*time.Minute),
 			Message: "Host {{.Host}} is not reporting",
+		},
+
+		// GPU health (issue 14).
+		{
+			Name: "gpu_xid", Metric: "gpu_xid_severity", Target: KindGPU, Comparison: AboveOrEqual,
+			Warning: lv(1, 0), Critical: lv(2, 0), KeepFiringFor: 10 * time.Minute,
+			Message: "GPU {{.Target}} on {{.Host}} reported a critical XID error (severity {{.Value}} of 2: 2 means reset the GPU)",
+		},
+		{
+			Name: "gpu_ecc_uncorrectable", Metric: "gpu_ecc_uncorrected", Target: KindGPU, Comparison: AboveOrEqual,
+			Warning: lv(1, 0), Critical: lv(10, 0), KeepFiringFor: keep,
+			Message: "GPU {{.Target}} on {{.Host}}: {{.Value}} uncorrectable ECC error(s) since the driver loaded",
+		},
+		{
+			Name: "gpu_row_remap", Metric: "gpu_row_remap", Target: KindGPU, Comparison: AboveOrEqual,
+			Warning: lv(1, 0), Critical: lv(2, 0), KeepFiringFor: keep,
+			Message: "GPU {{.Target}} on {{.Host}}: memory row remapping at {{.Value}} (1: pending a GPU reset, 2: failed, replace the GPU)",
+		},
+		{
+			Name: "gpu_pcie_degraded", Metric: "gpu_pcie_degraded", Target: KindGPU, Comparison: AboveOrEqual,
+			Warning: lv(1, 5*time.Minute), Critical: lv(1, 30*time.Minute), KeepFiringFor: keep,
+			Message: "GPU {{.Target}} on {{.Host}}: PCIe link below its maximum width or speed",
 		},
 	}
 }

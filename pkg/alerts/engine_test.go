@@ -435,6 +435,16 @@ func defaultUpdate(t *testing.T, r Rule, v float64) *metrics.Update {
 		}
 	case "host_offline":
 		u.Hosts = []metrics.HostStatus{{Host: "h1", Online: v < 1}}
+	// GPU health (issue 14).
+	case "gpu_xid_severity":
+		code := map[float64]uint64{1: 94, 2: 79}[v]
+		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), XIDs: []metrics.XIDView{{Code: 13, Count: 1}, {Code: code, Count: 1}}}}
+	case "gpu_ecc_uncorrected":
+		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), ECC: &metrics.ECC{VolatileUncorrected: ptr(uint64(v))}}}
+	case "gpu_row_remap":
+		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), ECC: &metrics.ECC{RemapPending: ptr(v >= 1), RemapFailure: ptr(v >= 2)}}}
+	case "gpu_pcie_degraded":
+		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), PCIe: &metrics.PCIeView{Degraded: ptr(v >= 1)}}}
 	default:
 		t.Fatalf("no builder for default rule %s's metric %s", r.Name, r.Metric)
 	}

@@ -55,6 +55,13 @@ func metricFuncs(k Kind) map[string]extractFunc {
 			"gpu_power_no_limit": gpuPowerNoLimit,
 			"gpu_throttled":      gpuThrottled,
 			"gpu_vram_percent":   gpuMetric(func(g *metrics.GPUView) *float64 { return percent(g.VRAMUsedGB, g.VRAMTotalGB) }),
+
+			// GPU health (issue 14): see xidSeverity and rowRemap.
+			"gpu_xid_severity":      gpuMetric(func(g *metrics.GPUView) *float64 { return ptr(xidSeverity(g.XIDs)) }),
+			"gpu_ecc_uncorrected":   gpuMetric(eccUncorrected),
+			"gpu_row_remap":         gpuMetric(rowRemap),
+			"gpu_pcie_degraded":     gpuMetric(pcieDegraded),
+			"gpu_sm_active_percent": gpuMetric(func(g *metrics.GPUView) *float64 { return g.SMActivePercent }),
 		}
 	case KindHost:
 		return map[string]extractFunc{
@@ -431,6 +438,75 @@ func containerUnhealthy(c metrics.Container) *float64 {
 	case !known:
 		return nil
 	case bad:
+		return ptr(1.0)
+	}
+	return ptr(0.0)
+}
+
+// XID severities (gpu_xid_severity): the worst XID of a GPU's last sample.
+const (
+	xidNone = 0.0
+	// xidRecoverable: the application that hit it must restart, the GPU
+	// serves on (92: high single-bit ECC rate; 94: contained ECC error).
+	xidRecoverable = 1.0
+	// xidReset: the GPU needs a reset or is lost (see xidSeverity).
+	xidReset = 2.0
+)
+
+// xidSeverity rates a GPU's XIDs after NVIDIA's XID catalog: 48 (double
+// bit ECC error), 62 (internal micro-controller halt), 63 and 64 (row
+// remapping or page retirement recorded, activated only by a reset, or
+// failed), 74 (NVLink error), 79 (fallen off the bus), 95 (uncontained
+// ECC error), 119 and 120 (GSP timeout and error) and 140 (unrecovered
+// ECC error) need a GPU reset or a reboot; 92 and 94 cost the application
+// only. Others (13, 31, 43, 45...) are the application's own faults.
+func xidSeverity(xs []metrics.XIDView) float64 {
+	worst := xidNone
+	for _, x := range xs {
+		switch x.Code {
+		case 48, 62, 63, 64, 74, 79, 95, 119, 120, 140:
+			return xidReset
+		case 92, 94:
+			worst = xidRecoverable
+		}
+	}
+	return worst
+}
+
+// eccUncorrected is the GPU's uncorrectable ECC errors since the driver
+// loaded.
+func eccUncorrected(g *metrics.GPUView) *float64 {
+	if g.ECC == nil || g.ECC.VolatileUncorrected == nil {
+		return nil
+	}
+	return ptr(float64(*g.ECC.VolatileUncorrected))
+}
+
+// rowRemap is 2 when a row remapping failed (the memory has no spare rows
+// left: replace the GPU), 1 while a remapping waits for a GPU reset, 0
+// otherwise. Retired pages pending count as a pending remap on GPUs before
+// Ampere.
+func rowRemap(g *metrics.GPUView) *float64 {
+	e := g.ECC
+	if e == nil || e.RemapPending == nil && e.RemapFailure == nil && e.RetiredPending == nil {
+		return nil
+	}
+	switch {
+	case e.RemapFailure != nil && *e.RemapFailure:
+		return ptr(2.0)
+	case e.RemapPending != nil && *e.RemapPending, e.RetiredPending != nil && *e.RetiredPending:
+		return ptr(1.0)
+	}
+	return ptr(0.0)
+}
+
+// pcieDegraded is 1 when the GPU's PCIe link runs below its maximum (the
+// agent judges it: see metrics.PCIe), 0 when it does not.
+func pcieDegraded(g *metrics.GPUView) *float64 {
+	if g.PCIe == nil || g.PCIe.Degraded == nil {
+		return nil
+	}
+	if *g.PCIe.Degraded {
 		return ptr(1.0)
 	}
 	return ptr(0.0)

@@ -91,6 +91,94 @@ type GPU struct {
 	// Processes are the compute processes on this device. A nil slice means
 	// the driver could not list them; an empty one means there are none.
 	Processes []Process `msgpack:"p" json:"processes"`
+
+	// Health. Each field is absent when the device answers NOT_SUPPORTED.
+	Persistence *bool  `msgpack:"pm,omitempty" json:"persistence_mode,omitempty"`
+	Driver      string `msgpack:"dv,omitempty" json:"driver_version,omitempty"`
+	CUDA        string `msgpack:"cu,omitempty" json:"cuda_version,omitempty"`
+	VBIOS       string `msgpack:"vb,omitempty" json:"vbios_version,omitempty"`
+	// XIDs are the critical XID errors the driver reported since the last
+	// sample, one entry per code and instance.
+	XIDs    []XID    `msgpack:"x,omitempty" json:"xids,omitempty"`
+	ECC     *ECC     `msgpack:"ec,omitempty" json:"ecc,omitempty"`
+	PCIe    *PCIe    `msgpack:"pe,omitempty" json:"pcie,omitempty"`
+	NVLinks []NVLink `msgpack:"nl,omitempty" json:"nvlinks,omitempty"`
+	MIGMode *bool    `msgpack:"mg,omitempty" json:"mig_mode,omitempty"`
+	// MIG lists the MIG instances when MIG mode is on.
+	MIG []MIGInstance `msgpack:"mi,omitempty" json:"mig_instances,omitempty"`
+	// GPM (Hopper and newer): the share of time SMs had a warp resident,
+	// their warp occupancy, and the share of time any tensor core was busy,
+	// over the interval since the last sample.
+	SMActive     *float64 `msgpack:"ga,omitempty" json:"sm_active_percent,omitempty"`
+	SMOccupancy  *float64 `msgpack:"go,omitempty" json:"sm_occupancy_percent,omitempty"`
+	TensorActive *float64 `msgpack:"gt,omitempty" json:"tensor_active_percent,omitempty"`
+}
+
+// XID is one critical XID error the driver reported for a GPU, or for one
+// of its MIG instances. Repeats of the same code on the same instance
+// within one sample are counted, not listed.
+type XID struct {
+	Code uint64 `msgpack:"c" json:"code"`
+	// TS is when the first of them arrived, unix nanoseconds.
+	TS    int64 `msgpack:"t" json:"ts"`
+	Count int   `msgpack:"n" json:"count"`
+	// GPUInstance and ComputeInstance name the MIG instance the error is
+	// attributed to; absent for a whole-GPU error.
+	GPUInstance     *uint32 `msgpack:"gi,omitempty" json:"gpu_instance,omitempty"`
+	ComputeInstance *uint32 `msgpack:"ci,omitempty" json:"compute_instance,omitempty"`
+}
+
+// ECC is a device's memory error state. Volatile counters are since the
+// last driver load, aggregate ones over the device's life. Pages are
+// retired on GPUs before Ampere; rows are remapped from Ampere on.
+type ECC struct {
+	Enabled               *bool   `msgpack:"on,omitempty" json:"enabled,omitempty"`
+	VolatileCorrected     *uint64 `msgpack:"vc,omitempty" json:"volatile_corrected,omitempty"`
+	VolatileUncorrected   *uint64 `msgpack:"vu,omitempty" json:"volatile_uncorrected,omitempty"`
+	AggregateCorrected    *uint64 `msgpack:"ac,omitempty" json:"aggregate_corrected,omitempty"`
+	AggregateUncorrected  *uint64 `msgpack:"au,omitempty" json:"aggregate_uncorrected,omitempty"`
+	RetiredSBE            *uint64 `msgpack:"rs,omitempty" json:"retired_pages_sbe,omitempty"`
+	RetiredDBE            *uint64 `msgpack:"rd,omitempty" json:"retired_pages_dbe,omitempty"`
+	RetiredPending        *bool   `msgpack:"rp,omitempty" json:"retired_pages_pending,omitempty"`
+	RemappedCorrectable   *uint64 `msgpack:"mc,omitempty" json:"remapped_rows_correctable,omitempty"`
+	RemappedUncorrectable *uint64 `msgpack:"mu,omitempty" json:"remapped_rows_uncorrectable,omitempty"`
+	RemapPending          *bool   `msgpack:"mp,omitempty" json:"remap_pending,omitempty"`
+	RemapFailure          *bool   `msgpack:"mf,omitempty" json:"remap_failure,omitempty"`
+}
+
+// PCIe is a device's PCIe link. Degraded is set when the link runs
+// narrower than its maximum, or slower while the GPU is busy (an idle GPU
+// lowers its link speed on purpose).
+type PCIe struct {
+	Gen      *int     `msgpack:"g,omitempty" json:"gen,omitempty"`
+	MaxGen   *int     `msgpack:"mg,omitempty" json:"max_gen,omitempty"`
+	Width    *int     `msgpack:"w,omitempty" json:"width,omitempty"`
+	MaxWidth *int     `msgpack:"mw,omitempty" json:"max_width,omitempty"`
+	TxBps    *float64 `msgpack:"tx,omitempty" json:"tx_bytes_per_s,omitempty"`
+	RxBps    *float64 `msgpack:"rx,omitempty" json:"rx_bytes_per_s,omitempty"`
+	Replays  *uint64  `msgpack:"r,omitempty" json:"replay_count,omitempty"`
+	Degraded *bool    `msgpack:"d,omitempty" json:"degraded,omitempty"`
+}
+
+// NVLink is one NVLink of a device.
+type NVLink struct {
+	Link  int      `msgpack:"l" json:"link"`
+	Up    *bool    `msgpack:"u,omitempty" json:"up,omitempty"`
+	TxBps *float64 `msgpack:"tx,omitempty" json:"tx_bytes_per_s,omitempty"`
+	RxBps *float64 `msgpack:"rx,omitempty" json:"rx_bytes_per_s,omitempty"`
+}
+
+// MIGInstance is one MIG device (a GPU instance and compute instance) of a
+// GPU. Its processes carry PID and memory only: the same PIDs are in the
+// parent GPU's Processes, which the agent attributes to commands,
+// containers and models, and the hub copies that attribution here.
+type MIGInstance struct {
+	GPUInstance     uint32    `msgpack:"gi" json:"gpu_instance"`
+	ComputeInstance uint32    `msgpack:"ci" json:"compute_instance"`
+	UUID            string    `msgpack:"u,omitempty" json:"uuid,omitempty"`
+	MemUsed         *uint64   `msgpack:"vu,omitempty" json:"vram_used_bytes,omitempty"`
+	MemTotal        *uint64   `msgpack:"vt,omitempty" json:"vram_total_bytes,omitempty"`
+	Processes       []Process `msgpack:"p,omitempty" json:"processes,omitempty"`
 }
 
 // Process is one compute process on a GPU and what it serves.

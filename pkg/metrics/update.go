@@ -75,6 +75,60 @@ type GPUView struct {
 	EnergyJoules      *float64      `json:"energy_joules,omitempty"`
 	Processes         []ProcessView `json:"processes,omitempty"`
 	Stale             bool          `json:"stale,omitempty"`
+
+	// Health (see GPU); each absent where the device does not report it.
+	PersistenceMode     *bool        `json:"persistence_mode,omitempty"`
+	DriverVersion       string       `json:"driver_version,omitempty"`
+	CUDAVersion         string       `json:"cuda_version,omitempty"`
+	VBIOSVersion        string       `json:"vbios_version,omitempty"`
+	XIDs                []XIDView    `json:"xids,omitempty"`
+	ECC                 *ECC         `json:"ecc,omitempty"`
+	PCIe                *PCIeView    `json:"pcie,omitempty"`
+	NVLinks             []NVLinkView `json:"nvlinks,omitempty"`
+	MIGMode             *bool        `json:"mig_mode,omitempty"`
+	MIG                 []MIGView    `json:"mig_instances,omitempty"`
+	SMActivePercent     *float64     `json:"sm_active_percent,omitempty"`
+	SMOccupancyPercent  *float64     `json:"sm_occupancy_percent,omitempty"`
+	TensorActivePercent *float64     `json:"tensor_active_percent,omitempty"`
+}
+
+// XIDView is a critical XID error of the GPU's last sample.
+type XIDView struct {
+	Code            uint64    `json:"code"`
+	Time            time.Time `json:"time"`
+	Count           int       `json:"count"`
+	GPUInstance     *uint32   `json:"gpu_instance,omitempty"`
+	ComputeInstance *uint32   `json:"compute_instance,omitempty"`
+}
+
+// PCIeView is a GPU's PCIe link, throughput in MB/s.
+type PCIeView struct {
+	Gen      *int     `json:"gen,omitempty"`
+	MaxGen   *int     `json:"max_gen,omitempty"`
+	Width    *int     `json:"width,omitempty"`
+	MaxWidth *int     `json:"max_width,omitempty"`
+	TxMBps   *float64 `json:"tx_mb_s,omitempty"`
+	RxMBps   *float64 `json:"rx_mb_s,omitempty"`
+	Replays  *uint64  `json:"replay_count,omitempty"`
+	Degraded *bool    `json:"degraded,omitempty"`
+}
+
+// NVLinkView is one NVLink, throughput in MB/s.
+type NVLinkView struct {
+	Link   int      `json:"link"`
+	Up     *bool    `json:"up,omitempty"`
+	TxMBps *float64 `json:"tx_mb_s,omitempty"`
+	RxMBps *float64 `json:"rx_mb_s,omitempty"`
+}
+
+// MIGView is one MIG instance, its processes attributed as the GPU's are.
+type MIGView struct {
+	GPUInstance     uint32        `json:"gpu_instance"`
+	ComputeInstance uint32        `json:"compute_instance"`
+	UUID            string        `json:"uuid,omitempty"`
+	VRAMUsedGB      *float64      `json:"vram_used_gb,omitempty"`
+	VRAMTotalGB     *float64      `json:"vram_total_gb,omitempty"`
+	Processes       []ProcessView `json:"processes,omitempty"`
 }
 
 // ProcessView is one GPU compute process and the model it serves.

@@ -199,7 +199,11 @@ async function main() {
   hub = start("hub", join(binDir, "hub"), hubArgs);
   await waitHealthy(`${base}/healthz`, 15_000);
 
-  const agentArgs = [`--nats-url=nats://127.0.0.1:${natsPort}`, "--host-id=e2e-host"];
+  // The embedded NATS takes enrolled hosts only, as `make run` does it.
+  const credsPath = join(tmp, "e2e-host.creds");
+  const enrolled = spawnSync(join(binDir, "hub"), ["agent", "add", "e2e-host", `--data-dir=${join(tmp, "data")}`, `--out=${credsPath}`], { encoding: "utf8" });
+  if (enrolled.status !== 0) throw new Error(`hub agent add: ${enrolled.stderr}`);
+  const agentArgs = [`--nats-url=nats://127.0.0.1:${natsPort}`, "--host-id=e2e-host", `--nats-creds=${credsPath}`];
   if (/-interval\b/.test(agentHelp)) agentArgs.push("--interval=1s");
   agent = start("agent", join(binDir, "agent"), agentArgs);
 

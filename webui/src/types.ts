@@ -39,6 +39,72 @@ export interface GPUView {
   energy_joules?: Num;
   processes?: ProcessView[];
   stale?: boolean;
+  // Health (pkg/metrics GPUView); each absent where the device does not report it.
+  persistence_mode?: boolean;
+  driver_version?: string;
+  cuda_version?: string;
+  vbios_version?: string;
+  xids?: XIDView[];
+  ecc?: ECCView;
+  pcie?: PCIeView;
+  nvlinks?: NVLinkView[];
+  mig_mode?: boolean;
+  mig_instances?: MIGView[];
+  sm_active_percent?: number;
+  sm_occupancy_percent?: number;
+  tensor_active_percent?: number;
+}
+
+/** A critical XID error of the GPU's last sample. */
+export interface XIDView {
+  code: number;
+  time: string;
+  count: number;
+  gpu_instance?: number;
+  compute_instance?: number;
+}
+
+export interface ECCView {
+  enabled?: boolean;
+  volatile_corrected?: number;
+  volatile_uncorrected?: number;
+  aggregate_corrected?: number;
+  aggregate_uncorrected?: number;
+  retired_pages_sbe?: number;
+  retired_pages_dbe?: number;
+  retired_pages_pending?: boolean;
+  remapped_rows_correctable?: number;
+  remapped_rows_uncorrectable?: number;
+  remap_pending?: boolean;
+  remap_failure?: boolean;
+}
+
+/** Throughput in MB/s. */
+export interface PCIeView {
+  gen?: number;
+  max_gen?: number;
+  width?: number;
+  max_width?: number;
+  tx_mb_s?: number;
+  rx_mb_s?: number;
+  replay_count?: number;
+  degraded?: boolean;
+}
+
+export interface NVLinkView {
+  link: number;
+  up?: boolean;
+  tx_mb_s?: number;
+  rx_mb_s?: number;
+}
+
+export interface MIGView {
+  gpu_instance: number;
+  compute_instance: number;
+  uuid?: string;
+  vram_used_gb?: number;
+  vram_total_gb?: number;
+  processes?: ProcessView[];
 }
 
 export type ModelStatus =

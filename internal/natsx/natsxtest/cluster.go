@@ -32,7 +32,9 @@ func Cluster(t testing.TB, n int) []string {
 	nodes := make([]*natsd.Server, n)
 	for i := range n {
 		e, err := natsd.Start(natsd.Config{
-			Name: fmt.Sprintf("n%d", i), Listen: "127.0.0.1:0", StoreDir: t.TempDir(), ReadyTimeout: 30 * time.Second,
+			// Open: it stands in for an external NATS, which the hubs
+			// reach by URL alone.
+			Name: fmt.Sprintf("n%d", i), Listen: "127.0.0.1:0", StoreDir: t.TempDir(), ReadyTimeout: 30 * time.Second, Open: true,
 			Cluster: &natsd.Cluster{Name: "sysperf-test", Listen: routes[i], Routes: routes},
 		}, log)
 		if err != nil {

@@ -6,6 +6,7 @@ import { gpuLabel, gpuRows } from "../../lib/series";
 import { levelColor, levelOf, percentOf, scaleOf, THRESHOLDS, useThresholds } from "../../lib/thresholds";
 import { Section, type GPUView, type Point, type Range, type Update } from "../../types";
 import { Absent, Chart, CHART_COLORS, Meter, num0, num1, pct0, SectionCard, StaleBadge } from "./common";
+import { GpuHealth } from "./GpuHealth";
 
 export interface PanelProps {
   update: Update;
@@ -108,6 +109,7 @@ const GpuCard = memo(function GpuCard({ g, multiHost, now, lastSeen, wide }: { g
           />
         </div>
       </div>
+      <GpuHealth g={g} />
     </article>
   );
 });
