@@ -30,7 +30,14 @@ func (h *Hub) prepare() error {
 		if err != nil {
 			return err
 		}
-		if h.alerts, err = alerting.New(alerting.Config{Rules: rules, Webhooks: h.cfg.Webhooks, GeneratorURL: dashboardURL(h.cfg.HTTP, h.cfg.HTTPTLSCert != ""), Replicas: h.cfg.Replicas}, h.log); err != nil {
+		// Hubs sharing an external NATS take turns at notifying, told
+		// apart by their consumer names (unique per hub); the embedded
+		// NATS has one hub.
+		lease := ""
+		if h.cfg.NATSURL != "" {
+			lease = h.cfg.Consumer
+		}
+		if h.alerts, err = alerting.New(alerting.Config{Rules: rules, Webhooks: h.cfg.Webhooks, GeneratorURL: dashboardURL(h.cfg.HTTP, h.cfg.HTTPTLSCert != ""), Replicas: h.cfg.Replicas, Lease: lease}, h.log); err != nil {
 			return fmt.Errorf("alerts: %w", err)
 		}
 		h.cfg.Evaluator = h.alerts

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,23 @@ type Config struct {
 	// ReadyTimeout bounds how long start-up waits for the listener and
 	// JetStream; default 10s.
 	ReadyTimeout time.Duration
+	// Name is the server's name; default "sysperf-hub". Each node of a
+	// cluster needs its own.
+	Name string
+	// Cluster, when set, makes the server a node of a JetStream cluster
+	// (tests run three on loopback); nil is the hub's lone server.
+	Cluster *Cluster
+}
+
+// Cluster is a node's place in a cluster.
+type Cluster struct {
+	// Name is the cluster's name, the same on every node.
+	Name string
+	// Listen is this node's host:port for routes from the other nodes.
+	Listen string
+	// Routes are every node's route host:port, this one's included
+	// (nats-server skips a route to itself).
+	Routes []string
 }
 
 // User is a client allowed to connect, by its public NKey. It may publish
@@ -111,6 +129,19 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("nats-tls-cert/nats-tls-key: %w", err)
 		}
 		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, tc, authTimeout.Seconds()
+	}
+	if cfg.Name != "" {
+		opts.ServerName = cfg.Name
+	}
+	if c := cfg.Cluster; c != nil {
+		host, port, err := splitListen(c.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: port}
+		for _, r := range c.Routes {
+			opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: r})
+		}
 	}
 	if cfg.Listen == "" {
 		opts.DontListen = true
@@ -265,6 +296,11 @@ func (e *Server) Connect(name string, log *slog.Logger, extra ...nats.Option) (*
 	}
 	return nc, nil
 }
+
+// ClusterPeers is how many JetStream peers this node's meta group has
+// heard from, itself included; a cluster places a stream of R replicas
+// only once its meta leader counts R.
+func (e *Server) ClusterPeers() int { return len(e.srv.JetStreamClusterPeers()) }
 
 // Store is the disk JetStream uses and may use, in bytes.
 func (e *Server) Store() (used, limit int64, err error) {
