@@ -18,9 +18,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/alerting"
+	"github.com/sysperf/sysperf/internal/hub"
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
 	"github.com/sysperf/sysperf/internal/notify"
 	"github.com/sysperf/sysperf/internal/poll"
+	"github.com/sysperf/sysperf/internal/server"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -81,17 +83,18 @@ func (c *transitionCounter) String() string {
 // SIGKILLed.
 type hubProcess struct {
 	name, http, log string
+	dataDir         string
 	cmd             *exec.Cmd
 }
 
 func startHubProcess(t *testing.T, bin, name string, args ...string) *hubProcess {
 	t.Helper()
-	p := &hubProcess{name: name, http: sourcestest.FreeAddr(t), log: filepath.Join(t.TempDir(), name+".log")}
+	p := &hubProcess{name: name, http: sourcestest.FreeAddr(t), log: filepath.Join(t.TempDir(), name+".log"), dataDir: t.TempDir()}
 	logf, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(bin, append([]string{"--http", p.http, "--nats-consumer", name, "--data-dir", t.TempDir()}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{"--http", p.http, "--nats-consumer", name, "--data-dir", p.dataDir}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start hub %s: %v", name, err)
@@ -110,7 +113,15 @@ func startHubProcess(t *testing.T, bin, name string, args ...string) *hubProcess
 
 func (p *hubProcess) get(path string, v any) int {
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + p.http + path)
+	req, err := http.NewRequest(http.MethodGet, "http://"+p.http+path, nil)
+	if err != nil {
+		return -1
+	}
+	// The hub generated its dashboard token in its data directory.
+	if toks, err := server.ReadTokens(filepath.Join(p.dataDir, hub.TokenFileName)); err == nil {
+		req.Header.Set("Authorization", "Bearer "+toks[0])
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return -1
 	}
