@@ -40,10 +40,11 @@ func NewEnergy() *Energy {
 	return &Energy{prev: map[string]gpuEnergy{}, total: map[string]float64{}}
 }
 
-// Apply sets Energy, Power and Counters[CounterEnergy] on each model of s
-// that has a share of some GPU's energy over the interval since the
-// previous sample. A model with no process on a GPU that was measured gets
-// 0; with no GPU measured at all, the figures stay absent.
+// Apply sets Energy and Power on each model of s, its share of the GPUs'
+// energy over the interval since the previous sample, and
+// Counters[CounterEnergy], its running total. A model with no process on
+// a GPU that was measured gets 0; with no GPU measured at all, Energy and
+// Power stay absent, and without GPUs the total too.
 func (e *Energy) Apply(s *metrics.Sample) {
 	if s == nil {
 		return
@@ -80,14 +81,19 @@ func (e *Energy) Apply(s *metrics.Sample) {
 			perModel[model] += joules * share
 		}
 	}
-	if !measured {
+	if len(s.GPUs) == 0 {
 		return
 	}
+	// The running total goes out from the first reading on (0 then), so
+	// that the hub's windows over it span the same samples as the token
+	// counters they are divided by.
 	for name, m := range s.Models {
-		j := perModel[name]
-		w := j / dtMax
-		e.total[name] += j
-		m.Energy, m.Power = &j, &w
+		if measured {
+			j := perModel[name]
+			w := j / dtMax
+			e.total[name] += j
+			m.Energy, m.Power = &j, &w
+		}
 		if m.Counters == nil {
 			m.Counters = map[string]float64{}
 		}

@@ -51,6 +51,9 @@ func TestEnergyPerModel(t *testing.T) {
 	if first.Models["qwen"].Energy != nil {
 		t.Fatal("energy from a single reading")
 	}
+	if c, ok := first.Models["qwen"].Counters[metrics.CounterEnergy]; !ok || c != 0 {
+		t.Errorf("the running total starts at the first reading: %v, %v", c, ok)
+	}
 	s := energySample(5*time.Second, 3000, 6500, 200)
 	e.Apply(s)
 	// GPU 0: Δ 2000 J by SM share 60/20/20: qwen 1200, ollama 400, 400 unattributed.
@@ -78,7 +81,7 @@ func TestEnergyPerModel(t *testing.T) {
 	// Without any GPU measured, the figures stay absent rather than 0.
 	bare := &metrics.Sample{TS: int64(15 * time.Second), Models: map[string]metrics.Model{"qwen": {}}}
 	e.Apply(bare)
-	if bare.Models["qwen"].Energy != nil {
-		t.Error("energy without a GPU reading")
+	if m := bare.Models["qwen"]; m.Energy != nil || m.Counters != nil {
+		t.Errorf("energy without a GPU reading: %+v", m)
 	}
 }

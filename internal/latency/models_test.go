@@ -1,0 +1,49 @@
+package latency
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// A model's series are its host's alone, and a host inventing model names
+// cannot grow the tracker past MaxModels.
+func TestModelSeriesPerHost(t *testing.T) {
+	tr := New(Config{MaxModels: 3})
+	t0 := time.Unix(1_767_268_800, 0)
+	for i, tokens := range []float64{100, 700} {
+		for _, host := range []string{"a", "b"} {
+			v := tokens
+			if host == "b" {
+				v *= 2
+			}
+			models := map[string]metrics.Model{}
+			for m := range 5 {
+				models[fmt.Sprintf("m%d", m)] = metrics.Model{Counters: map[string]float64{metrics.CounterGenTokens: v}}
+			}
+			tr.AddSample(&metrics.Sample{Host: host, TS: t0.Add(time.Duration(i) * 10 * time.Second).UnixNano(), Models: models})
+		}
+	}
+	now := t0.Add(10 * time.Second)
+	inc, secs, ok := tr.HostIncrease("a", ModelRole("m0", metrics.CounterGenTokens), now, time.Minute)
+	if !ok || inc != 600 || secs != 10 {
+		t.Errorf("host a: +%v over %vs (%v), want +600 over 10s", inc, secs, ok)
+	}
+	if inc, _, _ := tr.HostIncrease("b", ModelRole("m0", metrics.CounterGenTokens), now, time.Minute); inc != 1200 {
+		t.Errorf("host b: +%v, want +1200", inc)
+	}
+	kept := 0
+	for m := range 5 {
+		if _, _, ok := tr.HostIncrease("a", ModelRole(fmt.Sprintf("m%d", m), metrics.CounterGenTokens), now, time.Minute); ok {
+			kept++
+		}
+	}
+	if kept != 3 {
+		t.Errorf("kept %d models, want MaxModels = 3", kept)
+	}
+	if st := tr.HostStats("nohost", ModelRole("m0", metrics.HistTTFT), now, time.Minute); st.Count != nil {
+		t.Errorf("figures for an unknown host: %+v", st)
+	}
+}
