@@ -5,6 +5,7 @@ import { sectionMeta, type SectionMeta } from "../../lib/sections";
 import { Section, type ModelView, type Update } from "../../types";
 import { Absent, CHART_COLORS, SectionCard, StaleBadge, StatusBadge } from "./common";
 import { currentGpus } from "./GpuOverviewPanel";
+import { extraModels, ModelKindCard } from "./ModelCards";
 
 interface Slice {
   name: string;
@@ -101,6 +102,9 @@ function AiModelsPanelImpl({ update, now }: { update: Update; now: number }) {
           {nm.model ? <Row k="Model" v={nm.model} /> : null}
           {isNum(nm.vram_gb) ? <Row k="VRAM" v={`${fmt(nm.vram_gb, 2)} GB`} /> : null}
         </ModelCard>
+        {extraModels(update).map((m) => (
+          <ModelKindCard key={`${m.host}/${m.name}`} m={m} now={now} lastSeen={update.hosts?.find((h) => h.host === m.host)?.last_seen} />
+        ))}
         <article aria-label="VRAM by model" className="rounded-tremor-default border border-tremor-border p-4 md:col-span-2 xl:col-span-1 dark:border-dark-tremor-border">
           <h3 className="text-sm font-semibold text-tremor-content-strong dark:text-dark-tremor-content-strong">VRAM by model</h3>
           {slices.length ? (
