@@ -163,3 +163,34 @@ function SlotList({ m }: { m: ModelEntry }) {
 }
 
 export const ModelKindCard = memo(ModelKindCardImpl);
+
+/** The entry of update.models behind one of the seed's two cards. */
+export function seedEntry(u: Update, name: "rtdetr" | "nemotron"): ModelEntry | undefined {
+  const host = u.ai_models?.[name]?.host;
+  return (u.models ?? []).find((m) => m.name === name && m.host === host);
+}
+
+/**
+ * Rows the seed's cards gain from the models list, after their own: for
+ * llama.cpp tokens/s, queue and KV cache, and what the build cannot
+ * report; for both the energy estimate.
+ */
+export function SeedExtraRows({ m }: { m: ModelEntry | undefined }) {
+  if (!m) return null;
+  const llama = m.kind === "llamacpp";
+  return (
+    <>
+      {llama ? <Row k="Tokens/s" v={fmt(m.generation_tokens_per_s, 1)} testId={`${m.name}-tokens`} /> : null}
+      {llama ? (
+        <Row k="Queue" v={isNum(m.requests_waiting) || isNum(m.requests_running) ? `${fmt(m.requests_waiting)} deferred · ${fmt(m.requests_running)} processing` : DASH} testId={`${m.name}-queue`} />
+      ) : null}
+      {llama && isNum(m.kv_cache_percent) ? <Row k="KV cache" v={fmt(m.kv_cache_percent, 0, "%")} /> : null}
+      {m.energy ? <Row k="Energy (estimate)" v={energyText(m)} testId={`${m.name}-energy`} title={m.energy.method} /> : null}
+      {m.notes?.length ? (
+        <dd className="col-span-2 mt-1 text-xs text-tremor-content dark:text-dark-tremor-content" data-testid={`${m.name}-notes`}>
+          {m.notes.join(" · ")}
+        </dd>
+      ) : null}
+    </>
+  );
+}

@@ -147,6 +147,28 @@ describe("model cards", () => {
     expect(screen.getByRole("article", { name: "rtdetr (RT-DETR)" })).toBeInTheDocument();
   });
 
+  it("adds llama.cpp's figures and what it cannot report to the seed's Nemotron card", () => {
+    const u = withModels();
+    u.models![0] = entry({
+      name: "nemotron",
+      kind: "llamacpp",
+      host: u.ai_models.nemotron.host ?? "gpu-box-1",
+      generation_tokens_per_s: 57.3,
+      requests_waiting: 0,
+      requests_running: 1,
+      notes: ["llama.cpp exports no latency histogram: no p95 or time to first token", "this llama.cpp build exports no KV-cache gauge"],
+      energy: { estimate: true, method: "m", interval_joules: 600, interval_watts: 120, window_joules: null, window_watts: null, joules_per_token: null },
+    });
+    render(<AiModelsPanel update={u} now={T0} />);
+    const nm = screen.getByRole("article", { name: "Nemotron" });
+    expect(within(nm).getByTestId("nemotron-slots")).toHaveTextContent("0 / 2 active");
+    expect(within(nm).getByTestId("nemotron-tokens")).toHaveTextContent("57.3");
+    expect(within(nm).getByTestId("nemotron-queue")).toHaveTextContent("0 deferred · 1 processing");
+    expect(within(nm).getByTestId("nemotron-energy")).toHaveTextContent("120 W");
+    expect(within(nm).getByTestId("nemotron-notes")).toHaveTextContent("no latency histogram");
+    expect(within(nm).getByTestId("nemotron-notes")).toHaveTextContent("no KV-cache gauge");
+  });
+
   it("renders an update without a models list as before", () => {
     const u = update();
     delete u.models;
