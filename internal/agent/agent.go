@@ -103,7 +103,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if a.collectors == nil {
 		a.collectors = defaultCollectors(cfg, a.log)
 		if a.cfg.Annotate == nil {
-			a.cfg.Annotate = modelAnnotator(cfg)
+			a.cfg.Annotate = ModelAnnotator(cfg)
 		}
 	}
 	return a, nil

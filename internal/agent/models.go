@@ -7,11 +7,12 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// modelAnnotator attributes GPU processes to the configured models (their
+// ModelAnnotator attributes GPU processes to the configured models (their
 // own container or command first, then model-matchers or the defaults,
 // then each kind's usual command line) and then splits each GPU's energy
-// between them.
-func modelAnnotator(cfg Config) func(context.Context, *metrics.Sample) error {
+// between them. New uses it with the default collectors; a program that
+// brings its own collectors may use it as Config.Annotate.
+func ModelAnnotator(cfg Config) func(context.Context, *metrics.Sample) error {
 	matchers := cfg.ModelMatchers
 	if len(matchers) == 0 {
 		matchers = collect.DefaultModelMatchers()
