@@ -11,7 +11,7 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-func readTestdata(t *testing.T, name string) string {
+func readTestdata(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + name)
 	if err != nil {

@@ -100,7 +100,7 @@ func TestPromServersFigureForFigure(t *testing.T) {
 	tgiNotes := []string{"TGI exports no time-to-first-token histogram", "TGI exports no KV-cache gauge"}
 	tritonNotes := []string{
 		"Triton counts request time, it keeps no latency histogram: average latency only, no p95",
-		"Triton exports no KV-cache gauge outside TensorRT-LLM",
+		"Triton exports no KV-cache gauge of its own (TensorRT-LLM block metrics are not read)",
 	}
 	tests := []struct {
 		name, kind, fixture, health, model string

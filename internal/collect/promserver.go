@@ -138,7 +138,7 @@ var kindTables = map[string]kindTable{
 		waiting: series{names: []string{"nv_inference_pending_request_count"}},
 		notes: []string{
 			"Triton counts request time, it keeps no latency histogram: average latency only, no p95",
-			"Triton exports no KV-cache gauge outside TensorRT-LLM",
+			"Triton exports no KV-cache gauge of its own (TensorRT-LLM block metrics are not read)",
 		},
 	},
 }

@@ -56,16 +56,19 @@ func TestModelEnergyPerToken(t *testing.T) {
 	var samples []*metrics.Sample
 	for i, c := range []struct{ energy, tokens float64 }{{0, 0}, {2000, 1000}, {4000, 2500}} {
 		e := 50_000 + c.energy
+		e1 := 9_000 + c.energy/4
 		s := &metrics.Sample{
 			Host: "gpu-1", TS: t0.Add(time.Duration(i) * 5 * time.Second).UnixNano(), Interval: int64(5 * time.Second),
 			GPUs: []metrics.GPU{{Index: 0, UUID: "GPU-0", Energy: &e, Processes: []metrics.Process{
 				{PID: 1, Model: "qwen", SMUtil: ptrF(75)},
 				{PID: 2, Model: "ollama", SMUtil: ptrF(25)},
-			}}},
+			}}, {Index: 1, UUID: "GPU-1", Energy: &e1, Processes: []metrics.Process{{PID: 3, Model: "rtdetr", SMUtil: ptrF(40)}}}},
 			Models: map[string]metrics.Model{
 				"qwen":   {Status: "healthy", Kind: "vllm", Counters: map[string]float64{metrics.CounterGenTokens: c.tokens}},
 				"ollama": {Status: "healthy", Kind: "ollama"},
+				"rtdetr": {Status: "healthy", Kind: "rtdetr"},
 			},
+			Inference: &metrics.Inference{Counters: map[string]float64{metrics.RoleImages: c.tokens / 10}},
 		}
 		est.Apply(s)
 		samples = append(samples, s)
@@ -84,6 +87,11 @@ func TestModelEnergyPerToken(t *testing.T) {
 	near(t, "joules per token", q.Energy.JoulesPerToken, 1.2)
 	near(t, "tokens/s", q.GenTokensPerS, 250)
 	o := entry(t, u, "gpu-1", "ollama")
+	// The detector alone on GPU 1: 500 J an interval, 250 images counted in
+	// the seed's inference section over the window.
+	r := entry(t, u, "gpu-1", "rtdetr")
+	near(t, "rtdetr window joules", r.Energy.WindowJoules, 1000)
+	near(t, "rtdetr joules per image", r.Energy.JoulesPerImage, 4)
 	near(t, "ollama window joules", o.Energy.WindowJoules, 1000)
 	if o.Energy.JoulesPerToken != nil {
 		t.Errorf("ollama counts no tokens, yet J/token = %v", *o.Energy.JoulesPerToken)
