@@ -7,6 +7,12 @@ BIN       := bin
 HTTP      ?= 127.0.0.1:8321
 NATS      ?= 127.0.0.1:4321
 DATA      ?= data
+# CONFIG is a hub config file for `make run` (--config; the agent never reads it).
+CONFIG    ?=
+# --version of both binaries: git describe, and the commit.
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/sysperf/sysperf/internal/version.version=$(VERSION) -X github.com/sysperf/sysperf/internal/version.commit=$(COMMIT)
 # go-nvml's headers trip deprecation warnings that say nothing about our code.
 export CGO_CFLAGS ?= -Wno-deprecated-declarations
 
@@ -28,15 +34,16 @@ webui/dist/index.html: webui/node_modules/.package-lock.json $(UI_SRC)
 ui: webui/dist/index.html
 
 build: ui
-	$(GO) build -o $(BIN)/hub ./cmd/hub
-	$(GO) build -o $(BIN)/agent ./cmd/agent
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/hub ./cmd/hub
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/agent ./cmd/agent
 	@node webui/scripts/bundle-size.mjs | tail -n 1
 
 run: build
 	@mkdir -p $(DATA)
 	@echo "starting hub (embedded NATS on $(NATS)) and a local agent; Ctrl-C stops both"
-	@trap 'kill $$hub $$agent 2>/dev/null; wait' INT TERM EXIT; \
-	$(BIN)/hub --http=$(HTTP) --nats-listen=$(NATS) --data-dir=$(DATA) & hub=$$!; \
+	@trap 'kill $$hub $$agent 2>/dev/null; wait' EXIT; \
+	trap 'kill $$hub $$agent 2>/dev/null; wait $$hub; s=$$?; wait; exit $$s' INT TERM; \
+	$(BIN)/hub --http=$(HTTP) --nats-listen=$(NATS) --data-dir=$(DATA) $(if $(CONFIG),--config=$(CONFIG)) & hub=$$!; \
 	up=; for i in $$(seq 1 100); do \
 		sleep 0.2; kill -0 $$hub 2>/dev/null || break; \
 		$(BIN)/hub --healthcheck --http=$(HTTP) 2>/dev/null && { up=1; break; }; \

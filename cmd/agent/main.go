@@ -14,12 +14,17 @@ import (
 
 	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/config"
+	"github.com/sysperf/sysperf/internal/version"
 )
 
 type settings struct {
 	agent.Config
 	LogLevel slog.Level `flag:"log-level" usage:"debug, info, warn or error"`
 }
+
+// ConfigEnv keeps the agent off the hub's SYSPERF_CONFIG: both run side by
+// side under `make run`, and the hub's keys are unknown to the agent.
+func (*settings) ConfigEnv() string { return "SYSPERF_AGENT_CONFIG" }
 
 func main() { os.Exit(run()) }
 
@@ -29,6 +34,10 @@ func run() int {
 	s := settings{Config: agent.DefaultConfig(), LogLevel: slog.LevelInfo}
 	if err := config.Load("agent", os.Args[1:], &s); err != nil {
 		if errors.Is(err, config.ErrHelp) {
+			return 0
+		}
+		if errors.Is(err, config.ErrVersion) {
+			fmt.Println(version.Line("agent"))
 			return 0
 		}
 		fmt.Fprintln(os.Stderr, "agent:", err)

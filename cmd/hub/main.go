@@ -19,6 +19,7 @@ import (
 	"github.com/sysperf/sysperf/internal/hub"
 	"github.com/sysperf/sysperf/internal/server"
 	"github.com/sysperf/sysperf/internal/sources"
+	"github.com/sysperf/sysperf/internal/version"
 )
 
 type settings struct {
@@ -31,6 +32,10 @@ func main() {
 	s := settings{Config: hub.DefaultConfig(), LogLevel: slog.LevelInfo}
 	if err := config.Load("hub", os.Args[1:], &s); err != nil {
 		if errors.Is(err, config.ErrHelp) {
+			os.Exit(0)
+		}
+		if errors.Is(err, config.ErrVersion) {
+			fmt.Println(version.Line("hub"))
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "hub:", err)

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -254,6 +255,13 @@ func (s *Service) Evaluate(now time.Time, u *metrics.Update) []metrics.Alert {
 		}
 	}
 	s.mu.Lock()
+	// The resend clock starts at the first evaluation: a new alert is sent
+	// by its transition anyway, and the alerts a restarted hub restored
+	// were sent by the hub before it, so sending them again at once would
+	// be a webhook call that says nothing new.
+	if s.lastResend.IsZero() {
+		s.lastResend = now
+	}
 	resend := now.Sub(s.lastResend) >= s.cfg.Resend
 	if resend {
 		s.lastResend = now
@@ -292,14 +300,13 @@ func (s *Service) remember(a metrics.Alert) {
 // Active returns the alerts now pending or firing.
 func (s *Service) Active() []metrics.Alert { return s.engine.Active() }
 
-// Recent returns the latest transitions, newest first.
+// Recent returns the latest transitions in alerts.SortAlerts' order:
+// critical first, then the oldest alert, its newest transition first.
 func (s *Service) Recent() []metrics.Alert {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]metrics.Alert, len(s.recent))
-	for i, a := range s.recent {
-		out[len(out)-1-i] = a
-	}
+	out := slices.Clone(s.recent)
+	s.mu.Unlock()
+	alerts.SortAlerts(out)
 	return out
 }
 

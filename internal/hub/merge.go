@@ -245,6 +245,7 @@ func gpuView(host string, g metrics.GPU, stale bool) metrics.GPUView {
 		FanPercent:        g.Fan,
 		PState:            g.PState,
 		Throttle:          g.Throttle,
+		ThrottleMask:      g.ThrottleMask,
 		EnergyJoules:      g.Energy,
 		Stale:             stale,
 	}

@@ -74,6 +74,7 @@ type GPUView struct {
 	FanPercent        *float64      `json:"fan_percent,omitempty"`
 	PState            *int          `json:"pstate,omitempty"`
 	Throttle          []string      `json:"throttle_reasons,omitempty"`
+	ThrottleMask      *uint64       `json:"throttle_mask,omitempty"` // null when the driver gave none: "none" (0) is not "unknown"
 	EnergyJoules      *float64      `json:"energy_joules,omitempty"`
 	Processes         []ProcessView `json:"processes,omitempty"`
 	Stale             bool          `json:"stale,omitempty"`
