@@ -429,6 +429,20 @@ async function main() {
     return text.split("\n").find((l) => /NVIDIA|unavailable/.test(l));
   });
 
+  await attempt("switching to 15m sends subscribe and draws the 15m window", async () => {
+    await page.getByRole("tab", { name: "15m", exact: true }).click();
+    await page.waitForFunction(() => window.__sent.some((s) => s.includes('"subscribe"') && s.includes('"15m"')), null, { timeout: STEP_MS });
+    // The footer's resolution comes from the hub's performance_history reply.
+    await page.getByText("15m window, 15 s per point").waitFor({ timeout: STEP_MS });
+    // A chart far below the fold keeps its last drawing until scrolled
+    // near (the model cards can push the host section down): bring it in.
+    await page.locator('[data-section=host] figure[data-chart="CPU (%)"]').scrollIntoViewIfNeeded();
+    await page.locator('[data-section=host] figure[data-chart="CPU (%)"] .recharts-area-curve').first().waitFor({ timeout: STEP_MS });
+    const selected = await page.getByRole("tab", { name: "15m", exact: true }).getAttribute("aria-selected");
+    if (selected !== "true") throw new Error("15m tab not selected");
+    return "subscribe 15m sent; CPU chart drawn at 15 s per point";
+  });
+
   await attempt("a vLLM and an Ollama model card of their kind beside the seed's two", async () => {
     const vllm = page.getByRole("article", { name: "qwen (vLLM)" });
     const ollama = page.getByRole("article", { name: "ollama (Ollama)" });
@@ -441,17 +455,6 @@ async function main() {
     const queue = (await vllm.getByTestId("qwen-queue").textContent())?.trim();
     if (queue !== "6 waiting · 5 running") throw new Error(`vLLM queue reads ${queue}`);
     return `vLLM ${queue}, KV 82%; Ollama holds gemma3:12b; seed cards healthy`;
-  });
-
-  await attempt("switching to 15m sends subscribe and draws the 15m window", async () => {
-    await page.getByRole("tab", { name: "15m", exact: true }).click();
-    await page.waitForFunction(() => window.__sent.some((s) => s.includes('"subscribe"') && s.includes('"15m"')), null, { timeout: STEP_MS });
-    // The footer's resolution comes from the hub's performance_history reply.
-    await page.getByText("15m window, 15 s per point").waitFor({ timeout: STEP_MS });
-    await page.locator('[data-section=host] figure[data-chart="CPU (%)"] .recharts-area-curve').first().waitFor({ timeout: STEP_MS });
-    const selected = await page.getByRole("tab", { name: "15m", exact: true }).getAttribute("aria-selected");
-    if (selected !== "true") throw new Error("15m tab not selected");
-    return "subscribe 15m sent; CPU chart drawn at 15 s per point";
   });
 
   if (rulesFlag) {
