@@ -108,7 +108,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if a.collectors == nil {
 		a.collectors = defaultCollectors(cfg, a.log)
 		if a.cfg.Annotate == nil {
-			a.cfg.Annotate = collect.NewProcs(cfg.ProcRoot, cfg.ModelMatchers...).Annotate
+			a.cfg.Annotate = ModelAnnotator(cfg)
 		}
 	}
 	a.startWorkers()
@@ -122,15 +122,15 @@ func defaultCollectors(cfg Config, log *slog.Logger) []collect.Collector {
 		collect.NewHost(cfg.Mounts),
 		collect.NewSystemGPU(log.With("collector", metrics.CollectorGPU)),
 	}
-	if cfg.RTDETRURL != "" {
-		cs = append(cs, collect.NewRTDETR(cfg.RTDETRURL, nil))
-	}
-	if cfg.LLMURL != "" {
-		cs = append(cs, collect.NewLlamaCpp(cfg.LLMURL, nil))
+	for _, spec := range cfg.ModelSpecs() {
+		// Validate has checked every spec.
+		if c, err := collect.NewModel(spec, nil); err == nil {
+			cs = append(cs, c)
+		}
 	}
 	targets := cfg.Scrape
 	if targets == nil {
-		targets = collect.DefaultScrapeTargets(cfg.RTDETRURL, cfg.BackendMetricsURL)
+		targets = collect.DefaultScrapeTargets(cfg.seedRTDETRURL(), cfg.BackendMetricsURL)
 	}
 	if len(targets) > 0 {
 		cs = append(cs, collect.NewScrape(targets, nil))

@@ -48,6 +48,10 @@ type Config struct {
 	// ModelMatchers replace the default process-to-model matchers
 	// (llama-server is nemotron, rtdetr is rtdetr).
 	ModelMatchers []collect.ModelMatcher `flag:"-" yaml:"model-matchers"`
+	// Models are the model servers to read besides --rtdetr-url and
+	// --llm-url (which are the entries rtdetr and nemotron): kind (rtdetr,
+	// llamacpp, vllm, sglang, tgi, triton, ollama), name and url each.
+	Models []collect.ModelSpec `flag:"-" yaml:"models"`
 
 	// Collectors replaces the default collectors (host, GPU and the model
 	// servers configured above, see defaultCollectors).
@@ -118,6 +122,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("scrape[%d]: %w", i, err))
 		}
 	}
+	if err := collect.ValidateSpecs(c.ModelSpecs()); err != nil {
+		errs = append(errs, err)
+	}
 	for i, m := range c.ModelMatchers {
 		if err := m.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("model-matchers[%d]: %w", i, err))
@@ -130,4 +137,29 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("nats-url: empty"))
 	}
 	return errors.Join(errs...)
+}
+
+// ModelSpecs is every model server to read: --rtdetr-url as the entry
+// {rtdetr, "rtdetr"}, --llm-url as {llamacpp, "nemotron"}, then the models:
+// list.
+func (c *Config) ModelSpecs() []collect.ModelSpec {
+	var out []collect.ModelSpec
+	if c.RTDETRURL != "" {
+		out = append(out, collect.ModelSpec{Kind: metrics.KindRTDETR, Name: metrics.CollectorRTDETR, URL: c.RTDETRURL})
+	}
+	if c.LLMURL != "" {
+		out = append(out, collect.ModelSpec{Kind: metrics.KindLlamaCpp, Name: metrics.CollectorLLM, URL: c.LLMURL})
+	}
+	return append(out, c.Models...)
+}
+
+// seedRTDETRURL is the detector whose /metrics feeds the seed's inference
+// section: --rtdetr-url, or the models: entry named rtdetr.
+func (c *Config) seedRTDETRURL() string {
+	for _, m := range c.ModelSpecs() {
+		if m.Kind == metrics.KindRTDETR && m.Name == metrics.CollectorRTDETR {
+			return m.URL
+		}
+	}
+	return ""
 }

@@ -28,9 +28,10 @@ func TestExampleConfigLoads(t *testing.T) {
 	for _, tc := range []struct {
 		name, path       string
 		scrape, matchers int
+		models           int
 	}{
-		{"as shipped", "../../deploy/agent.example.yaml", 0, 0},
-		{"every option on", all, 2, 2},
+		{"as shipped", "../../deploy/agent.example.yaml", 0, 0, 0},
+		{"every option on", all, 2, 2, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -42,6 +43,9 @@ func TestExampleConfigLoads(t *testing.T) {
 			}
 			if len(cfg.Scrape) != tc.scrape || len(cfg.ModelMatchers) != tc.matchers {
 				t.Errorf("scrape targets %d, matchers %d; want %d, %d", len(cfg.Scrape), len(cfg.ModelMatchers), tc.scrape, tc.matchers)
+			}
+			if len(cfg.Models) != tc.models {
+				t.Errorf("models %d, want %d", len(cfg.Models), tc.models)
 			}
 		})
 	}

@@ -507,6 +507,7 @@ func (h *Hub) loop(ctx context.Context) {
 func (h *Hub) tick(now time.Time) {
 	u := merge(now, h.in.snapshot(now.Add(-h.cfg.Retention)), h.cfg.Interval)
 	applyLatency(&u, h.cfg.Latency, now, h.cfg.LatencyWindow)
+	applyModelWindows(&u, h.cfg.Latency, now, h.cfg.LatencyWindow)
 	applySources(&u, h.runners, now, h.cfg.Interval, h.log)
 	// Samples are clean, but plugs compute (a percentile of nothing is
 	// NaN); one such number must not make the update unencodable. It goes

@@ -82,6 +82,7 @@ func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Durat
 		Sources:    map[string]string{},
 		Stale:      map[string]bool{},
 		Errors:     map[string]string{},
+		Models:     []metrics.ModelEntry{},
 	}
 	hosts := make([]string, 0, len(newest))
 	for h := range newest {
@@ -141,6 +142,7 @@ func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Durat
 	mergeHost(&u, ordered, len(on))
 	u.AIModels.RTDETR = mergeModel(&u, ordered, len(on), metrics.CollectorRTDETR, metrics.SectionRTDETR)
 	u.AIModels.Nemotron = mergeModel(&u, ordered, len(on), metrics.CollectorLLM, metrics.SectionNemotron)
+	u.Models = modelEntries(ordered, len(on))
 	return u
 }
 

@@ -203,7 +203,8 @@ const (
 )
 
 // Model is what a model server says of itself. Keys of Sample.Models are the
-// model roles: "rtdetr" and "nemotron".
+// model roles: "rtdetr" and "nemotron" for the seed's two, and the name of
+// each other entry of the agent's models: list.
 type Model struct {
 	Status string `msgpack:"s" json:"status"`
 	// Reason says why a model is not healthy: "connection refused",
@@ -225,6 +226,106 @@ type Model struct {
 	Gauges map[string]float64 `msgpack:"g,omitempty" json:"gauges,omitempty"`
 	// Extra keeps every other field the server's health answer had.
 	Extra map[string]any `msgpack:"x,omitempty" json:"extra,omitempty"`
+
+	// Kind is the server kind (KindVLLM...) of a model configured in the
+	// agent's models: list; the seed's two entries have KindRTDETR and
+	// KindLlamaCpp.
+	Kind string `msgpack:"k,omitempty" json:"kind,omitempty"`
+	// Histograms are the server's own cumulative latency histograms, in
+	// seconds, keyed HistTTFT, HistE2E, HistITL, HistQueue; the hub turns
+	// them into windowed percentiles per model.
+	Histograms map[string]Histogram `msgpack:"h,omitempty" json:"histograms,omitempty"`
+	// Counters are the server's cumulative counters keyed CounterPromptTokens,
+	// CounterGenTokens, CounterRequests, CounterImages..., plus the agent's
+	// own CounterEnergy; the hub turns them into rates.
+	Counters map[string]float64 `msgpack:"c,omitempty" json:"counters,omitempty"`
+	// Waiting and Running are requests queued and being served now.
+	Waiting *float64 `msgpack:"qw,omitempty" json:"requests_waiting,omitempty"`
+	Running *float64 `msgpack:"qr,omitempty" json:"requests_running,omitempty"`
+	// KVCache is the KV cache in use, percent 0–100.
+	KVCache *float64 `msgpack:"kv,omitempty" json:"kv_cache_percent,omitempty"`
+	// Slots are llama.cpp's slots one by one, for context use per slot.
+	Slots []Slot `msgpack:"sl,omitempty" json:"slots,omitempty"`
+	// Loaded are the models an Ollama server holds in memory.
+	Loaded []Loaded `msgpack:"ld,omitempty" json:"loaded,omitempty"`
+	// GPUs are the indexes of the GPUs the model's processes run on, and
+	// SMPercent the sum of their SM shares (filled by the procs step).
+	GPUs      []int    `msgpack:"gi,omitempty" json:"gpus,omitempty"`
+	SMPercent *float64 `msgpack:"sm,omitempty" json:"sm_percent,omitempty"`
+	// Energy is the estimated GPU energy the model's processes drew over
+	// the sample's interval, in joules, and Power its average in watts:
+	// each GPU's energy split by its processes' SM share (README, "Energy
+	// per model").
+	Energy *float64 `msgpack:"ej,omitempty" json:"energy_joules,omitempty"`
+	Power  *float64 `msgpack:"ew,omitempty" json:"power_watts,omitempty"`
+	// Notes say what this kind of server cannot report, so the page
+	// explains a missing figure instead of showing nothing.
+	Notes []string `msgpack:"nt,omitempty" json:"notes,omitempty"`
+}
+
+// Model server kinds, the values of Model.Kind and of kind in the agent's
+// models: list.
+const (
+	KindRTDETR   = "rtdetr"
+	KindLlamaCpp = "llamacpp"
+	KindVLLM     = "vllm"
+	KindSGLang   = "sglang"
+	KindTGI      = "tgi"
+	KindTriton   = "triton"
+	KindOllama   = "ollama"
+)
+
+// Keys of Model.Histograms.
+const (
+	HistTTFT  = "ttft"  // time to first token
+	HistE2E   = "e2e"   // end-to-end request latency
+	HistITL   = "itl"   // inter-token latency (time per output token)
+	HistQueue = "queue" // time waiting before the server starts a request
+)
+
+// Keys of Model.Counters.
+const (
+	CounterPromptTokens = "prompt_tokens"
+	CounterGenTokens    = "generation_tokens"
+	CounterRequests     = "requests"
+	CounterImages       = "images"
+	// CounterInferences counts inferences, a batched request counting
+	// its batch size (Triton's nv_inference_count).
+	CounterInferences = "inferences"
+	// CounterLatencySum and CounterQueueSum are cumulative request and
+	// queue time in seconds, for servers that count time instead of
+	// keeping a histogram (Triton): average = Δsum / Δrequests.
+	CounterLatencySum = "latency_seconds"
+	CounterQueueSum   = "queue_seconds"
+	// CounterEnergy is the agent's running total of Model.Energy since it
+	// started, so the hub can average watts and joules per token over any
+	// window.
+	CounterEnergy = "energy_joules"
+)
+
+// Slot is one llama.cpp slot. Used is the tokens in its context when the
+// server says (older builds' n_past); current builds do not.
+type Slot struct {
+	ID      int  `msgpack:"i" json:"id"`
+	Ctx     int  `msgpack:"c,omitempty" json:"n_ctx,omitempty"`
+	Used    *int `msgpack:"u,omitempty" json:"n_past,omitempty"`
+	Decoded *int `msgpack:"d,omitempty" json:"n_decoded,omitempty"`
+	Busy    bool `msgpack:"b,omitempty" json:"busy,omitempty"`
+}
+
+// Loaded is one model an Ollama server holds: its size in memory, the part
+// of it in VRAM, its context length and when it is unloaded.
+type Loaded struct {
+	Name      string `msgpack:"n" json:"name"`
+	Size      uint64 `msgpack:"s" json:"size_bytes"`
+	SizeVRAM  uint64 `msgpack:"v" json:"size_vram_bytes"`
+	Context   *int   `msgpack:"c,omitempty" json:"context_length,omitempty"`
+	ExpiresAt string `msgpack:"e,omitempty" json:"expires_at,omitempty"`
+	Params    string `msgpack:"p,omitempty" json:"parameter_size,omitempty"`
+	Quant     string `msgpack:"q,omitempty" json:"quantization_level,omitempty"`
+	// VRAMShare is SizeVRAM / Size in percent: below 100 the model
+	// runs partly on the CPU.
+	VRAMShare *float64 `msgpack:"vs,omitempty" json:"vram_share_percent,omitempty"`
 }
 
 // Inference roles: the keys of Inference.Histograms (latency) and

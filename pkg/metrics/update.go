@@ -38,6 +38,9 @@ type Update struct {
 	// set, so a chart range shows figures over that range. Inference stays
 	// the figures over the configured latency window.
 	InferenceWindows map[string]Latencies `json:"inference_windows,omitempty"`
+	// Models lists every model server the agents read, the seed's two
+	// included, each with its kind's figures (see ModelEntry).
+	Models []ModelEntry `json:"models"`
 }
 
 // Section names used as keys of Update.Sources, Stale and Errors.

@@ -7,6 +7,7 @@
 // and ends with "e2e: N passed, M failed". Screenshots go to build-e2e/.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -27,6 +28,7 @@ let waiting = null; // a second hub whose NATS never answers
 let browser = null;
 let tmp = null;
 const logs = { hub: "", agent: "", waiting: "" };
+const stubs = []; // stub model servers, closed at the end
 
 function check(name, ok, detail = "") {
   results.push({ name, ok });
@@ -133,6 +135,47 @@ function syntheticFleet(ts, seed) {
     host: { ...base.host, cpu_percent: (seed * 3) % 100 },
     sources: { ...base.sources, gpu: "agents", host: "agents" },
   };
+}
+
+/** An HTTP server answering fixed routes, as a model server would. */
+async function stub(routes) {
+  const srv = createHttpServer((req, res) => {
+    const r = routes[new URL(req.url, "http://x").pathname];
+    if (!r) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(r.status ?? 200, { "Content-Type": r.type ?? "application/json" }).end(typeof r.body === "function" ? r.body() : r.body);
+  });
+  await new Promise((res) => srv.listen(0, "127.0.0.1", res));
+  stubs.push(srv);
+  return `http://127.0.0.1:${srv.address().port}`;
+}
+
+/**
+ * Stub model servers answering with the expositions the Go tests use (the
+ * servers' documented formats): the seed's detector and llama.cpp, a vLLM
+ * and an Ollama; returns the agent flags that point at them.
+ */
+async function startModelStubs() {
+  const data = (f) => readFileSync(join(webui, "../internal/collect/testdata", f), "utf8");
+  const prom = "text/plain; version=0.0.4";
+  const rtdetr = await stub({ "/health": { body: data("rtdetr_health.json") }, "/metrics": { body: data("rtdetr_metrics.txt"), type: prom } });
+  const llama = await stub({
+    "/health": { body: '{"status":"ok"}' },
+    "/slots": { body: data("llamacpp_slots.json") },
+    "/props": { body: data("llamacpp_props.json") },
+    "/metrics": { body: data("llamacpp_metrics.txt"), type: prom },
+  });
+  const vllm = await stub({ "/health": { body: "" }, "/metrics": { body: data("vllm_v0.10_metrics.txt"), type: prom } });
+  // Ollama's models unload at expires_at: keep it in the future.
+  const ps = JSON.parse(data("ollama_ps.json"));
+  const ollama = await stub({
+    "/api/ps": { body: () => JSON.stringify({ models: ps.models.map((m) => ({ ...m, expires_at: new Date(Date.now() + 240_000).toISOString() })) }) },
+  });
+  const config = join(tmp, "agent.yaml");
+  writeFileSync(config, ["models:", "  - {kind: vllm, name: qwen, url: '" + vllm + "'}", "  - {kind: ollama, name: ollama, url: '" + ollama + "'}", ""].join("\n"));
+  return [`--rtdetr-url=${rtdetr}`, `--llm-url=${llama}`, `--config=${config}`];
 }
 
 /**
@@ -438,6 +481,7 @@ async function main() {
   if (enrolled.status !== 0) throw new Error(`hub agent add: ${enrolled.stderr}`);
   const agentArgs = [`--nats-url=nats://127.0.0.1:${natsPort}`, "--host-id=e2e-host", `--nats-creds=${credsPath}`];
   if (/-interval\b/.test(agentHelp)) agentArgs.push("--interval=1s");
+  agentArgs.push(...(await startModelStubs()));
   agent = start("agent", join(binDir, "agent"), agentArgs);
 
   browser = await chromium.launch({
@@ -664,10 +708,27 @@ async function main() {
     await page.waitForFunction(() => window.__sent.some((s) => s.includes('"subscribe"') && s.includes('"15m"')), null, { timeout: STEP_MS });
     // The footer's resolution comes from the hub's performance_history reply.
     await page.getByText("15m window, 15 s per point").waitFor({ timeout: STEP_MS });
+    // A chart far below the fold keeps its last drawing until scrolled
+    // near (the model cards can push the host section down): bring it in.
+    await page.locator('[data-section=host] figure[data-chart="CPU (%)"]').scrollIntoViewIfNeeded();
     await page.locator('[data-section=host] figure[data-chart="CPU (%)"] .recharts-area-curve').first().waitFor({ timeout: STEP_MS });
     const selected = await page.getByRole("tab", { name: "15m", exact: true }).getAttribute("aria-selected");
     if (selected !== "true") throw new Error("15m tab not selected");
     return "subscribe 15m sent; CPU chart drawn at 15 s per point";
+  });
+
+  await attempt("a vLLM and an Ollama model card of their kind beside the seed's two", async () => {
+    const vllm = page.getByRole("article", { name: "qwen (vLLM)" });
+    const ollama = page.getByRole("article", { name: "ollama (Ollama)" });
+    await vllm.getByTestId("qwen-kv").filter({ hasText: "82%" }).waitFor({ timeout: STEP_MS });
+    await ollama.getByText("gemma3:12b").first().waitFor({ timeout: STEP_MS });
+    for (const seed of ["RT-DETRv2", "Nemotron"]) {
+      const card = page.getByRole("article", { name: seed, exact: true });
+      await card.getByText("Healthy").waitFor({ timeout: STEP_MS });
+    }
+    const queue = (await vllm.getByTestId("qwen-queue").textContent())?.trim();
+    if (queue !== "6 waiting · 5 running") throw new Error(`vLLM queue reads ${queue}`);
+    return `vLLM ${queue}, KV 82%; Ollama holds gemma3:12b; seed cards healthy`;
   });
 
   if (rulesFlag) {
@@ -786,6 +847,7 @@ try {
   await stop(agent);
   await stop(hub);
   await stop(waiting);
+  for (const s of stubs) s.close();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 }
 const failed = results.filter((r) => !r.ok).length;

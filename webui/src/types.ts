@@ -266,6 +266,76 @@ export interface Update {
   errors?: Record<string, string> | null;
   /** The inference figures over each chart range, each with its window (extension). */
   inference_windows?: Partial<Record<Range, Latencies>> | null;
+  /** Every model server the agents read, the seed's two included (extension). */
+  models?: ModelEntry[] | null;
+}
+
+export type ModelKind = "rtdetr" | "llamacpp" | "vllm" | "sglang" | "tgi" | "triton" | "ollama" | (string & {});
+
+/** One llama.cpp slot; n_past only from builds that report it. */
+export interface SlotView {
+  id: number;
+  n_ctx?: number;
+  n_past?: number;
+  n_decoded?: number;
+  busy?: boolean;
+}
+
+/** A model an Ollama server holds in memory. */
+export interface LoadedModel {
+  name: string;
+  size_gb: number;
+  vram_gb: number;
+  vram_share_percent: Num;
+  context_length: Num;
+  expires_at?: string;
+  parameter_size?: string;
+  quantization_level?: string;
+}
+
+/** A model's share of its GPUs' energy: an estimate, never a measurement. */
+export interface EnergyEstimate {
+  estimate: boolean;
+  method: string;
+  interval_joules: Num;
+  interval_watts: Num;
+  window?: string;
+  window_joules: Num;
+  window_watts: Num;
+  joules_per_token: Num;
+  joules_per_image?: Num;
+  joules_per_inference?: Num;
+}
+
+/** One configured model server of one host (update.models). */
+export interface ModelEntry {
+  host: string;
+  name: string;
+  kind: ModelKind;
+  status: ModelStatus;
+  reason?: string;
+  model: string;
+  vram_gb: Num;
+  gpus?: number[];
+  sm_percent: Num;
+  latency_ms: Stats;
+  ttft_ms: Stats;
+  itl_ms: Stats;
+  queue_ms: Stats;
+  prompt_tokens_per_s: Num;
+  generation_tokens_per_s: Num;
+  requests_per_s: Num;
+  requests_waiting: Num;
+  requests_running: Num;
+  kv_cache_percent: Num;
+  slots_active?: Num;
+  slots_total?: Num;
+  context_size?: Num;
+  slots?: SlotView[];
+  loaded?: LoadedModel[];
+  energy?: EnergyEstimate;
+  notes?: string[];
+  stale?: boolean;
 }
 
 /** One slot of a window: the Update's numeric fields (means), maxima in max. */

@@ -5,6 +5,7 @@ import { sectionMeta, type SectionMeta } from "../../lib/sections";
 import { Section, type ModelView, type Update } from "../../types";
 import { Absent, CHART_COLORS, SectionCard, StaleBadge, StatusBadge } from "./common";
 import { currentGpus } from "./GpuOverviewPanel";
+import { extraModels, ModelKindCard, SeedExtraRows, seedEntry } from "./ModelCards";
 
 interface Slice {
   name: string;
@@ -89,6 +90,7 @@ function AiModelsPanelImpl({ update, now }: { update: Update; now: number }) {
           <Row k="VRAM" v={isNum(rt.vram_gb) ? `${fmt(rt.vram_gb, 2)} GB` : "—"} testId="rtdetr-vram" />
           <Row k="Model" v={rt.model || "—"} />
           <Row k="Device" v={rt.device || "—"} />
+          <SeedExtraRows m={seedEntry(update, "rtdetr")} />
         </ModelCard>
         <ModelCard title="Nemotron" kind="nemotron" m={nm} meta={nmMeta} now={now} flag="--llm-url">
           <Row k="Slots" v={isNum(nm.slots_active) || isNum(nm.slots_total) ? `${fmt(nm.slots_active)} / ${fmt(nm.slots_total)} active` : "—"} testId="nemotron-slots" />
@@ -100,7 +102,11 @@ function AiModelsPanelImpl({ update, now }: { update: Update; now: number }) {
           <Row k="Context" v={isNum(nm.context_size) ? `${fmt(nm.context_size)} tokens` : "—"} />
           {nm.model ? <Row k="Model" v={nm.model} /> : null}
           {isNum(nm.vram_gb) ? <Row k="VRAM" v={`${fmt(nm.vram_gb, 2)} GB`} /> : null}
+          <SeedExtraRows m={seedEntry(update, "nemotron")} />
         </ModelCard>
+        {extraModels(update).map((m) => (
+          <ModelKindCard key={`${m.host}/${m.name}`} m={m} now={now} lastSeen={update.hosts?.find((h) => h.host === m.host)?.last_seen} />
+        ))}
         <article aria-label="VRAM by model" className="rounded-tremor-default border border-tremor-border p-4 md:col-span-2 xl:col-span-1 dark:border-dark-tremor-border">
           <h3 className="text-sm font-semibold text-tremor-content-strong dark:text-dark-tremor-content-strong">VRAM by model</h3>
           {slices.length ? (
