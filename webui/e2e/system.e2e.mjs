@@ -287,10 +287,14 @@ async function injectedPage(ctx, base, hist, u) {
   return p;
 }
 
-async function ownershipChecks(browser, base) {
+async function ownershipChecks(browser, base, signIn) {
   mkdirSync(join(outDir, "issue12"), { recursive: true });
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
   try {
+    // Every page of this context shares the session cookie the link sets.
+    const login = await ctx.newPage();
+    await login.goto(signIn);
+    await login.close();
     const now = Date.now();
     const points = Array.from({ length: 60 }, (_, i) => {
       const u = ownershipFleet(now - (60 - i) * 5000);
@@ -608,7 +612,7 @@ async function main() {
   });
 
   // issue 12 (ui12): GPU ownership, by-model view, power colours, screenshots.
-  await ownershipChecks(browser, base);
+  await ownershipChecks(browser, base, signInLink(base, token));
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
   // Record what the page sends on its WebSocket, to see the subscribe.
