@@ -17,6 +17,7 @@ import (
 
 	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/collect"
+	"github.com/sysperf/sysperf/internal/collect/gpumock"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -64,6 +65,9 @@ vllm:time_to_first_token_seconds_sum{%[1]s} %[4]v
 // counter, so the agent estimates power × interval.
 func serversNVML() nvml.Interface {
 	srv := dgxh200.New()
+	// The health calls the mock does not implement answer NOT_SUPPORTED
+	// (a real driver's answer for an unsupported field), not a panic.
+	gpumock.NotSupported(srv)
 	ns := nvml.ERROR_NOT_SUPPORTED
 	for i, d := range srv.Devices {
 		dev := d.(*server.Device)
