@@ -122,10 +122,9 @@ func (in *ingest) sample(subject string, data []byte) bool {
 		in.drop(cause, subject, len(data), err)
 		return false
 	}
-	fixed := scrub(s)
 	in.mu.Lock()
 	in.stats.Samples++
-	in.stats.NonFinite += uint64(fixed)
+	in.stats.NonFinite += uint64(s.NonFinite())
 	if cur := in.newest[s.Host]; newer(s, cur) {
 		in.newest[s.Host] = s
 	} else {
