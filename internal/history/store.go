@@ -115,6 +115,14 @@ func (f *frame) reset(start int64) {
 	clear(f.stats)
 }
 
+// fit makes room for n series in one allocation, so a frame a new host
+// or a new slot starts filling does not grow one series at a time.
+func (f *frame) fit(n int) {
+	if n > cap(f.stats) {
+		f.stats = append(make([]stat, 0, n), f.stats...)
+	}
+}
+
 func (f *frame) at(i int) *stat {
 	if i >= len(f.stats) {
 		f.stats = append(f.stats, make([]stat, i+1-len(f.stats))...)
@@ -349,6 +357,7 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 		if fr.start < start {
 			fr.reset(start)
 		}
+		fr.fit(len(ser.keys))
 		for j, v := range vals {
 			fr.at(ser.slots[j]).add(v.v)
 		}

@@ -117,7 +117,7 @@ func fullIngest() *ingest {
 // decode, checks, newest per host, history windows and latency, in a hub
 // that already knows 200 hosts.
 func BenchmarkIngestPath(b *testing.B) {
-	const hosts, n = 200, 20
+	const hosts, n = 200, 60
 	msgs := ticks(b, hosts, n, 8)
 	subjects := make([]string, hosts)
 	for h := range hosts {
@@ -168,7 +168,7 @@ func BenchmarkMerge(b *testing.B) {
 func BenchmarkTick(b *testing.B) {
 	for _, hosts := range []int{1, 200, 2000} {
 		b.Run(fmt.Sprintf("hosts=%d,gpus=8", hosts), func(b *testing.B) {
-			n := max(2, 4000/hosts)
+			n := max(4, 24000/hosts)
 			msgs := ticks(b, hosts, n, 8)
 			subjects := make([]string, hosts)
 			for h := range hosts {
