@@ -151,12 +151,14 @@ func BenchmarkMerge(b *testing.B) {
 		b.Run(fmt.Sprintf("hosts=%d,gpus=8", hosts), func(b *testing.B) {
 			newest := fleet(hosts, 8)
 			b.ReportAllocs()
+			cpu := cpuTime()
 			for b.Loop() {
 				u := merge(now, newest, 5*time.Second)
 				if len(u.GPUs) != hosts*8 {
 					b.Fatalf("%d GPUs", len(u.GPUs))
 				}
 			}
+			b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
