@@ -33,6 +33,8 @@ type reader struct {
 	u32s   arena[uint32]
 	ints   arena[int]
 	bools  arena[bool]
+	// procs is where the GPUs' process lists are cut from.
+	procs []Process
 }
 
 // arena hands out pointers into chunks it never grows, so a pointer stays
@@ -501,7 +503,7 @@ func (r *reader) gpu(g *GPU) error {
 		case "e":
 			g.Energy, err = r.floatPtr()
 		case "p":
-			g.Processes, err = array(r, r.process)
+			g.Processes, err = r.processes()
 		case "pm":
 			g.Persistence, err = r.boolPtr()
 		case "dv":
@@ -538,6 +540,30 @@ func (r *reader) gpu(g *GPU) error {
 		}
 		return err
 	})
+}
+
+// processes reads a GPU's process list into a chunk shared by the
+// sample's GPUs (capped, so an append to one never reaches another).
+func (r *reader) processes() ([]Process, error) {
+	n, err := r.containerLen(false)
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n == 0 {
+		return []Process{}, nil // none, which is not "could not list"
+	}
+	if cap(r.procs)-len(r.procs) < n {
+		r.procs = make([]Process, 0, max(n, 16))
+	}
+	start := len(r.procs)
+	r.procs = r.procs[:start+n]
+	out := r.procs[start : start+n : start+n]
+	for i := range out {
+		if err := r.process(&out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func (r *reader) process(p *Process) error {

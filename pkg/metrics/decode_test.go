@@ -232,3 +232,17 @@ func mustEncode(t *testing.T, s *Sample) []byte {
 	}
 	return b
 }
+
+// GPUs' process lists share one chunk; growing one must not write into
+// the next GPU's.
+func TestDecodedProcessListsAreIndependent(t *testing.T) {
+	s, err := Decode(mustEncode(t, fullSample(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := s.GPUs[1].Processes[0]
+	s.GPUs[0].Processes = append(s.GPUs[0].Processes, Process{PID: 99})
+	if !reflect.DeepEqual(s.GPUs[1].Processes[0], next) || len(s.GPUs[0].Processes) != 3 {
+		t.Fatalf("GPU 1's processes changed: %+v", s.GPUs[1].Processes)
+	}
+}
