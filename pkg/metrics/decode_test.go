@@ -224,7 +224,7 @@ func TestDecodeLeavesNoNonFinite(t *testing.T) {
 	}
 }
 
-func mustEncode(t *testing.T, s *Sample) []byte {
+func mustEncode(t testing.TB, s *Sample) []byte {
 	t.Helper()
 	b, err := Encode(s)
 	if err != nil {
@@ -245,4 +245,28 @@ func TestDecodedProcessListsAreIndependent(t *testing.T) {
 	if !reflect.DeepEqual(s.GPUs[1].Processes[0], next) || len(s.GPUs[0].Processes) != 3 {
 		t.Fatalf("GPU 1's processes changed: %+v", s.GPUs[1].Processes)
 	}
+}
+
+// FuzzDecodeMatchesLibrary: wherever both Decode and msgpack's reflection
+// accept a message, they read the same sample (after the finiteness pass).
+func FuzzDecodeMatchesLibrary(f *testing.F) {
+	for _, s := range []*Sample{fullSample(2), healthy(fullSample(3)), {Host: "h", Boot: "b", TS: 1}} {
+		f.Add(mustEncode(f, s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := Decode(b)
+		if err != nil {
+			return
+		}
+		var want Sample
+		if msgpack.Unmarshal(b, &want) != nil {
+			return
+		}
+		want.nonFinite = want.dropNonFinite()
+		if !reflect.DeepEqual(got, &want) {
+			g, _ := json.Marshal(got)
+			w, _ := json.Marshal(&want)
+			t.Fatalf("Decode differs from msgpack:\n got %s\nwant %s", g, w)
+		}
+	})
 }
