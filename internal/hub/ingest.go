@@ -109,7 +109,7 @@ func dropCause(err error) string {
 func (in *ingest) sample(subject string, data []byte) bool {
 	defer in.handled.Add(1)
 	s, err := metrics.Decode(data)
-	if err == nil && subject != metrics.SampleSubject(s.Host) {
+	if err == nil && !sampleOf(subject, s.Host) {
 		err = fmt.Errorf("sample of host %q on subject %q", s.Host, subject)
 		in.drop(DropSubject, subject, len(data), err)
 		return false
@@ -122,10 +122,9 @@ func (in *ingest) sample(subject string, data []byte) bool {
 		in.drop(cause, subject, len(data), err)
 		return false
 	}
-	fixed := scrub(s)
 	in.mu.Lock()
 	in.stats.Samples++
-	in.stats.NonFinite += uint64(fixed)
+	in.stats.NonFinite += uint64(s.NonFinite())
 	if cur := in.newest[s.Host]; newer(s, cur) {
 		in.newest[s.Host] = s
 	} else {
@@ -139,6 +138,13 @@ func (in *ingest) sample(subject string, data []byte) bool {
 		in.latency.AddSample(s)
 	}
 	return true
+}
+
+// sampleOf reports whether subject is host's samples subject, without
+// building the subject for each sample.
+func sampleOf(subject, host string) bool {
+	h, ok := strings.CutPrefix(subject, metrics.SampleSubject(""))
+	return ok && h == host
 }
 
 // admit checks who and when: the host must be enrolled (when the hub

@@ -85,14 +85,20 @@ func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Durat
 		Models:     []metrics.ModelEntry{},
 	}
 	hosts := make([]string, 0, len(newest))
-	for h := range newest {
+	gpus := 0
+	for h, s := range newest {
 		hosts = append(hosts, h)
+		gpus += len(s.GPUs)
 	}
 	slices.Sort(hosts)
+	// Sized once: grown by append, a fleet's GPU views (large structs) were
+	// copied over and over, most of merge's cost at 200 hosts.
+	u.GPUs = make([]metrics.GPUView, 0, gpus)
+	u.Hosts = make([]metrics.HostStatus, 0, len(newest))
 
 	// Online hosts first, each group by name: the seed's single "gpu",
 	// "host" and model sections come from the first that has them.
-	var on, off []*metrics.Sample
+	on, off := make([]*metrics.Sample, 0, len(hosts)), []*metrics.Sample(nil)
 	for _, h := range hosts {
 		s := newest[h]
 		if online(now, s, interval) {
@@ -227,16 +233,22 @@ func mergeModel(u *metrics.Update, ordered []*metrics.Sample, nOn int, role, sec
 	return metrics.ModelView{Status: StatusUnconfigured}
 }
 
+// gpuFigures holds the figures a GPU view points at, allocated together
+// (one allocation per GPU per update instead of four).
+type gpuFigures struct {
+	index       int
+	name        string
+	used, total float64
+}
+
 func gpuView(host string, g metrics.GPU, stale bool) metrics.GPUView {
-	idx := g.Index
+	fig := &gpuFigures{index: g.Index, name: g.Name}
 	v := metrics.GPUView{
 		Host:              host,
-		Index:             &idx,
+		Index:             &fig.index,
 		UUID:              g.UUID,
 		Utilization:       g.Util,
 		MemoryUtilization: g.MemUtil,
-		VRAMUsedGB:        gbp(g.MemUsed),
-		VRAMTotalGB:       gbp(g.MemTotal),
 		Temperature:       g.Temp,
 		PowerWatts:        g.Power,
 		PowerLimitWatts:   g.PowerLimit,
@@ -249,16 +261,33 @@ func gpuView(host string, g metrics.GPU, stale bool) metrics.GPUView {
 		EnergyJoules:      g.Energy,
 		Stale:             stale,
 	}
-	if g.Name != "" {
-		name := g.Name
-		v.Name = &name
+	if g.MemUsed != nil {
+		fig.used = float64(*g.MemUsed) / bytesPerGB
+		v.VRAMUsedGB = &fig.used
 	}
-	for _, p := range g.Processes {
+	if g.MemTotal != nil {
+		fig.total = float64(*g.MemTotal) / bytesPerGB
+		v.VRAMTotalGB = &fig.total
+	}
+	if g.Name != "" {
+		v.Name = &fig.name
+	}
+	var vram []float64
+	if len(g.Processes) > 0 {
+		v.Processes = make([]metrics.ProcessView, 0, len(g.Processes))
+		vram = make([]float64, len(g.Processes))
+	}
+	for i, p := range g.Processes {
+		var gb *float64
+		if p.MemUsed != nil {
+			vram[i] = float64(*p.MemUsed) / bytesPerGB
+			gb = &vram[i]
+		}
 		v.Processes = append(v.Processes, metrics.ProcessView{
 			PID:       p.PID,
 			Name:      p.Name,
 			Command:   p.Command,
-			VRAMGB:    gbp(p.MemUsed),
+			VRAMGB:    gb,
 			SMPercent: p.SMUtil,
 			Container: p.Container,
 			Model:     p.Model,

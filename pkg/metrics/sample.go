@@ -41,6 +41,9 @@ type Sample struct {
 	Models    map[string]Model  `msgpack:"m,omitempty" json:"models,omitempty"`
 	Inference *Inference        `msgpack:"n,omitempty" json:"inference,omitempty"`
 	Errors    map[string]string `msgpack:"e,omitempty" json:"errors,omitempty"`
+
+	// nonFinite is how many NaN/Inf values Decode removed; not on the wire.
+	nonFinite int
 }
 
 // System is the host section: CPU, memory, disks, network, uptime.
