@@ -672,6 +672,43 @@ func (r *reader) model() (Model, error) {
 			// Free-form: whatever the model server said.
 			m.Extra = nil
 			err = r.library(&m.Extra)
+		case "k":
+			m.Kind, err = r.string()
+		case "h":
+			m.Histograms, err = strMap(r, r.histogram)
+		case "c":
+			m.Counters, err = strMap(r, r.float)
+		case "qw":
+			m.Waiting, err = r.floatPtr()
+		case "qr":
+			m.Running, err = r.floatPtr()
+		case "kv":
+			m.KVCache, err = r.floatPtr()
+		case "sl":
+			// A few llama.cpp slots, an Ollama list: read rarely enough.
+			m.Slots = nil
+			err = r.library(&m.Slots)
+		case "ld":
+			m.Loaded = nil
+			err = r.library(&m.Loaded)
+		case "gi":
+			m.GPUs, err = array(r, func(v *int) error {
+				var err error
+				*v, err = r.int()
+				return err
+			})
+		case "sm":
+			m.SMPercent, err = r.floatPtr()
+		case "ej":
+			m.Energy, err = r.floatPtr()
+		case "ew":
+			m.Power, err = r.floatPtr()
+		case "nt":
+			m.Notes, err = array(r, func(v *string) error {
+				var err error
+				*v, err = r.string()
+				return err
+			})
 		default:
 			err = r.skip()
 		}

@@ -104,26 +104,52 @@ func (s *Sample) dropNonFinite() int {
 			finiteProcesses(g.MIG[j].Processes, &n)
 		}
 	}
-	for _, m := range s.Models {
-		// Gauges and Extra are maps: cleaned in place, the copy in the
-		// range variable shares them.
+	for name, m := range s.Models {
+		// Maps and slices are cleaned in place (the copy in the range
+		// variable shares them); pointers are set on the copy, stored back
+		// when one changed.
 		finiteMap(m.Gauges, &n)
 		finiteAny(m.Extra, &n)
+		finiteMap(m.Counters, &n)
+		for role, h := range m.Histograms {
+			if finiteHistogram(&h, &n) {
+				m.Histograms[role] = h
+			}
+		}
+		for j := range m.Loaded {
+			finite(&m.Loaded[j].VRAMShare, &n)
+		}
+		c := n
+		finite(&m.Waiting, &n)
+		finite(&m.Running, &n)
+		finite(&m.KVCache, &n)
+		finite(&m.SMPercent, &n)
+		finite(&m.Energy, &n)
+		finite(&m.Power, &n)
+		if n != c {
+			s.Models[name] = m
+		}
 	}
 	if in := s.Inference; in != nil {
 		for role, h := range in.Histograms {
-			k := n
-			finiteValue(&h.Count, &n)
-			finiteValue(&h.Sum, &n)
-			for j := range h.Buckets {
-				finiteValue(&h.Buckets[j].UpperBound, &n)
-				finiteValue(&h.Buckets[j].Count, &n)
-			}
-			if n != k {
+			if finiteHistogram(&h, &n) {
 				in.Histograms[role] = h
 			}
 		}
 		finiteMap(in.Counters, &n)
 	}
 	return n
+}
+
+// finiteHistogram cleans a histogram's figures and reports whether any
+// changed, so the caller stores the copy back into its map.
+func finiteHistogram(h *Histogram, n *int) bool {
+	k := *n
+	finiteValue(&h.Count, n)
+	finiteValue(&h.Sum, n)
+	for j := range h.Buckets {
+		finiteValue(&h.Buckets[j].UpperBound, n)
+		finiteValue(&h.Buckets[j].Count, n)
+	}
+	return *n != k
 }
