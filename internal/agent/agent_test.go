@@ -342,19 +342,6 @@ func readStream(t *testing.T, st jetstream.Stream) []stored {
 	return out
 }
 
-// waitFor polls cond until it holds; the deadline is generous because the
-// machine is shared, and only guards against a hang.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // runAgent runs a in the background until stop is called or the test
 // ends.
 func runAgent(t *testing.T, a *Agent) (stop func()) {
@@ -412,7 +399,7 @@ func TestRunPublishes(t *testing.T) {
 	runAgent(t, a)
 
 	var msgs []stored
-	waitFor(t, "5 samples", func() bool { msgs = readStream(t, st); return len(msgs) >= 5 })
+	poll.Until(t, "5 samples", func() bool { msgs = readStream(t, st); return len(msgs) >= 5 })
 	checkSequence(t, msgs, a)
 	for i, m := range msgs {
 		if m.s.System == nil || m.s.System.MemTotal == 0 {
@@ -436,20 +423,20 @@ func TestBacklogAcrossOutage(t *testing.T) {
 	a := newAgent(t, cfg)
 	runAgent(t, a)
 
-	waitFor(t, "samples before the outage", func() bool {
+	poll.Until(t, "samples before the outage", func() bool {
 		n, _, _ := a.backlog.stats()
 		return a.seq.Load() >= 3 && n == 0
 	})
 	n.stop()
 	down := time.Now()
-	waitFor(t, "samples queued during the outage", func() bool { return a.backlog.len() >= 6 })
+	poll.Until(t, "samples queued during the outage", func() bool { return a.backlog.len() >= 6 })
 	queued := a.backlog.len()
 	up := time.Now()
 	n.start()
 	st := n.stream() // the same stream, recovered from the store
 
 	var msgs []stored
-	waitFor(t, "the backlog and live samples after it", func() bool {
+	poll.Until(t, "the backlog and live samples after it", func() bool {
 		msgs = readStream(t, st)
 		return a.backlog.len() == 0 && len(msgs) > 0 && msgs[len(msgs)-1].s.TS > up.UnixNano()
 	})
@@ -482,13 +469,13 @@ func TestAgentBeforeServer(t *testing.T) {
 	cfg.NATSURL = "nats://127.0.0.1:" + strconv.Itoa(port)
 	a := newAgent(t, cfg)
 	runAgent(t, a)
-	waitFor(t, "samples queued without a server", func() bool { return a.backlog.len() >= 3 })
+	poll.Until(t, "samples queued without a server", func() bool { return a.backlog.len() >= 3 })
 
 	n := startNATS(t, port, t.TempDir())
-	waitFor(t, "samples queued without a stream", func() bool { return a.seq.Load() >= 8 })
+	poll.Until(t, "samples queued without a stream", func() bool { return a.seq.Load() >= 8 })
 	st := n.stream()
 	var msgs []stored
-	waitFor(t, "the backlog published", func() bool {
+	poll.Until(t, "the backlog published", func() bool {
 		msgs = readStream(t, st)
 		return a.backlog.len() == 0 && len(msgs) >= 8
 	})
@@ -511,7 +498,7 @@ func TestBacklogBoundDropsOldest(t *testing.T) {
 	cfg.BacklogMaxBytes = 3*one + one/2
 	a := newAgent(t, cfg)
 	runAgent(t, a)
-	waitFor(t, "drops", func() bool { _, _, d := a.backlog.stats(); return d >= 3 })
+	poll.Until(t, "drops", func() bool { _, _, d := a.backlog.stats(); return d >= 3 })
 	mem := a.backlog.(*backlog)
 	mem.mu.Lock()
 	defer mem.mu.Unlock()
@@ -553,7 +540,7 @@ func TestOutageLoggedOnceNamingServer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = a.Close() })
 	runAgent(t, a)
-	waitFor(t, "samples queued without a server", func() bool { return a.backlog.len() >= 5 })
+	poll.Until(t, "samples queued without a server", func() bool { return a.backlog.len() >= 5 })
 
 	var warnings []string
 	for _, line := range strings.Split(out.String(), "\n") {
@@ -578,12 +565,12 @@ func TestDiskBacklogAcrossRestart(t *testing.T) {
 	cfg.BacklogDir = t.TempDir()
 	first := newAgent(t, cfg)
 	stopFirst := runAgent(t, first)
-	waitFor(t, "samples before the outage", func() bool {
+	poll.Until(t, "samples before the outage", func() bool {
 		n, _, _ := first.backlog.stats()
 		return first.seq.Load() >= 3 && n == 0
 	})
 	n.stop()
-	waitFor(t, "samples queued during the outage", func() bool { return first.backlog.len() >= 5 })
+	poll.Until(t, "samples queued during the outage", func() bool { return first.backlog.len() >= 5 })
 	stopFirst()
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
@@ -592,13 +579,13 @@ func TestDiskBacklogAcrossRestart(t *testing.T) {
 
 	second := newAgent(t, cfg)
 	stopSecond := runAgent(t, second)
-	waitFor(t, "the second run's samples queued", func() bool { return second.seq.Load() >= 3 })
+	poll.Until(t, "the second run's samples queued", func() bool { return second.seq.Load() >= 3 })
 	up := time.Now()
 	n.start()
 	st := n.stream()
 
 	var msgs []stored
-	waitFor(t, "both runs' samples", func() bool {
+	poll.Until(t, "both runs' samples", func() bool {
 		msgs = readStream(t, st)
 		return second.backlog.len() == 0 && len(msgs) > 0 && msgs[len(msgs)-1].s.TS > up.UnixNano()
 	})
