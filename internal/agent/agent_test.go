@@ -429,7 +429,7 @@ func TestBacklogAcrossOutage(t *testing.T) {
 	})
 	n.stop()
 	down := time.Now()
-	poll.Until(t, "samples queued during the outage", func() bool { return a.backlog.len() >= 6 })
+	poll.Until(t, "samples queued during the outage", func() bool { return a.Pending() >= 6 })
 	queued := a.backlog.len()
 	up := time.Now()
 	n.start()
