@@ -27,6 +27,7 @@ import (
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -68,22 +69,18 @@ func publish(t *testing.T, natsURL string, s *metrics.Sample, opts ...nats.Optio
 // performance polls /api/v1/performance until cond holds.
 func performance(t *testing.T, h *Hub, cond func(metrics.Update) bool) metrics.Update {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var u metrics.Update
+	poll.Until(t, "an update from /api/v1/performance that fits", func() bool {
 		resp, err := http.Get("http://" + h.HTTPAddr() + "/api/v1/performance")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var u metrics.Update
-			if resp.StatusCode == 200 && json.Unmarshal(b, &u) == nil && cond(u) {
-				return u
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for the update")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		u = metrics.Update{}
+		return resp.StatusCode == 200 && json.Unmarshal(b, &u) == nil && cond(u)
+	})
+	return u
 }
 
 func hasHost(host string) func(metrics.Update) bool {
@@ -146,10 +143,7 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 			break
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for h.Stats().Observations == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, "the latency observation counted", func() bool { return h.Stats().Observations > 0 })
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if len(rec.added) != 1 || rec.samples != 1 || rec.obs["gpu01/pipeline"] != 1 {
@@ -413,13 +407,9 @@ func startCluster(t *testing.T, n int) []string {
 	}
 	// The meta leader places an R3 stream only once it has heard from
 	// every peer.
-	deadline := time.Now().Add(30 * time.Second)
-	for !slices.ContainsFunc(servers, func(s *natsserver.Server) bool { return len(s.JetStreamClusterPeers()) == n }) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no JetStream meta leader with all %d peers online", n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, fmt.Sprintf("a JetStream meta leader with all %d peers online", n), func() bool {
+		return slices.ContainsFunc(servers, func(s *natsserver.Server) bool { return len(s.JetStreamClusterPeers()) == n })
+	})
 	return urls
 }
 
