@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -84,10 +86,7 @@ func wait(t *testing.T, ch chan struct{}) {
 // receiver sees a body before the sender sees the answer.
 func waitSent(t *testing.T, n *Notifier, want uint64) Stats {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Stats()[0].Sent < want && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, fmt.Sprintf("%d batches sent", want), func() bool { return n.Stats()[0].Sent >= want })
 	return n.Stats()[0]
 }
 
@@ -219,10 +218,7 @@ func TestFullQueueDropsOldest(t *testing.T) {
 		t.Fatalf("stats %+v, want 2 dropped and 2 queued", st)
 	}
 	close(release)
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Stats()[0].Sent < 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, "3 batches sent", func() bool { return n.Stats()[0].Sent >= 3 })
 	cancel()
 	<-done
 	mu.Lock()
