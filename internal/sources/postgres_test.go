@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -253,19 +254,13 @@ func TestPostgresActivity(t *testing.T) {
 	}()
 	defer func() { stop(); <-done }()
 	// Wait until the server shows the query as running.
-	for i := 0; ; i++ {
+	poll.Until(t, "pg_sleep active in pg_stat_activity", func() bool {
 		var n int
 		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE 'SELECT pg_sleep%'`, db).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n == 1 {
-			break
-		}
-		if i > 100 {
-			t.Fatal("pg_sleep never showed as active")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return n == 1
+	})
 
 	// The source connects to the monitored database itself here (Database
 	// defaults to the DSN's) and must not count its own backend.

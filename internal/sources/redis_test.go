@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sysperf/sysperf/internal/logtest"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -157,15 +158,10 @@ func TestRedisFiguresMatchInfo(t *testing.T) {
 	defer unblock()
 	done := make(chan struct{})
 	go func() { defer close(done); blocker.BLPop(bctx, 30*time.Second, prefix+"queue") }()
-	for i := 0; ; i++ {
-		if b := infoOf(t, ref).Int("blocked_clients"); b != nil && *b == 1 {
-			break
-		}
-		if i > 200 {
-			t.Fatal("BLPOP never blocked")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, "the BLPOP client in blocked_clients", func() bool {
+		b := infoOf(t, ref).Int("blocked_clients")
+		return b != nil && *b == 1
+	})
 	i1 := infoOf(t, ref)
 	p2, u2 := pollRedis(t, src)
 	i1b := infoOf(t, ref)
