@@ -95,6 +95,7 @@ func hasHost(host string) func(metrics.Update) bool {
 }
 
 func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	cfg := testConfig(t)
 	cfg.History, cfg.Latency = rec, rec
@@ -152,6 +153,7 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 }
 
 func TestHubReplaysTheStreamOnRestart(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	h1, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -241,6 +243,7 @@ func TestHubStartFailuresNameTheCause(t *testing.T) {
 }
 
 func TestDashboardURL(t *testing.T) {
+	t.Parallel()
 	tests := map[string]string{
 		"127.0.0.1:8321": "http://127.0.0.1:8321/system",
 		"0.0.0.0:8321":   "http://127.0.0.1:8321/system",
@@ -288,6 +291,7 @@ func TestHubResumesAfterExternalNATSRestart(t *testing.T) {
 // NATS coming up and going down around it, and the data directory is
 // left untouched.
 func TestHubBadSettingsFailBeforeAnythingStarts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	badRules := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(badRules, []byte("rules:\n  - name: gpu_power\n    no_data: maybe\n"), 0o600); err != nil {
@@ -441,6 +445,7 @@ func (e *seenEvaluator) Evaluate(_ time.Time, u *metrics.Update) []metrics.Alert
 // A NaN from a plug is no data to the alert rules as it is to the
 // browser: the rules never see the number.
 func TestHubAlertsSeeNoNaN(t *testing.T) {
+	t.Parallel()
 	ev := &seenEvaluator{}
 	cfg := testConfig(t)
 	cfg.Sources, cfg.Evaluator = []Source{nanSource{}}, ev

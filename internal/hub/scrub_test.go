@@ -9,6 +9,7 @@ import (
 )
 
 func TestScrubRemovesNonFiniteNumbers(t *testing.T) {
+	t.Parallel()
 	nan, inf := math.NaN(), math.Inf(1)
 	s := &metrics.Sample{
 		Host: "h",
