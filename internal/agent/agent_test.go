@@ -187,6 +187,7 @@ func TestHungCollectorIsNotCalledAgainUntilItReturns(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
@@ -223,6 +224,7 @@ func TestNewValidates(t *testing.T) {
 // TestOnceRealCollectors runs --once's path with the default collectors on
 // this machine: a real host section and, without a GPU, the NVML reason.
 func TestOnceRealCollectors(t *testing.T) {
+	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.HostID = "once"
 	a := newAgent(t, cfg)
@@ -391,6 +393,7 @@ func checkSequence(t *testing.T, msgs []stored, a *Agent) {
 }
 
 func TestRunPublishes(t *testing.T) {
+	t.Parallel()
 	n := startNATS(t, -1, t.TempDir())
 	st := n.stream()
 	cfg := testConfig(200*time.Millisecond, collect.NewHost(nil), hung(t, "slow"))
@@ -486,6 +489,7 @@ func TestAgentBeforeServer(t *testing.T) {
 // of three samples' bytes: the oldest go, the newest stay. The samples are
 // padded, as the bound may not be below the largest sample.
 func TestBacklogBoundDropsOldest(t *testing.T) {
+	t.Parallel()
 	pad := strings.Repeat("x", metrics.MaxMessage/3)
 	big := funcCollector{"m", func(_ context.Context, s *metrics.Sample) error {
 		s.Models = map[string]metrics.Model{"m": {Status: metrics.StatusHealthy, Extra: map[string]any{"pad": pad}}}
