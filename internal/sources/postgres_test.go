@@ -82,6 +82,7 @@ func approx(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 // separate connection reads. The source connects to "test" and watches the
 // private database, so its own queries do not move the counters it reports.
 func TestPostgresFiguresMatchPgStatDatabase(t *testing.T) {
+	t.Parallel()
 	admin := connectRealPG(t)
 	db := privateDatabase(t, admin)
 	ctx := context.Background()
@@ -231,6 +232,7 @@ func TestPostgresFiguresMatchPgStatDatabase(t *testing.T) {
 // TestPostgresActivity checks the backends count and the longest running
 // query against pg_stat_activity while a query is running.
 func TestPostgresActivity(t *testing.T) {
+	t.Parallel()
 	admin := connectRealPG(t)
 	db := privateDatabase(t, admin)
 	ctx := context.Background()
@@ -415,6 +417,7 @@ func TestPostgresFaults(t *testing.T) {
 }
 
 func TestNewPostgresRejects(t *testing.T) {
+	t.Parallel()
 	for _, cfg := range []PostgresConfig{
 		{},
 		{DSN: "postgres://u:leak-me@host:notaport/db"},
@@ -432,6 +435,7 @@ func TestNewPostgresRejects(t *testing.T) {
 }
 
 func TestPgRates(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(0, 0)
 	f := func(v float64) *float64 { return &v }
 	tests := []struct {
@@ -492,6 +496,7 @@ func TestPostgresRefusedReason(t *testing.T) {
 }
 
 func TestJoinLines(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"plain":                  "plain",
 		"head:\n\ta\n\ta\n\tb\n": "head: a b",

@@ -104,6 +104,7 @@ func agentUpdate() *metrics.Update {
 }
 
 func TestPrometheusRealServer(t *testing.T) {
+	t.Parallel()
 	exp := httptest.NewServer(&exporter{})
 	defer exp.Close()
 	prom := sourcestest.StartPrometheus(t, strings.TrimPrefix(exp.URL, "http://"))
@@ -250,6 +251,7 @@ func show2(p *string) any {
 // its deadline and nothing else; the "down" answer is then cached for the
 // recheck period, so later polls do not wait on it at all.
 func TestPrometheusSlowAndCached(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int32
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -296,6 +298,7 @@ func TestPrometheusSlowAndCached(t *testing.T) {
 }
 
 func TestNewPrometheusRejects(t *testing.T) {
+	t.Parallel()
 	for _, u := range []string{"", "localhost:9090", "ftp://x", "http://"} {
 		if _, err := NewPrometheus(u, PrometheusOptions{}); err == nil {
 			t.Errorf("accepted %q", u)
