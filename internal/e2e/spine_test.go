@@ -254,6 +254,7 @@ func TestSpineAgentToWebSocket(t *testing.T) {
 }
 
 func TestMalformedSamplesAreCountedAndDropped(t *testing.T) {
+	t.Parallel()
 	const iv = 500 * time.Millisecond
 	h := StartHub(t, iv, nil)
 	StartAgent(t, h.NATSURL(), "e2e-good", iv, nil)
