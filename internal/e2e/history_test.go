@@ -244,7 +244,8 @@ func waitFirstSlot(t *testing.T, h *hubProc, host string, ref, from time.Time) {
 }
 
 // waitQueued waits until the agent holds n samples for NATS in its
-// backlog: an outage long enough that a whole slot's samples come from it.
+// backlog; n five more than at the outage's start makes the outage last
+// a slot's worth of samples.
 func waitQueued(t *testing.T, a *Agent, n int) {
 	t.Helper()
 	poll.Until(t, fmt.Sprintf("%d samples queued by agent %s", n, a.Host()), func() bool { return a.Pending() >= n })
@@ -370,7 +371,7 @@ func TestHistorySurvivesSIGKILL(t *testing.T) {
 	waitFirstSlot(t, h, "e2e-kill", ref, from)
 	h.kill(t)
 	killedAt := time.Now()
-	waitQueued(t, ag, 5) // the agent keeps its samples meanwhile
+	waitQueued(t, ag, ag.Pending()+5) // the agent keeps its samples meanwhile
 	h = startHubProc(t, bin, httpAddr, args...)
 	restarted := time.Now()
 	downFor := restarted.Sub(killedAt)
@@ -467,7 +468,7 @@ func TestHistorySurvivesNATSOutage(t *testing.T) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	stopped := time.Now()
-	waitQueued(t, ag, 5) // NATS is away: agent and hub both reconnect later
+	waitQueued(t, ag, ag.Pending()+5) // NATS is away: agent and hub both reconnect later
 	ns = startNATS()
 	restarted := time.Now()
 
