@@ -41,7 +41,7 @@ func settle(t *testing.T, ref *pgx.Conn, db string) pgCounters {
 	t.Helper()
 	prev := readCounters(t, ref, db)
 	for range 30 {
-		time.Sleep(1200 * time.Millisecond)
+		time.Sleep(1200 * time.Millisecond) // settled means unchanged across a flush period: the wait is the condition
 		cur := readCounters(t, ref, db)
 		if cur == prev {
 			return cur
