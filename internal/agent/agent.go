@@ -141,6 +141,10 @@ func defaultCollectors(cfg Config, log *slog.Logger) []collect.Collector {
 // Host is the host token the agent publishes under.
 func (a *Agent) Host() string { return a.host }
 
+// Pending is how many samples wait in the backlog for NATS, so a caller
+// (the e2e tests) can tell that an outage is being buffered.
+func (a *Agent) Pending() int { return a.backlog.len() }
+
 // Close releases the collectors that hold resources (NVML) and the
 // backlog directory.
 func (a *Agent) Close() error {

@@ -187,6 +187,7 @@ func TestHungCollectorIsNotCalledAgainUntilItReturns(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
@@ -223,6 +224,7 @@ func TestNewValidates(t *testing.T) {
 // TestOnceRealCollectors runs --once's path with the default collectors on
 // this machine: a real host section and, without a GPU, the NVML reason.
 func TestOnceRealCollectors(t *testing.T) {
+	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.HostID = "once"
 	a := newAgent(t, cfg)
@@ -342,19 +344,6 @@ func readStream(t *testing.T, st jetstream.Stream) []stored {
 	return out
 }
 
-// waitFor polls cond until it holds; the deadline is generous because the
-// machine is shared, and only guards against a hang.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // runAgent runs a in the background until stop is called or the test
 // ends.
 func runAgent(t *testing.T, a *Agent) (stop func()) {
@@ -404,6 +393,7 @@ func checkSequence(t *testing.T, msgs []stored, a *Agent) {
 }
 
 func TestRunPublishes(t *testing.T) {
+	t.Parallel()
 	n := startNATS(t, -1, t.TempDir())
 	st := n.stream()
 	cfg := testConfig(200*time.Millisecond, collect.NewHost(nil), hung(t, "slow"))
@@ -412,7 +402,7 @@ func TestRunPublishes(t *testing.T) {
 	runAgent(t, a)
 
 	var msgs []stored
-	waitFor(t, "5 samples", func() bool { msgs = readStream(t, st); return len(msgs) >= 5 })
+	poll.Until(t, "5 samples", func() bool { msgs = readStream(t, st); return len(msgs) >= 5 })
 	checkSequence(t, msgs, a)
 	for i, m := range msgs {
 		if m.s.System == nil || m.s.System.MemTotal == 0 {
@@ -436,20 +426,20 @@ func TestBacklogAcrossOutage(t *testing.T) {
 	a := newAgent(t, cfg)
 	runAgent(t, a)
 
-	waitFor(t, "samples before the outage", func() bool {
+	poll.Until(t, "samples before the outage", func() bool {
 		n, _, _ := a.backlog.stats()
 		return a.seq.Load() >= 3 && n == 0
 	})
 	n.stop()
 	down := time.Now()
-	waitFor(t, "samples queued during the outage", func() bool { return a.backlog.len() >= 6 })
+	poll.Until(t, "samples queued during the outage", func() bool { return a.Pending() >= 6 })
 	queued := a.backlog.len()
 	up := time.Now()
 	n.start()
 	st := n.stream() // the same stream, recovered from the store
 
 	var msgs []stored
-	waitFor(t, "the backlog and live samples after it", func() bool {
+	poll.Until(t, "the backlog and live samples after it", func() bool {
 		msgs = readStream(t, st)
 		return a.backlog.len() == 0 && len(msgs) > 0 && msgs[len(msgs)-1].s.TS > up.UnixNano()
 	})
@@ -482,13 +472,13 @@ func TestAgentBeforeServer(t *testing.T) {
 	cfg.NATSURL = "nats://127.0.0.1:" + strconv.Itoa(port)
 	a := newAgent(t, cfg)
 	runAgent(t, a)
-	waitFor(t, "samples queued without a server", func() bool { return a.backlog.len() >= 3 })
+	poll.Until(t, "samples queued without a server", func() bool { return a.backlog.len() >= 3 })
 
 	n := startNATS(t, port, t.TempDir())
-	waitFor(t, "samples queued without a stream", func() bool { return a.seq.Load() >= 8 })
+	poll.Until(t, "samples queued without a stream", func() bool { return a.seq.Load() >= 8 })
 	st := n.stream()
 	var msgs []stored
-	waitFor(t, "the backlog published", func() bool {
+	poll.Until(t, "the backlog published", func() bool {
 		msgs = readStream(t, st)
 		return a.backlog.len() == 0 && len(msgs) >= 8
 	})
@@ -499,6 +489,7 @@ func TestAgentBeforeServer(t *testing.T) {
 // of three samples' bytes: the oldest go, the newest stay. The samples are
 // padded, as the bound may not be below the largest sample.
 func TestBacklogBoundDropsOldest(t *testing.T) {
+	t.Parallel()
 	pad := strings.Repeat("x", metrics.MaxMessage/3)
 	big := funcCollector{"m", func(_ context.Context, s *metrics.Sample) error {
 		s.Models = map[string]metrics.Model{"m": {Status: metrics.StatusHealthy, Extra: map[string]any{"pad": pad}}}
@@ -511,7 +502,7 @@ func TestBacklogBoundDropsOldest(t *testing.T) {
 	cfg.BacklogMaxBytes = 3*one + one/2
 	a := newAgent(t, cfg)
 	runAgent(t, a)
-	waitFor(t, "drops", func() bool { _, _, d := a.backlog.stats(); return d >= 3 })
+	poll.Until(t, "drops", func() bool { _, _, d := a.backlog.stats(); return d >= 3 })
 	mem := a.backlog.(*backlog)
 	mem.mu.Lock()
 	defer mem.mu.Unlock()
@@ -553,7 +544,7 @@ func TestOutageLoggedOnceNamingServer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = a.Close() })
 	runAgent(t, a)
-	waitFor(t, "samples queued without a server", func() bool { return a.backlog.len() >= 5 })
+	poll.Until(t, "samples queued without a server", func() bool { return a.backlog.len() >= 5 })
 
 	var warnings []string
 	for _, line := range strings.Split(out.String(), "\n") {
@@ -578,12 +569,12 @@ func TestDiskBacklogAcrossRestart(t *testing.T) {
 	cfg.BacklogDir = t.TempDir()
 	first := newAgent(t, cfg)
 	stopFirst := runAgent(t, first)
-	waitFor(t, "samples before the outage", func() bool {
+	poll.Until(t, "samples before the outage", func() bool {
 		n, _, _ := first.backlog.stats()
 		return first.seq.Load() >= 3 && n == 0
 	})
 	n.stop()
-	waitFor(t, "samples queued during the outage", func() bool { return first.backlog.len() >= 5 })
+	poll.Until(t, "samples queued during the outage", func() bool { return first.backlog.len() >= 5 })
 	stopFirst()
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
@@ -592,13 +583,13 @@ func TestDiskBacklogAcrossRestart(t *testing.T) {
 
 	second := newAgent(t, cfg)
 	stopSecond := runAgent(t, second)
-	waitFor(t, "the second run's samples queued", func() bool { return second.seq.Load() >= 3 })
+	poll.Until(t, "the second run's samples queued", func() bool { return second.seq.Load() >= 3 })
 	up := time.Now()
 	n.start()
 	st := n.stream()
 
 	var msgs []stored
-	waitFor(t, "both runs' samples", func() bool {
+	poll.Until(t, "both runs' samples", func() bool {
 		msgs = readStream(t, st)
 		return second.backlog.len() == 0 && len(msgs) > 0 && msgs[len(msgs)-1].s.TS > up.UnixNano()
 	})

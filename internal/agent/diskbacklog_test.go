@@ -120,6 +120,7 @@ func seq(from, to int) []string {
 // sends the other six in order, with their bytes and timestamps, then
 // what is pushed after them.
 func TestDiskBacklogOrderAcrossReopen(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	for _, tc := range []struct {
 		name string
@@ -167,6 +168,7 @@ func TestDiskBacklogOrderAcrossReopen(t *testing.T) {
 // The bounds hold across a reopen, and what they drop is counted as in
 // memory and leaves the disk.
 func TestDiskBacklogBoundsOnReopen(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	for _, tc := range []struct {
 		name      string
@@ -216,6 +218,7 @@ func TestDiskBacklogBoundsOnReopen(t *testing.T) {
 // twice: the good records stay, the damage is logged once naming its file,
 // and the next start finds nothing more to complain of.
 func TestDiskBacklogDamage(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	// off is where record i starts in its segment.
 	off := func(i int) int64 { return int64(len(segMagic) + (i%3)*recSize) }
@@ -315,6 +318,7 @@ func TestDiskBacklogDamage(t *testing.T) {
 // Once everything is sent nothing is left on disk: at a clean close, and
 // at the next start after a crash.
 func TestDiskBacklogEmptyLeavesNoFiles(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	for _, tc := range []struct {
 		name string
@@ -353,6 +357,7 @@ func TestDiskBacklogEmptyLeavesNoFiles(t *testing.T) {
 
 // A directory the agent cannot use stops start-up, naming it.
 func TestBacklogDirUnusable(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	file := filepath.Join(base, "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
@@ -391,6 +396,7 @@ func TestBacklogDirUnusable(t *testing.T) {
 // where it is sent in its turn; one warning when writes start failing, one
 // line when they work again, however many samples in between.
 func TestDiskBacklogWriteFailure(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	dir := t.TempDir()
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
@@ -485,6 +491,7 @@ func BenchmarkBacklog(b *testing.B) {
 // at the top of diskbacklog.go, built here by hand: a directory an earlier
 // agent left is read, and what this one writes, another reads.
 func TestDiskBacklogFormat(t *testing.T) {
+	t.Parallel()
 	le := binary.LittleEndian
 	crc := func(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
 	rec := func(ts int64, id, subject string, data []byte) []byte {

@@ -17,6 +17,7 @@ var optionalLine = regexp.MustCompile(`(?m)^#(  |[a-z-]+:)`)
 // The example shipped in deploy/ must load as it is and with every optional
 // line switched on, so the documentation cannot drift from the code.
 func TestExampleConfigLoads(t *testing.T) {
+	t.Parallel()
 	example, err := os.ReadFile("../../deploy/agent.example.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +56,7 @@ func TestExampleConfigLoads(t *testing.T) {
 // an optional "#key:" line, so the file stays the full reference. --once
 // and --config are for the command line only.
 func TestExampleConfigListsEverySetting(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../../deploy/agent.example.yaml")
 	if err != nil {
 		t.Fatal(err)

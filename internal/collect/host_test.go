@@ -15,6 +15,7 @@ import (
 	"github.com/shirou/gopsutil/v4/host"
 	"github.com/shirou/gopsutil/v4/mem"
 
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -200,15 +201,11 @@ func TestHostStuckMountKeepsTheRest(t *testing.T) {
 		}
 	}
 	unblock()
-	for {
+	poll.Until(t, "the hung statfs of /nfs to return", func() bool {
 		h.smu.Lock()
-		busy := h.statting["/nfs"]
-		h.smu.Unlock()
-		if !busy {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer h.smu.Unlock()
+		return !h.statting["/nfs"]
+	})
 	sys, err := collect()
 	if err != nil || len(sys.Disks) != 2 || sys.Disks[1] != (metrics.Disk{Mount: "/nfs", Used: 10, Total: 1000}) {
 		t.Errorf("after the statfs returned: err %v, disks %+v", err, sys.Disks)

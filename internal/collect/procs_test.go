@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -236,20 +237,12 @@ func TestProcsAnnotateStuckRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	var s *metrics.Sample
-	var err error
-	for range 1000 {
+	poll.Until(t, "an annotation without error once the abandoned read is out of the way", func() bool {
 		s = newSample()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = p.Annotate(ctx, s)
-		cancel()
-		if err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond) // the abandoned read is still on its way out
-	}
-	if err != nil {
-		t.Fatalf("after the read returned: %v", err)
-	}
+		defer cancel()
+		return p.Annotate(ctx, s) == nil
+	})
 	if got := s.GPUs[0].Processes[0]; got.Name != "python3" {
 		t.Errorf("after the read returned: %+v", got)
 	}

@@ -174,6 +174,7 @@ func dcgmExporter(w http.ResponseWriter, _ *http.Request) {
 // Prometheus scraping a DCGM exporter shows that GPU, says it came from
 // Prometheus, and keeps serving updates when Prometheus is killed.
 func TestPrometheusFallbackEndToEnd(t *testing.T) {
+	t.Parallel()
 	exp := httptest.NewServer(http.HandlerFunc(dcgmExporter))
 	defer exp.Close()
 	// The source trusts a "down" answer for a minute, so the hub starts

@@ -71,6 +71,7 @@ func wantViolation(t *testing.T, errs <-chan error, what string) {
 }
 
 func TestNATSWithoutCredentialIsRefused(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, testConfig(t))
 	if _, err := nats.Connect(h.NATSURL(), nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("connect without credential: %v, want an authorization violation", err)
@@ -78,6 +79,7 @@ func TestNATSWithoutCredentialIsRefused(t *testing.T) {
 }
 
 func TestAgentCredentialPublishesOnlyItsOwnHost(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, testConfig(t))
 	good := enrol(t, h, "gpu01", enroll.Agent)
 	evil := enrol(t, h, "gpu02", enroll.Agent)
@@ -157,6 +159,7 @@ func jsAs(t testing.TB, h *Hub, host, creds string) jetstream.JetStream {
 }
 
 func TestMsgIDOfAnotherHostIsDroppedAndCounted(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, testConfig(t))
 	creds := enrol(t, h, "gpu02", enroll.Agent)
 	js := jsAs(t, h, "gpu02", creds)
@@ -173,6 +176,7 @@ func TestMsgIDOfAnotherHostIsDroppedAndCounted(t *testing.T) {
 }
 
 func TestRevocationCutsOffAConnectedAgent(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	h := startHub(t, cfg)
 	creds := enrol(t, h, "gpu01", enroll.Agent)
@@ -195,6 +199,7 @@ func TestRevocationCutsOffAConnectedAgent(t *testing.T) {
 }
 
 func TestPipelineCredentialPublishesLatencyOnly(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	cfg := testConfig(t)
 	cfg.Latency = rec
@@ -227,6 +232,7 @@ func TestPipelineCredentialPublishesLatencyOnly(t *testing.T) {
 }
 
 func TestUnknownOrBadlyStampedSamplesAreRefused(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Replay = time.Hour
 	h := startHub(t, cfg)
@@ -259,6 +265,7 @@ func TestUnknownOrBadlyStampedSamplesAreRefused(t *testing.T) {
 }
 
 func TestSecondHubOnTheDataDirRefusesToStart(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	startHub(t, cfg)
 	_, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
@@ -273,6 +280,7 @@ func TestSecondHubOnTheDataDirRefusesToStart(t *testing.T) {
 }
 
 func TestHostEnrolledWhileTheHubRunsMayConnect(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	h := startHub(t, cfg)
 	creds := filepath.Join(t.TempDir(), "gpu03.creds")

@@ -18,6 +18,7 @@ const example = "../../deploy/sysperf.example.yaml"
 // "#key: value" line switched on, so that no key it documents is one the
 // hub does not know.
 func TestExampleConfigLoads(t *testing.T) {
+	t.Parallel()
 	cfg := DefaultConfig()
 	if err := config.Load("hub", []string{"--config", example}, &cfg); err != nil {
 		t.Fatalf("%s: %v", example, err)
@@ -62,6 +63,7 @@ func TestExampleConfigLoads(t *testing.T) {
 // Every setting of the hub is documented in the example, as a plain or
 // an optional "#key:" line, so the file stays the full reference.
 func TestExampleConfigListsEverySetting(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile(example)
 	if err != nil {
 		t.Fatal(err)

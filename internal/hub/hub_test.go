@@ -27,6 +27,7 @@ import (
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -68,23 +69,19 @@ func publish(t *testing.T, natsURL string, s *metrics.Sample, opts ...nats.Optio
 // performance polls /api/v1/performance until cond holds.
 func performance(t *testing.T, h *Hub, cond func(metrics.Update) bool) metrics.Update {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	var u metrics.Update
 	tok := readToken(t, h.TokenFile())
-	for {
+	poll.Until(t, "an update from /api/v1/performance that fits", func() bool {
 		resp, err := http.DefaultClient.Do(authed("http://"+h.HTTPAddr()+"/api/v1/performance", tok))
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var u metrics.Update
-			if resp.StatusCode == 200 && json.Unmarshal(b, &u) == nil && cond(u) {
-				return u
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for the update")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		u = metrics.Update{}
+		return resp.StatusCode == 200 && json.Unmarshal(b, &u) == nil && cond(u)
+	})
+	return u
 }
 
 func hasHost(host string) func(metrics.Update) bool {
@@ -99,6 +96,7 @@ func hasHost(host string) func(metrics.Update) bool {
 }
 
 func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	cfg := testConfig(t)
 	cfg.History, cfg.Latency = rec, rec
@@ -147,10 +145,7 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 			break
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for h.Stats().Observations == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, "the latency observation counted", func() bool { return h.Stats().Observations > 0 })
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if len(rec.added) != 1 || rec.samples != 1 || rec.obs["gpu01/pipeline"] != 1 {
@@ -159,6 +154,7 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 }
 
 func TestHubReplaysTheStreamOnRestart(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	h1, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -249,6 +245,7 @@ func TestHubStartFailuresNameTheCause(t *testing.T) {
 }
 
 func TestDashboardURL(t *testing.T) {
+	t.Parallel()
 	tests := map[string]string{
 		"127.0.0.1:8321": "http://127.0.0.1:8321/system",
 		"0.0.0.0:8321":   "http://127.0.0.1:8321/system",
@@ -296,6 +293,7 @@ func TestHubResumesAfterExternalNATSRestart(t *testing.T) {
 // NATS coming up and going down around it, and the data directory is
 // left untouched.
 func TestHubBadSettingsFailBeforeAnythingStarts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	badRules := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(badRules, []byte("rules:\n  - name: gpu_power\n    no_data: maybe\n"), 0o600); err != nil {
@@ -415,13 +413,9 @@ func startCluster(t *testing.T, n int) []string {
 	}
 	// The meta leader places an R3 stream only once it has heard from
 	// every peer.
-	deadline := time.Now().Add(30 * time.Second)
-	for !slices.ContainsFunc(servers, func(s *natsserver.Server) bool { return len(s.JetStreamClusterPeers()) == n }) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no JetStream meta leader with all %d peers online", n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, fmt.Sprintf("a JetStream meta leader with all %d peers online", n), func() bool {
+		return slices.ContainsFunc(servers, func(s *natsserver.Server) bool { return len(s.JetStreamClusterPeers()) == n })
+	})
 	return urls
 }
 
@@ -453,6 +447,7 @@ func (e *seenEvaluator) Evaluate(_ time.Time, u *metrics.Update) []metrics.Alert
 // A NaN from a plug is no data to the alert rules as it is to the
 // browser: the rules never see the number.
 func TestHubAlertsSeeNoNaN(t *testing.T) {
+	t.Parallel()
 	ev := &seenEvaluator{}
 	cfg := testConfig(t)
 	cfg.Sources, cfg.Evaluator = []Source{nanSource{}}, ev

@@ -164,6 +164,7 @@ func TestApplySources(t *testing.T) {
 // travels as Count) and an image counter at known times, so each range
 // sees a different slice of the requests.
 func TestApplyLatencyPerRange(t *testing.T) {
+	t.Parallel()
 	tr := latency.New(latency.Config{Retain: 65 * time.Minute})
 	feed := func(age time.Duration, le05, le1, le5, sum, images float64) {
 		s := sample("gpu-box", age)

@@ -12,6 +12,7 @@ import (
 // The GPU health fields reach the update in the dashboard's units, and a
 // MIG instance's processes carry the attribution of the GPU's list.
 func TestMergeGPUHealth(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1_800_000_000, 0)
 	u8 := func(v uint64) *uint64 { return &v }
 	f := func(v float64) *float64 { return &v }
@@ -73,6 +74,7 @@ func TestMergeGPUHealth(t *testing.T) {
 // the next sample, which has none; a pending row remap fires gpu_row_remap
 // as a warning.
 func TestGPUHealthDefaultAlerts(t *testing.T) {
+	t.Parallel()
 	e, err := alerts.New(alerts.Defaults())
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsd"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 	"github.com/sysperf/sysperf/webui"
@@ -30,18 +31,6 @@ func fetch(url, token string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// eventually polls cond until it holds; the bound is a hang guard.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitingHub starts a hub whose external NATS is a closed port, returns
 // once the hub has failed three attempts, and hands back Start's result.
 func waitingHub(t *testing.T, ctx context.Context) (cfg Config, logs *logtest.Buffer, started <-chan startResult) {
@@ -57,7 +46,7 @@ func waitingHub(t *testing.T, ctx context.Context) (cfg Config, logs *logtest.Bu
 		h, err := Start(ctx, cfg, log)
 		ch <- startResult{h, err}
 	}()
-	eventually(t, "three failed NATS attempts", func() bool {
+	poll.Until(t, "three failed NATS attempts", func() bool {
 		return strings.Count(logs.String(), "nats connect attempt failed") >= 3
 	})
 	return cfg, logs, ch
@@ -144,7 +133,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 	}
 
 	ext.Shutdown()
-	eventually(t, "/healthz not ready during the outage", func() bool {
+	poll.Until(t, "/healthz not ready during the outage", func() bool {
 		code, body := fetch(base+"/healthz", tok)
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "NATS at "+cfg.NATSURL+" unreachable")
 	})
@@ -152,7 +141,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NATS again on %s: %v", natsAddr, err)
 	}
-	eventually(t, "/healthz ready after the outage", func() bool {
+	poll.Until(t, "/healthz ready after the outage", func() bool {
 		code, _ := fetch(base+"/healthz", tok)
 		return code == http.StatusOK
 	})

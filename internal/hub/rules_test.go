@@ -50,6 +50,7 @@ func servedRules(t *testing.T, h *Hub) map[string]servedRule {
 // The hub serves the rules it evaluates: the defaults, or the defaults
 // with the --rules file applied (power is a share of the card's limit).
 func TestHubServesEffectiveRules(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name             string
 		file             string

@@ -12,6 +12,7 @@ import (
 // becomes of each); the update built from them encodes, and scrub still
 // clears what the hub's own figures may bring.
 func TestScrubRemovesNonFiniteNumbers(t *testing.T) {
+	t.Parallel()
 	nan, inf := math.NaN(), math.Inf(1)
 	s := withGPU(sample("h", 0), metrics.GPU{Util: &inf, Temp: f64(40), Processes: []metrics.Process{{SMUtil: &nan}}})
 	s.System = &metrics.System{CPUPercent: &nan, Load1: f64(0.5), PerCore: []float64{1, nan}}

@@ -16,6 +16,7 @@ import (
 )
 
 func TestVanishedConsumerAndStreamAreRecreatedAndReported(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	log, logs := logtest.New(slog.LevelInfo)
 	h, err := Start(context.Background(), cfg, log)
@@ -66,6 +67,7 @@ func TestVanishedConsumerAndStreamAreRecreatedAndReported(t *testing.T) {
 }
 
 func TestFullStoreIsUnhealthyWithTheReason(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.NATSMaxStore = 48 << 20
 	log, logs := logtest.New(slog.LevelInfo)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -86,10 +87,7 @@ func wait(t *testing.T, ch chan struct{}) {
 // receiver sees a body before the sender sees the answer.
 func waitSent(t *testing.T, n *Notifier, want uint64) Stats {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Stats()[0].Sent < want && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, fmt.Sprintf("%d batches sent", want), func() bool { return n.Stats()[0].Sent >= want })
 	return n.Stats()[0]
 }
 
@@ -221,10 +219,7 @@ func TestFullQueueDropsOldest(t *testing.T) {
 		t.Fatalf("stats %+v, want 2 dropped and 2 queued", st)
 	}
 	close(release)
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Stats()[0].Sent < 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, "3 batches sent", func() bool { return n.Stats()[0].Sent >= 3 })
 	cancel()
 	<-done
 	mu.Lock()

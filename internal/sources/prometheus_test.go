@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -70,23 +71,20 @@ func (e *exporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func waitForQuery(t *testing.T, base, q string) {
 	t.Helper()
-	for i := 0; i < 600; i++ {
+	poll.Until(t, "prometheus to answer "+q, func() bool {
 		resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
-		if err == nil {
-			var r struct {
-				Data struct {
-					Result []json.RawMessage `json:"result"`
-				} `json:"data"`
-			}
-			_ = json.NewDecoder(resp.Body).Decode(&r)
-			resp.Body.Close()
-			if len(r.Data.Result) > 0 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("prometheus never answered %s", q)
+		defer resp.Body.Close()
+		var r struct {
+			Data struct {
+				Result []json.RawMessage `json:"result"`
+			} `json:"data"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		return len(r.Data.Result) > 0
+	})
 }
 
 func f64(v float64) *float64 { return &v }
@@ -106,6 +104,7 @@ func agentUpdate() *metrics.Update {
 }
 
 func TestPrometheusRealServer(t *testing.T) {
+	t.Parallel()
 	exp := httptest.NewServer(&exporter{})
 	defer exp.Close()
 	prom := sourcestest.StartPrometheus(t, strings.TrimPrefix(exp.URL, "http://"))
@@ -252,6 +251,7 @@ func show2(p *string) any {
 // its deadline and nothing else; the "down" answer is then cached for the
 // recheck period, so later polls do not wait on it at all.
 func TestPrometheusSlowAndCached(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int32
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -298,6 +298,7 @@ func TestPrometheusSlowAndCached(t *testing.T) {
 }
 
 func TestNewPrometheusRejects(t *testing.T) {
+	t.Parallel()
 	for _, u := range []string{"", "localhost:9090", "ftp://x", "http://"} {
 		if _, err := NewPrometheus(u, PrometheusOptions{}); err == nil {
 			t.Errorf("accepted %q", u)

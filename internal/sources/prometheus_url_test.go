@@ -15,6 +15,7 @@ import (
 // is asked below that path with the query kept, and its errors never show
 // the token.
 func TestPrometheusURLWithQuery(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var seen []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
