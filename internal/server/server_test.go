@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sysperf/sysperf/internal/poll"
 	"io"
 	"net"
 	"net/http"
@@ -197,17 +198,6 @@ func read(t *testing.T, c *websocket.Conn) map[string]any {
 	return m
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestWebSocketHistoryUpdatesAndSubscribe(t *testing.T) {
 	w := &windows{}
 	s := start(t, Config{History: w})
@@ -221,7 +211,7 @@ func TestWebSocketHistoryUpdatesAndSubscribe(t *testing.T) {
 	if m = read(t, c); m["type"] != metrics.TypeUpdate || m["n"] != 1.0 {
 		t.Fatalf("second message %v, want the latest update", m)
 	}
-	waitFor(t, "the client to register", func() bool { return s.Clients() == 1 })
+	poll.Until(t, "the client to register", func() bool { return s.Clients() == 1 })
 	s.Publish(update(2))
 	if m = read(t, c); m["n"] != 2.0 {
 		t.Fatalf("got %v, want update 2", m)
@@ -257,7 +247,7 @@ func TestWebSocketHistoryUpdatesAndSubscribe(t *testing.T) {
 func TestWebSocketWithoutHistoryStartsWithUpdates(t *testing.T) {
 	s := start(t, Config{})
 	c := dial(t, s)
-	waitFor(t, "the client to register", func() bool { return s.Clients() == 1 })
+	poll.Until(t, "the client to register", func() bool { return s.Clients() == 1 })
 	s.Publish(update(7))
 	if m := read(t, c); m["type"] != metrics.TypeUpdate || m["n"] != 7.0 {
 		t.Fatalf("got %v, want update 7 first", m)
@@ -270,7 +260,7 @@ func TestSlowClientIsDroppedFastClientKeepsReceiving(t *testing.T) {
 	slow.SetReadLimit(1 << 20)
 	fast := dial(t, s)
 	fast.SetReadLimit(1 << 20)
-	waitFor(t, "both clients to register", func() bool { return s.Clients() == 2 })
+	poll.Until(t, "both clients to register", func() bool { return s.Clients() == 2 })
 
 	// Big updates fill the slow client's socket buffers, then its queue.
 	pad := strings.Repeat("x", 64<<10)
@@ -314,7 +304,7 @@ func TestShutdownClosesWebSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dial(t, s)
-	waitFor(t, "the client to register", func() bool { return s.Clients() == 1 })
+	poll.Until(t, "the client to register", func() bool { return s.Clients() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
