@@ -68,7 +68,7 @@ type Config struct {
 	HTTPSettings
 
 	// Plugs.
-	Sources   []Source
+	Sources   []SourceSpec
 	Latency   Latency
 	History   History
 	Evaluator Evaluator
@@ -173,10 +173,10 @@ type Hub struct {
 
 	runners []*runner
 	// alerts is the assembled alert service, nil when the caller plugged
-	// in an Evaluator; owned are the sources the hub built, which Close
-	// closes.
-	alerts *alerting.Service
-	owned  []Source
+	// in an Evaluator; observe times the sources' polls for /metrics, nil
+	// when the caller plugged in its own handler.
+	alerts  *alerting.Service
+	observe func(source string, took time.Duration, up bool)
 	// bg are the assembled components' background loops, run from Start
 	// until Close.
 	bg     []func(context.Context)
@@ -343,6 +343,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	h.wg.Go(func() { h.watchIngest(loopCtx) })
 	for _, src := range h.cfg.Sources {
 		r := newRunner(src, cfg.SourceTimeout, log)
+		r.observe = h.observe
 		h.runners = append(h.runners, r)
 		h.wg.Go(func() { r.run(loopCtx, cfg.Interval) })
 	}
@@ -556,9 +557,7 @@ func (h *Hub) Close() error {
 		case <-time.After(5 * time.Second):
 			errs = append(errs, errors.New("a source poll did not return within 5s of shutdown"))
 		}
-		for _, s := range h.owned {
-			closeSource(s)
-		}
+		closeSources(h.cfg.Sources)
 		if h.cc != nil {
 			h.cc.Drain()
 			select {

@@ -427,14 +427,14 @@ func startCluster(t *testing.T, n int) []string {
 
 // nanSource reports a Redis hit ratio that is not a number, as a buggy
 // plug or exporter might.
-type nanSource struct{}
-
-func (nanSource) Name() string { return metrics.SectionRedis }
-func (nanSource) Poll(context.Context) Patch {
-	return func(u *metrics.Update) {
-		nan := math.NaN()
-		u.Databases.Redis = metrics.Redis{Status: metrics.StatusHealthy, HitRatio: &nan}
-	}
+func nanSource() SourceSpec {
+	return SourceSpec{Name: metrics.SectionRedis, Poll: func(context.Context) Reading {
+		return Reading{Up: true, Fill: func(u *metrics.Update) map[string]bool {
+			nan := math.NaN()
+			u.Databases.Redis = metrics.Redis{Status: metrics.StatusHealthy, HitRatio: &nan}
+			return nil
+		}}
+	}}
 }
 
 // seenEvaluator keeps what the alert rules were shown.
@@ -455,7 +455,7 @@ func (e *seenEvaluator) Evaluate(_ time.Time, u *metrics.Update) []metrics.Alert
 func TestHubAlertsSeeNoNaN(t *testing.T) {
 	ev := &seenEvaluator{}
 	cfg := testConfig(t)
-	cfg.Sources, cfg.Evaluator = []Source{nanSource{}}, ev
+	cfg.Sources, cfg.Evaluator = []SourceSpec{nanSource()}, ev
 	h := startHub(t, cfg)
 	performance(t, h, func(u metrics.Update) bool { return u.Databases.Redis.Status == metrics.StatusHealthy })
 	ev.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/hub/source"
 	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -124,7 +125,7 @@ func (c *Containers) Up() (bool, string) {
 
 // Poll pings and asks the engine at the same time; neither waits for the
 // other, and each is bounded by ctx.
-func (c *Containers) Poll(ctx context.Context) func(*metrics.Update) {
+func (c *Containers) Poll(ctx context.Context) source.Reading {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultPollTimeout)
@@ -169,16 +170,16 @@ func (c *Containers) Poll(ctx context.Context) func(*metrics.Update) {
 	c.engineErr = errText
 	c.mu.Unlock()
 
-	source := "ping"
+	via := "ping"
 	if engineOn && engineErr == nil {
-		source = "ping+engine"
+		via = "ping+engine"
 	}
-	return func(u *metrics.Update) {
-		u.Containers = list
-		setSource(u, metrics.SectionContainers, source)
-		if errText != "" {
-			setError(u, metrics.SectionContainers, errText)
-		}
+	return source.Reading{
+		Section: metrics.SectionContainers, Via: via, Reason: errText, Up: errText == "",
+		Fill: func(u *metrics.Update) map[string]bool {
+			u.Containers = list
+			return nil
+		},
 	}
 }
 

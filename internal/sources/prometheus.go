@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/hub/source"
 	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -104,7 +105,7 @@ func (p *Prometheus) Up() (bool, string) {
 // down, or queries it rejects, put the reason in the update's
 // errors["prometheus"] and change nothing else; an answer without failures
 // sets no such entry, so the next update after a recovery has none.
-func (p *Prometheus) Poll(ctx context.Context) func(*metrics.Update) {
+func (p *Prometheus) Poll(ctx context.Context) source.Reading {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultPollTimeout)
@@ -123,20 +124,26 @@ func (p *Prometheus) Poll(ctx context.Context) func(*metrics.Update) {
 		return p.down()
 	}
 	failed := p.queryFailures(err)
-	return func(u *metrics.Update) {
-		fillGPUs(u, gpus)
-		fillInference(u, inf)
-		if failed != "" {
-			setError(u, p.Name(), failed)
-		}
+	return source.Reading{
+		Section: p.Name(), Reason: failed, Up: true,
+		Fill: func(u *metrics.Update) map[string]bool {
+			filled := map[string]bool{}
+			if fillGPUs(u, gpus) {
+				filled[metrics.SectionGPU] = true
+			}
+			if took, had := fillInference(u, inf); took {
+				filled[metrics.SectionInference] = !had
+			}
+			return filled
+		},
 	}
 }
 
 // down is the patch of a server that did not answer: its reason, and
 // nothing else, since a fallback never blanks what direct sources filled.
-func (p *Prometheus) down() func(*metrics.Update) {
-	_, reason := p.Up()
-	return func(u *metrics.Update) { setError(u, p.Name(), reason) }
+func (p *Prometheus) down() source.Reading {
+	up, reason := p.Up()
+	return source.Reading{Section: p.Name(), Reason: reason, Up: up}
 }
 
 // failure names the server, since a wrong --prometheus-url is the likely
@@ -418,9 +425,9 @@ func seriesIndex(l map[string]string) int {
 
 // fillGPUs adds the GPUs of hosts no agent reported GPUs for, and the
 // seed's "gpu" when no agent filled it.
-func fillGPUs(u *metrics.Update, gpus []metrics.GPUView) {
+func fillGPUs(u *metrics.Update, gpus []metrics.GPUView) (took bool) {
 	if len(gpus) == 0 {
-		return
+		return false
 	}
 	have := map[string]bool{}
 	for _, g := range u.GPUs {
@@ -435,14 +442,11 @@ func fillGPUs(u *metrics.Update, gpus []metrics.GPUView) {
 		for _, g := range u.GPUs {
 			if !have[g.Host] {
 				u.GPU = g
-				setSource(u, metrics.SectionGPU, "prometheus")
-				if u.Errors != nil {
-					delete(u.Errors, metrics.SectionGPU)
-				}
-				break
+				return true
 			}
 		}
 	}
+	return false
 }
 
 func gpuEmpty(g metrics.GPUView) bool {
@@ -512,8 +516,7 @@ func statsEmpty(s metrics.Stats) bool { return s.Avg == nil && s.P95 == nil && s
 
 // fillInference fills each role whose figures are all absent, and the
 // throughput fields that are nil.
-func fillInference(u *metrics.Update, inf promInference) {
-	filled, had := false, false
+func fillInference(u *metrics.Update, inf promInference) (filled, had bool) {
 	for role, dst := range map[string]*metrics.Stats{"rtdetr": &u.Inference.RTDETR, "nemotron": &u.Inference.Nemotron, "pipeline": &u.Inference.Pipeline} {
 		if !statsEmpty(*dst) {
 			had = true
@@ -533,19 +536,5 @@ func fillInference(u *metrics.Update, inf promInference) {
 	if u.Inference.Throughput.EventsPerMin == nil && inf.eventsPerMin != nil {
 		u.Inference.Throughput.EventsPerMin, filled = inf.eventsPerMin, true
 	}
-	if !filled {
-		return
-	}
-	if had {
-		prev := "agents"
-		if u.Sources != nil && u.Sources[metrics.SectionInference] != "" {
-			prev = u.Sources[metrics.SectionInference]
-		}
-		setSource(u, metrics.SectionInference, prev+"+prometheus")
-	} else {
-		setSource(u, metrics.SectionInference, "prometheus")
-		if u.Errors != nil {
-			delete(u.Errors, metrics.SectionInference)
-		}
-	}
+	return filled, had
 }
