@@ -165,7 +165,7 @@ func StartHubConfig(t testing.TB, cfg hub.Config) *Hub {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	h, err := hub.Start(ctx, cfg, testLog(t).With("side", "hub"))
+	h, err := hub.Start(ctx, cfg, hub.Plugs{}, testLog(t).With("side", "hub"))
 	if err != nil {
 		t.Fatalf("start hub: %v", err)
 	}

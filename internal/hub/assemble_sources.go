@@ -30,18 +30,18 @@ type SourceSettings struct {
 // the exporter then times every source's polls. Direct sources come
 // first, Prometheus (a fallback) last.
 func (h *Hub) assembleSources() error {
-	if h.cfg.Sources == nil {
+	if h.plugs.Sources == nil {
 		// Close closes what was built, also when a later step fails.
 		srcs, err := h.buildSources()
-		h.cfg.Sources = srcs
+		h.plugs.Sources = srcs
 		if err != nil {
 			return err
 		}
 	}
-	if h.cfg.Metrics == nil {
+	if h.plugs.Metrics == nil {
 		e := export.New(exportView{h})
 		h.observe = e.Observe
-		h.cfg.Metrics = e.Handler()
+		h.plugs.Metrics = e.Handler()
 	}
 	return nil
 }

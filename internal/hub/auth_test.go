@@ -197,8 +197,7 @@ func TestRevocationCutsOffAConnectedAgent(t *testing.T) {
 func TestPipelineCredentialPublishesLatencyOnly(t *testing.T) {
 	rec := &recorder{}
 	cfg := testConfig(t)
-	cfg.Latency = rec
-	h := startHub(t, cfg)
+	h := startHub(t, cfg, Plugs{Latency: rec})
 	creds := enrol(t, h, "gpu01", enroll.Pipeline)
 	errs := make(chan error, 8)
 	nc, err := nats.Connect(h.NATSURL(), append(as(t, "gpu01", creds), violations(errs))...)
@@ -261,7 +260,7 @@ func TestUnknownOrBadlyStampedSamplesAreRefused(t *testing.T) {
 func TestSecondHubOnTheDataDirRefusesToStart(t *testing.T) {
 	cfg := testConfig(t)
 	startHub(t, cfg)
-	_, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	_, err := Start(context.Background(), cfg, Plugs{}, slog.New(slog.DiscardHandler))
 	if err == nil {
 		t.Fatal("a second hub started on the same data directory")
 	}

@@ -135,9 +135,9 @@ func TestExampleSourceRegistered(t *testing.T) {
 			_ = c.Close()
 		}
 	}()
-	cfg := testConfig(t)
-	cfg.Sources = append(cfg.Sources, portSource("queue", l.Addr().String())) // the registration
-	h := startHub(t, cfg)
+	var plugs Plugs
+	plugs.Sources = append(plugs.Sources, portSource("queue", l.Addr().String())) // the registration
+	h := startHub(t, testConfig(t), plugs)
 
 	up := performance(t, h, func(u metrics.Update) bool {
 		return len(u.Containers) == 1 && u.Containers[0].Health == metrics.StatusHealthy

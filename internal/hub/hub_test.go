@@ -41,9 +41,14 @@ func testConfig(t *testing.T) Config {
 	return cfg
 }
 
-func startHub(t *testing.T, cfg Config) *Hub {
+// startHub starts a hub with cfg and, when given, plugs.
+func startHub(t *testing.T, cfg Config, plugs ...Plugs) *Hub {
 	t.Helper()
-	h, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	var p Plugs
+	if len(plugs) > 0 {
+		p = plugs[0]
+	}
+	h, err := Start(context.Background(), cfg, p, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -101,8 +106,7 @@ func hasHost(host string) func(metrics.Update) bool {
 func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 	rec := &recorder{}
 	cfg := testConfig(t)
-	cfg.History, cfg.Latency = rec, rec
-	h := startHub(t, cfg)
+	h := startHub(t, cfg, Plugs{History: rec, Latency: rec})
 	if !strings.HasPrefix(h.NATSURL(), "nats://127.0.0.1:") {
 		t.Fatalf("NATSURL %q", h.NATSURL())
 	}
@@ -160,7 +164,7 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 
 func TestHubReplaysTheStreamOnRestart(t *testing.T) {
 	cfg := testConfig(t)
-	h1, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	h1, err := Start(context.Background(), cfg, Plugs{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,8 +179,7 @@ func TestHubReplaysTheStreamOnRestart(t *testing.T) {
 	}
 
 	rec := &recorder{}
-	cfg.History = rec
-	h2 := startHub(t, cfg)
+	h2 := startHub(t, cfg, Plugs{History: rec})
 	// Start returns once the replay is in: the first update has the host.
 	u := performance(t, h2, func(metrics.Update) bool { return true })
 	if len(u.Hosts) != 1 || u.Hosts[0].Seq != 9 {
@@ -236,7 +239,7 @@ func TestHubStartFailuresNameTheCause(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
 			tc.edit(&cfg)
-			h, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			h, err := Start(context.Background(), cfg, Plugs{}, slog.New(slog.DiscardHandler))
 			if err == nil {
 				_ = h.Close()
 				t.Fatal("start-up succeeded")
@@ -322,7 +325,7 @@ func TestHubBadSettingsFailBeforeAnythingStarts(t *testing.T) {
 			cfg.DataDir = filepath.Join(t.TempDir(), "data")
 			tc.edit(&cfg)
 			log, logged := logtest.New(slog.LevelInfo)
-			h, err := Start(context.Background(), cfg, log)
+			h, err := Start(context.Background(), cfg, Plugs{}, log)
 			if err == nil {
 				_ = h.Close()
 				t.Fatal("start-up succeeded")
@@ -455,8 +458,7 @@ func (e *seenEvaluator) Evaluate(_ time.Time, u *metrics.Update) []metrics.Alert
 func TestHubAlertsSeeNoNaN(t *testing.T) {
 	ev := &seenEvaluator{}
 	cfg := testConfig(t)
-	cfg.Sources, cfg.Evaluator = []SourceSpec{nanSource()}, ev
-	h := startHub(t, cfg)
+	h := startHub(t, cfg, Plugs{Sources: []SourceSpec{nanSource()}, Evaluator: ev})
 	performance(t, h, func(u metrics.Update) bool { return u.Databases.Redis.Status == metrics.StatusHealthy })
 	ev.mu.Lock()
 	defer ev.mu.Unlock()

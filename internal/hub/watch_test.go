@@ -18,7 +18,7 @@ import (
 func TestVanishedConsumerAndStreamAreRecreatedAndReported(t *testing.T) {
 	cfg := testConfig(t)
 	log, logs := logtest.New(slog.LevelInfo)
-	h, err := Start(context.Background(), cfg, log)
+	h, err := Start(context.Background(), cfg, Plugs{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestFullStoreIsUnhealthyWithTheReason(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.NATSMaxStore = 48 << 20
 	log, logs := logtest.New(slog.LevelInfo)
-	h, err := Start(context.Background(), cfg, log)
+	h, err := Start(context.Background(), cfg, Plugs{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
