@@ -89,7 +89,7 @@ func (h *Hub) buildSources() ([]SourceSpec, error) {
 		if err != nil {
 			return out, err
 		}
-		out = append(out, SourceSpec{Name: p.Name(), Fallback: true, Poll: p.Poll})
+		out = append(out, SourceSpec{Name: p.Name(), Fallback: p.Fallback(), Poll: p.Poll})
 	}
 	return out, nil
 }
