@@ -48,7 +48,12 @@ type Config struct {
 	// ModelMatchers replace the default process-to-model matchers
 	// (llama-server is nemotron, rtdetr is rtdetr).
 	ModelMatchers []collect.ModelMatcher `flag:"-" yaml:"model-matchers"`
+}
 
+// Plugs are the agent's parts that can be plugged in instead of the ones
+// built from the settings: nil fields (all of them, for cmd/agent) are
+// built by New; tests set them.
+type Plugs struct {
 	// Collectors replaces the default collectors (host, GPU and the model
 	// servers configured above, see defaultCollectors).
 	Collectors []collect.Collector
@@ -56,6 +61,7 @@ type Config struct {
 	// attribute GPU processes to containers and models. ctx ends a tenth
 	// of the interval later; a returned error lands in
 	// Errors[metrics.CollectorProcs] with the sample still published.
+	// Nil with Collectors nil: the process annotator of the settings.
 	Annotate func(context.Context, *metrics.Sample) error
 }
 

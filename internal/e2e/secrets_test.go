@@ -162,7 +162,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	acfg.RTDETRURL = "http://det:" + secret("rtdetr-password") + "@" + hangup + "/det?token=" + secret("rtdetr-token")
 	acfg.LLMURL = "http://" + secret("llm-user-token") + "@" + hangup + "/llm?api_key=" + secret("llm-api-key")
 	acfg.BackendMetricsURL = "http://be:" + secret("backend-password") + "@" + hangup + "/api/metrics?Signature=" + secret("backend-signature")
-	a, err := agent.New(acfg, agentLog)
+	a, err := agent.New(acfg, agent.Plugs{}, agentLog)
 	if err != nil {
 		t.Fatalf("new agent: %v", err)
 	}
