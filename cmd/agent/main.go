@@ -60,7 +60,7 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := agent.New(s.Config, log)
+	a, err := agent.New(s.Config, agent.Plugs{}, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		return 2

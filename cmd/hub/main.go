@@ -69,7 +69,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := hub.Run(ctx, s.Config, log); err != nil {
+	if err := hub.Run(ctx, s.Config, hub.Plugs{}, log); err != nil {
 		log.Error("hub failed", "err", err)
 		os.Exit(1)
 	}

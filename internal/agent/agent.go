@@ -40,6 +40,9 @@ type Agent struct {
 	backlog    queue
 	seq        atomic.Uint64 // the next sample's
 
+	// annotate is Plugs.Annotate or the settings' process annotator.
+	annotate func(context.Context, *metrics.Sample) error
+
 	// wake tells the publisher a sample was queued.
 	wake chan struct{}
 }
@@ -66,7 +69,7 @@ type queue interface {
 // New checks cfg and builds the agent and its collectors, and opens the
 // backlog directory, so that one it cannot write stops start-up. Nothing
 // is dialled until Run.
-func New(cfg Config, log *slog.Logger) (*Agent, error) {
+func New(cfg Config, plugs Plugs, log *slog.Logger) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -104,11 +107,11 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	} else {
 		a.backlog = newBacklog(cfg.Backlog, cfg.BacklogMaxBytes)
 	}
-	a.collectors = cfg.Collectors
+	a.collectors, a.annotate = plugs.Collectors, plugs.Annotate
 	if a.collectors == nil {
 		a.collectors = defaultCollectors(cfg, a.log)
-		if a.cfg.Annotate == nil {
-			a.cfg.Annotate = ModelAnnotator(cfg)
+		if a.annotate == nil {
+			a.annotate = ModelAnnotator(cfg)
 		}
 	}
 	a.startWorkers()
@@ -354,11 +357,11 @@ wait:
 			setError(s, w.c.Name(), r.err.Error())
 		}
 	}
-	if a.cfg.Annotate != nil {
+	if a.annotate != nil {
 		// Its own budget: the collectors' may be spent by a hung one.
 		actx, cancel := context.WithTimeout(ctx, a.cfg.Interval/10)
 		defer cancel()
-		if err := a.cfg.Annotate(actx, s); err != nil {
+		if err := a.annotate(actx, s); err != nil {
 			setError(s, metrics.CollectorProcs, err.Error())
 		}
 	}

@@ -51,8 +51,14 @@ func hung(t *testing.T, name string) funcCollector {
 	}}
 }
 
-func testConfig(interval time.Duration, cs ...collect.Collector) Config {
-	cfg := DefaultConfig()
+// setup is what a test starts an agent with: settings and plugs.
+type setup struct {
+	Config
+	Plugs
+}
+
+func testConfig(interval time.Duration, cs ...collect.Collector) setup {
+	cfg := setup{Config: DefaultConfig()}
 	cfg.HostID = "test-host"
 	cfg.Interval = interval
 	cfg.Collectors = cs
@@ -91,9 +97,9 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func newAgent(t *testing.T, cfg Config) *Agent {
+func newAgent(t *testing.T, cfg setup) *Agent {
 	t.Helper()
-	a, err := New(cfg, testLogger(t))
+	a, err := New(cfg.Config, cfg.Plugs, testLogger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -203,8 +209,8 @@ func TestNewValidates(t *testing.T) {
 		{"backlog bytes below one sample", func(c *Config) { c.BacklogMaxBytes = 0 }, "backlog-max-bytes 0: must be at least 1048576"},
 	} {
 		cfg := testConfig(time.Second)
-		tc.edit(&cfg)
-		_, err := New(cfg, nil)
+		tc.edit(&cfg.Config)
+		_, err := New(cfg.Config, cfg.Plugs, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one naming %s", tc.name, err, tc.want)
 		}
@@ -225,7 +231,7 @@ func TestNewValidates(t *testing.T) {
 // this machine: a real host section and, without a GPU, the NVML reason.
 func TestOnceRealCollectors(t *testing.T) {
 	t.Parallel()
-	cfg := DefaultConfig()
+	cfg := setup{Config: DefaultConfig()}
 	cfg.HostID = "once"
 	a := newAgent(t, cfg)
 	s, err := a.Once(context.Background())
@@ -538,7 +544,7 @@ func TestOutageLoggedOnceNamingServer(t *testing.T) {
 	cfg := testConfig(100*time.Millisecond, model("m"))
 	cfg.NATSURL = url
 	log, out := logtest.New(slog.LevelInfo)
-	a, err := New(cfg, log)
+	a, err := New(cfg.Config, cfg.Plugs, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,7 +645,7 @@ func BenchmarkGather(b *testing.B) {
 		return errors.New("NVML unavailable: ERROR_LIBRARY_NOT_FOUND")
 	}}
 	cfg := testConfig(5*time.Second, collect.NewHost(nil), noGPU, model("rtdetr"))
-	a, err := New(cfg, nil)
+	a, err := New(cfg.Config, cfg.Plugs, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

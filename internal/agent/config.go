@@ -52,7 +52,12 @@ type Config struct {
 	// --llm-url (which are the entries rtdetr and nemotron): kind (rtdetr,
 	// llamacpp, vllm, sglang, tgi, triton, ollama), name and url each.
 	Models []collect.ModelSpec `flag:"-" yaml:"models"`
+}
 
+// Plugs are the agent's parts that can be plugged in instead of the ones
+// built from the settings: nil fields (all of them, for cmd/agent) are
+// built by New; tests set them.
+type Plugs struct {
 	// Collectors replaces the default collectors (host, GPU and the model
 	// servers configured above, see defaultCollectors).
 	Collectors []collect.Collector
@@ -60,6 +65,7 @@ type Config struct {
 	// attribute GPU processes to containers and models. ctx ends a tenth
 	// of the interval later; a returned error lands in
 	// Errors[metrics.CollectorProcs] with the sample still published.
+	// Nil with Collectors nil: the process annotator of the settings.
 	Annotate func(context.Context, *metrics.Sample) error
 }
 

@@ -377,7 +377,7 @@ func TestBacklogDirUnusable(t *testing.T) {
 			if tc.dir == inUse {
 				newAgent(t, cfg)
 			}
-			a, err := New(cfg, nil)
+			a, err := New(cfg.Config, cfg.Plugs, nil)
 			if err == nil {
 				_ = a.Close()
 			}

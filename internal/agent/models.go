@@ -11,7 +11,7 @@ import (
 // own container or command first, then model-matchers or the defaults,
 // then each kind's usual command line) and then splits each GPU's energy
 // between them. New uses it with the default collectors; a program that
-// brings its own collectors may use it as Config.Annotate.
+// brings its own collectors may use it as Plugs.Annotate.
 func ModelAnnotator(cfg Config) func(context.Context, *metrics.Sample) error {
 	matchers := cfg.ModelMatchers
 	if len(matchers) == 0 {

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/collect"
 	"github.com/sysperf/sysperf/internal/hub"
 	"github.com/sysperf/sysperf/internal/notify"
@@ -289,7 +288,7 @@ func TestAlertsForEverythingDown(t *testing.T) {
 		c.Containers = []sources.ContainerTarget{{Name: "frontend", HealthURL: container.URL() + "/health"}}
 		c.SourceTimeout = time.Second
 	})
-	StartAgent(t, h.NATSURL(), "gpu-e2e", iv, func(c *agent.Config) {
+	StartAgent(t, h.NATSURL(), "gpu-e2e", iv, func(c *AgentSetup) {
 		c.Collectors = []collect.Collector{collect.NewRTDETR(model.URL(), nil)}
 	})
 

@@ -165,7 +165,7 @@ func StartHubConfig(t testing.TB, cfg hub.Config) *Hub {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	h, err := hub.Start(ctx, cfg, testLog(t).With("side", "hub"))
+	h, err := hub.Start(ctx, cfg, hub.Plugs{}, testLog(t).With("side", "hub"))
 	if err != nil {
 		t.Fatalf("start hub: %v", err)
 	}
@@ -208,11 +208,18 @@ func (a *Agent) Stop(t testing.TB) {
 	})
 }
 
+// AgentSetup is what StartAgent starts an agent with: its settings and
+// its plugs (collectors, annotator).
+type AgentSetup struct {
+	agent.Config
+	agent.Plugs
+}
+
 // StartAgent runs a real agent (default collectors: host, NVML, and the
 // model servers edit configures) publishing to natsURL as hostID.
-func StartAgent(t testing.TB, natsURL, hostID string, interval time.Duration, edit func(*agent.Config)) *Agent {
+func StartAgent(t testing.TB, natsURL, hostID string, interval time.Duration, edit func(*AgentSetup)) *Agent {
 	t.Helper()
-	cfg := agent.DefaultConfig()
+	cfg := AgentSetup{Config: agent.DefaultConfig()}
 	cfg.NATSURL = natsURL
 	cfg.HostID = hostID
 	cfg.Interval = interval
@@ -220,7 +227,7 @@ func StartAgent(t testing.TB, natsURL, hostID string, interval time.Duration, ed
 	if edit != nil {
 		edit(&cfg)
 	}
-	a, err := agent.New(cfg, testLog(t).With("side", "agent"))
+	a, err := agent.New(cfg.Config, cfg.Plugs, testLog(t).With("side", "agent"))
 	if err != nil {
 		t.Fatalf("new agent %s: %v", hostID, err)
 	}

@@ -23,7 +23,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/collect"
 	"github.com/sysperf/sysperf/internal/notify"
 	"github.com/sysperf/sysperf/internal/poll"
@@ -155,7 +154,7 @@ func (g *tickGPU) Collect(_ context.Context, s *metrics.Sample) error {
 }
 
 func startTickAgent(t *testing.T, natsURL, host string, gpu *tickGPU, creds ...string) *Agent {
-	return StartAgent(t, natsURL, host, time.Second, func(c *agent.Config) {
+	return StartAgent(t, natsURL, host, time.Second, func(c *AgentSetup) {
 		c.Collectors = []collect.Collector{collect.NewHost([]string{"/"}), gpu}
 		if len(creds) > 0 {
 			c.NATSCreds = creds[0]

@@ -18,7 +18,6 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh200"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
-	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/collect"
 	"github.com/sysperf/sysperf/internal/collect/gpumock"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -224,7 +223,7 @@ func TestModelsToWebSocket(t *testing.T) {
 	h := StartHub(t, iv, nil)
 	procs := collect.NewProcs(procRoot)
 	procs.DockerRoot, procs.PodmanRoot = dockerRoot, ""
-	StartAgent(t, h.NATSURL(), "gpu01", iv, func(c *agent.Config) {
+	StartAgent(t, h.NATSURL(), "gpu01", iv, func(c *AgentSetup) {
 		c.Collectors = []collect.Collector{
 			collect.NewGPU(mockNVML(), nil, nil),
 			collect.NewRTDETR(det, nil),
@@ -406,7 +405,7 @@ func TestModelServersMisbehaving(t *testing.T) {
 			detURL = stub(t, c.det)
 		}
 		llmURL := stub(t, c.llm)
-		StartAgent(t, h.NATSURL(), c.host, iv, func(cfg *agent.Config) {
+		StartAgent(t, h.NATSURL(), c.host, iv, func(cfg *AgentSetup) {
 			cfg.Collectors = []collect.Collector{collect.NewRTDETR(detURL, nil), collect.NewLlamaCpp(llmURL, nil)}
 		})
 	}

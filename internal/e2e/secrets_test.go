@@ -115,7 +115,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		c.DataDir = t.TempDir()
 		bad(&c)
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		h, err := hub.Start(ctx, c, hubLog)
+		h, err := hub.Start(ctx, c, hub.Plugs{}, hubLog)
 		cancel()
 		if err == nil {
 			_ = h.Close()
@@ -125,7 +125,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	h, err := hub.Start(ctx, cfg, hubLog)
+	h, err := hub.Start(ctx, cfg, hub.Plugs{}, hubLog)
 	cancel()
 	if err != nil {
 		t.Fatalf("start hub: %v", err)
@@ -145,7 +145,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	cfg2.HTTPTokenFile = h.TokenFile()
 	cfg2.Interval = cfg.Interval
 	ctx, cancel = context.WithTimeout(context.Background(), wait)
-	h2, err := hub.Start(ctx, cfg2, hubLog)
+	h2, err := hub.Start(ctx, cfg2, hub.Plugs{}, hubLog)
 	cancel()
 	if err != nil {
 		t.Fatalf("start the second hub: %v", err)
@@ -162,7 +162,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	acfg.RTDETRURL = "http://det:" + secret("rtdetr-password") + "@" + hangup + "/det?token=" + secret("rtdetr-token")
 	acfg.LLMURL = "http://" + secret("llm-user-token") + "@" + hangup + "/llm?api_key=" + secret("llm-api-key")
 	acfg.BackendMetricsURL = "http://be:" + secret("backend-password") + "@" + hangup + "/api/metrics?Signature=" + secret("backend-signature")
-	a, err := agent.New(acfg, agentLog)
+	a, err := agent.New(acfg, agent.Plugs{}, agentLog)
 	if err != nil {
 		t.Fatalf("new agent: %v", err)
 	}

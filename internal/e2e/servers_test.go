@@ -124,7 +124,7 @@ func TestModelServersToWebSocket(t *testing.T) {
 	}
 
 	h := StartHub(t, iv, nil)
-	StartAgent(t, h.NATSURL(), "gpu02", iv, func(c *agent.Config) {
+	StartAgent(t, h.NATSURL(), "gpu02", iv, func(c *AgentSetup) {
 		c.Models = []collect.ModelSpec{
 			{Kind: metrics.KindVLLM, Name: "qwen", URL: vllm},
 			{Kind: metrics.KindOllama, Name: "ollama", URL: ollama},
@@ -138,7 +138,7 @@ func TestModelServersToWebSocket(t *testing.T) {
 			}
 			c.Collectors = append(c.Collectors, m)
 		}
-		c.Annotate = agent.ModelAnnotator(*c)
+		c.Annotate = agent.ModelAnnotator(c.Config)
 	})
 	ws := DialWS(t, h)
 

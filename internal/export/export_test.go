@@ -2,7 +2,6 @@ package export
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -64,22 +63,6 @@ func fullUpdate() *metrics.Update {
 		Alerts: []metrics.Alert{{Severity: "warning", Metric: "gpu_temperature"}},
 	}
 }
-
-type fakeSource struct {
-	name string
-	up   bool
-}
-
-func (s *fakeSource) Name() string { return s.name }
-func (s *fakeSource) Poll(context.Context) func(*metrics.Update) {
-	time.Sleep(2 * time.Millisecond) // a poll takes time: the duration histogram has something to record
-	return func(*metrics.Update) {}
-}
-func (s *fakeSource) Up() (bool, string) { return s.up, "" }
-
-type fakeFallback struct{ fakeSource }
-
-func (fakeFallback) Fallback() bool { return true }
 
 func scrape(t *testing.T, e *Exporter) []byte {
 	t.Helper()
@@ -147,18 +130,11 @@ func newTestExporter(t *testing.T) (*Exporter, *fakeHub) {
 		latest:  fullUpdate(),
 	}
 	e := New(hub)
-	ctx := context.Background()
-	pg := e.Instrument(&fakeSource{name: metrics.SectionPostgreSQL, up: true})
-	prom := e.Instrument(&fakeFallback{fakeSource{name: "prometheus", up: false}})
-	if _, ok := prom.(interface{ Fallback() bool }); !ok {
-		t.Fatal("Instrument lost Fallback()")
-	}
-	if _, ok := pg.(interface{ Fallback() bool }); ok {
-		t.Fatal("Instrument made a direct source a fallback")
-	}
-	pg.Poll(ctx)
-	pg.Poll(ctx)
-	prom.Poll(ctx)
+	// Two polls of PostgreSQL that reached it, one of a Prometheus that
+	// did not answer, as the hub reports them.
+	e.Observe(metrics.SectionPostgreSQL, 2*time.Millisecond, true)
+	e.Observe(metrics.SectionPostgreSQL, 3*time.Millisecond, true)
+	e.Observe("prometheus", 2*time.Millisecond, false)
 	return e, hub
 }
 

@@ -202,8 +202,7 @@ func TestPipelineCredentialPublishesLatencyOnly(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
 	cfg := testConfig(t)
-	cfg.Latency = rec
-	h := startHub(t, cfg)
+	h := startHub(t, cfg, Plugs{Latency: rec})
 	creds := enrol(t, h, "gpu01", enroll.Pipeline)
 	errs := make(chan error, 8)
 	nc, err := nats.Connect(h.NATSURL(), append(as(t, "gpu01", creds), violations(errs))...)
@@ -268,7 +267,7 @@ func TestSecondHubOnTheDataDirRefusesToStart(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	startHub(t, cfg)
-	_, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	_, err := Start(context.Background(), cfg, Plugs{}, slog.New(slog.DiscardHandler))
 	if err == nil {
 		t.Fatal("a second hub started on the same data directory")
 	}

@@ -94,8 +94,7 @@ func oversizedPub(t *testing.T, addr string, kp nkeys.KeyPair, subject string) s
 func TestFloodLeavesTheHubHealthyAndEveryGoodSampleStored(t *testing.T) {
 	hist := &seqs{seen: map[string]map[uint64]bool{}}
 	cfg := testConfig(t)
-	cfg.History = hist
-	h := startHub(t, cfg)
+	h := startHub(t, cfg, Plugs{History: hist})
 
 	runtime.GC()
 	var ms runtime.MemStats

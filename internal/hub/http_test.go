@@ -58,7 +58,7 @@ func tokenFile(t testing.TB) (path, token string) {
 func TestHubGeneratesItsToken(t *testing.T) {
 	cfg := testConfig(t)
 	log, logs := logtest.New(slog.LevelDebug)
-	h, err := Start(context.Background(), cfg, log)
+	h, err := Start(context.Background(), cfg, Plugs{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestHubAuthOffOnlyOnLoopback(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:8321"} {
 		cfg := testConfig(t)
 		cfg.HTTP, cfg.HTTPAuth = addr, false
-		_, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		_, err := Start(context.Background(), cfg, Plugs{}, slog.New(slog.DiscardHandler))
 		if err == nil || !strings.Contains(err.Error(), "http-auth=false: refused") {
 			t.Errorf("auth off on %s: %v, want it refused", addr, err)
 		}
@@ -205,7 +205,7 @@ func TestHubReReadsTheTokenFile(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.HTTPTokenFile = path
 	log, logs := logtest.New(slog.LevelDebug)
-	h, err := Start(context.Background(), cfg, log)
+	h, err := Start(context.Background(), cfg, Plugs{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,9 +30,9 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// Config is the hub's settings (flags, SYSPERF_* env, YAML keys through
-// internal/config) and its plug points. Plug fields left nil are built by
-// Start's assembly from the settings; tests set them directly.
+// Config is the hub's settings, what the user set (flags, SYSPERF_* env,
+// YAML keys through internal/config); nothing edits it once it is loaded.
+// What is plugged in goes apart, in Plugs.
 type Config struct {
 	HTTP           string        `flag:"http" usage:"dashboard, API and WebSocket listen address"`
 	NATSListen     string        `flag:"nats-listen" usage:"embedded NATS listen address for agents (empty: in-process only)"`
@@ -66,9 +66,13 @@ type Config struct {
 	SourceSettings
 	// Who may use the dashboard and API, and over what (http.go).
 	HTTPSettings
+}
 
-	// Plugs.
-	Sources   []Source
+// Plugs are the hub's parts that can be plugged in instead of the ones
+// built from the settings: a field left nil (all of them, for cmd/hub) is
+// built by Start (assemble.go, assemble_sources.go); tests set them.
+type Plugs struct {
+	Sources   []SourceSpec
 	Latency   Latency
 	History   History
 	Evaluator Evaluator
@@ -154,7 +158,9 @@ func (c *Config) Validate() error {
 // Hub is a running hub.
 type Hub struct {
 	cfg Config
-	log *slog.Logger
+	// plugs are the caller's, completed by the assembly at start.
+	plugs Plugs
+	log   *slog.Logger
 
 	emb *natsd.Server
 	// lock holds the data directory for this hub alone.
@@ -173,10 +179,10 @@ type Hub struct {
 
 	runners []*runner
 	// alerts is the assembled alert service, nil when the caller plugged
-	// in an Evaluator; owned are the sources the hub built, which Close
-	// closes.
-	alerts *alerting.Service
-	owned  []Source
+	// in an Evaluator; observe times the sources' polls for /metrics, nil
+	// when the caller plugged in its own handler.
+	alerts  *alerting.Service
+	observe func(source string, took time.Duration, up bool)
 	// bg are the assembled components' background loops, run from Start
 	// until Close.
 	bg     []func(context.Context)
@@ -208,11 +214,11 @@ type Hub struct {
 // dashboard is served and /healthz says why the hub is not ready.
 // Anything else that fails stops start-up with an error naming it, and
 // what was started is shut down again.
-func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error) {
+func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *Hub, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, log: log}
+	h := &Hub{cfg: cfg, plugs: plugs, log: log}
 	defer func() {
 		if err != nil {
 			_ = h.Close()
@@ -236,10 +242,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	}
 	if h.srv, err = server.Start(server.Config{
 		Addr:    cfg.HTTP,
-		UI:      h.cfg.UI,
-		Metrics: h.cfg.Metrics,
+		UI:      h.plugs.UI,
+		Metrics: h.plugs.Metrics,
 		History: &h.history,
-		Alerts:  h.cfg.Alerts,
+		Alerts:  h.plugs.Alerts,
 		Rules:   h.ruleLister(),
 		Health:  h.health,
 		Log:     log,
@@ -308,7 +314,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		return nil, err
 	}
 
-	h.in = newIngest(log.With("component", "ingest"), h.cfg.History, h.cfg.Latency)
+	h.in = newIngest(log.With("component", "ingest"), h.plugs.History, h.plugs.Latency)
 	h.in.ahead, h.in.window = cfg.Interval, max(cfg.Replay, cfg.Interval)
 	if known != nil {
 		h.in.enrolled.Store(known)
@@ -330,7 +336,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		return nil, ctx.Err()
 	}
 	log.Info("samples replayed", "messages", pending, "complete", caught, "since", cfg.Replay)
-	h.history.set(h.cfg.History)
+	h.history.set(h.plugs.History)
 
 	loopCtx, stop := context.WithCancel(context.Background())
 	h.cancel = stop
@@ -341,8 +347,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		h.wg.Go(func() { h.watchEnrolment(loopCtx) })
 	}
 	h.wg.Go(func() { h.watchIngest(loopCtx) })
-	for _, src := range h.cfg.Sources {
+	for _, src := range h.plugs.Sources {
 		r := newRunner(src, cfg.SourceTimeout, log)
+		r.observe = h.observe
 		h.runners = append(h.runners, r)
 		h.wg.Go(func() { r.run(loopCtx, cfg.Interval) })
 	}
@@ -424,8 +431,8 @@ func (notReady) Unavailable() bool { return true }
 // service evaluates; nil (no rules to show) when neither is there.
 func (h *Hub) ruleLister() server.RuleLister {
 	switch {
-	case h.cfg.AlertRules != nil:
-		return h.cfg.AlertRules
+	case h.plugs.AlertRules != nil:
+		return h.plugs.AlertRules
 	case h.alerts != nil:
 		return h.alerts.Engine()
 	}
@@ -450,8 +457,8 @@ func dashboardURL(addr string, tls bool) string {
 // Run starts the hub and serves until ctx ends, then shuts down. A ctx
 // that ends during start-up (SIGTERM while NATS is waited for) is a clean
 // shutdown, not a failure.
-func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	h, err := Start(ctx, cfg, log)
+func Run(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) error {
+	h, err := Start(ctx, cfg, plugs, log)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		log.Info("shutting down during start-up", "reason", err)
 		return nil
@@ -506,8 +513,8 @@ func (h *Hub) loop(ctx context.Context) {
 // tick builds, records and sends one update.
 func (h *Hub) tick(now time.Time) {
 	u := merge(now, h.in.snapshot(now.Add(-h.cfg.Retention)), h.cfg.Interval)
-	applyLatency(&u, h.cfg.Latency, now, h.cfg.LatencyWindow)
-	applyModelWindows(&u, h.cfg.Latency, now, h.cfg.LatencyWindow)
+	applyLatency(&u, h.plugs.Latency, now, h.cfg.LatencyWindow)
+	applyModelWindows(&u, h.plugs.Latency, now, h.cfg.LatencyWindow)
 	applySources(&u, h.runners, now, h.cfg.Interval, h.log)
 	// Samples are clean, but plugs compute (a percentile of nothing is
 	// NaN); one such number must not make the update unencodable. It goes
@@ -517,13 +524,13 @@ func (h *Hub) tick(now time.Time) {
 	if n := scrub(&u); n > 0 {
 		h.log.Warn("non-finite numbers removed from the update", "count", n)
 	}
-	if h.cfg.Evaluator != nil {
-		if a := h.cfg.Evaluator.Evaluate(now, &u); a != nil {
+	if h.plugs.Evaluator != nil {
+		if a := h.plugs.Evaluator.Evaluate(now, &u); a != nil {
 			u.Alerts = a
 		}
 	}
-	if h.cfg.History != nil {
-		h.cfg.History.Record(&u)
+	if h.plugs.History != nil {
+		h.plugs.History.Record(&u)
 	}
 	b, err := json.Marshal(u)
 	if err != nil {
@@ -557,9 +564,7 @@ func (h *Hub) Close() error {
 		case <-time.After(5 * time.Second):
 			errs = append(errs, errors.New("a source poll did not return within 5s of shutdown"))
 		}
-		for _, s := range h.owned {
-			closeSource(s)
-		}
+		closeSources(h.plugs.Sources)
 		if h.cc != nil {
 			h.cc.Drain()
 			select {

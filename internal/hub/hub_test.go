@@ -42,9 +42,14 @@ func testConfig(t *testing.T) Config {
 	return cfg
 }
 
-func startHub(t *testing.T, cfg Config) *Hub {
+// startHub starts a hub with cfg and, when given, plugs.
+func startHub(t *testing.T, cfg Config, plugs ...Plugs) *Hub {
 	t.Helper()
-	h, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	var p Plugs
+	if len(plugs) > 0 {
+		p = plugs[0]
+	}
+	h, err := Start(context.Background(), cfg, p, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -99,8 +104,7 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
 	cfg := testConfig(t)
-	cfg.History, cfg.Latency = rec, rec
-	h := startHub(t, cfg)
+	h := startHub(t, cfg, Plugs{History: rec, Latency: rec})
 	if !strings.HasPrefix(h.NATSURL(), "nats://127.0.0.1:") {
 		t.Fatalf("NATSURL %q", h.NATSURL())
 	}
@@ -156,7 +160,7 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 func TestHubReplaysTheStreamOnRestart(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	h1, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	h1, err := Start(context.Background(), cfg, Plugs{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +175,7 @@ func TestHubReplaysTheStreamOnRestart(t *testing.T) {
 	}
 
 	rec := &recorder{}
-	cfg.History = rec
-	h2 := startHub(t, cfg)
+	h2 := startHub(t, cfg, Plugs{History: rec})
 	// Start returns once the replay is in: the first update has the host.
 	u := performance(t, h2, func(metrics.Update) bool { return true })
 	if len(u.Hosts) != 1 || u.Hosts[0].Seq != 9 {
@@ -232,7 +235,7 @@ func TestHubStartFailuresNameTheCause(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
 			tc.edit(&cfg)
-			h, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			h, err := Start(context.Background(), cfg, Plugs{}, slog.New(slog.DiscardHandler))
 			if err == nil {
 				_ = h.Close()
 				t.Fatal("start-up succeeded")
@@ -320,7 +323,7 @@ func TestHubBadSettingsFailBeforeAnythingStarts(t *testing.T) {
 			cfg.DataDir = filepath.Join(t.TempDir(), "data")
 			tc.edit(&cfg)
 			log, logged := logtest.New(slog.LevelInfo)
-			h, err := Start(context.Background(), cfg, log)
+			h, err := Start(context.Background(), cfg, Plugs{}, log)
 			if err == nil {
 				_ = h.Close()
 				t.Fatal("start-up succeeded")
@@ -421,14 +424,14 @@ func startCluster(t *testing.T, n int) []string {
 
 // nanSource reports a Redis hit ratio that is not a number, as a buggy
 // plug or exporter might.
-type nanSource struct{}
-
-func (nanSource) Name() string { return metrics.SectionRedis }
-func (nanSource) Poll(context.Context) Patch {
-	return func(u *metrics.Update) {
-		nan := math.NaN()
-		u.Databases.Redis = metrics.Redis{Status: metrics.StatusHealthy, HitRatio: &nan}
-	}
+func nanSource() SourceSpec {
+	return SourceSpec{Name: metrics.SectionRedis, Poll: func(context.Context) Reading {
+		return Reading{Up: true, Fill: func(u *metrics.Update) map[string]bool {
+			nan := math.NaN()
+			u.Databases.Redis = metrics.Redis{Status: metrics.StatusHealthy, HitRatio: &nan}
+			return nil
+		}}
+	}}
 }
 
 // seenEvaluator keeps what the alert rules were shown.
@@ -450,8 +453,7 @@ func TestHubAlertsSeeNoNaN(t *testing.T) {
 	t.Parallel()
 	ev := &seenEvaluator{}
 	cfg := testConfig(t)
-	cfg.Sources, cfg.Evaluator = []Source{nanSource{}}, ev
-	h := startHub(t, cfg)
+	h := startHub(t, cfg, Plugs{Sources: []SourceSpec{nanSource()}, Evaluator: ev})
 	performance(t, h, func(u metrics.Update) bool { return u.Databases.Redis.Status == metrics.StatusHealthy })
 	ev.mu.Lock()
 	defer ev.mu.Unlock()

@@ -43,7 +43,7 @@ func waitingHub(t *testing.T, ctx context.Context) (cfg Config, logs *logtest.Bu
 	log, logs := logtest.New(slog.LevelDebug)
 	ch := make(chan startResult, 1)
 	go func() {
-		h, err := Start(ctx, cfg, log)
+		h, err := Start(ctx, cfg, Plugs{}, log)
 		ch <- startResult{h, err}
 	}()
 	poll.Until(t, "three failed NATS attempts", func() bool {
@@ -159,7 +159,7 @@ func TestHubRunStopsWhileWaitingForNATS(t *testing.T) {
 		t.Fatalf("Start cancelled while waiting: %v", r.err)
 	}
 	// Run maps that to a clean shutdown.
-	if err := Run(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil))); err != nil {
+	if err := Run(ctx, cfg, Plugs{}, slog.New(slog.NewTextHandler(logs, nil))); err != nil {
 		t.Fatalf("Run with its context ended: %v, want nil", err)
 	}
 	l, err := net.Listen("tcp", cfg.HTTP)

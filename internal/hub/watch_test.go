@@ -19,7 +19,7 @@ func TestVanishedConsumerAndStreamAreRecreatedAndReported(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	log, logs := logtest.New(slog.LevelInfo)
-	h, err := Start(context.Background(), cfg, log)
+	h, err := Start(context.Background(), cfg, Plugs{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestFullStoreIsUnhealthyWithTheReason(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.NATSMaxStore = 48 << 20
 	log, logs := logtest.New(slog.LevelInfo)
-	h, err := Start(context.Background(), cfg, log)
+	h, err := Start(context.Background(), cfg, Plugs{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sysperf/sysperf/internal/hub/source"
 	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
@@ -66,9 +67,10 @@ func (c *fakeClock) now() time.Time {
 	return c.t
 }
 
-func apply(p func(*metrics.Update)) *metrics.Update {
+// apply writes a reading into an empty update as the hub does.
+func apply(r source.Reading) *metrics.Update {
 	u := &metrics.Update{}
-	p(u)
+	r.Apply(u)
 	return u
 }
 

@@ -42,7 +42,7 @@ func TestPrometheusURLWithQuery(t *testing.T) {
 		t.Errorf("endpoint = %q", got)
 	}
 	u := &metrics.Update{}
-	p.Poll(context.Background())(u)
+	p.Poll(context.Background()).Apply(u)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen) == 0 || seen[0] != "/prom/-/ready?token=s3cr3t" {
