@@ -16,9 +16,13 @@ import (
 // Site indexes one full update by host, so that each host view costs only
 // that host's share of it. It must not be modified, nor u while it is used.
 type Site struct {
-	u      *metrics.Update
-	hosts  map[string]int
-	gpus   map[string][]metrics.GPUView
+	u     *metrics.Update
+	hosts map[string]int
+	// gpus is where each host's GPUs are in u.GPUs, which the hub sorts
+	// by host: views share that array rather than copy GPUs. A host whose
+	// GPUs are not in one run (split) is filtered when asked for.
+	gpus   map[string][2]int
+	split  map[string]bool
 	alerts map[string][]metrics.Alert
 	site   []metrics.Alert // alerts of no host
 }
@@ -28,14 +32,26 @@ func New(u *metrics.Update) *Site {
 	s := &Site{
 		u:      u,
 		hosts:  make(map[string]int, len(u.Hosts)),
-		gpus:   make(map[string][]metrics.GPUView, len(u.Hosts)),
+		gpus:   make(map[string][2]int, len(u.Hosts)),
 		alerts: map[string][]metrics.Alert{},
 	}
 	for i, h := range u.Hosts {
 		s.hosts[h.Host] = i
 	}
-	for _, g := range u.GPUs {
-		s.gpus[g.Host] = append(s.gpus[g.Host], g)
+	for lo := 0; lo < len(u.GPUs); {
+		host := u.GPUs[lo].Host
+		hi := lo + 1
+		for hi < len(u.GPUs) && u.GPUs[hi].Host == host {
+			hi++
+		}
+		if _, seen := s.gpus[host]; seen {
+			if s.split == nil {
+				s.split = map[string]bool{}
+			}
+			s.split[host] = true
+		}
+		s.gpus[host] = [2]int{lo, hi}
+		lo = hi
 	}
 	for _, a := range u.Alerts {
 		if a.Host == "" {
@@ -103,10 +119,7 @@ func (s *Site) Host(host string) (v metrics.Update, ok bool) {
 	st := u.Hosts[i]
 	v = *u
 	v.Hosts = u.Hosts[i : i+1 : i+1]
-	v.GPUs = s.gpus[host]
-	if v.GPUs == nil {
-		v.GPUs = []metrics.GPUView{}
-	}
+	v.GPUs = s.gpusOf(host)
 	v.Sources = clone(u.Sources)
 	v.Stale = clone(u.Stale)
 	v.Errors = clone(u.Errors)
@@ -186,6 +199,24 @@ func (s *Site) Host(host string) (v metrics.Update, ok bool) {
 	return v, true
 }
 
+// gpusOf is host's GPUs; the caller must not modify them.
+func (s *Site) gpusOf(host string) []metrics.GPUView {
+	if s.split[host] {
+		var out []metrics.GPUView
+		for _, g := range s.u.GPUs {
+			if g.Host == host {
+				out = append(out, g)
+			}
+		}
+		return out
+	}
+	r, ok := s.gpus[host]
+	if !ok {
+		return []metrics.GPUView{}
+	}
+	return s.u.GPUs[r[0]:r[1]:r[1]]
+}
+
 func orElse(s, fallback string) string {
 	if s != "" {
 		return s
@@ -215,7 +246,7 @@ func (s *Site) Fleet() metrics.FleetUpdate {
 	}
 	var t sums
 	for _, h := range u.Hosts {
-		r, hs := row(u, h, s.gpus[h.Host], s.alerts[h.Host])
+		r, hs := row(u, h, s.gpusOf(h.Host), s.alerts[h.Host])
 		f.Hosts = append(f.Hosts, r)
 		t.add(hs)
 		f.Totals.Hosts++
