@@ -170,6 +170,7 @@ type Hub struct {
 	cc       jetstream.ConsumeContext
 	lat      *nats.Subscription
 	srv      *server.Server
+	pub      publisher
 
 	runners []*runner
 	// alerts is the assembled alert service, nil when the caller plugged
@@ -212,7 +213,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, log: log}
+	h := &Hub{cfg: cfg, log: log, pub: publisher{log: log}}
 	defer func() {
 		if err != nil {
 			_ = h.Close()
@@ -530,10 +531,7 @@ func (h *Hub) tick(now time.Time) {
 		return
 	}
 	h.latest.Store(&u)
-	h.srv.Publish(b)
-	if err := h.nc.Publish(metrics.SubjectUpdate, b); err != nil {
-		h.log.Warn("publish update", "subject", metrics.SubjectUpdate, "err", err)
-	}
+	h.pub.publish(h.srv, h.nc, &u, b)
 }
 
 // Close stops the loop and the pollers, drains the consumer, closes the
