@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -238,6 +239,8 @@ func BenchmarkViews(b *testing.B) {
 				n = len(out)
 			}
 			b.ReportMetric(float64(n), "bytes/view")
+			v, _ := s.Host("gpu100")
+			b.ReportMetric(float64(deflated(b, v)), "deflated_bytes/view")
 		})
 		b.Run(fmt.Sprintf("fleet/hosts=%d,gpus=8", hosts), func(b *testing.B) {
 			b.ReportAllocs()
@@ -251,6 +254,7 @@ func BenchmarkViews(b *testing.B) {
 			}
 			b.ReportMetric(float64(n), "bytes/view")
 			b.ReportMetric(float64(n)/float64(hosts), "bytes/host")
+			b.ReportMetric(float64(deflated(b, s.Fleet())), "deflated_bytes/view")
 		})
 		// Every host's view, as the NATS publisher builds them each tick
 		// from one index.
@@ -267,4 +271,18 @@ func BenchmarkViews(b *testing.B) {
 			}
 		})
 	}
+}
+
+// deflated is v's JSON size after permessage-deflate's compression (flate
+// at the default level, no context takeover).
+func deflated(b *testing.B, v any) int {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+	_, _ = w.Write(raw)
+	_ = w.Close()
+	return buf.Len()
 }

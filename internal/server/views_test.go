@@ -282,3 +282,46 @@ func TestRESTViews(t *testing.T) {
 		t.Fatalf("performance?host=nope: %d %s", code, body)
 	}
 }
+
+// TestViewHistory: a host view's history is that host's, at the range
+// asked for; the fleet view has none yet, and says so when asked.
+func TestViewHistory(t *testing.T) {
+	w := &windows{}
+	s := start(t, Config{History: w})
+	publishSite(t, s, site(time.Now().UTC(), 2, "gpu01", "gpu02"))
+	c, resp, err := dialQuery(t, s, "view=host&host=gpu02&range=15m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") || !strings.Contains(ext, "server_no_context_takeover") {
+		t.Fatalf("extensions %q, want permessage-deflate without context takeover", ext)
+	}
+	if m := read(t, c); m["type"] != metrics.TypeHistory || m["range"] != "15m" {
+		t.Fatalf("first message %v, want the 15m history", m)
+	}
+	onlyHost(t, readUpdate(t, c), "gpu02", 2)
+	send(t, c, `{"type":"subscribe","host":"gpu01","range":"60m"}`)
+	if m := read(t, c); m["type"] != metrics.TypeHistory || m["range"] != "60m" {
+		t.Fatalf("got %v, want the 60m history", m)
+	}
+	onlyHost(t, readUpdate(t, c), "gpu01", 2)
+	send(t, c, `{"type":"subscribe","range":"5m"}`)
+	if m := read(t, c); m["type"] != metrics.TypeHistory || m["range"] != "5m" {
+		t.Fatalf("got %v, want the 5m history", m)
+	}
+	w.mu.Lock()
+	calls := strings.Join(w.calls, " ")
+	w.mu.Unlock()
+	if calls != "15m|gpu02 60m|gpu01 5m|gpu01" {
+		t.Fatalf("history windows asked: %s", calls)
+	}
+
+	send(t, c, `{"type":"subscribe","view":"fleet","range":"15m"}`)
+	if m := read(t, c); m["type"] != metrics.TypeFleet {
+		t.Fatalf("got %v, want the fleet view and no history", m)
+	}
+	send(t, c, `{"type":"subscribe","range":"15m"}`)
+	if m := read(t, c); m["type"] != "error" || !strings.Contains(m["error"].(string), "fleet view has no history") {
+		t.Fatalf("got %v, want an error", m)
+	}
+}

@@ -297,6 +297,10 @@ func (s *Server) subscribe(c *client, m subscribeMsg) {
 	var history []byte
 	switch {
 	case k == viewFleet:
+		if k == cur {
+			s.reply(c, errorMessage("the fleet view has no history yet"))
+			return
+		}
 	case s.cfg.History == nil:
 		if k == cur {
 			s.reply(c, errorMessage("history not configured"))
