@@ -278,6 +278,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		if h.emb, err = natsd.Start(natsd.Config{Listen: cfg.NATSListen, StoreDir: store, Users: users, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, MaxStore: cfg.NATSMaxStore}, log); err != nil {
 			return nil, err
 		}
+		h.pub.interest = h.emb.Interest
 		h.nc, err = h.emb.Connect("sysperf-hub", log)
 	} else {
 		auth, aerr := natsx.Auth{Creds: cfg.NATSCreds, CA: cfg.NATSCA, Cert: cfg.NATSCert, Key: cfg.NATSKey}.Options()

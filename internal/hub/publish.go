@@ -25,6 +25,10 @@ type natsPublisher interface {
 // view on sysperf.v1.update.<host> and the fleet view on sysperf.v1.fleet.
 type publisher struct {
 	log *slog.Logger
+	// interest, with the embedded NATS, says whether anyone subscribes to
+	// a subject: a view nobody reads is neither built nor sent. Nil (an
+	// external NATS, which cannot be asked) publishes everything.
+	interest func(subject string) bool
 	// tooBig is set while the whole update is past the max payload, so
 	// the WARN is logged once per crossing, not every tick.
 	tooBig bool
@@ -34,6 +38,7 @@ func (p *publisher) publish(srv viewSource, nc natsPublisher, u *metrics.Update,
 	srv.PublishUpdate(u, full)
 	max := nc.MaxPayload()
 	switch {
+	case !p.wanted(metrics.SubjectUpdate):
 	case int64(len(full)) <= max:
 		if p.tooBig {
 			p.log.Info("whole update fits the NATS max payload again", "subject", metrics.SubjectUpdate, "bytes", len(full), "max_payload", max)
@@ -47,14 +52,23 @@ func (p *publisher) publish(srv viewSource, nc natsPublisher, u *metrics.Update,
 			"per_host", metrics.SubjectHostUpdates, "fleet", metrics.SubjectFleet)
 	}
 	for _, h := range u.Hosts {
-		if b, ok := srv.View(h.Host); ok {
-			p.sendBounded(nc, metrics.UpdateSubject(h.Host), b, max)
+		subject := metrics.UpdateSubject(h.Host)
+		if !p.wanted(subject) {
+			continue
 		}
+		if b, ok := srv.View(h.Host); ok {
+			p.sendBounded(nc, subject, b, max)
+		}
+	}
+	if !p.wanted(metrics.SubjectFleet) {
+		return
 	}
 	if b, ok := srv.View(""); ok {
 		p.sendBounded(nc, metrics.SubjectFleet, b, max)
 	}
 }
+
+func (p *publisher) wanted(subject string) bool { return p.interest == nil || p.interest(subject) }
 
 func (p *publisher) sendBounded(nc natsPublisher, subject string, b []byte, max int64) {
 	if int64(len(b)) > max {

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/natsd"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -285,4 +287,51 @@ func deflated(b *testing.B, v any) int {
 	_, _ = w.Write(raw)
 	_ = w.Close()
 	return buf.Len()
+}
+
+// TestHubBuildsOnlyViewsSomeoneReads: on the embedded NATS with no
+// browser and no subscriber, no view is built; a subscriber to one host's
+// subject gets that host's view, and only that view is built.
+func TestHubBuildsOnlyViewsSomeoneReads(t *testing.T) {
+	h := startHub(t, testConfig(t))
+	for _, host := range []string{"gpu01", "gpu02"} {
+		s := &metrics.Sample{Host: host, Boot: "b1", Seq: 1, TS: time.Now().UnixNano(), System: system()}
+		publish(t, h.NATSURL(), s, as(t, host, enrol(t, h, host, enroll.Agent))...)
+	}
+	performance(t, h, hasHost("gpu02"))
+	ticks := func(n int) {
+		start := h.Latest().Timestamp
+		poll.Until(t, fmt.Sprintf("%d ticks", n), func() bool {
+			return h.Latest().Timestamp.Sub(start) >= time.Duration(n)*h.cfg.Interval
+		})
+	}
+	ticks(3)
+	if n := h.srv.Encodes(); n != 0 {
+		t.Fatalf("%d views encoded with nobody reading one", n)
+	}
+
+	nc, err := h.emb.Connect("test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync(metrics.UpdateSubject("gpu02"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sub.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no view on %s: %v", metrics.UpdateSubject("gpu02"), err)
+	}
+	var v metrics.Update
+	if err := json.Unmarshal(msg.Data, &v); err != nil || len(v.Hosts) != 1 || v.Hosts[0].Host != "gpu02" {
+		t.Fatalf("view %s", msg.Data)
+	}
+	// Six ticks, give or take the one in flight at either end: gpu02's
+	// view once a tick, gpu01's and the fleet's never.
+	before := h.srv.Encodes()
+	ticks(6)
+	if got := h.srv.Encodes() - before; got < 5 || got > 7 {
+		t.Fatalf("%d views encoded in 6 ticks, want gpu02's once a tick", got)
+	}
 }
