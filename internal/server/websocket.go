@@ -312,9 +312,11 @@ func (s *Server) subscribe(c *client, m subscribeMsg) {
 			return
 		}
 	}
+	// Under s.mu, as PublishUpdate queues: the history and the view's
+	// newest message go before any update of the new view.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.clients[c]; !ok {
+		s.mu.Unlock()
 		return // dropped meanwhile
 	}
 	c.view = k
@@ -324,8 +326,10 @@ func (s *Server) subscribe(c *client, m subscribeMsg) {
 			ok = c.enqueue(b)
 		}
 	}
-	if !ok && s.dropLocked(c, "send queue full") {
-		go s.log.Warn("websocket client dropped", "reason", "send queue full")
+	dropped := !ok && s.dropLocked(c, "send queue full")
+	s.mu.Unlock()
+	if dropped {
+		s.log.Warn("websocket client dropped", "reason", "send queue full")
 	}
 }
 
