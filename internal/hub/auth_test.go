@@ -105,6 +105,10 @@ func TestAgentCredentialPublishesOnlyItsOwnHost(t *testing.T) {
 	wantViolation(t, errs, "publish an alert transition")
 	_ = nc.Publish(metrics.SubjectUpdate, []byte(`{}`))
 	wantViolation(t, errs, "publish an update")
+	_ = nc.Publish(metrics.UpdateSubject("gpu02"), []byte(`{}`))
+	wantViolation(t, errs, "publish its own host's view")
+	_ = nc.Publish(metrics.SubjectFleet, []byte(`{}`))
+	wantViolation(t, errs, "publish the fleet view")
 	if _, err := nc.Subscribe(">", func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}

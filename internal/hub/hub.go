@@ -176,6 +176,7 @@ type Hub struct {
 	cc       jetstream.ConsumeContext
 	lat      *nats.Subscription
 	srv      *server.Server
+	pub      publisher
 
 	runners []*runner
 	// alerts is the assembled alert service, nil when the caller plugged
@@ -218,7 +219,7 @@ func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *H
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, plugs: plugs, log: log}
+	h := &Hub{cfg: cfg, plugs: plugs, log: log, pub: publisher{log: log}}
 	defer func() {
 		if err != nil {
 			_ = h.Close()
@@ -283,6 +284,7 @@ func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *H
 		if h.emb, err = natsd.Start(natsd.Config{Listen: cfg.NATSListen, StoreDir: store, Users: users, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, MaxStore: cfg.NATSMaxStore}, log); err != nil {
 			return nil, err
 		}
+		h.pub.interest = h.emb.Interest
 		h.nc, err = h.emb.Connect("sysperf-hub", log)
 	} else {
 		auth, aerr := natsx.Auth{Creds: cfg.NATSCreds, CA: cfg.NATSCA, Cert: cfg.NATSCert, Key: cfg.NATSKey}.Options()
@@ -538,10 +540,7 @@ func (h *Hub) tick(now time.Time) {
 		return
 	}
 	h.latest.Store(&u)
-	h.srv.Publish(b)
-	if err := h.nc.Publish(metrics.SubjectUpdate, b); err != nil {
-		h.log.Warn("publish update", "subject", metrics.SubjectUpdate, "err", err)
-	}
+	h.pub.publish(h.srv, h.nc, &u, b)
 }
 
 // Close stops the loop and the pollers, drains the consumer, closes the

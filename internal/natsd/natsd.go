@@ -297,6 +297,13 @@ func (e *Server) Connect(name string, log *slog.Logger, extra ...nats.Option) (*
 	return nc, nil
 }
 
+// Interest reports whether any client (of this server or, through its
+// routes, of the cluster) subscribes to subject, so that a publisher can
+// skip building what nobody reads.
+func (e *Server) Interest(subject string) bool {
+	return e.srv.GlobalAccount().SubscriptionInterest(subject)
+}
+
 // ClusterPeers is how many JetStream peers this node's meta group has
 // heard from, itself included; a cluster places a stream of R replicas
 // only once its meta leader counts R.

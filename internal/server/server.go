@@ -119,6 +119,10 @@ type Server struct {
 	done chan error
 
 	latest atomic.Pointer[[]byte]
+	// cur is the newest update and its views; encodes counts the views
+	// encoded.
+	cur     atomic.Pointer[tick]
+	encodes atomic.Uint64
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
@@ -260,6 +264,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /api/v1/performance", s.performance)
 	mux.HandleFunc("GET /api/v1/history", s.history)
+	mux.HandleFunc("GET /api/v1/hosts", s.hostsView)
 	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
 	mux.HandleFunc("GET /api/v1/rules", s.rules)
 	mux.HandleFunc("/ws/system", s.websocket)
@@ -280,24 +285,6 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET /system", placeholder)
 	}
 	return s.guard(mux)
-}
-
-// Publish hands the server a new update, the JSON of a metrics.Update
-// with type performance_update. It never blocks: a client that cannot
-// take it is dropped.
-func (s *Server) Publish(update []byte) {
-	s.latest.Store(&update)
-	dropped := 0
-	s.mu.Lock()
-	for c := range s.clients {
-		if !c.enqueue(update) && s.dropLocked(c, "send queue full") {
-			dropped++
-		}
-	}
-	s.mu.Unlock()
-	if dropped > 0 {
-		s.log.Warn("websocket clients dropped", "reason", "send queue full", "clients", dropped)
-	}
 }
 
 // Clients is the number of connected WebSocket clients.
@@ -341,7 +328,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return <-s.done
 }
 
-func (s *Server) performance(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) performance(w http.ResponseWriter, r *http.Request) {
+	if host := r.URL.Query().Get("host"); host != "" {
+		s.serveView(w, hostKey(host))
+		return
+	}
 	b := s.latest.Load()
 	if b == nil {
 		writeError(w, http.StatusServiceUnavailable, "no update yet: the hub builds the first one within an interval of start")

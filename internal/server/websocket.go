@@ -28,6 +28,9 @@ type client struct {
 	ctx   context.Context
 	close context.CancelFunc
 
+	// view is what the client watches; guarded by Server.mu.
+	view viewKey
+
 	mu      sync.Mutex
 	stopped bool
 	code    websocket.StatusCode
@@ -89,9 +92,12 @@ func (s *Server) drop(c *client, reason string, err error) {
 	}
 }
 
-// subscribeMsg is what a client may send.
+// subscribeMsg is what a client may send. View and Host left out keep
+// the client's view; Range left out is the default range.
 type subscribeMsg struct {
 	Type  string `json:"type"`
+	View  string `json:"view"`
+	Host  string `json:"host"`
 	Range string `json:"range"`
 }
 
@@ -119,32 +125,54 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
 
+	q := r.URL.Query()
+	k, err := parseView(q.Get("view"), q.Get("host"), viewAll)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.checkHost(k); err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+
 	// History first, then the latest update, then every update: queued
-	// under the lock Publish takes, so nothing lands out of order. A
+	// under the lock PublishUpdate takes, so nothing lands out of order. A
 	// history not there yet refuses the connection, before the upgrade,
 	// so the client retries and gets full charts instead of none.
 	var history []byte
-	if s.cfg.History != nil {
-		b, err := s.historyMessage(s.cfg.DefaultRange)
+	if s.cfg.History != nil && k != viewFleet {
+		rng := q.Get("range")
+		b, err := s.historyMessage(rng, k.hostOf())
 		switch {
 		case err == nil:
 			history = b
 		case isUnavailable(err):
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
+		case rng != "":
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
 		default:
 			s.log.Warn("history on connect", "range", s.cfg.DefaultRange, "err", err)
 		}
 	}
 
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.OriginPatterns})
+	// Compression without context takeover: a message is compressed on
+	// its own, so a connection holds no 32 KB window and flate state
+	// between messages (they are pooled), and messages under 512 bytes go
+	// as they are. Views of kilobytes compress several times over.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:  s.cfg.OriginPatterns,
+		CompressionMode: websocket.CompressionNoContextTakeover,
+	})
 	if err != nil {
 		s.log.Debug("websocket accept", "err", err)
 		return
 	}
 	conn.SetReadLimit(readLimit)
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &client{conn: conn, send: make(chan []byte, s.cfg.QueueLen), ctx: ctx, close: cancel}
+	c := &client{conn: conn, send: make(chan []byte, s.cfg.QueueLen), ctx: ctx, close: cancel, view: k}
 	if history != nil {
 		c.enqueue(history)
 	}
@@ -155,8 +183,10 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
-	if b := s.latest.Load(); b != nil {
-		c.enqueue(*b)
+	if t := s.cur.Load(); t != nil {
+		if b, err := t.get(k); err == nil {
+			c.enqueue(b)
+		}
 	}
 	s.clients[c] = struct{}{}
 	s.mu.Unlock()
@@ -242,20 +272,76 @@ func (s *Server) readLoop(c *client) {
 		}
 		var m subscribeMsg
 		if err := json.Unmarshal(data, &m); err != nil || m.Type != "subscribe" {
-			s.reply(c, errorMessage("expected {\"type\":\"subscribe\",\"range\":\"5m\"}"))
+			s.reply(c, errorMessage(`expected {"type":"subscribe","view":"host","host":"<name>","range":"5m"} (view "all", "host" or "fleet")`))
 			continue
 		}
-		if s.cfg.History == nil {
-			s.reply(c, errorMessage("history not configured"))
-			continue
-		}
-		b, err := s.historyMessage(m.Range)
-		if err != nil {
-			s.reply(c, errorMessage(err.Error()))
-			continue
-		}
-		s.reply(c, b)
+		s.subscribe(c, m)
 	}
+}
+
+// subscribe switches c to the view and range m asks for: the view's
+// history (none for the fleet view yet), then its newest update. A
+// subscribe that fails is answered with an error and changes nothing.
+func (s *Server) subscribe(c *client, m subscribeMsg) {
+	s.mu.Lock()
+	cur := c.view
+	s.mu.Unlock()
+	k, err := parseView(m.View, m.Host, cur)
+	if err == nil {
+		err = s.checkHost(k)
+	}
+	if err != nil {
+		s.reply(c, errorMessage(err.Error()))
+		return
+	}
+	var history []byte
+	switch {
+	case k == viewFleet:
+		if k == cur {
+			s.reply(c, errorMessage("the fleet view has no history yet"))
+			return
+		}
+	case s.cfg.History == nil:
+		if k == cur {
+			s.reply(c, errorMessage("history not configured"))
+			return
+		}
+	default:
+		if history, err = s.historyMessage(m.Range, k.hostOf()); err != nil {
+			s.reply(c, errorMessage(err.Error()))
+			return
+		}
+	}
+	// Under s.mu, as PublishUpdate queues: the history and the view's
+	// newest message go before any update of the new view.
+	s.mu.Lock()
+	if _, ok := s.clients[c]; !ok {
+		s.mu.Unlock()
+		return // dropped meanwhile
+	}
+	c.view = k
+	ok := history == nil || c.enqueue(history)
+	if t := s.cur.Load(); ok && k != cur && t != nil {
+		if b, err := t.get(k); err == nil {
+			ok = c.enqueue(b)
+		}
+	}
+	dropped := !ok && s.dropLocked(c, "send queue full")
+	s.mu.Unlock()
+	if dropped {
+		s.log.Warn("websocket client dropped", "reason", "send queue full")
+	}
+}
+
+// checkHost refuses a host view of a host the newest update does not
+// have, naming the hosts it has. Before the first update any host goes.
+func (s *Server) checkHost(k viewKey) error {
+	host := k.hostOf()
+	t := s.cur.Load()
+	if host == "" || t == nil || t.site.Has(host) {
+		return nil
+	}
+	return errUnknownHost{host, t.site.Known(knownNames)}
 }
 
 func (s *Server) reply(c *client, b []byte) {
@@ -264,12 +350,14 @@ func (s *Server) reply(c *client, b []byte) {
 	}
 }
 
-func (s *Server) historyMessage(rng string) ([]byte, error) {
+// historyMessage is the history of one host, or of all for host "".
+func (s *Server) historyMessage(rng, host string) ([]byte, error) {
 	if rng == "" {
 		rng = s.cfg.DefaultRange
 	}
-	h, err := s.cfg.History.Window(time.Now(), rng, "")
-	if isUnavailable(err) {
+	h, err := s.cfg.History.Window(time.Now(), rng, host)
+	var uh unknownHost
+	if isUnavailable(err) || errors.As(err, &uh) {
 		return nil, err
 	}
 	if err != nil {
