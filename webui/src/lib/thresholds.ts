@@ -7,6 +7,7 @@
 
 import type { Color } from "@tremor/react";
 import { createContext, useContext } from "react";
+import type { LevelView, RuleView } from "../types";
 
 export type Level = "ok" | "warning" | "critical";
 
@@ -72,25 +73,10 @@ const RULES: Record<ThresholdKey, { name: string; metric: string; match?: string
   containersUnhealthy: { name: "containers_unhealthy", metric: "containers_unhealthy" },
 };
 
-/** One rule of GET /api/v1/rules (internal/server/rules.go). */
-export interface RuleLevel {
-  threshold: number;
-  /** Go duration, e.g. "2m0s". */
-  for: string;
-}
-
-export interface Rule {
-  name: string;
-  metric: string;
-  target: string;
-  host?: string;
-  match?: string;
-  comparison: ">" | ">=" | "<" | "<=" | (string & {});
-  warning?: RuleLevel | null;
-  critical?: RuleLevel | null;
-  /** A default rule the hub's rules file turned off. */
-  disabled?: boolean;
-}
+/** One rule of GET /api/v1/rules (internal/server RuleView; generated). */
+export type Rule = RuleView;
+/** One level of a Rule; its for is a Go duration ("2m0s"). */
+export type RuleLevel = LevelView;
 
 const finite = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 const levelThreshold = (l: unknown): number | null =>
