@@ -1,5 +1,6 @@
-// Command tsgen writes webui/src/types.gen.ts from the Go types of the
-// hub's JSON (internal/tsgen). Run it with `make generate`.
+// Command tsgen writes the page's generated files (webui/src/*.gen.*) from
+// the Go types and defaults of the hub's JSON (internal/tsgen). Run it with
+// `make generate`.
 package main
 
 import (
@@ -7,29 +8,33 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/sysperf/sysperf/internal/tsgen"
 )
 
 func main() {
-	out := flag.String("out", tsgen.File, "the file to write")
+	root := flag.String("root", ".", "the repository root")
 	flag.Parse()
-	if err := run(*out); err != nil {
+	if err := run(*root); err != nil {
 		fmt.Fprintln(os.Stderr, "tsgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out string) error {
-	b, err := tsgen.Generate(tsgen.Contract())
+func run(root string) error {
+	files, err := tsgen.Files()
 	if err != nil {
 		return err
 	}
-	if old, err := os.ReadFile(out); err == nil && bytes.Equal(old, b) {
-		return nil // unchanged: keep its mtime, so make does not rebuild the UI
-	}
-	if err := os.WriteFile(out, b, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", out, err)
+	for name, b := range files {
+		path := filepath.Join(root, filepath.FromSlash(name))
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+			continue // unchanged: keep its mtime, so make does not rebuild the UI
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	return nil
 }

@@ -72,10 +72,16 @@ func effectiveRules(rules, defaults []alerts.Rule) []RuleView {
 	return out
 }
 
+// RulesBodyOf is the body GET /api/v1/rules serves for rules evaluated
+// out of defaults; internal/tsgen writes the defaults' own for the page.
+func RulesBodyOf(rules, defaults []alerts.Rule) RulesBody {
+	return RulesBody{Rules: effectiveRules(rules, defaults)}
+}
+
 func (s *Server) rules(w http.ResponseWriter, _ *http.Request) {
 	if s.cfg.Rules == nil {
 		writeError(w, http.StatusNotImplemented, "alert rules not configured")
 		return
 	}
-	writeJSON(w, http.StatusOK, RulesBody{Rules: effectiveRules(s.cfg.Rules.Rules(), alerts.Defaults())})
+	writeJSON(w, http.StatusOK, RulesBodyOf(s.cfg.Rules.Rules(), alerts.Defaults()))
 }

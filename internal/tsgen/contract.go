@@ -1,6 +1,9 @@
 package tsgen
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"reflect"
 
 	"github.com/sysperf/sysperf/internal/server"
@@ -8,8 +11,31 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// File is where Contract's output lives, from the repository root.
-const File = "webui/src/types.gen.ts"
+// Where the generated files live, from the repository root.
+const (
+	// TypesFile is Contract's TypeScript.
+	TypesFile = "webui/src/types.gen.ts"
+	// RulesFile is GET /api/v1/rules of a hub without a rules file: the
+	// page's thresholds until the hub's own arrive.
+	RulesFile = "webui/src/defaultRules.gen.json"
+)
+
+// Files returns every generated file by its path from the repository root.
+func Files() (map[string][]byte, error) {
+	ts, err := Generate(Contract())
+	if err != nil {
+		return nil, err
+	}
+	d := alerts.Defaults()
+	var rules bytes.Buffer
+	enc := json.NewEncoder(&rules)
+	enc.SetEscapeHTML(false) // ">" stays readable
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(server.RulesBodyOf(d, d)); err != nil {
+		return nil, fmt.Errorf("encode the default rules: %w", err)
+	}
+	return map[string][]byte{TypesFile: ts, RulesFile: rules.Bytes()}, nil
+}
 
 // Contract is the hub's JSON as the page reads it: every message of
 // /ws/system and every body of /api/v1. A new message or body is one more

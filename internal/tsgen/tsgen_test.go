@@ -10,20 +10,25 @@ import (
 	"time"
 )
 
-// TestGeneratedFileIsCurrent fails when a Go type of the contract changed
-// and webui/src/types.gen.ts was not regenerated.
-func TestGeneratedFileIsCurrent(t *testing.T) {
-	want, err := Generate(Contract())
+// TestGeneratedFilesAreCurrent fails when a Go type or default of the
+// contract changed and the page's generated files were not regenerated.
+func TestGeneratedFilesAreCurrent(t *testing.T) {
+	files, err := Files()
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("..", "..", filepath.FromSlash(File))
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read %s: %v (run `make generate`)", File, err)
+	if len(files) != 2 {
+		t.Fatalf("%d files, want %s and %s", len(files), TypesFile, RulesFile)
 	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs from the Go types (first difference at line %d): run `make generate` and commit it", File, firstDiff(got, want))
+	for name, want := range files {
+		got, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(name)))
+		if err != nil {
+			t.Errorf("read %s: %v (run `make generate`)", name, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from the Go code (first difference at line %d): run `make generate` and commit it", name, firstDiff(got, want))
+		}
 	}
 }
 
