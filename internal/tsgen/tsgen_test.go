@@ -150,15 +150,20 @@ type custom struct{}
 func (custom) MarshalJSON() ([]byte, error) { return []byte("1"), nil }
 
 func TestGenerateRejects(t *testing.T) {
-	for name, spec := range map[string]Spec{
-		"name clash":          {Roots: []reflect.Type{reflect.TypeFor[clash](), otherChild()}},
-		"MarshalJSON":         {Roots: []reflect.Type{reflect.TypeFor[struct{ C custom }]()}},
-		"unnamed root":        {Roots: []reflect.Type{reflect.TypeFor[struct{}]()}},
-		"func field":          {Roots: []reflect.Type{reflect.TypeFor[withFunc]()}},
-		"duplicate JSON name": {Roots: []reflect.Type{reflect.TypeFor[dup]()}},
+	for _, c := range []struct {
+		name, want string
+		spec       Spec
+	}{
+		{"name clash", "would both be Child", Spec{Roots: []reflect.Type{reflect.TypeFor[clash](), otherChild()}}},
+		{"MarshalJSON", "has its own MarshalJSON", Spec{Roots: []reflect.Type{reflect.TypeFor[withCustom]()}}},
+		{"unnamed root", "not a named struct", Spec{Roots: []reflect.Type{reflect.TypeFor[struct{}]()}}},
+		{"func field", "no JSON form", Spec{Roots: []reflect.Type{reflect.TypeFor[withFunc]()}}},
+		{"duplicate JSON name", `two fields are "e"`, Spec{Roots: []reflect.Type{reflect.TypeFor[dup]()}}},
+		{"enum of an int", "not a named string type", Spec{Enums: []Enum{{Type: reflect.TypeFor[time.Duration]()}}}},
 	} {
-		if _, err := Generate(spec); err == nil {
-			t.Errorf("%s: no error", name)
+		_, err := Generate(c.spec)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one saying %q", c.name, err, c.want)
 		}
 	}
 }
