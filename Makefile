@@ -18,7 +18,7 @@ export CGO_CFLAGS ?= -Wno-deprecated-declarations
 
 UI_SRC := $(shell find webui/src webui/index.html webui/package.json webui/vite.config.* webui/tailwind.config.* webui/postcss.config.* webui/tsconfig*.json -type f 2>/dev/null)
 
-.PHONY: all run build ui test test-go test-ui test-e2e bench lint clean
+.PHONY: all run build ui test test-go test-ui test-e2e bench lint clean generate
 
 all: build
 
@@ -56,6 +56,14 @@ run: build
 	wait $$hub
 
 test: test-go test-ui test-e2e
+
+# The page's generated files: webui/src/types.gen.ts and defaultRules.gen.json
+# from the Go types and alert defaults (internal/tsgen), and the golden fixture
+# of a real merge (internal/hub's TestGoldenUpdate); their tests, part of
+# test-go, fail while any is stale.
+generate:
+	$(GO) generate ./pkg/metrics
+	$(GO) test -count=1 -run '^TestGoldenUpdate$$' ./internal/hub -update-golden
 
 test-go:
 	$(GO) vet ./...

@@ -381,14 +381,14 @@ func rangeError(rng string, err error) string {
 	return "range " + strconv.Quote(rng) + ": " + msg
 }
 
-// alertsBody is GET /api/v1/alerts.
-type alertsBody struct {
+// AlertsBody is GET /api/v1/alerts.
+type AlertsBody struct {
 	Active []metrics.Alert `json:"active"`
 	Recent []metrics.Alert `json:"recent"`
 }
 
 func (s *Server) alerts(w http.ResponseWriter, _ *http.Request) {
-	body := alertsBody{Active: []metrics.Alert{}, Recent: []metrics.Alert{}}
+	body := AlertsBody{Active: []metrics.Alert{}, Recent: []metrics.Alert{}}
 	if s.cfg.Alerts != nil {
 		if a := s.cfg.Alerts.Active(); a != nil {
 			body.Active = a

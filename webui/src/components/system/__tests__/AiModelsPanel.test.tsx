@@ -1,6 +1,6 @@
 import { render, screen, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { manyGpus, noGpu, onlyAgent, staleHost, T0, update } from "../../../test/fixtures";
+import { manyGpus, modelView, noGpu, onlyAgent, staleHost, T0, update } from "../../../test/fixtures";
 import { AiModelsPanel, vramSlices } from "../AiModelsPanel";
 
 describe("AiModelsPanel", () => {
@@ -54,7 +54,7 @@ describe("AiModelsPanel", () => {
 
   it("shows an unreachable model with its reason", () => {
     const u = update();
-    u.ai_models.nemotron = { status: "unreachable", reason: "GET http://127.0.0.1:8080/slots: connection refused", host: "gpu-box-1" };
+    u.ai_models.nemotron = modelView({ status: "unreachable", reason: "GET http://127.0.0.1:8080/slots: connection refused", host: "gpu-box-1" });
     render(<AiModelsPanel update={u} now={T0} />);
     const nm = screen.getByRole("article", { name: "Nemotron" });
     expect(within(nm).getByText("Unreachable")).toBeInTheDocument();

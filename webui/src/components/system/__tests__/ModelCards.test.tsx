@@ -5,7 +5,7 @@ import type { ModelEntry, Update } from "../../../types";
 import { AiModelsPanel } from "../AiModelsPanel";
 import { extraModels } from "../ModelCards";
 
-const none = { avg: null, p95: null };
+const none = { avg: null, p95: null, p99: null };
 
 function entry(over: Partial<ModelEntry>): ModelEntry {
   return {
@@ -37,8 +37,8 @@ const vllm = entry({
   vram_gb: 71.5,
   gpus: [0, 1],
   sm_percent: 105,
-  latency_ms: { avg: 1850, p95: 4200 },
-  ttft_ms: { avg: 80, p95: 230 },
+  latency_ms: { avg: 1850, p95: 4200, p99: null },
+  ttft_ms: { avg: 80, p95: 230, p99: null },
   generation_tokens_per_s: 250,
   requests_waiting: 6,
   requests_running: 5,
@@ -121,7 +121,7 @@ describe("model cards", () => {
       reason: "connection refused",
       notes: ["TGI exports no time-to-first-token histogram", "TGI exports no KV-cache gauge"],
     });
-    const triton = entry({ name: "triton", kind: "triton", latency_ms: { avg: 30, p95: null } });
+    const triton = entry({ name: "triton", kind: "triton", latency_ms: { avg: 30, p95: null, p99: null } });
     render(<AiModelsPanel update={withModels(bare, triton)} now={T0} />);
     const c = screen.getByRole("article", { name: "tgi-1 (HF TGI)" });
     expect(within(c).getByText("Unreachable")).toBeInTheDocument();
@@ -169,9 +169,9 @@ describe("model cards", () => {
     expect(within(nm).getByTestId("nemotron-notes")).toHaveTextContent("no KV-cache gauge");
   });
 
-  it("renders an update without a models list as before", () => {
+  it("renders an update whose models list is null as before", () => {
     const u = update();
-    delete u.models;
+    u.models = null;
     render(<AiModelsPanel update={u} now={T0} />);
     expect(document.querySelectorAll("article[data-model-kind]")).toHaveLength(0);
   });
