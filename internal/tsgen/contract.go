@@ -48,11 +48,12 @@ func Contract() Spec {
 			"test fails while this file differs from what the Go types say.",
 		},
 		Roots: []reflect.Type{
-			reflect.TypeFor[metrics.Update](),     // /ws/system performance_update, /api/v1/performance
-			reflect.TypeFor[metrics.History](),    // /ws/system performance_history, /api/v1/history
-			reflect.TypeFor[server.AlertsBody](),  // /api/v1/alerts
-			reflect.TypeFor[server.RulesBody](),   // /api/v1/rules
-			reflect.TypeFor[metrics.ModelEntry](), // update.models
+			reflect.TypeFor[metrics.Update](),      // /ws/system performance_update, /api/v1/performance
+			reflect.TypeFor[metrics.History](),     // /ws/system performance_history, /api/v1/history
+			reflect.TypeFor[server.AlertsBody](),   // /api/v1/alerts
+			reflect.TypeFor[server.RulesBody](),    // /api/v1/rules
+			reflect.TypeFor[metrics.ModelEntry](),  // update.models
+			reflect.TypeFor[metrics.FleetUpdate](), // /ws/system?view=fleet fleet_update, /api/v1/hosts
 		},
 		Enums: []Enum{{
 			Type: reflect.TypeFor[alerts.Kind](),

@@ -87,6 +87,14 @@ export interface ModelEntry {
   stale?: boolean;
 }
 
+/** metrics.FleetUpdate */
+export interface FleetUpdate {
+  type: string;
+  timestamp: string;
+  hosts: FleetRow[] | null;
+  totals: FleetTotals;
+}
+
 /** metrics.GPUView */
 export interface GPUView {
   host?: string;
@@ -271,6 +279,42 @@ export interface EnergyEstimate {
   joules_per_token: number | null;
   joules_per_image?: number;
   joules_per_inference?: number;
+}
+
+/** metrics.FleetRow */
+export interface FleetRow {
+  h: string;
+  off?: boolean;
+  ago: number;
+  g: number;
+  um?: number;
+  ux?: number;
+  vu?: number;
+  vt?: number;
+  t?: number;
+  p?: number;
+  pl?: number;
+  mn?: number;
+  mx?: Record<string, string>;
+  ac?: number;
+  aw?: number;
+  c?: number;
+  ru?: number;
+  rt?: number;
+}
+
+/** metrics.FleetTotals */
+export interface FleetTotals {
+  hosts: number;
+  online: number;
+  gpus: number;
+  util_mean?: number;
+  vram_used_gb?: number;
+  vram_total_gb?: number;
+  power_watts?: number;
+  power_limit_watts?: number;
+  alerts_critical: number;
+  alerts_warning: number;
 }
 
 /** metrics.ProcessView */
