@@ -20,8 +20,9 @@ function keepPlaceholder(): Plugin {
   };
 }
 
-// The dev server proxies the hub's API and WebSocket (SYSPERF_HUB, default
-// the hub's default --http) so `npm run dev` works against a running hub.
+// The dev server proxies the hub's API, WebSocket and sign-in page
+// (SYSPERF_HUB, default the hub's default --http) so `npm run dev` works
+// against a running hub: sign in at the dev server's /login.
 const hub = process.env.SYSPERF_HUB ?? "http://127.0.0.1:8321";
 
 export default defineConfig({
@@ -43,6 +44,7 @@ export default defineConfig({
   server: {
     proxy: {
       "/api": hub,
+      "/login": hub,
       "/ws": { target: hub.replace(/^http/, "ws"), ws: true },
     },
   },
@@ -52,5 +54,9 @@ export default defineConfig({
     setupFiles: ["./src/test/setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
     css: false,
+    // A test that renders the whole page takes 1–3 s in jsdom on an idle
+    // machine and several times that on a loaded CI runner: wait on
+    // conditions (waitFor), and give them room rather than flake.
+    testTimeout: 20_000,
   },
 });

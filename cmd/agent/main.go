@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/config"
+	"github.com/sysperf/sysperf/internal/version"
 )
 
 type settings struct {
@@ -21,7 +23,23 @@ type settings struct {
 	LogLevel slog.Level `flag:"log-level" usage:"debug, info, warn or error"`
 }
 
+// ConfigEnv keeps the agent off the hub's SYSPERF_CONFIG: both run side by
+// side under `make run`, and the hub's keys are unknown to the agent.
+func (*settings) ConfigEnv() string { return "SYSPERF_AGENT_CONFIG" }
+
 func main() { os.Exit(run()) }
+
+func init() {
+	// The agent works a millisecond every few seconds, mostly waiting on
+	// the kernel and the network: one P is plenty, and spares the runtime
+	// waking a second thread to look for work after every wake-up (half
+	// the thread switches, a tenth of the CPU; see README, "Agent cost").
+	// Blocked syscalls and cgo calls (a hung NVML) hand the P on as ever.
+	// GOMAXPROCS in the environment still decides.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
 
 // run returns the exit status, so that deferred clean-up (NVML shutdown,
 // the signal handler) runs before the process exits.
@@ -31,6 +49,10 @@ func run() int {
 		if errors.Is(err, config.ErrHelp) {
 			return 0
 		}
+		if errors.Is(err, config.ErrVersion) {
+			fmt.Println(version.Line("agent"))
+			return 0
+		}
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		return 2
 	}
@@ -38,7 +60,7 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := agent.New(s.Config, log)
+	a, err := agent.New(s.Config, agent.Plugs{}, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		return 2

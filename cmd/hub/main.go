@@ -16,9 +16,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sysperf/sysperf/internal/config"
+	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/hub"
 	"github.com/sysperf/sysperf/internal/server"
 	"github.com/sysperf/sysperf/internal/sources"
+	"github.com/sysperf/sysperf/internal/version"
 )
 
 type settings struct {
@@ -29,8 +31,26 @@ type settings struct {
 
 func main() {
 	s := settings{Config: hub.DefaultConfig(), LogLevel: slog.LevelInfo}
+	if len(os.Args) > 1 && os.Args[1] == "agent" {
+		dataDir := s.DataDir
+		if d := os.Getenv("SYSPERF_DATA_DIR"); d != "" {
+			dataDir = d
+		}
+		if err := enroll.Command(os.Args[2:], dataDir, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "hub agent:", err)
+			if errors.Is(err, enroll.ErrUsage) {
+				fmt.Fprint(os.Stderr, enroll.Usage)
+			}
+			os.Exit(2)
+		}
+		return
+	}
 	if err := config.Load("hub", os.Args[1:], &s); err != nil {
 		if errors.Is(err, config.ErrHelp) {
+			os.Exit(0)
+		}
+		if errors.Is(err, config.ErrVersion) {
+			fmt.Println(version.Line("hub"))
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "hub:", err)
@@ -41,7 +61,7 @@ func main() {
 		os.Exit(2)
 	}
 	if s.Healthcheck {
-		os.Exit(healthcheck(s.HTTP))
+		os.Exit(healthcheck(s.HTTP, s.HTTPTLSCert))
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: s.LogLevel}))
 	// go-redis has one process-wide logger; its lines go to debug.
@@ -49,17 +69,17 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := hub.Run(ctx, s.Config, log); err != nil {
+	if err := hub.Run(ctx, s.Config, hub.Plugs{}, log); err != nil {
 		log.Error("hub failed", "err", err)
 		os.Exit(1)
 	}
 }
 
 // healthcheck is the exit status of --healthcheck: 0 healthy, 1 not.
-func healthcheck(addr string) int {
+func healthcheck(addr, certFile string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := server.Check(ctx, addr); err != nil {
+	if err := server.Check(ctx, addr, certFile); err != nil {
 		fmt.Fprintln(os.Stderr, "healthcheck:", err)
 		return 1
 	}

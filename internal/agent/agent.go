@@ -1,6 +1,7 @@
 // Package agent is the agent's loop: every interval it runs the collectors
-// in parallel, merges their sections into one sample and publishes it on
-// JetStream, keeping a bounded backlog while NATS is unreachable.
+// in parallel, each on a worker of its own, merges their sections into one
+// sample and publishes it on JetStream, keeping a bounded backlog while
+// NATS is unreachable.
 package agent
 
 import (
@@ -13,10 +14,10 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -33,8 +34,14 @@ type Agent struct {
 	host       string
 	boot       string
 	collectors []collect.Collector
+	workers    []*worker
+	stop       chan struct{} // closed by Close: the workers end
+	closeOnce  sync.Once
 	backlog    queue
 	seq        atomic.Uint64 // the next sample's
+
+	// annotate is Plugs.Annotate or the settings' process annotator.
+	annotate func(context.Context, *metrics.Sample) error
 
 	// wake tells the publisher a sample was queued.
 	wake chan struct{}
@@ -62,7 +69,7 @@ type queue interface {
 // New checks cfg and builds the agent and its collectors, and opens the
 // backlog directory, so that one it cannot write stops start-up. Nothing
 // is dialled until Run.
-func New(cfg Config, log *slog.Logger) (*Agent, error) {
+func New(cfg Config, plugs Plugs, log *slog.Logger) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -87,6 +94,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		host: host,
 		boot: hex.EncodeToString(id[:]),
 		wake: make(chan struct{}, 1),
+		stop: make(chan struct{}),
 	}
 	// --once publishes nothing, and must not take the directory from the
 	// agent that runs as a service.
@@ -99,13 +107,14 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	} else {
 		a.backlog = newBacklog(cfg.Backlog, cfg.BacklogMaxBytes)
 	}
-	a.collectors = cfg.Collectors
+	a.collectors, a.annotate = plugs.Collectors, plugs.Annotate
 	if a.collectors == nil {
 		a.collectors = defaultCollectors(cfg, a.log)
-		if a.cfg.Annotate == nil {
-			a.cfg.Annotate = collect.NewProcs(cfg.ProcRoot, cfg.ModelMatchers...).Annotate
+		if a.annotate == nil {
+			a.annotate = ModelAnnotator(cfg)
 		}
 	}
+	a.startWorkers()
 	return a, nil
 }
 
@@ -114,17 +123,17 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 func defaultCollectors(cfg Config, log *slog.Logger) []collect.Collector {
 	cs := []collect.Collector{
 		collect.NewHost(cfg.Mounts),
-		collect.NewGPU(nvml.New(), log.With("collector", metrics.CollectorGPU), time.Now),
+		collect.NewSystemGPU(log.With("collector", metrics.CollectorGPU)),
 	}
-	if cfg.RTDETRURL != "" {
-		cs = append(cs, collect.NewRTDETR(cfg.RTDETRURL, nil))
-	}
-	if cfg.LLMURL != "" {
-		cs = append(cs, collect.NewLlamaCpp(cfg.LLMURL, nil))
+	for _, spec := range cfg.ModelSpecs() {
+		// Validate has checked every spec.
+		if c, err := collect.NewModel(spec, nil); err == nil {
+			cs = append(cs, c)
+		}
 	}
 	targets := cfg.Scrape
 	if targets == nil {
-		targets = collect.DefaultScrapeTargets(cfg.RTDETRURL, cfg.BackendMetricsURL)
+		targets = collect.DefaultScrapeTargets(cfg.seedRTDETRURL(), cfg.BackendMetricsURL)
 	}
 	if len(targets) > 0 {
 		cs = append(cs, collect.NewScrape(targets, nil))
@@ -135,9 +144,14 @@ func defaultCollectors(cfg Config, log *slog.Logger) []collect.Collector {
 // Host is the host token the agent publishes under.
 func (a *Agent) Host() string { return a.host }
 
+// Pending is how many samples wait in the backlog for NATS, so a caller
+// (the e2e tests) can tell that an outage is being buffered.
+func (a *Agent) Pending() int { return a.backlog.len() }
+
 // Close releases the collectors that hold resources (NVML) and the
 // backlog directory.
 func (a *Agent) Close() error {
+	a.closeOnce.Do(func() { close(a.stop) })
 	var errs []error
 	if err := a.backlog.close(); err != nil {
 		errs = append(errs, fmt.Errorf("close backlog: %w", err))
@@ -168,11 +182,15 @@ func (a *Agent) Once(ctx context.Context) (*metrics.Sample, error) {
 // URL fails it; an unreachable server is retried forever while samples
 // queue in the backlog.
 func (a *Agent) Run(ctx context.Context) error {
-	nc, err := natsx.Connect(a.cfg.NATSURL, "sysperf-agent "+a.host, a.log,
+	auth, err := a.cfg.natsOptions(a.host)
+	if err != nil {
+		return err
+	}
+	nc, err := natsx.Connect(a.cfg.NATSURL, "sysperf-agent "+a.host, a.log, append(auth,
 		nats.RetryOnFailedConnect(true),
 		// The backlog is the only buffer: nats.go's own reconnect buffer
 		// would send its samples ahead of older queued ones.
-		nats.ReconnectBufSize(-1))
+		nats.ReconnectBufSize(-1))...)
 	if err != nil {
 		return err
 	}
@@ -234,9 +252,51 @@ func (a *Agent) collectorTimeout() time.Duration {
 	return a.cfg.Interval * 8 / 10
 }
 
+// worker runs one collector on a goroutine that lives as long as the
+// agent, so a tick starts no goroutine: it hands each idle worker its job
+// and waits for the answers. A worker still in an earlier tick's call (a
+// hung NVML call, a server that ignores its timeout) is not handed another:
+// that collector is reported as timed out at once, and nothing piles up
+// behind it.
+type worker struct {
+	c    collect.Collector
+	jobs chan job // holds one: a job is only sent to an idle worker
+	busy atomic.Bool
+}
+
+type job struct {
+	ctx  context.Context
+	i    int
+	part *metrics.Sample
+	out  chan<- result
+}
+
 type result struct {
+	i    int
 	part *metrics.Sample
 	err  error
+}
+
+// startWorkers starts one worker per collector; Close stops them.
+func (a *Agent) startWorkers() {
+	for _, c := range a.collectors {
+		w := &worker{c: c, jobs: make(chan job, 1)}
+		a.workers = append(a.workers, w)
+		go func() {
+			for {
+				select {
+				case <-a.stop:
+					return
+				case j := <-w.jobs:
+					err := safeCollect(j.ctx, w.c, j.part)
+					// Idle again before the answer: the next tick may
+					// come as soon as it is read.
+					w.busy.Store(false)
+					j.out <- result{i: j.i, part: j.part, err: err}
+				}
+			}
+		}()
+	}
 }
 
 // gather runs every collector in parallel, each into its own scratch
@@ -254,44 +314,54 @@ func (a *Agent) gather(ctx context.Context, tick time.Time) *metrics.Sample {
 	timeout := a.collectorTimeout()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	results := make([]chan result, len(a.collectors))
-	for i, c := range a.collectors {
-		ch := make(chan result, 1) // buffered: an abandoned collector never blocks
-		results[i] = ch
-		go func() {
-			part := &metrics.Sample{Host: a.host, Boot: a.boot, TS: s.TS, Interval: s.Interval}
-			ch <- result{part: part, err: safeCollect(cctx, c, part)}
-		}()
+	// Buffered: an abandoned collector's late answer never blocks.
+	out := make(chan result, len(a.workers))
+	got := make([]*result, len(a.workers))
+	pending := 0
+	for i, w := range a.workers {
+		if !w.busy.CompareAndSwap(false, true) {
+			continue // still in an earlier call
+		}
+		part := &metrics.Sample{Host: a.host, Boot: a.boot, TS: s.TS, Interval: s.Interval}
+		w.jobs <- job{ctx: cctx, i: i, part: part, out: out}
+		pending++
 	}
-	for i, c := range a.collectors {
-		var (
-			r  result
-			ok bool
-		)
+wait:
+	for pending > 0 {
 		select {
-		case r, ok = <-results[i]:
+		case r := <-out:
+			got[r.i] = &r
+			pending--
 		case <-cctx.Done():
-			// The deadline and a late answer can be ready together;
-			// an answer that is there counts.
-			select {
-			case r, ok = <-results[i]:
-			default:
+			// The deadline and late answers can be ready together;
+			// answers that are there count.
+			for pending > 0 {
+				select {
+				case r := <-out:
+					got[r.i] = &r
+					pending--
+				default:
+					break wait
+				}
 			}
 		}
-		if !ok {
-			setError(s, c.Name(), fmt.Sprintf("timed out after %v", timeout))
+	}
+	for i, w := range a.workers {
+		r := got[i]
+		if r == nil {
+			setError(s, w.c.Name(), fmt.Sprintf("timed out after %v", timeout))
 			continue
 		}
 		merge(s, r.part)
 		if r.err != nil {
-			setError(s, c.Name(), r.err.Error())
+			setError(s, w.c.Name(), r.err.Error())
 		}
 	}
-	if a.cfg.Annotate != nil {
+	if a.annotate != nil {
 		// Its own budget: the collectors' may be spent by a hung one.
 		actx, cancel := context.WithTimeout(ctx, a.cfg.Interval/10)
 		defer cancel()
-		if err := a.cfg.Annotate(actx, s); err != nil {
+		if err := a.annotate(actx, s); err != nil {
 			setError(s, metrics.CollectorProcs, err.Error())
 		}
 	}
@@ -313,7 +383,9 @@ func setError(s *metrics.Sample, name, msg string) {
 	if s.Errors == nil {
 		s.Errors = map[string]string{}
 	}
-	s.Errors[name] = msg
+	// A collector's error may quote the URL it failed on; samples reach
+	// NATS, JetStream and the dashboard.
+	s.Errors[name] = redact.Text(msg)
 }
 
 // merge copies the sections a collector filled into s.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -49,8 +51,14 @@ func hung(t *testing.T, name string) funcCollector {
 	}}
 }
 
-func testConfig(interval time.Duration, cs ...collect.Collector) Config {
-	cfg := DefaultConfig()
+// setup is what a test starts an agent with: settings and plugs.
+type setup struct {
+	Config
+	Plugs
+}
+
+func testConfig(interval time.Duration, cs ...collect.Collector) setup {
+	cfg := setup{Config: DefaultConfig()}
 	cfg.HostID = "test-host"
 	cfg.Interval = interval
 	cfg.Collectors = cs
@@ -89,9 +97,9 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func newAgent(t *testing.T, cfg Config) *Agent {
+func newAgent(t *testing.T, cfg setup) *Agent {
 	t.Helper()
-	a, err := New(cfg, testLogger(t))
+	a, err := New(cfg.Config, cfg.Plugs, testLogger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -150,7 +158,42 @@ func TestGatherMergesAndAbandonsSlowCollector(t *testing.T) {
 	}
 }
 
+// A collector stuck in a call is not called again until that call
+// returns: each tick reports it timed out, and no goroutine or call piles
+// up behind it. Once it returns, the next tick has its section again.
+func TestHungCollectorIsNotCalledAgainUntilItReturns(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	stuck := funcCollector{"stuck", func(_ context.Context, s *metrics.Sample) error {
+		if calls.Add(1) == 1 {
+			<-release
+		}
+		s.Models = map[string]metrics.Model{"stuck": {Status: metrics.StatusHealthy}}
+		return nil
+	}}
+	a := newAgent(t, testConfig(100*time.Millisecond, model("rtdetr"), stuck))
+	for i := range 3 {
+		s := a.gather(context.Background(), time.Now())
+		if got := s.Errors["stuck"]; got != "timed out after 80ms" {
+			t.Errorf("tick %d: errors[stuck] = %q", i, got)
+		}
+		if s.Models["rtdetr"].Status != metrics.StatusHealthy {
+			t.Errorf("tick %d: the other collector's section is missing: %+v", i, s.Models)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the stuck collector was called %d times in 3 ticks, want 1", n)
+	}
+	close(release)
+	poll.Until(t, "the stuck call to return", func() bool { return !a.workers[1].busy.Load() })
+	s := a.gather(context.Background(), time.Now())
+	if _, ok := s.Models["stuck"]; !ok || s.Errors["stuck"] != "" {
+		t.Errorf("after the call returned: models %v, errors %v", s.Models, s.Errors)
+	}
+}
+
 func TestNewValidates(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
@@ -166,8 +209,8 @@ func TestNewValidates(t *testing.T) {
 		{"backlog bytes below one sample", func(c *Config) { c.BacklogMaxBytes = 0 }, "backlog-max-bytes 0: must be at least 1048576"},
 	} {
 		cfg := testConfig(time.Second)
-		tc.edit(&cfg)
-		_, err := New(cfg, nil)
+		tc.edit(&cfg.Config)
+		_, err := New(cfg.Config, cfg.Plugs, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one naming %s", tc.name, err, tc.want)
 		}
@@ -187,7 +230,8 @@ func TestNewValidates(t *testing.T) {
 // TestOnceRealCollectors runs --once's path with the default collectors on
 // this machine: a real host section and, without a GPU, the NVML reason.
 func TestOnceRealCollectors(t *testing.T) {
-	cfg := DefaultConfig()
+	t.Parallel()
+	cfg := setup{Config: DefaultConfig()}
 	cfg.HostID = "once"
 	a := newAgent(t, cfg)
 	s, err := a.Once(context.Background())
@@ -306,19 +350,6 @@ func readStream(t *testing.T, st jetstream.Stream) []stored {
 	return out
 }
 
-// waitFor polls cond until it holds; the deadline is generous because the
-// machine is shared, and only guards against a hang.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // runAgent runs a in the background until stop is called or the test
 // ends.
 func runAgent(t *testing.T, a *Agent) (stop func()) {
@@ -368,6 +399,7 @@ func checkSequence(t *testing.T, msgs []stored, a *Agent) {
 }
 
 func TestRunPublishes(t *testing.T) {
+	t.Parallel()
 	n := startNATS(t, -1, t.TempDir())
 	st := n.stream()
 	cfg := testConfig(200*time.Millisecond, collect.NewHost(nil), hung(t, "slow"))
@@ -376,7 +408,7 @@ func TestRunPublishes(t *testing.T) {
 	runAgent(t, a)
 
 	var msgs []stored
-	waitFor(t, "5 samples", func() bool { msgs = readStream(t, st); return len(msgs) >= 5 })
+	poll.Until(t, "5 samples", func() bool { msgs = readStream(t, st); return len(msgs) >= 5 })
 	checkSequence(t, msgs, a)
 	for i, m := range msgs {
 		if m.s.System == nil || m.s.System.MemTotal == 0 {
@@ -400,20 +432,20 @@ func TestBacklogAcrossOutage(t *testing.T) {
 	a := newAgent(t, cfg)
 	runAgent(t, a)
 
-	waitFor(t, "samples before the outage", func() bool {
+	poll.Until(t, "samples before the outage", func() bool {
 		n, _, _ := a.backlog.stats()
 		return a.seq.Load() >= 3 && n == 0
 	})
 	n.stop()
 	down := time.Now()
-	waitFor(t, "samples queued during the outage", func() bool { return a.backlog.len() >= 6 })
+	poll.Until(t, "samples queued during the outage", func() bool { return a.Pending() >= 6 })
 	queued := a.backlog.len()
 	up := time.Now()
 	n.start()
 	st := n.stream() // the same stream, recovered from the store
 
 	var msgs []stored
-	waitFor(t, "the backlog and live samples after it", func() bool {
+	poll.Until(t, "the backlog and live samples after it", func() bool {
 		msgs = readStream(t, st)
 		return a.backlog.len() == 0 && len(msgs) > 0 && msgs[len(msgs)-1].s.TS > up.UnixNano()
 	})
@@ -446,13 +478,13 @@ func TestAgentBeforeServer(t *testing.T) {
 	cfg.NATSURL = "nats://127.0.0.1:" + strconv.Itoa(port)
 	a := newAgent(t, cfg)
 	runAgent(t, a)
-	waitFor(t, "samples queued without a server", func() bool { return a.backlog.len() >= 3 })
+	poll.Until(t, "samples queued without a server", func() bool { return a.backlog.len() >= 3 })
 
 	n := startNATS(t, port, t.TempDir())
-	waitFor(t, "samples queued without a stream", func() bool { return a.seq.Load() >= 8 })
+	poll.Until(t, "samples queued without a stream", func() bool { return a.seq.Load() >= 8 })
 	st := n.stream()
 	var msgs []stored
-	waitFor(t, "the backlog published", func() bool {
+	poll.Until(t, "the backlog published", func() bool {
 		msgs = readStream(t, st)
 		return a.backlog.len() == 0 && len(msgs) >= 8
 	})
@@ -463,6 +495,7 @@ func TestAgentBeforeServer(t *testing.T) {
 // of three samples' bytes: the oldest go, the newest stay. The samples are
 // padded, as the bound may not be below the largest sample.
 func TestBacklogBoundDropsOldest(t *testing.T) {
+	t.Parallel()
 	pad := strings.Repeat("x", metrics.MaxMessage/3)
 	big := funcCollector{"m", func(_ context.Context, s *metrics.Sample) error {
 		s.Models = map[string]metrics.Model{"m": {Status: metrics.StatusHealthy, Extra: map[string]any{"pad": pad}}}
@@ -475,7 +508,7 @@ func TestBacklogBoundDropsOldest(t *testing.T) {
 	cfg.BacklogMaxBytes = 3*one + one/2
 	a := newAgent(t, cfg)
 	runAgent(t, a)
-	waitFor(t, "drops", func() bool { _, _, d := a.backlog.stats(); return d >= 3 })
+	poll.Until(t, "drops", func() bool { _, _, d := a.backlog.stats(); return d >= 3 })
 	mem := a.backlog.(*backlog)
 	mem.mu.Lock()
 	defer mem.mu.Unlock()
@@ -511,13 +544,13 @@ func TestOutageLoggedOnceNamingServer(t *testing.T) {
 	cfg := testConfig(100*time.Millisecond, model("m"))
 	cfg.NATSURL = url
 	log, out := logtest.New(slog.LevelInfo)
-	a, err := New(cfg, log)
+	a, err := New(cfg.Config, cfg.Plugs, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Close() })
 	runAgent(t, a)
-	waitFor(t, "samples queued without a server", func() bool { return a.backlog.len() >= 5 })
+	poll.Until(t, "samples queued without a server", func() bool { return a.backlog.len() >= 5 })
 
 	var warnings []string
 	for _, line := range strings.Split(out.String(), "\n") {
@@ -542,12 +575,12 @@ func TestDiskBacklogAcrossRestart(t *testing.T) {
 	cfg.BacklogDir = t.TempDir()
 	first := newAgent(t, cfg)
 	stopFirst := runAgent(t, first)
-	waitFor(t, "samples before the outage", func() bool {
+	poll.Until(t, "samples before the outage", func() bool {
 		n, _, _ := first.backlog.stats()
 		return first.seq.Load() >= 3 && n == 0
 	})
 	n.stop()
-	waitFor(t, "samples queued during the outage", func() bool { return first.backlog.len() >= 5 })
+	poll.Until(t, "samples queued during the outage", func() bool { return first.backlog.len() >= 5 })
 	stopFirst()
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
@@ -556,13 +589,13 @@ func TestDiskBacklogAcrossRestart(t *testing.T) {
 
 	second := newAgent(t, cfg)
 	stopSecond := runAgent(t, second)
-	waitFor(t, "the second run's samples queued", func() bool { return second.seq.Load() >= 3 })
+	poll.Until(t, "the second run's samples queued", func() bool { return second.seq.Load() >= 3 })
 	up := time.Now()
 	n.start()
 	st := n.stream()
 
 	var msgs []stored
-	waitFor(t, "both runs' samples", func() bool {
+	poll.Until(t, "both runs' samples", func() bool {
 		msgs = readStream(t, st)
 		return second.backlog.len() == 0 && len(msgs) > 0 && msgs[len(msgs)-1].s.TS > up.UnixNano()
 	})
@@ -601,5 +634,27 @@ func TestDiskBacklogAcrossRestart(t *testing.T) {
 	}
 	if _, _, dropped := second.backlog.stats(); dropped != 0 {
 		t.Errorf("%d samples dropped within the bounds", dropped)
+	}
+}
+
+// BenchmarkGather is one tick's collection as the agent runs it on a box
+// without a GPU: the host collector, the GPU collector failing fast as it
+// does while NVML is unavailable, and a model collector.
+func BenchmarkGather(b *testing.B) {
+	noGPU := funcCollector{metrics.CollectorGPU, func(context.Context, *metrics.Sample) error {
+		return errors.New("NVML unavailable: ERROR_LIBRARY_NOT_FOUND")
+	}}
+	cfg := testConfig(5*time.Second, collect.NewHost(nil), noGPU, model("rtdetr"))
+	a, err := New(cfg.Config, cfg.Plugs, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = a.Close() })
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if s := a.gather(ctx, time.Now()); s.System == nil {
+			b.Fatalf("no host section: %v", s.Errors)
+		}
 	}
 }

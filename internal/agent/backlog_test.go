@@ -22,6 +22,7 @@ func mkEntry(i int, ts time.Time, size int) entry {
 }
 
 func TestBacklogBounds(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	cases := []struct {
 		name      string
@@ -74,6 +75,7 @@ func TestBacklogBounds(t *testing.T) {
 }
 
 func TestBacklogFIFOAndPop(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	b := newBacklog(time.Hour, 1<<20)
 	for i := range 3 {
@@ -107,6 +109,7 @@ func TestBacklogFIFOAndPop(t *testing.T) {
 // The agent logs the first drop of an outage and the total at its end; the
 // backlog tells it which drop is the first.
 func TestBacklogFirstDropPerOutage(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	b := newBacklog(time.Hour, 2)
 	var firsts int

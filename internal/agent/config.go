@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/sysperf/sysperf/internal/collect"
+	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -18,6 +20,10 @@ import (
 // ones are for programs and tests that build an agent in-process.
 type Config struct {
 	NATSURL         string        `flag:"nats-url" usage:"NATS server the samples are published to"`
+	NATSCreds       string        `flag:"nats-creds" usage:"credentials file from 'hub agent add <host>' (or a user .creds of an external NATS); its host must be --host-id"`
+	NATSCA          string        `flag:"nats-ca" usage:"CA file that verifies the NATS server's certificate (TLS)"`
+	NATSCert        string        `flag:"nats-cert" usage:"client certificate file for a NATS server that asks for one (with --nats-key)"`
+	NATSKey         string        `flag:"nats-key" usage:"client certificate key file (with --nats-cert)"`
 	HostID          string        `flag:"host-id" usage:"host name in subjects: letters, digits, '-' and '_' (default: the hostname, other bytes turned into '-')"`
 	Interval        time.Duration `flag:"interval" usage:"time between samples; ticks are aligned to multiples of it"`
 	Mounts          []string      `flag:"mounts" usage:"mount points whose disk usage is reported, comma separated"`
@@ -42,7 +48,16 @@ type Config struct {
 	// ModelMatchers replace the default process-to-model matchers
 	// (llama-server is nemotron, rtdetr is rtdetr).
 	ModelMatchers []collect.ModelMatcher `flag:"-" yaml:"model-matchers"`
+	// Models are the model servers to read besides --rtdetr-url and
+	// --llm-url (which are the entries rtdetr and nemotron): kind (rtdetr,
+	// llamacpp, vllm, sglang, tgi, triton, ollama), name and url each.
+	Models []collect.ModelSpec `flag:"-" yaml:"models"`
+}
 
+// Plugs are the agent's parts that can be plugged in instead of the ones
+// built from the settings: nil fields (all of them, for cmd/agent) are
+// built by New; tests set them.
+type Plugs struct {
 	// Collectors replaces the default collectors (host, GPU and the model
 	// servers configured above, see defaultCollectors).
 	Collectors []collect.Collector
@@ -50,6 +65,7 @@ type Config struct {
 	// attribute GPU processes to containers and models. ctx ends a tenth
 	// of the interval later; a returned error lands in
 	// Errors[metrics.CollectorProcs] with the sample still published.
+	// Nil with Collectors nil: the process annotator of the settings.
 	Annotate func(context.Context, *metrics.Sample) error
 }
 
@@ -73,6 +89,19 @@ func DefaultConfig() Config {
 		BacklogDir:      backlogDir,
 		ProcRoot:        "/proc",
 	}
+}
+
+// natsOptions are the credential, TLS and reply-inbox options of the
+// agent's NATS connection. The inbox prefix is the host's own, the only
+// one its credential may subscribe to, where JetStream's acks arrive.
+func (c *Config) natsOptions(host string) ([]nats.Option, error) {
+	opts, err := natsx.Auth{Creds: c.NATSCreds, CA: c.NATSCA, Cert: c.NATSCert, Key: c.NATSKey}.Options()
+	if err != nil {
+		return nil, err
+	}
+	// A revoked or not yet enrolled credential keeps being retried with
+	// back-off, so re-enrolling the host needs no restart of the agent.
+	return append(opts, nats.CustomInboxPrefix(natsx.InboxPrefix(host)), nats.IgnoreAuthErrorAbort()), nil
 }
 
 // Validate checks what the flags' types cannot; internal/config calls it
@@ -99,13 +128,44 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("scrape[%d]: %w", i, err))
 		}
 	}
+	if err := collect.ValidateSpecs(c.ModelSpecs()); err != nil {
+		errs = append(errs, err)
+	}
 	for i, m := range c.ModelMatchers {
 		if err := m.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("model-matchers[%d]: %w", i, err))
 		}
 	}
+	if (c.NATSCert == "") != (c.NATSKey == "") {
+		errs = append(errs, errors.New("nats-cert and nats-key: give both or neither"))
+	}
 	if c.NATSURL == "" && !c.Once {
 		errs = append(errs, errors.New("nats-url: empty"))
 	}
 	return errors.Join(errs...)
+}
+
+// ModelSpecs is every model server to read: --rtdetr-url as the entry
+// {rtdetr, "rtdetr"}, --llm-url as {llamacpp, "nemotron"}, then the models:
+// list.
+func (c *Config) ModelSpecs() []collect.ModelSpec {
+	var out []collect.ModelSpec
+	if c.RTDETRURL != "" {
+		out = append(out, collect.ModelSpec{Kind: metrics.KindRTDETR, Name: metrics.CollectorRTDETR, URL: c.RTDETRURL})
+	}
+	if c.LLMURL != "" {
+		out = append(out, collect.ModelSpec{Kind: metrics.KindLlamaCpp, Name: metrics.CollectorLLM, URL: c.LLMURL})
+	}
+	return append(out, c.Models...)
+}
+
+// seedRTDETRURL is the detector whose /metrics feeds the seed's inference
+// section: --rtdetr-url, or the models: entry named rtdetr.
+func (c *Config) seedRTDETRURL() string {
+	for _, m := range c.ModelSpecs() {
+		if m.Kind == metrics.KindRTDETR && m.Name == metrics.CollectorRTDETR {
+			return m.URL
+		}
+	}
+	return ""
 }

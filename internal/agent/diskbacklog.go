@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -64,29 +63,26 @@ func segmentSize(maxBytes int) int64 {
 }
 
 // diskBacklog is the backlog kept in a directory so that it survives a
-// restart of the agent. It behaves as backlog does (same bounds, same
-// drops, same order); in memory it keeps only where each sample is.
+// restart of the agent. It keeps the same ledger as backlog (same bounds,
+// same drops, same order), told of every record that leaves so that the
+// send position and the segments follow; in memory it keeps only where
+// each sample is.
 type diskBacklog struct {
-	dir      string
-	maxAge   time.Duration
-	maxBytes int
-	segSize  int64
-	log      *slog.Logger
-	lock     *os.File // the directory, flocked so that one agent owns it
+	// ledger's mu guards the fields below as well.
+	ledger
+	dir     string
+	segSize int64
+	log     *slog.Logger
+	lock    *os.File // the directory, flocked so that one agent owns it
 
-	mu         sync.Mutex
-	items      []record // oldest first
-	bytes      int
-	dropped    uint64 // since start
-	droppedNow uint64 // since the backlog was last empty, as in backlog
-	segs       []*segment
-	nextSeg    uint64
-	head       *os.File // nil until first written
-	headSeg    uint64   // first segment not wholly sent
-	headOff    int64    // within it, where the first unsent record starts
-	headDirty  bool
-	writeErr   bool // the last write failed: samples are kept in memory
-	closed     bool
+	segs      []*segment
+	nextSeg   uint64
+	head      *os.File // nil until first written
+	headSeg   uint64   // first segment not wholly sent
+	headOff   int64    // within it, where the first unsent record starts
+	headDirty bool
+	writeErr  bool // the last write failed: samples are kept in memory
+	closed    bool
 }
 
 type segment struct {
@@ -95,15 +91,6 @@ type segment struct {
 	size   int64 // bytes of good records (and the magic)
 	live   int   // records neither sent nor dropped
 	sealed bool  // appended to no more: full, from an earlier run, or a write failed
-}
-
-// record is one queued sample. Its data is nil while it is only on disk.
-type record struct {
-	entry
-	size int      // the sample's bytes, which the bound counts
-	seg  *segment // nil: kept in memory, the write to disk failed
-	off  int64
-	n    int64 // bytes on disk, header included
 }
 
 func segName(num uint64) string { return fmt.Sprintf("%016x%s", num, segSuffix) }
@@ -135,7 +122,8 @@ func openDiskBacklog(dir string, maxAge time.Duration, maxBytes int, segSize int
 		}
 		return nil, fmt.Errorf("backlog-dir %s: lock: %w", dir, err)
 	}
-	b := &diskBacklog{dir: dir, maxAge: maxAge, maxBytes: maxBytes, segSize: segSize, log: log, lock: lock}
+	b := &diskBacklog{ledger: ledger{maxAge: maxAge, maxBytes: maxBytes}, dir: dir, segSize: segSize, log: log, lock: lock}
+	b.removed = b.forget
 	if err := b.load(); err != nil {
 		b.closeFiles()
 		return nil, err
@@ -179,9 +167,7 @@ func (b *diskBacklog) load() error {
 		b.headSeg, b.headOff = b.nextSeg, 0
 		return nil
 	}
-	for b.bytes > b.maxBytes {
-		b.dropHead()
-	}
+	b.fit()
 	b.flushHead()
 	if len(b.items) > 0 {
 		b.log.Info("backlog resumed from disk", "dir", b.dir, "samples", len(b.items), "bytes", b.bytes,
@@ -248,8 +234,7 @@ func (b *diskBacklog) loadSegment(num uint64, path string) error {
 		}
 		if num > b.headSeg || off >= b.headOff {
 			r.seg, r.off, r.data = seg, off, nil
-			b.items = append(b.items, r)
-			b.bytes += r.size
+			b.put(r)
 			seg.live++
 		}
 		off += r.n
@@ -261,10 +246,7 @@ func (b *diskBacklog) loadSegment(num uint64, path string) error {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		for _, r := range b.items[first:] {
-			b.bytes -= r.size
-		}
-		b.items = b.items[:first]
+		b.cut(first)
 		return fmt.Errorf("backlog-dir %s: %w", b.dir, err)
 	}
 	seg.f = f
@@ -332,15 +314,13 @@ func decodeRecord(buf []byte) (r record, ok bool) {
 	return r, true
 }
 
-// push appends e, on disk if it can, and drops what no longer fits, as
-// backlog.push does. A failed write keeps e in memory instead: it is
+// push appends e, on disk if it can, and drops what no longer fits. A failed write keeps e in memory instead: it is
 // still sent, only not across a restart.
 func (b *diskBacklog) push(e entry, now time.Time) (dropped int, first bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	before := b.droppedNow
 	r := record{entry: e, size: len(e.data)}
-	if err := b.append(&r); err != nil {
+	if err := b.write(&r); err != nil {
 		if !b.writeErr {
 			b.log.Warn("backlog: writing to disk failed; keeping samples in memory until it works again",
 				"dir", b.dir, "err", err)
@@ -353,20 +333,14 @@ func (b *diskBacklog) push(e entry, now time.Time) (dropped int, first bool) {
 			b.writeErr = false
 		}
 	}
-	b.items = append(b.items, r)
-	b.bytes += r.size
-	for len(b.items) > 0 && b.bytes > b.maxBytes {
-		b.dropHead()
-	}
-	b.expire(now)
+	dropped, first = b.add(r, now)
 	b.flushHead()
-	dropped = int(b.droppedNow - before)
-	return dropped, dropped > 0 && before == 0
+	return dropped, first
 }
 
-// append writes r to the newest segment, beginning a new one when that is
+// write writes r to the newest segment, beginning a new one when that is
 // full or cannot be appended to, and sets where r is.
-func (b *diskBacklog) append(r *record) error {
+func (b *diskBacklog) write(r *record) error {
 	if b.closed {
 		return errors.New("backlog closed")
 	}
@@ -474,7 +448,7 @@ func (b *diskBacklog) peek(now time.Time) (entry, bool) {
 		}
 		seg, lost := r.seg, 0
 		for len(b.items) > 0 && b.items[0].seg == seg {
-			b.dropHead()
+			b.drop()
 			lost++
 		}
 		b.log.Warn("backlog segment unreadable; its samples are dropped", "file", seg.f.Name(),
@@ -483,58 +457,18 @@ func (b *diskBacklog) peek(now time.Time) (entry, bool) {
 	return entry{}, false
 }
 
-// pop removes the oldest sample if it is still id (see backlog.pop).
+// pop removes the oldest sample if it is still id (see ledger.take).
 func (b *diskBacklog) pop(id string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.items) == 0 || b.items[0].id != id {
-		return
-	}
-	b.removeHead()
-	b.flushHead()
-}
-
-func (b *diskBacklog) drained() (empty bool, dropped uint64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.items) > 0 {
-		return false, 0
-	}
-	dropped, b.droppedNow = b.droppedNow, 0
-	return true, dropped
-}
-
-func (b *diskBacklog) len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.items)
-}
-
-func (b *diskBacklog) stats() (n, bytes int, dropped uint64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.items), b.bytes, b.dropped
-}
-
-func (b *diskBacklog) expire(now time.Time) {
-	for len(b.items) > 0 && now.Sub(b.items[0].ts) > b.maxAge {
-		b.dropHead()
+	if b.take(id) {
+		b.flushHead()
 	}
 }
 
-func (b *diskBacklog) dropHead() {
-	b.removeHead()
-	b.dropped++
-	b.droppedNow++
-}
-
-// removeHead forgets the oldest record; its segment goes once it holds
-// nothing more to send.
-func (b *diskBacklog) removeHead() {
-	r := b.items[0]
-	b.items[0] = record{}
-	b.items = b.items[1:]
-	b.bytes -= r.size
+// forget moves the send position past a record that left the ledger;
+// its segment goes once it holds nothing more to send.
+func (b *diskBacklog) forget(r record) {
 	if r.seg == nil {
 		return
 	}

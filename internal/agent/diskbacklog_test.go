@@ -2,7 +2,9 @@ package agent
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sysperf/sysperf/internal/logtest"
+	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
 // recSize is the bytes on disk of testRecord(i, …) for a one-digit i with
@@ -117,6 +120,7 @@ func seq(from, to int) []string {
 // sends the other six in order, with their bytes and timestamps, then
 // what is pushed after them.
 func TestDiskBacklogOrderAcrossReopen(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	for _, tc := range []struct {
 		name string
@@ -164,6 +168,7 @@ func TestDiskBacklogOrderAcrossReopen(t *testing.T) {
 // The bounds hold across a reopen, and what they drop is counted as in
 // memory and leaves the disk.
 func TestDiskBacklogBoundsOnReopen(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	for _, tc := range []struct {
 		name      string
@@ -213,6 +218,7 @@ func TestDiskBacklogBoundsOnReopen(t *testing.T) {
 // twice: the good records stay, the damage is logged once naming its file,
 // and the next start finds nothing more to complain of.
 func TestDiskBacklogDamage(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	// off is where record i starts in its segment.
 	off := func(i int) int64 { return int64(len(segMagic) + (i%3)*recSize) }
@@ -312,6 +318,7 @@ func TestDiskBacklogDamage(t *testing.T) {
 // Once everything is sent nothing is left on disk: at a clean close, and
 // at the next start after a crash.
 func TestDiskBacklogEmptyLeavesNoFiles(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	for _, tc := range []struct {
 		name string
@@ -350,6 +357,7 @@ func TestDiskBacklogEmptyLeavesNoFiles(t *testing.T) {
 
 // A directory the agent cannot use stops start-up, naming it.
 func TestBacklogDirUnusable(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	file := filepath.Join(base, "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
@@ -369,7 +377,7 @@ func TestBacklogDirUnusable(t *testing.T) {
 			if tc.dir == inUse {
 				newAgent(t, cfg)
 			}
-			a, err := New(cfg, nil)
+			a, err := New(cfg.Config, cfg.Plugs, nil)
 			if err == nil {
 				_ = a.Close()
 			}
@@ -388,6 +396,7 @@ func TestBacklogDirUnusable(t *testing.T) {
 // where it is sent in its turn; one warning when writes start failing, one
 // line when they work again, however many samples in between.
 func TestDiskBacklogWriteFailure(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
 	dir := t.TempDir()
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
@@ -475,5 +484,68 @@ func BenchmarkBacklog(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestDiskBacklogFormat pins the bytes on disk to the layout documented
+// at the top of diskbacklog.go, built here by hand: a directory an earlier
+// agent left is read, and what this one writes, another reads.
+func TestDiskBacklogFormat(t *testing.T) {
+	t.Parallel()
+	le := binary.LittleEndian
+	crc := func(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
+	rec := func(ts int64, id, subject string, data []byte) []byte {
+		p := le.AppendUint64(nil, uint64(ts))
+		p = le.AppendUint16(p, uint16(len(id)))
+		p = append(p, id...)
+		p = le.AppendUint16(p, uint16(len(subject)))
+		p = append(p, subject...)
+		p = append(p, data...)
+		out := le.AppendUint32(nil, uint32(len(p)))
+		out = le.AppendUint32(out, crc(p))
+		return append(out, p...)
+	}
+	head := func(seg, off uint64) []byte {
+		b := le.AppendUint64(nil, seg)
+		b = le.AppendUint64(b, off)
+		return le.AppendUint32(b, crc(b))
+	}
+	t0 := time.Unix(1_767_268_800, 0)
+	subject := metrics.SampleSubject("h")
+	r0 := rec(t0.UnixNano(), "h/b/0", subject, []byte("sample zero"))
+	r1 := rec(t0.Add(time.Second).UnixNano(), "h/b/1", subject, []byte("sample one"))
+	dir := t.TempDir()
+	seg0 := append([]byte("SPBLOG1\n"), append(r0, r1...)...)
+	if err := os.WriteFile(filepath.Join(dir, "0000000000000000.seg"), seg0, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// r0 was sent: the head points past it.
+	if err := os.WriteFile(filepath.Join(dir, "head"), head(0, uint64(8+len(r0))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	b := openDisk(t, dir, time.Hour, 1<<20, 1<<20, nil)
+	e, ok := b.peek(t0)
+	if !ok || e.id != "h/b/1" || e.subject != subject || !e.ts.Equal(t0.Add(time.Second)) || string(e.data) != "sample one" {
+		t.Fatalf("first unsent = %+v, %v; want h/b/1", e, ok)
+	}
+	if got := queuedIDs(b); !reflect.DeepEqual(got, []string{"h/b/1"}) {
+		t.Fatalf("queued %v", got)
+	}
+
+	// A new record goes to a new segment (one from an earlier run is never
+	// appended to), framed the same.
+	b.push(entry{id: "h/c/0", subject: subject, ts: t0.Add(2 * time.Second), data: []byte("sample two")}, t0)
+	want := append([]byte("SPBLOG1\n"), rec(t0.Add(2*time.Second).UnixNano(), "h/c/0", subject, []byte("sample two"))...)
+	if got, err := os.ReadFile(filepath.Join(dir, "0000000000000001.seg")); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("new segment = %q, %v\nwant %q", got, err, want)
+	}
+	// Sending h/b/1 empties segment 0, which goes; the head moves past it.
+	b.pop("h/b/1")
+	if got, err := os.ReadFile(filepath.Join(dir, "head")); err != nil || !bytes.Equal(got, head(0, uint64(len(seg0)))) {
+		t.Errorf("head = %x, %v; want %x", got, err, head(0, uint64(len(seg0))))
+	}
+	if got := files(t, dir); !reflect.DeepEqual(got, []string{"0000000000000001.seg", "head"}) {
+		t.Errorf("files %v", got)
 	}
 }

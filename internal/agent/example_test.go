@@ -17,6 +17,7 @@ var optionalLine = regexp.MustCompile(`(?m)^#(  |[a-z-]+:)`)
 // The example shipped in deploy/ must load as it is and with every optional
 // line switched on, so the documentation cannot drift from the code.
 func TestExampleConfigLoads(t *testing.T) {
+	t.Parallel()
 	example, err := os.ReadFile("../../deploy/agent.example.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -28,9 +29,10 @@ func TestExampleConfigLoads(t *testing.T) {
 	for _, tc := range []struct {
 		name, path       string
 		scrape, matchers int
+		models           int
 	}{
-		{"as shipped", "../../deploy/agent.example.yaml", 0, 0},
-		{"every option on", all, 2, 2},
+		{"as shipped", "../../deploy/agent.example.yaml", 0, 0, 0},
+		{"every option on", all, 2, 2, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -43,6 +45,9 @@ func TestExampleConfigLoads(t *testing.T) {
 			if len(cfg.Scrape) != tc.scrape || len(cfg.ModelMatchers) != tc.matchers {
 				t.Errorf("scrape targets %d, matchers %d; want %d, %d", len(cfg.Scrape), len(cfg.ModelMatchers), tc.scrape, tc.matchers)
 			}
+			if len(cfg.Models) != tc.models {
+				t.Errorf("models %d, want %d", len(cfg.Models), tc.models)
+			}
 		})
 	}
 }
@@ -51,6 +56,7 @@ func TestExampleConfigLoads(t *testing.T) {
 // an optional "#key:" line, so the file stays the full reference. --once
 // and --config are for the command line only.
 func TestExampleConfigListsEverySetting(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../../deploy/agent.example.yaml")
 	if err != nil {
 		t.Fatal(err)

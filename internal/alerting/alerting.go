@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,14 @@ type Config struct {
 	Replicas int
 	// Timeout bounds each JetStream call; default 5s.
 	Timeout time.Duration
+	// Lease, when set, is this hub's name among hubs sharing one NATS:
+	// only the hub holding the notifier lease publishes transitions, saves
+	// the state and sends webhooks (lease.go). Empty: this is the only hub.
+	Lease string
+	// LeaseTTL is how long a lease lasts unrenewed, so how soon another
+	// hub takes over from a dead one (within about LeaseTTL + 1s);
+	// default 8s.
+	LeaseTTL time.Duration
 }
 
 // RulesFromFile returns the default rules with the YAML rules file at path
@@ -94,6 +103,16 @@ type Service struct {
 	kv       jetstream.KeyValue
 	notifier *notify.Notifier
 	log      *slog.Logger
+	stream   jetstream.Stream
+
+	// With more than one hub (cfg.Lease): the lease bucket, whether this
+	// hub holds the lease, and the newest update, evaluated again by a hub
+	// that takes over. evalMu orders evaluations and a takeover.
+	leaseKV    jetstream.KeyValue
+	holding    atomic.Bool
+	evalMu     sync.Mutex
+	lastNow    time.Time
+	lastUpdate *metrics.Update
 
 	mu         sync.Mutex
 	recent     []metrics.Alert // oldest first, at most cfg.Recent
@@ -134,6 +153,9 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 8 * time.Second
 	}
 	engine, err := alerts.New(cfg.Rules)
 	if err != nil {
@@ -177,6 +199,16 @@ func (s *Service) restore(ctx context.Context, js JetStream) error {
 		Bucket: StateBucket, Description: "sysperf alert engine state", Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
 	}); err != nil {
 		return fmt.Errorf("kv %s: %w", StateBucket, err)
+	}
+	s.stream = st
+	if s.cfg.Lease != "" {
+		// The bucket's TTL is the lease time: a key not renewed ages out.
+		if s.leaseKV, err = js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
+			Bucket: LeaseBucket, Description: "sysperf hub that sends alert notifications", TTL: s.cfg.LeaseTTL,
+			Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+		}); err != nil {
+			return fmt.Errorf("kv %s: %w", LeaseBucket, err)
+		}
 	}
 	entry, err := s.kv.Get(cctx, stateKey)
 	// A bucket just created with replicas answers once they are up; until
@@ -227,8 +259,20 @@ func (s *Service) restore(ctx context.Context, js JetStream) error {
 func (s *Service) Engine() *alerts.Engine { return s.engine }
 
 // Evaluate applies the rules to u and returns the alerts now pending or
-// firing. Transitions are published and notified in the background.
+// firing. Transitions are published and notified in the background. With
+// a lease, u is kept until the next call, for a takeover to evaluate
+// again: the caller must not change what the rules read.
 func (s *Service) Evaluate(now time.Time, u *metrics.Update) []metrics.Alert {
+	s.evalMu.Lock()
+	defer s.evalMu.Unlock()
+	if s.leaseKV != nil {
+		s.lastNow, s.lastUpdate = now, u
+	}
+	return s.evaluate(now, u)
+}
+
+func (s *Service) evaluate(now time.Time, u *metrics.Update) []metrics.Alert {
+	notifying := s.notifying()
 	trs := s.engine.Evaluate(now, u)
 	active := s.engine.Active()
 	var notes []notify.Alert
@@ -242,18 +286,22 @@ func (s *Service) Evaluate(now time.Time, u *metrics.Update) []metrics.Alert {
 			level = slog.LevelDebug
 		}
 		s.log.Log(context.Background(), level, "alert "+tr.State, "rule", tr.Rule, "severity", tr.Severity, "host", tr.Host, "target", tr.Target, "value", tr.Value, "from", tr.From)
-		switch {
-		case tr.State == alerts.StateFiring && tr.From == alerts.StateFiring:
-			// A severity change is another alert to Alertmanager (severity
-			// is a label): the old one ends as the new one starts.
-			old := tr.Alert
-			old.Severity, old.State = tr.FromSeverity, alerts.StateResolved
-			notes = append(notes, notify.FromAlert(old, now, s.cfg.GeneratorURL), notify.FromAlert(tr.Alert, now, s.cfg.GeneratorURL))
-		case tr.State == alerts.StateFiring || tr.State == alerts.StateResolved:
-			notes = append(notes, notify.FromAlert(tr.Alert, now, s.cfg.GeneratorURL))
+		// With a lease, transitions reach the webhooks from the stream.
+		if s.leaseKV == nil {
+			notes = append(notes, s.notes(tr, now)...)
 		}
 	}
+	if !notifying {
+		return active
+	}
 	s.mu.Lock()
+	// The resend clock starts at the first evaluation: a new alert is sent
+	// by its transition anyway, and the alerts a restarted hub restored
+	// were sent by the hub before it, so sending them again at once would
+	// be a webhook call that says nothing new.
+	if s.lastResend.IsZero() {
+		s.lastResend = now
+	}
 	resend := now.Sub(s.lastResend) >= s.cfg.Resend
 	if resend {
 		s.lastResend = now
@@ -279,6 +327,21 @@ func (s *Service) Evaluate(now time.Time, u *metrics.Update) []metrics.Alert {
 	return active
 }
 
+// notes are what a transition sends the webhooks: firing and resolved,
+// and a severity change ends the old alert as the new one starts (severity
+// is a label, so another alert to Alertmanager).
+func (s *Service) notes(tr alerts.Transition, at time.Time) []notify.Alert {
+	switch {
+	case tr.State == alerts.StateFiring && tr.From == alerts.StateFiring:
+		old := tr.Alert
+		old.Severity, old.State = tr.FromSeverity, alerts.StateResolved
+		return []notify.Alert{notify.FromAlert(old, at, s.cfg.GeneratorURL), notify.FromAlert(tr.Alert, at, s.cfg.GeneratorURL)}
+	case tr.State == alerts.StateFiring || tr.State == alerts.StateResolved:
+		return []notify.Alert{notify.FromAlert(tr.Alert, at, s.cfg.GeneratorURL)}
+	}
+	return nil
+}
+
 func (s *Service) remember(a metrics.Alert) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -292,14 +355,13 @@ func (s *Service) remember(a metrics.Alert) {
 // Active returns the alerts now pending or firing.
 func (s *Service) Active() []metrics.Alert { return s.engine.Active() }
 
-// Recent returns the latest transitions, newest first.
+// Recent returns the latest transitions in alerts.SortAlerts' order:
+// critical first, then the oldest alert, its newest transition first.
 func (s *Service) Recent() []metrics.Alert {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]metrics.Alert, len(s.recent))
-	for i, a := range s.recent {
-		out[len(out)-1-i] = a
-	}
+	out := slices.Clone(s.recent)
+	s.mu.Unlock()
+	alerts.SortAlerts(out)
 	return out
 }
 
@@ -340,11 +402,18 @@ func (s *Service) enqueue(trs []alerts.Transition) {
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.notifier.Run(ctx) })
+	// The lease ends after the last publish, which needs it.
+	lctx, release := context.WithCancel(context.WithoutCancel(ctx))
+	defer release()
+	if s.leaseKV != nil {
+		wg.Go(func() { s.holdLease(lctx) })
+	}
 	pctx := context.WithoutCancel(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			s.publish(pctx)
+			release()
 			wg.Wait()
 			return
 		case <-s.wake:
@@ -361,11 +430,17 @@ func (s *Service) publish(ctx context.Context) {
 	queue, snap := s.queue.Drain(), s.snapshot
 	s.snapshot = nil
 	s.qmu.Unlock()
+	if !s.notifying() && len(queue) > 0 {
+		// Evaluated while holding a lease lost since: the next holder
+		// evaluates the same conditions on the state saved before.
+		s.log.Warn("alert transitions not published: the notifier lease was lost", "count", len(queue))
+		return
+	}
 	for _, tr := range queue {
 		b, err := json.Marshal(tr)
 		if err == nil {
 			cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-			_, err = s.js.Publish(cctx, metrics.AlertSubject(tr.State), b)
+			_, err = s.js.Publish(cctx, metrics.AlertSubject(tr.State), b, jetstream.WithMsgID(msgID(tr)))
 			cancel()
 		}
 		if err != nil {

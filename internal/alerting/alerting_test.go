@@ -3,6 +3,7 @@ package alerting
 import (
 	"context"
 	"encoding/json"
+	"github.com/sysperf/sysperf/internal/poll"
 	"io"
 	"log/slog"
 	"net/http"
@@ -46,20 +47,19 @@ func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 func (w *webhook) waitFor(t *testing.T, pred func(notify.Alert) bool) notify.Alert {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var got notify.Alert
+	poll.Until(t, "the alert at the webhook", func() bool {
 		w.mu.Lock()
+		defer w.mu.Unlock()
 		for _, a := range w.alerts {
 			if pred(a) {
-				w.mu.Unlock()
-				return a
+				got = a
+				return true
 			}
 		}
-		w.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("webhook never got the alert; it has %+v", w.alerts)
-	return notify.Alert{}
+		return false
+	})
+	return got
 }
 
 func rule() alerts.Rule {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -51,17 +52,18 @@ func orDefaultClient(c *http.Client) *http.Client {
 func httpGet(ctx context.Context, client *http.Client, rawURL string, limit int64) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s: %w", redact.URL(rawURL), err)
+		return 0, nil, fmt.Errorf("GET %s: %w", redact.URL(rawURL), redact.Error(err))
 	}
 	return doLimited(client, req, limit)
 }
 
 // doLimited sends req and reads the body up to limit bytes.
 func doLimited(client *http.Client, req *http.Request, limit int64) (int, []byte, error) {
-	where := req.URL.Redacted()
+	where := redact.URL(req.URL.String())
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s: %w", where, err)
+		// The client's error quotes the URL, query and all.
+		return 0, nil, fmt.Errorf("GET %s: %w", where, redact.Error(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
@@ -104,8 +106,14 @@ func reasonOf(err error) string {
 
 func httpReason(code int) string { return fmt.Sprintf("HTTP %d", code) }
 
-// joinURL appends an endpoint path to a configured base URL, tolerating a
-// trailing slash on the base.
+// joinURL appends an endpoint path to a configured base URL's path,
+// tolerating a trailing slash and keeping its query (an access token, say):
+// http://h/v1?token=t and /metrics make http://h/v1/metrics?token=t. A base
+// that does not parse is joined as text, so the request fails naming it.
 func joinURL(base, path string) string {
-	return strings.TrimRight(base, "/") + path
+	u, err := url.Parse(base)
+	if err != nil {
+		return strings.TrimRight(base, "/") + path
+	}
+	return u.JoinPath(path).String()
 }

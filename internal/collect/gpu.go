@@ -1,3 +1,5 @@
+//go:build cgo
+
 package collect
 
 import (
@@ -35,13 +37,26 @@ type GPU struct {
 	tried    time.Time // last Init attempt, zero before the first
 	initErr  error
 	reported bool // initErr was logged; the next failures are not
-	// Calls newer than the driver: go-nvml calls a symbol the loaded
-	// library lacks through a null pointer and the process dies, so
-	// these are looked up once after Init.
-	memV2, eventReasons bool
+	syms     symbols
+	// driver and cuda are the system's versions, read once per Init.
+	driver, cuda string
+	// devs are the device handles and per-device state, by index, kept
+	// from one collection to the next.
+	devs []*devState
+	// xids watches for critical XID events; nil when no device has them.
+	xids *xidWatch
 	// lastSeen is, per device UUID, the newest process-utilisation
 	// timestamp read, so each reading covers only the last interval.
 	lastSeen map[string]uint64
+}
+
+// symbols says which calls newer than the oldest supported driver the
+// loaded library has: go-nvml calls a symbol the library lacks through a
+// null pointer and the process dies, so these are looked up once after
+// Init.
+type symbols struct {
+	memV2, eventReasons bool
+	remap, gpm, mig     bool
 }
 
 // NewGPU returns the GPU collector. NVML is initialised lazily on the first
@@ -56,10 +71,16 @@ func NewGPU(lib nvml.Interface, log *slog.Logger, now func() time.Time) *GPU {
 	return &GPU{lib: lib, log: log, now: now, lastSeen: map[string]uint64{}}
 }
 
+// NewSystemGPU is the GPU collector on the machine's own NVML library.
+// Built without cgo, it is a collector that says NVML is unavailable.
+func NewSystemGPU(log *slog.Logger) Collector {
+	return NewGPU(nvml.New(), log, time.Now)
+}
+
 // Name is the collector's key in Sample.Errors.
 func (g *GPU) Name() string { return metrics.CollectorGPU }
 
-// Close shuts NVML down if it was initialised.
+// Close stops the XID watcher and shuts NVML down if it was initialised.
 func (g *GPU) Close() error {
 	// A wedged NVML call holds mu; exiting is then the only way out, and
 	// the driver cleans up after the process.
@@ -70,11 +91,29 @@ func (g *GPU) Close() error {
 	if !g.ready {
 		return nil
 	}
+	err := g.release()
 	g.ready = false
 	if r := g.lib.Shutdown(); r != nvml.SUCCESS {
-		return fmt.Errorf("NVML shutdown: %s", r.Error())
+		return errors.Join(err, fmt.Errorf("NVML shutdown: %s", r.Error()))
 	}
-	return nil
+	return err
+}
+
+// release stops the XID watcher and drops the device handles, before a
+// shutdown or when the driver went away.
+func (g *GPU) release() error {
+	var err error
+	if g.xids != nil {
+		err = g.xids.close()
+		g.xids = nil
+	}
+	for _, st := range g.devs {
+		if st != nil {
+			st.free()
+		}
+	}
+	g.devs = nil
+	return err
 }
 
 // Collect fills s.GPUs with every device. A field a device answers
@@ -95,29 +134,76 @@ func (g *GPU) Collect(ctx context.Context, s *metrics.Sample) error {
 			// The driver went away under us: initialise again, at most
 			// once a minute, as after a failed start.
 			g.ready = false
+			_ = g.release()
 		}
 		return fmt.Errorf("NVML device count: %s", r.Error())
 	}
 	var errs []error
+	if len(g.devs) != count {
+		// A device appeared or went: take every handle again and
+		// register the new set for XID events.
+		_ = g.release()
+		g.devs = make([]*devState, count)
+	}
+	now := g.now()
 	gpus := make([]metrics.GPU, 0, count)
+	var fresh []indexed // handles taken in this collection
 	for i := range count {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("gpu %d: %w", i, err))
 			break
 		}
-		dev, r := g.lib.DeviceGetHandleByIndex(i)
-		if r != nvml.SUCCESS {
-			errs = append(errs, fmt.Errorf("gpu %d handle: %s", i, r.Error()))
-			continue
+		rd := &reader{index: i}
+		if g.devs[i] == nil {
+			dev, r := g.lib.DeviceGetHandleByIndex(i)
+			if r != nvml.SUCCESS {
+				errs = append(errs, fmt.Errorf("gpu %d handle: %s", i, r.Error()))
+				continue
+			}
+			g.devs[i] = g.newDevState(rd, dev)
+			fresh = append(fresh, indexed{i, dev})
 		}
-		gpu, err := g.device(i, dev)
-		gpus = append(gpus, gpu)
-		if err != nil {
-			errs = append(errs, err)
-		}
+		gpus = append(gpus, g.device(rd, g.devs[i], now))
+		errs = append(errs, rd.errs...)
 	}
+	if len(fresh) > 0 {
+		errs = append(errs, g.watch(fresh))
+	}
+	g.attachXIDs(gpus)
 	s.GPUs = gpus
 	return errors.Join(errs...)
+}
+
+// watch registers the devices whose handles were just taken for XID
+// events, starting the watcher on the first.
+func (g *GPU) watch(devs []indexed) error {
+	if g.xids != nil {
+		_, err := registerXIDs(g.xids.set, devs)
+		return err
+	}
+	w, err := watchXIDs(g.lib, devs, g.log, g.now)
+	g.xids = w
+	return err
+}
+
+// attachXIDs moves the XIDs seen since the last collection onto their GPU.
+func (g *GPU) attachXIDs(gpus []metrics.GPU) {
+	if g.xids == nil {
+		return
+	}
+	byUUID := make(map[string]int, len(gpus))
+	for i, gpu := range gpus {
+		if gpu.UUID != "" {
+			byUUID[gpu.UUID] = i
+		}
+	}
+	got, dropped := g.xids.take(byUUID)
+	for uuid, xs := range got {
+		gpus[byUUID[uuid]].XIDs = xs
+	}
+	if dropped > 0 {
+		g.log.Warn("XID events dropped: too many distinct XIDs between two samples", "events", dropped)
+	}
 }
 
 // init initialises NVML on the first call and then at most once per
@@ -144,8 +230,21 @@ func (g *GPU) init() error {
 	}
 	g.ready = true
 	ext := g.lib.Extensions()
-	g.memV2 = ext.LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil                    // R510
-	g.eventReasons = ext.LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil // R535
+	has := func(sym string) bool { return ext.LookupSymbol(sym) == nil }
+	g.syms = symbols{
+		memV2:        has("nvmlDeviceGetMemoryInfo_v2"),             // R510
+		eventReasons: has("nvmlDeviceGetCurrentClocksEventReasons"), // R535
+		remap:        has("nvmlDeviceGetRemappedRows"),              // R460
+		gpm:          has("nvmlGpmMetricsGet") && has("nvmlGpmQueryDeviceSupport"),
+		mig:          has("nvmlDeviceGetMigDeviceHandleByIndex"), // R450
+	}
+	g.driver, g.cuda = "", ""
+	if v, r := g.lib.SystemGetDriverVersion(); r == nvml.SUCCESS {
+		g.driver = v
+	}
+	if v, r := g.lib.SystemGetCudaDriverVersion(); r == nvml.SUCCESS && v > 0 {
+		g.cuda = fmt.Sprintf("%d.%d", v/1000, v%1000/10)
+	}
 	if g.reported {
 		g.log.Info("NVML available again")
 		g.reported = false
@@ -174,15 +273,9 @@ func (rd *reader) ok(field string, r nvml.Return) bool {
 	return false
 }
 
-func (g *GPU) device(i int, dev nvml.Device) (metrics.GPU, error) {
-	rd := &reader{index: i}
-	out := metrics.GPU{Index: i}
-	if uuid, r := dev.GetUUID(); rd.ok("uuid", r) {
-		out.UUID = uuid
-	}
-	if name, r := dev.GetName(); rd.ok("name", r) {
-		out.Name = name
-	}
+func (g *GPU) device(rd *reader, st *devState, now time.Time) metrics.GPU {
+	dev := st.dev
+	out := metrics.GPU{Index: rd.index, UUID: st.uuid, Name: st.name}
 	if u, r := dev.GetUtilizationRates(); rd.ok("utilization", r) {
 		out.Util = ptrTo(float64(u.Gpu))
 		out.MemUtil = ptrTo(float64(u.Memory))
@@ -190,7 +283,7 @@ func (g *GPU) device(i int, dev nvml.Device) (metrics.GPU, error) {
 	// The v2 call leaves the driver's reserved memory out of "used"; drivers
 	// before R510 lack it and answer with the v1 figures.
 	v2 := false
-	if g.memV2 {
+	if g.syms.memV2 {
 		if m, r := dev.GetMemoryInfo_v2(); r == nvml.SUCCESS {
 			out.MemUsed, out.MemTotal = ptrTo(m.Used), ptrTo(m.Total)
 			v2 = true
@@ -225,7 +318,7 @@ func (g *GPU) device(i int, dev nvml.Device) (metrics.GPU, error) {
 	// Clock-event reasons are the throttle reasons renamed in R535; older
 	// drivers have only the old call.
 	mask, r := uint64(0), nvml.ERROR_FUNCTION_NOT_FOUND
-	if g.eventReasons {
+	if g.syms.eventReasons {
 		mask, r = dev.GetCurrentClocksEventReasons()
 	}
 	if r != nvml.SUCCESS {
@@ -239,7 +332,8 @@ func (g *GPU) device(i int, dev nvml.Device) (metrics.GPU, error) {
 		out.Energy = ptrTo(float64(mj) / 1000)
 	}
 	out.Processes = g.processes(rd, dev, out.UUID)
-	return out, errors.Join(rd.errs...)
+	g.health(rd, st, &out, now)
+	return out
 }
 
 // processes lists the device's compute processes with their memory and,

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package collect
 
 import (
@@ -15,6 +17,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh200"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
+	"github.com/sysperf/sysperf/internal/collect/gpumock"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -105,8 +108,16 @@ func unsupported(d *server.Device) {
 
 func device(srv *server.Server, i int) *server.Device { return srv.Devices[i].(*server.Device) }
 
-func TestGPUAllValues(t *testing.T) {
+// newServer is the DGX H200 mock with every health call answering
+// NOT_SUPPORTED; tests give the calls they are about a function.
+func newServer() *server.Server {
 	srv := dgxh200.New()
+	gpumock.NotSupported(srv)
+	return srv
+}
+
+func TestGPUAllValues(t *testing.T) {
+	srv := newServer()
 	var lastSeen []uint64
 	for i := range srv.Devices {
 		instrument(device(srv, i), i, &lastSeen)
@@ -131,6 +142,7 @@ func TestGPUAllValues(t *testing.T) {
 			Fan: ptrTo(45.0), PState: ptrTo(0),
 			ThrottleMask: ptrTo(uint64(0x44)), Throttle: []string{"sw_power_cap", "hw_thermal_slowdown"},
 			Energy: ptrTo(123456.789),
+			Driver: "550.54.15", CUDA: "12.4",
 			Processes: []metrics.Process{
 				{PID: uint32(1000 + i), MemUsed: ptrTo(uint64(170_000_000)), SMUtil: ptrTo(7.0)},
 				{PID: 5151, MemUsed: ptrTo(uint64(9_000_000_000)), SMUtil: ptrTo(31.0)},
@@ -164,7 +176,7 @@ func TestGPUAllValues(t *testing.T) {
 }
 
 func TestGPUNotSupportedIsAbsent(t *testing.T) {
-	srv := dgxh200.New()
+	srv := newServer()
 	for i := range srv.Devices {
 		unsupported(device(srv, i))
 	}
@@ -182,7 +194,8 @@ func TestGPUNotSupportedIsAbsent(t *testing.T) {
 		t.Errorf("memory fallback: total %v", got.MemTotal)
 	}
 	got.MemUsed, got.MemTotal = nil, nil
-	want := metrics.GPU{Index: 3, UUID: device(srv, 3).UUID, Name: device(srv, 3).Config.Name}
+	// The system's versions are not the device's: the mock answers them.
+	want := metrics.GPU{Index: 3, UUID: device(srv, 3).UUID, Name: device(srv, 3).Config.Name, Driver: "550.54.15", CUDA: "12.4"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("unsupported fields present:\n got %+v\nwant %+v", got, want)
 	}
@@ -195,7 +208,9 @@ func TestGPUNotSupportedIsAbsent(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := json.Marshal(back.GPUs[0])
-	for _, k := range []string{"utilization_percent", "temperature_c", "power_watts", "fan_percent", "pstate", "throttle_mask", "energy_joules", "sm_clock_mhz"} {
+	for _, k := range []string{"utilization_percent", "temperature_c", "power_watts", "fan_percent", "pstate", "throttle_mask", "energy_joules", "sm_clock_mhz",
+		"persistence_mode", "vbios_version", "xids", "ecc", "pcie", "nvlinks", "mig_mode", "mig_instances",
+		"sm_active_percent", "sm_occupancy_percent", "tensor_active_percent"} {
 		if strings.Contains(string(js), `"`+k+`"`) {
 			t.Errorf("%s on the wire for an unsupported sensor: %s", k, js)
 		}
@@ -206,7 +221,7 @@ func TestGPUNotSupportedIsAbsent(t *testing.T) {
 }
 
 func TestGPUThrottleFallback(t *testing.T) {
-	srv := dgxh200.New()
+	srv := newServer()
 	srv.Devices = srv.Devices[:1]
 	d := device(srv, 0)
 	instrument(d, 0, nil)
@@ -230,7 +245,7 @@ func TestGPUThrottleFallback(t *testing.T) {
 // A driver older than R510/R535 lacks the newer calls, and go-nvml would
 // call them through a null pointer: the collector must not call them.
 func TestGPUOldDriverSymbols(t *testing.T) {
-	srv := dgxh200.New()
+	srv := newServer()
 	srv.Devices = srv.Devices[:1]
 	d := device(srv, 0)
 	instrument(d, 0, nil)
@@ -280,7 +295,7 @@ func TestThrottleReasons(t *testing.T) {
 func logLines(b *bytes.Buffer) int { return strings.Count(b.String(), "\n") }
 
 func TestGPUInitFailure(t *testing.T) {
-	srv := dgxh200.New()
+	srv := newServer()
 	for i := range srv.Devices {
 		instrument(device(srv, i), i, nil)
 	}
@@ -347,7 +362,7 @@ func TestGPUInitFailure(t *testing.T) {
 }
 
 func TestGPUFieldErrorsKeepTheSection(t *testing.T) {
-	srv := dgxh200.New()
+	srv := newServer()
 	for i := range srv.Devices {
 		instrument(device(srv, i), i, nil)
 	}
@@ -382,7 +397,7 @@ func TestGPUFieldErrorsKeepTheSection(t *testing.T) {
 }
 
 func TestGPUProcessMemoryNotAvailableAndMIG(t *testing.T) {
-	srv := dgxh200.New()
+	srv := newServer()
 	srv.Devices = srv.Devices[:1]
 	d := device(srv, 0)
 	instrument(d, 0, nil)
@@ -405,7 +420,7 @@ func TestGPUProcessMemoryNotAvailableAndMIG(t *testing.T) {
 }
 
 func TestGPUDeviceCountLostReinitialises(t *testing.T) {
-	srv := dgxh200.New()
+	srv := newServer()
 	inits := 0
 	srv.InitFunc = func() nvml.Return { inits++; return nvml.SUCCESS }
 	srv.DeviceGetCountFunc = func() (int, nvml.Return) { return 0, nvml.ERROR_DRIVER_NOT_LOADED }

@@ -2,6 +2,9 @@ package collect
 
 import (
 	"context"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/shirou/gopsutil/v4/host"
 	"github.com/shirou/gopsutil/v4/mem"
 
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -197,15 +201,11 @@ func TestHostStuckMountKeepsTheRest(t *testing.T) {
 		}
 	}
 	unblock()
-	for {
+	poll.Until(t, "the hung statfs of /nfs to return", func() bool {
 		h.smu.Lock()
-		busy := h.statting["/nfs"]
-		h.smu.Unlock()
-		if !busy {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer h.smu.Unlock()
+		return !h.statting["/nfs"]
+	})
 	sys, err := collect()
 	if err != nil || len(sys.Disks) != 2 || sys.Disks[1] != (metrics.Disk{Mount: "/nfs", Used: 10, Total: 1000}) {
 		t.Errorf("after the statfs returned: err %v, disks %+v", err, sys.Disks)
@@ -269,6 +269,216 @@ func BenchmarkHostCollect(b *testing.B) {
 		var s metrics.Sample
 		if err := h.Collect(ctx, &s); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// fakeHost writes a /proc and a /sys holding the given files and returns a
+// collector reading them. In sys, a path ending in "/device" is created as
+// a directory: the link sysfs gives a device on hardware.
+func fakeHost(t *testing.T, proc map[string]string, sys ...string) *Host {
+	t.Helper()
+	root := t.TempDir()
+	for name, body := range proc {
+		path := filepath.Join(root, "proc", name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, dir := range sys {
+		if err := os.MkdirAll(filepath.Join(root, "sys", dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("HOST_PROC", filepath.Join(root, "proc"))
+	t.Setenv("HOST_SYS", filepath.Join(root, "sys"))
+	h := NewHost(nil)
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+const (
+	fakeStat = `cpu  100 0 50 800 50 0 0 0 0 0
+cpu0 60 0 20 400 20 0 0 0 0 0
+cpu1 40 0 30 400 30 0 0 0 0 0
+intr 12345 1 2 3
+ctxt 999
+`
+	fakeDiskstats = `   8       0 sda 100 5 2000 50 200 10 4000 80 0 100 130 0 0 0 0 0 0
+   8       1 sda1 90 5 1900 45 190 10 3900 75 0 95 120 0 0 0 0 0 0
+ 253       0 dm-0 90 0 1900 45 190 0 3900 75 0 95 120 0 0 0 0 0 0
+ 259       0 nvme0n1 10 0 100 1 20 0 300 2 0 3 3 0 0 0 0 0 0
+`
+	fakeNetDev = `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo: 5000 50 0 0 0 0 0 0 5000 50 0 0 0 0 0 0
+  eth0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+docker0:300 3 0 0 0 0 0 0 400 4 0 0 0 0 0 0
+vethab12: 300 3 0 0 0 0 0 0 400 4 0 0 0 0 0 0
+`
+)
+
+// The host section read from a fixed /proc, figure for figure: memory and
+// swap from meminfo in bytes, only physical disks (not partitions or
+// device-mapper over them) and physical NICs in the I/O counters.
+func TestHostReadsProcFiles(t *testing.T) {
+	proc := map[string]string{
+		"meminfo": "MemTotal:       16000000 kB\nMemFree:         1000000 kB\nMemAvailable:    4000000 kB\n" +
+			"Buffers:          100000 kB\nCached:          2000000 kB\nSwapCached:            0 kB\n" +
+			"SwapTotal:       2000000 kB\nSwapFree:        1500000 kB\nHugePages_Total:       0\n",
+		"stat":      fakeStat,
+		"diskstats": fakeDiskstats,
+		"net/dev":   fakeNetDev,
+	}
+	h := fakeHost(t, proc, "block/sda/device", "block/nvme0n1/device", "class/net/eth0/device")
+	var s metrics.Sample
+	if err := h.Collect(context.Background(), &s); err != nil {
+		t.Fatalf("Collect: %v", err)
+	}
+	sys := s.System
+	if sys.MemTotal != 16000000<<10 || sys.MemUsed != 12000000<<10 {
+		t.Errorf("memory = %d used of %d, want %d of %d", sys.MemUsed, sys.MemTotal, 12000000<<10, 16000000<<10)
+	}
+	if sys.SwapTotal != 2000000<<10 || sys.SwapUsed != 500000<<10 {
+		t.Errorf("swap = %d used of %d, want %d of %d", sys.SwapUsed, sys.SwapTotal, 500000<<10, 2000000<<10)
+	}
+	if sys.CPUPercent != nil {
+		t.Errorf("CPU percent %v with the counters unchanged since the baseline", *sys.CPUPercent)
+	}
+	if h.cpuTotal.User != 1 || h.cpuTotal.Idle != 8 || len(h.cpuCores) != 2 || h.cpuCores[1].Iowait != 0.3 {
+		t.Errorf("cpu times = %+v, cores %+v", h.cpuTotal, h.cpuCores)
+	}
+	// sda and nvme0n1: (2000+100) sectors read, (4000+300) written.
+	if h.io.diskRead != 2100*512 || h.io.diskWrite != 4300*512 {
+		t.Errorf("disk bytes = %d read, %d written; want %d, %d", h.io.diskRead, h.io.diskWrite, 2100*512, 4300*512)
+	}
+	if h.io.netRx != 1000 || h.io.netTx != 2000 {
+		t.Errorf("net bytes = %d rx, %d tx; want eth0's 1000, 2000", h.io.netRx, h.io.netTx)
+	}
+
+	// A second reading with every counter moved gives rates and CPU.
+	proc["stat"] = strings.NewReplacer("cpu  100 0 50 800", "cpu  150 0 50 850",
+		"cpu0 60 0 20 400", "cpu0 110 0 20 400", "cpu1 40 0 30 400", "cpu1 40 0 30 450").Replace(fakeStat)
+	proc["diskstats"] = strings.Replace(fakeDiskstats, "sda 100 5 2000", "sda 100 5 3000", 1)
+	proc["net/dev"] = strings.Replace(fakeNetDev, "eth0: 1000", "eth0: 3000", 1)
+	for _, name := range []string{"stat", "diskstats", "net/dev"} {
+		if err := os.WriteFile(filepath.Join(h.proc, name), []byte(proc[name]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.io.at = h.io.at.Add(-2 * time.Second) // as if the tick was 2 s ago
+	var s2 metrics.Sample
+	if err := h.Collect(context.Background(), &s2); err != nil {
+		t.Fatalf("second Collect: %v", err)
+	}
+	sys = s2.System
+	show := func(p *float64) any { // the figure, not its address
+		if p == nil {
+			return nil
+		}
+		return *p
+	}
+	if sys.CPUPercent == nil || *sys.CPUPercent != 50 {
+		t.Errorf("CPU percent = %v, want 50", show(sys.CPUPercent))
+	}
+	if len(sys.PerCore) != 2 || sys.PerCore[0] != 100 || sys.PerCore[1] != 0 {
+		t.Errorf("per core = %v, want [100 0]", sys.PerCore)
+	}
+	// 1000 sectors in a little over 2 s; 2000 bytes likewise.
+	if r := sys.DiskReadBps; r == nil || *r > 1000*512/2 || *r < 1000*512/2.5 {
+		t.Errorf("disk read rate = %v, want about %d", show(r), 1000*512/2)
+	}
+	if r := sys.DiskWriteBps; r == nil || *r != 0 {
+		t.Errorf("disk write rate = %v, want 0", show(r))
+	}
+	if r := sys.NetRxBps; r == nil || *r > 1000 || *r < 800 {
+		t.Errorf("net rx rate = %v, want about 1000", show(r))
+	}
+}
+
+// Without MemAvailable (kernels before 3.14) free, buffers and cache are
+// what is available; without a physical NIC every interface but loopback
+// counts.
+func TestHostOldKernelAndNoPhysicalNIC(t *testing.T) {
+	h := fakeHost(t, map[string]string{
+		"meminfo":   "MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 250 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n",
+		"stat":      "cpu  1 2 3 4\ncpu0 1 2 3 4\n", // no iowait and after: 2.6.10
+		"diskstats": fakeDiskstats,
+		"net/dev":   fakeNetDev,
+	})
+	var s metrics.Sample
+	if err := h.Collect(context.Background(), &s); err != nil {
+		t.Fatalf("Collect: %v", err)
+	}
+	if s.System.MemUsed != 600<<10 || s.System.SwapTotal != 0 {
+		t.Errorf("used = %d, swap %d; want %d, 0", s.System.MemUsed, s.System.SwapTotal, 600<<10)
+	}
+	if h.cpuTotal.Idle != 0.04 {
+		t.Errorf("idle = %v", h.cpuTotal.Idle)
+	}
+	if h.io.netRx != 1600 || h.io.netTx != 2800 || h.io.diskRead != 0 {
+		t.Errorf("net = %d/%d, disk read %d; want 1600/2800 (all but lo), 0 (no physical disk)",
+			h.io.netRx, h.io.netTx, h.io.diskRead)
+	}
+}
+
+// A file that cannot be parsed costs its own figures, named, and nothing
+// else; missing memory figures fail the section, which cannot go without.
+func TestHostBadProcFiles(t *testing.T) {
+	good := map[string]string{
+		"meminfo":   "MemTotal: 1000 kB\nMemAvailable: 500 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n",
+		"stat":      fakeStat,
+		"diskstats": fakeDiskstats,
+		"net/dev":   fakeNetDev,
+	}
+	cases := []struct{ file, body, want string }{
+		{"diskstats", "   8 0 sda 1 2 x\n", `host disk io: diskstats: bad line "   8 0 sda 1 2 x\n"`},
+		{"net/dev", "h\nh\n  eth0 1 2 3\n", `host net io: net/dev: bad line "  eth0 1 2 3\n"`},
+		{"stat", "cpu  1 2\n", `host cpu times: bad line "cpu  1 2\n"`},
+		{"stat", "intr 1\n", "host cpu times: no total in stat"},
+	}
+	for _, tc := range cases {
+		proc := maps.Clone(good)
+		proc[tc.file] = tc.body
+		h := fakeHost(t, proc)
+		var s metrics.Sample
+		err := h.Collect(context.Background(), &s)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %q: error %v, want %q", tc.file, tc.body, err, tc.want)
+		}
+		if s.System == nil || s.System.MemTotal != 1000<<10 || len(s.System.Disks) != 1 {
+			t.Errorf("%s %q: section lost: %+v", tc.file, tc.body, s.System)
+		}
+	}
+
+	for _, meminfo := range []string{"MemFree: 1 kB\n", "MemTotal: 1000 kB\nMemAvailable: 500 kB\n"} {
+		proc := maps.Clone(good)
+		proc["meminfo"] = meminfo
+		h := fakeHost(t, proc)
+		var s metrics.Sample
+		if err := h.Collect(context.Background(), &s); err == nil || s.System != nil {
+			t.Errorf("meminfo %q: error %v, section %+v; want an error and no section", meminfo, err, s.System)
+		}
+	}
+	h := fakeHost(t, map[string]string{"stat": fakeStat})
+	var s metrics.Sample
+	if err := h.Collect(context.Background(), &s); err == nil || !strings.Contains(err.Error(), "meminfo: no such file") {
+		t.Errorf("no meminfo: error %v", err)
+	}
+}
+
+func TestParseUint(t *testing.T) {
+	for in, want := range map[string]uint64{"0": 0, "42": 42, "18446744073709551615": 1<<64 - 1} {
+		if got, ok := parseUint([]byte(in)); !ok || got != want {
+			t.Errorf("parseUint(%q) = %d, %v", in, got, ok)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5", "18446744073709551616", "12a"} {
+		if got, ok := parseUint([]byte(in)); ok {
+			t.Errorf("parseUint(%q) = %d, want not ok", in, got)
 		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 // error) leaves its fields nil and says why in Extra["slots_error"] or
 // Extra["metrics_error"].
 type LlamaCpp struct {
+	name   string // the key in Sample.Models
 	base   string
 	client *http.Client
 }
@@ -37,11 +38,11 @@ type LlamaCpp struct {
 // NewLlamaCpp returns a collector for the llama.cpp server at baseURL
 // (e.g. "http://127.0.0.1:8091"). A nil client gets one with a timeout.
 func NewLlamaCpp(baseURL string, client *http.Client) *LlamaCpp {
-	return &LlamaCpp{base: baseURL, client: orDefaultClient(client)}
+	return &LlamaCpp{name: metrics.CollectorLLM, base: baseURL, client: orDefaultClient(client)}
 }
 
 // Name implements Collector.
-func (l *LlamaCpp) Name() string { return metrics.CollectorLLM }
+func (l *LlamaCpp) Name() string { return l.name }
 
 // llamaSlot is the part of one /slots entry we read. IsProcessing is what
 // current servers send; State (0 idle, non-zero busy) is older builds'.
@@ -50,6 +51,39 @@ type llamaSlot struct {
 	NCtx         *int  `json:"n_ctx"`
 	IsProcessing *bool `json:"is_processing"`
 	State        *int  `json:"state"`
+	// NPast is the tokens in the slot's context, which only older builds
+	// send; NextToken carries n_decoded (an object, or a list of one per
+	// sequence in some builds).
+	NPast     *int            `json:"n_past"`
+	NextToken json.RawMessage `json:"next_token"`
+}
+
+// decoded is the slot's n_decoded, summed over sequences.
+func (s llamaSlot) decoded() *int {
+	type next struct {
+		NDecoded *int `json:"n_decoded"`
+	}
+	var list []next
+	var one next
+	switch {
+	case len(s.NextToken) == 0:
+		return nil
+	case json.Unmarshal(s.NextToken, &one) == nil:
+		return one.NDecoded
+	case json.Unmarshal(s.NextToken, &list) == nil:
+		var sum *int
+		for _, n := range list {
+			if n.NDecoded != nil {
+				v := *n.NDecoded
+				if sum != nil {
+					v += *sum
+				}
+				sum = &v
+			}
+		}
+		return sum
+	}
+	return nil
 }
 
 type llamaProps struct {
@@ -92,12 +126,12 @@ func (l *LlamaCpp) Collect(ctx context.Context, s *metrics.Sample) error {
 		})
 	}
 	wg.Wait()
-	setModel(s, metrics.CollectorLLM, buildLlamaModel(res[0], res[1], res[2], res[3]))
+	setModel(s, l.name, buildLlamaModel(res[0], res[1], res[2], res[3]))
 	return nil
 }
 
 func buildLlamaModel(health, slots, props, prom response) metrics.Model {
-	var m metrics.Model
+	m := metrics.Model{Kind: metrics.KindLlamaCpp}
 	extra := map[string]any{}
 
 	slotsOK := applySlots(&m, slots, extra)
@@ -116,10 +150,12 @@ func buildLlamaModel(health, slots, props, prom response) metrics.Model {
 		}
 	}
 
+	applyLlamaFigures(&m, prom)
+
 	m.Status, m.Reason = llamaStatus(health, slotsOK || propsOK)
 	if m.Status == metrics.StatusUnreachable {
 		// Nothing else is trustworthy when the server cannot be read.
-		return metrics.Model{Status: m.Status, Reason: m.Reason}
+		return metrics.Model{Status: m.Status, Reason: m.Reason, Kind: metrics.KindLlamaCpp}
 	}
 	if m.Status == metrics.StatusLoading {
 		// While loading, /slots and /props answer 503 too; that is not news.
@@ -210,13 +246,21 @@ func applySlots(m *metrics.Model, r response, extra map[string]any) bool {
 		return false
 	}
 	total, active, nctx := len(slots), 0, 0
-	for _, sl := range slots {
+	for i, sl := range slots {
 		if sl.busy() {
 			active++
 		}
 		if sl.NCtx != nil && *sl.NCtx > nctx {
 			nctx = *sl.NCtx
 		}
+		one := metrics.Slot{ID: i, Busy: sl.busy(), Used: sl.NPast, Decoded: sl.decoded()}
+		if sl.ID != nil {
+			one.ID = *sl.ID
+		}
+		if sl.NCtx != nil {
+			one.Ctx = *sl.NCtx
+		}
+		m.Slots = append(m.Slots, one)
 	}
 	m.SlotsTotal, m.SlotsActive = &total, &active
 	if nctx > 0 {
@@ -309,4 +353,50 @@ func labelSuffix[L labelPair](labels []L) string {
 	}
 	sort.Strings(parts)
 	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// Notes on what llama.cpp cannot report, shown on its card.
+const (
+	noteLlamaLatency = "llama.cpp exports no latency histogram: no p95 or time to first token"
+	noteLlamaKV      = "this llama.cpp build exports no KV-cache gauge"
+	noteLlamaMetrics = "/metrics is off: start llama-server with --metrics for tokens/s and queue"
+)
+
+// applyLlamaFigures maps the llamacpp:* series onto the figures every
+// kind shares: token counters (the hub makes them tokens/s), requests
+// processing (running) and deferred (queue), and the KV-cache ratio older
+// builds export; and says what the server does not report.
+func applyLlamaFigures(m *metrics.Model, prom response) {
+	m.Notes = append(m.Notes, noteLlamaLatency)
+	if prom.err == nil && (prom.code == http.StatusNotFound || prom.code == http.StatusNotImplemented) {
+		m.Notes = append(m.Notes, noteLlamaMetrics)
+		return
+	}
+	g := m.Gauges
+	if len(g) == 0 {
+		return
+	}
+	for key, series := range map[string]string{
+		metrics.CounterPromptTokens: "prompt_tokens_total",
+		metrics.CounterGenTokens:    "tokens_predicted_total",
+	} {
+		if v, ok := g[series]; ok {
+			if m.Counters == nil {
+				m.Counters = map[string]float64{}
+			}
+			m.Counters[key] = v
+		}
+	}
+	if v, ok := g["requests_processing"]; ok {
+		m.Running = &v
+	}
+	if v, ok := g["requests_deferred"]; ok {
+		m.Waiting = &v
+	}
+	if v, ok := g["kv_cache_usage_ratio"]; ok {
+		pct := v * 100
+		m.KVCache = &pct
+	} else {
+		m.Notes = append(m.Notes, noteLlamaKV)
+	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-func readTestdata(t *testing.T, name string) string {
+func readTestdata(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + name)
 	if err != nil {
@@ -159,7 +159,7 @@ func TestLlamaCppCollect(t *testing.T) {
 			if err := NewLlamaCpp(srv.URL, nil).Collect(context.Background(), s); err != nil {
 				t.Fatalf("Collect: %v", err)
 			}
-			assertModel(t, s.Models[metrics.CollectorLLM], tt.want)
+			assertModel(t, seedOnly(s.Models[metrics.CollectorLLM]), tt.want)
 		})
 	}
 }
@@ -179,7 +179,7 @@ func TestLlamaCppSlowEndpointDoesNotStarveOthers(t *testing.T) {
 	if err := NewLlamaCpp(srv.URL, nil).Collect(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	assertModel(t, s.Models["nemotron"], metrics.Model{Status: "healthy", SlotsActive: ptrInt(1), SlotsTotal: ptrInt(2),
+	assertModel(t, seedOnly(s.Models["nemotron"]), metrics.Model{Status: "healthy", SlotsActive: ptrInt(1), SlotsTotal: ptrInt(2),
 		ContextSize: ptrInt(4096), Extra: map[string]any{"metrics_error": "metrics: timeout"}})
 }
 
@@ -192,5 +192,57 @@ func TestLlamaCppSlowServerIsUnreachable(t *testing.T) {
 	if err := NewLlamaCpp(srv.URL, nil).Collect(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	assertModel(t, s.Models["nemotron"], metrics.Model{Status: "unreachable", Reason: "timeout"})
+	assertModel(t, seedOnly(s.Models["nemotron"]), metrics.Model{Status: "unreachable", Reason: "timeout"})
+}
+
+// Beyond the seed's fields: token counters, queue, per-slot context and
+// what the build cannot report, said rather than left blank.
+func TestLlamaCppFigures(t *testing.T) {
+	slots := readTestdata(t, "llamacpp_slots.json")
+	prom := readTestdata(t, "llamacpp_metrics.txt")
+	old := `[{"id":0,"n_ctx":2048,"n_past":1536,"state":1},{"id":1,"n_ctx":2048,"n_past":12,"state":0}]`
+	kv := prom + "# HELP llamacpp:kv_cache_usage_ratio KV-cache usage. 1 means 100 percent usage.\n# TYPE llamacpp:kv_cache_usage_ratio gauge\nllamacpp:kv_cache_usage_ratio 0.25\n"
+	tests := []struct {
+		name         string
+		slots, prom  http.HandlerFunc
+		counters     map[string]float64
+		waiting, run *float64
+		kv           *float64
+		slotList     []metrics.Slot
+		notes        []string
+	}{
+		{
+			name: "current build with --metrics", slots: serve(200, slots), prom: serve(200, prom),
+			counters: map[string]float64{"prompt_tokens": 18234, "generation_tokens": 9120},
+			waiting:  ptrF(0), run: ptrF(1),
+			slotList: []metrics.Slot{{ID: 0, Ctx: 4096, Decoded: ptrInt(57), Busy: true}, {ID: 1, Ctx: 4096, Decoded: ptrInt(0)}},
+			notes:    []string{noteLlamaLatency, noteLlamaKV},
+		},
+		{
+			name: "older build: n_past per slot and a KV ratio", slots: serve(200, old), prom: serve(200, kv),
+			counters: map[string]float64{"prompt_tokens": 18234, "generation_tokens": 9120},
+			waiting:  ptrF(0), run: ptrF(1), kv: ptrF(25),
+			slotList: []metrics.Slot{{ID: 0, Ctx: 2048, Used: ptrInt(1536), Busy: true}, {ID: 1, Ctx: 2048, Used: ptrInt(12)}},
+			notes:    []string{noteLlamaLatency},
+		},
+		{
+			name: "without --metrics", slots: serve(200, slots), prom: serve(501, llamaNoMetrics),
+			slotList: []metrics.Slot{{ID: 0, Ctx: 4096, Decoded: ptrInt(57), Busy: true}, {ID: 1, Ctx: 4096, Decoded: ptrInt(0)}},
+			notes:    []string{noteLlamaLatency, noteLlamaMetrics},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			mux.HandleFunc("/health", serve(200, `{"status":"ok"}`))
+			mux.HandleFunc("/slots", tc.slots)
+			mux.HandleFunc("/metrics", tc.prom)
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			m := collectSpec(t, ModelSpec{Kind: metrics.KindLlamaCpp, Name: "nemotron", URL: srv.URL})
+			got := metrics.Model{Kind: m.Kind, Counters: m.Counters, Waiting: m.Waiting, Running: m.Running, KVCache: m.KVCache, Slots: m.Slots, Notes: m.Notes}
+			want := metrics.Model{Kind: "llamacpp", Counters: tc.counters, Waiting: tc.waiting, Running: tc.run, KVCache: tc.kv, Slots: tc.slotList, Notes: tc.notes}
+			assertClose(t, got, want)
+		})
+	}
 }

@@ -133,8 +133,9 @@ func (i procInfo) label() string {
 }
 
 // Annotate fills each GPU process's name, command, container and model,
-// then gives each model the pids serving it and, when the server did not
-// report its own VRAM, the VRAM NVML counts for those processes. A pid
+// then gives each model the pids serving it, the GPUs they run on, the sum
+// of their SM shares and, when the server did not report its own VRAM,
+// the VRAM NVML counts for those processes. A pid
 // that /proc cannot read keeps what NVML said. The pids are read side by
 // side until ctx ends; the error names those that did not answer.
 func (p *Procs) Annotate(ctx context.Context, s *metrics.Sample) error {
@@ -152,6 +153,9 @@ func (p *Procs) Annotate(ctx context.Context, s *metrics.Sample) error {
 	vram := map[string]uint64{}
 	vramKnown := map[string]bool{}
 	pids := map[string][]uint32{}
+	gpus := map[string][]int{}
+	sm := map[string]float64{}
+	smKnown := map[string]bool{}
 	roles := sortedKeys(s.Models)
 	for gi := range s.GPUs {
 		for pi := range s.GPUs[gi].Processes {
@@ -179,6 +183,13 @@ func (p *Procs) Annotate(ctx context.Context, s *metrics.Sample) error {
 				vram[proc.Model] += *proc.MemUsed
 				vramKnown[proc.Model] = true
 			}
+			if idx := s.GPUs[gi].Index; !slices.Contains(gpus[proc.Model], idx) {
+				gpus[proc.Model] = append(gpus[proc.Model], idx)
+			}
+			if proc.SMUtil != nil {
+				sm[proc.Model] += *proc.SMUtil
+				smKnown[proc.Model] = true
+			}
 		}
 	}
 	for model, ps := range pids {
@@ -194,6 +205,11 @@ func (p *Procs) Annotate(ctx context.Context, s *metrics.Sample) error {
 		if m.MemUsed == nil && vramKnown[model] {
 			v := vram[model]
 			m.MemUsed = &v
+		}
+		m.GPUs = slices.Sorted(slices.Values(gpus[model]))
+		if smKnown[model] {
+			v := sm[model]
+			m.SMPercent = &v
 		}
 		if m.Container == "" {
 			if info := cache[ps[0]]; info.container != "" {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -145,11 +146,11 @@ func TestProcsAnnotate(t *testing.T) {
 		}
 	}
 	// Nemotron's server reports no VRAM: NVML's sum over both GPUs fills it.
-	assertModel(t, s.Models["nemotron"], metrics.Model{Status: "healthy", MemUsed: mem(24 << 30), PIDs: []uint32{4101}, Container: "ai-llm"})
+	assertModel(t, seedOnly(s.Models["nemotron"]), metrics.Model{Status: "healthy", MemUsed: mem(24 << 30), PIDs: []uint32{4101}, Container: "ai-llm"})
 	// The detector's own figure stands.
-	assertModel(t, s.Models["rtdetr"], metrics.Model{Status: "healthy", MemUsed: mem(182536110), PIDs: []uint32{5202}, Container: kubeID[:12]})
+	assertModel(t, seedOnly(s.Models["rtdetr"]), metrics.Model{Status: "healthy", MemUsed: mem(182536110), PIDs: []uint32{5202}, Container: kubeID[:12]})
 	// NVML had no memory figure for the worker: still unknown, not zero.
-	assertModel(t, s.Models["worker"], metrics.Model{Status: "healthy", PIDs: []uint32{7404}})
+	assertModel(t, seedOnly(s.Models["worker"]), metrics.Model{Status: "healthy", PIDs: []uint32{7404}})
 }
 
 // fakeEngines writes the container state Docker and Podman keep on disk,
@@ -236,20 +237,12 @@ func TestProcsAnnotateStuckRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	var s *metrics.Sample
-	var err error
-	for range 1000 {
+	poll.Until(t, "an annotation without error once the abandoned read is out of the way", func() bool {
 		s = newSample()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = p.Annotate(ctx, s)
-		cancel()
-		if err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond) // the abandoned read is still on its way out
-	}
-	if err != nil {
-		t.Fatalf("after the read returned: %v", err)
-	}
+		defer cancel()
+		return p.Annotate(ctx, s) == nil
+	})
 	if got := s.GPUs[0].Processes[0]; got.Name != "python3" {
 		t.Errorf("after the read returned: %+v", got)
 	}
@@ -327,5 +320,51 @@ func BenchmarkProcsAnnotate(b *testing.B) {
 		if err := p.Annotate(ctx, s); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Every configured model, whatever server runs it, gets its GPUs and the
+// SM share of its processes: vLLM's engine core and Ollama's runner by
+// their kind's command line, a second vLLM by its container.
+func TestProcsModelsOfEveryKind(t *testing.T) {
+	root := fakeProcRoot(t, []fakeProc{
+		{pid: 100, comm: "VLLM::EngineCor", cmdline: []string{"VLLM::EngineCore"}, cgroup: "0::/user.slice\n"},
+		{pid: 101, comm: "python3", cmdline: []string{"python3", "-m", "vllm.entrypoints.openai.api_server"}, cgroup: "0::/system.slice/docker-" + dockerID + ".scope\n"},
+		{pid: 200, comm: "ollama", cmdline: []string{"/usr/bin/ollama", "runner", "--model", "/root/.ollama/models/blobs/sha256-x", "--port", "40231"}, cgroup: "0::/system.slice/ollama.service\n"},
+		{pid: 300, comm: "python", cmdline: []string{"python", "other.py"}, cgroup: "0::/user.slice\n"},
+	})
+	mem := func(v uint64) *uint64 { return &v }
+	specs := []ModelSpec{
+		{Kind: metrics.KindVLLM, Name: "qwen", URL: "http://h:8000", Command: `EngineCore`},
+		{Kind: metrics.KindVLLM, Name: "llama", URL: "http://h:8001", Container: "ai-llm"},
+		{Kind: metrics.KindOllama, Name: "ollama", URL: "http://h:11434"},
+	}
+	s := &metrics.Sample{
+		GPUs: []metrics.GPU{
+			{Index: 0, Processes: []metrics.Process{{PID: 100, MemUsed: mem(40 << 30), SMUtil: ptrF(55)}, {PID: 200, MemUsed: mem(5 << 30), SMUtil: ptrF(10)}}},
+			{Index: 1, Processes: []metrics.Process{{PID: 100, MemUsed: mem(40 << 30), SMUtil: ptrF(50)}, {PID: 101, MemUsed: mem(20 << 30)}, {PID: 300, SMUtil: ptrF(5)}}},
+		},
+		Models: map[string]metrics.Model{"qwen": {Status: "healthy"}, "llama": {Status: "healthy"}, "ollama": {Status: "healthy"}},
+	}
+	p := NewProcs(root, append(KindMatchers(specs), DefaultModelMatchers()...)...)
+	p.DockerRoot, p.PodmanRoot = fakeEngines(t)
+	if err := p.Annotate(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]struct {
+		gpus []int
+		sm   *float64
+		vram uint64
+	}{
+		"qwen":   {[]int{0, 1}, ptrF(105), 80 << 30}, // 55 % on GPU 0 + 50 % on GPU 1
+		"llama":  {[]int{1}, nil, 20 << 30},          // NVML gave no SM share for pid 101
+		"ollama": {[]int{0}, ptrF(10), 5 << 30},
+	} {
+		m := s.Models[name]
+		got := metrics.Model{GPUs: m.GPUs, SMPercent: m.SMPercent, MemUsed: m.MemUsed}
+		assertClose(t, got, metrics.Model{GPUs: want.gpus, SMPercent: want.sm, MemUsed: mem(want.vram)})
+	}
+	if m := s.GPUs[1].Processes[2].Model; m != "" {
+		t.Errorf("an unrelated process was given to %q", m)
 	}
 }

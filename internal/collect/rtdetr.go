@@ -21,6 +21,7 @@ import (
 // returns nil and the hub shows status and reason; it returns an error only
 // when it was given no sample to fill.
 type RTDETR struct {
+	name   string // the key in Sample.Models
 	url    string
 	client *http.Client
 }
@@ -29,11 +30,11 @@ type RTDETR struct {
 // "http://127.0.0.1:8090"). A nil client gets one with a timeout of its
 // own; the agent's context bounds each request as well.
 func NewRTDETR(baseURL string, client *http.Client) *RTDETR {
-	return &RTDETR{url: joinURL(baseURL, "/health"), client: orDefaultClient(client)}
+	return &RTDETR{name: metrics.CollectorRTDETR, url: joinURL(baseURL, "/health"), client: orDefaultClient(client)}
 }
 
 // Name implements Collector.
-func (r *RTDETR) Name() string { return metrics.CollectorRTDETR }
+func (r *RTDETR) Name() string { return r.name }
 
 // rtdetrMapped reports the health fields that land in Model's own fields;
 // every other field the detector sends is kept in Model.Extra.
@@ -52,7 +53,9 @@ func (r *RTDETR) Collect(ctx context.Context, s *metrics.Sample) error {
 	}
 	ctx, cancel := finishBefore(ctx)
 	defer cancel()
-	setModel(s, metrics.CollectorRTDETR, r.read(ctx))
+	m := r.read(ctx)
+	m.Kind = metrics.KindRTDETR
+	setModel(s, r.name, m)
 	return nil
 }
 

@@ -242,7 +242,7 @@ func (sc *Scrape) scrapeOne(ctx context.Context, t compiledTarget) (metrics.Infe
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
 	if err != nil {
-		return metrics.Inference{}, fmt.Errorf("scrape %s: %w", t.name, err)
+		return metrics.Inference{}, fmt.Errorf("scrape %s: %w", t.name, redact.Error(err))
 	}
 	// Ask for the classic text format: it is the one TextParser reads.
 	req.Header.Set("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")

@@ -28,6 +28,11 @@ import (
 // been printed and the program should exit 0.
 var ErrHelp = flag.ErrHelp
 
+// ErrVersion is returned when the user asked for --version; nothing else
+// was read (no file, no environment), so the program prints its version
+// and exits 0 whatever its configuration.
+var ErrVersion = errors.New("version requested")
+
 // EnvPrefix starts the environment variable of every flag.
 const EnvPrefix = "SYSPERF_"
 
@@ -37,6 +42,14 @@ const configFlag = "config"
 // Validator is implemented by settings that check themselves after loading.
 type Validator interface {
 	Validate() error
+}
+
+// ConfigEnver is implemented by settings whose config file path comes from
+// an environment variable other than SYSPERF_CONFIG. The agent's is
+// SYSPERF_AGENT_CONFIG: the hub and the agent run side by side (`make
+// run`), and one program must never read the other's file.
+type ConfigEnver interface {
+	ConfigEnv() string
 }
 
 type field struct {
@@ -73,6 +86,10 @@ func load(name string, args []string, env func(string) (string, bool), readFile 
 			return nil
 		}
 	}
+	configEnv := envName(configFlag)
+	if c, ok := cfg.(ConfigEnver); ok {
+		configEnv = c.ConfigEnv()
+	}
 	var configPath string
 	hasConfigField := false
 	for _, f := range fields {
@@ -82,7 +99,11 @@ func load(name string, args []string, env func(string) (string, bool), readFile 
 		if f.name == configFlag {
 			hasConfigField = true
 		}
-		usage := fmt.Sprintf("%s (env %s", f.usage, envName(f.name))
+		env := envName(f.name)
+		if f.name == configFlag {
+			env = configEnv
+		}
+		usage := fmt.Sprintf("%s (env %s", f.usage, env)
 		if _, text := f.value.Interface().(encoding.TextMarshaler); text || !f.value.IsZero() {
 			usage += ", default " + formatValue(f.value)
 		}
@@ -94,11 +115,16 @@ func load(name string, args []string, env func(string) (string, bool), readFile 
 		}
 	}
 	if !hasConfigField {
-		fs.Func(configFlag, "YAML config file (env "+envName(configFlag)+")", func(s string) error {
+		fs.Func(configFlag, "YAML config file (env "+configEnv+")", func(s string) error {
 			configPath = s
 			return nil
 		})
 	}
+	wantVersion := false
+	fs.BoolFunc("version", "print the version and commit, and exit", func(string) error {
+		wantVersion = true
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(out, name, fs, fields)
@@ -109,12 +135,15 @@ func load(name string, args []string, env func(string) (string, bool), readFile 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (settings are flags: --name=value)", fs.Arg(0))
 	}
+	if wantVersion {
+		return ErrVersion
+	}
 
 	if hasConfigField {
 		configPath = raw[configFlag]
 	}
 	if configPath == "" {
-		configPath, _ = env(envName(configFlag))
+		configPath, _ = env(configEnv)
 	}
 	if configPath != "" {
 		data, err := readFile(configPath)
@@ -129,9 +158,13 @@ func load(name string, args []string, env func(string) (string, bool), readFile 
 		if f.yaml {
 			continue
 		}
-		if s, ok := env(envName(f.name)); ok {
+		name := envName(f.name)
+		if f.name == configFlag {
+			name = configEnv
+		}
+		if s, ok := env(name); ok {
 			if err := set(f.value, s); err != nil {
-				return fmt.Errorf("environment %s=%q: %w", envName(f.name), s, err)
+				return fmt.Errorf("environment %s=%q: %w", name, s, err)
 			}
 		}
 	}
@@ -167,7 +200,7 @@ func printUsage(out io.Writer, name string, fs *flag.FlagSet, fields []field) {
 	fmt.Fprintf(out, "Usage of %s:\n", name)
 	fs.VisitAll(func(fl *flag.Flag) {
 		kind, ok := kinds[fl.Name]
-		if !ok {
+		if !ok && fl.Name == configFlag {
 			kind = "file" // the --config the loader adds
 		}
 		fmt.Fprintf(out, "  --%s", fl.Name)

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -173,5 +174,80 @@ func TestRejectsUnsupportedField(t *testing.T) {
 	}
 	if err := Load("x", nil, &s); err == nil || !strings.Contains(err.Error(), "unsupported type") {
 		t.Fatalf("error = %v", err)
+	}
+}
+
+// agentSettings reads its file from SYSPERF_AGENT_CONFIG, as the agent does.
+type agentSettings settings
+
+func (*agentSettings) ConfigEnv() string { return "SYSPERF_AGENT_CONFIG" }
+
+// A program with its own config variable never reads SYSPERF_CONFIG, the
+// hub's: `SYSPERF_CONFIG=hub.yaml make run` must not feed the hub's keys
+// to the agent.
+func TestConfigEnvPerProgram(t *testing.T) {
+	files := map[string]string{
+		"hub.yaml":   "http: 0.0.0.0:9000\nnope: 1\n", // an unknown key: an error if read
+		"agent.yaml": "interval: 10s\n",
+	}
+	read := func(name string) ([]byte, error) {
+		if b, ok := files[name]; ok {
+			return []byte(b), nil
+		}
+		return nil, fs.ErrNotExist
+	}
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	a := agentSettings(defaults())
+	if err := load("agent", nil, env(map[string]string{"SYSPERF_CONFIG": "hub.yaml"}), read, io.Discard, &a); err != nil {
+		t.Fatalf("agent read the hub's SYSPERF_CONFIG: %v", err)
+	}
+	if a.HTTP != "127.0.0.1:8321" {
+		t.Errorf("agent http %q", a.HTTP)
+	}
+	a = agentSettings(defaults())
+	err := load("agent", nil, env(map[string]string{"SYSPERF_CONFIG": "hub.yaml", "SYSPERF_AGENT_CONFIG": "agent.yaml"}), read, io.Discard, &a)
+	if err != nil || a.Interval != 10*time.Second {
+		t.Fatalf("SYSPERF_AGENT_CONFIG: %v, interval %s", err, a.Interval)
+	}
+	// The hub's settings keep SYSPERF_CONFIG.
+	h := defaults()
+	if err := load("hub", nil, env(map[string]string{"SYSPERF_CONFIG": "hub.yaml"}), read, io.Discard, &h); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("hub with SYSPERF_CONFIG=hub.yaml: %v, want its unknown key", err)
+	}
+	var out bytes.Buffer
+	a = agentSettings(defaults())
+	if err := load("agent", []string{"-h"}, env(nil), read, &out, &a); !errors.Is(err, ErrHelp) {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "(env SYSPERF_AGENT_CONFIG)") || strings.Contains(out.String(), "SYSPERF_CONFIG") {
+		t.Errorf("agent usage:\n%s", out.String())
+	}
+}
+
+// --version wins before anything is read, so a broken config file or
+// environment cannot hide which build is running.
+func TestVersionFlag(t *testing.T) {
+	s := defaults()
+	env := func(k string) (string, bool) {
+		if k == "SYSPERF_INTERVAL" {
+			return "soon", true
+		}
+		return "", false
+	}
+	read := func(string) ([]byte, error) { return nil, fs.ErrNotExist }
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"--config=missing.yaml", "--version"}} {
+		if err := load("hub", args, env, read, io.Discard, &s); !errors.Is(err, ErrVersion) {
+			t.Errorf("%v: error %v, want ErrVersion", args, err)
+		}
+	}
+	if err := load("hub", nil, env, read, io.Discard, &s); err == nil || errors.Is(err, ErrVersion) {
+		t.Errorf("without --version: %v", err)
+	}
+	var out bytes.Buffer
+	_ = load("hub", []string{"-h"}, env, read, &out, &s)
+	if !strings.Contains(out.String(), "  --version\n") {
+		t.Errorf("usage lacks --version:\n%s", out.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,10 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/sysperf/sysperf/internal/agent"
+	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/hub"
+	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/server"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -67,10 +71,77 @@ func (w *tWriter) close() {
 type Hub struct {
 	*hub.Hub
 	Config hub.Config
+	// creds are the credentials files the harness enrolled, by kind/name.
+	mu    sync.Mutex
+	creds map[string]string
+}
+
+// hubs are the running hubs by NATS URL, so that StartAgent, Publish and
+// PublishSample enrol their host on the hub they reach, as an operator
+// would with `hub agent add`.
+var hubs sync.Map
+
+// EnrolFile enrols host as an agent in dataDir, as `hub agent add` does,
+// and returns its credentials file: for a hub running as a process.
+func EnrolFile(t testing.TB, dataDir, host string) string {
+	t.Helper()
+	b, err := enroll.Open(dataDir).Add(host, enroll.Agent)
+	if err != nil {
+		t.Fatalf("enrol %s: %v", host, err)
+	}
+	path := filepath.Join(t.TempDir(), host+".creds")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// natsAuth enrols host as kind on the hub at natsURL (once per hub) and
+// returns the connection options with its credential; none for a NATS
+// the harness did not start.
+func natsAuth(t testing.TB, natsURL, host, kind string) (string, []nats.Option) {
+	t.Helper()
+	v, ok := hubs.Load(natsURL)
+	if !ok || host == "" {
+		return "", nil
+	}
+	h := v.(*Hub)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	path, ok := h.creds[kind+"/"+host]
+	if !ok {
+		b, err := enroll.Open(h.Config.DataDir).Add(host, kind)
+		if err != nil {
+			t.Fatalf("enrol %s %s: %v", kind, host, err)
+		}
+		path = filepath.Join(h.Config.DataDir, kind+"-"+host+".creds")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.ReloadEnrolment(); err != nil {
+			t.Fatalf("enrol %s %s: %v", kind, host, err)
+		}
+		h.creds[kind+"/"+host] = path
+	}
+	opts, err := natsx.Auth{Creds: path}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, append(opts, nats.CustomInboxPrefix(natsx.InboxPrefix(host)))
 }
 
 // BaseURL is http://host:port of the hub's HTTP server.
 func (h *Hub) BaseURL() string { return "http://" + h.HTTPAddr() }
+
+// Auth is the header that signs in to the hub: its token as a bearer.
+func (h *Hub) Auth(t testing.TB) http.Header {
+	t.Helper()
+	toks, err := server.ReadTokens(h.TokenFile())
+	if err != nil {
+		t.Fatalf("hub token: %v", err)
+	}
+	return http.Header{"Authorization": {"Bearer " + toks[0]}}
+}
 
 // StartHub starts a hub on random ports with a temporary data directory
 // and the given update interval; edit adjusts the config (plugs, sources)
@@ -94,19 +165,22 @@ func StartHubConfig(t testing.TB, cfg hub.Config) *Hub {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	h, err := hub.Start(ctx, cfg, testLog(t).With("side", "hub"))
+	h, err := hub.Start(ctx, cfg, hub.Plugs{}, testLog(t).With("side", "hub"))
 	if err != nil {
 		t.Fatalf("start hub: %v", err)
 	}
+	e := &Hub{Hub: h, Config: cfg, creds: map[string]string{}}
+	hubs.Store(h.NATSURL(), e)
 	var once sync.Once
 	t.Cleanup(func() {
+		hubs.CompareAndDelete(h.NATSURL(), e)
 		once.Do(func() {
 			if err := h.Close(); err != nil {
 				t.Errorf("close hub: %v", err)
 			}
 		})
 	})
-	return &Hub{Hub: h, Config: cfg}
+	return e
 }
 
 // Agent is an agent under test, running until Stop or the test's end.
@@ -134,18 +208,26 @@ func (a *Agent) Stop(t testing.TB) {
 	})
 }
 
+// AgentSetup is what StartAgent starts an agent with: its settings and
+// its plugs (collectors, annotator).
+type AgentSetup struct {
+	agent.Config
+	agent.Plugs
+}
+
 // StartAgent runs a real agent (default collectors: host, NVML, and the
 // model servers edit configures) publishing to natsURL as hostID.
-func StartAgent(t testing.TB, natsURL, hostID string, interval time.Duration, edit func(*agent.Config)) *Agent {
+func StartAgent(t testing.TB, natsURL, hostID string, interval time.Duration, edit func(*AgentSetup)) *Agent {
 	t.Helper()
-	cfg := agent.DefaultConfig()
+	cfg := AgentSetup{Config: agent.DefaultConfig()}
 	cfg.NATSURL = natsURL
 	cfg.HostID = hostID
 	cfg.Interval = interval
+	cfg.NATSCreds, _ = natsAuth(t, natsURL, hostID, enroll.Agent)
 	if edit != nil {
 		edit(&cfg)
 	}
-	a, err := agent.New(cfg, testLog(t).With("side", "agent"))
+	a, err := agent.New(cfg.Config, cfg.Plugs, testLog(t).With("side", "agent"))
 	if err != nil {
 		t.Fatalf("new agent %s: %v", hostID, err)
 	}
@@ -161,7 +243,12 @@ func StartAgent(t testing.TB, natsURL, hostID string, interval time.Duration, ed
 // looks to the hub.
 func Publish(t testing.TB, natsURL, subject string, body []byte) {
 	t.Helper()
-	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second))
+	host, kind := strings.TrimPrefix(subject, metrics.SampleSubject("")), enroll.Agent
+	if h, _, ok := metrics.ParseLatencySubject(subject); ok {
+		host, kind = h, enroll.Pipeline
+	}
+	_, auth := natsAuth(t, natsURL, host, kind)
+	nc, err := nats.Connect(natsURL, append(auth, nats.Timeout(5*time.Second))...)
 	if err != nil {
 		t.Fatalf("nats connect: %v", err)
 	}
@@ -182,7 +269,8 @@ func PublishSample(t testing.TB, natsURL string, s *metrics.Sample) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second))
+	_, auth := natsAuth(t, natsURL, s.Host, enroll.Agent)
+	nc, err := nats.Connect(natsURL, append(auth, nats.Timeout(5*time.Second))...)
 	if err != nil {
 		t.Fatalf("nats connect: %v", err)
 	}
@@ -200,7 +288,12 @@ func PublishSample(t testing.TB, natsURL string, s *metrics.Sample) {
 func GetJSON(t testing.TB, h *Hub, path string, v any) int {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(h.BaseURL() + path)
+	req, err := http.NewRequest(http.MethodGet, h.BaseURL()+path, nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	req.Header = h.Auth(t)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -227,7 +320,7 @@ func DialWS(t testing.TB, h *Hub) *WS {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.BaseURL(), "http")+"/ws/system", nil)
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.BaseURL(), "http")+"/ws/system", &websocket.DialOptions{HTTPHeader: h.Auth(t)})
 	if err != nil {
 		t.Fatalf("dial /ws/system: %v", err)
 	}

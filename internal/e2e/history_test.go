@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,9 +23,9 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/collect"
 	"github.com/sysperf/sysperf/internal/notify"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -56,6 +57,7 @@ type hubProc struct {
 	cmd  *exec.Cmd
 	http string
 	log  string
+	auth http.Header // signs in: the token startHubProc gave it
 }
 
 func (h *hubProc) url(path string) string { return "http://" + h.http + path }
@@ -68,13 +70,18 @@ func startHubProc(t *testing.T, bin, httpAddr string, args ...string) *hubProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"--http", httpAddr, "--interval", "1s", "--log-level", "debug"}, args...)...)
+	tokenFile := filepath.Join(t.TempDir(), "http.token")
+	token := "e2e-token-" + rand.Text()
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"--http", httpAddr, "--interval", "1s", "--log-level", "debug", "--http-token-file", tokenFile}, args...)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")} // no SYSPERF_* from the caller
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h := &hubProc{cmd: cmd, http: httpAddr, log: logPath}
+	h := &hubProc{cmd: cmd, http: httpAddr, log: logPath, auth: http.Header{"Authorization": {"Bearer " + token}}}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
@@ -88,22 +95,15 @@ func startHubProc(t *testing.T, bin, httpAddr string, args ...string) *hubProc {
 		}
 	})
 	c := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
-		if resp, err := c.Get(h.url("/healthz")); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return h
-			}
+	poll.Until(t, "the hub on "+httpAddr+" healthy (its log follows)", func() bool {
+		resp, err := c.Get(h.url("/healthz"))
+		if err != nil {
+			return false
 		}
-		if cmd.ProcessState != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b, _ := os.ReadFile(logPath)
-	t.Fatalf("hub on %s not healthy within %s:\n%s", httpAddr, wait, b)
-	return nil
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return h
 }
 
 // kill ends the hub with SIGKILL: no shutdown, no flush.
@@ -118,7 +118,12 @@ func (h *hubProc) kill(t *testing.T) {
 func (h *hubProc) getJSON(t *testing.T, path string, v any) {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(h.url(path))
+	req, err := http.NewRequest(http.MethodGet, h.url(path), nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	req.Header = h.auth
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -148,9 +153,12 @@ func (g *tickGPU) Collect(_ context.Context, s *metrics.Sample) error {
 	return nil
 }
 
-func startTickAgent(t *testing.T, natsURL, host string, gpu *tickGPU) *Agent {
-	return StartAgent(t, natsURL, host, time.Second, func(c *agent.Config) {
+func startTickAgent(t *testing.T, natsURL, host string, gpu *tickGPU, creds ...string) *Agent {
+	return StartAgent(t, natsURL, host, time.Second, func(c *AgentSetup) {
 		c.Collectors = []collect.Collector{collect.NewHost([]string{"/"}), gpu}
+		if len(creds) > 0 {
+			c.NATSCreds = creds[0]
+		}
 	})
 }
 
@@ -211,20 +219,47 @@ func checkSlots(t *testing.T, h *hubProc, host string, ref, from, to time.Time) 
 }
 
 // waitSlots polls until every slot in [from, to) is right, because the
-// agent's backlog reaches the hub a moment after it reconnects.
+// agent's backlog reaches the hub a moment after it reconnects and the
+// last slot may still be filling. Each new reason it is not yet right is
+// logged, so a timeout says what was wrong.
 func waitSlots(t *testing.T, h *hubProc, host string, ref, from, to time.Time) int {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	var why string
-	for time.Now().Before(deadline) {
-		var n int
-		if why, n = checkSlots(t, h, host, ref, from, to); why == "" {
-			return n
+	span := from.Format(time.TimeOnly) + " to " + to.Format(time.TimeOnly)
+	var n int
+	last := ""
+	poll.Until(t, "every slot of "+host+" from "+span+" in the history", func() bool {
+		var why string
+		why, n = checkSlots(t, h, host, ref, from, to)
+		if why != "" && why != last {
+			t.Logf("history of %s from %s: %s", host, span, why)
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("history of %s from %s to %s: %s", host, from.Format(time.TimeOnly), to.Format(time.TimeOnly), why)
-	return 0
+		last = why
+		return why == ""
+	})
+	return n
+}
+
+// waitFirstSlot waits until the whole slot starting at from is over and
+// in the hub's history, so that a hub killed afterwards has a window of
+// its own to bring back.
+func waitFirstSlot(t *testing.T, h *hubProc, host string, ref, from time.Time) {
+	t.Helper()
+	end := from.Add(5 * time.Second)
+	poll.Until(t, "the slot "+from.Format(time.TimeOnly)+" of "+host+" over and in the history", func() bool {
+		if time.Now().Before(end) {
+			return false
+		}
+		why, _ := checkSlots(t, h, host, ref, from, end)
+		return why == ""
+	})
+}
+
+// waitQueued waits until the agent holds n samples for NATS in its
+// backlog; n five more than at the outage's start makes the outage last
+// a slot's worth of samples.
+func waitQueued(t *testing.T, a *Agent, n int) {
+	t.Helper()
+	poll.Until(t, fmt.Sprintf("%d samples queued by agent %s", n, a.Host()), func() bool { return a.Pending() >= n })
 }
 
 // webhookSink is a local Alertmanager stand-in.
@@ -262,17 +297,13 @@ func (w *webhookSink) find(pred func(notify.Alert) bool) (notify.Alert, bool) {
 
 func (w *webhookSink) waitFor(t *testing.T, what string, pred func(notify.Alert) bool) notify.Alert {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
-		if a, ok := w.find(pred); ok {
-			return a
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	t.Fatalf("webhook never received %s; got %+v, refused %v", what, w.alerts, w.bad)
-	return notify.Alert{}
+	var a notify.Alert
+	poll.Until(t, "the webhook to receive "+what, func() bool {
+		var ok bool
+		a, ok = w.find(pred)
+		return ok
+	})
+	return a
 }
 
 // wsUpdateWhere reads /ws/system until an update satisfies cond.
@@ -280,7 +311,7 @@ func wsUpdateWhere(t *testing.T, h *hubProc, what string, cond func(metrics.Upda
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+h.http+"/ws/system", nil)
+	c, _, err := websocket.Dial(ctx, "ws://"+h.http+"/ws/system", &websocket.DialOptions{HTTPHeader: h.auth})
 	if err != nil {
 		t.Fatalf("dial /ws/system: %v", err)
 	}
@@ -318,6 +349,13 @@ func TestHistorySurvivesSIGKILL(t *testing.T) {
 	sink := &webhookSink{}
 	whSrv := httptest.NewServer(sink)
 	defer whSrv.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			t.Logf("webhook got %+v, refused %v", sink.alerts, sink.bad)
+		}
+	})
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
 	if err := os.WriteFile(rules, []byte(`rules:
   - name: e2e_gpu_hot
@@ -337,21 +375,21 @@ func TestHistorySurvivesSIGKILL(t *testing.T) {
 	ref := time.Now().Truncate(5 * time.Second).Add(-5 * time.Minute)
 	gpu := &tickGPU{ref: ref}
 	gpu.temp.Store(40)
-	startTickAgent(t, "nats://"+natsAddr, "e2e-kill", gpu)
+	ag := startTickAgent(t, "nats://"+natsAddr, "e2e-kill", gpu, EnrolFile(t, dataDir, "e2e-kill"))
 	began := time.Now()
 	from := began.Truncate(5 * time.Second).Add(5 * time.Second) // the first slot the agent fills whole
 
-	time.Sleep(12 * time.Second)
+	waitFirstSlot(t, h, "e2e-kill", ref, from)
 	h.kill(t)
 	killedAt := time.Now()
-	time.Sleep(7 * time.Second) // the agent keeps its samples meanwhile
+	waitQueued(t, ag, ag.Pending()+5) // the agent keeps its samples meanwhile
 	h = startHubProc(t, bin, httpAddr, args...)
-	downFor := time.Since(killedAt)
+	restarted := time.Now()
+	downFor := restarted.Sub(killedAt)
 
-	// Every 5 s slot from the agent's start to the last complete one,
-	// across the kill and the time the hub was down.
-	time.Sleep(5 * time.Second)
-	to := time.Now().Truncate(5 * time.Second)
+	// Every 5 s slot from the agent's start to the end of the one the hub
+	// came back in, across the kill and the time the hub was down.
+	to := restarted.Truncate(5 * time.Second).Add(5 * time.Second)
 	n := waitSlots(t, h, "e2e-kill", ref, from, to)
 	t.Logf("%d samples in %s of slots, hub down %s", n, to.Sub(from), downFor.Round(time.Millisecond))
 
@@ -434,17 +472,18 @@ func TestHistorySurvivesNATSOutage(t *testing.T) {
 	ref := time.Now().Truncate(5 * time.Second).Add(-5 * time.Minute)
 	gpu := &tickGPU{ref: ref}
 	gpu.temp.Store(40)
-	startTickAgent(t, "nats://"+natsAddr, "e2e-outage", gpu)
+	ag := startTickAgent(t, "nats://"+natsAddr, "e2e-outage", gpu)
 	from := time.Now().Truncate(5 * time.Second).Add(5 * time.Second)
 
-	time.Sleep(10 * time.Second)
+	waitFirstSlot(t, h, "e2e-outage", ref, from)
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	time.Sleep(8 * time.Second) // NATS is away: agent and hub both reconnect later
+	stopped := time.Now()
+	waitQueued(t, ag, ag.Pending()+5) // NATS is away: agent and hub both reconnect later
 	ns = startNATS()
+	restarted := time.Now()
 
-	time.Sleep(5 * time.Second)
-	to := time.Now().Truncate(5 * time.Second)
+	to := restarted.Truncate(5 * time.Second).Add(5 * time.Second)
 	n := waitSlots(t, h, "e2e-outage", ref, from, to)
-	t.Logf("%d samples in %s of slots across an 8 s NATS outage", n, to.Sub(from))
+	t.Logf("%d samples in %s of slots across a %s NATS outage", n, to.Sub(from), restarted.Sub(stopped).Round(time.Millisecond))
 }

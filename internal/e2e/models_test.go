@@ -18,8 +18,8 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh200"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
-	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/collect"
+	"github.com/sysperf/sysperf/internal/collect/gpumock"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -148,6 +148,7 @@ func write(t *testing.T, path, body string) {
 // reads; GPU 0 runs the two model servers and a host process.
 func mockNVML() nvml.Interface {
 	srv := dgxh200.New()
+	gpumock.NotSupported(srv) // the health calls; the figures below are set one by one
 	for i, d := range srv.Devices {
 		dev := d.(*server.Device)
 		dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
@@ -222,7 +223,7 @@ func TestModelsToWebSocket(t *testing.T) {
 	h := StartHub(t, iv, nil)
 	procs := collect.NewProcs(procRoot)
 	procs.DockerRoot, procs.PodmanRoot = dockerRoot, ""
-	StartAgent(t, h.NATSURL(), "gpu01", iv, func(c *agent.Config) {
+	StartAgent(t, h.NATSURL(), "gpu01", iv, func(c *AgentSetup) {
 		c.Collectors = []collect.Collector{
 			collect.NewGPU(mockNVML(), nil, nil),
 			collect.NewRTDETR(det, nil),
@@ -404,7 +405,7 @@ func TestModelServersMisbehaving(t *testing.T) {
 			detURL = stub(t, c.det)
 		}
 		llmURL := stub(t, c.llm)
-		StartAgent(t, h.NATSURL(), c.host, iv, func(cfg *agent.Config) {
+		StartAgent(t, h.NATSURL(), c.host, iv, func(cfg *AgentSetup) {
 			cfg.Collectors = []collect.Collector{collect.NewRTDETR(detURL, nil), collect.NewLlamaCpp(llmURL, nil)}
 		})
 	}

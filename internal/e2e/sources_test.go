@@ -119,7 +119,12 @@ func TestSourcesEndToEnd(t *testing.T) {
 	t.Logf("redis down: %s", u.Databases.Redis.Reason)
 
 	var body bytes.Buffer
-	resp, err := http.Get(h.BaseURL() + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, h.BaseURL()+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = h.Auth(t)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +174,7 @@ func dcgmExporter(w http.ResponseWriter, _ *http.Request) {
 // Prometheus scraping a DCGM exporter shows that GPU, says it came from
 // Prometheus, and keeps serving updates when Prometheus is killed.
 func TestPrometheusFallbackEndToEnd(t *testing.T) {
+	t.Parallel()
 	exp := httptest.NewServer(http.HandlerFunc(dcgmExporter))
 	defer exp.Close()
 	// The source trusts a "down" answer for a minute, so the hub starts

@@ -29,6 +29,10 @@ func containerHealths() []string {
 // dropped for being slow.
 type droppedReporter interface{ ClientsDropped() uint64 }
 
+// refusedReporter is a Hub that also counts the WebSocket upgrades it
+// refused for its client cap (--ws-max-clients).
+type refusedReporter interface{ ClientsRefused() uint64 }
+
 type desc struct{ *prometheus.Desc }
 
 func newDesc(name, help string, labels ...string) desc {
@@ -42,6 +46,7 @@ type updateCollector struct {
 	hub Hub
 
 	samples, late, observations, dropped, obsDropped, hosts, clients, clientsDropped, updateTS desc
+	clientsRefused                                                                             desc
 
 	gpuUtil, gpuMemUsed, gpuMemTotal, gpuTemp, gpuPower desc
 
@@ -69,6 +74,7 @@ func newUpdateCollector(hub Hub) *updateCollector {
 		hosts:          newDesc("sysperf_hosts", "Hosts the hub knows."),
 		clients:        newDesc("sysperf_websocket_clients", "Connected WebSocket clients."),
 		clientsDropped: newDesc("sysperf_websocket_dropped_clients_total", "WebSocket clients dropped for being too slow to take the updates."),
+		clientsRefused: newDesc("sysperf_websocket_refused_clients_total", "WebSocket upgrades refused with 503 because --ws-max-clients were connected."),
 		updateTS:       newDesc("sysperf_update_timestamp_seconds", "When the latest performance update was built (unix time)."),
 
 		gpuUtil:     newDesc("sysperf_gpu_utilization_ratio", "GPU utilization, 0 to 1.", gpu...),
@@ -116,7 +122,7 @@ func newUpdateCollector(hub Hub) *updateCollector {
 }
 
 func (c *updateCollector) all() []desc {
-	return []desc{c.samples, c.late, c.observations, c.dropped, c.obsDropped, c.hosts, c.clients, c.clientsDropped, c.updateTS,
+	return []desc{c.samples, c.late, c.observations, c.dropped, c.obsDropped, c.hosts, c.clients, c.clientsDropped, c.clientsRefused, c.updateTS,
 		c.gpuUtil, c.gpuMemUsed, c.gpuMemTotal, c.gpuTemp, c.gpuPower,
 		c.modelStatus, c.modelSlotsActive, c.modelSlotsTotal, c.latency, c.images, c.events,
 		c.pgStatus, c.pgConns, c.pgConnsMax, c.pgHit, c.pgTPS, c.pgDeadlocks, c.pgSize, c.pgLongest,
@@ -194,6 +200,9 @@ func (c *updateCollector) Collect(ch chan<- prometheus.Metric) {
 	e.gauge(c.clients, float64(c.hub.Clients()))
 	if d, ok := c.hub.(droppedReporter); ok {
 		e.emit(c.clientsDropped, prometheus.CounterValue, float64(d.ClientsDropped()))
+	}
+	if r, ok := c.hub.(refusedReporter); ok {
+		e.emit(c.clientsRefused, prometheus.CounterValue, float64(r.ClientsRefused()))
 	}
 
 	u := c.hub.Latest()

@@ -8,7 +8,6 @@
 package export
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -35,21 +34,6 @@ type Hub interface {
 	// Latest is the newest performance update, nil before the first.
 	Latest() *metrics.Update
 }
-
-// Source is the hub's polled source (hub.Source, restated here so this
-// package does not import the hub that wires it).
-type Source interface {
-	Name() string
-	Poll(ctx context.Context) func(*metrics.Update)
-}
-
-// upReporter is implemented by sources that know whether their last poll
-// reached what they watch.
-type upReporter interface {
-	Up() (bool, string)
-}
-
-type fallback interface{ Fallback() bool }
 
 // Exporter owns the registry behind /metrics.
 type Exporter struct {
@@ -92,41 +76,13 @@ func (e *Exporter) Handler() http.Handler {
 // to add its own collectors.
 func (e *Exporter) Registry() *prometheus.Registry { return e.reg }
 
-// Instrument wraps a source so that each poll's duration and outcome are
-// recorded. The wrapper keeps the source's Fallback() so the hub still
-// applies a fallback's patch last.
-func (e *Exporter) Instrument(src Source) Source {
-	in := &instrumented{src: src, up: e.up.WithLabelValues(src.Name()), latency: e.latency.WithLabelValues(src.Name())}
-	if fb, ok := src.(fallback); ok && fb.Fallback() {
-		return instrumentedFallback{in}
-	}
-	return in
-}
-
-type instrumented struct {
-	src     Source
-	up      prometheus.Gauge
-	latency prometheus.Observer
-}
-
-func (s *instrumented) Name() string { return s.src.Name() }
-
-func (s *instrumented) Poll(ctx context.Context) func(*metrics.Update) {
-	start := time.Now()
-	p := s.src.Poll(ctx)
-	s.latency.Observe(time.Since(start).Seconds())
-	up := p != nil
-	if r, ok := s.src.(upReporter); ok {
-		up, _ = r.Up()
-	}
+// Observe records one poll of a source: how long it took and whether it
+// reached what the source watches. The hub calls it after every poll.
+func (e *Exporter) Observe(source string, took time.Duration, up bool) {
+	e.latency.WithLabelValues(source).Observe(took.Seconds())
+	v := 0.0
 	if up {
-		s.up.Set(1)
-	} else {
-		s.up.Set(0)
+		v = 1
 	}
-	return p
+	e.up.WithLabelValues(source).Set(v)
 }
-
-type instrumentedFallback struct{ *instrumented }
-
-func (instrumentedFallback) Fallback() bool { return true }

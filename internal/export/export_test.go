@@ -2,7 +2,6 @@ package export
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +29,7 @@ func (f *fakeHub) Ingest() Ingest          { return f.in }
 func (f *fakeHub) Clients() int            { return f.clients }
 func (f *fakeHub) Latest() *metrics.Update { return f.latest }
 func (f *fakeHub) ClientsDropped() uint64  { return 3 }
+func (f *fakeHub) ClientsRefused() uint64  { return 4 }
 
 func p[T any](v T) *T { return &v }
 
@@ -63,22 +63,6 @@ func fullUpdate() *metrics.Update {
 		Alerts: []metrics.Alert{{Severity: "warning", Metric: "gpu_temperature"}},
 	}
 }
-
-type fakeSource struct {
-	name string
-	up   bool
-}
-
-func (s *fakeSource) Name() string { return s.name }
-func (s *fakeSource) Poll(context.Context) func(*metrics.Update) {
-	time.Sleep(2 * time.Millisecond)
-	return func(*metrics.Update) {}
-}
-func (s *fakeSource) Up() (bool, string) { return s.up, "" }
-
-type fakeFallback struct{ fakeSource }
-
-func (fakeFallback) Fallback() bool { return true }
 
 func scrape(t *testing.T, e *Exporter) []byte {
 	t.Helper()
@@ -146,18 +130,11 @@ func newTestExporter(t *testing.T) (*Exporter, *fakeHub) {
 		latest:  fullUpdate(),
 	}
 	e := New(hub)
-	ctx := context.Background()
-	pg := e.Instrument(&fakeSource{name: metrics.SectionPostgreSQL, up: true})
-	prom := e.Instrument(&fakeFallback{fakeSource{name: "prometheus", up: false}})
-	if _, ok := prom.(interface{ Fallback() bool }); !ok {
-		t.Fatal("Instrument lost Fallback()")
-	}
-	if _, ok := pg.(interface{ Fallback() bool }); ok {
-		t.Fatal("Instrument made a direct source a fallback")
-	}
-	pg.Poll(ctx)
-	pg.Poll(ctx)
-	prom.Poll(ctx)
+	// Two polls of PostgreSQL that reached it, one of a Prometheus that
+	// did not answer, as the hub reports them.
+	e.Observe(metrics.SectionPostgreSQL, 2*time.Millisecond, true)
+	e.Observe(metrics.SectionPostgreSQL, 3*time.Millisecond, true)
+	e.Observe("prometheus", 2*time.Millisecond, false)
 	return e, hub
 }
 
@@ -174,6 +151,7 @@ func TestExporterValues(t *testing.T) {
 		{"sysperf_ingest_dropped_observations_total", map[string]string{"cause": "decode"}, 5},
 		{"sysperf_websocket_clients", nil, 4},
 		{"sysperf_websocket_dropped_clients_total", nil, 3},
+		{"sysperf_websocket_refused_clients_total", nil, 4},
 		{"sysperf_source_up", map[string]string{"source": "databases.postgresql"}, 1},
 		{"sysperf_source_up", map[string]string{"source": "prometheus"}, 0},
 		{"sysperf_source_poll_duration_seconds", map[string]string{"source": "databases.postgresql"}, 2},

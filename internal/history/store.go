@@ -22,7 +22,6 @@ package history
 
 import (
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"math"
 	"slices"
@@ -116,6 +115,14 @@ func (f *frame) reset(start int64) {
 	clear(f.stats)
 }
 
+// fit makes room for n series in one allocation, so a frame a new host
+// or a new slot starts filling does not grow one series at a time.
+func (f *frame) fit(n int) {
+	if n > cap(f.stats) {
+		f.stats = append(make([]stat, 0, n), f.stats...)
+	}
+}
+
 func (f *frame) at(i int) *stat {
 	if i >= len(f.stats) {
 		f.stats = append(f.stats, make([]stat, i+1-len(f.stats))...)
@@ -127,6 +134,9 @@ func (f *frame) at(i int) *stat {
 type series struct {
 	name  string
 	index map[key]int
+	// dense[k.dense()] is index[k]+1 (0: not yet), for the keys of the
+	// first denseGPUs GPUs.
+	dense []int32
 	keys  []key
 	rings [numTiers][ringSize]frame
 	// ids are the sample ids in each 1-minute frame, for de-duplication.
@@ -145,12 +155,38 @@ func newSeries(name string) *series {
 	return &series{name: name, index: map[key]int{}}
 }
 
+// denseGPUs is how many GPU indexes per host the dense table covers; a
+// higher index (not seen on real hosts) takes the map.
+const denseGPUs = 64
+
+// dense is k's position in series.dense: every field of GPU 0, then of
+// GPU 1, and so on; -1 past denseGPUs.
+func (k key) dense() int {
+	if k.gpu() >= denseGPUs {
+		return -1
+	}
+	return int(k.field()) + int(numFields)*k.gpu()
+}
+
+// slotOf returns k's series index, adding it when new. Each value of each
+// sample asks, so the usual keys are found in a flat table (one load)
+// rather than the map.
 func (s *series) slotOf(k key) int {
+	d := k.dense()
+	if d >= 0 && d < len(s.dense) && s.dense[d] > 0 {
+		return int(s.dense[d] - 1)
+	}
 	i, ok := s.index[k]
 	if !ok {
 		i = len(s.keys)
 		s.index[k] = i
 		s.keys = append(s.keys, k)
+	}
+	if d >= 0 {
+		if d >= len(s.dense) {
+			s.dense = append(s.dense, make([]int32, d+1-len(s.dense))...)
+		}
+		s.dense[d] = int32(i + 1)
 	}
 	return i
 }
@@ -190,10 +226,15 @@ func New() *Store {
 	return s
 }
 
+// sampleID is FNV-1a of boot mixed with seq, computed inline: hash/fnv
+// would allocate per sample.
 func sampleID(boot string, seq uint64) uint64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(boot))
-	return h.Sum64() ^ (seq * 0x9E3779B97F4A7C15)
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(boot); i++ {
+		h ^= uint64(boot[i])
+		h *= 1099511628211
+	}
+	return h ^ (seq * 0x9E3779B97F4A7C15)
 }
 
 func trunc(ts, res int64) int64 { return ts - mod(ts, res) }
@@ -316,6 +357,7 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 		if fr.start < start {
 			fr.reset(start)
 		}
+		fr.fit(len(ser.keys))
 		for j, v := range vals {
 			fr.at(ser.slots[j]).add(v.v)
 		}

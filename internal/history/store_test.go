@@ -3,6 +3,7 @@ package history
 import (
 	"encoding/json"
 	"errors"
+	"hash/fnv"
 	"math"
 	"reflect"
 	"slices"
@@ -525,5 +526,30 @@ func TestRecordContainerCount(t *testing.T) {
 	p := h.Points[59]
 	if p.Containers == nil || *p.Containers.Total != 5 || *p.Containers.Unhealthy != 2 {
 		t.Fatalf("containers %+v, want 5 total, 2 unhealthy (exited, failing)", p.Containers)
+	}
+}
+
+// sampleID is FNV-1a of the boot id, as hash/fnv computes it.
+func TestSampleIDIsFNV(t *testing.T) {
+	for _, boot := range []string{"", "3f2a9c1d0b7e4a55", "boot-gpu01"} {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(boot))
+		seq := uint64(7)
+		if got, want := sampleID(boot, seq), h.Sum64()^(seq*0x9E3779B97F4A7C15); got != want {
+			t.Fatalf("sampleID(%q) = %x, want %x", boot, got, want)
+		}
+	}
+}
+
+// Keys past the dense table's GPUs still get their own series.
+func TestSlotOfBeyondDenseTable(t *testing.T) {
+	ser := newSeries("h")
+	a, b := ser.slotOf(mkKey(fGPUUtil, 3)), ser.slotOf(mkKey(fGPUUtil, denseGPUs+5))
+	c := ser.slotOf(mkKey(fGPUTemp, 3))
+	if a == b || a == c || b == c || ser.slotOf(mkKey(fGPUUtil, 3)) != a || ser.slotOf(mkKey(fGPUUtil, denseGPUs+5)) != b {
+		t.Fatalf("slots %d %d %d", a, b, c)
+	}
+	if len(ser.keys) != 3 || ser.keys[b] != mkKey(fGPUUtil, denseGPUs+5) {
+		t.Fatalf("keys %v", ser.keys)
 	}
 }

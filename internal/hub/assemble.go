@@ -17,25 +17,32 @@ import (
 // start-up reports. Each component adds its few lines here or, when it
 // needs JetStream, in assemble.
 func (h *Hub) prepare() error {
-	if h.cfg.UI == nil {
-		h.cfg.UI = webui.Handler()
+	if h.plugs.UI == nil {
+		h.plugs.UI = webui.Handler()
 	}
-	if h.cfg.Latency == nil {
+	if h.plugs.Latency == nil {
 		// Keep the longest window the dashboard offers (60m), or the
 		// configured one if longer, plus a margin for the base snapshot.
-		h.cfg.Latency = latency.New(latency.Config{Retain: max(60*time.Minute, h.cfg.LatencyWindow) + 5*time.Minute})
+		h.plugs.Latency = latency.New(latency.Config{Retain: max(60*time.Minute, h.cfg.LatencyWindow) + 5*time.Minute})
 	}
-	if h.cfg.Evaluator == nil {
+	if h.plugs.Evaluator == nil {
 		rules, err := alerting.RulesFromFile(h.cfg.Rules)
 		if err != nil {
 			return err
 		}
-		if h.alerts, err = alerting.New(alerting.Config{Rules: rules, Webhooks: h.cfg.Webhooks, GeneratorURL: dashboardURL(h.cfg.HTTP), Replicas: h.cfg.Replicas}, h.log); err != nil {
+		// Hubs sharing an external NATS take turns at notifying, told
+		// apart by their consumer names (unique per hub); the embedded
+		// NATS has one hub.
+		lease := ""
+		if h.cfg.NATSURL != "" {
+			lease = h.cfg.Consumer
+		}
+		if h.alerts, err = alerting.New(alerting.Config{Rules: rules, Webhooks: h.cfg.Webhooks, GeneratorURL: dashboardURL(h.cfg.HTTP, h.cfg.HTTPTLSCert != ""), Replicas: h.cfg.Replicas, Lease: lease}, h.log); err != nil {
 			return fmt.Errorf("alerts: %w", err)
 		}
-		h.cfg.Evaluator = h.alerts
-		if h.cfg.Alerts == nil {
-			h.cfg.Alerts = h.alerts
+		h.plugs.Evaluator = h.alerts
+		if h.plugs.Alerts == nil {
+			h.plugs.Alerts = h.alerts
 		}
 	}
 	// PostgreSQL, Redis, containers, Prometheus and /metrics.
@@ -46,14 +53,14 @@ func (h *Hub) prepare() error {
 // once NATS and the stream are up (h.nc, h.js), before ingest and the
 // HTTP server start.
 func (h *Hub) assemble(ctx context.Context) error {
-	if h.cfg.History == nil {
+	if h.plugs.History == nil {
 		// Rollups and the hub's own readings come back from JetStream
 		// here; the samples are replayed by ingest from ReplayStart.
 		p, err := history.Open(ctx, h.js, history.New(), history.PersistConfig{Retention: h.cfg.HistoryRetention, Replicas: h.cfg.Replicas}, h.log)
 		if err != nil {
 			return fmt.Errorf("history: %w", err)
 		}
-		h.cfg.History = p
+		h.plugs.History = p
 		h.bg = append(h.bg, p.Run)
 	}
 	if h.alerts != nil {
@@ -74,7 +81,7 @@ const maxReplay = 6 * time.Hour
 // span, or more when the history's newest sealed minute is older (the hub
 // was down longer), so the long windows have no hole. Zero stays zero.
 func (h *Hub) replay(configured time.Duration) time.Duration {
-	rs, ok := h.cfg.History.(interface{ ReplayStart(time.Time) time.Time })
+	rs, ok := h.plugs.History.(interface{ ReplayStart(time.Time) time.Time })
 	if !ok || configured <= 0 {
 		return configured
 	}

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/sysperf/sysperf/internal/export"
@@ -31,33 +30,26 @@ type SourceSettings struct {
 // the exporter then times every source's polls. Direct sources come
 // first, Prometheus (a fallback) last.
 func (h *Hub) assembleSources() error {
-	if h.cfg.Sources == nil {
+	if h.plugs.Sources == nil {
 		// Close closes what was built, also when a later step fails.
 		srcs, err := h.buildSources()
-		h.owned = srcs
+		h.plugs.Sources = srcs
 		if err != nil {
 			return err
 		}
-		h.cfg.Sources = srcs
 	}
-	if h.cfg.Metrics == nil {
+	if h.plugs.Metrics == nil {
 		e := export.New(exportView{h})
-		for i, s := range h.cfg.Sources {
-			h.cfg.Sources[i] = e.Instrument(s)
-		}
-		h.cfg.Metrics = e.Handler()
+		h.observe = e.Observe
+		h.plugs.Metrics = e.Handler()
 	}
 	return nil
 }
 
-func closeSource(s Source) {
-	if c, ok := s.(io.Closer); ok {
-		_ = c.Close()
-	}
-}
-
-func (h *Hub) buildSources() ([]Source, error) {
-	var out []Source
+// buildSources registers each source the settings ask for: one line per
+// kind of source.
+func (h *Hub) buildSources() ([]SourceSpec, error) {
+	var out []SourceSpec
 	timeout := h.cfg.SourceTimeout
 	pgs := h.cfg.Postgres
 	if h.cfg.PostgresDSN != "" {
@@ -70,14 +62,14 @@ func (h *Hub) buildSources() ([]Source, error) {
 		if err != nil {
 			return out, fmt.Errorf("postgres[%d]: %w", i, err)
 		}
-		out = append(out, p)
+		out = append(out, SourceSpec{Name: p.Name(), Poll: p.Poll, Close: p.Close})
 	}
 	if h.cfg.RedisURL != "" {
 		r, err := sources.NewRedis(h.cfg.RedisURL)
 		if err != nil {
 			return out, fmt.Errorf("redis-url: %w", err)
 		}
-		out = append(out, r)
+		out = append(out, SourceSpec{Name: r.Name(), Poll: r.Poll, Close: r.Close})
 	}
 	c, err := sources.NewContainers(sources.ContainersConfig{
 		Targets:     h.cfg.Containers,
@@ -90,16 +82,25 @@ func (h *Hub) buildSources() ([]Source, error) {
 	// With nothing configured and no engine there is nothing to watch;
 	// the section then says "not configured" rather than an empty list.
 	if len(h.cfg.Containers) > 0 || c.HasEngine() {
-		out = append(out, c)
+		out = append(out, SourceSpec{Name: c.Name(), Poll: c.Poll})
 	}
 	if h.cfg.PrometheusURL != "" {
 		p, err := sources.NewPrometheus(h.cfg.PrometheusURL, sources.PrometheusOptions{Timeout: min(2*time.Second, timeout)})
 		if err != nil {
 			return out, err
 		}
-		out = append(out, p)
+		out = append(out, SourceSpec{Name: p.Name(), Fallback: p.Fallback(), Poll: p.Poll})
 	}
 	return out, nil
+}
+
+// closeSources closes the sources that declared a Close.
+func closeSources(specs []SourceSpec) {
+	for _, s := range specs {
+		if s.Close != nil {
+			_ = s.Close()
+		}
+	}
 }
 
 // exportView is what the exporter reads of the hub at scrape time.
@@ -134,6 +135,14 @@ func (v exportView) ClientsDropped() uint64 {
 		return 0
 	}
 	return v.h.srv.Dropped()
+}
+
+// ClientsRefused is ordered like Clients.
+func (v exportView) ClientsRefused() uint64 {
+	if v.h.latest.Load() == nil {
+		return 0
+	}
+	return v.h.srv.Refused()
 }
 
 func (v exportView) Latest() *metrics.Update { return v.h.latest.Load() }

@@ -44,18 +44,18 @@ containers:
 	}
 	var names []string
 	for _, s := range srcs {
-		names = append(names, s.Name())
+		names = append(names, s.Name)
 	}
 	want := []string{metrics.SectionPostgreSQL, metrics.SectionPostgreSQL + "_extra/test", metrics.SectionRedis, metrics.SectionContainers, "prometheus"}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Fatalf("sources %v, want %v", names, want)
 	}
-	if fb, ok := srcs[len(srcs)-1].(fallbackSource); !ok || !fb.Fallback() {
-		t.Error("prometheus is not the fallback")
+	for i, s := range srcs {
+		if s.Fallback != (i == len(srcs)-1) {
+			t.Errorf("%s: fallback %v; only prometheus is the fallback", s.Name, s.Fallback)
+		}
 	}
-	for _, s := range srcs {
-		closeSource(s)
-	}
+	closeSources(srcs)
 
 	bad := cfg
 	bad.RedisURL = "redis://:pw@host:notaport"

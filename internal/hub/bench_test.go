@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/history"
+	"github.com/sysperf/sysperf/internal/latency"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -62,4 +65,149 @@ func BenchmarkIngestSample(b *testing.B) {
 			b.Fatal("rejected")
 		}
 	}
+}
+
+// agentSample is what a busy 8-GPU agent sends: host figures, GPUs with
+// processes, two models and the inference histograms latency reads.
+func agentSample(host string, tick int, gpus int) *metrics.Sample {
+	s := sample(host, 0)
+	s.Seq = uint64(tick + 1)
+	s.TS = now.Add(time.Duration(tick) * 5 * time.Second).UnixNano()
+	s.System = system()
+	s.System.PerCore = make([]float64, 32)
+	for g := range gpus {
+		s.GPUs = append(s.GPUs, a5500(g, uint64(g+1)*gib))
+	}
+	s.Models = map[string]metrics.Model{
+		"rtdetr":   {Status: "healthy", MemUsed: u64(gib / 2)},
+		"nemotron": {Status: "healthy", SlotsActive: intp(1), SlotsTotal: intp(2), Gauges: map[string]float64{"llamacpp:requests_processing": 1}},
+	}
+	c := float64(100 * (tick + 1))
+	s.Inference = &metrics.Inference{
+		Histograms: map[string]metrics.Histogram{
+			"rtdetr": {Count: c, Sum: c * 0.04, Buckets: []metrics.Bucket{{UpperBound: 0.01, Count: c * 0.1}, {UpperBound: 0.05, Count: c * 0.8}, {UpperBound: 0.1, Count: c}}},
+		},
+		Counters: map[string]float64{"images": c, "events": c / 10},
+	}
+	return s
+}
+
+// ticks returns the encoded samples of hosts hosts over n ticks, by tick.
+func ticks(b *testing.B, hosts, n, gpus int) [][][]byte {
+	b.Helper()
+	out := make([][][]byte, n)
+	for t := range n {
+		for h := range hosts {
+			body, err := metrics.Encode(agentSample(fmt.Sprintf("gpu%04d", h), t, gpus))
+			if err != nil {
+				b.Fatal(err)
+			}
+			out[t] = append(out[t], body)
+		}
+	}
+	return out
+}
+
+// fullIngest is an ingest wired to the real history and latency stores.
+func fullIngest() *ingest {
+	return newIngest(slog.New(slog.DiscardHandler), history.New(), latency.New(latency.Config{Retain: 65 * time.Minute}))
+}
+
+// BenchmarkIngestPath is the whole per-sample path of an 8-GPU sample:
+// decode, checks, newest per host, history windows and latency, in a hub
+// that already knows 200 hosts.
+func BenchmarkIngestPath(b *testing.B) {
+	const hosts, n = 200, 60
+	msgs := ticks(b, hosts, n, 8)
+	subjects := make([]string, hosts)
+	for h := range hosts {
+		subjects[h] = metrics.SampleSubject(fmt.Sprintf("gpu%04d", h))
+	}
+	in := fullIngest()
+	i := 0
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		t, h := i/hosts, i%hosts
+		if t == n {
+			// Every sample was placed once: start over on fresh stores so
+			// none is a duplicate (which history would skip).
+			b.StopTimer()
+			in, i, t, h = fullIngest(), 0, 0, 0
+			b.StartTimer()
+		}
+		if !in.sample(subjects[h], msgs[t][h]) {
+			b.Fatal("rejected")
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+	b.ReportMetric(float64(b.N)/(cpuTime()-cpu).Seconds(), "samples/cpu-s")
+}
+
+// BenchmarkMerge is one update built from the newest samples of a fleet.
+func BenchmarkMerge(b *testing.B) {
+	for _, hosts := range []int{1, 200, 2000} {
+		b.Run(fmt.Sprintf("hosts=%d,gpus=8", hosts), func(b *testing.B) {
+			newest := fleet(hosts, 8)
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				u := merge(now, newest, 5*time.Second)
+				if len(u.GPUs) != hosts*8 {
+					b.Fatalf("%d GPUs", len(u.GPUs))
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// BenchmarkTick is the hub's own work per tick of a fleet whose hosts each
+// send one 8-GPU sample: decode, checks, place in history and latency,
+// keep the newest, then one merge of the newest. samples/s is per core
+// (the benchmark runs on one goroutine).
+func BenchmarkTick(b *testing.B) {
+	for _, hosts := range []int{1, 200, 2000} {
+		b.Run(fmt.Sprintf("hosts=%d,gpus=8", hosts), func(b *testing.B) {
+			n := max(4, 24000/hosts)
+			msgs := ticks(b, hosts, n, 8)
+			subjects := make([]string, hosts)
+			for h := range hosts {
+				subjects[h] = metrics.SampleSubject(fmt.Sprintf("gpu%04d", h))
+			}
+			in := fullIngest()
+			t := 0
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				if t == n {
+					b.StopTimer()
+					in, t = fullIngest(), 0
+					b.StartTimer()
+				}
+				for h, body := range msgs[t] {
+					if !in.sample(subjects[h], body) {
+						b.Fatal("rejected")
+					}
+				}
+				u := merge(time.Unix(0, int64(t)*int64(5*time.Second)+now.UnixNano()), in.snapshot(time.Time{}), 5*time.Second)
+				if len(u.GPUs) != hosts*8 {
+					b.Fatalf("%d GPUs", len(u.GPUs))
+				}
+				t++
+			}
+			b.ReportMetric(float64(b.N*hosts)/b.Elapsed().Seconds(), "samples/s")
+			b.ReportMetric(float64(b.N*hosts)/(cpuTime()-cpu).Seconds(), "samples/cpu-s")
+		})
+	}
+}
+
+// cpuTime is the process's CPU time (user and system, GC included): on a
+// shared machine it measures the cost per core, where wall time also
+// counts the waits for a core.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/alerting"
+	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/redact"
@@ -29,22 +30,30 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// Config is the hub's settings (flags, SYSPERF_* env, YAML keys through
-// internal/config) and its plug points. Plug fields left nil are built by
-// Start's assembly from the settings; tests set them directly.
+// Config is the hub's settings, what the user set (flags, SYSPERF_* env,
+// YAML keys through internal/config); nothing edits it once it is loaded.
+// What is plugged in goes apart, in Plugs.
 type Config struct {
-	HTTP          string        `flag:"http" usage:"dashboard, API and WebSocket listen address"`
-	NATSListen    string        `flag:"nats-listen" usage:"embedded NATS listen address for agents (empty: in-process only)"`
-	NATSURL       string        `flag:"nats-url" usage:"external NATS server URL(s), comma separated; disables the embedded server"`
-	NATSWait      time.Duration `flag:"nats-wait" usage:"how long start-up retries an external NATS that does not answer, with back-off, serving /healthz as not ready meanwhile (0: until it answers)"`
-	DataDir       string        `flag:"data-dir" usage:"state directory (JetStream store of the embedded NATS)"`
-	Interval      time.Duration `flag:"interval" usage:"how often the performance update is built and sent"`
-	Retention     time.Duration `flag:"retention" usage:"how long samples stay in the SYSPERF_SAMPLES stream"`
-	Replay        time.Duration `flag:"replay" usage:"how much of the sample stream is replayed into the windows at start"`
-	SourceTimeout time.Duration `flag:"source-timeout" usage:"time limit of one poll of a database, container or Prometheus source"`
-	LatencyWindow time.Duration `flag:"latency-window" usage:"window of the inference latency figures in the live update"`
-	Consumer      string        `flag:"nats-consumer" usage:"name of the hub's durable consumer on the samples stream; unique per hub sharing one NATS"`
-	Replicas      int           `flag:"stream-replicas" usage:"replicas of the hub's JetStream streams on a clustered external NATS"`
+	HTTP           string        `flag:"http" usage:"dashboard, API and WebSocket listen address"`
+	NATSListen     string        `flag:"nats-listen" usage:"embedded NATS listen address for agents (empty: in-process only)"`
+	NATSURL        string        `flag:"nats-url" usage:"external NATS server URL(s), comma separated; disables the embedded server"`
+	NATSCreds      string        `flag:"nats-creds" usage:"credentials file (NKey seed or user .creds) the hub uses with an external NATS (--nats-url)"`
+	NATSCA         string        `flag:"nats-ca" usage:"CA file that verifies an external NATS server's certificate (TLS)"`
+	NATSCert       string        `flag:"nats-cert" usage:"client certificate file for an external NATS that asks for one (with --nats-key)"`
+	NATSKey        string        `flag:"nats-key" usage:"client certificate key file (with --nats-cert)"`
+	NATSTLSCert    string        `flag:"nats-tls-cert" usage:"certificate file: the embedded NATS listener takes TLS only (with --nats-tls-key)"`
+	NATSTLSKey     string        `flag:"nats-tls-key" usage:"key file of --nats-tls-cert"`
+	NATSMaxStore   int64         `flag:"nats-max-store" usage:"bytes of disk the embedded NATS's JetStream may use (0: three quarters of the free space)"`
+	StreamMaxBytes int64         `flag:"stream-max-bytes" usage:"bytes the samples stream may hold on disk; the oldest samples go first beyond it"`
+	NATSWait       time.Duration `flag:"nats-wait" usage:"how long start-up retries an external NATS that does not answer, with back-off, serving /healthz as not ready meanwhile (0: until it answers)"`
+	DataDir        string        `flag:"data-dir" usage:"state directory (JetStream store of the embedded NATS)"`
+	Interval       time.Duration `flag:"interval" usage:"how often the performance update is built and sent"`
+	Retention      time.Duration `flag:"retention" usage:"how long samples stay in the SYSPERF_SAMPLES stream"`
+	Replay         time.Duration `flag:"replay" usage:"how much of the sample stream is replayed into the windows at start"`
+	SourceTimeout  time.Duration `flag:"source-timeout" usage:"time limit of one poll of a database, container or Prometheus source"`
+	LatencyWindow  time.Duration `flag:"latency-window" usage:"window of the inference latency figures in the live update"`
+	Consumer       string        `flag:"nats-consumer" usage:"name of the hub's durable consumer on the samples stream; unique per hub sharing one NATS"`
+	Replicas       int           `flag:"stream-replicas" usage:"replicas of the hub's JetStream streams on a clustered external NATS"`
 	// Alerts and history (internal/alerting, internal/history).
 	Rules            string        `flag:"rules" usage:"YAML alert rules file that overrides or adds to the default rules; a bad rule stops start-up"`
 	Webhooks         []string      `flag:"webhook" usage:"webhook URLs, comma separated, that receive firing and resolved alerts as Alertmanager's POST /api/v2/alerts body"`
@@ -55,9 +64,15 @@ type Config struct {
 	// The hub's own sources and its /metrics (internal/sources,
 	// internal/export): assemble_sources.go.
 	SourceSettings
+	// Who may use the dashboard and API, and over what (http.go).
+	HTTPSettings
+}
 
-	// Plugs.
-	Sources   []Source
+// Plugs are the hub's parts that can be plugged in instead of the ones
+// built from the settings: a field left nil (all of them, for cmd/hub) is
+// built by Start (assemble.go, assemble_sources.go); tests set them.
+type Plugs struct {
+	Sources   []SourceSpec
 	Latency   Latency
 	History   History
 	Evaluator Evaluator
@@ -91,6 +106,7 @@ func DefaultConfig() Config {
 		Replicas:      1,
 
 		HistoryRetention: 7 * 24 * time.Hour,
+		HTTPSettings:     defaultHTTPSettings(),
 	}
 }
 
@@ -117,6 +133,15 @@ func (c *Config) Validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("stream-replicas: %d, want 1 to 5", c.Replicas))
 	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, errors.New("nats-tls-cert and nats-tls-key: give both or neither"))
+	}
+	if c.NATSMaxStore < 0 {
+		errs = append(errs, fmt.Errorf("nats-max-store: must not be negative, got %d", c.NATSMaxStore))
+	}
+	if c.StreamMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("stream-max-bytes: must not be negative, got %d", c.StreamMaxBytes))
+	}
 	if c.NATSWait < 0 {
 		errs = append(errs, fmt.Errorf("nats-wait: must not be negative, got %s (0 waits until NATS answers)", c.NATSWait))
 	}
@@ -126,37 +151,55 @@ func (c *Config) Validate() error {
 	if c.HistoryRetention != 0 && c.HistoryRetention < 7*24*time.Hour {
 		errs = append(errs, fmt.Errorf("history-retention: %s is shorter than the 7d range it keeps", c.HistoryRetention))
 	}
+	errs = append(errs, c.HTTPSettings.validate(c.HTTP))
 	return errors.Join(errs...)
 }
 
 // Hub is a running hub.
 type Hub struct {
 	cfg Config
-	log *slog.Logger
+	// plugs are the caller's, completed by the assembly at start.
+	plugs Plugs
+	log   *slog.Logger
 
 	emb *natsd.Server
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	in  *ingest
-	cc  jetstream.ConsumeContext
-	lat *nats.Subscription
-	srv *server.Server
+	// lock holds the data directory for this hub alone.
+	lock *os.File
+	// enrol is the enrolment file of the embedded server's users; enrolRaw
+	// its content as last applied.
+	enrol    *enroll.Store
+	enrolMu  sync.Mutex
+	enrolRaw []byte
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	in       *ingest
+	cc       jetstream.ConsumeContext
+	lat      *nats.Subscription
+	srv      *server.Server
+	pub      publisher
 
 	runners []*runner
 	// alerts is the assembled alert service, nil when the caller plugged
-	// in an Evaluator; owned are the sources the hub built, which Close
-	// closes.
-	alerts *alerting.Service
-	owned  []Source
+	// in an Evaluator; observe times the sources' polls for /metrics, nil
+	// when the caller plugged in its own handler.
+	alerts  *alerting.Service
+	observe func(source string, took time.Duration, up bool)
 	// bg are the assembled components' background loops, run from Start
 	// until Close.
 	bg     []func(context.Context)
 	latest atomic.Pointer[metrics.Update]
+	// tokenFile holds the dashboard tokens; empty with auth off.
+	tokenFile string
 	// What /healthz and the server's history see while Start runs on
 	// other goroutines: the NATS connection once made, why it is not
 	// yet, and the history once replayed.
 	conn     atomic.Pointer[nats.Conn]
 	natsDown atomic.Pointer[error]
+	// ingestDown is why ingest is broken (stream or consumer gone, store
+	// full), nil when it works.
+	ingestDown atomic.Pointer[error]
+	// ingestMu serialises repairs of the consumer (h.cc) after start.
+	ingestMu sync.Mutex
 	history  lateHistory
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -172,11 +215,11 @@ type Hub struct {
 // dashboard is served and /healthz says why the hub is not ready.
 // Anything else that fails stops start-up with an error naming it, and
 // what was started is shut down again.
-func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error) {
+func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *Hub, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, log: log}
+	h := &Hub{cfg: cfg, plugs: plugs, log: log, pub: publisher{log: log}}
 	defer func() {
 		if err != nil {
 			_ = h.Close()
@@ -185,40 +228,76 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	if err := h.prepare(); err != nil {
 		return nil, err
 	}
+	if cfg.NATSURL == "" {
+		// Before anything binds a port or opens the store.
+		if h.lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 
 	// HTTP first: a port in use fails before the NATS store is touched,
 	// and the dashboard and /healthz answer while NATS is waited for.
+	tokens, metricsTokens, err := h.httpTokens(log)
+	if err != nil {
+		return nil, err
+	}
 	if h.srv, err = server.Start(server.Config{
 		Addr:    cfg.HTTP,
-		UI:      h.cfg.UI,
-		Metrics: h.cfg.Metrics,
+		UI:      h.plugs.UI,
+		Metrics: h.plugs.Metrics,
 		History: &h.history,
-		Alerts:  h.cfg.Alerts,
+		Alerts:  h.plugs.Alerts,
 		Rules:   h.ruleLister(),
 		Health:  h.health,
 		Log:     log,
+
+		Tokens:        tokens,
+		MetricsTokens: metricsTokens,
+		NoAuth:        !cfg.HTTPAuth,
+		AllowedHosts:  cfg.HTTPAllowedHosts,
+		TLSCert:       cfg.HTTPTLSCert,
+		TLSKey:        cfg.HTTPTLSKey,
+		MaxClients:    cfg.WSMaxClients,
 	}); err != nil {
 		return nil, err
 	}
-	log.Info("dashboard: " + dashboardURL(h.srv.Addr()))
+	h.bg = append(h.bg, h.watchTokens)
+	if h.tokenFile != "" {
+		log.Info("dashboard: "+dashboardURL(h.srv.Addr(), h.srv.TLS()), "sign_in_token_file", h.tokenFile)
+	} else {
+		log.Info("dashboard: " + dashboardURL(h.srv.Addr(), h.srv.TLS()))
+	}
 
+	// Who may publish, as the embedded server was told at start; nil with
+	// an external NATS.
+	var known *enrolledSet
 	if cfg.NATSURL == "" {
 		store := filepath.Join(cfg.DataDir, "nats")
 		if err := os.MkdirAll(store, 0o750); err != nil {
 			return nil, fmt.Errorf("data-dir: %w", err)
 		}
-		if h.emb, err = natsd.Start(natsd.Config{Listen: cfg.NATSListen, StoreDir: store}, log); err != nil {
+		h.enrol = enroll.Open(cfg.DataDir)
+		var users []natsd.User
+		if users, known, h.enrolRaw, err = enrolled(h.enrol); err != nil {
 			return nil, err
 		}
+		if h.emb, err = natsd.Start(natsd.Config{Listen: cfg.NATSListen, StoreDir: store, Users: users, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, MaxStore: cfg.NATSMaxStore}, log); err != nil {
+			return nil, err
+		}
+		h.pub.interest = h.emb.Interest
 		h.nc, err = h.emb.Connect("sysperf-hub", log)
 	} else {
+		auth, aerr := natsx.Auth{Creds: cfg.NATSCreds, CA: cfg.NATSCA, Cert: cfg.NATSCert, Key: cfg.NATSKey}.Options()
+		if aerr != nil {
+			return nil, aerr
+		}
 		h.nc, err = natsx.ConnectWait(ctx, cfg.NATSURL, "sysperf-hub", log, cfg.NATSWait, func(err error) {
 			if err == nil {
 				h.natsDown.Store(nil)
 				return
 			}
 			h.natsDown.Store(&err)
-		})
+		}, auth...)
 	}
 	if err != nil {
 		return nil, err
@@ -229,7 +308,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	}
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if _, err := natsx.EnsureSamplesStream(sctx, h.js, natsx.SamplesStream{MaxAge: cfg.Retention, Replicas: cfg.Replicas}); err != nil {
+	if _, err := natsx.EnsureSamplesStream(sctx, h.js, h.streamConfig()); err != nil {
 		return nil, err
 	}
 
@@ -237,7 +316,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		return nil, err
 	}
 
-	h.in = newIngest(log.With("component", "ingest"), h.cfg.History, h.cfg.Latency)
+	h.in = newIngest(log.With("component", "ingest"), h.plugs.History, h.plugs.Latency)
+	h.in.ahead, h.in.window = cfg.Interval, max(cfg.Replay, cfg.Interval)
+	if known != nil {
+		h.in.enrolled.Store(known)
+	}
+
 	if h.lat, err = h.nc.Subscribe(metrics.SubjectLatency, func(m *nats.Msg) { h.in.observations(m.Subject, m.Data) }); err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", metrics.SubjectLatency, err)
 	}
@@ -254,15 +338,20 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 		return nil, ctx.Err()
 	}
 	log.Info("samples replayed", "messages", pending, "complete", caught, "since", cfg.Replay)
-	h.history.set(h.cfg.History)
+	h.history.set(h.plugs.History)
 
 	loopCtx, stop := context.WithCancel(context.Background())
 	h.cancel = stop
 	for _, run := range h.bg {
 		h.wg.Go(func() { run(loopCtx) })
 	}
-	for _, src := range h.cfg.Sources {
+	if h.enrol != nil {
+		h.wg.Go(func() { h.watchEnrolment(loopCtx) })
+	}
+	h.wg.Go(func() { h.watchIngest(loopCtx) })
+	for _, src := range h.plugs.Sources {
 		r := newRunner(src, cfg.SourceTimeout, log)
+		r.observe = h.observe
 		h.runners = append(h.runners, r)
 		h.wg.Go(func() { r.run(loopCtx, cfg.Interval) })
 	}
@@ -275,10 +364,26 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Hub, err error
 	return h, nil
 }
 
+// streamConfig is the samples stream the hub keeps. On the embedded
+// server its default size is at most half the store, which JetStream
+// reserves for it, so a small disk does not refuse the stream.
+func (h *Hub) streamConfig() natsx.SamplesStream {
+	maxBytes := h.cfg.StreamMaxBytes
+	if maxBytes == 0 && h.emb != nil {
+		if _, limit, err := h.emb.Store(); err == nil && limit > 0 {
+			maxBytes = min(natsx.DefaultMaxBytes, limit/2)
+		}
+	}
+	return natsx.SamplesStream{MaxAge: h.cfg.Retention, Replicas: h.cfg.Replicas, MaxBytes: maxBytes}
+}
+
 // health is the server's readiness check: NATS connected. The first
 // update, which /healthz also waits for, follows the replay.
 func (h *Hub) health() error {
 	if err := h.natsDown.Load(); err != nil {
+		return *err
+	}
+	if err := h.ingestDown.Load(); err != nil {
 		return *err
 	}
 	nc := h.conn.Load()
@@ -328,30 +433,34 @@ func (notReady) Unavailable() bool { return true }
 // service evaluates; nil (no rules to show) when neither is there.
 func (h *Hub) ruleLister() server.RuleLister {
 	switch {
-	case h.cfg.AlertRules != nil:
-		return h.cfg.AlertRules
+	case h.plugs.AlertRules != nil:
+		return h.plugs.AlertRules
 	case h.alerts != nil:
 		return h.alerts.Engine()
 	}
 	return nil
 }
 
-func dashboardURL(addr string) string {
+func dashboardURL(addr string, tls bool) string {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + addr + "/system"
+		return scheme + addr + "/system"
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/system"
+	return scheme + net.JoinHostPort(host, port) + "/system"
 }
 
 // Run starts the hub and serves until ctx ends, then shuts down. A ctx
 // that ends during start-up (SIGTERM while NATS is waited for) is a clean
 // shutdown, not a failure.
-func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	h, err := Start(ctx, cfg, log)
+func Run(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) error {
+	h, err := Start(ctx, cfg, plugs, log)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		log.Info("shutting down during start-up", "reason", err)
 		return nil
@@ -406,7 +515,8 @@ func (h *Hub) loop(ctx context.Context) {
 // tick builds, records and sends one update.
 func (h *Hub) tick(now time.Time) {
 	u := merge(now, h.in.snapshot(now.Add(-h.cfg.Retention)), h.cfg.Interval)
-	applyLatency(&u, h.cfg.Latency, now, h.cfg.LatencyWindow)
+	applyLatency(&u, h.plugs.Latency, now, h.cfg.LatencyWindow)
+	applyModelWindows(&u, h.plugs.Latency, now, h.cfg.LatencyWindow)
 	applySources(&u, h.runners, now, h.cfg.Interval, h.log)
 	// Samples are clean, but plugs compute (a percentile of nothing is
 	// NaN); one such number must not make the update unencodable. It goes
@@ -416,13 +526,13 @@ func (h *Hub) tick(now time.Time) {
 	if n := scrub(&u); n > 0 {
 		h.log.Warn("non-finite numbers removed from the update", "count", n)
 	}
-	if h.cfg.Evaluator != nil {
-		if a := h.cfg.Evaluator.Evaluate(now, &u); a != nil {
+	if h.plugs.Evaluator != nil {
+		if a := h.plugs.Evaluator.Evaluate(now, &u); a != nil {
 			u.Alerts = a
 		}
 	}
-	if h.cfg.History != nil {
-		h.cfg.History.Record(&u)
+	if h.plugs.History != nil {
+		h.plugs.History.Record(&u)
 	}
 	b, err := json.Marshal(u)
 	if err != nil {
@@ -430,10 +540,7 @@ func (h *Hub) tick(now time.Time) {
 		return
 	}
 	h.latest.Store(&u)
-	h.srv.Publish(b)
-	if err := h.nc.Publish(metrics.SubjectUpdate, b); err != nil {
-		h.log.Warn("publish update", "subject", metrics.SubjectUpdate, "err", err)
-	}
+	h.pub.publish(h.srv, h.nc, &u, b)
 }
 
 // Close stops the loop and the pollers, drains the consumer, closes the
@@ -456,9 +563,7 @@ func (h *Hub) Close() error {
 		case <-time.After(5 * time.Second):
 			errs = append(errs, errors.New("a source poll did not return within 5s of shutdown"))
 		}
-		for _, s := range h.owned {
-			closeSource(s)
-		}
+		closeSources(h.plugs.Sources)
 		if h.cc != nil {
 			h.cc.Drain()
 			select {
@@ -483,6 +588,9 @@ func (h *Hub) Close() error {
 		}
 		if h.emb != nil {
 			h.emb.Shutdown()
+		}
+		if h.lock != nil {
+			_ = h.lock.Close()
 		}
 		h.closeErr = errors.Join(errs...)
 	})

@@ -23,9 +23,11 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -40,9 +42,14 @@ func testConfig(t *testing.T) Config {
 	return cfg
 }
 
-func startHub(t *testing.T, cfg Config) *Hub {
+// startHub starts a hub with cfg and, when given, plugs.
+func startHub(t *testing.T, cfg Config, plugs ...Plugs) *Hub {
 	t.Helper()
-	h, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	var p Plugs
+	if len(plugs) > 0 {
+		p = plugs[0]
+	}
+	h, err := Start(context.Background(), cfg, p, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -54,9 +61,9 @@ func startHub(t *testing.T, cfg Config) *Hub {
 	return h
 }
 
-func publish(t *testing.T, natsURL string, s *metrics.Sample) {
+func publish(t *testing.T, natsURL string, s *metrics.Sample, opts ...nats.Option) {
 	t.Helper()
-	js := natsxtest.Connect(t, natsURL)
+	js := natsxtest.Connect(t, natsURL, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := js.Publish(ctx, metrics.SampleSubject(s.Host), encode(t, s), jetstream.WithMsgID(metrics.MsgID(s))); err != nil {
@@ -67,22 +74,19 @@ func publish(t *testing.T, natsURL string, s *metrics.Sample) {
 // performance polls /api/v1/performance until cond holds.
 func performance(t *testing.T, h *Hub, cond func(metrics.Update) bool) metrics.Update {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + h.HTTPAddr() + "/api/v1/performance")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var u metrics.Update
-			if resp.StatusCode == 200 && json.Unmarshal(b, &u) == nil && cond(u) {
-				return u
-			}
+	var u metrics.Update
+	tok := readToken(t, h.TokenFile())
+	poll.Until(t, "an update from /api/v1/performance that fits", func() bool {
+		resp, err := http.DefaultClient.Do(authed("http://"+h.HTTPAddr()+"/api/v1/performance", tok))
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for the update")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		u = metrics.Update{}
+		return resp.StatusCode == 200 && json.Unmarshal(b, &u) == nil && cond(u)
+	})
+	return u
 }
 
 func hasHost(host string) func(metrics.Update) bool {
@@ -97,15 +101,15 @@ func hasHost(host string) func(metrics.Update) bool {
 }
 
 func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	cfg := testConfig(t)
-	cfg.History, cfg.Latency = rec, rec
-	h := startHub(t, cfg)
+	h := startHub(t, cfg, Plugs{History: rec, Latency: rec})
 	if !strings.HasPrefix(h.NATSURL(), "nats://127.0.0.1:") {
 		t.Fatalf("NATSURL %q", h.NATSURL())
 	}
 
-	nc, err := nats.Connect(h.NATSURL())
+	nc, err := h.emb.Connect("test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +123,7 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 	}
 
 	s := &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: 1, TS: time.Now().UnixNano(), System: system()}
-	publish(t, h.NATSURL(), s)
+	publish(t, h.NATSURL(), s, as(t, "gpu01", enrol(t, h, "gpu01", enroll.Agent))...)
 	u := performance(t, h, hasHost("gpu01"))
 	eq(t, "host.ram_total_gb", u.Host.RAMTotalGB, 32)
 	if l := h.Latest(); l == nil || !hasHost("gpu01")(*l) {
@@ -145,10 +149,7 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 			break
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for h.Stats().Observations == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, "the latency observation counted", func() bool { return h.Stats().Observations > 0 })
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if len(rec.added) != 1 || rec.samples != 1 || rec.obs["gpu01/pipeline"] != 1 {
@@ -157,14 +158,16 @@ func TestHubServesSamplesAndPublishesUpdates(t *testing.T) {
 }
 
 func TestHubReplaysTheStreamOnRestart(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
-	h1, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	h1, err := Start(context.Background(), cfg, Plugs{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := time.Now().Add(-time.Minute)
+	creds := as(t, "gpu01", enrol(t, h1, "gpu01", enroll.Agent))
 	for i := range 10 {
-		publish(t, h1.NATSURL(), &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: uint64(i), TS: base.Add(time.Duration(i) * 5 * time.Second).UnixNano()})
+		publish(t, h1.NATSURL(), &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: uint64(i), TS: base.Add(time.Duration(i) * 5 * time.Second).UnixNano()}, creds...)
 	}
 	performance(t, h1, hasHost("gpu01"))
 	if err := h1.Close(); err != nil {
@@ -172,8 +175,7 @@ func TestHubReplaysTheStreamOnRestart(t *testing.T) {
 	}
 
 	rec := &recorder{}
-	cfg.History = rec
-	h2 := startHub(t, cfg)
+	h2 := startHub(t, cfg, Plugs{History: rec})
 	// Start returns once the replay is in: the first update has the host.
 	u := performance(t, h2, func(metrics.Update) bool { return true })
 	if len(u.Hosts) != 1 || u.Hosts[0].Seq != 9 {
@@ -187,7 +189,7 @@ func TestHubReplaysTheStreamOnRestart(t *testing.T) {
 }
 
 func TestHubWithExternalNATS(t *testing.T) {
-	ext, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	ext, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Open: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +197,7 @@ func TestHubWithExternalNATS(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.NATSURL = ext.ClientURL()
 	cfg.DataDir = ""
+	cfg.HTTPTokenFile, _ = tokenFile(t)
 	h := startHub(t, cfg)
 	if h.NATSURL() != ext.ClientURL() {
 		t.Fatalf("NATSURL %q, want the external %q", h.NATSURL(), ext.ClientURL())
@@ -232,7 +235,7 @@ func TestHubStartFailuresNameTheCause(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
 			tc.edit(&cfg)
-			h, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			h, err := Start(context.Background(), cfg, Plugs{}, slog.New(slog.DiscardHandler))
 			if err == nil {
 				_ = h.Close()
 				t.Fatal("start-up succeeded")
@@ -245,6 +248,7 @@ func TestHubStartFailuresNameTheCause(t *testing.T) {
 }
 
 func TestDashboardURL(t *testing.T) {
+	t.Parallel()
 	tests := map[string]string{
 		"127.0.0.1:8321": "http://127.0.0.1:8321/system",
 		"0.0.0.0:8321":   "http://127.0.0.1:8321/system",
@@ -252,7 +256,7 @@ func TestDashboardURL(t *testing.T) {
 		"[::1]:9":        "http://[::1]:9/system",
 	}
 	for in, want := range tests {
-		if got := dashboardURL(in); got != want {
+		if got := dashboardURL(in, false); got != want {
 			t.Errorf("dashboardURL(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -261,7 +265,7 @@ func TestDashboardURL(t *testing.T) {
 func TestHubResumesAfterExternalNATSRestart(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
-	ext, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: dir}, log)
+	ext, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: dir, Open: true}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +283,7 @@ func TestHubResumesAfterExternalNATSRestart(t *testing.T) {
 	performance(t, h, hasHost("r1"))
 
 	ext.Shutdown()
-	ext2, err = natsd.Start(natsd.Config{Listen: strings.TrimPrefix(url, "nats://"), StoreDir: dir}, log)
+	ext2, err = natsd.Start(natsd.Config{Listen: strings.TrimPrefix(url, "nats://"), StoreDir: dir, Open: true}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +296,7 @@ func TestHubResumesAfterExternalNATSRestart(t *testing.T) {
 // NATS coming up and going down around it, and the data directory is
 // left untouched.
 func TestHubBadSettingsFailBeforeAnythingStarts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	badRules := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(badRules, []byte("rules:\n  - name: gpu_power\n    no_data: maybe\n"), 0o600); err != nil {
@@ -318,7 +323,7 @@ func TestHubBadSettingsFailBeforeAnythingStarts(t *testing.T) {
 			cfg.DataDir = filepath.Join(t.TempDir(), "data")
 			tc.edit(&cfg)
 			log, logged := logtest.New(slog.LevelInfo)
-			h, err := Start(context.Background(), cfg, log)
+			h, err := Start(context.Background(), cfg, Plugs{}, log)
 			if err == nil {
 				_ = h.Close()
 				t.Fatal("start-up succeeded")
@@ -411,26 +416,22 @@ func startCluster(t *testing.T, n int) []string {
 	}
 	// The meta leader places an R3 stream only once it has heard from
 	// every peer.
-	deadline := time.Now().Add(30 * time.Second)
-	for !slices.ContainsFunc(servers, func(s *natsserver.Server) bool { return len(s.JetStreamClusterPeers()) == n }) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no JetStream meta leader with all %d peers online", n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, fmt.Sprintf("a JetStream meta leader with all %d peers online", n), func() bool {
+		return slices.ContainsFunc(servers, func(s *natsserver.Server) bool { return len(s.JetStreamClusterPeers()) == n })
+	})
 	return urls
 }
 
 // nanSource reports a Redis hit ratio that is not a number, as a buggy
 // plug or exporter might.
-type nanSource struct{}
-
-func (nanSource) Name() string { return metrics.SectionRedis }
-func (nanSource) Poll(context.Context) Patch {
-	return func(u *metrics.Update) {
-		nan := math.NaN()
-		u.Databases.Redis = metrics.Redis{Status: metrics.StatusHealthy, HitRatio: &nan}
-	}
+func nanSource() SourceSpec {
+	return SourceSpec{Name: metrics.SectionRedis, Poll: func(context.Context) Reading {
+		return Reading{Up: true, Fill: func(u *metrics.Update) map[string]bool {
+			nan := math.NaN()
+			u.Databases.Redis = metrics.Redis{Status: metrics.StatusHealthy, HitRatio: &nan}
+			return nil
+		}}
+	}}
 }
 
 // seenEvaluator keeps what the alert rules were shown.
@@ -449,10 +450,10 @@ func (e *seenEvaluator) Evaluate(_ time.Time, u *metrics.Update) []metrics.Alert
 // A NaN from a plug is no data to the alert rules as it is to the
 // browser: the rules never see the number.
 func TestHubAlertsSeeNoNaN(t *testing.T) {
+	t.Parallel()
 	ev := &seenEvaluator{}
 	cfg := testConfig(t)
-	cfg.Sources, cfg.Evaluator = []Source{nanSource{}}, ev
-	h := startHub(t, cfg)
+	h := startHub(t, cfg, Plugs{Sources: []SourceSpec{nanSource()}, Evaluator: ev})
 	performance(t, h, func(u metrics.Update) bool { return u.Databases.Redis.Status == metrics.StatusHealthy })
 	ev.mu.Lock()
 	defer ev.mu.Unlock()

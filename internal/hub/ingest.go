@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,15 @@ const (
 	// DropSubject: a sample whose host is not the subject's, so one agent
 	// cannot overwrite another host's figures.
 	DropSubject = "subject_mismatch"
+	// DropFuture: a sample stamped more than one interval ahead, which
+	// would hold its host's state until the stamp passed.
+	DropFuture = "future"
+	// DropOld: a sample older than the replay window.
+	DropOld = "too_old"
+	// DropUnknown: a sample or observation of a host that is not enrolled.
+	DropUnknown = "not_enrolled"
+	// DropMsgID: a sample carrying another host's Nats-Msg-Id.
+	DropMsgID = "msg_id_mismatch"
 )
 
 // Stats are the ingest counters the hub exports on /metrics.
@@ -51,13 +61,26 @@ type ingest struct {
 	history History
 	latency Latency
 	limit   logLimiter
+	// ahead and window bound a sample's stamp: at most ahead in the
+	// future, at most window in the past (0: unbounded).
+	ahead, window time.Duration
+	// enrolled, when set, holds the hosts (agents) and latency sources
+	// (agents and pipelines) allowed; nil lets every host through, as with
+	// an external NATS whose permissions the hub does not know.
+	enrolled atomic.Pointer[enrolledSet]
 
 	handled atomic.Uint64
+	// lastSeq is the stream sequence of the last message handled, where a
+	// recreated consumer resumes.
+	lastSeq atomic.Uint64
 
 	mu     sync.Mutex
 	newest map[string]*metrics.Sample
 	stats  Stats
 }
+
+// enrolledSet is who may publish, by kind.
+type enrolledSet struct{ agents, latency map[string]bool }
 
 func newIngest(log *slog.Logger, history History, latency Latency) *ingest {
 	return &ingest{
@@ -86,7 +109,7 @@ func dropCause(err error) string {
 func (in *ingest) sample(subject string, data []byte) bool {
 	defer in.handled.Add(1)
 	s, err := metrics.Decode(data)
-	if err == nil && subject != metrics.SampleSubject(s.Host) {
+	if err == nil && !sampleOf(subject, s.Host) {
 		err = fmt.Errorf("sample of host %q on subject %q", s.Host, subject)
 		in.drop(DropSubject, subject, len(data), err)
 		return false
@@ -95,10 +118,13 @@ func (in *ingest) sample(subject string, data []byte) bool {
 		in.drop(dropCause(err), subject, len(data), err)
 		return false
 	}
-	fixed := scrub(s)
+	if cause, err := in.admit(s, time.Now()); err != nil {
+		in.drop(cause, subject, len(data), err)
+		return false
+	}
 	in.mu.Lock()
 	in.stats.Samples++
-	in.stats.NonFinite += uint64(fixed)
+	in.stats.NonFinite += uint64(s.NonFinite())
 	if cur := in.newest[s.Host]; newer(s, cur) {
 		in.newest[s.Host] = s
 	} else {
@@ -112,6 +138,43 @@ func (in *ingest) sample(subject string, data []byte) bool {
 		in.latency.AddSample(s)
 	}
 	return true
+}
+
+// sampleOf reports whether subject is host's samples subject, without
+// building the subject for each sample.
+func sampleOf(subject, host string) bool {
+	h, ok := strings.CutPrefix(subject, metrics.SampleSubject(""))
+	return ok && h == host
+}
+
+// admit checks who and when: the host must be enrolled (when the hub
+// knows who is), and the stamp within the window around now.
+func (in *ingest) admit(s *metrics.Sample, now time.Time) (string, error) {
+	if e := in.enrolled.Load(); e != nil && !e.agents[s.Host] {
+		return DropUnknown, fmt.Errorf("host %q is not enrolled", s.Host)
+	}
+	ts := time.Unix(0, s.TS)
+	if in.ahead > 0 && ts.After(now.Add(in.ahead)) {
+		return DropFuture, fmt.Errorf("stamped %s ahead of the hub's clock (at most %s)", ts.Sub(now).Round(time.Millisecond), in.ahead)
+	}
+	if in.window > 0 && ts.Before(now.Add(-in.window)) {
+		return DropOld, fmt.Errorf("stamped %s ago, before the replay window of %s", now.Sub(ts).Round(time.Second), in.window)
+	}
+	return "", nil
+}
+
+// ownMsgID reports whether a sample's de-duplication id is its own
+// host's (metrics.MsgID starts with the host). JetStream de-duplicates
+// across the whole stream, so a publisher using another host's id would
+// make that host's real sample a "duplicate": such a message is dropped,
+// counted and logged as what it is.
+func (in *ingest) ownMsgID(subject, id string, size int) bool {
+	host, ok := strings.CutPrefix(subject, metrics.SampleSubject(""))
+	if id == "" || !ok || strings.HasPrefix(id, host+"/") {
+		return true
+	}
+	in.drop(DropMsgID, subject, size, fmt.Errorf("de-duplication id %q is another host's", id))
+	return false
 }
 
 // newer reports whether s supersedes cur as its host's state. Within one
@@ -144,6 +207,8 @@ func (in *ingest) observations(subject string, data []byte) {
 	cause := DropSubject
 	if !ok {
 		err = fmt.Errorf("bad latency subject %q", subject)
+	} else if e := in.enrolled.Load(); e != nil && !e.latency[host] {
+		cause, err = DropUnknown, fmt.Errorf("host %q is not enrolled", host)
 	} else if obs, err = metrics.DecodeObservations(data); err != nil {
 		cause = dropCause(err)
 	}
@@ -189,33 +254,70 @@ func (in *ingest) Stats() Stats {
 	return st
 }
 
+// A pull asks for at most this many messages and bytes, so a burst of
+// large messages is buffered in the hub a few MiB at a time.
+const (
+	pullMessages = 256
+	pullBytes    = 4 << 20
+)
+
 // consume (re)creates the hub's durable consumer so that it starts at
 // now-replay, which rebuilds the windows after a restart through the same
 // path live samples take, and starts handling messages. It returns the
 // number of messages pending at creation, for the caller to wait on.
 func (in *ingest) consume(ctx context.Context, js jetstream.JetStream, durable string, replay time.Duration) (jetstream.ConsumeContext, uint64, error) {
+	start := time.Now().Add(-replay)
+	return in.consumeFrom(ctx, js, durable, func(c *jetstream.ConsumerConfig) {
+		c.DeliverPolicy, c.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	})
+}
+
+// resume recreates a consumer that vanished so that it continues after
+// the last message handled; fresh is for a stream recreated empty, read
+// from its start.
+func (in *ingest) resume(ctx context.Context, js jetstream.JetStream, durable string, fresh bool) (jetstream.ConsumeContext, error) {
+	next := in.lastSeq.Load() + 1
+	cc, _, err := in.consumeFrom(ctx, js, durable, func(c *jetstream.ConsumerConfig) {
+		if fresh || next <= 1 {
+			c.DeliverPolicy = jetstream.DeliverAllPolicy
+			return
+		}
+		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, next
+	})
+	return cc, err
+}
+
+func (in *ingest) consumeFrom(ctx context.Context, js jetstream.JetStream, durable string, deliver func(*jetstream.ConsumerConfig)) (jetstream.ConsumeContext, uint64, error) {
 	// A durable's start position cannot be updated, and one left from the
 	// last run would resume from its ack floor instead of the replay start.
 	if err := js.DeleteConsumer(ctx, metrics.StreamSamples, durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, 0, fmt.Errorf("delete consumer %s: %w", durable, err)
 	}
-	start := time.Now().Add(-replay)
-	cons, err := js.CreateConsumer(ctx, metrics.StreamSamples, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       durable,
 		Description:   "sysperf hub ingest",
 		FilterSubject: metrics.SubjectSamples,
-		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
-		OptStartTime:  &start,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxDeliver:    5,
-	})
+		// Bounds the hub's memory if it falls behind a burst.
+		MaxAckPending: 1000,
+	}
+	deliver(&cfg)
+	cons, err := js.CreateConsumer(ctx, metrics.StreamSamples, cfg)
 	if err != nil {
 		return nil, 0, fmt.Errorf("create consumer %s: %w", durable, err)
 	}
 	pending := cons.CachedInfo().NumPending
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		in.sample(msg.Subject(), msg.Data())
+		if md, err := msg.Metadata(); err == nil {
+			in.lastSeq.Store(md.Sequence.Stream)
+		}
+		if in.ownMsgID(msg.Subject(), msg.Headers().Get(jetstream.MsgIDHeader), len(msg.Data())) {
+			in.sample(msg.Subject(), msg.Data())
+		} else {
+			in.handled.Add(1)
+		}
 		// A message is acked whatever its fate: a malformed one would only
 		// come back.
 		if err := msg.Ack(); err != nil {
@@ -223,7 +325,7 @@ func (in *ingest) consume(ctx context.Context, js jetstream.JetStream, durable s
 				in.log.Warn("ack sample", "err", err)
 			}
 		}
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessagesWithBytesLimit(pullMessages, pullBytes), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if ok, suppressed := in.limit.allow("consume", time.Now()); ok {
 			in.log.Warn("sample consumer", "err", err, "suppressed", suppressed)
 		}

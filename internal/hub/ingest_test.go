@@ -57,6 +57,7 @@ func encode(t *testing.T, s *metrics.Sample) []byte {
 }
 
 func TestIngestSamples(t *testing.T) {
+	t.Parallel()
 	var logs bytes.Buffer
 	rec := &recorder{}
 	in := newIngest(slog.New(slog.NewTextHandler(&logs, nil)), rec, rec)
@@ -133,6 +134,7 @@ func TestIngestSamples(t *testing.T) {
 }
 
 func TestNewestSampleOrder(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		cur, s   metrics.Sample
@@ -159,6 +161,7 @@ func TestNewestSampleOrder(t *testing.T) {
 }
 
 func TestIngestForgetsHostsPastRetention(t *testing.T) {
+	t.Parallel()
 	in := newIngest(slog.New(slog.DiscardHandler), nil, nil)
 	ts := time.Now()
 	in.sample(metrics.SampleSubject("old"), encode(t, &metrics.Sample{Host: "old", TS: ts.Add(-25 * time.Hour).UnixNano()}))
@@ -170,6 +173,7 @@ func TestIngestForgetsHostsPastRetention(t *testing.T) {
 }
 
 func TestIngestObservations(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	in := newIngest(slog.New(slog.DiscardHandler), nil, rec)
 	ts := time.Now().UnixNano()
@@ -199,6 +203,7 @@ func TestIngestObservations(t *testing.T) {
 }
 
 func TestLogLimiter(t *testing.T) {
+	t.Parallel()
 	l := logLimiter{every: 10 * time.Second}
 	t0 := time.Unix(1000, 0)
 	steps := []struct {

@@ -10,32 +10,27 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// fallbackSource is implemented by a Source that only fills what direct
-// sources left empty (Prometheus); its patch is applied last.
-type fallbackSource interface {
-	Fallback() bool
-}
-
-// runner polls one source on its own schedule and keeps its newest patch.
+// runner polls one source on its own schedule and keeps its newest
+// reading.
 type runner struct {
-	src      Source
-	fallback bool
-	timeout  time.Duration
-	log      *slog.Logger
+	src     SourceSpec
+	timeout time.Duration
+	log     *slog.Logger
+	// observe, when set, is told each poll's duration and whether it
+	// reached what the source watches (/metrics).
+	observe func(source string, took time.Duration, up bool)
 
 	mu      sync.Mutex
-	patch   Patch
+	reading *Reading
 	lastOK  time.Time // when the newest poll returned
 	started time.Time // when the runner was made, just before its first poll
 }
 
-func newRunner(src Source, timeout time.Duration, log *slog.Logger) *runner {
-	fb, ok := src.(fallbackSource)
+func newRunner(src SourceSpec, timeout time.Duration, log *slog.Logger) *runner {
 	return &runner{
-		src:      src,
-		fallback: ok && fb.Fallback(),
-		timeout:  timeout,
-		log:      log.With("source", src.Name()),
+		src:     src,
+		timeout: timeout,
+		log:     log.With("source", src.Name),
 		// Set here, not in run: the hub's first update is built while the
 		// runners' goroutines may not have started yet.
 		started: time.Now(),
@@ -60,38 +55,45 @@ func (r *runner) run(ctx context.Context, interval time.Duration) {
 func (r *runner) poll(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	p := func() (p Patch) {
+	start := time.Now()
+	rd, ok := func() (rd Reading, ok bool) {
 		defer func() {
 			if v := recover(); v != nil {
 				r.log.Error("source poll panicked", "panic", v)
-				p = nil
+				ok = false
 			}
 		}()
-		return r.src.Poll(ctx)
+		return r.src.Poll(ctx), true
 	}()
-	if p == nil {
+	if r.observe != nil {
+		r.observe(r.src.Name, time.Since(start), ok && rd.Up)
+	}
+	if !ok {
 		// Nothing to apply: keep the previous answer, which ages into stale.
 		return
 	}
+	// The hub's bookkeeping is keyed by the registered name, whatever
+	// the reading says.
+	rd.Section = r.src.Name
 	r.mu.Lock()
-	r.patch, r.lastOK = p, time.Now()
+	r.reading, r.lastOK = &rd, time.Now()
 	r.mu.Unlock()
 }
 
-func (r *runner) state() (Patch, time.Time, time.Time) {
+func (r *runner) state() (*Reading, time.Time, time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.patch, r.lastOK, r.started
+	return r.reading, r.lastOK, r.started
 }
 
-// applySources writes each source's newest patch into u: the hub's
+// applySources writes each source's newest reading into u: the hub's
 // defaults for sections nobody fills, then direct sources, then fallbacks.
 // A source whose newest answer is older than three intervals is marked
 // stale, and one that has not answered yet says so.
 func applySources(u *metrics.Update, runners []*runner, now time.Time, interval time.Duration, log *slog.Logger) {
 	configured := map[string]bool{}
 	for _, r := range runners {
-		configured[r.src.Name()] = true
+		configured[r.src.Name] = true
 	}
 	defaults := []struct {
 		section string
@@ -115,21 +117,18 @@ func applySources(u *metrics.Update, runners []*runner, now time.Time, interval 
 
 	for _, pass := range []bool{false, true} {
 		for _, r := range runners {
-			if r.fallback != pass {
+			if r.src.Fallback != pass {
 				continue
 			}
-			name := r.src.Name()
-			p, lastOK, started := r.state()
-			if p == nil {
+			name := r.src.Name
+			rd, lastOK, started := r.state()
+			if rd == nil {
 				if now.Sub(started) > staleAfter*interval {
 					u.Errors[name] = fmt.Sprintf("no answer from the source in %s", now.Sub(started).Round(time.Second))
 				}
 				continue
 			}
-			if !r.fallback {
-				delete(u.Errors, name)
-			}
-			applyPatch(u, p, name, log)
+			applyReading(u, *rd, log)
 			if age := now.Sub(lastOK); age > staleAfter*interval {
 				u.Stale[name] = true
 				u.Errors[name] = fmt.Sprintf("last answer %s ago", age.Round(time.Second))
@@ -143,12 +142,13 @@ func applySources(u *metrics.Update, runners []*runner, now time.Time, interval 
 	}
 }
 
-// applyPatch keeps one faulty patch from taking the update down with it.
-func applyPatch(u *metrics.Update, p Patch, name string, log *slog.Logger) {
+// applyReading keeps one faulty reading from taking the update down with
+// it.
+func applyReading(u *metrics.Update, rd Reading, log *slog.Logger) {
 	defer func() {
 		if v := recover(); v != nil {
-			log.Error("source patch panicked", "source", name, "panic", v)
+			log.Error("source reading panicked", "source", rd.Section, "panic", v)
 		}
 	}()
-	p(u)
+	rd.Apply(u)
 }

@@ -14,53 +14,50 @@ import (
 )
 
 // pgSource reports a fixed connection count, like a direct source.
-type pgSource struct{ active int }
-
-func (p pgSource) Name() string { return metrics.SectionPostgreSQL }
-func (p pgSource) Poll(context.Context) Patch {
-	return func(u *metrics.Update) {
-		n := p.active
-		u.Databases.PostgreSQL = metrics.PostgreSQL{Status: metrics.StatusHealthy, ConnectionsActive: &n}
-		u.Sources[metrics.SectionPostgreSQL] = "postgres"
-	}
+func pgSource(active int) SourceSpec {
+	return SourceSpec{Name: metrics.SectionPostgreSQL, Poll: func(context.Context) Reading {
+		return Reading{Via: "postgres", Up: true, Fill: func(u *metrics.Update) map[string]bool {
+			n := active
+			u.Databases.PostgreSQL = metrics.PostgreSQL{Status: metrics.StatusHealthy, ConnectionsActive: &n}
+			return nil
+		}}
+	}}
 }
 
 // promSource fills only what is still empty, as Prometheus does.
-type promSource struct{}
-
-func (promSource) Name() string   { return "prometheus" }
-func (promSource) Fallback() bool { return true }
-func (promSource) Poll(context.Context) Patch {
-	return func(u *metrics.Update) {
-		if u.Databases.PostgreSQL.ConnectionsActive == nil {
-			n := -1
-			u.Databases.PostgreSQL.ConnectionsActive = &n
-		}
-		if u.Databases.Redis.ConnectedClients == nil {
-			n := int64(8)
-			u.Databases.Redis.ConnectedClients = &n
-			u.Sources[metrics.SectionRedis] = "prometheus"
-		}
-	}
+func promSource() SourceSpec {
+	return SourceSpec{Name: "prometheus", Fallback: true, Poll: func(context.Context) Reading {
+		return Reading{Up: true, Fill: func(u *metrics.Update) map[string]bool {
+			filled := map[string]bool{}
+			if u.Databases.PostgreSQL.ConnectionsActive == nil {
+				n := -1
+				u.Databases.PostgreSQL.ConnectionsActive = &n
+			}
+			if u.Databases.Redis.ConnectedClients == nil {
+				n := int64(8)
+				u.Databases.Redis.ConnectedClients = &n
+				filled[metrics.SectionRedis] = true
+			}
+			return filled
+		}}
+	}}
 }
 
-type panicSource struct{}
-
-func (panicSource) Name() string { return metrics.SectionContainers }
-func (panicSource) Poll(context.Context) Patch {
-	return func(*metrics.Update) { panic("boom") }
+func panicSource() SourceSpec {
+	return SourceSpec{Name: metrics.SectionContainers, Poll: func(context.Context) Reading {
+		return Reading{Fill: func(*metrics.Update) map[string]bool { panic("boom") }}
+	}}
 }
 
 // blockSource ignores its deadline, as a buggy source might.
-type blockSource struct{ release chan struct{} }
-
-func (blockSource) Name() string { return metrics.SectionRedis }
-func (b blockSource) Poll(context.Context) Patch {
-	<-b.release
-	return nil
+func blockSource(release chan struct{}) SourceSpec {
+	return SourceSpec{Name: metrics.SectionRedis, Poll: func(context.Context) Reading {
+		<-release
+		return Reading{}
+	}}
 }
 
-func polled(t *testing.T, src Source, at time.Time) *runner {
+func polled(t *testing.T, src SourceSpec, at time.Time) *runner {
 	t.Helper()
 	r := newRunner(src, time.Second, slog.New(slog.DiscardHandler))
 	r.poll(context.Background())
@@ -83,11 +80,11 @@ func TestApplySources(t *testing.T) {
 
 	t.Run("direct first, fallback fills the rest, panics contained", func(t *testing.T) {
 		runners := []*runner{
-			polled(t, promSource{}, now), // listed first, applied last
-			polled(t, pgSource{active: 5}, now),
-			polled(t, panicSource{}, now),
+			polled(t, promSource(), now), // listed first, applied last
+			polled(t, pgSource(5), now),
+			polled(t, panicSource(), now),
 		}
-		if !runners[0].fallback || runners[1].fallback {
+		if !runners[0].src.Fallback || runners[1].src.Fallback {
 			t.Fatal("fallback not detected")
 		}
 		u := merge(now, nil, interval)
@@ -112,7 +109,7 @@ func TestApplySources(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runners := []*runner{polled(t, prom, now), polled(t, pgSource{active: 5}, now)}
+		runners := []*runner{polled(t, SourceSpec{Name: prom.Name(), Fallback: true, Poll: prom.Poll}, now), polled(t, pgSource(5), now)}
 		u := merge(now, nil, interval)
 		applySources(&u, runners, now, interval, log)
 		if why := u.Errors["prometheus"]; !strings.Contains(why, closed) || !strings.Contains(why, "connection refused") {
@@ -124,7 +121,7 @@ func TestApplySources(t *testing.T) {
 	})
 
 	t.Run("a source whose answer is old is stale", func(t *testing.T) {
-		r := polled(t, pgSource{active: 5}, now.Add(-time.Minute))
+		r := polled(t, pgSource(5), now.Add(-time.Minute))
 		u := merge(now, nil, interval)
 		applySources(&u, []*runner{r}, now, interval, log)
 		if !u.Stale[metrics.SectionPostgreSQL] || u.Errors[metrics.SectionPostgreSQL] != "last answer 1m0s ago" {
@@ -134,7 +131,7 @@ func TestApplySources(t *testing.T) {
 
 	t.Run("a source not polled yet is waited for, not reported silent", func(t *testing.T) {
 		// As in the hub's first update, built before the pollers ran.
-		r := newRunner(pgSource{active: 5}, time.Second, log)
+		r := newRunner(pgSource(5), time.Second, log)
 		u := merge(now, nil, interval)
 		applySources(&u, []*runner{r}, time.Now(), interval, log)
 		if u.Databases.PostgreSQL.Status != StatusUnknown || u.Errors[metrics.SectionPostgreSQL] != "waiting for the first poll" {
@@ -143,9 +140,9 @@ func TestApplySources(t *testing.T) {
 	})
 
 	t.Run("a hung source does not block and is reported", func(t *testing.T) {
-		b := blockSource{release: make(chan struct{})}
-		defer close(b.release)
-		r := newRunner(b, 10*time.Millisecond, log)
+		release := make(chan struct{})
+		defer close(release)
+		r := newRunner(blockSource(release), 10*time.Millisecond, log)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go r.run(ctx, interval)
@@ -164,6 +161,7 @@ func TestApplySources(t *testing.T) {
 // travels as Count) and an image counter at known times, so each range
 // sees a different slice of the requests.
 func TestApplyLatencyPerRange(t *testing.T) {
+	t.Parallel()
 	tr := latency.New(latency.Config{Retain: 65 * time.Minute})
 	feed := func(age time.Duration, le05, le1, le5, sum, images float64) {
 		s := sample("gpu-box", age)

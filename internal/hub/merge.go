@@ -82,16 +82,23 @@ func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Durat
 		Sources:    map[string]string{},
 		Stale:      map[string]bool{},
 		Errors:     map[string]string{},
+		Models:     []metrics.ModelEntry{},
 	}
 	hosts := make([]string, 0, len(newest))
-	for h := range newest {
+	gpus := 0
+	for h, s := range newest {
 		hosts = append(hosts, h)
+		gpus += len(s.GPUs)
 	}
 	slices.Sort(hosts)
+	// Sized once: grown by append, a fleet's GPU views (large structs) were
+	// copied over and over, most of merge's cost at 200 hosts.
+	u.GPUs = make([]metrics.GPUView, 0, gpus)
+	u.Hosts = make([]metrics.HostStatus, 0, len(newest))
 
 	// Online hosts first, each group by name: the seed's single "gpu",
 	// "host" and model sections come from the first that has them.
-	var on, off []*metrics.Sample
+	on, off := make([]*metrics.Sample, 0, len(hosts)), []*metrics.Sample(nil)
 	for _, h := range hosts {
 		s := newest[h]
 		if online(now, s, interval) {
@@ -141,6 +148,7 @@ func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Durat
 	mergeHost(&u, ordered, len(on))
 	u.AIModels.RTDETR = mergeModel(&u, ordered, len(on), metrics.CollectorRTDETR, metrics.SectionRTDETR)
 	u.AIModels.Nemotron = mergeModel(&u, ordered, len(on), metrics.CollectorLLM, metrics.SectionNemotron)
+	u.Models = modelEntries(ordered, len(on))
 	return u
 }
 
@@ -225,16 +233,22 @@ func mergeModel(u *metrics.Update, ordered []*metrics.Sample, nOn int, role, sec
 	return metrics.ModelView{Status: StatusUnconfigured}
 }
 
+// gpuFigures holds the figures a GPU view points at, allocated together
+// (one allocation per GPU per update instead of four).
+type gpuFigures struct {
+	index       int
+	name        string
+	used, total float64
+}
+
 func gpuView(host string, g metrics.GPU, stale bool) metrics.GPUView {
-	idx := g.Index
+	fig := &gpuFigures{index: g.Index, name: g.Name}
 	v := metrics.GPUView{
 		Host:              host,
-		Index:             &idx,
+		Index:             &fig.index,
 		UUID:              g.UUID,
 		Utilization:       g.Util,
 		MemoryUtilization: g.MemUtil,
-		VRAMUsedGB:        gbp(g.MemUsed),
-		VRAMTotalGB:       gbp(g.MemTotal),
 		Temperature:       g.Temp,
 		PowerWatts:        g.Power,
 		PowerLimitWatts:   g.PowerLimit,
@@ -243,25 +257,89 @@ func gpuView(host string, g metrics.GPU, stale bool) metrics.GPUView {
 		FanPercent:        g.Fan,
 		PState:            g.PState,
 		Throttle:          g.Throttle,
+		ThrottleMask:      g.ThrottleMask,
 		EnergyJoules:      g.Energy,
 		Stale:             stale,
 	}
-	if g.Name != "" {
-		name := g.Name
-		v.Name = &name
+	if g.MemUsed != nil {
+		fig.used = float64(*g.MemUsed) / bytesPerGB
+		v.VRAMUsedGB = &fig.used
 	}
-	for _, p := range g.Processes {
+	if g.MemTotal != nil {
+		fig.total = float64(*g.MemTotal) / bytesPerGB
+		v.VRAMTotalGB = &fig.total
+	}
+	if g.Name != "" {
+		v.Name = &fig.name
+	}
+	var vram []float64
+	if len(g.Processes) > 0 {
+		v.Processes = make([]metrics.ProcessView, 0, len(g.Processes))
+		vram = make([]float64, len(g.Processes))
+	}
+	for i, p := range g.Processes {
+		var gb *float64
+		if p.MemUsed != nil {
+			vram[i] = float64(*p.MemUsed) / bytesPerGB
+			gb = &vram[i]
+		}
 		v.Processes = append(v.Processes, metrics.ProcessView{
 			PID:       p.PID,
 			Name:      p.Name,
 			Command:   p.Command,
-			VRAMGB:    gbp(p.MemUsed),
+			VRAMGB:    gb,
 			SMPercent: p.SMUtil,
 			Container: p.Container,
 			Model:     p.Model,
 		})
 	}
+	gpuHealthView(&v, g)
 	return v
+}
+
+// gpuHealthView converts a GPU's health fields. A MIG instance's processes
+// take their command, container and model from the GPU's own list, which
+// the agent attributed.
+func gpuHealthView(v *metrics.GPUView, g metrics.GPU) {
+	v.PersistenceMode = g.Persistence
+	v.DriverVersion, v.CUDAVersion, v.VBIOSVersion = g.Driver, g.CUDA, g.VBIOS
+	v.ECC = g.ECC
+	v.MIGMode = g.MIGMode
+	v.SMActivePercent, v.SMOccupancyPercent, v.TensorActivePercent = g.SMActive, g.SMOccupancy, g.TensorActive
+	for _, x := range g.XIDs {
+		v.XIDs = append(v.XIDs, metrics.XIDView{
+			Code: x.Code, Time: time.Unix(0, x.TS).UTC(), Count: x.Count,
+			GPUInstance: x.GPUInstance, ComputeInstance: x.ComputeInstance,
+		})
+	}
+	if p := g.PCIe; p != nil {
+		v.PCIe = &metrics.PCIeView{
+			Gen: p.Gen, MaxGen: p.MaxGen, Width: p.Width, MaxWidth: p.MaxWidth,
+			TxMBps: mbps(p.TxBps), RxMBps: mbps(p.RxBps), Replays: p.Replays, Degraded: p.Degraded,
+		}
+	}
+	for _, l := range g.NVLinks {
+		v.NVLinks = append(v.NVLinks, metrics.NVLinkView{Link: l.Link, Up: l.Up, TxMBps: mbps(l.TxBps), RxMBps: mbps(l.RxBps)})
+	}
+	if len(g.MIG) == 0 {
+		return
+	}
+	byPID := make(map[uint32]metrics.ProcessView, len(v.Processes))
+	for _, p := range v.Processes {
+		byPID[p.PID] = p
+	}
+	for _, m := range g.MIG {
+		mv := metrics.MIGView{
+			GPUInstance: m.GPUInstance, ComputeInstance: m.ComputeInstance, UUID: m.UUID,
+			VRAMUsedGB: gbp(m.MemUsed), VRAMTotalGB: gbp(m.MemTotal),
+		}
+		for _, p := range m.Processes {
+			pv := byPID[p.PID] // zero when the GPU's list lacks it
+			pv.PID, pv.VRAMGB = p.PID, gbp(p.MemUsed)
+			mv.Processes = append(mv.Processes, pv)
+		}
+		v.MIG = append(v.MIG, mv)
+	}
 }
 
 // hostView converts a host section. Totals of zero mean the agent could not

@@ -57,6 +57,7 @@ func eq(t *testing.T, what string, got *float64, want float64) {
 }
 
 func TestMerge(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		hosts []*metrics.Sample

@@ -12,33 +12,23 @@ import (
 
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsd"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 	"github.com/sysperf/sysperf/webui"
 )
 
-// fetch is one GET: status and body, or -1 when nothing answers.
-func fetch(url string) (int, string) {
+// fetch is one GET with the token as bearer: status and body, or -1 when
+// nothing answers.
+func fetch(url, token string) (int, string) {
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
+	resp, err := c.Do(authed(url, token))
 	if err != nil {
 		return -1, err.Error()
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// eventually polls cond until it holds; the bound is a hang guard.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // waitingHub starts a hub whose external NATS is a closed port, returns
@@ -49,13 +39,14 @@ func waitingHub(t *testing.T, ctx context.Context) (cfg Config, logs *logtest.Bu
 	cfg.HTTP = sourcestest.FreeAddr(t)
 	cfg.NATSURL = "nats://" + sourcestest.FreeAddr(t)
 	cfg.DataDir = ""
+	cfg.HTTPTokenFile, _ = tokenFile(t)
 	log, logs := logtest.New(slog.LevelDebug)
 	ch := make(chan startResult, 1)
 	go func() {
-		h, err := Start(ctx, cfg, log)
+		h, err := Start(ctx, cfg, Plugs{}, log)
 		ch <- startResult{h, err}
 	}()
-	eventually(t, "three failed NATS attempts", func() bool {
+	poll.Until(t, "three failed NATS attempts", func() bool {
 		return strings.Count(logs.String(), "nats connect attempt failed") >= 3
 	})
 	return cfg, logs, ch
@@ -86,6 +77,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 	cfg, logs, started := waitingHub(t, context.Background())
 	natsAddr := strings.TrimPrefix(cfg.NATSURL, "nats://")
 	base := "http://" + cfg.HTTP
+	tok := readToken(t, cfg.HTTPTokenFile)
 
 	// The dashboard is served while NATS is away: the page itself, or (in a
 	// checkout whose UI is not built yet) the page saying how to build it.
@@ -106,7 +98,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 		{"/metrics", http.StatusOK, "sysperf_"},
 	}
 	for _, tc := range during {
-		code, body := fetch(base + tc.path)
+		code, body := fetch(base+tc.path, tok)
 		if code != tc.code || !strings.Contains(body, tc.body) {
 			t.Errorf("while waiting, GET %s: %d %q, want %d with %q", tc.path, code, body, tc.code, tc.body)
 		}
@@ -116,7 +108,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	ext, err := natsd.Start(natsd.Config{Listen: natsAddr, StoreDir: dir}, slog.New(slog.DiscardHandler))
+	ext, err := natsd.Start(natsd.Config{Listen: natsAddr, StoreDir: dir, Open: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("NATS on %s: %v", natsAddr, err)
 	}
@@ -131,7 +123,7 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	if code, body := fetch(base + "/healthz"); code != http.StatusOK {
+	if code, body := fetch(base+"/healthz", tok); code != http.StatusOK {
 		t.Fatalf("/healthz once NATS is up: %d %q", code, body)
 	}
 	publish(t, cfg.NATSURL, &metrics.Sample{Host: "late1", Boot: "b", Seq: 1, TS: time.Now().UnixNano()})
@@ -141,16 +133,16 @@ func TestHubWaitsForExternalNATS(t *testing.T) {
 	}
 
 	ext.Shutdown()
-	eventually(t, "/healthz not ready during the outage", func() bool {
-		code, body := fetch(base + "/healthz")
+	poll.Until(t, "/healthz not ready during the outage", func() bool {
+		code, body := fetch(base+"/healthz", tok)
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "NATS at "+cfg.NATSURL+" unreachable")
 	})
-	ext, err = natsd.Start(natsd.Config{Listen: natsAddr, StoreDir: dir}, slog.New(slog.DiscardHandler))
+	ext, err = natsd.Start(natsd.Config{Listen: natsAddr, StoreDir: dir, Open: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("NATS again on %s: %v", natsAddr, err)
 	}
-	eventually(t, "/healthz ready after the outage", func() bool {
-		code, _ := fetch(base + "/healthz")
+	poll.Until(t, "/healthz ready after the outage", func() bool {
+		code, _ := fetch(base+"/healthz", tok)
 		return code == http.StatusOK
 	})
 }
@@ -167,7 +159,7 @@ func TestHubRunStopsWhileWaitingForNATS(t *testing.T) {
 		t.Fatalf("Start cancelled while waiting: %v", r.err)
 	}
 	// Run maps that to a clean shutdown.
-	if err := Run(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil))); err != nil {
+	if err := Run(ctx, cfg, Plugs{}, slog.New(slog.NewTextHandler(logs, nil))); err != nil {
 		t.Fatalf("Run with its context ended: %v, want nil", err)
 	}
 	l, err := net.Listen("tcp", cfg.HTTP)

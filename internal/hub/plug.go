@@ -4,27 +4,36 @@ import (
 	"context"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/hub/source"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// Source is something the hub reads itself every interval: PostgreSQL,
-// Redis, containers, Prometheus. The hub polls each source in its own
-// goroutine with a timeout, so a slow one never delays the update; the
-// newest Patch is applied to every update until the next poll returns.
-type Source interface {
-	// Name is the section the source fills, e.g. metrics.SectionPostgreSQL.
-	Name() string
+// SourceSpec registers something the hub reads itself every interval:
+// PostgreSQL, Redis, containers, Prometheus, or a plug of a test. What a
+// source can do is declared here, not found out by type assertions. The
+// hub polls each source in its own goroutine with a timeout, so a slow one
+// never delays the update; the newest reading is applied to every update
+// until the next poll returns.
+type SourceSpec struct {
+	// Name is the source's name in logs and /metrics; by convention the
+	// section it fills, e.g. metrics.SectionPostgreSQL.
+	Name string
+	// Fallback sources fill only what direct sources left empty; their
+	// readings are applied last (Prometheus).
+	Fallback bool
 	// Poll reads the source once within ctx's deadline. A dead source
-	// returns a Patch that marks its section unreachable with the reason.
-	Poll(ctx context.Context) Patch
+	// returns a reading that marks its section unreachable with the
+	// reason.
+	Poll func(ctx context.Context) Reading
+	// Close, when set, is called once by the hub's Close, after the last
+	// poll returned.
+	Close func() error
 }
 
-// Patch writes one source's reading into an update being built. Patches
-// of direct sources run first; a fallback source (Prometheus) runs last and
-// fills only what is still empty. It is an alias so that internal/sources
-// can implement Source without importing this package, which constructs
-// them (hub -> sources, never sources -> hub).
-type Patch = func(u *metrics.Update)
+// Reading is one poll's answer; the hub writes its entries in the
+// update's sources, errors and stale (internal/hub/source, a leaf package
+// so that internal/sources need not import the hub).
+type Reading = source.Reading
 
 // Latency turns scraped histograms and pushed observations into windowed
 // averages and percentiles.

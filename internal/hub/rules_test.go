@@ -26,7 +26,7 @@ type servedRule struct {
 func servedRules(t *testing.T, h *Hub) map[string]servedRule {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + h.HTTPAddr() + "/api/v1/rules")
+	resp, err := c.Do(authed("http://"+h.HTTPAddr()+"/api/v1/rules", readToken(t, h.TokenFile())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +48,9 @@ func servedRules(t *testing.T, h *Hub) map[string]servedRule {
 }
 
 // The hub serves the rules it evaluates: the defaults, or the defaults
-// with the --rules file applied (an H200 draws 700 W, so power moves up).
+// with the --rules file applied (power is a share of the card's limit).
 func TestHubServesEffectiveRules(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name             string
 		file             string
@@ -57,11 +58,11 @@ func TestHubServesEffectiveRules(t *testing.T) {
 		critFor          string
 		redisHitDisabled bool
 	}{
-		{name: "defaults", warn: 300, crit: 350, critFor: "1m0s"},
+		{name: "defaults", warn: 90, crit: 98, critFor: "1m0s"},
 		{
 			name: "rules file",
-			file: "rules:\n  - name: gpu_power\n    warning: {threshold: 600}\n    critical: {threshold: 680, for: 3m}\n  - name: redis_hit_ratio\n    disabled: true\n",
-			warn: 600, crit: 680, critFor: "3m0s", redisHitDisabled: true,
+			file: "rules:\n  - name: gpu_power\n    warning: {threshold: 85}\n    critical: {threshold: 95, for: 3m}\n  - name: redis_hit_ratio\n    disabled: true\n",
+			warn: 85, crit: 95, critFor: "3m0s", redisHitDisabled: true,
 		},
 	}
 	for _, tt := range tests {

@@ -7,8 +7,9 @@ import (
 
 // scrub removes NaN and ±Inf from v (a pointer) in place and returns how
 // many it removed. JSON has no such numbers: one in an update would make
-// it unencodable and stop the feed, and they enter easily (Prometheus
-// text allows NaN, msgpack carries it). A pointer becomes nil (unknown),
+// it unencodable and stop the feed. Samples arrive finite (metrics.Decode
+// removes them, without reflection); scrub is for the update, once per
+// tick, whose figures also come from databases, containers and latency. A pointer becomes nil (unknown),
 // a map entry is deleted, a slice holding one is dropped whole; a plain
 // float field, which has no "unknown", becomes 0.
 func scrub(v any) int {

@@ -47,6 +47,9 @@ type Config struct {
 	// MaxStages caps the pushed stages kept per host, so a publisher
 	// inventing stage names cannot grow memory without end. Default 16.
 	MaxStages int
+	// MaxModels caps the models whose series are kept per host, for the
+	// same reason. Default 64.
+	MaxModels int
 }
 
 func (c Config) withDefaults() Config {
@@ -61,6 +64,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxStages <= 0 {
 		c.MaxStages = 16
+	}
+	if c.MaxModels <= 0 {
+		c.MaxModels = 64
 	}
 	if c.PreferObservations == nil {
 		c.PreferObservations = []string{metrics.RolePipeline}
@@ -82,6 +88,8 @@ type hostState struct {
 	hist     map[string][]snapshot
 	counters map[string][]point
 	obs      map[string][]metrics.Observation
+	// models are the model names whose series are kept (see addModels).
+	models map[string]bool
 }
 
 type snapshot struct {
@@ -105,7 +113,7 @@ func New(cfg Config) *Tracker {
 func (t *Tracker) host(h string) *hostState {
 	hs := t.hosts[h]
 	if hs == nil {
-		hs = &hostState{hist: map[string][]snapshot{}, counters: map[string][]point{}, obs: map[string][]metrics.Observation{}}
+		hs = &hostState{hist: map[string][]snapshot{}, counters: map[string][]point{}, obs: map[string][]metrics.Observation{}, models: map[string]bool{}}
 		t.hosts[h] = hs
 	}
 	return hs
@@ -125,20 +133,30 @@ func (t *Tracker) maxSnapshots(interval int64) int {
 // may come late or out of order (an agent's backlog); each lands at its own
 // timestamp.
 func (t *Tracker) AddSample(s *metrics.Sample) {
-	if s == nil || s.Inference == nil || s.Host == "" {
+	if s == nil || s.Host == "" || (s.Inference == nil && len(s.Models) == 0) {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	hs := t.host(s.Host)
 	limit := t.maxSnapshots(s.Interval)
+	t.addModels(hs, s, limit)
+	if s.Inference == nil {
+		return
+	}
+	t.addSeries(hs, s.TS, s.Inference.Histograms, s.Inference.Counters, limit)
+}
+
+// addSeries records one sample's cumulative histograms and counters by
+// role.
+func (t *Tracker) addSeries(hs *hostState, ts int64, hists map[string]metrics.Histogram, counters map[string]float64, limit int) {
 	retain := int64(t.cfg.Retain)
-	for role, h := range s.Inference.Histograms {
+	for role, h := range hists {
 		if !validHistogram(h) {
 			continue
 		}
 		run := hs.hist[role]
-		snap := snapshot{ts: s.TS, count: h.Count, sum: h.Sum, counts: make([]float64, len(h.Buckets))}
+		snap := snapshot{ts: ts, count: h.Count, sum: h.Sum, counts: make([]float64, len(h.Buckets))}
 		for i, b := range h.Buckets {
 			snap.counts[i] = b.Count
 		}
@@ -154,11 +172,11 @@ func (t *Tracker) AddSample(s *metrics.Sample) {
 		}
 		hs.hist[role] = insertByTS(run, snap, func(x snapshot) int64 { return x.ts }, retain, limit)
 	}
-	for role, v := range s.Inference.Counters {
+	for role, v := range counters {
 		if !finite(v) {
 			continue
 		}
-		hs.counters[role] = insertByTS(hs.counters[role], point{ts: s.TS, v: v}, func(x point) int64 { return x.ts }, retain, limit)
+		hs.counters[role] = insertByTS(hs.counters[role], point{ts: ts, v: v}, func(x point) int64 { return x.ts }, retain, limit)
 	}
 }
 
@@ -294,10 +312,15 @@ func (t *Tracker) histStats(role string, start, end int64) (metrics.Stats, bool)
 	if len(ds) == 0 {
 		return metrics.Stats{}, false
 	}
-	d := mergeDeltas(ds)
+	return deltaStats(mergeDeltas(ds)), true
+}
+
+// deltaStats turns a window's histogram delta into figures: a measured
+// count, and the average and percentiles when it is not zero.
+func deltaStats(d delta) metrics.Stats {
 	st := metrics.Stats{Count: ptr(d.count)}
 	if d.count <= 0 {
-		return st, true
+		return st
 	}
 	// Exporters speak seconds; the dashboard milliseconds.
 	st.Avg = ptr(d.sum / d.count * 1000)
@@ -307,7 +330,7 @@ func (t *Tracker) histStats(role string, start, end int64) (metrics.Stats, bool)
 	if v, ok := bucketQuantile(0.99, d); ok {
 		st.P99 = ptr(v * 1000)
 	}
-	return st, true
+	return st
 }
 
 // span returns the indices of the snapshots that bound the window: the

@@ -17,7 +17,7 @@ import (
 func startEmbedded(t *testing.T, listen, dir string) *Server {
 	t.Helper()
 	log, _ := logtest.New(slog.LevelDebug)
-	e, err := Start(Config{Listen: listen, StoreDir: dir}, log)
+	e, err := Start(Config{Listen: listen, StoreDir: dir, Open: true}, log)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -115,7 +115,7 @@ func TestEmbeddedStartFailures(t *testing.T) {
 func TestReconnectsAfterServerRestartAndLogs(t *testing.T) {
 	dir := t.TempDir()
 	log, _ := logtest.New(slog.LevelDebug)
-	e1, err := Start(Config{Listen: "127.0.0.1:0", StoreDir: dir}, log)
+	e1, err := Start(Config{Listen: "127.0.0.1:0", StoreDir: dir, Open: true}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func Options(name string, log *slog.Logger) []nats.Option {
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(backoff),
 		nats.ConnectHandler(func(nc *nats.Conn) {
-			log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+			log.Info("nats connected", "url", redact.URL(nc.ConnectedUrl()))
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -44,7 +44,7 @@ func Options(name string, log *slog.Logger) []nats.Option {
 			log.Info("nats disconnected")
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			log.Info("nats reconnected", "url", redact.URL(nc.ConnectedUrl()))
 		}),
 		nats.ClosedHandler(func(_ *nats.Conn) {
 			log.Info("nats connection closed")
@@ -78,7 +78,8 @@ func Connect(rawURL, name string, log *slog.Logger, extra ...nats.Option) (*nats
 	opts := append(Options(name, log), extra...)
 	nc, err := nats.Connect(rawURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats connect %s: %w", redact.URL(rawURL), err)
+		// A URL that does not parse is quoted whole in nats.go's error.
+		return nil, fmt.Errorf("nats connect %s: %w", redact.URL(rawURL), redact.Error(err))
 	}
 	return nc, nil
 }

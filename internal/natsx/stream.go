@@ -9,6 +9,12 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
+// MaxMsgSize is the largest message the hub's streams and its embedded
+// server accept: the largest sample the hub decodes (metrics.MaxMessage)
+// plus room for headers. A sample between the two reaches the hub and is
+// counted as too large; anything bigger is refused where it arrives.
+const MaxMsgSize = metrics.MaxMessage + 16<<10
+
 // SamplesStream configures the SYSPERF_SAMPLES stream.
 type SamplesStream struct {
 	// MaxAge is how long samples are kept; default 24h.
@@ -19,9 +25,15 @@ type SamplesStream struct {
 	Duplicates time.Duration
 	// Replicas for a clustered external NATS; default 1.
 	Replicas int
-	// MaxBytes caps the stream's size; 0 means no cap beyond MaxAge.
+	// MaxBytes caps the stream's size, the oldest samples going first;
+	// default DefaultMaxBytes, so a flood cannot fill the disk.
 	MaxBytes int64
 }
+
+// DefaultMaxBytes bounds the samples stream: 4 GiB holds a day of 5 s
+// samples of 8 KiB from about 30 hosts, and is what junk could take of the
+// disk at most.
+const DefaultMaxBytes = 4 << 30
 
 // EnsureSamplesStream creates the samples stream or updates it to cfg, so
 // a changed retention takes effect on the next start.
@@ -36,9 +48,8 @@ func EnsureSamplesStream(ctx context.Context, js jetstream.JetStream, cfg Sample
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
-	maxBytes := cfg.MaxBytes
-	if maxBytes <= 0 {
-		maxBytes = -1
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
 	}
 	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        metrics.StreamSamples,
@@ -48,7 +59,8 @@ func EnsureSamplesStream(ctx context.Context, js jetstream.JetStream, cfg Sample
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      cfg.MaxAge,
-		MaxBytes:    maxBytes,
+		MaxBytes:    cfg.MaxBytes,
+		MaxMsgSize:  MaxMsgSize,
 		Duplicates:  cfg.Duplicates,
 		Replicas:    cfg.Replicas,
 	})

@@ -44,7 +44,7 @@ func TestConnectWait(t *testing.T) {
 		isCtx   bool     // the error is the context's
 	}{
 		{"server appears", 0, func(t *testing.T, addr string, _ context.CancelFunc) {
-			e, err := natsd.Start(natsd.Config{Listen: addr, StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+			e, err := natsd.Start(natsd.Config{Listen: addr, StoreDir: t.TempDir(), Open: true}, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}

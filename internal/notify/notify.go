@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/sysperf/sysperf/internal/dropq"
+	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -159,11 +160,12 @@ func New(cfg Config, log *slog.Logger) (*Notifier, error) {
 			// url.Parse's error quotes the URL, password and all.
 			return nil, fmt.Errorf("webhook #%d: not a URL", i+1)
 		}
+		shown := redact.URL(raw)
 		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("webhook %q: want an http:// or https:// URL", u.Redacted())
+			return nil, fmt.Errorf("webhook %q: want an http:// or https:// URL", shown)
 		}
 		n.receivers = append(n.receivers, &receiver{
-			url: raw, shown: u.Redacted(), cfg: cfg, client: client, log: n.log.With("url", u.Redacted()),
+			url: raw, shown: shown, cfg: cfg, client: client, log: n.log.With("url", shown),
 			queue: dropq.New[[]byte](cfg.Queue), wake: make(chan struct{}, 1),
 		})
 	}
@@ -198,6 +200,27 @@ func (n *Notifier) Notify(alerts []Alert) {
 	}
 }
 
+// Len is the number of receivers.
+func (n *Notifier) Len() int { return len(n.receivers) }
+
+// Deliver sends one batch to the i-th receiver now, with the same retries
+// and counters as a queued batch, and returns once it is accepted (nil),
+// refused or out of attempts (an error), or ctx ended (ctx's error). It is
+// for a caller that records what was delivered: a batch cut short by ctx
+// was not delivered, one given up on was. An attempt under way when ctx
+// ends is finished (within Timeout), so a batch the receiver took is not
+// reported undelivered and sent again by whoever resumes.
+func (n *Notifier) Deliver(ctx context.Context, i int, alerts []Alert) error {
+	if len(alerts) == 0 {
+		return nil
+	}
+	body, err := json.Marshal(alerts)
+	if err != nil {
+		return fmt.Errorf("encode alerts: %w", err)
+	}
+	return n.receivers[i].deliver(ctx, body, true)
+}
+
 // Stats returns each receiver's counters, in configuration order.
 func (n *Notifier) Stats() []Stats {
 	out := make([]Stats, 0, len(n.receivers))
@@ -229,27 +252,36 @@ func (r *receiver) run(ctx context.Context) {
 				continue
 			}
 		}
-		r.deliver(ctx, body)
+		_ = r.deliver(ctx, body, false)
 	}
 }
 
 // errPermanent marks a refusal that retrying cannot fix.
 var errPermanent = errors.New("refused")
 
-// deliver tries one batch until it is accepted, refused, out of attempts
-// or ctx ends.
-func (r *receiver) deliver(ctx context.Context, body []byte) {
+// deliver tries one batch until it is accepted (nil), refused or out of
+// attempts (the last error), or ctx ends (ctx's error); finish lets an
+// attempt under way end on its own.
+func (r *receiver) deliver(ctx context.Context, body []byte, finish bool) error {
 	wait := r.cfg.BackoffMin
+	actx := ctx
+	if finish {
+		actx = context.WithoutCancel(ctx)
+	}
 	for attempt := 1; ; attempt++ {
-		err := r.post(ctx, body)
+		err := r.post(actx, body)
 		if err == nil {
 			r.sent.Add(1)
-			return
+			return nil
 		}
-		if errors.Is(err, errPermanent) || attempt >= r.cfg.Attempts || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			r.failed.Add(1)
+			return ctx.Err()
+		}
+		if errors.Is(err, errPermanent) || attempt >= r.cfg.Attempts {
 			r.failed.Add(1)
 			r.log.Warn("webhook gave up on a batch", "attempts", attempt, "err", err)
-			return
+			return err
 		}
 		r.retries.Add(1)
 		r.log.Debug("webhook retry", "attempt", attempt, "in", wait, "err", err)
@@ -258,7 +290,7 @@ func (r *receiver) deliver(ctx context.Context, body []byte) {
 		case <-ctx.Done():
 			t.Stop()
 			r.failed.Add(1)
-			return
+			return ctx.Err()
 		case <-t.C:
 		}
 		wait = min(wait*2, r.cfg.BackoffMax)
@@ -270,13 +302,14 @@ func (r *receiver) post(ctx context.Context, body []byte) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%w: %v", errPermanent, err)
+		return fmt.Errorf("%w: %v", errPermanent, redact.Error(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "sysperf-hub")
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST: %w", err)
+		// The client's error quotes the URL, query and all.
+		return fmt.Errorf("POST: %w", redact.Error(err))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

@@ -3,6 +3,8 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -84,10 +87,7 @@ func wait(t *testing.T, ch chan struct{}) {
 // receiver sees a body before the sender sees the answer.
 func waitSent(t *testing.T, n *Notifier, want uint64) Stats {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Stats()[0].Sent < want && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, fmt.Sprintf("%d batches sent", want), func() bool { return n.Stats()[0].Sent >= want })
 	return n.Stats()[0]
 }
 
@@ -219,10 +219,7 @@ func TestFullQueueDropsOldest(t *testing.T) {
 		t.Fatalf("stats %+v, want 2 dropped and 2 queued", st)
 	}
 	close(release)
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Stats()[0].Sent < 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, "3 batches sent", func() bool { return n.Stats()[0].Sent >= 3 })
 	cancel()
 	<-done
 	mu.Lock()
@@ -247,5 +244,35 @@ func TestNewRejectsBadURLs(t *testing.T) {
 	}
 	if s := n.Stats(); len(s) != 1 || s[0].URL != "https://am:xxxxx@alertmanager:9093/api/v2/alerts" {
 		t.Errorf("stats %+v, want the URL without its password", s)
+	}
+}
+
+// Deliver says what became of its batch: accepted after retries (nil),
+// refused (an error), or cut short by its context (the context's error,
+// so a caller keeping a delivery position leaves the batch to the next).
+func TestDeliverReportsTheOutcome(t *testing.T) {
+	rc := &recorder{statuses: []int{500, 200, 400}, got: make(chan struct{}, 10)}
+	n := start(t, rc, Config{})
+	batch := []Alert{FromAlert(firing(), t0, "")}
+	if err := n.Deliver(context.Background(), 0, batch); err != nil {
+		t.Fatalf("accepted after a retry: %v", err)
+	}
+	if err := n.Deliver(context.Background(), 0, batch); err == nil || !strings.Contains(err.Error(), "HTTP 400") {
+		t.Fatalf("refused: %v, want the 400", err)
+	}
+	rc.mu.Lock()
+	rc.statuses = []int{503, 503, 503, 503, 503}
+	rc.mu.Unlock()
+	slow := start(t, rc, Config{BackoffMin: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- slow.Deliver(ctx, 0, batch) }()
+	poll.Until(t, "a first failed attempt", func() bool { return slow.Stats()[0].Retries == 1 })
+	cancel()
+	if err := <-res; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cut short: %v, want context.Canceled", err)
+	}
+	if st := n.Stats()[0]; st.Sent != 1 || st.Failed != 1 || st.Retries != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }

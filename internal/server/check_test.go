@@ -45,7 +45,7 @@ func TestCheck(t *testing.T) {
 			status = tc.status
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			err := Check(ctx, tc.addr)
+			err := Check(ctx, tc.addr, "")
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -134,8 +134,8 @@ func TestNotReady(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := websocket.Dial(context.Background(), "ws://"+srv.Addr()+"/ws/system", nil); err == nil {
-		t.Fatal("WebSocket accepted while the history is not ready")
+	if _, resp, err := websocket.Dial(context.Background(), "ws://"+srv.Addr()+"/ws/system", &websocket.DialOptions{HTTPHeader: signedIn()}); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("WebSocket while the history is not ready: %v, want 503", err)
 	}
 	mu.Lock()
 	healthErr = nil

@@ -76,10 +76,16 @@ func TestRulesEndpoint(t *testing.T) {
 			t.Fatalf("%d rules, want the %d defaults", len(rules), len(alerts.Defaults()))
 		}
 		p := rules["gpu_power"]
-		if p.Metric != "gpu_power" || p.Target != "gpu" || p.Comparison != ">" || p.Disabled ||
-			p.Warning == nil || p.Warning.Threshold != 300 || p.Warning.For != "2m0s" ||
-			p.Critical == nil || p.Critical.Threshold != 350 || p.Critical.For != "1m0s" {
+		if p.Metric != "gpu_power_percent" || p.Target != "gpu" || p.Comparison != ">" || p.Disabled ||
+			p.Warning == nil || p.Warning.Threshold != 90 || p.Warning.For != "2m0s" ||
+			p.Critical == nil || p.Critical.Threshold != 98 || p.Critical.For != "1m0s" {
 			t.Fatalf("gpu_power: %+v %+v %+v", p, p.Warning, p.Critical)
+		}
+		w := rules["gpu_power_watts"]
+		if w.Metric != "gpu_power_no_limit" || w.Target != "gpu" || w.Comparison != ">" || w.Disabled ||
+			w.Warning == nil || w.Warning.Threshold != 300 || w.Warning.For != "2m0s" ||
+			w.Critical == nil || w.Critical.Threshold != 350 || w.Critical.For != "1m0s" {
+			t.Fatalf("gpu_power_watts: %+v %+v %+v", w, w.Warning, w.Critical)
 		}
 		if r := rules["rtdetr_latency_p95"]; r.Match != "rtdetr" || r.Metric != "model_latency_p95_ms" {
 			t.Fatalf("rtdetr_latency_p95: %+v", r)

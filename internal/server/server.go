@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,6 +90,24 @@ type Config struct {
 	// (the page's own origin always is), e.g. a UI dev server.
 	OriginPatterns []string
 	Log            *slog.Logger
+
+	// Tokens sign in to every endpoint but /healthz and /metrics: as
+	// "Authorization: Bearer <token>", or through /login, which sets a
+	// session cookie. Start refuses an empty list unless NoAuth.
+	Tokens []string
+	// MetricsTokens are the bearer tokens /metrics takes; nil: Tokens.
+	MetricsTokens []string
+	// NoAuth serves everything without a credential; Start refuses it
+	// unless Addr is loopback only.
+	NoAuth bool
+	// AllowedHosts are names, besides localhost, the loopback IPs and
+	// Addr's host, that requests may carry as Host.
+	AllowedHosts []string
+	// TLSCert and TLSKey, PEM files, serve HTTPS (and wss:) instead.
+	TLSCert, TLSKey string
+	// MaxClients caps the WebSocket clients; past it an upgrade is
+	// refused with 503 and counted. Default 256.
+	MaxClients int
 }
 
 // Server serves HTTP until Shutdown.
@@ -100,6 +119,10 @@ type Server struct {
 	done chan error
 
 	latest atomic.Pointer[[]byte]
+	// cur is the newest update and its views; encodes counts the views
+	// encoded.
+	cur     atomic.Pointer[tick]
+	encodes atomic.Uint64
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
@@ -107,6 +130,19 @@ type Server struct {
 
 	dropped atomic.Uint64
 	wg      sync.WaitGroup
+
+	keys   atomic.Pointer[keys] // nil: NoAuth
+	cookie string               // the session cookie's name
+	hosts  *hosts
+	tls    bool
+	// ws counts WebSocket handlers, upgraded or on their way; refused
+	// counts upgrades refused for MaxClients.
+	ws      atomic.Int64
+	refused atomic.Uint64
+	// refusalLog and signInLog keep a flood of refused upgrades or wrong
+	// tokens to a log line a minute each.
+	refusalLog, signInLog rateLog
+	wrongTokens           atomic.Uint64
 }
 
 // Start listens on cfg.Addr and serves in the background. An address in
@@ -127,17 +163,46 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 20 * time.Second
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("http listen %s: %w", cfg.Addr, err)
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = 256
 	}
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Log.With("component", "http"),
-		ln:      ln,
 		done:    make(chan error, 1),
 		clients: map[*client]struct{}{},
+		hosts:   newHosts(cfg.Addr, cfg.AllowedHosts),
 	}
+	switch {
+	case cfg.NoAuth && !Loopback(cfg.Addr):
+		return nil, fmt.Errorf("http-auth=false: refused, the hub listens on %s, which other machines can reach; turn authentication off only on a loopback address (127.0.0.1, [::1], localhost)", cfg.Addr)
+	case !cfg.NoAuth && len(cfg.Tokens) == 0:
+		return nil, errors.New("http: no token to sign in with (--http-token-file)")
+	case !cfg.NoAuth:
+		s.keys.Store(newKeys(cfg.Tokens, cfg.MetricsTokens))
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if cfg.TLSCert == "" || cfg.TLSKey == "" {
+			return nil, errors.New("http-tls-cert and http-tls-key: give both or neither")
+		}
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("http-tls-cert %s, http-tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		// HTTP/1.1 only: the WebSocket upgrade needs it.
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+		s.tls = true
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", cfg.Addr, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s.ln = ln
+	s.cookie = cookieName(ln.Addr().String())
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -158,6 +223,22 @@ func Start(cfg Config) (*Server, error) {
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// SetTokens replaces the tokens (a token file changed): requests and
+// sessions of a token no longer listed are refused from now on.
+func (s *Server) SetTokens(tokens, metricsTokens []string) error {
+	if s.keys.Load() == nil {
+		return errors.New("http: authentication is off")
+	}
+	if len(tokens) == 0 {
+		return errors.New("http: no token")
+	}
+	s.keys.Store(newKeys(tokens, metricsTokens))
+	return nil
+}
+
+// TLS reports whether the server speaks HTTPS.
+func (s *Server) TLS() bool { return s.tls }
 
 // Handler routes every endpoint.
 func (s *Server) Handler() http.Handler {
@@ -183,9 +264,11 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /api/v1/performance", s.performance)
 	mux.HandleFunc("GET /api/v1/history", s.history)
+	mux.HandleFunc("GET /api/v1/hosts", s.hostsView)
 	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
 	mux.HandleFunc("GET /api/v1/rules", s.rules)
 	mux.HandleFunc("/ws/system", s.websocket)
+	mux.HandleFunc("/login", s.login)
 	if s.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", s.cfg.Metrics)
 	} else {
@@ -201,25 +284,7 @@ func (s *Server) Handler() http.Handler {
 		})
 		mux.HandleFunc("GET /system", placeholder)
 	}
-	return mux
-}
-
-// Publish hands the server a new update, the JSON of a metrics.Update
-// with type performance_update. It never blocks: a client that cannot
-// take it is dropped.
-func (s *Server) Publish(update []byte) {
-	s.latest.Store(&update)
-	dropped := 0
-	s.mu.Lock()
-	for c := range s.clients {
-		if !c.enqueue(update) && s.dropLocked(c, "send queue full") {
-			dropped++
-		}
-	}
-	s.mu.Unlock()
-	if dropped > 0 {
-		s.log.Warn("websocket clients dropped", "reason", "send queue full", "clients", dropped)
-	}
+	return s.guard(mux)
 }
 
 // Clients is the number of connected WebSocket clients.
@@ -231,6 +296,9 @@ func (s *Server) Clients() int {
 
 // Dropped is the number of WebSocket clients dropped for being too slow.
 func (s *Server) Dropped() uint64 { return s.dropped.Load() }
+
+// Refused is the number of WebSocket upgrades refused for MaxClients.
+func (s *Server) Refused() uint64 { return s.refused.Load() }
 
 // Shutdown stops accepting, closes every WebSocket and waits for handlers
 // until ctx ends.
@@ -260,7 +328,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return <-s.done
 }
 
-func (s *Server) performance(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) performance(w http.ResponseWriter, r *http.Request) {
+	if host := r.URL.Query().Get("host"); host != "" {
+		s.serveView(w, hostKey(host))
+		return
+	}
 	b := s.latest.Load()
 	if b == nil {
 		writeError(w, http.StatusServiceUnavailable, "no update yet: the hub builds the first one within an interval of start")
@@ -309,14 +381,14 @@ func rangeError(rng string, err error) string {
 	return "range " + strconv.Quote(rng) + ": " + msg
 }
 
-// alertsBody is GET /api/v1/alerts.
-type alertsBody struct {
+// AlertsBody is GET /api/v1/alerts.
+type AlertsBody struct {
 	Active []metrics.Alert `json:"active"`
 	Recent []metrics.Alert `json:"recent"`
 }
 
 func (s *Server) alerts(w http.ResponseWriter, _ *http.Request) {
-	body := alertsBody{Active: []metrics.Alert{}, Recent: []metrics.Alert{}}
+	body := AlertsBody{Active: []metrics.Alert{}, Recent: []metrics.Alert{}}
 	if s.cfg.Alerts != nil {
 		if a := s.cfg.Alerts.Active(); a != nil {
 			body.Active = a

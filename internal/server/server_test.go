@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sysperf/sysperf/internal/poll"
 	"io"
 	"net"
 	"net/http"
@@ -44,10 +45,19 @@ func (alertList) Active() []metrics.Alert {
 }
 func (alertList) Recent() []metrics.Alert { return nil }
 
+// testToken signs the tests in; start gives it to every server.
+const testToken = "test-token-0123456789"
+
+// signedIn is the header that carries testToken.
+func signedIn() http.Header { return http.Header{"Authorization": {"Bearer " + testToken}} }
+
 func start(t *testing.T, cfg Config) *Server {
 	t.Helper()
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Tokens == nil && !cfg.NoAuth {
+		cfg.Tokens = []string{testToken}
 	}
 	s, err := Start(cfg)
 	if err != nil {
@@ -66,7 +76,12 @@ func start(t *testing.T, cfg Config) *Server {
 func get(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = signedIn()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +165,7 @@ func TestPortInUseNamesAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, err = Start(Config{Addr: l.Addr().String()})
+	_, err = Start(Config{Addr: l.Addr().String(), Tokens: []string{testToken}})
 	if err == nil || !strings.Contains(err.Error(), l.Addr().String()) {
 		t.Fatalf("error %v does not name %s", err, l.Addr())
 	}
@@ -160,7 +175,7 @@ func dial(t *testing.T, s *Server) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+s.Addr()+"/ws/system", nil)
+	c, _, err := websocket.Dial(ctx, "ws://"+s.Addr()+"/ws/system", &websocket.DialOptions{HTTPHeader: signedIn()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,17 +198,6 @@ func read(t *testing.T, c *websocket.Conn) map[string]any {
 	return m
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestWebSocketHistoryUpdatesAndSubscribe(t *testing.T) {
 	w := &windows{}
 	s := start(t, Config{History: w})
@@ -207,7 +211,7 @@ func TestWebSocketHistoryUpdatesAndSubscribe(t *testing.T) {
 	if m = read(t, c); m["type"] != metrics.TypeUpdate || m["n"] != 1.0 {
 		t.Fatalf("second message %v, want the latest update", m)
 	}
-	waitFor(t, "the client to register", func() bool { return s.Clients() == 1 })
+	poll.Until(t, "the client to register", func() bool { return s.Clients() == 1 })
 	s.Publish(update(2))
 	if m = read(t, c); m["n"] != 2.0 {
 		t.Fatalf("got %v, want update 2", m)
@@ -243,7 +247,7 @@ func TestWebSocketHistoryUpdatesAndSubscribe(t *testing.T) {
 func TestWebSocketWithoutHistoryStartsWithUpdates(t *testing.T) {
 	s := start(t, Config{})
 	c := dial(t, s)
-	waitFor(t, "the client to register", func() bool { return s.Clients() == 1 })
+	poll.Until(t, "the client to register", func() bool { return s.Clients() == 1 })
 	s.Publish(update(7))
 	if m := read(t, c); m["type"] != metrics.TypeUpdate || m["n"] != 7.0 {
 		t.Fatalf("got %v, want update 7 first", m)
@@ -256,7 +260,7 @@ func TestSlowClientIsDroppedFastClientKeepsReceiving(t *testing.T) {
 	slow.SetReadLimit(1 << 20)
 	fast := dial(t, s)
 	fast.SetReadLimit(1 << 20)
-	waitFor(t, "both clients to register", func() bool { return s.Clients() == 2 })
+	poll.Until(t, "both clients to register", func() bool { return s.Clients() == 2 })
 
 	// Big updates fill the slow client's socket buffers, then its queue.
 	pad := strings.Repeat("x", 64<<10)
@@ -295,12 +299,12 @@ func TestSlowClientIsDroppedFastClientKeepsReceiving(t *testing.T) {
 }
 
 func TestShutdownClosesWebSockets(t *testing.T) {
-	s, err := Start(Config{Addr: "127.0.0.1:0"})
+	s, err := Start(Config{Addr: "127.0.0.1:0", Tokens: []string{testToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := dial(t, s)
-	waitFor(t, "the client to register", func() bool { return s.Clients() == 1 })
+	poll.Until(t, "the client to register", func() bool { return s.Clients() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)

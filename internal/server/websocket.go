@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -25,6 +27,9 @@ type client struct {
 	send  chan []byte
 	ctx   context.Context
 	close context.CancelFunc
+
+	// view is what the client watches; guarded by Server.mu.
+	view viewKey
 
 	mu      sync.Mutex
 	stopped bool
@@ -87,9 +92,12 @@ func (s *Server) drop(c *client, reason string, err error) {
 	}
 }
 
-// subscribeMsg is what a client may send.
+// subscribeMsg is what a client may send. View and Host left out keep
+// the client's view; Range left out is the default range.
 type subscribeMsg struct {
 	Type  string `json:"type"`
+	View  string `json:"view"`
+	Host  string `json:"host"`
 	Range string `json:"range"`
 }
 
@@ -105,38 +113,66 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
+	if n := s.ws.Add(1); n > int64(s.cfg.MaxClients) {
+		s.ws.Add(-1)
+		s.refuse(w)
+		return
+	}
+	defer s.ws.Add(-1)
 	// The server's read and write timeouts were set on the connection for
 	// the HTTP request; a long-lived WebSocket manages its own.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
 
+	q := r.URL.Query()
+	k, err := parseView(q.Get("view"), q.Get("host"), viewAll)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.checkHost(k); err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+
 	// History first, then the latest update, then every update: queued
-	// under the lock Publish takes, so nothing lands out of order. A
+	// under the lock PublishUpdate takes, so nothing lands out of order. A
 	// history not there yet refuses the connection, before the upgrade,
 	// so the client retries and gets full charts instead of none.
 	var history []byte
-	if s.cfg.History != nil {
-		b, err := s.historyMessage(s.cfg.DefaultRange)
+	if s.cfg.History != nil && k != viewFleet {
+		rng := q.Get("range")
+		b, err := s.historyMessage(rng, k.hostOf())
 		switch {
 		case err == nil:
 			history = b
 		case isUnavailable(err):
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
+		case rng != "":
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
 		default:
 			s.log.Warn("history on connect", "range", s.cfg.DefaultRange, "err", err)
 		}
 	}
 
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.OriginPatterns})
+	// Compression without context takeover: a message is compressed on
+	// its own, so a connection holds no 32 KB window and flate state
+	// between messages (they are pooled), and messages under 512 bytes go
+	// as they are. Views of kilobytes compress several times over.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:  s.cfg.OriginPatterns,
+		CompressionMode: websocket.CompressionNoContextTakeover,
+	})
 	if err != nil {
 		s.log.Debug("websocket accept", "err", err)
 		return
 	}
 	conn.SetReadLimit(readLimit)
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &client{conn: conn, send: make(chan []byte, s.cfg.QueueLen), ctx: ctx, close: cancel}
+	c := &client{conn: conn, send: make(chan []byte, s.cfg.QueueLen), ctx: ctx, close: cancel, view: k}
 	if history != nil {
 		c.enqueue(history)
 	}
@@ -147,8 +183,10 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
-	if b := s.latest.Load(); b != nil {
-		c.enqueue(*b)
+	if t := s.cur.Load(); t != nil {
+		if b, err := t.get(k); err == nil {
+			c.enqueue(b)
+		}
 	}
 	s.clients[c] = struct{}{}
 	s.mu.Unlock()
@@ -167,6 +205,26 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	// Close waits a bounded time for the peer's close frame; a client
 	// that reads nothing just has its connection cut.
 	_ = conn.Close(code, reason)
+}
+
+// refuse answers an upgrade past MaxClients; the count is logged at most
+// once a minute, so a flood of them cannot flood the log.
+func (s *Server) refuse(w http.ResponseWriter) {
+	n := s.refused.Add(1)
+	if s.refusalLog.due(time.Now()) {
+		s.log.Warn("websocket clients refused", "reason", "ws-max-clients reached", "max", s.cfg.MaxClients, "refused_total", n)
+	}
+	w.Header().Set("Retry-After", "30")
+	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many WebSocket clients: this hub serves at most %d (--ws-max-clients)", s.cfg.MaxClients))
+}
+
+// rateLog says when a repeated event is due a log line again: at most
+// once a minute.
+type rateLog struct{ last atomic.Int64 }
+
+func (l *rateLog) due(now time.Time) bool {
+	last := l.last.Load()
+	return now.UnixNano()-last >= int64(time.Minute) && l.last.CompareAndSwap(last, now.UnixNano())
 }
 
 func (s *Server) writeLoop(c *client) {
@@ -214,20 +272,76 @@ func (s *Server) readLoop(c *client) {
 		}
 		var m subscribeMsg
 		if err := json.Unmarshal(data, &m); err != nil || m.Type != "subscribe" {
-			s.reply(c, errorMessage("expected {\"type\":\"subscribe\",\"range\":\"5m\"}"))
+			s.reply(c, errorMessage(`expected {"type":"subscribe","view":"host","host":"<name>","range":"5m"} (view "all", "host" or "fleet")`))
 			continue
 		}
-		if s.cfg.History == nil {
-			s.reply(c, errorMessage("history not configured"))
-			continue
-		}
-		b, err := s.historyMessage(m.Range)
-		if err != nil {
-			s.reply(c, errorMessage(err.Error()))
-			continue
-		}
-		s.reply(c, b)
+		s.subscribe(c, m)
 	}
+}
+
+// subscribe switches c to the view and range m asks for: the view's
+// history (none for the fleet view yet), then its newest update. A
+// subscribe that fails is answered with an error and changes nothing.
+func (s *Server) subscribe(c *client, m subscribeMsg) {
+	s.mu.Lock()
+	cur := c.view
+	s.mu.Unlock()
+	k, err := parseView(m.View, m.Host, cur)
+	if err == nil {
+		err = s.checkHost(k)
+	}
+	if err != nil {
+		s.reply(c, errorMessage(err.Error()))
+		return
+	}
+	var history []byte
+	switch {
+	case k == viewFleet:
+		if k == cur {
+			s.reply(c, errorMessage("the fleet view has no history yet"))
+			return
+		}
+	case s.cfg.History == nil:
+		if k == cur {
+			s.reply(c, errorMessage("history not configured"))
+			return
+		}
+	default:
+		if history, err = s.historyMessage(m.Range, k.hostOf()); err != nil {
+			s.reply(c, errorMessage(err.Error()))
+			return
+		}
+	}
+	// Under s.mu, as PublishUpdate queues: the history and the view's
+	// newest message go before any update of the new view.
+	s.mu.Lock()
+	if _, ok := s.clients[c]; !ok {
+		s.mu.Unlock()
+		return // dropped meanwhile
+	}
+	c.view = k
+	ok := history == nil || c.enqueue(history)
+	if t := s.cur.Load(); ok && k != cur && t != nil {
+		if b, err := t.get(k); err == nil {
+			ok = c.enqueue(b)
+		}
+	}
+	dropped := !ok && s.dropLocked(c, "send queue full")
+	s.mu.Unlock()
+	if dropped {
+		s.log.Warn("websocket client dropped", "reason", "send queue full")
+	}
+}
+
+// checkHost refuses a host view of a host the newest update does not
+// have, naming the hosts it has. Before the first update any host goes.
+func (s *Server) checkHost(k viewKey) error {
+	host := k.hostOf()
+	t := s.cur.Load()
+	if host == "" || t == nil || t.site.Has(host) {
+		return nil
+	}
+	return errUnknownHost{host, t.site.Known(knownNames)}
 }
 
 func (s *Server) reply(c *client, b []byte) {
@@ -236,12 +350,14 @@ func (s *Server) reply(c *client, b []byte) {
 	}
 }
 
-func (s *Server) historyMessage(rng string) ([]byte, error) {
+// historyMessage is the history of one host, or of all for host "".
+func (s *Server) historyMessage(rng, host string) ([]byte, error) {
 	if rng == "" {
 		rng = s.cfg.DefaultRange
 	}
-	h, err := s.cfg.History.Window(time.Now(), rng, "")
-	if isUnavailable(err) {
+	h, err := s.cfg.History.Window(time.Now(), rng, host)
+	var uh unknownHost
+	if isUnavailable(err) || errors.As(err, &uh) {
 		return nil, err
 	}
 	if err != nil {

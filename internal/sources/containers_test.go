@@ -154,6 +154,7 @@ func pollContainers(t *testing.T, c *Containers) ([]metrics.Container, *metrics.
 }
 
 func TestContainersPingAndEngine(t *testing.T) {
+	t.Parallel()
 	pings := startPings(t)
 	for _, tc := range []struct {
 		name, list, version string
@@ -241,6 +242,7 @@ func TestContainersPingAndEngine(t *testing.T) {
 // TestContainersEngineHealthOnly: a configured container with no URL takes
 // "starting" and "healthy" from the engine.
 func TestContainersEngineHealthOnly(t *testing.T) {
+	t.Parallel()
 	eng := startEngine(t, "containers.json")
 	src, err := NewContainers(ContainersConfig{
 		Targets:    []ContainerTarget{{Name: "ai-llm"}, {Name: "backend"}},
@@ -263,6 +265,7 @@ func TestContainersEngineHealthOnly(t *testing.T) {
 }
 
 func TestContainersWithoutEngine(t *testing.T) {
+	t.Parallel()
 	pings := startPings(t)
 	src, err := NewContainers(ContainersConfig{
 		Targets:     []ContainerTarget{{Name: "backend", HealthURL: pings.healthy}, {Name: "frontend", HealthURL: pings.failing}, {Name: "nourl"}},
@@ -295,6 +298,7 @@ func TestContainersWithoutEngine(t *testing.T) {
 // TestContainersDiscovery finds the socket through DOCKER_HOST and through
 // the well-known paths, and reports a socket nobody serves.
 func TestContainersDiscovery(t *testing.T) {
+	t.Parallel()
 	eng := startEngine(t, "containers.json")
 	t.Run("DOCKER_HOST", func(t *testing.T) {
 		src, _ := NewContainers(ContainersConfig{})
@@ -344,6 +348,7 @@ func TestContainersDiscovery(t *testing.T) {
 // TestContainersTimeline: bounded at 60 points, oldest first, follows the
 // health, and a container gone from the engine loses its timeline.
 func TestContainersTimeline(t *testing.T) {
+	t.Parallel()
 	pings := startPings(t)
 	eng := startEngine(t, "containers.json")
 	src, _ := NewContainers(ContainersConfig{Targets: []ContainerTarget{{Name: "backend", HealthURL: pings.healthy}}, EngineHost: eng.sock})
@@ -385,6 +390,7 @@ func TestContainersTimeline(t *testing.T) {
 }
 
 func TestNewContainersRejects(t *testing.T) {
+	t.Parallel()
 	for _, targets := range [][]ContainerTarget{
 		{{Name: ""}},
 		{{Name: "a"}, {Name: "a"}},

@@ -1,7 +1,9 @@
 // Package sources holds what the hub reads itself every interval: the
 // PostgreSQL and Redis servers, the health of the containers and, when a
-// site runs one, a Prometheus server. Each is a hub.Source: Poll reads once
-// within the caller's deadline and returns a Patch for the update.
+// site runs one, a Prometheus server. Each is registered with the hub as a
+// hub.SourceSpec: Poll reads once within the caller's deadline and returns
+// a source.Reading, which fills only the source's own section; the hub
+// writes the update's sources, errors and stale from it.
 package sources
 
 import (
@@ -14,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sysperf/sysperf/internal/hub/source"
 	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -76,7 +79,7 @@ func NewPostgres(cfg PostgresConfig) (*Postgres, error) {
 	cc, err := pgx.ParseConfig(cfg.DSN)
 	if err != nil {
 		// pgx masks what it recognises; the whole DSN is not repeated.
-		return nil, fmt.Errorf("postgres DSN %s: %s", redact.DSN(cfg.DSN), redact.Secret(err.Error(), passwordOf(cfg.DSN)))
+		return nil, fmt.Errorf("postgres DSN %s: %s", redact.DSN(cfg.DSN), redact.Text(redact.Secret(err.Error(), passwordOf(cfg.DSN))))
 	}
 	if cfg.Database == "" {
 		cfg.Database = cc.Database
@@ -122,7 +125,20 @@ func (p *Postgres) place(u *metrics.Update, v metrics.PostgreSQL) {
 		return
 	}
 	u.Databases.PostgreSQL = v
-	setSource(u, metrics.SectionPostgreSQL, "postgres")
+}
+
+// reading is the answer of one poll: the primary database is credited to
+// "postgres" in update.sources, an extra one has no entry there.
+func (p *Postgres) reading(v metrics.PostgreSQL, reason string) source.Reading {
+	r := source.Reading{Section: p.Name(), Reason: reason, Up: reason == ""}
+	if !p.cfg.Extra {
+		r.Via = "postgres"
+	}
+	r.Fill = func(u *metrics.Update) map[string]bool {
+		p.place(u, v)
+		return nil
+	}
+	return r
 }
 
 // Database is the monitored database's name.
@@ -176,7 +192,7 @@ SELECT d.xact_commit + d.xact_rollback,
 // Poll reads the database once. Any failure marks the section unreachable
 // with the reason (never the password) and drops the connection, so the
 // next poll reconnects and reports recovery.
-func (p *Postgres) Poll(ctx context.Context) func(*metrics.Update) {
+func (p *Postgres) Poll(ctx context.Context) source.Reading {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.Timeout)
@@ -193,14 +209,10 @@ func (p *Postgres) Poll(ctx context.Context) func(*metrics.Update) {
 		p.prev = nil
 		reason := joinLines(redact.Secret(err.Error(), p.password))
 		p.up, p.reason = false, reason
-		db := p.cfg.Database
-		return func(u *metrics.Update) {
-			p.place(u, metrics.PostgreSQL{Status: metrics.StatusUnreachable, Reason: reason, Database: db})
-			setError(u, p.Name(), reason)
-		}
+		return p.reading(metrics.PostgreSQL{Status: metrics.StatusUnreachable, Reason: reason, Database: p.cfg.Database}, reason)
 	}
 	p.up, p.reason = true, ""
-	return func(u *metrics.Update) { p.place(u, view) }
+	return p.reading(view, "")
 }
 
 func (p *Postgres) read(ctx context.Context) (metrics.PostgreSQL, error) {
@@ -272,20 +284,6 @@ func ratio(hits, misses int64) *float64 {
 	}
 	r := float64(hits) / float64(hits+misses) * 100
 	return &r
-}
-
-func setSource(u *metrics.Update, section, source string) {
-	if u.Sources == nil {
-		u.Sources = map[string]string{}
-	}
-	u.Sources[section] = source
-}
-
-func setError(u *metrics.Update, section, reason string) {
-	if u.Errors == nil {
-		u.Errors = map[string]string{}
-	}
-	u.Errors[section] = reason
 }
 
 // joinLines joins the lines of a multi-line error, dropping repeats: pgx

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sysperf/sysperf/internal/hub/source"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -40,7 +42,7 @@ func settle(t *testing.T, ref *pgx.Conn, db string) pgCounters {
 	t.Helper()
 	prev := readCounters(t, ref, db)
 	for range 30 {
-		time.Sleep(1200 * time.Millisecond)
+		time.Sleep(1200 * time.Millisecond) // settled means unchanged across a flush period: the wait is the condition
 		cur := readCounters(t, ref, db)
 		if cur == prev {
 			return cur
@@ -65,9 +67,10 @@ func (c *fakeClock) now() time.Time {
 	return c.t
 }
 
-func apply(p func(*metrics.Update)) *metrics.Update {
+// apply writes a reading into an empty update as the hub does.
+func apply(r source.Reading) *metrics.Update {
 	u := &metrics.Update{}
-	p(u)
+	r.Apply(u)
 	return u
 }
 
@@ -81,6 +84,7 @@ func approx(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 // separate connection reads. The source connects to "test" and watches the
 // private database, so its own queries do not move the counters it reports.
 func TestPostgresFiguresMatchPgStatDatabase(t *testing.T) {
+	t.Parallel()
 	admin := connectRealPG(t)
 	db := privateDatabase(t, admin)
 	ctx := context.Background()
@@ -230,6 +234,7 @@ func TestPostgresFiguresMatchPgStatDatabase(t *testing.T) {
 // TestPostgresActivity checks the backends count and the longest running
 // query against pg_stat_activity while a query is running.
 func TestPostgresActivity(t *testing.T) {
+	t.Parallel()
 	admin := connectRealPG(t)
 	db := privateDatabase(t, admin)
 	ctx := context.Background()
@@ -253,19 +258,13 @@ func TestPostgresActivity(t *testing.T) {
 	}()
 	defer func() { stop(); <-done }()
 	// Wait until the server shows the query as running.
-	for i := 0; ; i++ {
+	poll.Until(t, "pg_sleep active in pg_stat_activity", func() bool {
 		var n int
 		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE 'SELECT pg_sleep%'`, db).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n == 1 {
-			break
-		}
-		if i > 100 {
-			t.Fatal("pg_sleep never showed as active")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return n == 1
+	})
 
 	// The source connects to the monitored database itself here (Database
 	// defaults to the DSN's) and must not count its own backend.
@@ -420,6 +419,7 @@ func TestPostgresFaults(t *testing.T) {
 }
 
 func TestNewPostgresRejects(t *testing.T) {
+	t.Parallel()
 	for _, cfg := range []PostgresConfig{
 		{},
 		{DSN: "postgres://u:leak-me@host:notaport/db"},
@@ -437,6 +437,7 @@ func TestNewPostgresRejects(t *testing.T) {
 }
 
 func TestPgRates(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(0, 0)
 	f := func(v float64) *float64 { return &v }
 	tests := []struct {
@@ -497,6 +498,7 @@ func TestPostgresRefusedReason(t *testing.T) {
 }
 
 func TestJoinLines(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"plain":                  "plain",
 		"head:\n\ta\n\ta\n\tb\n": "head: a b",

@@ -10,12 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/hub/source"
 	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -104,7 +104,7 @@ func (p *Prometheus) Up() (bool, string) {
 // down, or queries it rejects, put the reason in the update's
 // errors["prometheus"] and change nothing else; an answer without failures
 // sets no such entry, so the next update after a recovery has none.
-func (p *Prometheus) Poll(ctx context.Context) func(*metrics.Update) {
+func (p *Prometheus) Poll(ctx context.Context) source.Reading {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultPollTimeout)
@@ -123,20 +123,26 @@ func (p *Prometheus) Poll(ctx context.Context) func(*metrics.Update) {
 		return p.down()
 	}
 	failed := p.queryFailures(err)
-	return func(u *metrics.Update) {
-		fillGPUs(u, gpus)
-		fillInference(u, inf)
-		if failed != "" {
-			setError(u, p.Name(), failed)
-		}
+	return source.Reading{
+		Section: p.Name(), Reason: failed, Up: true,
+		Fill: func(u *metrics.Update) map[string]bool {
+			filled := map[string]bool{}
+			if fillGPUs(u, gpus) {
+				filled[metrics.SectionGPU] = true
+			}
+			if took, had := fillInference(u, inf); took {
+				filled[metrics.SectionInference] = !had
+			}
+			return filled
+		},
 	}
 }
 
 // down is the patch of a server that did not answer: its reason, and
 // nothing else, since a fallback never blanks what direct sources filled.
-func (p *Prometheus) down() func(*metrics.Update) {
-	_, reason := p.Up()
-	return func(u *metrics.Update) { setError(u, p.Name(), reason) }
+func (p *Prometheus) down() source.Reading {
+	up, reason := p.Up()
+	return source.Reading{Section: p.Name(), Reason: reason, Up: up}
 }
 
 // failure names the server, since a wrong --prometheus-url is the likely
@@ -208,13 +214,14 @@ func (p *Prometheus) check(ctx context.Context) error {
 func (p *Prometheus) get(ctx context.Context, path string, v any) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.endpoint(path), nil)
 	if err != nil {
-		return 0, err
+		return 0, redact.Error(err)
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return 0, err
+		// The client's error quotes the URL, query and all.
+		return 0, redact.Error(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
@@ -227,6 +234,25 @@ func (p *Prometheus) get(ctx context.Context, path string, v any) (int, error) {
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// endpoint is the URL of an API path (with its own query) below the
+// configured base, whose query (an access token a proxy wants) is kept:
+// http://h/prom?token=t and /api/v1/query?query=up make
+// http://h/prom/api/v1/query?query=up&token=t.
+func (p *Prometheus) endpoint(path string) string {
+	base, err := url.Parse(p.base)
+	rel, rerr := url.Parse(path)
+	if err != nil || rerr != nil {
+		return p.base + path
+	}
+	u := base.JoinPath(rel.Path)
+	if q := rel.RawQuery; q != "" && u.RawQuery != "" {
+		u.RawQuery = q + "&" + u.RawQuery
+	} else if q != "" {
+		u.RawQuery = q
+	}
+	return u.String()
 }
 
 // sampleValue is one series of an instant vector.
@@ -289,243 +315,4 @@ func (p *Prometheus) query(ctx context.Context, q string) ([]sampleValue, error)
 		out = append(out, sampleValue{r.Metric, v})
 	}
 	return out, nil
-}
-
-// GPU series, DCGM exporter first: where both describe a GPU, DCGM wins.
-// DCGM reports frame buffer in MiB; the backend's hsi_gpu_memory_*_mb too.
-const gpuQuery = `{__name__=~"DCGM_FI_DEV_(GPU_UTIL|FB_USED|FB_FREE|GPU_TEMP|POWER_USAGE)|hsi_gpu_(utilization|memory_used_mb|memory_total_mb|temperature|power_watts)"}`
-
-type gpuKey struct {
-	host  string
-	index int
-}
-
-func (p *Prometheus) gpus(ctx context.Context) ([]metrics.GPUView, error) {
-	vec, err := p.query(ctx, gpuQuery)
-	if err != nil {
-		return nil, err
-	}
-	type acc struct {
-		v                 metrics.GPUView
-		used, free, total *float64 // MiB
-	}
-	byKey := map[gpuKey]*acc{}
-	// DCGM first so that its value is the one kept.
-	sort.SliceStable(vec, func(i, j int) bool {
-		return strings.HasPrefix(vec[i].Labels["__name__"], "DCGM") && !strings.HasPrefix(vec[j].Labels["__name__"], "DCGM")
-	})
-	set := func(dst **float64, v float64) {
-		if *dst == nil {
-			*dst = &v
-		}
-	}
-	for _, s := range vec {
-		k := gpuKey{host: seriesHost(s.Labels), index: seriesIndex(s.Labels)}
-		a := byKey[k]
-		if a == nil {
-			idx := k.index
-			a = &acc{v: metrics.GPUView{Host: k.host, Index: &idx, UUID: s.Labels["UUID"]}}
-			byKey[k] = a
-		}
-		if name := s.Labels["modelName"]; name != "" && a.v.Name == nil {
-			a.v.Name = &name
-		}
-		switch s.Labels["__name__"] {
-		case "DCGM_FI_DEV_GPU_UTIL", "hsi_gpu_utilization":
-			set(&a.v.Utilization, s.Value)
-		case "DCGM_FI_DEV_GPU_TEMP", "hsi_gpu_temperature":
-			set(&a.v.Temperature, s.Value)
-		case "DCGM_FI_DEV_POWER_USAGE", "hsi_gpu_power_watts":
-			set(&a.v.PowerWatts, s.Value)
-		case "DCGM_FI_DEV_FB_USED", "hsi_gpu_memory_used_mb":
-			set(&a.used, s.Value)
-		case "DCGM_FI_DEV_FB_FREE":
-			set(&a.free, s.Value)
-		case "hsi_gpu_memory_total_mb":
-			set(&a.total, s.Value)
-		}
-	}
-	out := make([]metrics.GPUView, 0, len(byKey))
-	for _, a := range byKey {
-		if a.used != nil {
-			gb := *a.used / 1024
-			a.v.VRAMUsedGB = &gb
-		}
-		switch {
-		case a.total != nil:
-			gb := *a.total / 1024
-			a.v.VRAMTotalGB = &gb
-		case a.used != nil && a.free != nil:
-			gb := (*a.used + *a.free) / 1024
-			a.v.VRAMTotalGB = &gb
-		}
-		out = append(out, a.v)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Host != out[j].Host {
-			return out[i].Host < out[j].Host
-		}
-		return *out[i].Index < *out[j].Index
-	})
-	return out, nil
-}
-
-// seriesHost names the host a series describes: DCGM's Hostname label,
-// a host label, else the scrape target without its port.
-func seriesHost(l map[string]string) string {
-	for _, k := range []string{"Hostname", "hostname", "host"} {
-		if v := l[k]; v != "" {
-			return v
-		}
-	}
-	if inst := l["instance"]; inst != "" {
-		if h, _, err := net.SplitHostPort(inst); err == nil {
-			return h
-		}
-		return inst
-	}
-	return ""
-}
-
-func seriesIndex(l map[string]string) int {
-	for _, k := range []string{"gpu", "gpu_index", "index", "minor_number"} {
-		if n, err := strconv.Atoi(l[k]); err == nil {
-			return n
-		}
-	}
-	return 0
-}
-
-// fillGPUs adds the GPUs of hosts no agent reported GPUs for, and the
-// seed's "gpu" when no agent filled it.
-func fillGPUs(u *metrics.Update, gpus []metrics.GPUView) {
-	if len(gpus) == 0 {
-		return
-	}
-	have := map[string]bool{}
-	for _, g := range u.GPUs {
-		have[g.Host] = true
-	}
-	for _, g := range gpus {
-		if !have[g.Host] {
-			u.GPUs = append(u.GPUs, g)
-		}
-	}
-	if gpuEmpty(u.GPU) {
-		for _, g := range u.GPUs {
-			if !have[g.Host] {
-				u.GPU = g
-				setSource(u, metrics.SectionGPU, "prometheus")
-				if u.Errors != nil {
-					delete(u.Errors, metrics.SectionGPU)
-				}
-				break
-			}
-		}
-	}
-}
-
-func gpuEmpty(g metrics.GPUView) bool {
-	return g.Name == nil && g.Utilization == nil && g.VRAMUsedGB == nil && g.VRAMTotalGB == nil &&
-		g.Temperature == nil && g.PowerWatts == nil
-}
-
-// promInference is what the latency queries found, per role.
-type promInference struct {
-	stats        map[string]metrics.Stats
-	imagesPerMin *float64
-	eventsPerMin *float64
-}
-
-func (p *Prometheus) inference(ctx context.Context) (promInference, error) {
-	out := promInference{stats: map[string]metrics.Stats{}}
-	type job struct {
-		role, what, q string
-	}
-	var jobs []job
-	w := p.opts.RateWindow
-	for role, stage := range p.opts.Stages {
-		sel := fmt.Sprintf(`{stage=%q}`, stage)
-		for _, q := range []struct{ what, phi string }{{"p95", "0.95"}, {"p99", "0.99"}} {
-			jobs = append(jobs, job{role, q.what, fmt.Sprintf(`histogram_quantile(%s, sum by (le) (rate(hsi_stage_duration_seconds_bucket%s[%s]))) * 1000`, q.phi, sel, w)})
-		}
-		jobs = append(jobs, job{role, "avg", fmt.Sprintf(`sum(rate(hsi_stage_duration_seconds_sum%s[%s])) / sum(rate(hsi_stage_duration_seconds_count%s[%s])) * 1000`, sel, w, sel, w)})
-		if role == "rtdetr" {
-			jobs = append(jobs, job{role, "images", fmt.Sprintf(`sum(rate(hsi_stage_duration_seconds_count%s[%s])) * 60`, sel, w)})
-		}
-	}
-	jobs = append(jobs, job{"", "events", fmt.Sprintf(`sum(rate(hsi_events_created_total[%s])) * 60`, w)})
-
-	results := make([][]sampleValue, len(jobs))
-	errs := make([]error, len(jobs))
-	var wg sync.WaitGroup
-	for i, j := range jobs {
-		wg.Go(func() { results[i], errs[i] = p.query(ctx, j.q) })
-	}
-	wg.Wait()
-	for i, j := range jobs {
-		if errs[i] != nil || len(results[i]) == 0 {
-			continue
-		}
-		v := results[i][0].Value
-		st := out.stats[j.role]
-		switch j.what {
-		case "p95":
-			st.P95 = &v
-		case "p99":
-			st.P99 = &v
-		case "avg":
-			st.Avg = &v
-		case "images":
-			out.imagesPerMin = &v
-		case "events":
-			out.eventsPerMin = &v
-		}
-		if j.role != "" {
-			out.stats[j.role] = st
-		}
-	}
-	return out, errors.Join(errs...)
-}
-
-func statsEmpty(s metrics.Stats) bool { return s.Avg == nil && s.P95 == nil && s.P99 == nil }
-
-// fillInference fills each role whose figures are all absent, and the
-// throughput fields that are nil.
-func fillInference(u *metrics.Update, inf promInference) {
-	filled, had := false, false
-	for role, dst := range map[string]*metrics.Stats{"rtdetr": &u.Inference.RTDETR, "nemotron": &u.Inference.Nemotron, "pipeline": &u.Inference.Pipeline} {
-		if !statsEmpty(*dst) {
-			had = true
-			continue
-		}
-		if st, ok := inf.stats[role]; ok && !statsEmpty(st) {
-			*dst = st
-			filled = true
-		}
-	}
-	if u.Inference.Throughput.ImagesPerMin != nil || u.Inference.Throughput.EventsPerMin != nil {
-		had = true
-	}
-	if u.Inference.Throughput.ImagesPerMin == nil && inf.imagesPerMin != nil {
-		u.Inference.Throughput.ImagesPerMin, filled = inf.imagesPerMin, true
-	}
-	if u.Inference.Throughput.EventsPerMin == nil && inf.eventsPerMin != nil {
-		u.Inference.Throughput.EventsPerMin, filled = inf.eventsPerMin, true
-	}
-	if !filled {
-		return
-	}
-	if had {
-		prev := "agents"
-		if u.Sources != nil && u.Sources[metrics.SectionInference] != "" {
-			prev = u.Sources[metrics.SectionInference]
-		}
-		setSource(u, metrics.SectionInference, prev+"+prometheus")
-	} else {
-		setSource(u, metrics.SectionInference, "prometheus")
-		if u.Errors != nil {
-			delete(u.Errors, metrics.SectionInference)
-		}
-	}
 }

@@ -89,14 +89,14 @@ func TestPrometheusFailuresReachErrors(t *testing.T) {
 		now = now.Add(2 * time.Minute)
 		st.setup(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
-		patch := src.Poll(ctx)
+		reading := src.Poll(ctx)
 		cancel()
 		if up, why := src.Up(); up != st.up {
 			t.Fatalf("%s: up %v (%s), want %v", st.name, up, why, st.up)
 		}
 		u := agentUpdate()
 		u.Errors[metrics.SectionPostgreSQL] = "postgres connect: refused"
-		patch(u)
+		reading.Apply(u)
 
 		got, has := u.Errors["prometheus"]
 		switch {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/hub/source"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -70,23 +72,20 @@ func (e *exporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func waitForQuery(t *testing.T, base, q string) {
 	t.Helper()
-	for i := 0; i < 600; i++ {
+	poll.Until(t, "prometheus to answer "+q, func() bool {
 		resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
-		if err == nil {
-			var r struct {
-				Data struct {
-					Result []json.RawMessage `json:"result"`
-				} `json:"data"`
-			}
-			_ = json.NewDecoder(resp.Body).Decode(&r)
-			resp.Body.Close()
-			if len(r.Data.Result) > 0 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("prometheus never answered %s", q)
+		defer resp.Body.Close()
+		var r struct {
+			Data struct {
+				Result []json.RawMessage `json:"result"`
+			} `json:"data"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		return len(r.Data.Result) > 0
+	})
 }
 
 func f64(v float64) *float64 { return &v }
@@ -106,6 +105,7 @@ func agentUpdate() *metrics.Update {
 }
 
 func TestPrometheusRealServer(t *testing.T) {
+	t.Parallel()
 	exp := httptest.NewServer(&exporter{})
 	defer exp.Close()
 	prom := sourcestest.StartPrometheus(t, strings.TrimPrefix(exp.URL, "http://"))
@@ -120,19 +120,19 @@ func TestPrometheusRealServer(t *testing.T) {
 	if !src.Fallback() {
 		t.Fatal("not a fallback source")
 	}
-	poll := func() func(*metrics.Update) {
+	poll := func() source.Reading {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 		defer cancel()
 		return src.Poll(ctx)
 	}
 
 	t.Run("fills what no agent did", func(t *testing.T) {
-		patch := poll()
+		reading := poll()
 		if up, why := src.Up(); !up {
 			t.Fatalf("down: %s", why)
 		}
 		u := agentUpdate()
-		patch(u)
+		reading.Apply(u)
 		if u.GPU.Host != "gpu-box-1" || *u.GPU.Utilization != 12 || u.Sources[metrics.SectionGPU] != "agent:gpu-box-1" {
 			t.Errorf("agent's gpu overwritten: %+v %v", u.GPU, u.Sources)
 		}
@@ -184,7 +184,7 @@ func TestPrometheusRealServer(t *testing.T) {
 
 	t.Run("fills the seed gpu and latency when empty", func(t *testing.T) {
 		u := &metrics.Update{Sources: map[string]string{metrics.SectionGPU: "none", metrics.SectionInference: "agents"}, Errors: map[string]string{metrics.SectionGPU: "no agent"}}
-		poll()(u)
+		poll().Apply(u)
 		if u.GPU.Host != "gpu-box-2" || *u.GPU.Index != 0 || u.Sources[metrics.SectionGPU] != "prometheus" || u.Errors[metrics.SectionGPU] != "" {
 			t.Errorf("gpu %+v sources %v errors %v", u.GPU, u.Sources, u.Errors)
 		}
@@ -210,12 +210,12 @@ func TestPrometheusRealServer(t *testing.T) {
 
 	t.Run("stopped: nothing blanks", func(t *testing.T) {
 		prom.Stop()
-		patch := poll()
+		reading := poll()
 		if up, _ := src.Up(); up {
 			t.Fatal("still up after the server stopped")
 		}
 		u, want := agentUpdate(), agentUpdate()
-		patch(u)
+		reading.Apply(u)
 		if why := u.Errors["prometheus"]; !strings.Contains(why, prom.URL) {
 			t.Fatalf("errors[prometheus] = %q, want the reason naming %s", why, prom.URL)
 		}
@@ -252,6 +252,7 @@ func show2(p *string) any {
 // its deadline and nothing else; the "down" answer is then cached for the
 // recheck period, so later polls do not wait on it at all.
 func TestPrometheusSlowAndCached(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int32
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -272,7 +273,7 @@ func TestPrometheusSlowAndCached(t *testing.T) {
 	for i := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		u, want := agentUpdate(), agentUpdate()
-		src.Poll(ctx)(u)
+		src.Poll(ctx).Apply(u)
 		cancel()
 		if why := u.Errors["prometheus"]; !strings.Contains(why, "timeout") {
 			t.Fatalf("poll %d: errors[prometheus] = %q, want the timeout", i, why)
@@ -298,6 +299,7 @@ func TestPrometheusSlowAndCached(t *testing.T) {
 }
 
 func TestNewPrometheusRejects(t *testing.T) {
+	t.Parallel()
 	for _, u := range []string{"", "localhost:9090", "ftp://x", "http://"} {
 		if _, err := NewPrometheus(u, PrometheusOptions{}); err == nil {
 			t.Errorf("accepted %q", u)

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/sysperf/sysperf/internal/hub/source"
 	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -74,7 +75,7 @@ func (r *Redis) Close() error {
 }
 
 // Poll reads INFO once.
-func (r *Redis) Poll(ctx context.Context) func(*metrics.Update) {
+func (r *Redis) Poll(ctx context.Context) source.Reading {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultPollTimeout)
@@ -94,16 +95,19 @@ func (r *Redis) Poll(ctx context.Context) func(*metrics.Update) {
 		}
 		reason := redact.Secret(err.Error(), r.password)
 		r.up, r.reason = false, reason
-		return func(u *metrics.Update) {
-			u.Databases.Redis = metrics.Redis{Status: metrics.StatusUnreachable, Reason: reason}
-			setSource(u, metrics.SectionRedis, "redis")
-			setError(u, metrics.SectionRedis, reason)
-		}
+		return redisAnswer(metrics.Redis{Status: metrics.StatusUnreachable, Reason: reason}, reason)
 	}
 	r.up, r.reason = true, ""
-	return func(u *metrics.Update) {
-		u.Databases.Redis = view
-		setSource(u, metrics.SectionRedis, "redis")
+	return redisAnswer(view, "")
+}
+
+func redisAnswer(v metrics.Redis, reason string) source.Reading {
+	return source.Reading{
+		Section: metrics.SectionRedis, Via: "redis", Reason: reason, Up: reason == "",
+		Fill: func(u *metrics.Update) map[string]bool {
+			u.Databases.Redis = v
+			return nil
+		},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sysperf/sysperf/internal/logtest"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -23,6 +24,7 @@ const infoReply = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n
 	"# Keyspace\r\ndb0:keys=12,expires=2,avg_ttl=3600\r\ndb3:keys=1,expires=0,avg_ttl=0\r\n"
 
 func TestParseInfo(t *testing.T) {
+	t.Parallel()
 	info, err := parseInfo(infoReply)
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +68,7 @@ func TestParseInfo(t *testing.T) {
 }
 
 func TestRedisHitRatio(t *testing.T) {
+	t.Parallel()
 	f := func(v float64) *float64 { return &v }
 	tests := []struct {
 		name string
@@ -115,6 +118,7 @@ func pollRedis(t *testing.T, r *Redis) (metrics.Redis, *metrics.Update) {
 // by a separate client right around the source's polls (INFO itself moves
 // neither counter), then that an idle interval has no ratio at all.
 func TestRedisFiguresMatchInfo(t *testing.T) {
+	t.Parallel()
 	srv := sourcestest.StartRedis(t)
 	ref := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: 2 * time.Second, Protocol: 2})
 	defer ref.Close()
@@ -157,15 +161,10 @@ func TestRedisFiguresMatchInfo(t *testing.T) {
 	defer unblock()
 	done := make(chan struct{})
 	go func() { defer close(done); blocker.BLPop(bctx, 30*time.Second, prefix+"queue") }()
-	for i := 0; ; i++ {
-		if b := infoOf(t, ref).Int("blocked_clients"); b != nil && *b == 1 {
-			break
-		}
-		if i > 200 {
-			t.Fatal("BLPOP never blocked")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, "the BLPOP client in blocked_clients", func() bool {
+		b := infoOf(t, ref).Int("blocked_clients")
+		return b != nil && *b == 1
+	})
 	i1 := infoOf(t, ref)
 	p2, u2 := pollRedis(t, src)
 	i1b := infoOf(t, ref)
@@ -279,6 +278,7 @@ func TestRedisFaults(t *testing.T) {
 // TestRedisMachineServer reads the machine's shared Redis: its counters are
 // everyone's, so only the shape of the reading is checked here.
 func TestRedisMachineServer(t *testing.T) {
+	t.Parallel()
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DialTimeout: time.Second})
 	defer c.Close()
 	if err := c.Ping(context.Background()).Err(); err != nil {

@@ -46,6 +46,7 @@ type entry struct {
 	state, severity string
 	since           time.Time
 	value           float64
+	detail          string
 	noData          bool
 }
 
@@ -123,7 +124,7 @@ func (e *Engine) Evaluate(now time.Time, u *metrics.Update) []Transition {
 				en = &entry{levels: make([]levelState, len(r.levels)), state: StateInactive}
 				states[k] = en
 			}
-			out = r.step(out, en, k, *o.value, false, now)
+			out = r.step(out, en, k, *o.value, o.detail, false, now)
 			if en.state == StateInactive {
 				delete(states, k)
 			}
@@ -169,7 +170,7 @@ func (e *Engine) noData(out []Transition, r *compiled, states map[targetKey]*ent
 		en = &entry{levels: make([]levelState, len(r.levels)), state: StateInactive}
 		states[k] = en
 	}
-	return r.step(out, en, k, 0, true, now)
+	return r.step(out, en, k, 0, "", true, now)
 }
 
 func (c *compiled) breachesAny(v float64) bool {
@@ -183,7 +184,7 @@ func (c *compiled) breachesAny(v float64) bool {
 
 // step advances every level of en with value v (or with "no data", which
 // the alert policy counts as a breach of the first level) and reports.
-func (c *compiled) step(out []Transition, en *entry, k targetKey, v float64, noData bool, now time.Time) []Transition {
+func (c *compiled) step(out []Transition, en *entry, k targetKey, v float64, detail string, noData bool, now time.Time) []Transition {
 	for i, l := range c.levels {
 		ls := &en.levels[i]
 		var holds bool
@@ -219,7 +220,7 @@ func (c *compiled) step(out []Transition, en *entry, k targetKey, v float64, noD
 	}
 	en.noData = noData
 	if !noData {
-		en.value = v
+		en.value, en.detail = v, detail
 	}
 	return c.report(out, en, k, now)
 }
@@ -302,7 +303,7 @@ func (c *compiled) alert(en *entry, k targetKey) metrics.Alert {
 	var b strings.Builder
 	data := MessageData{
 		Rule: c.Name, Metric: c.Metric, Severity: a.Severity, Host: k.host, Target: k.target,
-		Value: formatNumber(a.Value), Threshold: formatNumber(a.Threshold), NoData: en.noData,
+		Value: formatNumber(a.Value), Threshold: formatNumber(a.Threshold), NoData: en.noData, Detail: en.detail,
 	}
 	if err := c.msg.Execute(&b, data); err != nil {
 		// compile executed the template once, so this is a template that
@@ -322,8 +323,7 @@ func formatNumber(v float64) string {
 	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
 }
 
-// Active returns the alerts now pending or firing: critical first, then
-// warning, each by rule, host and target.
+// Active returns the alerts now pending or firing in SortAlerts' order.
 func (e *Engine) Active() []metrics.Alert {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -339,23 +339,34 @@ func (e *Engine) Active() []metrics.Alert {
 	return out
 }
 
-// SortAlerts orders alerts firing before pending, critical before
-// warning, then by rule, host and target, so lists are stable.
+// SortAlerts orders alerts by severity, critical first, then by age, the
+// oldest (earliest Since) first, so what is worst and has lasted longest
+// leads. Ties go to the newest transition (At: one alert's transitions
+// read newest first), then to a firing alert before a pending one, then
+// rule, host and target, so lists are stable.
 func SortAlerts(list []metrics.Alert) {
 	rank := func(a *metrics.Alert) int {
-		r := 0
-		if a.State != StateFiring {
-			r += 2
+		switch a.Severity {
+		case SeverityCritical:
+			return 0
+		case SeverityWarning:
+			return 1
 		}
-		if a.Severity != SeverityCritical {
-			r++
-		}
-		return r
+		return 2
 	}
 	sort.SliceStable(list, func(i, j int) bool {
 		a, b := &list[i], &list[j]
 		if ra, rb := rank(a), rank(b); ra != rb {
 			return ra < rb
+		}
+		if !a.Since.Equal(b.Since) {
+			return a.Since.Before(b.Since)
+		}
+		if !a.At.Equal(b.At) {
+			return a.At.After(b.At)
+		}
+		if fa, fb := a.State == StateFiring, b.State == StateFiring; fa != fb {
+			return fa
 		}
 		if a.Rule != b.Rule {
 			return a.Rule < b.Rule
@@ -383,6 +394,7 @@ type SavedAlert struct {
 	Severity string       `json:"severity,omitempty"`
 	Since    time.Time    `json:"since,omitzero"`
 	Value    float64      `json:"value"`
+	Detail   string       `json:"detail,omitempty"`
 	NoData   bool         `json:"no_data,omitempty"`
 	Levels   []SavedLevel `json:"levels"`
 }
@@ -404,7 +416,7 @@ func (e *Engine) Snapshot() State {
 		for k, en := range e.states[i] {
 			sa := SavedAlert{
 				Rule: r.Name, Host: k.host, Target: k.target, State: en.state, Severity: en.severity,
-				Since: en.since, Value: en.value, NoData: en.noData,
+				Since: en.since, Value: en.value, Detail: en.detail, NoData: en.noData,
 			}
 			for j, l := range r.levels {
 				ls := en.levels[j]
@@ -449,7 +461,7 @@ func (e *Engine) Restore(st State) {
 		r := e.rules[i]
 		en := &entry{
 			levels: make([]levelState, len(r.levels)), state: sa.State, severity: sa.Severity,
-			since: sa.Since, value: sa.Value, noData: sa.NoData,
+			since: sa.Since, value: sa.Value, detail: sa.Detail, noData: sa.NoData,
 		}
 		for _, sl := range sa.Levels {
 			for j, l := range r.levels {

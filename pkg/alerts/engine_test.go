@@ -382,6 +382,26 @@ func defaultUpdate(t *testing.T, r Rule, v float64) *metrics.Update {
 		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), Temperature: f(v)}}
 	case "gpu_power":
 		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), PowerWatts: f(v)}}
+	case "gpu_power_percent":
+		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), PowerWatts: f(v * 7), PowerLimitWatts: f(700)}}
+	case "gpu_power_no_limit":
+		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), PowerWatts: f(v)}}
+	case "gpu_throttled":
+		mask := uint64(0x1) // gpu_idle: not a breach
+		if v >= 1 {
+			mask |= 0x40 // hw_thermal_slowdown
+		}
+		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), ThrottleMask: &mask}}
+	case "model_unhealthy", "model_loading":
+		status := metrics.StatusUnreachable
+		if r.Metric == "model_loading" {
+			status = metrics.StatusLoading
+		}
+		u.Hosts = []metrics.HostStatus{{Host: "h1", Online: true, Models: map[string]metrics.ModelView{
+			"rtdetr": {Status: status, Reason: "connection refused", Host: "h1"},
+		}}}
+	case "database_unreachable":
+		u.Databases.PostgreSQL = metrics.PostgreSQL{Status: metrics.StatusUnreachable, Reason: "connection refused"}
 	case "gpu_vram_percent":
 		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), VRAMUsedGB: f(v * 0.8), VRAMTotalGB: f(80)}}
 	case "model_latency_p95_ms":
@@ -415,6 +435,16 @@ func defaultUpdate(t *testing.T, r Rule, v float64) *metrics.Update {
 		}
 	case "host_offline":
 		u.Hosts = []metrics.HostStatus{{Host: "h1", Online: v < 1}}
+	// GPU health (issue 14).
+	case "gpu_xid_severity":
+		code := map[float64]uint64{1: 94, 2: 79}[v]
+		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), XIDs: []metrics.XIDView{{Code: 13, Count: 1}, {Code: code, Count: 1}}}}
+	case "gpu_ecc_uncorrected":
+		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), ECC: &metrics.ECC{VolatileUncorrected: ptr(uint64(v))}}}
+	case "gpu_row_remap":
+		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), ECC: &metrics.ECC{RemapPending: ptr(v >= 1), RemapFailure: ptr(v >= 2)}}}
+	case "gpu_pcie_degraded":
+		u.GPUs = []metrics.GPUView{{Host: "h1", Index: ptr(0), PCIe: &metrics.PCIeView{Degraded: ptr(v >= 1)}}}
 	default:
 		t.Fatalf("no builder for default rule %s's metric %s", r.Name, r.Metric)
 	}
@@ -444,6 +474,8 @@ func TestEveryDefaultRuleFires(t *testing.T) {
 		"gpu_utilization", "gpu_temperature", "gpu_vram", "gpu_power", "rtdetr_latency_p95",
 		"nemotron_latency_p95", "postgresql_connections", "postgresql_cache_hit", "redis_memory",
 		"redis_hit_ratio", "host_cpu", "host_ram", "host_disk", "containers_unhealthy", "host_offline",
+		// issue 12: everything that can be down, and power's fallback.
+		"gpu_power_watts", "gpu_throttled", "model_down", "model_loading", "database_unreachable",
 	}
 	have := map[string]bool{}
 	for _, r := range defaults {

@@ -1,17 +1,22 @@
 package alerts
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
 // observation is one target's value in one update; a nil value is "no
-// data" for that target.
+// data" for that target. detail says what failed ("unreachable: connection
+// refused", the names of the failing containers) for the message.
 type observation struct {
 	host, target string
 	value        *float64
+	detail       string
 }
 
 type extractFunc func(u *metrics.Update) []observation
@@ -44,7 +49,19 @@ func metricFuncs(k Kind) map[string]extractFunc {
 			"gpu_memory_utilization": gpuMetric(func(g *metrics.GPUView) *float64 { return g.MemoryUtilization }),
 			"gpu_temperature":        gpuMetric(func(g *metrics.GPUView) *float64 { return g.Temperature }),
 			"gpu_power":              gpuMetric(func(g *metrics.GPUView) *float64 { return g.PowerWatts }),
-			"gpu_vram_percent":       gpuMetric(func(g *metrics.GPUView) *float64 { return percent(g.VRAMUsedGB, g.VRAMTotalGB) }),
+			// Draw as a share of the card's enforced limit: a 700 W H200 at
+			// 500 W is busy, not alarming. No limit, no value.
+			"gpu_power_percent":  gpuMetric(func(g *metrics.GPUView) *float64 { return percent(g.PowerWatts, g.PowerLimitWatts) }),
+			"gpu_power_no_limit": gpuPowerNoLimit,
+			"gpu_throttled":      gpuThrottled,
+			"gpu_vram_percent":   gpuMetric(func(g *metrics.GPUView) *float64 { return percent(g.VRAMUsedGB, g.VRAMTotalGB) }),
+
+			// GPU health (issue 14): see xidSeverity and rowRemap.
+			"gpu_xid_severity":      gpuMetric(func(g *metrics.GPUView) *float64 { return ptr(xidSeverity(g.XIDs)) }),
+			"gpu_ecc_uncorrected":   gpuMetric(eccUncorrected),
+			"gpu_row_remap":         gpuMetric(rowRemap),
+			"gpu_pcie_degraded":     gpuMetric(pcieDegraded),
+			"gpu_sm_active_percent": gpuMetric(func(g *metrics.GPUView) *float64 { return g.SMActivePercent }),
 		}
 	case KindHost:
 		return map[string]extractFunc{
@@ -60,7 +77,8 @@ func metricFuncs(k Kind) map[string]extractFunc {
 			"model_latency_avg_ms": latencyMetric(func(s *metrics.Stats) *float64 { return s.Avg }),
 			"model_latency_p95_ms": latencyMetric(func(s *metrics.Stats) *float64 { return s.P95 }),
 			"model_latency_p99_ms": latencyMetric(func(s *metrics.Stats) *float64 { return s.P99 }),
-			"model_unhealthy":      modelUnhealthy,
+			"model_unhealthy":      modelStatus(metrics.StatusUnhealthy, metrics.StatusUnreachable),
+			"model_loading":        modelStatus(metrics.StatusLoading),
 			"model_slots_busy_percent": func(u *metrics.Update) []observation {
 				m := &u.AIModels.Nemotron
 				var v *float64
@@ -72,6 +90,7 @@ func metricFuncs(k Kind) map[string]extractFunc {
 		}
 	case KindDatabase:
 		return map[string]extractFunc{
+			"database_unreachable": databaseUnreachable,
 			"postgresql_connections_percent": pgMetric(func(p *metrics.PostgreSQL) *float64 {
 				if p.ConnectionsActive == nil || p.ConnectionsMax == nil || *p.ConnectionsMax <= 0 {
 					return nil
@@ -92,8 +111,13 @@ func metricFuncs(k Kind) map[string]extractFunc {
 		return map[string]extractFunc{
 			"container_unhealthy": func(u *metrics.Update) []observation {
 				out := make([]observation, 0, len(u.Containers))
+				unknown := containersUnknown(u)
 				for _, c := range u.Containers {
-					out = append(out, observation{target: c.Name, value: containerUnhealthy(c)})
+					o := observation{target: c.Name}
+					if !unknown {
+						o.value, o.detail = containerUnhealthy(c), containerDetail(c)
+					}
+					out = append(out, o)
 				}
 				return out
 			},
@@ -101,18 +125,20 @@ func metricFuncs(k Kind) map[string]extractFunc {
 	case KindContainersCount:
 		return map[string]extractFunc{
 			"containers_unhealthy": func(u *metrics.Update) []observation {
-				// A nil list means the containers source has not answered;
-				// an empty one means there is nothing to watch.
-				if u.Containers == nil {
+				// An empty list from the source means there is nothing
+				// to watch.
+				if containersUnknown(u) {
 					return []observation{{target: "containers"}}
 				}
 				n := 0.0
+				var names []string
 				for _, c := range u.Containers {
 					if v := containerUnhealthy(c); v != nil && *v == 1 {
 						n++
+						names = append(names, containerDetail(c))
 					}
 				}
-				return []observation{{target: "containers", value: &n}}
+				return []observation{{target: "containers", value: &n, detail: strings.Join(names, ", ")}}
 			},
 		}
 	}
@@ -215,20 +241,148 @@ func latencyMetric(get func(*metrics.Stats) *float64) extractFunc {
 	}
 }
 
-func modelUnhealthy(u *metrics.Update) []observation {
-	one := func(name string, m *metrics.ModelView) observation {
-		o := observation{host: m.Host, target: name}
-		switch m.Status {
-		case "":
-			// never reported: no data
-		case metrics.StatusHealthy, metrics.StatusLoading, metrics.StatusDegraded:
+// modelStatus is 1 for a model server whose status is one of bad, 0 for
+// any other status a server reports, and no data for the hub's "unknown"
+// and "unconfigured" (nothing has answered: that is not healthy either) and
+// for a model of an offline host. Every host's models are watched, not
+// only the first host's that ai_models shows.
+func modelStatus(bad ...string) extractFunc {
+	return func(u *metrics.Update) []observation {
+		one := func(host, role string, m *metrics.ModelView) observation {
+			o := observation{host: host, target: role}
+			if m.Stale {
+				return o
+			}
+			switch m.Status {
+			case metrics.StatusHealthy, metrics.StatusDegraded, metrics.StatusLoading, metrics.StatusUnhealthy, metrics.StatusUnreachable:
+			default:
+				return o
+			}
 			o.value = ptr(0.0)
-		default:
-			o.value = ptr(1.0)
+			if slices.Contains(bad, m.Status) {
+				o.value = ptr(1.0)
+			}
+			o.detail = m.Status
+			if m.Reason != "" {
+				o.detail += ": " + m.Reason
+			}
+			return o
+		}
+		var out []observation
+		for _, h := range u.Hosts {
+			for _, role := range slices.Sorted(maps.Keys(h.Models)) {
+				m := h.Models[role]
+				out = append(out, one(h.Host, role, &m))
+			}
+		}
+		if len(u.Hosts) == 0 {
+			out = append(out, one(u.AIModels.RTDETR.Host, metrics.CollectorRTDETR, &u.AIModels.RTDETR),
+				one(u.AIModels.Nemotron.Host, metrics.CollectorLLM, &u.AIModels.Nemotron))
+		}
+		return out
+	}
+}
+
+// databaseUnreachable is 1 for a database the hub cannot reach, 0 for one
+// that answers, and no data while its source has not answered yet
+// ("unknown"), is not configured or its answer is stale. The further PostgreSQL databases are
+// targets "postgresql/<database>".
+func databaseUnreachable(u *metrics.Update) []observation {
+	one := func(target, status, reason string) observation {
+		o := observation{target: target}
+		switch status {
+		case metrics.StatusHealthy:
+			o.value = ptr(0.0)
+		case metrics.StatusUnreachable, metrics.StatusUnhealthy:
+			o.value, o.detail = ptr(1.0), reason
 		}
 		return o
 	}
-	return []observation{one("rtdetr", &u.AIModels.RTDETR), one("nemotron", &u.AIModels.Nemotron)}
+	pg, rd := &u.Databases.PostgreSQL, &u.Databases.Redis
+	pgStatus, rdStatus := pg.Status, rd.Status
+	// A stale section is an old answer, not the database's state now.
+	if u.Stale[metrics.SectionPostgreSQL] {
+		pgStatus = ""
+	}
+	if u.Stale[metrics.SectionRedis] {
+		rdStatus = ""
+	}
+	out := []observation{one("postgresql", pgStatus, pg.Reason), one("redis", rdStatus, rd.Reason)}
+	for i, p := range u.Databases.PostgreSQLExtra {
+		name := p.Database
+		if name == "" {
+			name = strconv.Itoa(i + 2)
+		}
+		out = append(out, one("postgresql/"+name, p.Status, p.Reason))
+	}
+	return out
+}
+
+// NVML clock-event reason bits that mean the hardware is protecting itself
+// (nvmlClocksEventReason*): not idle, application clocks, sync boost or the
+// software power cap, which are normal under load.
+const (
+	throttleHWSlowdown   = 0x08
+	throttleSWThermal    = 0x20
+	throttleHWThermal    = 0x40
+	throttleHWPowerBrake = 0x80
+)
+
+// gpuThrottled is 1 for a GPU slowed down by hardware, thermal or
+// power-brake reasons, 0 for one that is not, and no data when the driver
+// gave no reasons (neither mask nor names).
+func gpuThrottled(u *metrics.Update) []observation {
+	bad := []struct {
+		bit  uint64
+		name string
+	}{
+		{throttleHWSlowdown, "hw_slowdown"},
+		{throttleSWThermal, "sw_thermal_slowdown"},
+		{throttleHWThermal, "hw_thermal_slowdown"},
+		{throttleHWPowerBrake, "hw_power_brake"},
+	}
+	list := gpus(u)
+	out := make([]observation, 0, len(list))
+	for i := range list {
+		g := &list[i]
+		o := observation{host: g.Host, target: gpuTarget(g)}
+		if g.Stale || g.ThrottleMask == nil && g.Throttle == nil {
+			out = append(out, o)
+			continue
+		}
+		var names []string
+		for _, b := range bad {
+			if g.ThrottleMask != nil && *g.ThrottleMask&b.bit != 0 || g.ThrottleMask == nil && slices.Contains(g.Throttle, b.name) {
+				names = append(names, b.name)
+			}
+		}
+		o.value = ptr(0.0)
+		if len(names) > 0 {
+			o.value, o.detail = ptr(1.0), strings.Join(names, ", ")
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// gpuPowerNoLimit is the draw in watts of the GPUs whose power limit is
+// unknown, the fallback of gpu_power_percent; a GPU with a known limit is
+// not a target of it at all.
+func gpuPowerNoLimit(u *metrics.Update) []observation {
+	list := gpus(u)
+	var out []observation
+	for i := range list {
+		g := &list[i]
+		if g.PowerLimitWatts != nil && *g.PowerLimitWatts > 0 {
+			continue
+		}
+		o := observation{host: g.Host, target: gpuTarget(g)}
+		if !g.Stale {
+			o.value = g.PowerWatts
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 func pgMetric(get func(*metrics.PostgreSQL) *float64) extractFunc {
@@ -243,6 +397,38 @@ func redisMetric(get func(*metrics.Redis) *float64) extractFunc {
 	}
 }
 
+// sourceNone is Update.Sources' value for a section no source filled: the
+// hub's placeholder until its source first answers.
+const sourceNone = "none"
+
+// containersUnknown reports whether the update's container list is no
+// data: nil, not filled by any source (the hub sends an empty list until
+// its containers source first answers, which is not "all healthy"), or
+// stale.
+func containersUnknown(u *metrics.Update) bool {
+	return u.Containers == nil || u.Sources[metrics.SectionContainers] == sourceNone || u.Stale[metrics.SectionContainers]
+}
+
+// containerDetail names a failing container and says how it fails:
+// "backend (unhealthy: HTTP 500)", "worker (exited)".
+func containerDetail(c metrics.Container) string {
+	var why []string
+	switch c.Health {
+	case metrics.StatusUnhealthy, metrics.StatusUnreachable:
+		why = append(why, c.Health)
+	}
+	if c.Status != "" && c.Status != "running" && c.Status != "unknown" {
+		why = append(why, c.Status)
+	}
+	if c.Reason != "" {
+		why = append(why, c.Reason)
+	}
+	if len(why) == 0 {
+		return c.Name
+	}
+	return c.Name + " (" + strings.Join(why, ": ") + ")"
+}
+
 // containerUnhealthy is 1 for a container whose health check fails or
 // that is not running, 0 for a healthy one, nil when nothing is known
 // (metrics.Container.Unhealthy).
@@ -252,6 +438,75 @@ func containerUnhealthy(c metrics.Container) *float64 {
 	case !known:
 		return nil
 	case bad:
+		return ptr(1.0)
+	}
+	return ptr(0.0)
+}
+
+// XID severities (gpu_xid_severity): the worst XID of a GPU's last sample.
+const (
+	xidNone = 0.0
+	// xidRecoverable: the application that hit it must restart, the GPU
+	// serves on (92: high single-bit ECC rate; 94: contained ECC error).
+	xidRecoverable = 1.0
+	// xidReset: the GPU needs a reset or is lost (see xidSeverity).
+	xidReset = 2.0
+)
+
+// xidSeverity rates a GPU's XIDs after NVIDIA's XID catalog: 48 (double
+// bit ECC error), 62 (internal micro-controller halt), 63 and 64 (row
+// remapping or page retirement recorded, activated only by a reset, or
+// failed), 74 (NVLink error), 79 (fallen off the bus), 95 (uncontained
+// ECC error), 119 and 120 (GSP timeout and error) and 140 (unrecovered
+// ECC error) need a GPU reset or a reboot; 92 and 94 cost the application
+// only. Others (13, 31, 43, 45...) are the application's own faults.
+func xidSeverity(xs []metrics.XIDView) float64 {
+	worst := xidNone
+	for _, x := range xs {
+		switch x.Code {
+		case 48, 62, 63, 64, 74, 79, 95, 119, 120, 140:
+			return xidReset
+		case 92, 94:
+			worst = xidRecoverable
+		}
+	}
+	return worst
+}
+
+// eccUncorrected is the GPU's uncorrectable ECC errors since the driver
+// loaded.
+func eccUncorrected(g *metrics.GPUView) *float64 {
+	if g.ECC == nil || g.ECC.VolatileUncorrected == nil {
+		return nil
+	}
+	return ptr(float64(*g.ECC.VolatileUncorrected))
+}
+
+// rowRemap is 2 when a row remapping failed (the memory has no spare rows
+// left: replace the GPU), 1 while a remapping waits for a GPU reset, 0
+// otherwise. Retired pages pending count as a pending remap on GPUs before
+// Ampere.
+func rowRemap(g *metrics.GPUView) *float64 {
+	e := g.ECC
+	if e == nil || e.RemapPending == nil && e.RemapFailure == nil && e.RetiredPending == nil {
+		return nil
+	}
+	switch {
+	case e.RemapFailure != nil && *e.RemapFailure:
+		return ptr(2.0)
+	case e.RemapPending != nil && *e.RemapPending, e.RetiredPending != nil && *e.RetiredPending:
+		return ptr(1.0)
+	}
+	return ptr(0.0)
+}
+
+// pcieDegraded is 1 when the GPU's PCIe link runs below its maximum (the
+// agent judges it: see metrics.PCIe), 0 when it does not.
+func pcieDegraded(g *metrics.GPUView) *float64 {
+	if g.PCIe == nil || g.PCIe.Degraded == nil {
+		return nil
+	}
+	if *g.PCIe.Degraded {
 		return ptr(1.0)
 	}
 	return ptr(0.0)

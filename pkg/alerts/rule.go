@@ -121,10 +121,15 @@ type Rule struct {
 }
 
 // MessageData is what a rule's message template sees. Value and
-// Threshold are formatted numbers ("82", "0.5").
+// Threshold are formatted numbers ("82", "0.5"). Detail says what failed,
+// for the status metrics: a model's or database's status and reason
+// ("unreachable: connection refused"), the failing containers by name
+// ("backend (unhealthy: HTTP 500), worker (exited)"), a GPU's throttle
+// reasons; it is empty for the other metrics.
 type MessageData struct {
 	Rule, Metric, Severity, Host, Target string
 	Value, Threshold                     string
+	Detail                               string
 	NoData                               bool
 }
 

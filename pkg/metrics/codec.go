@@ -33,16 +33,17 @@ func Encode(s *Sample) ([]byte, error) {
 }
 
 // Decode parses a msgpack sample and checks what the hub relies on: a
-// schema version, a valid host token and a timestamp.
+// schema version, a valid host token, a timestamp, and finite numbers: a
+// NaN or ±Inf becomes absent (see finite.go) and NonFinite counts them.
 func Decode(b []byte) (*Sample, error) {
 	if len(b) > MaxMessage {
 		return nil, fmt.Errorf("decode sample: %d bytes: %w", len(b), ErrTooLarge)
 	}
-	if err := checkShape(b); err != nil {
-		return nil, fmt.Errorf("decode sample: %w: %w", ErrInvalid, err)
-	}
-	var s Sample
-	if err := msgpack.Unmarshal(b, &s); err != nil {
+	// The reader bounds every length itself (see containerLen), and
+	// checks the shape of what it hands to the library (skip).
+	s := &Sample{}
+	r := reader{b: b, str: string(b)}
+	if err := r.sample(s); err != nil {
 		return nil, fmt.Errorf("decode sample: %w: %w", ErrInvalid, err)
 	}
 	if s.V < 1 {
@@ -54,8 +55,13 @@ func Decode(b []byte) (*Sample, error) {
 	if s.TS <= 0 {
 		return nil, fmt.Errorf("decode sample: ts=%d: %w", s.TS, ErrInvalid)
 	}
-	return &s, nil
+	s.nonFinite = s.dropNonFinite()
+	return s, nil
 }
+
+// NonFinite is how many NaN and ±Inf values Decode removed from s (see
+// finite.go); the rest of the sample is kept.
+func (s *Sample) NonFinite() int { return s.nonFinite }
 
 // DecodeObservations parses a latency push: one observation or an array of
 // them, as JSON (a body starting with '{' or '[') or as msgpack.

@@ -54,6 +54,16 @@ func fullSample(gpus int) *Sample {
 				ContextSize: ptr(4096), PIDs: []uint32{5151, 5152},
 				Gauges: map[string]float64{"llamacpp:prompt_tokens_seconds": 812.5, "llamacpp:requests_processing": 2},
 			},
+			"qwen": {
+				Status: StatusHealthy, Kind: KindVLLM, Model: "Qwen/Qwen3-8B",
+				Histograms: map[string]Histogram{HistTTFT: {Count: 40, Sum: 3.2, Buckets: []Bucket{{0.05, 14}, {0.1, 34}}}},
+				Counters:   map[string]float64{CounterGenTokens: 4000, CounterEnergy: 1950.5},
+				Waiting:    ptr(6.0), Running: ptr(5.0), KVCache: ptr(82.0),
+				Slots:  []Slot{{ID: 0, Ctx: 4096, Used: ptr(12), Decoded: ptr(57), Busy: true}},
+				Loaded: []Loaded{{Name: "gemma3", Size: 100, SizeVRAM: 50, Context: ptr(4096), ExpiresAt: "2026-12-03T15:00:00Z", VRAMShare: ptr(50.0)}},
+				GPUs:   []int{0, 1}, SMPercent: ptr(105.0), Energy: ptr(1950.0), Power: ptr(390.0),
+				Notes: []string{"no KV gauge"},
+			},
 		},
 		Inference: &Inference{
 			Histograms: map[string]Histogram{

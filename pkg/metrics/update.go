@@ -38,6 +38,9 @@ type Update struct {
 	// set, so a chart range shows figures over that range. Inference stays
 	// the figures over the configured latency window.
 	InferenceWindows map[string]Latencies `json:"inference_windows,omitempty"`
+	// Models lists every model server the agents read, the seed's two
+	// included, each with its kind's figures (see ModelEntry).
+	Models []ModelEntry `json:"models"`
 }
 
 // Section names used as keys of Update.Sources, Stale and Errors.
@@ -71,9 +74,64 @@ type GPUView struct {
 	FanPercent        *float64      `json:"fan_percent,omitempty"`
 	PState            *int          `json:"pstate,omitempty"`
 	Throttle          []string      `json:"throttle_reasons,omitempty"`
+	ThrottleMask      *uint64       `json:"throttle_mask,omitempty"` // null when the driver gave none: "none" (0) is not "unknown"
 	EnergyJoules      *float64      `json:"energy_joules,omitempty"`
 	Processes         []ProcessView `json:"processes,omitempty"`
 	Stale             bool          `json:"stale,omitempty"`
+
+	// Health (see GPU); each absent where the device does not report it.
+	PersistenceMode     *bool        `json:"persistence_mode,omitempty"`
+	DriverVersion       string       `json:"driver_version,omitempty"`
+	CUDAVersion         string       `json:"cuda_version,omitempty"`
+	VBIOSVersion        string       `json:"vbios_version,omitempty"`
+	XIDs                []XIDView    `json:"xids,omitempty"`
+	ECC                 *ECC         `json:"ecc,omitempty"`
+	PCIe                *PCIeView    `json:"pcie,omitempty"`
+	NVLinks             []NVLinkView `json:"nvlinks,omitempty"`
+	MIGMode             *bool        `json:"mig_mode,omitempty"`
+	MIG                 []MIGView    `json:"mig_instances,omitempty"`
+	SMActivePercent     *float64     `json:"sm_active_percent,omitempty"`
+	SMOccupancyPercent  *float64     `json:"sm_occupancy_percent,omitempty"`
+	TensorActivePercent *float64     `json:"tensor_active_percent,omitempty"`
+}
+
+// XIDView is a critical XID error of the GPU's last sample.
+type XIDView struct {
+	Code            uint64    `json:"code"`
+	Time            time.Time `json:"time"`
+	Count           int       `json:"count"`
+	GPUInstance     *uint32   `json:"gpu_instance,omitempty"`
+	ComputeInstance *uint32   `json:"compute_instance,omitempty"`
+}
+
+// PCIeView is a GPU's PCIe link, throughput in MB/s.
+type PCIeView struct {
+	Gen      *int     `json:"gen,omitempty"`
+	MaxGen   *int     `json:"max_gen,omitempty"`
+	Width    *int     `json:"width,omitempty"`
+	MaxWidth *int     `json:"max_width,omitempty"`
+	TxMBps   *float64 `json:"tx_mb_s,omitempty"`
+	RxMBps   *float64 `json:"rx_mb_s,omitempty"`
+	Replays  *uint64  `json:"replay_count,omitempty"`
+	Degraded *bool    `json:"degraded,omitempty"`
+}
+
+// NVLinkView is one NVLink, throughput in MB/s.
+type NVLinkView struct {
+	Link   int      `json:"link"`
+	Up     *bool    `json:"up,omitempty"`
+	TxMBps *float64 `json:"tx_mb_s,omitempty"`
+	RxMBps *float64 `json:"rx_mb_s,omitempty"`
+}
+
+// MIGView is one MIG instance, its processes attributed as the GPU's are.
+type MIGView struct {
+	GPUInstance     uint32        `json:"gpu_instance"`
+	ComputeInstance uint32        `json:"compute_instance"`
+	UUID            string        `json:"uuid,omitempty"`
+	VRAMUsedGB      *float64      `json:"vram_used_gb,omitempty"`
+	VRAMTotalGB     *float64      `json:"vram_total_gb,omitempty"`
+	Processes       []ProcessView `json:"processes,omitempty"`
 }
 
 // ProcessView is one GPU compute process and the model it serves.

@@ -7,6 +7,7 @@
 // and ends with "e2e: N passed, M failed". Screenshots go to build-e2e/.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -27,6 +28,7 @@ let waiting = null; // a second hub whose NATS never answers
 let browser = null;
 let tmp = null;
 const logs = { hub: "", agent: "", waiting: "" };
+const stubs = []; // stub model servers, closed at the end
 
 function check(name, ok, detail = "") {
   results.push({ name, ok });
@@ -135,6 +137,47 @@ function syntheticFleet(ts, seed) {
   };
 }
 
+/** An HTTP server answering fixed routes, as a model server would. */
+async function stub(routes) {
+  const srv = createHttpServer((req, res) => {
+    const r = routes[new URL(req.url, "http://x").pathname];
+    if (!r) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(r.status ?? 200, { "Content-Type": r.type ?? "application/json" }).end(typeof r.body === "function" ? r.body() : r.body);
+  });
+  await new Promise((res) => srv.listen(0, "127.0.0.1", res));
+  stubs.push(srv);
+  return `http://127.0.0.1:${srv.address().port}`;
+}
+
+/**
+ * Stub model servers answering with the expositions the Go tests use (the
+ * servers' documented formats): the seed's detector and llama.cpp, a vLLM
+ * and an Ollama; returns the agent flags that point at them.
+ */
+async function startModelStubs() {
+  const data = (f) => readFileSync(join(webui, "../internal/collect/testdata", f), "utf8");
+  const prom = "text/plain; version=0.0.4";
+  const rtdetr = await stub({ "/health": { body: data("rtdetr_health.json") }, "/metrics": { body: data("rtdetr_metrics.txt"), type: prom } });
+  const llama = await stub({
+    "/health": { body: '{"status":"ok"}' },
+    "/slots": { body: data("llamacpp_slots.json") },
+    "/props": { body: data("llamacpp_props.json") },
+    "/metrics": { body: data("llamacpp_metrics.txt"), type: prom },
+  });
+  const vllm = await stub({ "/health": { body: "" }, "/metrics": { body: data("vllm_v0.10_metrics.txt"), type: prom } });
+  // Ollama's models unload at expires_at: keep it in the future.
+  const ps = JSON.parse(data("ollama_ps.json"));
+  const ollama = await stub({
+    "/api/ps": { body: () => JSON.stringify({ models: ps.models.map((m) => ({ ...m, expires_at: new Date(Date.now() + 240_000).toISOString() })) }) },
+  });
+  const config = join(tmp, "agent.yaml");
+  writeFileSync(config, ["models:", "  - {kind: vllm, name: qwen, url: '" + vllm + "'}", "  - {kind: ollama, name: ollama, url: '" + ollama + "'}", ""].join("\n"));
+  return [`--rtdetr-url=${rtdetr}`, `--llm-url=${llama}`, `--config=${config}`];
+}
+
 /**
  * A full-page screenshot with every chart current: charts far off screen
  * keep their last drawing until scrolled near, so the viewport is first made
@@ -149,6 +192,240 @@ async function fullShot(page, path) {
   await page.screenshot({ path, fullPage: true });
   await page.setViewportSize(vp);
 }
+
+// ---- issue 12 (ui12): GPU ownership, power against the limit, screenshots ----
+
+/**
+ * 8 GPUs on 2 hosts served by two models: on each host GPUs 0–1 hold
+ * RT-DETRv2, GPUs 2–3 the LLM; GPU 3 also runs a process of no model.
+ * Every card has a 700 W limit; gpu-box-1's GPU 0 draws 500 W.
+ */
+function ownershipFleet(ts) {
+  const base = JSON.parse(readFileSync(join(webui, "src/test/fixtures/update.json"), "utf8"));
+  const hosts = ["gpu-box-1", "gpu-box-2"];
+  const models = ["rtdetr", "nemotron"];
+  const gpus = hosts.flatMap((host, hi) =>
+    Array.from({ length: 4 }, (_, i) => {
+      const model = models[i < 2 ? 0 : 1];
+      const processes = [{ pid: 3000 + hi * 100 + i, name: model === "rtdetr" ? "python3" : "llama-server", container: `ai-${model}`, vram_gb: 20 + i * 3 + hi, sm_percent: 35 + i * 5, model }];
+      if (i === 3) processes.push({ pid: 4000 + hi, name: "jupyter", vram_gb: 2.5, sm_percent: 3 });
+      const held = processes.reduce((a, p) => a + p.vram_gb, 0);
+      return {
+        host,
+        index: i,
+        uuid: `GPU-${host}-${i}`,
+        name: "NVIDIA H100 80GB HBM3",
+        utilization: 40 + i * 10,
+        vram_used_gb: held + 0.6,
+        vram_total_gb: 80,
+        temperature: 55 + i,
+        power_watts: hi === 0 && i === 0 ? 500 : 300 + i * 20,
+        power_limit_watts: 700,
+        sm_clock_mhz: 1755,
+        mem_clock_mhz: 2619,
+        pstate: 0,
+        fan_percent: 40,
+        throttle_reasons: hi === 1 && i === 2 ? ["hw_thermal_slowdown"] : ["gpu_idle"],
+        processes,
+      };
+    }),
+  );
+  return {
+    ...base,
+    timestamp: new Date(ts).toISOString(),
+    gpu: gpus[0],
+    gpus,
+    hosts: hosts.map((host) => ({
+      ...base.hosts[0],
+      host,
+      last_seen: new Date(ts).toISOString(),
+      gpu_count: 4,
+      models: { rtdetr: { status: "healthy", vram_gb: 1.5, model: "rtdetr" }, nemotron: { status: "healthy", model: "nemotron" } },
+    })),
+    alerts: [
+      {
+        severity: "warning",
+        metric: "gpu_temperature",
+        value: 76,
+        threshold: 75,
+        message: "GPU temperature high: 76°C",
+        host: "gpu-box-2",
+        target: "GPU 3",
+        state: "pending",
+        since: new Date(ts - 20_000).toISOString(),
+        rule: "gpu_temperature",
+      },
+      {
+        severity: "critical",
+        metric: "containers_unhealthy",
+        value: 2,
+        threshold: 2,
+        message: "2 containers unhealthy: ai-detector (exited 137 after an out-of-memory kill), ai-llm (health check: GET http://ai-llm:8080/health: context deadline exceeded)",
+        target: "containers",
+        state: "firing",
+        since: new Date(ts - 300_000).toISOString(),
+        rule: "containers_unhealthy",
+      },
+    ],
+    sources: { ...base.sources, gpu: "agent:gpu-box-2", host: "agent:gpu-box-2" },
+  };
+}
+
+/** A page whose WebSocket is answered by the test, showing the given history and update. */
+async function injectedPage(ctx, base, hist, u) {
+  const p = await ctx.newPage();
+  let route = null;
+  await p.routeWebSocket(/\/ws\/system$/, (ws) => {
+    route = ws;
+  });
+  await p.goto(`${base}/system?sysperf-test=1`);
+  await p.waitForFunction(() => typeof window.__sysperfInject === "function", null, { timeout: STEP_MS });
+  for (let i = 0; !route && i < 200; i++) await new Promise((r) => setTimeout(r, 25));
+  if (!route) throw new Error("the page opened no WebSocket");
+  route.send(JSON.stringify(hist));
+  await p.evaluate((msg) => window.__sysperfInject(msg), u);
+  return p;
+}
+
+async function ownershipChecks(browser, base, signIn) {
+  mkdirSync(join(outDir, "issue12"), { recursive: true });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
+  try {
+    // Every page of this context shares the session cookie the link sets.
+    const login = await ctx.newPage();
+    await login.goto(signIn);
+    await login.close();
+    const now = Date.now();
+    const points = Array.from({ length: 60 }, (_, i) => {
+      const u = ownershipFleet(now - (60 - i) * 5000);
+      return { timestamp: u.timestamp, gpus: u.gpus, host: u.host, hosts: u.hosts };
+    });
+    const u = ownershipFleet(now);
+    const p = await injectedPage(ctx, base, { type: "performance_history", range: "5m", resolution_s: 5, points }, u);
+    await p.locator("[data-testid=gpu-card]").nth(7).waitFor({ timeout: STEP_MS });
+
+    await attempt("issue 12: each GPU card names the model that holds it", async () => {
+      const cards = await p.locator("[data-testid=gpu-card]").evaluateAll((els) =>
+        els.map((e) => ({ gpu: e.getAttribute("data-gpu"), models: e.querySelector("[data-testid=gpu-models]")?.textContent ?? "" })),
+      );
+      if (cards.length !== 8) throw new Error(`${cards.length} cards`);
+      for (const g of u.gpus) {
+        const want = g.processes.find((x) => x.model).model;
+        const card = cards.find((c) => c.gpu === `${g.host}#${g.index}`);
+        if (!card || !card.models.includes(`held by ${want}`)) throw new Error(`${g.host} GPU ${g.index} reads "${card?.models}", want ${want}`);
+      }
+      return cards.map((c) => `${c.gpu}: ${c.models}`).join("; ");
+    });
+
+    await attempt("issue 12: each host's by-model VRAM sums to what its processes report, never both hosts", async () => {
+      const views = await p.locator("[data-testid=host-models]").evaluateAll((els) =>
+        els.map((e) => ({
+          host: e.getAttribute("data-host"),
+          rows: [...e.querySelectorAll("[data-testid=model-row]")].map((r) => ({ model: r.getAttribute("data-model"), vram: Number(r.getAttribute("data-vram")) })),
+        })),
+      );
+      if (views.length !== 2) throw new Error(`${views.length} by-model views`);
+      const out = [];
+      for (const v of views) {
+        const procs = u.gpus.filter((g) => g.host === v.host).flatMap((g) => g.processes);
+        const want = procs.reduce((a, x) => a + x.vram_gb, 0);
+        const got = v.rows.reduce((a, r) => a + r.vram, 0);
+        if (Math.abs(got - want) > 0.01) throw new Error(`${v.host}: rows sum to ${got} GB, processes report ${want} GB`);
+        for (const m of ["rtdetr", "nemotron"]) {
+          const own = procs.filter((x) => x.model === m).reduce((a, x) => a + x.vram_gb, 0);
+          const row = v.rows.find((r) => r.model === m);
+          if (!row || Math.abs(row.vram - own) > 0.01) throw new Error(`${v.host} ${m}: ${row?.vram} GB, processes hold ${own} GB`);
+        }
+        out.push(`${v.host} ${got.toFixed(1)} GB`);
+      }
+      return out.join(", ");
+    });
+
+    await attempt("issue 12: a 700 W card at 500 W is not red", async () => {
+      const power = p.locator('[data-gpu="gpu-box-1#0"] [data-testid=gpu-power]');
+      const level = await power.getAttribute("data-level");
+      const text = (await power.innerText()).replace(/\s+/g, " ");
+      const red = await power.evaluate((el) =>
+        [el, ...el.querySelectorAll("*")].some((x) => {
+          const c = getComputedStyle(x);
+          const rgb = (s) => s.match(/\d+/g)?.map(Number) ?? [];
+          return [c.color, c.backgroundColor].map(rgb).some(([r, g, b]) => r > 180 && g < 90 && b < 90);
+        }),
+      );
+      if (level !== "ok" || red || !/500 W/.test(text)) throw new Error(`level ${level}, red ${red}: ${text}`);
+      return text;
+    });
+
+    await attempt("issue 12: throttle reason named; charts drawn with their data, on screen or not", async () => {
+      const t = await p.locator('[data-gpu="gpu-box-2#2"] [data-testid=gpu-throttle]').innerText();
+      if (!/hardware thermal slowdown/.test(t)) throw new Error(`throttle reads "${t}"`);
+      const empty = await p.locator("[data-section=gpu] figure[data-chart][data-empty], [data-section=host] figure[data-chart][data-empty]").count();
+      if (empty) throw new Error(`${empty} GPU/host charts show "No samples" with 60 points of history`);
+      const lines = await p.locator('[data-section=gpu] figure[data-chart="Utilization (%)"] [data-kind=line]').count();
+      if (lines !== 1) throw new Error("the 8-GPU utilization chart is not a line chart");
+      // Capacity axes on round ticks: 80 GB cards 0…80 by 20, 700 W limits 0…800 by 200.
+      const ticks = (title) =>
+        p
+          .locator(`[data-section=gpu] figure[data-chart="${title}"] .recharts-yAxis .recharts-cartesian-axis-tick-value`)
+          .evaluateAll((els) => els.map((e) => (e.textContent ?? "").trim())); // SVG text has no innerText
+      const vram = (await ticks("VRAM used (GB)")).join(",");
+      const power = (await ticks("Power (W)")).join(",");
+      if (vram !== "0,20,40,60,80" || power !== "0,200,400,600,800") throw new Error(`y ticks: VRAM ${vram}; power ${power}`);
+      return `${t}; VRAM axis ${vram}; power axis ${power}`;
+    });
+
+    await attempt("issue 12: a pending alert reads as not firing, after the firing one", async () => {
+      const items = await p.locator("[data-section=alerts] li").evaluateAll((els) =>
+        els.map((e) => ({ state: e.getAttribute("data-state"), callout: !!e.querySelector(".tremor-Callout-root"), text: (e.textContent ?? "").replace(/\s+/g, " ") })),
+      );
+      if (items.length !== 2 || items[0].state !== "firing" || items[1].state !== "pending") throw new Error(JSON.stringify(items));
+      if (!items[0].callout || items[1].callout) throw new Error("pending drawn as a Callout, or firing not");
+      if (!/not firing yet/.test(items[1].text) || !/pending since/.test(items[1].text)) throw new Error(items[1].text);
+      if (!/ai-llm \(health check: .*deadline exceeded\)/.test(items[0].text)) throw new Error(`container alert cut: ${items[0].text}`);
+      await p.locator("[data-section=alerts]").screenshot({ path: join(outDir, "issue12", "alerts-light.png") });
+      return items.map((i) => `${i.state}: ${i.text.slice(0, 70)}`).join(" | ");
+    });
+
+    await attempt("issue 12: a GPU and a host keep one colour across every chart", async () => {
+      const strokes = (section, title, sel) =>
+        p.locator(`[data-section=${section}] figure[data-chart="${title}"] ${sel}`).evaluateAll((els) =>
+          els.map((e) => (e.getAttribute("class") ?? "").split(/\s+/).find((c) => c.startsWith("stroke-") && !c.startsWith("stroke-tremor")) ?? ""),
+        );
+      const gpu = await Promise.all(["Utilization (%)", "VRAM used (GB)", "Temperature (°C)", "Power (W)"].map((t) => strokes("gpu", t, ".recharts-line")));
+      if (gpu[0].length !== 8 || new Set(gpu[0]).size !== 8) throw new Error(`utilization lines: ${gpu[0].join(" ")}`);
+      if (gpu.some((g) => g.join() !== gpu[0].join())) throw new Error(`GPU colours differ between charts: ${gpu.map((g) => g.join(" ")).join(" | ")}`);
+      const host = await Promise.all(["CPU (%)", "RAM used (GB)"].map((t) => strokes("host", t, ".recharts-area")));
+      if (host[0].length !== 2 || host[0][0] === host[0][1] || host[0].join() !== host[1].join()) throw new Error(`host colours: CPU ${host[0].join(" ")}; RAM ${host[1].join(" ")}`);
+      return `GPUs ${gpu[0].join(" ")}; hosts ${host[0].join(" ")}`;
+    });
+
+    await attempt("issue 12: screenshots (light, dark, phone)", async () => {
+      const dir = join(outDir, "issue12");
+      mkdirSync(dir, { recursive: true });
+      await p.screenshot({ path: join(dir, "gpu-ownership-light.png"), fullPage: true });
+      await p.locator("[data-section=gpu]").screenshot({ path: join(dir, "gpu-section-light.png") });
+      await p.emulateMedia({ colorScheme: "dark" });
+      await p.waitForFunction(() => document.documentElement.classList.contains("dark"));
+      await p.screenshot({ path: join(dir, "gpu-ownership-dark.png"), fullPage: true });
+      await p.setViewportSize({ width: 375, height: 812 });
+      const overflow = await p
+        .waitForFunction(() => document.documentElement.scrollWidth <= window.innerWidth, null, { timeout: 5000 })
+        .then(() => 0)
+        .catch(() => p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth));
+      await p.screenshot({ path: join(dir, "gpu-ownership-phone-dark.png"), fullPage: true });
+      await p.evaluate(() => window.scrollTo(0, 0));
+      await p.screenshot({ path: join(dir, "gpu-phone-top-dark.png") });
+      await p.locator("[data-testid=host-models]").first().scrollIntoViewIfNeeded();
+      await p.screenshot({ path: join(dir, "gpu-phone-models-dark.png") });
+      if (overflow > 0) throw new Error(`page is ${overflow}px wider than a 375px phone`);
+      return `${dir}/gpu-ownership-{light,dark,phone-dark}.png, gpu-section-light.png, gpu-phone-{top,models}-dark.png`;
+    });
+  } finally {
+    await ctx.close();
+  }
+}
+
+// ---- end issue 12 (ui12) helpers ----
 
 const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -198,9 +475,17 @@ async function main() {
   else check("hub accepts an alert rules file (--rules)", false, "hub --help lists no --rules flag");
   hub = start("hub", join(binDir, "hub"), hubArgs);
   await waitHealthy(`${base}/healthz`, 15_000);
+  // The hub generated its dashboard token in the data directory.
+  const token = readFileSync(join(tmp, "data", "http.token"), "utf8").trim().split("\n")[0];
+  const signInLink = (b, tok) => `${b}/login?token=${encodeURIComponent(tok)}`;
 
-  const agentArgs = [`--nats-url=nats://127.0.0.1:${natsPort}`, "--host-id=e2e-host"];
+  // The embedded NATS takes enrolled hosts only, as `make run` does it.
+  const credsPath = join(tmp, "e2e-host.creds");
+  const enrolled = spawnSync(join(binDir, "hub"), ["agent", "add", "e2e-host", `--data-dir=${join(tmp, "data")}`, `--out=${credsPath}`], { encoding: "utf8" });
+  if (enrolled.status !== 0) throw new Error(`hub agent add: ${enrolled.stderr}`);
+  const agentArgs = [`--nats-url=nats://127.0.0.1:${natsPort}`, "--host-id=e2e-host", `--nats-creds=${credsPath}`];
   if (/-interval\b/.test(agentHelp)) agentArgs.push("--interval=1s");
+  agentArgs.push(...(await startModelStubs()));
   agent = start("agent", join(binDir, "agent"), agentArgs);
 
   browser = await chromium.launch({
@@ -216,6 +501,7 @@ async function main() {
     await p.routeWebSocket(/\/ws\/system$/, (ws) => {
       route = ws;
     });
+    await p.goto(signInLink(base, token));
     await p.goto(`${base}/system?sysperf-test=1`);
     await p.waitForFunction(() => typeof window.__sysperfInject === "function", null, { timeout: STEP_MS });
     const t0 = Date.now() - 300_000;
@@ -228,6 +514,9 @@ async function main() {
     route.send(JSON.stringify({ type: "performance_history", range: "5m", resolution_s: 5, points }));
     await p.evaluate((u) => window.__sysperfInject(u), syntheticFleet(Date.now(), 60));
     await p.locator("[data-testid=gpu-card]").nth(7).waitFor({ timeout: STEP_MS });
+    // The GPU charts on screen: below eight cards they would be off screen,
+    // where a chart keeps its drawing and nothing would be timed.
+    await p.locator("[data-section=gpu] figure[data-chart]").first().scrollIntoViewIfNeeded();
     // From the page's "sysperf-inject" mark: figures render+commit (React's
     // synchronous render of the update), figures painted (the frame after
     // that commit), charts redrawn (the last chart on or near the screen
@@ -322,6 +611,9 @@ async function main() {
     return line;
   });
 
+  // issue 12 (ui12): GPU ownership, by-model view, power colours, screenshots.
+  await ownershipChecks(browser, base, signInLink(base, token));
+
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
   // Record what the page sends on its WebSocket, to see the subscribe.
   await context.addInitScript(() => {
@@ -335,6 +627,36 @@ async function main() {
   const page = await context.newPage();
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(String(e)));
+  // Chromium reports what the Content-Security-Policy blocked on the console.
+  const cspErrors = [];
+  const watchCSP = (p) => p.on("console", (m) => /Content.Security.Policy/i.test(m.text()) && cspErrors.push(m.text()));
+  watchCSP(page);
+
+  await attempt("signing in through the login page: a wrong token is refused, the right one opens /system", async () => {
+    const r = await page.goto(`${base}/system`);
+    if (r?.status() !== 401) throw new Error(`GET /system without a session answered ${r?.status()}, want 401`);
+    const h = r.headers();
+    for (const [k, want] of [
+      ["content-security-policy", "frame-ancestors 'none'"],
+      ["x-content-type-options", "nosniff"],
+      ["referrer-policy", "no-referrer"],
+    ]) {
+      if (!(h[k] ?? "").includes(want)) throw new Error(`${k}: ${h[k]}`);
+    }
+    await page.getByLabel("Access token").fill("not-the-token-0123456789");
+    const [wrong] = await Promise.all([page.waitForResponse((x) => x.url().endsWith("/login")), page.getByRole("button", { name: "Sign in" }).click()]);
+    if (wrong.status() !== 401) throw new Error(`a wrong token answered ${wrong.status()}`);
+    await page.getByText("That token is not valid").waitFor({ timeout: STEP_MS });
+    await page.getByLabel("Access token").fill(token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(`${base}/system`, { timeout: STEP_MS });
+    await page.getByRole("heading", { name: "System performance" }).waitFor({ timeout: STEP_MS });
+    await page.locator("[data-testid=live-indicator][data-connection=connected]").waitFor({ timeout: STEP_MS });
+    const c = (await context.cookies(base)).find((x) => x.name.startsWith("sysperf_session"));
+    if (!c || !c.httpOnly || c.sameSite !== "Strict") throw new Error(`session cookie ${JSON.stringify(c)}`);
+    if (c.value.includes(token)) throw new Error("the cookie holds the token itself");
+    return `cookie ${c.name}: HttpOnly, SameSite=Strict; feed connected`;
+  });
 
   await attempt("page loads at / and lands on /system", async () => {
     const r = await page.goto(`${base}/`, { waitUntil: "domcontentloaded" });
@@ -390,10 +712,27 @@ async function main() {
     await page.waitForFunction(() => window.__sent.some((s) => s.includes('"subscribe"') && s.includes('"15m"')), null, { timeout: STEP_MS });
     // The footer's resolution comes from the hub's performance_history reply.
     await page.getByText("15m window, 15 s per point").waitFor({ timeout: STEP_MS });
+    // A chart far below the fold keeps its last drawing until scrolled
+    // near (the model cards can push the host section down): bring it in.
+    await page.locator('[data-section=host] figure[data-chart="CPU (%)"]').scrollIntoViewIfNeeded();
     await page.locator('[data-section=host] figure[data-chart="CPU (%)"] .recharts-area-curve').first().waitFor({ timeout: STEP_MS });
     const selected = await page.getByRole("tab", { name: "15m", exact: true }).getAttribute("aria-selected");
     if (selected !== "true") throw new Error("15m tab not selected");
     return "subscribe 15m sent; CPU chart drawn at 15 s per point";
+  });
+
+  await attempt("a vLLM and an Ollama model card of their kind beside the seed's two", async () => {
+    const vllm = page.getByRole("article", { name: "qwen (vLLM)" });
+    const ollama = page.getByRole("article", { name: "ollama (Ollama)" });
+    await vllm.getByTestId("qwen-kv").filter({ hasText: "82%" }).waitFor({ timeout: STEP_MS });
+    await ollama.getByText("gemma3:12b").first().waitFor({ timeout: STEP_MS });
+    for (const seed of ["RT-DETRv2", "Nemotron"]) {
+      const card = page.getByRole("article", { name: seed, exact: true });
+      await card.getByText("Healthy").waitFor({ timeout: STEP_MS });
+    }
+    const queue = (await vllm.getByTestId("qwen-queue").textContent())?.trim();
+    if (queue !== "6 waiting · 5 running") throw new Error(`vLLM queue reads ${queue}`);
+    return `vLLM ${queue}, KV 82%; Ollama holds gemma3:12b; seed cards healthy`;
   });
 
   if (rulesFlag) {
@@ -416,7 +755,7 @@ async function main() {
     await page.waitForFunction(() => document.documentElement.classList.contains("dark"));
     await fullShot(page, join(outDir, "system-dark.png"));
     const phone = await browser.newPage({ viewport: { width: 375, height: 812 }, colorScheme: "dark" });
-    await phone.goto(`${base}/system`);
+    await phone.goto(signInLink(base, token)); // the sign-in link lands on /system
     await phone.locator("[data-host=e2e-host] [data-testid=host-cpu]").waitFor({ timeout: STEP_MS });
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     await fullShot(phone, join(outDir, "system-phone-dark.png"));
@@ -437,6 +776,15 @@ async function main() {
     return badge;
   });
 
+  // A second browser whose session is gone (signed in, then its cookie
+  // cleared) must end on the sign-in page once its feed reconnects.
+  const lapsed = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const lapsedPage = await lapsed.newPage();
+  watchCSP(lapsedPage);
+  await lapsedPage.goto(signInLink(base, token)).catch(() => undefined);
+  await lapsedPage.locator("[data-testid=live-indicator][data-connection=connected]").waitFor({ timeout: STEP_MS }).catch(() => undefined);
+  await lapsed.clearCookies();
+
   await attempt("stopping the hub turns the Live indicator to reconnecting", async () => {
     await stop(hub);
     await page.locator("[data-testid=live-indicator][data-connection=reconnecting]").waitFor({ timeout: STEP_MS });
@@ -455,6 +803,13 @@ async function main() {
     return "reconnected with backoff; banner gone";
   });
 
+  await attempt("a page whose session is gone goes to the sign-in page", async () => {
+    await lapsedPage.waitForURL(`${base}/login`, { timeout: STEP_MS * 2 });
+    await lapsedPage.getByLabel("Access token").waitFor({ timeout: STEP_MS });
+    await lapsed.close();
+    return "feed refused with 401 → /login";
+  });
+
   await attempt("a hub whose NATS does not answer serves the page, which says why it has no feed", async () => {
     const [httpW, deadNats] = [await freePort(), await freePort()];
     const w = `http://127.0.0.1:${httpW}`;
@@ -462,8 +817,11 @@ async function main() {
     const p = await context.newPage();
     p.on("pageerror", (e) => pageErrors.push(String(e)));
     const deadline = Date.now() + STEP_MS;
+    const wTokenFile = join(tmp, "data-waiting", "http.token");
     for (;;) {
-      const ok = await p.goto(`${w}/system`).then((r) => r?.ok(), () => false);
+      // The hub writes its token before it listens.
+      const link = existsSync(wTokenFile) ? signInLink(w, readFileSync(wTokenFile, "utf8").trim()) : `${w}/system`;
+      const ok = await p.goto(link).then((r) => r?.ok(), () => false);
       if (ok) break;
       if (waiting.exitCode !== null) throw new Error(`the hub exited: ${logs.waiting.slice(-400)}`);
       if (Date.now() > deadline) throw new Error("the waiting hub never served the page");
@@ -479,6 +837,7 @@ async function main() {
   });
 
   check("no uncaught errors in the page", pageErrors.length === 0, pageErrors.slice(0, 3).join(" | "));
+  check("nothing blocked by the Content-Security-Policy", cspErrors.length === 0, cspErrors.slice(0, 3).join(" | "));
 }
 
 let fatal = null;
@@ -492,6 +851,7 @@ try {
   await stop(agent);
   await stop(hub);
   await stop(waiting);
+  for (const s of stubs) s.close();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 }
 const failed = results.filter((r) => !r.ok).length;

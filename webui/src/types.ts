@@ -1,46 +1,60 @@
-// The hub's JSON, mirrored from pkg/metrics (update.go, history.go). A value
-// no source could fill is null (or absent for omitempty fields), never 0.
+// The page's types. A value no source could fill is null (or absent for an
+// omitempty field), never 0.
+import type { ECC, Slot } from "./types.gen";
 
 export type Num = number | null;
 
-export type Range = "5m" | "15m" | "60m";
-export const RANGES: readonly Range[] = ["5m", "15m", "60m"] as const;
-/** Resolution in seconds of each range's slots (DESIGN.md). */
-export const RANGE_RESOLUTION_S: Record<Range, number> = { "5m": 5, "15m": 15, "60m": 60 };
+export type Range = "5m" | "15m" | "60m" | "6h" | "24h" | "7d";
+/** The ranges the hub's history serves (internal/history: 6h, 24h and 7d from its minute rollups). */
+export const RANGES: readonly Range[] = ["5m", "15m", "60m", "6h", "24h", "7d"] as const;
+/** Resolution in seconds of each range's slots (DESIGN.md; internal/history's tiers). */
+export const RANGE_RESOLUTION_S: Record<Range, number> = { "5m": 5, "15m": 15, "60m": 60, "6h": 360, "24h": 1440, "7d": 10080 };
 export const POINTS_PER_RANGE = 60;
 
-export interface ProcessView {
-  pid: number;
-  name?: string;
-  command?: string;
-  vram_gb: Num;
-  sm_percent: Num;
-  container?: string;
-  model?: string;
-}
+// The hub's JSON: generated from the Go types (types.gen.ts, `make generate`),
+// re-exported here so components import from one place.
+export type {
+  AIModels,
+  Alert,
+  AlertsBody,
+  Container,
+  ContainerCounts,
+  Databases,
+  EnergyEstimate,
+  FleetRow,
+  FleetTotals,
+  FleetUpdate,
+  GPUView,
+  HealthPoint,
+  History,
+  HostStatus,
+  HostView,
+  Kind,
+  Latencies,
+  LevelView,
+  LoadedModel,
+  MIGView,
+  ModelEntry,
+  ModelView,
+  NVLinkView,
+  PCIeView,
+  Point,
+  PostgreSQL,
+  ProcessView,
+  Redis,
+  RulesBody,
+  RuleView,
+  Stats,
+  Throughput,
+  Update,
+  XIDView,
+} from "./types.gen";
+export { Section } from "./types.gen";
 
-export interface GPUView {
-  host?: string;
-  index?: number;
-  uuid?: string;
-  name: string | null;
-  utilization: Num;
-  memory_utilization?: Num;
-  vram_used_gb: Num;
-  vram_total_gb: Num;
-  temperature: Num;
-  power_watts: Num;
-  power_limit_watts?: Num;
-  sm_clock_mhz?: Num;
-  mem_clock_mhz?: Num;
-  fan_percent?: Num;
-  pstate?: Num;
-  throttle_reasons?: string[];
-  energy_joules?: Num;
-  processes?: ProcessView[];
-  stale?: boolean;
-}
+export type ECCView = ECC;
+export type SlotView = Slot;
 
+/** Values of ModelView.status and ModelEntry.status the page knows. */
 export type ModelStatus =
   | "healthy"
   | "degraded"
@@ -50,189 +64,9 @@ export type ModelStatus =
   | "unconfigured"
   | (string & {});
 
-// status, boot and seq are absent where the hub has nothing for them (a
-// history point); a live update always carries status.
-export interface ModelView {
-  status?: ModelStatus;
-  reason?: string;
-  host?: string;
-  vram_gb?: Num;
-  model?: string;
-  device?: string;
-  slots_active?: Num;
-  slots_total?: Num;
-  context_size?: Num;
-  gauges?: Record<string, number>;
-  extra?: Record<string, unknown>;
-  stale?: boolean;
-}
-
-export interface AIModels {
-  rtdetr: ModelView;
-  nemotron: ModelView;
-}
-
-export interface Stats {
-  avg: Num;
-  p95: Num;
-  p99?: Num;
-  count?: Num;
-}
-
-export interface Throughput {
-  images_per_min: Num;
-  events_per_min: Num;
-}
-
-export interface Latencies {
-  rtdetr_latency_ms: Stats;
-  nemotron_latency_ms: Stats;
-  pipeline_latency_ms: Stats;
-  throughput: Throughput;
-  window?: string;
-}
-
-export interface PostgreSQL {
-  status?: string;
-  reason?: string;
-  connections_active: Num;
-  connections_max: Num;
-  /** What connections_max counts: the application's pool size or the server's max_connections. */
-  connections_max_from?: "pool_size" | "max_connections";
-  cache_hit_ratio: Num;
-  transactions_per_min: Num;
-  deadlocks?: Num;
-  size_bytes?: Num;
-  longest_query_s?: Num;
-}
-
-export interface Redis {
-  status?: string;
-  reason?: string;
-  connected_clients: Num;
-  memory_mb: Num;
-  hit_ratio: Num;
-  blocked_clients: Num;
-  ops_per_sec?: Num;
-  evicted_keys?: Num;
-  keys?: Num;
-}
-
-export interface Databases {
-  postgresql: PostgreSQL;
-  redis: Redis;
-}
-
-export interface HealthPoint {
-  timestamp: string;
-  health: string;
-}
-
-export interface Container {
-  name: string;
-  status: string;
-  health: string;
-  reason?: string;
-  timeline?: HealthPoint[];
-}
+/** Values of ModelEntry.kind the page knows. */
+export type ModelKind = "rtdetr" | "llamacpp" | "vllm" | "sglang" | "tgi" | "triton" | "ollama" | (string & {});
 
 export type Severity = "warning" | "critical";
 
-export interface Alert {
-  severity: Severity | (string & {});
-  metric: string;
-  value: number;
-  threshold: number;
-  message: string;
-  host?: string;
-  target?: string;
-  state?: "pending" | "firing" | (string & {});
-  since?: string;
-  rule?: string;
-}
-
-export interface HostView {
-  cpu_percent: Num;
-  ram_used_gb: Num;
-  ram_total_gb: Num;
-  disk_used_gb: Num;
-  disk_total_gb: Num;
-  per_core?: number[];
-  load1?: Num;
-  load5?: Num;
-  load15?: Num;
-  swap_used_gb?: Num;
-  swap_total_gb?: Num;
-  disk_read_mb_s?: Num;
-  disk_write_mb_s?: Num;
-  net_rx_mb_s?: Num;
-  net_tx_mb_s?: Num;
-  uptime_s?: Num;
-}
-
-export interface HostStatus {
-  host: string;
-  online: boolean;
-  last_seen: string;
-  boot?: string;
-  seq?: number;
-  system: HostView;
-  gpu_count: number;
-  models?: Record<string, ModelView>;
-  errors?: Record<string, string>;
-}
-
-export interface Update {
-  type: "performance_update";
-  timestamp: string;
-  gpu: GPUView;
-  ai_models: AIModels;
-  inference: Latencies;
-  databases: Databases;
-  host: HostView;
-  containers: Container[] | null;
-  alerts: Alert[] | null;
-  gpus: GPUView[] | null;
-  hosts: HostStatus[] | null;
-  sources: Record<string, string> | null;
-  stale: Record<string, boolean> | null;
-  errors?: Record<string, string> | null;
-  /** The inference figures over each chart range, each with its window (extension). */
-  inference_windows?: Partial<Record<Range, Latencies>> | null;
-}
-
-/** One slot of a window: the Update's numeric fields (means), maxima in max. */
-export interface Point {
-  timestamp: string;
-  gpu?: GPUView;
-  gpus?: GPUView[];
-  host?: HostView;
-  hosts?: HostStatus[];
-  ai_models?: AIModels;
-  inference?: Latencies;
-  databases?: Databases;
-  /** Container counts by health over the slot (means). */
-  containers?: { total?: number; unhealthy?: number };
-  max?: Record<string, number>;
-}
-
-export interface History {
-  type?: "performance_history";
-  range: string;
-  resolution_s: number;
-  points: Point[] | null;
-}
-
 export type Connection = "connected" | "reconnecting" | "offline";
-
-/** Section keys of Update.sources / stale / errors (pkg/metrics). */
-export const Section = {
-  GPU: "gpu",
-  Host: "host",
-  RTDETR: "ai_models.rtdetr",
-  Nemotron: "ai_models.nemotron",
-  Inference: "inference",
-  PostgreSQL: "databases.postgresql",
-  Redis: "databases.redis",
-  Containers: "containers",
-} as const;

@@ -36,10 +36,11 @@ func JetStream(t testing.TB) jetstream.JetStream {
 }
 
 // Connect returns a JetStream client of the server (or cluster: URLs
-// separated by commas) at url.
-func Connect(t testing.TB, url string) jetstream.JetStream {
+// separated by commas) at url; opts carry a credential where one is
+// needed.
+func Connect(t testing.TB, url string, opts ...nats.Option) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatalf("nats connect %s: %v", url, err)
 	}

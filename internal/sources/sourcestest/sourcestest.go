@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sysperf/sysperf/internal/poll"
 )
 
 // Need skips the test because a real service is missing, or fails it when
@@ -75,15 +77,14 @@ func (r *Redis) Start() {
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("redis-server: %v", err)
 	}
-	for range 400 {
+	poll.Until(r.t, "redis-server listening on "+r.addr, func() bool {
 		c, err := net.DialTimeout("tcp", r.addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
+		if err != nil {
+			return false
 		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	r.t.Fatalf("redis-server on %s never listened", r.addr)
+		c.Close()
+		return true
+	})
 }
 
 // Stop kills the server; stopping a stopped one does nothing.
@@ -144,21 +145,20 @@ func StartPrometheus(t testing.TB, scrapeTarget string) *Prometheus {
 	})
 
 	c := &http.Client{Timeout: time.Second}
-	for range 300 {
-		if resp, err := c.Get(p.URL + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
+	poll.Until(t, "prometheus ready", func() bool {
 		select {
 		case <-p.done:
 			t.Fatal("prometheus exited at start")
-		case <-time.After(100 * time.Millisecond):
+		default:
 		}
-	}
-	t.Fatal("prometheus never became ready")
-	return nil
+		resp, err := c.Get(p.URL + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return p
 }
 
 // Stop kills Prometheus and waits for it; stopping twice does nothing.

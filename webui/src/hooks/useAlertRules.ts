@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { DEFAULT_THRESHOLDS, thresholdsFromRules, type Thresholds } from "../lib/thresholds";
 import type { Connection } from "../types";
+import { goToLogin } from "./signIn";
 
 export interface RulesOptions {
   /** Default /api/v1/rules on this host. */
@@ -8,6 +9,8 @@ export interface RulesOptions {
   fetchImpl?: typeof fetch;
   /** A fetch that takes longer is given up; default 5 s. */
   timeoutMs?: number;
+  /** Called when the hub answers 401; default: go to the sign-in page. */
+  onUnauthorized?: () => void;
 }
 
 /**
@@ -18,15 +21,17 @@ export interface RulesOptions {
  * stay.
  */
 export function useAlertRules(connection: Connection, opts: RulesOptions = {}): Thresholds {
-  const { url = "/api/v1/rules", fetchImpl, timeoutMs = 5000 } = opts;
+  const { url = "/api/v1/rules", fetchImpl, timeoutMs = 5000, onUnauthorized = goToLogin } = opts;
   const [thresholds, setThresholds] = useState<Thresholds>(DEFAULT_THRESHOLDS);
   // Bumped on each reconnect, which refetches.
   const [generation, setGeneration] = useState(0);
   const seenConnected = useRef(false);
   const prev = useRef<Connection>(connection);
   const fetchRef = useRef(fetchImpl);
+  const unauthorizedRef = useRef(onUnauthorized);
   useEffect(() => {
     fetchRef.current = fetchImpl;
+    unauthorizedRef.current = onUnauthorized;
   });
 
   useEffect(() => {
@@ -46,6 +51,10 @@ export function useAlertRules(connection: Connection, opts: RulesOptions = {}): 
     (async () => {
       try {
         const res = await f(url, { signal: ctl.signal, headers: { Accept: "application/json" } });
+        if (res.status === 401) {
+          if (live) unauthorizedRef.current();
+          return;
+        }
         if (!res.ok) return; // an older hub without the endpoint, or none configured
         const body: unknown = await res.json();
         if (live) setThresholds(thresholdsFromRules(body));

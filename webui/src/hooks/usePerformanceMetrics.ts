@@ -3,6 +3,7 @@ import { flushSync } from "react-dom";
 import { afterPaint } from "../lib/frameQueue";
 import { emptyBuffers, fromHistory, isRange, mergeLive, toPoint, type Buffers } from "../lib/buffers";
 import { RANGE_RESOLUTION_S, RANGES, type Connection, type History, type Point, type Range, type Update } from "../types";
+import { goToLogin } from "./signIn";
 
 export interface PerformanceMetrics {
   /** The newest performance_update, or null before the first one. */
@@ -40,6 +41,15 @@ export interface Options {
   /** Installs window.__sysperfInject for the browser test (render timing). */
   testHook?: boolean;
   initialRange?: Range;
+  /**
+   * A browser does not show why a WebSocket upgrade failed, so when a socket
+   * closes without having opened, this URL is asked (HEAD) whether the page
+   * is still signed in; default /api/v1/performance.
+   */
+  authUrl?: string;
+  fetchImpl?: typeof fetch;
+  /** Called when that answer is 401; default: go to the sign-in page. */
+  onUnauthorized?: () => void;
 }
 
 interface State {
@@ -109,6 +119,9 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
     silentMs = 20_000,
     testHook = false,
     initialRange = "5m",
+    authUrl = "/api/v1/performance",
+    fetchImpl,
+    onUnauthorized = goToLogin,
   } = opts;
 
   const [state, dispatch] = useReducer(reducer, undefined, () => ({
@@ -125,9 +138,9 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
   // The socket effect reads options through a ref so that a caller passing
   // a new object each render does not tear the connection down. This effect
   // is declared first, so it runs before the socket effect on mount.
-  const cfg = useRef({ WebSocketImpl, baseMs, maxMs, offlineAfter, random, silentMs });
+  const cfg = useRef({ WebSocketImpl, baseMs, maxMs, offlineAfter, random, silentMs, authUrl, fetchImpl, onUnauthorized });
   useEffect(() => {
-    cfg.current = { WebSocketImpl, baseMs, maxMs, offlineAfter, random, silentMs };
+    cfg.current = { WebSocketImpl, baseMs, maxMs, offlineAfter, random, silentMs, authUrl, fetchImpl, onUnauthorized };
   });
 
   /** Applies one message; returns its type when it was one the page uses. */
@@ -167,9 +180,35 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
     // Arrival of the last update and the gap before it, for the watchdog.
     let lastUpdateAt: number | null = null;
     let gapMs = 0;
+    // Set once the hub said 401: retrying cannot help, signing in can.
+    let signedOut = false;
+    let probing = false;
+
+    // Asks whether a refused upgrade was a 401; at most one probe at a time.
+    const probeAuth = () => {
+      const c = cfg.current;
+      const f = c.fetchImpl ?? (typeof fetch === "function" ? fetch : undefined);
+      if (!f || probing) return;
+      probing = true;
+      f(c.authUrl, { method: "HEAD", cache: "no-store" })
+        .then((res) => {
+          if (res.status === 401 && !disposed && !signedOut) {
+            signedOut = true;
+            if (timer) clearTimeout(timer);
+            timer = null;
+            cfg.current.onUnauthorized();
+          }
+        })
+        .catch(() => {
+          // The hub is unreachable: the reconnect loop goes on.
+        })
+        .finally(() => {
+          probing = false;
+        });
+    };
 
     const schedule = () => {
-      if (disposed || timer) return;
+      if (disposed || signedOut || timer) return;
       attempt++;
       const c = cfg.current;
       dispatch({ type: "connection", value: attempt > c.offlineAfter ? "offline" : "reconnecting" });
@@ -224,7 +263,9 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
       }
       socketRef.current = sock;
       lastUpdateAt = null;
+      let opened = false;
       sock.onopen = () => {
+        opened = true;
         attempt = 0;
         armWatchdog(sock);
         dispatch({ type: "opened" });
@@ -246,6 +287,7 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
         stopWatchdog();
         if (socketRef.current === sock) socketRef.current = null;
         release(sock);
+        if (!opened) probeAuth();
         schedule();
       };
     }

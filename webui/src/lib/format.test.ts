@@ -67,4 +67,8 @@ describe("axisTime", () => {
   it("gives an empty label for a timestamp it cannot read", () => {
     expect(axisTime("not a time", true)).toBe("");
   });
+  it("puts the day before the clock for a week's window", () => {
+    const d = new Date("2026-12-03T14:24:00Z");
+    expect(axisTime(d.toISOString(), false, true)).toBe(`${d.getDate()}/${d.getMonth() + 1} ${hm.format(d)}`);
+  });
 });

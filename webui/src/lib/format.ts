@@ -56,14 +56,15 @@ export function clock(ts: string | number | Date): string {
   return timeHMS.format(d);
 }
 
-/** Axis label: seconds matter in 5m and 15m, not in 60m. */
-export function axisTime(ts: string, withSeconds: boolean): string {
+/** Axis label: seconds matter in 5m and 15m, not in 60m; the day in 7d ("3/12 14:00"). */
+export function axisTime(ts: string, withSeconds: boolean, withDay = false): string {
   const d = new Date(ts);
   if (Number.isNaN(d.getTime())) return "";
   // By hand, not Intl: every chart labels all 60 points on each update, and
   // Intl's format was the costliest call left in a redraw. Same text as the
   // en-GB 24-hour clock used elsewhere on the page.
   const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+  if (withDay) return `${d.getDate()}/${d.getMonth() + 1} ${hm}`;
   return withSeconds ? `${hm}:${pad2(d.getSeconds())}` : hm;
 }
 

@@ -44,7 +44,21 @@ export function sectionMeta(u: Update, section: string): SectionMeta {
 export function sourceLabel(source: string): string {
   const host = hostOfSource(source);
   if (host) return `agent on ${host}`;
+  const many = /^agents:(.+)$/.exec(source);
+  if (many && many[1]) return `agents on ${many[1].split(",").join(", ")}`;
   return source;
+}
+
+/**
+ * The section's meta for a panel that shows several hosts: the hub names
+ * one agent as the section's source (the last to report), which would read
+ * "via agent on box2" above both hosts' figures. Then the source names
+ * every host shown.
+ */
+export function withHosts(meta: SectionMeta, hosts: readonly string[]): SectionMeta {
+  const named = [...new Set(hosts.filter(Boolean))];
+  if (named.length < 2) return meta;
+  return { ...meta, source: `agents:${named.join(",")}` };
 }
 
 const SECTION_KEYS: ReadonlySet<string> = new Set(Object.values(Section));

@@ -30,9 +30,11 @@ const round = (v: number, digits: number) => {
  */
 export function rows(points: Point[], resolutionS: number, categories: string[], pick: (p: Point) => Record<string, number | null | undefined>, digits = 2): Row[] {
   const withSeconds = resolutionS < 60;
+  // 24h spans midnight with 24-minute slots; 7d spans a week: say the day.
+  const withDay = resolutionS >= 1440;
   return points.map((p) => {
     const vals = pick(p);
-    const r: Row = { time: axisTime(p.timestamp, withSeconds) };
+    const r: Row = { time: axisTime(p.timestamp, withSeconds, withDay) };
     for (const c of categories) {
       const v = vals[c];
       r[c] = isNum(v) ? round(v, digits) : null;
@@ -71,4 +73,19 @@ export function hostRows(points: Point[], resolutionS: number, hosts: string[], 
     return out;
   });
   return { data, categories };
+}
+
+/**
+ * The top of a y axis that shows a capacity (RAM, VRAM, a power limit):
+ * four equal steps of a round size (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 × 10ⁿ)
+ * that reach the total. Recharts divides a fixed domain into four steps
+ * (tickCount 5), so 700 W gives 0/200/…/800 rather than 0/175/…/700, and
+ * 24 GB 0/6/…/24.
+ */
+export function axisTop(total: number): number {
+  if (!Number.isFinite(total) || total <= 0) return 1;
+  const raw = total / 4;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].map((m) => m * mag).find((s) => s >= raw * (1 - 1e-9))!;
+  return Number((4 * step).toPrecision(12));
 }

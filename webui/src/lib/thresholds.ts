@@ -1,12 +1,15 @@
 // Where bars and figures turn yellow/red. The hub's rules are the source of
 // truth: the page fetches the effective rule set from GET /api/v1/rules (the
 // defaults of pkg/alerts with the hub's --rules file applied) and colours at
-// those thresholds. THRESHOLDS below are the built-in defaults, a copy of
-// pkg/alerts' default rule set, used for any rule the hub does not list and
-// whenever the fetch fails; keep them in step with pkg/alerts/defaults.go.
+// those thresholds. THRESHOLDS below are the built-in defaults, read from
+// defaultRules.gen.json (pkg/alerts' default rule set, written by
+// `make generate`), used for any rule the hub does not list and whenever the
+// fetch fails.
 
 import type { Color } from "@tremor/react";
 import { createContext, useContext } from "react";
+import defaultRules from "../defaultRules.gen.json";
+import type { LevelView, RuleView } from "../types";
 
 export type Level = "ok" | "warning" | "critical";
 
@@ -19,43 +22,23 @@ export interface Threshold {
   inclusive?: boolean;
 }
 
-const above = (warning: number, critical: number): Threshold => ({ warning, critical, direction: "above" });
-const below = (warning: number, critical: number): Threshold => ({ warning, critical, direction: "below" });
-
-export const THRESHOLDS = {
-  gpuUtilization: above(90, 98), // % (sustained 2 / 5 min for the alert)
-  gpuTemperature: above(75, 85), // °C
-  gpuVramPercent: above(90, 95), // % of total
-  gpuPowerWatts: above(300, 350), // W
-  rtdetrP95Ms: above(200, 500), // ms
-  nemotronP95Ms: above(10_000, 30_000), // ms
-  pgConnectionsPercent: above(80, 95), // % of max_connections
-  pgCacheHit: below(90, 80), // %
-  redisMemoryMb: above(100, 500), // MB
-  redisHitRatio: below(50, 10), // %
-  hostCpu: above(80, 95), // % sustained
-  hostRamPercent: above(85, 95), // %
-  hostDiskPercent: above(80, 90), // %
-  containersUnhealthy: { warning: 1, critical: 2, direction: "above", inclusive: true }, // 1 unhealthy warns, 2+ critical
-} as const satisfies Record<string, Threshold>;
-
-export type ThresholdKey = keyof typeof THRESHOLDS;
-
-/** The thresholds in force; null where the hub's rules file disabled the rule (no colouring). */
-export type Thresholds = Record<ThresholdKey, Threshold | null>;
-
-export const DEFAULT_THRESHOLDS: Thresholds = THRESHOLDS;
+interface RuleRef {
+  name: string;
+  metric: string;
+  match?: string;
+}
 
 /**
  * The pkg/alerts rule behind each key: its default name, and its metric
  * (plus the model it matches) for a rule of another name that replaces a
  * disabled default.
  */
-const RULES: Record<ThresholdKey, { name: string; metric: string; match?: string }> = {
+const RULES = {
   gpuUtilization: { name: "gpu_utilization", metric: "gpu_utilization" },
   gpuTemperature: { name: "gpu_temperature", metric: "gpu_temperature" },
   gpuVramPercent: { name: "gpu_vram", metric: "gpu_vram_percent" },
-  gpuPowerWatts: { name: "gpu_power", metric: "gpu_power" },
+  gpuPowerPercent: { name: "gpu_power", metric: "gpu_power_percent" },
+  gpuPowerWatts: { name: "gpu_power_watts", metric: "gpu_power_no_limit" },
   rtdetrP95Ms: { name: "rtdetr_latency_p95", metric: "model_latency_p95_ms", match: "rtdetr" },
   nemotronP95Ms: { name: "nemotron_latency_p95", metric: "model_latency_p95_ms", match: "nemotron" },
   pgConnectionsPercent: { name: "postgresql_connections", metric: "postgresql_connections_percent" },
@@ -66,27 +49,17 @@ const RULES: Record<ThresholdKey, { name: string; metric: string; match?: string
   hostRamPercent: { name: "host_ram", metric: "host_ram_percent" },
   hostDiskPercent: { name: "host_disk", metric: "host_disk_percent" },
   containersUnhealthy: { name: "containers_unhealthy", metric: "containers_unhealthy" },
-};
+} as const satisfies Record<string, RuleRef>;
 
-/** One rule of GET /api/v1/rules (internal/server/rules.go). */
-export interface RuleLevel {
-  threshold: number;
-  /** Go duration, e.g. "2m0s". */
-  for: string;
-}
+export type ThresholdKey = keyof typeof RULES;
 
-export interface Rule {
-  name: string;
-  metric: string;
-  target: string;
-  host?: string;
-  match?: string;
-  comparison: ">" | ">=" | "<" | "<=" | (string & {});
-  warning?: RuleLevel | null;
-  critical?: RuleLevel | null;
-  /** A default rule the hub's rules file turned off. */
-  disabled?: boolean;
-}
+/** The thresholds in force; null where the hub's rules file disabled the rule (no colouring). */
+export type Thresholds = Record<ThresholdKey, Threshold | null>;
+
+/** One rule of GET /api/v1/rules (internal/server RuleView; generated). */
+export type Rule = RuleView;
+/** One level of a Rule; its for is a Go duration ("2m0s"). */
+export type RuleLevel = LevelView;
 
 const finite = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 const levelThreshold = (l: unknown): number | null =>
@@ -113,9 +86,27 @@ function isRule(v: unknown): v is Rule {
   return typeof r.name === "string" && typeof r.metric === "string" && typeof r.comparison === "string";
 }
 
+/** Each key's default rule's levels, from pkg/alerts' defaults; a default that lost its rule or levels is a build error of the page, so it throws. */
+function defaultThresholds(): Record<ThresholdKey, Threshold> {
+  const rules = defaultRules.rules.filter(isRule);
+  const entries = (Object.keys(RULES) as ThresholdKey[]).map((key) => {
+    const r = rules.find((d) => d.name === RULES[key].name && d.metric === RULES[key].metric);
+    const t = r ? thresholdOf(r) : null;
+    if (!t) throw new Error(`defaultRules.gen.json: no default rule ${RULES[key].name} with levels for ${key}`);
+    return [key, t] as const;
+  });
+  return Object.fromEntries(entries) as Record<ThresholdKey, Threshold>;
+}
+
+/** pkg/alerts' default thresholds: the page's until the hub's rules arrive. */
+export const THRESHOLDS = defaultThresholds();
+
+export const DEFAULT_THRESHOLDS: Thresholds = THRESHOLDS;
+
 /**
  * The thresholds the hub's rules give, key by key: the rule of the default
- * name; else an enabled rule of another name on the same metric (and model)
+ * name, when it still watches the key's metric (an older hub's "gpu_power"
+ * compared watts, and must not colour the percentage); else an enabled rule of another name on the same metric (and model)
  * that watches every host and target, which replaces a disabled default;
  * else nothing (null) when the default was disabled; else the built-in default.
  * A body that is not a rule list leaves every default in place.
@@ -126,8 +117,8 @@ export function thresholdsFromRules(body: unknown): Thresholds {
   if (!Array.isArray(list)) return out;
   const rules = list.filter(isRule);
   for (const key of Object.keys(RULES) as ThresholdKey[]) {
-    const want = RULES[key];
-    const named = rules.find((r) => r.name === want.name);
+    const want: RuleRef = RULES[key];
+    const named = rules.find((r) => r.name === want.name && r.metric === want.metric);
     if (named && !named.disabled) {
       const t = thresholdOf(named);
       if (t) out[key] = t;
@@ -178,4 +169,24 @@ export function levelColor(level: Level, ok: Color = "emerald"): Color {
 export function percentOf(used: number | null | undefined, total: number | null | undefined): number | null {
   if (used == null || total == null || total <= 0) return null;
   return (used / total) * 100;
+}
+
+/**
+ * A GPU's power level under the power rules: the share of its power limit
+ * against gpu_power where the limit is known, else the watts against
+ * gpu_power_watts. percent is the bar's fill (of the limit, or of the watts
+ * rule's critical level).
+ */
+export function powerLevel(
+  watts: number | null | undefined,
+  limit: number | null | undefined,
+  th: Pick<Thresholds, "gpuPowerPercent" | "gpuPowerWatts">,
+): { level: Level; percent: number | null } {
+  if (watts == null || !Number.isFinite(watts)) return { level: "ok", percent: null };
+  if (limit != null && Number.isFinite(limit) && limit > 0) {
+    const pct = (watts / limit) * 100;
+    return { level: levelOf(pct, th.gpuPowerPercent), percent: pct };
+  }
+  const scale = scaleOf(th.gpuPowerWatts, THRESHOLDS.gpuPowerWatts.critical);
+  return { level: levelOf(watts, th.gpuPowerWatts), percent: (watts / scale) * 100 };
 }

@@ -62,6 +62,35 @@ describe("App and SystemPerformancePage", () => {
     expect(within(document.querySelector("[data-section=gpu]") as HTMLElement).getByText("No NVIDIA GPU detected — NVML: library not found")).toBeInTheDocument();
   });
 
+  it("counts pending alerts apart from firing ones in the header", () => {
+    render(<App options={options} />);
+    const ws = FakeWebSocket.last();
+    const u = withAlerts();
+    u.alerts = [...u.alerts!, { ...u.alerts![0]!, state: "pending", rule: "other" }];
+    act(() => {
+      ws.open();
+      ws.message({ ...u, type: "performance_update" });
+    });
+    expect(screen.getByTestId("updated-at")).toHaveTextContent("1 host · 1 GPU · 2 alerts firing · 1 pending");
+  });
+
+  it("offers 6h, 24h and 7d, subscribing to each; the headroom's low point follows the range", () => {
+    render(<App options={options} />);
+    const ws = FakeWebSocket.last();
+    act(() => {
+      ws.open();
+      ws.message({ ...update(), type: "performance_update" });
+    });
+    for (const [r, res, per] of [["6h", 360, "6 min"], ["24h", 1440, "24 min"], ["7d", 10080, "168 min"]] as const) {
+      act(() => screen.getByRole("tab", { name: r }).click());
+      expect(ws.sent.map((x) => JSON.parse(x))).toContainEqual({ type: "subscribe", range: r });
+      const h = history("60m", 5);
+      act(() => ws.message({ ...h, range: r, resolution_s: res }));
+      expect(screen.getByText(new RegExp(`${r} window, ${per} per point`))).toBeInTheDocument();
+    }
+    expect(screen.getByTestId("headroom-low")).toHaveTextContent("Low point (7d)");
+  });
+
   it("gives the inference panel the selected range's figures", () => {
     render(<App options={options} />);
     const ws = FakeWebSocket.last();

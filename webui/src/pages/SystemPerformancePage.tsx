@@ -21,7 +21,14 @@ function summary(u: Update): string {
   const hosts = u.hosts?.length ?? 0;
   const gpus = currentGpus(u).length;
   const alerts = (u.alerts ?? []).filter((a) => a.state !== "pending").length;
-  const parts = [hosts ? plural(hosts, "host") : null, gpus ? plural(gpus, "GPU") : null, alerts ? plural(alerts, "alert") + " firing" : "no alerts firing"];
+  // Pending is said apart: it is not an alert yet.
+  const pending = (u.alerts ?? []).length - alerts;
+  const parts = [
+    hosts ? plural(hosts, "host") : null,
+    gpus ? plural(gpus, "GPU") : null,
+    alerts ? plural(alerts, "alert") + " firing" : "no alerts firing",
+    pending ? `${pending} pending` : null,
+  ];
   return parts.filter(Boolean).join(" · ");
 }
 
@@ -90,16 +97,16 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
           <>
             <SourceProblems update={panel.update} />
             <PerformanceAlerts alerts={panel.update.alerts} now={now} />
-            <GpuOverviewPanel {...panel} />
+            <GpuOverviewPanel {...panel} range={m.range} />
             <AiModelsPanel update={panel.update} now={now} />
             <InferenceStatsPanel {...panel} range={m.range} />
             <DatabasesPanel {...panel} />
-            <HostSystemPanel {...panel} />
+            <HostSystemPanel {...panel} range={m.range} />
             <ContainersPanel update={panel.update} now={now} />
           </>
         )}
         <footer className="pt-2 text-center text-[11px] text-tremor-content-subtle dark:text-dark-tremor-content-subtle">
-          sysperf · {m.range} window, {m.resolutionS} s per point
+          sysperf · {m.range} window, {m.resolutionS < 300 ? `${m.resolutionS} s` : `${Math.round(m.resolutionS / 60)} min`} per point
         </footer>
       </div>
     </ThresholdsContext.Provider>

@@ -1,13 +1,18 @@
 // Fixtures built from a hand-written update that follows pkg/metrics'
 // Update JSON (update.go) field for field; variants change only what a test
 // is about.
-import type { Alert, GPUView, History, Point, Update } from "../types";
+import type { Alert, GPUView, History, ModelView, Point, Update } from "../types";
 import base from "./fixtures/update.json";
 
 export const T0 = Date.parse("2026-12-01T12:00:00Z");
 
 export function update(): Update {
   return structuredClone(base) as Update;
+}
+
+/** A model server's view as the hub sends it: every seed field, null or "" where unknown. */
+export function modelView(over: Partial<ModelView> = {}): ModelView {
+  return { vram_gb: null, model: "", device: "", slots_active: null, slots_total: null, context_size: null, ...over };
 }
 
 /** The GPU host without NVML: the agent says why, the hub passes it on. */
@@ -100,7 +105,7 @@ export function withAlerts(): Update {
 /** Nothing but the agent: no databases, no containers, no models, no latency. */
 export function onlyAgent(): Update {
   const u = update();
-  u.ai_models = { rtdetr: { status: "unconfigured" }, nemotron: { status: "unconfigured" } };
+  u.ai_models = { rtdetr: modelView({ status: "unconfigured" }), nemotron: modelView({ status: "unconfigured" }) };
   u.inference = {
     rtdetr_latency_ms: { avg: null, p95: null, p99: null },
     nemotron_latency_ms: { avg: null, p95: null, p99: null },

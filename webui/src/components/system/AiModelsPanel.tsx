@@ -5,19 +5,25 @@ import { sectionMeta, type SectionMeta } from "../../lib/sections";
 import { Section, type ModelView, type Update } from "../../types";
 import { Absent, CHART_COLORS, SectionCard, StaleBadge, StatusBadge } from "./common";
 import { currentGpus } from "./GpuOverviewPanel";
+import { extraModels, ModelKindCard, SeedExtraRows, seedEntry } from "./ModelCards";
 
 interface Slice {
   name: string;
   vram: number;
 }
 
-/** VRAM by model (or process when no model is known), over every GPU, largest first. */
-export function vramSlices(u: Update): { slices: Slice[]; known: boolean } {
+/**
+ * VRAM by model (or process when no model is known) over one host's GPUs,
+ * largest first. Never summed across hosts: a model's VRAM on one box says
+ * nothing about another box's headroom.
+ */
+export function vramSlices(u: Update, host?: string): { slices: Slice[]; known: boolean } {
   const by = new Map<string, number>();
   let known = false;
   let used = 0;
   let attributed = 0;
   for (const g of currentGpus(u)) {
+    if (host !== undefined && (g.host ?? "") !== host) continue;
     if (isNum(g.vram_used_gb)) used += g.vram_used_gb;
     for (const p of g.processes ?? []) {
       known = true;
@@ -79,7 +85,10 @@ function AiModelsPanelImpl({ update, now }: { update: Update; now: number }) {
   const nm = update.ai_models?.nemotron ?? { status: "unconfigured" };
   const rtMeta = sectionMeta(update, Section.RTDETR);
   const nmMeta = sectionMeta(update, Section.Nemotron);
-  const { slices, known } = vramSlices(update);
+  // One donut per host that has GPUs (in host order); a host's "other /
+  // driver" slice is what its own GPUs hold outside any listed process.
+  const hostNames = [...new Set(currentGpus(update).map((g) => g.host ?? ""))].sort();
+  const donuts = (hostNames.length ? hostNames : [""]).map((h) => ({ host: h, ...vramSlices(update, hostNames.length > 1 ? h : undefined) }));
   const slotsPct = isNum(nm.slots_active) && isNum(nm.slots_total) && nm.slots_total > 0 ? (nm.slots_active / nm.slots_total) * 100 : null;
 
   return (
@@ -89,6 +98,7 @@ function AiModelsPanelImpl({ update, now }: { update: Update; now: number }) {
           <Row k="VRAM" v={isNum(rt.vram_gb) ? `${fmt(rt.vram_gb, 2)} GB` : "—"} testId="rtdetr-vram" />
           <Row k="Model" v={rt.model || "—"} />
           <Row k="Device" v={rt.device || "—"} />
+          <SeedExtraRows m={seedEntry(update, "rtdetr")} />
         </ModelCard>
         <ModelCard title="Nemotron" kind="nemotron" m={nm} meta={nmMeta} now={now} flag="--llm-url">
           <Row k="Slots" v={isNum(nm.slots_active) || isNum(nm.slots_total) ? `${fmt(nm.slots_active)} / ${fmt(nm.slots_total)} active` : "—"} testId="nemotron-slots" />
@@ -100,9 +110,16 @@ function AiModelsPanelImpl({ update, now }: { update: Update; now: number }) {
           <Row k="Context" v={isNum(nm.context_size) ? `${fmt(nm.context_size)} tokens` : "—"} />
           {nm.model ? <Row k="Model" v={nm.model} /> : null}
           {isNum(nm.vram_gb) ? <Row k="VRAM" v={`${fmt(nm.vram_gb, 2)} GB`} /> : null}
+          <SeedExtraRows m={seedEntry(update, "nemotron")} />
         </ModelCard>
-        <article aria-label="VRAM by model" className="rounded-tremor-default border border-tremor-border p-4 md:col-span-2 xl:col-span-1 dark:border-dark-tremor-border">
-          <h3 className="text-sm font-semibold text-tremor-content-strong dark:text-dark-tremor-content-strong">VRAM by model</h3>
+        {extraModels(update).map((m) => (
+          <ModelKindCard key={`${m.host}/${m.name}`} m={m} now={now} lastSeen={update.hosts?.find((h) => h.host === m.host)?.last_seen} />
+        ))}
+        {donuts.map(({ host, slices, known }) => (
+        <article key={host} aria-label={donuts.length > 1 ? `VRAM by model on ${host}` : "VRAM by model"} className="rounded-tremor-default border border-tremor-border p-4 md:col-span-2 xl:col-span-1 dark:border-dark-tremor-border">
+          <h3 className="text-sm font-semibold text-tremor-content-strong dark:text-dark-tremor-content-strong">
+            VRAM by model{donuts.length > 1 ? ` on ${host}` : ""}
+          </h3>
           {slices.length ? (
             <div className="mt-3 flex flex-col items-center gap-4 sm:flex-row xl:flex-col 2xl:flex-row">
               <DonutChart
@@ -126,6 +143,7 @@ function AiModelsPanelImpl({ update, now }: { update: Update; now: number }) {
             </div>
           )}
         </article>
+        ))}
       </div>
     </SectionCard>
   );

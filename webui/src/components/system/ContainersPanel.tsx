@@ -87,10 +87,15 @@ function ContainersPanelImpl({ update, now }: { update: Update; now: number }) {
               return (
                 <div key={c.name} className="grid grid-cols-[7rem_1fr] items-center gap-3 sm:grid-cols-[9rem_1fr]" data-tracker={c.name}>
                   <div className="min-w-0">
-                    <p className="truncate text-xs font-medium text-tremor-content-strong dark:text-dark-tremor-content-strong">{c.name}</p>
-                    {c.reason && !healthy(c) ? <p className="truncate text-[11px] text-red-600 dark:text-red-400" title={c.reason}>{c.reason}</p> : null}
+                    <p className="truncate text-xs font-medium text-tremor-content-strong dark:text-dark-tremor-content-strong" title={c.name}>{c.name}</p>
                   </div>
                   {tl.length ? <HealthTimeline timeline={tl} /> : <p className="text-xs text-tremor-content-subtle dark:text-dark-tremor-content-subtle">no health history yet</p>}
+                  {/* The whole reason, wrapped under the row: a health check's output is the part worth reading. */}
+                  {c.reason && !healthy(c) ? (
+                    <p data-testid="container-reason" className="col-span-2 -mt-1.5 whitespace-pre-line break-words text-[11px] text-red-600 [overflow-wrap:anywhere] dark:text-red-400">
+                      {c.reason}
+                    </p>
+                  ) : null}
                 </div>
               );
             })}

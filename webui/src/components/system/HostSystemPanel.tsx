@@ -1,8 +1,9 @@
 import { Badge } from "@tremor/react";
 import { memo, useMemo } from "react";
 import { ago, fmt, fmtGB, isNum } from "../../lib/format";
-import { sectionMeta } from "../../lib/sections";
-import { hostRows } from "../../lib/series";
+import { colorsFor, pick } from "../../lib/colors";
+import { sectionMeta, withHosts } from "../../lib/sections";
+import { axisTop, hostRows } from "../../lib/series";
 import { levelOf, percentOf, useThresholds } from "../../lib/thresholds";
 import { Section, type HostView, type Update } from "../../types";
 import { Absent, Chart, Meter, num1, pct0, SectionCard } from "./common";
@@ -16,8 +17,6 @@ interface HostEntry {
   error: string | null;
 }
 
-const CPU_COLORS = ["blue", "violet", "cyan", "fuchsia"];
-const RAM_COLORS = ["violet", "cyan", "fuchsia", "blue"];
 
 const hasAny = (h: HostView | undefined) => !!h && [h.cpu_percent, h.ram_used_gb, h.disk_used_gb].some(isNum);
 
@@ -115,17 +114,18 @@ const HostCard = memo(function HostCard({ h, now, showName }: { h: HostEntry; no
 });
 
 function HostSystemPanelImpl({ update, history, resolutionS, now }: PanelProps) {
-  const meta = sectionMeta(update, Section.Host);
   const hosts = hostEntries(update);
   const names = hosts.map((h) => h.name);
+  // With several hosts the hub names one agent as the source; say all.
+  const meta = withHosts(sectionMeta(update, Section.Host), names);
   const key = names.join("\u0000");
-  const charts = useMemo(
-    () => ({
-      cpu: hostRows(history, resolutionS, names, (h) => h.cpu_percent),
-      ram: hostRows(history, resolutionS, names, (h) => h.ram_used_gb),
-    }),
-    [history, resolutionS, key], // eslint-disable-line react-hooks/exhaustive-deps
-  );
+  const ramTop = Math.max(0, ...hosts.map((h) => (isNum(h.system.ram_total_gb) ? h.system.ram_total_gb : 0)));
+  const charts = useMemo(() => {
+    const cpu = hostRows(history, resolutionS, names, (h) => h.cpu_percent);
+    // One colour per host from its name, the same in both charts.
+    const colors = pick(colorsFor(cpu.categories), cpu.categories);
+    return { colors, cpu, ram: hostRows(history, resolutionS, names, (h) => h.ram_used_gb) };
+  }, [history, resolutionS, key]); // eslint-disable-line react-hooks/exhaustive-deps
   return (
     <SectionCard id="host" title="Host system" count={hosts.length > 1 ? hosts.length : undefined} meta={meta} now={now}>
       {hosts.length === 0 ? (
@@ -138,8 +138,9 @@ function HostSystemPanelImpl({ update, history, resolutionS, now }: PanelProps) 
             ))}
           </div>
           <div className="mt-5 grid grid-cols-1 gap-x-6 gap-y-4 lg:grid-cols-2">
-            <Chart title="CPU (%)" {...charts.cpu} colors={CPU_COLORS} minValue={0} maxValue={100} valueFormatter={pct0} />
-            <Chart title="RAM used (GB)" {...charts.ram} colors={RAM_COLORS} minValue={0} valueFormatter={num1} />
+            <Chart title="CPU (%)" {...charts.cpu} colors={charts.colors} minValue={0} maxValue={100} valueFormatter={pct0} />
+            {/* Scaled to the installed RAM, not to the data: 8 GB of 512 GB must not fill the chart. */}
+            <Chart title="RAM used (GB)" {...charts.ram} colors={charts.colors} minValue={0} maxValue={ramTop > 0 ? axisTop(ramTop) : undefined} valueFormatter={num1} />
           </div>
         </>
       )}

@@ -1,4 +1,4 @@
-import { AreaChart, Badge, Card, ProgressBar, type Color } from "@tremor/react";
+import { AreaChart, Badge, Card, LineChart, ProgressBar, type Color } from "@tremor/react";
 import { memo, useEffect, useMemo, useRef, useState, type ReactNode, type RefObject } from "react";
 import { ago, DASH, num } from "../../lib/format";
 import { useFramed } from "../../lib/frameQueue";
@@ -179,43 +179,64 @@ const plain = (v: number) => String(v);
 
 export const CHART_COLORS = ["blue", "violet", "cyan", "fuchsia", "emerald", "amber", "rose", "indigo", "teal", "lime"];
 
+const hasValueIn = (data: ChartProps["data"], categories: string[]) => categories.length > 0 && data.some((d) => categories.some((c) => typeof d[c] === "number"));
+
 /**
- * An AreaChart that says so when the window has no value, instead of drawing
- * an empty grid. Straight segments and no animation: a smoothed curve costs
- * more to compute and says nothing more about 60 samples. Past two series the
- * gradients go: eight overlapping fills only muddy each other.
+ * A chart that says so when the window has no value, instead of drawing an
+ * empty grid. One or two series are filled areas; past two, plain lines:
+ * eight overlapping fills merge into one block and hide each other. Straight
+ * segments and no animation: a smoothed curve costs more to compute and says
+ * nothing more about 60 samples. The y axis ticks are Recharts' "nice" ones
+ * (steps of 1, 2, 2.5 or 5 × 10ⁿ) over [minValue, maxValue or the data].
  */
 function PlotImpl({ data, categories, colors = CHART_COLORS, valueFormatter = plain, height = "h-36", minValue, maxValue, emptyText, legend, integer }: ChartProps) {
-  const hasValue = categories.length > 0 && data.some((d) => categories.some((c) => typeof d[c] === "number"));
+  const hasValue = hasValueIn(data, categories);
   const used = useMemo(() => colors.slice(0, Math.max(categories.length, 1)), [colors, categories.length]);
-  return hasValue ? (
-    <AreaChart
-      className={height}
-      data={data}
-      index="time"
-      categories={categories}
-      colors={used}
-      valueFormatter={valueFormatter}
-      showLegend={legend ?? categories.length > 1}
-      showAnimation={false}
-      showGradient={categories.length <= 2}
-      curveType="linear"
-      yAxisWidth={48}
-      autoMinValue={minValue === undefined}
-      minValue={minValue}
-      maxValue={maxValue}
-      connectNulls={false}
-      allowDecimals={!integer}
-      startEndOnly={false}
-      tickGap={40}
-    />
-  ) : (
-    <div
-      className={`${height} flex items-center justify-center rounded-tremor-small border border-dashed border-tremor-border text-xs text-tremor-content-subtle dark:border-dark-tremor-border dark:text-dark-tremor-content-subtle`}
-    >
-      {emptyText ?? "No samples in this window yet"}
-    </div>
-  );
+  if (!hasValue) {
+    return (
+      <div
+        className={`${height} flex items-center justify-center rounded-tremor-small border border-dashed border-tremor-border text-xs text-tremor-content-subtle dark:border-dark-tremor-border dark:text-dark-tremor-content-subtle`}
+      >
+        {emptyText ?? "No samples in this window yet"}
+      </div>
+    );
+  }
+  const common = {
+    className: height,
+    data,
+    index: "time",
+    categories,
+    colors: used,
+    valueFormatter,
+    showLegend: legend ?? categories.length > 1,
+    showAnimation: false,
+    curveType: "linear" as const,
+    yAxisWidth: 48,
+    autoMinValue: minValue === undefined,
+    minValue,
+    maxValue,
+    connectNulls: false,
+    allowDecimals: !integer,
+    startEndOnly: false,
+    tickGap: 40,
+  };
+  return categories.length > 2 ? <LineChart {...common} data-kind="line" /> : <AreaChart {...common} showGradient data-kind="area" />;
+}
+
+/** True while the page is being printed: every chart draws then, on screen or not. */
+function usePrinting(): boolean {
+  const [printing, setPrinting] = useState(false);
+  useEffect(() => {
+    const on = () => setPrinting(true);
+    const off = () => setPrinting(false);
+    window.addEventListener("beforeprint", on);
+    window.addEventListener("afterprint", off);
+    return () => {
+      window.removeEventListener("beforeprint", on);
+      window.removeEventListener("afterprint", off);
+    };
+  }, []);
+  return printing;
 }
 
 /** Whether the element is on screen or near it; always true without IntersectionObserver. */
@@ -239,13 +260,29 @@ function useNearScreen<T extends Element>(): [RefObject<T>, boolean] {
  * figures of an update show in the next frame and the charts follow one or
  * two per frame, so no frame carries every chart's redraw. A chart far off
  * screen keeps what it last drew and catches up when it scrolls near: with
- * 8 GPUs most charts are below the fold most of the time.
+ * 8 GPUs most charts are below the fold most of the time. It still draws
+ * when what it shows is the empty notice and the window now has data, when
+ * its last drawing is older than OFFSCREEN_REFRESH_MS, and while the page
+ * prints, so a full-page screenshot or a printout never shows "No samples"
+ * for a chart that holds data.
  */
+const OFFSCREEN_REFRESH_MS = 15_000;
+
 function ChartImpl(props: ChartProps) {
   const [ref, near] = useNearScreen<HTMLElement>();
-  const drawn = useFramed(props, samePlot, near);
+  const printing = usePrinting();
+  // When the drawing last changed and whether it was the empty notice.
+  const drawnAt = useRef(0);
+  const drewEmpty = useRef(true);
+  const due = near || printing || (drewEmpty.current && hasValueIn(props.data, props.categories)) || Date.now() - drawnAt.current > OFFSCREEN_REFRESH_MS;
+  const drawn = useFramed(props, samePlot, due);
+  const empty = !hasValueIn(drawn.data, drawn.categories);
+  useEffect(() => {
+    drawnAt.current = Date.now();
+    drewEmpty.current = empty;
+  }, [drawn, empty]);
   return (
-    <figure ref={ref} className="min-w-0" data-chart={props.title}>
+    <figure ref={ref} className="min-w-0" data-chart={props.title} data-empty={empty || undefined}>
       <figcaption className="mb-1 text-xs font-medium text-tremor-content dark:text-dark-tremor-content">{props.title}</figcaption>
       <Plot {...drawn} />
     </figure>
@@ -277,9 +314,9 @@ const Plot = memo(PlotImpl, samePlot);
 
 export const Chart = memo(ChartImpl, samePlot);
 
-export function Figure({ label, value, sub, testId }: { label: string; value: string; sub?: string | undefined; testId?: string }) {
+export function Figure({ label, value, sub, testId, title }: { label: string; value: string; sub?: string | null | undefined; testId?: string; title?: string }) {
   return (
-    <div className="min-w-0" data-testid={testId}>
+    <div className="min-w-0" data-testid={testId} title={title}>
       <p className="truncate text-xs text-tremor-content dark:text-dark-tremor-content">{label}</p>
       <p className="text-lg font-semibold tabular-nums text-tremor-content-strong dark:text-dark-tremor-content-strong">{value}</p>
       {sub ? <p className="truncate text-xs text-tremor-content-subtle dark:text-dark-tremor-content-subtle">{sub}</p> : null}

@@ -16,7 +16,7 @@ const lv = (threshold: number, f = "1m0s") => ({ threshold, for: f });
 /** The defaults as GET /api/v1/rules lists them, with changes. */
 function rules(...changes: Rule[]): { rules: Rule[] } {
   const base: Rule[] = [
-    { name: "gpu_power", metric: "gpu_power", target: "gpu", comparison: ">", warning: lv(300, "2m0s"), critical: lv(350) },
+    { name: "gpu_power_watts", metric: "gpu_power_no_limit", target: "gpu", comparison: ">", warning: lv(300, "2m0s"), critical: lv(350) },
     { name: "host_cpu", metric: "host_cpu_percent", target: "host", comparison: ">", warning: lv(80, "5m0s"), critical: lv(95, "2m0s") },
   ];
   return { rules: base.filter((r) => !changes.some((c) => c.name === r.name)).concat(changes) };
@@ -32,11 +32,15 @@ function answering(...bodies: unknown[]) {
   });
 }
 
-/** An update whose GPU draws 320 W: over the default 300 W warning. */
+/** An update whose GPU, of unknown power limit, draws 320 W: over the default 300 W warning of gpu_power_watts. */
 function at320W() {
   const u = update();
   u.gpu.power_watts = 320;
-  for (const g of u.gpus ?? []) g.power_watts = 320;
+  delete u.gpu.power_limit_watts;
+  for (const g of u.gpus ?? []) {
+    g.power_watts = 320;
+    delete g.power_limit_watts;
+  }
   return { ...u, type: "performance_update" as const };
 }
 
@@ -52,7 +56,7 @@ function show(fetchImpl: ReturnType<typeof answering>) {
 
 describe("alert rules from the hub", () => {
   it("colours bars at the fetched thresholds (an H200 at 600/680 W)", async () => {
-    const f = answering(rules({ name: "gpu_power", metric: "gpu_power", target: "gpu", comparison: ">", warning: lv(600), critical: lv(680) }, { name: "host_cpu", metric: "host_cpu_percent", target: "host", comparison: ">", warning: lv(10), critical: lv(50) }));
+    const f = answering(rules({ name: "gpu_power_watts", metric: "gpu_power_no_limit", target: "gpu", comparison: ">", warning: lv(600), critical: lv(680) }, { name: "host_cpu", metric: "host_cpu_percent", target: "host", comparison: ">", warning: lv(10), critical: lv(50) }));
     show(f);
     await waitFor(() => expect(screen.getByTestId("gpu-power")).toHaveAttribute("data-level", "ok"));
     // The fixture's 12 % CPU is over a 10 % warning.
@@ -78,13 +82,13 @@ describe("alert rules from the hub", () => {
   });
 
   it("stops colouring a metric whose rule the hub disabled", async () => {
-    const f = answering(rules({ name: "gpu_power", metric: "gpu_power", target: "gpu", comparison: ">", disabled: true }));
+    const f = answering(rules({ name: "gpu_power_watts", metric: "gpu_power_no_limit", target: "gpu", comparison: ">", disabled: true }));
     show(f);
     await waitFor(() => expect(screen.getByTestId("gpu-power")).toHaveAttribute("data-level", "ok"));
   });
 
   it("fetches again after a reconnect, and the new rules apply", async () => {
-    const f = answering(rules(), rules({ name: "gpu_power", metric: "gpu_power", target: "gpu", comparison: ">", warning: lv(250), critical: lv(310) }));
+    const f = answering(rules(), rules({ name: "gpu_power_watts", metric: "gpu_power_no_limit", target: "gpu", comparison: ">", warning: lv(250), critical: lv(310) }));
     const ws = show(f);
     await waitFor(() => expect(f).toHaveBeenCalledTimes(1));
     await act(async () => {});
@@ -97,5 +101,21 @@ describe("alert rules from the hub", () => {
     act(() => FakeWebSocket.last().open());
     await waitFor(() => expect(screen.getByTestId("gpu-power")).toHaveAttribute("data-level", "critical"));
     expect(f).toHaveBeenCalledTimes(2);
+  });
+
+  it("goes to sign in when the hub answers 401", async () => {
+    const onUnauthorized = vi.fn();
+    const f = answering(401);
+    render(<SystemPerformancePage options={options} rules={{ fetchImpl: f as unknown as typeof fetch, onUnauthorized }} />);
+    await waitFor(() => expect(onUnauthorized).toHaveBeenCalledTimes(1));
+  });
+
+  it("does not go to sign in on other failures", async () => {
+    const onUnauthorized = vi.fn();
+    const f = answering(501);
+    render(<SystemPerformancePage options={options} rules={{ fetchImpl: f as unknown as typeof fetch, onUnauthorized }} />);
+    await waitFor(() => expect(f).toHaveBeenCalled());
+    await act(async () => {});
+    expect(onUnauthorized).not.toHaveBeenCalled();
   });
 });

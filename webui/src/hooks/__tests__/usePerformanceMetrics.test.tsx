@@ -241,4 +241,41 @@ describe("usePerformanceMetrics", () => {
     unmount();
     expect(window.__sysperfInject).toBeUndefined();
   });
+
+  it("goes to sign in when a refused upgrade is a 401, and stops retrying", async () => {
+    const onUnauthorized = vi.fn();
+    const fetchImpl = vi.fn(async () => new Response(null, { status: 401 }));
+    setup({ fetchImpl: fetchImpl as unknown as typeof fetch, onUnauthorized, authUrl: "/api/v1/performance" });
+    act(() => FakeWebSocket.last().drop()); // the upgrade answered 401: the browser only sees a close
+    await act(async () => {});
+    expect(fetchImpl).toHaveBeenCalledTimes(1);
+    expect(fetchImpl.mock.calls[0]).toEqual(["/api/v1/performance", { method: "HEAD", cache: "no-store" }]);
+    expect(onUnauthorized).toHaveBeenCalledTimes(1);
+    act(() => vi.advanceTimersByTime(120_000));
+    expect(FakeWebSocket.instances).toHaveLength(1);
+  });
+
+  it("keeps reconnecting when the hub is down or the session is fine, and never asks after an open socket closes", async () => {
+    const onUnauthorized = vi.fn();
+    const answers = [new Error("refused"), new Response(null, { status: 200 })];
+    const fetchImpl = vi.fn(async () => {
+      const a = answers.shift() ?? new Response(null, { status: 200 });
+      if (a instanceof Error) throw a;
+      return a;
+    });
+    setup({ fetchImpl: fetchImpl as unknown as typeof fetch, onUnauthorized });
+    act(() => FakeWebSocket.last().drop());
+    await act(async () => {});
+    act(() => vi.advanceTimersByTime(1000));
+    act(() => FakeWebSocket.last().drop());
+    await act(async () => {});
+    act(() => vi.advanceTimersByTime(2000));
+    expect(FakeWebSocket.instances).toHaveLength(3);
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    act(() => FakeWebSocket.last().open());
+    act(() => FakeWebSocket.last().drop()); // a connection that was up: the hub went away
+    await act(async () => {});
+    expect(fetchImpl).toHaveBeenCalledTimes(2);
+    expect(onUnauthorized).not.toHaveBeenCalled();
+  });
 });

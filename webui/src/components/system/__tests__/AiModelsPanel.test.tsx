@@ -1,6 +1,6 @@
 import { render, screen, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { noGpu, onlyAgent, staleHost, T0, update } from "../../../test/fixtures";
+import { manyGpus, modelView, noGpu, onlyAgent, staleHost, T0, update } from "../../../test/fixtures";
 import { AiModelsPanel, vramSlices } from "../AiModelsPanel";
 
 describe("AiModelsPanel", () => {
@@ -29,9 +29,32 @@ describe("AiModelsPanel", () => {
     expect(screen.getByText("nemotron-mini-4b 21.90 GB")).toBeInTheDocument();
   });
 
+  it("splits VRAM by model per host, never summed across hosts", () => {
+    const u = manyGpus(2, 2);
+    u.gpus = u.gpus!.map((g, i) => ({
+      ...g,
+      vram_used_gb: 10,
+      processes: [{ pid: 100 + i, name: "python3", model: i < 2 ? "rtdetr" : "llama", vram_gb: 6, sm_percent: 10 }],
+    }));
+    const hosts = [...new Set(u.gpus.map((g) => g.host!))].sort();
+    expect(hosts).toHaveLength(2);
+    expect(vramSlices(u, hosts[0]).slices).toEqual([
+      { name: "rtdetr", vram: 12 },
+      { name: "other / driver", vram: 8 },
+    ]);
+    expect(vramSlices(u, hosts[1]).slices).toEqual([
+      { name: "llama", vram: 12 },
+      { name: "other / driver", vram: 8 },
+    ]);
+    render(<AiModelsPanel update={u} now={T0} />);
+    expect(screen.getByRole("article", { name: `VRAM by model on ${hosts[0]}` })).toHaveTextContent("rtdetr 12.00 GB");
+    expect(screen.getByRole("article", { name: `VRAM by model on ${hosts[1]}` })).toHaveTextContent("llama 12.00 GB");
+    expect(screen.queryByRole("article", { name: "VRAM by model" })).toBeNull();
+  });
+
   it("shows an unreachable model with its reason", () => {
     const u = update();
-    u.ai_models.nemotron = { status: "unreachable", reason: "GET http://127.0.0.1:8080/slots: connection refused", host: "gpu-box-1" };
+    u.ai_models.nemotron = modelView({ status: "unreachable", reason: "GET http://127.0.0.1:8080/slots: connection refused", host: "gpu-box-1" });
     render(<AiModelsPanel update={u} now={T0} />);
     const nm = screen.getByRole("article", { name: "Nemotron" });
     expect(within(nm).getByText("Unreachable")).toBeInTheDocument();

@@ -1,5 +1,5 @@
 import { act, render, screen } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { frameQueue, FrameQueueContext } from "../../../lib/frameQueue";
 import { Chart } from "../common";
 
@@ -38,14 +38,53 @@ describe("Chart", () => {
   });
 
   it("keeps its last drawing while off screen and catches up when scrolled near", () => {
+    const { rerender } = render(<Chart title="CPU (%)" data={full} categories={["cpu"]} />);
+    FakeIO.all[0]!.set(false);
+    rerender(<Chart title="CPU (%)" data={empty} categories={["cpu"]} />);
+    // off screen: still what it drew before
+    expect(screen.queryByText("No samples in this window yet")).toBeNull();
+    FakeIO.all[0]!.set(true);
+    expect(screen.getByText("No samples in this window yet")).toBeInTheDocument();
+  });
+
+  it("off screen, still draws data that arrives while it shows the empty notice (full-page screenshot)", () => {
     const { rerender } = render(<Chart title="CPU (%)" data={empty} categories={["cpu"]} />);
     FakeIO.all[0]!.set(false);
     rerender(<Chart title="CPU (%)" data={full} categories={["cpu"]} />);
-    // off screen: still what it drew before
-    expect(screen.getByText("No samples in this window yet")).toBeInTheDocument();
-    FakeIO.all[0]!.set(true);
     expect(screen.queryByText("No samples in this window yet")).toBeNull();
-    expect(document.querySelector("figure[data-chart='CPU (%)'] .tremor-AreaChart-root, figure[data-chart='CPU (%)'] .recharts-responsive-container")).not.toBeNull();
+    expect(document.querySelector("figure[data-chart='CPU (%)']")).not.toHaveAttribute("data-empty");
+  });
+
+  it("off screen, redraws when its drawing is older than 15 s, and whenever the page prints", () => {
+    let now = 1_000_000;
+    const clock = vi.spyOn(Date, "now").mockImplementation(() => now);
+    try {
+      const { rerender } = render(<Chart title="CPU (%)" data={full} categories={["cpu"]} />);
+      FakeIO.all[0]!.set(false);
+      rerender(<Chart title="CPU (%)" data={empty} categories={["cpu"]} />);
+      expect(screen.queryByText("No samples in this window yet")).toBeNull();
+      now += 16_000;
+      rerender(<Chart title="CPU (%)" data={[...empty]} categories={["cpu"]} />);
+      expect(screen.getByText("No samples in this window yet")).toBeInTheDocument();
+      // Printing: drawn at once although off screen and fresh.
+      rerender(<Chart title="CPU (%)" data={full} categories={["cpu"]} />);
+      rerender(<Chart title="CPU (%)" data={[...empty, { time: "12:00:05", cpu: null }]} categories={["cpu"]} />);
+      expect(screen.queryByText("No samples in this window yet")).toBeNull();
+      act(() => {
+        window.dispatchEvent(new Event("beforeprint"));
+      });
+      expect(screen.getByText("No samples in this window yet")).toBeInTheDocument();
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
+  it("draws lines past two series and filled areas up to two", () => {
+    const three = [{ time: "12:00:00", a: 1, b: 2, c: 3 }];
+    render(<Chart title="three" data={three} categories={["a", "b", "c"]} />);
+    render(<Chart title="two" data={three} categories={["a", "b"]} />);
+    expect(document.querySelector("figure[data-chart='three'] [data-kind]")).toHaveAttribute("data-kind", "line");
+    expect(document.querySelector("figure[data-chart='two'] [data-kind]")).toHaveAttribute("data-kind", "area");
   });
 
   it("redraws in a frame of the page's queue, with the newest data when several updates came first", () => {

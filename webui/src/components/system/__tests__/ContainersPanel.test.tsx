@@ -33,6 +33,18 @@ describe("ContainersPanel", () => {
     expect(screen.getByText("2 of 6 not healthy")).toHaveAttribute("data-level", "critical");
   });
 
+  it("shows a long reason whole, wrapped across the row, not cut", () => {
+    const u = update();
+    const reason = "health check failed 3 times: GET http://ai-detector:8090/health: context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
+    u.containers![4]! = { ...u.containers![4]!, health: "unhealthy", reason };
+    render(<ContainersPanel update={u} now={T0} />);
+    const p = screen.getByTestId("container-reason");
+    expect(p.textContent).toBe(reason);
+    expect(p.className).not.toMatch(/truncate/);
+    expect(p.className).toMatch(/break-words/);
+    expect(p.className).toMatch(/col-span-2/);
+  });
+
   it("says plainly when no container is monitored", () => {
     render(<ContainersPanel update={onlyAgent()} now={T0} />);
     expect(screen.getByText("No containers monitored")).toBeInTheDocument();

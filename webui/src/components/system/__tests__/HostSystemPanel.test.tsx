@@ -44,4 +44,22 @@ describe("HostSystemPanel", () => {
     expect(screen.getByText("No host data")).toBeInTheDocument();
     expect(screen.queryByTestId("host-cpu")).toBeNull();
   });
+
+  it("names every host shown as the source, not the last agent to report", () => {
+    const u = manyGpus();
+    u.sources = { ...u.sources, host: "agent:gpu-box-2" };
+    render(<HostSystemPanel {...props(u)} />);
+    expect(screen.getByText("via agents on gpu-box-1, gpu-box-2")).toBeInTheDocument();
+    expect(screen.queryByText("via agent on gpu-box-2")).toBeNull();
+    render(<HostSystemPanel {...props()} />);
+    expect(screen.getByText("via agent on gpu-box-1")).toBeInTheDocument();
+  });
+
+  it("shows four hosts of 16 GPUs, one card each, with every host named as the source", () => {
+    const u = manyGpus(4, 4);
+    render(<HostSystemPanel {...props(u)} />);
+    expect(screen.getAllByRole("article")).toHaveLength(4);
+    expect(screen.getByText("via agents on gpu-box-1, gpu-box-2, gpu-box-3, gpu-box-4")).toBeInTheDocument();
+    expect(screen.getByRole("heading", { name: /Host system \(4\)/i })).toBeInTheDocument();
+  });
 });

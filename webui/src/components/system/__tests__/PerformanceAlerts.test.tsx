@@ -25,12 +25,37 @@ describe("PerformanceAlerts", () => {
     expect(screen.getByRole("heading", { name: "Alerts: 2 firing, 0 pending" })).toBeInTheDocument();
   });
 
-  it("labels a pending alert as pending", () => {
-    render(<PerformanceAlerts alerts={[{ ...warning, state: "pending", since: new Date(T0 - 20_000).toISOString() }]} now={T0} />);
+  it("shows a pending alert muted and grey, not as a Callout, saying it is not firing yet", () => {
+    render(<PerformanceAlerts alerts={[{ ...critical, state: "pending", since: new Date(T0 - 20_000).toISOString() }]} now={T0} />);
     const item = screen.getByRole("listitem");
     expect(item.dataset.state).toBe("pending");
-    expect(item).toHaveTextContent("Warning (pending): GPU temperature high: 82°C");
-    expect(item).toHaveTextContent("pending since");
-    expect(item).toHaveTextContent("(20 s ago)");
+    expect(item.querySelector(".tremor-Callout-root")).toBeNull();
+    expect(item.querySelector('[class*="red-"], [class*="yellow-"], [class*="amber-"]')).toBeNull();
+    expect(item).toHaveTextContent("pendingcritical, not firing yet: Redis keyspace hit ratio critical: 0.01%");
+    expect(item).toHaveTextContent(/pending since \d\d:\d\d:\d\d \(20 s ago\)/);
+    expect(screen.getByRole("heading", { name: "Alerts: 0 firing, 1 pending" })).toBeInTheDocument();
+  });
+
+  it("sorts firing before pending, then by severity, then the oldest first", () => {
+    const at = (s: number) => new Date(T0 - s * 1000).toISOString();
+    const list = [
+      { ...warning, message: "w new", since: at(10) },
+      { ...critical, message: "c pending", state: "pending", since: at(500) },
+      { ...warning, message: "w old", since: at(900) },
+      { ...critical, message: "c new", since: at(5) },
+      { ...critical, message: "c old", since: at(60) },
+      { ...warning, message: "w pending", state: "pending", since: at(1000) },
+    ];
+    render(<PerformanceAlerts alerts={list} now={T0} />);
+    const order = screen.getAllByRole("listitem").map((li) => /(?:c|w) (?:new|old|pending)/.exec(li.textContent ?? "")?.[0]);
+    expect(order).toEqual(["c old", "c new", "w old", "w new", "c pending", "w pending"]);
+  });
+
+  it("wraps a long message, such as a container alert that names its containers", () => {
+    const names = Array.from({ length: 6 }, (_, i) => `very-long-container-name-${i}`).join(", ");
+    render(<PerformanceAlerts alerts={[{ ...critical, metric: "containers_unhealthy", message: `6 containers unhealthy: ${names}` }]} now={T0} />);
+    const item = screen.getByRole("listitem");
+    expect(item).toHaveTextContent(names);
+    expect(item.querySelector(".tremor-Callout-root")?.className).toMatch(/break-words/);
   });
 });

@@ -1,0 +1,408 @@
+//go:build cgo
+
+package collect
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// slowEvery is how often the fields that change only with an operator's
+// action or a rare error (persistence, maximum link, aggregate ECC, page
+// retirement and row remapping, MIG mode) are read again.
+const slowEvery = time.Minute
+
+// busyForLink is the utilization from which a PCIe link below its maximum
+// generation counts as degraded: an idle GPU lowers its link speed to save
+// power, and goes back to the maximum under load.
+const busyForLink = 30.0
+
+// devState is what the collector keeps of one device between
+// collections: its handle, what never changes while the driver is loaded,
+// the slow fields of the last minute, and the counters of the last
+// collection that rates are computed from.
+type devState struct {
+	dev   nvml.Device
+	uuid  string
+	name  string
+	vbios string
+	links int // NVLinks the device has
+
+	slowAt time.Time
+	slow   slowFields
+
+	fields   []nvml.FieldValue // reused field-value request
+	countAt  time.Time
+	counters []uint64 // previous values of fields, valid where seen
+	seen     []bool
+
+	gpm       bool
+	gpmPrev   nvml.GpmSample
+	gpmCur    nvml.GpmSample
+	gpmPrimed bool // gpmPrev holds a sample
+	gpmReq    *nvml.GpmMetricsGetType
+}
+
+type slowFields struct {
+	persistence       *bool
+	maxGen, maxWidth  *int
+	eccOn             *bool
+	aggCorr, aggUnc   *uint64
+	retSBE, retDBE    *uint64
+	retPending        *bool
+	remapC, remapU    *uint64
+	remapP, remapFail *bool
+	migMode           *bool
+	migMax            int
+}
+
+// Field-value positions in devState.fields; NVLink fields follow, three
+// per link (state, TX, RX).
+const (
+	fvPCIeTx = iota
+	fvPCIeRx
+	fvReplay
+	fvLinks
+)
+
+// newDevState reads what stays fixed while the driver is loaded: the
+// UUID, name, VBIOS, the number of NVLinks and whether GPM works. Its failures
+// are reported by the collection's reader.
+func (g *GPU) newDevState(rd *reader, dev nvml.Device) *devState {
+	st := &devState{dev: dev}
+	if uuid, r := dev.GetUUID(); rd.ok("uuid", r) {
+		st.uuid = uuid
+	}
+	if name, r := dev.GetName(); rd.ok("name", r) {
+		st.name = name
+	}
+	if v, r := dev.GetVbiosVersion(); rd.ok("vbios", r) {
+		st.vbios = v
+	}
+	// A device answers for each link it has and INVALID_ARGUMENT past
+	// the last; one without NVLink answers NOT_SUPPORTED at once.
+	for l := range nvml.NVLINK_MAX_LINKS {
+		if _, r := dev.GetNvLinkState(l); r != nvml.SUCCESS {
+			break
+		}
+		st.links++
+	}
+	st.fields = make([]nvml.FieldValue, fvLinks+3*st.links)
+	st.fields[fvPCIeTx].FieldId = nvml.FI_DEV_PCIE_COUNT_TX_BYTES
+	st.fields[fvPCIeRx].FieldId = nvml.FI_DEV_PCIE_COUNT_RX_BYTES
+	st.fields[fvReplay].FieldId = nvml.FI_DEV_PCIE_REPLAY_COUNTER
+	for l := range st.links {
+		for j, id := range [...]uint32{nvml.FI_DEV_NVLINK_GET_STATE, nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_TX, nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX} {
+			st.fields[fvLinks+3*l+j] = nvml.FieldValue{FieldId: id, ScopeId: uint32(l)}
+		}
+	}
+	st.counters = make([]uint64, len(st.fields))
+	st.seen = make([]bool, len(st.fields))
+
+	if g.syms.gpm {
+		if sup, r := dev.GpmQueryDeviceSupport(); rd.ok("gpm support", r) && sup.IsSupportedDevice != 0 {
+			a, r1 := g.lib.GpmSampleAlloc()
+			b, r2 := g.lib.GpmSampleAlloc()
+			if rd.ok("gpm sample", r1) && rd.ok("gpm sample", r2) {
+				st.gpm, st.gpmPrev, st.gpmCur = true, a, b
+				st.gpmReq = &nvml.GpmMetricsGetType{}
+			} else {
+				freeSample(a, r1)
+				freeSample(b, r2)
+			}
+		}
+	}
+	return st
+}
+
+func freeSample(s nvml.GpmSample, r nvml.Return) {
+	if r == nvml.SUCCESS && s != nil {
+		s.Free()
+	}
+}
+
+// free releases the device's GPM samples.
+func (st *devState) free() {
+	if st.gpm {
+		st.gpmPrev.Free()
+		st.gpmCur.Free()
+		st.gpm = false
+	}
+}
+
+// readSlow refreshes the slow fields once per slowEvery.
+func (g *GPU) readSlow(rd *reader, st *devState, now time.Time) {
+	if !st.slowAt.IsZero() && now.Sub(st.slowAt) < slowEvery {
+		return
+	}
+	st.slowAt = now
+	dev := st.dev
+	var s slowFields
+	if pm, r := dev.GetPersistenceMode(); rd.ok("persistence mode", r) {
+		s.persistence = ptrTo(pm == nvml.FEATURE_ENABLED)
+	}
+	if v, r := dev.GetMaxPcieLinkGeneration(); rd.ok("max pcie generation", r) {
+		s.maxGen = ptrTo(v)
+	}
+	if v, r := dev.GetMaxPcieLinkWidth(); rd.ok("max pcie width", r) {
+		s.maxWidth = ptrTo(v)
+	}
+	if cur, _, r := dev.GetEccMode(); rd.ok("ecc mode", r) {
+		s.eccOn = ptrTo(cur == nvml.FEATURE_ENABLED)
+	}
+	if s.eccOn != nil && *s.eccOn {
+		if v, r := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.AGGREGATE_ECC); rd.ok("ecc aggregate corrected", r) {
+			s.aggCorr = ptrTo(v)
+		}
+		if v, r := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.AGGREGATE_ECC); rd.ok("ecc aggregate uncorrected", r) {
+			s.aggUnc = ptrTo(v)
+		}
+		// Pages are retired before Ampere, rows remapped from Ampere on;
+		// each answers NOT_SUPPORTED on the other generation.
+		if p, r := dev.GetRetiredPages(nvml.PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS); rd.ok("retired pages sbe", r) {
+			s.retSBE = ptrTo(uint64(len(p)))
+		}
+		if p, r := dev.GetRetiredPages(nvml.PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR); rd.ok("retired pages dbe", r) {
+			s.retDBE = ptrTo(uint64(len(p)))
+		}
+		if p, r := dev.GetRetiredPagesPendingStatus(); rd.ok("retired pages pending", r) {
+			s.retPending = ptrTo(p == nvml.FEATURE_ENABLED)
+		}
+		if g.syms.remap {
+			if c, u, pending, failed, r := dev.GetRemappedRows(); rd.ok("remapped rows", r) {
+				s.remapC, s.remapU = ptrTo(uint64(c)), ptrTo(uint64(u))
+				s.remapP, s.remapFail = ptrTo(pending), ptrTo(failed)
+			}
+		}
+	}
+	if g.syms.mig {
+		if cur, _, r := dev.GetMigMode(); rd.ok("mig mode", r) {
+			s.migMode = ptrTo(cur == nvml.DEVICE_MIG_ENABLE)
+			if cur == nvml.DEVICE_MIG_ENABLE {
+				if n, r := dev.GetMaxMigDeviceCount(); rd.ok("mig device count", r) {
+					s.migMax = n
+				}
+			}
+		}
+	}
+	st.slow = s
+}
+
+// health fills the health fields of out; the slow ones come from the last
+// minute's reading.
+func (g *GPU) health(rd *reader, st *devState, out *metrics.GPU, now time.Time) {
+	g.readSlow(rd, st, now)
+	s := &st.slow
+	dev := st.dev
+	out.Persistence = s.persistence
+	out.Driver, out.CUDA, out.VBIOS = g.driver, g.cuda, st.vbios
+	out.MIGMode = s.migMode
+
+	if s.eccOn != nil {
+		e := &metrics.ECC{
+			Enabled:            s.eccOn,
+			AggregateCorrected: s.aggCorr, AggregateUncorrected: s.aggUnc,
+			RetiredSBE: s.retSBE, RetiredDBE: s.retDBE, RetiredPending: s.retPending,
+			RemappedCorrectable: s.remapC, RemappedUncorrectable: s.remapU,
+			RemapPending: s.remapP, RemapFailure: s.remapFail,
+		}
+		if *s.eccOn {
+			if v, r := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.VOLATILE_ECC); rd.ok("ecc volatile corrected", r) {
+				e.VolatileCorrected = ptrTo(v)
+			}
+			if v, r := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC); rd.ok("ecc volatile uncorrected", r) {
+				e.VolatileUncorrected = ptrTo(v)
+			}
+		}
+		out.ECC = e
+	}
+
+	p := &metrics.PCIe{MaxGen: s.maxGen, MaxWidth: s.maxWidth}
+	if v, r := dev.GetCurrPcieLinkGeneration(); rd.ok("pcie generation", r) {
+		p.Gen = ptrTo(v)
+	}
+	if v, r := dev.GetCurrPcieLinkWidth(); rd.ok("pcie width", r) {
+		p.Width = ptrTo(v)
+	}
+	g.counters(rd, st, p, out, now)
+	if p.Width != nil && p.MaxWidth != nil || p.Gen != nil && p.MaxGen != nil && out.Util != nil {
+		narrow := p.Width != nil && p.MaxWidth != nil && *p.Width < *p.MaxWidth
+		slow := p.Gen != nil && p.MaxGen != nil && out.Util != nil && *out.Util >= busyForLink && *p.Gen < *p.MaxGen
+		p.Degraded = ptrTo(narrow || slow)
+	}
+	if *p != (metrics.PCIe{}) {
+		out.PCIe = p
+	}
+
+	g.gpm(rd, st, out)
+	if s.migMode != nil && *s.migMode {
+		out.MIG = g.migInstances(rd, st)
+	}
+}
+
+// counters reads the PCIe and NVLink counters in one call and turns them
+// into rates over the time since the previous collection.
+func (g *GPU) counters(rd *reader, st *devState, p *metrics.PCIe, out *metrics.GPU, now time.Time) {
+	for i := range st.fields {
+		st.fields[i].NvmlReturn = 0
+		st.fields[i].Value = [8]byte{}
+	}
+	if !rd.ok("field values", st.dev.GetFieldValues(st.fields)) {
+		return
+	}
+	dt := now.Sub(st.countAt).Seconds()
+	primed := !st.countAt.IsZero() && dt > 0
+	st.countAt = now
+	// The rates point into one array, so a GPU with 18 NVLinks costs one
+	// allocation for them rather than 38.
+	rates := make([]float64, len(st.fields))
+	// rate reads field i as a counter of unit bytes.
+	rate := func(i int, unit float64) *float64 {
+		v, ok := fieldUint(st.fields[i])
+		if !ok {
+			st.seen[i] = false
+			return nil
+		}
+		prev, had := st.counters[i], st.seen[i]
+		st.counters[i], st.seen[i] = v, true
+		if !primed || !had || v < prev {
+			return nil
+		}
+		rates[i] = float64(v-prev) * unit / dt
+		return &rates[i]
+	}
+	p.TxBps = rate(fvPCIeTx, 1)
+	p.RxBps = rate(fvPCIeRx, 1)
+	if v, ok := fieldUint(st.fields[fvReplay]); ok {
+		p.Replays = ptrTo(v)
+	}
+	if st.links == 0 {
+		return
+	}
+	links := make([]metrics.NVLink, st.links)
+	up := make([]bool, st.links)
+	for l := range links {
+		base := fvLinks + 3*l
+		links[l].Link = l
+		if v, ok := fieldUint(st.fields[base]); ok {
+			up[l] = v == uint64(nvml.FEATURE_ENABLED)
+			links[l].Up = &up[l]
+		}
+		// NVLink throughput counters count KiB.
+		links[l].TxBps = rate(base+1, 1024)
+		links[l].RxBps = rate(base+2, 1024)
+	}
+	out.NVLinks = links
+}
+
+// fieldUint decodes a field value the device answered as an integer.
+func fieldUint(f nvml.FieldValue) (uint64, bool) {
+	if nvml.Return(f.NvmlReturn) != nvml.SUCCESS {
+		return 0, false
+	}
+	b := f.Value[:]
+	switch nvml.ValueType(f.ValueType) {
+	case nvml.VALUE_TYPE_UNSIGNED_INT:
+		return uint64(binary.NativeEndian.Uint32(b)), true
+	case nvml.VALUE_TYPE_UNSIGNED_LONG, nvml.VALUE_TYPE_UNSIGNED_LONG_LONG:
+		return binary.NativeEndian.Uint64(b), true
+	case nvml.VALUE_TYPE_SIGNED_LONG_LONG:
+		if v := int64(binary.NativeEndian.Uint64(b)); v >= 0 {
+			return uint64(v), true
+		}
+	case nvml.VALUE_TYPE_SIGNED_INT:
+		if v := int32(binary.NativeEndian.Uint32(b)); v >= 0 {
+			return uint64(v), true
+		}
+	case nvml.VALUE_TYPE_UNSIGNED_SHORT:
+		return uint64(binary.NativeEndian.Uint16(b)), true
+	case nvml.VALUE_TYPE_DOUBLE:
+		if v := math.Float64frombits(binary.NativeEndian.Uint64(b)); v >= 0 {
+			return uint64(v), true
+		}
+	}
+	return 0, false
+}
+
+// gpm reads the GPM metrics over the interval since the last collection:
+// each collection takes one sample, and the first gives no figures.
+func (g *GPU) gpm(rd *reader, st *devState, out *metrics.GPU) {
+	if !st.gpm {
+		return
+	}
+	if r := st.gpmCur.Get(st.dev); r != nvml.SUCCESS {
+		// GPM may need privileges the agent lacks, or MIG may be on:
+		// say so once and stop asking until NVML starts again, rather
+		// than fail every collection.
+		rd.ok("gpm sample (GPM off until NVML restarts)", r)
+		st.free()
+		return
+	}
+	// The GPM metrics read, in the order of dst below.
+	gpmMetrics := [...]nvml.GpmMetricId{nvml.GPM_METRIC_SM_UTIL, nvml.GPM_METRIC_SM_OCCUPANCY, nvml.GPM_METRIC_ANY_TENSOR_UTIL}
+	prev, cur := st.gpmPrev, st.gpmCur
+	st.gpmPrev, st.gpmCur = cur, prev
+	if !st.gpmPrimed {
+		st.gpmPrimed = true
+		return
+	}
+	// The request is reused: its metrics array is 20 KB.
+	req := st.gpmReq
+	req.NumMetrics, req.Sample1, req.Sample2 = uint32(len(gpmMetrics)), prev, cur
+	for i, id := range gpmMetrics {
+		req.Metrics[i] = nvml.GpmMetric{MetricId: uint32(id)}
+	}
+	if !rd.ok("gpm metrics", g.lib.GpmMetricsGet(req)) {
+		return
+	}
+	dst := [...]**float64{&out.SMActive, &out.SMOccupancy, &out.TensorActive}
+	for i := range gpmMetrics {
+		m := req.Metrics[i]
+		if nvml.Return(m.NvmlReturn) == nvml.SUCCESS && !math.IsNaN(m.Value) {
+			*dst[i] = ptrTo(m.Value)
+		}
+	}
+}
+
+// migInstances lists the device's MIG devices with their memory and
+// processes. Empty slots answer NOT_FOUND.
+func (g *GPU) migInstances(rd *reader, st *devState) []metrics.MIGInstance {
+	out := []metrics.MIGInstance{}
+	for i := range st.slow.migMax {
+		h, r := st.dev.GetMigDeviceHandleByIndex(i)
+		if r == nvml.ERROR_NOT_FOUND || r == nvml.ERROR_INVALID_ARGUMENT || !rd.ok("mig device", r) {
+			continue
+		}
+		var m metrics.MIGInstance
+		if v, r := h.GetGpuInstanceId(); rd.ok("mig gpu instance", r) {
+			m.GPUInstance = uint32(v)
+		}
+		if v, r := h.GetComputeInstanceId(); rd.ok("mig compute instance", r) {
+			m.ComputeInstance = uint32(v)
+		}
+		if v, r := h.GetUUID(); rd.ok("mig uuid", r) {
+			m.UUID = v
+		}
+		if mem, r := h.GetMemoryInfo(); rd.ok("mig memory", r) {
+			m.MemUsed, m.MemTotal = ptrTo(mem.Used), ptrTo(mem.Total)
+		}
+		if infos, r := h.GetComputeRunningProcesses(); rd.ok(fmt.Sprintf("mig %d processes", i), r) {
+			m.Processes = make([]metrics.Process, 0, len(infos))
+			for _, p := range infos {
+				proc := metrics.Process{PID: p.Pid}
+				if p.UsedGpuMemory != notAvailable {
+					proc.MemUsed = ptrTo(p.UsedGpuMemory)
+				}
+				m.Processes = append(m.Processes, proc)
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}

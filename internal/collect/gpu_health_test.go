@@ -1,0 +1,779 @@
+//go:build cgo
+
+package collect
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
+
+	"github.com/sysperf/sysperf/internal/poll"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// h200 is the health state the mock answers for each device: counters
+// move with tick, which the test advances between collections.
+type h200 struct {
+	tick  atomic.Uint64
+	calls atomic.Int64 // every health call, for the benchmark
+	slow  atomic.Int64 // calls of the once-a-minute fields
+}
+
+// Figures the mock answers, checked in the tests by hand.
+const (
+	nvLinks     = 18
+	pcieTxTick  = 5_000_000_000 // bytes per tick
+	pcieRxTick  = 2_000_000_000
+	nvTxTickKiB = 1_000_000 // per link and tick, times (link+1)
+	nvRxTickKiB = 500_000
+)
+
+// gpmSample is a GPM sample that remembers which device and tick it was
+// taken at, so GpmMetricsGet can check the collector pairs them right.
+type gpmSample struct {
+	mock.GpmSample
+	dev  int
+	tick uint64
+}
+
+func setField(f *nvml.FieldValue, v uint64) {
+	f.NvmlReturn = uint32(nvml.SUCCESS)
+	f.ValueType = uint32(nvml.VALUE_TYPE_UNSIGNED_LONG_LONG)
+	binary.NativeEndian.PutUint64(f.Value[:], v)
+}
+
+// healthy gives every device of srv the health of a DGX H200 in service:
+// ECC on with a few corrected errors, rows remapped, a PCIe Gen5 x16 link,
+// 18 NVLinks (the last one down), GPM, persistence mode, and critical XID
+// events on es.
+func (h *h200) healthy(srv *server.Server, es nvml.EventSet) {
+	count := func() { h.calls.Add(1) }
+	slow := func() { h.calls.Add(1); h.slow.Add(1) }
+	srv.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) {
+		if es == nil {
+			return nil, nvml.ERROR_NOT_SUPPORTED
+		}
+		return es, nvml.SUCCESS
+	}
+	srv.GpmSampleAllocFunc = func() (nvml.GpmSample, nvml.Return) {
+		s := &gpmSample{dev: -1}
+		s.GetFunc = func(d nvml.Device) nvml.Return {
+			count()
+			s.dev, s.tick = d.(*server.Device).Index, h.tick.Load()
+			return nvml.SUCCESS
+		}
+		s.FreeFunc = func() nvml.Return { return nvml.SUCCESS }
+		return s, nvml.SUCCESS
+	}
+	srv.GpmMetricsGetFunc = func(req *nvml.GpmMetricsGetType) nvml.Return {
+		count()
+		a, b := req.Sample1.(*gpmSample), req.Sample2.(*gpmSample)
+		if a == b || a.dev != b.dev || b.tick < a.tick || req.NumMetrics != 3 {
+			panic("GPM metrics asked of samples that are not one interval of one device")
+		}
+		for i := range req.NumMetrics {
+			m := &req.Metrics[i]
+			m.NvmlReturn = uint32(nvml.SUCCESS)
+			switch nvml.GpmMetricId(m.MetricId) {
+			case nvml.GPM_METRIC_SM_UTIL:
+				m.Value = 60 + float64(b.dev)
+			case nvml.GPM_METRIC_SM_OCCUPANCY:
+				m.Value = 25.5
+			case nvml.GPM_METRIC_ANY_TENSOR_UTIL:
+				m.Value = 41.25
+			default:
+				m.NvmlReturn = uint32(nvml.ERROR_INVALID_ARGUMENT)
+			}
+		}
+		return nvml.SUCCESS
+	}
+	for i := range srv.Devices {
+		d := device(srv, i)
+		instrument(d, i, nil)
+		d.GetVbiosVersionFunc = func() (string, nvml.Return) { count(); return "96.00.74.00.1C", nvml.SUCCESS }
+		d.GetNvLinkStateFunc = func(l int) (nvml.EnableState, nvml.Return) {
+			count()
+			if l >= nvLinks {
+				return 0, nvml.ERROR_INVALID_ARGUMENT
+			}
+			return nvml.FEATURE_ENABLED, nvml.SUCCESS
+		}
+		d.GpmQueryDeviceSupportFunc = func() (nvml.GpmSupport, nvml.Return) {
+			count()
+			return nvml.GpmSupport{IsSupportedDevice: 1}, nvml.SUCCESS
+		}
+		d.GetPersistenceModeFunc = func() (nvml.EnableState, nvml.Return) { slow(); return nvml.FEATURE_ENABLED, nvml.SUCCESS }
+		d.GetMaxPcieLinkGenerationFunc = func() (int, nvml.Return) { slow(); return 5, nvml.SUCCESS }
+		d.GetMaxPcieLinkWidthFunc = func() (int, nvml.Return) { slow(); return 16, nvml.SUCCESS }
+		d.GetCurrPcieLinkGenerationFunc = func() (int, nvml.Return) { count(); return 5, nvml.SUCCESS }
+		d.GetCurrPcieLinkWidthFunc = func() (int, nvml.Return) { count(); return 16, nvml.SUCCESS }
+		d.GetFieldValuesFunc = func(fs []nvml.FieldValue) nvml.Return {
+			count()
+			t := h.tick.Load()
+			for j := range fs {
+				f := &fs[j]
+				switch f.FieldId {
+				case nvml.FI_DEV_PCIE_COUNT_TX_BYTES:
+					setField(f, 1000+t*pcieTxTick)
+				case nvml.FI_DEV_PCIE_COUNT_RX_BYTES:
+					setField(f, 2000+t*pcieRxTick)
+				case nvml.FI_DEV_PCIE_REPLAY_COUNTER:
+					setField(f, uint64(i))
+				case nvml.FI_DEV_NVLINK_GET_STATE:
+					up := uint64(nvml.FEATURE_ENABLED)
+					if f.ScopeId == nvLinks-1 {
+						up = uint64(nvml.FEATURE_DISABLED)
+					}
+					setField(f, up)
+				case nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_TX:
+					setField(f, t*nvTxTickKiB*uint64(f.ScopeId+1))
+				case nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX:
+					setField(f, t*nvRxTickKiB)
+				default:
+					f.NvmlReturn = uint32(nvml.ERROR_INVALID_ARGUMENT)
+				}
+			}
+			return nvml.SUCCESS
+		}
+		d.GetEccModeFunc = func() (nvml.EnableState, nvml.EnableState, nvml.Return) {
+			slow()
+			return nvml.FEATURE_ENABLED, nvml.FEATURE_ENABLED, nvml.SUCCESS
+		}
+		d.GetTotalEccErrorsFunc = func(kind nvml.MemoryErrorType, counter nvml.EccCounterType) (uint64, nvml.Return) {
+			if counter == nvml.AGGREGATE_ECC {
+				slow()
+			} else {
+				count()
+			}
+			switch {
+			case kind == nvml.MEMORY_ERROR_TYPE_CORRECTED && counter == nvml.VOLATILE_ECC:
+				return 12, nvml.SUCCESS
+			case kind == nvml.MEMORY_ERROR_TYPE_UNCORRECTED && counter == nvml.VOLATILE_ECC:
+				return uint64(i % 2), nvml.SUCCESS
+			case kind == nvml.MEMORY_ERROR_TYPE_CORRECTED:
+				return 340, nvml.SUCCESS
+			}
+			return 2, nvml.SUCCESS
+		}
+		// Hopper remaps rows and retires no pages.
+		d.GetRetiredPagesFunc = func(nvml.PageRetirementCause) ([]uint64, nvml.Return) { slow(); return nil, nvml.ERROR_NOT_SUPPORTED }
+		d.GetRetiredPagesPendingStatusFunc = func() (nvml.EnableState, nvml.Return) { slow(); return 0, nvml.ERROR_NOT_SUPPORTED }
+		d.GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) { slow(); return 3, 1, i == 2, i == 6, nvml.SUCCESS }
+		d.GetMigModeFunc = func() (int, int, nvml.Return) {
+			slow()
+			return nvml.DEVICE_MIG_DISABLE, nvml.DEVICE_MIG_DISABLE, nvml.SUCCESS
+		}
+		d.GetSupportedEventTypesFunc = func() (uint64, nvml.Return) {
+			return nvml.EventTypeXidCriticalError | nvml.EventTypeSingleBitEccError, nvml.SUCCESS
+		}
+		d.RegisterEventsFunc = func(types uint64, set nvml.EventSet) nvml.Return {
+			if types != nvml.EventTypeXidCriticalError || set != es {
+				panic("registered for the wrong events or set")
+			}
+			return nvml.SUCCESS
+		}
+	}
+}
+
+// clock is a test clock the collector reads.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)} }
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func collectOnce(t *testing.T, g *GPU) *metrics.Sample {
+	t.Helper()
+	var s metrics.Sample
+	if err := g.Collect(context.Background(), &s); err != nil {
+		t.Fatalf("Collect: %v", err)
+	}
+	return &s
+}
+
+func asJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+func TestGPUHealthFields(t *testing.T) {
+	srv := newServer()
+	var h h200
+	h.healthy(srv, nil)
+	clk := newClock()
+	g := NewGPU(srv, nil, clk.now)
+	defer g.Close()
+
+	first := collectOnce(t, g)
+	g2 := first.GPUs[2]
+	// Rates and GPM figures need two readings: the first has none.
+	if g2.PCIe == nil || g2.PCIe.TxBps != nil || g2.NVLinks[0].TxBps != nil || g2.SMActive != nil {
+		t.Errorf("first sample has interval figures: %s", asJSON(g2))
+	}
+
+	h.tick.Add(1)
+	clk.add(5 * time.Second)
+	s := collectOnce(t, g)
+	for i, got := range s.GPUs {
+		d := device(srv, i)
+		links := make([]metrics.NVLink, nvLinks)
+		for l := range links {
+			links[l] = metrics.NVLink{Link: l, Up: ptrTo(l != nvLinks-1),
+				TxBps: ptrTo(float64(nvTxTickKiB*1024*(l+1)) / 5), RxBps: ptrTo(float64(nvRxTickKiB*1024) / 5)}
+		}
+		want := metrics.GPU{
+			Persistence: ptrTo(true), Driver: "550.54.15", CUDA: "12.4", VBIOS: "96.00.74.00.1C",
+			ECC: &metrics.ECC{
+				Enabled:           ptrTo(true),
+				VolatileCorrected: ptrTo(uint64(12)), VolatileUncorrected: ptrTo(uint64(i % 2)),
+				AggregateCorrected: ptrTo(uint64(340)), AggregateUncorrected: ptrTo(uint64(2)),
+				RemappedCorrectable: ptrTo(uint64(3)), RemappedUncorrectable: ptrTo(uint64(1)),
+				RemapPending: ptrTo(i == 2), RemapFailure: ptrTo(i == 6),
+			},
+			PCIe: &metrics.PCIe{
+				Gen: ptrTo(5), MaxGen: ptrTo(5), Width: ptrTo(16), MaxWidth: ptrTo(16),
+				TxBps: ptrTo(1e9), RxBps: ptrTo(4e8), Replays: ptrTo(uint64(i)), Degraded: ptrTo(false),
+			},
+			NVLinks:  links,
+			MIGMode:  ptrTo(false),
+			SMActive: ptrTo(60 + float64(i)), SMOccupancy: ptrTo(25.5), TensorActive: ptrTo(41.25),
+		}
+		// The fields of the first test are checked there.
+		got.Index, got.UUID, got.Name, got.Util, got.MemUtil, got.MemUsed, got.MemTotal = 0, "", "", nil, nil, nil, nil
+		got.Temp, got.Power, got.PowerLimit, got.SMClock, got.MemClock, got.Fan, got.PState = nil, nil, nil, nil, nil, nil, nil
+		got.ThrottleMask, got.Throttle, got.Energy, got.Processes = nil, nil, nil, nil
+		if gj, wj := asJSON(got), asJSON(want); gj != wj {
+			t.Errorf("gpu %d (%s)\n got %s\nwant %s", i, d.UUID, gj, wj)
+		}
+	}
+
+	// The wire keeps every figure.
+	s.Host, s.Boot, s.TS = "h", "b", 1
+	b, err := metrics.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := metrics.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.GPUs, s.GPUs) {
+		t.Errorf("msgpack round trip changed the GPUs:\n got %s\nwant %s", asJSON(back.GPUs), asJSON(s.GPUs))
+	}
+}
+
+// The once-a-minute fields are read on the first collection and a minute
+// later, not on every one; the per-collection ones on each.
+func TestGPUSlowFieldsOncePerMinute(t *testing.T) {
+	srv := newServer()
+	var h h200
+	h.healthy(srv, nil)
+	clk := newClock()
+	g := NewGPU(srv, nil, clk.now)
+	defer g.Close()
+	collectOnce(t, g)
+	perRead := h.slow.Load()
+	if perRead == 0 {
+		t.Fatal("no slow field read")
+	}
+	calls := h.calls.Load()
+	for range 11 {
+		clk.add(5 * time.Second)
+		h.tick.Add(1)
+		collectOnce(t, g)
+	}
+	if n := h.slow.Load(); n != perRead {
+		t.Errorf("slow fields read %d times in 55 s, want once (%d calls)", n/perRead, perRead)
+	}
+	// The fast path: volatile ECC ×2, PCIe gen and width, one field-value
+	// call, one GPM sample and one GPM metrics call per GPU.
+	fast := (h.calls.Load() - calls) / 11
+	if want := int64(8 * 7); fast != want {
+		t.Errorf("%d health calls per collection, want %d", fast, want)
+	}
+	clk.add(6 * time.Second)
+	h.tick.Add(1)
+	collectOnce(t, g)
+	if n := h.slow.Load(); n != 2*perRead {
+		t.Errorf("slow fields not read again after a minute: %d reads", n/perRead)
+	}
+}
+
+func TestGPUPCIeDegraded(t *testing.T) {
+	srv := newServer()
+	var h h200
+	h.healthy(srv, nil)
+	// GPU 1: x8 of x16 (a bad riser or slot). GPU 3: Gen1 while idle
+	// (power saving, not a fault). GPU 4: Gen3 of Gen5 at 44 % busy.
+	device(srv, 1).GetCurrPcieLinkWidthFunc = func() (int, nvml.Return) { return 8, nvml.SUCCESS }
+	device(srv, 3).GetCurrPcieLinkGenerationFunc = func() (int, nvml.Return) { return 1, nvml.SUCCESS }
+	device(srv, 3).GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{}, nvml.SUCCESS }
+	device(srv, 4).GetCurrPcieLinkGenerationFunc = func() (int, nvml.Return) { return 3, nvml.SUCCESS }
+	g := NewGPU(srv, nil, nil)
+	defer g.Close()
+	s := collectOnce(t, g)
+	for i, gpu := range s.GPUs {
+		want := i == 1 || i == 4
+		if gpu.PCIe == nil || gpu.PCIe.Degraded == nil || *gpu.PCIe.Degraded != want {
+			t.Errorf("gpu %d: degraded want %v, pcie %s", i, want, asJSON(gpu.PCIe))
+		}
+	}
+	if p := s.GPUs[1].PCIe; *p.Width != 8 || *p.MaxWidth != 16 {
+		t.Errorf("gpu 1 link %s", asJSON(p))
+	}
+}
+
+// Each health field a device answers NOT_SUPPORTED for, on its own, is
+// absent while the others stay.
+func TestGPUHealthFieldNotSupported(t *testing.T) {
+	srv := newServer()
+	var h h200
+	h.healthy(srv, nil)
+	ns := nvml.ERROR_NOT_SUPPORTED
+	d := device(srv, 0)
+	d.GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) { return 0, 0, false, false, ns }
+	d.GetTotalEccErrorsFunc = func(k nvml.MemoryErrorType, c nvml.EccCounterType) (uint64, nvml.Return) {
+		if c == nvml.AGGREGATE_ECC {
+			return 0, ns
+		}
+		return 4, nvml.SUCCESS
+	}
+	d.GetMaxPcieLinkWidthFunc = func() (int, nvml.Return) { return 0, ns }
+	d.GetPersistenceModeFunc = func() (nvml.EnableState, nvml.Return) { return 0, ns }
+	inner := d.GetFieldValuesFunc
+	d.GetFieldValuesFunc = func(fs []nvml.FieldValue) nvml.Return {
+		r := inner(fs)
+		for j := range fs {
+			if fs[j].FieldId == nvml.FI_DEV_PCIE_COUNT_TX_BYTES || fs[j].FieldId == nvml.FI_DEV_PCIE_REPLAY_COUNTER ||
+				fs[j].FieldId == nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX {
+				fs[j].NvmlReturn = uint32(ns)
+			}
+		}
+		return r
+	}
+	d.GpmQueryDeviceSupportFunc = func() (nvml.GpmSupport, nvml.Return) { return nvml.GpmSupport{}, ns }
+	d.GetMigModeFunc = func() (int, int, nvml.Return) { return 0, 0, ns }
+	clk := newClock()
+	g := NewGPU(srv, nil, clk.now)
+	defer g.Close()
+	collectOnce(t, g)
+	h.tick.Add(1)
+	clk.add(5 * time.Second)
+	s := collectOnce(t, g)
+	got := s.GPUs[0]
+
+	want := `{"enabled":true,"volatile_corrected":4,"volatile_uncorrected":4}`
+	if j := asJSON(got.ECC); j != want {
+		t.Errorf("ecc %s, want %s", j, want)
+	}
+	// Width unknown against its maximum and the GPU busy at Gen5 of Gen5:
+	// not degraded on what is known.
+	want = `{"gen":5,"max_gen":5,"width":16,"rx_bytes_per_s":400000000,"degraded":false}`
+	if j := asJSON(got.PCIe); j != want {
+		t.Errorf("pcie %s, want %s", j, want)
+	}
+	if l := got.NVLinks[3]; l.RxBps != nil || l.TxBps == nil || l.Up == nil {
+		t.Errorf("nvlink 3 %s", asJSON(l))
+	}
+	if got.Persistence != nil || got.MIGMode != nil || got.SMActive != nil || got.TensorActive != nil {
+		t.Errorf("unsupported fields present: persistence %v mig %v gpm %v/%v", got.Persistence, got.MIGMode, got.SMActive, got.TensorActive)
+	}
+	if other := s.GPUs[1]; other.SMActive == nil || other.ECC.RemapPending == nil {
+		t.Errorf("gpu 1 lost its fields: %s", asJSON(other))
+	}
+}
+
+// migDevice is a MIG device of GPU instance gi, compute instance ci.
+func migDevice(gi, ci int, used uint64, procs ...nvml.ProcessInfo) *mock.Device {
+	return &mock.Device{
+		GetGpuInstanceIdFunc:     func() (int, nvml.Return) { return gi, nvml.SUCCESS },
+		GetComputeInstanceIdFunc: func() (int, nvml.Return) { return ci, nvml.SUCCESS },
+		GetUUIDFunc: func() (string, nvml.Return) {
+			return "MIG-" + string(rune('a'+gi)), nvml.SUCCESS
+		},
+		GetMemoryInfoFunc: func() (nvml.Memory, nvml.Return) {
+			return nvml.Memory{Total: 35_433_480_192, Used: used}, nvml.SUCCESS
+		},
+		GetComputeRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) { return procs, nvml.SUCCESS },
+	}
+}
+
+func TestGPUMIGInstances(t *testing.T) {
+	srv := newServer()
+	var h h200
+	h.healthy(srv, nil)
+	d := device(srv, 0)
+	d.GetMigModeFunc = func() (int, int, nvml.Return) { return nvml.DEVICE_MIG_ENABLE, nvml.DEVICE_MIG_ENABLE, nvml.SUCCESS }
+	d.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { return 7, nvml.SUCCESS }
+	// Two instances of the seven slots: a 3g one running a model server and
+	// a notebook, a 1g one running one job; the parent lists all three.
+	migs := map[int]nvml.Device{
+		0: migDevice(1, 0, 30<<30, nvml.ProcessInfo{Pid: 4001, UsedGpuMemory: 20 << 30}, nvml.ProcessInfo{Pid: 4002, UsedGpuMemory: notAvailable}),
+		3: migDevice(9, 0, 1<<30, nvml.ProcessInfo{Pid: 4003, UsedGpuMemory: 1 << 29}),
+	}
+	d.GetMigDeviceHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
+		if m, ok := migs[i]; ok {
+			return m, nvml.SUCCESS
+		}
+		return nil, nvml.ERROR_NOT_FOUND
+	}
+	d.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{
+			{Pid: 4001, UsedGpuMemory: 20 << 30, GpuInstanceId: 1},
+			{Pid: 4002, UsedGpuMemory: notAvailable, GpuInstanceId: 1},
+			{Pid: 4003, UsedGpuMemory: 1 << 29, GpuInstanceId: 9},
+		}, nvml.SUCCESS
+	}
+	g := NewGPU(srv, nil, nil)
+	defer g.Close()
+	s := collectOnce(t, g)
+	got := s.GPUs[0]
+	if got.MIGMode == nil || !*got.MIGMode {
+		t.Fatalf("mig mode %v", got.MIGMode)
+	}
+	want := `[{"gpu_instance":1,"compute_instance":0,"uuid":"MIG-b","vram_used_bytes":32212254720,"vram_total_bytes":35433480192,` +
+		`"processes":[{"pid":4001,"vram_used_bytes":21474836480},{"pid":4002}]},` +
+		`{"gpu_instance":9,"compute_instance":0,"uuid":"MIG-j","vram_used_bytes":1073741824,"vram_total_bytes":35433480192,` +
+		`"processes":[{"pid":4003,"vram_used_bytes":536870912}]}]`
+	if j := asJSON(got.MIG); j != want {
+		t.Errorf("mig\n got %s\nwant %s", j, want)
+	}
+	if len(got.Processes) != 3 {
+		t.Errorf("parent processes %s", asJSON(got.Processes))
+	}
+	if s.GPUs[1].MIG != nil || s.GPUs[1].MIGMode == nil || *s.GPUs[1].MIGMode {
+		t.Errorf("gpu 1 without MIG: mode %v, instances %v", s.GPUs[1].MIGMode, s.GPUs[1].MIG)
+	}
+}
+
+// events is an NVML event set fed by the test. Wait blocks for at most its
+// timeout, as NVML's does, and counts the waits begun.
+type events struct {
+	mock.EventSet
+	ch      chan nvml.EventData
+	waits   atomic.Int64
+	maxWait atomic.Uint32
+	freed   atomic.Bool
+}
+
+func newEvents() *events {
+	e := &events{ch: make(chan nvml.EventData, 16)}
+	e.WaitFunc = func(ms uint32) (nvml.EventData, nvml.Return) {
+		e.waits.Add(1)
+		if ms > e.maxWait.Load() {
+			e.maxWait.Store(ms)
+		}
+		timer := time.NewTimer(time.Duration(ms) * time.Millisecond)
+		defer timer.Stop()
+		select {
+		case ev := <-e.ch:
+			return ev, nvml.SUCCESS
+		case <-timer.C:
+			return nvml.EventData{}, nvml.ERROR_TIMEOUT
+		}
+	}
+	e.FreeFunc = func() nvml.Return { e.freed.Store(true); return nvml.SUCCESS }
+	return e
+}
+
+func xid(d nvml.Device, code uint64, gi, ci uint32) nvml.EventData {
+	return nvml.EventData{Device: d, EventType: nvml.EventTypeXidCriticalError, EventData: code, GpuInstanceId: gi, ComputeInstanceId: ci}
+}
+
+func TestGPUXIDEvents(t *testing.T) {
+	srv := newServer()
+	var h h200
+	es := newEvents()
+	h.healthy(srv, es)
+	clk := newClock()
+	g := NewGPU(srv, nil, clk.now)
+	collectOnce(t, g) // initialises NVML and starts the watcher
+	if g.xids == nil {
+		t.Fatal("no XID watcher")
+	}
+
+	d1, d5 := device(srv, 1), device(srv, 5)
+	t0 := clk.now().UnixNano()
+	// GPU 1 falls off the bus and says so three times; a MIG instance of
+	// GPU 1 hits an uncontained ECC error; GPU 5 reports a contained one.
+	for _, ev := range []nvml.EventData{
+		xid(d1, 79, noInstance, noInstance),
+		xid(d1, 79, noInstance, noInstance),
+		xid(d1, 95, 2, 0),
+		xid(d5, 94, noInstance, noInstance),
+		xid(d1, 79, noInstance, noInstance),
+		// A non-XID event on the same set is not an XID.
+		{Device: d5, EventType: nvml.EventTypeSingleBitEccError, EventData: 0},
+	} {
+		es.ch <- ev
+	}
+	poll.Until(t, "the watcher to take every event", func() bool {
+		w := g.xids
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		n := 0
+		for _, x := range w.pending {
+			n += x.Count
+		}
+		return n == 5 && len(es.ch) == 0
+	})
+
+	clk.add(5 * time.Second)
+	s := collectOnce(t, g)
+	want := map[int]string{
+		1: `[{"code":79,"ts":` + itoa(t0) + `,"count":3},{"code":95,"ts":` + itoa(t0) + `,"count":1,"gpu_instance":2,"compute_instance":0}]`,
+		5: `[{"code":94,"ts":` + itoa(t0) + `,"count":1}]`,
+	}
+	for i, gpu := range s.GPUs {
+		if w, ok := want[i]; ok {
+			if j := asJSON(gpu.XIDs); j != w {
+				t.Errorf("gpu %d xids\n got %s\nwant %s", i, j, w)
+			}
+		} else if gpu.XIDs != nil {
+			t.Errorf("gpu %d has XIDs %s", i, asJSON(gpu.XIDs))
+		}
+	}
+	// Taken once: the next sample has none.
+	for _, gpu := range collectOnce(t, g).GPUs {
+		if gpu.XIDs != nil {
+			t.Errorf("gpu %d XIDs repeated: %s", gpu.Index, asJSON(gpu.XIDs))
+		}
+	}
+	if ms := es.maxWait.Load(); ms == 0 || ms > 1000 {
+		t.Errorf("a wait of %d ms: shutdown would wait that long", ms)
+	}
+
+	// Close returns once the watcher has ended: at most the one wait in
+	// progress, and no wait begins after.
+	done := g.xids.done
+	before := es.waits.Load()
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := es.waits.Load()
+	if after > before+1 {
+		t.Errorf("%d waits began during Close, want at most the one in progress", after-before)
+	}
+	select {
+	case <-done:
+	default:
+		t.Fatal("watcher goroutine still running after Close")
+	}
+	if !es.freed.Load() {
+		t.Error("event set not freed")
+	}
+	poll.Until(t, "no wait after Close", func() bool { return es.waits.Load() == after })
+}
+
+func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
+
+// A driver without XID events, and devices without them, leave the
+// collector without a watcher and the samples without errors.
+func TestGPUXIDNotSupported(t *testing.T) {
+	srv := newServer()
+	var h h200
+	h.healthy(srv, newEvents())
+	for i := range srv.Devices {
+		device(srv, i).GetSupportedEventTypesFunc = func() (uint64, nvml.Return) { return nvml.EventTypeSingleBitEccError, nvml.SUCCESS }
+	}
+	g := NewGPU(srv, nil, nil)
+	defer g.Close()
+	collectOnce(t, g)
+	if g.xids != nil {
+		t.Error("watcher started without any device supporting XID events")
+	}
+}
+
+// BenchmarkGPUCollect is one collection of eight H200s on the mock, every
+// health field answering: the collector's own cost per GPU, and the NVML
+// calls it makes per GPU, the figure that sets the cost on real hardware.
+func BenchmarkGPUCollect(b *testing.B) {
+	srv := newServer()
+	var h h200
+	h.healthy(srv, newEvents())
+	clk := newClock()
+	g := NewGPU(srv, nil, clk.now)
+	defer g.Close()
+	var s metrics.Sample
+	ctx := context.Background()
+	if err := g.Collect(ctx, &s); err != nil {
+		b.Fatal(err)
+	}
+	calls := h.calls.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		clk.add(5 * time.Second)
+		h.tick.Add(1)
+		if err := g.Collect(ctx, &s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := float64(b.N * len(srv.Devices))
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/gpu")
+	b.ReportMetric(float64(h.calls.Load()-calls)/n, "health-calls/gpu")
+}
+
+// A GPM sample the driver refuses (no privilege, MIG on) is reported once
+// and GPM is left off, not failed every collection.
+func TestGPUGPMRefusedOnce(t *testing.T) {
+	srv := newServer()
+	var h h200
+	h.healthy(srv, nil)
+	alloc := srv.GpmSampleAllocFunc
+	srv.GpmSampleAllocFunc = func() (nvml.GpmSample, nvml.Return) {
+		s, r := alloc()
+		s.(*gpmSample).GetFunc = func(nvml.Device) nvml.Return { return nvml.ERROR_NO_PERMISSION }
+		return s, r
+	}
+	g := NewGPU(srv, nil, nil)
+	defer g.Close()
+	var s metrics.Sample
+	err := g.Collect(context.Background(), &s)
+	if err == nil || !strings.Contains(err.Error(), "gpu 0 gpm sample (GPM off until NVML restarts): ERROR_NO_PERMISSION") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := g.Collect(context.Background(), &s); err != nil {
+		t.Errorf("refused GPM reported again: %v", err)
+	}
+	if s.GPUs[0].SMActive != nil || s.GPUs[0].ECC == nil {
+		t.Errorf("gpu 0: %s", asJSON(s.GPUs[0]))
+	}
+}
+
+// The watcher keeps a bounded number of distinct XIDs, and keeps those of
+// a GPU the collection did not read for a later one.
+func TestXIDWatchBoundsAndKeeps(t *testing.T) {
+	srv := newServer()
+	a, b := device(srv, 0), device(srv, 1)
+	w := &xidWatch{log: slog.New(slog.DiscardHandler), now: newClock().now, pending: map[xidKey]*metrics.XID{}}
+	w.add(xid(b, 79, noInstance, noInstance))
+	for code := range uint64(maxPendingXIDs + 44) {
+		w.add(xid(a, code, noInstance, noInstance))
+		w.add(xid(a, code, noInstance, noInstance)) // a repeat is counted, not kept apart
+	}
+	got, dropped := w.take(map[string]int{a.UUID: 0})
+	if len(got[a.UUID]) != maxPendingXIDs-1 || dropped != 90 || got[a.UUID][0].Count != 2 {
+		t.Errorf("%d XIDs of GPU 0 kept, %d dropped; want %d and 90", len(got[a.UUID]), dropped, maxPendingXIDs-1)
+	}
+	got, dropped = w.take(map[string]int{b.UUID: 1})
+	if asJSON(got) != `{"`+b.UUID+`":[{"code":79,"ts":`+itoa(newClock().now().UnixNano())+`,"count":1}]}` || dropped != 0 {
+		t.Errorf("GPU 1's XID not kept for the collection that reads it: %s, %d dropped", asJSON(got), dropped)
+	}
+}
+
+// A device whose handle could not be taken at first is registered for XID
+// events on the running watcher once its handle comes, and only then.
+func TestGPUXIDLateDevice(t *testing.T) {
+	srv := newServer()
+	var h h200
+	es := newEvents()
+	h.healthy(srv, es)
+	var registered [8]atomic.Int32
+	for i := range srv.Devices {
+		device(srv, i).RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { registered[i].Add(1); return nvml.SUCCESS }
+	}
+	handle := srv.DeviceGetHandleByIndexFunc
+	lost := true
+	srv.DeviceGetHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
+		if i == 5 && lost {
+			return nil, nvml.ERROR_UNKNOWN
+		}
+		return handle(i)
+	}
+	clk := newClock()
+	g := NewGPU(srv, nil, clk.now)
+	defer g.Close()
+	var s metrics.Sample
+	if err := g.Collect(context.Background(), &s); err == nil || len(s.GPUs) != 7 {
+		t.Fatalf("first collection: %d GPUs, err %v", len(s.GPUs), err)
+	}
+	if registered[5].Load() != 0 || registered[4].Load() != 1 {
+		t.Fatalf("registrations %d, %d", registered[4].Load(), registered[5].Load())
+	}
+	lost = false
+	clk.add(5 * time.Second)
+	h.tick.Add(1)
+	collectOnce(t, g)
+	for i := range registered {
+		if n := registered[i].Load(); n != 1 {
+			t.Errorf("gpu %d registered %d times, want once", i, n)
+		}
+	}
+	es.ch <- xid(device(srv, 5), 48, noInstance, noInstance)
+	var got []metrics.XID
+	poll.Until(t, "XID 48 of GPU 5 in a sample", func() bool {
+		clk.add(5 * time.Second)
+		h.tick.Add(1)
+		got = collectOnce(t, g).GPUs[5].XIDs
+		return got != nil
+	})
+	if len(got) != 1 || got[0].Code != 48 {
+		t.Errorf("gpu 5 XIDs %s", asJSON(got))
+	}
+}
+
+// Drivers older than row remapping (R460), MIG (R450) or GPM (R520) lack
+// those calls, which go-nvml would call through a null pointer: the
+// collector must not call them, and reads the rest.
+func TestGPUHealthOldDriverSymbols(t *testing.T) {
+	srv := newServer()
+	var h h200
+	h.healthy(srv, nil)
+	srv.LookupSymbolFunc = func(sym string) error {
+		switch sym {
+		case "nvmlDeviceGetRemappedRows", "nvmlGpmMetricsGet", "nvmlDeviceGetMigDeviceHandleByIndex":
+			return errors.New("undefined symbol: " + sym)
+		}
+		return nil
+	}
+	for i := range srv.Devices {
+		d := device(srv, i)
+		d.GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) { panic("remapped rows on a driver without it") }
+		d.GpmQueryDeviceSupportFunc = func() (nvml.GpmSupport, nvml.Return) { panic("GPM on a driver without it") }
+		d.GetMigModeFunc = func() (int, int, nvml.Return) { panic("MIG on a driver without it") }
+	}
+	g := NewGPU(srv, nil, nil)
+	defer g.Close()
+	got := collectOnce(t, g).GPUs[0]
+	if got.ECC == nil || got.ECC.VolatileCorrected == nil || got.ECC.RemapPending != nil || got.MIGMode != nil || got.PCIe == nil {
+		t.Errorf("gpu 0: %s", asJSON(got))
+	}
+}
+
+// BenchmarkGPUCollectNVML is BenchmarkGPUCollect on the machine's own
+// driver, for a GPU machine: the real cost of a collection per GPU. It
+// logs the last sample's first GPU, health fields included. Without NVML
+// it skips.
+func BenchmarkGPUCollectNVML(b *testing.B) {
+	g := NewGPU(nvml.New(), nil, nil)
+	defer g.Close()
+	var s metrics.Sample
+	ctx := context.Background()
+	if err := g.Collect(ctx, &s); err != nil && len(s.GPUs) == 0 {
+		b.Skipf("no GPU: %v", err)
+	}
+	var errs error
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		errs = g.Collect(ctx, &s)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(s.GPUs)), "ns/gpu")
+	js, _ := json.MarshalIndent(s.GPUs[0], "", "  ")
+	b.Logf("%d GPUs; field errors: %v\n%s", len(s.GPUs), errs, js)
+}

@@ -1,0 +1,397 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// series is one figure of a server's exposition: the family names that
+// carry it, newest release's first (the first present wins), and the
+// factor that turns its values into the wire's units.
+type series struct {
+	names []string
+	scale float64 // 0 means 1
+}
+
+func (s series) factor() float64 {
+	if s.scale == 0 {
+		return 1
+	}
+	return s.scale
+}
+
+// kindTable is what one kind of server exports, by figure. Histograms
+// are in seconds after scaling; KV is a fraction 0–1 before the ×100.
+type kindTable struct {
+	health     string            // health path; 200 is healthy
+	modelLabel string            // the label naming the served model
+	hists      map[string]series // keys metrics.Hist*
+	counters   map[string]series // keys metrics.Counter*
+	// histSums are counters kept as a histogram's _sum (TGI counts
+	// generated tokens per request in a histogram).
+	histSums map[string]series
+	waiting  series
+	running  series
+	kv       series
+	notes    []string
+}
+
+// kindTables is the one table of series names per server and release,
+// from each server's metrics documentation:
+//
+//   - vLLM (docs.vllm.ai, "Production Metrics"): v0 and early v1 call the KV
+//     gauge vllm:gpu_cache_usage_perc, v0.10 and later
+//     vllm:kv_cache_usage_perc; the inter-token histogram was
+//     vllm:time_per_output_token_seconds before
+//     vllm:inter_token_latency_seconds.
+//   - SGLang (docs.sglang.io, "Production Metrics", --enable-metrics):
+//     sglang:token_usage is the KV pool in use; older releases name the
+//     inter-token histogram sglang:time_per_output_token_seconds.
+//   - HF TGI (huggingface.co/docs/text-generation-inference,
+//     "Metrics"): no time-to-first-token histogram and no KV gauge.
+//   - NVIDIA Triton (user_guide/metrics.md): cumulative microsecond
+//     counters rather than latency histograms, except
+//     nv_inference_first_response_histogram_ms for decoupled models when
+//     histogram latencies are on.
+var kindTables = map[string]kindTable{
+	metrics.KindVLLM: {
+		health:     "/health",
+		modelLabel: "model_name",
+		hists: map[string]series{
+			metrics.HistTTFT:  {names: []string{"vllm:time_to_first_token_seconds"}},
+			metrics.HistE2E:   {names: []string{"vllm:e2e_request_latency_seconds"}},
+			metrics.HistITL:   {names: []string{"vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"}},
+			metrics.HistQueue: {names: []string{"vllm:request_queue_time_seconds"}},
+		},
+		counters: map[string]series{
+			metrics.CounterPromptTokens: {names: []string{"vllm:prompt_tokens_total"}},
+			metrics.CounterGenTokens:    {names: []string{"vllm:generation_tokens_total"}},
+			metrics.CounterRequests:     {names: []string{"vllm:request_success_total"}},
+		},
+		waiting: series{names: []string{"vllm:num_requests_waiting"}},
+		running: series{names: []string{"vllm:num_requests_running"}},
+		kv:      series{names: []string{"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"}, scale: 100},
+	},
+	metrics.KindSGLang: {
+		health:     "/health",
+		modelLabel: "model_name",
+		hists: map[string]series{
+			metrics.HistTTFT:  {names: []string{"sglang:time_to_first_token_seconds"}},
+			metrics.HistE2E:   {names: []string{"sglang:e2e_request_latency_seconds"}},
+			metrics.HistITL:   {names: []string{"sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds"}},
+			metrics.HistQueue: {names: []string{"sglang:queue_time_seconds"}},
+		},
+		counters: map[string]series{
+			metrics.CounterPromptTokens: {names: []string{"sglang:prompt_tokens_total"}},
+			metrics.CounterGenTokens:    {names: []string{"sglang:generation_tokens_total"}},
+			metrics.CounterRequests:     {names: []string{"sglang:num_requests_total"}},
+		},
+		waiting: series{names: []string{"sglang:num_queue_reqs"}},
+		running: series{names: []string{"sglang:num_running_reqs"}},
+		kv:      series{names: []string{"sglang:token_usage"}, scale: 100},
+	},
+	metrics.KindTGI: {
+		health: "/health",
+		hists: map[string]series{
+			metrics.HistE2E:   {names: []string{"tgi_request_duration"}},
+			metrics.HistITL:   {names: []string{"tgi_request_mean_time_per_token_duration"}},
+			metrics.HistQueue: {names: []string{"tgi_request_queue_duration"}},
+		},
+		counters: map[string]series{
+			metrics.CounterRequests: {names: []string{"tgi_request_success"}},
+		},
+		histSums: map[string]series{
+			metrics.CounterGenTokens:    {names: []string{"tgi_request_generated_tokens"}},
+			metrics.CounterPromptTokens: {names: []string{"tgi_request_input_length"}},
+		},
+		waiting: series{names: []string{"tgi_queue_size"}},
+		running: series{names: []string{"tgi_batch_current_size"}},
+		notes: []string{
+			"TGI exports no time-to-first-token histogram",
+			"TGI exports no KV-cache gauge",
+		},
+	},
+	metrics.KindTriton: {
+		health:     "/v2/health/ready",
+		modelLabel: "model",
+		hists: map[string]series{
+			metrics.HistTTFT: {names: []string{"nv_inference_first_response_histogram_ms"}, scale: 1e-3},
+		},
+		counters: map[string]series{
+			metrics.CounterRequests:   {names: []string{"nv_inference_request_success"}},
+			metrics.CounterInferences: {names: []string{"nv_inference_count"}},
+			metrics.CounterLatencySum: {names: []string{"nv_inference_request_duration_us"}, scale: 1e-6},
+			metrics.CounterQueueSum:   {names: []string{"nv_inference_queue_duration_us"}, scale: 1e-6},
+		},
+		waiting: series{names: []string{"nv_inference_pending_request_count"}},
+		notes: []string{
+			"Triton counts request time, it keeps no latency histogram: average latency only, no p95",
+			"Triton exports no KV-cache gauge of its own (TensorRT-LLM block metrics are not read)",
+		},
+	},
+}
+
+// promServer reads a server that speaks Prometheus (vLLM, SGLang, TGI,
+// Triton) through its kind's table: its health endpoint for the status
+// and its /metrics for the figures, side by side. An unreachable server
+// is a model entry with status "unreachable", as for the seed's two; a
+// health answer without figures keeps the status and says why in
+// Extra["metrics_error"].
+type promServer struct {
+	spec    ModelSpec
+	table   kindTable
+	metrics string
+	client  *http.Client
+}
+
+func newPromServer(spec ModelSpec, client *http.Client) *promServer {
+	mu := spec.MetricsURL
+	if mu == "" {
+		mu = joinURL(spec.URL, "/metrics")
+	}
+	return &promServer{spec: spec, table: kindTables[spec.Kind], metrics: mu, client: orDefaultClient(client)}
+}
+
+// Name implements Collector.
+func (p *promServer) Name() string { return p.spec.Name }
+
+// Collect implements Collector.
+func (p *promServer) Collect(ctx context.Context, s *metrics.Sample) error {
+	if s == nil {
+		return fmt.Errorf("%s: nil sample", p.spec.Name)
+	}
+	ctx, cancel := finishBefore(ctx)
+	defer cancel()
+	var health, prom, info response
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		health.code, health.body, health.err = httpGet(ctx, p.client, joinURL(p.spec.URL, p.table.health), maxJSONBody)
+	})
+	wg.Go(func() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metrics, nil)
+		if err != nil {
+			prom.err = err
+			return
+		}
+		req.Header.Set("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
+		prom.code, prom.body, prom.err = doLimited(p.client, req, maxMetricsBody)
+	})
+	if p.spec.Kind == metrics.KindTGI {
+		// TGI's labels do not name the model; /info does.
+		wg.Go(func() {
+			info.code, info.body, info.err = httpGet(ctx, p.client, joinURL(p.spec.URL, "/info"), maxJSONBody)
+		})
+	}
+	wg.Wait()
+	setModel(s, p.spec.Name, p.build(health, prom, info))
+	return nil
+}
+
+func (p *promServer) build(health, prom, info response) metrics.Model {
+	m := metrics.Model{Kind: p.spec.Kind}
+	figuresErr := p.applyFigures(&m, prom)
+	switch {
+	case health.err != nil:
+		return metrics.Model{Kind: p.spec.Kind, Status: metrics.StatusUnreachable, Reason: reasonOf(health.err)}
+	case health.code == http.StatusOK:
+		m.Status = metrics.StatusHealthy
+	case health.code == http.StatusServiceUnavailable:
+		m.Status, m.Reason = metrics.StatusLoading, httpReason(health.code)
+	case health.code == http.StatusNotFound && figuresErr == nil:
+		// A server without the health path that still serves figures is up.
+		m.Status = metrics.StatusHealthy
+	default:
+		m.Status, m.Reason = metrics.StatusUnhealthy, httpReason(health.code)
+	}
+	if figuresErr != nil && m.Status != metrics.StatusLoading {
+		m.Extra = map[string]any{"metrics_error": figuresErr.Error()}
+	}
+	if info.err == nil && info.code == http.StatusOK {
+		var body struct {
+			ModelID string `json:"model_id"`
+		}
+		if json.Unmarshal(info.body, &body) == nil && body.ModelID != "" {
+			m.Model = body.ModelID
+		}
+	}
+	m.Notes = append(m.Notes, p.table.notes...)
+	return m
+}
+
+// applyFigures parses the exposition and fills m from the kind's table.
+func (p *promServer) applyFigures(m *metrics.Model, prom response) error {
+	if prom.err != nil {
+		return fmt.Errorf("metrics: %s", reasonOf(prom.err))
+	}
+	if prom.code != http.StatusOK {
+		return fmt.Errorf("metrics: %s", httpReason(prom.code))
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(prom.body))
+	if err != nil {
+		return fmt.Errorf("metrics: parse: %w", err)
+	}
+	sel := selector{}
+	if p.spec.Model != "" && p.table.modelLabel != "" {
+		sel.Labels = map[string]string{p.table.modelLabel: p.spec.Model}
+	}
+	t := p.table
+	var errs []string
+	for key, sr := range t.hists {
+		mf := first(families, sr.names)
+		if mf == nil {
+			continue
+		}
+		if mf.GetType() != dto.MetricType_HISTOGRAM {
+			errs = append(errs, fmt.Sprintf("%s is not a histogram", mf.GetName()))
+			continue
+		}
+		h, ok, err := sumHistograms(mf, sel)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", mf.GetName(), err))
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if f := sr.factor(); f != 1 {
+			h.Sum *= f
+			for i := range h.Buckets {
+				h.Buckets[i].UpperBound *= f
+			}
+		}
+		if m.Histograms == nil {
+			m.Histograms = map[string]metrics.Histogram{}
+		}
+		m.Histograms[key] = h
+	}
+	for key, sr := range t.counters {
+		if v, ok := sumValues(first(families, sr.names), sel, false); ok {
+			setCounter(m, key, v*sr.factor())
+		}
+	}
+	for key, sr := range t.histSums {
+		mf := first(families, sr.names)
+		if mf == nil || mf.GetType() != dto.MetricType_HISTOGRAM {
+			continue
+		}
+		if h, ok, err := sumHistograms(mf, sel); err == nil && ok {
+			setCounter(m, key, h.Sum*sr.factor())
+		}
+	}
+	if v, ok := sumValues(first(families, t.waiting.names), sel, false); ok {
+		m.Waiting = &v
+	}
+	if v, ok := sumValues(first(families, t.running.names), sel, false); ok {
+		m.Running = &v
+	}
+	// The fullest engine is what limits admission, so several KV series
+	// (data-parallel engines, TP ranks) give their largest.
+	if v, ok := sumValues(first(families, t.kv.names), sel, true); ok {
+		v *= t.kv.factor()
+		m.KVCache = &v
+	}
+	if t.modelLabel != "" && m.Model == "" {
+		m.Model = servedModels(families, t, sel)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("metrics: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func setCounter(m *metrics.Model, key string, v float64) {
+	if m.Counters == nil {
+		m.Counters = map[string]float64{}
+	}
+	m.Counters[key] = v
+}
+
+// first returns the first of names the exposition has.
+func first(families map[string]*dto.MetricFamily, names []string) *dto.MetricFamily {
+	for _, n := range names {
+		if mf := families[n]; mf != nil {
+			return mf
+		}
+		// The text parser files a counter under its name as written, and
+		// exporters differ on the _total suffix.
+		if base, ok := strings.CutSuffix(n, "_total"); ok {
+			if mf := families[base]; mf != nil {
+				return mf
+			}
+		}
+	}
+	return nil
+}
+
+// sumValues adds up (or, with takeMax, takes the largest of) the matching
+// series of a counter or gauge.
+func sumValues(mf *dto.MetricFamily, sel selector, takeMax bool) (float64, bool) {
+	if mf == nil {
+		return 0, false
+	}
+	out, found := 0.0, false
+	for _, mt := range mf.GetMetric() {
+		if !sel.matches(mt) {
+			continue
+		}
+		v, ok := sampleValue(mt)
+		if !ok {
+			continue
+		}
+		switch {
+		case !found:
+			out = v
+		case takeMax:
+			out = max(out, v)
+		default:
+			out += v
+		}
+		found = true
+	}
+	return out, found
+}
+
+// servedModels lists the model label's values over the table's series,
+// for the card's "model" line.
+func servedModels(families map[string]*dto.MetricFamily, t kindTable, sel selector) string {
+	var names []string
+	var all []series
+	for _, sr := range t.hists {
+		all = append(all, sr)
+	}
+	for _, sr := range t.counters {
+		all = append(all, sr)
+	}
+	all = append(all, t.waiting, t.running, t.kv)
+	for _, sr := range all {
+		mf := first(families, sr.names)
+		if mf == nil {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			if !sel.matches(mt) {
+				continue
+			}
+			for _, lp := range mt.GetLabel() {
+				if lp.GetName() == t.modelLabel && lp.GetValue() != "" && !slices.Contains(names, lp.GetValue()) {
+					names = append(names, lp.GetValue())
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}

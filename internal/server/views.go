@@ -1,0 +1,210 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sysperf/sysperf/internal/view"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// Views a client may ask for (the subscribe message's and /ws/system's
+// "view"). A client that names none gets viewAll, the full update: the
+// seed's feed, byte for byte.
+const (
+	viewAll   = "all"
+	viewHost  = "host"
+	viewFleet = "fleet"
+)
+
+// viewKey names one distinct view: "all", "fleet" or "host:<name>".
+type viewKey string
+
+func hostKey(host string) viewKey { return viewKey(viewHost + ":" + host) }
+
+// tick is one update and the views built from it so far: each view is
+// built and encoded at most once, on first demand, and its bytes shared
+// by every client of it.
+type tick struct {
+	site    *view.Site
+	full    []byte
+	encodes *atomic.Uint64
+
+	mu    sync.Mutex
+	built map[viewKey][]byte
+}
+
+// errUnknownHost is a host view of a host the update does not have.
+type errUnknownHost struct {
+	host, known string
+}
+
+func (e errUnknownHost) Error() string {
+	return fmt.Sprintf("unknown host %q (known hosts: %s)", e.host, e.known)
+}
+
+// knownNames caps the hosts an unknown-host error lists.
+const knownNames = 50
+
+// get returns the encoded view; an unknown host is an errUnknownHost.
+func (t *tick) get(k viewKey) ([]byte, error) {
+	if k == viewAll {
+		return t.full, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if b, ok := t.built[k]; ok {
+		return b, nil
+	}
+	var v any
+	switch {
+	case k == viewFleet:
+		v = t.site.Fleet()
+	case k.hostOf() != "":
+		host := k.hostOf()
+		u, ok := t.site.Host(host)
+		if !ok {
+			return nil, errUnknownHost{host, t.site.Known(knownNames)}
+		}
+		v = u
+	default:
+		return nil, fmt.Errorf("unknown view %q", k)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode view %s: %w", k, err)
+	}
+	t.encodes.Add(1)
+	t.built[k] = b
+	return b, nil
+}
+
+// PublishUpdate hands the server a new update and full, its JSON (type
+// performance_update). Each view a client watches is built and encoded
+// once and the same bytes queued to each of its clients; views nobody
+// watches are not built. It never blocks: a client that cannot take an
+// update is dropped. u must not be modified afterwards.
+func (s *Server) PublishUpdate(u *metrics.Update, full []byte) {
+	t := &tick{site: view.New(u), full: full, encodes: &s.encodes, built: map[viewKey][]byte{}}
+	s.cur.Store(t)
+	s.latest.Store(&full)
+
+	// Build outside s.mu, so connecting clients wait for no encoding.
+	s.mu.Lock()
+	keys := map[viewKey]bool{}
+	for c := range s.clients {
+		keys[c.view] = true
+	}
+	s.mu.Unlock()
+	for k := range keys {
+		if _, err := t.get(k); err != nil {
+			s.log.Debug("view not built", "view", k, "err", err)
+		}
+	}
+
+	dropped := 0
+	s.mu.Lock()
+	for c := range s.clients {
+		b, err := t.get(c.view)
+		if err != nil {
+			continue // a host gone from the update: its clients wait for it
+		}
+		if !c.enqueue(b) && s.dropLocked(c, "send queue full") {
+			dropped++
+		}
+	}
+	s.mu.Unlock()
+	if dropped > 0 {
+		s.log.Warn("websocket clients dropped", "reason", "send queue full", "clients", dropped)
+	}
+}
+
+// Publish is PublishUpdate for a caller that has only the JSON.
+func (s *Server) Publish(update []byte) {
+	var u metrics.Update
+	if err := json.Unmarshal(update, &u); err != nil {
+		s.log.Error("publish: not an update", "err", err)
+		return
+	}
+	s.PublishUpdate(&u, update)
+}
+
+// View returns the encoded view of the newest update for the hub's NATS
+// publisher: "fleet", or a host's name for its view. ok is false before
+// the first update and for a host the update does not have.
+func (s *Server) View(host string) (b []byte, ok bool) {
+	t := s.cur.Load()
+	if t == nil {
+		return nil, false
+	}
+	k := viewKey(viewFleet)
+	if host != "" {
+		k = hostKey(host)
+	}
+	b, err := t.get(k)
+	return b, err == nil
+}
+
+// Encodes counts the views encoded since start (the full update, encoded
+// by the hub, is not counted).
+func (s *Server) Encodes() uint64 { return s.encodes.Load() }
+
+// parseView checks a requested view: "" keeps cur.
+func parseView(name, host string, cur viewKey) (viewKey, error) {
+	switch name {
+	case "":
+		if host != "" {
+			return hostKey(host), nil
+		}
+		return cur, nil
+	case viewAll, viewFleet:
+		if host != "" {
+			return "", fmt.Errorf("view %q takes no host", name)
+		}
+		return viewKey(name), nil
+	case viewHost:
+		if host == "" {
+			return "", errors.New(`view "host" needs a host`)
+		}
+		return hostKey(host), nil
+	}
+	return "", fmt.Errorf("unknown view %q: use %q, %q or %q", name, viewAll, viewHost, viewFleet)
+}
+
+// hostOf is the host of a host view, "" for the others.
+func (k viewKey) hostOf() string {
+	if len(k) > len(viewHost)+1 && k[:len(viewHost)+1] == viewHost+":" {
+		return string(k[len(viewHost)+1:])
+	}
+	return ""
+}
+
+// hosts serves GET /api/v1/hosts: the fleet view.
+func (s *Server) hostsView(w http.ResponseWriter, _ *http.Request) {
+	s.serveView(w, viewFleet)
+}
+
+func (s *Server) serveView(w http.ResponseWriter, k viewKey) {
+	t := s.cur.Load()
+	if t == nil {
+		writeError(w, http.StatusServiceUnavailable, "no update yet: the hub builds the first one within an interval of start")
+		return
+	}
+	b, err := t.get(k)
+	var uh errUnknownHost
+	switch {
+	case errors.As(err, &uh):
+		writeError(w, http.StatusNotFound, uh.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}
