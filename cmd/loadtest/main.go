@@ -35,6 +35,7 @@ type settings struct {
 	Warmup    time.Duration `flag:"warmup" usage:"time before measuring"`
 	Duration  time.Duration `flag:"duration" usage:"time measured"`
 	HostShift int           `flag:"host-shift" usage:"number of the first host (two tools on one hub)"`
+	DataDir   string        `flag:"data-dir" usage:"the hub's data directory: each host is enrolled there and connects with its own credential (empty: one connection, with --nats-creds if set)"`
 }
 
 func main() { os.Exit(run()) }
@@ -56,7 +57,16 @@ func run() int {
 	cfg := loadtest.Config{
 		NATSURL: s.NATSURL, HubURL: s.Hub, Header: http.Header{}, Hosts: s.Hosts, GPUs: s.GPUs, Procs: s.Procs,
 		Interval: s.Interval, Duration: s.Duration, Warmup: s.Warmup, Browsers: s.Browsers, View: s.View,
-		HubPID: s.HubPID, HostShift: s.HostShift,
+		HubPID: s.HubPID, HostShift: s.HostShift, DataDir: s.DataDir,
+	}
+	if s.DataDir != "" {
+		dir, err := os.MkdirTemp("", "sysperf-loadtest-creds-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		cfg.CredsDir = dir
 	}
 	if s.NATSCreds != "" {
 		cfg.NATSOpts = append(cfg.NATSOpts, nats.UserCredentials(s.NATSCreds))

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/enroll"
+	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -44,9 +47,16 @@ type Config struct {
 	Duration  time.Duration
 	Warmup    time.Duration
 	Browsers  int    // browsers on the default feed (or View)
-	View      string // query string added to /ws/system, e.g. "host=load0001"
+	View      string // query string of /ws/system, e.g. "view=fleet" or "view=host&host=*" (* spreads over the hosts)
 	HubPID    int    // 0: no CPU or memory figures
 	HostShift int    // first host number, so two tools can share a hub
+	// DataDir is the hub's data directory: each played host is enrolled
+	// there (as `hub agent add` does) and connects with its own
+	// credential, as real agents do on the embedded NATS. Empty: one
+	// shared connection without a credential (an open NATS).
+	DataDir string
+	// CredsDir is where the enrolled hosts' credentials files go.
+	CredsDir string
 }
 
 // Result holds the figures of one run.
@@ -72,15 +82,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Result, error) {
 	if cfg.Hosts <= 0 || cfg.GPUs < 0 || cfg.Interval <= 0 || cfg.Duration <= 0 {
 		return Result{}, errors.New("loadtest: hosts, interval and duration must be positive")
 	}
-	nc, err := nats.Connect(cfg.NATSURL, append([]nats.Option{nats.Name("sysperf-loadtest"), nats.Timeout(5 * time.Second)}, cfg.NATSOpts...)...)
+	conns, err := connect(cfg)
 	if err != nil {
-		return Result{}, fmt.Errorf("loadtest: nats connect %s: %w", cfg.NATSURL, err)
+		return Result{}, err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return Result{}, fmt.Errorf("loadtest: jetstream: %w", err)
-	}
+	defer func() {
+		for _, c := range conns {
+			c.nc.Close()
+		}
+	}()
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Warmup+cfg.Duration)
 	defer cancel()
@@ -88,18 +98,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Result, error) {
 	pub := &publishers{}
 	var wg sync.WaitGroup
 	for i := range cfg.Hosts {
+		c := conns[min(i, len(conns)-1)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pub.host(ctx, js, cfg, i+cfg.HostShift, &measuring)
+			pub.host(ctx, c.js, cfg, i+cfg.HostShift, &measuring)
 		}()
 	}
 	br := &browsers{}
-	for range cfg.Browsers {
+	for i := range cfg.Browsers {
+		// "host=*" spreads the browsers over the played hosts' views.
+		view := strings.ReplaceAll(cfg.View, "host=*", "host="+HostName(cfg.HostShift+i%cfg.Hosts))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := br.read(ctx, cfg, &measuring); err != nil && ctx.Err() == nil {
+			if err := br.read(ctx, cfg, view, &measuring); err != nil && ctx.Err() == nil {
 				log.Warn("browser stopped", "err", err)
 			}
 		}()
@@ -148,6 +161,85 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Result, error) {
 	return r, nil
 }
 
+// HostName is the name of played host n.
+func HostName(n int) string { return fmt.Sprintf("load%04d", n) }
+
+type conn struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+// connect opens one connection per host, each with the host's own
+// credential, when cfg.DataDir is set; else one shared connection.
+func connect(cfg Config) ([]conn, error) {
+	open := func(name string, extra ...nats.Option) (conn, error) {
+		opts := append([]nats.Option{nats.Name(name), nats.Timeout(10 * time.Second)}, cfg.NATSOpts...)
+		nc, err := nats.Connect(cfg.NATSURL, append(opts, extra...)...)
+		if err != nil {
+			return conn{}, fmt.Errorf("loadtest: nats connect %s as %s: %w", cfg.NATSURL, name, err)
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			nc.Close()
+			return conn{}, fmt.Errorf("loadtest: jetstream: %w", err)
+		}
+		return conn{nc, js}, nil
+	}
+	if cfg.DataDir == "" {
+		c, err := open("sysperf-loadtest")
+		return []conn{c}, err
+	}
+	creds, err := Enroll(cfg.DataDir, cfg.CredsDir, cfg.HostShift, cfg.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	conns := make([]conn, 0, cfg.Hosts)
+	for i, path := range creds {
+		name := HostName(i + cfg.HostShift)
+		auth, err := natsx.Auth{Creds: path}.Options()
+		if err != nil {
+			return conns, err
+		}
+		// The hub reads its enrolment file every second: a host enrolled
+		// just now may be refused for that long.
+		var c conn
+		for try := 0; ; try++ {
+			if c, err = open("sysperf-loadtest "+name, append(auth, nats.CustomInboxPrefix(natsx.InboxPrefix(name)))...); err == nil || try == 20 {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if err != nil {
+			return conns, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+// Enroll enrols hosts shift … shift+n-1 in the hub's data directory and
+// writes their credentials files into credsDir, returning their paths.
+func Enroll(dataDir, credsDir string, shift, n int) ([]string, error) {
+	if err := os.MkdirAll(credsDir, 0o700); err != nil {
+		return nil, fmt.Errorf("loadtest: creds dir: %w", err)
+	}
+	store := enroll.Open(dataDir)
+	paths := make([]string, 0, n)
+	for i := range n {
+		name := HostName(i + shift)
+		b, err := store.Add(name, enroll.Agent)
+		if err != nil {
+			return paths, fmt.Errorf("loadtest: enrol %s: %w", name, err)
+		}
+		path := filepath.Join(credsDir, name+".creds")
+		if err := enroll.WriteFile(path, b); err != nil {
+			return paths, err
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}
+
 type publishers struct {
 	samples atomic.Int64
 	errors  atomic.Int64
@@ -166,7 +258,7 @@ func (p *publishers) acks() []time.Duration {
 // host publishes one host's samples on its own schedule, spread over the
 // interval as real agents' clocks are.
 func (p *publishers) host(ctx context.Context, js jetstream.JetStream, cfg Config, n int, measuring *atomic.Bool) {
-	name := fmt.Sprintf("load%04d", n)
+	name := HostName(n)
 	boot := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rng := rand.New(rand.NewPCG(uint64(n), 7))
 	select {
@@ -254,14 +346,14 @@ type browsers struct {
 
 // read is one browser: it connects to the feed and notes each update's
 // size and age (arrival minus the update's own timestamp).
-func (b *browsers) read(ctx context.Context, cfg Config, measuring *atomic.Bool) error {
+func (b *browsers) read(ctx context.Context, cfg Config, view string, measuring *atomic.Bool) error {
 	u, err := url.Parse(cfg.HubURL)
 	if err != nil {
 		return fmt.Errorf("hub url: %w", err)
 	}
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
 	u.Path = "/ws/system"
-	u.RawQuery = cfg.View
+	u.RawQuery = view
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	c, _, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPHeader: cfg.Header})
 	cancel()
@@ -302,11 +394,11 @@ func (b *browsers) read(ctx context.Context, cfg Config, measuring *atomic.Bool)
 	}
 }
 
-// updateStamp finds a performance_update's timestamp without decoding the
+// updateStamp finds a performance_update's or fleet_update's timestamp without decoding the
 // whole message: the tool must stay cheaper than the hub it measures.
 func updateStamp(b []byte) (time.Time, bool) {
 	head := b[:min(len(b), 256)]
-	if !bytes.Contains(head, []byte(`"type":"`+metrics.TypeUpdate+`"`)) {
+	if !bytes.Contains(head, []byte(`"type":"`+metrics.TypeUpdate+`"`)) && !bytes.Contains(head, []byte(`"type":"`+metrics.TypeFleet+`"`)) {
 		return time.Time{}, false
 	}
 	const key = `"timestamp":"`

@@ -21,6 +21,13 @@ func TestUpdateStampReadsTheHubsJSON(t *testing.T) {
 	if !ok || !got.Equal(at) {
 		t.Fatalf("updateStamp = %v, %v; want %v", got, ok, at)
 	}
+	f, err := json.Marshal(metrics.FleetUpdate{Type: metrics.TypeFleet, Timestamp: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := updateStamp(f); !ok || !got.Equal(at) {
+		t.Fatalf("fleet updateStamp = %v, %v; want %v", got, ok, at)
+	}
 	h, err := json.Marshal(metrics.History{Type: metrics.TypeHistory})
 	if err != nil {
 		t.Fatal(err)
