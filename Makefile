@@ -18,7 +18,7 @@ export CGO_CFLAGS ?= -Wno-deprecated-declarations
 
 UI_SRC := $(shell find webui/src webui/index.html webui/package.json webui/vite.config.* webui/tailwind.config.* webui/postcss.config.* webui/tsconfig*.json -type f 2>/dev/null)
 
-.PHONY: all run build ui test test-go test-ui test-e2e bench lint clean generate
+.PHONY: all run build ui test test-go test-ui test-e2e bench lint clean generate loadtest
 
 all: build
 
@@ -74,6 +74,23 @@ test-ui: webui/node_modules/.package-lock.json
 
 test-e2e: build
 	cd webui && SYSPERF_BIN_DIR=$(CURDIR)/$(BIN) $(NPM) run e2e
+
+# A fleet against a hub of its own, on loopback ports: HOSTS × GPUS publish
+# real samples (each host enrolled with its own credential), BROWSERS read
+# the feed (VIEW: a query string such as view=fleet or view=host&host=load0000).
+HOSTS    ?= 200
+GPUS     ?= 8
+BROWSERS ?= 10
+VIEW     ?=
+LOAD_FOR ?= 60s
+loadtest: build
+	$(GO) build -o $(BIN)/loadtest ./cmd/loadtest
+	@d=$$(mktemp -d); http=127.0.0.1:18391; nats=127.0.0.1:14391; \
+	trap 'kill $$hub 2>/dev/null; wait; rm -rf $$d' EXIT INT TERM; \
+	$(BIN)/hub --http=$$http --nats-listen=$$nats --data-dir=$$d --log-level=warn & hub=$$!; \
+	for i in $$(seq 1 100); do sleep 0.2; $(BIN)/hub --healthcheck --http=$$http 2>/dev/null && break; done; \
+	$(BIN)/loadtest --nats-url=nats://$$nats --hub=http://$$http --data-dir=$$d --token-file=$$d/http.token \
+		--hub-pid=$$hub --hosts=$(HOSTS) --gpus=$(GPUS) --browsers=$(BROWSERS) --view='$(VIEW)' --duration=$(LOAD_FOR)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...

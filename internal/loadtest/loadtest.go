@@ -1,0 +1,506 @@
+// Package loadtest plays a fleet against a running hub: H hosts of G GPUs
+// publish real samples on NATS exactly as the agent does (pkg/metrics,
+// JetStream publish with Nats-Msg-Id), and K browsers per view read the
+// WebSocket feed. It reports what an operator of a large site would ask:
+// the hub's CPU per sample and share of a core, its memory, the bytes each
+// browser receives per tick and how late the updates arrive.
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/enroll"
+	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// Config is what one run plays.
+type Config struct {
+	NATSURL   string
+	NATSOpts  []nats.Option
+	HubURL    string // http://host:port of the hub's dashboard
+	Header    http.Header
+	Hosts     int
+	GPUs      int
+	Procs     int // GPU processes per GPU
+	Interval  time.Duration
+	Duration  time.Duration
+	Warmup    time.Duration
+	Browsers  int    // browsers on the default feed (or View)
+	View      string // query string of /ws/system, e.g. "view=fleet" or "view=host&host=*" (* spreads over the hosts)
+	HubPID    int    // 0: no CPU or memory figures
+	HostShift int    // first host number, so two tools can share a hub
+	// DataDir is the hub's data directory: each played host is enrolled
+	// there (as `hub agent add` does) and connects with its own
+	// credential, as real agents do on the embedded NATS. Empty: one
+	// shared connection without a credential (an open NATS).
+	DataDir string
+	// CredsDir is where the enrolled hosts' credentials files go.
+	CredsDir string
+}
+
+// Result holds the figures of one run.
+type Result struct {
+	Samples       int64
+	PublishErrors int64
+	AckP50        time.Duration
+	AckP99        time.Duration
+	Messages      int64 // updates received, all browsers
+	Missed        int64 // updates a browser did not get that another did
+	BytesPerTick  float64
+	AgeP50        time.Duration
+	AgeP99        time.Duration
+	AgeMax        time.Duration
+	HubCPU        time.Duration
+	Wall          time.Duration
+	HubRSSMax     int64
+	HubRSSEnd     int64
+}
+
+// Run plays the fleet until cfg.Duration has passed after the warm-up.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) (Result, error) {
+	if cfg.Hosts <= 0 || cfg.GPUs < 0 || cfg.Interval <= 0 || cfg.Duration <= 0 {
+		return Result{}, errors.New("loadtest: hosts, interval and duration must be positive")
+	}
+	conns, err := connect(cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.nc.Close()
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(ctx, cfg.Warmup+cfg.Duration)
+	defer cancel()
+	var measuring atomic.Bool
+	pub := &publishers{}
+	var wg sync.WaitGroup
+	for i := range cfg.Hosts {
+		c := conns[min(i, len(conns)-1)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pub.host(ctx, c.js, cfg, i+cfg.HostShift, &measuring)
+		}()
+	}
+	br := &browsers{}
+	for i := range cfg.Browsers {
+		// "host=*" spreads the browsers over the played hosts' views.
+		view := strings.ReplaceAll(cfg.View, "host=*", "host="+HostName(cfg.HostShift+i%cfg.Hosts))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := br.read(ctx, cfg, view, &measuring); err != nil && ctx.Err() == nil {
+				log.Warn("browser stopped", "err", err)
+			}
+		}()
+	}
+
+	select {
+	case <-time.After(cfg.Warmup):
+	case <-ctx.Done():
+	}
+	cpu0 := procCPU(cfg.HubPID)
+	start := time.Now()
+	measuring.Store(true)
+	stopRSS := make(chan struct{})
+	var rssMax atomic.Int64
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			rssMax.Store(max(rssMax.Load(), procRSS(cfg.HubPID)))
+			select {
+			case <-t.C:
+			case <-stopRSS:
+				return
+			}
+		}
+	}()
+	<-ctx.Done()
+	measuring.Store(false)
+	wall := time.Since(start)
+	cpu1 := procCPU(cfg.HubPID)
+	close(stopRSS)
+	wg.Wait()
+
+	r := Result{
+		Samples: pub.samples.Load(), PublishErrors: pub.errors.Load(),
+		Wall: wall, HubCPU: cpu1 - cpu0, HubRSSMax: rssMax.Load(), HubRSSEnd: procRSS(cfg.HubPID),
+	}
+	acks := pub.acks()
+	r.AckP50, r.AckP99 = quantile(acks, 0.5), quantile(acks, 0.99)
+	ages, perTick, msgs, missed := br.figures()
+	r.AgeP50, r.AgeP99 = quantile(ages, 0.5), quantile(ages, 0.99)
+	if len(ages) > 0 {
+		r.AgeMax = ages[len(ages)-1]
+	}
+	r.BytesPerTick, r.Messages, r.Missed = perTick, msgs, missed
+	return r, nil
+}
+
+// HostName is the name of played host n.
+func HostName(n int) string { return fmt.Sprintf("load%04d", n) }
+
+type conn struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+// connect opens one connection per host, each with the host's own
+// credential, when cfg.DataDir is set; else one shared connection.
+func connect(cfg Config) ([]conn, error) {
+	open := func(name string, extra ...nats.Option) (conn, error) {
+		opts := append([]nats.Option{nats.Name(name), nats.Timeout(10 * time.Second)}, cfg.NATSOpts...)
+		nc, err := nats.Connect(cfg.NATSURL, append(opts, extra...)...)
+		if err != nil {
+			return conn{}, fmt.Errorf("loadtest: nats connect %s as %s: %w", cfg.NATSURL, name, err)
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			nc.Close()
+			return conn{}, fmt.Errorf("loadtest: jetstream: %w", err)
+		}
+		return conn{nc, js}, nil
+	}
+	if cfg.DataDir == "" {
+		c, err := open("sysperf-loadtest")
+		return []conn{c}, err
+	}
+	creds, err := Enroll(cfg.DataDir, cfg.CredsDir, cfg.HostShift, cfg.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	conns := make([]conn, 0, cfg.Hosts)
+	for i, path := range creds {
+		name := HostName(i + cfg.HostShift)
+		auth, err := natsx.Auth{Creds: path}.Options()
+		if err != nil {
+			return conns, err
+		}
+		// The hub reads its enrolment file every second: a host enrolled
+		// just now may be refused for that long.
+		var c conn
+		for try := 0; ; try++ {
+			if c, err = open("sysperf-loadtest "+name, append(auth, nats.CustomInboxPrefix(natsx.InboxPrefix(name)))...); err == nil || try == 20 {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if err != nil {
+			return conns, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+// Enroll enrols hosts shift … shift+n-1 in the hub's data directory and
+// writes their credentials files into credsDir, returning their paths.
+func Enroll(dataDir, credsDir string, shift, n int) ([]string, error) {
+	if err := os.MkdirAll(credsDir, 0o700); err != nil {
+		return nil, fmt.Errorf("loadtest: creds dir: %w", err)
+	}
+	store := enroll.Open(dataDir)
+	paths := make([]string, 0, n)
+	for i := range n {
+		name := HostName(i + shift)
+		b, err := store.Add(name, enroll.Agent)
+		if err != nil {
+			return paths, fmt.Errorf("loadtest: enrol %s: %w", name, err)
+		}
+		path := filepath.Join(credsDir, name+".creds")
+		if err := enroll.WriteFile(path, b); err != nil {
+			return paths, err
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}
+
+type publishers struct {
+	samples atomic.Int64
+	errors  atomic.Int64
+	mu      sync.Mutex
+	ackLat  []time.Duration
+}
+
+func (p *publishers) acks() []time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := slices.Clone(p.ackLat)
+	slices.Sort(a)
+	return a
+}
+
+// host publishes one host's samples on its own schedule, spread over the
+// interval as real agents' clocks are.
+func (p *publishers) host(ctx context.Context, js jetstream.JetStream, cfg Config, n int, measuring *atomic.Bool) {
+	name := HostName(n)
+	boot := strconv.FormatInt(time.Now().UnixNano(), 36)
+	rng := rand.New(rand.NewPCG(uint64(n), 7))
+	select {
+	case <-time.After(time.Duration(rng.Int64N(int64(cfg.Interval)))):
+	case <-ctx.Done():
+		return
+	}
+	t := time.NewTicker(cfg.Interval)
+	defer t.Stop()
+	for seq := uint64(0); ; seq++ {
+		s := Sample(name, boot, seq, time.Now(), cfg, rng)
+		b, err := metrics.Encode(s)
+		if err != nil {
+			p.errors.Add(1)
+			return
+		}
+		msg := &nats.Msg{Subject: metrics.SampleSubject(name), Data: b, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, metrics.MsgID(s))
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		sent := time.Now()
+		_, err = js.PublishMsg(pctx, msg)
+		cancel()
+		if measuring.Load() {
+			if err != nil {
+				p.errors.Add(1)
+			} else {
+				p.samples.Add(1)
+				p.mu.Lock()
+				p.ackLat = append(p.ackLat, time.Since(sent))
+				p.mu.Unlock()
+			}
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Sample builds one realistic sample: every section the agent fills, with
+// figures that move, and processes of two models on each GPU.
+func Sample(host, boot string, seq uint64, now time.Time, cfg Config, rng *rand.Rand) *metrics.Sample {
+	f := func(lo, hi float64) *float64 { v := lo + rng.Float64()*(hi-lo); return &v }
+	u := func(v uint64) *uint64 { return &v }
+	s := &metrics.Sample{
+		Host: host, Boot: boot, Seq: seq, TS: now.UnixNano(), Interval: int64(cfg.Interval),
+		System: &metrics.System{
+			CPUPercent: f(5, 95), Load1: f(0, 8), Load5: f(0, 8), Load15: f(0, 8),
+			MemUsed: 200 << 30, MemTotal: 512 << 30, SwapTotal: 8 << 30, Uptime: 86400,
+			Disks:       []metrics.Disk{{Mount: "/", Used: 300 << 30, Total: 1 << 40}},
+			DiskReadBps: f(0, 1e8), DiskWriteBps: f(0, 1e8), NetRxBps: f(0, 1e9), NetTxBps: f(0, 1e9),
+		},
+	}
+	for i := range cfg.GPUs {
+		g := metrics.GPU{
+			Index: i, UUID: fmt.Sprintf("GPU-%s-%02d", host, i), Name: "NVIDIA H200",
+			Util: f(0, 100), MemUtil: f(0, 100), MemUsed: u(uint64(rng.Int64N(140 << 30))), MemTotal: u(143771 << 20),
+			Temp: f(30, 80), Power: f(100, 700), PowerLimit: f(700, 700), Energy: f(1e6, 1e7),
+			Processes: []metrics.Process{},
+		}
+		for p := range cfg.Procs {
+			model := "rtdetr"
+			if p%2 == 1 {
+				model = "nemotron"
+			}
+			g.Processes = append(g.Processes, metrics.Process{
+				PID: uint32(1000 + i*10 + p), Name: "python3", MemUsed: u(uint64(rng.Int64N(20 << 30))),
+				SMUtil: f(0, 100), Container: model + "-server", Model: model,
+			})
+		}
+		s.GPUs = append(s.GPUs, g)
+	}
+	return s
+}
+
+type browsers struct {
+	mu     sync.Mutex
+	ages   []time.Duration
+	bytes  int64
+	msgs   int64
+	stamps map[int64]int // update timestamp → browsers that got it
+	n      int
+}
+
+// read is one browser: it connects to the feed and notes each update's
+// size and age (arrival minus the update's own timestamp).
+func (b *browsers) read(ctx context.Context, cfg Config, view string, measuring *atomic.Bool) error {
+	u, err := url.Parse(cfg.HubURL)
+	if err != nil {
+		return fmt.Errorf("hub url: %w", err)
+	}
+	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
+	u.Path = "/ws/system"
+	u.RawQuery = view
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, _, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPHeader: cfg.Header})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", u.Redacted(), err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(-1)
+	b.mu.Lock()
+	b.n++
+	b.mu.Unlock()
+	for {
+		_, r, err := c.Reader(ctx)
+		if err != nil {
+			return err
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		got := time.Now()
+		if !measuring.Load() {
+			continue
+		}
+		ts, ok := updateStamp(data)
+		if !ok {
+			continue // the history sent on connect
+		}
+		b.mu.Lock()
+		b.ages = append(b.ages, got.Sub(ts))
+		b.bytes += int64(len(data))
+		b.msgs++
+		if b.stamps == nil {
+			b.stamps = map[int64]int{}
+		}
+		b.stamps[ts.UnixNano()]++
+		b.mu.Unlock()
+	}
+}
+
+// updateStamp finds a performance_update's or fleet_update's timestamp without decoding the
+// whole message: the tool must stay cheaper than the hub it measures.
+func updateStamp(b []byte) (time.Time, bool) {
+	head := b[:min(len(b), 256)]
+	if !bytes.Contains(head, []byte(`"type":"`+metrics.TypeUpdate+`"`)) && !bytes.Contains(head, []byte(`"type":"`+metrics.TypeFleet+`"`)) {
+		return time.Time{}, false
+	}
+	const key = `"timestamp":"`
+	i := bytes.Index(head, []byte(key))
+	if i < 0 {
+		return time.Time{}, false
+	}
+	rest := head[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	ts, err := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return ts, err == nil
+}
+
+func (b *browsers) figures() (ages []time.Duration, bytesPerTick float64, msgs, missed int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ages = slices.Clone(b.ages)
+	slices.Sort(ages)
+	if b.msgs > 0 {
+		bytesPerTick = float64(b.bytes) / float64(b.msgs)
+	}
+	for _, n := range b.stamps {
+		missed += int64(b.n - n)
+	}
+	return ages, bytesPerTick, b.msgs, missed
+}
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(math.Ceil(q*float64(len(sorted))))-1]
+}
+
+// procCPU is the process's user+system CPU time from /proc/<pid>/stat.
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces; the fields after it are fixed.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks
+}
+
+// procRSS is the process's resident set in bytes from /proc/<pid>/status.
+func procRSS(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// Report writes the figures as a small table.
+func (r Result) Report(w io.Writer, cfg Config) {
+	fmt.Fprintf(w, "load: %d hosts × %d GPUs every %s, %d browsers%s, %s measured\n",
+		cfg.Hosts, cfg.GPUs, cfg.Interval, cfg.Browsers, viewNote(cfg.View), r.Wall.Round(time.Second))
+	fmt.Fprintf(w, "samples published   %d (%.0f/s), errors %d, ack p50 %s p99 %s\n",
+		r.Samples, float64(r.Samples)/r.Wall.Seconds(), r.PublishErrors, r.AckP50.Round(time.Microsecond), r.AckP99.Round(time.Microsecond))
+	if cfg.HubPID > 0 {
+		per := time.Duration(0)
+		if r.Samples > 0 {
+			per = r.HubCPU / time.Duration(r.Samples)
+		}
+		fmt.Fprintf(w, "hub CPU             %s per sample, %.1f %% of a core\n", per.Round(time.Microsecond), 100*r.HubCPU.Seconds()/r.Wall.Seconds())
+		fmt.Fprintf(w, "hub RSS             max %.1f MiB, end %.1f MiB\n", float64(r.HubRSSMax)/(1<<20), float64(r.HubRSSEnd)/(1<<20))
+	}
+	if cfg.Browsers > 0 {
+		fmt.Fprintf(w, "per browser         %.1f KB per tick, %d updates received, %d missed\n", r.BytesPerTick/1000, r.Messages, r.Missed)
+		fmt.Fprintf(w, "update age          p50 %s p99 %s max %s\n", r.AgeP50.Round(time.Millisecond), r.AgeP99.Round(time.Millisecond), r.AgeMax.Round(time.Millisecond))
+	}
+}
+
+func viewNote(v string) string {
+	if v == "" {
+		return " on the default feed"
+	}
+	return " on ?" + v
+}
