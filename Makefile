@@ -87,7 +87,7 @@ loadtest: build
 	$(GO) build -o $(BIN)/loadtest ./cmd/loadtest
 	@d=$$(mktemp -d); http=127.0.0.1:18391; nats=127.0.0.1:14391; \
 	trap 'kill $$hub 2>/dev/null; wait; rm -rf $$d' EXIT INT TERM; \
-	$(BIN)/hub --http=$$http --nats-listen=$$nats --data-dir=$$d --log-level=warn & hub=$$!; \
+	$(BIN)/hub --http=$$http --nats-listen=$$nats --data-dir=$$d --log-level=warn --ws-max-clients=$$(( $(BROWSERS) + 16 )) & hub=$$!; \
 	for i in $$(seq 1 100); do sleep 0.2; $(BIN)/hub --healthcheck --http=$$http 2>/dev/null && break; done; \
 	$(BIN)/loadtest --nats-url=nats://$$nats --hub=http://$$http --data-dir=$$d --token-file=$$d/http.token \
 		--hub-pid=$$hub --hosts=$(HOSTS) --gpus=$(GPUS) --browsers=$(BROWSERS) --view='$(VIEW)' --duration=$(LOAD_FOR)

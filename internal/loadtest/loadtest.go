@@ -354,11 +354,22 @@ func (b *browsers) read(ctx context.Context, cfg Config, view string, measuring 
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
 	u.Path = "/ws/system"
 	u.RawQuery = view
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	c, _, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPHeader: cfg.Header})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("dial %s: %w", u.Redacted(), err)
+	// A host's view exists once the host has published: until then the
+	// hub answers 404, so the browser tries again, as the page does.
+	var c *websocket.Conn
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var err error
+		c, _, err = websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPHeader: cfg.Header})
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("dial %s: %w", u.Redacted(), err)
+		case <-time.After(time.Second):
+		}
 	}
 	defer c.CloseNow()
 	c.SetReadLimit(-1)
