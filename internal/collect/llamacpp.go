@@ -171,7 +171,7 @@ func buildLlamaModel(health, slots, props, prom response) metrics.Model {
 // loading (the server answers {"error":{"code":503,"message":"Loading
 // model",...}}). A server too old to have /health counts as healthy when
 // its slots or props answered.
-func llamaStatus(health response, answered bool) (status, reason string) {
+func llamaStatus(health response, answered bool) (status metrics.Status, reason string) {
 	if health.err != nil {
 		return metrics.StatusUnreachable, reasonOf(health.err)
 	}

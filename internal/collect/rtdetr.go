@@ -131,7 +131,7 @@ func parseRTDETRHealth(body []byte) (m metrics.Model, ok bool) {
 
 // normalizeStatus maps the words model servers use onto the one status
 // vocabulary; "" means the word is unknown.
-func normalizeStatus(s string) string {
+func normalizeStatus(s string) metrics.Status {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "healthy", "ok", "ready", "up":
 		return metrics.StatusHealthy

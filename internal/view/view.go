@@ -359,7 +359,7 @@ func row(u *metrics.Update, h metrics.HostStatus, gpus []metrics.GPUView, al []m
 	for role, m := range h.Models {
 		if m.Status != metrics.StatusHealthy {
 			if r.ModelsNotHealthy == nil {
-				r.ModelsNotHealthy = map[string]string{}
+				r.ModelsNotHealthy = map[string]metrics.Status{}
 			}
 			r.ModelsNotHealthy[role] = m.Status
 		}

@@ -246,7 +246,7 @@ func latencyMetric(get func(*metrics.Stats) *float64) extractFunc {
 // and "unconfigured" (nothing has answered: that is not healthy either) and
 // for a model of an offline host. Every host's models are watched, not
 // only the first host's that ai_models shows.
-func modelStatus(bad ...string) extractFunc {
+func modelStatus(bad ...metrics.Status) extractFunc {
 	return func(u *metrics.Update) []observation {
 		one := func(host, role string, m *metrics.ModelView) observation {
 			o := observation{host: host, target: role}
@@ -262,7 +262,7 @@ func modelStatus(bad ...string) extractFunc {
 			if slices.Contains(bad, m.Status) {
 				o.value = ptr(1.0)
 			}
-			o.detail = m.Status
+			o.detail = string(m.Status)
 			if m.Reason != "" {
 				o.detail += ": " + m.Reason
 			}
@@ -288,7 +288,7 @@ func modelStatus(bad ...string) extractFunc {
 // ("unknown"), is not configured or its answer is stale. The further PostgreSQL databases are
 // targets "postgresql/<database>".
 func databaseUnreachable(u *metrics.Update) []observation {
-	one := func(target, status, reason string) observation {
+	one := func(target string, status metrics.Status, reason string) observation {
 		o := observation{target: target}
 		switch status {
 		case metrics.StatusHealthy:
@@ -415,7 +415,7 @@ func containerDetail(c metrics.Container) string {
 	var why []string
 	switch c.Health {
 	case metrics.StatusUnhealthy, metrics.StatusUnreachable:
-		why = append(why, c.Health)
+		why = append(why, string(c.Health))
 	}
 	if c.Status != "" && c.Status != "running" && c.Status != "unknown" {
 		why = append(why, c.Status)
