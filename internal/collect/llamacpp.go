@@ -38,7 +38,7 @@ type LlamaCpp struct {
 // NewLlamaCpp returns a collector for the llama.cpp server at baseURL
 // (e.g. "http://127.0.0.1:8091"). A nil client gets one with a timeout.
 func NewLlamaCpp(baseURL string, client *http.Client) *LlamaCpp {
-	return &LlamaCpp{name: metrics.CollectorLLM, base: baseURL, client: orDefaultClient(client)}
+	return &LlamaCpp{name: metrics.RoleNemotron, base: baseURL, client: orDefaultClient(client)}
 }
 
 // Name implements Collector.

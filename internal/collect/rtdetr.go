@@ -30,7 +30,7 @@ type RTDETR struct {
 // "http://127.0.0.1:8090"). A nil client gets one with a timeout of its
 // own; the agent's context bounds each request as well.
 func NewRTDETR(baseURL string, client *http.Client) *RTDETR {
-	return &RTDETR{name: metrics.CollectorRTDETR, url: joinURL(baseURL, "/health"), client: orDefaultClient(client)}
+	return &RTDETR{name: metrics.RoleRTDETR, url: joinURL(baseURL, "/health"), client: orDefaultClient(client)}
 }
 
 // Name implements Collector.

@@ -252,7 +252,7 @@ func (c *updateCollector) collectModels(e *emitter, u *metrics.Update) {
 	for _, m := range []struct {
 		name string
 		v    metrics.ModelView
-	}{{"rtdetr", u.AIModels.RTDETR}, {"nemotron", u.AIModels.Nemotron}} {
+	}{{metrics.RoleRTDETR, u.AIModels.RTDETR}, {metrics.RoleNemotron, u.AIModels.Nemotron}} {
 		if m.v.Status != "" {
 			known := false
 			for _, st := range modelStatuses() {
@@ -273,7 +273,7 @@ func (c *updateCollector) collectModels(e *emitter, u *metrics.Update) {
 	for _, s := range []struct {
 		stage string
 		v     metrics.Stats
-	}{{"rtdetr", u.Inference.RTDETR}, {"nemotron", u.Inference.Nemotron}, {"pipeline", u.Inference.Pipeline}} {
+	}{{metrics.RoleRTDETR, u.Inference.RTDETR}, {metrics.RoleNemotron, u.Inference.Nemotron}, {metrics.RolePipeline, u.Inference.Pipeline}} {
 		e.opt(c.latency, s.v.Avg, 0.001, s.stage, "avg")
 		e.opt(c.latency, s.v.P95, 0.001, s.stage, "p95")
 		e.opt(c.latency, s.v.P99, 0.001, s.stage, "p99")

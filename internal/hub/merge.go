@@ -137,8 +137,8 @@ func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Durat
 
 	mergeGPU(&u, ordered, len(on))
 	mergeHost(&u, ordered, len(on))
-	u.AIModels.RTDETR = mergeModel(&u, ordered, len(on), metrics.CollectorRTDETR, metrics.SectionRTDETR)
-	u.AIModels.Nemotron = mergeModel(&u, ordered, len(on), metrics.CollectorLLM, metrics.SectionNemotron)
+	u.AIModels.RTDETR = mergeModel(&u, ordered, len(on), metrics.RoleRTDETR, metrics.SectionRTDETR)
+	u.AIModels.Nemotron = mergeModel(&u, ordered, len(on), metrics.RoleNemotron, metrics.SectionNemotron)
 	u.Models = modelEntries(ordered, len(on))
 	return u
 }

@@ -167,8 +167,8 @@ func (s *Site) Host(host string) (v metrics.Update, ok bool) {
 		role, sec string
 		dst       *metrics.ModelView
 	}{
-		{metrics.CollectorRTDETR, metrics.SectionRTDETR, &v.AIModels.RTDETR},
-		{metrics.CollectorLLM, metrics.SectionNemotron, &v.AIModels.Nemotron},
+		{metrics.RoleRTDETR, metrics.SectionRTDETR, &v.AIModels.RTDETR},
+		{metrics.RoleNemotron, metrics.SectionNemotron, &v.AIModels.Nemotron},
 	} {
 		if !byAgent(m.sec) {
 			continue

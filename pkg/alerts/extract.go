@@ -85,7 +85,7 @@ func metricFuncs(k Kind) map[string]extractFunc {
 				if m.SlotsActive != nil && m.SlotsTotal != nil && *m.SlotsTotal > 0 {
 					v = ptr(float64(*m.SlotsActive) / float64(*m.SlotsTotal) * 100)
 				}
-				return []observation{{host: m.Host, target: "nemotron", value: v}}
+				return []observation{{host: m.Host, target: metrics.RoleNemotron, value: v}}
 			},
 		}
 	case KindDatabase:
@@ -234,9 +234,9 @@ func hostOffline(u *metrics.Update) []observation {
 func latencyMetric(get func(*metrics.Stats) *float64) extractFunc {
 	return func(u *metrics.Update) []observation {
 		return []observation{
-			{host: u.AIModels.RTDETR.Host, target: "rtdetr", value: get(&u.Inference.RTDETR)},
-			{host: u.AIModels.Nemotron.Host, target: "nemotron", value: get(&u.Inference.Nemotron)},
-			{target: "pipeline", value: get(&u.Inference.Pipeline)},
+			{host: u.AIModels.RTDETR.Host, target: metrics.RoleRTDETR, value: get(&u.Inference.RTDETR)},
+			{host: u.AIModels.Nemotron.Host, target: metrics.RoleNemotron, value: get(&u.Inference.Nemotron)},
+			{target: metrics.RolePipeline, value: get(&u.Inference.Pipeline)},
 		}
 	}
 }
@@ -276,8 +276,8 @@ func modelStatus(bad ...metrics.Status) extractFunc {
 			}
 		}
 		if len(u.Hosts) == 0 {
-			out = append(out, one(u.AIModels.RTDETR.Host, metrics.CollectorRTDETR, &u.AIModels.RTDETR),
-				one(u.AIModels.Nemotron.Host, metrics.CollectorLLM, &u.AIModels.Nemotron))
+			out = append(out, one(u.AIModels.RTDETR.Host, metrics.RoleRTDETR, &u.AIModels.RTDETR),
+				one(u.AIModels.Nemotron.Host, metrics.RoleNemotron, &u.AIModels.Nemotron))
 		}
 		return out
 	}

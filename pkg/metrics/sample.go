@@ -15,12 +15,12 @@ package metrics
 // agent can talk to an older hub.
 const Version = 1
 
-// Collector names, used as keys of Sample.Errors.
+// Collector names, used as keys of Sample.Errors. A model server's
+// collector reports under its model role (RoleRTDETR, RoleNemotron, or the
+// name of a further entry of the agent's models: list).
 const (
 	CollectorHost      = "host"
 	CollectorGPU       = "gpu"
-	CollectorRTDETR    = "rtdetr"
-	CollectorLLM       = "nemotron"
 	CollectorInference = "inference"
 	// CollectorProcs is the attribution of GPU processes to commands,
 	// containers and models.
@@ -346,8 +346,12 @@ type Loaded struct {
 	VRAMShare *float64 `msgpack:"vs,omitempty" json:"vram_share_percent,omitempty"`
 }
 
-// Inference roles: the keys of Inference.Histograms (latency) and
-// Inference.Counters (throughput), and the stages pipelines push under.
+// Roles: one name per model or stage everywhere. RoleRTDETR and
+// RoleNemotron are the seed's two model roles: keys of Sample.Models and
+// Sample.Errors, of Inference.Histograms, alert targets, and the tail of
+// their section keys (SectionRTDETR). All five are the keys of
+// Inference.Histograms (latency) and Inference.Counters (throughput), and
+// the stages pipelines push under. The values are on the wire.
 const (
 	RoleRTDETR   = "rtdetr"   // histogram → inference.rtdetr_latency_ms
 	RoleNemotron = "nemotron" // histogram → inference.nemotron_latency_ms

@@ -47,8 +47,8 @@ type Update struct {
 const (
 	SectionGPU        = "gpu"
 	SectionHost       = "host"
-	SectionRTDETR     = "ai_models.rtdetr"
-	SectionNemotron   = "ai_models.nemotron"
+	SectionRTDETR     = "ai_models." + RoleRTDETR
+	SectionNemotron   = "ai_models." + RoleNemotron
 	SectionInference  = "inference"
 	SectionPostgreSQL = "databases.postgresql"
 	SectionRedis      = "databases.redis"
