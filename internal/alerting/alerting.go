@@ -1,9 +1,11 @@
 // Package alerting runs the pure alert engine of pkg/alerts inside the
-// hub: it evaluates every update, keeps the recent transitions, publishes
-// each transition on sysperf.v1.alert.<state> into the SYSPERF_ALERTS
-// stream, saves the engine's state in a JetStream KV bucket so a restarted
-// hub resumes it (a firing alert stays firing, a `for` timer keeps its
-// start), and hands firing and resolved alerts to the webhook notifier.
+// hub, with the I/O the engine leaves out (rules and state are pkg/alerts;
+// streams, KV and webhooks are here): it evaluates every update, keeps the
+// recent transitions, publishes each transition on
+// sysperf.v1.alert.<state> into the SYSPERF_ALERTS stream, saves the
+// engine's state in a JetStream KV bucket so a restarted hub resumes it (a
+// firing alert stays firing, a `for` timer keeps its start), and hands
+// firing and resolved alerts to the webhook notifier.
 //
 // Nothing here blocks evaluation: publishing and notifying run in their
 // own goroutines behind bounded queues.

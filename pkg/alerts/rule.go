@@ -5,6 +5,8 @@
 // The package is pure: it does no I/O and has no clock of its own. The
 // caller passes the time of every evaluation, so tests drive it with an
 // injected clock and a restarted hub can hand back the state it saved.
+// internal/alerting runs it in the hub and does the publishing, saving and
+// notifying.
 package alerts
 
 import (
