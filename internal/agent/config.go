@@ -151,10 +151,10 @@ func (c *Config) Validate() error {
 func (c *Config) ModelSpecs() []collect.ModelSpec {
 	var out []collect.ModelSpec
 	if c.RTDETRURL != "" {
-		out = append(out, collect.ModelSpec{Kind: metrics.KindRTDETR, Name: metrics.CollectorRTDETR, URL: c.RTDETRURL})
+		out = append(out, collect.ModelSpec{Kind: metrics.KindRTDETR, Name: metrics.RoleRTDETR, URL: c.RTDETRURL})
 	}
 	if c.LLMURL != "" {
-		out = append(out, collect.ModelSpec{Kind: metrics.KindLlamaCpp, Name: metrics.CollectorLLM, URL: c.LLMURL})
+		out = append(out, collect.ModelSpec{Kind: metrics.KindLlamaCpp, Name: metrics.RoleNemotron, URL: c.LLMURL})
 	}
 	return append(out, c.Models...)
 }
@@ -163,7 +163,7 @@ func (c *Config) ModelSpecs() []collect.ModelSpec {
 // section: --rtdetr-url, or the models: entry named rtdetr.
 func (c *Config) seedRTDETRURL() string {
 	for _, m := range c.ModelSpecs() {
-		if m.Kind == metrics.KindRTDETR && m.Name == metrics.CollectorRTDETR {
+		if m.Kind == metrics.KindRTDETR && m.Name == metrics.RoleRTDETR {
 			return m.URL
 		}
 	}

@@ -1,9 +1,11 @@
 // Package alerting runs the pure alert engine of pkg/alerts inside the
-// hub: it evaluates every update, keeps the recent transitions, publishes
-// each transition on sysperf.v1.alert.<state> into the SYSPERF_ALERTS
-// stream, saves the engine's state in a JetStream KV bucket so a restarted
-// hub resumes it (a firing alert stays firing, a `for` timer keeps its
-// start), and hands firing and resolved alerts to the webhook notifier.
+// hub, with the I/O the engine leaves out (rules and state are pkg/alerts;
+// streams, KV and webhooks are here): it evaluates every update, keeps the
+// recent transitions, publishes each transition on
+// sysperf.v1.alert.<state> into the SYSPERF_ALERTS stream, saves the
+// engine's state in a JetStream KV bucket so a restarted hub resumes it (a
+// firing alert stays firing, a `for` timer keeps its start), and hands
+// firing and resolved alerts to the webhook notifier.
 //
 // Nothing here blocks evaluation: publishing and notifying run in their
 // own goroutines behind bounded queues.
@@ -226,7 +228,7 @@ func (s *Service) restore(ctx context.Context, js JetStream) error {
 	case err != nil:
 		return fmt.Errorf("kv %s: get %s: %w", StateBucket, stateKey, err)
 	default:
-		var state alerts.State
+		var state alerts.Snapshot
 		if err := json.Unmarshal(entry.Value(), &state); err != nil {
 			// A state this hub cannot read is not worth refusing to start for:
 			// the alerts come back as their conditions hold again.
@@ -285,7 +287,7 @@ func (s *Service) evaluate(now time.Time, u *metrics.Update) []metrics.Alert {
 		if tr.State == alerts.StatePending || (tr.State == alerts.StateInactive && tr.From == alerts.StatePending) {
 			level = slog.LevelDebug
 		}
-		s.log.Log(context.Background(), level, "alert "+tr.State, "rule", tr.Rule, "severity", tr.Severity, "host", tr.Host, "target", tr.Target, "value", tr.Value, "from", tr.From)
+		s.log.Log(context.Background(), level, "alert "+string(tr.State), "rule", tr.Rule, "severity", tr.Severity, "host", tr.Host, "target", tr.Target, "value", tr.Value, "from", tr.From)
 		// With a lease, transitions reach the webhooks from the stream.
 		if s.leaseKV == nil {
 			notes = append(notes, s.notes(tr, now)...)

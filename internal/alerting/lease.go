@@ -176,7 +176,7 @@ func (s *Service) takeOver(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("kv %s: get %s: %w", StateBucket, stateKey, err)
 	default:
-		var state alerts.State
+		var state alerts.Snapshot
 		if err := json.Unmarshal(entry.Value(), &state); err != nil {
 			s.log.Warn("saved alert state unreadable, keeping this hub's", "err", err)
 		} else {

@@ -78,7 +78,8 @@ func TestLeaseTakeoverSendsEachTransitionOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	savedState := func(state string) []byte {
+	savedState := func(st alerts.State) []byte {
+		state := string(st)
 		var v []byte
 		poll.Until(t, "the state saved with the alert "+state, func() bool {
 			e, err := kv.Get(context.Background(), stateKey)

@@ -1,5 +1,7 @@
 // Package collect holds the agent's collectors, one source per file behind
-// one interface.
+// one interface: what an agent reads on its own GPU host (NVML, the
+// system, its local model servers) into a metrics.Sample. What the hub
+// reads itself (databases, containers) is package sources.
 package collect
 
 import (

@@ -38,7 +38,7 @@ type LlamaCpp struct {
 // NewLlamaCpp returns a collector for the llama.cpp server at baseURL
 // (e.g. "http://127.0.0.1:8091"). A nil client gets one with a timeout.
 func NewLlamaCpp(baseURL string, client *http.Client) *LlamaCpp {
-	return &LlamaCpp{name: metrics.CollectorLLM, base: baseURL, client: orDefaultClient(client)}
+	return &LlamaCpp{name: metrics.RoleNemotron, base: baseURL, client: orDefaultClient(client)}
 }
 
 // Name implements Collector.
@@ -171,7 +171,7 @@ func buildLlamaModel(health, slots, props, prom response) metrics.Model {
 // loading (the server answers {"error":{"code":503,"message":"Loading
 // model",...}}). A server too old to have /health counts as healthy when
 // its slots or props answered.
-func llamaStatus(health response, answered bool) (status, reason string) {
+func llamaStatus(health response, answered bool) (status metrics.Status, reason string) {
 	if health.err != nil {
 		return metrics.StatusUnreachable, reasonOf(health.err)
 	}

@@ -159,7 +159,7 @@ func TestLlamaCppCollect(t *testing.T) {
 			if err := NewLlamaCpp(srv.URL, nil).Collect(context.Background(), s); err != nil {
 				t.Fatalf("Collect: %v", err)
 			}
-			assertModel(t, seedOnly(s.Models[metrics.CollectorLLM]), tt.want)
+			assertModel(t, seedOnly(s.Models[metrics.RoleNemotron]), tt.want)
 		})
 	}
 }

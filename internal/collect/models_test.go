@@ -228,7 +228,7 @@ func TestPromServerFailures(t *testing.T) {
 	tests := []struct {
 		name         string
 		health, prom http.HandlerFunc
-		status       string
+		status       metrics.Status
 		reason       string
 		metricsErr   bool
 	}{

@@ -60,8 +60,8 @@ type ModelMatcher struct {
 // anything with "rtdetr" in its command line as the detector.
 func DefaultModelMatchers() []ModelMatcher {
 	return []ModelMatcher{
-		{Model: metrics.CollectorLLM, Command: `llama-server|llama\.cpp`},
-		{Model: metrics.CollectorRTDETR, Command: `(?i)rt-?detr`},
+		{Model: metrics.RoleNemotron, Command: `llama-server|llama\.cpp`},
+		{Model: metrics.RoleRTDETR, Command: `(?i)rt-?detr`},
 	}
 }
 

@@ -30,7 +30,7 @@ type RTDETR struct {
 // "http://127.0.0.1:8090"). A nil client gets one with a timeout of its
 // own; the agent's context bounds each request as well.
 func NewRTDETR(baseURL string, client *http.Client) *RTDETR {
-	return &RTDETR{name: metrics.CollectorRTDETR, url: joinURL(baseURL, "/health"), client: orDefaultClient(client)}
+	return &RTDETR{name: metrics.RoleRTDETR, url: joinURL(baseURL, "/health"), client: orDefaultClient(client)}
 }
 
 // Name implements Collector.
@@ -131,7 +131,7 @@ func parseRTDETRHealth(body []byte) (m metrics.Model, ok bool) {
 
 // normalizeStatus maps the words model servers use onto the one status
 // vocabulary; "" means the word is unknown.
-func normalizeStatus(s string) string {
+func normalizeStatus(s string) metrics.Status {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "healthy", "ok", "ready", "up":
 		return metrics.StatusHealthy

@@ -112,7 +112,7 @@ func TestRTDETRCollect(t *testing.T) {
 			if err := NewRTDETR(srv.URL+"/", nil).Collect(context.Background(), s); err != nil {
 				t.Fatalf("Collect: %v", err)
 			}
-			assertModel(t, seedOnly(s.Models[metrics.CollectorRTDETR]), tt.want)
+			assertModel(t, seedOnly(s.Models[metrics.RoleRTDETR]), tt.want)
 		})
 	}
 }

@@ -224,7 +224,7 @@ func alertsOf(t *testing.T, h *Hub) alertLists {
 	return l
 }
 
-func alertIn(list []metrics.Alert, rule, target, state string) (metrics.Alert, bool) {
+func alertIn(list []metrics.Alert, rule, target string, state metrics.AlertState) (metrics.Alert, bool) {
 	for _, a := range list {
 		if a.Rule == rule && a.Target == target && (state == "" || a.State == state) {
 			return a, true

@@ -436,7 +436,7 @@ func TestHistorySurvivesSIGKILL(t *testing.T) {
 	states := ""
 	for _, r := range body.Recent {
 		if r.Rule == "e2e_gpu_hot" {
-			states += r.State + " "
+			states += string(r.State) + " "
 		}
 	}
 	if states != "resolved firing pending " {

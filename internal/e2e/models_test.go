@@ -339,7 +339,7 @@ func TestModelServersMisbehaving(t *testing.T) {
 	type want struct {
 		rtdetr, nemotron func(metrics.ModelView) string
 	}
-	check := func(status, reason string) func(metrics.ModelView) string {
+	check := func(status metrics.Status, reason string) func(metrics.ModelView) string {
 		return func(m metrics.ModelView) string {
 			if m.Status != status || !strings.Contains(m.Reason, reason) {
 				return fmt.Sprintf("status %q reason %q, want %q with %q", m.Status, m.Reason, status, reason)

@@ -157,7 +157,7 @@ func TestSpineAgentToWebSocket(t *testing.T) {
 			t.Errorf("errors[%s] empty although nothing fills it", sec)
 		}
 	}
-	if u.AIModels.RTDETR.Status != hub.StatusUnconfigured || u.Databases.PostgreSQL.Status != hub.StatusUnconfigured {
+	if u.AIModels.RTDETR.Status != metrics.StatusUnconfigured || u.Databases.PostgreSQL.Status != metrics.StatusUnconfigured {
 		t.Errorf("statuses %q %q, want unconfigured", u.AIModels.RTDETR.Status, u.Databases.PostgreSQL.Status)
 	}
 

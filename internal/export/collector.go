@@ -17,12 +17,12 @@ const (
 
 // Vocabularies exported as one series per value (1 for the current one),
 // so a dashboard can count or alert without the series set changing.
-func modelStatuses() []string {
-	return []string{metrics.StatusHealthy, metrics.StatusDegraded, metrics.StatusLoading, metrics.StatusUnhealthy, metrics.StatusUnreachable}
+func modelStatuses() []metrics.Status {
+	return []metrics.Status{metrics.StatusHealthy, metrics.StatusDegraded, metrics.StatusLoading, metrics.StatusUnhealthy, metrics.StatusUnreachable}
 }
 
-func containerHealths() []string {
-	return []string{"healthy", "unhealthy", "starting", "none", "unknown"}
+func containerHealths() []metrics.Status {
+	return []metrics.Status{metrics.StatusHealthy, metrics.StatusUnhealthy, metrics.StatusStarting, metrics.StatusNone, metrics.StatusUnknown}
 }
 
 // droppedReporter is a Hub that also counts the WebSocket clients it
@@ -216,12 +216,12 @@ func (c *updateCollector) Collect(ch chan<- prometheus.Metric) {
 	c.collectHosts(e, u)
 	c.collectContainers(e, u)
 	// Both severities always have a series, so "no alerts" reads 0.
-	counts := map[string]int{"warning": 0, "critical": 0}
+	counts := map[metrics.Severity]int{metrics.SeverityWarning: 0, metrics.SeverityCritical: 0}
 	for _, a := range u.Alerts {
 		counts[a.Severity]++
 	}
 	for sev, n := range counts {
-		e.gauge(c.alerts, float64(n), sev)
+		e.gauge(c.alerts, float64(n), string(sev))
 	}
 }
 
@@ -252,15 +252,15 @@ func (c *updateCollector) collectModels(e *emitter, u *metrics.Update) {
 	for _, m := range []struct {
 		name string
 		v    metrics.ModelView
-	}{{"rtdetr", u.AIModels.RTDETR}, {"nemotron", u.AIModels.Nemotron}} {
+	}{{metrics.RoleRTDETR, u.AIModels.RTDETR}, {metrics.RoleNemotron, u.AIModels.Nemotron}} {
 		if m.v.Status != "" {
 			known := false
 			for _, st := range modelStatuses() {
 				known = known || st == m.v.Status
-				e.gauge(c.modelStatus, b2f(st == m.v.Status), m.name, st)
+				e.gauge(c.modelStatus, b2f(st == m.v.Status), m.name, string(st))
 			}
 			if !known {
-				e.gauge(c.modelStatus, 1, m.name, m.v.Status)
+				e.gauge(c.modelStatus, 1, m.name, string(m.v.Status))
 			}
 		}
 		if m.v.SlotsActive != nil {
@@ -273,7 +273,7 @@ func (c *updateCollector) collectModels(e *emitter, u *metrics.Update) {
 	for _, s := range []struct {
 		stage string
 		v     metrics.Stats
-	}{{"rtdetr", u.Inference.RTDETR}, {"nemotron", u.Inference.Nemotron}, {"pipeline", u.Inference.Pipeline}} {
+	}{{metrics.RoleRTDETR, u.Inference.RTDETR}, {metrics.RoleNemotron, u.Inference.Nemotron}, {metrics.RolePipeline, u.Inference.Pipeline}} {
 		e.opt(c.latency, s.v.Avg, 0.001, s.stage, "avg")
 		e.opt(c.latency, s.v.P95, 0.001, s.stage, "p95")
 		e.opt(c.latency, s.v.P99, 0.001, s.stage, "p99")
@@ -329,10 +329,10 @@ func (c *updateCollector) collectContainers(e *emitter, u *metrics.Update) {
 		known := false
 		for _, h := range containerHealths() {
 			known = known || h == ct.Health
-			e.gauge(c.containerHealth, b2f(h == ct.Health), ct.Name, h)
+			e.gauge(c.containerHealth, b2f(h == ct.Health), ct.Name, string(h))
 		}
 		if !known && ct.Health != "" {
-			e.gauge(c.containerHealth, 1, ct.Name, ct.Health)
+			e.gauge(c.containerHealth, 1, ct.Name, string(ct.Health))
 		}
 		if ct.Status != "" {
 			e.gauge(c.containerState, 1, ct.Name, ct.Status)

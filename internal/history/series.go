@@ -220,10 +220,10 @@ func (c *collector) sampleValues(s *metrics.Sample) {
 		c.add(mkKey(fGPUTemp, g.Index), g.Temp)
 		c.add(mkKey(fGPUPower, g.Index), g.Power)
 	}
-	if m, ok := s.Models[metrics.CollectorRTDETR]; ok {
+	if m, ok := s.Models[metrics.RoleRTDETR]; ok {
 		c.addBytes(mkKey(fRTDETRVRAM, 0), m.MemUsed, bytesPerGB)
 	}
-	if m, ok := s.Models[metrics.CollectorLLM]; ok {
+	if m, ok := s.Models[metrics.RoleNemotron]; ok {
 		c.addBytes(mkKey(fNemotronVRAM, 0), m.MemUsed, bytesPerGB)
 		c.addInt(mkKey(fNemotronSlotsActive, 0), m.SlotsActive)
 		c.addInt(mkKey(fNemotronSlotsTotal, 0), m.SlotsTotal)

@@ -97,18 +97,18 @@ func applySources(u *metrics.Update, runners []*runner, now time.Time, interval 
 	}
 	defaults := []struct {
 		section string
-		set     func(status, reason string)
+		set     func(status metrics.Status, reason string)
 	}{
-		{metrics.SectionPostgreSQL, func(st, why string) {
+		{metrics.SectionPostgreSQL, func(st metrics.Status, why string) {
 			u.Databases.PostgreSQL = metrics.PostgreSQL{Status: st, Reason: why}
 		}},
-		{metrics.SectionRedis, func(st, why string) { u.Databases.Redis = metrics.Redis{Status: st, Reason: why} }},
-		{metrics.SectionContainers, func(string, string) {}},
+		{metrics.SectionRedis, func(st metrics.Status, why string) { u.Databases.Redis = metrics.Redis{Status: st, Reason: why} }},
+		{metrics.SectionContainers, func(metrics.Status, string) {}},
 	}
 	for _, d := range defaults {
-		status, reason := StatusUnconfigured, "not configured"
+		status, reason := metrics.StatusUnconfigured, "not configured"
 		if configured[d.section] {
-			status, reason = StatusUnknown, "waiting for the first poll"
+			status, reason = metrics.StatusUnknown, "waiting for the first poll"
 		}
 		d.set(status, reason)
 		u.Sources[d.section] = SourceNone

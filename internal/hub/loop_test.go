@@ -72,7 +72,7 @@ func TestApplySources(t *testing.T) {
 	t.Run("nothing configured", func(t *testing.T) {
 		u := merge(now, nil, interval)
 		applySources(&u, nil, now, interval, log)
-		if u.Databases.PostgreSQL.Status != StatusUnconfigured || u.Databases.Redis.Status != StatusUnconfigured ||
+		if u.Databases.PostgreSQL.Status != metrics.StatusUnconfigured || u.Databases.Redis.Status != metrics.StatusUnconfigured ||
 			u.Sources[metrics.SectionPostgreSQL] != SourceNone || u.Errors[metrics.SectionContainers] != "not configured" || u.Containers == nil {
 			t.Fatalf("defaults: %+v sources %v errors %v", u.Databases, u.Sources, u.Errors)
 		}
@@ -134,7 +134,7 @@ func TestApplySources(t *testing.T) {
 		r := newRunner(pgSource(5), time.Second, log)
 		u := merge(now, nil, interval)
 		applySources(&u, []*runner{r}, time.Now(), interval, log)
-		if u.Databases.PostgreSQL.Status != StatusUnknown || u.Errors[metrics.SectionPostgreSQL] != "waiting for the first poll" {
+		if u.Databases.PostgreSQL.Status != metrics.StatusUnknown || u.Errors[metrics.SectionPostgreSQL] != "waiting for the first poll" {
 			t.Fatalf("postgresql %+v errors %v", u.Databases.PostgreSQL, u.Errors)
 		}
 	})
@@ -149,7 +149,7 @@ func TestApplySources(t *testing.T) {
 		_, _, started := r.state()
 		u := merge(now, nil, interval)
 		applySources(&u, []*runner{r}, started.Add(time.Minute), interval, log)
-		if u.Databases.Redis.Status != StatusUnknown || u.Errors[metrics.SectionRedis] != "no answer from the source in 1m0s" {
+		if u.Databases.Redis.Status != metrics.StatusUnknown || u.Errors[metrics.SectionRedis] != "no answer from the source in 1m0s" {
 			t.Fatalf("redis %+v errors %v", u.Databases.Redis, u.Errors)
 		}
 	})

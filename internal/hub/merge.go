@@ -18,15 +18,6 @@ const (
 	bytesPerMB = 1 << 20
 )
 
-// Statuses the hub reports for sections it cannot fill from any source, in
-// addition to the model vocabulary of pkg/metrics.
-const (
-	// StatusUnconfigured: no agent or source is set up to read the section.
-	StatusUnconfigured = "unconfigured"
-	// StatusUnknown: a source is configured but has not answered yet.
-	StatusUnknown = "unknown"
-)
-
 // SourceNone is Update.Sources' value for a section nothing filled.
 const SourceNone = "none"
 
@@ -146,8 +137,8 @@ func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Durat
 
 	mergeGPU(&u, ordered, len(on))
 	mergeHost(&u, ordered, len(on))
-	u.AIModels.RTDETR = mergeModel(&u, ordered, len(on), metrics.CollectorRTDETR, metrics.SectionRTDETR)
-	u.AIModels.Nemotron = mergeModel(&u, ordered, len(on), metrics.CollectorLLM, metrics.SectionNemotron)
+	u.AIModels.RTDETR = mergeModel(&u, ordered, len(on), metrics.RoleRTDETR, metrics.SectionRTDETR)
+	u.AIModels.Nemotron = mergeModel(&u, ordered, len(on), metrics.RoleNemotron, metrics.SectionNemotron)
 	u.Models = modelEntries(ordered, len(on))
 	return u
 }
@@ -230,7 +221,7 @@ func mergeModel(u *metrics.Update, ordered []*metrics.Sample, nOn int, role, sec
 		}
 	}
 	u.Errors[sec] = fmt.Sprintf("no agent reports %s", role)
-	return metrics.ModelView{Status: StatusUnconfigured}
+	return metrics.ModelView{Status: metrics.StatusUnconfigured}
 }
 
 // gpuFigures holds the figures a GPU view points at, allocated together
@@ -399,7 +390,7 @@ func modelView(s *metrics.Sample, role string, m metrics.Model, stale bool) metr
 		Stale:       stale,
 	}
 	if v.Status == "" {
-		v.Status = StatusUnknown
+		v.Status = metrics.StatusUnknown
 	}
 	if v.VRAMGB == nil {
 		var sum uint64

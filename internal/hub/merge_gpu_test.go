@@ -90,13 +90,13 @@ func TestGPUHealthDefaultAlerts(t *testing.T) {
 			},
 		}}
 	}
-	firing := map[string]string{}
+	firing := map[string]alerts.Severity{}
 	for _, tr := range e.Evaluate(now, ptrUpdate(merge(now, sample(now, metrics.XID{Code: 79, TS: now.UnixNano(), Count: 2}), 5*time.Second))) {
 		if tr.State == alerts.StateFiring {
 			firing[tr.Rule+" "+tr.Host+" "+tr.Target] = tr.Severity
 		}
 	}
-	want := map[string]string{"gpu_xid gpu01 gpu3": alerts.SeverityCritical, "gpu_row_remap gpu01 gpu3": alerts.SeverityWarning}
+	want := map[string]alerts.Severity{"gpu_xid gpu01 gpu3": alerts.SeverityCritical, "gpu_row_remap gpu01 gpu3": alerts.SeverityWarning}
 	if len(firing) != len(want) || firing["gpu_xid gpu01 gpu3"] != want["gpu_xid gpu01 gpu3"] || firing["gpu_row_remap gpu01 gpu3"] != want["gpu_row_remap gpu01 gpu3"] {
 		t.Fatalf("firing %v, want %v", firing, want)
 	}

@@ -169,7 +169,7 @@ func TestMerge(t *testing.T) {
 				if u.Host.RAMTotalGB != nil || u.Host.DiskTotalGB != nil || u.Host.CPUPercent != nil || u.Host.UptimeS != nil {
 					t.Fatalf("unread host figures must be null: %+v", u.Host)
 				}
-				if u.AIModels.RTDETR.Status != StatusUnconfigured || !strings.Contains(u.Errors["ai_models.rtdetr"], "no agent reports rtdetr") {
+				if u.AIModels.RTDETR.Status != metrics.StatusUnconfigured || !strings.Contains(u.Errors["ai_models.rtdetr"], "no agent reports rtdetr") {
 					t.Fatalf("rtdetr %+v, errors %v", u.AIModels.RTDETR, u.Errors)
 				}
 				b, _ := json.Marshal(u)

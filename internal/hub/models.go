@@ -34,9 +34,9 @@ func modelEntries(ordered []*metrics.Sample, nOn int) []metrics.ModelEntry {
 // sends none.
 func seedKind(name string) string {
 	switch name {
-	case metrics.CollectorRTDETR:
+	case metrics.RoleRTDETR:
 		return metrics.KindRTDETR
-	case metrics.CollectorLLM:
+	case metrics.RoleNemotron:
 		return metrics.KindLlamaCpp
 	}
 	return ""
@@ -97,9 +97,9 @@ func applyModelWindows(u *metrics.Update, lat Latency, now time.Time, window tim
 		e.Latency, e.TTFT, e.ITL, e.Queue = stats(metrics.HistE2E), stats(metrics.HistTTFT), stats(metrics.HistITL), stats(metrics.HistQueue)
 		if e.Latency.Count == nil {
 			switch e.Name {
-			case metrics.CollectorRTDETR:
+			case metrics.RoleRTDETR:
 				e.Latency = mw.HostStats(e.Host, metrics.RoleRTDETR, now, window)
-			case metrics.CollectorLLM:
+			case metrics.RoleNemotron:
 				e.Latency = mw.HostStats(e.Host, metrics.RoleNemotron, now, window)
 			}
 		}

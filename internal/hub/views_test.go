@@ -101,7 +101,7 @@ func TestFleetRowsAreCompact(t *testing.T) {
 	big.Models = map[string]metrics.Model{"rtdetr": {Status: "healthy"}, "nemotron": {Status: "healthy"}}
 	bigRow := func() metrics.FleetRow {
 		u := merge(now, map[string]*metrics.Sample{big.Host: big}, 5*time.Second)
-		for _, sev := range []string{"critical", "warning", "warning", "critical"} {
+		for _, sev := range []metrics.Severity{"critical", "warning", "warning", "critical"} {
 			u.Alerts = append(u.Alerts, metrics.Alert{Severity: sev, Host: big.Host, State: "firing"})
 		}
 		u.Alerts[3].State = "pending"

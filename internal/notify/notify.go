@@ -44,7 +44,7 @@ type Alert struct {
 // Labels identify the alert (alertname, severity, host, target, metric);
 // empty ones are left out, as Alertmanager treats them as absent anyway.
 func FromAlert(a metrics.Alert, at time.Time, generatorURL string) Alert {
-	labels := map[string]string{"alertname": a.Rule, "severity": a.Severity, "metric": a.Metric}
+	labels := map[string]string{"alertname": a.Rule, "severity": string(a.Severity), "metric": a.Metric}
 	if a.Rule == "" {
 		labels["alertname"] = a.Metric
 	}

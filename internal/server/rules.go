@@ -22,14 +22,14 @@ type RulesBody struct {
 // RuleView is one rule of RulesBody: its levels' durations as Go
 // duration strings, for people as much as for the page.
 type RuleView struct {
-	Name       string      `json:"name"`
-	Metric     string      `json:"metric"`
-	Target     alerts.Kind `json:"target"`
-	Host       string      `json:"host,omitempty"`
-	Match      string      `json:"match,omitempty"`
-	Comparison string      `json:"comparison"`
-	Warning    *LevelView  `json:"warning,omitempty"`
-	Critical   *LevelView  `json:"critical,omitempty"`
+	Name       string            `json:"name"`
+	Metric     string            `json:"metric"`
+	Target     alerts.Kind       `json:"target"`
+	Host       string            `json:"host,omitempty"`
+	Match      string            `json:"match,omitempty"`
+	Comparison alerts.Comparison `json:"comparison"`
+	Warning    *LevelView        `json:"warning,omitempty"`
+	Critical   *LevelView        `json:"critical,omitempty"`
 	// Disabled marks a default rule the rules file turned off; it has no
 	// levels.
 	Disabled bool `json:"disabled,omitempty"`

@@ -19,10 +19,9 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// Container health and status words beyond the engine's own.
+// Container status words beyond the engine's own; the health words are
+// metrics.Status.
 const (
-	// HealthNone is the engine's word for a container without a healthcheck.
-	HealthNone = "none"
 	// StateUnknown is the status of a container nobody could ask about: no
 	// engine socket, and the health comes from its ping alone.
 	StateUnknown = "unknown"
@@ -182,7 +181,7 @@ func (c *Containers) Poll(ctx context.Context) source.Reading {
 
 type ping struct {
 	done   bool
-	health string
+	health metrics.Status
 	reason string
 }
 
@@ -234,7 +233,7 @@ func merge(targets []ContainerTarget, pings []ping, engine map[string]engineCont
 	for i, t := range targets {
 		configured[t.Name] = true
 		e, inEngine := engine[t.Name]
-		ct := metrics.Container{Name: t.Name, Status: StateUnknown, Health: StateUnknown}
+		ct := metrics.Container{Name: t.Name, Status: StateUnknown, Health: metrics.StatusUnknown}
 		switch {
 		case inEngine:
 			ct.Status, ct.Health, ct.Reason = e.Status, e.Health, e.Reason

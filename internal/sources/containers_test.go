@@ -183,15 +183,19 @@ func TestContainersPingAndEngine(t *testing.T) {
 			}
 			list, u := pollContainers(t, src)
 			got := byName(list)
-			want := []struct{ name, status, health, reason string }{
+			want := []struct {
+				name, status string
+				health       metrics.Status
+				reason       string
+			}{
 				{"backend", "running", "healthy", ""},
 				{"frontend", "running", "unhealthy", "HTTP 500"},
 				// The ping answers, but the engine's healthcheck fails.
 				{"ai-detector", "running", "unhealthy", "healthcheck failed 4 times"},
 				{"ai-llm", "running", "unhealthy", "timeout"},
 				{"postgres", StateMissing, "unhealthy", "connection refused; not found in the container engine"},
-				{"worker", "exited", HealthNone, "exit code 137"},
-				{"redis", "restarting", HealthNone, "restarted 7 times"},
+				{"worker", "exited", "none", "exit code 137"},
+				{"redis", "restarting", "none", "restarted 7 times"},
 			}
 			if len(list) != len(want) {
 				t.Fatalf("%d containers, want %d: %+v", len(list), len(want), list)
@@ -259,7 +263,7 @@ func TestContainersEngineHealthOnly(t *testing.T) {
 	if c := got["backend"]; c.Health != "healthy" {
 		t.Errorf("backend %+v", c)
 	}
-	if c := got["frontend"]; c.Health != HealthNone {
+	if c := got["frontend"]; c.Health != metrics.StatusNone {
 		t.Errorf("frontend without a healthcheck: %+v", c)
 	}
 }
@@ -368,9 +372,9 @@ func TestContainersTimeline(t *testing.T) {
 		t.Errorf("timeline spans %v..%v", tl[0].Timestamp, tl[59].Timestamp)
 	}
 	for i, p := range tl {
-		want := "healthy"
+		want := metrics.StatusHealthy
 		if i >= 57 {
-			want = "unhealthy"
+			want = metrics.StatusUnhealthy
 		}
 		if p.Health != want {
 			t.Errorf("point %d: %s, want %s", i, p.Health, want)

@@ -69,7 +69,9 @@ func (c *Containers) engineEndpoint() (engineEndpoint, bool) {
 
 // engineContainer is what the source keeps of one engine container.
 type engineContainer struct {
-	Status, Health, Reason string
+	Status string
+	Health metrics.Status
+	Reason string
 }
 
 // The parts of the Engine API's answers the source reads. The engine sends
@@ -161,10 +163,10 @@ func (c *Containers) readEngine(ctx context.Context, ep engineEndpoint) (map[str
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			var in engineInspect
-			ec := engineContainer{Status: s.State, Health: HealthNone}
+			ec := engineContainer{Status: s.State, Health: metrics.StatusNone}
 			if err := getJSON(ctx, client, base+"/containers/"+url.PathEscape(s.ID)+"/json", &in); err != nil {
 				// The list still says the state; only health is unknown.
-				ec.Health, ec.Reason = StateUnknown, "inspect: "+err.Error()
+				ec.Health, ec.Reason = metrics.StatusUnknown, "inspect: "+err.Error()
 			} else {
 				st := in.State.Status
 				if st == "" {
@@ -185,10 +187,10 @@ func (c *Containers) readEngine(ctx context.Context, ep engineEndpoint) (map[str
 }
 
 func fromEngine(state string, h *engineHealth, exitCode int, stateErr string, restarts int) engineContainer {
-	ec := engineContainer{Status: strings.ToLower(state), Health: HealthNone}
+	ec := engineContainer{Status: strings.ToLower(state), Health: metrics.StatusNone}
 	if h != nil && h.Status != "" {
-		ec.Health = h.Status
-		if h.Status == metrics.StatusUnhealthy {
+		ec.Health = metrics.Status(h.Status)
+		if ec.Health == metrics.StatusUnhealthy {
 			ec.Reason = fmt.Sprintf("healthcheck failed %d times", h.FailingStreak)
 			if n := len(h.Log); n > 0 {
 				last := h.Log[n-1]

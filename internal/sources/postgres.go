@@ -3,7 +3,8 @@
 // site runs one, a Prometheus server. Each is registered with the hub as a
 // hub.SourceSpec: Poll reads once within the caller's deadline and returns
 // a source.Reading, which fills only the source's own section; the hub
-// writes the update's sources, errors and stale from it.
+// writes the update's sources, errors and stale from it. These are the
+// hub's sources; what an agent reads on its host is package collect.
 package sources
 
 import (

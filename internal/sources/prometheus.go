@@ -70,7 +70,7 @@ func NewPrometheus(rawURL string, opts PrometheusOptions) (*Prometheus, error) {
 		opts.RateWindow = "5m"
 	}
 	if opts.Stages == nil {
-		opts.Stages = map[string]string{"rtdetr": "detect", "nemotron": "analyze", "pipeline": "batch"}
+		opts.Stages = map[string]string{metrics.RoleRTDETR: "detect", metrics.RoleNemotron: "analyze", metrics.RolePipeline: "batch"}
 	}
 	for role, stage := range opts.Stages {
 		if strings.ContainsAny(stage, `"\`) {

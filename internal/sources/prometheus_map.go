@@ -173,7 +173,7 @@ func (p *Prometheus) inference(ctx context.Context) (promInference, error) {
 			jobs = append(jobs, job{role, q.what, fmt.Sprintf(`histogram_quantile(%s, sum by (le) (rate(hsi_stage_duration_seconds_bucket%s[%s]))) * 1000`, q.phi, sel, w)})
 		}
 		jobs = append(jobs, job{role, "avg", fmt.Sprintf(`sum(rate(hsi_stage_duration_seconds_sum%s[%s])) / sum(rate(hsi_stage_duration_seconds_count%s[%s])) * 1000`, sel, w, sel, w)})
-		if role == "rtdetr" {
+		if role == metrics.RoleRTDETR {
 			jobs = append(jobs, job{role, "images", fmt.Sprintf(`sum(rate(hsi_stage_duration_seconds_count%s[%s])) * 60`, sel, w)})
 		}
 	}
@@ -216,7 +216,7 @@ func statsEmpty(s metrics.Stats) bool { return s.Avg == nil && s.P95 == nil && s
 // fillInference fills each role whose figures are all absent, and the
 // throughput fields that are nil.
 func fillInference(u *metrics.Update, inf promInference) (filled, had bool) {
-	for role, dst := range map[string]*metrics.Stats{"rtdetr": &u.Inference.RTDETR, "nemotron": &u.Inference.Nemotron, "pipeline": &u.Inference.Pipeline} {
+	for role, dst := range map[string]*metrics.Stats{metrics.RoleRTDETR: &u.Inference.RTDETR, metrics.RoleNemotron: &u.Inference.Nemotron, metrics.RolePipeline: &u.Inference.Pipeline} {
 		if !statsEmpty(*dst) {
 			had = true
 			continue

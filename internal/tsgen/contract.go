@@ -61,6 +61,24 @@ func Contract() Spec {
 				string(alerts.KindGPU), string(alerts.KindHost), string(alerts.KindModel),
 				string(alerts.KindDatabase), string(alerts.KindContainer), string(alerts.KindContainersCount),
 			},
+		}, {
+			Type: reflect.TypeFor[metrics.Status](),
+			Values: []string{
+				string(metrics.StatusHealthy), string(metrics.StatusDegraded), string(metrics.StatusLoading),
+				string(metrics.StatusUnhealthy), string(metrics.StatusUnreachable), string(metrics.StatusUnknown),
+				string(metrics.StatusUnconfigured), string(metrics.StatusNone), string(metrics.StatusStarting),
+			},
+		}, {
+			Type:   reflect.TypeFor[metrics.Severity](),
+			Values: []string{string(metrics.SeverityWarning), string(metrics.SeverityCritical)},
+		}, {
+			Type: reflect.TypeFor[metrics.AlertState](),
+			Values: []string{
+				string(metrics.StateInactive), string(metrics.StatePending), string(metrics.StateFiring), string(metrics.StateResolved),
+			},
+		}, {
+			Type:   reflect.TypeFor[alerts.Comparison](),
+			Values: []string{string(alerts.Above), string(alerts.AboveOrEqual), string(alerts.Below), string(alerts.BelowOrEqual)},
 		}},
 		Consts: []Const{{
 			Name: "Section",

@@ -281,8 +281,12 @@ func (g *gen) expr(t reflect.Type) (string, error) {
 }
 
 func quote(s string) string {
-	b, _ := json.Marshal(s) // a string always marshals
-	return string(b)
+	// Without HTML escaping, so a comparison reads ">" rather than "\u003e".
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // key writes a property name, quoted unless it is an identifier.

@@ -85,7 +85,7 @@ func TestGenerateMapsLikeEncodingJSON(t *testing.T) {
 	out, err := Generate(Spec{
 		Header: []string{"generated"},
 		Roots:  []reflect.Type{reflect.TypeFor[Sample]()},
-		Enums:  []Enum{{Type: reflect.TypeFor[Level](), Values: []string{"low", "high"}}},
+		Enums:  []Enum{{Type: reflect.TypeFor[Level](), Values: []string{"low", "high", "<=", "a\"b"}}},
 		Consts: []Const{{Name: "Keys", Doc: "keys", Keys: []string{"A"}, Values: []string{"a.b"}}},
 	})
 	if err != nil {
@@ -94,7 +94,7 @@ func TestGenerateMapsLikeEncodingJSON(t *testing.T) {
 	got := string(out)
 	for _, want := range []string{
 		"// generated\n",
-		`export type Level = "low" | "high" | (string & {});`,
+		`export type Level = "low" | "high" | "<=" | "a\"b" | (string & {});`,
 		"export const Keys = {\n  A: \"a.b\",\n} as const;",
 		"export interface Sample {\n  e: string;\n  name: string;\n",
 		"  ptr: number | null;\n",
@@ -129,7 +129,7 @@ func TestGenerateMapsLikeEncodingJSON(t *testing.T) {
 	again, err := Generate(Spec{
 		Header: []string{"generated"},
 		Roots:  []reflect.Type{reflect.TypeFor[Sample]()},
-		Enums:  []Enum{{Type: reflect.TypeFor[Level](), Values: []string{"low", "high"}}},
+		Enums:  []Enum{{Type: reflect.TypeFor[Level](), Values: []string{"low", "high", "<=", "a\"b"}}},
 		Consts: []Const{{Name: "Keys", Doc: "keys", Keys: []string{"A"}, Values: []string{"a.b"}}},
 	})
 	if err != nil || !bytes.Equal(out, again) {

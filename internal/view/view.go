@@ -167,8 +167,8 @@ func (s *Site) Host(host string) (v metrics.Update, ok bool) {
 		role, sec string
 		dst       *metrics.ModelView
 	}{
-		{metrics.CollectorRTDETR, metrics.SectionRTDETR, &v.AIModels.RTDETR},
-		{metrics.CollectorLLM, metrics.SectionNemotron, &v.AIModels.Nemotron},
+		{metrics.RoleRTDETR, metrics.SectionRTDETR, &v.AIModels.RTDETR},
+		{metrics.RoleNemotron, metrics.SectionNemotron, &v.AIModels.Nemotron},
 	} {
 		if !byAgent(m.sec) {
 			continue
@@ -359,7 +359,7 @@ func row(u *metrics.Update, h metrics.HostStatus, gpus []metrics.GPUView, al []m
 	for role, m := range h.Models {
 		if m.Status != metrics.StatusHealthy {
 			if r.ModelsNotHealthy == nil {
-				r.ModelsNotHealthy = map[string]string{}
+				r.ModelsNotHealthy = map[string]metrics.Status{}
 			}
 			r.ModelsNotHealthy[role] = m.Status
 		}

@@ -1,6 +1,10 @@
 package alerts
 
-import "time"
+import (
+	"time"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
 
 // Defaults returns the default rule set: every row of the seed design's
 // alert table, with GPU power relative to the card's limit, plus a rule
@@ -84,12 +88,12 @@ func Defaults() []Rule {
 			Message: "GPU {{.Target}} on {{.Host}} is slowing itself down: {{.Detail}}",
 		},
 		{
-			Name: "rtdetr_latency_p95", Metric: "model_latency_p95_ms", Target: KindModel, Match: "rtdetr", Comparison: Above,
+			Name: "rtdetr_latency_p95", Metric: "model_latency_p95_ms", Target: KindModel, Match: metrics.RoleRTDETR, Comparison: Above,
 			Warning: lv(200, time.Minute), Critical: lv(500, time.Minute), Hysteresis: 20, KeepFiringFor: keep,
 			Message: "RT-DETRv2 latency P95 high: {{.Value}} ms (threshold: {{.Threshold}} ms)",
 		},
 		{
-			Name: "nemotron_latency_p95", Metric: "model_latency_p95_ms", Target: KindModel, Match: "nemotron", Comparison: Above,
+			Name: "nemotron_latency_p95", Metric: "model_latency_p95_ms", Target: KindModel, Match: metrics.RoleNemotron, Comparison: Above,
 			Warning: lv(10_000, time.Minute), Critical: lv(30_000, time.Minute), Hysteresis: 1000, KeepFiringFor: keep,
 			Message: "Nemotron latency P95 high: {{.Value}} ms (threshold: {{.Threshold}} ms)",
 		},

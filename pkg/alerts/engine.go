@@ -19,8 +19,8 @@ import (
 // FromSeverity say what it was.
 type Transition struct {
 	metrics.Alert
-	From         string `json:"from"`
-	FromSeverity string `json:"from_severity,omitempty"`
+	From         State    `json:"from"`
+	FromSeverity Severity `json:"from_severity,omitempty"`
 }
 
 // Engine evaluates a rule set against successive updates. It is safe for
@@ -43,11 +43,12 @@ type targetKey struct{ host, target string }
 type entry struct {
 	levels []levelState // parallel to compiled.levels
 	// state and severity are what was last reported in a transition.
-	state, severity string
-	since           time.Time
-	value           float64
-	detail          string
-	noData          bool
+	state    State
+	severity Severity
+	since    time.Time
+	value    float64
+	detail   string
+	noData   bool
 }
 
 // levelState tracks one severity level of an alert.
@@ -228,7 +229,7 @@ func (c *compiled) step(out []Transition, en *entry, k targetKey, v float64, det
 // report derives the alert's state from its levels and appends the
 // transitions from what was last reported.
 func (c *compiled) report(out []Transition, en *entry, k targetKey, now time.Time) []Transition {
-	state, severity := StateInactive, ""
+	state, severity := StateInactive, Severity("")
 	var since time.Time
 	for i := len(c.levels) - 1; i >= 0; i-- {
 		if en.levels[i].active {
@@ -275,7 +276,7 @@ func (c *compiled) report(out []Transition, en *entry, k targetKey, now time.Tim
 	return append(out, c.transition(en, k, from, fromSev, now))
 }
 
-func (c *compiled) transition(en *entry, k targetKey, from, fromSev string, now time.Time) Transition {
+func (c *compiled) transition(en *entry, k targetKey, from State, fromSev Severity, now time.Time) Transition {
 	a := c.alert(en, k)
 	a.At = now
 	return Transition{Alert: a, From: from, FromSeverity: fromSev}
@@ -302,7 +303,7 @@ func (c *compiled) alert(en *entry, k targetKey) metrics.Alert {
 	}
 	var b strings.Builder
 	data := MessageData{
-		Rule: c.Name, Metric: c.Metric, Severity: a.Severity, Host: k.host, Target: k.target,
+		Rule: c.Name, Metric: c.Metric, Severity: string(a.Severity), Host: k.host, Target: k.target,
 		Value: formatNumber(a.Value), Threshold: formatNumber(a.Threshold), NoData: en.noData, Detail: en.detail,
 	}
 	if err := c.msg.Execute(&b, data); err != nil {
@@ -378,10 +379,10 @@ func SortAlerts(list []metrics.Alert) {
 	})
 }
 
-// State is the engine's alert state, for the hub to save and hand back
+// Snapshot is the engine's alert state, for the hub to save and hand back
 // after a restart: only alerts that are pending or firing (or whose levels
 // have started) are in it.
-type State struct {
+type Snapshot struct {
 	Alerts []SavedAlert `json:"alerts"`
 }
 
@@ -390,8 +391,8 @@ type SavedAlert struct {
 	Rule     string       `json:"rule"`
 	Host     string       `json:"host,omitempty"`
 	Target   string       `json:"target,omitempty"`
-	State    string       `json:"state"`
-	Severity string       `json:"severity,omitempty"`
+	State    State        `json:"state"`
+	Severity Severity     `json:"severity,omitempty"`
 	Since    time.Time    `json:"since,omitzero"`
 	Value    float64      `json:"value"`
 	Detail   string       `json:"detail,omitempty"`
@@ -401,17 +402,17 @@ type SavedAlert struct {
 
 // SavedLevel is one severity level's timers.
 type SavedLevel struct {
-	Severity  string    `json:"severity"`
+	Severity  Severity  `json:"severity"`
 	Since     time.Time `json:"since,omitzero"`
 	ClearedAt time.Time `json:"cleared_at,omitzero"`
 	Active    bool      `json:"active,omitempty"`
 }
 
 // Snapshot returns the engine's state.
-func (e *Engine) Snapshot() State {
+func (e *Engine) Snapshot() Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := State{Alerts: []SavedAlert{}}
+	st := Snapshot{Alerts: []SavedAlert{}}
 	for i, r := range e.rules {
 		for k, en := range e.states[i] {
 			sa := SavedAlert{
@@ -442,7 +443,7 @@ func (e *Engine) Snapshot() State {
 // firing alert stays firing and a pending timer keeps its start. Alerts of
 // rules the engine no longer has are dropped; levels a changed rule no
 // longer has are ignored. The next Evaluate reports whatever changed.
-func (e *Engine) Restore(st State) {
+func (e *Engine) Restore(st Snapshot) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i := range e.states {

@@ -50,7 +50,7 @@ func run(t *testing.T, e *Engine, mk func(v *float64) *metrics.Update, steps []s
 		got := e.Evaluate(t0.Add(s.at), mk(s.value))
 		var states []string
 		for _, tr := range got {
-			states = append(states, tr.State+"/"+tr.Severity)
+			states = append(states, string(tr.State)+"/"+string(tr.Severity))
 		}
 		if strings.Join(states, ",") != strings.Join(s.want, ",") {
 			t.Fatalf("step %d (t0+%s, value %v): transitions %v, want %v", i, s.at, deref(s.value), states, s.want)
@@ -314,7 +314,7 @@ func TestRestartMidPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st State
+	var st Snapshot
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestRestartMidPending(t *testing.T) {
 
 	t.Run("unknown rule and bad state are dropped", func(t *testing.T) {
 		e := mustNew(t, utilRule())
-		e.Restore(State{Alerts: []SavedAlert{
+		e.Restore(Snapshot{Alerts: []SavedAlert{
 			{Rule: "gone", State: StateFiring},
 			{Rule: "util", Host: "h1", Target: "gpu0", State: "weird"},
 		}})
@@ -487,8 +487,8 @@ func TestEveryDefaultRuleFires(t *testing.T) {
 		}
 	}
 	for _, r := range defaults {
-		for _, sev := range []string{SeverityWarning, SeverityCritical} {
-			t.Run(r.Name+"/"+sev, func(t *testing.T) {
+		for _, sev := range []Severity{SeverityWarning, SeverityCritical} {
+			t.Run(r.Name+"/"+string(sev), func(t *testing.T) {
 				l, next := r.Warning, r.Critical
 				if sev == SeverityCritical {
 					l, next = r.Critical, nil
@@ -656,9 +656,10 @@ func BenchmarkEvaluate(b *testing.B) {
 // containers without a health_url raise no alert on a box without Docker.
 func TestContainerStates(t *testing.T) {
 	cases := []struct {
-		name           string
-		status, health string
-		want           any // 0, 1 or "no data"
+		name   string
+		status string
+		health metrics.Status
+		want   any // 0, 1 or "no data"
 	}{
 		{"ping healthy, no engine", "unknown", "healthy", 0.0},
 		{"ping failing, no engine", "unknown", "unhealthy", 1.0},

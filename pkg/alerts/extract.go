@@ -85,7 +85,7 @@ func metricFuncs(k Kind) map[string]extractFunc {
 				if m.SlotsActive != nil && m.SlotsTotal != nil && *m.SlotsTotal > 0 {
 					v = ptr(float64(*m.SlotsActive) / float64(*m.SlotsTotal) * 100)
 				}
-				return []observation{{host: m.Host, target: "nemotron", value: v}}
+				return []observation{{host: m.Host, target: metrics.RoleNemotron, value: v}}
 			},
 		}
 	case KindDatabase:
@@ -234,9 +234,9 @@ func hostOffline(u *metrics.Update) []observation {
 func latencyMetric(get func(*metrics.Stats) *float64) extractFunc {
 	return func(u *metrics.Update) []observation {
 		return []observation{
-			{host: u.AIModels.RTDETR.Host, target: "rtdetr", value: get(&u.Inference.RTDETR)},
-			{host: u.AIModels.Nemotron.Host, target: "nemotron", value: get(&u.Inference.Nemotron)},
-			{target: "pipeline", value: get(&u.Inference.Pipeline)},
+			{host: u.AIModels.RTDETR.Host, target: metrics.RoleRTDETR, value: get(&u.Inference.RTDETR)},
+			{host: u.AIModels.Nemotron.Host, target: metrics.RoleNemotron, value: get(&u.Inference.Nemotron)},
+			{target: metrics.RolePipeline, value: get(&u.Inference.Pipeline)},
 		}
 	}
 }
@@ -246,7 +246,7 @@ func latencyMetric(get func(*metrics.Stats) *float64) extractFunc {
 // and "unconfigured" (nothing has answered: that is not healthy either) and
 // for a model of an offline host. Every host's models are watched, not
 // only the first host's that ai_models shows.
-func modelStatus(bad ...string) extractFunc {
+func modelStatus(bad ...metrics.Status) extractFunc {
 	return func(u *metrics.Update) []observation {
 		one := func(host, role string, m *metrics.ModelView) observation {
 			o := observation{host: host, target: role}
@@ -262,7 +262,7 @@ func modelStatus(bad ...string) extractFunc {
 			if slices.Contains(bad, m.Status) {
 				o.value = ptr(1.0)
 			}
-			o.detail = m.Status
+			o.detail = string(m.Status)
 			if m.Reason != "" {
 				o.detail += ": " + m.Reason
 			}
@@ -276,8 +276,8 @@ func modelStatus(bad ...string) extractFunc {
 			}
 		}
 		if len(u.Hosts) == 0 {
-			out = append(out, one(u.AIModels.RTDETR.Host, metrics.CollectorRTDETR, &u.AIModels.RTDETR),
-				one(u.AIModels.Nemotron.Host, metrics.CollectorLLM, &u.AIModels.Nemotron))
+			out = append(out, one(u.AIModels.RTDETR.Host, metrics.RoleRTDETR, &u.AIModels.RTDETR),
+				one(u.AIModels.Nemotron.Host, metrics.RoleNemotron, &u.AIModels.Nemotron))
 		}
 		return out
 	}
@@ -288,7 +288,7 @@ func modelStatus(bad ...string) extractFunc {
 // ("unknown"), is not configured or its answer is stale. The further PostgreSQL databases are
 // targets "postgresql/<database>".
 func databaseUnreachable(u *metrics.Update) []observation {
-	one := func(target, status, reason string) observation {
+	one := func(target string, status metrics.Status, reason string) observation {
 		o := observation{target: target}
 		switch status {
 		case metrics.StatusHealthy:
@@ -415,7 +415,7 @@ func containerDetail(c metrics.Container) string {
 	var why []string
 	switch c.Health {
 	case metrics.StatusUnhealthy, metrics.StatusUnreachable:
-		why = append(why, c.Health)
+		why = append(why, string(c.Health))
 	}
 	if c.Status != "" && c.Status != "running" && c.Status != "unknown" {
 		why = append(why, c.Status)

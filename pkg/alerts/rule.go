@@ -5,6 +5,8 @@
 // The package is pure: it does no I/O and has no clock of its own. The
 // caller passes the time of every evaluation, so tests drive it with an
 // injected clock and a restarted hub can hand back the state it saved.
+// internal/alerting runs it in the hub and does the publishing, saving and
+// notifying.
 package alerts
 
 import (
@@ -13,6 +15,8 @@ import (
 	"path"
 	"text/template"
 	"time"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
 // Kind says what a rule is evaluated against; each kind has its own
@@ -36,12 +40,15 @@ const (
 	KindContainersCount Kind = "containers-count"
 )
 
+// Comparison is the operator a rule compares its metric with.
+type Comparison string
+
 // Comparison operators a rule may use.
 const (
-	Above        = ">"
-	AboveOrEqual = ">="
-	Below        = "<"
-	BelowOrEqual = "<="
+	Above        Comparison = ">"
+	AboveOrEqual Comparison = ">="
+	Below        Comparison = "<"
+	BelowOrEqual Comparison = "<="
 )
 
 // No-data policies: what happens to an alert whose target has no value in
@@ -58,19 +65,28 @@ const (
 	NoDataAlert = "alert"
 )
 
+// Severity is an alert's level. It is metrics.Severity under this
+// package's name: metrics.Alert carries it, and pkg/metrics stays a leaf
+// that imports nothing of sysperf's, so the type is declared there.
+type Severity = metrics.Severity
+
 // Severities, in increasing order.
 const (
-	SeverityWarning  = "warning"
-	SeverityCritical = "critical"
+	SeverityWarning  = metrics.SeverityWarning
+	SeverityCritical = metrics.SeverityCritical
 )
 
-// Alert states as they appear in metrics.Alert.State and in transition
-// subjects (sysperf.v1.alert.<state>).
+// State is where an alert is in its life, as in metrics.Alert.State and
+// in transition subjects (sysperf.v1.alert.<state>); declared in
+// pkg/metrics for the same reason as Severity.
+type State = metrics.AlertState
+
+// Alert states.
 const (
-	StateInactive = "inactive"
-	StatePending  = "pending"
-	StateFiring   = "firing"
-	StateResolved = "resolved"
+	StateInactive = metrics.StateInactive
+	StatePending  = metrics.StatePending
+	StateFiring   = metrics.StateFiring
+	StateResolved = metrics.StateResolved
 )
 
 // Level is one severity's condition.
@@ -102,7 +118,7 @@ type Rule struct {
 	// ("gpu0", "rtdetr", "postgresql", a container name); empty matches all.
 	Match string `json:"match,omitempty" yaml:"match,omitempty"`
 	// Comparison is ">", ">=", "<" or "<=".
-	Comparison string `json:"comparison" yaml:"comparison"`
+	Comparison Comparison `json:"comparison" yaml:"comparison"`
 	// Warning and Critical are the two levels; at least one is required.
 	Warning  *Level `json:"warning,omitempty" yaml:"warning,omitempty"`
 	Critical *Level `json:"critical,omitempty" yaml:"critical,omitempty"`
@@ -151,7 +167,7 @@ type compiled struct {
 }
 
 type level struct {
-	severity  string
+	severity  Severity
 	threshold float64
 	clear     float64
 	forDur    time.Duration
@@ -211,17 +227,17 @@ func compile(r Rule) (*compiled, error) {
 	c := &compiled{Rule: r, msg: msg, extract: extract}
 	upward := r.Comparison == Above || r.Comparison == AboveOrEqual
 	for _, l := range []struct {
-		name string
+		name Severity
 		l    *Level
 	}{{SeverityWarning, r.Warning}, {SeverityCritical, r.Critical}} {
 		if l.l == nil {
 			continue
 		}
 		if bad(l.l.Threshold) {
-			return nil, ruleError(&r, l.name+".threshold", "%v is not a finite number", l.l.Threshold)
+			return nil, ruleError(&r, string(l.name)+".threshold", "%v is not a finite number", l.l.Threshold)
 		}
 		if l.l.For < 0 {
-			return nil, ruleError(&r, l.name+".for", "%s is negative", l.l.For)
+			return nil, ruleError(&r, string(l.name)+".for", "%s is negative", l.l.For)
 		}
 		clear := l.l.Threshold - r.Hysteresis
 		if !upward {
@@ -230,10 +246,10 @@ func compile(r Rule) (*compiled, error) {
 		if l.l.Clear != nil {
 			clear = *l.l.Clear
 			if bad(clear) {
-				return nil, ruleError(&r, l.name+".clear", "%v is not a finite number", clear)
+				return nil, ruleError(&r, string(l.name)+".clear", "%v is not a finite number", clear)
 			}
 			if upward && clear > l.l.Threshold || !upward && clear < l.l.Threshold {
-				return nil, ruleError(&r, l.name+".clear", "%v is on the alerting side of threshold %v", clear, l.l.Threshold)
+				return nil, ruleError(&r, string(l.name)+".clear", "%v is on the alerting side of threshold %v", clear, l.l.Threshold)
 			}
 		}
 		c.levels = append(c.levels, level{severity: l.name, threshold: l.l.Threshold, clear: clear, forDur: l.l.For})

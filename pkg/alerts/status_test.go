@@ -34,7 +34,7 @@ func hold(e *Engine, from, to time.Duration, u *metrics.Update) []Transition {
 func states(trs []Transition) string {
 	var s []string
 	for _, tr := range trs {
-		s = append(s, tr.Rule+" "+tr.Host+"/"+tr.Target+" "+tr.State+"/"+tr.Severity)
+		s = append(s, tr.Rule+" "+tr.Host+"/"+tr.Target+" "+string(tr.State)+"/"+string(tr.Severity))
 	}
 	return strings.Join(s, ", ")
 }
@@ -114,13 +114,13 @@ func TestModelStatusRules(t *testing.T) {
 	down, loading := defaultRule(t, "model_down"), defaultRule(t, "model_loading")
 	down.KeepFiringFor, loading.KeepFiringFor = 0, 0
 	e := mustNew(t, down, loading)
-	st := func(status, reason string) *metrics.Update {
+	st := func(status metrics.Status, reason string) *metrics.Update {
 		return modelUpdate("box1", true, map[string]metrics.ModelView{
 			"rtdetr":   {Status: status, Reason: reason, Host: "box1"},
 			"nemotron": {Status: metrics.StatusHealthy, Host: "box1"},
 		})
 	}
-	for _, status := range []string{"unknown", "unconfigured", metrics.StatusHealthy, metrics.StatusDegraded} {
+	for _, status := range []metrics.Status{metrics.StatusUnknown, metrics.StatusUnconfigured, metrics.StatusHealthy, metrics.StatusDegraded} {
 		if trs := hold(e, 0, 5*time.Minute, st(status, "")); len(trs) != 0 {
 			t.Fatalf("status %s: %s", status, states(trs))
 		}
@@ -182,7 +182,7 @@ func TestDatabaseUnreachable(t *testing.T) {
 	r := defaultRule(t, "database_unreachable")
 	r.KeepFiringFor = 0
 	e := mustNew(t, r)
-	dbs := func(pg, redis, extra string) *metrics.Update {
+	dbs := func(pg, redis, extra metrics.Status) *metrics.Update {
 		u := &metrics.Update{}
 		u.Databases.PostgreSQL = metrics.PostgreSQL{Status: pg, Reason: "dial tcp 127.0.0.1:5432: connection refused"}
 		u.Databases.Redis = metrics.Redis{Status: redis, Reason: "redis down"}
@@ -325,7 +325,7 @@ func TestRestoreKeepsDetail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st State
+	var st Snapshot
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ type ruleOverride struct {
 	Target        *Kind          `yaml:"target"`
 	Host          *string        `yaml:"host"`
 	Match         *string        `yaml:"match"`
-	Comparison    *string        `yaml:"comparison"`
+	Comparison    *Comparison    `yaml:"comparison"`
 	Warning       *levelOverride `yaml:"warning"`
 	Critical      *levelOverride `yaml:"critical"`
 	Hysteresis    *float64       `yaml:"hysteresis"`

@@ -643,7 +643,9 @@ func (r *reader) model() (Model, error) {
 	err := r.fields(func(k []byte) (err error) {
 		switch string(k) {
 		case "s":
-			m.Status, err = r.string()
+			var st string
+			st, err = r.string()
+			m.Status = Status(st)
 		case "r":
 			m.Reason, err = r.string()
 		case "mn":

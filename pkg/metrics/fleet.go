@@ -55,7 +55,7 @@ type FleetRow struct {
 	// Models is how many model servers the host reports; ModelsNotHealthy
 	// maps each of them whose status is not "healthy" to its status.
 	Models           int               `json:"mn,omitempty"`
-	ModelsNotHealthy map[string]string `json:"mx,omitempty"`
+	ModelsNotHealthy map[string]Status `json:"mx,omitempty"`
 	// Critical and Warning count the host's firing alerts.
 	Critical int `json:"ac,omitempty"`
 	Warning  int `json:"aw,omitempty"`

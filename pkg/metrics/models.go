@@ -9,7 +9,7 @@ type ModelEntry struct {
 	Host   string `json:"host"`
 	Name   string `json:"name"`
 	Kind   string `json:"kind"`
-	Status string `json:"status"`
+	Status Status `json:"status"`
 	Reason string `json:"reason,omitempty"`
 	Model  string `json:"model"`
 

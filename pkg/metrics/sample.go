@@ -15,12 +15,12 @@ package metrics
 // agent can talk to an older hub.
 const Version = 1
 
-// Collector names, used as keys of Sample.Errors.
+// Collector names, used as keys of Sample.Errors. A model server's
+// collector reports under its model role (RoleRTDETR, RoleNemotron, or the
+// name of a further entry of the agent's models: list).
 const (
 	CollectorHost      = "host"
 	CollectorGPU       = "gpu"
-	CollectorRTDETR    = "rtdetr"
-	CollectorLLM       = "nemotron"
 	CollectorInference = "inference"
 	// CollectorProcs is the attribution of GPU processes to commands,
 	// containers and models.
@@ -196,20 +196,35 @@ type Process struct {
 	Model     string   `msgpack:"md,omitempty" json:"model,omitempty"`
 }
 
-// Model statuses, the one vocabulary every part uses.
+// Status is the health of a model server, database or container: the one
+// vocabulary every part uses, from the agent's collectors to the page. It
+// encodes as its plain string.
+type Status string
+
+// Statuses. Sources and collectors report the first five; the hub adds
+// the last two for sections nothing could fill.
 const (
-	StatusHealthy     = "healthy"
-	StatusDegraded    = "degraded"
-	StatusLoading     = "loading"
-	StatusUnhealthy   = "unhealthy"
-	StatusUnreachable = "unreachable"
+	StatusHealthy     Status = "healthy"
+	StatusDegraded    Status = "degraded"
+	StatusLoading     Status = "loading"
+	StatusUnhealthy   Status = "unhealthy"
+	StatusUnreachable Status = "unreachable"
+	// StatusUnknown: a source is configured but has not answered yet.
+	StatusUnknown Status = "unknown"
+	// StatusUnconfigured: no agent or source is set up to read the section.
+	StatusUnconfigured Status = "unconfigured"
+	// StatusNone and StatusStarting are the container engine's words for
+	// a container's health: no healthcheck, and inside the healthcheck's
+	// start period. Container.Health passes any other engine word through.
+	StatusNone     Status = "none"
+	StatusStarting Status = "starting"
 )
 
 // Model is what a model server says of itself. Keys of Sample.Models are the
 // model roles: "rtdetr" and "nemotron" for the seed's two, and the name of
 // each other entry of the agent's models: list.
 type Model struct {
-	Status string `msgpack:"s" json:"status"`
+	Status Status `msgpack:"s" json:"status"`
 	// Reason says why a model is not healthy: "connection refused",
 	// "timeout", "bad JSON", "HTTP 500".
 	Reason      string  `msgpack:"r,omitempty" json:"reason,omitempty"`
@@ -331,8 +346,12 @@ type Loaded struct {
 	VRAMShare *float64 `msgpack:"vs,omitempty" json:"vram_share_percent,omitempty"`
 }
 
-// Inference roles: the keys of Inference.Histograms (latency) and
-// Inference.Counters (throughput), and the stages pipelines push under.
+// Roles: one name per model or stage everywhere. RoleRTDETR and
+// RoleNemotron are the seed's two model roles: keys of Sample.Models and
+// Sample.Errors, of Inference.Histograms, alert targets, and the tail of
+// their section keys (SectionRTDETR). All five are the keys of
+// Inference.Histograms (latency) and Inference.Counters (throughput), and
+// the stages pipelines push under. The values are on the wire.
 const (
 	RoleRTDETR   = "rtdetr"   // histogram → inference.rtdetr_latency_ms
 	RoleNemotron = "nemotron" // histogram → inference.nemotron_latency_ms

@@ -27,7 +27,7 @@ func SampleSubject(host string) string { return samplePrefix + host }
 func LatencySubject(host, stage string) string { return latencyPrefix + host + "." + stage }
 
 // AlertSubject is where the hub publishes alert transitions into state.
-func AlertSubject(state string) string { return alertPrefix + state }
+func AlertSubject(state AlertState) string { return alertPrefix + string(state) }
 
 // MsgID is the JetStream de-duplication id of a sample.
 func MsgID(s *Sample) string {

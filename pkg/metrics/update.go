@@ -47,8 +47,8 @@ type Update struct {
 const (
 	SectionGPU        = "gpu"
 	SectionHost       = "host"
-	SectionRTDETR     = "ai_models.rtdetr"
-	SectionNemotron   = "ai_models.nemotron"
+	SectionRTDETR     = "ai_models." + RoleRTDETR
+	SectionNemotron   = "ai_models." + RoleNemotron
 	SectionInference  = "inference"
 	SectionPostgreSQL = "databases.postgresql"
 	SectionRedis      = "databases.redis"
@@ -157,7 +157,7 @@ type AIModels struct {
 // "unconfigured" when no source did), and a history point, which holds
 // figures only, leaves it out rather than send "".
 type ModelView struct {
-	Status      string             `json:"status,omitempty"`
+	Status      Status             `json:"status,omitempty"`
 	Reason      string             `json:"reason,omitempty"`
 	Host        string             `json:"host,omitempty"`
 	VRAMGB      *float64           `json:"vram_gb"`
@@ -209,7 +209,7 @@ type Databases struct {
 type PostgreSQL struct {
 	// Status is always set in the live update; a history point leaves it
 	// out (see ModelView).
-	Status            string `json:"status,omitempty"`
+	Status            Status `json:"status,omitempty"`
 	Reason            string `json:"reason,omitempty"`
 	Database          string `json:"database,omitempty"`
 	ConnectionsActive *int   `json:"connections_active"`
@@ -234,7 +234,7 @@ const (
 // Redis is the Redis server's state.
 type Redis struct {
 	// Status: as PostgreSQL's.
-	Status           string   `json:"status,omitempty"`
+	Status           Status   `json:"status,omitempty"`
 	Reason           string   `json:"reason,omitempty"`
 	ConnectedClients *int64   `json:"connected_clients"`
 	MemoryMB         *float64 `json:"memory_mb"`
@@ -248,9 +248,10 @@ type Redis struct {
 
 // Container is one container's state and health.
 type Container struct {
-	Name   string `json:"name"`
+	Name string `json:"name"`
+	// Status is the engine's state ("running", "exited"...), not a Status.
 	Status string `json:"status"`
-	Health string `json:"health"`
+	Health Status `json:"health"`
 	Reason string `json:"reason,omitempty"`
 	// Timeline is the recent health, oldest first, for the UI's Tracker.
 	Timeline []HealthPoint `json:"timeline,omitempty"`
@@ -280,21 +281,45 @@ func (c Container) Unhealthy() (unhealthy, known bool) {
 // HealthPoint is one entry of a container's health timeline.
 type HealthPoint struct {
 	Timestamp time.Time `json:"timestamp"`
-	Health    string    `json:"health"`
+	Health    Status    `json:"health"`
 }
+
+// Severity is an alert's level. The constants live here, not in
+// pkg/alerts, because Alert carries it and pkg/metrics imports nothing of
+// sysperf's; pkg/alerts names the same type.
+type Severity string
+
+// Severities, in increasing order.
+const (
+	SeverityWarning  Severity = "warning"
+	SeverityCritical Severity = "critical"
+)
+
+// AlertState is where an alert is in its life, as in Alert.State and the
+// transition subjects (sysperf.v1.alert.<state>). Declared here for the
+// same reason as Severity.
+type AlertState string
+
+// Alert states.
+const (
+	StateInactive AlertState = "inactive"
+	StatePending  AlertState = "pending"
+	StateFiring   AlertState = "firing"
+	StateResolved AlertState = "resolved"
+)
 
 // Alert is a pending or firing alert, or a transition of one.
 type Alert struct {
-	Severity  string    `json:"severity"`
-	Metric    string    `json:"metric"`
-	Value     float64   `json:"value"`
-	Threshold float64   `json:"threshold"`
-	Message   string    `json:"message"`
-	Host      string    `json:"host,omitempty"`
-	Target    string    `json:"target,omitempty"`
-	State     string    `json:"state,omitempty"`
-	Since     time.Time `json:"since,omitzero"`
-	Rule      string    `json:"rule,omitempty"`
+	Severity  Severity   `json:"severity"`
+	Metric    string     `json:"metric"`
+	Value     float64    `json:"value"`
+	Threshold float64    `json:"threshold"`
+	Message   string     `json:"message"`
+	Host      string     `json:"host,omitempty"`
+	Target    string     `json:"target,omitempty"`
+	State     AlertState `json:"state,omitempty"`
+	Since     time.Time  `json:"since,omitzero"`
+	Rule      string     `json:"rule,omitempty"`
 	// At is when a transition happened; set on transitions only.
 	At time.Time `json:"at,omitzero"`
 }

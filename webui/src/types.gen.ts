@@ -5,6 +5,18 @@
 /** alerts.Kind */
 export type Kind = "gpu" | "host" | "model" | "database" | "container" | "containers-count" | (string & {});
 
+/** metrics.Status */
+export type Status = "healthy" | "degraded" | "loading" | "unhealthy" | "unreachable" | "unknown" | "unconfigured" | "none" | "starting" | (string & {});
+
+/** metrics.Severity */
+export type Severity = "warning" | "critical" | (string & {});
+
+/** metrics.AlertState */
+export type AlertState = "inactive" | "pending" | "firing" | "resolved" | (string & {});
+
+/** alerts.Comparison */
+export type Comparison = ">" | ">=" | "<" | "<=" | (string & {});
+
 /** Section keys of Update.sources, stale and errors (pkg/metrics Section*). */
 export const Section = {
   GPU: "gpu",
@@ -61,7 +73,7 @@ export interface ModelEntry {
   host: string;
   name: string;
   kind: string;
-  status: string;
+  status: Status;
   reason?: string;
   model: string;
   vram_gb: number | null;
@@ -178,21 +190,21 @@ export interface HostView {
 export interface Container {
   name: string;
   status: string;
-  health: string;
+  health: Status;
   reason?: string;
   timeline?: HealthPoint[];
 }
 
 /** metrics.Alert */
 export interface Alert {
-  severity: string;
+  severity: Severity;
   metric: string;
   value: number;
   threshold: number;
   message: string;
   host?: string;
   target?: string;
-  state?: string;
+  state?: AlertState;
   since?: string;
   rule?: string;
   at?: string;
@@ -232,7 +244,7 @@ export interface RuleView {
   target: Kind;
   host?: string;
   match?: string;
-  comparison: string;
+  comparison: Comparison;
   warning?: LevelView;
   critical?: LevelView;
   disabled?: boolean;
@@ -295,7 +307,7 @@ export interface FleetRow {
   p?: number;
   pl?: number;
   mn?: number;
-  mx?: Record<string, string>;
+  mx?: Record<string, Status>;
   ac?: number;
   aw?: number;
   c?: number;
@@ -385,7 +397,7 @@ export interface MIGView {
 
 /** metrics.ModelView */
 export interface ModelView {
-  status?: string;
+  status?: Status;
   reason?: string;
   host?: string;
   vram_gb: number | null;
@@ -407,7 +419,7 @@ export interface Throughput {
 
 /** metrics.PostgreSQL */
 export interface PostgreSQL {
-  status?: string;
+  status?: Status;
   reason?: string;
   database?: string;
   connections_active: number | null;
@@ -422,7 +434,7 @@ export interface PostgreSQL {
 
 /** metrics.Redis */
 export interface Redis {
-  status?: string;
+  status?: Status;
   reason?: string;
   connected_clients: number | null;
   memory_mb: number | null;
@@ -436,7 +448,7 @@ export interface Redis {
 /** metrics.HealthPoint */
 export interface HealthPoint {
   timestamp: string;
-  health: string;
+  health: Status;
 }
 
 /** metrics.ContainerCounts */
