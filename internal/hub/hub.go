@@ -111,6 +111,9 @@ func DefaultConfig() Config {
 }
 
 // Validate checks what start-up would trip over, naming the setting.
+// MinInterval is the shortest update interval the hub accepts.
+const MinInterval = 100 * time.Millisecond
+
 func (c *Config) Validate() error {
 	var errs []error
 	if c.HTTP == "" {
@@ -126,6 +129,14 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", d.name, d.v))
 		}
+	}
+	// Faster than this the hub would only spin: a tick builds, scrubs and
+	// sends the whole update, and every source is polled each tick.
+	if c.Interval > 0 && c.Interval < MinInterval {
+		errs = append(errs, fmt.Errorf("interval: %s is below the %s minimum", c.Interval, MinInterval))
+	}
+	if c.PostgresPoolSize < 0 {
+		errs = append(errs, fmt.Errorf("postgres-pool-size: must not be negative, got %d (0: max_connections)", c.PostgresPoolSize))
 	}
 	if !metrics.ValidToken(c.Consumer) {
 		errs = append(errs, fmt.Errorf("nats-consumer %q: only letters, digits, '-' and '_'", c.Consumer))

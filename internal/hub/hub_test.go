@@ -229,6 +229,8 @@ func TestHubStartFailuresNameTheCause(t *testing.T) {
 		{"external nats down past nats-wait", func(c *Config) { c.NATSURL, c.NATSWait = "nats://"+closedAddr, 300*time.Millisecond }, "nats connect nats://" + closedAddr + ": not reachable within 300ms (nats-wait): connection refused"},
 		{"negative nats-wait", func(c *Config) { c.NATSURL, c.NATSWait = "nats://"+closedAddr, -time.Second }, "nats-wait: must not be negative"},
 		{"zero interval", func(c *Config) { c.Interval = 0 }, "interval: must be positive"},
+		{"an interval the hub would spin on", func(c *Config) { c.Interval = time.Nanosecond }, "interval: 1ns is below the 100ms minimum"},
+		{"negative pool size", func(c *Config) { c.PostgresPoolSize = -1 }, "postgres-pool-size: must not be negative"},
 		{"data dir is a file", func(c *Config) { c.DataDir = filepath.Join("/proc/self/status") }, "data-dir"},
 	}
 	for _, tc := range tests {
