@@ -22,6 +22,7 @@ import (
 	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/hub"
 	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/server"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -235,6 +236,16 @@ func StartAgent(t testing.TB, natsURL, hostID string, interval time.Duration, ed
 	ag := &Agent{Agent: a, cancel: cancel, done: make(chan error, 1)}
 	go func() { ag.done <- a.Run(ctx) }()
 	t.Cleanup(func() { ag.Stop(t) })
+	// On a hub of the harness, wait until the agent is connected: the next
+	// enrolment reloads the server's users, and nats-server (2.15.3) reads
+	// a connecting client's options unlocked while it reloads (a data race
+	// -race reports), so no reload may overlap an agent's CONNECT.
+	if v, ok := hubs.Load(natsURL); ok && cfg.NATSCreds != "" {
+		h := v.(*Hub)
+		poll.Until(t, "agent "+hostID+" connected to the hub's NATS", func() bool {
+			return h.NATSClientConnected("sysperf-agent " + hostID)
+		})
+	}
 	return ag
 }
 

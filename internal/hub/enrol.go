@@ -44,6 +44,12 @@ func enrolled(store *enroll.Store) ([]natsd.User, *enrolledSet, []byte, error) {
 	return users, set, raw, nil
 }
 
+// NATSClientConnected reports whether a client named name is connected to
+// the embedded NATS (false without one).
+func (h *Hub) NATSClientConnected(name string) bool {
+	return h.emb != nil && h.emb.Connected(name)
+}
+
 // ReloadEnrolment applies the enrolment file now: added credentials may
 // connect, and a revoked one is refused and its connection closed. The
 // hub also does this on its own within a second of the file changing.

@@ -228,6 +228,21 @@ func allowOnly(subjects []string) *server.SubjectPermission {
 	return &server.SubjectPermission{Allow: slices.Clone(subjects)}
 }
 
+// Connected reports whether a client named name (nats.Name) is connected:
+// its CONNECT, which carries the name, has been processed.
+func (e *Server) Connected(name string) bool {
+	cz, err := e.srv.Connz(&server.ConnzOptions{Limit: 1 << 20})
+	if err != nil {
+		return false
+	}
+	for _, c := range cz.Conns {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // SetUsers replaces the users without a restart. A client whose key is no
 // longer among them is disconnected; the others keep their connection
 // under their new permissions.
