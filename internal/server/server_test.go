@@ -185,12 +185,7 @@ func dial(t *testing.T, s *Server) *websocket.Conn {
 
 func read(t *testing.T, c *websocket.Conn) map[string]any {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, b, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
+	b := readRaw(t, c)
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("bad JSON %s: %v", b, err)
