@@ -56,6 +56,21 @@ func crash(b *diskBacklog) {
 	b.closeFiles()
 }
 
+// stop is one way a backlog is let go of, named for the subtest.
+type stop struct {
+	name string
+	stop func(*diskBacklog)
+}
+
+// stops are the ways a backlog ends that the next start must cope with:
+// a clean close and a crash.
+func stops() []stop {
+	return []stop{
+		{"clean close", func(b *diskBacklog) { _ = b.close() }},
+		{"crash", crash},
+	}
+}
+
 // queuedIDs is what q holds, oldest first.
 func queuedIDs(q queue) []string {
 	var out []string
@@ -122,13 +137,7 @@ func seq(from, to int) []string {
 func TestDiskBacklogOrderAcrossReopen(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
-	for _, tc := range []struct {
-		name string
-		stop func(*diskBacklog)
-	}{
-		{"clean close", func(b *diskBacklog) { _ = b.close() }},
-		{"crash", crash},
-	} {
+	for _, tc := range stops() {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			b := openDisk(t, dir, time.Hour, 1<<20, testSeg, nil)
@@ -320,13 +329,7 @@ func TestDiskBacklogDamage(t *testing.T) {
 func TestDiskBacklogEmptyLeavesNoFiles(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1_767_268_800, 0)
-	for _, tc := range []struct {
-		name string
-		stop func(*diskBacklog)
-	}{
-		{"clean close", func(b *diskBacklog) { _ = b.close() }},
-		{"crash", crash},
-	} {
+	for _, tc := range stops() {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			b := openDisk(t, dir, time.Hour, 1<<20, testSeg, nil)

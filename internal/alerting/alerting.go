@@ -223,20 +223,14 @@ func (s *Service) restore(ctx context.Context, js JetStream) error {
 		}
 		entry, err = s.kv.Get(cctx, stateKey)
 	}
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-	case err != nil:
-		return fmt.Errorf("kv %s: get %s: %w", StateBucket, stateKey, err)
-	default:
-		var state alerts.Snapshot
-		if err := json.Unmarshal(entry.Value(), &state); err != nil {
-			// A state this hub cannot read is not worth refusing to start for:
-			// the alerts come back as their conditions hold again.
-			s.log.Warn("saved alert state unreadable, starting fresh", "err", err)
-		} else {
-			s.engine.Restore(state)
-			s.lastSaved = entry.Value()
-		}
+	// A state this hub cannot read is not worth refusing to start for:
+	// the alerts come back as their conditions hold again.
+	saved, err := s.restoreState(entry, err, "saved alert state unreadable, starting fresh")
+	if err != nil {
+		return err
+	}
+	if saved != nil {
+		s.lastSaved = saved
 	}
 	info := st.CachedInfo()
 	if info == nil || info.State.LastSeq == 0 {

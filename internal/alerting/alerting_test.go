@@ -79,7 +79,14 @@ func gpu(v float64) *metrics.Update {
 // as a hub's Close does.
 func running(t *testing.T, js jetstream.JetStream, hook string) (*Service, func()) {
 	t.Helper()
-	s, err := New(Config{Rules: []alerts.Rule{rule()}, Webhooks: []string{hook}, GeneratorURL: "http://hub/system"}, quiet())
+	return started(t, js, Config{Rules: []alerts.Rule{rule()}, Webhooks: []string{hook}, GeneratorURL: "http://hub/system"})
+}
+
+// started makes a service from cfg on js, runs it, and returns a stop that
+// waits for Run to end; the test's cleanup stops it too.
+func started(t *testing.T, js jetstream.JetStream, cfg Config) (*Service, func()) {
+	t.Helper()
+	s, err := New(cfg, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,23 +19,10 @@ import (
 // leased starts a service that shares js with other hubs as name.
 func leased(t *testing.T, js jetstream.JetStream, hook, name string) (*Service, func()) {
 	t.Helper()
-	s, err := New(Config{
+	return started(t, js, Config{
 		Rules: []alerts.Rule{rule()}, Webhooks: []string{hook}, GeneratorURL: "http://hub/system",
 		Lease: name, LeaseTTL: 2 * time.Second,
-	}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Persist(context.Background(), js); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	return s, stop
+	})
 }
 
 func (w *webhook) count(severity string, resolved bool) int {

@@ -199,6 +199,20 @@ func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
+// healthyGPU is a GPU collector on an eight-H200 mock whose every health
+// field answers (events from es), reading time from a clock the test moves;
+// the collector closes when the test ends.
+func healthyGPU(tb testing.TB, es nvml.EventSet) (*server.Server, *h200, *clock, *GPU) {
+	tb.Helper()
+	srv := newServer()
+	h := &h200{}
+	h.healthy(srv, es)
+	clk := newClock()
+	g := NewGPU(srv, nil, clk.now)
+	tb.Cleanup(func() { g.Close() })
+	return srv, h, clk, g
+}
+
 func collectOnce(t *testing.T, g *GPU) *metrics.Sample {
 	t.Helper()
 	var s metrics.Sample
@@ -211,12 +225,7 @@ func collectOnce(t *testing.T, g *GPU) *metrics.Sample {
 func asJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 func TestGPUHealthFields(t *testing.T) {
-	srv := newServer()
-	var h h200
-	h.healthy(srv, nil)
-	clk := newClock()
-	g := NewGPU(srv, nil, clk.now)
-	defer g.Close()
+	srv, h, clk, g := healthyGPU(t, nil)
 
 	first := collectOnce(t, g)
 	g2 := first.GPUs[2]
@@ -279,12 +288,7 @@ func TestGPUHealthFields(t *testing.T) {
 // The once-a-minute fields are read on the first collection and a minute
 // later, not on every one; the per-collection ones on each.
 func TestGPUSlowFieldsOncePerMinute(t *testing.T) {
-	srv := newServer()
-	var h h200
-	h.healthy(srv, nil)
-	clk := newClock()
-	g := NewGPU(srv, nil, clk.now)
-	defer g.Close()
+	_, h, clk, g := healthyGPU(t, nil)
 	collectOnce(t, g)
 	perRead := h.slow.Load()
 	if perRead == 0 {
@@ -602,12 +606,7 @@ func TestGPUXIDNotSupported(t *testing.T) {
 // health field answering: the collector's own cost per GPU, and the NVML
 // calls it makes per GPU, the figure that sets the cost on real hardware.
 func BenchmarkGPUCollect(b *testing.B) {
-	srv := newServer()
-	var h h200
-	h.healthy(srv, newEvents())
-	clk := newClock()
-	g := NewGPU(srv, nil, clk.now)
-	defer g.Close()
+	srv, h, clk, g := healthyGPU(b, newEvents())
 	var s metrics.Sample
 	ctx := context.Background()
 	if err := g.Collect(ctx, &s); err != nil {

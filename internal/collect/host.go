@@ -440,12 +440,7 @@ func (h *Host) diskBytes(cur *ioCounters) error {
 		_, rest = nextField(rest)  // minor
 		name, rest := nextField(rest)
 		var v [7]uint64
-		ok := len(name) > 0
-		for i := 0; ok && i < len(v); i++ {
-			var f []byte
-			f, rest = nextField(rest)
-			v[i], ok = parseUint(f)
-		}
+		ok := len(name) > 0 && parseUints(rest, v[:])
 		if !ok {
 			return fmt.Errorf("diskstats: bad line %q", line)
 		}
@@ -480,12 +475,7 @@ func (h *Host) netBytes(cur *ioCounters) error {
 		// receive: bytes packets errs drop fifo frame compressed
 		// multicast; transmit: bytes ...
 		var v [9]uint64
-		ok := colon && len(name) > 0
-		for i := 0; ok && i < len(v); i++ {
-			var f []byte
-			f, rest = nextField(rest)
-			v[i], ok = parseUint(f)
-		}
+		ok := colon && len(name) > 0 && parseUints(rest, v[:])
 		if !ok {
 			return fmt.Errorf("net/dev: bad line %q", line)
 		}
@@ -618,6 +608,20 @@ func firstField(b []byte) []byte {
 }
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' }
+
+// parseUints reads the first len(v) fields of b into v as counters; false
+// when one is missing or not a counter.
+func parseUints(b []byte, v []uint64) bool {
+	for i := range v {
+		var f []byte
+		var ok bool
+		f, b = nextField(b)
+		if v[i], ok = parseUint(f); !ok {
+			return false
+		}
+	}
+	return true
+}
 
 // parseUint reads a decimal counter without converting to a string.
 func parseUint(b []byte) (uint64, bool) {

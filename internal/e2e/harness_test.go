@@ -298,12 +298,27 @@ func PublishSample(t testing.TB, natsURL string, s *metrics.Sample) {
 // status code.
 func GetJSON(t testing.TB, h *Hub, path string, v any) int {
 	t.Helper()
+	code, b := Get(t, h, path, true)
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("GET %s: %d %s: %v", path, code, b, err)
+		}
+	}
+	return code
+}
+
+// Get fetches path from the hub, with the API token when auth is set, and
+// returns the status code and body.
+func Get(t testing.TB, h *Hub, path string, auth bool) (int, []byte) {
+	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
 	req, err := http.NewRequest(http.MethodGet, h.BaseURL()+path, nil)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
-	req.Header = h.Auth(t)
+	if auth {
+		req.Header = h.Auth(t)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
@@ -313,12 +328,7 @@ func GetJSON(t testing.TB, h *Hub, path string, v any) int {
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
-	if v != nil {
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatalf("GET %s: %d %s: %v", path, resp.StatusCode, b, err)
-		}
-	}
-	return resp.StatusCode
+	return resp.StatusCode, b
 }
 
 // WS is a client of /ws/system.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -296,24 +295,8 @@ func natsTap(t *testing.T, natsURL string) func() []*nats.Msg {
 // token when the API requires one.
 func secretsGet(t *testing.T, h *Hub, path string) (int, string) {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	req, err := http.NewRequest(http.MethodGet, h.BaseURL()+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if path != "/healthz" {
-		req.Header = h.Auth(t)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	return resp.StatusCode, string(b)
+	code, b := Get(t, h, path, path != "/healthz")
+	return code, string(b)
 }
 
 // wsRecorder keeps every message of /ws/system, read in the background,

@@ -70,18 +70,7 @@ func TestAuthRequiredAndPermissionsEnforced(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect with the enrolled key: %v", err)
 	}
-	hub, err := e.Connect("hub", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hub.Close()
-	sub, err := hub.SubscribeSync(">")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hub.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	hub, sub := listening(t, e, log, "hub", ">")
 	_ = nc.Publish("other.x", []byte("no"))
 	_ = nc.Publish("ok.x", []byte("yes"))
 	if err := nc.Flush(); err != nil {

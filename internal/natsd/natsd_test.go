@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/poll"
@@ -25,6 +26,26 @@ func startEmbedded(t *testing.T, listen, dir string) *Server {
 	return e
 }
 
+// listening connects to e in process as name, subscribes to subject and
+// flushes, so that the server knows of the subscription before the test
+// publishes; the connection closes when the test ends.
+func listening(t *testing.T, e *Server, log *slog.Logger, name, subject string) (*nats.Conn, *nats.Subscription) {
+	t.Helper()
+	nc, err := e.Connect(name, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	sub, err := nc.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return nc, sub
+}
+
 func TestEmbeddedServesTCPAndInProcess(t *testing.T) {
 	e := startEmbedded(t, "127.0.0.1:0", t.TempDir())
 	url := e.ClientURL()
@@ -37,19 +58,7 @@ func TestEmbeddedServesTCPAndInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tcp.Close()
-	inproc, err := e.Connect("test-inproc", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inproc.Close()
-
-	sub, err := inproc.SubscribeSync("x.y")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := inproc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	_, sub := listening(t, e, log, "test-inproc", "x.y")
 	if err := tcp.Publish("x.y", []byte("hello")); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/sysperf/sysperf/internal/poll"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -75,22 +74,8 @@ func start(t *testing.T, cfg Config) *Server {
 
 func get(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header = signedIn()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, string(b)
+	resp, body := request(t, http.MethodGet, url, nil, func(r *http.Request) { r.Header = signedIn() })
+	return resp.StatusCode, resp.Header, body
 }
 
 func update(n int) []byte {
@@ -185,12 +170,7 @@ func dial(t *testing.T, s *Server) *websocket.Conn {
 
 func read(t *testing.T, c *websocket.Conn) map[string]any {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, b, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
+	b := readRaw(t, c)
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("bad JSON %s: %v", b, err)

@@ -27,6 +27,23 @@ func utilRule() Rule {
 	}
 }
 
+// restarted is a new engine with rules that restores the state e saved,
+// passed through JSON as a hub saves it.
+func restarted(t *testing.T, e *Engine, rules ...Rule) *Engine {
+	t.Helper()
+	b, err := json.Marshal(e.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st Snapshot
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	e2 := mustNew(t, rules...)
+	e2.Restore(st)
+	return e2
+}
+
 func mustNew(t *testing.T, rules ...Rule) *Engine {
 	t.Helper()
 	e, err := New(rules)
@@ -310,17 +327,7 @@ func TestRestartMidPending(t *testing.T) {
 	for d := time.Duration(0); d <= 60*time.Second; d += 5 * time.Second {
 		e1.Evaluate(t0.Add(d), gpuUpdate(95))
 	}
-	b, err := json.Marshal(e1.Snapshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st Snapshot
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatal(err)
-	}
-
-	e2 := mustNew(t, rules...)
-	e2.Restore(st)
+	e2 := restarted(t, e1, rules...)
 	active := e2.Active()
 	if len(active) != 2 || active[0].Rule != "util_fast" || active[0].State != StateFiring || active[1].State != StatePending {
 		t.Fatalf("restored active %+v, want util_fast firing and util pending", active)
@@ -352,8 +359,7 @@ func TestRestartMidPending(t *testing.T) {
 		}
 	})
 	t.Run("restored firing alert resolves normally", func(t *testing.T) {
-		e := mustNew(t, rules...)
-		e.Restore(st)
+		e := restarted(t, e1, rules...)
 		got := e.Evaluate(t0.Add(2*time.Minute), gpuUpdate(10))
 		if len(got) != 2 || got[0].State != StateInactive || got[1].State != StateResolved {
 			t.Fatalf("transitions %+v", got)

@@ -1,7 +1,6 @@
 package alerts
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -321,16 +320,7 @@ func TestRestoreKeepsDetail(t *testing.T) {
 	u.Databases.PostgreSQL.Status = "unknown"
 	u.Databases.Redis = metrics.Redis{Status: metrics.StatusUnreachable, Reason: "connection refused"}
 	hold(e1, 0, 30*time.Second, u)
-	b, err := json.Marshal(e1.Snapshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st Snapshot
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatal(err)
-	}
-	e2 := mustNew(t, r)
-	e2.Restore(st)
+	e2 := restarted(t, e1, r)
 	if a := e2.Active(); len(a) != 1 || a[0].State != StateFiring || a[0].Message != "Database redis is unreachable: connection refused" || !a[0].Since.Equal(t0) {
 		t.Fatalf("restored %+v", a)
 	}

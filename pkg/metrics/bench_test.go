@@ -23,19 +23,23 @@ func BenchmarkEncode8GPU(b *testing.B) {
 }
 
 func BenchmarkDecode8GPU(b *testing.B) {
-	buf, err := Encode(fullSample(8))
-	if err != nil {
-		b.Fatal(err)
-	}
+	buf := benchDecode(b, func(buf []byte) error { _, err := Decode(buf); return err })
+	b.ReportMetric(float64(len(buf)), "bytes/sample")
+}
+
+// benchDecode runs decode on an eight-GPU sample in the benchmark loop and
+// reports the samples decoded per CPU second; it returns the sample's bytes.
+func benchDecode(b *testing.B, decode func([]byte) error) []byte {
+	buf := mustEncode(b, fullSample(8))
 	b.ReportAllocs()
 	cpu := cpuTime()
 	for b.Loop() {
-		if _, err := Decode(buf); err != nil {
+		if err := decode(buf); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(len(buf)), "bytes/sample")
 	b.ReportMetric(float64(b.N)/(cpuTime()-cpu).Seconds(), "samples/cpu-s")
+	return buf
 }
 
 // cpuTime is the process's CPU time (user and system, GC included): on a
@@ -50,17 +54,5 @@ func cpuTime() time.Duration {
 // BenchmarkDecode8GPULibrary is the same sample through msgpack's
 // reflection, which Decode used before: the reference for its figures.
 func BenchmarkDecode8GPULibrary(b *testing.B) {
-	buf, err := Encode(fullSample(8))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	cpu := cpuTime()
-	for b.Loop() {
-		var s Sample
-		if err := msgpack.Unmarshal(buf, &s); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/(cpuTime()-cpu).Seconds(), "samples/cpu-s")
+	benchDecode(b, func(buf []byte) error { var s Sample; return msgpack.Unmarshal(buf, &s) })
 }

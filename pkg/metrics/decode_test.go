@@ -44,19 +44,7 @@ func TestDecodeMatchesLibrary(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := Decode(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want Sample
-			if err := msgpack.Unmarshal(b, &want); err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, &want) {
-				g, _ := json.Marshal(got)
-				w, _ := json.Marshal(&want)
-				t.Fatalf("Decode differs from msgpack:\n got %s\nwant %s", g, w)
-			}
+			decodeLikeLibrary(t, b)
 		})
 	}
 }
@@ -73,19 +61,7 @@ func TestDecodeLenientLikeLibrary(t *testing.T) {
 		"n": map[string]any{"h": map[string]any{"r": map[string]any{"c": 3, "s": 0.5, "b": []any{map[string]any{"le": 1, "c": 3}}}}, "c": map[string]any{"images": 10}},
 		"e": map[string]any{"gpu": "nvml: timeout"},
 	})
-	got, err := Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want Sample
-	if err := msgpack.Unmarshal(b, &want); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, &want) {
-		g, _ := json.Marshal(got)
-		w, _ := json.Marshal(&want)
-		t.Fatalf("Decode differs from msgpack:\n got %s\nwant %s", g, w)
-	}
+	got := decodeLikeLibrary(t, b)
 	if *got.GPUs[0].Util != 40 || got.System.PerCore[1] != 2.5 || got.GPUs[0].Processes != nil || got.GPUs[0].MemUsed != nil {
 		t.Fatalf("decoded %+v", got.GPUs[0])
 	}
@@ -247,6 +223,34 @@ func TestDecodedProcessListsAreIndependent(t *testing.T) {
 	}
 }
 
+// decodeLikeLibrary decodes b with Decode and with msgpack's reflection,
+// fails unless both accept it and read the same sample, and returns
+// Decode's.
+func decodeLikeLibrary(t *testing.T, b []byte) *Sample {
+	t.Helper()
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want Sample
+	if err := msgpack.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	sameAsLibrary(t, got, &want)
+	return got
+}
+
+// sameAsLibrary fails, showing both as JSON, unless Decode's sample got
+// equals msgpack's want.
+func sameAsLibrary(t *testing.T, got, want *Sample) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		t.Fatalf("Decode differs from msgpack:\n got %s\nwant %s", g, w)
+	}
+}
+
 // FuzzDecodeMatchesLibrary: wherever both Decode and msgpack's reflection
 // accept a message, they read the same sample (after the finiteness pass).
 func FuzzDecodeMatchesLibrary(f *testing.F) {
@@ -263,10 +267,6 @@ func FuzzDecodeMatchesLibrary(f *testing.F) {
 			return
 		}
 		want.nonFinite = want.dropNonFinite()
-		if !reflect.DeepEqual(got, &want) {
-			g, _ := json.Marshal(got)
-			w, _ := json.Marshal(&want)
-			t.Fatalf("Decode differs from msgpack:\n got %s\nwant %s", g, w)
-		}
+		sameAsLibrary(t, got, &want)
 	})
 }
