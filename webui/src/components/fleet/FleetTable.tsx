@@ -103,9 +103,13 @@ interface Sort {
   dir: Dir;
 }
 
+// One collator: localeCompare with options builds one per call, which made
+// a 500-row sort by name cost ~150 ms.
+const byName = new Intl.Collator(undefined, { numeric: true }).compare;
+
 function compare(a: number | string | undefined, b: number | string | undefined): number {
   if (typeof a === "number" && typeof b === "number") return a - b;
-  return String(a).localeCompare(String(b), undefined, { numeric: true });
+  return byName(String(a), String(b));
 }
 
 /** Sorted copy; rows without the figure go last in both directions, ties by name. */
@@ -115,10 +119,10 @@ export function sortRows(rows: readonly FleetRow[], sort: Sort): FleetRow[] {
   const keyed = rows.map((r) => ({ r, v: col.value(r) }));
   keyed.sort((x, y) => {
     if (x.v === undefined || y.v === undefined) {
-      if (x.v === y.v) return x.r.h.localeCompare(y.r.h);
+      if (x.v === y.v) return byName(x.r.h, y.r.h);
       return x.v === undefined ? 1 : -1;
     }
-    return sign * compare(x.v, y.v) || x.r.h.localeCompare(y.r.h, undefined, { numeric: true });
+    return sign * compare(x.v, y.v) || byName(x.r.h, y.r.h);
   });
   return keyed.map((k) => k.r);
 }
@@ -179,7 +183,9 @@ const INPUT =
  * status, and a picker that opens a host by name. Only the rows in view (and
  * a margin) are rendered, so 2,000 hosts sort and filter as fast as 20.
  */
-export function FleetTable({ fleet, onOpen }: { fleet: FleetUpdate | null; onOpen: (host: string) => void }) {
+// Memoised: the page re-renders on every update of the other view; the
+// table only when its own data, or the host opener, changes.
+export const FleetTable = memo(function FleetTable({ fleet, onOpen }: { fleet: FleetUpdate | null; onOpen: (host: string) => void }) {
   const [sort, setSort] = useState<Sort>({ key: "host", dir: "ascending" });
   const [name, setName] = useState("");
   const [status, setStatus] = useState<"" | HostStatus>("");
@@ -193,7 +199,7 @@ export function FleetTable({ fleet, onOpen }: { fleet: FleetUpdate | null; onOpe
     if (!q && !status) return sorted;
     return sorted.filter((r) => (!q || r.h.toLowerCase().includes(q)) && (!status || hostStatus(r) === status));
   }, [sorted, name, status]);
-  const names = useMemo(() => (rows ? rows.map((r) => r.h).sort((a, b) => a.localeCompare(b, undefined, { numeric: true })) : []), [rows]);
+  const names = useMemo(() => (rows ? rows.map((r) => r.h).sort(byName) : []), [rows]);
   const known = useMemo(() => new Set(names), [names]);
 
   const by = useCallback((key: string) => {
@@ -305,4 +311,4 @@ export function FleetTable({ fleet, onOpen }: { fleet: FleetUpdate | null; onOpe
       )}
     </section>
   );
-}
+});
