@@ -508,8 +508,13 @@ async function fleetChecks(browser, base, signIn) {
               Object.getOwnPropertyDescriptor(proto, "value").set.call(el, a.value);
               el.dispatchEvent(new Event(a.kind === "name" ? "input" : "change", { bubbles: true }));
             }
-            const commit = performance.now() - t0;
-            requestAnimationFrame(() => setTimeout(() => res({ commit, frame: performance.now() - t0 }), 0));
+            // React 18 commits a discrete event's update in a microtask
+            // queued by the handler, so this one, queued after, runs once
+            // the DOM is committed.
+            queueMicrotask(() => {
+              const commit = performance.now() - t0;
+              requestAnimationFrame(() => setTimeout(() => res({ commit, frame: performance.now() - t0 }), 0));
+            });
           }),
         action,
       );
