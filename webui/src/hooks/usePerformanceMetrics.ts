@@ -2,7 +2,7 @@ import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { flushSync } from "react-dom";
 import { afterPaint } from "../lib/frameQueue";
 import { emptyBuffers, fromHistory, isRange, mergeLive, toPoint, type Buffers } from "../lib/buffers";
-import { RANGE_RESOLUTION_S, RANGES, type Connection, type History, type Point, type Range, type Update } from "../types";
+import { RANGE_RESOLUTION_S, RANGES, type Connection, type FleetUpdate, type History, type Point, type Range, type Update } from "../types";
 import { goToLogin } from "./signIn";
 
 export interface PerformanceMetrics {
@@ -19,6 +19,8 @@ export interface PerformanceMetrics {
   everConnected: boolean;
   /** Wall-clock ms of the last message received, or null. */
   lastMessageAt: number | null;
+  /** The newest fleet_update (the fleet view), or null. */
+  fleet: FleetUpdate | null;
 }
 
 export interface Options {
@@ -42,6 +44,18 @@ export interface Options {
   testHook?: boolean;
   initialRange?: Range;
   /**
+   * One host's view (`{"type":"subscribe","view":"host","host":…}`), or null
+   * for the default view. Changing it switches the view on the open socket.
+   */
+  host?: string | null;
+  /**
+   * "fleet" opens the socket on the fleet view (`?view=fleet`), which sends
+   * fleet_update only; its test hook is window.__sysperfInjectFleet.
+   */
+  view?: "fleet";
+  /** false opens no socket (default true). */
+  enabled?: boolean;
+  /**
    * A browser does not show why a WebSocket upgrade failed, so when a socket
    * closes without having opened, this URL is asked (HEAD) whether the page
    * is still signed in; default /api/v1/performance.
@@ -58,13 +72,16 @@ interface State {
   connection: Connection;
   everConnected: boolean;
   lastMessageAt: number | null;
+  fleet: FleetUpdate | null;
 }
 
 type Action =
   | { type: "connection"; value: Connection }
   | { type: "opened" }
   | { type: "history"; range: Range; history: History }
-  | { type: "update"; update: Update; at: number };
+  | { type: "update"; update: Update; at: number }
+  | { type: "fleet"; fleet: FleetUpdate; at: number }
+  | { type: "reset" };
 
 function reducer(s: State, a: Action): State {
   switch (a.type) {
@@ -84,6 +101,11 @@ function reducer(s: State, a: Action): State {
       for (const r of RANGES) buffers[r] = mergeLive(buffers[r], p);
       return { ...s, latest: a.update, buffers, lastMessageAt: a.at };
     }
+    case "fleet":
+      return { ...s, fleet: a.fleet, lastMessageAt: a.at };
+    case "reset":
+      // Another view: its history and updates replace the old one's whole.
+      return { ...s, latest: null, buffers: emptyBuffers(), fleet: null };
   }
 }
 
@@ -95,6 +117,7 @@ function defaultUrl(): string {
 declare global {
   interface Window {
     __sysperfInject?: (msg: unknown) => void;
+    __sysperfInjectFleet?: (msg: unknown) => void;
   }
 }
 
@@ -119,6 +142,9 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
     silentMs = 20_000,
     testHook = false,
     initialRange = "5m",
+    host = null,
+    view,
+    enabled = true,
     authUrl = "/api/v1/performance",
     fetchImpl,
     onUnauthorized = goToLogin,
@@ -130,10 +156,12 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
     connection: "reconnecting" as Connection,
     everConnected: false,
     lastMessageAt: null,
+    fleet: null,
   }));
   const [range, setRangeState] = useState<Range>(initialRange);
   const rangeRef = useRef<Range>(initialRange);
   const socketRef = useRef<WebSocket | null>(null);
+  const hostRef = useRef<string | null>(host);
 
   // The socket effect reads options through a ref so that a caller passing
   // a new object each render does not tear the connection down. This effect
@@ -160,6 +188,8 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
       dispatch({ type: "history", range: m.range, history: msg as History });
     } else if (m.type === "performance_update") {
       dispatch({ type: "update", update: msg as Update, at: Date.now() });
+    } else if (m.type === "fleet_update") {
+      dispatch({ type: "fleet", fleet: msg as FleetUpdate, at: Date.now() });
     } else if (m.type === "error") {
       // The hub refused a request (e.g. an unknown range); the last good
       // buffer stays on screen.
@@ -171,7 +201,9 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
   }, []);
 
   useEffect(() => {
-    const target = url ?? defaultUrl();
+    if (!enabled) return;
+    const base = url ?? defaultUrl();
+    const target = view === "fleet" ? `${base}${base.includes("?") ? "&" : "?"}view=fleet` : base;
     const WS = cfg.current.WebSocketImpl ?? window.WebSocket;
     let disposed = false;
     let timer: ReturnType<typeof setTimeout> | null = null;
@@ -269,8 +301,10 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
         attempt = 0;
         armWatchdog(sock);
         dispatch({ type: "opened" });
-        // The hub sends 5m history on connect; ask for the selected range.
-        if (rangeRef.current !== "5m") sock.send(JSON.stringify({ type: "subscribe", range: rangeRef.current }));
+        // The hub sends the default view's 5m history on connect; ask for
+        // the selected host and range. The fleet view has no history.
+        if (hostRef.current) sock.send(JSON.stringify({ type: "subscribe", view: "host", host: hostRef.current, range: rangeRef.current }));
+        else if (rangeRef.current !== "5m" && view !== "fleet") sock.send(JSON.stringify({ type: "subscribe", range: rangeRef.current }));
       };
       sock.onmessage = (ev: MessageEvent) => {
         if (handle(ev.data) === "performance_update") {
@@ -315,10 +349,34 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
       release(socketRef.current);
       socketRef.current = null;
     };
-  }, [url, handle]);
+  }, [url, handle, view, enabled]);
+
+  // A host picked or left: switch the view on the open socket (a closed one
+  // subscribes on open). The old view's data goes at once.
+  useEffect(() => {
+    if (hostRef.current === host) return;
+    hostRef.current = host;
+    dispatch({ type: "reset" });
+    const sock = socketRef.current;
+    if (sock && sock.readyState === 1) {
+      sock.send(JSON.stringify(host ? { type: "subscribe", view: "host", host, range: rangeRef.current } : { type: "subscribe", view: "all", range: rangeRef.current }));
+    }
+  }, [host]);
 
   useEffect(() => {
     if (!testHook) return;
+    if (view === "fleet") {
+      // The fleet table's render + commit, then the next frame.
+      window.__sysperfInjectFleet = (msg: unknown) => {
+        const start = performance.now();
+        flushSync(() => handle(msg));
+        performance.measure("sysperf-fleet-commit", { start, end: performance.now() });
+        afterPaint(() => performance.measure("sysperf-fleet-frame", { start, end: performance.now() }));
+      };
+      return () => {
+        delete window.__sysperfInjectFleet;
+      };
+    }
     // Render + commit of the update, measured synchronously: flushSync
     // returns once React has committed the DOM. The next frame after that
     // includes style, layout and paint. The charts follow, a frame at a
@@ -333,7 +391,7 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
     return () => {
       delete window.__sysperfInject;
     };
-  }, [testHook, handle]);
+  }, [testHook, handle, view]);
 
   const setRange = useCallback((r: Range) => {
     rangeRef.current = r;
@@ -352,5 +410,6 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
     connection: state.connection,
     everConnected: state.everConnected,
     lastMessageAt: state.lastMessageAt,
+    fleet: state.fleet,
   };
 }

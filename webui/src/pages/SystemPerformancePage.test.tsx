@@ -1,8 +1,8 @@
-import { act, render, screen, within } from "@testing-library/react";
+import { act, render, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App } from "../App";
 import { FakeWebSocket } from "../test/fakeWebSocket";
-import { history, noGpu, update, withAlerts } from "../test/fixtures";
+import { history, manyGpus, noGpu, update, withAlerts } from "../test/fixtures";
 import type { Options } from "../hooks/usePerformanceMetrics";
 
 const options: Options = { url: "ws://hub.test/ws/system", WebSocketImpl: FakeWebSocket as unknown as typeof WebSocket, random: () => 1 };
@@ -137,5 +137,98 @@ describe("App and SystemPerformancePage", () => {
     expect(screen.getByRole("heading", { name: "Page not found" })).toBeInTheDocument();
     act(() => screen.getByRole("link", { name: "Go to System performance" }).click());
     expect(window.location.pathname).toBe("/system");
+  });
+});
+
+describe("fleet overview and the URL's host and range", () => {
+  const sent = (ws: FakeWebSocket) => ws.sent.map((s) => JSON.parse(s) as Record<string, unknown>);
+  const fleetSocket = () => FakeWebSocket.instances.find((s) => s.url.endsWith("?view=fleet"));
+  const fleetUpdate = {
+    type: "fleet_update",
+    timestamp: "2026-12-03T15:40:00Z",
+    hosts: [
+      { h: "gpu-box-1", ago: 1, g: 4, um: 50, c: 10 },
+      { h: "gpu-box-2", ago: 1, g: 4, um: 70, c: 50, aw: 1 },
+    ],
+    totals: { hosts: 2, online: 2, gpus: 8, alerts_critical: 0, alerts_warning: 1 },
+  };
+
+  it("shows one host's page exactly as before: no fleet table, no fleet socket, no link back", () => {
+    render(<App options={options} />);
+    const ws = FakeWebSocket.last();
+    act(() => {
+      ws.open();
+      ws.message({ ...update(), type: "performance_update" });
+    });
+    expect(document.querySelector("[data-section=gpu]")).not.toBeNull();
+    expect(document.querySelector("[data-section=fleet]")).toBeNull();
+    expect(screen.queryByRole("link", { name: "← Fleet" })).toBeNull();
+    expect(FakeWebSocket.instances).toHaveLength(1);
+    expect(ws.sent).toEqual([]);
+    expect(window.location.search).toBe("");
+  });
+
+  it("with more than one host shows the fleet first, fed by the fleet view; a row opens that host's page and back returns", async () => {
+    render(<App options={options} />);
+    const ws = FakeWebSocket.last();
+    act(() => {
+      ws.open();
+      ws.message({ ...manyGpus(), type: "performance_update" });
+    });
+    const section = document.querySelector("[data-section=fleet]") as HTMLElement;
+    expect(section).not.toBeNull();
+    // First: above every other section.
+    expect(section.compareDocumentPosition(document.querySelector("[data-section=gpu]")!) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
+    const fws = fleetSocket();
+    expect(fws?.url).toBe("ws://hub.test/ws/system?view=fleet");
+    expect(within(section).getByRole("status")).toHaveTextContent("Waiting for the fleet view");
+    act(() => {
+      fws!.open();
+      fws!.message(fleetUpdate);
+    });
+    expect(within(section).getByTestId("fleet-totals")).toHaveTextContent("2 of 2 hosts online");
+    act(() => (section.querySelector("tr[data-host=gpu-box-2]") as HTMLElement).click());
+
+    expect(new URLSearchParams(window.location.search).get("host")).toBe("gpu-box-2");
+    expect(new URLSearchParams(window.location.search).get("range")).toBe("5m");
+    expect(sent(ws)).toEqual([{ type: "subscribe", view: "host", host: "gpu-box-2", range: "5m" }]);
+    expect(fws!.closedByClient).toBe(true);
+    expect(document.querySelector("[data-section=fleet]")).toBeNull();
+    expect(screen.getByTestId("host-name")).toHaveTextContent("gpu-box-2");
+    // The host view's update: one host, no fleet table.
+    const one = manyGpus();
+    one.hosts = one.hosts!.slice(1);
+    act(() => ws.message({ ...one, type: "performance_update" }));
+    expect(document.querySelector("[data-section=fleet]")).toBeNull();
+
+    // The back button leaves the host page.
+    act(() => window.history.back());
+    await waitFor(() => expect(window.location.search).toBe(""));
+    await waitFor(() => expect(sent(ws).at(-1)).toEqual({ type: "subscribe", view: "all", range: "5m" }));
+    expect(screen.queryByTestId("host-name")).toBeNull();
+  });
+
+  it("loads ?host=&range= into the subscribe, keeps both in the URL as they change, and the link goes back to the fleet", () => {
+    window.history.replaceState(null, "", "/system?host=gpu-box-2&range=15m");
+    render(<App options={options} />);
+    const ws = FakeWebSocket.last();
+    act(() => ws.open());
+    expect(sent(ws)).toEqual([{ type: "subscribe", view: "host", host: "gpu-box-2", range: "15m" }]);
+    expect(document.querySelector("[data-range]")).toHaveAttribute("data-range", "15m");
+    expect(screen.getByTestId("host-name")).toHaveTextContent("gpu-box-2");
+
+    act(() => screen.getByRole("tab", { name: "6h" }).click());
+    expect(sent(ws).at(-1)).toEqual({ type: "subscribe", range: "6h" });
+    expect(window.location.search).toBe("?host=gpu-box-2&range=6h");
+
+    act(() => screen.getByRole("link", { name: "← Fleet" }).click());
+    expect(window.location.search).toBe("?range=6h");
+    expect(sent(ws).at(-1)).toEqual({ type: "subscribe", view: "all", range: "6h" });
+
+    // A reconnect subscribes to the same view again.
+    act(() => screen.getByRole("tab", { name: "15m" }).click());
+    window.history.replaceState(null, "", "/system?host=gpu-box-1&range=15m");
+    act(() => window.dispatchEvent(new PopStateEvent("popstate")));
+    expect(sent(ws).at(-1)).toEqual({ type: "subscribe", view: "host", host: "gpu-box-1", range: "15m" });
   });
 });

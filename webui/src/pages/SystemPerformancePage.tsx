@@ -1,4 +1,5 @@
-import { useDeferredValue } from "react";
+import { useCallback, useDeferredValue, useEffect } from "react";
+import { FleetTable } from "../components/fleet/FleetTable";
 import { AiModelsPanel } from "../components/system/AiModelsPanel";
 import { ContainersPanel } from "../components/system/ContainersPanel";
 import { DatabasesPanel } from "../components/system/DatabasesPanel";
@@ -10,12 +11,14 @@ import { PerformanceAlerts } from "../components/system/PerformanceAlerts";
 import { useAlertRules, type RulesOptions } from "../hooks/useAlertRules";
 import { useHubHealth, type HealthOptions } from "../hooks/useHubHealth";
 import { usePerformanceMetrics, type Options } from "../hooks/usePerformanceMetrics";
+import { isRange } from "../lib/buffers";
 import { ago, clock, plural } from "../lib/format";
+import { useQuery } from "../lib/router";
 import { useTheme } from "../lib/theme";
 import { ThresholdsContext } from "../lib/thresholds";
 import { sourceProblems } from "../lib/sections";
 import { useNow } from "../lib/useNow";
-import type { Update } from "../types";
+import type { Range, Update } from "../types";
 
 function summary(u: Update): string {
   const hosts = u.hosts?.length ?? 0;
@@ -48,7 +51,30 @@ function SourceProblems({ update }: { update: Update }) {
 }
 
 export function SystemPerformancePage({ options, rules, health }: { options?: Options; rules?: RulesOptions; health?: HealthOptions }) {
-  const m = usePerformanceMetrics(options);
+  // The URL carries the host and range, so a reload or a shared link lands
+  // on the same view: /system?host=gpu01&range=15m.
+  const [query, setQuery] = useQuery();
+  const host = query.get("host") || null;
+  const rawRange = query.get("range");
+  const urlRange = isRange(rawRange) ? rawRange : null;
+  const m = usePerformanceMetrics({ ...options, host, initialRange: urlRange ?? options?.initialRange });
+  const { range, setRange: hookSetRange } = m;
+  // Back and forward move the range too.
+  useEffect(() => {
+    if (urlRange && urlRange !== range) hookSetRange(urlRange);
+  }, [urlRange, range, hookSetRange]);
+  const setRange = useCallback(
+    (r: Range) => {
+      hookSetRange(r);
+      setQuery({ range: r }, true);
+    },
+    [hookSetRange, setQuery],
+  );
+  const openHost = useCallback((h: string) => setQuery({ host: h, range }), [setQuery, range]);
+  // More than one host and none picked: the fleet overview comes first, fed
+  // by a socket of its own on the fleet view.
+  const multi = !host && (m.latest?.hosts?.length ?? 0) > 1;
+  const fleet = usePerformanceMetrics({ ...options, view: "fleet", enabled: multi, host: null });
   const thresholds = useAlertRules(m.connection, rules);
   const hubSays = useHubHealth(m.connection, health);
   const { theme, toggle } = useTheme();
@@ -67,7 +93,7 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
       <div className="mx-auto max-w-screen-2xl space-y-5 px-3 py-4 sm:px-6 sm:py-6" data-range={m.range}>
         <PageHeader
           range={m.range}
-          setRange={m.setRange}
+          setRange={setRange}
           connection={m.connection}
           everConnected={m.everConnected}
           updatedAt={u?.timestamp ?? null}
@@ -76,6 +102,24 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
           toggleTheme={toggle}
           now={now}
         />
+        {host ? (
+          <nav aria-label="Host" className="flex items-center gap-2 text-sm">
+            <a
+              href={`/system?range=${m.range}`}
+              onClick={(e) => {
+                e.preventDefault();
+                setQuery({ host: null });
+              }}
+              className="font-medium text-tremor-brand hover:underline"
+            >
+              ← Fleet
+            </a>
+            <span aria-hidden="true" className="text-tremor-content-subtle">/</span>
+            <span data-testid="host-name" className="font-semibold text-tremor-content-strong dark:text-dark-tremor-content-strong">
+              {host}
+            </span>
+          </nav>
+        ) : null}
         {u && m.connection !== "connected" ? (
           <p role="alert" className="rounded-tremor-default border border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-800 dark:border-amber-800 dark:bg-amber-950/40 dark:text-amber-200">
             Connection to the hub lost — showing the last update, from {clock(u.timestamp)} ({ago(u.timestamp, now)}). {hubSays ? `The hub answers but cannot serve the feed: ${hubSays}. Still retrying.` : m.connection === "offline" ? "The hub is unreachable; still retrying." : "Reconnecting…"}
@@ -95,6 +139,7 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
           </div>
         ) : (
           <>
+            {multi ? <FleetTable fleet={fleet.fleet} onOpen={openHost} /> : null}
             <SourceProblems update={panel.update} />
             <PerformanceAlerts alerts={panel.update.alerts} now={now} />
             <GpuOverviewPanel {...panel} range={m.range} />
