@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sysperf/sysperf/internal/latency"
+	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -43,7 +44,7 @@ func seedKind(name string) string {
 }
 
 func modelEntry(s *metrics.Sample, name string, m metrics.Model, stale bool) metrics.ModelEntry {
-	v := modelView(s, name, m, stale)
+	v := view.Model(s, name, m, stale)
 	e := metrics.ModelEntry{
 		Host:           s.Host,
 		Name:           name,
@@ -69,7 +70,7 @@ func modelEntry(s *metrics.Sample, name string, m metrics.Model, stale bool) met
 	}
 	for _, l := range m.Loaded {
 		e.Loaded = append(e.Loaded, metrics.LoadedModel{
-			Name: l.Name, SizeGB: *gb(l.Size), VRAMGB: *gb(l.SizeVRAM), VRAMSharePercent: l.VRAMShare,
+			Name: l.Name, SizeGB: *view.GB(l.Size), VRAMGB: *view.GB(l.SizeVRAM), VRAMSharePercent: l.VRAMShare,
 			ContextLength: l.Context, ExpiresAt: l.ExpiresAt, ParameterSize: l.Params, Quantization: l.Quant,
 		})
 	}
