@@ -117,7 +117,7 @@ func TestFloodLeavesTheHubHealthyAndEveryGoodSampleStored(t *testing.T) {
 				*n++
 				s := &metrics.Sample{Host: host, Boot: boot, Seq: *n, TS: time.Now().UnixNano()}
 				pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, err := js.Publish(pctx, metrics.SampleSubject(host), encode(t, s), jetstream.WithMsgID(metrics.MsgID(s)))
+				_, err := js.Publish(pctx, metrics.SampleSubject(host), encode(t, s), jetstream.WithMsgID(metrics.MsgID(s, "k")))
 				cancel()
 				if err != nil {
 					t.Errorf("%s seq %d: %v", host, *n, err)
