@@ -244,6 +244,9 @@ func (s *streams) check(ctx context.Context, js jetstream.JetStream, samples fun
 			fresh = true
 		case k.cfg.Name != "":
 			_, err = js.CreateStream(ctx, k.cfg)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				err = nil // another hub on the same NATS was first
+			}
 		default:
 			// Seen before a restart, and no component declared it again:
 			// the hub no longer keeps it.
