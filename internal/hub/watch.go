@@ -286,15 +286,17 @@ func (s *streams) observe(name string, info *jetstream.StreamInfo, now time.Time
 	cur := keep(info)
 	prev, ok := s.seen[name]
 	s.seen[name] = cur
-	if !ok || prev.Msgs == 0 && prev.LastSeq == 0 {
+	if !ok {
 		return false
 	}
 	var how string
 	recreated := !cur.Created.Equal(prev.Created) || cur.LastSeq < prev.LastSeq
 	switch {
+	case prev.Msgs == 0:
+		return recreated && prev.cfg.Name != "" // nothing was lost
 	case recreated:
 		how = "was recreated empty (deleted, or its files were lost or corrupt)"
-	case prev.Msgs > 0 && cur.FirstSeq > prev.LastSeq && !limitsExplain(prev, cur, now):
+	case cur.FirstSeq > prev.LastSeq && !limitsExplain(prev, cur, now):
 		how = "was purged"
 	default:
 		return false

@@ -324,3 +324,42 @@ func TestStreamLostWhileTheHubWasDownIsReported(t *testing.T) {
 		t.Fatalf("the alerts stream reported lost:\n%s", logs)
 	}
 }
+
+func TestEmptyStreamRecreatedLosesNothing(t *testing.T) {
+	t.Parallel()
+	s := newStreams("", slog.New(slog.DiscardHandler))
+	t0 := time.Now()
+	info := func(created time.Time, first, last, msgs uint64) *jetstream.StreamInfo {
+		return &jetstream.StreamInfo{
+			Config:  jetstream.StreamConfig{Name: metrics.StreamSamples, MaxAge: time.Hour},
+			Created: created,
+			State:   jetstream.StreamState{FirstSeq: first, LastSeq: last, Msgs: msgs, FirstTime: t0, LastTime: t0},
+		}
+	}
+	// Every message aged out, then the stream was recreated: the consumer
+	// starts over, but nothing was lost.
+	s.observe(metrics.StreamSamples, info(t0, 6, 5, 0), t0)
+	if !s.observe(metrics.StreamSamples, info(t0.Add(time.Second), 0, 0, 0), t0) {
+		t.Fatal("recreated stream not reported as new")
+	}
+	if err := s.lost(t0); err != nil {
+		t.Fatalf("loss reported for an empty stream: %v", err)
+	}
+	// Messages appended and aged out by the stream's own limits: no loss.
+	s.observe(metrics.StreamSamples, info(t0.Add(time.Second), 1, 3, 3), t0)
+	if s.observe(metrics.StreamSamples, info(t0.Add(time.Second), 4, 3, 0), t0.Add(2*time.Hour)) {
+		t.Fatal("aged out taken for recreated")
+	}
+	if err := s.lost(t0.Add(2 * time.Hour)); err != nil {
+		t.Fatalf("loss reported for messages aged out: %v", err)
+	}
+	// The same, within the age limit: purged.
+	s.observe(metrics.StreamSamples, info(t0.Add(time.Second), 4, 9, 6), t0)
+	s.observe(metrics.StreamSamples, info(t0.Add(time.Second), 10, 9, 0), t0)
+	if err := s.lost(t0); err == nil || !strings.Contains(err.Error(), "purged") || !strings.Contains(err.Error(), "6 messages") {
+		t.Fatalf("purge reported as %v", err)
+	}
+	if err := s.lost(t0.Add(lossHold)); err != nil {
+		t.Fatalf("loss still reported after the hold: %v", err)
+	}
+}
