@@ -63,7 +63,28 @@ type field struct {
 // args (without the program name), the environment and the file named by
 // --config. Output of -h goes to stderr.
 func Load(name string, args []string, cfg any) error {
-	return load(name, args, os.LookupEnv, os.ReadFile, os.Stderr, cfg)
+	return load(name, args, os.LookupEnv, readFile, os.Stderr, cfg)
+}
+
+// maxFile bounds a config file: a real one is a few KiB, and a path such
+// as /dev/zero, or a file grown by accident, must not take all memory.
+const maxFile = 1 << 20
+
+// readFile reads the config file at path, refusing one over maxFile.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxFile {
+		return nil, fmt.Errorf("%s: over %d bytes, too large for a config file", path, maxFile)
+	}
+	return b, nil
 }
 
 func load(name string, args []string, env func(string) (string, bool), readFile func(string) ([]byte, error), out io.Writer, cfg any) error {

@@ -3,6 +3,8 @@ package config
 import (
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -79,5 +81,33 @@ func TestHubFileEdgeCases(t *testing.T) {
 			_ = load("agent", []string{"--config", "agent.yaml"}, func(string) (string, bool) { return "", false },
 				func(string) ([]byte, error) { return []byte(tc.yaml), nil }, io.Discard, &ac)
 		})
+	}
+}
+
+// TestConfigFileBounded: a --config that never ends (/dev/zero) or is far
+// too large is refused, not read into memory.
+func TestConfigFileBounded(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(big, []byte("# "+strings.Repeat("x", maxFile)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{big}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		paths = append(paths, "/dev/zero")
+	}
+	for _, p := range paths {
+		s := defaults()
+		err := Load("hub", []string{"--config", p}, &s)
+		if err == nil || !strings.Contains(err.Error(), "too large for a config file") {
+			t.Errorf("--config %s: %v, want it refused as too large", p, err)
+		}
+	}
+	ok := filepath.Join(t.TempDir(), "ok.yaml")
+	if err := os.WriteFile(ok, []byte("http: 127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := defaults()
+	if err := Load("hub", []string{"--config", ok}, &s); err != nil || s.HTTP != "127.0.0.1:1" {
+		t.Fatalf("a small file: %v, http %q", err, s.HTTP)
 	}
 }
