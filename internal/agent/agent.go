@@ -45,6 +45,10 @@ type Agent struct {
 
 	// wake tells the publisher a sample was queued.
 	wake chan struct{}
+
+	// msgKey ends each sample's Nats-Msg-Id (metrics.MsgID): drawn at
+	// start, never logged nor put in a sample.
+	msgKey string
 }
 
 // queue is the agent's outbox: every sample passes through it on its way
@@ -88,13 +92,18 @@ func New(cfg Config, plugs Plugs, log *slog.Logger) (*Agent, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("boot id: %w", err)
 	}
+	var key [metrics.MsgKeyBytes]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, fmt.Errorf("de-duplication key: %w", err)
+	}
 	a := &Agent{
-		cfg:  cfg,
-		log:  log.With("host", host),
-		host: host,
-		boot: hex.EncodeToString(id[:]),
-		wake: make(chan struct{}, 1),
-		stop: make(chan struct{}),
+		cfg:    cfg,
+		log:    log.With("host", host),
+		host:   host,
+		boot:   hex.EncodeToString(id[:]),
+		msgKey: hex.EncodeToString(key[:]),
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
 	}
 	// --once publishes nothing, and must not take the directory from the
 	// agent that runs as a service.
@@ -429,7 +438,7 @@ func (a *Agent) enqueue(s *metrics.Sample) {
 		a.log.Error("sample dropped", "seq", s.Seq, "err", err)
 		return
 	}
-	e := entry{id: metrics.MsgID(s), subject: metrics.SampleSubject(s.Host), ts: time.Unix(0, s.TS), data: b}
+	e := entry{id: metrics.MsgID(s, a.msgKey), subject: metrics.SampleSubject(s.Host), ts: time.Unix(0, s.TS), data: b}
 	if dropped, first := a.backlog.push(e, time.Now()); first {
 		n, bytes, _ := a.backlog.stats()
 		a.log.Warn("backlog full: dropping the oldest samples", "dropped", dropped, "kept", n, "bytes", bytes,
@@ -508,7 +517,7 @@ func (a *Agent) publish(ctx context.Context, js jetstream.JetStream, e entry) er
 	msg := &nats.Msg{Subject: e.subject, Data: e.data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, e.id)
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s: %w", e.id, err)
+		return fmt.Errorf("publish %s: %w", metrics.PublicMsgID(e.id), err)
 	}
 	return nil
 }

@@ -382,7 +382,7 @@ func checkSequence(t *testing.T, msgs []stored, a *Agent) {
 		if s.Boot != a.boot || s.Host != "test-host" {
 			t.Errorf("message %d from %s/%s", i, s.Host, s.Boot)
 		}
-		if want := metrics.MsgID(s); m.msgID != want {
+		if want := metrics.MsgID(s, a.msgKey); m.msgID != want {
 			t.Errorf("message %d Nats-Msg-Id = %q, want %q", i, m.msgID, want)
 		}
 		if m.subject != "sysperf.v1.sample.test-host" {
@@ -519,7 +519,8 @@ func TestBacklogBoundDropsOldest(t *testing.T) {
 	// queued before them was dropped.
 	var seqs []uint64
 	for _, e := range mem.items {
-		n, err := strconv.ParseUint(e.id[strings.LastIndexByte(e.id, '/')+1:], 10, 64)
+		id := metrics.PublicMsgID(e.id)
+		n, err := strconv.ParseUint(id[strings.LastIndexByte(id, '/')+1:], 10, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -603,11 +604,11 @@ func TestDiskBacklogAcrossRestart(t *testing.T) {
 	msgs = readStream(t, st)
 	seen := map[string]int{}
 	var next [2]uint64 // the seq expected next from each run
+	if first.msgKey == second.msgKey {
+		t.Fatal("both runs drew the same de-duplication key")
+	}
 	for i, m := range msgs {
 		seen[m.msgID]++
-		if want := metrics.MsgID(m.s); m.msgID != want {
-			t.Errorf("message %d Nats-Msg-Id %q, want %q", i, m.msgID, want)
-		}
 		run := 0
 		switch m.s.Boot {
 		case first.boot:
@@ -618,6 +619,10 @@ func TestDiskBacklogAcrossRestart(t *testing.T) {
 			run = 1
 		default:
 			t.Fatalf("message %d from boot %q", i, m.s.Boot)
+		}
+		// A queued sample keeps its own run's id across the restart.
+		if want := metrics.MsgID(m.s, [2]*Agent{first, second}[run].msgKey); m.msgID != want {
+			t.Errorf("message %d Nats-Msg-Id %q, want %q", i, m.msgID, want)
 		}
 		if m.s.Seq != next[run] {
 			t.Errorf("message %d: run %d seq %d, want %d (lost, repeated or reordered)", i, run+1, m.s.Seq, next[run])

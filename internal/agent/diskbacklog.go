@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
 // The on-disk backlog is a directory of segment files and one head file.
@@ -36,8 +38,8 @@ import (
 // after every send, so a restart resumes there. It is not synced after each
 // write: after a power loss it may lag, and what it lags by is sent again.
 // That is harmless, because delivery here is at least once on purpose: the
-// hub's stream de-duplicates on Nats-Msg-Id (host/boot/seq, kept with the
-// record) over a window longer than the backlog's age.
+// hub's stream de-duplicates on Nats-Msg-Id (host/boot/seq/key, kept with
+// the record, so a replay by the next run repeats the same id) over a window longer than the backlog's age.
 //
 // Segments are not synced after each record either: a restart or a crash
 // of the agent loses nothing (the data is in the kernel's page cache), a
@@ -257,11 +259,11 @@ func (b *diskBacklog) loadSegment(num uint64, path string) error {
 // encodeRecord frames e for a segment.
 func encodeRecord(e entry) ([]byte, error) {
 	if len(e.id) > math.MaxUint16 || len(e.subject) > math.MaxUint16 {
-		return nil, fmt.Errorf("sample %s: id or subject too long for the backlog", e.id)
+		return nil, fmt.Errorf("sample %s: id or subject too long for the backlog", metrics.PublicMsgID(e.id))
 	}
 	n := 8 + 2 + len(e.id) + 2 + len(e.subject) + len(e.data)
 	if n > math.MaxUint32 {
-		return nil, fmt.Errorf("sample %s: too large for the backlog", e.id)
+		return nil, fmt.Errorf("sample %s: too large for the backlog", metrics.PublicMsgID(e.id))
 	}
 	buf := make([]byte, recHeader, recHeader+n)
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(e.ts.UnixNano()))

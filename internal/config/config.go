@@ -63,7 +63,28 @@ type field struct {
 // args (without the program name), the environment and the file named by
 // --config. Output of -h goes to stderr.
 func Load(name string, args []string, cfg any) error {
-	return load(name, args, os.LookupEnv, os.ReadFile, os.Stderr, cfg)
+	return load(name, args, os.LookupEnv, readFile, os.Stderr, cfg)
+}
+
+// maxFile bounds a config file: a real one is a few KiB, and a path such
+// as /dev/zero, or a file grown by accident, must not take all memory.
+const maxFile = 1 << 20
+
+// readFile reads the config file at path, refusing one over maxFile.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxFile {
+		return nil, fmt.Errorf("%s: over %d bytes, too large for a config file", path, maxFile)
+	}
+	return b, nil
 }
 
 func load(name string, args []string, env func(string) (string, bool), readFile func(string) ([]byte, error), out io.Writer, cfg any) error {
@@ -391,8 +412,14 @@ func applyFile(path string, data []byte, fields []field) error {
 	for _, f := range fields {
 		byName[f.name] = f
 	}
+	lines := map[string]int{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		key, val := root.Content[i], root.Content[i+1]
+		// Two values for one key: which one was meant is a guess.
+		if first, dup := lines[key.Value]; dup {
+			return fmt.Errorf("config file %s line %d: key %q set twice (first on line %d)", path, key.Line, key.Value, first)
+		}
+		lines[key.Value] = key.Line
 		if key.Value == configFlag {
 			return fmt.Errorf("config file %s line %d: %q cannot be set from the file itself", path, key.Line, key.Value)
 		}
@@ -463,8 +490,24 @@ func (e *nodeError) Error() string { return fmt.Sprintf("line %d: %s: %s", e.lin
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 // checkKeys reports the first mapping key in n that t has no field for,
-// the way the decoder's KnownFields would.
+// the way the decoder's KnownFields would. A merge key (<<) brings its
+// mappings' keys in, and they are checked as if written in place.
 func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+	return keyCheck{}.check(n, t, path)
+}
+
+// keyCheck is the nodes already checked, by type: anchors may point at a
+// node from many places, or from inside itself (a mapping merging itself),
+// and each node is walked once for a type, so the walk ends and stays
+// linear in the file. The decoder then refuses the loop.
+type keyCheck map[keyVisit]bool
+
+type keyVisit struct {
+	n *yaml.Node
+	t reflect.Type
+}
+
+func (seen keyCheck) check(n *yaml.Node, t reflect.Type, path string) error {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -474,16 +517,27 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
 		return nil // it decodes itself
 	}
+	if seen[keyVisit{n, t}] {
+		return nil
+	}
+	seen[keyVisit{n, t}] = true
 	switch {
 	case n.Kind == yaml.SequenceNode && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
 		for i, item := range n.Content {
-			if err := checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := seen.check(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := checkKeys(n.Content[i+1], t.Elem(), path+"."+n.Content[i].Value); err != nil {
+			k, v := n.Content[i], n.Content[i+1]
+			var err error
+			if isMerge(k) {
+				err = seen.merge(v, t, path)
+			} else {
+				err = seen.check(v, t.Elem(), path+"."+k.Value)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -493,14 +547,41 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			return nil // an inlined map takes any key
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
+			k, v := n.Content[i], n.Content[i+1]
+			if isMerge(k) {
+				if err := seen.merge(v, t, path); err != nil {
+					return err
+				}
+				continue
+			}
 			ft, ok := known[k.Value]
 			if !ok {
 				return &nodeError{line: k.Line, path: path + "." + k.Value, msg: "unknown key"}
 			}
-			if err := checkKeys(n.Content[i+1], ft, path+"."+k.Value); err != nil {
+			if err := seen.check(v, ft, path+"."+k.Value); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// isMerge reports whether k is the merge key <<, as the decoder tells it.
+func isMerge(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "" || k.Tag == "!" || k.ShortTag() == "!!merge")
+}
+
+// merge checks what a merge key brings in: one mapping or a list of them.
+func (seen keyCheck) merge(n *yaml.Node, t reflect.Type, path string) error {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind != yaml.SequenceNode {
+		return seen.check(n, t, path)
+	}
+	for _, item := range n.Content {
+		if err := seen.check(item, t, path); err != nil {
+			return err
 		}
 	}
 	return nil

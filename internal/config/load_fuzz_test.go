@@ -33,6 +33,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("postgres: [&p {dsn: !!str host=x, <<: {database: d}}, *p]\nwebhook: [a, *p]\n"), "", "")
 	f.Add([]byte("? !!str containers\n: [{name: a}, ~, {}]\nscrape: [{url: http://h/m, histograms: &h {rtdetr: x}, counters: *h}]\n"), "", "")
 	f.Add([]byte("model-matchers: [{model: rtdetr, command: '*', container: x}]\nlog-level: DEBUG+2\ninterval: 1ns\n"), "", "")
+	// Merge keys, self-merges and keys set twice (TestHubFileEdgeCases).
+	f.Add([]byte("containers:\n  - &c {name: a, health_url: 'http://h/'}\n  - {<<: *c, name: b}\n  - &s {<<: *s}\ninterval: 5s\ninterval: 6s\n"), "", "")
 	f.Fuzz(func(t *testing.T, data []byte, args, env string) {
 		name, value, _ := strings.Cut(env, "=")
 		noEnv := func(k string) (string, bool) {

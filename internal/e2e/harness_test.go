@@ -288,7 +288,7 @@ func PublishSample(t testing.TB, natsURL string, s *metrics.Sample) {
 	defer nc.Close()
 	msg := nats.NewMsg(metrics.SampleSubject(s.Host))
 	msg.Data = b
-	msg.Header.Set(nats.MsgIdHdr, metrics.MsgID(s))
+	msg.Header.Set(nats.MsgIdHdr, metrics.MsgID(s, "k"))
 	if _, err := nc.RequestMsg(msg, 5*time.Second); err != nil {
 		t.Fatalf("publish sample: %v", err)
 	}

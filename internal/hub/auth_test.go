@@ -95,7 +95,7 @@ func TestAgentCredentialPublishesOnlyItsOwnHost(t *testing.T) {
 	forged := &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: 1, TS: time.Now().UnixNano(), System: system()}
 	msg := nats.NewMsg(metrics.SampleSubject("gpu01"))
 	msg.Data = encode(t, forged)
-	msg.Header.Set(jetstream.MsgIDHeader, metrics.MsgID(forged))
+	msg.Header.Set(jetstream.MsgIDHeader, metrics.MsgID(forged, "k"))
 	if err := nc.PublishMsg(msg); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestAgentCredentialPublishesOnlyItsOwnHost(t *testing.T) {
 	}
 	js := jsAs(t, h, "gpu01", good)
 	real := &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: 1, TS: time.Now().UnixNano(), System: system()}
-	ack, err := js.Publish(ctx, metrics.SampleSubject("gpu01"), encode(t, real), jetstream.WithMsgID(metrics.MsgID(real)))
+	ack, err := js.Publish(ctx, metrics.SampleSubject("gpu01"), encode(t, real), jetstream.WithMsgID(metrics.MsgID(real, "k")))
 	if err != nil {
 		t.Fatalf("gpu01's own sample: %v", err)
 	}

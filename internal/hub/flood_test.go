@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
+	"github.com/sysperf/sysperf/internal/agentcost"
 	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/poll"
@@ -96,10 +97,10 @@ func TestFloodLeavesTheHubHealthyAndEveryGoodSampleStored(t *testing.T) {
 	cfg := testConfig(t)
 	h := startHub(t, cfg, Plugs{History: hist})
 
+	// The process's resident memory (the hub runs in it) before the
+	// flood: what the "RSS back under 2x" is measured against.
 	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapAlloc
+	base := rss(t)
 
 	// Two agents publish every second while the flood runs.
 	ctx, stop := context.WithCancel(context.Background())
@@ -117,7 +118,7 @@ func TestFloodLeavesTheHubHealthyAndEveryGoodSampleStored(t *testing.T) {
 				*n++
 				s := &metrics.Sample{Host: host, Boot: boot, Seq: *n, TS: time.Now().UnixNano()}
 				pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, err := js.Publish(pctx, metrics.SampleSubject(host), encode(t, s), jetstream.WithMsgID(metrics.MsgID(s)))
+				_, err := js.Publish(pctx, metrics.SampleSubject(host), encode(t, s), jetstream.WithMsgID(metrics.MsgID(s, "k")))
 				cancel()
 				if err != nil {
 					t.Errorf("%s seq %d: %v", host, *n, err)
@@ -187,9 +188,29 @@ func TestFloodLeavesTheHubHealthyAndEveryGoodSampleStored(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/healthz %d after the flood", resp.StatusCode)
 	}
-	poll.Until(t, fmt.Sprintf("heap back under twice its %d bytes before the flood", base), func() bool {
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc < 2*base
+	if raceDetector {
+		// Measured so, the shadow memory the flood made resident (not the
+		// hub's, and not returned even by debug.FreeOSMemory) takes the
+		// process to about 1.9x; make test-go runs this test without -race.
+		t.Logf("RSS not checked under -race: %d MiB before the flood, %d MiB after", base>>20, rss(t)>>20)
+		return
+	}
+	// The hub must give the memory back by itself: no GC or
+	// FreeOSMemory from here.
+	var now uint64
+	poll.UntilWithin(t, time.Minute, fmt.Sprintf("RSS back under twice its %d bytes before the flood", base), func() bool {
+		now = rss(t)
+		return now < 2*base
 	})
+	t.Logf("RSS %d MiB before the flood, %d MiB after", base>>20, now>>20)
+}
+
+// rss is this process's resident set (VmRSS).
+func rss(t *testing.T) uint64 {
+	t.Helper()
+	m, err := agentcost.ReadMemory("/proc", os.Getpid())
+	if err != nil {
+		t.Skipf("no resident memory to measure: %v", err)
+	}
+	return m.RSS
 }

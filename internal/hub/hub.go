@@ -217,6 +217,10 @@ type Hub struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// streams watches the hub's streams (watch.go), made on first use.
+	streams     *streams
+	streamsOnce sync.Once
 }
 
 // Start brings the hub up: the HTTP server, NATS (embedded or external),

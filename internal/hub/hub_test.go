@@ -66,7 +66,7 @@ func publish(t *testing.T, natsURL string, s *metrics.Sample, opts ...nats.Optio
 	js := natsxtest.Connect(t, natsURL, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := js.Publish(ctx, metrics.SampleSubject(s.Host), encode(t, s), jetstream.WithMsgID(metrics.MsgID(s))); err != nil {
+	if _, err := js.Publish(ctx, metrics.SampleSubject(s.Host), encode(t, s), jetstream.WithMsgID(metrics.MsgID(s, "k"))); err != nil {
 		t.Fatal(err)
 	}
 }

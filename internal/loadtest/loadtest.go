@@ -261,6 +261,8 @@ func (p *publishers) host(ctx context.Context, js jetstream.JetStream, cfg Confi
 	name := HostName(n)
 	boot := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rng := rand.New(rand.NewPCG(uint64(n), 7))
+	// Stands in for an agent's secret key; ids stay unique by boot.
+	key := strconv.FormatUint(rng.Uint64(), 16)
 	select {
 	case <-time.After(time.Duration(rng.Int64N(int64(cfg.Interval)))):
 	case <-ctx.Done():
@@ -276,7 +278,7 @@ func (p *publishers) host(ctx context.Context, js jetstream.JetStream, cfg Confi
 			return
 		}
 		msg := &nats.Msg{Subject: metrics.SampleSubject(name), Data: b, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, metrics.MsgID(s))
+		msg.Header.Set(jetstream.MsgIDHeader, metrics.MsgID(s, key))
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		sent := time.Now()
 		_, err = js.PublishMsg(pctx, msg)

@@ -49,7 +49,7 @@ func TestEnsureSamplesStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		ack, err := js.Publish(ctx, metrics.SampleSubject("h1"), body, jetstream.WithMsgID(metrics.MsgID(s)))
+		ack, err := js.Publish(ctx, metrics.SampleSubject("h1"), body, jetstream.WithMsgID(metrics.MsgID(s, "k")))
 		if err != nil {
 			t.Fatal(err)
 		}

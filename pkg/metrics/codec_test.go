@@ -401,8 +401,12 @@ func TestSubjects(t *testing.T) {
 		{Sample{Host: "h", Boot: "b", Seq: 1234567890}, "h/b/1234567890"},
 	}
 	for _, tc := range cases {
-		if got := MsgID(&tc.s); got != tc.want {
-			t.Errorf("MsgID(%+v) = %q, want %q", tc.s, got, tc.want)
+		got := MsgID(&tc.s, "k3y")
+		if got != tc.want+"/k3y" {
+			t.Errorf("MsgID(%+v) = %q, want %q", tc.s, got, tc.want+"/k3y")
+		}
+		if pub := PublicMsgID(got); pub != tc.want {
+			t.Errorf("PublicMsgID(%q) = %q, want %q", got, pub, tc.want)
 		}
 	}
 }

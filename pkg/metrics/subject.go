@@ -29,9 +29,26 @@ func LatencySubject(host, stage string) string { return latencyPrefix + host + "
 // AlertSubject is where the hub publishes alert transitions into state.
 func AlertSubject(state AlertState) string { return alertPrefix + string(state) }
 
-// MsgID is the JetStream de-duplication id of a sample.
-func MsgID(s *Sample) string {
-	return s.Host + "/" + s.Boot + "/" + strconv.FormatUint(s.Seq, 10)
+// MsgID is the JetStream de-duplication id of a sample:
+// host/boot/seq/key. JetStream de-duplicates across the whole stream, and
+// host, boot and seq are public (the update shows them), so key is what
+// keeps another publisher from claiming a host's next id first and making
+// its real sample a "duplicate": a secret the agent draws at each start
+// (MsgKey) and sends nowhere but in this header, which only the hub reads.
+func MsgID(s *Sample, key string) string {
+	return s.Host + "/" + s.Boot + "/" + strconv.FormatUint(s.Seq, 10) + "/" + key
+}
+
+// MsgKeyBytes is how many random bytes make a MsgID key: 128 bits cannot
+// be guessed within a de-duplication window.
+const MsgKeyBytes = 16
+
+// PublicMsgID is id without its secret key, for logs and errors.
+func PublicMsgID(id string) string {
+	if i := strings.LastIndexByte(id, '/'); i >= 0 {
+		return id[:i]
+	}
+	return id
 }
 
 // ParseLatencySubject returns the host and stage of a latency subject.
