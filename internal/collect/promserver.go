@@ -1,7 +1,6 @@
 package collect
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,10 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
+	"github.com/sysperf/sysperf/internal/collect/promtext"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -238,8 +234,7 @@ func (p *promServer) applyFigures(m *metrics.Model, prom response) error {
 	if prom.code != http.StatusOK {
 		return fmt.Errorf("metrics: %s", httpReason(prom.code))
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(prom.body))
+	families, err := promtext.Parse(prom.body)
 	if err != nil {
 		return fmt.Errorf("metrics: parse: %w", err)
 	}
@@ -254,13 +249,13 @@ func (p *promServer) applyFigures(m *metrics.Model, prom response) error {
 		if mf == nil {
 			continue
 		}
-		if mf.GetType() != dto.MetricType_HISTOGRAM {
-			errs = append(errs, fmt.Sprintf("%s is not a histogram", mf.GetName()))
+		if mf.Type != promtext.Histogram {
+			errs = append(errs, fmt.Sprintf("%s is not a histogram", mf.Name))
 			continue
 		}
 		h, ok, err := sumHistograms(mf, sel)
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", mf.GetName(), err))
+			errs = append(errs, fmt.Sprintf("%s: %v", mf.Name, err))
 			continue
 		}
 		if !ok {
@@ -284,7 +279,7 @@ func (p *promServer) applyFigures(m *metrics.Model, prom response) error {
 	}
 	for key, sr := range t.histSums {
 		mf := first(families, sr.names)
-		if mf == nil || mf.GetType() != dto.MetricType_HISTOGRAM {
+		if mf == nil || mf.Type != promtext.Histogram {
 			continue
 		}
 		if h, ok, err := sumHistograms(mf, sel); err == nil && ok {
@@ -319,18 +314,20 @@ func setCounter(m *metrics.Model, key string, v float64) {
 	m.Counters[key] = v
 }
 
-// first returns the first of names the exposition has.
-func first(families map[string]*dto.MetricFamily, names []string) *dto.MetricFamily {
+// first returns the first of names the exposition has. A counter is filed
+// under its name as written, and exporters differ on the _total suffix,
+// so a name is also looked up with it removed or added.
+func first(families map[string]*promtext.Family, names []string) *promtext.Family {
 	for _, n := range names {
 		if mf := families[n]; mf != nil {
 			return mf
 		}
-		// The text parser files a counter under its name as written, and
-		// exporters differ on the _total suffix.
-		if base, ok := strings.CutSuffix(n, "_total"); ok {
-			if mf := families[base]; mf != nil {
-				return mf
-			}
+		other, ok := strings.CutSuffix(n, "_total")
+		if !ok {
+			other = n + "_total"
+		}
+		if mf := families[other]; mf != nil {
+			return mf
 		}
 	}
 	return nil
@@ -338,16 +335,16 @@ func first(families map[string]*dto.MetricFamily, names []string) *dto.MetricFam
 
 // sumValues adds up (or, with takeMax, takes the largest of) the matching
 // series of a counter or gauge.
-func sumValues(mf *dto.MetricFamily, sel selector, takeMax bool) (float64, bool) {
+func sumValues(mf *promtext.Family, sel selector, takeMax bool) (float64, bool) {
 	if mf == nil {
 		return 0, false
 	}
 	out, found := 0.0, false
-	for _, mt := range mf.GetMetric() {
-		if !sel.matches(mt) {
+	for _, s := range mf.Series {
+		if !sel.matches(s) {
 			continue
 		}
-		v, ok := sampleValue(mt)
+		v, ok := sampleValue(s)
 		if !ok {
 			continue
 		}
@@ -366,7 +363,7 @@ func sumValues(mf *dto.MetricFamily, sel selector, takeMax bool) (float64, bool)
 
 // servedModels lists the model label's values over the table's series,
 // for the card's "model" line.
-func servedModels(families map[string]*dto.MetricFamily, t kindTable, sel selector) string {
+func servedModels(families map[string]*promtext.Family, t kindTable, sel selector) string {
 	var names []string
 	var all []series
 	for _, sr := range t.hists {
@@ -381,14 +378,12 @@ func servedModels(families map[string]*dto.MetricFamily, t kindTable, sel select
 		if mf == nil {
 			continue
 		}
-		for _, mt := range mf.GetMetric() {
-			if !sel.matches(mt) {
+		for _, s := range mf.Series {
+			if !sel.matches(s) {
 				continue
 			}
-			for _, lp := range mt.GetLabel() {
-				if lp.GetName() == t.modelLabel && lp.GetValue() != "" && !slices.Contains(names, lp.GetValue()) {
-					names = append(names, lp.GetValue())
-				}
+			if v, _ := s.Label(t.modelLabel); v != "" && !slices.Contains(names, v) {
+				names = append(names, v)
 			}
 		}
 	}
