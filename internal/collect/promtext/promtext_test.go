@@ -20,7 +20,7 @@ import (
 // The servers' documented expositions the collectors are tested with.
 var expositions = []string{
 	"vllm_v0.10_metrics.txt", "vllm_v0.6_metrics.txt", "sglang_metrics.txt", "tgi_metrics.txt",
-	"triton_metrics.txt", "llamacpp_metrics.txt", "rtdetr_metrics.txt", "backend_metrics.txt",
+	"triton_metrics.txt", "triton_trtllm_metrics.txt", "llamacpp_metrics.txt", "rtdetr_metrics.txt", "backend_metrics.txt",
 }
 
 func exposition(t testing.TB, name string) []byte {
