@@ -105,7 +105,7 @@ func processCPU(tb testing.TB) int64 {
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
-// writeProc makes a process's comm, cmdline and cgroup under root.
+// writeProc makes a process's comm, cmdline, cgroup and stat under root.
 func writeProc(tb testing.TB, root string, pid uint32, cmdline string) {
 	tb.Helper()
 	dir := filepath.Join(root, strconv.FormatUint(uint64(pid), 10))
@@ -116,6 +116,8 @@ func writeProc(tb testing.TB, root string, pid uint32, cmdline string) {
 		"comm":    strings.Fields(cmdline)[0],
 		"cmdline": strings.ReplaceAll(cmdline, " ", "\x00") + "\x00",
 		"cgroup":  "0::/system.slice/model-" + strconv.FormatUint(uint64(pid), 10) + ".service\n",
+		// pid (comm) state, 18 more fields, the start time, and more.
+		"stat": strconv.FormatUint(uint64(pid), 10) + " (" + strings.Fields(cmdline)[0] + ") S " + strings.Repeat("0 ", 18) + "4242 0 0\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			tb.Fatal(err)
