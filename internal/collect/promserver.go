@@ -143,24 +143,24 @@ var kindTables = map[string]kindTable{
 			metrics.CounterQueueSum:   {names: []string{"nv_inference_queue_duration_us"}, scale: 1e-6},
 		},
 		waiting: series{names: []string{"nv_inference_pending_request_count"}},
-		running: trtBlocks("request_type", "active"),
+		running: labelled("nv_trt_llm_request_metrics", "request_type", "active"),
 		kv: []series{
-			withScale(trtBlocks("kv_cache_block_type", "fraction"), 100),
-			withScale(withOver(trtBlocks("kv_cache_block_type", "used"), trtBlocks("kv_cache_block_type", "max")), 100),
+			withScale(trtKV("fraction"), 100),
+			withScale(withOver(trtKV("used"), trtKV("max")), 100),
 		},
 		notes:  []string{"Triton counts request time, it keeps no latency histogram: average latency only, no p95"},
 		kvNote: "Triton exports no KV-cache gauge of its own, only a TensorRT-LLM model's block metrics give one",
 	},
 }
 
-// trtBlocks is one series of a TensorRT-LLM gauge family under Triton,
-// picked by the label that names it.
-func trtBlocks(label, value string) series {
-	family := map[string]string{
-		"request_type":        "nv_trt_llm_request_metrics",
-		"kv_cache_block_type": "nv_trt_llm_kv_cache_block_metrics",
-	}[label]
+// labelled is the series of family whose label has value.
+func labelled(family, label, value string) series {
 	return series{names: []string{family}, labels: map[string]string{label: value}}
+}
+
+// trtKV is one of TensorRT-LLM's KV-cache block gauges under Triton.
+func trtKV(blockType string) series {
+	return labelled("nv_trt_llm_kv_cache_block_metrics", "kv_cache_block_type", blockType)
 }
 
 func withScale(s series, scale float64) series { s.scale = scale; return s }
