@@ -94,6 +94,8 @@ loadtest: build
 	$(BIN)/loadtest --nats-url=nats://$$nats --hub=http://$$http --data-dir=$$d --token-file=$$d/http.token \
 		--hub-pid=$$hub --hosts=$(HOSTS) --gpus=$(GPUS) --browsers=$(BROWSERS) --view='$(VIEW)' --duration=$(LOAD_FOR)
 
+# Every benchmark; the agent's whole tick on a GPU box (8 mock H200s, 4 model
+# servers, 40 GPU processes) is internal/agent's BenchmarkTick.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 

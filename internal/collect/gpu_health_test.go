@@ -4,7 +4,6 @@ package collect
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -19,173 +18,10 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
+	"github.com/sysperf/sysperf/internal/collect/gpumock"
 	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
-
-// h200 is the health state the mock answers for each device: counters
-// move with tick, which the test advances between collections.
-type h200 struct {
-	tick  atomic.Uint64
-	calls atomic.Int64 // every health call, for the benchmark
-	slow  atomic.Int64 // calls of the once-a-minute fields
-}
-
-// Figures the mock answers, checked in the tests by hand.
-const (
-	nvLinks     = 18
-	pcieTxTick  = 5_000_000_000 // bytes per tick
-	pcieRxTick  = 2_000_000_000
-	nvTxTickKiB = 1_000_000 // per link and tick, times (link+1)
-	nvRxTickKiB = 500_000
-)
-
-// gpmSample is a GPM sample that remembers which device and tick it was
-// taken at, so GpmMetricsGet can check the collector pairs them right.
-type gpmSample struct {
-	mock.GpmSample
-	dev  int
-	tick uint64
-}
-
-func setField(f *nvml.FieldValue, v uint64) {
-	f.NvmlReturn = uint32(nvml.SUCCESS)
-	f.ValueType = uint32(nvml.VALUE_TYPE_UNSIGNED_LONG_LONG)
-	binary.NativeEndian.PutUint64(f.Value[:], v)
-}
-
-// healthy gives every device of srv the health of a DGX H200 in service:
-// ECC on with a few corrected errors, rows remapped, a PCIe Gen5 x16 link,
-// 18 NVLinks (the last one down), GPM, persistence mode, and critical XID
-// events on es.
-func (h *h200) healthy(srv *server.Server, es nvml.EventSet) {
-	count := func() { h.calls.Add(1) }
-	slow := func() { h.calls.Add(1); h.slow.Add(1) }
-	srv.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) {
-		if es == nil {
-			return nil, nvml.ERROR_NOT_SUPPORTED
-		}
-		return es, nvml.SUCCESS
-	}
-	srv.GpmSampleAllocFunc = func() (nvml.GpmSample, nvml.Return) {
-		s := &gpmSample{dev: -1}
-		s.GetFunc = func(d nvml.Device) nvml.Return {
-			count()
-			s.dev, s.tick = d.(*server.Device).Index, h.tick.Load()
-			return nvml.SUCCESS
-		}
-		s.FreeFunc = func() nvml.Return { return nvml.SUCCESS }
-		return s, nvml.SUCCESS
-	}
-	srv.GpmMetricsGetFunc = func(req *nvml.GpmMetricsGetType) nvml.Return {
-		count()
-		a, b := req.Sample1.(*gpmSample), req.Sample2.(*gpmSample)
-		if a == b || a.dev != b.dev || b.tick < a.tick || req.NumMetrics != 3 {
-			panic("GPM metrics asked of samples that are not one interval of one device")
-		}
-		for i := range req.NumMetrics {
-			m := &req.Metrics[i]
-			m.NvmlReturn = uint32(nvml.SUCCESS)
-			switch nvml.GpmMetricId(m.MetricId) {
-			case nvml.GPM_METRIC_SM_UTIL:
-				m.Value = 60 + float64(b.dev)
-			case nvml.GPM_METRIC_SM_OCCUPANCY:
-				m.Value = 25.5
-			case nvml.GPM_METRIC_ANY_TENSOR_UTIL:
-				m.Value = 41.25
-			default:
-				m.NvmlReturn = uint32(nvml.ERROR_INVALID_ARGUMENT)
-			}
-		}
-		return nvml.SUCCESS
-	}
-	for i := range srv.Devices {
-		d := device(srv, i)
-		instrument(d, i, nil)
-		d.GetVbiosVersionFunc = func() (string, nvml.Return) { count(); return "96.00.74.00.1C", nvml.SUCCESS }
-		d.GetNvLinkStateFunc = func(l int) (nvml.EnableState, nvml.Return) {
-			count()
-			if l >= nvLinks {
-				return 0, nvml.ERROR_INVALID_ARGUMENT
-			}
-			return nvml.FEATURE_ENABLED, nvml.SUCCESS
-		}
-		d.GpmQueryDeviceSupportFunc = func() (nvml.GpmSupport, nvml.Return) {
-			count()
-			return nvml.GpmSupport{IsSupportedDevice: 1}, nvml.SUCCESS
-		}
-		d.GetPersistenceModeFunc = func() (nvml.EnableState, nvml.Return) { slow(); return nvml.FEATURE_ENABLED, nvml.SUCCESS }
-		d.GetMaxPcieLinkGenerationFunc = func() (int, nvml.Return) { slow(); return 5, nvml.SUCCESS }
-		d.GetMaxPcieLinkWidthFunc = func() (int, nvml.Return) { slow(); return 16, nvml.SUCCESS }
-		d.GetCurrPcieLinkGenerationFunc = func() (int, nvml.Return) { count(); return 5, nvml.SUCCESS }
-		d.GetCurrPcieLinkWidthFunc = func() (int, nvml.Return) { count(); return 16, nvml.SUCCESS }
-		d.GetFieldValuesFunc = func(fs []nvml.FieldValue) nvml.Return {
-			count()
-			t := h.tick.Load()
-			for j := range fs {
-				f := &fs[j]
-				switch f.FieldId {
-				case nvml.FI_DEV_PCIE_COUNT_TX_BYTES:
-					setField(f, 1000+t*pcieTxTick)
-				case nvml.FI_DEV_PCIE_COUNT_RX_BYTES:
-					setField(f, 2000+t*pcieRxTick)
-				case nvml.FI_DEV_PCIE_REPLAY_COUNTER:
-					setField(f, uint64(i))
-				case nvml.FI_DEV_NVLINK_GET_STATE:
-					up := uint64(nvml.FEATURE_ENABLED)
-					if f.ScopeId == nvLinks-1 {
-						up = uint64(nvml.FEATURE_DISABLED)
-					}
-					setField(f, up)
-				case nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_TX:
-					setField(f, t*nvTxTickKiB*uint64(f.ScopeId+1))
-				case nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX:
-					setField(f, t*nvRxTickKiB)
-				default:
-					f.NvmlReturn = uint32(nvml.ERROR_INVALID_ARGUMENT)
-				}
-			}
-			return nvml.SUCCESS
-		}
-		d.GetEccModeFunc = func() (nvml.EnableState, nvml.EnableState, nvml.Return) {
-			slow()
-			return nvml.FEATURE_ENABLED, nvml.FEATURE_ENABLED, nvml.SUCCESS
-		}
-		d.GetTotalEccErrorsFunc = func(kind nvml.MemoryErrorType, counter nvml.EccCounterType) (uint64, nvml.Return) {
-			if counter == nvml.AGGREGATE_ECC {
-				slow()
-			} else {
-				count()
-			}
-			switch {
-			case kind == nvml.MEMORY_ERROR_TYPE_CORRECTED && counter == nvml.VOLATILE_ECC:
-				return 12, nvml.SUCCESS
-			case kind == nvml.MEMORY_ERROR_TYPE_UNCORRECTED && counter == nvml.VOLATILE_ECC:
-				return uint64(i % 2), nvml.SUCCESS
-			case kind == nvml.MEMORY_ERROR_TYPE_CORRECTED:
-				return 340, nvml.SUCCESS
-			}
-			return 2, nvml.SUCCESS
-		}
-		// Hopper remaps rows and retires no pages.
-		d.GetRetiredPagesFunc = func(nvml.PageRetirementCause) ([]uint64, nvml.Return) { slow(); return nil, nvml.ERROR_NOT_SUPPORTED }
-		d.GetRetiredPagesPendingStatusFunc = func() (nvml.EnableState, nvml.Return) { slow(); return 0, nvml.ERROR_NOT_SUPPORTED }
-		d.GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) { slow(); return 3, 1, i == 2, i == 6, nvml.SUCCESS }
-		d.GetMigModeFunc = func() (int, int, nvml.Return) {
-			slow()
-			return nvml.DEVICE_MIG_DISABLE, nvml.DEVICE_MIG_DISABLE, nvml.SUCCESS
-		}
-		d.GetSupportedEventTypesFunc = func() (uint64, nvml.Return) {
-			return nvml.EventTypeXidCriticalError | nvml.EventTypeSingleBitEccError, nvml.SUCCESS
-		}
-		d.RegisterEventsFunc = func(types uint64, set nvml.EventSet) nvml.Return {
-			if types != nvml.EventTypeXidCriticalError || set != es {
-				panic("registered for the wrong events or set")
-			}
-			return nvml.SUCCESS
-		}
-	}
-}
 
 // clock is a test clock the collector reads.
 type clock struct {
@@ -202,11 +38,11 @@ func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 // healthyGPU is a GPU collector on an eight-H200 mock whose every health
 // field answers (events from es), reading time from a clock the test moves;
 // the collector closes when the test ends.
-func healthyGPU(tb testing.TB, es nvml.EventSet) (*server.Server, *h200, *clock, *GPU) {
+func healthyGPU(tb testing.TB, es nvml.EventSet) (*server.Server, *gpumock.H200, *clock, *GPU) {
 	tb.Helper()
 	srv := newServer()
-	h := &h200{}
-	h.healthy(srv, es)
+	h := &gpumock.H200{}
+	h.Healthy(srv, es)
 	clk := newClock()
 	g := NewGPU(srv, nil, clk.now)
 	tb.Cleanup(func() { g.Close() })
@@ -234,15 +70,15 @@ func TestGPUHealthFields(t *testing.T) {
 		t.Errorf("first sample has interval figures: %s", asJSON(g2))
 	}
 
-	h.tick.Add(1)
+	h.Tick.Add(1)
 	clk.add(5 * time.Second)
 	s := collectOnce(t, g)
 	for i, got := range s.GPUs {
 		d := device(srv, i)
-		links := make([]metrics.NVLink, nvLinks)
+		links := make([]metrics.NVLink, gpumock.NVLinks)
 		for l := range links {
-			links[l] = metrics.NVLink{Link: l, Up: ptrTo(l != nvLinks-1),
-				TxBps: ptrTo(float64(nvTxTickKiB*1024*(l+1)) / 5), RxBps: ptrTo(float64(nvRxTickKiB*1024) / 5)}
+			links[l] = metrics.NVLink{Link: l, Up: ptrTo(l != gpumock.NVLinks-1),
+				TxBps: ptrTo(float64(gpumock.NVTxTickKiB*1024*(l+1)) / 5), RxBps: ptrTo(float64(gpumock.NVRxTickKiB*1024) / 5)}
 		}
 		want := metrics.GPU{
 			Persistence: ptrTo(true), Driver: "550.54.15", CUDA: "12.4", VBIOS: "96.00.74.00.1C",
@@ -290,37 +126,37 @@ func TestGPUHealthFields(t *testing.T) {
 func TestGPUSlowFieldsOncePerMinute(t *testing.T) {
 	_, h, clk, g := healthyGPU(t, nil)
 	collectOnce(t, g)
-	perRead := h.slow.Load()
+	perRead := h.Slow.Load()
 	if perRead == 0 {
 		t.Fatal("no slow field read")
 	}
-	calls := h.calls.Load()
+	calls := h.Calls.Load()
 	for range 11 {
 		clk.add(5 * time.Second)
-		h.tick.Add(1)
+		h.Tick.Add(1)
 		collectOnce(t, g)
 	}
-	if n := h.slow.Load(); n != perRead {
+	if n := h.Slow.Load(); n != perRead {
 		t.Errorf("slow fields read %d times in 55 s, want once (%d calls)", n/perRead, perRead)
 	}
 	// The fast path: volatile ECC ×2, PCIe gen and width, one field-value
 	// call, one GPM sample and one GPM metrics call per GPU.
-	fast := (h.calls.Load() - calls) / 11
+	fast := (h.Calls.Load() - calls) / 11
 	if want := int64(8 * 7); fast != want {
 		t.Errorf("%d health calls per collection, want %d", fast, want)
 	}
 	clk.add(6 * time.Second)
-	h.tick.Add(1)
+	h.Tick.Add(1)
 	collectOnce(t, g)
-	if n := h.slow.Load(); n != 2*perRead {
+	if n := h.Slow.Load(); n != 2*perRead {
 		t.Errorf("slow fields not read again after a minute: %d reads", n/perRead)
 	}
 }
 
 func TestGPUPCIeDegraded(t *testing.T) {
 	srv := newServer()
-	var h h200
-	h.healthy(srv, nil)
+	var h gpumock.H200
+	h.Healthy(srv, nil)
 	// GPU 1: x8 of x16 (a bad riser or slot). GPU 3: Gen1 while idle
 	// (power saving, not a fault). GPU 4: Gen3 of Gen5 at 44 % busy.
 	device(srv, 1).GetCurrPcieLinkWidthFunc = func() (int, nvml.Return) { return 8, nvml.SUCCESS }
@@ -345,8 +181,8 @@ func TestGPUPCIeDegraded(t *testing.T) {
 // absent while the others stay.
 func TestGPUHealthFieldNotSupported(t *testing.T) {
 	srv := newServer()
-	var h h200
-	h.healthy(srv, nil)
+	var h gpumock.H200
+	h.Healthy(srv, nil)
 	ns := nvml.ERROR_NOT_SUPPORTED
 	d := device(srv, 0)
 	d.GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) { return 0, 0, false, false, ns }
@@ -375,7 +211,7 @@ func TestGPUHealthFieldNotSupported(t *testing.T) {
 	g := NewGPU(srv, nil, clk.now)
 	defer g.Close()
 	collectOnce(t, g)
-	h.tick.Add(1)
+	h.Tick.Add(1)
 	clk.add(5 * time.Second)
 	s := collectOnce(t, g)
 	got := s.GPUs[0]
@@ -418,8 +254,8 @@ func migDevice(gi, ci int, used uint64, procs ...nvml.ProcessInfo) *mock.Device 
 
 func TestGPUMIGInstances(t *testing.T) {
 	srv := newServer()
-	var h h200
-	h.healthy(srv, nil)
+	var h gpumock.H200
+	h.Healthy(srv, nil)
 	d := device(srv, 0)
 	d.GetMigModeFunc = func() (int, int, nvml.Return) { return nvml.DEVICE_MIG_ENABLE, nvml.DEVICE_MIG_ENABLE, nvml.SUCCESS }
 	d.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { return 7, nvml.SUCCESS }
@@ -500,9 +336,9 @@ func xid(d nvml.Device, code uint64, gi, ci uint32) nvml.EventData {
 
 func TestGPUXIDEvents(t *testing.T) {
 	srv := newServer()
-	var h h200
+	var h gpumock.H200
 	es := newEvents()
-	h.healthy(srv, es)
+	h.Healthy(srv, es)
 	clk := newClock()
 	g := NewGPU(srv, nil, clk.now)
 	collectOnce(t, g) // initialises NVML and starts the watcher
@@ -589,8 +425,8 @@ func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
 // collector without a watcher and the samples without errors.
 func TestGPUXIDNotSupported(t *testing.T) {
 	srv := newServer()
-	var h h200
-	h.healthy(srv, newEvents())
+	var h gpumock.H200
+	h.Healthy(srv, newEvents())
 	for i := range srv.Devices {
 		device(srv, i).GetSupportedEventTypesFunc = func() (uint64, nvml.Return) { return nvml.EventTypeSingleBitEccError, nvml.SUCCESS }
 	}
@@ -612,31 +448,31 @@ func BenchmarkGPUCollect(b *testing.B) {
 	if err := g.Collect(ctx, &s); err != nil {
 		b.Fatal(err)
 	}
-	calls := h.calls.Load()
+	calls := h.Calls.Load()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		clk.add(5 * time.Second)
-		h.tick.Add(1)
+		h.Tick.Add(1)
 		if err := g.Collect(ctx, &s); err != nil {
 			b.Fatal(err)
 		}
 	}
 	n := float64(b.N * len(srv.Devices))
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/gpu")
-	b.ReportMetric(float64(h.calls.Load()-calls)/n, "health-calls/gpu")
+	b.ReportMetric(float64(h.Calls.Load()-calls)/n, "health-calls/gpu")
 }
 
 // A GPM sample the driver refuses (no privilege, MIG on) is reported once
 // and GPM is left off, not failed every collection.
 func TestGPUGPMRefusedOnce(t *testing.T) {
 	srv := newServer()
-	var h h200
-	h.healthy(srv, nil)
+	var h gpumock.H200
+	h.Healthy(srv, nil)
 	alloc := srv.GpmSampleAllocFunc
 	srv.GpmSampleAllocFunc = func() (nvml.GpmSample, nvml.Return) {
 		s, r := alloc()
-		s.(*gpmSample).GetFunc = func(nvml.Device) nvml.Return { return nvml.ERROR_NO_PERMISSION }
+		s.(*gpumock.GPMSample).GetFunc = func(nvml.Device) nvml.Return { return nvml.ERROR_NO_PERMISSION }
 		return s, r
 	}
 	g := NewGPU(srv, nil, nil)
@@ -679,9 +515,9 @@ func TestXIDWatchBoundsAndKeeps(t *testing.T) {
 // events on the running watcher once its handle comes, and only then.
 func TestGPUXIDLateDevice(t *testing.T) {
 	srv := newServer()
-	var h h200
+	var h gpumock.H200
 	es := newEvents()
-	h.healthy(srv, es)
+	h.Healthy(srv, es)
 	var registered [8]atomic.Int32
 	for i := range srv.Devices {
 		device(srv, i).RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { registered[i].Add(1); return nvml.SUCCESS }
@@ -706,7 +542,7 @@ func TestGPUXIDLateDevice(t *testing.T) {
 	}
 	lost = false
 	clk.add(5 * time.Second)
-	h.tick.Add(1)
+	h.Tick.Add(1)
 	collectOnce(t, g)
 	for i := range registered {
 		if n := registered[i].Load(); n != 1 {
@@ -717,7 +553,7 @@ func TestGPUXIDLateDevice(t *testing.T) {
 	var got []metrics.XID
 	poll.Until(t, "XID 48 of GPU 5 in a sample", func() bool {
 		clk.add(5 * time.Second)
-		h.tick.Add(1)
+		h.Tick.Add(1)
 		got = collectOnce(t, g).GPUs[5].XIDs
 		return got != nil
 	})
@@ -731,8 +567,8 @@ func TestGPUXIDLateDevice(t *testing.T) {
 // collector must not call them, and reads the rest.
 func TestGPUHealthOldDriverSymbols(t *testing.T) {
 	srv := newServer()
-	var h h200
-	h.healthy(srv, nil)
+	var h gpumock.H200
+	h.Healthy(srv, nil)
 	srv.LookupSymbolFunc = func(sym string) error {
 		switch sym {
 		case "nvmlDeviceGetRemappedRows", "nvmlGpmMetricsGet", "nvmlDeviceGetMigDeviceHandleByIndex":

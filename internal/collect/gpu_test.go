@@ -21,72 +21,6 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// instrument gives mock device i the telemetry of a busy H200, with
-// values that differ per device so a mix-up between devices shows.
-// lastSeen records the timestamps the collector asked process samples
-// after.
-func instrument(d *server.Device, i int, lastSeen *[]uint64) {
-	d.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
-		return nvml.Utilization{Gpu: uint32(40 + i), Memory: uint32(10 + i)}, nvml.SUCCESS
-	}
-	d.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) {
-		return nvml.Memory_v2{Total: 150_754_820_096, Reserved: 500 << 20, Used: uint64(20+i) << 30, Free: 1}, nvml.SUCCESS
-	}
-	d.GetTemperatureFunc = func(s nvml.TemperatureSensors) (uint32, nvml.Return) {
-		if s != nvml.TEMPERATURE_GPU {
-			return 0, nvml.ERROR_INVALID_ARGUMENT
-		}
-		return uint32(35 + i), nvml.SUCCESS
-	}
-	d.GetPowerUsageFunc = func() (uint32, nvml.Return) { return 312_500 + uint32(i), nvml.SUCCESS }
-	d.GetEnforcedPowerLimitFunc = func() (uint32, nvml.Return) { return 700_000, nvml.SUCCESS }
-	d.GetClockInfoFunc = func(c nvml.ClockType) (uint32, nvml.Return) {
-		switch c {
-		case nvml.CLOCK_SM:
-			return 1980, nvml.SUCCESS
-		case nvml.CLOCK_MEM:
-			return 3201, nvml.SUCCESS
-		}
-		return 0, nvml.ERROR_INVALID_ARGUMENT
-	}
-	d.GetFanSpeedFunc = func() (uint32, nvml.Return) { return 45, nvml.SUCCESS }
-	d.GetPerformanceStateFunc = func() (nvml.Pstates, nvml.Return) { return nvml.PSTATE_0, nvml.SUCCESS }
-	d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) {
-		return nvml.ClocksEventReasonSwPowerCap | nvml.ClocksThrottleReasonHwThermalSlowdown, nvml.SUCCESS
-	}
-	d.GetCurrentClocksThrottleReasonsFunc = func() (uint64, nvml.Return) {
-		panic("old throttle call used although the new one works")
-	}
-	d.GetTotalEnergyConsumptionFunc = func() (uint64, nvml.Return) { return 123_456_789, nvml.SUCCESS }
-	d.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
-		return []nvml.ProcessInfo{
-			{Pid: uint32(1000 + i), UsedGpuMemory: 170_000_000},
-			{Pid: 5151, UsedGpuMemory: 9_000_000_000},
-		}, nvml.SUCCESS
-	}
-	d.GetProcessUtilizationFunc = func(after uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
-		if lastSeen != nil && i == 0 {
-			*lastSeen = append(*lastSeen, after)
-		}
-		all := []nvml.ProcessUtilizationSample{
-			{Pid: uint32(1000 + i), TimeStamp: 100, SmUtil: 3},
-			{Pid: uint32(1000 + i), TimeStamp: 200, SmUtil: 7}, // newest for this pid
-			{Pid: 5151, TimeStamp: 150, SmUtil: 31},
-			{Pid: 9999, TimeStamp: 180, SmUtil: 50}, // exited since the list was read
-		}
-		var out []nvml.ProcessUtilizationSample
-		for _, s := range all {
-			if s.TimeStamp > after {
-				out = append(out, s)
-			}
-		}
-		if len(out) == 0 {
-			return nil, nvml.ERROR_NOT_FOUND
-		}
-		return out, nvml.SUCCESS
-	}
-}
-
 // unsupported makes every telemetry call of d answer NOT_SUPPORTED, as a
 // consumer board or a vGPU does for many of them.
 func unsupported(d *server.Device) {
@@ -120,7 +54,7 @@ func TestGPUAllValues(t *testing.T) {
 	srv := newServer()
 	var lastSeen []uint64
 	for i := range srv.Devices {
-		instrument(device(srv, i), i, &lastSeen)
+		gpumock.Telemetry(device(srv, i), i, &lastSeen)
 	}
 	g := NewGPU(srv, nil, nil)
 	var s metrics.Sample
@@ -224,7 +158,7 @@ func TestGPUThrottleFallback(t *testing.T) {
 	srv := newServer()
 	srv.Devices = srv.Devices[:1]
 	d := device(srv, 0)
-	instrument(d, 0, nil)
+	gpumock.Telemetry(d, 0, nil)
 	d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) { return 0, nvml.ERROR_FUNCTION_NOT_FOUND }
 	d.GetCurrentClocksThrottleReasonsFunc = func() (uint64, nvml.Return) {
 		return nvml.ClocksThrottleReasonGpuIdle | nvml.ClocksThrottleReasonHwSlowdown | 1<<40, nvml.SUCCESS
@@ -248,7 +182,7 @@ func TestGPUOldDriverSymbols(t *testing.T) {
 	srv := newServer()
 	srv.Devices = srv.Devices[:1]
 	d := device(srv, 0)
-	instrument(d, 0, nil)
+	gpumock.Telemetry(d, 0, nil)
 	srv.LookupSymbolFunc = func(sym string) error {
 		switch sym {
 		case "nvmlDeviceGetMemoryInfo_v2", "nvmlDeviceGetCurrentClocksEventReasons":
@@ -297,7 +231,7 @@ func logLines(b *bytes.Buffer) int { return strings.Count(b.String(), "\n") }
 func TestGPUInitFailure(t *testing.T) {
 	srv := newServer()
 	for i := range srv.Devices {
-		instrument(device(srv, i), i, nil)
+		gpumock.Telemetry(device(srv, i), i, nil)
 	}
 	inits := 0
 	initResult := nvml.ERROR_LIBRARY_NOT_FOUND
@@ -364,7 +298,7 @@ func TestGPUInitFailure(t *testing.T) {
 func TestGPUFieldErrorsKeepTheSection(t *testing.T) {
 	srv := newServer()
 	for i := range srv.Devices {
-		instrument(device(srv, i), i, nil)
+		gpumock.Telemetry(device(srv, i), i, nil)
 	}
 	device(srv, 3).GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 		return nil, nvml.ERROR_UNKNOWN
@@ -400,7 +334,7 @@ func TestGPUProcessMemoryNotAvailableAndMIG(t *testing.T) {
 	srv := newServer()
 	srv.Devices = srv.Devices[:1]
 	d := device(srv, 0)
-	instrument(d, 0, nil)
+	gpumock.Telemetry(d, 0, nil)
 	d.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 		return []nvml.ProcessInfo{
 			{Pid: 1, UsedGpuMemory: notAvailable},

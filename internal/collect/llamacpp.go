@@ -1,18 +1,14 @@
 package collect
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
+	"github.com/sysperf/sysperf/internal/collect/promtext"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -317,8 +313,7 @@ func parseLlamaMetrics(r response) (map[string]float64, error) {
 	default:
 		return nil, fmt.Errorf("metrics: %s", httpReason(r.code))
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(r.body))
+	families, err := promtext.Parse(r.body)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: parse: %w", err)
 	}
@@ -329,29 +324,25 @@ func parseLlamaMetrics(r response) (map[string]float64, error) {
 		if !ok {
 			continue
 		}
-		for _, mt := range mf.GetMetric() {
-			if v, ok := sampleValue(mt); ok {
-				out[short+labelSuffix(mt.GetLabel())] = v
+		for _, s := range mf.Series {
+			if v, ok := sampleValue(s); ok {
+				out[short+labelSuffix(s.Labels)] = v
 			}
 		}
 	}
 	return out, nil
 }
 
-type labelPair interface {
-	GetName() string
-	GetValue() string
-}
-
-func labelSuffix[L labelPair](labels []L) string {
+// labelSuffix writes labels, which promtext sorts by name, as
+// {name="value",...}.
+func labelSuffix(labels []promtext.Label) string {
 	if len(labels) == 0 {
 		return ""
 	}
 	parts := make([]string, 0, len(labels))
 	for _, l := range labels {
-		parts = append(parts, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+		parts = append(parts, fmt.Sprintf("%s=%q", l.Name, l.Value))
 	}
-	sort.Strings(parts)
 	return "{" + strings.Join(parts, ",") + "}"
 }
 

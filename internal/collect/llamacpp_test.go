@@ -123,7 +123,7 @@ func TestLlamaCppCollect(t *testing.T) {
 				"/metrics": serve(200, "llamacpp:requests_processing one\n"),
 			},
 			want: metrics.Model{Status: "healthy", Extra: map[string]any{"slots_error": "bad JSON",
-				"metrics_error": `metrics: parse: text format parsing error in line 1: expected float as value, got "one"`}},
+				"metrics_error": `metrics: parse: line 1: llamacpp:requests_processing: value "one" is not a number`}},
 		},
 		{
 			name:   "garbage /health",

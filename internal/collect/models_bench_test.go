@@ -2,11 +2,10 @@ package collect
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/collect/modelstub"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -15,22 +14,9 @@ import (
 // loopback HTTP) and the energy split over 8 GPUs with 40 processes: the
 // model servers' share of an agent tick.
 func BenchmarkModelServers(b *testing.B) {
-	mk := func(kind, fixture string) ModelSpec {
-		body := readTestdata(b, fixture)
-		mux := http.NewServeMux()
-		mux.HandleFunc("/health", serve(200, ""))
-		mux.HandleFunc("/info", serve(200, `{"model_id":"m"}`))
-		mux.HandleFunc("/metrics", serve(200, body))
-		mux.HandleFunc("/api/ps", serve(200, body))
-		srv := httptest.NewServer(mux)
-		b.Cleanup(srv.Close)
-		return ModelSpec{Kind: kind, Name: kind, URL: srv.URL}
-	}
-	specs := []ModelSpec{
-		mk(metrics.KindVLLM, "vllm_v0.10_metrics.txt"),
-		mk(metrics.KindSGLang, "sglang_metrics.txt"),
-		mk(metrics.KindTGI, "tgi_metrics.txt"),
-		mk(metrics.KindOllama, "ollama_ps.json"),
+	var specs []ModelSpec
+	for _, d := range modelstub.Documented {
+		specs = append(specs, ModelSpec{Kind: d.Kind, Name: d.Kind, URL: modelstub.Serve(b, "testdata/"+d.File)})
 	}
 	var cs []Collector
 	for _, s := range specs {

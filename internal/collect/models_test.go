@@ -7,6 +7,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,10 +100,8 @@ func collectSpec(t *testing.T, spec ModelSpec) metrics.Model {
 // sum worked out by hand in the comment beside it.
 func TestPromServersFigureForFigure(t *testing.T) {
 	tgiNotes := []string{"TGI exports no time-to-first-token histogram", "TGI exports no KV-cache gauge"}
-	tritonNotes := []string{
-		"Triton counts request time, it keeps no latency histogram: average latency only, no p95",
-		"Triton exports no KV-cache gauge of its own (TensorRT-LLM block metrics are not read)",
-	}
+	tritonLatency := "Triton counts request time, it keeps no latency histogram: average latency only, no p95"
+	tritonNotes := []string{tritonLatency, "Triton exports no KV-cache gauge of its own, only a TensorRT-LLM model's block metrics give one"}
 	tests := []struct {
 		name, kind, fixture, health, model string
 		want                               metrics.Model
@@ -196,6 +196,32 @@ func TestPromServersFigureForFigure(t *testing.T) {
 				Notes:    tritonNotes,
 			},
 		},
+		{
+			name: "Triton with TensorRT-LLM, every model (KV blocks used over max)", kind: metrics.KindTriton,
+			fixture: "triton_trtllm_metrics.txt", health: "/v2/health/ready",
+			want: metrics.Model{
+				Status: "healthy", Kind: "triton", Model: "ensemble, llama70b, tensorrt_llm",
+				Waiting: ptrF(7),  // pending 0 + 2 + 5
+				Running: ptrF(15), // request_type="active" 6 + 9
+				KVCache: ptrF(75), // the fuller model: max(1536/6144, 3000/4000) × 100
+				Counters: map[string]float64{
+					"requests": 710, "inferences": 710, // 310 + 310 + 90
+					"latency_seconds": 1080, // (412 + 398 + 270) s
+					"queue_seconds":   6.5,  // (1.2 + 0.8 + 4.5) s
+				},
+				Notes: []string{tritonLatency},
+			},
+		},
+		{
+			name: "Triton with TensorRT-LLM, one model", kind: metrics.KindTriton, model: "tensorrt_llm",
+			fixture: "triton_trtllm_metrics.txt", health: "/v2/health/ready",
+			want: metrics.Model{
+				Status: "healthy", Kind: "triton", Model: "tensorrt_llm", Waiting: ptrF(2), Running: ptrF(6),
+				KVCache:  ptrF(25), // 1536 used of 6144 blocks
+				Counters: map[string]float64{"requests": 310, "inferences": 310, "latency_seconds": 398, "queue_seconds": 0.8},
+				Notes:    []string{tritonLatency},
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,6 +236,40 @@ func TestPromServersFigureForFigure(t *testing.T) {
 			assertClose(t, got, tc.want)
 		})
 	}
+}
+
+// A TensorRT-LLM backend new enough to export the used fraction itself is
+// read by it, ahead of used over max blocks; a max of zero blocks gives no
+// ratio.
+func TestTritonKVFraction(t *testing.T) {
+	const maxLine = `nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",model="tensorrt_llm",version="1"} 6144` + "\n"
+	base := readTestdata(t, "triton_trtllm_metrics.txt")
+	for _, tc := range []struct {
+		name, body string
+		want       *float64
+	}{
+		{"fraction", strings.Replace(base, maxLine, maxLine+`nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction",model="tensorrt_llm",version="1"} 0.3`+"\n", 1), ptrF(30)},
+		{"no blocks", strings.Replace(base, maxLine, strings.Replace(maxLine, "6144", "0", 1), 1), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			mux.HandleFunc("/v2/health/ready", serve(200, ""))
+			mux.HandleFunc("/metrics", serve(200, tc.body))
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			got := collectSpec(t, ModelSpec{Kind: metrics.KindTriton, Name: "t", URL: srv.URL, Model: "tensorrt_llm"})
+			if (got.KVCache == nil) != (tc.want == nil) || got.KVCache != nil && *got.KVCache != *tc.want {
+				t.Errorf("KV cache %v, want %v", fmtPtr(got.KVCache), fmtPtr(tc.want))
+			}
+		})
+	}
+}
+
+func fmtPtr(p *float64) string {
+	if p == nil {
+		return "absent"
+	}
+	return strconv.FormatFloat(*p, 'g', -1, 64)
 }
 
 // Triton serves its metrics on their own port: metrics-url says where.

@@ -3,6 +3,7 @@ package collect
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,6 +60,7 @@ type fakeProc struct {
 	comm    string
 	cmdline []string
 	cgroup  string
+	start   string // the stat file's start time; none without
 }
 
 func fakeProcRoot(t *testing.T, procs []fakeProc) string {
@@ -79,6 +81,10 @@ func writeFakeProcs(t testing.TB, root string, procs []fakeProc) {
 			"comm":    p.comm + "\n",
 			"cmdline": strings.Join(p.cmdline, "\x00") + "\x00",
 			"cgroup":  p.cgroup,
+		}
+		if p.start != "" {
+			// pid (comm) state, 18 more fields, then the start time.
+			files["stat"] = fmt.Sprintf("%d (%s) S %s%s 0 0 0\n", p.pid, p.comm, strings.Repeat("0 ", 18), p.start)
 		}
 		for name, body := range files {
 			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
@@ -297,6 +303,53 @@ func TestProcsConfiguredMatchers(t *testing.T) {
 	}
 }
 
+// A process is read once while it lives: its start time tells it from a
+// later process that takes its pid, and a pid gone from the GPUs is
+// forgotten.
+func TestProcsKnownWhileStartTimeHolds(t *testing.T) {
+	root := t.TempDir()
+	proc := func(start string, cmdline ...string) {
+		writeFakeProcs(t, root, []fakeProc{{pid: 10, comm: "a) (b", cmdline: cmdline, cgroup: "0::/user.slice\n", start: start}})
+	}
+	p := NewProcs(root)
+	p.DockerRoot, p.PodmanRoot = "", ""
+	command := func(pids ...uint32) string {
+		t.Helper()
+		var procs []metrics.Process
+		for _, pid := range pids {
+			procs = append(procs, metrics.Process{PID: pid})
+		}
+		s := &metrics.Sample{GPUs: []metrics.GPU{{Processes: procs}}}
+		if err := p.Annotate(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		return s.GPUs[0].Processes[0].Command
+	}
+	for _, step := range []struct {
+		start, cmdline string
+		pids           []uint32
+		want           string
+	}{
+		{"100", "vllm", []uint32{10}, "vllm"},
+		{"100", "changed", []uint32{10}, "vllm"},    // the same process: not read again
+		{"200", "changed", []uint32{10}, "changed"}, // another process took the pid
+		{"200", "third", []uint32{11}, ""},          // pid 10 left the GPUs
+		{"200", "third", []uint32{10}, "third"},     // so it is read afresh
+		{"", "no stat", []uint32{10}, "no stat"},    // no start time: read every time
+		{"", "no stat again", []uint32{10}, "no stat again"},
+	} {
+		proc(step.start, step.cmdline)
+		if step.start == "" {
+			if err := os.Remove(filepath.Join(root, "10", "stat")); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+		}
+		if got := command(step.pids...); got != step.want {
+			t.Errorf("start %q, cmdline %q, pids %v: command %q, want %q", step.start, step.cmdline, step.pids, got, step.want)
+		}
+	}
+}
+
 // BenchmarkProcsAnnotate names the processes of a busy 8-GPU box: four
 // processes per device, two of them on every device.
 func BenchmarkProcsAnnotate(b *testing.B) {
@@ -304,7 +357,7 @@ func BenchmarkProcsAnnotate(b *testing.B) {
 	var procs []fakeProc
 	for pid := uint32(100); pid < 120; pid++ {
 		procs = append(procs, fakeProc{pid: pid, comm: "python3", cmdline: []string{"python3", "-m", "rtdetr.serve"},
-			cgroup: "0::/system.slice/docker-" + dockerID + ".scope\n"})
+			cgroup: "0::/system.slice/docker-" + dockerID + ".scope\n", start: "4242"})
 	}
 	writeFakeProcs(b, root, procs)
 	p := NewProcs(root)

@@ -1,28 +1,29 @@
 package collect
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
+	"github.com/sysperf/sysperf/internal/collect/promtext"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
 // series is one figure of a server's exposition: the family names that
-// carry it, newest release's first (the first present wins), and the
-// factor that turns its values into the wire's units.
+// carry it, newest release's first (the first present wins), the label
+// values that pick it out of its family, and the factor that turns its
+// values into the wire's units. With over, the figure is a ratio: this
+// series' value over over's, per label set (labels apart).
 type series struct {
-	names []string
-	scale float64 // 0 means 1
+	names  []string
+	labels map[string]string
+	scale  float64 // 0 means 1
+	over   *series
 }
 
 func (s series) factor() float64 {
@@ -44,8 +45,10 @@ type kindTable struct {
 	histSums map[string]series
 	waiting  series
 	running  series
-	kv       series
+	kv       []series // the first that the exposition has wins
 	notes    []string
+	// kvNote is shown when no KV-cache figure was found.
+	kvNote string
 }
 
 // kindTables is the one table of series names per server and release,
@@ -64,7 +67,13 @@ type kindTable struct {
 //   - NVIDIA Triton (user_guide/metrics.md): cumulative microsecond
 //     counters rather than latency histograms, except
 //     nv_inference_first_response_histogram_ms for decoupled models when
-//     histogram latencies are on.
+//     histogram latencies are on. A TensorRT-LLM model adds the backend's
+//     gauges (tensorrtllm_backend, "Triton Metrics"):
+//     nv_trt_llm_request_metrics by request_type (active, waiting, ...)
+//     and nv_trt_llm_kv_cache_block_metrics by kv_cache_block_type (max,
+//     free, used, tokens_per; newer releases also fraction). The KV-cache
+//     use is fraction where exported, else used over max blocks, the ratio
+//     Triton's own load-report header gives.
 var kindTables = map[string]kindTable{
 	metrics.KindVLLM: {
 		health:     "/health",
@@ -82,7 +91,7 @@ var kindTables = map[string]kindTable{
 		},
 		waiting: series{names: []string{"vllm:num_requests_waiting"}},
 		running: series{names: []string{"vllm:num_requests_running"}},
-		kv:      series{names: []string{"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"}, scale: 100},
+		kv:      []series{{names: []string{"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"}, scale: 100}},
 	},
 	metrics.KindSGLang: {
 		health:     "/health",
@@ -100,7 +109,7 @@ var kindTables = map[string]kindTable{
 		},
 		waiting: series{names: []string{"sglang:num_queue_reqs"}},
 		running: series{names: []string{"sglang:num_running_reqs"}},
-		kv:      series{names: []string{"sglang:token_usage"}, scale: 100},
+		kv:      []series{{names: []string{"sglang:token_usage"}, scale: 100}},
 	},
 	metrics.KindTGI: {
 		health: "/health",
@@ -118,10 +127,8 @@ var kindTables = map[string]kindTable{
 		},
 		waiting: series{names: []string{"tgi_queue_size"}},
 		running: series{names: []string{"tgi_batch_current_size"}},
-		notes: []string{
-			"TGI exports no time-to-first-token histogram",
-			"TGI exports no KV-cache gauge",
-		},
+		notes:   []string{"TGI exports no time-to-first-token histogram"},
+		kvNote:  "TGI exports no KV-cache gauge",
 	},
 	metrics.KindTriton: {
 		health:     "/v2/health/ready",
@@ -136,12 +143,29 @@ var kindTables = map[string]kindTable{
 			metrics.CounterQueueSum:   {names: []string{"nv_inference_queue_duration_us"}, scale: 1e-6},
 		},
 		waiting: series{names: []string{"nv_inference_pending_request_count"}},
-		notes: []string{
-			"Triton counts request time, it keeps no latency histogram: average latency only, no p95",
-			"Triton exports no KV-cache gauge of its own (TensorRT-LLM block metrics are not read)",
+		running: labelled("nv_trt_llm_request_metrics", "request_type", "active"),
+		kv: []series{
+			withScale(trtKV("fraction"), 100),
+			withScale(withOver(trtKV("used"), trtKV("max")), 100),
 		},
+		notes:  []string{"Triton counts request time, it keeps no latency histogram: average latency only, no p95"},
+		kvNote: "Triton exports no KV-cache gauge of its own, only a TensorRT-LLM model's block metrics give one",
 	},
 }
+
+// labelled is the series of family whose label has value.
+func labelled(family, label, value string) series {
+	return series{names: []string{family}, labels: map[string]string{label: value}}
+}
+
+// trtKV is one of TensorRT-LLM's KV-cache block gauges under Triton.
+func trtKV(blockType string) series {
+	return labelled("nv_trt_llm_kv_cache_block_metrics", "kv_cache_block_type", blockType)
+}
+
+func withScale(s series, scale float64) series { s.scale = scale; return s }
+
+func withOver(s, over series) series { s.over = &over; return s }
 
 // promServer reads a server that speaks Prometheus (vLLM, SGLang, TGI,
 // Triton) through its kind's table: its health endpoint for the status
@@ -227,6 +251,9 @@ func (p *promServer) build(health, prom, info response) metrics.Model {
 		}
 	}
 	m.Notes = append(m.Notes, p.table.notes...)
+	if m.KVCache == nil && p.table.kvNote != "" {
+		m.Notes = append(m.Notes, p.table.kvNote)
+	}
 	return m
 }
 
@@ -238,8 +265,7 @@ func (p *promServer) applyFigures(m *metrics.Model, prom response) error {
 	if prom.code != http.StatusOK {
 		return fmt.Errorf("metrics: %s", httpReason(prom.code))
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(prom.body))
+	families, err := promtext.Parse(prom.body)
 	if err != nil {
 		return fmt.Errorf("metrics: parse: %w", err)
 	}
@@ -254,13 +280,13 @@ func (p *promServer) applyFigures(m *metrics.Model, prom response) error {
 		if mf == nil {
 			continue
 		}
-		if mf.GetType() != dto.MetricType_HISTOGRAM {
-			errs = append(errs, fmt.Sprintf("%s is not a histogram", mf.GetName()))
+		if mf.Type != promtext.Histogram {
+			errs = append(errs, fmt.Sprintf("%s is not a histogram", mf.Name))
 			continue
 		}
-		h, ok, err := sumHistograms(mf, sel)
+		h, ok, err := sumHistograms(mf, sr.with(sel))
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", mf.GetName(), err))
+			errs = append(errs, fmt.Sprintf("%s: %v", mf.Name, err))
 			continue
 		}
 		if !ok {
@@ -278,30 +304,32 @@ func (p *promServer) applyFigures(m *metrics.Model, prom response) error {
 		m.Histograms[key] = h
 	}
 	for key, sr := range t.counters {
-		if v, ok := sumValues(first(families, sr.names), sel, false); ok {
-			setCounter(m, key, v*sr.factor())
+		if v, ok := sr.value(families, sel, false); ok {
+			setCounter(m, key, v)
 		}
 	}
 	for key, sr := range t.histSums {
 		mf := first(families, sr.names)
-		if mf == nil || mf.GetType() != dto.MetricType_HISTOGRAM {
+		if mf == nil || mf.Type != promtext.Histogram {
 			continue
 		}
-		if h, ok, err := sumHistograms(mf, sel); err == nil && ok {
+		if h, ok, err := sumHistograms(mf, sr.with(sel)); err == nil && ok {
 			setCounter(m, key, h.Sum*sr.factor())
 		}
 	}
-	if v, ok := sumValues(first(families, t.waiting.names), sel, false); ok {
+	if v, ok := t.waiting.value(families, sel, false); ok {
 		m.Waiting = &v
 	}
-	if v, ok := sumValues(first(families, t.running.names), sel, false); ok {
+	if v, ok := t.running.value(families, sel, false); ok {
 		m.Running = &v
 	}
 	// The fullest engine is what limits admission, so several KV series
-	// (data-parallel engines, TP ranks) give their largest.
-	if v, ok := sumValues(first(families, t.kv.names), sel, true); ok {
-		v *= t.kv.factor()
-		m.KVCache = &v
+	// (data-parallel engines, TP ranks, Triton models) give their largest.
+	for _, sr := range t.kv {
+		if v, ok := sr.value(families, sel, true); ok {
+			m.KVCache = &v
+			break
+		}
 	}
 	if t.modelLabel != "" && m.Model == "" {
 		m.Model = servedModels(families, t, sel)
@@ -319,35 +347,91 @@ func setCounter(m *metrics.Model, key string, v float64) {
 	m.Counters[key] = v
 }
 
-// first returns the first of names the exposition has.
-func first(families map[string]*dto.MetricFamily, names []string) *dto.MetricFamily {
+// first returns the first of names the exposition has. A counter is filed
+// under its name as written, and exporters differ on the _total suffix,
+// so a name is also looked up with it removed or added.
+func first(families map[string]*promtext.Family, names []string) *promtext.Family {
 	for _, n := range names {
 		if mf := families[n]; mf != nil {
 			return mf
 		}
-		// The text parser files a counter under its name as written, and
-		// exporters differ on the _total suffix.
-		if base, ok := strings.CutSuffix(n, "_total"); ok {
-			if mf := families[base]; mf != nil {
-				return mf
-			}
+		other, ok := strings.CutSuffix(n, "_total")
+		if !ok {
+			other = n + "_total"
+		}
+		if mf := families[other]; mf != nil {
+			return mf
 		}
 	}
 	return nil
 }
 
+// with adds the series' own labels to sel.
+func (sr series) with(sel selector) selector {
+	if len(sr.labels) == 0 {
+		return sel
+	}
+	out := selector{Name: sel.Name, Labels: maps.Clone(sr.labels)}
+	maps.Copy(out.Labels, sel.Labels)
+	return out
+}
+
+// value is the series' figure in the wire's units: its matching values
+// summed (or, with takeMax, their largest), or for a ratio the largest
+// ratio over the label sets both sides have.
+func (sr series) value(families map[string]*promtext.Family, sel selector, takeMax bool) (float64, bool) {
+	var v float64
+	var ok bool
+	if sr.over == nil {
+		v, ok = sumValues(first(families, sr.names), sr.with(sel), takeMax)
+	} else {
+		v, ok = sr.ratio(families, sel)
+	}
+	return v * sr.factor(), ok
+}
+
+func (sr series) ratio(families map[string]*promtext.Family, sel selector) (float64, bool) {
+	den := map[string]float64{}
+	sr.over.each(families, sel, func(key string, v float64) { den[key] = v })
+	out, found := 0.0, false
+	sr.each(families, sel, func(key string, v float64) {
+		if d, ok := den[key]; ok && d > 0 && (!found || v/d > out) {
+			out, found = v/d, true
+		}
+	})
+	return out, found
+}
+
+// each calls f with every finite value of the series that sel matches,
+// keyed by its labels other than the series' own.
+func (sr series) each(families map[string]*promtext.Family, sel selector, f func(key string, v float64)) {
+	mf := first(families, sr.names)
+	if mf == nil {
+		return
+	}
+	sel = sr.with(sel)
+	for _, s := range mf.Series {
+		v, ok := sampleValue(s)
+		if !ok || !sel.matches(s) {
+			continue
+		}
+		rest := slices.DeleteFunc(slices.Clone(s.Labels), func(l promtext.Label) bool { _, own := sr.labels[l.Name]; return own })
+		f(labelSuffix(rest), v)
+	}
+}
+
 // sumValues adds up (or, with takeMax, takes the largest of) the matching
 // series of a counter or gauge.
-func sumValues(mf *dto.MetricFamily, sel selector, takeMax bool) (float64, bool) {
+func sumValues(mf *promtext.Family, sel selector, takeMax bool) (float64, bool) {
 	if mf == nil {
 		return 0, false
 	}
 	out, found := 0.0, false
-	for _, mt := range mf.GetMetric() {
-		if !sel.matches(mt) {
+	for _, s := range mf.Series {
+		if !sel.matches(s) {
 			continue
 		}
-		v, ok := sampleValue(mt)
+		v, ok := sampleValue(s)
 		if !ok {
 			continue
 		}
@@ -366,7 +450,7 @@ func sumValues(mf *dto.MetricFamily, sel selector, takeMax bool) (float64, bool)
 
 // servedModels lists the model label's values over the table's series,
 // for the card's "model" line.
-func servedModels(families map[string]*dto.MetricFamily, t kindTable, sel selector) string {
+func servedModels(families map[string]*promtext.Family, t kindTable, sel selector) string {
 	var names []string
 	var all []series
 	for _, sr := range t.hists {
@@ -375,20 +459,19 @@ func servedModels(families map[string]*dto.MetricFamily, t kindTable, sel select
 	for _, sr := range t.counters {
 		all = append(all, sr)
 	}
-	all = append(all, t.waiting, t.running, t.kv)
+	all = append(all, t.waiting, t.running)
+	all = append(all, t.kv...)
 	for _, sr := range all {
 		mf := first(families, sr.names)
 		if mf == nil {
 			continue
 		}
-		for _, mt := range mf.GetMetric() {
-			if !sel.matches(mt) {
+		for _, s := range mf.Series {
+			if !sr.with(sel).matches(s) {
 				continue
 			}
-			for _, lp := range mt.GetLabel() {
-				if lp.GetName() == t.modelLabel && lp.GetValue() != "" && !slices.Contains(names, lp.GetValue()) {
-					names = append(names, lp.GetValue())
-				}
+			if v, _ := s.Label(t.modelLabel); v != "" && !slices.Contains(names, v) {
+				names = append(names, v)
 			}
 		}
 	}

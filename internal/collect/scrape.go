@@ -1,20 +1,15 @@
 package collect
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
+	"github.com/sysperf/sysperf/internal/collect/promtext"
 	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -104,7 +99,7 @@ func parseSelector(s string) (selector, error) {
 	s = strings.TrimSpace(s)
 	name, rest, hasLabels := strings.Cut(s, "{")
 	sel := selector{Name: strings.TrimSpace(name)}
-	if !model.LegacyValidation.IsValidMetricName(sel.Name) {
+	if !promtext.IsMetricName(sel.Name) {
 		return selector{}, fmt.Errorf("selector %q: bad metric name %q", s, sel.Name)
 	}
 	if !hasLabels {
@@ -119,7 +114,7 @@ func parseSelector(s string) (selector, error) {
 		k, after, ok := strings.Cut(body, "=")
 		k = strings.TrimSpace(k)
 		after = strings.TrimSpace(after)
-		if !ok || !model.LegacyValidation.IsValidLabelName(k) || !strings.HasPrefix(after, `"`) {
+		if !ok || !promtext.IsLabelName(k) || !strings.HasPrefix(after, `"`) {
 			return selector{}, fmt.Errorf(`selector %q: want label="value"`, s)
 		}
 		end := strings.Index(after[1:], `"`)
@@ -133,16 +128,9 @@ func parseSelector(s string) (selector, error) {
 	return sel, nil
 }
 
-func (sel selector) matches(m *dto.Metric) bool {
+func (sel selector) matches(s promtext.Series) bool {
 	for k, v := range sel.Labels {
-		found := false
-		for _, lp := range m.GetLabel() {
-			if lp.GetName() == k {
-				found = lp.GetValue() == v
-				break
-			}
-		}
-		if !found {
+		if got, ok := s.Label(k); !ok || got != v {
 			return false
 		}
 	}
@@ -244,7 +232,7 @@ func (sc *Scrape) scrapeOne(ctx context.Context, t compiledTarget) (metrics.Infe
 	if err != nil {
 		return metrics.Inference{}, fmt.Errorf("scrape %s: %w", t.name, redact.Error(err))
 	}
-	// Ask for the classic text format: it is the one TextParser reads.
+	// Ask for the classic text format: it is the one promtext reads.
 	req.Header.Set("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")
 	code, body, err := doLimited(sc.client, req, maxMetricsBody)
 	if err != nil {
@@ -253,8 +241,7 @@ func (sc *Scrape) scrapeOne(ctx context.Context, t compiledTarget) (metrics.Infe
 	if code != http.StatusOK {
 		return metrics.Inference{}, fmt.Errorf("scrape %s: %s", t.name, httpReason(code))
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	families, err := promtext.Parse(body)
 	if err != nil {
 		return metrics.Inference{}, fmt.Errorf("scrape %s: parse: %w", t.name, err)
 	}
@@ -263,7 +250,7 @@ func (sc *Scrape) scrapeOne(ctx context.Context, t compiledTarget) (metrics.Infe
 
 // extractInference picks the configured series out of parsed families. A
 // series the endpoint does not export is simply absent from the result.
-func extractInference(families map[string]*dto.MetricFamily, hists, counters map[string]selector) (metrics.Inference, error) {
+func extractInference(families map[string]*promtext.Family, hists, counters map[string]selector) (metrics.Inference, error) {
 	var inf metrics.Inference
 	var errs []error
 	for role, sel := range hists {
@@ -271,8 +258,8 @@ func extractInference(families map[string]*dto.MetricFamily, hists, counters map
 		if mf == nil {
 			continue
 		}
-		if mf.GetType() != dto.MetricType_HISTOGRAM {
-			errs = append(errs, fmt.Errorf("%s: is a %s, not a histogram", sel.Name, strings.ToLower(mf.GetType().String())))
+		if mf.Type != promtext.Histogram {
+			errs = append(errs, fmt.Errorf("%s: is a %s, not a histogram", sel.Name, mf.Type))
 			continue
 		}
 		h, ok, err := sumHistograms(mf, sel)
@@ -288,7 +275,7 @@ func extractInference(families map[string]*dto.MetricFamily, hists, counters map
 		}
 	}
 	for role, sel := range counters {
-		v, ok := sumCounter(families, sel)
+		v, ok := sumValues(first(families, []string{sel.Name}), sel, false)
 		if ok {
 			if inf.Counters == nil {
 				inf.Counters = map[string]float64{}
@@ -299,14 +286,14 @@ func extractInference(families map[string]*dto.MetricFamily, hists, counters map
 	return inf, errors.Join(errs...)
 }
 
-func sumHistograms(mf *dto.MetricFamily, sel selector) (metrics.Histogram, bool, error) {
+func sumHistograms(mf *promtext.Family, sel selector) (metrics.Histogram, bool, error) {
 	var out metrics.Histogram
 	found := false
-	for _, m := range mf.GetMetric() {
-		if !sel.matches(m) || m.GetHistogram() == nil {
+	for _, s := range mf.Series {
+		if !sel.matches(s) || s.Hist == nil {
 			continue
 		}
-		h := toHistogram(m.GetHistogram())
+		h := toHistogram(s.Hist)
 		if math.IsInf(h.Sum, 0) || math.IsNaN(h.Sum) || math.IsInf(h.Count, 0) || math.IsNaN(h.Count) {
 			return metrics.Histogram{}, false, fmt.Errorf("count %v, sum %v: not finite", h.Count, h.Sum)
 		}
@@ -329,71 +316,26 @@ func sumHistograms(mf *dto.MetricFamily, sel selector) (metrics.Histogram, bool,
 	return out, found, nil
 }
 
-// toHistogram converts a parsed histogram to the wire form: finite buckets
-// sorted by bound, the +Inf bucket's count as Count.
-func toHistogram(h *dto.Histogram) metrics.Histogram {
-	count := float64(h.GetSampleCount())
-	if h.SampleCountFloat != nil {
-		count = h.GetSampleCountFloat()
-	}
-	out := metrics.Histogram{Count: count, Sum: h.GetSampleSum()}
-	for _, b := range h.GetBucket() {
-		ub := b.GetUpperBound()
-		if math.IsInf(ub, +1) {
-			continue
+// toHistogram converts a parsed histogram to the wire form: the finite
+// buckets, sorted by bound as promtext gives them, and the count, which is
+// the +Inf bucket's.
+func toHistogram(h *promtext.Hist) metrics.Histogram {
+	out := metrics.Histogram{Count: h.Count, Sum: h.Sum}
+	for _, b := range h.Buckets {
+		if !math.IsInf(b.UpperBound, +1) {
+			out.Buckets = append(out.Buckets, metrics.Bucket{UpperBound: b.UpperBound, Count: b.Count})
 		}
-		c := float64(b.GetCumulativeCount())
-		if b.CumulativeCountFloat != nil {
-			c = b.GetCumulativeCountFloat()
-		}
-		out.Buckets = append(out.Buckets, metrics.Bucket{UpperBound: ub, Count: c})
 	}
-	sort.Slice(out.Buckets, func(i, j int) bool { return out.Buckets[i].UpperBound < out.Buckets[j].UpperBound })
 	return out
 }
 
-// sumCounter sums the matching series of a counter. It accepts the name
-// with or without the _total suffix, as exporters differ.
-func sumCounter(families map[string]*dto.MetricFamily, sel selector) (float64, bool) {
-	mf := families[sel.Name]
-	if mf == nil {
-		if base, ok := strings.CutSuffix(sel.Name, "_total"); ok {
-			mf = families[base]
-		} else {
-			mf = families[sel.Name+"_total"]
-		}
-	}
-	if mf == nil {
-		return 0, false
-	}
-	sum, found := 0.0, false
-	for _, m := range mf.GetMetric() {
-		if !sel.matches(m) {
-			continue
-		}
-		if v, ok := sampleValue(m); ok {
-			sum += v
-			found = true
-		}
-	}
-	return sum, found
-}
-
 // sampleValue is the value of a counter, gauge or untyped series. ok is
-// false for other types and for NaN or ±Inf: exporters write NaN for "no
+// false for histograms and for NaN or ±Inf: exporters write NaN for "no
 // value yet" (llama.cpp's rates before the first request), and JSON, which
 // the hub and --once speak, has no infinity.
-func sampleValue(m *dto.Metric) (float64, bool) {
-	var v float64
-	switch {
-	case m.Counter != nil:
-		v = m.GetCounter().GetValue()
-	case m.Gauge != nil:
-		v = m.GetGauge().GetValue()
-	case m.Untyped != nil:
-		v = m.GetUntyped().GetValue()
-	default:
+func sampleValue(s promtext.Series) (float64, bool) {
+	if s.Hist != nil {
 		return 0, false
 	}
-	return v, !math.IsNaN(v) && !math.IsInf(v, 0)
+	return s.Value, !math.IsNaN(s.Value) && !math.IsInf(s.Value, 0)
 }
