@@ -1,9 +1,11 @@
 package history
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -38,7 +40,7 @@ func BenchmarkRebuild(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			st.Add(s)
+			add(st, s)
 		}
 		if got := st.Stats().Added; got != uint64(len(msgs)) {
 			b.Fatalf("added %d of %d", got, len(msgs))
@@ -47,15 +49,20 @@ func BenchmarkRebuild(b *testing.B) {
 	b.ReportMetric(float64(len(msgs)), "samples/op")
 }
 
-// BenchmarkAdd is one live sample of an 8-GPU host into a store that
-// already holds an hour of 100 hosts.
-func BenchmarkAdd(b *testing.B) {
+// BenchmarkAdd is one live sample of an 8-GPU host, already converted
+// (the live views convert it anyway), into a store that already holds an
+// hour of 100 hosts. BenchmarkOfAdd converts it too.
+func BenchmarkAdd(b *testing.B)   { benchAdd(b, false) }
+func BenchmarkOfAdd(b *testing.B) { benchAdd(b, true) }
+
+func benchAdd(b *testing.B, convert bool) {
 	st := New()
 	for _, m := range encoded(b, 100, 720, 8) {
 		s, _ := metrics.Decode(m)
-		st.Add(s)
+		add(st, s)
 	}
 	s := sample("gpu-host-aa", 0, base, 50, 8)
+	fig := view.Of(s)
 	ts := base.Add(time.Hour)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -63,7 +70,12 @@ func BenchmarkAdd(b *testing.B) {
 		s.Seq++
 		ts = ts.Add(5 * time.Second)
 		s.TS = ts.UnixNano()
-		st.Add(s)
+		if convert {
+			fig = view.Of(s)
+		} else {
+			fig.Seq, fig.TS = s.Seq, s.TS
+		}
+		st.Add(&fig)
 	}
 }
 
@@ -72,7 +84,7 @@ func BenchmarkWindow5mOneHost(b *testing.B) {
 	st := New()
 	for _, m := range encoded(b, 100, 720, 8) {
 		s, _ := metrics.Decode(m)
-		st.Add(s)
+		add(st, s)
 	}
 	now := base.Add(time.Hour - time.Nanosecond)
 	b.ReportAllocs()
@@ -81,4 +93,32 @@ func BenchmarkWindow5mOneHost(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkHostMemory is what history holds for one 8-GPU host with full
+// short windows (an hour of 5 s samples) and the long windows that hour
+// fills: the heap after a GC, per host, over 100 hosts.
+func BenchmarkHostMemory(b *testing.B) {
+	const hosts = 100
+	msgs := encoded(b, hosts, 720, 8)
+	var per float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		st := New()
+		for _, m := range msgs {
+			s, err := metrics.Decode(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			add(st, s)
+		}
+		st.Seal(base.Add(2 * time.Hour))
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per = float64(after.HeapAlloc-before.HeapAlloc) / hosts
+		runtime.KeepAlive(st)
+	}
+	b.ReportMetric(per, "bytes/host")
 }

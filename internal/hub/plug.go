@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sysperf/sysperf/internal/hub/source"
+	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -45,9 +46,10 @@ type Latency interface {
 
 // History keeps the windows the charts read.
 type History interface {
-	// Add places a sample in its slots by its own timestamp, so a late
-	// sample from an agent's backlog lands where it belongs.
-	Add(s *metrics.Sample)
+	// Add places a sample, converted once to the dashboard's units
+	// (view.Of), in its slots by its own timestamp, so a late sample from
+	// an agent's backlog lands where it belongs.
+	Add(f *view.Figures)
 	// Record places the hub's own readings (databases, containers) of the
 	// update built at u.Timestamp.
 	Record(u *metrics.Update)
