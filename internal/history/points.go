@@ -119,14 +119,14 @@ func (s *Store) hostPoint(p *metrics.Point, ser *series, stats []stat) {
 			hasHost = true
 			mx.set(hostPrefix+strings.TrimPrefix(f.path, "host."), st.top())
 		case secGPU:
-			idx := k.gpu()
-			g := gpus[idx]
+			g := gpus[k.gpu()]
 			if g == nil {
+				idx := k.gpu()
 				g = &metrics.GPUView{Host: ser.name, Index: &idx}
 				gpus[idx] = g
 			}
 			f.set(g, st.mean())
-			mx.set("gpus."+ser.name+"."+strconv.Itoa(idx)+"."+f.path, st.top())
+			mx.set("gpus."+ser.name+"."+strconv.Itoa(k.gpu())+"."+f.path, st.top())
 		case secModels:
 			f.set(&models, st.mean())
 			hasModels = true
