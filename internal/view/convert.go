@@ -44,10 +44,35 @@ type gpuFigures struct {
 	used, total float64
 }
 
+// gpuArena holds what the GPU views of one sample point at: three
+// allocations for all of its GPUs and their processes, not up to three per
+// GPU.
+type gpuArena struct {
+	figs  []gpuFigures
+	procs []metrics.ProcessView
+	vram  []float64
+}
+
+func newGPUArena(gpus, procs int) gpuArena {
+	a := gpuArena{figs: make([]gpuFigures, gpus)}
+	if procs > 0 {
+		a.procs, a.vram = make([]metrics.ProcessView, procs), make([]float64, procs)
+	}
+	return a
+}
+
 // GPU converts one GPU of a sample to the dashboard's units; the live views
 // and history both read it from here.
 func GPU(host string, g metrics.GPU, stale bool) metrics.GPUView {
-	fig := &gpuFigures{index: g.Index, name: g.Name}
+	a := newGPUArena(1, len(g.Processes))
+	return a.gpu(host, g, stale)
+}
+
+// gpu is GPU, taking the figures from a.
+func (a *gpuArena) gpu(host string, g metrics.GPU, stale bool) metrics.GPUView {
+	fig := &a.figs[0]
+	a.figs = a.figs[1:]
+	fig.index, fig.name = g.Index, g.Name
 	v := metrics.GPUView{
 		Host:              host,
 		Index:             &fig.index,
@@ -77,26 +102,28 @@ func GPU(host string, g metrics.GPU, stale bool) metrics.GPUView {
 	if g.Name != "" {
 		v.Name = &fig.name
 	}
-	var vram []float64
-	if len(g.Processes) > 0 {
-		v.Processes = make([]metrics.ProcessView, 0, len(g.Processes))
-		vram = make([]float64, len(g.Processes))
-	}
-	for i, p := range g.Processes {
-		var gb *float64
-		if p.MemUsed != nil {
-			vram[i] = float64(*p.MemUsed) / bytesPerGB
-			gb = &vram[i]
+	if n := len(g.Processes); n > 0 {
+		// Full slice expressions: an append to one GPU's list never
+		// writes into the next one's.
+		v.Processes, a.procs = a.procs[:n:n], a.procs[n:]
+		vram := a.vram[:n:n]
+		a.vram = a.vram[n:]
+		for i, p := range g.Processes {
+			var gb *float64
+			if p.MemUsed != nil {
+				vram[i] = float64(*p.MemUsed) / bytesPerGB
+				gb = &vram[i]
+			}
+			v.Processes[i] = metrics.ProcessView{
+				PID:       p.PID,
+				Name:      p.Name,
+				Command:   p.Command,
+				VRAMGB:    gb,
+				SMPercent: p.SMUtil,
+				Container: p.Container,
+				Model:     p.Model,
+			}
 		}
-		v.Processes = append(v.Processes, metrics.ProcessView{
-			PID:       p.PID,
-			Name:      p.Name,
-			Command:   p.Command,
-			VRAMGB:    gb,
-			SMPercent: p.SMUtil,
-			Container: p.Container,
-			Model:     p.Model,
-		})
 	}
 	gpuHealthView(&v, g)
 	return v
@@ -274,9 +301,14 @@ func Of(s *metrics.Sample) Figures {
 		f.System = &sys
 	}
 	if len(s.GPUs) > 0 {
+		procs := 0
+		for i := range s.GPUs {
+			procs += len(s.GPUs[i].Processes)
+		}
+		a := newGPUArena(len(s.GPUs), procs)
 		f.GPUs = make([]metrics.GPUView, len(s.GPUs))
 		for i, g := range s.GPUs {
-			f.GPUs[i] = GPU(s.Host, g, false)
+			f.GPUs[i] = a.gpu(s.Host, g, false)
 		}
 	}
 	if len(s.Models) > 0 {
