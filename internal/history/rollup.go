@@ -32,8 +32,17 @@ func (s *Store) fold(ser *series, i int) {
 		if lf.start < start {
 			lf.reset(start)
 		}
-		for si, st := range f.stats {
-			lf.at(si).merge(st)
+		lf.fit(len(f.cells))
+		for si := range f.cells {
+			if st := f.stat(si); st.n > 0 {
+				lf.put(si, st)
+			}
+		}
+		// Each series lacks from lf's count as many samples as f's lacked
+		// it (all of them for one f has not).
+		lf.n += f.n
+		for si := range lf.cells {
+			lf.lack(si, f.n-f.count(si))
 		}
 		ser.dirty[t][j] = true
 	}
@@ -75,7 +84,8 @@ func (s *Store) Seal(now time.Time) []Rollup {
 func (s *Store) rollup(ser *series, t, j int) Rollup {
 	f := &ser.rings[t][j]
 	r := Rollup{V: 1, Host: ser.name, Res: s.defs[t].res / int64(time.Second), Start: f.start, Sealed: ser.sealedUntil}
-	for si, st := range f.stats {
+	for si := range f.cells {
+		st := f.stat(si)
 		if st.n == 0 {
 			continue
 		}
@@ -121,12 +131,21 @@ func (s *Store) RestoreRollup(r *Rollup) error {
 		return nil // a newer slot already holds the place
 	}
 	f.reset(r.Start)
+	f.fit(len(r.Names))
+	f.n = 0
+	for _, n := range r.N {
+		f.n = max(f.n, n)
+	}
 	for i, name := range r.Names {
 		k, ok := s.tab.parse(name)
 		if !ok || r.N[i] == 0 {
 			continue
 		}
-		*f.at(ser.slotOf(k)) = stat{sum: float32(r.Sum[i]), max: float32(r.Max[i]), n: r.N[i]}
+		si := ser.slotOf(k)
+		f.grow(si) // lacking from all f.n samples
+		f.cells[si] = cell{sum: float32(r.Sum[i]), max: float32(r.Max[i])}
+		delete(f.lag, int32(si))
+		f.lack(si, f.n-r.N[i])
 	}
 	ser.sealedUntil = max(ser.sealedUntil, r.Sealed)
 	ser.newest = max(ser.newest, r.Sealed)

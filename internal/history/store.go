@@ -83,27 +83,11 @@ func Ranges() []string {
 // MaxRange is the longest window, for the rollups' retention.
 const MaxRange = 7 * 24 * time.Hour
 
-// stat is one series' aggregate over one slot: 12 bytes, half of what
-// float64 sums and maxima take, for the hub holds 60 of them per series
-// per window (6 windows, 66 series of an 8-GPU host). float32 keeps 24
-// bits of mantissa, a relative error of 6e-8 per value and per addition:
-// a 7d slot sums at most 2,016 samples (168 min at 5 s), so its mean is
-// off by at most 1.2e-4 of itself (0.1 W of an 8 kW host; typically far
-// less, as rounding errors cancel), below what a chart or a fleet row (whole
-// numbers) shows. Figures a chart reads to more digits (percent to 0.1, GB
-// to 0.01) are never near float32's range limits.
+// stat is one series' aggregate over one slot, as read: its sum, its
+// maximum and how many samples it holds.
 type stat struct {
 	sum, max float32
 	n        uint32
-}
-
-func (s *stat) add(v float64) {
-	x := float32(v)
-	if s.n == 0 || x > s.max {
-		s.max = x
-	}
-	s.sum += x
-	s.n++
 }
 
 // mean is the slot's mean, and top its maximum.
@@ -121,31 +105,100 @@ func (s *stat) merge(o stat) {
 	s.n += o.n
 }
 
-// frame is one slot: its start and the stats of its owner's series, by
-// the owner's series index.
+// cell is what a frame keeps of one series: 8 bytes, a third of the
+// float64 sum and maximum and the count it once was, for the hub holds 60
+// per series per window (6 windows, 66 series of an 8-GPU host). float32
+// keeps 24 bits of mantissa, a relative error of 6e-8 per value and per
+// addition: a 7d slot sums at most 2,016 samples (168 min at 5 s), so its
+// mean is off by at most 1.2e-4 of itself (0.1 W of an 8 kW host; far less
+// in practice, as rounding errors cancel), below what a chart or a fleet
+// row (whole numbers) shows. The figures kept (percent, °C, W, GB, MB/s,
+// counts) are nowhere near float32's range limits.
+type cell struct{ sum, max float32 }
+
+// frame is one slot: its start, how many samples it holds, and the cells
+// of its owner's series by series index. The count of each series is the
+// frame's, less the samples that lacked it, kept in lag: every sample of a
+// host usually has the same series, so lag stays nil and no cell needs a
+// count of its own.
 type frame struct {
 	start int64 // unix ns; 0 = empty
-	stats []stat
+	n     uint32
+	cells []cell
+	lag   map[int32]uint32
 }
 
 func (f *frame) reset(start int64) {
-	f.start = start
-	clear(f.stats)
+	f.start, f.n, f.lag = start, 0, nil
+	f.cells = f.cells[:0]
 }
 
 // fit makes room for n series in one allocation, so a frame a new host
 // or a new slot starts filling does not grow one series at a time.
 func (f *frame) fit(n int) {
-	if n > cap(f.stats) {
-		f.stats = append(make([]stat, 0, n), f.stats...)
+	if n > cap(f.cells) {
+		f.cells = append(make([]cell, 0, n), f.cells...)
 	}
 }
 
-func (f *frame) at(i int) *stat {
-	if i >= len(f.stats) {
-		f.stats = append(f.stats, make([]stat, i+1-len(f.stats))...)
+// count is how many of the frame's samples had series i.
+func (f *frame) count(i int) uint32 {
+	if i >= len(f.cells) {
+		return 0
 	}
-	return &f.stats[i]
+	if f.lag == nil {
+		return f.n
+	}
+	return f.n - f.lag[int32(i)]
+}
+
+func (f *frame) stat(i int) stat {
+	return stat{sum: f.cells[i].sum, max: f.cells[i].max, n: f.count(i)}
+}
+
+// grow gives series up to i a cell: a series new to the frame lacked from
+// every sample it holds so far.
+func (f *frame) grow(i int) {
+	for j := len(f.cells); j <= i; j++ {
+		f.cells = append(f.cells, cell{})
+		f.lack(j, f.n)
+	}
+}
+
+// lack counts k more samples without series i.
+func (f *frame) lack(i int, k uint32) {
+	if k == 0 {
+		return
+	}
+	if f.lag == nil {
+		f.lag = map[int32]uint32{}
+	}
+	f.lag[int32(i)] += k
+}
+
+// put merges o into series i, before the frame's count takes in o's
+// samples.
+func (f *frame) put(i int, o stat) {
+	f.grow(i)
+	c := &f.cells[i]
+	if f.count(i) == 0 || o.max > c.max {
+		c.max = o.max
+	}
+	c.sum += o.sum
+}
+
+// took closes the adding of k samples: the series that none of them had
+// (present false) lacked from all k.
+func (f *frame) took(k uint32, present []bool) {
+	f.n += k
+	if len(present) == len(f.cells) && !slices.Contains(present, false) {
+		return
+	}
+	for i := range f.cells {
+		if i >= len(present) || !present[i] {
+			f.lack(i, k)
+		}
+	}
 }
 
 // series is everything kept for one host (or for the hub's own readings).
@@ -166,7 +219,8 @@ type series struct {
 	// tiers; older samples are dropped.
 	sealedUntil int64
 	newest      int64
-	slots       []int // scratch: series index of each value being added
+	slots       []int  // scratch: series index of each value being added
+	present     []bool // scratch: whether the values have series i
 	// stride is the number of fields, dense's stride.
 	stride int
 }
@@ -367,6 +421,10 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 	for _, v := range vals {
 		ser.slots = append(ser.slots, ser.slotOf(v.k))
 	}
+	ser.present = append(ser.present[:0], make([]bool, len(ser.keys))...)
+	for _, si := range ser.slots {
+		ser.present[si] = true
+	}
 	for t := t5m; t <= t60m; t++ {
 		start := trunc(ts, s.defs[t].res)
 		fr := &ser.rings[t][s.idx(start, t)]
@@ -378,8 +436,10 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 		}
 		fr.fit(len(ser.keys))
 		for j, v := range vals {
-			fr.at(ser.slots[j]).add(v.v)
+			x := float32(v.v)
+			fr.put(ser.slots[j], stat{sum: x, max: x, n: 1})
 		}
+		fr.took(1, ser.present)
 	}
 	return true
 }
@@ -405,7 +465,9 @@ func (s *Store) Hosts() []string {
 // 1-minute slots not sealed yet.
 func (s *Store) slotStats(ser *series, t int, start int64, buf []stat) []stat {
 	if f := &ser.rings[t][s.idx(start, t)]; f.start == start {
-		buf = append(buf, f.stats...)
+		for si := range f.cells {
+			buf = append(buf, f.stat(si))
+		}
 	}
 	if t < firstLong {
 		return buf
@@ -416,11 +478,11 @@ func (s *Store) slotStats(ser *series, t int, start int64, buf []stat) []stat {
 		if f.start == 0 || ser.sealed[i] || trunc(f.start, res) != start {
 			continue
 		}
-		for si, st := range f.stats {
+		for si := range f.cells {
 			for si >= len(buf) {
 				buf = append(buf, stat{})
 			}
-			buf[si].merge(st)
+			buf[si].merge(f.stat(si))
 		}
 	}
 	return buf

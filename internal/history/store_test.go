@@ -248,8 +248,8 @@ func TestBounded(t *testing.T) {
 	ser := st.hosts["h1"]
 	for t5 := range numTiers {
 		for i := range ser.rings[t5] {
-			if n := len(ser.rings[t5][i].stats); n > len(ser.keys) {
-				t.Fatalf("tier %d frame %d holds %d stats for %d series", t5, i, n, len(ser.keys))
+			if f := &ser.rings[t5][i]; len(f.cells) > len(ser.keys) || f.lag != nil {
+				t.Fatalf("tier %d frame %d holds %d cells for %d series, lag %v", t5, i, len(f.cells), len(ser.keys), f.lag)
 			}
 		}
 	}
@@ -720,4 +720,72 @@ func TestSlotOfBeyondDenseTable(t *testing.T) {
 	if len(ser.keys) != 3 || ser.keys[b] != mkKey(util, denseGPUs+5) {
 		t.Fatalf("keys %v", ser.keys)
 	}
+}
+
+// TestSeriesLackingFromSomeSamples: a figure a sample lacks (a GPU that
+// did not answer, a GPU that appears) counts over the samples that had it,
+// in the short windows, in the long ones once sealed, and in their rollups.
+func TestSeriesLackingFromSomeSamples(t *testing.T) {
+	st := New()
+	s1 := sample("h", 1, base, 50, 1)
+	s1.GPUs[0].Util = f(10)
+	s2 := sample("h", 2, base.Add(20*time.Second), 70, 1)
+	s2.GPUs[0].Util = nil
+	s3 := sample("h", 3, base.Add(40*time.Second), 90, 2)
+	s3.GPUs[0].Util, s3.GPUs[1].Util = f(20), f(30)
+	for _, s := range []*metrics.Sample{s1, s2, s3} {
+		add(st, s)
+	}
+	check := func(what string, st *Store, now time.Time, rng string) {
+		t.Helper()
+		h, err := st.Window(now, rng, "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(h.Points, func(p metrics.Point) bool { return p.Timestamp.Equal(base) })
+		if i < 0 {
+			t.Fatalf("%s: no point at %v", what, base)
+		}
+		p := h.Points[i]
+		if p.Host == nil || *p.Host.CPUPercent != 70 || len(p.GPUs) != 2 {
+			t.Fatalf("%s: point %+v", what, p)
+		}
+		if u := p.GPUs[0].Utilization; u == nil || *u != 15 || p.Max["gpus.h.0.utilization"] != 20 {
+			t.Errorf("%s: GPU 0 utilization %v (max %v), want the mean of the two samples that had it, 15 (max 20)", what, deref(u), p.Max["gpus.h.0.utilization"])
+		}
+		if u := p.GPUs[1].Utilization; u == nil || *u != 30 {
+			t.Errorf("%s: GPU 1 utilization %v, want 30 (one sample)", what, deref(u))
+		}
+		if v := p.GPUs[1].VRAMUsedGB; v == nil || *v != 24 {
+			t.Errorf("%s: GPU 1 VRAM %v, want 24", what, deref(v))
+		}
+	}
+	check("60m", st, base.Add(time.Minute), "60m")
+
+	later := base.Add(2 * time.Hour)
+	add(st, sample("h", 4, later, 10, 2)) // seals the minute
+	check("6h, sealed", st, later, "6h")
+	var rollups []Rollup
+	for _, r := range st.Seal(later) {
+		if r.Host == "h" && r.Start == base.UnixNano() {
+			rollups = append(rollups, r)
+			for i, name := range r.Names {
+				want := map[string]uint32{"gpu.0.utilization": 2, "gpu.1.utilization": 1, "host.cpu_percent": 3}[name]
+				if want != 0 && r.N[i] != want {
+					t.Errorf("rollup %ds: %s counts %d samples, want %d", r.Res, name, r.N[i], want)
+				}
+			}
+		}
+	}
+	if len(rollups) != 3 {
+		t.Fatalf("%d rollups of the minute's long slots, want 3", len(rollups))
+	}
+	st2 := New()
+	for _, r := range rollups {
+		if err := st2.RestoreRollup(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("6h, restored", st2, later, "6h")
+	check("24h, restored", st2, later, "24h")
 }
