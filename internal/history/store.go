@@ -179,7 +179,9 @@ func (f *frame) lack(i int, k uint32) {
 // put merges o into series i, before the frame's count takes in o's
 // samples.
 func (f *frame) put(i int, o stat) {
-	f.grow(i)
+	if i >= len(f.cells) {
+		f.grow(i)
+	}
 	c := &f.cells[i]
 	if f.count(i) == 0 || o.max > c.max {
 		c.max = o.max
