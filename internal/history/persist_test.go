@@ -80,7 +80,7 @@ func TestPersistRestart(t *testing.T) {
 	if p := h.Points[58]; p.Databases == nil || p.Inference == nil || p.Containers == nil {
 		t.Fatalf("hub readings not restored: %+v", p)
 	}
-	h, _ = st2.Window(now, "60m", metrics.HistoryFleet)
+	h, _ = st2.FleetWindow(now, "60m")
 	if p := h.Points[58]; p.Fleet == nil || p.Fleet.UtilMax == nil {
 		t.Fatalf("fleet figures not restored: %+v", p)
 	}

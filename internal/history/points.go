@@ -37,10 +37,18 @@ func (e *UnknownHostError) KnownHosts() []string { return e.Known }
 // Window returns the 60 points of range rng ending with the slot that
 // holds now, oldest first. host, when not empty, restricts the agents'
 // series to that host, and a host with no history is an
-// *UnknownHostError; the hub's own series are always included. Host
-// metrics.HistoryFleet is the fleet view's window: the fleet's totals
-// (Point.Fleet) and the hub's own series, no host's.
+// *UnknownHostError; the hub's own series are always included.
 func (s *Store) Window(now time.Time, rng, host string) (metrics.History, error) {
+	return s.window(now, rng, host, false)
+}
+
+// FleetWindow is the fleet view's window of range rng: the fleet's totals
+// (Point.Fleet) and the hub's own series, no host's.
+func (s *Store) FleetWindow(now time.Time, rng string) (metrics.History, error) {
+	return s.window(now, rng, "", true)
+}
+
+func (s *Store) window(now time.Time, rng, host string, fleet bool) (metrics.History, error) {
 	t := -1
 	for i, d := range s.defs {
 		if d.name == rng {
@@ -60,7 +68,6 @@ func (s *Store) Window(now time.Time, rng, host string) (metrics.History, error)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var names []string
-	fleet := host == metrics.HistoryFleet
 	switch {
 	case fleet:
 	case host != "":

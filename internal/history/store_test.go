@@ -370,15 +370,16 @@ func TestRestoreRollups(t *testing.T) {
 func sameWindows(t *testing.T, what string, before, after *Store, now time.Time) {
 	t.Helper()
 	for _, w := range Ranges() {
-		sameWindow(t, what, before, after, now, w, "")
-		sameWindow(t, what, before, after, now, w, metrics.HistoryFleet)
+		sameWindow(t, what, before, after, now, w, false)
+		sameWindow(t, what, before, after, now, w, true)
 	}
 }
 
-func sameWindow(t *testing.T, what string, before, after *Store, now time.Time, rng, host string) {
+// sameWindow is sameWindows of one range, of every host or of the fleet.
+func sameWindow(t *testing.T, what string, before, after *Store, now time.Time, rng string, fleet bool) {
 	t.Helper()
-	a, errA := before.Window(now, rng, host)
-	b, errB := after.Window(now, rng, host)
+	a, errA := before.window(now, rng, "", fleet)
+	b, errB := after.window(now, rng, "", fleet)
 	if errA != nil || errB != nil {
 		t.Fatalf("%s window: before %v, after %s %v", rng, errA, what, errB)
 	}
@@ -392,10 +393,10 @@ func sameWindow(t *testing.T, what string, before, after *Store, now time.Time, 
 			if k < len(b.Points) {
 				jb, _ = json.Marshal(b.Points[k])
 			}
-			t.Fatalf("%s point %d (host %q) differs after %s:\n before %s\n  after %s", rng, k, host, what, ja, jb)
+			t.Fatalf("%s point %d (fleet %v) differs after %s:\n before %s\n  after %s", rng, k, fleet, what, ja, jb)
 		}
 	}
-	t.Fatalf("%s window (host %q) differs after %s:\n before %+v\n  after %+v", rng, host, what, a, b)
+	t.Fatalf("%s window (fleet %v) differs after %s:\n before %+v\n  after %+v", rng, fleet, what, a, b)
 }
 
 // hubUpdate is an update of the hub's own figures at ts, with v in them,
@@ -455,7 +456,7 @@ func TestFleetWindow(t *testing.T) {
 	add(st, sample("a", 1, base, 10, 1))
 	st.Record(hubUpdate(base, 10))
 	st.Record(hubUpdate(base.Add(time.Second), 30))
-	h, err := st.Window(base, "5m", metrics.HistoryFleet)
+	h, err := st.FleetWindow(base, "5m")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,7 +502,7 @@ func TestFleetWindow(t *testing.T) {
 		u.GPUs[i].PowerLimitWatts = nil
 	}
 	st.Record(u)
-	h, _ = st.Window(base.Add(5*time.Second), "5m", metrics.HistoryFleet)
+	h, _ = st.FleetWindow(base.Add(5*time.Second), "5m")
 	if fl := h.Points[59].Fleet; fl == nil || fl.PowerLimit != nil || fl.Power == nil {
 		t.Errorf("fleet without power limits: %+v", fl)
 	}

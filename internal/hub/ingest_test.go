@@ -33,6 +33,9 @@ func (r *recorder) Record(*metrics.Update) {}
 func (r *recorder) Window(time.Time, string, string) (metrics.History, error) {
 	return metrics.History{}, nil
 }
+func (r *recorder) FleetWindow(time.Time, string) (metrics.History, error) {
+	return metrics.History{}, nil
+}
 func (r *recorder) AddSample(*metrics.Sample) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -55,6 +55,9 @@ type History interface {
 	Record(u *metrics.Update)
 	// Window returns the points of a range ("5m", "15m", "60m", ...).
 	Window(now time.Time, rng, host string) (metrics.History, error)
+	// FleetWindow returns the fleet view's points of a range: the site's
+	// totals of each update Record placed.
+	FleetWindow(now time.Time, rng string) (metrics.History, error)
 }
 
 // Evaluator applies the alert rules to each update and returns the alerts

@@ -33,11 +33,6 @@ type Point struct {
 	Max   map[string]float64 `json:"max,omitempty"`
 }
 
-// HistoryFleet is the host a history window is asked for to get the fleet
-// view's: the site's totals and the hub's own site-wide figures, no host's.
-// No host can be named so: "*" is not a subject token.
-const HistoryFleet = "*"
-
 // FleetFigures are the fleet view's totals as a history point keeps them:
 // each the mean over the slot, its maximum in Point.Max under "fleet.<key>"
 // ("fleet.util_max"). The keys are FleetTotals'; UtilMax is the busiest
