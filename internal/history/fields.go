@@ -25,7 +25,13 @@ const (
 
 // ofHub reports whether s is one of the sections Record reads from an
 // update.
-func (s section) ofHub() bool { return s >= secInference }
+func (s section) ofHub() bool {
+	switch s {
+	case secInference, secDatabases, secContainers, secFleet:
+		return true
+	}
+	return false
+}
 
 // field is one figure history keeps. path is its wire name and JSON path:
 // in rollups, hub readings and Point.Max. It is the path in an update
