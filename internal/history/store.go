@@ -190,14 +190,15 @@ func (f *frame) put(i int, o stat) {
 }
 
 // took closes the adding of k samples: the series that none of them had
-// (present false) lacked from all k.
+// (present false) lacked from all k. An empty present means they had
+// every series.
 func (f *frame) took(k uint32, present []bool) {
 	f.n += k
-	if len(present) == len(f.cells) && !slices.Contains(present, false) {
+	if len(present) == 0 {
 		return
 	}
 	for i := range f.cells {
-		if i >= len(present) || !present[i] {
+		if !present[i] {
 			f.lack(i, k)
 		}
 	}
@@ -423,9 +424,13 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 	for _, v := range vals {
 		ser.slots = append(ser.slots, ser.slotOf(v.k))
 	}
-	ser.present = append(ser.present[:0], make([]bool, len(ser.keys))...)
-	for _, si := range ser.slots {
-		ser.present[si] = true
+	// Usually a sample has every series its host has: present stays empty.
+	ser.present = ser.present[:0]
+	if len(vals) < len(ser.keys) {
+		ser.present = append(ser.present, make([]bool, len(ser.keys))...)
+		for _, si := range ser.slots {
+			ser.present[si] = true
+		}
 	}
 	for t := t5m; t <= t60m; t++ {
 		start := trunc(ts, s.defs[t].res)
