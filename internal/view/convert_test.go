@@ -65,3 +65,46 @@ func TestOf(t *testing.T) {
 		t.Errorf("an empty sample converts to %+v", empty)
 	}
 }
+
+// TestTotalsAgreeWithFleet: the fleet's history keeps the totals the fleet
+// view shows (before its rounding), so a chart and the table agree.
+func TestTotalsAgreeWithFleet(t *testing.T) {
+	u := &metrics.Update{
+		Hosts: []metrics.HostStatus{{Host: "a", Online: true, GPUCount: 2}, {Host: "b", GPUCount: 1}},
+		GPUs: []metrics.GPUView{
+			{Host: "a", Utilization: fp(10.25), VRAMUsedGB: fp(10), VRAMTotalGB: fp(80), PowerWatts: fp(300), PowerLimitWatts: fp(700)},
+			{Host: "a", Utilization: fp(60), VRAMUsedGB: fp(20.5), VRAMTotalGB: fp(80), PowerWatts: fp(250)},
+			{Host: "b", Utilization: fp(95)},
+		},
+		Alerts: []metrics.Alert{
+			{Host: "a", Severity: "critical", State: "firing"},
+			{Host: "b", Severity: "warning", State: "pending"},
+			{Severity: "warning"},
+		},
+	}
+	got, want := Totals(u), New(u).Fleet().Totals
+	same := func(name string, raw *float64, shown *float64, dec int) {
+		t.Helper()
+		if (raw == nil) != (shown == nil) || (raw != nil && *round(*raw, dec) != *shown) {
+			t.Errorf("%s: history %v, fleet view %v", name, raw, shown)
+		}
+	}
+	same("util mean", got.UtilMean, want.UtilMean, 1)
+	same("vram used", got.VRAMUsed, want.VRAMUsed, 1)
+	same("vram total", got.VRAMTotal, want.VRAMTotal, 1)
+	same("power", got.Power, want.Power, 0)
+	same("power limit", got.PowerLimit, want.PowerLimit, 0)
+	for _, c := range []struct {
+		name string
+		got  *float64
+		want int
+	}{{"hosts", got.Hosts, want.Hosts}, {"online", got.Online, want.Online}, {"gpus", got.GPUs, want.GPUs},
+		{"critical", got.Critical, want.Critical}, {"warning", got.Warning, want.Warning}} {
+		if c.got == nil || *c.got != float64(c.want) {
+			t.Errorf("%s: history %v, fleet view %d", c.name, c.got, c.want)
+		}
+	}
+	if got.UtilMax == nil || *got.UtilMax != 95 {
+		t.Errorf("util max %v, want 95", got.UtilMax)
+	}
+}
