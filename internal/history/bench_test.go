@@ -1,9 +1,12 @@
 package history
 
 import (
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -38,7 +41,7 @@ func BenchmarkRebuild(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			st.Add(s)
+			add(st, s)
 		}
 		if got := st.Stats().Added; got != uint64(len(msgs)) {
 			b.Fatalf("added %d of %d", got, len(msgs))
@@ -47,24 +50,43 @@ func BenchmarkRebuild(b *testing.B) {
 	b.ReportMetric(float64(len(msgs)), "samples/op")
 }
 
-// BenchmarkAdd is one live sample of an 8-GPU host into a store that
-// already holds an hour of 100 hosts.
-func BenchmarkAdd(b *testing.B) {
+// BenchmarkAdd is one live sample of an 8-GPU host, already converted
+// (the live views convert it anyway), into a store that already holds an
+// hour of 100 hosts. BenchmarkOfAdd converts it too.
+func BenchmarkAdd(b *testing.B)   { benchAdd(b, false) }
+func BenchmarkOfAdd(b *testing.B) { benchAdd(b, true) }
+
+func benchAdd(b *testing.B, convert bool) {
 	st := New()
 	for _, m := range encoded(b, 100, 720, 8) {
 		s, _ := metrics.Decode(m)
-		st.Add(s)
+		add(st, s)
 	}
 	s := sample("gpu-host-aa", 0, base, 50, 8)
+	fig := view.Of(s)
 	ts := base.Add(time.Hour)
 	b.ReportAllocs()
-	b.ResetTimer()
+	cpu := cpuTime()
 	for b.Loop() {
 		s.Seq++
 		ts = ts.Add(5 * time.Second)
 		s.TS = ts.UnixNano()
-		st.Add(s)
+		if convert {
+			fig = view.Of(s)
+		} else {
+			fig.Seq, fig.TS = s.Seq, s.TS
+		}
+		st.Add(&fig)
 	}
+	b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime is the process's CPU time so far: on a shared machine a
+// benchmark's CPU per op moves less than its wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkWindow5mOneHost is what a browser asks for on connect.
@@ -72,7 +94,7 @@ func BenchmarkWindow5mOneHost(b *testing.B) {
 	st := New()
 	for _, m := range encoded(b, 100, 720, 8) {
 		s, _ := metrics.Decode(m)
-		st.Add(s)
+		add(st, s)
 	}
 	now := base.Add(time.Hour - time.Nanosecond)
 	b.ReportAllocs()
@@ -81,4 +103,53 @@ func BenchmarkWindow5mOneHost(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkHostMemory is what history holds per 8-GPU host, the heap
+// after a GC over 100 hosts: "bytes/host-1h" with the short windows full
+// (an hour of 5 s samples) and the long ones as that hour fills them,
+// "bytes/host" with every long slot full too (a week on), as in a hub
+// that has run for a week, and "bytes/gpu" that over the host's 8 GPUs.
+func BenchmarkHostMemory(b *testing.B) {
+	const hosts = 100
+	msgs := encoded(b, hosts, 720, 8)
+	var hour, week float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		st := New()
+		for _, m := range msgs {
+			s, err := metrics.Decode(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			add(st, s)
+		}
+		st.Seal(base.Add(2 * time.Hour))
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		hour = float64(after.HeapAlloc-before.HeapAlloc) / hosts
+		// Every long slot of every host holds what its newest one does.
+		for _, ser := range st.hosts {
+			for t := firstLong; t < numTiers; t++ {
+				res := st.defs[t].res
+				newest := st.rollup(ser, t, st.idx(trunc(ser.sealedUntil, res), t))
+				for k := range int64(ringSize) {
+					r := newest
+					r.Start -= k * res
+					if err := st.RestoreRollup(&r); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		week = float64(after.HeapAlloc-before.HeapAlloc) / hosts
+		runtime.KeepAlive(st)
+	}
+	b.ReportMetric(hour, "bytes/host-1h")
+	b.ReportMetric(week, "bytes/host")
+	b.ReportMetric(week/8, "bytes/gpu")
 }

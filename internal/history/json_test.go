@@ -35,7 +35,7 @@ func lookup(v any, path ...any) (any, bool) {
 // the same keys are sent once they hold something.
 func TestPointJSONOmitsEmptyIdentity(t *testing.T) {
 	st := New()
-	st.Add(sample("h1", 1, base, 10, 1))
+	add(st, sample("h1", 1, base, 10, 1))
 	st.Record(hubUpdate(base, 10))
 	h, err := st.Window(base, "5m", "")
 	if err != nil {

@@ -253,6 +253,29 @@ func (p *Persist) publish(ctx context.Context, subject string, b []byte, opts ..
 	return err
 }
 
+// Rollup is one long-window slot of one host, as persisted. Host is empty
+// for the hub's own readings. A later rollup of the same host, resolution
+// and start replaces an earlier one.
+type Rollup struct {
+	V      int       `msgpack:"v"`
+	Host   string    `msgpack:"h"`
+	Res    int64     `msgpack:"r"` // resolution in seconds
+	Start  int64     `msgpack:"t"` // unix ns
+	Sealed int64     `msgpack:"s"` // newest minute folded, unix ns
+	Names  []string  `msgpack:"k"`
+	Sum    []float64 `msgpack:"u"`
+	Max    []float64 `msgpack:"m"`
+	N      []uint32  `msgpack:"n"`
+}
+
+// Reading is one hub reading (the figures Record placed), as persisted.
+type Reading struct {
+	V      int       `msgpack:"v"`
+	TS     int64     `msgpack:"t"`
+	Names  []string  `msgpack:"k"`
+	Values []float64 `msgpack:"x"`
+}
+
 // RollupSubject is where rollup r is kept.
 func RollupSubject(r *Rollup) string {
 	host := r.Host

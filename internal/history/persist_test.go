@@ -38,7 +38,7 @@ func TestPersistRestart(t *testing.T) {
 		if s.TS > now.UnixNano() {
 			break
 		}
-		p1.Add(s)
+		add(p1, s)
 		samples = append(samples, s)
 	}
 	for i := range 180 {
@@ -67,7 +67,7 @@ func TestPersistRestart(t *testing.T) {
 	replayed := 0
 	for _, s := range samples {
 		if !time.Unix(0, s.TS).Before(from) {
-			p2.Add(s)
+			add(p2, s)
 			replayed++
 		}
 	}
@@ -79,6 +79,10 @@ func TestPersistRestart(t *testing.T) {
 	h, _ := st2.Window(now, "60m", "")
 	if p := h.Points[58]; p.Databases == nil || p.Inference == nil || p.Containers == nil {
 		t.Fatalf("hub readings not restored: %+v", p)
+	}
+	h, _ = st2.FleetWindow(now, "60m")
+	if p := h.Points[58]; p.Fleet == nil || p.Fleet.UtilMax == nil {
+		t.Fatalf("fleet figures not restored: %+v", p)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -47,6 +48,12 @@ func sample(host string, seq uint64, ts time.Time, cpu float64, gpus int) *metri
 
 func ptrInt(v int) *int { return &v }
 
+// add converts smp as the hub's ingest does and places it.
+func add(st interface{ Add(*view.Figures) }, smp *metrics.Sample) {
+	fig := view.Of(smp)
+	st.Add(&fig)
+}
+
 // cpuAt is the test's CPU curve: different in every 5 s slot.
 func cpuAt(i int) float64 { return float64(i%97) + 0.5 }
 
@@ -55,7 +62,7 @@ func feed(st *Store, host string, start time.Time, n int, gpus int) []*metrics.S
 	out := make([]*metrics.Sample, n)
 	for i := range n {
 		out[i] = sample(host, uint64(i+1), start.Add(time.Duration(i)*5*time.Second), cpuAt(i), gpus)
-		st.Add(out[i])
+		add(st, out[i])
 	}
 	return out
 }
@@ -107,8 +114,8 @@ func TestWindowShortRanges(t *testing.T) {
 
 func TestPointFieldsAndUnits(t *testing.T) {
 	st := New()
-	st.Add(sample("h1", 1, base, 10, 2))
-	st.Add(sample("h1", 2, base.Add(time.Second), 30, 2))
+	add(st, sample("h1", 1, base, 10, 2))
+	add(st, sample("h1", 2, base.Add(time.Second), 30, 2))
 	h, err := st.Window(base, "5m", "")
 	if err != nil {
 		t.Fatal(err)
@@ -181,11 +188,11 @@ func TestLateAndDuplicateSamples(t *testing.T) {
 		if i == 4 {
 			continue // arrives late
 		}
-		st.Add(sample("h1", uint64(i+1), base.Add(time.Duration(i)*5*time.Second), 50, 0))
+		add(st, sample("h1", uint64(i+1), base.Add(time.Duration(i)*5*time.Second), 50, 0))
 	}
-	st.Add(sample("h1", 5, base.Add(20*time.Second), 90, 0)) // the late one
-	st.Add(sample("h1", 5, base.Add(20*time.Second), 90, 0)) // delivered again
-	st.Add(sample("h1", 3, base.Add(10*time.Second), 90, 0)) // a replay of an old one
+	add(st, sample("h1", 5, base.Add(20*time.Second), 90, 0)) // the late one
+	add(st, sample("h1", 5, base.Add(20*time.Second), 90, 0)) // delivered again
+	add(st, sample("h1", 3, base.Add(10*time.Second), 90, 0)) // a replay of an old one
 
 	now := base.Add(55 * time.Second)
 	h, _ := st.Window(now, "5m", "h1")
@@ -214,7 +221,7 @@ func TestLateAndDuplicateSamples(t *testing.T) {
 	// Same seq from a new boot (the agent restarted) is a new sample.
 	other := sample("h1", 5, base.Add(21*time.Second), 10, 0)
 	other.Boot = "boot-2"
-	st.Add(other)
+	add(st, other)
 	if st.Stats().Added != 13 {
 		t.Errorf("a new boot's sample was taken for a duplicate")
 	}
@@ -222,8 +229,8 @@ func TestLateAndDuplicateSamples(t *testing.T) {
 
 func TestTooOldIsDropped(t *testing.T) {
 	st := New()
-	st.Add(sample("h1", 100, base.Add(2*time.Hour), 10, 0))
-	st.Add(sample("h1", 1, base, 99, 0)) // two hours older than the newest
+	add(st, sample("h1", 100, base.Add(2*time.Hour), 10, 0))
+	add(st, sample("h1", 1, base, 99, 0)) // two hours older than the newest
 	if s := st.Stats(); s.TooOld != 1 || s.Added != 1 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -241,8 +248,8 @@ func TestBounded(t *testing.T) {
 	ser := st.hosts["h1"]
 	for t5 := range numTiers {
 		for i := range ser.rings[t5] {
-			if n := len(ser.rings[t5][i].stats); n > len(ser.keys) {
-				t.Fatalf("tier %d frame %d holds %d stats for %d series", t5, i, n, len(ser.keys))
+			if f := &ser.rings[t5][i]; len(f.cells) > len(ser.keys) || f.lag != nil {
+				t.Fatalf("tier %d frame %d holds %d cells for %d series, lag %v", t5, i, len(f.cells), len(ser.keys), f.lag)
 			}
 		}
 	}
@@ -345,7 +352,7 @@ func TestRestoreRollups(t *testing.T) {
 	}
 	for _, s := range samples {
 		if !time.Unix(0, s.TS).Before(from) {
-			st2.Add(s)
+			add(st2, s)
 		}
 	}
 	// h2's samples and the hub readings are replayed from the start too:
@@ -362,31 +369,50 @@ func TestRestoreRollups(t *testing.T) {
 // restore).
 func sameWindows(t *testing.T, what string, before, after *Store, now time.Time) {
 	t.Helper()
-	for _, rng := range Ranges() {
-		a, errA := before.Window(now, rng, "")
-		b, errB := after.Window(now, rng, "")
-		if errA != nil || errB != nil {
-			t.Fatalf("%s window: before %v, after %s %v", rng, errA, what, errB)
-		}
-		if reflect.DeepEqual(a, b) {
-			continue
-		}
-		for k := range a.Points {
-			if k >= len(b.Points) || !reflect.DeepEqual(a.Points[k], b.Points[k]) {
-				ja, _ := json.Marshal(a.Points[k])
-				var jb []byte
-				if k < len(b.Points) {
-					jb, _ = json.Marshal(b.Points[k])
-				}
-				t.Fatalf("%s point %d differs after %s:\n before %s\n  after %s", rng, k, what, ja, jb)
-			}
-		}
-		t.Fatalf("%s window differs after %s:\n before %+v\n  after %+v", rng, what, a, b)
+	for _, w := range Ranges() {
+		sameWindow(t, what, before, after, now, w, false)
+		sameWindow(t, what, before, after, now, w, true)
 	}
 }
 
+// sameWindow is sameWindows of one range, of every host or of the fleet.
+func sameWindow(t *testing.T, what string, before, after *Store, now time.Time, rng string, fleet bool) {
+	t.Helper()
+	a, errA := before.window(now, rng, "", fleet)
+	b, errB := after.window(now, rng, "", fleet)
+	if errA != nil || errB != nil {
+		t.Fatalf("%s window: before %v, after %s %v", rng, errA, what, errB)
+	}
+	if reflect.DeepEqual(a, b) {
+		return
+	}
+	for k := range a.Points {
+		if k >= len(b.Points) || !reflect.DeepEqual(a.Points[k], b.Points[k]) {
+			ja, _ := json.Marshal(a.Points[k])
+			var jb []byte
+			if k < len(b.Points) {
+				jb, _ = json.Marshal(b.Points[k])
+			}
+			t.Fatalf("%s point %d (fleet %v) differs after %s:\n before %s\n  after %s", rng, k, fleet, what, ja, jb)
+		}
+	}
+	t.Fatalf("%s window (fleet %v) differs after %s:\n before %+v\n  after %+v", rng, fleet, what, a, b)
+}
+
+// hubUpdate is an update of the hub's own figures at ts, with v in them,
+// and a fleet of two hosts (one offline) whose GPUs are at v and v+20 %.
 func hubUpdate(ts time.Time, v float64) *metrics.Update {
 	u := &metrics.Update{Timestamp: ts}
+	u.Hosts = []metrics.HostStatus{{Host: "a", Online: true, GPUCount: 1}, {Host: "b", GPUCount: 1}}
+	u.GPUs = []metrics.GPUView{
+		{Host: "a", Utilization: f(v), VRAMUsedGB: f(10), VRAMTotalGB: f(80), PowerWatts: f(300), PowerLimitWatts: f(700)},
+		{Host: "b", Utilization: f(v + 20), VRAMUsedGB: f(30), VRAMTotalGB: f(80), PowerWatts: f(100)},
+	}
+	u.Alerts = []metrics.Alert{
+		{Rule: "gpu_temp", Host: "a", Severity: "critical", State: "firing"},
+		{Rule: "gpu_util", Host: "a", Severity: "warning", State: "pending"}, // not firing yet: not counted
+		{Rule: "pg_down", Severity: "warning"},                               // firing, of no host
+	}
 	u.Inference.RTDETR = metrics.Stats{Avg: f(v), P95: f(2 * v), P99: f(3 * v)}
 	u.Databases.PostgreSQL = metrics.PostgreSQL{ConnectionsActive: ptrInt(int(v) % 30), ConnectionsMax: ptrInt(100), CacheHitRatio: f(99)}
 	u.Databases.Redis = metrics.Redis{MemoryMB: f(v)}
@@ -417,8 +443,97 @@ func TestRecord(t *testing.T) {
 	if p.Max["inference.rtdetr_latency_ms.p95"] != 60 || p.Max["databases.redis.memory_mb"] != 30 {
 		t.Fatalf("max %v", p.Max)
 	}
-	if p.Host != nil || p.GPU != nil {
-		t.Fatalf("hub readings alone show host figures: %+v", p)
+	if p.Host != nil || p.GPU != nil || p.Fleet != nil {
+		t.Fatalf("hub readings alone show host or fleet figures: %+v", p)
+	}
+}
+
+// TestFleetWindow checks the fleet view's history: the site's totals of
+// each update, as slot means with the maxima in max, beside the hub's own
+// figures and without any host's; other windows leave them out.
+func TestFleetWindow(t *testing.T) {
+	st := New()
+	add(st, sample("a", 1, base, 10, 1))
+	st.Record(hubUpdate(base, 10))
+	st.Record(hubUpdate(base.Add(time.Second), 30))
+	h, err := st.FleetWindow(base, "5m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := h.Points[59]
+	if p.Fleet == nil {
+		t.Fatalf("no fleet figures: %+v", p)
+	}
+	fl := p.Fleet
+	checks := []struct {
+		name string
+		got  *float64
+		want float64
+	}{
+		{"hosts", fl.Hosts, 2}, {"online", fl.Online, 1}, {"gpus", fl.GPUs, 2},
+		{"util mean (10,30 then 30,50)", fl.UtilMean, 30}, {"util max (30 then 50)", fl.UtilMax, 40},
+		{"vram used", fl.VRAMUsed, 40}, {"vram total", fl.VRAMTotal, 160},
+		{"power", fl.Power, 400}, {"power limit (one GPU reports it)", fl.PowerLimit, 700},
+		{"critical", fl.Critical, 1}, {"warning (the pending one is not)", fl.Warning, 1},
+	}
+	for _, c := range checks {
+		if c.got == nil || *c.got != c.want {
+			t.Errorf("fleet %s = %v, want %v", c.name, deref(c.got), c.want)
+		}
+	}
+	if p.Max["fleet.util_max"] != 50 || p.Max["fleet.util_mean"] != 40 {
+		t.Errorf("fleet maxima %v", p.Max)
+	}
+	if p.Inference == nil || p.Databases == nil || p.Containers == nil {
+		t.Errorf("the fleet window lacks the hub's own figures: %+v", p)
+	}
+	if p.Host != nil || len(p.Hosts) != 0 || len(p.GPUs) != 0 || p.Max["host.cpu_percent"] != 0 {
+		t.Errorf("the fleet window holds a host's figures: %+v", p)
+	}
+	for _, host := range []string{"", "a"} {
+		h, _ := st.Window(base, "5m", host)
+		if p := h.Points[59]; p.Fleet != nil || p.Max["fleet.hosts"] != 0 || p.Host == nil {
+			t.Errorf("window of host %q: %+v", host, p)
+		}
+	}
+	// A GPU figure no GPU reports is absent, not zero.
+	u := hubUpdate(base.Add(5*time.Second), 1)
+	for i := range u.GPUs {
+		u.GPUs[i].PowerLimitWatts = nil
+	}
+	st.Record(u)
+	h, _ = st.FleetWindow(base.Add(5*time.Second), "5m")
+	if fl := h.Points[59].Fleet; fl == nil || fl.PowerLimit != nil || fl.Power == nil {
+		t.Errorf("fleet without power limits: %+v", fl)
+	}
+}
+
+// TestOldWireNames reads the series names an older hub persisted (rollups
+// and hub readings in JetStream): each must still name its field, so a
+// hub restarted on older data finds it.
+func TestOldWireNames(t *testing.T) {
+	tab := newTable()
+	old := []string{
+		"host.cpu_percent", "host.ram_used_gb", "host.ram_total_gb", "host.disk_used_gb", "host.disk_total_gb",
+		"host.load1", "host.load5", "host.load15", "host.swap_used_gb", "host.swap_total_gb",
+		"host.disk_read_mb_s", "host.disk_write_mb_s", "host.net_rx_mb_s", "host.net_tx_mb_s",
+		"gpu.0.utilization", "gpu.3.memory_utilization", "gpu.7.vram_used_gb", "gpu.0.vram_total_gb",
+		"gpu.1.temperature", "gpu.2.power_watts",
+		"ai_models.rtdetr.vram_gb", "ai_models.nemotron.vram_gb", "ai_models.nemotron.slots_active", "ai_models.nemotron.slots_total",
+		"inference.rtdetr_latency_ms.avg", "inference.rtdetr_latency_ms.p95", "inference.rtdetr_latency_ms.p99",
+		"inference.nemotron_latency_ms.avg", "inference.nemotron_latency_ms.p95", "inference.nemotron_latency_ms.p99",
+		"inference.pipeline_latency_ms.avg", "inference.pipeline_latency_ms.p95", "inference.pipeline_latency_ms.p99",
+		"inference.throughput.images_per_min", "inference.throughput.events_per_min",
+		"databases.postgresql.connections_active", "databases.postgresql.connections_max",
+		"databases.postgresql.cache_hit_ratio", "databases.postgresql.transactions_per_min",
+		"databases.redis.connected_clients", "databases.redis.memory_mb", "databases.redis.hit_ratio", "databases.redis.blocked_clients",
+		"containers.total", "containers.unhealthy",
+	}
+	for _, name := range old {
+		k, ok := tab.parse(name)
+		if !ok || tab.wireName(k) != name {
+			t.Errorf("%q no longer names a series", name)
+		}
 	}
 }
 
@@ -427,8 +542,8 @@ func TestWindowUnknownHost(t *testing.T) {
 	if _, err := st.Window(base, "5m", "a"); !errors.As(err, new(*UnknownHostError)) || err.Error() != `unknown host "a": no host has history yet` {
 		t.Fatalf("no hosts yet: %v", err)
 	}
-	st.Add(sample("b", 1, base, 10, 1))
-	st.Add(sample("a", 1, base, 10, 1))
+	add(st, sample("b", 1, base, 10, 1))
+	add(st, sample("a", 1, base, 10, 1))
 	_, err := st.Window(base, "5m", "nobody")
 	var uh *UnknownHostError
 	if !errors.As(err, &uh) || uh.Host != "nobody" || !slices.Equal(uh.KnownHosts(), []string{"a", "b"}) {
@@ -441,8 +556,8 @@ func TestWindowUnknownHost(t *testing.T) {
 
 func TestHostFilter(t *testing.T) {
 	st := New()
-	st.Add(sample("a", 1, base, 10, 1))
-	st.Add(sample("b", 1, base, 70, 1))
+	add(st, sample("a", 1, base, 10, 1))
+	add(st, sample("b", 1, base, 70, 1))
 	all, _ := st.Window(base, "5m", "")
 	p := all.Points[59]
 	if len(p.Hosts) != 2 || len(p.GPUs) != 2 || *p.Host.CPUPercent != 10 || p.GPU.Host != "a" {
@@ -489,22 +604,74 @@ func TestWindowErrors(t *testing.T) {
 }
 
 func TestWireNames(t *testing.T) {
-	st := New()
-	for f := range numFields {
+	tab := newTable()
+	for f := range tab.fields {
 		for _, gpu := range []int{0, 7, 1 << 20} {
-			k := mkKey(field(f), gpu)
-			if !field(f).isGPU() && gpu != 0 {
+			k := mkKey(fieldID(f), gpu)
+			if !tab.isGPU(fieldID(f)) && gpu != 0 {
 				continue
 			}
-			got, ok := parseWireName(st.byPath, k.wireName(&st.paths))
+			got, ok := tab.parse(tab.wireName(k))
 			if !ok || got != k {
-				t.Errorf("%s does not round-trip", k.wireName(&st.paths))
+				t.Errorf("%s does not round-trip", tab.wireName(k))
 			}
 		}
 	}
 	for _, bad := range []string{"", "gpu.", "gpu.1", "gpu.-1.utilization", "gpu.1.host.cpu_percent", "utilization", "host.nope"} {
-		if _, ok := parseWireName(st.byPath, bad); ok {
+		if _, ok := tab.parse(bad); ok {
 			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// TestFieldTable checks every field of the table against the view type
+// of its section: a value set through it is read back and lands in the
+// JSON at the field's path (the GPU view's for GPU fields),
+// and no two fields share a path.
+func TestFieldTable(t *testing.T) {
+	tab := newTable()
+	if len(tab.fields) > 255 {
+		t.Fatalf("%d fields do not fit a fieldID", len(tab.fields))
+	}
+	views := func() [numSections]any {
+		return [numSections]any{&metrics.HostView{}, &metrics.GPUView{}, &metrics.AIModels{}, &metrics.Latencies{},
+			&metrics.Databases{}, &metrics.ContainerCounts{}, &metrics.FleetFigures{}}
+	}
+	seen := map[string]bool{}
+	for _, f := range tab.fields {
+		if seen[f.path] {
+			t.Errorf("path %q twice", f.path)
+		}
+		seen[f.path] = true
+		vs := views()
+		v := vs[f.sec]
+		if _, ok := f.get(v); ok {
+			t.Errorf("%s: present in an empty view", f.path)
+		}
+		f.set(v, 42)
+		if got, ok := f.get(v); !ok || got != 42 {
+			t.Errorf("%s: set 42, read %v %v", f.path, got, ok)
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		// The path's first token names the section in an update; a host
+		// view's is "host", a GPU view's fields are its own.
+		parts := strings.Split(f.path, ".")
+		if f.sec != secGPU {
+			parts = parts[1:]
+		}
+		path := make([]any, len(parts))
+		for i, p := range parts {
+			path[i] = p
+		}
+		if got, ok := lookup(doc, path...); !ok || got != 42.0 {
+			t.Errorf("%s: JSON %s has %v at the path", f.path, b, got)
 		}
 	}
 }
@@ -543,13 +710,83 @@ func TestSampleIDIsFNV(t *testing.T) {
 
 // Keys past the dense table's GPUs still get their own series.
 func TestSlotOfBeyondDenseTable(t *testing.T) {
-	ser := newSeries("h")
-	a, b := ser.slotOf(mkKey(fGPUUtil, 3)), ser.slotOf(mkKey(fGPUUtil, denseGPUs+5))
-	c := ser.slotOf(mkKey(fGPUTemp, 3))
-	if a == b || a == c || b == c || ser.slotOf(mkKey(fGPUUtil, 3)) != a || ser.slotOf(mkKey(fGPUUtil, denseGPUs+5)) != b {
+	tab := newTable()
+	util, temp := tab.byPath["utilization"], tab.byPath["temperature"]
+	ser := newSeries("h", len(tab.fields))
+	a, b := ser.slotOf(mkKey(util, 3)), ser.slotOf(mkKey(util, denseGPUs+5))
+	c := ser.slotOf(mkKey(temp, 3))
+	if a == b || a == c || b == c || ser.slotOf(mkKey(util, 3)) != a || ser.slotOf(mkKey(util, denseGPUs+5)) != b {
 		t.Fatalf("slots %d %d %d", a, b, c)
 	}
-	if len(ser.keys) != 3 || ser.keys[b] != mkKey(fGPUUtil, denseGPUs+5) {
+	if len(ser.keys) != 3 || ser.keys[b] != mkKey(util, denseGPUs+5) {
 		t.Fatalf("keys %v", ser.keys)
 	}
+}
+
+// TestSeriesLackingFromSomeSamples: a figure a sample lacks (a GPU that
+// did not answer, a GPU that appears) counts over the samples that had it,
+// in the short windows, in the long ones once sealed, and in their rollups.
+func TestSeriesLackingFromSomeSamples(t *testing.T) {
+	st := New()
+	s1 := sample("h", 1, base, 50, 1)
+	s1.GPUs[0].Util = f(10)
+	s2 := sample("h", 2, base.Add(20*time.Second), 70, 1)
+	s2.GPUs[0].Util = nil
+	s3 := sample("h", 3, base.Add(40*time.Second), 90, 2)
+	s3.GPUs[0].Util, s3.GPUs[1].Util = f(20), f(30)
+	for _, s := range []*metrics.Sample{s1, s2, s3} {
+		add(st, s)
+	}
+	check := func(what string, st *Store, now time.Time, rng string) {
+		t.Helper()
+		h, err := st.Window(now, rng, "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(h.Points, func(p metrics.Point) bool { return p.Timestamp.Equal(base) })
+		if i < 0 {
+			t.Fatalf("%s: no point at %v", what, base)
+		}
+		p := h.Points[i]
+		if p.Host == nil || *p.Host.CPUPercent != 70 || len(p.GPUs) != 2 {
+			t.Fatalf("%s: point %+v", what, p)
+		}
+		if u := p.GPUs[0].Utilization; u == nil || *u != 15 || p.Max["gpus.h.0.utilization"] != 20 {
+			t.Errorf("%s: GPU 0 utilization %v (max %v), want the mean of the two samples that had it, 15 (max 20)", what, deref(u), p.Max["gpus.h.0.utilization"])
+		}
+		if u := p.GPUs[1].Utilization; u == nil || *u != 30 {
+			t.Errorf("%s: GPU 1 utilization %v, want 30 (one sample)", what, deref(u))
+		}
+		if v := p.GPUs[1].VRAMUsedGB; v == nil || *v != 24 {
+			t.Errorf("%s: GPU 1 VRAM %v, want 24", what, deref(v))
+		}
+	}
+	check("60m", st, base.Add(time.Minute), "60m")
+
+	later := base.Add(2 * time.Hour)
+	add(st, sample("h", 4, later, 10, 2)) // seals the minute
+	check("6h, sealed", st, later, "6h")
+	var rollups []Rollup
+	for _, r := range st.Seal(later) {
+		if r.Host == "h" && r.Start == base.UnixNano() {
+			rollups = append(rollups, r)
+			for i, name := range r.Names {
+				want := map[string]uint32{"gpu.0.utilization": 2, "gpu.1.utilization": 1, "host.cpu_percent": 3}[name]
+				if want != 0 && r.N[i] != want {
+					t.Errorf("rollup %ds: %s counts %d samples, want %d", r.Res, name, r.N[i], want)
+				}
+			}
+		}
+	}
+	if len(rollups) != 3 {
+		t.Fatalf("%d rollups of the minute's long slots, want 3", len(rollups))
+	}
+	st2 := New()
+	for _, r := range rollups {
+		if err := st2.RestoreRollup(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("6h, restored", st2, later, "6h")
+	check("24h, restored", st2, later, "24h")
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/poll"
+	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -33,7 +34,7 @@ type seqs struct {
 	seen map[string]map[uint64]bool
 }
 
-func (s *seqs) Add(smp *metrics.Sample) {
+func (s *seqs) Add(smp *view.Figures) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.seen[smp.Host] == nil {

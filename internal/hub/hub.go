@@ -428,11 +428,20 @@ type lateHistory struct{ h atomic.Pointer[History] }
 func (l *lateHistory) set(h History) { l.h.Store(&h) }
 
 func (l *lateHistory) Window(now time.Time, rng, host string) (metrics.History, error) {
+	return l.read(func(h History) (metrics.History, error) { return h.Window(now, rng, host) })
+}
+
+func (l *lateHistory) FleetWindow(now time.Time, rng string) (metrics.History, error) {
+	return l.read(func(h History) (metrics.History, error) { return h.FleetWindow(now, rng) })
+}
+
+// read asks the history once it is set.
+func (l *lateHistory) read(ask func(History) (metrics.History, error)) (metrics.History, error) {
 	h := l.h.Load()
 	if h == nil || *h == nil {
 		return metrics.History{}, notReady{}
 	}
-	return (*h).Window(now, rng, host)
+	return ask(*h)
 }
 
 type notReady struct{}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -132,7 +133,8 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	}
 	in.mu.Unlock()
 	if in.history != nil {
-		in.history.Add(s)
+		f := view.Of(s)
+		in.history.Add(&f)
 	}
 	if in.latency != nil {
 		in.latency.AddSample(s)

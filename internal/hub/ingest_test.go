@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -23,13 +24,16 @@ type recorder struct {
 	obs     map[string]int
 }
 
-func (r *recorder) Add(s *metrics.Sample) {
+func (r *recorder) Add(f *view.Figures) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.added = append(r.added, s.Seq)
+	r.added = append(r.added, f.Seq)
 }
 func (r *recorder) Record(*metrics.Update) {}
 func (r *recorder) Window(time.Time, string, string) (metrics.History, error) {
+	return metrics.History{}, nil
+}
+func (r *recorder) FleetWindow(time.Time, string) (metrics.History, error) {
 	return metrics.History{}, nil
 }
 func (r *recorder) AddSample(*metrics.Sample) {

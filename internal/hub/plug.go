@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sysperf/sysperf/internal/hub/source"
+	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -45,14 +46,18 @@ type Latency interface {
 
 // History keeps the windows the charts read.
 type History interface {
-	// Add places a sample in its slots by its own timestamp, so a late
-	// sample from an agent's backlog lands where it belongs.
-	Add(s *metrics.Sample)
+	// Add places a sample, converted once to the dashboard's units
+	// (view.Of), in its slots by its own timestamp, so a late sample from
+	// an agent's backlog lands where it belongs.
+	Add(f *view.Figures)
 	// Record places the hub's own readings (databases, containers) of the
 	// update built at u.Timestamp.
 	Record(u *metrics.Update)
 	// Window returns the points of a range ("5m", "15m", "60m", ...).
 	Window(now time.Time, rng, host string) (metrics.History, error)
+	// FleetWindow returns the fleet view's points of a range: the site's
+	// totals of each update Record placed.
+	FleetWindow(now time.Time, rng string) (metrics.History, error)
 }
 
 // Evaluator applies the alert rules to each update and returns the alerts

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sysperf/sysperf/internal/history"
+	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -25,7 +26,8 @@ func TestHistoryHostFilter(t *testing.T) {
 	empty := history.New()
 	st := history.New()
 	for i, host := range []string{"gpu02", "gpu01"} {
-		st.Add(&metrics.Sample{V: 1, Host: host, Boot: "b", Seq: uint64(i), TS: time.Now().UnixNano(), System: &metrics.System{CPUPercent: &cpu}})
+		f := view.Of(&metrics.Sample{V: 1, Host: host, Boot: "b", Seq: uint64(i), TS: time.Now().UnixNano(), System: &metrics.System{CPUPercent: &cpu}})
+		st.Add(&f)
 	}
 	withHosts := start(t, Config{History: st})
 	noHosts := start(t, Config{History: empty})

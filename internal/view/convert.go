@@ -44,10 +44,35 @@ type gpuFigures struct {
 	used, total float64
 }
 
+// gpuArena holds what the GPU views of one sample point at: three
+// allocations for all of its GPUs and their processes, not up to three per
+// GPU.
+type gpuArena struct {
+	figs  []gpuFigures
+	procs []metrics.ProcessView
+	vram  []float64
+}
+
+func newGPUArena(gpus, procs int) gpuArena {
+	a := gpuArena{figs: make([]gpuFigures, gpus)}
+	if procs > 0 {
+		a.procs, a.vram = make([]metrics.ProcessView, procs), make([]float64, procs)
+	}
+	return a
+}
+
 // GPU converts one GPU of a sample to the dashboard's units; the live views
 // and history both read it from here.
 func GPU(host string, g metrics.GPU, stale bool) metrics.GPUView {
-	fig := &gpuFigures{index: g.Index, name: g.Name}
+	a := newGPUArena(1, len(g.Processes))
+	return a.gpu(host, g, stale)
+}
+
+// gpu is GPU, taking the figures from a.
+func (a *gpuArena) gpu(host string, g metrics.GPU, stale bool) metrics.GPUView {
+	fig := &a.figs[0]
+	a.figs = a.figs[1:]
+	fig.index, fig.name = g.Index, g.Name
 	v := metrics.GPUView{
 		Host:              host,
 		Index:             &fig.index,
@@ -77,26 +102,28 @@ func GPU(host string, g metrics.GPU, stale bool) metrics.GPUView {
 	if g.Name != "" {
 		v.Name = &fig.name
 	}
-	var vram []float64
-	if len(g.Processes) > 0 {
-		v.Processes = make([]metrics.ProcessView, 0, len(g.Processes))
-		vram = make([]float64, len(g.Processes))
-	}
-	for i, p := range g.Processes {
-		var gb *float64
-		if p.MemUsed != nil {
-			vram[i] = float64(*p.MemUsed) / bytesPerGB
-			gb = &vram[i]
+	if n := len(g.Processes); n > 0 {
+		// Full slice expressions: an append to one GPU's list never
+		// writes into the next one's.
+		v.Processes, a.procs = a.procs[:n:n], a.procs[n:]
+		vram := a.vram[:n:n]
+		a.vram = a.vram[n:]
+		for i, p := range g.Processes {
+			var gb *float64
+			if p.MemUsed != nil {
+				vram[i] = float64(*p.MemUsed) / bytesPerGB
+				gb = &vram[i]
+			}
+			v.Processes[i] = metrics.ProcessView{
+				PID:       p.PID,
+				Name:      p.Name,
+				Command:   p.Command,
+				VRAMGB:    gb,
+				SMPercent: p.SMUtil,
+				Container: p.Container,
+				Model:     p.Model,
+			}
 		}
-		v.Processes = append(v.Processes, metrics.ProcessView{
-			PID:       p.PID,
-			Name:      p.Name,
-			Command:   p.Command,
-			VRAMGB:    gb,
-			SMPercent: p.SMUtil,
-			Container: p.Container,
-			Model:     p.Model,
-		})
 	}
 	gpuHealthView(&v, g)
 	return v
@@ -147,27 +174,37 @@ func gpuHealthView(v *metrics.GPUView, g metrics.GPU) {
 	}
 }
 
+// hostFigures holds the figures a host view points at, allocated together
+// (one allocation per host section instead of up to eleven).
+type hostFigures struct {
+	ramUsed, ramTotal, swapUsed, swapTotal float64
+	diskUsed, diskTotal                    float64
+	read, write, rx, tx                    float64
+	uptime                                 uint64
+}
+
 // System converts a host section. Totals of zero mean the agent could not
 // read them (no real machine has no RAM or disk), so they become null.
 func System(sys *metrics.System) metrics.HostView {
 	if sys == nil {
 		return metrics.HostView{}
 	}
+	fig := &hostFigures{}
 	v := metrics.HostView{
 		CPUPercent:    sys.CPUPercent,
 		PerCore:       sys.PerCore,
 		Load1:         sys.Load1,
 		Load5:         sys.Load5,
 		Load15:        sys.Load15,
-		DiskReadMBps:  mbps(sys.DiskReadBps),
-		DiskWriteMBps: mbps(sys.DiskWriteBps),
-		NetRxMBps:     mbps(sys.NetRxBps),
-		NetTxMBps:     mbps(sys.NetTxBps),
+		DiskReadMBps:  mbpsIn(&fig.read, sys.DiskReadBps),
+		DiskWriteMBps: mbpsIn(&fig.write, sys.DiskWriteBps),
+		NetRxMBps:     mbpsIn(&fig.rx, sys.NetRxBps),
+		NetTxMBps:     mbpsIn(&fig.tx, sys.NetTxBps),
 	}
 	if sys.MemTotal > 0 {
-		v.RAMUsedGB, v.RAMTotalGB = GB(sys.MemUsed), GB(sys.MemTotal)
+		v.RAMUsedGB, v.RAMTotalGB = gbIn(&fig.ramUsed, sys.MemUsed), gbIn(&fig.ramTotal, sys.MemTotal)
 		// Swap is read with memory; a total of 0 is a machine without swap.
-		v.SwapUsedGB, v.SwapTotalGB = GB(sys.SwapUsed), GB(sys.SwapTotal)
+		v.SwapUsedGB, v.SwapTotalGB = gbIn(&fig.swapUsed, sys.SwapUsed), gbIn(&fig.swapTotal, sys.SwapTotal)
 	}
 	// The agent reports the mounts it was configured for (default "/"); the
 	// seed's single disk figure is their sum.
@@ -177,13 +214,28 @@ func System(sys *metrics.System) metrics.HostView {
 		total += d.Total
 	}
 	if total > 0 {
-		v.DiskUsedGB, v.DiskTotalGB = GB(used), GB(total)
+		v.DiskUsedGB, v.DiskTotalGB = gbIn(&fig.diskUsed, used), gbIn(&fig.diskTotal, total)
 	}
 	if sys.Uptime > 0 {
-		up := sys.Uptime
-		v.UptimeS = &up
+		fig.uptime = sys.Uptime
+		v.UptimeS = &fig.uptime
 	}
 	return v
+}
+
+// gbIn writes b in GB to dst and returns dst.
+func gbIn(dst *float64, b uint64) *float64 {
+	*dst = float64(b) / bytesPerGB
+	return dst
+}
+
+// mbpsIn writes bps in MB/s to dst and returns dst; nil when bps is.
+func mbpsIn(dst *float64, bps *float64) *float64 {
+	if bps == nil {
+		return nil
+	}
+	*dst = *bps / bytesPerMB
+	return dst
 }
 
 // Model converts a model server's report. VRAM is what the server
@@ -223,4 +275,109 @@ func Model(s *metrics.Sample, role string, m metrics.Model, stale bool) metrics.
 		}
 	}
 	return v
+}
+
+// Figures are one sample's figures in the dashboard's units, converted
+// once: what the live views show of a host and what history keeps of it.
+// Boot and Seq identify the sample, so a sample delivered twice counts
+// once.
+type Figures struct {
+	Host string
+	TS   int64 // unix ns, the sample's own
+	Boot string
+	Seq  uint64
+	// System is nil when the sample has no host section.
+	System *metrics.HostView
+	GPUs   []metrics.GPUView
+	// Models are by role ("rtdetr", "nemotron").
+	Models map[string]metrics.ModelView
+}
+
+// Of converts a sample, its sections as fresh (not stale) views.
+func Of(s *metrics.Sample) Figures {
+	f := Figures{Host: s.Host, TS: s.TS, Boot: s.Boot, Seq: s.Seq}
+	if s.System != nil {
+		sys := System(s.System)
+		f.System = &sys
+	}
+	if len(s.GPUs) > 0 {
+		procs := 0
+		for i := range s.GPUs {
+			procs += len(s.GPUs[i].Processes)
+		}
+		a := newGPUArena(len(s.GPUs), procs)
+		f.GPUs = make([]metrics.GPUView, len(s.GPUs))
+		for i, g := range s.GPUs {
+			f.GPUs[i] = a.gpu(s.Host, g, false)
+		}
+	}
+	if len(s.Models) > 0 {
+		f.Models = make(map[string]metrics.ModelView, len(s.Models))
+		for role, m := range s.Models {
+			f.Models[role] = Model(s, role, m, false)
+		}
+	}
+	return f
+}
+
+// Counts reduces an update's container list to what a chart plots; nil
+// when the list is (its source has not answered). Unhealthy is the alert
+// rule's count, so the chart agrees with the alert.
+func Counts(cs []metrics.Container) *metrics.ContainerCounts {
+	if cs == nil {
+		return nil
+	}
+	total, bad := float64(len(cs)), 0.0
+	for _, c := range cs {
+		if u, _ := c.Unhealthy(); u {
+			bad++
+		}
+	}
+	return &metrics.ContainerCounts{Total: &total, Unhealthy: &bad}
+}
+
+// Totals are the fleet's figures in an update, as the fleet view's
+// history keeps them: GPU figures over every GPU that reports them (the
+// fleet rows' own sums, unrounded), the hosts online and the firing
+// alerts by severity.
+func Totals(u *metrics.Update) metrics.FleetFigures {
+	var util, used, total, power, limit acc
+	for i := range u.GPUs {
+		g := &u.GPUs[i]
+		util.add(g.Utilization)
+		used.add(g.VRAMUsedGB)
+		total.add(g.VRAMTotalGB)
+		power.add(g.PowerWatts)
+		limit.add(g.PowerLimitWatts)
+	}
+	online, crit, warn := 0, 0, 0
+	for _, h := range u.Hosts {
+		if h.Online {
+			online++
+		}
+	}
+	for _, a := range u.Alerts {
+		c, w := firing(a)
+		crit += c
+		warn += w
+	}
+	n := func(v int) *float64 {
+		f := float64(v)
+		return &f
+	}
+	return metrics.FleetFigures{
+		Hosts: n(len(u.Hosts)), Online: n(online), GPUs: n(len(u.GPUs)),
+		UtilMean: util.raw(util.sum / float64(max(util.n, 1))), UtilMax: util.raw(util.max),
+		VRAMUsed: used.raw(used.sum), VRAMTotal: total.raw(total.sum),
+		Power: power.raw(power.sum), PowerLimit: limit.raw(limit.sum),
+		Critical: n(crit), Warning: n(warn),
+	}
+}
+
+// raw is x, or nil when a reported nothing.
+func (a acc) raw(x float64) *float64 {
+	if a.n == 0 {
+		return nil
+	}
+	return &x
 }

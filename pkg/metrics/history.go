@@ -26,8 +26,29 @@ type Point struct {
 	Inference *Latencies   `json:"inference,omitempty"`
 	Databases *Databases   `json:"databases,omitempty"`
 	// Containers counts the containers by health over the slot (means).
-	Containers *ContainerCounts   `json:"containers,omitempty"`
-	Max        map[string]float64 `json:"max,omitempty"`
+	Containers *ContainerCounts `json:"containers,omitempty"`
+	// Fleet is the site's totals over the slot (means), in the fleet
+	// view's history only.
+	Fleet *FleetFigures      `json:"fleet,omitempty"`
+	Max   map[string]float64 `json:"max,omitempty"`
+}
+
+// FleetFigures are the fleet view's totals as a history point keeps them:
+// each the mean over the slot, its maximum in Point.Max under "fleet.<key>"
+// ("fleet.util_max"). The keys are FleetTotals'; UtilMax is the busiest
+// GPU's utilization. GPU figures no GPU reported are absent.
+type FleetFigures struct {
+	Hosts      *float64 `json:"hosts,omitempty"`
+	Online     *float64 `json:"online,omitempty"`
+	GPUs       *float64 `json:"gpus,omitempty"`
+	UtilMean   *float64 `json:"util_mean,omitempty"`
+	UtilMax    *float64 `json:"util_max,omitempty"`
+	VRAMUsed   *float64 `json:"vram_used_gb,omitempty"`
+	VRAMTotal  *float64 `json:"vram_total_gb,omitempty"`
+	Power      *float64 `json:"power_watts,omitempty"`
+	PowerLimit *float64 `json:"power_limit_watts,omitempty"`
+	Critical   *float64 `json:"alerts_critical,omitempty"`
+	Warning    *float64 `json:"alerts_warning,omitempty"`
 }
 
 // ContainerCounts is the container list of an update reduced to what a

@@ -234,6 +234,7 @@ export interface Point {
   inference?: Latencies;
   databases?: Databases;
   containers?: ContainerCounts;
+  fleet?: FleetFigures;
   max?: Record<string, number>;
 }
 
@@ -455,6 +456,21 @@ export interface HealthPoint {
 export interface ContainerCounts {
   total?: number;
   unhealthy?: number;
+}
+
+/** metrics.FleetFigures */
+export interface FleetFigures {
+  hosts?: number;
+  online?: number;
+  gpus?: number;
+  util_mean?: number;
+  util_max?: number;
+  vram_used_gb?: number;
+  vram_total_gb?: number;
+  power_watts?: number;
+  power_limit_watts?: number;
+  alerts_critical?: number;
+  alerts_warning?: number;
 }
 
 /** server.LevelView */
