@@ -5,7 +5,6 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -548,13 +547,8 @@ func (h *Hub) tick(now time.Time) {
 	if h.plugs.History != nil {
 		h.plugs.History.Record(&u)
 	}
-	b, err := json.Marshal(u)
-	if err != nil {
-		h.log.Error("encode update", "err", err)
-		return
-	}
 	h.latest.Store(&u)
-	h.pub.publish(h.srv, h.nc, &u, b)
+	h.pub.publish(h.srv, h.nc, &u)
 }
 
 // Close stops the loop and the pollers, drains the consumer, closes the
