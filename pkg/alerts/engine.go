@@ -312,7 +312,9 @@ func (c *compiled) alert(en *entry, k targetKey) metrics.Alert {
 		Rule: c.Name, Metric: c.Metric, Severity: string(a.Severity), Host: k.host, Target: k.target,
 		Value: formatNumber(a.Value), Threshold: formatNumber(a.Threshold), NoData: en.noData, Detail: en.detail,
 	}
-	if err := c.msg.Execute(&b, data); err != nil {
+	if c.plain != nil {
+		c.plain.render(&b, &data)
+	} else if err := c.msg.Execute(&b, data); err != nil {
 		// compile executed the template once, so this is a template that
 		// fails on some values only; say so rather than send nothing.
 		b.Reset()
