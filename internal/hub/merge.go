@@ -105,8 +105,11 @@ func convert(s *metrics.Sample, stale bool) *hostView {
 	if !slices.IsSortedFunc(v.gpus, byIndex) {
 		slices.SortStableFunc(v.gpus, byIndex)
 	}
-	for _, name := range slices.Sorted(maps.Keys(s.Models)) {
-		v.models = append(v.models, modelEntry(s, name, s.Models[name], stale))
+	if len(s.Models) > 0 {
+		v.models = make([]metrics.ModelEntry, 0, len(s.Models))
+		for _, name := range slices.Sorted(maps.Keys(s.Models)) {
+			v.models = append(v.models, modelEntry(s, name, s.Models[name], stale))
+		}
 	}
 	return v
 }
@@ -163,11 +166,13 @@ func (m *merger) merge(now time.Time, newest map[string]*metrics.Sample, interva
 
 	// Online hosts first, each group by name: the seed's single "gpu",
 	// "host" and model sections come from the first that has them.
+	byName := make([]*hostView, len(m.names))
 	on, off := make([]*hostView, 0, len(m.names)), []*hostView(nil)
 	gpus, models := 0, 0
-	for _, h := range m.names {
+	for i, h := range m.names {
 		p := m.parts[h]
 		v := p.view(online(now, p.s, interval))
+		byName[i] = v
 		if v.status.Online {
 			on = append(on, v)
 		} else {
@@ -182,9 +187,7 @@ func (m *merger) merge(now time.Time, newest map[string]*metrics.Sample, interva
 	u.Hosts = make([]metrics.HostStatus, 0, len(m.names))
 	u.Models = make([]metrics.ModelEntry, 0, models)
 	// By name, each host's GPUs by index.
-	for _, h := range m.names {
-		p := m.parts[h]
-		v := p.view(online(now, p.s, interval))
+	for _, v := range byName {
 		u.Hosts = append(u.Hosts, v.status)
 		u.GPUs = append(u.GPUs, v.gpus...)
 	}
