@@ -32,14 +32,6 @@ func online(now time.Time, s *metrics.Sample, fallback time.Duration) bool {
 	return now.Sub(time.Unix(0, s.TS)) <= staleAfter*sampleInterval(s, fallback)
 }
 
-// merge builds the agent-fed part of an update from the newest sample of
-// each host, converting every sample afresh: a merger keeps the
-// conversions between ticks instead.
-func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Duration) metrics.Update {
-	var m merger
-	return m.merge(now, newest, interval)
-}
-
 // hostView is one host's sample in the dashboard's units, marked online
 // or stale: what a tick copies into the update.
 type hostView struct {

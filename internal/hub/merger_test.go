@@ -9,6 +9,14 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
+// merge builds the agent-fed part of an update from the newest sample of
+// each host with a merger of its own, converting every sample afresh, as
+// the tests want it.
+func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Duration) metrics.Update {
+	var m merger
+	return m.merge(now, newest, interval)
+}
+
 // The merger keeps each host's conversion between ticks; every update it
 // builds must be the one a fresh merge of the same samples builds, through
 // new samples, hosts going silent, joining and being forgotten.
