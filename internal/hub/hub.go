@@ -5,7 +5,6 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -188,6 +187,8 @@ type Hub struct {
 	lat      *nats.Subscription
 	srv      *server.Server
 	pub      publisher
+	// merge keeps each host's converted sample between ticks (loop only).
+	merge merger
 
 	runners []*runner
 	// alerts is the assembled alert service, nil when the caller plugged
@@ -538,7 +539,8 @@ func (h *Hub) loop(ctx context.Context) {
 
 // tick builds, records and sends one update.
 func (h *Hub) tick(now time.Time) {
-	u := merge(now, h.in.snapshot(now.Add(-h.cfg.Retention)), h.cfg.Interval)
+	u := h.merge.merge(now, h.in.snapshot(now.Add(-h.cfg.Retention)), h.cfg.Interval)
+	agentGPUs := len(u.GPUs)
 	applyLatency(&u, h.plugs.Latency, now, h.cfg.LatencyWindow)
 	applyModelWindows(&u, h.plugs.Latency, now, h.cfg.LatencyWindow)
 	applySources(&u, h.runners, now, h.cfg.Interval, h.log)
@@ -547,7 +549,7 @@ func (h *Hub) tick(now time.Time) {
 	// before the alerts and the history see the update, so to them it is
 	// no data, as it is to the browser: a NaN would hold a firing alert
 	// and reach its saved state, which JSON cannot encode either.
-	if n := scrub(&u); n > 0 {
+	if n := scrubUpdate(&u, agentGPUs); n > 0 {
 		h.log.Warn("non-finite numbers removed from the update", "count", n)
 	}
 	if h.plugs.Evaluator != nil {
@@ -558,13 +560,8 @@ func (h *Hub) tick(now time.Time) {
 	if h.plugs.History != nil {
 		h.plugs.History.Record(&u)
 	}
-	b, err := json.Marshal(u)
-	if err != nil {
-		h.log.Error("encode update", "err", err)
-		return
-	}
 	h.latest.Store(&u)
-	h.pub.publish(h.srv, h.nc, &u, b)
+	h.pub.publish(h.srv, h.nc, &u)
 }
 
 // Close stops the loop and the pollers, drains the consumer, closes the

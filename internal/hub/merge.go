@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/sysperf/sysperf/internal/view"
@@ -33,52 +32,43 @@ func online(now time.Time, s *metrics.Sample, fallback time.Duration) bool {
 	return now.Sub(time.Unix(0, s.TS)) <= staleAfter*sampleInterval(s, fallback)
 }
 
-// merge builds the agent-fed part of an update from the newest sample of
-// each host. It is pure: the loop adds latency, sources and alerts.
-func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Duration) metrics.Update {
-	u := metrics.Update{
-		Type:       metrics.TypeUpdate,
-		Timestamp:  now.UTC(),
-		Containers: []metrics.Container{},
-		Alerts:     []metrics.Alert{},
-		GPUs:       []metrics.GPUView{},
-		Hosts:      []metrics.HostStatus{},
-		Sources:    map[string]string{},
-		Stale:      map[string]bool{},
-		Errors:     map[string]string{},
-		Models:     []metrics.ModelEntry{},
-	}
-	hosts := make([]string, 0, len(newest))
-	gpus := 0
-	for h, s := range newest {
-		hosts = append(hosts, h)
-		gpus += len(s.GPUs)
-	}
-	slices.Sort(hosts)
-	// Sized once: grown by append, a fleet's GPU views (large structs) were
-	// copied over and over, most of merge's cost at 200 hosts.
-	u.GPUs = make([]metrics.GPUView, 0, gpus)
-	u.Hosts = make([]metrics.HostStatus, 0, len(newest))
+// hostView is one host's sample in the dashboard's units, marked online
+// or stale: what a tick copies into the update.
+type hostView struct {
+	status metrics.HostStatus
+	// gpus are by index; first is the sample's first GPU, the seed's "gpu".
+	gpus  []metrics.GPUView
+	first metrics.GPUView
+	// hasSystem: the sample has a host section.
+	hasSystem bool
+	// models are the host's model entries, by name.
+	models []metrics.ModelEntry
+}
 
-	// Online hosts first, each group by name: the seed's single "gpu",
-	// "host" and model sections come from the first that has them.
-	on, off := make([]*metrics.Sample, 0, len(hosts)), []*metrics.Sample(nil)
-	for _, h := range hosts {
-		s := newest[h]
-		if online(now, s, interval) {
-			on = append(on, s)
-		} else {
-			off = append(off, s)
-		}
-	}
-	// ordered[:len(on)] are the online hosts.
-	ordered := append(on, off...)
+// part is one host's newest sample, converted once: on as the host is
+// while it reports, off (made when first needed) as it is once silent.
+type part struct {
+	s       *metrics.Sample
+	on, off *hostView
+	seen    uint64 // the merge that last saw it
+}
 
-	for i, s := range ordered {
-		isOn := i < len(on)
-		st := metrics.HostStatus{
+func (p *part) view(online bool) *hostView {
+	if online {
+		return p.on
+	}
+	if p.off == nil {
+		p.off = convert(p.s, true)
+	}
+	return p.off
+}
+
+// convert turns a sample into the dashboard's units (internal/view).
+func convert(s *metrics.Sample, stale bool) *hostView {
+	v := &hostView{
+		status: metrics.HostStatus{
 			Host:     s.Host,
-			Online:   isOn,
+			Online:   !stale,
 			LastSeen: time.Unix(0, s.TS).UTC(),
 			Boot:     s.Boot,
 			Seq:      s.Seq,
@@ -87,46 +77,135 @@ func merge(now time.Time, newest map[string]*metrics.Sample, interval time.Durat
 			// A copy: patches and alert rules may touch the update, never
 			// the stored sample.
 			Errors: maps.Clone(s.Errors),
-		}
-		if len(s.Models) > 0 {
-			st.Models = map[string]metrics.ModelView{}
-			for role, m := range s.Models {
-				st.Models[role] = view.Model(s, role, m, !isOn)
-			}
-		}
-		u.Hosts = append(u.Hosts, st)
-		for _, g := range s.GPUs {
-			u.GPUs = append(u.GPUs, view.GPU(s.Host, g, !isOn))
+		},
+		gpus:      make([]metrics.GPUView, 0, len(s.GPUs)),
+		hasSystem: s.System != nil,
+	}
+	if len(s.Models) > 0 {
+		v.status.Models = make(map[string]metrics.ModelView, len(s.Models))
+		for role, m := range s.Models {
+			v.status.Models[role] = view.Model(s, role, m, stale)
 		}
 	}
-	// u.Hosts follows the online-first order; the list reads better by name.
-	slices.SortFunc(u.Hosts, func(a, b metrics.HostStatus) int { return strings.Compare(a.Host, b.Host) })
-	slices.SortFunc(u.GPUs, func(a, b metrics.GPUView) int {
-		if c := strings.Compare(a.Host, b.Host); c != 0 {
-			return c
+	for _, g := range s.GPUs {
+		v.gpus = append(v.gpus, view.GPU(s.Host, g, stale))
+	}
+	if len(v.gpus) > 0 {
+		v.first = v.gpus[0]
+	}
+	byIndex := func(a, b metrics.GPUView) int { return *a.Index - *b.Index }
+	if !slices.IsSortedFunc(v.gpus, byIndex) {
+		slices.SortStableFunc(v.gpus, byIndex)
+	}
+	if len(s.Models) > 0 {
+		v.models = make([]metrics.ModelEntry, 0, len(s.Models))
+		for _, name := range slices.Sorted(maps.Keys(s.Models)) {
+			v.models = append(v.models, modelEntry(s, name, s.Models[name], stale))
 		}
-		return *a.Index - *b.Index
-	})
+	}
+	return v
+}
 
+// merger builds the agent-fed part of each update from the newest sample
+// of each host. Each sample is converted once, the first tick that sees
+// it; a tick then only marks hosts online or stale and copies their parts
+// in. It is not safe for concurrent use: the hub's loop owns it.
+type merger struct {
+	parts map[string]*part
+	names []string // of parts, sorted
+	gen   uint64
+}
+
+// merge builds the update at now; the loop adds latency, sources and
+// alerts. The parts it copies in are shared with the next updates: what
+// holds them must not modify them.
+func (m *merger) merge(now time.Time, newest map[string]*metrics.Sample, interval time.Duration) metrics.Update {
+	u := metrics.Update{
+		Type:       metrics.TypeUpdate,
+		Timestamp:  now.UTC(),
+		Containers: []metrics.Container{},
+		Alerts:     []metrics.Alert{},
+		Sources:    map[string]string{},
+		Stale:      map[string]bool{},
+		Errors:     map[string]string{},
+		Models:     []metrics.ModelEntry{},
+	}
+	if m.parts == nil {
+		m.parts = make(map[string]*part, len(newest))
+	}
+	m.gen++
+	hostsChanged := false
+	for h, s := range newest {
+		p := m.parts[h]
+		if p == nil {
+			hostsChanged = true
+			p = &part{}
+			m.parts[h] = p
+		}
+		if p.s != s {
+			p.s, p.on, p.off = s, convert(s, false), nil
+		}
+		p.seen = m.gen
+	}
+	if hostsChanged || len(m.parts) != len(newest) {
+		for h, p := range m.parts {
+			if p.seen != m.gen {
+				delete(m.parts, h)
+			}
+		}
+		m.names = slices.Sorted(maps.Keys(m.parts))
+	}
+
+	// Online hosts first, each group by name: the seed's single "gpu",
+	// "host" and model sections come from the first that has them.
+	byName := make([]*hostView, len(m.names))
+	on, off := make([]*hostView, 0, len(m.names)), []*hostView(nil)
+	gpus, models := 0, 0
+	for i, h := range m.names {
+		p := m.parts[h]
+		v := p.view(online(now, p.s, interval))
+		byName[i] = v
+		if v.status.Online {
+			on = append(on, v)
+		} else {
+			off = append(off, v)
+		}
+		gpus += len(v.gpus)
+		models += len(v.models)
+	}
+	// Sized once: grown by append, a fleet's GPU views (large structs) were
+	// copied over and over.
+	u.GPUs = make([]metrics.GPUView, 0, gpus)
+	u.Hosts = make([]metrics.HostStatus, 0, len(m.names))
+	u.Models = make([]metrics.ModelEntry, 0, models)
+	// By name, each host's GPUs by index.
+	for _, v := range byName {
+		u.Hosts = append(u.Hosts, v.status)
+		u.GPUs = append(u.GPUs, v.gpus...)
+	}
+	// ordered[:len(on)] are the online hosts.
+	ordered := append(on, off...)
+	for _, v := range ordered {
+		u.Models = append(u.Models, v.models...)
+	}
 	mergeGPU(&u, ordered, len(on))
 	mergeHost(&u, ordered, len(on))
 	u.AIModels.RTDETR = mergeModel(&u, ordered, len(on), metrics.RoleRTDETR, metrics.SectionRTDETR)
 	u.AIModels.Nemotron = mergeModel(&u, ordered, len(on), metrics.RoleNemotron, metrics.SectionNemotron)
-	u.Models = modelEntries(ordered, len(on))
 	return u
 }
 
 // The merge functions fill a section from the first host of ordered that
 // has it; the first nOn hosts are online.
-func mergeGPU(u *metrics.Update, ordered []*metrics.Sample, nOn int) {
+func mergeGPU(u *metrics.Update, ordered []*hostView, nOn int) {
 	const sec = metrics.SectionGPU
-	for i, s := range ordered {
-		if len(s.GPUs) == 0 {
+	for i, v := range ordered {
+		if len(v.gpus) == 0 {
 			continue
 		}
 		stale := i >= nOn
-		u.GPU = view.GPU(s.Host, s.GPUs[0], stale)
-		u.Sources[sec] = "agent:" + s.Host
+		u.GPU = v.first
+		u.Sources[sec] = "agent:" + v.status.Host
 		u.Stale[sec] = stale
 		return
 	}
@@ -135,15 +214,15 @@ func mergeGPU(u *metrics.Update, ordered []*metrics.Sample, nOn int) {
 	u.Errors[sec] = sectionError(ordered, metrics.CollectorGPU, "no GPU reported")
 }
 
-func mergeHost(u *metrics.Update, ordered []*metrics.Sample, nOn int) {
+func mergeHost(u *metrics.Update, ordered []*hostView, nOn int) {
 	const sec = metrics.SectionHost
-	for i, s := range ordered {
-		if s.System == nil {
+	for i, v := range ordered {
+		if !v.hasSystem {
 			continue
 		}
 		stale := i >= nOn
-		u.Host = view.System(s.System)
-		u.Sources[sec] = "agent:" + s.Host
+		u.Host = v.status.System
+		u.Sources[sec] = "agent:" + v.status.Host
 		u.Stale[sec] = stale
 		return
 	}
@@ -154,14 +233,14 @@ func mergeHost(u *metrics.Update, ordered []*metrics.Sample, nOn int) {
 
 // sectionError explains an empty section with the first agent's own error
 // for that collector, so the UI can say "NVML unavailable: ..." verbatim.
-func sectionError(ordered []*metrics.Sample, collector, fallback string) string {
+func sectionError(ordered []*hostView, collector, fallback string) string {
 	if len(ordered) == 0 {
 		return "no agent reporting"
 	}
-	for _, s := range ordered {
-		if e := s.Errors[collector]; e != "" {
+	for _, v := range ordered {
+		if e := v.status.Errors[collector]; e != "" {
 			if len(ordered) > 1 {
-				return s.Host + ": " + e
+				return v.status.Host + ": " + e
 			}
 			return e
 		}
@@ -169,28 +248,28 @@ func sectionError(ordered []*metrics.Sample, collector, fallback string) string 
 	return fallback
 }
 
-func mergeModel(u *metrics.Update, ordered []*metrics.Sample, nOn int, role, sec string) metrics.ModelView {
-	for i, s := range ordered {
-		m, ok := s.Models[role]
+func mergeModel(u *metrics.Update, ordered []*hostView, nOn int, role, sec string) metrics.ModelView {
+	for i, v := range ordered {
+		m, ok := v.status.Models[role]
 		if !ok {
 			continue
 		}
 		stale := i >= nOn
-		u.Sources[sec] = "agent:" + s.Host
+		u.Sources[sec] = "agent:" + v.status.Host
 		u.Stale[sec] = stale
 		if m.Reason != "" && m.Status != metrics.StatusHealthy {
 			u.Errors[sec] = m.Reason
 		}
-		return view.Model(s, role, m, stale)
+		return m
 	}
 	u.Sources[sec] = SourceNone
 	u.Stale[sec] = false
 	// An agent that failed to read the model without reporting a section
 	// still says why in its errors.
-	for _, s := range ordered[:nOn] {
-		if e := s.Errors[role]; e != "" {
+	for _, v := range ordered[:nOn] {
+		if e := v.status.Errors[role]; e != "" {
 			u.Errors[sec] = e
-			return metrics.ModelView{Status: metrics.StatusUnreachable, Reason: e, Host: s.Host}
+			return metrics.ModelView{Status: metrics.StatusUnreachable, Reason: e, Host: v.status.Host}
 		}
 	}
 	u.Errors[sec] = fmt.Sprintf("no agent reports %s", role)

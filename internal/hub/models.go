@@ -1,8 +1,6 @@
 package hub
 
 import (
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/sysperf/sysperf/internal/latency"
@@ -15,20 +13,6 @@ import (
 type modelWindows interface {
 	HostStats(host, role string, now time.Time, window time.Duration) metrics.Stats
 	HostIncrease(host, role string, now time.Time, window time.Duration) (inc, seconds float64, ok bool)
-}
-
-// modelEntries lists every model of every host in merge's order (online
-// hosts first, each group by name), each host's by name, with the figures a sample holds on its
-// own; applyModelWindows adds those over a window.
-func modelEntries(ordered []*metrics.Sample, nOn int) []metrics.ModelEntry {
-	out := []metrics.ModelEntry{}
-	for i, s := range ordered {
-		stale := i >= nOn
-		for _, name := range slices.Sorted(maps.Keys(s.Models)) {
-			out = append(out, modelEntry(s, name, s.Models[name], stale))
-		}
-	}
-	return out
 }
 
 // seedKind is the kind of the seed's two entries when an older agent
@@ -135,10 +119,13 @@ func applyModelWindows(u *metrics.Update, lat Latency, now time.Time, window tim
 		if !ok || secs <= 0 {
 			continue
 		}
-		if e.Energy == nil {
-			e.Energy = &metrics.EnergyEstimate{Estimate: true, Method: metrics.EnergyMethod}
+		// A copy: the entry's own estimate is the merger's, shared by the
+		// next updates.
+		en := &metrics.EnergyEstimate{Estimate: true, Method: metrics.EnergyMethod}
+		if e.Energy != nil {
+			*en = *e.Energy
 		}
-		en := e.Energy
+		e.Energy = en
 		en.Window = u.Inference.Window
 		en.WindowJoules, en.WindowWatts = ptrF(joules), ptrF(joules/secs)
 		if genOK && gen > 0 {

@@ -3,6 +3,8 @@ package hub
 import (
 	"math"
 	"reflect"
+
+	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
 // scrub removes NaN and ±Inf from v (a pointer) in place and returns how
@@ -103,4 +105,17 @@ func scrubValue(v reflect.Value) int {
 		return n + len(del)
 	}
 	return 0
+}
+
+// scrubUpdate is scrub for an update whose first agentGPUs GPUs and whose
+// hosts came from the agents: Decode made the samples finite, their
+// conversion keeps them so, and the merger shares them with later updates,
+// so only what the sources and windows added is walked (the agents' GPUs
+// were most of a fleet's scrub).
+func scrubUpdate(u *metrics.Update, agentGPUs int) int {
+	gpus, hosts := u.GPUs, u.Hosts
+	u.GPUs, u.Hosts = gpus[agentGPUs:], nil
+	n := scrub(u)
+	u.GPUs, u.Hosts = gpus, hosts
+	return n
 }

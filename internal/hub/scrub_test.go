@@ -48,3 +48,23 @@ func TestScrubRemovesNonFiniteNumbers(t *testing.T) {
 		t.Fatalf("scrubbed update does not encode: %v", err)
 	}
 }
+
+// scrubUpdate walks what the sources added (here a Prometheus GPU after
+// the agents' and a database figure) and leaves the agents' GPUs and hosts,
+// which Decode made finite and the merger shares with later updates, to
+// themselves.
+func TestScrubUpdateSkipsTheAgentsParts(t *testing.T) {
+	t.Parallel()
+	nan := math.NaN()
+	var m merger
+	u := m.merge(now, map[string]*metrics.Sample{"h": withGPU(sample("h", 0), a5500(0, gib))}, 0)
+	agent := len(u.GPUs)
+	u.GPUs = append(u.GPUs, metrics.GPUView{Host: "prom", Utilization: &nan})
+	u.Databases.Redis.HitRatio = &nan
+	if n := scrubUpdate(&u, agent); n != 2 || u.GPUs[agent].Utilization != nil || u.Databases.Redis.HitRatio != nil {
+		t.Fatalf("scrubUpdate removed %d; prometheus GPU %v, redis %v", n, u.GPUs[agent].Utilization, u.Databases.Redis.HitRatio)
+	}
+	if len(u.GPUs) != agent+1 || len(u.Hosts) != 1 || u.GPUs[0].Utilization == nil {
+		t.Fatalf("scrubUpdate changed the agents' parts: %d GPUs, %d hosts", len(u.GPUs), len(u.Hosts))
+	}
+}

@@ -118,7 +118,6 @@ type Server struct {
 	ln   net.Listener
 	done chan error
 
-	latest atomic.Pointer[[]byte]
 	// cur is the newest update and its views; encodes counts the views
 	// encoded.
 	cur     atomic.Pointer[tick]
@@ -255,7 +254,7 @@ func (s *Server) Handler() http.Handler {
 				return
 			}
 		}
-		if s.latest.Load() == nil {
+		if s.cur.Load() == nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("starting\n"))
 			return
@@ -333,14 +332,7 @@ func (s *Server) performance(w http.ResponseWriter, r *http.Request) {
 		s.serveView(w, hostKey(host))
 		return
 	}
-	b := s.latest.Load()
-	if b == nil {
-		writeError(w, http.StatusServiceUnavailable, "no update yet: the hub builds the first one within an interval of start")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(*b)
+	s.serveView(w, viewAll)
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {

@@ -30,9 +30,13 @@ func hostKey(host string) viewKey { return viewKey(viewHost + ":" + host) }
 // built and encoded at most once, on first demand, and its bytes shared
 // by every client of it.
 type tick struct {
-	site    *view.Site
-	full    []byte
-	encodes *atomic.Uint64
+	site *view.Site
+	// full is the whole update's JSON: the hub's, else encoded on first
+	// demand (a fleet's is megabytes nobody may read).
+	fullOnce sync.Once
+	full     []byte
+	fullErr  error
+	encodes  *atomic.Uint64
 
 	mu    sync.Mutex
 	built map[viewKey][]byte
@@ -53,7 +57,12 @@ const knownNames = 50
 // get returns the encoded view; an unknown host is an errUnknownHost.
 func (t *tick) get(k viewKey) ([]byte, error) {
 	if k == viewAll {
-		return t.full, nil
+		t.fullOnce.Do(func() {
+			if t.full == nil {
+				t.full, t.fullErr = json.Marshal(t.site.Update())
+			}
+		})
+		return t.full, t.fullErr
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -84,14 +93,13 @@ func (t *tick) get(k viewKey) ([]byte, error) {
 }
 
 // PublishUpdate hands the server a new update and full, its JSON (type
-// performance_update). Each view a client watches is built and encoded
+// performance_update), or nil to have it encoded when first asked for. Each view a client watches is built and encoded
 // once and the same bytes queued to each of its clients; views nobody
 // watches are not built. It never blocks: a client that cannot take an
 // update is dropped. u must not be modified afterwards.
 func (s *Server) PublishUpdate(u *metrics.Update, full []byte) {
 	t := &tick{site: view.New(u), full: full, encodes: &s.encodes, built: map[viewKey][]byte{}}
 	s.cur.Store(t)
-	s.latest.Store(&full)
 
 	// Build outside s.mu, so connecting clients wait for no encoding.
 	s.mu.Lock()

@@ -325,3 +325,23 @@ func TestViewHistory(t *testing.T) {
 		t.Fatalf("got %v, want an error", m)
 	}
 }
+
+// An update published without its JSON (the hub leaves a fleet's to be
+// encoded when asked for) reaches the default feed and
+// GET /api/v1/performance as the update's JSON, encoded once.
+func TestWholeUpdateEncodedOnDemand(t *testing.T) {
+	s := start(t, Config{})
+	u := site(time.Now().UTC(), 2, "gpu01", "gpu02")
+	want, err := json.Marshal(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.PublishUpdate(u, nil)
+	c := dial(t, s)
+	if b := readRaw(t, c); !bytes.Equal(b, want) {
+		t.Fatalf("feed got %s\nwant %s", b, want)
+	}
+	if code, _, body := get(t, "http://"+s.Addr()+"/api/v1/performance"); code != http.StatusOK || body != string(want) {
+		t.Fatalf("performance: %d %s\nwant %s", code, body, want)
+	}
+}

@@ -101,14 +101,19 @@ func (e *Engine) Evaluate(now time.Time, u *metrics.Update) []Transition {
 	var out []Transition
 	for i, r := range e.rules {
 		states, seen := e.states[i], e.seen[i]
+		// present holds only the targets the loops below look up: those
+		// with an entry, and every target of a no_data: alert rule. A
+		// fleet's thousands of quiet GPUs are not inserted rule by rule.
 		present := map[targetKey]bool{}
 		for _, o := range r.extract(u) {
 			if !r.selects(o.host, o.target) {
 				continue
 			}
 			k := targetKey{o.host, o.target}
-			present[k] = true
 			en := states[k]
+			if en != nil || r.NoData == NoDataAlert {
+				present[k] = true
+			}
 			// NaN and ±Inf measure nothing: they are no data, never a
 			// value that breaches, clears or is kept as the alert's.
 			if o.value == nil || bad(*o.value) {
@@ -124,6 +129,7 @@ func (e *Engine) Evaluate(now time.Time, u *metrics.Update) []Transition {
 				}
 				en = &entry{levels: make([]levelState, len(r.levels)), state: StateInactive}
 				states[k] = en
+				present[k] = true
 			}
 			out = r.step(out, en, k, *o.value, o.detail, false, now)
 			if en.state == StateInactive {
@@ -306,7 +312,9 @@ func (c *compiled) alert(en *entry, k targetKey) metrics.Alert {
 		Rule: c.Name, Metric: c.Metric, Severity: string(a.Severity), Host: k.host, Target: k.target,
 		Value: formatNumber(a.Value), Threshold: formatNumber(a.Threshold), NoData: en.noData, Detail: en.detail,
 	}
-	if err := c.msg.Execute(&b, data); err != nil {
+	if c.plain != nil {
+		c.plain.render(&b, &data)
+	} else if err := c.msg.Execute(&b, data); err != nil {
 		// compile executed the template once, so this is a template that
 		// fails on some values only; say so rather than send nothing.
 		b.Reset()

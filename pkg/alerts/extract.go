@@ -167,9 +167,16 @@ func gpus(u *metrics.Update) []metrics.GPUView {
 	return []metrics.GPUView{g}
 }
 
+// gpuTargets holds the targets of GPUs 0 to 9, cut without allocating: a
+// fleet's GPUs are named once per rule per update.
+const gpuTargets = "gpu0gpu1gpu2gpu3gpu4gpu5gpu6gpu7gpu8gpu9"
+
 func gpuTarget(g *metrics.GPUView) string {
-	if g.Index == nil {
+	switch {
+	case g.Index == nil:
 		return "gpu"
+	case *g.Index >= 0 && *g.Index <= 9:
+		return gpuTargets[4**g.Index : 4**g.Index+4]
 	}
 	return "gpu" + strconv.Itoa(*g.Index)
 }

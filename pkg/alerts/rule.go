@@ -162,6 +162,7 @@ func ruleError(r *Rule, field, format string, args ...any) error {
 type compiled struct {
 	Rule
 	msg     *template.Template
+	plain   message // msg without text/template, when it can be
 	extract extractFunc
 	levels  []level // warning first, then critical, those that are set
 }
@@ -224,7 +225,7 @@ func compile(r Rule) (*compiled, error) {
 	if err := msg.Execute(discard{}, MessageData{}); err != nil {
 		return nil, ruleError(&r, "message", "%v", err)
 	}
-	c := &compiled{Rule: r, msg: msg, extract: extract}
+	c := &compiled{Rule: r, msg: msg, plain: plainMessage(msg), extract: extract}
 	upward := r.Comparison == Above || r.Comparison == AboveOrEqual
 	for _, l := range []struct {
 		name Severity

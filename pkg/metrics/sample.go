@@ -10,6 +10,12 @@
 // encoding: an absent value is never sent as zero.
 package metrics
 
+import (
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
 // Version is the schema version every message carries in "v". Decoders
 // accept newer versions and ignore fields they do not know, so a newer
 // agent can talk to an older hub.
@@ -389,4 +395,14 @@ type Observation struct {
 	V  int     `msgpack:"v" json:"v"`
 	TS int64   `msgpack:"ts" json:"ts"`
 	MS float64 `msgpack:"ms" json:"ms"`
+}
+
+// Encode returns the msgpack encoding of s. It stamps the schema version.
+func Encode(s *Sample) ([]byte, error) {
+	s.V = Version
+	b, err := msgpack.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encode sample: %w", err)
+	}
+	return b, nil
 }
