@@ -83,6 +83,11 @@ GPUS     ?= 8
 BROWSERS ?= 10
 VIEW     ?=
 LOAD_FOR ?= 60s
+# INGEST=1: no browsers; the hosts publish as fast as JetStream acks (WINDOW
+# publishes in flight per host) for LOAD_FOR, and the tool reports samples
+# stored per second and the hub's CPU per sample consumed.
+INGEST   ?=
+WINDOW   ?= 32
 loadtest: build
 	$(GO) build -o $(BIN)/loadtest ./cmd/loadtest
 	@d=$$(mktemp -d); http=127.0.0.1:18391; nats=127.0.0.1:14391; \
@@ -90,7 +95,8 @@ loadtest: build
 	$(BIN)/hub --http=$$http --nats-listen=$$nats --data-dir=$$d --log-level=warn --ws-max-clients=$$(( $(BROWSERS) + 16 )) & hub=$$!; \
 	for i in $$(seq 1 100); do sleep 0.2; $(BIN)/hub --healthcheck --http=$$http 2>/dev/null && break; done; \
 	$(BIN)/loadtest --nats-url=nats://$$nats --hub=http://$$http --data-dir=$$d --token-file=$$d/http.token \
-		--hub-pid=$$hub --hosts=$(HOSTS) --gpus=$(GPUS) --browsers=$(BROWSERS) --view='$(VIEW)' --duration=$(LOAD_FOR)
+		--hub-pid=$$hub --hosts=$(HOSTS) --gpus=$(GPUS) --browsers=$(BROWSERS) --view='$(VIEW)' --duration=$(LOAD_FOR) \
+		$(if $(INGEST),--ingest --window=$(WINDOW))
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
