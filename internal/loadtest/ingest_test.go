@@ -48,7 +48,9 @@ func TestIngestStoresWhatItCounts(t *testing.T) {
 	cfg := IngestConfig{
 		Config: Config{NATSURL: srv.ClientURL(), HubURL: hub.URL, Header: http.Header{}, Hosts: 3, GPUs: 8, Procs: 2, Interval: 5 * time.Second, Duration: time.Minute},
 		Window: 4, PerHost: 7,
-		Stamp: func(n int, seq uint64) time.Time { return base.Add(time.Duration(seq)*time.Minute + time.Duration(n)*time.Second) },
+		Stamp: func(n int, seq uint64) time.Time {
+			return base.Add(time.Duration(seq)*time.Minute + time.Duration(n)*time.Second)
+		},
 	}
 	r, err := Ingest(ctx, cfg, log)
 	if err != nil {
