@@ -85,14 +85,25 @@ GPUS     ?= 8
 BROWSERS ?= 10
 VIEW     ?=
 LOAD_FOR ?= 60s
+# INGEST=1: no browsers; the hosts publish as fast as JetStream acks (WINDOW
+# publishes in flight per host) for LOAD_FOR, and the tool reports samples
+# stored per second and the hub's CPU per sample consumed.
+INGEST   ?=
+WINDOW   ?= 32
+# RESTART=1: the tool runs bin/hub itself, fills 60 min of HOSTS × GPUS
+# samples (stamped over the past hour), restarts the hub on its data and
+# times /healthz 200 and a complete 60m history of a host and of the fleet.
+RESTART  ?=
 loadtest: build
 	$(GO) build -o $(BIN)/loadtest ./cmd/loadtest
-	@d=$$(mktemp -d); http=127.0.0.1:18391; nats=127.0.0.1:14391; \
+	@if [ -n "$(RESTART)" ]; then $(BIN)/loadtest --restart --hub-bin=$(BIN)/hub --hosts=$(HOSTS) --gpus=$(GPUS) --window=$(WINDOW); exit $$?; fi; \
+	d=$$(mktemp -d); http=127.0.0.1:18391; nats=127.0.0.1:14391; \
 	trap 'kill $$hub 2>/dev/null; wait; rm -rf $$d' EXIT INT TERM; \
 	$(BIN)/hub --http=$$http --nats-listen=$$nats --data-dir=$$d --log-level=warn --ws-max-clients=$$(( $(BROWSERS) + 16 )) & hub=$$!; \
 	for i in $$(seq 1 100); do sleep 0.2; $(BIN)/hub --healthcheck --http=$$http 2>/dev/null && break; done; \
 	$(BIN)/loadtest --nats-url=nats://$$nats --hub=http://$$http --data-dir=$$d --token-file=$$d/http.token \
-		--hub-pid=$$hub --hosts=$(HOSTS) --gpus=$(GPUS) --browsers=$(BROWSERS) --view='$(VIEW)' --duration=$(LOAD_FOR)
+		--hub-pid=$$hub --hosts=$(HOSTS) --gpus=$(GPUS) --browsers=$(BROWSERS) --view='$(VIEW)' --duration=$(LOAD_FOR) \
+		$(if $(INGEST),--ingest --window=$(WINDOW))
 
 # Every benchmark; the agent's whole tick on a GPU box (8 mock H200s, 4 model
 # servers, 40 GPU processes) is internal/agent's BenchmarkTick.

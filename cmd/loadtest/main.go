@@ -36,6 +36,13 @@ type settings struct {
 	Duration  time.Duration `flag:"duration" usage:"time measured"`
 	HostShift int           `flag:"host-shift" usage:"number of the first host (two tools on one hub)"`
 	DataDir   string        `flag:"data-dir" usage:"the hub's data directory: each host is enrolled there and connects with its own credential (empty: one connection, with --nats-creds if set)"`
+	// The ingest mode (internal/loadtest/ingest.go).
+	Ingest bool `flag:"ingest" usage:"publish as fast as JetStream acks for --duration, no browsers, and report samples stored per second and the hub's CPU per sample"`
+	Window int  `flag:"window" usage:"ingest and restart: publishes awaiting their ack, per host"`
+	// The restart mode (internal/loadtest/restart.go).
+	Restart bool          `flag:"restart" usage:"run a hub of its own (--hub-bin), fill --span of samples, restart it and time /healthz and the 60m history"`
+	HubBin  string        `flag:"hub-bin" usage:"restart: the hub binary"`
+	Span    time.Duration `flag:"span" usage:"restart: history filled before the restart"`
 }
 
 func main() { os.Exit(run()) }
@@ -44,7 +51,7 @@ func run() int {
 	s := settings{
 		NATSURL: "nats://127.0.0.1:4321", Hub: "http://127.0.0.1:8321",
 		Hosts: 200, GPUs: 8, Procs: 2, Interval: 5 * time.Second, Browsers: 10,
-		Warmup: 15 * time.Second, Duration: 60 * time.Second,
+		Warmup: 15 * time.Second, Duration: 60 * time.Second, Window: 32, HubBin: "bin/hub", Span: 60 * time.Minute,
 	}
 	if err := config.Load("loadtest", os.Args[1:], &s); err != nil {
 		if errors.Is(err, config.ErrHelp) {
@@ -82,6 +89,26 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if s.Restart {
+		rcfg := loadtest.RestartConfig{Config: cfg, HubBin: s.HubBin, Span: s.Span, Window: s.Window}
+		r, err := loadtest.Restart(ctx, rcfg, log)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			return 1
+		}
+		r.Report(os.Stdout, rcfg)
+		return 0
+	}
+	if s.Ingest {
+		icfg := loadtest.IngestConfig{Config: cfg, Window: s.Window}
+		r, err := loadtest.Ingest(ctx, icfg, log)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			return 1
+		}
+		r.Report(os.Stdout, icfg)
+		return 0
+	}
 	r, err := loadtest.Run(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)

@@ -178,15 +178,11 @@ func TestTwoHubsNotifyOnceAcrossAKill(t *testing.T) {
 		"--rules", testRules(t, map[string]time.Duration{rule: time.Second}),
 		"--webhook", hookSrv.URL, "--docker-host", "none", "--source-timeout", "1s",
 	}
+	// Started at the same instant, as a service manager does: they create
+	// the same streams and buckets at once (TestTwoHubsStartTogether).
 	hubs := map[string]*hubProcess{}
-	// One after the other: two hubs started in the same instant on this
-	// fresh cluster both timed out creating SYSPERF_SAMPLES (15s), which
-	// two in-process clients creating it at once do not reproduce; it is
-	// start-up, not notification, and is reported to be looked into.
-	for _, name := range []string{"hub-a", "hub-b"} {
-		h := startHubProcess(t, bin, name, args...)
-		hubs[name] = h
-		poll.Until(t, h.name+" healthy", func() bool { return h.get("/healthz", nil) == http.StatusOK })
+	for _, h := range startHubsTogether(t, bin, []string{"hub-a", "hub-b"}, args...) {
+		hubs[h.name] = h
 	}
 
 	js := natsxtest.Connect(t, natsURL)

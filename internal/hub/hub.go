@@ -319,10 +319,15 @@ func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *H
 		return nil, err
 	}
 	h.conn.Store(h.nc)
-	if h.js, err = jetstream.New(h.nc); err != nil {
+	js, err := jetstream.New(h.nc)
+	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	// Hubs started together on one cluster create the same streams at
+	// once, and the cluster leaves some of those requests unanswered: the
+	// set-up calls are retried (natsx.Retrying), within setupWait.
+	h.js = natsx.Retrying(js, log)
+	sctx, cancel := context.WithTimeout(ctx, setupWait)
 	defer cancel()
 	if _, err := natsx.EnsureSamplesStream(sctx, h.js, h.streamConfig()); err != nil {
 		return nil, err
@@ -379,6 +384,11 @@ func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *H
 	}
 	return h, nil
 }
+
+// setupWait bounds start-up's JetStream set-up of the samples stream and
+// the hub's consumer, retries included; past it start-up fails, naming
+// the call that went unanswered.
+const setupWait = time.Minute
 
 // streamConfig is the samples stream the hub keeps. On the embedded
 // server its default size is at most half the store, which JetStream

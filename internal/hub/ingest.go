@@ -295,15 +295,17 @@ func (in *ingest) consumeFrom(ctx context.Context, js jetstream.JetStream, durab
 	if err := js.DeleteConsumer(ctx, metrics.StreamSamples, durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, 0, fmt.Errorf("delete consumer %s: %w", durable, err)
 	}
+	// No acks: the hub handles every message it is sent, whatever its
+	// fate, and never asks for one again, so an ack per sample only cost
+	// a message to the server and its bookkeeping there (a consumer-group
+	// proposal per ack on a cluster). Where ingest resumes is its own
+	// record (lastSeq) or, at start, the replay time; the pulls
+	// (pullMessages, pullBytes) bound what waits in the hub.
 	cfg := jetstream.ConsumerConfig{
 		Durable:       durable,
 		Description:   "sysperf hub ingest",
 		FilterSubject: metrics.SubjectSamples,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxDeliver:    5,
-		// Bounds the hub's memory if it falls behind a burst.
-		MaxAckPending: 1000,
+		AckPolicy:     jetstream.AckNonePolicy,
 	}
 	deliver(&cfg)
 	cons, err := js.CreateConsumer(ctx, metrics.StreamSamples, cfg)
@@ -319,13 +321,6 @@ func (in *ingest) consumeFrom(ctx context.Context, js jetstream.JetStream, durab
 			in.sample(msg.Subject(), msg.Data())
 		} else {
 			in.handled.Add(1)
-		}
-		// A message is acked whatever its fate: a malformed one would only
-		// come back.
-		if err := msg.Ack(); err != nil {
-			if ok, _ := in.limit.allow("ack", time.Now()); ok {
-				in.log.Warn("ack sample", "err", err)
-			}
 		}
 	}, jetstream.PullMaxMessagesWithBytesLimit(pullMessages, pullBytes), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if ok, suppressed := in.limit.allow("consume", time.Now()); ok {

@@ -1,0 +1,73 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sysperf/sysperf/internal/natsd"
+	"github.com/sysperf/sysperf/internal/natsx"
+	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
+	"github.com/sysperf/sysperf/pkg/metrics"
+)
+
+// The ingest mode against a real JetStream and a stand-in hub whose
+// /metrics counts the stream's messages as consumed: every sample the
+// hosts publish is stored once, with the stamps asked for, and the run
+// ends once the "hub" has them all.
+func TestIngestStoresWhatItCounts(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	srv, err := natsd.Start(natsd.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Open: true}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	js := natsxtest.Connect(t, srv.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := natsx.EnsureSamplesStream(ctx, js, natsx.SamplesStream{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info, err := st.Info(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "# HELP x\nsysperf_ingest_samples_total %d\nsysperf_ingest_dropped_samples_total{cause=\"too_old\"} 0\n", info.State.Msgs)
+	}))
+	t.Cleanup(hub.Close)
+
+	base := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	cfg := IngestConfig{
+		Config: Config{NATSURL: srv.ClientURL(), HubURL: hub.URL, Header: http.Header{}, Hosts: 3, GPUs: 8, Procs: 2, Interval: 5 * time.Second, Duration: time.Minute},
+		Window: 4, PerHost: 7,
+		Stamp: func(n int, seq uint64) time.Time {
+			return base.Add(time.Duration(seq)*time.Minute + time.Duration(n)*time.Second)
+		},
+	}
+	r, err := Ingest(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Stored != 21 || r.Errors != 0 || r.Consumed != 21 || !r.Complete {
+		t.Fatalf("result %+v, want 21 stored and consumed", r)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, metrics.SampleSubject(HostName(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := metrics.Decode(m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := base.Add(6*time.Minute + 2*time.Second); s.TS != want.UnixNano() || s.Seq != 6 || len(s.GPUs) != 8 || m.Header.Get(jetstream.MsgIDHeader) != metrics.MsgID(s) {
+		t.Fatalf("last sample of host 2: ts %s seq %d, %d GPUs, id %q; want ts %s seq 6", time.Unix(0, s.TS).UTC(), s.Seq, len(s.GPUs), m.Header.Get(jetstream.MsgIDHeader), want)
+	}
+}
