@@ -136,6 +136,8 @@ func flood(ctx context.Context, js jetstream.JetStream, cfg IngestConfig, n int,
 	name := HostName(n)
 	boot := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rng := rand.New(rand.NewPCG(uint64(n), 11))
+	// Each host's run has its own id key, as an agent's does.
+	key := strconv.FormatUint(rng.Uint64(), 16)
 	futures := make(chan jetstream.PubAckFuture, cfg.Window)
 	done := make(chan struct{})
 	go func() {
@@ -161,7 +163,7 @@ func flood(ctx context.Context, js jetstream.JetStream, cfg IngestConfig, n int,
 			break
 		}
 		msg := &nats.Msg{Subject: metrics.SampleSubject(name), Data: b, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, metrics.MsgID(s))
+		msg.Header.Set(jetstream.MsgIDHeader, metrics.MsgID(s, key))
 		// A full window blocks here until an ack frees a place.
 		f, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(30*time.Second))
 		if err != nil {
