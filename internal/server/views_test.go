@@ -325,3 +325,47 @@ func TestViewHistory(t *testing.T) {
 		t.Fatalf("got %v, want an error", m)
 	}
 }
+
+// fleetWindows is a history reader that has the fleet view's history too.
+type fleetWindows struct{ windows }
+
+func (w *fleetWindows) FleetWindow(now time.Time, rng string) (metrics.History, error) {
+	return w.Window(now, rng, "<fleet>")
+}
+
+// TestFleetHistory: a reader with FleetWindow gives the fleet view its
+// history on connect and on a range switch, before the fleet view.
+func TestFleetHistory(t *testing.T) {
+	w := &fleetWindows{}
+	s := start(t, Config{History: w})
+	publishSite(t, s, site(time.Now().UTC(), 2, "gpu01", "gpu02"))
+	c, _, err := dialQuery(t, s, "view=fleet&range=15m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := read(t, c); m["type"] != metrics.TypeHistory || m["range"] != "15m" {
+		t.Fatalf("first message %v, want the fleet's 15m history", m)
+	}
+	if m := read(t, c); m["type"] != metrics.TypeFleet {
+		t.Fatalf("got %v, want the fleet view", m)
+	}
+	send(t, c, `{"type":"subscribe","range":"60m"}`)
+	if m := read(t, c); m["type"] != metrics.TypeHistory || m["range"] != "60m" {
+		t.Fatalf("got %v, want the fleet's 60m history", m)
+	}
+	send(t, c, `{"type":"subscribe","range":"9y"}`)
+	if m := read(t, c); m["type"] != "error" {
+		t.Fatalf("got %v, want an error for a bad range", m)
+	}
+	send(t, c, `{"type":"subscribe","host":"gpu01"}`)
+	if m := read(t, c); m["type"] != metrics.TypeHistory {
+		t.Fatalf("got %v, want gpu01's history", m)
+	}
+	onlyHost(t, readUpdate(t, c), "gpu01", 2)
+	w.mu.Lock()
+	calls := strings.Join(w.calls, " ")
+	w.mu.Unlock()
+	if calls != "15m|<fleet> 60m|<fleet> 9y|<fleet> 5m|gpu01" {
+		t.Fatalf("history windows asked: %s", calls)
+	}
+}
