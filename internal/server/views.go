@@ -128,33 +128,38 @@ func (s *Server) PublishUpdate(u *metrics.Update, full []byte) {
 	}
 	s.latest.Store(&full)
 
-	// Build outside s.mu, so connecting clients wait for no encoding.
+	// Each view is built outside s.mu, so connecting clients wait for no
+	// encoding, and its clients are queued as soon as it is built: the
+	// first views' browsers are written to while the next views are built.
 	s.mu.Lock()
-	keys := map[viewKey]bool{}
+	byView := map[viewKey][]*client{}
 	for c := range s.clients {
-		keys[c.view] = true
+		byView[c.view] = append(byView[c.view], c)
 	}
 	s.mu.Unlock()
-	for k := range keys {
-		if _, err := t.get(k); err != nil {
-			s.log.Debug("view not built", "view", k, "err", err)
-		}
-	}
-
 	dropped := 0
-	s.mu.Lock()
-	for c := range s.clients {
-		b, err := t.get(c.view)
+	for k, cs := range byView {
+		b, err := t.get(k)
 		if err != nil {
-			continue // a host gone from the update: its clients wait for it
+			// A host gone from the update: its clients wait for it.
+			s.log.Debug("view not built", "view", k, "err", err)
+			continue
 		}
-		if !c.enqueue(b, t) && s.dropLocked(c, "send queue full") {
-			dropped++
+		s.mu.Lock()
+		for _, c := range cs {
+			if _, ok := s.clients[c]; !ok || c.view != k {
+				// Gone, or switched view since: subscribe queued this
+				// tick's message of its new view.
+				continue
+			}
+			if !c.enqueue(b, t) && s.dropLocked(c, "send queue full") {
+				dropped++
+			}
+			t.clients.Add(1)
 		}
-		t.clients.Add(1)
+		s.mu.Unlock()
 	}
 	t.queued.Store(time.Now().UnixNano())
-	s.mu.Unlock()
 	if dropped > 0 {
 		s.log.Warn("websocket clients dropped", "reason", "send queue full", "clients", dropped)
 	}
