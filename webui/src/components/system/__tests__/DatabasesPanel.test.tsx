@@ -32,14 +32,15 @@ describe("DatabasesPanel", () => {
     const list = within(screen.getByRole("article", { name: "PostgreSQL" })).getByRole("list", { name: "Further PostgreSQL databases" });
     const items = within(list).getAllByTestId("pg-extra");
     expect(items.map((li) => li.getAttribute("data-db-name"))).toEqual(["orders", "database 3"]);
-    expect(within(items[0]).getByText("Healthy")).toBeInTheDocument();
-    expect(within(items[0]).getByTestId("pg-extra-connections")).toHaveTextContent("29 / 30 connections");
-    expect(within(items[0]).getByTestId("pg-extra-connections")).toHaveAttribute("data-level", "critical");
-    expect(items[0]).toHaveTextContent("99.5% cache hit");
-    expect(items[0]).toHaveTextContent("4,200 tx/min");
-    expect(within(items[1]).getByText("Unreachable")).toBeInTheDocument();
-    expect(within(items[1]).getByText(/i\/o timeout/)).toBeInTheDocument();
-    expect(within(items[1]).getByTestId("pg-extra-connections")).toHaveTextContent("— / — connections");
+    const [orders, down] = items as [HTMLElement, HTMLElement];
+    expect(within(orders).getByText("Healthy")).toBeInTheDocument();
+    expect(within(orders).getByTestId("pg-extra-connections")).toHaveTextContent("29 / 30 connections");
+    expect(within(orders).getByTestId("pg-extra-connections")).toHaveAttribute("data-level", "critical");
+    expect(orders).toHaveTextContent("99.5% cache hit");
+    expect(orders).toHaveTextContent("4,200 tx/min");
+    expect(within(down).getByText("Unreachable")).toBeInTheDocument();
+    expect(within(down).getByText(/i\/o timeout/)).toBeInTheDocument();
+    expect(within(down).getByTestId("pg-extra-connections")).toHaveTextContent("— / — connections");
     // The first database keeps the card's meters.
     expect(screen.getByTestId("pg-connections")).toHaveTextContent("5 / 30pool");
   });
