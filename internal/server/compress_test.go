@@ -11,16 +11,16 @@ import (
 	"time"
 )
 
-// firstFrame opens /ws/system?query offering permessage-deflate, as a
-// browser does, and returns the first frame's RSV1 bit (set: compressed)
-// and payload length.
-func firstFrame(t *testing.T, s *Server, query string) (compressed bool, size int) {
+// rawDial opens /ws/system?query on a plain TCP connection offering
+// permessage-deflate, as a browser does, and returns the connection and
+// its reader, past the upgrade.
+func rawDial(t testing.TB, s *Server, query string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { _ = conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	fmt.Fprintf(conn, "GET /ws/system?%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+
@@ -34,6 +34,16 @@ func firstFrame(t *testing.T, s *Server, query string) (compressed bool, size in
 	if resp.StatusCode != http.StatusSwitchingProtocols || !strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
 		t.Fatalf("upgrade: %s, extensions %q", resp.Status, resp.Header.Get("Sec-WebSocket-Extensions"))
 	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn, br
+}
+
+// firstFrame opens /ws/system?query as rawDial does and returns the first
+// frame's RSV1 bit (set: compressed) and payload length.
+func firstFrame(t *testing.T, s *Server, query string) (compressed bool, size int) {
+	t.Helper()
+	conn, br := rawDial(t, s, query)
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	h := make([]byte, 2)
 	if _, err := io.ReadFull(br, h); err != nil {
 		t.Fatal(err)
