@@ -380,6 +380,10 @@ func (b *browsers) read(ctx context.Context, cfg Config, view string, measuring 
 	b.mu.Lock()
 	b.n++
 	b.mu.Unlock()
+	// One buffer per browser, reused: the readers run on the cores the hub
+	// uses, all at once each tick, so what they allocate and collect is
+	// taken from the hub right when it writes.
+	var buf bytes.Buffer
 	for {
 		_, r, err := c.Reader(ctx)
 		if err != nil {
@@ -389,10 +393,11 @@ func (b *browsers) read(ctx context.Context, cfg Config, view string, measuring 
 		// is inflated and read: the tool's own decoding, on cores it shares
 		// with the hub, is no part of the update's age.
 		got := time.Now()
-		data, err := io.ReadAll(r)
-		if err != nil {
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
 			return err
 		}
+		data := buf.Bytes()
 		if !measuring.Load() {
 			continue
 		}
