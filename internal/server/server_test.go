@@ -50,7 +50,7 @@ const testToken = "test-token-0123456789"
 // signedIn is the header that carries testToken.
 func signedIn() http.Header { return http.Header{"Authorization": {"Bearer " + testToken}} }
 
-func start(t *testing.T, cfg Config) *Server {
+func start(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"

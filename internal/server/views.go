@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -40,6 +43,36 @@ type tick struct {
 
 	mu    sync.Mutex
 	built map[viewKey][]byte
+
+	// What the fan-out took, from the update's own timestamp (at): when
+	// PublishUpdate began and when it had queued the tick to every client,
+	// and, as the clients' writers report, how many writes returned and
+	// when the latest did. Logged when the next tick replaces this one.
+	at, start                      time.Time
+	clients, queued, written, last atomic.Int64 // queued, last: UnixNano
+}
+
+// wrote notes that one client's write of this tick returned at now.
+func (t *tick) wrote(now time.Time) {
+	t.written.Add(1)
+	n := now.UnixNano()
+	for {
+		l := t.last.Load()
+		if n <= l || t.last.CompareAndSwap(l, n) {
+			return
+		}
+	}
+}
+
+// report logs the tick's fan-out: the share of the update's age at the
+// browsers that the hub spent before the bytes were in the sockets.
+func (t *tick) report(log *slog.Logger) {
+	if t.written.Load() == 0 || !log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	after := func(n int64) time.Duration { return time.Unix(0, n).Sub(t.at) }
+	log.Debug("websocket fan-out", "clients", t.clients.Load(), "written", t.written.Load(),
+		"published_after", t.start.Sub(t.at), "queued_after", after(t.queued.Load()), "last_written_after", after(t.last.Load()))
 }
 
 // errUnknownHost is a host view of a host the update does not have.
@@ -98,34 +131,43 @@ func (t *tick) get(k viewKey) ([]byte, error) {
 // watches are not built. It never blocks: a client that cannot take an
 // update is dropped. u must not be modified afterwards.
 func (s *Server) PublishUpdate(u *metrics.Update, full []byte) {
-	t := &tick{site: view.New(u), full: full, encodes: &s.encodes, built: map[viewKey][]byte{}}
-	s.cur.Store(t)
+	t := &tick{site: view.New(u), full: full, encodes: &s.encodes, built: map[viewKey][]byte{}, at: u.Timestamp, start: time.Now()}
+	if prev := s.cur.Swap(t); prev != nil {
+		prev.report(s.log)
+	}
 
-	// Build outside s.mu, so connecting clients wait for no encoding.
+	// Each view is built outside s.mu, so connecting clients wait for no
+	// encoding, and its clients are queued as soon as it is built: the
+	// first views' browsers are written to while the next views are built.
 	s.mu.Lock()
-	keys := map[viewKey]bool{}
+	byView := map[viewKey][]*client{}
 	for c := range s.clients {
-		keys[c.view] = true
+		byView[c.view] = append(byView[c.view], c)
 	}
 	s.mu.Unlock()
-	for k := range keys {
-		if _, err := t.get(k); err != nil {
-			s.log.Debug("view not built", "view", k, "err", err)
-		}
-	}
-
 	dropped := 0
-	s.mu.Lock()
-	for c := range s.clients {
-		b, err := t.get(c.view)
+	for k, cs := range byView {
+		b, err := t.get(k)
 		if err != nil {
-			continue // a host gone from the update: its clients wait for it
+			// A host gone from the update: its clients wait for it.
+			s.log.Debug("view not built", "view", k, "err", err)
+			continue
 		}
-		if !c.enqueue(b) && s.dropLocked(c, "send queue full") {
-			dropped++
+		s.mu.Lock()
+		for _, c := range cs {
+			if _, ok := s.clients[c]; !ok || c.view != k {
+				// Gone, or switched view since: subscribe queued this
+				// tick's message of its new view.
+				continue
+			}
+			if !c.enqueue(b, t) && s.dropLocked(c, "send queue full") {
+				dropped++
+			}
+			t.clients.Add(1)
 		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
+	t.queued.Store(time.Now().UnixNano())
 	if dropped > 0 {
 		s.log.Warn("websocket clients dropped", "reason", "send queue full", "clients", dropped)
 	}
@@ -155,6 +197,32 @@ func (s *Server) View(host string) (b []byte, ok bool) {
 	}
 	b, err := t.get(k)
 	return b, err == nil
+}
+
+// FleetHistoryReader is the fleet view's history (the site's totals over
+// a range). A Config.History that also has FleetWindow sends it to a
+// fleet-view client on connect and on a range switch, as Window is sent
+// to the other views; one without it sends the fleet view no history.
+type FleetHistoryReader interface {
+	FleetWindow(now time.Time, rng string) (metrics.History, error)
+}
+
+// viewWindow reads one view's history at a range.
+type viewWindow func(now time.Time, rng string) (metrics.History, error)
+
+// windowOf is where view k's history comes from; nil: k has none.
+func (s *Server) windowOf(k viewKey) viewWindow {
+	if s.cfg.History == nil {
+		return nil
+	}
+	if k == viewFleet {
+		if f, ok := s.cfg.History.(FleetHistoryReader); ok {
+			return f.FleetWindow
+		}
+		return nil
+	}
+	host := k.hostOf()
+	return func(now time.Time, rng string) (metrics.History, error) { return s.cfg.History.Window(now, rng, host) }
 }
 
 // Encodes counts the views encoded since start (the full update, encoded

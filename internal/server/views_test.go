@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -343,5 +345,101 @@ func TestWholeUpdateEncodedOnDemand(t *testing.T) {
 	}
 	if code, _, body := get(t, "http://"+s.Addr()+"/api/v1/performance"); code != http.StatusOK || body != string(want) {
 		t.Fatalf("performance: %d %s\nwant %s", code, body, want)
+	}
+}
+
+// fleetWindows is a history reader that has the fleet view's history too.
+type fleetWindows struct{ windows }
+
+func (w *fleetWindows) FleetWindow(now time.Time, rng string) (metrics.History, error) {
+	return w.Window(now, rng, "<fleet>")
+}
+
+// TestFleetHistory: a reader with FleetWindow gives the fleet view its
+// history on connect and on a range switch, before the fleet view.
+func TestFleetHistory(t *testing.T) {
+	w := &fleetWindows{}
+	s := start(t, Config{History: w})
+	publishSite(t, s, site(time.Now().UTC(), 2, "gpu01", "gpu02"))
+	c, _, err := dialQuery(t, s, "view=fleet&range=15m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := read(t, c); m["type"] != metrics.TypeHistory || m["range"] != "15m" {
+		t.Fatalf("first message %v, want the fleet's 15m history", m)
+	}
+	if m := read(t, c); m["type"] != metrics.TypeFleet {
+		t.Fatalf("got %v, want the fleet view", m)
+	}
+	send(t, c, `{"type":"subscribe","range":"60m"}`)
+	if m := read(t, c); m["type"] != metrics.TypeHistory || m["range"] != "60m" {
+		t.Fatalf("got %v, want the fleet's 60m history", m)
+	}
+	send(t, c, `{"type":"subscribe","range":"9y"}`)
+	if m := read(t, c); m["type"] != "error" {
+		t.Fatalf("got %v, want an error for a bad range", m)
+	}
+	send(t, c, `{"type":"subscribe","host":"gpu01"}`)
+	if m := read(t, c); m["type"] != metrics.TypeHistory {
+		t.Fatalf("got %v, want gpu01's history", m)
+	}
+	onlyHost(t, readUpdate(t, c), "gpu01", 2)
+	w.mu.Lock()
+	calls := strings.Join(w.calls, " ")
+	w.mu.Unlock()
+	if calls != "15m|<fleet> 60m|<fleet> 9y|<fleet> 5m|gpu01" {
+		t.Fatalf("history windows asked: %s", calls)
+	}
+}
+
+// lockedBuffer is a log sink the server's goroutines may write at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestFanOutLogged: at debug level, the next tick logs how many clients
+// the last one was queued to and written to, and when, from the update's
+// own timestamp (the load test's split of the age).
+func TestFanOutLogged(t *testing.T) {
+	var out lockedBuffer
+	s := start(t, Config{Log: slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ts := time.Now().UTC().Add(-time.Second)
+	publishSite(t, s, site(ts, 2, "gpu01", "gpu02"))
+	a, _, err := dialQuery(t, s, "view=host&host=gpu01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := dialQuery(t, s, "view=fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readUpdate(t, a)
+	readRaw(t, b)
+	publishSite(t, s, site(ts, 2, "gpu01", "gpu02"))
+	readUpdate(t, a)
+	readRaw(t, b)
+	poll.Until(t, "both writes of the tick", func() bool { return s.cur.Load().written.Load() == 2 })
+	publishSite(t, s, site(ts.Add(5*time.Second), 2, "gpu01", "gpu02"))
+	line := ""
+	for l := range strings.Lines(out.String()) {
+		if strings.Contains(l, "websocket fan-out") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "clients=2 written=2") || !strings.Contains(line, "last_written_after=1.") {
+		t.Fatalf("fan-out log line %q, want 2 clients written about 1 s after the update's timestamp", line)
 	}
 }

@@ -18,13 +18,23 @@ const (
 	websocketGoingAway = websocket.StatusGoingAway
 	// readLimit bounds what a client may send: subscribe messages are tiny.
 	readLimit = 4096
+	// compressFrom is the smallest message sent compressed. coder/websocket
+	// compresses each client's copy on its own (it cannot write one
+	// pre-compressed frame to many connections), so compression costs CPU
+	// per browser per tick: a 10 KB host view takes 80–200 µs of flate to
+	// save 7 KB per 5 s, and 1,000 host-view browsers spent 80–200 ms of
+	// CPU in a burst each tick, which is what delayed their updates and the
+	// agents' acks (README, "Load"). Host views (≤ 32 KB) go as they are;
+	// a fleet view of hundreds of hosts and a history still shrink about
+	// five times, for the few browsers that get them.
+	compressFrom = 32 << 10
 )
 
 // client is one WebSocket connection with its own bounded queue, so a
 // slow reader costs only itself.
 type client struct {
 	conn  *websocket.Conn
-	send  chan []byte
+	send  chan frame
 	ctx   context.Context
 	close context.CancelFunc
 
@@ -37,9 +47,16 @@ type client struct {
 	reason  string
 }
 
-func (c *client) enqueue(b []byte) bool {
+// frame is one message queued to a client; t, for an update, is the tick
+// it belongs to, told when the write returns.
+type frame struct {
+	b []byte
+	t *tick
+}
+
+func (c *client) enqueue(b []byte, t *tick) bool {
 	select {
-	case c.send <- b:
+	case c.send <- frame{b, t}:
 		return true
 	default:
 		return false
@@ -141,9 +158,9 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	// history not there yet refuses the connection, before the upgrade,
 	// so the client retries and gets full charts instead of none.
 	var history []byte
-	if s.cfg.History != nil && k != viewFleet {
+	if window := s.windowOf(k); window != nil {
 		rng := q.Get("range")
-		b, err := s.historyMessage(rng, k.hostOf())
+		b, err := s.historyMessage(window, rng)
 		switch {
 		case err == nil:
 			history = b
@@ -160,11 +177,12 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 
 	// Compression without context takeover: a message is compressed on
 	// its own, so a connection holds no 32 KB window and flate state
-	// between messages (they are pooled), and messages under 512 bytes go
-	// as they are. Views of kilobytes compress several times over.
+	// between messages (they are pooled); only messages of compressFrom
+	// bytes or more are compressed.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		OriginPatterns:  s.cfg.OriginPatterns,
-		CompressionMode: websocket.CompressionNoContextTakeover,
+		OriginPatterns:       s.cfg.OriginPatterns,
+		CompressionMode:      websocket.CompressionNoContextTakeover,
+		CompressionThreshold: compressFrom,
 	})
 	if err != nil {
 		s.log.Debug("websocket accept", "err", err)
@@ -172,9 +190,9 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(readLimit)
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &client{conn: conn, send: make(chan []byte, s.cfg.QueueLen), ctx: ctx, close: cancel, view: k}
+	c := &client{conn: conn, send: make(chan frame, s.cfg.QueueLen), ctx: ctx, close: cancel, view: k}
 	if history != nil {
-		c.enqueue(history)
+		c.enqueue(history, nil)
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -185,7 +203,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	if t := s.cur.Load(); t != nil {
 		if b, err := t.get(k); err == nil {
-			c.enqueue(b)
+			c.enqueue(b, nil)
 		}
 	}
 	s.clients[c] = struct{}{}
@@ -234,15 +252,18 @@ func (s *Server) writeLoop(c *client) {
 		select {
 		case <-c.ctx.Done():
 			return
-		case b := <-c.send:
+		case f := <-c.send:
 			ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
-			err := c.conn.Write(ctx, websocket.MessageText, b)
+			err := c.conn.Write(ctx, websocket.MessageText, f.b)
 			cancel()
 			if err != nil {
 				if c.ctx.Err() == nil {
 					s.drop(c, "write timed out", err)
 				}
 				return
+			}
+			if f.t != nil {
+				f.t.wrote(time.Now())
 			}
 		case <-ping.C:
 			ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
@@ -280,7 +301,7 @@ func (s *Server) readLoop(c *client) {
 }
 
 // subscribe switches c to the view and range m asks for: the view's
-// history (none for the fleet view yet), then its newest update. A
+// history (none for a fleet view without FleetWindow), then its newest update. A
 // subscribe that fails is answered with an error and changes nothing.
 func (s *Server) subscribe(c *client, m subscribeMsg) {
 	s.mu.Lock()
@@ -295,22 +316,19 @@ func (s *Server) subscribe(c *client, m subscribeMsg) {
 		return
 	}
 	var history []byte
+	window := s.windowOf(k)
 	switch {
-	case k == viewFleet:
-		if k == cur {
-			s.reply(c, errorMessage("the fleet view has no history yet"))
-			return
-		}
-	case s.cfg.History == nil:
-		if k == cur {
-			s.reply(c, errorMessage("history not configured"))
-			return
-		}
-	default:
-		if history, err = s.historyMessage(m.Range, k.hostOf()); err != nil {
+	case window != nil:
+		if history, err = s.historyMessage(window, m.Range); err != nil {
 			s.reply(c, errorMessage(err.Error()))
 			return
 		}
+	case k == cur && k == viewFleet:
+		s.reply(c, errorMessage("the fleet view has no history yet"))
+		return
+	case k == cur:
+		s.reply(c, errorMessage("history not configured"))
+		return
 	}
 	// Under s.mu, as PublishUpdate queues: the history and the view's
 	// newest message go before any update of the new view.
@@ -320,10 +338,10 @@ func (s *Server) subscribe(c *client, m subscribeMsg) {
 		return // dropped meanwhile
 	}
 	c.view = k
-	ok := history == nil || c.enqueue(history)
+	ok := history == nil || c.enqueue(history, nil)
 	if t := s.cur.Load(); ok && k != cur && t != nil {
 		if b, err := t.get(k); err == nil {
-			ok = c.enqueue(b)
+			ok = c.enqueue(b, nil)
 		}
 	}
 	dropped := !ok && s.dropLocked(c, "send queue full")
@@ -345,17 +363,18 @@ func (s *Server) checkHost(k viewKey) error {
 }
 
 func (s *Server) reply(c *client, b []byte) {
-	if !c.enqueue(b) {
+	if !c.enqueue(b, nil) {
 		s.drop(c, "send queue full", nil)
 	}
 }
 
-// historyMessage is the history of one host, or of all for host "".
-func (s *Server) historyMessage(rng, host string) ([]byte, error) {
+// historyMessage is the performance_history of a view at rng, read
+// from its window (windowOf).
+func (s *Server) historyMessage(window viewWindow, rng string) ([]byte, error) {
 	if rng == "" {
 		rng = s.cfg.DefaultRange
 	}
-	h, err := s.cfg.History.Window(time.Now(), rng, host)
+	h, err := window(time.Now(), rng)
 	var uh unknownHost
 	if isUnavailable(err) || errors.As(err, &uh) {
 		return nil, err

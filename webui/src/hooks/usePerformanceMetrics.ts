@@ -301,10 +301,10 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
         attempt = 0;
         armWatchdog(sock);
         dispatch({ type: "opened" });
-        // The hub sends the default view's 5m history on connect; ask for
-        // the selected host and range. The fleet view has no history.
+        // The hub sends the view's 5m history on connect (the fleet view's
+        // once the hub keeps one); ask for the selected host and range.
         if (hostRef.current) sock.send(JSON.stringify({ type: "subscribe", view: "host", host: hostRef.current, range: rangeRef.current }));
-        else if (rangeRef.current !== "5m" && view !== "fleet") sock.send(JSON.stringify({ type: "subscribe", range: rangeRef.current }));
+        else if (rangeRef.current !== "5m") sock.send(JSON.stringify({ type: "subscribe", range: rangeRef.current }));
       };
       sock.onmessage = (ev: MessageEvent) => {
         if (handle(ev.data) === "performance_update") {

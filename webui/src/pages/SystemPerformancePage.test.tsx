@@ -2,6 +2,7 @@ import { act, render, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App } from "../App";
 import { FakeWebSocket } from "../test/fakeWebSocket";
+import { soloSocket } from "../test/soloSocket";
 import { history, manyGpus, noGpu, update, withAlerts } from "../test/fixtures";
 import type { Options } from "../hooks/usePerformanceMetrics";
 
@@ -26,7 +27,7 @@ describe("App and SystemPerformancePage", () => {
 
   it("renders every section from the hub's messages, then flags a lost connection", () => {
     render(<App options={options} />);
-    const ws = FakeWebSocket.last();
+    const ws = soloSocket();
     act(() => {
       ws.open();
       ws.message(history("5m"));
@@ -50,7 +51,7 @@ describe("App and SystemPerformancePage", () => {
 
   it("switches range from the header", () => {
     render(<App options={options} />);
-    const ws = FakeWebSocket.last();
+    const ws = soloSocket();
     act(() => {
       ws.open();
       ws.message({ ...noGpu(), type: "performance_update" });
@@ -64,7 +65,7 @@ describe("App and SystemPerformancePage", () => {
 
   it("counts pending alerts apart from firing ones in the header", () => {
     render(<App options={options} />);
-    const ws = FakeWebSocket.last();
+    const ws = soloSocket();
     const u = withAlerts();
     u.alerts = [...u.alerts!, { ...u.alerts![0]!, state: "pending", rule: "other" }];
     act(() => {
@@ -76,7 +77,7 @@ describe("App and SystemPerformancePage", () => {
 
   it("offers 6h, 24h and 7d, subscribing to each; the headroom's low point follows the range", () => {
     render(<App options={options} />);
-    const ws = FakeWebSocket.last();
+    const ws = soloSocket();
     act(() => {
       ws.open();
       ws.message({ ...update(), type: "performance_update" });
@@ -93,7 +94,7 @@ describe("App and SystemPerformancePage", () => {
 
   it("gives the inference panel the selected range's figures", () => {
     render(<App options={options} />);
-    const ws = FakeWebSocket.last();
+    const ws = soloSocket();
     const u = update();
     u.inference_windows = { "5m": { ...u.inference, window: "5m" }, "15m": { ...u.inference, window: "15m" }, "60m": { ...u.inference, window: "60m", rtdetr_latency_ms: { avg: 160, p95: 460, p99: 490 } } };
     act(() => {
@@ -108,7 +109,7 @@ describe("App and SystemPerformancePage", () => {
 
   it("says once, above the sections, that a source feeding several of them fails", () => {
     render(<App options={options} />);
-    const ws = FakeWebSocket.last();
+    const ws = soloSocket();
     const u = update();
     u.errors = { ...u.errors, prometheus: "prometheus http://prom:9090: connection refused", "databases.redis": "dial tcp: refused" };
     act(() => {
@@ -153,9 +154,11 @@ describe("fleet overview and the URL's host and range", () => {
     totals: { hosts: 2, online: 2, gpus: 8, alerts_critical: 0, alerts_warning: 1 },
   };
 
-  it("shows one host's page exactly as before: no fleet table, no fleet socket, no link back", () => {
+  it("shows one host's page as before, on the default feed, once the fleet view says there is one host", () => {
     render(<App options={options} />);
-    const ws = FakeWebSocket.last();
+    expect(FakeWebSocket.instances).toHaveLength(1);
+    expect(screen.getByText("Connecting to the hub…")).toBeInTheDocument();
+    const ws = soloSocket();
     act(() => {
       ws.open();
       ws.message({ ...update(), type: "performance_update" });
@@ -163,48 +166,60 @@ describe("fleet overview and the URL's host and range", () => {
     expect(document.querySelector("[data-section=gpu]")).not.toBeNull();
     expect(document.querySelector("[data-section=fleet]")).toBeNull();
     expect(screen.queryByRole("link", { name: "← Fleet" })).toBeNull();
-    expect(FakeWebSocket.instances).toHaveLength(1);
+    // The fleet view stays open, so that a second host joining brings the overview.
+    expect(FakeWebSocket.instances).toHaveLength(2);
+    const fws = fleetSocket()!;
+    expect(fws.closedByClient).toBe(false);
     expect(ws.sent).toEqual([]);
     expect(window.location.search).toBe("");
+    act(() => fws.message(fleetUpdate));
+    expect(document.querySelector("[data-section=fleet]")).not.toBeNull();
+    expect(ws.closedByClient).toBe(true);
   });
 
-  it("with more than one host shows the fleet first, fed by the fleet view; a row opens that host's page and back returns", async () => {
+  it("with more than one host shows the fleet view alone; a row opens that host's view and back returns", async () => {
     render(<App options={options} />);
-    const ws = FakeWebSocket.last();
+    const fws = fleetSocket()!;
+    expect(fws.url).toBe("ws://hub.test/ws/system?view=fleet");
     act(() => {
-      ws.open();
-      ws.message({ ...manyGpus(), type: "performance_update" });
+      fws.open();
+      fws.message(fleetUpdate);
     });
     const section = document.querySelector("[data-section=fleet]") as HTMLElement;
     expect(section).not.toBeNull();
-    // First: above every other section.
-    expect(section.compareDocumentPosition(document.querySelector("[data-section=gpu]")!) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
-    const fws = fleetSocket();
-    expect(fws?.url).toBe("ws://hub.test/ws/system?view=fleet");
-    expect(within(section).getByRole("status")).toHaveTextContent("Waiting for the fleet view");
-    act(() => {
-      fws!.open();
-      fws!.message(fleetUpdate);
-    });
     expect(within(section).getByTestId("fleet-totals")).toHaveTextContent("2 of 2 hosts online");
-    act(() => (section.querySelector("tr[data-host=gpu-box-2]") as HTMLElement).click());
+    expect(screen.getByTestId("updated-at")).toHaveTextContent("2 hosts · 8 GPUs · 1 alert firing");
+    // No default feed (every host's GPUs and history), no host's sections.
+    expect(FakeWebSocket.instances).toHaveLength(1);
+    expect(document.querySelector("[data-section=gpu]")).toBeNull();
 
+    act(() => (section.querySelector("tr[data-host=gpu-box-2]") as HTMLElement).click());
     expect(new URLSearchParams(window.location.search).get("host")).toBe("gpu-box-2");
     expect(new URLSearchParams(window.location.search).get("range")).toBe("5m");
+    expect(fws.closedByClient).toBe(true);
+    const ws = FakeWebSocket.last();
+    expect(ws.url).toBe("ws://hub.test/ws/system");
+    act(() => ws.open());
     expect(sent(ws)).toEqual([{ type: "subscribe", view: "host", host: "gpu-box-2", range: "5m" }]);
-    expect(fws!.closedByClient).toBe(true);
     expect(document.querySelector("[data-section=fleet]")).toBeNull();
     expect(screen.getByTestId("host-name")).toHaveTextContent("gpu-box-2");
-    // The host view's update: one host, no fleet table.
     const one = manyGpus();
     one.hosts = one.hosts!.slice(1);
     act(() => ws.message({ ...one, type: "performance_update" }));
+    expect(document.querySelector("[data-section=gpu]")).not.toBeNull();
     expect(document.querySelector("[data-section=fleet]")).toBeNull();
 
-    // The back button leaves the host page.
+    // The back button leaves the host's view for the fleet view.
     act(() => window.history.back());
     await waitFor(() => expect(window.location.search).toBe(""));
-    await waitFor(() => expect(sent(ws).at(-1)).toEqual({ type: "subscribe", view: "all", range: "5m" }));
+    await waitFor(() => expect(ws.closedByClient).toBe(true));
+    const again = FakeWebSocket.last();
+    expect(again.url).toBe("ws://hub.test/ws/system?view=fleet");
+    act(() => {
+      again.open();
+      again.message(fleetUpdate);
+    });
+    expect(document.querySelector("[data-section=fleet]")).not.toBeNull();
     expect(screen.queryByTestId("host-name")).toBeNull();
   });
 
@@ -223,12 +238,20 @@ describe("fleet overview and the URL's host and range", () => {
 
     act(() => screen.getByRole("link", { name: "← Fleet" }).click());
     expect(window.location.search).toBe("?range=6h");
-    expect(sent(ws).at(-1)).toEqual({ type: "subscribe", view: "all", range: "6h" });
+    expect(ws.closedByClient).toBe(true);
+    const fws = FakeWebSocket.last();
+    expect(fws.url).toBe("ws://hub.test/ws/system?view=fleet");
+    act(() => fws.open());
+    // The fleet view's history at the selected range (sent once the hub keeps one).
+    expect(sent(fws)).toEqual([{ type: "subscribe", range: "6h" }]);
 
-    // A reconnect subscribes to the same view again.
+    // Back to a host: a new socket subscribes to that host and range.
     act(() => screen.getByRole("tab", { name: "15m" }).click());
     window.history.replaceState(null, "", "/system?host=gpu-box-1&range=15m");
     act(() => window.dispatchEvent(new PopStateEvent("popstate")));
-    expect(sent(ws).at(-1)).toEqual({ type: "subscribe", view: "host", host: "gpu-box-1", range: "15m" });
+    expect(fws.closedByClient).toBe(true);
+    const hws = FakeWebSocket.last();
+    act(() => hws.open());
+    expect(sent(hws)).toEqual([{ type: "subscribe", view: "host", host: "gpu-box-1", range: "15m" }]);
   });
 });

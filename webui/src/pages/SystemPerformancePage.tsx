@@ -18,7 +18,7 @@ import { useTheme } from "../lib/theme";
 import { ThresholdsContext } from "../lib/thresholds";
 import { sourceProblems } from "../lib/sections";
 import { useNow } from "../lib/useNow";
-import type { Range, Update } from "../types";
+import type { FleetUpdate, Range, Update } from "../types";
 
 function summary(u: Update): string {
   const hosts = u.hosts?.length ?? 0;
@@ -33,6 +33,12 @@ function summary(u: Update): string {
     pending ? `${pending} pending` : null,
   ];
   return parts.filter(Boolean).join(" · ");
+}
+
+function fleetSummary(f: FleetUpdate): string {
+  const t = f.totals;
+  const alerts = t.alerts_critical + t.alerts_warning;
+  return [plural(t.hosts, "host"), plural(t.gpus, "GPU"), alerts ? plural(alerts, "alert") + " firing" : "no alerts firing"].join(" · ");
 }
 
 /** A failing source that feeds several sections, said once above them all. */
@@ -57,8 +63,28 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
   const host = query.get("host") || null;
   const rawRange = query.get("range");
   const urlRange = isRange(rawRange) ? rawRange : null;
-  const m = usePerformanceMetrics({ ...options, host, initialRange: urlRange ?? options?.initialRange });
-  const { range, setRange: hookSetRange } = m;
+  const initialRange = urlRange ?? options?.initialRange;
+  // Without a host the page opens the fleet view alone: it says how many
+  // hosts there are, in a few bytes per host. More than one: the fleet
+  // overview, and no host's sections until a row opens one (the default
+  // feed would bring every host's GPUs and history). One host: the seed's
+  // page on the default feed, the fleet view kept open so that a second
+  // host joining brings the overview.
+  const fleet = usePerformanceMetrics({ ...options, view: "fleet", enabled: !host, host: null, initialRange });
+  const fleetHosts = fleet.fleet ? (fleet.fleet.hosts?.length ?? 0) : null;
+  const multi = !host && fleetHosts !== null && fleetHosts > 1;
+  const m = usePerformanceMetrics({ ...options, host, initialRange, enabled: host !== null || fleetHosts !== null && fleetHosts <= 1 });
+  // What the header and the banners follow: the fleet view on the overview.
+  const live = multi ? fleet : m;
+  const { range, setRange: mSetRange } = m;
+  const { setRange: fleetSetRange } = fleet;
+  const hookSetRange = useCallback(
+    (r: Range) => {
+      mSetRange(r);
+      fleetSetRange(r);
+    },
+    [mSetRange, fleetSetRange],
+  );
   // Back and forward move the range too.
   useEffect(() => {
     if (urlRange && urlRange !== range) hookSetRange(urlRange);
@@ -71,12 +97,8 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
     [hookSetRange, setQuery],
   );
   const openHost = useCallback((h: string) => setQuery({ host: h, range }), [setQuery, range]);
-  // More than one host and none picked: the fleet overview comes first, fed
-  // by a socket of its own on the fleet view.
-  const multi = !host && (m.latest?.hosts?.length ?? 0) > 1;
-  const fleet = usePerformanceMetrics({ ...options, view: "fleet", enabled: multi, host: null });
-  const thresholds = useAlertRules(m.connection, rules);
-  const hubSays = useHubHealth(m.connection, health);
+  const thresholds = useAlertRules(live.connection, rules);
+  const hubSays = useHubHealth(live.connection, health);
   const { theme, toggle } = useTheme();
   const now = useNow(5000);
   const u = m.latest;
@@ -87,6 +109,7 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
   const history = useDeferredValue(m.history);
   const resolutionS = useDeferredValue(m.resolutionS);
   const panel = u ? { update: u, history, resolutionS, now } : null;
+  const shownAt = multi ? (fleet.fleet?.timestamp ?? null) : (u?.timestamp ?? null);
 
   return (
     <ThresholdsContext.Provider value={thresholds}>
@@ -94,10 +117,10 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
         <PageHeader
           range={m.range}
           setRange={setRange}
-          connection={m.connection}
-          everConnected={m.everConnected}
-          updatedAt={u?.timestamp ?? null}
-          summary={u ? summary(u) : null}
+          connection={live.connection}
+          everConnected={live.everConnected}
+          updatedAt={shownAt}
+          summary={multi && fleet.fleet ? fleetSummary(fleet.fleet) : u ? summary(u) : null}
           theme={theme}
           toggleTheme={toggle}
           now={now}
@@ -120,15 +143,17 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
             </span>
           </nav>
         ) : null}
-        {u && m.connection !== "connected" ? (
+        {shownAt && live.connection !== "connected" ? (
           <p role="alert" className="rounded-tremor-default border border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-800 dark:border-amber-800 dark:bg-amber-950/40 dark:text-amber-200">
-            Connection to the hub lost — showing the last update, from {clock(u.timestamp)} ({ago(u.timestamp, now)}). {hubSays ? `The hub answers but cannot serve the feed: ${hubSays}. Still retrying.` : m.connection === "offline" ? "The hub is unreachable; still retrying." : "Reconnecting…"}
+            Connection to the hub lost — showing the last update, from {clock(shownAt)} ({ago(shownAt, now)}). {hubSays ? `The hub answers but cannot serve the feed: ${hubSays}. Still retrying.` : live.connection === "offline" ? "The hub is unreachable; still retrying." : "Reconnecting…"}
           </p>
         ) : null}
-        {!panel ? (
+        {multi ? (
+          <FleetTable fleet={fleet.fleet} onOpen={openHost} />
+        ) : !panel ? (
           <div role="status" className="rounded-tremor-default border border-dashed border-tremor-border px-6 py-16 text-center dark:border-dark-tremor-border">
             <p className="text-sm font-medium text-tremor-content-strong dark:text-dark-tremor-content-strong">
-              {m.connection === "connected" ? "Connected — waiting for the first update from the hub…" : m.everConnected ? "Reconnecting to the hub…" : "Connecting to the hub…"}
+              {live.connection === "connected" ? "Connected — waiting for the first update from the hub…" : live.everConnected ? "Reconnecting to the hub…" : "Connecting to the hub…"}
             </p>
             {hubSays ? (
               <p data-testid="hub-says" className="mx-auto mt-2 max-w-2xl break-words text-sm text-amber-700 dark:text-amber-300">
@@ -139,7 +164,6 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
           </div>
         ) : (
           <>
-            {multi ? <FleetTable fleet={fleet.fleet} onOpen={openHost} /> : null}
             <SourceProblems update={panel.update} />
             <PerformanceAlerts alerts={panel.update.alerts} now={now} />
             <GpuOverviewPanel {...panel} range={m.range} />

@@ -62,6 +62,34 @@ function PostgresBody({ pg, meta, chart }: { pg: PostgreSQL; meta: SectionMeta; 
   );
 }
 
+/**
+ * The further databases of the hub's config file (databases.postgresql_extra),
+ * one line each: the first database keeps the card's meters and chart.
+ */
+function PostgresExtra({ dbs }: { dbs: PostgreSQL[] | undefined }) {
+  const th = useThresholds();
+  if (!dbs?.length) return null;
+  return (
+    <ul aria-label="Further PostgreSQL databases" className="mt-3 space-y-2 border-t border-tremor-border pt-3 dark:border-dark-tremor-border">
+      {dbs.map((d, i) => {
+        const name = d.database || `database ${i + 2}`;
+        const level = levelOf(percentOf(d.connections_active, d.connections_max), th.pgConnectionsPercent);
+        return (
+          <li key={`${name}#${i}`} data-testid="pg-extra" data-db-name={name} className="flex flex-wrap items-center gap-x-3 gap-y-1 text-sm">
+            <span className="min-w-0 break-all font-medium text-tremor-content-strong dark:text-dark-tremor-content-strong">{name}</span>
+            <StatusBadge status={d.status} reason={d.reason} />
+            <span data-testid="pg-extra-connections" data-level={level} className="tabular-nums text-tremor-content dark:text-dark-tremor-content">
+              {fmt(d.connections_active)} / {fmt(d.connections_max)} connections
+            </span>
+            <span className="tabular-nums text-tremor-content dark:text-dark-tremor-content">{fmt(d.cache_hit_ratio, 1, "%")} cache hit</span>
+            <span className="tabular-nums text-tremor-content dark:text-dark-tremor-content">{fmt(d.transactions_per_min, 0)} tx/min</span>
+          </li>
+        );
+      })}
+    </ul>
+  );
+}
+
 function RedisBody({ r, meta, chart }: { r: Redis; meta: SectionMeta; chart: ReactNode }) {
   const th = useThresholds();
   if (notMonitored(r, meta)) return <Absent title="Redis is not monitored" detail={meta.error ?? "Give the hub a Redis address to see clients, memory and hit ratio."} />;
@@ -116,6 +144,7 @@ function DatabasesPanelImpl({ update, history, resolutionS, now }: PanelProps) {
             meta={pgMeta}
             chart={<Chart title="Connections" data={charts.conn} categories={ACTIVE} colors={BLUE} minValue={0} height="h-28" valueFormatter={num0} integer />}
           />
+          <PostgresExtra dbs={update.databases?.postgresql_extra} />
         </DbCard>
         <DbCard title="Redis" kind="redis" status={rd?.status} reason={rd?.reason} meta={rdMeta} now={now}>
           <RedisBody

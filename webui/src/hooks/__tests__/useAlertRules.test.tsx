@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Options } from "../usePerformanceMetrics";
 import { SystemPerformancePage } from "../../pages/SystemPerformancePage";
 import { FakeWebSocket } from "../../test/fakeWebSocket";
+import { soloSocket } from "../../test/soloSocket";
 import { update } from "../../test/fixtures";
 import type { Rule } from "../../lib/thresholds";
 
@@ -46,7 +47,7 @@ function at320W() {
 
 function show(fetchImpl: ReturnType<typeof answering>) {
   render(<SystemPerformancePage options={options} rules={{ fetchImpl: fetchImpl as unknown as typeof fetch }} />);
-  const ws = FakeWebSocket.last();
+  const ws = soloSocket();
   act(() => {
     ws.open();
     ws.message(at320W());
@@ -68,7 +69,7 @@ describe("alert rules from the hub", () => {
   it("keeps the built-in defaults when the fetch fails or the hub has no rules", async () => {
     for (const f of [answering(new TypeError("Failed to fetch")), answering(501), answering("not a rule list")]) {
       const { unmount } = render(<SystemPerformancePage options={options} rules={{ fetchImpl: f as unknown as typeof fetch }} />);
-      const ws = FakeWebSocket.last();
+      const ws = soloSocket();
       act(() => {
         ws.open();
         ws.message(at320W());
@@ -95,7 +96,8 @@ describe("alert rules from the hub", () => {
     expect(screen.getByTestId("gpu-power")).toHaveAttribute("data-level", "warning");
 
     act(() => ws.drop());
-    await waitFor(() => expect(FakeWebSocket.instances.length).toBe(2));
+    // The fleet view's socket, the first default feed, and the new one.
+    await waitFor(() => expect(FakeWebSocket.instances.length).toBe(3));
     // Still one fetch while the feed is down.
     expect(f).toHaveBeenCalledTimes(1);
     act(() => FakeWebSocket.last().open());

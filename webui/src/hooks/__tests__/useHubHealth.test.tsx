@@ -2,6 +2,7 @@ import { act, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { SystemPerformancePage } from "../../pages/SystemPerformancePage";
 import { FakeWebSocket } from "../../test/fakeWebSocket";
+import { soloSocket } from "../../test/soloSocket";
 import { update } from "../../test/fixtures";
 import type { Options } from "../usePerformanceMetrics";
 
@@ -29,7 +30,7 @@ describe("useHubHealth through the page", () => {
     render(<SystemPerformancePage options={options} rules={noRules} health={{ fetchImpl: f, everyMs: 20 }} />);
     await waitFor(() => expect(screen.getByTestId("hub-says")).toHaveTextContent(`The hub answers but cannot serve the feed yet: ${waiting}`));
     expect(f).toHaveBeenCalledWith("/healthz", expect.objectContaining({ cache: "no-store" }));
-    const ws = FakeWebSocket.last();
+    const ws = soloSocket();
     act(() => {
       ws.open();
       ws.message({ ...update(), type: "performance_update" });

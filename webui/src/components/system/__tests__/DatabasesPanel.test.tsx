@@ -19,6 +19,32 @@ describe("DatabasesPanel", () => {
     expect([...document.querySelectorAll("figure[data-chart]")].map((f) => f.getAttribute("data-chart"))).toEqual(["Connections", "Memory (MB)"]);
   });
 
+  it("lists the further PostgreSQL databases (postgresql_extra) with status and figures, none when there are none", () => {
+    const { unmount } = render(<DatabasesPanel {...props()} />);
+    expect(screen.queryByRole("list", { name: "Further PostgreSQL databases" })).toBeNull();
+    unmount();
+    const u = update();
+    u.databases.postgresql_extra = [
+      { status: "healthy", database: "orders", connections_active: 29, connections_max: 30, cache_hit_ratio: 99.5, transactions_per_min: 4200 },
+      { status: "unreachable", reason: "dial tcp 10.0.0.9:5432: i/o timeout", connections_active: null, connections_max: null, cache_hit_ratio: null, transactions_per_min: null },
+    ];
+    render(<DatabasesPanel {...props(u)} />);
+    const list = within(screen.getByRole("article", { name: "PostgreSQL" })).getByRole("list", { name: "Further PostgreSQL databases" });
+    const items = within(list).getAllByTestId("pg-extra");
+    expect(items.map((li) => li.getAttribute("data-db-name"))).toEqual(["orders", "database 3"]);
+    const [orders, down] = items as [HTMLElement, HTMLElement];
+    expect(within(orders).getByText("Healthy")).toBeInTheDocument();
+    expect(within(orders).getByTestId("pg-extra-connections")).toHaveTextContent("29 / 30 connections");
+    expect(within(orders).getByTestId("pg-extra-connections")).toHaveAttribute("data-level", "critical");
+    expect(orders).toHaveTextContent("99.5% cache hit");
+    expect(orders).toHaveTextContent("4,200 tx/min");
+    expect(within(down).getByText("Unreachable")).toBeInTheDocument();
+    expect(within(down).getByText(/i\/o timeout/)).toBeInTheDocument();
+    expect(within(down).getByTestId("pg-extra-connections")).toHaveTextContent("— / — connections");
+    // The first database keeps the card's meters.
+    expect(screen.getByTestId("pg-connections")).toHaveTextContent("5 / 30pool");
+  });
+
   it.each([
     ["pool_size", "5 / 30pool"],
     ["max_connections", "5 / 30max_connections"],
