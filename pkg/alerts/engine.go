@@ -416,13 +416,18 @@ type SavedLevel struct {
 	Active    bool      `json:"active,omitempty"`
 }
 
-// Snapshot returns the engine's state.
+// Snapshot returns the engine's state: its pending and firing alerts,
+// all Restore takes back (an entry between states carries nothing a
+// restarted engine needs, and a fleet's saved state is kept small).
 func (e *Engine) Snapshot() Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := Snapshot{Alerts: []SavedAlert{}}
 	for i, r := range e.rules {
 		for k, en := range e.states[i] {
+			if en.state != StatePending && en.state != StateFiring {
+				continue
+			}
 			sa := SavedAlert{
 				Rule: r.Name, Host: k.host, Target: k.target, State: en.state, Severity: en.severity,
 				Since: en.since, Value: en.value, Detail: en.detail, NoData: en.noData,
