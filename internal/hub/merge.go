@@ -100,11 +100,10 @@ func fresh(l latest) *hostView {
 	if len(v.gpus) > 0 {
 		v.first = v.gpus[0]
 	}
-	byIndex := func(a, b metrics.GPUView) int { return *a.Index - *b.Index }
-	if !slices.IsSortedFunc(v.gpus, byIndex) {
+	if !byIndex(v.gpus) {
 		// Sorted in a copy: the figures are history's too.
 		v.gpus = slices.Clone(v.gpus)
-		slices.SortStableFunc(v.gpus, byIndex)
+		slices.SortStableFunc(v.gpus, func(a, b metrics.GPUView) int { return *a.Index - *b.Index })
 	}
 	if len(s.Models) > 0 {
 		v.models = make([]metrics.ModelEntry, 0, len(s.Models))
@@ -113,6 +112,18 @@ func fresh(l latest) *hostView {
 		}
 	}
 	return v
+}
+
+// byIndex reports whether gpus are in index order, the agent's usual
+// order. It reads them in place: a comparator taking the views (large
+// structs) by value copied two per GPU.
+func byIndex(gpus []metrics.GPUView) bool {
+	for i := 1; i < len(gpus); i++ {
+		if *gpus[i].Index < *gpus[i-1].Index {
+			return false
+		}
+	}
+	return true
 }
 
 // stale is v as a silent host's: offline, every section marked stale.
