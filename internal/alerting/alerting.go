@@ -381,15 +381,10 @@ func (s *Service) Stats() Stats {
 }
 
 func (s *Service) enqueue(trs []alerts.Transition) {
-	snap, err := json.Marshal(s.engine.Snapshot())
-	if err != nil {
-		s.log.Error("encode alert state", "err", err)
-	}
+	snap := s.engine.Snapshot().AppendJSON(nil)
 	s.qmu.Lock()
 	s.queue.Push(trs...)
-	if snap != nil {
-		s.snapshot = snap
-	}
+	s.snapshot = snap
 	s.qmu.Unlock()
 	select {
 	case s.wake <- struct{}{}:

@@ -204,3 +204,36 @@ func TestStatePartsAreReadWholeOrNotAtAll(t *testing.T) {
 		t.Fatalf("part limits %d, %d", partLimit(1<<20), partLimit(64<<10))
 	}
 }
+
+// BenchmarkSaveState is what a fleet's alert state costs each save: the
+// snapshot's JSON (on the hub's loop, at each evaluation) and the save
+// (gzip, parts, manifest, on the publisher's goroutine), for 2,000 hosts ×
+// 8 GPUs with six in ten GPU alerts pending or firing.
+func BenchmarkSaveState(b *testing.B) {
+	js := natsxtest.JetStream(b)
+	s, err := New(Config{Rules: []alerts.Rule{rule()}}, quiet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Persist(context.Background(), js); err != nil {
+		b.Fatal(err)
+	}
+	s.engine.Evaluate(t0, fleetUtil(2000, func(h, g int) float64 { return 85 + float64((h*8+g)%10)*1.5 }))
+	snap := s.engine.Snapshot().AppendJSON(nil)
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.engine.Snapshot().AppendJSON(nil)
+		}
+		b.ReportMetric(float64(len(snap)), "json-bytes")
+	})
+	b.Run("save", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := s.saveState(context.Background(), snap); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(s.partsKnown[s.partsIn]), "parts")
+	})
+}
