@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -45,6 +44,9 @@ type JetStream interface {
 	CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
 	OrderedConsumer(ctx context.Context, stream string, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, error)
 	Publish(ctx context.Context, subject string, payload []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+	// Conn is the connection, whose server's max payload bounds what is
+	// saved in one message.
+	Conn() *nats.Conn
 }
 
 // Config configures the service.
@@ -129,6 +131,15 @@ type Service struct {
 	wake      chan struct{}
 	lastSaved []byte
 
+	// The saved state's parts (state.go): the largest this server takes,
+	// the set the manifest names ("" when none does), and how many parts
+	// of each set this hub knows to be there. saveMu orders a save and a
+	// takeover's read.
+	saveMu     sync.Mutex
+	partSize   int
+	partsIn    string
+	partsKnown map[string]int
+
 	failed atomic.Uint64
 }
 
@@ -172,6 +183,7 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 	return &Service{
 		engine: engine, cfg: cfg, notifier: notifier, log: log.With("component", "alerts"),
 		queue: dropq.New[alerts.Transition](maxQueue), wake: make(chan struct{}, 1),
+		partSize: maxPart, partsKnown: map[string]int{},
 	}, nil
 }
 
@@ -179,6 +191,9 @@ func New(cfg Config, log *slog.Logger) (*Service, error) {
 // state and the recent transitions, and from then on publishes and saves
 // there. It must be called before Evaluate and Run.
 func (s *Service) Persist(ctx context.Context, js JetStream) error {
+	if nc := js.Conn(); nc != nil {
+		s.partSize = partLimit(nc.MaxPayload())
+	}
 	if err := s.restore(ctx, js); err != nil {
 		return err
 	}
@@ -212,20 +227,9 @@ func (s *Service) restore(ctx context.Context, js JetStream) error {
 			return fmt.Errorf("kv %s: %w", LeaseBucket, err)
 		}
 	}
-	entry, err := s.kv.Get(cctx, stateKey)
-	// A bucket just created with replicas answers once they are up; until
-	// then a get finds no responders (a first start on a cluster).
-	for errors.Is(err, nats.ErrNoResponders) {
-		select {
-		case <-cctx.Done():
-			return fmt.Errorf("kv %s: get %s: %w", StateBucket, stateKey, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-		entry, err = s.kv.Get(cctx, stateKey)
-	}
 	// A state this hub cannot read is not worth refusing to start for:
 	// the alerts come back as their conditions hold again.
-	saved, err := s.restoreState(entry, err, "saved alert state unreadable, starting fresh")
+	saved, err := s.restoreState(cctx, "saved alert state unreadable, starting fresh")
 	if err != nil {
 		return err
 	}
@@ -377,15 +381,10 @@ func (s *Service) Stats() Stats {
 }
 
 func (s *Service) enqueue(trs []alerts.Transition) {
-	snap, err := json.Marshal(s.engine.Snapshot())
-	if err != nil {
-		s.log.Error("encode alert state", "err", err)
-	}
+	snap := s.engine.Snapshot().AppendJSON(nil)
 	s.qmu.Lock()
 	s.queue.Push(trs...)
-	if snap != nil {
-		s.snapshot = snap
-	}
+	s.snapshot = snap
 	s.qmu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -449,9 +448,9 @@ func (s *Service) publish(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	if _, err := s.kv.Put(cctx, stateKey, snap); err != nil {
+	if err := s.saveState(cctx, snap); err != nil {
 		s.failed.Add(1)
-		s.log.Warn("save alert state", "err", err)
+		s.log.Warn("save alert state", "bytes", len(snap), "err", err)
 		return
 	}
 	s.lastSaved = snap

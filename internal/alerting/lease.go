@@ -170,8 +170,7 @@ func (s *Service) takeOver(ctx context.Context) error {
 	defer cancel()
 	s.evalMu.Lock()
 	defer s.evalMu.Unlock()
-	entry, err := s.kv.Get(cctx, stateKey)
-	if _, err := s.restoreState(entry, err, "saved alert state unreadable, keeping this hub's"); err != nil {
+	if _, err := s.restoreState(cctx, "saved alert state unreadable, keeping this hub's"); err != nil {
 		return err
 	}
 	for _, u := range s.cfg.Webhooks {
@@ -299,24 +298,4 @@ func (s *Service) deliverFrom(ctx context.Context, i int) error {
 // whichever hub saw it.
 func msgID(tr alerts.Transition) string {
 	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%d", tr.Rule, tr.Host, tr.Target, tr.From, tr.State, tr.Severity, tr.Since.UnixNano())
-}
-
-// restoreState hands the engine the state saved in the KV bucket, given the
-// answer of a get of stateKey. No saved state is not an error; a state this
-// hub cannot decode is logged with unreadable and skipped. It returns the
-// bytes restored, or nil when nothing was.
-func (s *Service) restoreState(entry jetstream.KeyValueEntry, err error, unreadable string) ([]byte, error) {
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("kv %s: get %s: %w", StateBucket, stateKey, err)
-	}
-	var state alerts.Snapshot
-	if err := json.Unmarshal(entry.Value(), &state); err != nil {
-		s.log.Warn(unreadable, "err", err)
-		return nil, nil
-	}
-	s.engine.Restore(state)
-	return entry.Value(), nil
 }

@@ -76,7 +76,7 @@ type ingest struct {
 	lastSeq atomic.Uint64
 
 	mu     sync.Mutex
-	newest map[string]*metrics.Sample
+	newest map[string]latest
 	stats  Stats
 }
 
@@ -89,7 +89,7 @@ func newIngest(log *slog.Logger, history History, latency Latency) *ingest {
 		history: history,
 		latency: latency,
 		limit:   logLimiter{every: 10 * time.Second},
-		newest:  map[string]*metrics.Sample{},
+		newest:  map[string]latest{},
 		stats:   Stats{Dropped: map[string]uint64{}, ObservationsDropped: map[string]uint64{}},
 	}
 }
@@ -123,17 +123,20 @@ func (in *ingest) sample(subject string, data []byte) bool {
 		in.drop(cause, subject, len(data), err)
 		return false
 	}
+	// The one conversion of this sample to the dashboard's units: history
+	// keeps its figures and, if it is its host's newest, the merger
+	// builds the host's part from them.
+	f := view.Of(s)
 	in.mu.Lock()
 	in.stats.Samples++
 	in.stats.NonFinite += uint64(s.NonFinite())
-	if cur := in.newest[s.Host]; newer(s, cur) {
-		in.newest[s.Host] = s
+	if cur := in.newest[s.Host]; newer(s, cur.s) {
+		in.newest[s.Host] = latest{s: s, f: &f}
 	} else {
 		in.stats.Late++
 	}
 	in.mu.Unlock()
 	if in.history != nil {
-		f := view.Of(s)
 		in.history.Add(&f)
 	}
 	if in.latency != nil {
@@ -231,14 +234,14 @@ func (in *ingest) observations(subject string, data []byte) {
 	}
 }
 
-// snapshot returns each host's newest sample and forgets hosts silent since
-// before forget (their samples have left the stream too). The samples are
-// shared and must not be modified.
-func (in *ingest) snapshot(forget time.Time) map[string]*metrics.Sample {
+// snapshot returns each host's newest sample with its figures and forgets
+// hosts silent since before forget (their samples have left the stream
+// too). The samples and figures are shared and must not be modified.
+func (in *ingest) snapshot(forget time.Time) map[string]latest {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	for h, s := range in.newest {
-		if time.Unix(0, s.TS).Before(forget) {
+	for h, l := range in.newest {
+		if time.Unix(0, l.s.TS).Before(forget) {
 			delete(in.newest, h)
 		}
 	}

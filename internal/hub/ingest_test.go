@@ -20,6 +20,7 @@ import (
 type recorder struct {
 	mu      sync.Mutex
 	added   []uint64 // seqs
+	figures []*view.Figures
 	samples int
 	obs     map[string]int
 }
@@ -28,6 +29,7 @@ func (r *recorder) Add(f *view.Figures) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.added = append(r.added, f.Seq)
+	r.figures = append(r.figures, f)
 }
 func (r *recorder) Record(*metrics.Update) {}
 func (r *recorder) Window(time.Time, string, string) (metrics.History, error) {
@@ -107,15 +109,15 @@ func TestIngestSamples(t *testing.T) {
 	if !in.sample(metrics.SampleSubject("nan"), encode(t, &metrics.Sample{Host: "nan", TS: ts, System: &metrics.System{CPUPercent: &nan}})) {
 		t.Fatal("a sample with a NaN was rejected; only the NaN should go")
 	}
-	if got := in.snapshot(time.Time{})["nan"]; got.System == nil || got.System.CPUPercent != nil {
+	if got := in.snapshot(time.Time{})["nan"].s; got.System == nil || got.System.CPUPercent != nil {
 		t.Fatalf("NaN kept: %+v", got.System)
 	}
 	stats = in.Stats()
 	if stats.Samples != 3 || stats.Late != 1 || stats.Hosts != 2 || stats.NonFinite != 1 {
 		t.Fatalf("stats %+v", stats)
 	}
-	if got := in.snapshot(time.Time{})["gpu01"].Seq; got != 2 {
-		t.Fatalf("newest sample seq %d: a late sample replaced a newer one", got)
+	if got := in.snapshot(time.Time{})["gpu01"]; got.s.Seq != 2 || got.f.Seq != 2 {
+		t.Fatalf("newest sample seq %d, its figures' %d: a late sample replaced a newer one", got.s.Seq, got.f.Seq)
 	}
 	if len(rec.added) != 3 || rec.added[1] != 1 || rec.samples != 3 {
 		t.Fatalf("history got %v, latency %d samples; want every accepted sample", rec.added, rec.samples)
@@ -171,7 +173,7 @@ func TestIngestForgetsHostsPastRetention(t *testing.T) {
 	in.sample(metrics.SampleSubject("old"), encode(t, &metrics.Sample{Host: "old", TS: ts.Add(-25 * time.Hour).UnixNano()}))
 	in.sample(metrics.SampleSubject("new"), encode(t, &metrics.Sample{Host: "new", TS: ts.UnixNano()}))
 	snap := in.snapshot(ts.Add(-24 * time.Hour))
-	if _, ok := snap["old"]; ok || snap["new"] == nil {
+	if _, ok := snap["old"]; ok || snap["new"].s == nil {
 		t.Fatalf("snapshot %v", snap)
 	}
 }

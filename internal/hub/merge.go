@@ -32,6 +32,15 @@ func online(now time.Time, s *metrics.Sample, fallback time.Duration) bool {
 	return now.Sub(time.Unix(0, s.TS)) <= staleAfter*sampleInterval(s, fallback)
 }
 
+// latest is a host's newest sample with its figures in the dashboard's
+// units (view.Of), converted once, by the ingest: the merger builds the
+// host's part from the figures and reads the sample only for what they
+// do not hold (errors, interval, the model entries' raw fields).
+type latest struct {
+	s *metrics.Sample
+	f *view.Figures
+}
+
 // hostView is one host's sample in the dashboard's units, marked online
 // or stale: what a tick copies into the update.
 type hostView struct {
@@ -45,10 +54,11 @@ type hostView struct {
 	models []metrics.ModelEntry
 }
 
-// part is one host's newest sample, converted once: on as the host is
-// while it reports, off (made when first needed) as it is once silent.
+// part is one host's newest sample: on as the host is while it reports,
+// built from the ingest's figures; off, the same marked stale, made from
+// on when the host is first found silent.
 type part struct {
-	s       *metrics.Sample
+	latest
 	on, off *hostView
 	seen    uint64 // the merge that last saw it
 }
@@ -58,58 +68,95 @@ func (p *part) view(online bool) *hostView {
 		return p.on
 	}
 	if p.off == nil {
-		p.off = convert(p.s, true)
+		p.off = p.on.stale()
 	}
 	return p.off
 }
 
-// convert turns a sample into the dashboard's units (internal/view).
-func convert(s *metrics.Sample, stale bool) *hostView {
+// fresh is a host's part as it reports, from its figures: it shares
+// them (the GPU views are copied into each update, the rest is only
+// read), so nothing is converted again.
+func fresh(l latest) *hostView {
+	s, f := l.s, l.f
 	v := &hostView{
 		status: metrics.HostStatus{
 			Host:     s.Host,
-			Online:   !stale,
+			Online:   true,
 			LastSeen: time.Unix(0, s.TS).UTC(),
 			Boot:     s.Boot,
 			Seq:      s.Seq,
-			System:   view.System(s.System),
-			GPUCount: len(s.GPUs),
+			GPUCount: len(f.GPUs),
 			// A copy: patches and alert rules may touch the update, never
 			// the stored sample.
 			Errors: maps.Clone(s.Errors),
+			Models: f.Models,
 		},
-		gpus:      make([]metrics.GPUView, 0, len(s.GPUs)),
-		hasSystem: s.System != nil,
+		gpus:      f.GPUs,
+		hasSystem: f.System != nil,
 	}
-	if len(s.Models) > 0 {
-		v.status.Models = make(map[string]metrics.ModelView, len(s.Models))
-		for role, m := range s.Models {
-			v.status.Models[role] = view.Model(s, role, m, stale)
-		}
-	}
-	for _, g := range s.GPUs {
-		v.gpus = append(v.gpus, view.GPU(s.Host, g, stale))
+	if f.System != nil {
+		v.status.System = *f.System
 	}
 	if len(v.gpus) > 0 {
 		v.first = v.gpus[0]
 	}
-	byIndex := func(a, b metrics.GPUView) int { return *a.Index - *b.Index }
-	if !slices.IsSortedFunc(v.gpus, byIndex) {
-		slices.SortStableFunc(v.gpus, byIndex)
+	if !byIndex(v.gpus) {
+		// Sorted in a copy: the figures are history's too.
+		v.gpus = slices.Clone(v.gpus)
+		slices.SortStableFunc(v.gpus, func(a, b metrics.GPUView) int { return *a.Index - *b.Index })
 	}
 	if len(s.Models) > 0 {
 		v.models = make([]metrics.ModelEntry, 0, len(s.Models))
 		for _, name := range slices.Sorted(maps.Keys(s.Models)) {
-			v.models = append(v.models, modelEntry(s, name, s.Models[name], stale))
+			v.models = append(v.models, modelEntry(s, name, s.Models[name], f.Models[name]))
 		}
 	}
 	return v
 }
 
+// byIndex reports whether gpus are in index order, the agent's usual
+// order. It reads them in place: a comparator taking the views (large
+// structs) by value copied two per GPU.
+func byIndex(gpus []metrics.GPUView) bool {
+	for i := 1; i < len(gpus); i++ {
+		if *gpus[i].Index < *gpus[i-1].Index {
+			return false
+		}
+	}
+	return true
+}
+
+// stale is v as a silent host's: offline, every section marked stale.
+// Only the flags differ, so it is a copy, not a conversion.
+func (v *hostView) stale() *hostView {
+	o := *v
+	o.status.Online = false
+	if v.status.Models != nil {
+		o.status.Models = make(map[string]metrics.ModelView, len(v.status.Models))
+		for role, m := range v.status.Models {
+			m.Stale = true
+			o.status.Models[role] = m
+		}
+	}
+	o.gpus = make([]metrics.GPUView, len(v.gpus))
+	for i, g := range v.gpus {
+		g.Stale = true
+		o.gpus[i] = g
+	}
+	o.first.Stale = len(v.gpus) > 0
+	o.models = make([]metrics.ModelEntry, len(v.models))
+	for i, e := range v.models {
+		e.Stale = true
+		o.models[i] = e
+	}
+	return &o
+}
+
 // merger builds the agent-fed part of each update from the newest sample
-// of each host. Each sample is converted once, the first tick that sees
-// it; a tick then only marks hosts online or stale and copies their parts
-// in. It is not safe for concurrent use: the hub's loop owns it.
+// of each host. It converts nothing: a host's part is built from the
+// figures the ingest converted, the first tick that sees them; a tick then
+// only marks hosts online or stale and copies their parts in. It is not
+// safe for concurrent use: the hub's loop owns it.
 type merger struct {
 	parts map[string]*part
 	names []string // of parts, sorted
@@ -119,7 +166,7 @@ type merger struct {
 // merge builds the update at now; the loop adds latency, sources and
 // alerts. The parts it copies in are shared with the next updates: what
 // holds them must not modify them.
-func (m *merger) merge(now time.Time, newest map[string]*metrics.Sample, interval time.Duration) metrics.Update {
+func (m *merger) merge(now time.Time, newest map[string]latest, interval time.Duration) metrics.Update {
 	u := metrics.Update{
 		Type:       metrics.TypeUpdate,
 		Timestamp:  now.UTC(),
@@ -135,15 +182,15 @@ func (m *merger) merge(now time.Time, newest map[string]*metrics.Sample, interva
 	}
 	m.gen++
 	hostsChanged := false
-	for h, s := range newest {
+	for h, l := range newest {
 		p := m.parts[h]
 		if p == nil {
 			hostsChanged = true
 			p = &part{}
 			m.parts[h] = p
 		}
-		if p.s != s {
-			p.s, p.on, p.off = s, convert(s, false), nil
+		if p.f != l.f {
+			p.latest, p.on, p.off = l, fresh(l), nil
 		}
 		p.seen = m.gen
 	}

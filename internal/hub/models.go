@@ -27,8 +27,9 @@ func seedKind(name string) string {
 	return ""
 }
 
-func modelEntry(s *metrics.Sample, name string, m metrics.Model, stale bool) metrics.ModelEntry {
-	v := view.Model(s, name, m, stale)
+// modelEntry is a model server's entry; v is its view (view.Model), which
+// the ingest converted.
+func modelEntry(s *metrics.Sample, name string, m metrics.Model, v metrics.ModelView) metrics.ModelEntry {
 	e := metrics.ModelEntry{
 		Host:           s.Host,
 		Name:           name,
@@ -47,7 +48,7 @@ func modelEntry(s *metrics.Sample, name string, m metrics.Model, stale bool) met
 		ContextSize:    m.ContextSize,
 		Slots:          m.Slots,
 		Notes:          m.Notes,
-		Stale:          stale,
+		Stale:          v.Stale,
 	}
 	if e.Kind == "" {
 		e.Kind = seedKind(name)

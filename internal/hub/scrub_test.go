@@ -57,7 +57,7 @@ func TestScrubUpdateSkipsTheAgentsParts(t *testing.T) {
 	t.Parallel()
 	nan := math.NaN()
 	var m merger
-	u := m.merge(now, map[string]*metrics.Sample{"h": withGPU(sample("h", 0), a5500(0, gib))}, 0)
+	u := m.merge(now, figured(map[string]*metrics.Sample{"h": withGPU(sample("h", 0), a5500(0, gib))}), 0)
 	agent := len(u.GPUs)
 	u.GPUs = append(u.GPUs, metrics.GPUView{Host: "prom", Utilization: &nan})
 	u.Databases.Redis.HitRatio = &nan

@@ -13,10 +13,10 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// BenchmarkTickWork is what the hub's loop does each tick after ingest,
-// for a fleet whose every host sent a new sample: merge, latency windows,
-// sources, scrub, the default alert rules, the whole update's JSON and
-// the fleet view's. cpu-ms/tick is per core; each part's CPU is reported
+// BenchmarkTickWork is what the hub's loop does each tick after ingest
+// (which converted each sample), for a fleet whose every host sent a new
+// sample: merge, latency windows, sources, scrub, the default alert rules,
+// the whole update's JSON and the fleet view's. cpu-ms/tick is per core; each part's CPU is reported
 // too (the machine may be shared: CPU time, not wall time).
 func BenchmarkTickWork(b *testing.B) {
 	for _, hosts := range []int{200, 2000} {
@@ -25,8 +25,9 @@ func BenchmarkTickWork(b *testing.B) {
 			// sample new, as at a 5 s interval. In the second, one GPU in
 			// ten runs hot: its alerts go pending and clear tick by tick,
 			// as a fleet's noisy figures do.
-			gens := [2]map[string]*metrics.Sample{{}, {}}
+			var gens [2]map[string]latest
 			for g := range gens {
+				samples := map[string]*metrics.Sample{}
 				for h := range hosts {
 					s := agentSample(fmt.Sprintf("gpu%04d", h), g, 8)
 					for i := range s.GPUs {
@@ -34,8 +35,10 @@ func BenchmarkTickWork(b *testing.B) {
 							s.GPUs[i].Util, s.GPUs[i].Temp = f64(95), f64(80)
 						}
 					}
-					gens[g][s.Host] = s
+					samples[s.Host] = s
 				}
+				// Converted as the ingest does, before the tick.
+				gens[g] = figured(samples)
 			}
 			log := slog.New(slog.DiscardHandler)
 			ev, err := alerting.New(alerting.Config{}, log)

@@ -245,8 +245,10 @@ func (s *Site) Fleet() metrics.FleetUpdate {
 		Hosts:     make([]metrics.FleetRow, 0, len(u.Hosts)),
 	}
 	var t sums
-	for _, h := range u.Hosts {
-		r, hs := row(u, h, s.gpusOf(h.Host), s.alerts[h.Host])
+	// Every row's figures in one allocation, not ten per row.
+	figs := make([]rowFigures, len(u.Hosts))
+	for i, h := range u.Hosts {
+		r, hs := row(u, h, s.gpusOf(h.Host), s.alerts[h.Host], &figs[i])
 		f.Hosts = append(f.Hosts, r)
 		t.add(hs)
 		f.Totals.Hosts++
@@ -255,11 +257,12 @@ func (s *Site) Fleet() metrics.FleetUpdate {
 		}
 		f.Totals.GPUs += r.GPUs
 	}
-	f.Totals.UtilMean = t.util.mean(1)
-	f.Totals.VRAMUsed = t.vramUsed.total(1)
-	f.Totals.VRAMTotal = t.vramTotal.total(1)
-	f.Totals.Power = t.power.total(0)
-	f.Totals.PowerLimit = t.limit.total(0)
+	var tf rowFigures
+	f.Totals.UtilMean = t.util.mean(&tf.utilMean, 1)
+	f.Totals.VRAMUsed = t.vramUsed.total(&tf.vramUsed, 1)
+	f.Totals.VRAMTotal = t.vramTotal.total(&tf.vramTotal, 1)
+	f.Totals.Power = t.power.total(&tf.power, 0)
+	f.Totals.PowerLimit = t.limit.total(&tf.limit, 0)
 	for _, a := range u.Alerts {
 		crit, warn := firing(a)
 		f.Totals.Critical += crit
@@ -296,25 +299,33 @@ func (a *acc) merge(b acc) {
 	a.n += b.n
 }
 
-func (a acc) mean(dec int) *float64 {
+// mean, total and top write the figure rounded to dec decimals to dst
+// and return dst; nil when no GPU reported it.
+func (a acc) mean(dst *float64, dec int) *float64 {
 	if a.n == 0 {
 		return nil
 	}
-	return round(a.sum/float64(a.n), dec)
+	return roundIn(dst, a.sum/float64(a.n), dec)
 }
 
-func (a acc) total(dec int) *float64 {
+func (a acc) total(dst *float64, dec int) *float64 {
 	if a.n == 0 {
 		return nil
 	}
-	return round(a.sum, dec)
+	return roundIn(dst, a.sum, dec)
 }
 
-func (a acc) top(dec int) *float64 {
+func (a acc) top(dst *float64, dec int) *float64 {
 	if a.n == 0 {
 		return nil
 	}
-	return round(a.max, dec)
+	return roundIn(dst, a.max, dec)
+}
+
+// rowFigures holds what a fleet row's figures point at.
+type rowFigures struct {
+	utilMean, utilMax, vramUsed, vramTotal, tempMax float64
+	power, limit, cpu, ramUsed, ramTotal            float64
 }
 
 type sums struct{ util, vramUsed, vramTotal, temp, power, limit acc }
@@ -328,7 +339,7 @@ func (s *sums) add(o sums) {
 	s.limit.merge(o.limit)
 }
 
-func row(u *metrics.Update, h metrics.HostStatus, gpus []metrics.GPUView, al []metrics.Alert) (metrics.FleetRow, sums) {
+func row(u *metrics.Update, h metrics.HostStatus, gpus []metrics.GPUView, al []metrics.Alert, fig *rowFigures) (metrics.FleetRow, sums) {
 	var s sums
 	for i := range gpus {
 		g := &gpus[i]
@@ -344,16 +355,16 @@ func row(u *metrics.Update, h metrics.HostStatus, gpus []metrics.GPUView, al []m
 		Offline:    !h.Online,
 		Ago:        max(0, int64(u.Timestamp.Sub(h.LastSeen)/time.Second)),
 		GPUs:       max(h.GPUCount, len(gpus)),
-		UtilMean:   s.util.mean(0),
-		UtilMax:    s.util.top(0),
-		VRAMUsed:   s.vramUsed.total(0),
-		VRAMTotal:  s.vramTotal.total(0),
-		TempMax:    s.temp.top(0),
-		Power:      s.power.total(0),
-		PowerLimit: s.limit.total(0),
-		CPU:        round0(h.System.CPUPercent),
-		RAMUsed:    round0(h.System.RAMUsedGB),
-		RAMTotal:   round0(h.System.RAMTotalGB),
+		UtilMean:   s.util.mean(&fig.utilMean, 0),
+		UtilMax:    s.util.top(&fig.utilMax, 0),
+		VRAMUsed:   s.vramUsed.total(&fig.vramUsed, 0),
+		VRAMTotal:  s.vramTotal.total(&fig.vramTotal, 0),
+		TempMax:    s.temp.top(&fig.tempMax, 0),
+		Power:      s.power.total(&fig.power, 0),
+		PowerLimit: s.limit.total(&fig.limit, 0),
+		CPU:        round0(&fig.cpu, h.System.CPUPercent),
+		RAMUsed:    round0(&fig.ramUsed, h.System.RAMUsedGB),
+		RAMTotal:   round0(&fig.ramTotal, h.System.RAMTotalGB),
 		Models:     len(h.Models),
 	}
 	for role, m := range h.Models {
@@ -388,18 +399,26 @@ func firing(a metrics.Alert) (crit, warn int) {
 	return 0, 0
 }
 
-func round0(p *float64) *float64 {
+// round0 writes *p rounded to a whole number to dst and returns dst; nil
+// when p is.
+func round0(dst, p *float64) *float64 {
 	if p == nil {
 		return nil
 	}
-	return round(*p, 0)
+	return roundIn(dst, *p, 0)
 }
 
 func round(x float64, dec int) *float64 {
+	return roundIn(new(float64), x, dec)
+}
+
+// roundIn writes x rounded to dec decimals to dst and returns dst; nil
+// for NaN and ±Inf.
+func roundIn(dst *float64, x float64, dec int) *float64 {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return nil
 	}
 	p := math.Pow10(dec)
-	r := math.Round(x*p) / p
-	return &r
+	*dst = math.Round(x*p) / p
+	return dst
 }

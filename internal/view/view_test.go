@@ -1,8 +1,11 @@
 package view
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -47,4 +50,62 @@ func TestKnownIsCapped(t *testing.T) {
 	if got := New(u).Known(10); !strings.HasSuffix(got, "c, d") {
 		t.Fatalf("got %q", got)
 	}
+}
+
+// fleetUpdate is an update of hosts 8-GPU hosts with every figure a
+// fleet row reads, two models each (one unhealthy) and a firing alert
+// on every tenth host.
+func fleetUpdate(hosts int) *metrics.Update {
+	f := func(v float64) *float64 { return &v }
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	u := &metrics.Update{Timestamp: now}
+	for h := range hosts {
+		name := fmt.Sprintf("gpu%04d", h)
+		u.Hosts = append(u.Hosts, metrics.HostStatus{
+			Host: name, Online: h%50 != 0, LastSeen: now.Add(-time.Duration(h%7) * time.Second), GPUCount: 8,
+			System: metrics.HostView{CPUPercent: f(12.3), RAMUsedGB: f(100.4), RAMTotalGB: f(503.7)},
+			Models: map[string]metrics.ModelView{
+				metrics.RoleRTDETR:   {Status: metrics.StatusHealthy},
+				metrics.RoleNemotron: {Status: metrics.StatusDegraded},
+			},
+		})
+		for i := range 8 {
+			g := gpu(name, i)
+			g.Utilization, g.VRAMUsedGB, g.VRAMTotalGB = f(float64(h%100)), f(40.2), f(80)
+			g.Temperature, g.PowerWatts, g.PowerLimitWatts = f(61.5), f(312.7), f(700)
+			u.GPUs = append(u.GPUs, g)
+		}
+		if h%10 == 0 {
+			u.Alerts = append(u.Alerts, metrics.Alert{Host: name, Target: "gpu0", State: "firing", Severity: "critical"})
+		}
+	}
+	return u
+}
+
+// BenchmarkFleet is the fleet view of 2,000 8-GPU hosts: indexing the
+// update, the rows and totals, and their JSON, each part's CPU per tick.
+func BenchmarkFleet(b *testing.B) {
+	u := fleetUpdate(2000)
+	b.Run("index", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			New(u)
+		}
+	})
+	s := New(u)
+	b.Run("rows", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.Fleet()
+		}
+	})
+	f := s.Fleet()
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(f); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -1,8 +1,10 @@
 package alerts
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -416,34 +418,49 @@ type SavedLevel struct {
 	Active    bool      `json:"active,omitempty"`
 }
 
-// Snapshot returns the engine's state.
+// Snapshot returns the engine's state: its pending and firing alerts,
+// all Restore takes back (an entry between states carries nothing a
+// restarted engine needs, and a fleet's saved state is kept small).
 func (e *Engine) Snapshot() Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := Snapshot{Alerts: []SavedAlert{}}
+	// Sorted by reference, then copied out once: sorting the saved
+	// alerts themselves moved large structs around.
+	type ref struct {
+		r  *compiled
+		k  targetKey
+		en *entry
+	}
+	var refs []ref
+	levels := 0
 	for i, r := range e.rules {
 		for k, en := range e.states[i] {
-			sa := SavedAlert{
-				Rule: r.Name, Host: k.host, Target: k.target, State: en.state, Severity: en.severity,
-				Since: en.since, Value: en.value, Detail: en.detail, NoData: en.noData,
+			if en.state == StatePending || en.state == StateFiring {
+				refs = append(refs, ref{r, k, en})
+				levels += len(r.levels)
 			}
-			for j, l := range r.levels {
-				ls := en.levels[j]
-				sa.Levels = append(sa.Levels, SavedLevel{Severity: l.severity, Since: ls.since, ClearedAt: ls.clearedAt, Active: ls.active})
-			}
-			st.Alerts = append(st.Alerts, sa)
 		}
 	}
-	sort.Slice(st.Alerts, func(i, j int) bool {
-		a, b := st.Alerts[i], st.Alerts[j]
-		if a.Rule != b.Rule {
-			return a.Rule < b.Rule
-		}
-		if a.Host != b.Host {
-			return a.Host < b.Host
-		}
-		return a.Target < b.Target
+	slices.SortFunc(refs, func(a, b ref) int {
+		return cmp.Or(strings.Compare(a.r.Name, b.r.Name), strings.Compare(a.k.host, b.k.host), strings.Compare(a.k.target, b.k.target))
 	})
+	st := Snapshot{Alerts: make([]SavedAlert, len(refs))}
+	saved := make([]SavedLevel, 0, levels)
+	for i, x := range refs {
+		en := x.en
+		from := len(saved)
+		for j, l := range x.r.levels {
+			ls := en.levels[j]
+			saved = append(saved, SavedLevel{Severity: l.severity, Since: ls.since, ClearedAt: ls.clearedAt, Active: ls.active})
+		}
+		st.Alerts[i] = SavedAlert{
+			Rule: x.r.Name, Host: x.k.host, Target: x.k.target, State: en.state, Severity: en.severity,
+			Since: en.since, Value: en.value, Detail: en.detail, NoData: en.noData,
+		}
+		if len(saved) > from {
+			st.Alerts[i].Levels = saved[from:len(saved):len(saved)]
+		}
+	}
 	return st
 }
 
