@@ -41,10 +41,13 @@ type RestartConfig struct {
 
 // RestartResult holds the figures of a restart run.
 type RestartResult struct {
-	Stored       int64
-	Dropped      int64         // stamped before the 60m window by the time the hub read them
-	Fill         time.Duration // publishing the backlog and the hub consuming it
-	Health       time.Duration // from the new hub's start to /healthz 200
+	Stored  int64
+	Dropped int64         // stamped before the 60m window by the time the hub read them
+	Fill    time.Duration // publishing the backlog and the hub consuming it
+	Health  time.Duration // from the new hub's start to /healthz 200
+	// HealthCPU is the CPU time the new hub had spent by then: steadier
+	// than Health on a machine shared with other work.
+	HealthCPU    time.Duration
 	HostHistory  time.Duration // … to the host's 60m history as complete as before
 	FleetHistory time.Duration // … to the fleet's
 	HostSlots    int           // slots with data in the host's 60m history before the restart
@@ -145,6 +148,7 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 	if r.Health, err = waitFor(ctx, began, func() bool { return status(ctx, cfg.Config, "/healthz") == http.StatusOK }); err != nil {
 		return r, fmt.Errorf("loadtest: restarted hub not healthy: %w", err)
 	}
+	r.HealthCPU = procCPU(hub2.cmd.Process.Pid)
 	// A history counts from when its body was received: decoding 60 MB
 	// of fleet history is the tool's cost, not the hub's.
 	var got time.Time
@@ -426,7 +430,7 @@ func grepLog(path string, keys ...string) []string {
 func (r RestartResult) Report(w io.Writer, cfg RestartConfig) {
 	fmt.Fprintf(w, "restart: %d hosts × %d GPUs, %s of samples every %s (%d stored, %d of them already too old, filled and consumed in %s)\n",
 		cfg.Hosts, cfg.GPUs, cfg.Span, cfg.Interval, r.Stored, r.Dropped, r.Fill.Round(time.Millisecond))
-	fmt.Fprintf(w, "/healthz 200        %s after the restarted hub's start\n", r.Health.Round(time.Millisecond))
+	fmt.Fprintf(w, "/healthz 200        %s after the restarted hub's start (%s of its CPU by then)\n", r.Health.Round(time.Millisecond), r.HealthCPU.Round(time.Millisecond))
 	fmt.Fprintf(w, "host 60m history    %s (%d slots with data, as before the restart; %d points equal to the old hub's)\n", r.HostHistory.Round(time.Millisecond), r.HostSlots, r.Compared)
 	fmt.Fprintf(w, "fleet 60m history   %s (%d slots); one GET of it then: %s, %.1f MB\n",
 		r.FleetHistory.Round(time.Millisecond), r.FleetSlots, r.FleetGet.Round(time.Millisecond), float64(r.FleetBytes)/1e6)
