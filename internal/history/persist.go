@@ -340,3 +340,70 @@ func since(filter string, start time.Time) jetstream.OrderedConsumerConfig {
 	}
 	return cfg
 }
+
+// maxRollupLen bounds the length of a rollup's columns as read.
+const maxRollupLen = 1 << 16
+
+// DecodeMsgpack reads a rollup without reflection, as a restart reads one
+// per host and minute; it reads what msgpack.Marshal wrote of the struct
+// and skips keys it does not know, as the reflective decoder did.
+func (r *Rollup) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return err
+	}
+	for range n {
+		key, err := d.DecodeString()
+		if err != nil {
+			return err
+		}
+		switch key {
+		case "v":
+			r.V, err = d.DecodeInt()
+		case "h":
+			r.Host, err = d.DecodeString()
+		case "r":
+			r.Res, err = d.DecodeInt64()
+		case "t":
+			r.Start, err = d.DecodeInt64()
+		case "s":
+			r.Sealed, err = d.DecodeInt64()
+		case "k":
+			r.Names, err = column(d, d.DecodeString)
+		case "u":
+			r.Sum, err = column(d, d.DecodeFloat64)
+		case "m":
+			r.Max, err = column(d, d.DecodeFloat64)
+		case "n":
+			r.N, err = column(d, d.DecodeUint32)
+		case "i":
+			r.IDs, err = column(d, d.DecodeUint64)
+		case "o":
+			r.Models, err = d.DecodeBool()
+		default:
+			err = d.Skip()
+		}
+		if err != nil {
+			return fmt.Errorf("rollup field %q: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// column reads one of a rollup's arrays (nil stays nil).
+func column[T any](d *msgpack.Decoder, one func() (T, error)) ([]T, error) {
+	n, err := d.DecodeArrayLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n > maxRollupLen {
+		return nil, fmt.Errorf("%d values, at most %d", n, maxRollupLen)
+	}
+	out := make([]T, n)
+	for i := range out {
+		if out[i], err = one(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
 	"github.com/sysperf/sysperf/pkg/metrics"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -256,4 +258,38 @@ func TestMinutesOlderData(t *testing.T) {
 		t.Fatalf("skipped %v with no minutes to restore", skipped)
 	}
 	sameWindows(t, "restart from an older hub's data", st1, st2, now)
+}
+
+// TestRollupDecode: the reflection-free decoder reads what msgpack.Marshal
+// writes, skips a newer hub's fields and refuses a column too long.
+func TestRollupDecode(t *testing.T) {
+	want := Rollup{V: 1, Host: "gpu-1", Res: 60, Start: 120e9, Sealed: 60e9, Names: []string{"cpu", "gpu.0.util"},
+		Sum: []float64{1.5, 2}, Max: []float64{1, 2}, N: []uint32{3, 4}, IDs: []uint64{7, 1 << 63}, Models: true}
+	b, err := msgpack.Marshal(&want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Rollup
+	if err := msgpack.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded %+v, want %+v", got, want)
+	}
+	// A newer hub's field, before the known ones.
+	b, err = msgpack.Marshal(map[string]any{"x": map[string][]int{"a": {1, 2}}, "h": "gpu-2", "r": 360, "k": []string{"cpu"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = Rollup{}
+	if err := msgpack.Unmarshal(b, &got); err != nil || got.Host != "gpu-2" || got.Res != 360 || len(got.Names) != 1 {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	long := Rollup{Names: make([]string, maxRollupLen+1)}
+	if b, err = msgpack.Marshal(&long); err != nil {
+		t.Fatal(err)
+	}
+	if err := msgpack.Unmarshal(b, &got); err == nil {
+		t.Fatal("a column past maxRollupLen was read")
+	}
 }
