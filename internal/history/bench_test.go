@@ -8,6 +8,7 @@ import (
 
 	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // encoded returns hosts×n msgpack samples with gpus GPUs each, in the
@@ -152,4 +153,45 @@ func BenchmarkHostMemory(b *testing.B) {
 	b.ReportMetric(hour, "bytes/host-1h")
 	b.ReportMetric(week, "bytes/host")
 	b.ReportMetric(week/8, "bytes/gpu")
+}
+
+// BenchmarkRestoreMinutes is the 60m windows of 100 hosts with 8 GPUs
+// coming back from their persisted minutes (6,000 minute rollups,
+// decoded and restored), what a restart does before the samples that
+// the minutes do not hold are replayed; compare BenchmarkRebuild.
+func BenchmarkRestoreMinutes(b *testing.B) {
+	st := New()
+	for _, m := range encoded(b, 100, 720, 8) {
+		s, err := metrics.Decode(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		add(st, s)
+	}
+	var msgs [][]byte
+	for _, r := range st.Minutes(base.Add(time.Hour), true) {
+		buf, err := msgpack.Marshal(&r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs = append(msgs, buf)
+	}
+	if len(msgs) != 100*60 {
+		b.Fatalf("%d minutes, want %d", len(msgs), 100*60)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		st := New()
+		for _, m := range msgs {
+			var r Rollup
+			if err := msgpack.Unmarshal(m, &r); err != nil {
+				b.Fatal(err)
+			}
+			if err := st.RestoreMinute(&r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(len(msgs)), "minutes/op")
 }

@@ -23,6 +23,13 @@ import (
 // earlier one, like a KV bucket) for Retention. The hub's own readings use
 // "_hub" as host.
 //
+// Minutes: each host's 1-minute slots of the 60m window, with the ids of
+// their samples, one message per slot on
+// sysperf.v1.minute.<host>.<slot start, unix s>, one message per subject,
+// kept MinutesMaxAge: a restarted hub puts its 60m windows back from them
+// and skips decoding the samples they hold (Store.Covered). An older hub
+// neither writes nor reads them, and replays every sample as before.
+//
 // Hub readings: the figures Record placed (inference, databases,
 // containers), one message per update on sysperf.v1.hub.readings, kept for
 // ReadingsMaxAge and replayed on start like the samples, so those charts
@@ -33,8 +40,14 @@ const (
 	StreamHub      = "SYSPERF_HUB"
 	SubjectHub     = "sysperf.v1.hub.>"
 	SubjectReading = "sysperf.v1.hub.readings"
+	StreamMinutes  = "SYSPERF_MINUTES"
+	SubjectMinutes = "sysperf.v1.minute.>"
+	// MinutesMaxAge keeps a minute for an hour after its last change, and
+	// as long again for a hub that is down.
+	MinutesMaxAge = 2 * time.Hour
 
 	rollupPrefix = "sysperf.v1.rollup."
+	minutePrefix = "sysperf.v1.minute."
 	hubHostToken = "_hub"
 )
 
@@ -127,6 +140,15 @@ func Open(ctx context.Context, js JetStream, store *Store, cfg PersistConfig, lo
 	if err != nil {
 		return nil, fmt.Errorf("replay %s: %w", StreamRollups, err)
 	}
+	nMin, err := natsx.Replay(ctx, js, StreamMinutes, since(SubjectMinutes, time.Time{}), func(_ string, data []byte) {
+		var r Rollup
+		if err := msgpack.Unmarshal(data, &r); err != nil || store.RestoreMinute(&r) != nil {
+			bad++
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay %s: %w", StreamMinutes, err)
+	}
 	from := store.ReplayStart(time.Now())
 	nRead, err := natsx.Replay(ctx, js, StreamHub, since(SubjectReading, from), func(_ string, data []byte) {
 		var r Reading
@@ -139,7 +161,7 @@ func Open(ctx context.Context, js JetStream, store *Store, cfg PersistConfig, lo
 	if err != nil {
 		return nil, fmt.Errorf("replay %s: %w", StreamHub, err)
 	}
-	p.log.Info("history restored", "rollups", nRoll, "hub_readings", nRead, "from", from, "bad", bad, "took", time.Since(began))
+	p.log.Info("history restored", "rollups", nRoll, "minutes", nMin, "hub_readings", nRead, "from", from, "bad", bad, "took", time.Since(began))
 	return p, nil
 }
 
@@ -155,6 +177,11 @@ func (p *Persist) ensureStreams(ctx context.Context) error {
 			Subjects: []string{SubjectHub}, Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
 			Discard: jetstream.DiscardOld, MaxAge: p.cfg.ReadingsMaxAge, Replicas: p.cfg.Replicas,
 			Duplicates: min(2*time.Minute, p.cfg.ReadingsMaxAge),
+		},
+		{
+			Name: StreamMinutes, Description: "sysperf 60m-window minutes, one message per host and minute",
+			Subjects: []string{SubjectMinutes}, Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
+			Discard: jetstream.DiscardOld, MaxAge: MinutesMaxAge, MaxMsgsPerSubject: 1, Replicas: p.cfg.Replicas,
 		},
 	} {
 		cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
@@ -197,20 +224,27 @@ func (p *Persist) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			p.flush(pctx, time.Now())
+			p.flush(pctx, time.Now(), true)
 			return
 		case <-p.wake:
 			p.publishReadings(pctx)
 		case now := <-t.C:
-			p.flush(pctx, now)
+			p.flush(pctx, now, false)
 		}
 	}
 }
 
-func (p *Persist) flush(ctx context.Context, now time.Time) {
+// flush publishes the queued readings, the sealed long slots and the
+// complete minutes, or every changed minute when the hub is stopping.
+func (p *Persist) flush(ctx context.Context, now time.Time, stopping bool) {
 	p.publishReadings(ctx)
 	for _, r := range p.Seal(now) {
 		p.publishRollup(ctx, &r)
+	}
+	for _, r := range p.Minutes(now, stopping) {
+		if !p.publishRollup(ctx, &r) {
+			p.unsent(r.Host, r.Start)
+		}
 	}
 }
 
@@ -235,7 +269,8 @@ func (p *Persist) publishReadings(ctx context.Context) {
 	}
 }
 
-func (p *Persist) publishRollup(ctx context.Context, r *Rollup) {
+// publishRollup publishes r and reports whether it was stored.
+func (p *Persist) publishRollup(ctx context.Context, r *Rollup) bool {
 	b, err := msgpack.Marshal(r)
 	if err == nil {
 		err = p.publish(ctx, RollupSubject(r), b)
@@ -243,7 +278,9 @@ func (p *Persist) publishRollup(ctx context.Context, r *Rollup) {
 	if err != nil {
 		p.failed.Add(1)
 		p.log.Warn("publish rollup", "host", r.Host, "res_s", r.Res, "start", time.Unix(0, r.Start).UTC(), "err", err)
+		return false
 	}
+	return true
 }
 
 func (p *Persist) publish(ctx context.Context, subject string, b []byte, opts ...jetstream.PublishOpt) error {
@@ -266,6 +303,10 @@ type Rollup struct {
 	Sum    []float64 `msgpack:"u"`
 	Max    []float64 `msgpack:"m"`
 	N      []uint32  `msgpack:"n"`
+	// IDs and Models only in a minute rollup (Res 60): the ids of the
+	// samples the minute holds, and whether one had model figures.
+	IDs    []uint64 `msgpack:"i,omitempty"`
+	Models bool     `msgpack:"o,omitempty"`
 }
 
 // Reading is one hub reading (the figures Record placed), as persisted.
@@ -276,11 +317,15 @@ type Reading struct {
 	Values []float64 `msgpack:"x"`
 }
 
-// RollupSubject is where rollup r is kept.
+// RollupSubject is where rollup r is kept: a minute (Res 60) in
+// StreamMinutes, a long slot in StreamRollups.
 func RollupSubject(r *Rollup) string {
 	host := r.Host
 	if host == "" {
 		host = hubHostToken
+	}
+	if r.Res == 60 {
+		return minutePrefix + host + "." + strconv.FormatInt(r.Start/int64(time.Second), 10)
 	}
 	return rollupPrefix + strconv.FormatInt(r.Res, 10) + "." + host + "." + strconv.FormatInt(r.Start/int64(time.Second), 10)
 }
@@ -294,4 +339,71 @@ func since(filter string, start time.Time) jetstream.OrderedConsumerConfig {
 		cfg.OptStartTime = &start
 	}
 	return cfg
+}
+
+// maxRollupLen bounds the length of a rollup's columns as read.
+const maxRollupLen = 1 << 16
+
+// DecodeMsgpack reads a rollup without reflection, as a restart reads one
+// per host and minute; it reads what msgpack.Marshal wrote of the struct
+// and skips keys it does not know, as the reflective decoder did.
+func (r *Rollup) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return err
+	}
+	for range n {
+		key, err := d.DecodeString()
+		if err != nil {
+			return err
+		}
+		switch key {
+		case "v":
+			r.V, err = d.DecodeInt()
+		case "h":
+			r.Host, err = d.DecodeString()
+		case "r":
+			r.Res, err = d.DecodeInt64()
+		case "t":
+			r.Start, err = d.DecodeInt64()
+		case "s":
+			r.Sealed, err = d.DecodeInt64()
+		case "k":
+			r.Names, err = column(d, d.DecodeString)
+		case "u":
+			r.Sum, err = column(d, d.DecodeFloat64)
+		case "m":
+			r.Max, err = column(d, d.DecodeFloat64)
+		case "n":
+			r.N, err = column(d, d.DecodeUint32)
+		case "i":
+			r.IDs, err = column(d, d.DecodeUint64)
+		case "o":
+			r.Models, err = d.DecodeBool()
+		default:
+			err = d.Skip()
+		}
+		if err != nil {
+			return fmt.Errorf("rollup field %q: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// column reads one of a rollup's arrays (nil stays nil).
+func column[T any](d *msgpack.Decoder, one func() (T, error)) ([]T, error) {
+	n, err := d.DecodeArrayLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n > maxRollupLen {
+		return nil, fmt.Errorf("%d values, at most %d", n, maxRollupLen)
+	}
+	out := make([]T, n)
+	for i := range out {
+		if out[i], err = one(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
 	"github.com/sysperf/sysperf/pkg/metrics"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -99,5 +101,195 @@ func TestRecordNeverBlocks(t *testing.T) {
 	}
 	if p.Dropped() != 3 {
 		t.Fatalf("dropped %d, want 3", p.Dropped())
+	}
+}
+
+// minuteFleet is 70 minutes of samples up to now of two hosts: "plain"
+// (no model figures) and "gpu-1" (with them), in the stream's order.
+func minuteFleet(now time.Time) []*metrics.Sample {
+	start := now.Add(-70 * time.Minute).Truncate(5 * time.Second)
+	var out []*metrics.Sample
+	for i := 0; ; i++ {
+		ts := start.Add(time.Duration(i) * 5 * time.Second)
+		if ts.After(now) {
+			return out
+		}
+		plain := sample("plain", uint64(i+1), ts.Add(time.Second), cpuAt(i)+3, 2)
+		plain.Models = nil
+		out = append(out, sample("gpu-1", uint64(i+1), ts, cpuAt(i), 2), plain)
+	}
+}
+
+// replayInto replays samples into p as the hub's ingest does from
+// ReplayStart: a sample Covered by a restored minute is not added. It
+// returns how many were skipped per host.
+func replayInto(p *Persist, samples []*metrics.Sample, now time.Time) map[string]int {
+	skipped := map[string]int{}
+	from := p.ReplayStart(now)
+	for _, s := range samples {
+		switch {
+		case time.Unix(0, s.TS).Before(from):
+		case p.Covered(s.Host, s.Boot, s.Seq, now):
+			skipped[s.Host]++
+		default:
+			add(p, s)
+		}
+	}
+	return skipped
+}
+
+// TestMinutesRestart: a hub stopped cleanly publishes every minute of
+// its 60m windows; the next one restores them from a real JetStream,
+// skips (Covered) the samples they hold that only the 60m window needs,
+// replays the rest, and every window — 5m, 15m and 60m included — equals
+// the first hub's.
+func TestMinutesRestart(t *testing.T) {
+	js := natsxtest.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	samples := minuteFleet(now)
+
+	st1 := New()
+	p1, err := Open(ctx, js, st1, PersistConfig{SealEvery: 20 * time.Millisecond}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { p1.Run(runCtx); close(done) }()
+	for _, s := range samples {
+		add(p1, s)
+	}
+	stop()
+	<-done
+	if p1.Failed() != 0 {
+		t.Fatalf("%d publishes failed", p1.Failed())
+	}
+
+	st2 := New()
+	p2, err := Open(ctx, js, st2, PersistConfig{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := replayInto(p2, samples, now)
+	// The plain host's minutes older than the 15m window (about 40 of
+	// them, 12 samples each) are skipped; the other's never: the latency
+	// tracker reads its model figures from the samples.
+	if skipped["plain"] < 40*12 || skipped["gpu-1"] != 0 {
+		t.Fatalf("skipped %v samples, want ≥ %d of plain and none of gpu-1", skipped, 40*12)
+	}
+	sameWindows(t, "restart from minutes", st1, st2, now)
+
+	// The same samples delivered again change nothing.
+	replayInto(p2, samples, now)
+	sameWindows(t, "a second replay", st1, st2, now)
+}
+
+// TestMinutesCrash: a hub that dies between two flushes left its newest
+// minutes unpublished or partly published; the next one restores what
+// was published and counts every other sample from the replay, once.
+func TestMinutesCrash(t *testing.T) {
+	js := natsxtest.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	samples := minuteFleet(now)
+
+	st1 := New()
+	p1, err := Open(ctx, js, st1, PersistConfig{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A flush 3 minutes before the end, with the newest minute partly
+	// filled, then one more sample of each host, then the crash.
+	cut := now.Add(-3 * time.Minute)
+	i := 0
+	for ; i < len(samples) && !time.Unix(0, samples[i].TS).After(cut); i++ {
+		add(p1, samples[i])
+	}
+	p1.flush(ctx, cut, true)
+	add(p1, samples[i])
+	add(p1, samples[i+1])
+	p1.flush(ctx, cut.Add(time.Second), false) // the filling minute is not published
+	for _, s := range samples[i+2:] {
+		add(p1, s)
+	}
+
+	st2 := New()
+	p2, err := Open(ctx, js, st2, PersistConfig{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped := replayInto(p2, samples, now); skipped["plain"] == 0 {
+		t.Fatal("no sample skipped: the minutes were not restored")
+	}
+	sameWindows(t, "restart after a crash", st1, st2, now)
+}
+
+// TestMinutesOlderData: data an older hub left (rollups and readings, no
+// minutes) still restores, the samples replayed in full.
+func TestMinutesOlderData(t *testing.T) {
+	js := natsxtest.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	samples := minuteFleet(now)
+
+	st1 := New()
+	p1, err := Open(ctx, js, st1, PersistConfig{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range samples {
+		add(p1, s)
+	}
+	p1.flush(ctx, now, true)
+	if err := js.DeleteStream(ctx, StreamMinutes); err != nil {
+		t.Fatal(err)
+	}
+
+	st2 := New()
+	p2, err := Open(ctx, js, st2, PersistConfig{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped := replayInto(p2, samples, now); len(skipped) != 0 {
+		t.Fatalf("skipped %v with no minutes to restore", skipped)
+	}
+	sameWindows(t, "restart from an older hub's data", st1, st2, now)
+}
+
+// TestRollupDecode: the reflection-free decoder reads what msgpack.Marshal
+// writes, skips a newer hub's fields and refuses a column too long.
+func TestRollupDecode(t *testing.T) {
+	want := Rollup{V: 1, Host: "gpu-1", Res: 60, Start: 120e9, Sealed: 60e9, Names: []string{"cpu", "gpu.0.util"},
+		Sum: []float64{1.5, 2}, Max: []float64{1, 2}, N: []uint32{3, 4}, IDs: []uint64{7, 1 << 63}, Models: true}
+	b, err := msgpack.Marshal(&want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Rollup
+	if err := msgpack.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded %+v, want %+v", got, want)
+	}
+	// A newer hub's field, before the known ones.
+	b, err = msgpack.Marshal(map[string]any{"x": map[string][]int{"a": {1, 2}}, "h": "gpu-2", "r": 360, "k": []string{"cpu"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = Rollup{}
+	if err := msgpack.Unmarshal(b, &got); err != nil || got.Host != "gpu-2" || got.Res != 360 || len(got.Names) != 1 {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	long := Rollup{Names: make([]string, maxRollupLen+1)}
+	if b, err = msgpack.Marshal(&long); err != nil {
+		t.Fatal(err)
+	}
+	if err := msgpack.Unmarshal(b, &got); err == nil {
+		t.Fatal("a column past maxRollupLen was read")
 	}
 }

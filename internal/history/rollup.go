@@ -2,6 +2,7 @@ package history
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -110,43 +111,20 @@ func (s *Store) RestoreRollup(r *Rollup) error {
 	if t < 0 {
 		return fmt.Errorf("rollup of %q: resolution %ds is not a long window's", r.Host, r.Res)
 	}
-	if len(r.Sum) != len(r.Names) || len(r.Max) != len(r.Names) || len(r.N) != len(r.Names) {
-		return fmt.Errorf("rollup of %q at %d: %d names, %d sums, %d maxima, %d counts", r.Host, r.Start, len(r.Names), len(r.Sum), len(r.Max), len(r.N))
-	}
-	if r.Start <= 0 || mod(r.Start, s.defs[t].res) != 0 {
-		return fmt.Errorf("rollup of %q: start %d is not a slot start", r.Host, r.Start)
+	if err := r.check(s.defs[t].res); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ser := s.hub
 	if r.Host != "" {
-		ser = s.hosts[r.Host]
-		if ser == nil {
-			ser = newSeries(r.Host, len(s.tab.fields))
-			s.hosts[r.Host] = ser
-		}
+		ser = s.host(r.Host)
 	}
 	f := &ser.rings[t][s.idx(r.Start, t)]
 	if f.start > r.Start {
 		return nil // a newer slot already holds the place
 	}
-	f.reset(r.Start)
-	f.fit(len(r.Names))
-	f.n = 0
-	for _, n := range r.N {
-		f.n = max(f.n, n)
-	}
-	for i, name := range r.Names {
-		k, ok := s.tab.parse(name)
-		if !ok || r.N[i] == 0 {
-			continue
-		}
-		si := ser.slotOf(k)
-		f.grow(si) // lacking from all f.n samples
-		f.cells[si] = cell{sum: float32(r.Sum[i]), max: float32(r.Max[i])}
-		delete(f.lag, int32(si))
-		f.lack(si, f.n-r.N[i])
-	}
+	s.fill(ser, f, r)
 	ser.sealedUntil = max(ser.sealedUntil, r.Sealed)
 	ser.newest = max(ser.newest, r.Sealed)
 	return nil
@@ -178,4 +156,155 @@ func (s *Store) ReplayStart(now time.Time) time.Time {
 		start = oldest
 	}
 	return start
+}
+
+// check reports a rollup whose columns disagree or whose start is not a
+// slot start of resolution res.
+func (r *Rollup) check(res int64) error {
+	if len(r.Sum) != len(r.Names) || len(r.Max) != len(r.Names) || len(r.N) != len(r.Names) {
+		return fmt.Errorf("rollup of %q at %d: %d names, %d sums, %d maxima, %d counts", r.Host, r.Start, len(r.Names), len(r.Sum), len(r.Max), len(r.N))
+	}
+	if r.Start <= 0 || mod(r.Start, res) != 0 {
+		return fmt.Errorf("rollup of %q: start %d is not a slot start", r.Host, r.Start)
+	}
+	return nil
+}
+
+// host returns the series of host, adding it when new.
+func (s *Store) host(name string) *series {
+	ser := s.hosts[name]
+	if ser == nil {
+		ser = newSeries(name, len(s.tab.fields))
+		s.hosts[name] = ser
+	}
+	return ser
+}
+
+// fill sets frame f of ser to the persisted slot r; unknown series names
+// are skipped, so an older hub reads a newer hub's rollups.
+func (s *Store) fill(ser *series, f *frame, r *Rollup) {
+	f.reset(r.Start)
+	f.fit(len(r.Names))
+	f.n = 0
+	for _, n := range r.N {
+		f.n = max(f.n, n)
+	}
+	for i, name := range r.Names {
+		k, ok := s.tab.parse(name)
+		if !ok || r.N[i] == 0 {
+			continue
+		}
+		si := ser.slotOf(k)
+		f.grow(si) // lacking from all f.n samples
+		f.cells[si] = cell{sum: float32(r.Sum[i]), max: float32(r.Max[i])}
+		delete(f.lag, int32(si))
+		f.lack(si, f.n-r.N[i])
+	}
+}
+
+// The 60m window's side: each host's 1-minute slots are handed out as
+// minute rollups (Res 60) with the ids of the samples they hold, and
+// handed back after a restart, so the 60m window comes back without
+// decoding its hour of samples again (see Covered).
+
+// Minutes returns the hosts' 1-minute slots changed since the last call,
+// as minute rollups: those complete (the host has moved on to a later
+// minute, or the minute is over by now), or every changed one when all is
+// set (the hub is stopping). Slots already folded into the long windows
+// are left out: their rollups hold them.
+func (s *Store) Minutes(now time.Time, all bool) []Rollup {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	minute := s.defs[t60m].res
+	var out []Rollup
+	for _, ser := range s.hosts {
+		filling := trunc(ser.newest, minute)
+		for i := range ser.rings[t60m] {
+			f := &ser.rings[t60m][i]
+			if !ser.dirty[t60m][i] {
+				continue
+			}
+			if !all && f.start >= filling && f.start+minute > now.UnixNano() {
+				continue
+			}
+			ser.dirty[t60m][i] = false
+			if f.start == 0 || ser.sealed[i] {
+				continue
+			}
+			r := s.rollup(ser, t60m, i)
+			r.IDs = append(slices.Clone(ser.ids[i]), ser.rids[i]...)
+			r.Models = ser.models[i]
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// unsent marks host's minute at start as changed again, after its rollup
+// could not be published.
+func (s *Store) unsent(host string, start int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ser := s.hosts[host]; ser != nil {
+		if i := s.idx(start, t60m); ser.rings[t60m][i].start == start {
+			ser.dirty[t60m][i] = true
+		}
+	}
+}
+
+// RestoreMinute puts a persisted minute of a host back into its 60m
+// window, with the ids of its samples: a replayed sample among them then
+// feeds only the 5m and 15m windows, and Covered may skip it altogether.
+// A minute the long windows already hold (restored before, with
+// RestoreRollup) is skipped.
+func (s *Store) RestoreMinute(r *Rollup) error {
+	minute := s.defs[t60m].res
+	if r.Res*int64(time.Second) != minute || r.Host == "" {
+		return fmt.Errorf("minute rollup of %q: resolution %ds, want %ds", r.Host, r.Res, minute/int64(time.Second))
+	}
+	if err := r.check(minute); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ser := s.host(r.Host)
+	i := s.idx(r.Start, t60m)
+	f := &ser.rings[t60m][i]
+	if r.Start <= ser.sealedUntil || f.start > r.Start {
+		return nil
+	}
+	s.fill(ser, f, r)
+	ser.ids[i] = ser.ids[i][:0]
+	ser.rids[i] = slices.Clone(r.IDs)
+	ser.models[i] = r.Models
+	ser.sealed[i], ser.dirty[t60m][i] = false, false
+	ser.newest = max(ser.newest, r.Start)
+	return nil
+}
+
+// Covered reports whether a replayed sample of host (its boot and seq)
+// is already counted by a restored minute that only the 60m window
+// needs: older than the 15m window, not its host's newest minute (which
+// holds the host's current state) and without model figures (which the
+// latency tracker reads from the sample). The hub's ingest then need not
+// decode it.
+func (s *Store) Covered(host, boot string, seq uint64, now time.Time) bool {
+	id := sampleID(boot, seq)
+	minute, quarter := s.defs[t60m].res, s.defs[t15m].res
+	// The 15m window's oldest slot, a minute earlier for clock skew.
+	oldest := trunc(now.UnixNano(), quarter) - (ringSize-1)*quarter - minute
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ser := s.hosts[host]
+	if ser == nil {
+		return false
+	}
+	newest := trunc(ser.newest, minute)
+	for i := range ser.rids {
+		if slices.Contains(ser.rids[i], id) {
+			start := ser.rings[t60m][i].start
+			return start < newest && start+minute <= oldest && !ser.models[i]
+		}
+	}
+	return false
 }

@@ -214,9 +214,17 @@ type series struct {
 	keys  []key
 	rings [numTiers][ringSize]frame
 	// ids are the sample ids in each 1-minute frame, for de-duplication.
-	ids    [ringSize][]uint64
+	ids [ringSize][]uint64
+	// rids are the ids of a 1-minute frame restored from its persisted
+	// minute (RestoreMinute) whose samples were not replayed yet: the
+	// frame already counts them, the 5m and 15m windows do not.
+	rids [ringSize][]uint64
+	// models marks 1-minute frames holding a sample with model figures
+	// (what the latency tracker also reads), which Covered never skips.
+	models [ringSize]bool
 	sealed [ringSize]bool
-	// dirty marks long frames changed since the last Seal.
+	// dirty marks long frames changed since the last Seal, and 1-minute
+	// frames changed since they were last handed out by Minutes.
 	dirty [numTiers][ringSize]bool
 	// sealedUntil is the start of the newest minute folded into the long
 	// tiers; older samples are dropped.
@@ -338,7 +346,9 @@ func (s *Store) Add(fig *view.Figures) {
 		s.hosts[fig.Host] = ser
 	}
 	s.vals = s.tab.hostValues(s.vals, fig, &s.models)
-	s.add(ser, sampleID(fig.Boot, fig.Seq), fig.TS, s.vals)
+	if s.add(ser, sampleID(fig.Boot, fig.Seq), fig.TS, s.vals) && len(fig.Models) > 0 {
+		ser.models[s.idx(trunc(fig.TS, s.defs[t60m].res), t60m)] = true
+	}
 }
 
 // Record places the hub's own readings of u (inference, databases,
@@ -411,11 +421,21 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 		}
 		f.reset(m)
 		ser.ids[i] = ser.ids[i][:0]
-		ser.sealed[i] = false
+		ser.rids[i] = nil
+		ser.sealed[i], ser.models[i] = false, false
 	}
 	if slices.Contains(ser.ids[i], id) {
 		s.stats.Duplicates++
 		return false
+	}
+	// A sample the restored minute already counts feeds only the shorter
+	// windows.
+	last := t60m
+	if j := slices.Index(ser.rids[i], id); j >= 0 {
+		ser.rids[i] = slices.Delete(ser.rids[i], j, j+1)
+		last = t15m
+	} else {
+		ser.dirty[t60m][i] = true
 	}
 	ser.ids[i] = append(ser.ids[i], id)
 	s.stats.Added++
@@ -432,7 +452,7 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 			ser.present[si] = true
 		}
 	}
-	for t := t5m; t <= t60m; t++ {
+	for t := t5m; t <= last; t++ {
 		start := trunc(ts, s.defs[t].res)
 		fr := &ser.rings[t][s.idx(start, t)]
 		if fr.start > start {

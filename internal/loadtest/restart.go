@@ -5,7 +5,8 @@ package loadtest
 // agents' backlog would be, stops the hub (SIGTERM) and starts it again on
 // the same data directory. It reports how long the new hub took to answer
 // /healthz 200 and to serve the same 60m history, of one host and of the
-// fleet, as the old one did before it stopped.
+// fleet, as the old one did before it stopped; the host's history must
+// then equal the old hub's, point for point (within float32 precision).
 
 import (
 	"bufio"
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -39,14 +41,20 @@ type RestartConfig struct {
 
 // RestartResult holds the figures of a restart run.
 type RestartResult struct {
-	Stored       int64
-	Dropped      int64         // stamped before the 60m window by the time the hub read them
-	Fill         time.Duration // publishing the backlog and the hub consuming it
-	Health       time.Duration // from the new hub's start to /healthz 200
+	Stored  int64
+	Dropped int64         // stamped before the 60m window by the time the hub read them
+	Fill    time.Duration // publishing the backlog and the hub consuming it
+	Health  time.Duration // from the new hub's start to /healthz 200
+	// HealthCPU is the CPU time the new hub had spent by then: steadier
+	// than Health on a machine shared with other work.
+	HealthCPU    time.Duration
 	HostHistory  time.Duration // … to the host's 60m history as complete as before
 	FleetHistory time.Duration // … to the fleet's
 	HostSlots    int           // slots with data in the host's 60m history before the restart
 	FleetSlots   int
+	// Compared is how many points of the host's 60m history were found
+	// equal before and after the restart.
+	Compared int
 	// FleetGet is how long one more GET of the fleet's 60m history took
 	// after the waits, FleetBytes its size.
 	FleetGet   time.Duration
@@ -119,6 +127,10 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 	if err != nil {
 		return r, err
 	}
+	hostBefore, err := body(ctx, cfg.Config, hostPath)
+	if err != nil {
+		return r, err
+	}
 	fleetRef, _, err := filledSlots(ctx, cfg.Config, fleetPath)
 	if err != nil {
 		return r, err
@@ -136,6 +148,7 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 	if r.Health, err = waitFor(ctx, began, func() bool { return status(ctx, cfg.Config, "/healthz") == http.StatusOK }); err != nil {
 		return r, fmt.Errorf("loadtest: restarted hub not healthy: %w", err)
 	}
+	r.HealthCPU = procCPU(hub2.cmd.Process.Pid)
 	// A history counts from when its body was received: decoding 60 MB
 	// of fleet history is the tool's cost, not the hub's.
 	var got time.Time
@@ -143,6 +156,13 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 		return r, fmt.Errorf("loadtest: host history after the restart: %w", err)
 	}
 	r.HostHistory = got.Sub(began)
+	hostAfter, err := body(ctx, cfg.Config, hostPath)
+	if err != nil {
+		return r, err
+	}
+	if r.Compared, err = samePoints(hostBefore, hostAfter); err != nil {
+		return r, fmt.Errorf("loadtest: host history after the restart: %w", err)
+	}
 	if _, err = waitFor(ctx, began, func() bool { return complete(ctx, cfg.Config, fleetPath, fleetRef, &got) }); err != nil {
 		return r, fmt.Errorf("loadtest: fleet history after the restart: %w", err)
 	}
@@ -251,6 +271,91 @@ func status(ctx context.Context, cfg Config, path string) int {
 	return resp.StatusCode
 }
 
+// body GETs path and returns its body.
+func body(ctx context.Context, cfg Config, path string) ([]byte, error) {
+	resp, err := get(ctx, cfg, path)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("loadtest: %s: %s %v", path, resp.Status, err)
+	}
+	return b, nil
+}
+
+// samePoints compares two bodies of one history: every point whose
+// timestamp both hold must have the same fields and values, numbers
+// within float32 precision (the hub keeps float32 sums). It returns how
+// many points were compared.
+func samePoints(before, after []byte) (int, error) {
+	var a, b struct {
+		Points []map[string]any `json:"points"`
+	}
+	if err := json.Unmarshal(before, &a); err != nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(after, &b); err != nil {
+		return 0, err
+	}
+	at := map[any]map[string]any{}
+	for _, p := range b.Points {
+		at[p["timestamp"]] = p
+	}
+	n := 0
+	for _, p := range a.Points {
+		q, ok := at[p["timestamp"]]
+		if !ok {
+			continue
+		}
+		if err := sameValue(p, q, ""); err != nil {
+			return n, fmt.Errorf("point %v: %w", p["timestamp"], err)
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, errors.New("no point in common")
+	}
+	return n, nil
+}
+
+// sameValue compares two decoded JSON values, numbers to a relative 1e-6.
+func sameValue(a, b any, path string) error {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return fmt.Errorf("%s: %d fields before, %v after", path, len(x), b)
+		}
+		for k, v := range x {
+			if err := sameValue(v, y[k], path+"."+k); err != nil {
+				return err
+			}
+		}
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return fmt.Errorf("%s: %d items before, %v after", path, len(x), b)
+		}
+		for i := range x {
+			if err := sameValue(x[i], y[i], fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case float64:
+		y, ok := b.(float64)
+		if !ok || math.Abs(x-y) > 1e-6*max(math.Abs(x), math.Abs(y), 1e-3) {
+			return fmt.Errorf("%s: %v before, %v after", path, a, b)
+		}
+	default:
+		if a != b {
+			return fmt.Errorf("%s: %v before, %v after", path, a, b)
+		}
+	}
+	return nil
+}
+
 // filledSlots returns the timestamps of the history's slots that hold
 // data, and when its body was received.
 func filledSlots(ctx context.Context, cfg Config, path string) (map[time.Time]bool, time.Time, error) {
@@ -325,8 +430,8 @@ func grepLog(path string, keys ...string) []string {
 func (r RestartResult) Report(w io.Writer, cfg RestartConfig) {
 	fmt.Fprintf(w, "restart: %d hosts × %d GPUs, %s of samples every %s (%d stored, %d of them already too old, filled and consumed in %s)\n",
 		cfg.Hosts, cfg.GPUs, cfg.Span, cfg.Interval, r.Stored, r.Dropped, r.Fill.Round(time.Millisecond))
-	fmt.Fprintf(w, "/healthz 200        %s after the restarted hub's start\n", r.Health.Round(time.Millisecond))
-	fmt.Fprintf(w, "host 60m history    %s (%d slots with data, as before the restart)\n", r.HostHistory.Round(time.Millisecond), r.HostSlots)
+	fmt.Fprintf(w, "/healthz 200        %s after the restarted hub's start (%s of its CPU by then)\n", r.Health.Round(time.Millisecond), r.HealthCPU.Round(time.Millisecond))
+	fmt.Fprintf(w, "host 60m history    %s (%d slots with data, as before the restart; %d points equal to the old hub's)\n", r.HostHistory.Round(time.Millisecond), r.HostSlots, r.Compared)
 	fmt.Fprintf(w, "fleet 60m history   %s (%d slots); one GET of it then: %s, %.1f MB\n",
 		r.FleetHistory.Round(time.Millisecond), r.FleetSlots, r.FleetGet.Round(time.Millisecond), float64(r.FleetBytes)/1e6)
 	for _, l := range r.Log {
