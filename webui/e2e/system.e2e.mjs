@@ -661,6 +661,12 @@ async function fleetHistoryChecks(browser, rulesPath) {
     const k15 = withFleet(h15);
     await p.waitForFunction(([sel, n]) => Number(document.querySelector(sel)?.getAttribute("data-points")) >= n, [hostsChart, Math.max(1, k15)], { timeout: 5000 });
     return `first history: ${k} slot(s) of the site, drawn ${drawnIn} ms after it came (hosts and alerts charts); GPU utilization ${gpuPoints ? `${gpuPoints} slot(s)` : "empty (no GPU on this machine)"}; 15m: ${k15} slot(s) from its history`;
+  } catch (err) {
+    // Say what the page showed instead.
+    const pg = ctx.pages()[0];
+    const text = pg ? await pg.locator("body").innerText().catch(() => "") : "";
+    if (pg) await pg.screenshot({ path: join(outDir, "system-fleet-charts-failed.png"), fullPage: true }).catch(() => {});
+    throw new Error(`${String(err?.message ?? err).split("\n")[0]} — the page read: ${text.replace(/\s+/g, " ").slice(0, 400)}`);
   } finally {
     await ctx.close();
     for (const pr of procs.reverse()) await stop(pr);
