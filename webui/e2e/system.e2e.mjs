@@ -642,7 +642,8 @@ async function fleetHistoryChecks(browser, rulesPath) {
     const loaded = Date.now();
     await p.waitForFunction(([sel, n]) => Number(document.querySelector(sel)?.getAttribute("data-points")) >= n, [hostsChart, k], { timeout: 5000 });
     const drawnIn = Date.now() - loaded;
-    await p.locator(`${hostsChart} .recharts-area-curve`).first().waitFor({ timeout: STEP_MS });
+    // Attached, not "visible": a steady count is a flat line, whose box has no height.
+    await p.locator(`${hostsChart} .recharts-area-curve`).first().waitFor({ state: "attached", timeout: STEP_MS });
     const alertsPoints = Number(await p.locator('[data-section=fleet-history] figure[data-chart="Firing alerts"]').getAttribute("data-points"));
     if (alertsPoints < k) throw new Error(`the alerts chart drew ${alertsPoints} slot(s) of the history's ${k}`);
     const gpu = p.locator('[data-section=fleet-history] figure[data-chart="GPU utilization (%)"]');
