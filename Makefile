@@ -59,11 +59,13 @@ test: test-go test-ui test-e2e
 
 # The page's generated files: webui/src/types.gen.ts and defaultRules.gen.json
 # from the Go types and alert defaults (internal/tsgen), and the golden fixture
-# of a real merge (internal/hub's TestGoldenUpdate); their tests, part of
+# of a real merge (internal/hub's TestGoldenUpdate) and of the fleet view's
+# history and update (internal/server's TestGoldenFleet); their tests, part of
 # test-go, fail while any is stale.
 generate:
 	$(GO) generate ./pkg/metrics
 	$(GO) test -count=1 -run '^TestGoldenUpdate$$' ./internal/hub -update-golden
+	$(GO) test -count=1 -run '^TestGoldenFleet$$' ./internal/server -update-golden
 
 test-go:
 	$(GO) vet ./...

@@ -27,7 +27,7 @@ let agent = null;
 let waiting = null; // a second hub whose NATS never answers
 let browser = null;
 let tmp = null;
-const logs = { hub: "", agent: "", waiting: "" };
+const logs = { hub: "", agent: "", waiting: "", fleetHub: "", fleetAgents: "" };
 const stubs = []; // stub model servers, closed at the end
 
 function check(name, ok, detail = "") {
@@ -585,6 +585,96 @@ async function fleetChecks(browser, base, signIn) {
 }
 // ── end issue 10 (fleetui) ──
 
+// ── issue 10 (fleetcharts): the fleet overview's charts from the hub's fleet history ──
+/**
+ * A hub of its own with two real agents (each enrolled): the overview's
+ * charts must show the hub's fleet history as soon as a page loads, and a
+ * range switch must bring that range's. Without a GPU on the machine the
+ * GPU charts stay empty and say so; the hosts and alerts charts (the rules
+ * file fires a warning per host) carry the site's figures.
+ */
+async function fleetHistoryChecks(browser, rulesPath) {
+  const [httpPort, natsPort] = [await freePort(), await freePort()];
+  const base = `http://127.0.0.1:${httpPort}`;
+  const dataDir = join(tmp, "fleet-data");
+  const procs = [];
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: "light" });
+  try {
+    procs.push(start("fleetHub", join(binDir, "hub"), [`--http=127.0.0.1:${httpPort}`, `--nats-listen=127.0.0.1:${natsPort}`, `--data-dir=${dataDir}`, "--interval=1s", `--rules=${rulesPath}`]));
+    await waitHealthy(`${base}/healthz`, 15_000);
+    const token = readFileSync(join(dataDir, "http.token"), "utf8").trim().split("\n")[0];
+    for (const h of ["fleet-a", "fleet-b"]) {
+      const creds = join(tmp, `${h}.creds`);
+      const r = spawnSync(join(binDir, "hub"), ["agent", "add", h, `--data-dir=${dataDir}`, `--out=${creds}`], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`hub agent add ${h}: ${r.stderr}`);
+      procs.push(start("fleetAgents", join(binDir, "agent"), [`--nats-url=nats://127.0.0.1:${natsPort}`, `--host-id=${h}`, `--nats-creds=${creds}`, "--interval=1s"]));
+    }
+    const p = await ctx.newPage();
+    const histories = []; // the fleet socket's performance_history messages, in order
+    p.on("websocket", (ws) => {
+      if (!ws.url().includes("view=fleet")) return;
+      ws.on("framereceived", (f) => {
+        const text = typeof f.payload === "string" ? f.payload : f.payload.toString("utf8");
+        if (text.includes('"type":"performance_history"')) histories.push(JSON.parse(text));
+      });
+    });
+    await p.goto(`${base}/login?token=${encodeURIComponent(token)}`);
+    await p.goto(`${base}/system`);
+    await p.locator("[data-section=fleet] [data-testid=fleet-count]").filter({ hasText: "2 hosts" }).waitFor({ timeout: STEP_MS });
+    const withFleet = (h) => (h?.points ?? []).filter((pt) => pt.fleet).length;
+    const hostsChart = '[data-section=fleet-history] figure[data-chart="Hosts"]';
+    // Reload until the hub's 5m history holds three slots of the site (15 s
+    // at 5 s a slot): live totals alone could not fill three in 5 s.
+    let k = 0;
+    const deadline = Date.now() + 45_000;
+    for (;;) {
+      histories.length = 0;
+      await p.reload();
+      const start5 = Date.now();
+      while (!histories.length && Date.now() - start5 < STEP_MS) await new Promise((r) => setTimeout(r, 50));
+      if (!histories.length) throw new Error("the fleet view sent no performance_history on connect");
+      k = withFleet(histories[0]);
+      if (k >= 3) break;
+      if (Date.now() > deadline) throw new Error(`the fleet history holds ${k} slot(s) of the site after 45 s`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    if (histories[0].range !== "5m") throw new Error(`the first history is of ${histories[0].range}`);
+    const loaded = Date.now();
+    await p.waitForFunction(([sel, n]) => Number(document.querySelector(sel)?.getAttribute("data-points")) >= n, [hostsChart, k], { timeout: 5000 });
+    const drawnIn = Date.now() - loaded;
+    // Attached, not "visible": a steady count is a flat line, whose box has no height.
+    await p.locator(`${hostsChart} .recharts-area-curve`).first().waitFor({ state: "attached", timeout: STEP_MS });
+    const alertsPoints = Number(await p.locator('[data-section=fleet-history] figure[data-chart="Firing alerts"]').getAttribute("data-points"));
+    if (alertsPoints < k) throw new Error(`the alerts chart drew ${alertsPoints} slot(s) of the history's ${k}`);
+    const gpu = p.locator('[data-section=fleet-history] figure[data-chart="GPU utilization (%)"]');
+    const gpuPoints = Number(await gpu.getAttribute("data-points"));
+    const gpuHistory = (histories[0].points ?? []).filter((pt) => pt.fleet?.util_mean !== undefined).length;
+    if (gpuPoints < gpuHistory) throw new Error(`the GPU utilization chart drew ${gpuPoints} slot(s) of the history's ${gpuHistory}`);
+    await fullShot(p, join(outDir, "system-fleet-charts.png"));
+
+    // 15m: the fleet socket's next history is that range's, and the charts follow.
+    await p.getByRole("tab", { name: "15m", exact: true }).click();
+    await p.locator("[data-section=fleet-history]").filter({ hasText: "Fleet over 15m" }).waitFor({ timeout: STEP_MS });
+    const start15 = Date.now();
+    while (!histories.some((h) => h.range === "15m") && Date.now() - start15 < STEP_MS) await new Promise((r) => setTimeout(r, 50));
+    const h15 = histories.find((h) => h.range === "15m");
+    if (!h15 || h15.resolution_s !== 15) throw new Error(`no 15m fleet history after the switch (got ${histories.map((h) => h.range).join(", ")})`);
+    const k15 = withFleet(h15);
+    await p.waitForFunction(([sel, n]) => Number(document.querySelector(sel)?.getAttribute("data-points")) >= n, [hostsChart, Math.max(1, k15)], { timeout: 5000 });
+    return `first history: ${k} slot(s) of the site, drawn ${drawnIn} ms after it came (hosts and alerts charts); GPU utilization ${gpuPoints ? `${gpuPoints} slot(s)` : "empty (no GPU on this machine)"}; 15m: ${k15} slot(s) from its history`;
+  } catch (err) {
+    // Say what the page showed instead.
+    const pg = ctx.pages()[0];
+    const text = pg ? await pg.locator("body").innerText().catch(() => "") : "";
+    if (pg) await pg.screenshot({ path: join(outDir, "system-fleet-charts-failed.png"), fullPage: true }).catch(() => {});
+    throw new Error(`${String(err?.message ?? err).split("\n")[0]} — the page read: ${text.replace(/\s+/g, " ").slice(0, 400)}`);
+  } finally {
+    await ctx.close();
+    for (const pr of procs.reverse()) await stop(pr);
+  }
+}
+// ── end issue 10 (fleetcharts) ──
+
 async function main() {
   for (const b of ["hub", "agent"]) {
     if (!existsSync(join(binDir, b))) throw new Error(`${join(binDir, b)} missing: run \`make build\` (or set SYSPERF_BIN_DIR)`);
@@ -767,6 +857,9 @@ async function main() {
   // ── issue 10 (fleetui): fleet overview of 500 hosts; the URL carries host and range ──
   await attempt("fleet table of 500 hosts: sort and filter timing, a row opens its host page, the URL round-trips", () => fleetChecks(browser, base, signInLink(base, token)));
   // ── end issue 10 (fleetui) ──
+  // ── issue 10 (fleetcharts) ──
+  await attempt("fleet overview charts from the hub's fleet history (a hub of its own, two agents), and 15m replaces it", () => fleetHistoryChecks(browser, rulesPath));
+  // ── end issue 10 (fleetcharts) ──
 
   // issue 12 (ui12): GPU ownership, by-model view, power colours, screenshots.
   await ownershipChecks(browser, base, signInLink(base, token));
@@ -1015,6 +1108,7 @@ const failed = results.filter((r) => !r.ok).length;
 if (failed) {
   console.log("--- hub log (tail) ---\n" + logs.hub.slice(-3000));
   console.log("--- agent log (tail) ---\n" + logs.agent.slice(-2000));
+  if (logs.fleetHub) console.log("--- fleet hub log (tail) ---\n" + logs.fleetHub.slice(-2000));
 }
 console.log(`e2e: ${results.length - failed} passed, ${failed} failed`);
 process.exit(failed || fatal ? 1 : 0);

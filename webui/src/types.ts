@@ -21,6 +21,7 @@ export type {
   ContainerCounts,
   Databases,
   EnergyEstimate,
+  FleetFigures,
   FleetRow,
   FleetTotals,
   FleetUpdate,

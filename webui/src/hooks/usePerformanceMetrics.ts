@@ -1,14 +1,18 @@
 import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { flushSync } from "react-dom";
 import { afterPaint } from "../lib/frameQueue";
-import { emptyBuffers, fromHistory, isRange, mergeLive, toPoint, type Buffers } from "../lib/buffers";
+import { emptyBuffers, fleetPoint, fromHistory, isRange, mergeLive, toPoint, type Buffers } from "../lib/buffers";
 import { RANGE_RESOLUTION_S, RANGES, type Connection, type FleetUpdate, type History, type Point, type Range, type Update } from "../types";
 import { goToLogin } from "./signIn";
 
 export interface PerformanceMetrics {
   /** The newest performance_update, or null before the first one. */
   latest: Update | null;
-  /** The selected range's points, oldest first (at most 60). */
+  /**
+   * The selected range's points, oldest first (at most 60). On the fleet
+   * view: the fleet's history (points with `fleet`, the site's totals) and
+   * each fleet_update's totals after it, no host's figures.
+   */
   history: Point[];
   /** Seconds per point of the selected range. */
   resolutionS: number;
@@ -83,6 +87,13 @@ type Action =
   | { type: "fleet"; fleet: FleetUpdate; at: number }
   | { type: "reset" };
 
+/** A live point placed into every range's buffer. */
+function mergeAll(buffers: Buffers, p: Point): Buffers {
+  const out = { ...buffers };
+  for (const r of RANGES) out[r] = mergeLive(out[r], p);
+  return out;
+}
+
 function reducer(s: State, a: Action): State {
   switch (a.type) {
     case "connection":
@@ -95,14 +106,13 @@ function reducer(s: State, a: Action): State {
         lastMessageAt: Date.now(),
         buffers: { ...s.buffers, [a.range]: fromHistory(a.history, RANGE_RESOLUTION_S[a.range]) },
       };
-    case "update": {
-      const p = toPoint(a.update);
-      const buffers = { ...s.buffers };
-      for (const r of RANGES) buffers[r] = mergeLive(buffers[r], p);
-      return { ...s, latest: a.update, buffers, lastMessageAt: a.at };
-    }
+    case "update":
+      return { ...s, latest: a.update, buffers: mergeAll(s.buffers, toPoint(a.update)), lastMessageAt: a.at };
     case "fleet":
-      return { ...s, fleet: a.fleet, lastMessageAt: a.at };
+      // Only the fleet view sends fleet_update, so these buffers hold the
+      // fleet's history: its site totals go after it as an update's figures
+      // go after a host's.
+      return { ...s, fleet: a.fleet, buffers: mergeAll(s.buffers, fleetPoint(a.fleet)), lastMessageAt: a.at };
     case "reset":
       // Another view: its history and updates replace the old one's whole.
       return { ...s, latest: null, buffers: emptyBuffers(), fleet: null };
@@ -302,7 +312,7 @@ export function usePerformanceMetrics(opts: Options = {}): PerformanceMetrics {
         armWatchdog(sock);
         dispatch({ type: "opened" });
         // The hub sends the view's 5m history on connect (the fleet view's
-        // once the hub keeps one); ask for the selected host and range.
+        // too); ask for the selected host and range.
         if (hostRef.current) sock.send(JSON.stringify({ type: "subscribe", view: "host", host: hostRef.current, range: rangeRef.current }));
         else if (rangeRef.current !== "5m") sock.send(JSON.stringify({ type: "subscribe", range: rangeRef.current }));
       };

@@ -1,4 +1,5 @@
 import { useCallback, useDeferredValue, useEffect } from "react";
+import { FleetCharts } from "../components/fleet/FleetCharts";
 import { FleetTable } from "../components/fleet/FleetTable";
 import { AiModelsPanel } from "../components/system/AiModelsPanel";
 import { ContainersPanel } from "../components/system/ContainersPanel";
@@ -109,6 +110,9 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
   const history = useDeferredValue(m.history);
   const resolutionS = useDeferredValue(m.resolutionS);
   const panel = u ? { update: u, history, resolutionS, now } : null;
+  // The fleet view's history and live totals, deferred the same way.
+  const fleetHistory = useDeferredValue(fleet.history);
+  const fleetResolutionS = useDeferredValue(fleet.resolutionS);
   const shownAt = multi ? (fleet.fleet?.timestamp ?? null) : (u?.timestamp ?? null);
 
   return (
@@ -149,7 +153,10 @@ export function SystemPerformancePage({ options, rules, health }: { options?: Op
           </p>
         ) : null}
         {multi ? (
-          <FleetTable fleet={fleet.fleet} onOpen={openHost} />
+          <>
+            <FleetCharts history={fleetHistory} resolutionS={fleetResolutionS} range={fleet.range} now={now} />
+            <FleetTable fleet={fleet.fleet} onOpen={openHost} />
+          </>
         ) : !panel ? (
           <div role="status" className="rounded-tremor-default border border-dashed border-tremor-border px-6 py-16 text-center dark:border-dark-tremor-border">
             <p className="text-sm font-medium text-tremor-content-strong dark:text-dark-tremor-content-strong">

@@ -1,7 +1,8 @@
 // Fixtures built from a hand-written update that follows pkg/metrics'
 // Update JSON (update.go) field for field; variants change only what a test
 // is about.
-import type { Alert, GPUView, History, ModelView, Point, Update } from "../types";
+import type { Alert, FleetUpdate, GPUView, History, ModelView, Point, Update } from "../types";
+import fleetGen from "./fixtures/fleet.gen.json";
 import base from "./fixtures/update.json";
 
 export const T0 = Date.parse("2026-12-01T12:00:00Z");
@@ -142,4 +143,16 @@ export function points(n: number, resolutionS: number, from: Update = update()):
 export function history(range: "5m" | "15m" | "60m", n = 60): History {
   const res = { "5m": 5, "15m": 15, "60m": 60 }[range];
   return { type: "performance_history", range, resolution_s: res, points: points(n, res) };
+}
+
+/**
+ * The fleet view as the hub sends it: fleet.gen.json is written by
+ * internal/server's TestGoldenFleet (`make generate`) from a real history
+ * store: a 5m performance_history whose last three slots (15:40:00–10)
+ * hold a two-host site's totals, and the fleet_update of the next slot.
+ */
+export function fleetGolden(): { history: History; update: FleetUpdate } {
+  // Assigned, not cast: the generated types must accept the hub's output.
+  const g: { history: History; update: FleetUpdate } = structuredClone(fleetGen);
+  return g;
 }

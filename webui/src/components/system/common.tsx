@@ -180,6 +180,8 @@ const plain = (v: number) => String(v);
 export const CHART_COLORS = ["blue", "violet", "cyan", "fuchsia", "emerald", "amber", "rose", "indigo", "teal", "lime"];
 
 const hasValueIn = (data: ChartProps["data"], categories: string[]) => categories.length > 0 && data.some((d) => categories.some((c) => typeof d[c] === "number"));
+/** How many of the window's slots hold a value (data-points: the browser test reads what a chart drew). */
+const slotsWithValue = (data: ChartProps["data"], categories: string[]) => data.filter((d) => categories.some((c) => typeof d[c] === "number")).length;
 
 /**
  * A chart that says so when the window has no value, instead of drawing an
@@ -276,13 +278,14 @@ function ChartImpl(props: ChartProps) {
   const drewEmpty = useRef(true);
   const due = near || printing || (drewEmpty.current && hasValueIn(props.data, props.categories)) || Date.now() - drawnAt.current > OFFSCREEN_REFRESH_MS;
   const drawn = useFramed(props, samePlot, due);
-  const empty = !hasValueIn(drawn.data, drawn.categories);
+  const points = slotsWithValue(drawn.data, drawn.categories);
+  const empty = points === 0;
   useEffect(() => {
     drawnAt.current = Date.now();
     drewEmpty.current = empty;
   }, [drawn, empty]);
   return (
-    <figure ref={ref} className="min-w-0" data-chart={props.title} data-empty={empty || undefined}>
+    <figure ref={ref} className="min-w-0" data-chart={props.title} data-empty={empty || undefined} data-points={points}>
       <figcaption className="mb-1 text-xs font-medium text-tremor-content dark:text-dark-tremor-content">{props.title}</figcaption>
       <Plot {...drawn} />
     </figure>
