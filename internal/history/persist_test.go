@@ -25,11 +25,7 @@ func TestPersistRestart(t *testing.T) {
 
 	now := time.Now()
 	start := now.Add(-3 * time.Hour).Truncate(5 * time.Second)
-	st1 := New()
-	p1, err := Open(ctx, js, st1, PersistConfig{SealEvery: 20 * time.Millisecond}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st1, p1 := openPersist(ctx, t, js, PersistConfig{SealEvery: 20 * time.Millisecond})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { p1.Run(runCtx); close(done) }()
@@ -57,11 +53,7 @@ func TestPersistRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st2 := New()
-	p2, err := Open(ctx, js, st2, PersistConfig{}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st2, p2 := openPersist(ctx, t, js, PersistConfig{})
 	from := p2.ReplayStart(now)
 	if from.After(now.Add(-time.Hour)) {
 		t.Fatalf("replay from %v, later than an hour ago", from)
@@ -150,11 +142,7 @@ func TestMinutesRestart(t *testing.T) {
 	now := time.Now()
 	samples := minuteFleet(now)
 
-	st1 := New()
-	p1, err := Open(ctx, js, st1, PersistConfig{SealEvery: 20 * time.Millisecond}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st1, p1 := openPersist(ctx, t, js, PersistConfig{SealEvery: 20 * time.Millisecond})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { p1.Run(runCtx); close(done) }()
@@ -167,11 +155,7 @@ func TestMinutesRestart(t *testing.T) {
 		t.Fatalf("%d publishes failed", p1.Failed())
 	}
 
-	st2 := New()
-	p2, err := Open(ctx, js, st2, PersistConfig{}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st2, p2 := openPersist(ctx, t, js, PersistConfig{})
 	skipped := replayInto(p2, samples, now)
 	// The plain host's minutes older than the 15m window (about 40 of
 	// them, 12 samples each) are skipped; the other's never: the latency
@@ -196,11 +180,7 @@ func TestMinutesCrash(t *testing.T) {
 	now := time.Now()
 	samples := minuteFleet(now)
 
-	st1 := New()
-	p1, err := Open(ctx, js, st1, PersistConfig{}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st1, p1 := openPersist(ctx, t, js, PersistConfig{})
 	// A flush 3 minutes before the end, with the newest minute partly
 	// filled, then one more sample of each host, then the crash.
 	cut := now.Add(-3 * time.Minute)
@@ -216,11 +196,7 @@ func TestMinutesCrash(t *testing.T) {
 		add(p1, s)
 	}
 
-	st2 := New()
-	p2, err := Open(ctx, js, st2, PersistConfig{}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st2, p2 := openPersist(ctx, t, js, PersistConfig{})
 	if skipped := replayInto(p2, samples, now); skipped["plain"] == 0 {
 		t.Fatal("no sample skipped: the minutes were not restored")
 	}
@@ -236,11 +212,7 @@ func TestMinutesOlderData(t *testing.T) {
 	now := time.Now()
 	samples := minuteFleet(now)
 
-	st1 := New()
-	p1, err := Open(ctx, js, st1, PersistConfig{}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st1, p1 := openPersist(ctx, t, js, PersistConfig{})
 	for _, s := range samples {
 		add(p1, s)
 	}
@@ -249,11 +221,7 @@ func TestMinutesOlderData(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st2 := New()
-	p2, err := Open(ctx, js, st2, PersistConfig{}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st2, p2 := openPersist(ctx, t, js, PersistConfig{})
 	if skipped := replayInto(p2, samples, now); len(skipped) != 0 {
 		t.Fatalf("skipped %v with no minutes to restore", skipped)
 	}
@@ -292,4 +260,16 @@ func TestRollupDecode(t *testing.T) {
 	if err := msgpack.Unmarshal(b, &got); err == nil {
 		t.Fatal("a column past maxRollupLen was read")
 	}
+}
+
+// openPersist opens a fresh store's persistence on js, as a hub starting
+// on that JetStream does.
+func openPersist(ctx context.Context, t *testing.T, js JetStream, cfg PersistConfig) (*Store, *Persist) {
+	t.Helper()
+	st := New()
+	p, err := Open(ctx, js, st, cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, p
 }

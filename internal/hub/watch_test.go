@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/logtest"
@@ -21,18 +22,7 @@ import (
 
 func TestVanishedConsumerAndStreamAreRecreatedAndReported(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
-	log, logs := logtest.New(slog.LevelInfo)
-	h, err := Start(context.Background(), cfg, Plugs{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	auth := as(t, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
-	base := time.Now()
-	sample := func(seq int) *metrics.Sample {
-		return &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: uint64(seq), TS: base.Add(time.Duration(seq) * time.Millisecond).UnixNano()}
-	}
+	h, logs, auth, sample := watchedHub(t)
 	publish(t, h.NATSURL(), sample(1), auth...)
 	performance(t, h, hasHost("gpu01"))
 
@@ -40,7 +30,7 @@ func TestVanishedConsumerAndStreamAreRecreatedAndReported(t *testing.T) {
 	defer cancel()
 	// The consumer is deleted (by an attacker before auth, or by hand):
 	// samples published meanwhile must still arrive, once, after repair.
-	if err := h.js.DeleteConsumer(ctx, metrics.StreamSamples, cfg.Consumer); err != nil {
+	if err := h.js.DeleteConsumer(ctx, metrics.StreamSamples, h.cfg.Consumer); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, h.NATSURL(), sample(2), auth...)
@@ -203,18 +193,7 @@ func TestEveryVanishedStreamIsRecreated(t *testing.T) {
 
 func TestStreamRecreatedEmptyOrPurgedIsReported(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
-	log, logs := logtest.New(slog.LevelInfo)
-	h, err := Start(context.Background(), cfg, Plugs{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	auth := as(t, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
-	base := time.Now()
-	sample := func(seq int) *metrics.Sample {
-		return &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: uint64(seq), TS: base.Add(time.Duration(seq) * time.Millisecond).UnixNano()}
-	}
+	h, logs, auth, sample := watchedHub(t)
 	publish(t, h.NATSURL(), sample(1), auth...)
 	publish(t, h.NATSURL(), sample(2), auth...)
 	performance(t, h, func(u metrics.Update) bool { return len(u.Hosts) == 1 && u.Hosts[0].Seq == 2 })
@@ -361,5 +340,22 @@ func TestEmptyStreamRecreatedLosesNothing(t *testing.T) {
 	}
 	if err := s.lost(t0.Add(lossHold)); err != nil {
 		t.Fatalf("loss still reported after the hold: %v", err)
+	}
+}
+
+// watchedHub starts a hub whose log the test reads, with gpu01 enrolled
+// (auth) and sample(seq) making gpu01's samples a millisecond apart.
+func watchedHub(t *testing.T) (*Hub, *logtest.Buffer, []nats.Option, func(seq int) *metrics.Sample) {
+	t.Helper()
+	log, logs := logtest.New(slog.LevelInfo)
+	h, err := Start(context.Background(), testConfig(t), Plugs{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	auth := as(t, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
+	base := time.Now()
+	return h, logs, auth, func(seq int) *metrics.Sample {
+		return &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: uint64(seq), TS: base.Add(time.Duration(seq) * time.Millisecond).UnixNano()}
 	}
 }
