@@ -57,6 +57,7 @@ type GPU struct {
 type symbols struct {
 	memV2, eventReasons bool
 	remap, gpm, mig     bool
+	gpmMIG              bool
 }
 
 // NewGPU returns the GPU collector. NVML is initialised lazily on the first
@@ -237,6 +238,7 @@ func (g *GPU) init() error {
 		remap:        has("nvmlDeviceGetRemappedRows"),              // R460
 		gpm:          has("nvmlGpmMetricsGet") && has("nvmlGpmQueryDeviceSupport"),
 		mig:          has("nvmlDeviceGetMigDeviceHandleByIndex"), // R450
+		gpmMIG:       has("nvmlGpmMigSampleGet"),
 	}
 	g.driver, g.cuda = "", ""
 	if v, r := g.lib.SystemGetDriverVersion(); r == nvml.SUCCESS {

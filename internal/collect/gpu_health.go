@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -42,11 +43,25 @@ type devState struct {
 	counters []uint64 // previous values of fields, valid where seen
 	seen     []bool
 
-	gpm       bool
-	gpmPrev   nvml.GpmSample
-	gpmCur    nvml.GpmSample
-	gpmPrimed bool // gpmPrev holds a sample
-	gpmReq    *nvml.GpmMetricsGetType
+	gpm *gpmState // nil when the driver or the device has no GPM
+}
+
+// gpmState is the GPM sample buffers of a device that has GPM: one pair
+// for the whole GPU, or under MIG one per GPU instance, since there the
+// device's samples do not tell the instances apart. Buffers are
+// allocated on first use and kept, so a collection allocates none.
+type gpmState struct {
+	req   *nvml.GpmMetricsGetType // reused: its metrics array is 20 KB
+	whole gpmPair
+	inst  map[int]*gpmPair // by GPU instance id
+}
+
+// gpmPair is the two GPM samples of a GPU or GPU instance: the previous
+// collection's and the one taken now, swapped after each.
+type gpmPair struct {
+	prev, cur nvml.GpmSample
+	primed    bool // prev holds a sample
+	off       bool // refused: no more samples until NVML restarts
 }
 
 type slowFields struct {
@@ -107,15 +122,7 @@ func (g *GPU) newDevState(rd *reader, dev nvml.Device) *devState {
 
 	if g.syms.gpm {
 		if sup, r := dev.GpmQueryDeviceSupport(); rd.ok("gpm support", r) && sup.IsSupportedDevice != 0 {
-			a, r1 := g.lib.GpmSampleAlloc()
-			b, r2 := g.lib.GpmSampleAlloc()
-			if rd.ok("gpm sample", r1) && rd.ok("gpm sample", r2) {
-				st.gpm, st.gpmPrev, st.gpmCur = true, a, b
-				st.gpmReq = &nvml.GpmMetricsGetType{}
-			} else {
-				freeSample(a, r1)
-				freeSample(b, r2)
-			}
+			st.gpm = &gpmState{req: &nvml.GpmMetricsGetType{}, inst: map[int]*gpmPair{}}
 		}
 	}
 	return st
@@ -129,10 +136,30 @@ func freeSample(s nvml.GpmSample, r nvml.Return) {
 
 // free releases the device's GPM samples.
 func (st *devState) free() {
-	if st.gpm {
-		st.gpmPrev.Free()
-		st.gpmCur.Free()
-		st.gpm = false
+	if st.gpm == nil {
+		return
+	}
+	st.gpm.whole.free()
+	st.gpm.freeInstances(nil)
+}
+
+// free releases the pair's samples; the next sample starts it again
+// unless it is off.
+func (p *gpmPair) free() {
+	if p.prev != nil {
+		p.prev.Free()
+		p.cur.Free()
+	}
+	p.prev, p.cur, p.primed = nil, nil, false
+}
+
+// freeInstances releases the samples of the GPU instances not in keep.
+func (gs *gpmState) freeInstances(keep []metrics.MIGInstance) {
+	for gi, p := range gs.inst {
+		if !slices.ContainsFunc(keep, func(m metrics.MIGInstance) bool { return int(m.GPUInstance) == gi }) {
+			p.free()
+			delete(gs.inst, gi)
+		}
 	}
 }
 
@@ -240,9 +267,12 @@ func (g *GPU) health(rd *reader, st *devState, out *metrics.GPU, now time.Time) 
 		out.PCIe = p
 	}
 
-	g.gpm(rd, st, out)
+	// Under MIG each GPU instance has its GPM samples and the whole GPU
+	// none; without MIG the other way round.
 	if s.migMode != nil && *s.migMode {
 		out.MIG = g.migInstances(rd, st)
+	} else {
+		g.gpm(rd, st, out)
 	}
 }
 
@@ -330,58 +360,162 @@ func fieldUint(f nvml.FieldValue) (uint64, bool) {
 	return 0, false
 }
 
-// gpm reads the GPM metrics over the interval since the last collection:
-// each collection takes one sample, and the first gives no figures.
-func (g *GPU) gpm(rd *reader, st *devState, out *metrics.GPU) {
-	if !st.gpm {
-		return
+// gpmOK is rd.ok for a GPM call of the whole GPU (gi < 0) or of GPU
+// instance gi; the instance's field name is made only on a failure, so a
+// collection allocates none.
+func gpmOK(rd *reader, gi int, field string, r nvml.Return) bool {
+	if r != nvml.SUCCESS && gi >= 0 {
+		field = fmt.Sprintf("mig gpu instance %d %s", gi, field)
 	}
-	if r := st.gpmCur.Get(st.dev); r != nvml.SUCCESS {
-		// GPM may need privileges the agent lacks, or MIG may be on:
-		// say so once and stop asking until NVML starts again, rather
-		// than fail every collection.
-		rd.ok("gpm sample (GPM off until NVML restarts)", r)
-		st.free()
-		return
+	return rd.ok(field, r)
+}
+
+// gpmTake takes a sample with get into p, allocating p's buffers on first
+// use, and returns the interval since the previous collection's sample; ok
+// is false on the first sample. A refused sample (GPM may need privileges
+// the agent lacks, or the instance may have no GPM) is reported once, and
+// p takes no more until NVML starts again, rather than fail every
+// collection.
+func (g *GPU) gpmTake(rd *reader, p *gpmPair, gi int, get func(nvml.GpmSample) nvml.Return) (from, to nvml.GpmSample, ok bool) {
+	if p.off {
+		return nil, nil, false
 	}
-	// The GPM metrics read, in the order of dst below.
-	gpmMetrics := [...]nvml.GpmMetricId{nvml.GPM_METRIC_SM_UTIL, nvml.GPM_METRIC_SM_OCCUPANCY, nvml.GPM_METRIC_ANY_TENSOR_UTIL}
-	prev, cur := st.gpmPrev, st.gpmCur
-	st.gpmPrev, st.gpmCur = cur, prev
-	if !st.gpmPrimed {
-		st.gpmPrimed = true
-		return
+	if p.prev == nil {
+		a, r1 := g.lib.GpmSampleAlloc()
+		b, r2 := g.lib.GpmSampleAlloc()
+		if !gpmOK(rd, gi, "gpm sample", r1) || !gpmOK(rd, gi, "gpm sample", r2) {
+			freeSample(a, r1)
+			freeSample(b, r2)
+			p.off = true
+			return nil, nil, false
+		}
+		p.prev, p.cur = a, b
 	}
-	// The request is reused: its metrics array is 20 KB.
-	req := st.gpmReq
-	req.NumMetrics, req.Sample1, req.Sample2 = uint32(len(gpmMetrics)), prev, cur
-	for i, id := range gpmMetrics {
+	if r := get(p.cur); r != nvml.SUCCESS {
+		gpmOK(rd, gi, "gpm sample (GPM off until NVML restarts)", r)
+		p.free()
+		p.off = true
+		return nil, nil, false
+	}
+	p.prev, p.cur = p.cur, p.prev
+	if !p.primed {
+		p.primed = true
+		return nil, nil, false
+	}
+	return p.cur, p.prev, true
+}
+
+// gpmFigures reads the GPM metrics of the interval from..to: SM activity,
+// SM occupancy and tensor activity, each nil where the device gives none.
+func (g *GPU) gpmFigures(rd *reader, req *nvml.GpmMetricsGetType, gi int, from, to nvml.GpmSample) (fig [3]*float64) {
+	ids := [len(fig)]nvml.GpmMetricId{nvml.GPM_METRIC_SM_UTIL, nvml.GPM_METRIC_SM_OCCUPANCY, nvml.GPM_METRIC_ANY_TENSOR_UTIL}
+	req.NumMetrics, req.Sample1, req.Sample2 = uint32(len(ids)), from, to
+	for i, id := range ids {
 		req.Metrics[i] = nvml.GpmMetric{MetricId: uint32(id)}
 	}
-	if !rd.ok("gpm metrics", g.lib.GpmMetricsGet(req)) {
-		return
+	if !gpmOK(rd, gi, "gpm metrics", g.lib.GpmMetricsGet(req)) {
+		return fig
 	}
-	dst := [...]**float64{&out.SMActive, &out.SMOccupancy, &out.TensorActive}
-	for i := range gpmMetrics {
+	vals := new([len(fig)]float64) // one allocation for the figures
+	for i := range ids {
 		m := req.Metrics[i]
 		if nvml.Return(m.NvmlReturn) == nvml.SUCCESS && !math.IsNaN(m.Value) {
-			*dst[i] = ptrTo(m.Value)
+			vals[i] = m.Value
+			fig[i] = &vals[i]
 		}
+	}
+	return fig
+}
+
+// gpm reads the whole GPU's GPM metrics over the interval since the last
+// collection: each collection takes one sample, and the first gives no
+// figures.
+func (g *GPU) gpm(rd *reader, st *devState, out *metrics.GPU) {
+	gs := st.gpm
+	if gs == nil {
+		return
+	}
+	gs.freeInstances(nil)
+	dev := st.dev
+	from, to, ok := g.gpmTake(rd, &gs.whole, -1, func(s nvml.GpmSample) nvml.Return { return s.Get(dev) })
+	if !ok {
+		return
+	}
+	fig := g.gpmFigures(rd, gs.req, -1, from, to)
+	out.SMActive, out.SMOccupancy, out.TensorActive = fig[0], fig[1], fig[2]
+}
+
+// migGPM reads each MIG instance's GPM metrics from samples of its GPU
+// instance, as gpm does for the whole GPU. Compute instances of one GPU
+// instance share its figures, sampled once; those at the positions in
+// unread, whose GPU instance is unknown, get none. complete says every
+// MIG device and its GPU instance was read: only then are the samples of
+// GPU instances no longer listed freed, so a failed read does not restart
+// an instance's interval.
+func (g *GPU) migGPM(rd *reader, st *devState, migs []metrics.MIGInstance, unread []int, complete bool) {
+	gs := st.gpm
+	if gs == nil || !g.syms.gpmMIG {
+		return
+	}
+	gs.whole.free()
+	if complete {
+		gs.freeInstances(migs)
+	}
+	dev := st.dev
+	for i := range migs {
+		m := &migs[i]
+		if slices.Contains(unread, i) {
+			continue
+		}
+		same := -1 // an earlier compute instance of the same GPU instance
+		for j := range i {
+			if migs[j].GPUInstance == m.GPUInstance && !slices.Contains(unread, j) {
+				same = j
+				break
+			}
+		}
+		if same >= 0 {
+			m.SMActive, m.TensorActive = migs[same].SMActive, migs[same].TensorActive
+			continue
+		}
+		gi := int(m.GPUInstance)
+		p := gs.inst[gi]
+		if p == nil {
+			p = &gpmPair{}
+			gs.inst[gi] = p
+		}
+		from, to, ok := g.gpmTake(rd, p, gi, func(s nvml.GpmSample) nvml.Return { return dev.GpmMigSampleGet(gi, s) })
+		if !ok {
+			continue
+		}
+		fig := g.gpmFigures(rd, gs.req, gi, from, to)
+		m.SMActive, m.TensorActive = fig[0], fig[2]
 	}
 }
 
-// migInstances lists the device's MIG devices with their memory and
-// processes. Empty slots answer NOT_FOUND.
+// migInstances lists the device's MIG devices with their memory,
+// processes and GPM figures. Empty slots answer NOT_FOUND.
 func (g *GPU) migInstances(rd *reader, st *devState) []metrics.MIGInstance {
 	out := []metrics.MIGInstance{}
+	complete := true
+	var unread []int // positions in out whose GPU instance is unknown
 	for i := range st.slow.migMax {
 		h, r := st.dev.GetMigDeviceHandleByIndex(i)
-		if r == nvml.ERROR_NOT_FOUND || r == nvml.ERROR_INVALID_ARGUMENT || !rd.ok("mig device", r) {
+		if r == nvml.ERROR_NOT_FOUND || r == nvml.ERROR_INVALID_ARGUMENT {
+			continue
+		}
+		if !rd.ok("mig device", r) {
+			complete = false
 			continue
 		}
 		var m metrics.MIGInstance
 		if v, r := h.GetGpuInstanceId(); rd.ok("mig gpu instance", r) {
 			m.GPUInstance = uint32(v)
+		} else {
+			// GPU instance 0 is a real one: the device's GPM figures
+			// would be another instance's.
+			unread = append(unread, len(out))
+			complete = false
 		}
 		if v, r := h.GetComputeInstanceId(); rd.ok("mig compute instance", r) {
 			m.ComputeInstance = uint32(v)
@@ -404,5 +538,6 @@ func (g *GPU) migInstances(rd *reader, st *devState) []metrics.MIGInstance {
 		}
 		out = append(out, m)
 	}
+	g.migGPM(rd, st, out, unread, complete)
 	return out
 }

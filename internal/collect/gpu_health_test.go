@@ -443,6 +443,12 @@ func TestGPUXIDNotSupported(t *testing.T) {
 // calls it makes per GPU, the figure that sets the cost on real hardware.
 func BenchmarkGPUCollect(b *testing.B) {
 	srv, h, clk, g := healthyGPU(b, newEvents())
+	benchCollect(b, srv, h, clk, g)
+}
+
+// benchCollect runs collections of srv's devices, reporting the time and
+// the health calls per GPU, and returns the last sample.
+func benchCollect(b *testing.B, srv *server.Server, h *gpumock.H200, clk *clock, g *GPU) *metrics.Sample {
 	var s metrics.Sample
 	ctx := context.Background()
 	if err := g.Collect(ctx, &s); err != nil {
@@ -461,6 +467,21 @@ func BenchmarkGPUCollect(b *testing.B) {
 	n := float64(b.N * len(srv.Devices))
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/gpu")
 	b.ReportMetric(float64(h.Calls.Load()-calls)/n, "health-calls/gpu")
+	return &s
+}
+
+// BenchmarkGPUCollectMIG is BenchmarkGPUCollect with every GPU in MIG
+// mode, split into seven instances (GPU instances 7 to 13, the ids of
+// seven 1g instances on an H200).
+func BenchmarkGPUCollectMIG(b *testing.B) {
+	srv, h, clk, g := healthyGPU(b, newEvents())
+	for i := range srv.Devices {
+		h.MIG(device(srv, i), 7, 8, 9, 10, 11, 12, 13)
+	}
+	s := benchCollect(b, srv, h, clk, g)
+	if m := s.GPUs[7].MIG; len(m) != 7 || m[6].SMActive == nil {
+		b.Fatalf("gpu 7 MIG instances: %s", asJSON(m))
+	}
 }
 
 // A GPM sample the driver refuses (no privilege, MIG on) is reported once

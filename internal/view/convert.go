@@ -164,6 +164,7 @@ func gpuHealthView(v *metrics.GPUView, g metrics.GPU) {
 		mv := metrics.MIGView{
 			GPUInstance: m.GPUInstance, ComputeInstance: m.ComputeInstance, UUID: m.UUID,
 			VRAMUsedGB: gbp(m.MemUsed), VRAMTotalGB: gbp(m.MemTotal),
+			SMActivePercent: m.SMActive, TensorActivePercent: m.TensorActive,
 		}
 		for _, p := range m.Processes {
 			pv := byPID[p.PID] // zero when the GPU's list lacks it

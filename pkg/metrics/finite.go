@@ -101,7 +101,10 @@ func (s *Sample) dropNonFinite() int {
 			finite(&g.NVLinks[j].RxBps, &n)
 		}
 		for j := range g.MIG {
-			finiteProcesses(g.MIG[j].Processes, &n)
+			m := &g.MIG[j]
+			finite(&m.SMActive, &n)
+			finite(&m.TensorActive, &n)
+			finiteProcesses(m.Processes, &n)
 		}
 	}
 	for name, m := range s.Models {

@@ -188,6 +188,11 @@ type MIGInstance struct {
 	MemUsed         *uint64   `msgpack:"vu,omitempty" json:"vram_used_bytes,omitempty"`
 	MemTotal        *uint64   `msgpack:"vt,omitempty" json:"vram_total_bytes,omitempty"`
 	Processes       []Process `msgpack:"p,omitempty" json:"processes,omitempty"`
+	// GPM (Hopper and newer) of the instance's GPU instance over the
+	// interval since the last sample, as GPU.SMActive and
+	// GPU.TensorActive: compute instances of one GPU instance share them.
+	SMActive     *float64 `msgpack:"ga,omitempty" json:"sm_active_percent,omitempty"`
+	TensorActive *float64 `msgpack:"gt,omitempty" json:"tensor_active_percent,omitempty"`
 }
 
 // Process is one compute process on a GPU and what it serves.

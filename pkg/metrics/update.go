@@ -132,6 +132,9 @@ type MIGView struct {
 	VRAMUsedGB      *float64      `json:"vram_used_gb,omitempty"`
 	VRAMTotalGB     *float64      `json:"vram_total_gb,omitempty"`
 	Processes       []ProcessView `json:"processes,omitempty"`
+	// GPM of the instance's GPU instance, as the GPU's.
+	SMActivePercent     *float64 `json:"sm_active_percent,omitempty"`
+	TensorActivePercent *float64 `json:"tensor_active_percent,omitempty"`
 }
 
 // ProcessView is one GPU compute process and the model it serves.

@@ -394,6 +394,8 @@ export interface MIGView {
   vram_used_gb?: number;
   vram_total_gb?: number;
   processes?: ProcessView[];
+  sm_active_percent?: number;
+  tensor_active_percent?: number;
 }
 
 /** metrics.ModelView */

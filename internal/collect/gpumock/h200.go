@@ -4,6 +4,8 @@ package gpumock
 
 import (
 	"encoding/binary"
+	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -94,6 +96,9 @@ type H200 struct {
 	Tick  atomic.Uint64
 	Calls atomic.Int64 // every health call, for the benchmark
 	Slow  atomic.Int64 // calls of the once-a-minute fields
+
+	mu      sync.Mutex
+	samples []*GPMSample // every GPM sample allocated, for the tests of their freeing
 }
 
 // Figures the mock answers, checked in the tests by hand.
@@ -105,12 +110,35 @@ const (
 	NVRxTickKiB = 500_000
 )
 
-// GPMSample is a GPM sample that remembers which device and tick it was
-// taken at, so GpmMetricsGet can check the collector pairs them right.
+// GPMSample is a GPM sample that remembers which device, GPU instance
+// and tick it was taken at, so GpmMetricsGet can check the collector pairs
+// them right, and whether it was freed.
 type GPMSample struct {
 	mock.GpmSample
 	Dev  int
+	GI   int // the MIG GPU instance; -1 for a whole-device sample
 	Tick uint64
+	// Freed is set by Free, which panics on a second call.
+	Freed bool
+}
+
+// Samples returns every GPM sample allocated so far.
+func (h *H200) Samples() []*GPMSample {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*GPMSample(nil), h.samples...)
+}
+
+// MIGSMActive and MIGTensorActive are the GPM figures the mock answers
+// for GPU instance gi of device dev over an interval of ticks: they differ
+// per device, instance and interval length, so a sample taken of the wrong
+// instance or at the wrong time shows.
+func MIGSMActive(dev, gi int, ticks uint64) float64 {
+	return float64(10*gi+dev) + float64(ticks)/4
+}
+
+func MIGTensorActive(dev, gi int, ticks uint64) float64 {
+	return float64(gi) + float64(dev)/8 + float64(ticks)/2
 }
 
 func setField(f *nvml.FieldValue, v uint64) {
@@ -133,30 +161,43 @@ func (h *H200) Healthy(srv *server.Server, es nvml.EventSet) {
 		return es, nvml.SUCCESS
 	}
 	srv.GpmSampleAllocFunc = func() (nvml.GpmSample, nvml.Return) {
-		s := &GPMSample{Dev: -1}
+		s := &GPMSample{Dev: -1, GI: -1}
 		s.GetFunc = func(d nvml.Device) nvml.Return {
 			count()
-			s.Dev, s.Tick = d.(*server.Device).Index, h.Tick.Load()
+			s.Dev, s.GI, s.Tick = d.(*server.Device).Index, -1, h.Tick.Load()
 			return nvml.SUCCESS
 		}
-		s.FreeFunc = func() nvml.Return { return nvml.SUCCESS }
+		s.FreeFunc = func() nvml.Return {
+			if s.Freed {
+				panic("GPM sample freed twice")
+			}
+			s.Freed = true
+			return nvml.SUCCESS
+		}
+		h.mu.Lock()
+		h.samples = append(h.samples, s)
+		h.mu.Unlock()
 		return s, nvml.SUCCESS
 	}
 	srv.GpmMetricsGetFunc = func(req *nvml.GpmMetricsGetType) nvml.Return {
 		count()
 		a, b := req.Sample1.(*GPMSample), req.Sample2.(*GPMSample)
-		if a == b || a.Dev != b.Dev || b.Tick < a.Tick || req.NumMetrics != 3 {
-			panic("GPM metrics asked of samples that are not one interval of one device")
+		if a == b || a.Freed || b.Freed || a.Dev != b.Dev || a.GI != b.GI || b.Tick < a.Tick || req.NumMetrics != 3 {
+			panic("GPM metrics asked of samples that are not one interval of one device or instance")
 		}
 		for i := range req.NumMetrics {
 			m := &req.Metrics[i]
 			m.NvmlReturn = uint32(nvml.SUCCESS)
-			switch nvml.GpmMetricId(m.MetricId) {
-			case nvml.GPM_METRIC_SM_UTIL:
+			switch id := nvml.GpmMetricId(m.MetricId); {
+			case b.GI >= 0 && id == nvml.GPM_METRIC_SM_UTIL:
+				m.Value = MIGSMActive(b.Dev, b.GI, b.Tick-a.Tick)
+			case b.GI >= 0 && id == nvml.GPM_METRIC_ANY_TENSOR_UTIL:
+				m.Value = MIGTensorActive(b.Dev, b.GI, b.Tick-a.Tick)
+			case id == nvml.GPM_METRIC_SM_UTIL:
 				m.Value = 60 + float64(b.Dev)
-			case nvml.GPM_METRIC_SM_OCCUPANCY:
+			case id == nvml.GPM_METRIC_SM_OCCUPANCY:
 				m.Value = 25.5
-			case nvml.GPM_METRIC_ANY_TENSOR_UTIL:
+			case id == nvml.GPM_METRIC_ANY_TENSOR_UTIL:
 				m.Value = 41.25
 			default:
 				m.NvmlReturn = uint32(nvml.ERROR_INVALID_ARGUMENT)
@@ -240,6 +281,12 @@ func (h *H200) Healthy(srv *server.Server, es nvml.EventSet) {
 			slow()
 			return nvml.DEVICE_MIG_DISABLE, nvml.DEVICE_MIG_DISABLE, nvml.SUCCESS
 		}
+		d.GpmMigSampleGetFunc = func(gi int, smp nvml.GpmSample) nvml.Return {
+			count()
+			s := smp.(*GPMSample)
+			s.Dev, s.GI, s.Tick = i, gi, h.Tick.Load()
+			return nvml.SUCCESS
+		}
 		d.GetSupportedEventTypesFunc = func() (uint64, nvml.Return) {
 			return nvml.EventTypeXidCriticalError | nvml.EventTypeSingleBitEccError, nvml.SUCCESS
 		}
@@ -250,4 +297,90 @@ func (h *H200) Healthy(srv *server.Server, es nvml.EventSet) {
 			return nvml.SUCCESS
 		}
 	}
+}
+
+// Instances are the GPU instances of a device in MIG mode; a test
+// changes them between collections.
+type Instances struct {
+	mu      sync.Mutex
+	gis     []int
+	handles map[[2]int]*mock.Device // by GPU and compute instance
+	make    func(gi, ci int) *mock.Device
+}
+
+// Set replaces the GPU instances.
+func (in *Instances) Set(gis ...int) {
+	in.mu.Lock()
+	in.gis = append([]int(nil), gis...)
+	in.mu.Unlock()
+}
+
+// at is the MIG device in slot, made once per GPU and compute instance
+// (mock devices are large, and the benchmark measures the collector): the
+// compute instances of a GPU instance are numbered in slot order from 0.
+func (in *Instances) at(slot int) (*mock.Device, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if slot >= len(in.gis) {
+		return nil, false
+	}
+	gi, ci := in.gis[slot], 0
+	for _, g := range in.gis[:slot] {
+		if g == gi {
+			ci++
+		}
+	}
+	k := [2]int{gi, ci}
+	if in.handles[k] == nil {
+		in.handles[k] = in.make(gi, ci)
+	}
+	return in.handles[k], true
+}
+
+// MIGSlots is the number of MIG device slots a device in MIG mode has.
+const MIGSlots = 7
+
+// MIG turns MIG mode on for d, which Healthy has set up, with a MIG device
+// per id in gis, a GPU instance id (repeated for a GPU instance of several
+// compute instances): GPU instance g, compute instance c has g GiB of
+// memory in use of 16.5 GiB, and runs process 6000+10g+c with all of it.
+// The parent device goes on listing its own processes. Every call is a
+// health call; mode and slot count are once-a-minute ones.
+func (h *H200) MIG(d *server.Device, gis ...int) *Instances {
+	count := func() { h.Calls.Add(1) }
+	slow := func() { h.Calls.Add(1); h.Slow.Add(1) }
+	in := &Instances{handles: map[[2]int]*mock.Device{}}
+	in.Set(gis...)
+	d.GetMigModeFunc = func() (int, int, nvml.Return) {
+		slow()
+		return nvml.DEVICE_MIG_ENABLE, nvml.DEVICE_MIG_ENABLE, nvml.SUCCESS
+	}
+	d.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { slow(); return MIGSlots, nvml.SUCCESS }
+	in.make = func(gi, ci int) *mock.Device {
+		used := uint64(gi) << 30
+		return &mock.Device{
+			GetGpuInstanceIdFunc:     func() (int, nvml.Return) { count(); return gi, nvml.SUCCESS },
+			GetComputeInstanceIdFunc: func() (int, nvml.Return) { count(); return ci, nvml.SUCCESS },
+			GetUUIDFunc: func() (string, nvml.Return) {
+				count()
+				return fmt.Sprintf("MIG-%d-%d-%d", d.Index, gi, ci), nvml.SUCCESS
+			},
+			GetMemoryInfoFunc: func() (nvml.Memory, nvml.Return) {
+				count()
+				return nvml.Memory{Total: 33 << 29, Used: used}, nvml.SUCCESS
+			},
+			GetComputeRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) {
+				count()
+				return []nvml.ProcessInfo{{Pid: uint32(6000 + 10*gi + ci), UsedGpuMemory: used, GpuInstanceId: uint32(gi), ComputeInstanceId: uint32(ci)}}, nvml.SUCCESS
+			},
+		}
+	}
+	d.GetMigDeviceHandleByIndexFunc = func(slot int) (nvml.Device, nvml.Return) {
+		count()
+		if m, ok := in.at(slot); ok {
+			return m, nvml.SUCCESS
+		}
+		return nil, nvml.ERROR_NOT_FOUND
+	}
+	return in
 }

@@ -3,7 +3,8 @@ import type { GPUView, XIDView } from "../../types";
 
 // A GPU's health from the agent's NVML reading: what needs someone's
 // attention first (findings, highlighted), then one muted line of the
-// normal state, then the MIG instances. Fields the device does not report
+// normal state, then the MIG instances (memory, the SM and tensor activity
+// of their GPU instance, processes). Fields the device does not report
 // are left out, never shown as zero.
 
 export type FindingLevel = "critical" | "warning" | "info";
@@ -76,15 +77,19 @@ function mbps(v: number): string {
   return v >= 1000 ? `${num(v / 1000, 1)} GB/s` : `${num(v, 0)} MB/s`;
 }
 
+/** GPM activity of a GPU or of a MIG instance's GPU instance; "" when neither figure is known. */
+export function activity(a: { sm_active_percent?: number; tensor_active_percent?: number }): string {
+  const parts = [];
+  if (isNum(a.sm_active_percent)) parts.push(`SM active ${fmt(a.sm_active_percent, 0, "%")}`);
+  if (isNum(a.tensor_active_percent)) parts.push(`tensor ${fmt(a.tensor_active_percent, 0, "%")}`);
+  return parts.join(", ");
+}
+
 /** The normal state in a few words each; nothing for what is unknown. */
 export function facts(g: GPUView): string[] {
   const out: string[] = [];
-  if (isNum(g.sm_active_percent) || isNum(g.tensor_active_percent)) {
-    const parts = [];
-    if (isNum(g.sm_active_percent)) parts.push(`SM active ${fmt(g.sm_active_percent, 0, "%")}`);
-    if (isNum(g.tensor_active_percent)) parts.push(`tensor ${fmt(g.tensor_active_percent, 0, "%")}`);
-    out.push(parts.join(", "));
-  }
+  const gpm = activity(g);
+  if (gpm) out.push(gpm);
   const p = g.pcie;
   if (p && (isNum(p.gen) || isNum(p.width))) {
     let s = `PCIe ${link(p.gen, p.width)}`;
@@ -144,14 +149,18 @@ export function GpuHealth({ g }: { g: GPUView }) {
       {known.length ? <p className="text-tremor-content dark:text-dark-tremor-content">{known.join(" · ")}</p> : null}
       {migs.length ? (
         <ul aria-label="MIG instances" className="space-y-0.5 text-tremor-content dark:text-dark-tremor-content">
-          {migs.map((m) => (
-            <li key={`${m.gpu_instance}/${m.compute_instance}`} title={m.uuid}>
-              GI {m.gpu_instance}/CI {m.compute_instance}: {fmtGB(m.vram_used_gb)} / {fmtGB(m.vram_total_gb)} GB
-              {m.processes?.length
-                ? ` · ${m.processes.map((p) => [p.name ?? `pid ${p.pid}`, p.model ? `(${p.model})` : ""].filter(Boolean).join(" ")).join(", ")}`
-                : ""}
-            </li>
-          ))}
+          {migs.map((m) => {
+            const gpm = activity(m);
+            return (
+              <li key={`${m.gpu_instance}/${m.compute_instance}`} title={m.uuid}>
+                GI {m.gpu_instance}/CI {m.compute_instance}: {fmtGB(m.vram_used_gb)} / {fmtGB(m.vram_total_gb)} GB
+                {gpm ? ` · ${gpm}` : ""}
+                {m.processes?.length
+                  ? ` · ${m.processes.map((p) => [p.name ?? `pid ${p.pid}`, p.model ? `(${p.model})` : ""].filter(Boolean).join(" ")).join(", ")}`
+                  : ""}
+              </li>
+            );
+          })}
         </ul>
       ) : null}
     </div>

@@ -102,6 +102,29 @@ describe("GpuHealth", () => {
     expect(screen.getByTestId("gpu-health")).toHaveTextContent("MIG on, 2 instances");
   });
 
+  it("shows each MIG instance's SM and tensor activity, leaving out what its GPU instance does not report", () => {
+    const g = h200({
+      mig_mode: true,
+      sm_active_percent: undefined,
+      sm_occupancy_percent: undefined,
+      tensor_active_percent: undefined,
+      mig_instances: [
+        { gpu_instance: 1, compute_instance: 0, vram_used_gb: 30, vram_total_gb: 33, sm_active_percent: 62.4, tensor_active_percent: 40.6, processes: [{ pid: 7, name: "vllm", vram_gb: 28, sm_percent: null }] },
+        { gpu_instance: 5, compute_instance: 0, vram_used_gb: 1, vram_total_gb: 16.5, sm_active_percent: 3 },
+        { gpu_instance: 9, compute_instance: 0, vram_used_gb: 0.5, vram_total_gb: 16.5 },
+      ],
+    });
+    render(<GpuHealth g={g} />);
+    const rows = within(screen.getByRole("list", { name: "MIG instances" })).getAllByRole("listitem");
+    expect(rows.map((r) => r.textContent)).toEqual([
+      "GI 1/CI 0: 30.0 / 33.0 GB · SM active 62%, tensor 41% · vllm",
+      "GI 5/CI 0: 1.0 / 16.5 GB · SM active 3%",
+      "GI 9/CI 0: 0.5 / 16.5 GB",
+    ]);
+    // Under MIG the whole GPU has no GPM line of its own.
+    expect(screen.getByTestId("gpu-health")).not.toHaveTextContent(/^SM active/);
+  });
+
   it("in the GPU overview of 8 GPUs, highlights only the GPU with a finding", () => {
     const u = manyGpus();
     u.gpus = u.gpus!.map((g) => ({ ...g, ...h200(), host: g.host, index: g.index, uuid: g.uuid }));
