@@ -259,6 +259,7 @@ func (s *Site) Fleet() metrics.FleetUpdate {
 	}
 	var tf rowFigures
 	f.Totals.UtilMean = t.util.mean(&tf.utilMean, 1)
+	f.Totals.UtilMax = t.util.top(&tf.utilMax, 1)
 	f.Totals.VRAMUsed = t.vramUsed.total(&tf.vramUsed, 1)
 	f.Totals.VRAMTotal = t.vramTotal.total(&tf.vramTotal, 1)
 	f.Totals.Power = t.power.total(&tf.power, 0)
