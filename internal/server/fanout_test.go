@@ -116,3 +116,30 @@ func TestWriteDeadlineClearedAfterWrite(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 }
+
+// While a ping waits for its pong, updates still go out: a client that
+// reads but never answers pings gets the update published after the ping
+// well before the ping times out, and is dropped for it once it has.
+func TestUpdatesGoOutWhilePingWaits(t *testing.T) {
+	const timeout = 3 * time.Second
+	s := start(t, Config{PingInterval: 100 * time.Millisecond, WriteTimeout: timeout})
+	conn, br := rawDial(t, s, "view=all")
+	poll.Until(t, "the client to register", func() bool { return s.Clients() == 1 })
+	_ = conn.SetReadDeadline(time.Now().Add(timeout))
+	const opText, opPing = 0x1, 0x9
+	for {
+		if h0, _ := readFrame(t, br); h0&0x0f == opPing {
+			break
+		}
+	}
+	pinged := time.Now()
+	s.Publish(update(5))
+	// Read before the ping's timeout: an update stuck behind the ping
+	// would come only with the drop, never.
+	_ = conn.SetReadDeadline(pinged.Add(timeout * 2 / 3))
+	h0, payload := readFrame(t, br)
+	if h0&0x0f != opText || !bytes.Contains(payload, []byte(`"n":5`)) {
+		t.Fatalf("frame %#x %s after the ping, want update 5", h0, payload)
+	}
+	poll.Until(t, "the client without pongs to be dropped", func() bool { return s.Dropped() == 1 && s.Clients() == 0 })
+}

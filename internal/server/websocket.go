@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -251,8 +252,16 @@ func (l *rateLog) due(now time.Time) bool {
 }
 
 func (s *Server) writeLoop(c *client) {
-	ping := time.NewTicker(s.cfg.PingInterval)
+	// Each client's first ping comes at a random point of its first
+	// interval: browsers that connected together (a hub restart, the load
+	// tool) would otherwise ping in one burst every interval, on top of a
+	// tick's writes.
+	ping := time.NewTimer(s.cfg.PingInterval/2 + rand.N(s.cfg.PingInterval/2+1))
 	defer ping.Stop()
+	// A ping waits for its pong on a goroutine of its own, so updates
+	// keep going out meanwhile rather than queueing behind the round
+	// trip; the next is timed from its answer.
+	pong := make(chan error, 1)
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -282,15 +291,19 @@ func (s *Server) writeLoop(c *client) {
 				f.t.wrote(time.Now())
 			}
 		case <-ping.C:
-			ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
-			err := c.conn.Ping(ctx)
-			cancel()
+			go func() {
+				ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
+				defer cancel()
+				pong <- c.conn.Ping(ctx)
+			}()
+		case err := <-pong:
 			if err != nil {
 				if c.ctx.Err() == nil {
 					s.drop(c, "no pong", err)
 				}
 				return
 			}
+			ping.Reset(s.cfg.PingInterval)
 		}
 	}
 }

@@ -47,27 +47,26 @@ func (s *Site) encodeShared() error {
 	return sh.err
 }
 
-// HostJSON is json.Marshal of Host(host), byte for byte. Where the
-// sections every host view shares (databases, containers, inference and
-// its windows, the models list) are spliceFrom or more, they are encoded
-// once per update, on the first call, and copied in; the host's own are encoded into the one buffer
-// the view is written to, with no copy of each out of encoding/json. A
-// site of many containers and model servers holds them in every host
-// view, so encoding them once a tick rather than once a host is most of
-// the saving there. Safe for concurrent use: the server encodes a tick's
-// host views in parallel. ok is false for an unknown host.
+// HostJSON is json.Marshal of Host(host), byte for byte, errors too.
+// Where the sections every host view shares (databases, containers,
+// inference and its windows, the models list) come to spliceFrom or
+// more, they are encoded once per update, on the first call, and copied
+// in; the host's own sections are encoded into the one buffer the view is
+// written to. A site of many containers and model servers holds them in
+// every host view, so encoding them once a tick rather than once a host
+// is most of the saving there. Safe for concurrent use: the server
+// encodes a tick's host views in parallel. ok is false for an unknown
+// host.
 func (s *Site) HostJSON(host string) (b []byte, ok bool, err error) {
 	v, o, ok := s.host(host)
 	if !ok {
 		return nil, false, nil
 	}
-	if err := s.encodeShared(); err != nil {
-		return nil, true, fmt.Errorf("encode the site-wide sections: %w", err)
-	}
 	sh := &s.shared
-	if sh.size < spliceFrom {
+	if err := s.encodeShared(); err != nil || sh.size < spliceFrom {
 		// One Marshal of the whole view is cheaper than a call per
-		// section when there is little to share.
+		// section when there is little to share (and says what it
+		// could not encode, if a shared section was that).
 		if b, err = json.Marshal(&v); err != nil {
 			return nil, true, fmt.Errorf("encode %s's view: %w", host, err)
 		}
