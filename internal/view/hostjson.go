@@ -15,7 +15,7 @@ type shared struct {
 	once sync.Once
 	err  error
 	// Each field's value; nil for one a host view leaves out. size is
-	// their length together.
+	// the length of those every host view holds as they are.
 	size                                                           int
 	typ, ts, gpu, aiModels, inference, databases, host, containers []byte
 	inferenceWindows, models                                       []byte
@@ -40,7 +40,9 @@ func (s *Site) encodeShared() error {
 		if len(u.InferenceWindows) > 0 { // omitempty
 			sh.inferenceWindows, sh.err = json.Marshal(u.InferenceWindows)
 		}
-		for _, b := range [][]byte{sh.typ, sh.ts, sh.gpu, sh.aiModels, sh.inference, sh.databases, sh.host, sh.containers, sh.inferenceWindows, sh.models} {
+		// gpu, host and ai_models are left out: agents fill them, so
+		// host views have their own.
+		for _, b := range [][]byte{sh.typ, sh.ts, sh.inference, sh.databases, sh.containers, sh.inferenceWindows, sh.models} {
 			sh.size += len(b) + 24 // and its key
 		}
 	})
@@ -72,7 +74,7 @@ func (s *Site) HostJSON(host string) (b []byte, ok bool, err error) {
 		}
 		return b, true, nil
 	}
-	w := hostWriter{buf: bytes.NewBuffer(make([]byte, 0, sh.size+hostViewPerGPU*(len(v.GPUs)+1)))}
+	w := hostWriter{buf: bytes.NewBuffer(make([]byte, 0, sh.size+len(sh.gpu)+len(sh.host)+len(sh.aiModels)+hostViewPerGPU*len(v.GPUs)))}
 	w.enc = json.NewEncoder(w.buf)
 	// What the view replaced is encoded for it; the rest is the update's.
 	// The keys are metrics.Update's, in its order, which
@@ -108,9 +110,9 @@ func (s *Site) HostJSON(host string) (b []byte, ok bool, err error) {
 const (
 	// spliceFrom is the size of the shared sections from which HostJSON
 	// splices: below it, a Marshal per section costs more than encoding
-	// them again (BenchmarkHostViews: a site of GPUs alone, 0.6 KB
-	// shared, 10–20 % slower spliced; two model servers a host at 200
-	// hosts, 180 KB shared, 7 times faster).
+	// them again (BenchmarkHostViews: a site of GPUs alone, about 2 KB
+	// shared, 10 % slower spliced; two model servers a host at 200 hosts,
+	// 180 KB shared, 4–7 times faster).
 	spliceFrom = 2 << 10
 	// hostViewPerGPU is about what one GPU adds to a host view (with its
 	// processes), to size the buffer once.
