@@ -44,11 +44,19 @@ func firstFrame(t *testing.T, s *Server, query string) (compressed bool, size in
 	t.Helper()
 	conn, br := rawDial(t, s, query)
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	h0, payload := readFrame(t, br)
+	return h0&0x40 != 0, len(payload)
+}
+
+// readFrame reads one frame the server sent (unmasked): its first byte
+// (FIN, RSV1–3, opcode) and its payload.
+func readFrame(t *testing.T, br *bufio.Reader) (h0 byte, payload []byte) {
+	t.Helper()
 	h := make([]byte, 2)
 	if _, err := io.ReadFull(br, h); err != nil {
 		t.Fatal(err)
 	}
-	size = int(h[1] & 0x7f)
+	size := int(h[1] & 0x7f)
 	switch size {
 	case 126, 127:
 		ext := make([]byte, map[int]int{126: 2, 127: 8}[size])
@@ -60,7 +68,11 @@ func firstFrame(t *testing.T, s *Server, query string) (compressed bool, size in
 			size = size<<8 | int(b)
 		}
 	}
-	return h[0]&0x40 != 0, size
+	payload = make([]byte, size)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		t.Fatal(err)
+	}
+	return h[0], payload
 }
 
 // TestCompressOnlyBig: a host view goes as it is, even to a client that

@@ -17,7 +17,8 @@ import (
 // every client's write has returned. cpu-ms/tick is the process's CPU per
 // op: building and encoding the 200 views, queueing and the 1,000 writes,
 // plus the clients' reads of the bytes (kernel copies, no decoding);
-// last-write-ms is from PublishUpdate to the last write's return. ns/op
+// last-write-ms is from PublishUpdate to the last write's return, queued-ms
+// to every view built and its clients queued. ns/op
 // holds the wait's polling too (internal/poll, every 20 ms).
 func BenchmarkFanOut(b *testing.B) {
 	const hosts, clients = 200, 1000
@@ -39,16 +40,18 @@ func BenchmarkFanOut(b *testing.B) {
 	poll.Until(b, "the clients to register", func() bool { return s.Clients() == clients })
 
 	cpu0 := cpuTime()
-	var last time.Duration
+	var last, queued time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		s.PublishUpdate(u, full)
 		t := s.cur.Load()
 		poll.Until(b, "every client's write", func() bool { return t.written.Load() == clients })
 		last += time.Unix(0, t.last.Load()).Sub(t.start)
+		queued += time.Unix(0, t.queued.Load()).Sub(t.start)
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e6, "cpu-ms/tick")
 	b.ReportMetric(float64(last)/float64(b.N)/1e6, "last-write-ms")
+	b.ReportMetric(float64(queued)/float64(b.N)/1e6, "queued-ms")
 }
 
 // cpuTime is this process's user and system CPU so far.

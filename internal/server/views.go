@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,8 +42,11 @@ type tick struct {
 	fullErr  error
 	encodes  *atomic.Uint64
 
+	// built holds each view asked for, built once: the tick's views are
+	// built in parallel (PublishUpdate), so one view's encoding holds up
+	// no other's; mu guards the map only.
 	mu    sync.Mutex
-	built map[viewKey][]byte
+	built map[viewKey]*builtView
 
 	// What the fan-out took, from the update's own timestamp (at): when
 	// PublishUpdate began and when it had queued the tick to every client,
@@ -87,7 +91,15 @@ func (e errUnknownHost) Error() string {
 // knownNames caps the hosts an unknown-host error lists.
 const knownNames = 50
 
+// builtView is one view of a tick, built on first demand.
+type builtView struct {
+	once sync.Once
+	b    []byte
+	err  error
+}
+
 // get returns the encoded view; an unknown host is an errUnknownHost.
+// Safe for concurrent use; each view is built once.
 func (t *tick) get(k viewKey) ([]byte, error) {
 	if k == viewAll {
 		t.fullOnce.Do(func() {
@@ -98,79 +110,113 @@ func (t *tick) get(k viewKey) ([]byte, error) {
 		return t.full, t.fullErr
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if b, ok := t.built[k]; ok {
-		return b, nil
+	v := t.built[k]
+	if v == nil {
+		v = &builtView{}
+		t.built[k] = v
 	}
-	var v any
+	t.mu.Unlock()
+	v.once.Do(func() { v.b, v.err = t.build(k) })
+	return v.b, v.err
+}
+
+func (t *tick) build(k viewKey) ([]byte, error) {
+	var b []byte
+	var err error
 	switch {
 	case k == viewFleet:
-		v = t.site.Fleet()
+		b, err = json.Marshal(t.site.Fleet())
 	case k.hostOf() != "":
 		host := k.hostOf()
-		u, ok := t.site.Host(host)
+		var ok bool
+		b, ok, err = t.site.HostJSON(host)
 		if !ok {
 			return nil, errUnknownHost{host, t.site.Known(knownNames)}
 		}
-		v = u
 	default:
 		return nil, fmt.Errorf("unknown view %q", k)
 	}
-	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode view %s: %w", k, err)
 	}
 	t.encodes.Add(1)
-	t.built[k] = b
 	return b, nil
 }
 
 // PublishUpdate hands the server a new update and full, its JSON (type
-// performance_update), or nil to have it encoded when first asked for. Each view a client watches is built and encoded
-// once and the same bytes queued to each of its clients; views nobody
-// watches are not built. It never blocks: a client that cannot take an
-// update is dropped. u must not be modified afterwards.
+// performance_update), or nil to have it encoded when first asked for.
+// Each view a client watches is built and encoded once and the same bytes
+// queued to each of its clients; views nobody watches are not built. It
+// never blocks on a client: one that cannot take an update is dropped. u
+// must not be modified afterwards.
 func (s *Server) PublishUpdate(u *metrics.Update, full []byte) {
-	t := &tick{site: view.New(u), full: full, encodes: &s.encodes, built: map[viewKey][]byte{}, at: u.Timestamp, start: time.Now()}
+	t := &tick{site: view.New(u), full: full, encodes: &s.encodes, built: map[viewKey]*builtView{}, at: u.Timestamp, start: time.Now()}
 	if prev := s.cur.Swap(t); prev != nil {
 		prev.report(s.log)
 	}
 
 	// Each view is built outside s.mu, so connecting clients wait for no
 	// encoding, and its clients are queued as soon as it is built: the
-	// first views' browsers are written to while the next views are built.
+	// first views' browsers are written to while the next are built.
 	s.mu.Lock()
 	byView := map[viewKey][]*client{}
 	for c := range s.clients {
 		byView[c.view] = append(byView[c.view], c)
 	}
 	s.mu.Unlock()
-	dropped := 0
-	for k, cs := range byView {
-		b, err := t.get(k)
-		if err != nil {
-			// A host gone from the update: its clients wait for it.
-			s.log.Debug("view not built", "view", k, "err", err)
+	keys := make([]viewKey, 0, len(byView))
+	for k := range byView {
+		keys = append(keys, k)
+	}
+	// The views are built on every core: with hundreds of host views a
+	// tick, one goroutine building them all shares its core with the
+	// writers of the views already queued, and the last views' browsers
+	// waited for it (README, "Load").
+	var next, dropped atomic.Int64
+	build := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(keys) {
+				return
+			}
+			dropped.Add(int64(s.queue(t, keys[i], byView[keys[i]])))
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(keys)) - 1 {
+		wg.Go(build)
+	}
+	build()
+	wg.Wait()
+	t.queued.Store(time.Now().UnixNano())
+	if n := dropped.Load(); n > 0 {
+		s.log.Warn("websocket clients dropped", "reason", "send queue full", "clients", n)
+	}
+}
+
+// queue builds view k of t and queues it to cs, its clients when the tick
+// began; it returns how many it dropped for a full queue.
+func (s *Server) queue(t *tick, k viewKey, cs []*client) (dropped int) {
+	b, err := t.get(k)
+	if err != nil {
+		// A host gone from the update: its clients wait for it.
+		s.log.Debug("view not built", "view", k, "err", err)
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range cs {
+		if _, ok := s.clients[c]; !ok || c.view != k {
+			// Gone, or switched view since: subscribe queued this tick's
+			// message of its new view.
 			continue
 		}
-		s.mu.Lock()
-		for _, c := range cs {
-			if _, ok := s.clients[c]; !ok || c.view != k {
-				// Gone, or switched view since: subscribe queued this
-				// tick's message of its new view.
-				continue
-			}
-			if !c.enqueue(b, t) && s.dropLocked(c, "send queue full") {
-				dropped++
-			}
-			t.clients.Add(1)
+		if !c.enqueue(b, t) && s.dropLocked(c, "send queue full") {
+			dropped++
 		}
-		s.mu.Unlock()
+		t.clients.Add(1)
 	}
-	t.queued.Store(time.Now().UnixNano())
-	if dropped > 0 {
-		s.log.Warn("websocket clients dropped", "reason", "send queue full", "clients", dropped)
-	}
+	return dropped
 }
 
 // Publish is PublishUpdate for a caller that has only the JSON.

@@ -25,6 +25,9 @@ type Site struct {
 	split  map[string]bool
 	alerts map[string][]metrics.Alert
 	site   []metrics.Alert // alerts of no host
+	// shared is the site-wide part of every host view, encoded on the
+	// first HostJSON.
+	shared shared
 }
 
 // New indexes u.
@@ -111,9 +114,19 @@ func itoa(n int) string {
 // host's own alerts. A section a non-agent source filled (Prometheus)
 // stays as the full update has it. ok is false for an unknown host.
 func (s *Site) Host(host string) (v metrics.Update, ok bool) {
+	v, _, ok = s.host(host)
+	return v, ok
+}
+
+// own says which of a host view's sections Host replaced with the host's
+// own; the others are the full update's, as they are (HostJSON splices
+// those in encoded once).
+type own struct{ gpu, host, aiModels bool }
+
+func (s *Site) host(host string) (v metrics.Update, o own, ok bool) {
 	i, ok := s.hosts[host]
 	if !ok {
-		return metrics.Update{}, false
+		return metrics.Update{}, o, false
 	}
 	u := s.u
 	st := u.Hosts[i]
@@ -148,6 +161,7 @@ func (s *Site) Host(host string) (v metrics.Update, ok bool) {
 		v.Errors[sec] = why
 	}
 	if byAgent(metrics.SectionGPU) {
+		o.gpu = true
 		v.GPU = metrics.GPUView{}
 		if len(v.GPUs) > 0 {
 			v.GPU = v.GPUs[0]
@@ -155,6 +169,7 @@ func (s *Site) Host(host string) (v metrics.Update, ok bool) {
 		set(metrics.SectionGPU, len(v.GPUs) > 0, orElse(st.Errors[metrics.CollectorGPU], "no GPU reported"))
 	}
 	if byAgent(metrics.SectionHost) {
+		o.host = true
 		sys := st.System
 		have := sys.CPUPercent != nil || sys.RAMTotalGB != nil || sys.DiskTotalGB != nil || sys.PerCore != nil
 		v.Host = metrics.HostView{}
@@ -173,6 +188,7 @@ func (s *Site) Host(host string) (v metrics.Update, ok bool) {
 		if !byAgent(m.sec) {
 			continue
 		}
+		o.aiModels = true
 		mv, have := st.Models[m.role]
 		switch {
 		case have:
@@ -196,7 +212,7 @@ func (s *Site) Host(host string) (v metrics.Update, ok bool) {
 			v.Alerts = append(v.Alerts, a)
 		}
 	}
-	return v, true
+	return v, o, true
 }
 
 // gpusOf is host's GPUs; the caller must not modify them.
@@ -259,6 +275,7 @@ func (s *Site) Fleet() metrics.FleetUpdate {
 	}
 	var tf rowFigures
 	f.Totals.UtilMean = t.util.mean(&tf.utilMean, 1)
+	f.Totals.UtilMax = t.util.top(&tf.utilMax, 1)
 	f.Totals.VRAMUsed = t.vramUsed.total(&tf.vramUsed, 1)
 	f.Totals.VRAMTotal = t.vramTotal.total(&tf.vramTotal, 1)
 	f.Totals.Power = t.power.total(&tf.power, 0)

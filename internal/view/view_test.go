@@ -109,3 +109,25 @@ func BenchmarkFleet(b *testing.B) {
 		}
 	})
 }
+
+// The live totals carry the busiest GPU's utilization, rounded as the
+// mean is, so the fleet charts' max series goes on from the history's
+// (Totals' UtilMax, unrounded) with the same figure.
+func TestFleetTotalsUtilMax(t *testing.T) {
+	u := &metrics.Update{
+		Hosts: []metrics.HostStatus{{Host: "a", Online: true}, {Host: "b", Online: true}, {Host: "c"}},
+		GPUs: []metrics.GPUView{
+			{Host: "a", Utilization: fp(10.25)}, {Host: "a", Utilization: fp(97.46)},
+			{Host: "b", Utilization: fp(60)}, {Host: "c"},
+		},
+	}
+	got := New(u).Fleet().Totals.UtilMax
+	raw := Totals(u).UtilMax
+	if got == nil || *got != 97.5 || raw == nil || *round(*raw, 1) != *got {
+		t.Fatalf("util max %v, history's %v, want 97.5 for both", got, raw)
+	}
+	u.GPUs = []metrics.GPUView{{Host: "a"}}
+	if b, _ := json.Marshal(New(u).Fleet().Totals); strings.Contains(string(b), "util_max") {
+		t.Fatalf("no GPU reported utilization, yet %s", b)
+	}
+}

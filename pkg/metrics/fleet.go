@@ -67,10 +67,14 @@ type FleetRow struct {
 
 // FleetTotals sums the rows; means are over the GPUs that report the figure.
 type FleetTotals struct {
-	Hosts      int      `json:"hosts"`
-	Online     int      `json:"online"`
-	GPUs       int      `json:"gpus"`
-	UtilMean   *float64 `json:"util_mean,omitempty"`
+	Hosts    int      `json:"hosts"`
+	Online   int      `json:"online"`
+	GPUs     int      `json:"gpus"`
+	UtilMean *float64 `json:"util_mean,omitempty"`
+	// UtilMax is the busiest GPU's utilization, percent: what the fleet
+	// history keeps as FleetFigures.UtilMax, so the live totals extend
+	// the history's max series.
+	UtilMax    *float64 `json:"util_max,omitempty"`
 	VRAMUsed   *float64 `json:"vram_used_gb,omitempty"`
 	VRAMTotal  *float64 `json:"vram_total_gb,omitempty"`
 	Power      *float64 `json:"power_watts,omitempty"`

@@ -322,6 +322,7 @@ export interface FleetTotals {
   online: number;
   gpus: number;
   util_mean?: number;
+  util_max?: number;
   vram_used_gb?: number;
   vram_total_gb?: number;
   power_watts?: number;

@@ -31,19 +31,17 @@ export function toPoint(u: Update): Point {
 }
 
 /** The totals a GPU may leave out (absent, never 0, when no GPU reports them). */
-const SUMMED = ["util_mean", "vram_used_gb", "vram_total_gb", "power_watts", "power_limit_watts"] as const;
+const SUMMED = ["util_mean", "util_max", "vram_used_gb", "vram_total_gb", "power_watts", "power_limit_watts"] as const;
 
 /**
  * A fleet_update read as a fleet history point (the fleet view's history
- * keeps the same figures, as slot means, in Point.fleet). The totals lack
- * the busiest GPU's utilization: it is the rows' greatest `ux`.
+ * keeps the same figures, as slot means, in Point.fleet): util_max, the
+ * busiest GPU's utilization, is the totals' own (one decimal, as the
+ * history's), not the rows' whole-number `ux`.
  */
 export function fleetPoint(f: FleetUpdate): Point {
   const t = f.totals;
   const fleet: FleetFigures = { hosts: t.hosts, online: t.online, gpus: t.gpus, alerts_critical: t.alerts_critical, alerts_warning: t.alerts_warning };
-  let top: number | undefined;
-  for (const r of f.hosts ?? []) if (r.ux !== undefined && (top === undefined || r.ux > top)) top = r.ux;
-  if (top !== undefined) fleet.util_max = top;
   for (const k of SUMMED) {
     const v = t[k];
     if (v !== undefined) fleet[k] = v;

@@ -15,7 +15,7 @@ function historyAndLive(): Point[] {
 }
 
 describe("fleetPoint", () => {
-  it("reads a fleet_update's totals as a history point, the busiest GPU from the rows", () => {
+  it("reads a fleet_update's totals as a history point, the busiest GPU among them", () => {
     const p = fleetPoint(fleetGolden().update);
     expect(p).toEqual({
       timestamp: "2026-12-03T15:40:15Z",
@@ -33,6 +33,18 @@ describe("fleetPoint", () => {
         alerts_warning: 1,
       },
     });
+  });
+
+  it("takes the busiest GPU from the totals' util_max, not the rows' rounded ux, and the charts' max series ends on it", () => {
+    const g = fleetGolden();
+    // The hub's totals keep one decimal; every row's ux is a whole number.
+    const update: FleetUpdate = { ...g.update, totals: { ...g.update.totals, util_max: 80.4 } };
+    expect(fleetPoint(update).fleet?.util_max).toBe(80.4);
+    const points = mergeLive({ resolutionS: 5, points: g.history.points ?? [] }, fleetPoint(update)).points;
+    expect(tail(fleetSeries(points, 5).util, 1)[0]).toMatchObject({ mean: 50, max: 80.4 });
+    // A site no GPU reports utilization for draws a gap, whatever the rows say.
+    const none: FleetUpdate = { ...g.update, totals: { ...g.update.totals, util_max: undefined } };
+    expect(fleetPoint(none).fleet).not.toHaveProperty("util_max");
   });
 
   it("leaves out what no GPU reported rather than drawing 0", () => {
