@@ -8,9 +8,9 @@ import (
 )
 
 // shared is what every host view of one update holds alike, encoded
-// once: the site-wide sections (databases, containers, inference, the
-// models list, ...) are the bulk of a host view that is not its own
-// GPUs, and a tick encodes hundreds of host views.
+// once: the site-wide sections (databases, containers, inference, ...)
+// are the bulk of a host view that is not its own GPUs, and a tick
+// encodes hundreds of host views.
 type shared struct {
 	once sync.Once
 	err  error
@@ -18,7 +18,7 @@ type shared struct {
 	// the length of those every host view holds as they are.
 	size                                                           int
 	typ, ts, gpu, aiModels, inference, databases, host, containers []byte
-	inferenceWindows, models                                       []byte
+	inferenceWindows                                               []byte
 }
 
 func (s *Site) encodeShared() error {
@@ -31,7 +31,7 @@ func (s *Site) encodeShared() error {
 		}{
 			{&sh.typ, &u.Type}, {&sh.ts, &u.Timestamp}, {&sh.gpu, &u.GPU}, {&sh.aiModels, &u.AIModels},
 			{&sh.inference, &u.Inference}, {&sh.databases, &u.Databases}, {&sh.host, &u.Host},
-			{&sh.containers, &u.Containers}, {&sh.models, &u.Models},
+			{&sh.containers, &u.Containers},
 		} {
 			if *f.dst, sh.err = json.Marshal(f.v); sh.err != nil {
 				return
@@ -41,8 +41,8 @@ func (s *Site) encodeShared() error {
 			sh.inferenceWindows, sh.err = json.Marshal(u.InferenceWindows)
 		}
 		// gpu, host and ai_models are left out: agents fill them, so
-		// host views have their own.
-		for _, b := range [][]byte{sh.typ, sh.ts, sh.inference, sh.databases, sh.containers, sh.inferenceWindows, sh.models} {
+		// host views have their own (as they have their own models).
+		for _, b := range [][]byte{sh.typ, sh.ts, sh.inference, sh.databases, sh.containers, sh.inferenceWindows} {
 			sh.size += len(b) + 24 // and its key
 		}
 	})
@@ -51,12 +51,12 @@ func (s *Site) encodeShared() error {
 
 // HostJSON is json.Marshal of Host(host), byte for byte, errors too.
 // Where the sections every host view shares (databases, containers,
-// inference and its windows, the models list) come to spliceFrom or
+// inference and its windows) come to spliceFrom or
 // more, they are encoded once per update, on the first call, and copied
 // in; the host's own sections are encoded into the one buffer the view is
-// written to. A site of many containers and model servers holds them in
-// every host view, so encoding them once a tick rather than once a host
-// is most of the saving there. Safe for concurrent use: the server
+// written to. A site of many containers holds them in every host view,
+// so encoding them once a tick rather than once a host is most of the
+// saving there. Safe for concurrent use: the server
 // encodes a tick's host views in parallel. ok is false for an unknown
 // host.
 func (s *Site) HostJSON(host string) (b []byte, ok bool, err error) {
@@ -99,7 +99,7 @@ func (s *Site) HostJSON(host string) (b []byte, ok bool, err error) {
 	if sh.inferenceWindows != nil {
 		w.raw("inference_windows", sh.inferenceWindows)
 	}
-	w.raw("models", sh.models)
+	w.encode("models", v.Models)
 	if w.err != nil {
 		return nil, true, fmt.Errorf("encode %s's view: %w", host, w.err)
 	}

@@ -53,15 +53,15 @@ func mixedSite(hosts int) *metrics.Update {
 	return u
 }
 
-// checkHostJSON checks every host view of u, then of u with a models
-// list long enough that HostJSON splices (u itself may be below it).
+// checkHostJSON checks every host view of u, then of u with a list of
+// containers long enough that HostJSON splices (u itself may be below it).
 func checkHostJSON(t *testing.T, u *metrics.Update) {
 	t.Helper()
 	checkHostJSONOf(t, u)
 	big := *u
-	big.Models = append([]metrics.ModelEntry(nil), u.Models...)
+	big.Containers = append([]metrics.Container(nil), u.Containers...)
 	for i := range 40 {
-		big.Models = append(big.Models, metrics.ModelEntry{Host: fmt.Sprintf("gpu%04d", i), Name: "nemotron", Kind: "vllm", Status: metrics.StatusHealthy, Model: "nemotron-nano <9b>"})
+		big.Containers = append(big.Containers, metrics.Container{Name: fmt.Sprintf("worker-<%d>", i), Status: "running", Health: metrics.StatusHealthy})
 	}
 	if s := checkHostJSONOf(t, &big); s.shared.size < spliceFrom {
 		t.Fatalf("shared sections %d bytes: HostJSON did not splice", s.shared.size)
@@ -186,23 +186,55 @@ func TestHostJSONConcurrent(t *testing.T) {
 	}
 }
 
-// BenchmarkHostViews is every host view of 200 8-GPU hosts, as a tick
-// with every host watched encodes them: encoding/json of each view
-// against HostJSON, for the load tool's shape (GPUs and their processes,
-// no model servers) and for a site whose hosts run two model servers
-// each (the update's models list, in every host view).
-func BenchmarkHostViews(b *testing.B) {
-	plain := mixedSite(200)
-	withModels := mixedSite(200)
-	withModels.Models = nil
-	for _, h := range withModels.Hosts {
+// modelSite is mixedSite with two model servers on every host, with
+// every figure a model entry has, and one of no host (a site-wide one).
+func modelSite(hosts int) *metrics.Update {
+	u := mixedSite(hosts)
+	u.Models = []metrics.ModelEntry{{Name: "pipeline", Kind: "rtdetr", Status: metrics.StatusHealthy}}
+	for _, h := range u.Hosts {
 		for _, m := range []string{"rtdetr", "nemotron"} {
 			p := 42.0
-			withModels.Models = append(withModels.Models, metrics.ModelEntry{Host: h.Host, Name: m, Kind: "vllm", Status: metrics.StatusHealthy,
+			u.Models = append(u.Models, metrics.ModelEntry{Host: h.Host, Name: m, Kind: "vllm", Status: metrics.StatusHealthy,
 				Model: m + "-v2", VRAMGB: &p, GPUs: []int{0, 1}, SMPercent: &p, Latency: metrics.Stats{Avg: &p, P95: &p, P99: &p},
 				TTFT: metrics.Stats{Avg: &p, P95: &p, P99: &p}, PromptTokensPerS: &p, GenTokensPerS: &p, RequestsPerS: &p, KVCachePercent: &p})
 		}
 	}
+	return u
+}
+
+// TestHostViewHoldsItsOwnModels: a host view's models list is its host's
+// servers and the site-wide ones, so its size does not grow with the
+// fleet (the 32 KB for an 8-GPU host at any fleet size).
+func TestHostViewHoldsItsOwnModels(t *testing.T) {
+	u := modelSite(200)
+	s := New(u)
+	for _, h := range u.Hosts {
+		v, _ := s.Host(h.Host)
+		var got []string
+		for _, m := range v.Models {
+			got = append(got, m.Host+"/"+m.Name)
+		}
+		if want := []string{"/pipeline", h.Host + "/rtdetr", h.Host + "/nemotron"}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s's view holds models %v, want %v", h.Host, got, want)
+		}
+		b, _, err := s.HostJSON(h.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.GPUs) == 8 && len(b) > 32<<10 {
+			t.Fatalf("%s's view is %d bytes, over 32 KB", h.Host, len(b))
+		}
+	}
+}
+
+// BenchmarkHostViews is every host view of 200 8-GPU hosts, as a tick
+// with every host watched encodes them: encoding/json of each view
+// against HostJSON, for the load tool's shape (GPUs and their processes,
+// no model servers) and for a site whose hosts run two model servers
+// each (each host view holds its own two).
+func BenchmarkHostViews(b *testing.B) {
+	plain := mixedSite(200)
+	withModels := modelSite(200)
 	for _, c := range []struct {
 		name string
 		u    *metrics.Update

@@ -109,7 +109,8 @@ func itoa(n int) string {
 }
 
 // Host is the seed's update for one host: its GPUs in gpu and gpus, its
-// models, its host section, hosts holding it alone, and what is site-wide
+// models (ai_models and the models list), its host section, hosts holding
+// it alone, and what is site-wide
 // (databases, containers, inference, and the alerts of no host) plus the
 // host's own alerts. A section a non-agent source filled (Prometheus)
 // stays as the full update has it. ok is false for an unknown host.
@@ -204,6 +205,15 @@ func (s *Site) host(host string) (v metrics.Update, o own, ok bool) {
 		default:
 			*m.dst = metrics.ModelView{Status: "unconfigured"}
 			set(m.sec, false, "no agent reports "+m.role)
+		}
+	}
+	// The models list is the host's own too: every host's model servers
+	// in every host view grew it with the fleet (180 KB at 200 hosts of
+	// two servers each), past the 32 KB a host view may cost.
+	v.Models = make([]metrics.ModelEntry, 0, 4)
+	for _, m := range u.Models {
+		if m.Host == "" || m.Host == host {
+			v.Models = append(v.Models, m)
 		}
 	}
 	v.Alerts = make([]metrics.Alert, 0, len(s.site)+len(s.alerts[host]))
