@@ -112,7 +112,12 @@ func (e *Engine) Evaluate(now time.Time, u *metrics.Update) []Transition {
 				continue
 			}
 			k := targetKey{o.host, o.target}
-			en := states[k]
+			// A fleet's rules see thousands of targets each tick and hold
+			// an alert on few: a rule with none looks nothing up.
+			var en *entry
+			if len(states) > 0 {
+				en = states[k]
+			}
 			if en != nil || r.NoData == NoDataAlert {
 				present[k] = true
 			}
@@ -166,6 +171,7 @@ func (e *Engine) noData(out []Transition, r *compiled, states map[targetKey]*ent
 		for i := range en.levels {
 			en.levels[i] = levelState{}
 		}
+		r.changes++
 		out = r.report(out, en, k, now)
 		delete(states, k)
 		return out
@@ -196,6 +202,7 @@ func (c *compiled) breachesAny(v float64) bool {
 func (c *compiled) step(out []Transition, en *entry, k targetKey, v float64, detail string, noData bool, now time.Time) []Transition {
 	for i, l := range c.levels {
 		ls := &en.levels[i]
+		was := *ls
 		var holds bool
 		switch {
 		case noData:
@@ -225,6 +232,9 @@ func (c *compiled) step(out []Transition, en *entry, k targetKey, v float64, det
 			}
 		default:
 			*ls = levelState{}
+		}
+		if *ls != was {
+			c.changes++
 		}
 	}
 	en.noData = noData
@@ -416,6 +426,22 @@ type SavedLevel struct {
 	Since     time.Time `json:"since,omitzero"`
 	ClearedAt time.Time `json:"cleared_at,omitzero"`
 	Active    bool      `json:"active,omitempty"`
+}
+
+// Changes counts the changes of the alerts' timers so far: an alert
+// started, cleared, went active or started its keep-firing time. Between
+// two equal counts a Snapshot differs only in the alerts' values and
+// details, which the next evaluation after a Restore brings up to date
+// anyway, so a caller saving the state may skip saving it (internal/
+// alerting saves it at least once a minute).
+func (e *Engine) Changes() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var n uint64
+	for _, r := range e.rules {
+		n += r.changes
+	}
+	return n
 }
 
 // Snapshot returns the engine's state: its pending and firing alerts,
