@@ -121,18 +121,25 @@ func TestLargeStateSavedInParts(t *testing.T) {
 	}
 }
 
-// Saves alternate between two sets of parts, so the state a manifest names
-// stays whole while the next is written, and a reader holding a manifest
-// whose parts were saved over finds out instead of mixing two states.
-func TestStatePartsAreReadWholeOrNotAtAll(t *testing.T) {
-	js := natsxtest.JetStream(t)
+// persisted is a service of rule() on a JetStream of its own, not run:
+// the test publishes what it queues itself.
+func persisted(t *testing.T) *Service {
+	t.Helper()
 	s, err := New(Config{Rules: []alerts.Rule{rule()}}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Persist(context.Background(), js); err != nil {
+	if err := s.Persist(context.Background(), natsxtest.JetStream(t)); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// Saves alternate between two sets of parts, so the state a manifest names
+// stays whole while the next is written, and a reader holding a manifest
+// whose parts were saved over finds out instead of mixing two states.
+func TestStatePartsAreReadWholeOrNotAtAll(t *testing.T) {
+	s := persisted(t)
 	// Small parts, so a few KB of state takes several.
 	s.partSize = 1 << 10
 	ctx := context.Background()
@@ -242,14 +249,7 @@ func BenchmarkSaveState(b *testing.B) {
 // most once a minute: a hot GPU's alert whose value moves every tick is
 // not written to the bucket every tick, yet the saved value catches up.
 func TestStateSavedOnTimerChangesAndOnceAMinute(t *testing.T) {
-	js := natsxtest.JetStream(t)
-	s, err := New(Config{Rules: []alerts.Rule{rule()}}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Persist(context.Background(), js); err != nil {
-		t.Fatal(err)
-	}
+	s := persisted(t)
 	ctx := context.Background()
 	// step evaluates v at t0+at and publishes what the evaluation queued,
 	// as Run does when woken; it returns the saved state's revision and
