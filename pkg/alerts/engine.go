@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -366,37 +365,66 @@ func (e *Engine) Active() []metrics.Alert {
 // read newest first), then to a firing alert before a pending one, then
 // rule, host and target, so lists are stable.
 func SortAlerts(list []metrics.Alert) {
-	rank := func(a *metrics.Alert) int {
-		switch a.Severity {
-		case SeverityCritical:
-			return 0
-		case SeverityWarning:
-			return 1
-		}
-		return 2
+	if len(list) < 2 {
+		return
 	}
-	sort.SliceStable(list, func(i, j int) bool {
-		a, b := &list[i], &list[j]
-		if ra, rb := rank(a), rank(b); ra != rb {
-			return ra < rb
+	// Sorted by index, then moved once each: sorting the alerts
+	// themselves (a few hundred bytes each) moved them at every swap,
+	// most of a fleet's alert work per tick with thousands active.
+	idx := make([]int32, len(list))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortStableFunc(idx, func(i, j int32) int { return compareAlerts(&list[i], &list[j]) })
+	// idx[k] is where the alert that belongs at k is now: follow each
+	// cycle of the permutation, marking what is placed with -1.
+	for k := range idx {
+		if idx[k] < 0 {
+			continue
 		}
-		if !a.Since.Equal(b.Since) {
-			return a.Since.Before(b.Since)
+		tmp, j := list[k], k
+		for {
+			src := int(idx[j])
+			idx[j] = -1
+			if src == k {
+				list[j] = tmp
+				break
+			}
+			list[j] = list[src]
+			j = src
 		}
-		if !a.At.Equal(b.At) {
-			return a.At.After(b.At)
+	}
+}
+
+// compareAlerts is SortAlerts' order, each key compared only when the
+// ones before it tie.
+func compareAlerts(a, b *metrics.Alert) int {
+	if c := cmp.Compare(severityRank(a.Severity), severityRank(b.Severity)); c != 0 {
+		return c
+	}
+	if c := a.Since.Compare(b.Since); c != 0 {
+		return c
+	}
+	if c := b.At.Compare(a.At); c != 0 { // the newest transition first
+		return c
+	}
+	if fa, fb := a.State == StateFiring, b.State == StateFiring; fa != fb {
+		if fa {
+			return -1
 		}
-		if fa, fb := a.State == StateFiring, b.State == StateFiring; fa != fb {
-			return fa
-		}
-		if a.Rule != b.Rule {
-			return a.Rule < b.Rule
-		}
-		if a.Host != b.Host {
-			return a.Host < b.Host
-		}
-		return a.Target < b.Target
-	})
+		return 1
+	}
+	return cmp.Or(strings.Compare(a.Rule, b.Rule), strings.Compare(a.Host, b.Host), strings.Compare(a.Target, b.Target))
+}
+
+func severityRank(s Severity) int {
+	switch s {
+	case SeverityCritical:
+		return 0
+	case SeverityWarning:
+		return 1
+	}
+	return 2
 }
 
 // Snapshot is the engine's alert state, for the hub to save and hand back
