@@ -36,6 +36,9 @@ type Engine struct {
 	// seen[i] remembers the targets of a no_data: alert rule, so a target
 	// that vanishes can raise its alert.
 	seen []map[targetKey]struct{}
+	// obs is the rules' observations of the update being evaluated, one
+	// rule at a time; cleared after each, so it holds no update.
+	obs []observation
 }
 
 type targetKey struct{ host, target string }
@@ -106,7 +109,8 @@ func (e *Engine) Evaluate(now time.Time, u *metrics.Update) []Transition {
 		// with an entry, and every target of a no_data: alert rule. A
 		// fleet's thousands of quiet GPUs are not inserted rule by rule.
 		present := map[targetKey]bool{}
-		for _, o := range r.extract(u) {
+		e.obs = r.extract(u, e.obs[:0])
+		for _, o := range e.obs {
 			if !r.selects(o.host, o.target) {
 				continue
 			}
@@ -142,6 +146,7 @@ func (e *Engine) Evaluate(now time.Time, u *metrics.Update) []Transition {
 				delete(states, k)
 			}
 		}
+		clear(e.obs)
 		// Targets that vanished from the update have no data either.
 		for k := range states {
 			if !present[k] {

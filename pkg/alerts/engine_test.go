@@ -684,7 +684,7 @@ func TestContainerStates(t *testing.T) {
 			if got := deref(containerUnhealthy(c)); got != tc.want {
 				t.Errorf("container_unhealthy = %v, want %v", got, tc.want)
 			}
-			obs := count(&metrics.Update{Containers: []metrics.Container{c, {Name: "up", Status: "running", Health: "healthy"}}})
+			obs := count(&metrics.Update{Containers: []metrics.Container{c, {Name: "up", Status: "running", Health: "healthy"}}}, nil)
 			want := 0.0
 			if tc.want == 1.0 {
 				want = 1

@@ -264,7 +264,7 @@ func TestGPUThrottled(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := tc.g
 			g.Host, g.Index = "h1", ptr(3)
-			obs := gpuThrottled(&metrics.Update{GPUs: []metrics.GPUView{g}})
+			obs := gpuThrottled(&metrics.Update{GPUs: []metrics.GPUView{g}}, nil)
 			if len(obs) != 1 || obs[0].target != "gpu3" || obs[0].host != "h1" {
 				t.Fatalf("observations %+v", obs)
 			}
