@@ -275,6 +275,9 @@ func modelStatus(bad ...metrics.Status) extractFunc {
 			return o
 		}
 		for _, h := range u.Hosts {
+			if len(h.Models) == 0 {
+				continue // a host without model servers: nothing to sort
+			}
 			for _, role := range slices.Sorted(maps.Keys(h.Models)) {
 				m := h.Models[role]
 				out = append(out, one(h.Host, role, &m))
