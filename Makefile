@@ -87,6 +87,10 @@ GPUS     ?= 8
 BROWSERS ?= 10
 VIEW     ?=
 LOAD_FOR ?= 60s
+# FIGURES=walk: each GPU's and host's figures a bounded random walk, a few
+# GPUs hot at a time (internal/loadtest/walk.go); FIGURES=uniform: every
+# figure drawn at random each sample, the tool's figures before the walk.
+FIGURES  ?= walk
 # INGEST=1: no browsers; the hosts publish as fast as JetStream acks (WINDOW
 # publishes in flight per host) for LOAD_FOR, and the tool reports samples
 # stored per second and the hub's CPU per sample consumed.
@@ -104,7 +108,7 @@ loadtest: build
 	$(BIN)/hub --http=$$http --nats-listen=$$nats --data-dir=$$d --log-level=warn --ws-max-clients=$$(( $(BROWSERS) + 16 )) & hub=$$!; \
 	for i in $$(seq 1 100); do sleep 0.2; $(BIN)/hub --healthcheck --http=$$http 2>/dev/null && break; done; \
 	$(BIN)/loadtest --nats-url=nats://$$nats --hub=http://$$http --data-dir=$$d --token-file=$$d/http.token \
-		--hub-pid=$$hub --hosts=$(HOSTS) --gpus=$(GPUS) --browsers=$(BROWSERS) --view='$(VIEW)' --duration=$(LOAD_FOR) \
+		--hub-pid=$$hub --hosts=$(HOSTS) --gpus=$(GPUS) --figures=$(FIGURES) --browsers=$(BROWSERS) --view='$(VIEW)' --duration=$(LOAD_FOR) \
 		$(if $(INGEST),--ingest --window=$(WINDOW))
 
 # Every benchmark; the agent's whole tick on a GPU box (8 mock H200s, 4 model

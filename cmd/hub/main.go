@@ -18,6 +18,7 @@ import (
 	"github.com/sysperf/sysperf/internal/config"
 	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/hub"
+	"github.com/sysperf/sysperf/internal/memlimit"
 	"github.com/sysperf/sysperf/internal/server"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/internal/version"
@@ -27,6 +28,7 @@ type settings struct {
 	hub.Config
 	Healthcheck bool       `flag:"healthcheck" usage:"check GET /healthz on --http and exit 0 when healthy, 1 when not (for container health checks)"`
 	LogLevel    slog.Level `flag:"log-level" usage:"debug, info, warn or error"`
+	MemoryLimit int64      `flag:"memory-limit" usage:"soft memory limit of the hub in bytes (0: GOMEMLIMIT if set, else 3/4 of the container's memory limit, else 448 MiB; the last two are raised to twice the live heap when it passes two thirds of them)"`
 }
 
 func main() {
@@ -69,6 +71,8 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The process's setting, not the hub's: tests run many hubs in one.
+	memlimit.Apply(ctx, memlimit.Choose(s.MemoryLimit, os.Getenv("GOMEMLIMIT"), "/sys/fs/cgroup"), log)
 	if err := hub.Run(ctx, s.Config, hub.Plugs{}, log); err != nil {
 		log.Error("hub failed", "err", err)
 		os.Exit(1)

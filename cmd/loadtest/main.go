@@ -29,6 +29,7 @@ type settings struct {
 	Hosts     int           `flag:"hosts" usage:"hosts to play"`
 	GPUs      int           `flag:"gpus" usage:"GPUs per host"`
 	Procs     int           `flag:"procs" usage:"GPU processes per GPU"`
+	Figures   string        `flag:"figures" usage:"walk: each figure a bounded random walk per GPU, a few GPUs hot at a time; uniform: every figure drawn at random each sample (the tool's figures before the walk)"`
 	Interval  time.Duration `flag:"interval" usage:"sample interval of each host"`
 	Browsers  int           `flag:"browsers" usage:"WebSocket clients"`
 	View      string        `flag:"view" usage:"query string of the browsers' /ws/system URL (e.g. host=load0000)"`
@@ -50,7 +51,7 @@ func main() { os.Exit(run()) }
 func run() int {
 	s := settings{
 		NATSURL: "nats://127.0.0.1:4321", Hub: "http://127.0.0.1:8321",
-		Hosts: 200, GPUs: 8, Procs: 2, Interval: 5 * time.Second, Browsers: 10,
+		Hosts: 200, GPUs: 8, Procs: 2, Figures: loadtest.FiguresWalk, Interval: 5 * time.Second, Browsers: 10,
 		Warmup: 15 * time.Second, Duration: 60 * time.Second, Window: 32, HubBin: "bin/hub", Span: 60 * time.Minute,
 	}
 	if err := config.Load("loadtest", os.Args[1:], &s); err != nil {
@@ -60,9 +61,13 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		return 2
 	}
+	if err := loadtest.CheckFigures(s.Figures); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		return 2
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg := loadtest.Config{
-		NATSURL: s.NATSURL, HubURL: s.Hub, Header: http.Header{}, Hosts: s.Hosts, GPUs: s.GPUs, Procs: s.Procs,
+		NATSURL: s.NATSURL, HubURL: s.Hub, Header: http.Header{}, Hosts: s.Hosts, GPUs: s.GPUs, Procs: s.Procs, Figures: s.Figures,
 		Interval: s.Interval, Duration: s.Duration, Warmup: s.Warmup, Browsers: s.Browsers, View: s.View,
 		HubPID: s.HubPID, HostShift: s.HostShift, DataDir: s.DataDir,
 	}

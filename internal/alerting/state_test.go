@@ -121,18 +121,25 @@ func TestLargeStateSavedInParts(t *testing.T) {
 	}
 }
 
-// Saves alternate between two sets of parts, so the state a manifest names
-// stays whole while the next is written, and a reader holding a manifest
-// whose parts were saved over finds out instead of mixing two states.
-func TestStatePartsAreReadWholeOrNotAtAll(t *testing.T) {
-	js := natsxtest.JetStream(t)
+// persisted is a service of rule() on a JetStream of its own, not run:
+// the test publishes what it queues itself.
+func persisted(t *testing.T) *Service {
+	t.Helper()
 	s, err := New(Config{Rules: []alerts.Rule{rule()}}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Persist(context.Background(), js); err != nil {
+	if err := s.Persist(context.Background(), natsxtest.JetStream(t)); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// Saves alternate between two sets of parts, so the state a manifest names
+// stays whole while the next is written, and a reader holding a manifest
+// whose parts were saved over finds out instead of mixing two states.
+func TestStatePartsAreReadWholeOrNotAtAll(t *testing.T) {
+	s := persisted(t)
 	// Small parts, so a few KB of state takes several.
 	s.partSize = 1 << 10
 	ctx := context.Background()
@@ -236,4 +243,51 @@ func BenchmarkSaveState(b *testing.B) {
 		}
 		b.ReportMetric(float64(s.partsKnown[s.partsIn]), "parts")
 	})
+}
+
+// The state is saved when an alert's timers change, and otherwise at
+// most once a minute: a hot GPU's alert whose value moves every tick is
+// not written to the bucket every tick, yet the saved value catches up.
+func TestStateSavedOnTimerChangesAndOnceAMinute(t *testing.T) {
+	s := persisted(t)
+	ctx := context.Background()
+	// step evaluates v at t0+at and publishes what the evaluation queued,
+	// as Run does when woken; it returns the saved state's revision and
+	// the saved alert's state and value.
+	step := func(at time.Duration, v float64) (uint64, alerts.State, float64) {
+		t.Helper()
+		s.Evaluate(t0.Add(at), gpu(v))
+		s.publish(ctx)
+		e, err := s.kv.Get(ctx, stateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, _, err := s.loadState(ctx)
+		if err != nil || len(snap.Alerts) != 1 {
+			t.Fatalf("saved state %+v (%v), want one alert", snap, err)
+		}
+		return e.Revision(), snap.Alerts[0].State, snap.Alerts[0].Value
+	}
+	r0, st, v := step(0, 95)
+	if st != alerts.StatePending || v != 95 {
+		t.Fatalf("first save: %s %v, want pending 95", st, v)
+	}
+	// Only the value moved: nothing saved.
+	if r, _, v := step(5*time.Second, 96); r != r0 || v != 95 {
+		t.Fatalf("a value-only change was saved (revision %d→%d, value %v)", r0, r, v)
+	}
+	// The warning fires (its for is 10s): saved, with the newest value.
+	r1, st, v := step(10*time.Second, 93)
+	if r1 == r0 || st != alerts.StateFiring || v != 93 {
+		t.Fatalf("firing not saved: revision %d, %s %v", r1, st, v)
+	}
+	for at := 15 * time.Second; at < 70*time.Second; at += 5 * time.Second {
+		if r, _, _ := step(at, 92+float64(at/time.Second)/100); r != r1 {
+			t.Fatalf("saved at t0+%s while only the value moved", at)
+		}
+	}
+	// A minute after the last save the value catches up.
+	if r, st, v := step(70*time.Second, 94); r == r1 || st != alerts.StateFiring || v != 94 {
+		t.Fatalf("no save a minute on: revision %d, %s %v", r, st, v)
+	}
 }

@@ -43,7 +43,8 @@ type Config struct {
 	Header    http.Header
 	Hosts     int
 	GPUs      int
-	Procs     int // GPU processes per GPU
+	Procs     int    // GPU processes per GPU
+	Figures   string // FiguresWalk ("" too) or FiguresUniform (walk.go)
 	Interval  time.Duration
 	Duration  time.Duration
 	Warmup    time.Duration
@@ -270,10 +271,15 @@ func (p *publishers) host(ctx context.Context, js jetstream.JetStream, cfg Confi
 	case <-ctx.Done():
 		return
 	}
+	gen, err := NewGenerator(cfg, name, rng)
+	if err != nil {
+		p.errors.Add(1)
+		return
+	}
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for seq := uint64(0); ; seq++ {
-		s := Sample(name, boot, seq, time.Now(), cfg, rng)
+		s := gen.Sample(boot, seq, time.Now())
 		b, err := metrics.Encode(s)
 		if err != nil {
 			p.errors.Add(1)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +36,9 @@ type Engine struct {
 	// seen[i] remembers the targets of a no_data: alert rule, so a target
 	// that vanishes can raise its alert.
 	seen []map[targetKey]struct{}
+	// obs is the rules' observations of the update being evaluated, one
+	// rule at a time; cleared after each, so it holds no update.
+	obs []observation
 }
 
 type targetKey struct{ host, target string }
@@ -107,12 +109,18 @@ func (e *Engine) Evaluate(now time.Time, u *metrics.Update) []Transition {
 		// with an entry, and every target of a no_data: alert rule. A
 		// fleet's thousands of quiet GPUs are not inserted rule by rule.
 		present := map[targetKey]bool{}
-		for _, o := range r.extract(u) {
+		e.obs = r.extract(u, e.obs[:0])
+		for _, o := range e.obs {
 			if !r.selects(o.host, o.target) {
 				continue
 			}
 			k := targetKey{o.host, o.target}
-			en := states[k]
+			// A fleet's rules see thousands of targets each tick and hold
+			// an alert on few: a rule with none looks nothing up.
+			var en *entry
+			if len(states) > 0 {
+				en = states[k]
+			}
 			if en != nil || r.NoData == NoDataAlert {
 				present[k] = true
 			}
@@ -138,6 +146,7 @@ func (e *Engine) Evaluate(now time.Time, u *metrics.Update) []Transition {
 				delete(states, k)
 			}
 		}
+		clear(e.obs)
 		// Targets that vanished from the update have no data either.
 		for k := range states {
 			if !present[k] {
@@ -166,6 +175,7 @@ func (e *Engine) noData(out []Transition, r *compiled, states map[targetKey]*ent
 		for i := range en.levels {
 			en.levels[i] = levelState{}
 		}
+		r.changes++
 		out = r.report(out, en, k, now)
 		delete(states, k)
 		return out
@@ -196,6 +206,7 @@ func (c *compiled) breachesAny(v float64) bool {
 func (c *compiled) step(out []Transition, en *entry, k targetKey, v float64, detail string, noData bool, now time.Time) []Transition {
 	for i, l := range c.levels {
 		ls := &en.levels[i]
+		was := *ls
 		var holds bool
 		switch {
 		case noData:
@@ -225,6 +236,9 @@ func (c *compiled) step(out []Transition, en *entry, k targetKey, v float64, det
 			}
 		default:
 			*ls = levelState{}
+		}
+		if *ls != was {
+			c.changes++
 		}
 	}
 	en.noData = noData
@@ -356,37 +370,66 @@ func (e *Engine) Active() []metrics.Alert {
 // read newest first), then to a firing alert before a pending one, then
 // rule, host and target, so lists are stable.
 func SortAlerts(list []metrics.Alert) {
-	rank := func(a *metrics.Alert) int {
-		switch a.Severity {
-		case SeverityCritical:
-			return 0
-		case SeverityWarning:
-			return 1
-		}
-		return 2
+	if len(list) < 2 {
+		return
 	}
-	sort.SliceStable(list, func(i, j int) bool {
-		a, b := &list[i], &list[j]
-		if ra, rb := rank(a), rank(b); ra != rb {
-			return ra < rb
+	// Sorted by index, then moved once each: sorting the alerts
+	// themselves (a few hundred bytes each) moved them at every swap,
+	// most of a fleet's alert work per tick with thousands active.
+	idx := make([]int32, len(list))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortStableFunc(idx, func(i, j int32) int { return compareAlerts(&list[i], &list[j]) })
+	// idx[k] is where the alert that belongs at k is now: follow each
+	// cycle of the permutation, marking what is placed with -1.
+	for k := range idx {
+		if idx[k] < 0 {
+			continue
 		}
-		if !a.Since.Equal(b.Since) {
-			return a.Since.Before(b.Since)
+		tmp, j := list[k], k
+		for {
+			src := int(idx[j])
+			idx[j] = -1
+			if src == k {
+				list[j] = tmp
+				break
+			}
+			list[j] = list[src]
+			j = src
 		}
-		if !a.At.Equal(b.At) {
-			return a.At.After(b.At)
+	}
+}
+
+// compareAlerts is SortAlerts' order, each key compared only when the
+// ones before it tie.
+func compareAlerts(a, b *metrics.Alert) int {
+	if c := cmp.Compare(severityRank(a.Severity), severityRank(b.Severity)); c != 0 {
+		return c
+	}
+	if c := a.Since.Compare(b.Since); c != 0 {
+		return c
+	}
+	if c := b.At.Compare(a.At); c != 0 { // the newest transition first
+		return c
+	}
+	if fa, fb := a.State == StateFiring, b.State == StateFiring; fa != fb {
+		if fa {
+			return -1
 		}
-		if fa, fb := a.State == StateFiring, b.State == StateFiring; fa != fb {
-			return fa
-		}
-		if a.Rule != b.Rule {
-			return a.Rule < b.Rule
-		}
-		if a.Host != b.Host {
-			return a.Host < b.Host
-		}
-		return a.Target < b.Target
-	})
+		return 1
+	}
+	return cmp.Or(strings.Compare(a.Rule, b.Rule), strings.Compare(a.Host, b.Host), strings.Compare(a.Target, b.Target))
+}
+
+func severityRank(s Severity) int {
+	switch s {
+	case SeverityCritical:
+		return 0
+	case SeverityWarning:
+		return 1
+	}
+	return 2
 }
 
 // Snapshot is the engine's alert state, for the hub to save and hand back
@@ -416,6 +459,22 @@ type SavedLevel struct {
 	Since     time.Time `json:"since,omitzero"`
 	ClearedAt time.Time `json:"cleared_at,omitzero"`
 	Active    bool      `json:"active,omitempty"`
+}
+
+// Changes counts the changes of the alerts' timers so far: an alert
+// started, cleared, went active or started its keep-firing time. Between
+// two equal counts a Snapshot differs only in the alerts' values and
+// details, which the next evaluation after a Restore brings up to date
+// anyway, so a caller saving the state may skip saving it (internal/
+// alerting saves it at least once a minute).
+func (e *Engine) Changes() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var n uint64
+	for _, r := range e.rules {
+		n += r.changes
+	}
+	return n
 }
 
 // Snapshot returns the engine's state: its pending and firing alerts,

@@ -684,7 +684,7 @@ func TestContainerStates(t *testing.T) {
 			if got := deref(containerUnhealthy(c)); got != tc.want {
 				t.Errorf("container_unhealthy = %v, want %v", got, tc.want)
 			}
-			obs := count(&metrics.Update{Containers: []metrics.Container{c, {Name: "up", Status: "running", Health: "healthy"}}})
+			obs := count(&metrics.Update{Containers: []metrics.Container{c, {Name: "up", Status: "running", Health: "healthy"}}}, nil)
 			want := 0.0
 			if tc.want == 1.0 {
 				want = 1
@@ -693,5 +693,46 @@ func TestContainerStates(t *testing.T) {
 				t.Errorf("containers_unhealthy = %+v, want %v", obs, want)
 			}
 		})
+	}
+}
+
+// Changes moves when an alert's timers do (it starts, fires, starts its
+// keep-firing time, resolves), not when only its value does.
+func TestChangesCountTimersNotValues(t *testing.T) {
+	e, err := New([]Rule{{
+		Name: "util", Metric: "gpu_utilization", Target: KindGPU, Comparison: Above,
+		Warning: &Level{Threshold: 90, For: 10 * time.Second}, KeepFiringFor: 10 * time.Second, Message: "util",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	util := func(v float64) *metrics.Update {
+		idx := 0
+		return &metrics.Update{GPUs: []metrics.GPUView{{Host: "h1", Index: &idx, Utilization: &v}}}
+	}
+	steps := []struct {
+		after   time.Duration
+		v       float64
+		changed bool
+	}{
+		{0, 50, false},                // nothing to alert on
+		{5 * time.Second, 95, true},   // pending starts
+		{10 * time.Second, 97, false}, // value only
+		{15 * time.Second, 96, true},  // fires
+		{20 * time.Second, 99, false}, // value only
+		{25 * time.Second, 50, true},  // keep-firing time starts
+		{30 * time.Second, 40, false}, // still within it
+		{35 * time.Second, 40, true},  // resolved
+		{40 * time.Second, 30, false}, // nothing to alert on
+	}
+	last := e.Changes()
+	for _, s := range steps {
+		e.Evaluate(at.Add(s.after), util(s.v))
+		n := e.Changes()
+		if (n != last) != s.changed {
+			t.Fatalf("at +%s (%v): changes %d → %d, want changed=%v", s.after, s.v, last, n, s.changed)
+		}
+		last = n
 	}
 }

@@ -19,7 +19,10 @@ type observation struct {
 	detail       string
 }
 
-type extractFunc func(u *metrics.Update) []observation
+// extractFunc appends the observations of one metric in u to out and
+// returns it: the engine hands every rule the same buffer, so a fleet's
+// 16,000 GPUs are not a new list per rule per tick.
+type extractFunc func(u *metrics.Update, out []observation) []observation
 
 // Metrics lists the metric names each target kind offers.
 func Metrics() map[Kind][]string {
@@ -79,13 +82,13 @@ func metricFuncs(k Kind) map[string]extractFunc {
 			"model_latency_p99_ms": latencyMetric(func(s *metrics.Stats) *float64 { return s.P99 }),
 			"model_unhealthy":      modelStatus(metrics.StatusUnhealthy, metrics.StatusUnreachable),
 			"model_loading":        modelStatus(metrics.StatusLoading),
-			"model_slots_busy_percent": func(u *metrics.Update) []observation {
+			"model_slots_busy_percent": func(u *metrics.Update, out []observation) []observation {
 				m := &u.AIModels.Nemotron
 				var v *float64
 				if m.SlotsActive != nil && m.SlotsTotal != nil && *m.SlotsTotal > 0 {
 					v = ptr(float64(*m.SlotsActive) / float64(*m.SlotsTotal) * 100)
 				}
-				return []observation{{host: m.Host, target: metrics.RoleNemotron, value: v}}
+				return append(out, observation{host: m.Host, target: metrics.RoleNemotron, value: v})
 			},
 		}
 	case KindDatabase:
@@ -109,8 +112,7 @@ func metricFuncs(k Kind) map[string]extractFunc {
 		}
 	case KindContainer:
 		return map[string]extractFunc{
-			"container_unhealthy": func(u *metrics.Update) []observation {
-				out := make([]observation, 0, len(u.Containers))
+			"container_unhealthy": func(u *metrics.Update, out []observation) []observation {
 				unknown := containersUnknown(u)
 				for _, c := range u.Containers {
 					o := observation{target: c.Name}
@@ -124,11 +126,11 @@ func metricFuncs(k Kind) map[string]extractFunc {
 		}
 	case KindContainersCount:
 		return map[string]extractFunc{
-			"containers_unhealthy": func(u *metrics.Update) []observation {
+			"containers_unhealthy": func(u *metrics.Update, out []observation) []observation {
 				// An empty list from the source means there is nothing
 				// to watch.
 				if containersUnknown(u) {
-					return []observation{{target: "containers"}}
+					return append(out, observation{target: "containers"})
 				}
 				n := 0.0
 				var names []string
@@ -138,7 +140,7 @@ func metricFuncs(k Kind) map[string]extractFunc {
 						names = append(names, containerDetail(c))
 					}
 				}
-				return []observation{{target: "containers", value: &n, detail: strings.Join(names, ", ")}}
+				return append(out, observation{target: "containers", value: &n, detail: strings.Join(names, ", ")})
 			},
 		}
 	}
@@ -182,9 +184,8 @@ func gpuTarget(g *metrics.GPUView) string {
 }
 
 func gpuMetric(get func(*metrics.GPUView) *float64) extractFunc {
-	return func(u *metrics.Update) []observation {
+	return func(u *metrics.Update, out []observation) []observation {
 		list := gpus(u)
-		out := make([]observation, 0, len(list))
 		for i := range list {
 			g := &list[i]
 			var v *float64
@@ -211,9 +212,8 @@ func hosts(u *metrics.Update) []metrics.HostStatus {
 }
 
 func hostMetric(get func(*metrics.HostView) *float64) extractFunc {
-	return func(u *metrics.Update) []observation {
+	return func(u *metrics.Update, out []observation) []observation {
 		list := hosts(u)
-		out := make([]observation, 0, len(list))
 		for i := range list {
 			h := &list[i]
 			var v *float64
@@ -226,8 +226,7 @@ func hostMetric(get func(*metrics.HostView) *float64) extractFunc {
 	}
 }
 
-func hostOffline(u *metrics.Update) []observation {
-	out := make([]observation, 0, len(u.Hosts))
+func hostOffline(u *metrics.Update, out []observation) []observation {
 	for _, h := range u.Hosts {
 		v := 0.0
 		if !h.Online {
@@ -239,12 +238,12 @@ func hostOffline(u *metrics.Update) []observation {
 }
 
 func latencyMetric(get func(*metrics.Stats) *float64) extractFunc {
-	return func(u *metrics.Update) []observation {
-		return []observation{
-			{host: u.AIModels.RTDETR.Host, target: metrics.RoleRTDETR, value: get(&u.Inference.RTDETR)},
-			{host: u.AIModels.Nemotron.Host, target: metrics.RoleNemotron, value: get(&u.Inference.Nemotron)},
-			{target: metrics.RolePipeline, value: get(&u.Inference.Pipeline)},
-		}
+	return func(u *metrics.Update, out []observation) []observation {
+		return append(out,
+			observation{host: u.AIModels.RTDETR.Host, target: metrics.RoleRTDETR, value: get(&u.Inference.RTDETR)},
+			observation{host: u.AIModels.Nemotron.Host, target: metrics.RoleNemotron, value: get(&u.Inference.Nemotron)},
+			observation{target: metrics.RolePipeline, value: get(&u.Inference.Pipeline)},
+		)
 	}
 }
 
@@ -254,7 +253,7 @@ func latencyMetric(get func(*metrics.Stats) *float64) extractFunc {
 // for a model of an offline host. Every host's models are watched, not
 // only the first host's that ai_models shows.
 func modelStatus(bad ...metrics.Status) extractFunc {
-	return func(u *metrics.Update) []observation {
+	return func(u *metrics.Update, out []observation) []observation {
 		one := func(host, role string, m *metrics.ModelView) observation {
 			o := observation{host: host, target: role}
 			if m.Stale {
@@ -275,8 +274,10 @@ func modelStatus(bad ...metrics.Status) extractFunc {
 			}
 			return o
 		}
-		var out []observation
 		for _, h := range u.Hosts {
+			if len(h.Models) == 0 {
+				continue // a host without model servers: nothing to sort
+			}
 			for _, role := range slices.Sorted(maps.Keys(h.Models)) {
 				m := h.Models[role]
 				out = append(out, one(h.Host, role, &m))
@@ -294,7 +295,7 @@ func modelStatus(bad ...metrics.Status) extractFunc {
 // that answers, and no data while its source has not answered yet
 // ("unknown"), is not configured or its answer is stale. The further PostgreSQL databases are
 // targets "postgresql/<database>".
-func databaseUnreachable(u *metrics.Update) []observation {
+func databaseUnreachable(u *metrics.Update, out []observation) []observation {
 	one := func(target string, status metrics.Status, reason string) observation {
 		o := observation{target: target}
 		switch status {
@@ -314,7 +315,7 @@ func databaseUnreachable(u *metrics.Update) []observation {
 	if u.Stale[metrics.SectionRedis] {
 		rdStatus = ""
 	}
-	out := []observation{one("postgresql", pgStatus, pg.Reason), one("redis", rdStatus, rd.Reason)}
+	out = append(out, one("postgresql", pgStatus, pg.Reason), one("redis", rdStatus, rd.Reason))
 	for i, p := range u.Databases.PostgreSQLExtra {
 		name := p.Database
 		if name == "" {
@@ -338,7 +339,7 @@ const (
 // gpuThrottled is 1 for a GPU slowed down by hardware, thermal or
 // power-brake reasons, 0 for one that is not, and no data when the driver
 // gave no reasons (neither mask nor names).
-func gpuThrottled(u *metrics.Update) []observation {
+func gpuThrottled(u *metrics.Update, out []observation) []observation {
 	bad := []struct {
 		bit  uint64
 		name string
@@ -349,7 +350,6 @@ func gpuThrottled(u *metrics.Update) []observation {
 		{throttleHWPowerBrake, "hw_power_brake"},
 	}
 	list := gpus(u)
-	out := make([]observation, 0, len(list))
 	for i := range list {
 		g := &list[i]
 		o := observation{host: g.Host, target: gpuTarget(g)}
@@ -375,9 +375,8 @@ func gpuThrottled(u *metrics.Update) []observation {
 // gpuPowerNoLimit is the draw in watts of the GPUs whose power limit is
 // unknown, the fallback of gpu_power_percent; a GPU with a known limit is
 // not a target of it at all.
-func gpuPowerNoLimit(u *metrics.Update) []observation {
+func gpuPowerNoLimit(u *metrics.Update, out []observation) []observation {
 	list := gpus(u)
-	var out []observation
 	for i := range list {
 		g := &list[i]
 		if g.PowerLimitWatts != nil && *g.PowerLimitWatts > 0 {
@@ -393,14 +392,14 @@ func gpuPowerNoLimit(u *metrics.Update) []observation {
 }
 
 func pgMetric(get func(*metrics.PostgreSQL) *float64) extractFunc {
-	return func(u *metrics.Update) []observation {
-		return []observation{{target: "postgresql", value: get(&u.Databases.PostgreSQL)}}
+	return func(u *metrics.Update, out []observation) []observation {
+		return append(out, observation{target: "postgresql", value: get(&u.Databases.PostgreSQL)})
 	}
 }
 
 func redisMetric(get func(*metrics.Redis) *float64) extractFunc {
-	return func(u *metrics.Update) []observation {
-		return []observation{{target: "redis", value: get(&u.Databases.Redis)}}
+	return func(u *metrics.Update, out []observation) []observation {
+		return append(out, observation{target: "redis", value: get(&u.Databases.Redis)})
 	}
 }
 

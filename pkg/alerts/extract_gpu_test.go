@@ -38,7 +38,7 @@ func TestGPUHealthMetrics(t *testing.T) {
 	for i, tc := range cases {
 		g := tc.gpu
 		g.Host, g.Index = "h1", ptr(1)
-		obs := extractor(KindGPU, tc.metric)(&metrics.Update{GPUs: []metrics.GPUView{g}})
+		obs := extractor(KindGPU, tc.metric)(&metrics.Update{GPUs: []metrics.GPUView{g}}, nil)
 		if len(obs) != 1 || obs[0].target != "gpu1" || obs[0].host != "h1" {
 			t.Fatalf("case %d: observations %+v", i, obs)
 		}

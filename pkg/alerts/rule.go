@@ -165,6 +165,10 @@ type compiled struct {
 	plain   message // msg without text/template, when it can be
 	extract extractFunc
 	levels  []level // warning first, then critical, those that are set
+	// changes counts the changes of this rule's alerts' level timers
+	// (Engine.Changes); only the engine's Evaluate writes it, under its
+	// lock.
+	changes uint64
 }
 
 type level struct {

@@ -1,6 +1,10 @@
 package alerts
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -260,7 +264,7 @@ func TestGPUThrottled(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := tc.g
 			g.Host, g.Index = "h1", ptr(3)
-			obs := gpuThrottled(&metrics.Update{GPUs: []metrics.GPUView{g}})
+			obs := gpuThrottled(&metrics.Update{GPUs: []metrics.GPUView{g}}, nil)
 			if len(obs) != 1 || obs[0].target != "gpu3" || obs[0].host != "h1" {
 				t.Fatalf("observations %+v", obs)
 			}
@@ -378,5 +382,45 @@ func TestDatabaseStaleIsNoData(t *testing.T) {
 	u.Databases.Redis = metrics.Redis{Status: metrics.StatusHealthy}
 	if trs := hold(e, 5*time.Second, time.Minute, u); len(trs) != 0 {
 		t.Fatalf("stale healthy: %s", states(trs))
+	}
+}
+
+// SortAlerts moves every alert exactly once into its place: a large list
+// with many ties comes out a permutation of what went in, in order, and
+// alerts that tie keep the order they came in (the recent list's
+// transitions of one alert).
+func TestSortAlertsPermutesLargeListsStably(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	sev := []Severity{SeverityWarning, SeverityCritical}
+	st := []State{StatePending, StateFiring, StateResolved}
+	list := make([]metrics.Alert, 3000)
+	for i := range list {
+		list[i] = metrics.Alert{
+			Rule: fmt.Sprintf("r%d", rng.IntN(3)), Host: fmt.Sprintf("h%d", rng.IntN(4)), Target: "gpu0",
+			Severity: sev[rng.IntN(2)], State: st[rng.IntN(3)],
+			Since: t0.Add(time.Duration(rng.IntN(5)) * time.Minute), At: t0.Add(time.Duration(rng.IntN(3)) * time.Minute),
+			Message: strconv.Itoa(i), // where it came in
+		}
+	}
+	in := slices.Clone(list)
+	SortAlerts(list)
+	seen := make([]bool, len(in))
+	for k, a := range list {
+		i, err := strconv.Atoi(a.Message)
+		if err != nil || seen[i] || in[i] != a {
+			t.Fatalf("position %d holds %+v: not the alert that came in at %s, or twice", k, a, a.Message)
+		}
+		seen[i] = true
+		if k == 0 {
+			continue
+		}
+		prev := &list[k-1]
+		p, _ := strconv.Atoi(prev.Message)
+		switch c := compareAlerts(prev, &a); {
+		case c > 0:
+			t.Fatalf("positions %d and %d out of order: %+v before %+v", k-1, k, *prev, a)
+		case c == 0 && p > i:
+			t.Fatalf("tied alerts that came in at %d and %d swapped", p, i)
+		}
 	}
 }

@@ -1,0 +1,138 @@
+// Package memlimit sets the hub's soft memory limit (the Go runtime's,
+// debug.SetMemoryLimit) and keeps it from starving the process.
+//
+// Without a limit the Go collector lets the heap grow to twice what is
+// live before it collects (GOGC=100): a 2,000-host hub with about 250 MB
+// live ran at about 600 MiB resident. A soft limit makes the collector
+// run earlier as the process nears it, so the overshoot is what the limit
+// leaves above the live heap. A limit at or below the live heap would
+// make it collect over and over (the runtime caps that at about half the
+// CPU), so the default limit is raised as the live heap grows: it always
+// leaves the live heap room to grow by half before a collection, up to
+// what the container allows.
+package memlimit
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Default is the soft limit when neither the flag, GOMEMLIMIT nor a
+// container's limit sets one: the 512 MiB a 2,000-host hub is meant to
+// fit in, less the memory the runtime does not count (the binary's text,
+// the kernel's buffers).
+const Default = 448 << 20
+
+// Of a container's memory limit, the soft limit takes this share: the
+// rest is for what the container is charged besides the Go heap, JetStream's
+// page cache first.
+const (
+	cgroupShare   = 0.75
+	cgroupCeiling = 0.9 // the raised limit's maximum
+)
+
+// Choice is the limit chosen and why.
+type Choice struct {
+	Limit int64
+	// Source: "flag", "GOMEMLIMIT", "cgroup" or "default".
+	Source string
+	// Ceiling is how far Guard may raise the limit; 0: Guard leaves it
+	// alone (the operator set it).
+	Ceiling int64
+}
+
+// Choose picks the soft limit: flag when positive; else GOMEMLIMIT (env,
+// which the runtime already applied) when set; else a share of the
+// container's memory limit under cgroupRoot (normally /sys/fs/cgroup)
+// when there is one; else Default. Only the last two are raised by Guard.
+func Choose(flag int64, env, cgroupRoot string) Choice {
+	switch {
+	case flag > 0:
+		return Choice{Limit: flag, Source: "flag"}
+	case strings.TrimSpace(env) != "":
+		return Choice{Limit: debug.SetMemoryLimit(-1), Source: "GOMEMLIMIT"}
+	}
+	if max, ok := cgroupMax(cgroupRoot); ok {
+		return Choice{Limit: int64(float64(max) * cgroupShare), Source: "cgroup", Ceiling: int64(float64(max) * cgroupCeiling)}
+	}
+	return Choice{Limit: Default, Source: "default", Ceiling: math.MaxInt64}
+}
+
+// cgroupMax reads the memory limit of the process's cgroup: v2's
+// memory.max, else v1's memory.limit_in_bytes; "max" or v1's huge
+// "unlimited" value is no limit.
+func cgroupMax(root string) (int64, bool) {
+	for _, name := range []string{"memory.max", filepath.Join("memory", "memory.limit_in_bytes")} {
+		b, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			continue
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "max" {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(s, 10, 64)
+		// v1 writes "unlimited" as the page-rounded largest int64.
+		if err != nil || v <= 0 || v >= 1<<62 {
+			return 0, false
+		}
+		return v, true
+	}
+	return 0, false
+}
+
+// Apply sets c's limit and, when c has a ceiling, guards it until ctx
+// ends (its own goroutine).
+func Apply(ctx context.Context, c Choice, log *slog.Logger) {
+	debug.SetMemoryLimit(c.Limit)
+	log.Info("soft memory limit", "bytes", c.Limit, "source", c.Source)
+	if c.Ceiling > 0 {
+		go Guard(ctx, c.Limit, c.Ceiling, 10*time.Second, log)
+	}
+}
+
+// Guard checks the live heap every interval and raises the soft limit,
+// never past ceiling, whenever the live heap passes two thirds of it: the
+// collector then lets the heap grow by half to all of what is live
+// between collections rather than running over and over.
+func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *slog.Logger) {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			log.Warn("soft memory limit not guarded: the runtime does not report the live heap")
+			return
+		}
+		live := int64(min(sample[0].Value.Uint64(), math.MaxInt64/2))
+		if next := Next(limit, ceiling, live); next != limit {
+			log.Warn("soft memory limit raised: the live heap neared it", "live_bytes", live, "from", limit, "to", next, "ceiling", ceiling)
+			limit = next
+			debug.SetMemoryLimit(limit)
+		}
+	}
+}
+
+// Next is the limit after a check that found live bytes live: twice the
+// live heap (what GOGC=100 would let it reach) once the live heap passes
+// two thirds of the limit, at most ceiling; else the limit unchanged.
+func Next(limit, ceiling, live int64) int64 {
+	if live <= limit/3*2 || limit >= ceiling {
+		return limit
+	}
+	return max(limit, min(ceiling, 2*live))
+}

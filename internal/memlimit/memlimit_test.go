@@ -1,0 +1,79 @@
+package memlimit
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"testing"
+)
+
+func cgroup(t *testing.T, name, content string) string {
+	t.Helper()
+	root := t.TempDir()
+	path := filepath.Join(root, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestChoose(t *testing.T) {
+	none := t.TempDir()
+	v2 := cgroup(t, "memory.max", "1073741824\n")
+	v2max := cgroup(t, "memory.max", "max\n")
+	v1 := cgroup(t, "memory/memory.limit_in_bytes", "2147483648\n")
+	v1unlimited := cgroup(t, "memory/memory.limit_in_bytes", "9223372036854771712\n")
+	for _, c := range []struct {
+		name       string
+		flag       int64
+		env, root  string
+		want       Choice
+		runtimeSet bool
+	}{
+		{name: "flag wins", flag: 300 << 20, env: "1GiB", root: v2, want: Choice{Limit: 300 << 20, Source: "flag"}},
+		{name: "GOMEMLIMIT as the runtime applied it", env: "1GiB", root: v2, runtimeSet: true},
+		{name: "cgroup v2", root: v2, want: Choice{Limit: 768 << 20, Source: "cgroup", Ceiling: 966367641}},
+		{name: "cgroup v1", root: v1, want: Choice{Limit: 1536 << 20, Source: "cgroup", Ceiling: 1932735283}},
+		{name: "cgroup v2 without a limit", root: v2max, want: Choice{Limit: Default, Source: "default", Ceiling: math.MaxInt64}},
+		{name: "cgroup v1 unlimited", root: v1unlimited, want: Choice{Limit: Default, Source: "default", Ceiling: math.MaxInt64}},
+		{name: "no cgroup", root: none, want: Choice{Limit: Default, Source: "default", Ceiling: math.MaxInt64}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want := c.want
+			if c.runtimeSet {
+				// The runtime read GOMEMLIMIT at start; Choose reports it.
+				old := debug.SetMemoryLimit(700 << 20)
+				defer debug.SetMemoryLimit(old)
+				want = Choice{Limit: 700 << 20, Source: "GOMEMLIMIT"}
+			}
+			if got := Choose(c.flag, c.env, c.root); got != want {
+				t.Fatalf("Choose = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+// The guarded limit always leaves the live heap room to grow by half, so
+// the collector never runs over and over; it stays put while the live
+// heap is small and never passes the ceiling.
+func TestNext(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		limit, ceiling, live, want int64
+	}{
+		{448 * mib, math.MaxInt64, 100 * mib, 448 * mib}, // small heap: the limit caps the overshoot
+		{448 * mib, math.MaxInt64, 298 * mib, 448 * mib}, // under two thirds: room to grow by half
+		{448 * mib, math.MaxInt64, 300 * mib, 600 * mib}, // past two thirds: raised to twice the live heap
+		{768 * mib, 921 * mib, 600 * mib, 921 * mib},     // a container's ceiling holds
+		{921 * mib, 921 * mib, 900 * mib, 921 * mib},     // at the ceiling: unchanged
+		{600 * mib, math.MaxInt64, 200 * mib, 600 * mib}, // never lowered
+	} {
+		if got := Next(c.limit, c.ceiling, c.live); got != c.want {
+			t.Errorf("Next(%d MiB, ceiling %d, live %d MiB) = %d MiB, want %d MiB", c.limit/mib, c.ceiling, c.live/mib, got/mib, c.want/mib)
+		}
+	}
+}
