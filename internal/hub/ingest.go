@@ -108,9 +108,11 @@ func dropCause(err error) string {
 
 // sample handles one message of the samples stream. It reports whether the
 // sample was accepted; a rejected one is counted and logged, never fatal.
+// data is handed over: the sample's strings share it (DecodeOwned), so it
+// must never be modified afterwards; a NATS message's Data is its own.
 func (in *ingest) sample(subject string, data []byte) bool {
 	defer in.handled.Add(1)
-	s, err := metrics.Decode(data)
+	s, err := metrics.DecodeOwned(data)
 	if err == nil && !sampleOf(subject, s.Host) {
 		err = fmt.Errorf("sample of host %q on subject %q", s.Host, subject)
 		in.drop(DropSubject, subject, len(data), err)

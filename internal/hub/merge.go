@@ -107,7 +107,15 @@ func fresh(l latest) *hostView {
 	}
 	if len(s.Models) > 0 {
 		v.models = make([]metrics.ModelEntry, 0, len(s.Models))
-		for _, name := range slices.Sorted(maps.Keys(s.Models)) {
+		// A host runs a few models: their names are sorted on the stack
+		// (sorting maps.Keys' iterator allocated twice per host).
+		var buf [8]string
+		names := buf[:0]
+		for name := range s.Models {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
 			v.models = append(v.models, modelEntry(s, name, s.Models[name], f.Models[name]))
 		}
 	}

@@ -237,6 +237,13 @@ func decodeLikeLibrary(t *testing.T, b []byte) *Sample {
 		t.Fatal(err)
 	}
 	sameAsLibrary(t, got, &want)
+	// DecodeOwned reads the same, its strings sharing a copy of b (the
+	// copy stands for a message handed over).
+	owned, err := DecodeOwned(append([]byte(nil), b...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAsLibrary(t, owned, &want)
 	return got
 }
 
