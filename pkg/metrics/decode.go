@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -143,9 +144,21 @@ func (r *reader) be(n int) (uint64, error) {
 	if len(r.b)-r.off < n {
 		return 0, errEnd
 	}
+	// One load for the usual widths (every float of a sample is 8 bytes)
+	// rather than a byte at a time.
+	b := r.b[r.off:]
 	var v uint64
-	for _, c := range r.b[r.off : r.off+n] {
-		v = v<<8 | uint64(c)
+	switch n {
+	case 8:
+		v = binary.BigEndian.Uint64(b)
+	case 4:
+		v = uint64(binary.BigEndian.Uint32(b))
+	case 2:
+		v = uint64(binary.BigEndian.Uint16(b))
+	default:
+		for _, c := range b[:n] {
+			v = v<<8 | uint64(c)
+		}
 	}
 	r.off += n
 	return v, nil
