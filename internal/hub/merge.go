@@ -35,7 +35,9 @@ func online(now time.Time, s *metrics.Sample, fallback time.Duration) bool {
 // latest is a host's newest sample with its figures in the dashboard's
 // units (view.Of), converted once, by the ingest: the merger builds the
 // host's part from the figures and reads the sample only for what they
-// do not hold (errors, interval, the model entries' raw fields).
+// do not hold (errors, interval, the model entries' raw fields). The
+// ingest keeps only those of the sample (merged): its GPUs, host section
+// and inference series are nil there; the figures hold them converted.
 type latest struct {
 	s *metrics.Sample
 	f *view.Figures
