@@ -462,9 +462,28 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 			fr.reset(start)
 		}
 		fr.fit(len(ser.keys))
-		for j, v := range vals {
-			x := float32(v.v)
-			fr.put(ser.slots[j], stat{sum: x, max: x, n: 1})
+		if fr.n == 0 && len(fr.cells) == 0 && len(vals) == len(ser.keys) {
+			// A new frame and a sample with all its host's series: each
+			// gets its cell at once, as put would one by one.
+			fr.cells = fr.cells[:len(vals)]
+			clear(fr.cells)
+		}
+		if fr.lag == nil && len(fr.cells) == len(ser.keys) {
+			// The usual case, put without its checks: every series has a
+			// cell and counts the frame's samples.
+			first := fr.n == 0
+			for j, v := range vals {
+				x, c := float32(v.v), &fr.cells[ser.slots[j]]
+				if first || x > c.max {
+					c.max = x
+				}
+				c.sum += x
+			}
+		} else {
+			for j, v := range vals {
+				x := float32(v.v)
+				fr.put(ser.slots[j], stat{sum: x, max: x, n: 1})
+			}
 		}
 		fr.took(1, ser.present)
 	}

@@ -108,9 +108,11 @@ func dropCause(err error) string {
 
 // sample handles one message of the samples stream. It reports whether the
 // sample was accepted; a rejected one is counted and logged, never fatal.
+// data is handed over: the sample's strings share it (DecodeOwned), so it
+// must never be modified afterwards; a NATS message's Data is its own.
 func (in *ingest) sample(subject string, data []byte) bool {
 	defer in.handled.Add(1)
-	s, err := metrics.Decode(data)
+	s, err := metrics.DecodeOwned(data)
 	if err == nil && !sampleOf(subject, s.Host) {
 		err = fmt.Errorf("sample of host %q on subject %q", s.Host, subject)
 		in.drop(DropSubject, subject, len(data), err)
@@ -132,7 +134,7 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	in.stats.Samples++
 	in.stats.NonFinite += uint64(s.NonFinite())
 	if cur := in.newest[s.Host]; newer(s, cur.s) {
-		in.newest[s.Host] = latest{s: s, f: &f}
+		in.newest[s.Host] = latest{s: merged(s), f: &f}
 	} else {
 		in.stats.Late++
 	}
@@ -144,6 +146,19 @@ func (in *ingest) sample(subject string, data []byte) bool {
 		in.latency.AddSample(s)
 	}
 	return true
+}
+
+// merged is what the merger reads of a sample the ingest converted (its
+// figures hold the GPUs and host section in the dashboard's units): the
+// envelope, models and errors. Keeping only that as its host's newest
+// lets the decoded GPUs, processes and inference series go once they are
+// converted and placed, so the GC does not trace a fleet's worth of them
+// at each cycle.
+func merged(s *metrics.Sample) *metrics.Sample {
+	return &metrics.Sample{
+		V: s.V, Host: s.Host, Boot: s.Boot, Seq: s.Seq, TS: s.TS, Interval: s.Interval,
+		Models: s.Models, Errors: s.Errors,
+	}
 }
 
 // restored handles a replayed sample the history already holds from its

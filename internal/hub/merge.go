@@ -35,7 +35,9 @@ func online(now time.Time, s *metrics.Sample, fallback time.Duration) bool {
 // latest is a host's newest sample with its figures in the dashboard's
 // units (view.Of), converted once, by the ingest: the merger builds the
 // host's part from the figures and reads the sample only for what they
-// do not hold (errors, interval, the model entries' raw fields).
+// do not hold (errors, interval, the model entries' raw fields). The
+// ingest keeps only those of the sample (merged): its GPUs, host section
+// and inference series are nil there; the figures hold them converted.
 type latest struct {
 	s *metrics.Sample
 	f *view.Figures
@@ -107,7 +109,15 @@ func fresh(l latest) *hostView {
 	}
 	if len(s.Models) > 0 {
 		v.models = make([]metrics.ModelEntry, 0, len(s.Models))
-		for _, name := range slices.Sorted(maps.Keys(s.Models)) {
+		// A host runs a few models: their names are sorted on the stack
+		// (sorting maps.Keys' iterator allocated twice per host).
+		var buf [8]string
+		names := buf[:0]
+		for name := range s.Models {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
 			v.models = append(v.models, modelEntry(s, name, s.Models[name], f.Models[name]))
 		}
 	}

@@ -65,15 +65,19 @@ func newGPUArena(gpus, procs int) gpuArena {
 // and history both read it from here.
 func GPU(host string, g metrics.GPU, stale bool) metrics.GPUView {
 	a := newGPUArena(1, len(g.Processes))
-	return a.gpu(host, g, stale)
+	var v metrics.GPUView
+	a.gpu(&v, host, &g, stale)
+	return v
 }
 
-// gpu is GPU, taking the figures from a.
-func (a *gpuArena) gpu(host string, g metrics.GPU, stale bool) metrics.GPUView {
+// gpu is GPU into *v, taking the figures from a. Both the GPU and its
+// view are large structs: passed by pointer, a sample's GPUs are not
+// copied twice more each on the way.
+func (a *gpuArena) gpu(v *metrics.GPUView, host string, g *metrics.GPU, stale bool) {
 	fig := &a.figs[0]
 	a.figs = a.figs[1:]
 	fig.index, fig.name = g.Index, g.Name
-	v := metrics.GPUView{
+	*v = metrics.GPUView{
 		Host:              host,
 		Index:             &fig.index,
 		UUID:              g.UUID,
@@ -125,14 +129,13 @@ func (a *gpuArena) gpu(host string, g metrics.GPU, stale bool) metrics.GPUView {
 			}
 		}
 	}
-	gpuHealthView(&v, g)
-	return v
+	gpuHealthView(v, g)
 }
 
 // gpuHealthView converts a GPU's health fields. A MIG instance's processes
 // take their command, container and model from the GPU's own list, which
 // the agent attributed.
-func gpuHealthView(v *metrics.GPUView, g metrics.GPU) {
+func gpuHealthView(v *metrics.GPUView, g *metrics.GPU) {
 	v.PersistenceMode = g.Persistence
 	v.DriverVersion, v.CUDAVersion, v.VBIOSVersion = g.Driver, g.CUDA, g.VBIOS
 	v.ECC = g.ECC
@@ -308,8 +311,8 @@ func Of(s *metrics.Sample) Figures {
 		}
 		a := newGPUArena(len(s.GPUs), procs)
 		f.GPUs = make([]metrics.GPUView, len(s.GPUs))
-		for i, g := range s.GPUs {
-			f.GPUs[i] = a.gpu(s.Host, g, false)
+		for i := range s.GPUs {
+			a.gpu(&f.GPUs[i], s.Host, &s.GPUs[i], false)
 		}
 	}
 	if len(s.Models) > 0 {

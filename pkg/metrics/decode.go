@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -27,10 +29,31 @@ func Decode(b []byte) (*Sample, error) {
 	if len(b) > MaxMessage {
 		return nil, fmt.Errorf("decode sample: %d bytes: %w", len(b), ErrTooLarge)
 	}
+	return decode(b, string(b))
+}
+
+// DecodeOwned is Decode for a message the caller hands over: the sample's
+// strings share b's bytes instead of a copy of them, which saves a
+// sample's size in allocation and copying per message. b must never be
+// modified afterwards, by anyone. A NATS message's Data is its own copy
+// of the payload (the client copies it out of its read buffer), which the
+// hub only reads, so the hub's ingest hands each one over.
+func DecodeOwned(b []byte) (*Sample, error) {
+	if len(b) > MaxMessage {
+		return nil, fmt.Errorf("decode sample: %d bytes: %w", len(b), ErrTooLarge)
+	}
+	if len(b) == 0 {
+		return decode(b, "")
+	}
+	return decode(b, unsafe.String(&b[0], len(b)))
+}
+
+// decode parses b, whose text str is (a copy or b itself), and checks it.
+func decode(b []byte, str string) (*Sample, error) {
 	// The reader bounds every length itself (see containerLen), and
 	// checks the shape of what it hands to the library (skip).
 	s := &Sample{}
-	r := reader{b: b, str: string(b)}
+	r := reader{b: b, str: str}
 	if err := r.sample(s); err != nil {
 		return nil, fmt.Errorf("decode sample: %w: %w", ErrInvalid, err)
 	}
@@ -81,12 +104,16 @@ type reader struct {
 }
 
 // arena hands out pointers into chunks it never grows, so a pointer stays
-// valid and a chunk holds many fields of one sample.
+// valid and a chunk holds many fields of one sample. Each chunk is twice
+// the last (up to maxChunk): a small sample takes one small chunk, an
+// 8-GPU one (~100 floats) three rather than four.
 type arena[T any] struct{ s []T }
+
+const maxChunk = 256
 
 func (a *arena[T]) ptr(v T) *T {
 	if len(a.s) == cap(a.s) {
-		a.s = make([]T, 0, 32)
+		a.s = make([]T, 0, min(max(32, 2*cap(a.s)), maxChunk))
 	}
 	a.s = append(a.s, v)
 	return &a.s[len(a.s)-1]
@@ -117,9 +144,21 @@ func (r *reader) be(n int) (uint64, error) {
 	if len(r.b)-r.off < n {
 		return 0, errEnd
 	}
+	// One load for the usual widths (every float of a sample is 8 bytes)
+	// rather than a byte at a time.
+	b := r.b[r.off:]
 	var v uint64
-	for _, c := range r.b[r.off : r.off+n] {
-		v = v<<8 | uint64(c)
+	switch n {
+	case 8:
+		v = binary.BigEndian.Uint64(b)
+	case 4:
+		v = uint64(binary.BigEndian.Uint32(b))
+	case 2:
+		v = uint64(binary.BigEndian.Uint16(b))
+	default:
+		for _, c := range b[:n] {
+			v = v<<8 | uint64(c)
+		}
 	}
 	r.off += n
 	return v, nil
@@ -714,9 +753,12 @@ func (r *reader) model() (Model, error) {
 		case "g":
 			m.Gauges, err = strMap(r, r.float)
 		case "x":
-			// Free-form: whatever the model server said.
-			m.Extra = nil
-			err = r.library(&m.Extra)
+			// Free-form: whatever the model server said. Decoded into
+			// its own variable: the library's any would move the whole
+			// Model to the heap for each model of each sample.
+			var x map[string]any
+			err = r.library(&x)
+			m.Extra = x
 		case "k":
 			m.Kind, err = r.string()
 		case "h":
@@ -731,11 +773,13 @@ func (r *reader) model() (Model, error) {
 			m.KVCache, err = r.floatPtr()
 		case "sl":
 			// A few llama.cpp slots, an Ollama list: read rarely enough.
-			m.Slots = nil
-			err = r.library(&m.Slots)
+			var sl []Slot
+			err = r.library(&sl)
+			m.Slots = sl
 		case "ld":
-			m.Loaded = nil
-			err = r.library(&m.Loaded)
+			var ld []Loaded
+			err = r.library(&ld)
+			m.Loaded = ld
 		case "gi":
 			m.GPUs, err = array(r, func(v *int) error {
 				var err error

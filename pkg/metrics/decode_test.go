@@ -1,11 +1,13 @@
 package metrics
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -237,6 +239,13 @@ func decodeLikeLibrary(t *testing.T, b []byte) *Sample {
 		t.Fatal(err)
 	}
 	sameAsLibrary(t, got, &want)
+	// DecodeOwned reads the same, its strings sharing a copy of b (the
+	// copy stands for a message handed over).
+	owned, err := DecodeOwned(append([]byte(nil), b...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAsLibrary(t, owned, &want)
 	return got
 }
 
@@ -259,8 +268,15 @@ func FuzzDecodeMatchesLibrary(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := Decode(b)
+		owned, ownedErr := DecodeOwned(bytes.Clone(b))
+		if (err == nil) != (ownedErr == nil) {
+			t.Fatalf("Decode: %v, DecodeOwned: %v", err, ownedErr)
+		}
 		if err != nil {
 			return
+		}
+		if !reflect.DeepEqual(got, owned) {
+			t.Fatalf("DecodeOwned read %+v, Decode %+v", owned, got)
 		}
 		var want Sample
 		if msgpack.Unmarshal(b, &want) != nil {
@@ -269,4 +285,29 @@ func FuzzDecodeMatchesLibrary(f *testing.F) {
 		want.nonFinite = want.dropNonFinite()
 		sameAsLibrary(t, got, &want)
 	})
+}
+
+// DecodeOwned's strings are the message's own bytes, not a copy: what it
+// saves the hub per sample.
+func TestDecodeOwnedSharesTheMessage(t *testing.T) {
+	b := mustEncode(t, fullSample(2))
+	s, err := DecodeOwned(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := uintptr(unsafe.Pointer(&b[0]))
+	for _, str := range []string{s.Host, s.Boot, s.GPUs[1].Name, s.GPUs[1].Processes[0].Name} {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(str)))
+		if str == "" || p < start || p >= start+uintptr(len(b)) {
+			t.Fatalf("%q is not in the message", str)
+		}
+	}
+	// Decode copies: its strings are not the message's.
+	c, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := uintptr(unsafe.Pointer(unsafe.StringData(c.Host))); p >= start && p < start+uintptr(len(b)) {
+		t.Fatal("Decode's host is the message's bytes")
+	}
 }
