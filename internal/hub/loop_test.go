@@ -5,13 +5,13 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sysperf/sysperf/internal/history"
 	"github.com/sysperf/sysperf/internal/latency"
+	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
@@ -280,30 +280,11 @@ func TestTickPublishesBeforeTheHistoryRecords(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log's output read while the hub writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // At debug level each tick logs its steps in their order, each with its
 // duration, for an operator looking for what held an update back.
 func TestTickLogsItsPhasesAtDebug(t *testing.T) {
 	t.Parallel()
-	var out syncBuffer
-	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, out := logtest.New(slog.LevelDebug)
 	h, err := Start(context.Background(), testConfig(t), Plugs{}, log)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -335,7 +316,8 @@ func TestTickLogsItsPhasesAtDebug(t *testing.T) {
 
 // At info level the tick does not time its steps.
 func TestTickPhasesOffBelowDebug(t *testing.T) {
-	h := &Hub{log: slog.New(slog.NewTextHandler(&syncBuffer{}, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	log, _ := logtest.New(slog.LevelInfo)
+	h := &Hub{log: log}
 	if p := h.phases(time.Now()); p != nil {
 		t.Fatalf("phases timed at info: %+v", p)
 	}
