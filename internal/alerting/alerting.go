@@ -125,9 +125,13 @@ type Service struct {
 	// Publishing queue: transitions in order, and the newest snapshot.
 	// qmu makes taking both one step, so a publish never saves a state
 	// newer than the transitions it takes.
-	qmu       sync.Mutex
-	queue     *dropq.Queue[alerts.Transition]
-	snapshot  []byte
+	qmu   sync.Mutex
+	queue *dropq.Queue[alerts.Transition]
+	// snapshot is taken on the tick but encoded by publish, on Run's
+	// goroutine: a fleet's is megabytes of JSON (BenchmarkSaveState), and
+	// encoding it on the tick held that tick's update back from the
+	// browsers.
+	snapshot  *alerts.Snapshot
 	wake      chan struct{}
 	lastSaved []byte
 	// The engine's Changes at the newest snapshot taken, and when it was
@@ -393,9 +397,10 @@ func (s *Service) Stats() Stats {
 const saveEvery = time.Minute
 
 func (s *Service) enqueue(now time.Time, trs []alerts.Transition) {
-	var snap []byte
+	var snap *alerts.Snapshot
 	if changes := s.engine.Changes(); changes != s.snapChanges || now.Sub(s.snapAt) >= saveEvery || now.Before(s.snapAt) {
-		snap = s.engine.Snapshot().AppendJSON(nil)
+		st := s.engine.Snapshot()
+		snap = &st
 		s.snapChanges, s.snapAt = changes, now
 	}
 	if snap == nil && len(trs) == 0 {
@@ -464,15 +469,19 @@ func (s *Service) publish(ctx context.Context) {
 			s.log.Warn("publish alert transition", "rule", tr.Rule, "state", tr.State, "err", err)
 		}
 	}
-	if snap == nil || bytes.Equal(snap, s.lastSaved) {
+	if snap == nil {
+		return
+	}
+	b := snap.AppendJSON(nil)
+	if bytes.Equal(b, s.lastSaved) {
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	if err := s.saveState(cctx, snap); err != nil {
+	if err := s.saveState(cctx, b); err != nil {
 		s.failed.Add(1)
-		s.log.Warn("save alert state", "bytes", len(snap), "err", err)
+		s.log.Warn("save alert state", "bytes", len(b), "err", err)
 		return
 	}
-	s.lastSaved = snap
+	s.lastSaved = b
 }

@@ -189,6 +189,8 @@ type Hub struct {
 	pub      publisher
 	// merge keeps each host's converted sample between ticks (loop only).
 	merge merger
+	// gc times the collector's cycles between ticks (loop only).
+	gc *gcPacer
 
 	runners []*runner
 	// alerts is the assembled alert service, nil when the caller plugged
@@ -235,7 +237,7 @@ func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *H
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, plugs: plugs, log: log, pub: publisher{log: log}}
+	h := &Hub{cfg: cfg, plugs: plugs, log: log, pub: publisher{log: log}, gc: newGCPacer()}
 	defer func() {
 		if err != nil {
 			_ = h.Close()
@@ -537,23 +539,39 @@ func (h *Hub) ClientsDropped() uint64 { return h.srv.Dropped() }
 func (h *Hub) loop(ctx context.Context) {
 	t := time.NewTicker(h.cfg.Interval)
 	defer t.Stop()
+	// collect fires half an interval after a tick that found a
+	// collection due (gcPacer): as far from both ticks as it gets.
+	var collect <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			h.tick(now)
+			if h.gc.afterTick() {
+				collect = time.After(h.cfg.Interval / 2)
+			}
+		case <-collect:
+			collect = nil
+			h.gc.collect()
 		}
 	}
 }
 
-// tick builds, records and sends one update.
+// tick builds, sends and records one update. What the browsers see
+// (the merge, the latency windows, the sources, the scrub and the alerts)
+// comes first; the history records it once it is published. With
+// --log-level=debug each tick logs its steps' durations ("tick phases").
 func (h *Hub) tick(now time.Time) {
+	ph := h.phases(now)
 	u := h.merge.merge(now, h.in.snapshot(now.Add(-h.cfg.Retention)), h.cfg.Interval)
+	ph.mark("merge")
 	agentGPUs := len(u.GPUs)
 	applyLatency(&u, h.plugs.Latency, now, h.cfg.LatencyWindow)
 	applyModelWindows(&u, h.plugs.Latency, now, h.cfg.LatencyWindow)
+	ph.mark("latency")
 	applySources(&u, h.runners, now, h.cfg.Interval, h.log)
+	ph.mark("sources")
 	// Samples are clean, but plugs compute (a percentile of nothing is
 	// NaN); one such number must not make the update unencodable. It goes
 	// before the alerts and the history see the update, so to them it is
@@ -562,16 +580,27 @@ func (h *Hub) tick(now time.Time) {
 	if n := scrubUpdate(&u, agentGPUs); n > 0 {
 		h.log.Warn("non-finite numbers removed from the update", "count", n)
 	}
+	ph.mark("scrub")
 	if h.plugs.Evaluator != nil {
 		if a := h.plugs.Evaluator.Evaluate(now, &u); a != nil {
 			u.Alerts = a
 		}
 	}
+	ph.mark("alerts")
+	h.latest.Store(&u)
+	h.pub.publish(h.srv, h.nc, &u)
+	ph.mark("publish")
+	// The history comes after the browsers have the update: it needs
+	// nothing of the publish, the browsers nothing of it, and its store's
+	// lock is shared with the minutes and rollups the persistence folds
+	// and encodes for every host in the background (history.Persist's
+	// Run), which a tick that records first waited for. From here on the
+	// update is only read, by the history and by the server.
 	if h.plugs.History != nil {
 		h.plugs.History.Record(&u)
 	}
-	h.latest.Store(&u)
-	h.pub.publish(h.srv, h.nc, &u)
+	ph.mark("history")
+	ph.done()
 }
 
 // Close stops the loop and the pollers, drains the consumer, closes the

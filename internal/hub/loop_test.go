@@ -3,11 +3,16 @@ package hub
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/history"
 	"github.com/sysperf/sysperf/internal/latency"
+	"github.com/sysperf/sysperf/internal/logtest"
+	"github.com/sysperf/sysperf/internal/poll"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/internal/sources/sourcestest"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -232,4 +237,143 @@ func TestApplyLatencyPerRange(t *testing.T) {
 			t.Fatalf("windows %v source %q error %q", u.InferenceWindows, u.Sources[metrics.SectionInference], u.Errors[metrics.SectionInference])
 		}
 	})
+}
+
+// stuckHistory is a history whose Record, from its second call on, waits
+// for release, as one stuck on its store's lock would: it tells the test
+// which update it holds.
+type stuckHistory struct {
+	*history.Store
+	calls   atomic.Int32
+	held    chan time.Time
+	release chan struct{}
+}
+
+func (s *stuckHistory) Record(u *metrics.Update) {
+	if s.calls.Add(1) == 1 {
+		return // Start's first tick
+	}
+	select {
+	case s.held <- u.Timestamp:
+	default:
+	}
+	<-s.release
+}
+
+// The history records an update after it is published: a history that
+// takes its time holds no browser's update back.
+func TestTickPublishesBeforeTheHistoryRecords(t *testing.T) {
+	t.Parallel()
+	hist := &stuckHistory{Store: history.New(), held: make(chan time.Time, 1), release: make(chan struct{})}
+	h := startHub(t, testConfig(t), Plugs{History: hist})
+	// Before the hub closes (cleanups run last first).
+	t.Cleanup(func() { close(hist.release) })
+	var at time.Time
+	select {
+	case at = <-hist.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the history was never asked to record a second update")
+	}
+	u := performance(t, h, func(u metrics.Update) bool { return !u.Timestamp.Before(at) })
+	if !u.Timestamp.Equal(at) {
+		t.Fatalf("served update of %s, want the one the history holds, of %s", u.Timestamp, at)
+	}
+}
+
+// At debug level each tick logs its steps in their order, each with its
+// duration, for an operator looking for what held an update back.
+func TestTickLogsItsPhasesAtDebug(t *testing.T) {
+	t.Parallel()
+	log, out := logtest.New(slog.LevelDebug)
+	h, err := Start(context.Background(), testConfig(t), Plugs{}, log)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	want := []string{"started=", "merge=", "latency=", "sources=", "scrub=", "alerts=", "publish=", "history=", "total=", "gc_cycles="}
+	var line string
+	poll.Until(t, "a tick phases line", func() bool {
+		for l := range strings.Lines(out.String()) {
+			if strings.Contains(l, `msg="tick phases"`) {
+				line = l
+				return true
+			}
+		}
+		return false
+	})
+	at := 0
+	for _, w := range want {
+		i := strings.Index(line[at:], w)
+		if i < 0 {
+			t.Fatalf("no %s after byte %d in %q", w, at, line)
+		}
+		at += i + len(w)
+		if _, err := time.ParseDuration(strings.Fields(line[at:])[0]); err != nil && w != "gc_cycles=" {
+			t.Fatalf("%s: %v in %q", w, err, line)
+		}
+	}
+}
+
+// At info level the tick does not time its steps.
+func TestTickPhasesOffBelowDebug(t *testing.T) {
+	log, _ := logtest.New(slog.LevelInfo)
+	h := &Hub{log: log}
+	if p := h.phases(time.Now()); p != nil {
+		t.Fatalf("phases timed at info: %+v", p)
+	}
+}
+
+func TestGCDue(t *testing.T) {
+	const mb = 1 << 20
+	// live 60 MB, goal 120 MB: the margin is 96 MB, a third of the way 80 MB.
+	for _, c := range []struct {
+		name       string
+		heap, grew uint64
+		live, goal uint64
+		want       bool
+	}{
+		{"next tick may reach the trigger", 90 * mb, 6 * mb, 60 * mb, 120 * mb, true},
+		{"next tick stays below the margin", 82 * mb, 8 * mb, 60 * mb, 120 * mb, false},
+		{"not a third of the way: a big interval collects at most three times as often", 75 * mb, 40 * mb, 60 * mb, 120 * mb, false},
+		{"a third of the way with a big interval", 81 * mb, 40 * mb, 60 * mb, 120 * mb, true},
+		{"growth unknown: a cycle ran since the last tick", 110 * mb, 0, 60 * mb, 120 * mb, false},
+		{"goal at the live heap (at the memory limit): the runtime's to handle", 110 * mb, 12 * mb, 120 * mb, 120 * mb, false},
+		{"heap below live", 50 * mb, 12 * mb, 60 * mb, 120 * mb, false},
+	} {
+		if got := gcDue(c.heap, c.grew, c.live, c.goal); got != c.want {
+			t.Errorf("%s: gcDue(heap %d, grew %d, live %d, goal %d) = %v, want %v", c.name, c.heap/mb, c.grew/mb, c.live/mb, c.goal/mb, got, c.want)
+		}
+	}
+}
+
+// The pacer reads the runtime's own figures: a heap that grows towards
+// its goal between ticks gets a collection, and one the runtime ran on its
+// own since is not followed by another.
+func TestGCPacerCollectsBeforeTheTrigger(t *testing.T) {
+	p := newGCPacer()
+	var keep [][]byte
+	poll.Until(t, "a collection found due while the heap grows", func() bool {
+		// An interval's allocation, kept live until the collection.
+		for range 4 {
+			keep = append(keep, make([]byte, 64<<10))
+		}
+		return p.afterTick()
+	})
+	runtime.GC() // the runtime's own, after the pacer's decision
+	p.collect()
+	if p.forced != 0 {
+		t.Fatalf("collected again after the runtime's own cycle")
+	}
+	poll.Until(t, "a collection found due again", func() bool {
+		for range 4 {
+			keep = append(keep, make([]byte, 64<<10))
+		}
+		return p.afterTick()
+	})
+	before := gcCycles()
+	p.collect()
+	if p.forced != 1 || gcCycles() == before {
+		t.Fatalf("forced %d, cycles %d then %d: no collection", p.forced, before, gcCycles())
+	}
+	runtime.KeepAlive(keep)
 }
