@@ -248,10 +248,16 @@ func TestBounded(t *testing.T) {
 	ser := st.hosts["h1"]
 	for t5 := range numTiers {
 		for i := range ser.rings[t5] {
-			if f := &ser.rings[t5][i]; len(f.cells) > len(ser.keys) || f.lag != nil {
-				t.Fatalf("tier %d frame %d holds %d cells for %d series, lag %v", t5, i, len(f.cells), len(ser.keys), f.lag)
+			if f := &ser.rings[t5][i]; int(f.w) > len(ser.keys) || f.lagged {
+				t.Fatalf("tier %d frame %d holds %d cells for %d series, lagged %v", t5, i, f.w, len(ser.keys), f.lagged)
 			}
 		}
+		if n := len(ser.cells[t5]); n > ringSize*len(ser.keys) {
+			t.Fatalf("tier %d holds %d cells for %d series", t5, n, len(ser.keys))
+		}
+	}
+	if ser.lag != nil {
+		t.Fatalf("lag %v for samples with every series", ser.lag)
 	}
 	for i, ids := range ser.ids {
 		if len(ids) > 12 {
