@@ -85,19 +85,11 @@ type Tracker struct {
 }
 
 type hostState struct {
-	hist     map[string][]snapshot
+	hist     map[string]*run
 	counters map[string][]point
 	obs      map[string][]metrics.Observation
 	// models are the model names whose series are kept (see addModels).
 	models map[string]bool
-}
-
-type snapshot struct {
-	ts     int64
-	count  float64
-	sum    float64
-	bounds []float64 // shared between snapshots with the same layout
-	counts []float64
 }
 
 type point struct {
@@ -113,7 +105,7 @@ func New(cfg Config) *Tracker {
 func (t *Tracker) host(h string) *hostState {
 	hs := t.hosts[h]
 	if hs == nil {
-		hs = &hostState{hist: map[string][]snapshot{}, counters: map[string][]point{}, obs: map[string][]metrics.Observation{}, models: map[string]bool{}}
+		hs = &hostState{hist: map[string]*run{}, counters: map[string][]point{}, obs: map[string][]metrics.Observation{}, models: map[string]bool{}}
 		t.hosts[h] = hs
 	}
 	return hs
@@ -155,22 +147,12 @@ func (t *Tracker) addSeries(hs *hostState, ts int64, hists map[string]metrics.Hi
 		if !validHistogram(h) {
 			continue
 		}
-		run := hs.hist[role]
-		snap := snapshot{ts: ts, count: h.Count, sum: h.Sum, counts: make([]float64, len(h.Buckets))}
-		for i, b := range h.Buckets {
-			snap.counts[i] = b.Count
+		r := hs.hist[role]
+		if r == nil {
+			r = &run{}
+			hs.hist[role] = r
 		}
-		// Reuse the neighbour's bounds slice: a run has one layout almost
-		// always, and an hour of snapshots then costs one copy of it.
-		if n := len(run); n > 0 && sameBounds(run[n-1].bounds, h.Buckets) {
-			snap.bounds = run[n-1].bounds
-		} else {
-			snap.bounds = make([]float64, len(h.Buckets))
-			for i, b := range h.Buckets {
-				snap.bounds[i] = b.UpperBound
-			}
-		}
-		hs.hist[role] = insertByTS(run, snap, func(x snapshot) int64 { return x.ts }, retain, limit)
+		r.add(ts, h.Count, h.Sum, h.Buckets, retain, limit)
 	}
 	for role, v := range counters {
 		if !finite(v) {
@@ -354,42 +336,43 @@ func span(n int, ts func(int) int64, start, end int64) (i0, i1 int, ok bool) {
 // whose count or any bucket went down is a reset, so the later snapshot
 // counts from zero; a change of bucket layout is a restart with a new
 // configuration, and the delta starts again at that snapshot.
-func windowDelta(run []snapshot, start, end int64) (delta, bool) {
-	i0, i1, ok := span(len(run), func(i int) int64 { return run[i].ts }, start, end)
+func windowDelta(r *run, start, end int64) (delta, bool) {
+	i0, i1, ok := span(r.len(), func(i int) int64 { return r.snaps[i].ts }, start, end)
 	if !ok {
 		return delta{}, false
 	}
-	last := run[i1]
-	d := delta{bounds: last.bounds, counts: make([]float64, len(last.bounds))}
+	d := delta{bounds: r.bounds(i1), counts: make([]float64, len(r.bounds(i1)))}
 	for j := i0 + 1; j <= i1; j++ {
-		prev, cur := run[j-1], run[j]
-		if !slices.Equal(prev.bounds, cur.bounds) {
-			d = delta{bounds: cur.bounds, counts: slices.Clone(cur.counts), count: cur.count, sum: cur.sum}
+		prev, cur := r.snaps[j-1], r.snaps[j]
+		counts := r.counts(j)
+		if prev.layout != cur.layout {
+			d = delta{bounds: r.bounds(j), counts: slices.Clone(counts), count: cur.count, sum: cur.sum}
 			continue
 		}
-		if isReset(prev, cur) {
+		prevCounts := r.counts(j - 1)
+		if isReset(prev.count, cur.count, prevCounts, counts) {
 			d.count += cur.count
 			d.sum += cur.sum
-			for i, c := range cur.counts {
+			for i, c := range counts {
 				d.counts[i] += c
 			}
 			continue
 		}
 		d.count += cur.count - prev.count
 		d.sum += cur.sum - prev.sum
-		for i, c := range cur.counts {
-			d.counts[i] += c - prev.counts[i]
+		for i, c := range counts {
+			d.counts[i] += c - prevCounts[i]
 		}
 	}
 	return d, true
 }
 
-func isReset(prev, cur snapshot) bool {
-	if cur.count < prev.count {
+func isReset(prevCount, curCount float64, prev, cur []float64) bool {
+	if curCount < prevCount {
 		return true
 	}
-	for i, c := range cur.counts {
-		if c < prev.counts[i] {
+	for i, c := range cur {
+		if c < prev[i] {
 			return true
 		}
 	}
@@ -470,9 +453,9 @@ func (t *Tracker) sweep(now int64) {
 
 func (hs *hostState) newest() int64 {
 	var n int64
-	for _, run := range hs.hist {
-		if len(run) > 0 {
-			n = max(n, run[len(run)-1].ts)
+	for _, r := range hs.hist {
+		if k := r.len(); k > 0 {
+			n = max(n, r.snaps[k-1].ts)
 		}
 	}
 	for _, run := range hs.counters {

@@ -245,7 +245,7 @@ func TestOutOfOrderAndBounds(t *testing.T) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	hs := tr.hosts["gpu02"]
-	if n := len(hs.hist["rtdetr"]); n != 50 {
+	if n := hs.hist["rtdetr"].len(); n != 50 {
 		t.Errorf("snapshots kept = %d, want the cap 50", n)
 	}
 	if n := len(hs.counters["images"]); n != 50 {
@@ -254,8 +254,8 @@ func TestOutOfOrderAndBounds(t *testing.T) {
 	if n := len(hs.obs["pipeline"]); n != 10 || hs.obs["pipeline"][0].MS != 90 {
 		t.Errorf("observations kept = %d (first %v), want the newest 10", n, hs.obs["pipeline"][0].MS)
 	}
-	if &hs.hist["rtdetr"][0].bounds[0] != &hs.hist["rtdetr"][49].bounds[0] {
-		t.Error("snapshots of one layout should share their bounds")
+	if r := hs.hist["rtdetr"]; len(r.layouts) != 1 || len(r.vals) > 2*50*len(r.layouts[0])+64 {
+		t.Errorf("%d layouts and %d counts kept for 50 snapshots of one layout", len(r.layouts), len(r.vals))
 	}
 }
 
@@ -267,9 +267,9 @@ func TestRetention(t *testing.T) {
 	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	run := tr.hosts["gpu01"].hist["rtdetr"]
-	if len(run) != 11 || run[0].ts != t0.Add(19*time.Minute).UnixNano() {
-		t.Fatalf("kept %d snapshots from %v", len(run), time.Unix(0, run[0].ts).UTC())
+	r := tr.hosts["gpu01"].hist["rtdetr"]
+	if r.len() != 11 || r.snaps[0].ts != t0.Add(19*time.Minute).UnixNano() {
+		t.Fatalf("kept %d snapshots from %v", r.len(), time.Unix(0, r.snaps[0].ts).UTC())
 	}
 }
 
@@ -301,7 +301,7 @@ func TestBadHistogramsIgnored(t *testing.T) {
 	tr.AddSample(&metrics.Sample{Host: "gpu01", TS: 1})
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	if len(tr.hosts["gpu01"].hist["rtdetr"]) != 0 {
+	if tr.hosts["gpu01"].hist["rtdetr"].len() != 0 {
 		t.Fatal("an unsorted histogram must not be kept")
 	}
 }
