@@ -383,3 +383,42 @@ func BenchmarkAddSample(b *testing.B) {
 		i++
 	}
 }
+
+// TestRunCompactsAcrossLayouts: a run keeps its snapshots' counts in one
+// array that drops what pruning left behind, and forgets a bucket layout
+// no snapshot has any more; the figures read through it stay those of
+// the snapshots kept, including one replayed out of order.
+func TestRunCompactsAcrossLayouts(t *testing.T) {
+	tr := New(Config{MaxSnapshots: 20})
+	old := []float64{0.5, 1}
+	step := hist(tenths, []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 10}, 0, 9.5)
+	for i := range 100 {
+		h := hist(old, []float64{float64(i), 0}, 0, 0)
+		tr.AddSample(sample("gpu01", t0.Add(time.Duration(i)*interval), map[string]metrics.Histogram{"rtdetr": h}, nil))
+	}
+	// The server restarts with a new layout: 40 snapshots of it, each 10
+	// requests of 0.95 s more, the 31st replayed last.
+	cum := hist(tenths, make([]float64, 10), 0, 0)
+	var late metrics.Histogram
+	for i := range 40 {
+		cum = addHist(cum, step)
+		if i == 30 {
+			late = cum
+			continue
+		}
+		tr.AddSample(sample("gpu01", t0.Add(time.Duration(100+i)*interval), map[string]metrics.Histogram{"rtdetr": cum}, nil))
+	}
+	tr.AddSample(sample("gpu01", t0.Add(130*interval), map[string]metrics.Histogram{"rtdetr": late}, nil))
+	end := t0.Add(139 * interval)
+	// The 20 snapshots kept span 19 steps of 10 requests.
+	wantStats(t, "after compaction", tr.HostStats("gpu01", "rtdetr", end, time.Hour), "950", "995", "999", "190")
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	r := tr.hosts["gpu01"].hist["rtdetr"]
+	if r.len() != 20 || len(r.layouts) != 1 || len(r.layouts[0]) != len(tenths) {
+		t.Fatalf("%d snapshots, layouts %v", r.len(), r.layouts)
+	}
+	if len(r.vals) > 2*20*len(tenths)+64 {
+		t.Fatalf("%d counts kept for 20 snapshots of %d buckets", len(r.vals), len(tenths))
+	}
+}
