@@ -31,6 +31,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -401,8 +402,11 @@ func (s *Store) Add(fig *view.Figures) {
 	defer s.mu.Unlock()
 	ser := s.hosts[fig.Host]
 	if ser == nil {
-		ser = newSeries(fig.Host, len(s.tab.fields))
-		s.hosts[fig.Host] = ser
+		// A copy: the sample's strings share its message's buffer (the
+		// hub decodes in place), which the series would keep for good.
+		name := strings.Clone(fig.Host)
+		ser = newSeries(name, len(s.tab.fields))
+		s.hosts[name] = ser
 	}
 	s.vals = s.tab.hostValues(s.vals, fig, &s.models)
 	if s.add(ser, sampleID(fig.Boot, fig.Seq), fig.TS, s.vals) && len(fig.Models) > 0 {

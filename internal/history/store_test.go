@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -795,4 +796,35 @@ func TestSeriesLackingFromSomeSamples(t *testing.T) {
 	}
 	check("6h, restored", st2, later, "6h")
 	check("24h, restored", st2, later, "24h")
+}
+
+// TestKeepsNoMessageBuffer: the hub decodes each sample in place of its
+// message, so its host name is a substring of that message; the store
+// keeps a copy, not the first message of every host for as long as the
+// host is known.
+func TestKeepsNoMessageBuffer(t *testing.T) {
+	body, err := metrics.Encode(sample("h1", 1, base, 10, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := metrics.DecodeOwned(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !within(s.Host, body) {
+		t.Fatal("the decoded host name does not share the message: nothing to check")
+	}
+	st := New()
+	add(st, s)
+	for name, ser := range st.hosts {
+		if within(name, body) || within(ser.name, body) {
+			t.Fatalf("host %q is kept in the message's buffer", name)
+		}
+	}
+}
+
+// within reports whether s's bytes lie in b.
+func within(s string, b []byte) bool {
+	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return len(s) > 0 && p >= lo && p < lo+uintptr(len(b))
 }

@@ -24,6 +24,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,8 +89,10 @@ type hostState struct {
 	hist     map[string]*run
 	counters map[string][]point
 	obs      map[string][]metrics.Observation
-	// models are the model names whose series are kept (see addModels).
-	models map[string]bool
+	// models are the model names whose series are kept (see addModels),
+	// each with its series' roles by key: ModelRole's, made once rather
+	// than for every sample.
+	models map[string]map[string]string
 }
 
 type point struct {
@@ -105,8 +108,11 @@ func New(cfg Config) *Tracker {
 func (t *Tracker) host(h string) *hostState {
 	hs := t.hosts[h]
 	if hs == nil {
-		hs = &hostState{hist: map[string]*run{}, counters: map[string][]point{}, obs: map[string][]metrics.Observation{}, models: map[string]bool{}}
-		t.hosts[h] = hs
+		hs = &hostState{hist: map[string]*run{}, counters: map[string][]point{}, obs: map[string][]metrics.Observation{}, models: map[string]map[string]string{}}
+		// The names a sample brings share its message's buffer (the hub
+		// decodes in place): a copy, so a host's first message is not
+		// kept for as long as the host is.
+		t.hosts[strings.Clone(h)] = hs
 	}
 	return hs
 }
@@ -136,30 +142,33 @@ func (t *Tracker) AddSample(s *metrics.Sample) {
 	if s.Inference == nil {
 		return
 	}
-	t.addSeries(hs, s.TS, s.Inference.Histograms, s.Inference.Counters, limit)
+	for role, h := range s.Inference.Histograms {
+		t.addHist(hs, role, s.TS, h, limit)
+	}
+	for role, v := range s.Inference.Counters {
+		t.addCounter(hs, role, s.TS, v, limit)
+	}
 }
 
-// addSeries records one sample's cumulative histograms and counters by
-// role.
-func (t *Tracker) addSeries(hs *hostState, ts int64, hists map[string]metrics.Histogram, counters map[string]float64, limit int) {
-	retain := int64(t.cfg.Retain)
-	for role, h := range hists {
-		if !validHistogram(h) {
-			continue
-		}
-		r := hs.hist[role]
-		if r == nil {
-			r = &run{}
-			hs.hist[role] = r
-		}
-		r.add(ts, h.Count, h.Sum, h.Buckets, retain, limit)
+// addHist records one sample's cumulative histogram of role.
+func (t *Tracker) addHist(hs *hostState, role string, ts int64, h metrics.Histogram, limit int) {
+	if !validHistogram(h) {
+		return
 	}
-	for role, v := range counters {
-		if !finite(v) {
-			continue
-		}
-		hs.counters[role] = insertByTS(hs.counters[role], point{ts: ts, v: v}, func(x point) int64 { return x.ts }, retain, limit)
+	r := hs.hist[role]
+	if r == nil {
+		r = &run{}
+		hs.hist[strings.Clone(role)] = r
 	}
+	r.add(ts, h.Count, h.Sum, h.Buckets, int64(t.cfg.Retain), limit)
+}
+
+// addCounter records one sample's counter of role.
+func (t *Tracker) addCounter(hs *hostState, role string, ts int64, v float64, limit int) {
+	if !finite(v) {
+		return
+	}
+	hs.counters[role] = insertByTS(hs.counters[role], point{ts: ts, v: v}, func(x point) int64 { return x.ts }, int64(t.cfg.Retain), limit)
 }
 
 // validHistogram refuses what would poison the maths: unsorted bounds,

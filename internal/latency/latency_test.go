@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -421,4 +422,54 @@ func TestRunCompactsAcrossLayouts(t *testing.T) {
 	if len(r.vals) > 2*20*len(tenths)+64 {
 		t.Fatalf("%d counts kept for 20 snapshots of %d buckets", len(r.vals), len(tenths))
 	}
+}
+
+// TestKeepsNoMessageBuffer: the hub decodes each sample in place of its
+// message, so its names are substrings of that message; the tracker
+// keeps copies, not the first message of every host and series.
+func TestKeepsNoMessageBuffer(t *testing.T) {
+	h := hist(tenths, make([]float64, 10), 0, 0)
+	smp := sample("gpu01", t0, map[string]metrics.Histogram{"rtdetr": h}, nil)
+	smp.Models = map[string]metrics.Model{"llm": {Status: "healthy", Histograms: map[string]metrics.Histogram{"ttft": h}}}
+	body, err := metrics.Encode(smp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := metrics.DecodeOwned(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !within(s.Host, body) {
+		t.Fatal("the decoded host name does not share the message: nothing to check")
+	}
+	tr := New(Config{})
+	tr.AddSample(s)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for host, hs := range tr.hosts {
+		names := []string{host}
+		for role := range hs.hist {
+			names = append(names, role)
+		}
+		for model, roles := range hs.models {
+			names = append(names, model)
+			for k := range roles {
+				names = append(names, k)
+			}
+		}
+		if len(names) != 5 {
+			t.Fatalf("names kept: %q", names)
+		}
+		for _, n := range names {
+			if within(n, body) {
+				t.Fatalf("%q is kept in the message's buffer", n)
+			}
+		}
+	}
+}
+
+// within reports whether s's bytes lie in b.
+func within(s string, b []byte) bool {
+	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return len(s) > 0 && p >= lo && p < lo+uintptr(len(b))
 }
