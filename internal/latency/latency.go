@@ -87,7 +87,7 @@ type Tracker struct {
 
 type hostState struct {
 	hist     map[string]*run
-	counters map[string][]point
+	counters map[string]*timeline[point]
 	obs      map[string][]metrics.Observation
 	// models are the model names whose series are kept (see addModels),
 	// each with its series' roles by key: ModelRole's, made once rather
@@ -108,7 +108,7 @@ func New(cfg Config) *Tracker {
 func (t *Tracker) host(h string) *hostState {
 	hs := t.hosts[h]
 	if hs == nil {
-		hs = &hostState{hist: map[string]*run{}, counters: map[string][]point{}, obs: map[string][]metrics.Observation{}, models: map[string]map[string]string{}}
+		hs = &hostState{hist: map[string]*run{}, counters: map[string]*timeline[point]{}, obs: map[string][]metrics.Observation{}, models: map[string]map[string]string{}}
 		// The names a sample brings share its message's buffer (the hub
 		// decodes in place): a copy, so a host's first message is not
 		// kept for as long as the host is.
@@ -168,7 +168,12 @@ func (t *Tracker) addCounter(hs *hostState, role string, ts int64, v float64, li
 	if !finite(v) {
 		return
 	}
-	hs.counters[role] = insertByTS(hs.counters[role], point{ts: ts, v: v}, func(x point) int64 { return x.ts }, int64(t.cfg.Retain), limit)
+	l := hs.counters[role]
+	if l == nil {
+		l = &timeline[point]{}
+		hs.counters[strings.Clone(role)] = l
+	}
+	l.insert(point{ts: ts, v: v}, func(x point) int64 { return x.ts }, int64(t.cfg.Retain), limit)
 }
 
 // validHistogram refuses what would poison the maths: unsorted bounds,
@@ -228,10 +233,36 @@ func sameBounds(bounds []float64, buckets []metrics.Bucket) bool {
 	return true
 }
 
-// insertByTS places x in a run sorted by time (replacing an entry with the
-// same time: a redelivered sample), then drops what is older than retain
-// before the newest entry, and the oldest beyond limit.
-func insertByTS[T any](run []T, x T, ts func(T) int64, retain int64, limit int) []T {
+// timeline is a run of entries sorted by time, whose oldest go from its
+// front: a hub keeps an hour of them per host and series, and dropping
+// the oldest by copying the rest down moved the whole hour (tens of KB)
+// at every sample. The dropped front stays in buf, behind head, until
+// buf is full; the rest is then moved down once, which happens every
+// eighth of the run's length at most.
+type timeline[T any] struct {
+	buf  []T
+	head int
+}
+
+// all is the entries kept, oldest first; nil for a timeline never
+// started.
+func (l *timeline[T]) all() []T {
+	if l == nil {
+		return nil
+	}
+	return l.buf[l.head:]
+}
+
+// insert places x by its time (replacing an entry with the same time: a
+// redelivered sample), then drops what is older than retain before the
+// newest entry, and the oldest beyond limit.
+func (l *timeline[T]) insert(x T, ts func(T) int64, retain int64, limit int) {
+	if len(l.buf) == cap(l.buf) && l.head > 0 && l.head >= len(l.buf)/8 {
+		n := copy(l.buf, l.buf[l.head:])
+		clear(l.buf[n:])
+		l.buf, l.head = l.buf[:n], 0
+	}
+	run := l.buf[l.head:]
 	n := len(run)
 	switch {
 	case n == 0 || ts(run[n-1]) < ts(x):
@@ -244,7 +275,18 @@ func insertByTS[T any](run []T, x T, ts func(T) int64, retain int64, limit int) 
 			run = slices.Insert(run, i, x)
 		}
 	}
-	return prune(run, ts, ts(run[len(run)-1])-retain, limit)
+	if cap(run) != cap(l.buf)-l.head {
+		l.buf, l.head = run, 0 // grown into a new array
+	} else {
+		l.buf = l.buf[:l.head+len(run)]
+	}
+	cutoff := ts(run[len(run)-1]) - retain
+	drop := sort.Search(len(run), func(i int) bool { return ts(run[i]) >= cutoff })
+	drop = max(drop, len(run)-limit)
+	if drop > 0 {
+		clear(run[:drop])
+		l.head += drop
+	}
 }
 
 func prune[T any](run []T, ts func(T) int64, cutoff int64, limit int) []T {
@@ -346,13 +388,13 @@ func span(n int, ts func(int) int64, start, end int64) (i0, i1 int, ok bool) {
 // counts from zero; a change of bucket layout is a restart with a new
 // configuration, and the delta starts again at that snapshot.
 func windowDelta(r *run, start, end int64) (delta, bool) {
-	i0, i1, ok := span(r.len(), func(i int) int64 { return r.snaps[i].ts }, start, end)
+	i0, i1, ok := span(r.len(), func(i int) int64 { return r.at(i).ts }, start, end)
 	if !ok {
 		return delta{}, false
 	}
 	d := delta{bounds: r.bounds(i1), counts: make([]float64, len(r.bounds(i1)))}
 	for j := i0 + 1; j <= i1; j++ {
-		prev, cur := r.snaps[j-1], r.snaps[j]
+		prev, cur := r.at(j-1), r.at(j)
 		counts := r.counts(j)
 		if prev.layout != cur.layout {
 			d = delta{bounds: r.bounds(j), counts: slices.Clone(counts), count: cur.count, sum: cur.sum}
@@ -421,7 +463,7 @@ func (t *Tracker) obsStats(stage string, start, end int64) (metrics.Stats, bool)
 func (t *Tracker) rate(role string, start, end int64) *float64 {
 	total, found := 0.0, false
 	for _, hs := range t.hosts {
-		run := hs.counters[role]
+		run := hs.counters[role].all()
 		i0, i1, ok := span(len(run), func(i int) int64 { return run[i].ts }, start, end)
 		if !ok {
 			continue
@@ -464,11 +506,11 @@ func (hs *hostState) newest() int64 {
 	var n int64
 	for _, r := range hs.hist {
 		if k := r.len(); k > 0 {
-			n = max(n, r.snaps[k-1].ts)
+			n = max(n, r.at(k-1).ts)
 		}
 	}
-	for _, run := range hs.counters {
-		if len(run) > 0 {
+	for _, l := range hs.counters {
+		if run := l.all(); len(run) > 0 {
 			n = max(n, run[len(run)-1].ts)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -249,7 +250,7 @@ func TestOutOfOrderAndBounds(t *testing.T) {
 	if n := hs.hist["rtdetr"].len(); n != 50 {
 		t.Errorf("snapshots kept = %d, want the cap 50", n)
 	}
-	if n := len(hs.counters["images"]); n != 50 {
+	if n := len(hs.counters["images"].all()); n != 50 {
 		t.Errorf("counter points kept = %d, want 50", n)
 	}
 	if n := len(hs.obs["pipeline"]); n != 10 || hs.obs["pipeline"][0].MS != 90 {
@@ -269,8 +270,8 @@ func TestRetention(t *testing.T) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	r := tr.hosts["gpu01"].hist["rtdetr"]
-	if r.len() != 11 || r.snaps[0].ts != t0.Add(19*time.Minute).UnixNano() {
-		t.Fatalf("kept %d snapshots from %v", r.len(), time.Unix(0, r.snaps[0].ts).UTC())
+	if r.len() != 11 || r.at(0).ts != t0.Add(19*time.Minute).UnixNano() {
+		t.Fatalf("kept %d snapshots from %v", r.len(), time.Unix(0, r.at(0).ts).UTC())
 	}
 }
 
@@ -472,4 +473,45 @@ func TestKeepsNoMessageBuffer(t *testing.T) {
 func within(s string, b []byte) bool {
 	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	return len(s) > 0 && p >= lo && p < lo+uintptr(len(b))
+}
+
+// TestTimelineKeepsWhatASortedRunWould: a timeline drops its oldest
+// entries without moving the rest each time; what it holds after each
+// insert must be what a plain sorted run, pruned by the same rules,
+// holds: late and repeated times included.
+func TestTimelineKeepsWhatASortedRunWould(t *testing.T) {
+	const retain, limit = 400, 50
+	ts := func(p point) int64 { return p.ts }
+	var l timeline[point]
+	var want []point
+	for i := range 3000 {
+		at := int64(i)
+		switch {
+		case i%7 == 3:
+			at -= 30 // late
+		case i%11 == 5:
+			at -= 2 // a time already held, or near it
+		}
+		x := point{ts: at, v: float64(i)}
+		l.insert(x, ts, retain, limit)
+		j := slices.IndexFunc(want, func(p point) bool { return p.ts >= at })
+		switch {
+		case j < 0:
+			want = append(want, x)
+		case want[j].ts == at:
+			want[j] = x
+		default:
+			want = slices.Insert(want, j, x)
+		}
+		cutoff := want[len(want)-1].ts - retain
+		for len(want) > 0 && (want[0].ts < cutoff || len(want) > limit) {
+			want = want[1:]
+		}
+		if got := l.all(); !slices.Equal(got, want) {
+			t.Fatalf("after %d inserts: %v, want %v", i+1, got, want)
+		}
+	}
+	if cap(l.buf) > 2*limit {
+		t.Fatalf("%d entries' room kept for %d", cap(l.buf), limit)
+	}
 }

@@ -76,7 +76,7 @@ func (t *Tracker) HostIncrease(host, role string, now time.Time, window time.Dur
 	if hs == nil {
 		return 0, 0, false
 	}
-	run := hs.counters[role]
+	run := hs.counters[role].all()
 	i0, i1, ok := span(len(run), func(i int) int64 { return run[i].ts }, start, end)
 	if !ok {
 		return 0, 0, false

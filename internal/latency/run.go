@@ -13,10 +13,10 @@ import (
 // trace. Here a snapshot holds no pointer: its counts are a stretch of
 // one array and its bounds one of the run's few layouts.
 type run struct {
-	snaps []snapshot
+	snaps timeline[snapshot]
 	// vals holds the snapshots' bucket counts, each a stretch of
 	// len(layouts[layout]) from off; stretches no snapshot points at any
-	// more (pruned or replaced) are dropped when they are most of it.
+	// more (dropped or replaced) go when they are most of it.
 	vals []float64
 	// layouts are the distinct bucket bounds of the run's snapshots: one,
 	// almost always.
@@ -36,34 +36,37 @@ func (r *run) len() int {
 	if r == nil {
 		return 0
 	}
-	return len(r.snaps)
+	return len(r.snaps.all())
 }
 
-func (r *run) bounds(i int) []float64 { return r.layouts[r.snaps[i].layout] }
+// at is the i-th snapshot kept, oldest first.
+func (r *run) at(i int) snapshot { return r.snaps.all()[i] }
+
+func (r *run) bounds(i int) []float64 { return r.layouts[r.at(i).layout] }
 
 func (r *run) counts(i int) []float64 {
-	s := r.snaps[i]
+	s := r.at(i)
 	return r.vals[s.off : int(s.off)+len(r.layouts[s.layout])]
 }
 
-// add places the snapshot of h at ts (see insertByTS), its counts at the
-// end of vals and its bounds among the layouts.
+// add places the snapshot of a histogram at ts (see timeline.insert),
+// its counts at the end of vals and its bounds among the layouts.
 func (r *run) add(ts int64, count, sum float64, buckets []metrics.Bucket, retain int64, limit int) {
+	if live := r.len() * len(buckets); len(r.vals) > 2*live+64 {
+		r.compact()
+	}
 	snap := snapshot{ts: ts, count: count, sum: sum, off: int32(len(r.vals)), layout: r.layoutOf(buckets)}
 	for _, b := range buckets {
 		r.vals = append(r.vals, b.Count)
 	}
-	r.snaps = insertByTS(r.snaps, snap, func(x snapshot) int64 { return x.ts }, retain, limit)
-	if live := len(r.snaps) * len(buckets); len(r.vals) > 2*live+64 {
-		r.compact()
-	}
+	r.snaps.insert(snap, func(x snapshot) int64 { return x.ts }, retain, limit)
 }
 
 // layoutOf is the index of buckets' bounds in r.layouts, added when new.
 // The newest snapshot's layout is tried first.
 func (r *run) layoutOf(buckets []metrics.Bucket) int32 {
-	if n := len(r.snaps); n > 0 && sameBounds(r.layouts[r.snaps[n-1].layout], buckets) {
-		return r.snaps[n-1].layout
+	if n := r.len(); n > 0 && sameBounds(r.bounds(n-1), buckets) {
+		return r.at(n - 1).layout
 	}
 	for i, l := range r.layouts {
 		if sameBounds(l, buckets) {
@@ -78,12 +81,17 @@ func (r *run) layoutOf(buckets []metrics.Bucket) int32 {
 	return int32(len(r.layouts) - 1)
 }
 
-// compact copies the counts the snapshots point at into a new vals, in
-// their order, and drops the layouts none of them has.
+// compact moves the counts the snapshots point at to the front of vals,
+// in their order, and drops the layouts none of them has. In place when
+// the snapshots' counts are in vals' order (always, but after a late or
+// redelivered sample): each stretch then moves down.
 func (r *run) compact() {
+	snaps := r.snaps.all()
 	used := make([]int32, len(r.layouts))
-	for _, s := range r.snaps {
+	inOrder := true
+	for i, s := range snaps {
 		used[s.layout] = 1
+		inOrder = inOrder && (i == 0 || s.off > snaps[i-1].off)
 	}
 	var layouts [][]float64
 	for i, u := range used {
@@ -92,11 +100,14 @@ func (r *run) compact() {
 			layouts = append(layouts, r.layouts[i])
 		}
 	}
-	vals := make([]float64, 0, len(r.vals)/2+1)
-	for i := range r.snaps {
+	vals := r.vals[:0]
+	if !inOrder {
+		vals = make([]float64, 0, len(r.vals))
+	}
+	for i := range snaps {
 		c := r.counts(i)
-		r.snaps[i].off = int32(len(vals))
-		r.snaps[i].layout = used[r.snaps[i].layout]
+		snaps[i].off = int32(len(vals))
+		snaps[i].layout = used[snaps[i].layout]
 		vals = append(vals, c...)
 	}
 	r.vals, r.layouts = vals, slices.Clip(layouts)
