@@ -33,7 +33,7 @@ func (s *Store) fold(ser *series, i int) {
 		if lf.start < start {
 			ser.reset(t, j, start)
 		}
-		ser.fit(t, int(f.w))
+		ser.fit(t, j, int(f.w))
 		for si := range int(f.w) {
 			if st := ser.stat(t60m, i, si); st.n > 0 {
 				ser.put(t, j, si, st)
@@ -196,7 +196,7 @@ func (s *Store) fill(ser *series, t, j int, r *Rollup) {
 			slots[i] = ser.slotOf(k)
 		}
 	}
-	ser.fit(t, len(ser.keys))
+	ser.fit(t, j, len(ser.keys))
 	for i, si := range slots {
 		if si < 0 {
 			continue

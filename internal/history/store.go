@@ -142,11 +142,22 @@ type lagAt struct {
 // cellsOf is frame j of tier t's cells, one per series it has, by series
 // index.
 func (s *series) cellsOf(t, j int) []cell {
-	if s.cells[t] == nil {
+	w := int(s.rings[t][j].w)
+	if w == 0 {
 		return nil
 	}
-	o := j * s.width
-	return s.cells[t][o : o+int(s.rings[t][j].w)]
+	o := s.pos(t, j) * s.width
+	return s.cells[t][o : o+w]
+}
+
+// pos is frame j's place in tier t's cells: counted from the tier's
+// first frame, so a tier's cells grow with its frames, in their order.
+func (s *series) pos(t, j int) int {
+	p := j - int(s.origin[t])
+	if p < 0 {
+		p += ringSize
+	}
+	return p
 }
 
 // reset empties frame j of tier t for the slot starting at start.
@@ -162,27 +173,39 @@ func (s *series) reset(t, j int, start int64) {
 	*f = frame{start: start}
 }
 
-// fit makes room for n series in every frame of tier t, so a frame a new
-// host or a new slot starts filling does not grow one series at a time:
-// a tier's cells are one array of ringSize frames of width cells each,
-// laid out again (rarely: a host's series are known from its first
-// sample) when a host gains series.
-func (s *series) fit(t, n int) {
+// fit makes room for n series in frame j of tier t, so a frame a new
+// host or a new slot starts filling does not grow one series at a time.
+// A tier's cells are one array of frames of width cells each, from its
+// first frame on: it grows (doubling, up to ringSize frames) as the
+// tier's frames come, so a 7d window that holds a day does not take a
+// week's room; it is laid out again (rarely: a host's series are known
+// from its first sample) when the host gains series.
+func (s *series) fit(t, j, n int) {
 	if n > s.width {
 		for tt := range s.cells {
 			if s.cells[tt] == nil {
 				continue
 			}
-			wider := make([]cell, ringSize*n)
-			for j := range ringSize {
-				copy(wider[j*n:], s.cellsOf(tt, j))
+			frames := len(s.cells[tt]) / s.width
+			wider := make([]cell, frames*n)
+			for p := range frames {
+				copy(wider[p*n:], s.cellsOf(tt, (p+int(s.origin[tt]))%ringSize))
 			}
 			s.cells[tt] = wider
 		}
 		s.width = n
 	}
-	if s.cells[t] == nil && s.width > 0 {
-		s.cells[t] = make([]cell, ringSize*s.width)
+	if s.width == 0 {
+		return
+	}
+	if s.cells[t] == nil {
+		s.origin[t] = uint8(j)
+	}
+	if p := s.pos(t, j); len(s.cells[t]) < (p+1)*s.width {
+		frames := min(ringSize, max(p+1, 2*len(s.cells[t])/s.width))
+		more := make([]cell, frames*s.width)
+		copy(more, s.cells[t])
+		s.cells[t] = more
 	}
 }
 
@@ -206,7 +229,7 @@ func (s *series) stat(t, j, i int) stat {
 // grow gives series up to i a cell in frame j of tier t: a series new to
 // the frame lacked from every sample it holds so far.
 func (s *series) grow(t, j, i int) {
-	s.fit(t, i+1)
+	s.fit(t, j, i+1)
 	f := &s.rings[t][j]
 	for k := int(f.w); k <= i; k++ {
 		f.w++
@@ -268,8 +291,9 @@ type series struct {
 	rings [numTiers][ringSize]frame
 	// cells[t] holds the cells of tier t's frames, width per frame (see
 	// fit); nil until the tier has a frame with cells.
-	cells [numTiers][]cell
-	width int
+	cells  [numTiers][]cell
+	width  int
+	origin [numTiers]uint8 // the slot of each tier's first frame (see pos)
 	// lag is how many samples of a frame lacked a series it has (see
 	// frame); nil while no frame has any.
 	lag map[lagAt]uint32
@@ -525,7 +549,7 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 		if fr.start < start {
 			ser.reset(t, j, start)
 		}
-		ser.fit(t, len(ser.keys))
+		ser.fit(t, j, len(ser.keys))
 		if fr.n == 0 && fr.w == 0 && len(vals) == len(ser.keys) {
 			// A new frame and a sample with all its host's series: each
 			// gets its cell at once, as put would one by one.
