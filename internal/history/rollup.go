@@ -203,7 +203,7 @@ func (s *Store) fill(ser *series, t, j int, r *Rollup) {
 		}
 		ser.grow(t, j, si) // lacking from all f.n samples
 		ser.cellsOf(t, j)[si] = cell{sum: float32(r.Sum[i]), max: float32(r.Max[i])}
-		delete(ser.lag, lagAt{uint8(t), uint8(j), int32(si)})
+		ser.unlack(t, j, si)
 		ser.lack(t, j, si, f.n-r.N[i])
 	}
 }

@@ -121,7 +121,7 @@ type cell struct{ sum, max float32 }
 // of its owner's series have a cell in it (w). The cells themselves are
 // in the series' flat array of the frame's tier (series.cells), and the
 // count of each series is the frame's, less the samples that lacked it,
-// kept in the series' lag map (lagged says the frame has entries there):
+// kept in the series' lag map (lagged says the frame has an entry there):
 // every sample of a host usually has the same series, so no cell needs a
 // count of its own. A frame holds no pointer, so neither do the series'
 // rings: the GC, which a hub of thousands of hosts runs often, has 360
@@ -133,11 +133,14 @@ type frame struct {
 	lagged bool
 }
 
-// lagAt names one series of one frame in series.lag.
-type lagAt struct {
-	tier, slot uint8
-	i          int32
+// lacking is how many samples of a frame lacked series i.
+type lacking struct {
+	i int32
+	k uint32
 }
+
+// frameKey is frame j of tier t's key in series.lag.
+func frameKey(t, j int) uint16 { return uint16(t*ringSize + j) }
 
 // cellsOf is frame j of tier t's cells, one per series it has, by series
 // index.
@@ -164,11 +167,7 @@ func (s *series) pos(t, j int) int {
 func (s *series) reset(t, j int, start int64) {
 	f := &s.rings[t][j]
 	if f.lagged {
-		for k := range s.lag {
-			if int(k.tier) == t && int(k.slot) == j {
-				delete(s.lag, k)
-			}
-		}
+		delete(s.lag, frameKey(t, j))
 	}
 	*f = frame{start: start}
 }
@@ -218,7 +217,12 @@ func (s *series) count(t, j, i int) uint32 {
 	if !f.lagged {
 		return f.n
 	}
-	return f.n - s.lag[lagAt{uint8(t), uint8(j), int32(i)}]
+	for _, l := range s.lag[frameKey(t, j)] {
+		if int(l.i) == i {
+			return f.n - l.k
+		}
+	}
+	return f.n
 }
 
 func (s *series) stat(t, j, i int) stat {
@@ -244,10 +248,24 @@ func (s *series) lack(t, j, i int, k uint32) {
 		return
 	}
 	if s.lag == nil {
-		s.lag = map[lagAt]uint32{}
+		s.lag = map[uint16][]lacking{}
 	}
-	s.lag[lagAt{uint8(t), uint8(j), int32(i)}] += k
+	key := frameKey(t, j)
+	lags := s.lag[key]
+	for n := range lags {
+		if int(lags[n].i) == i {
+			lags[n].k += k
+			return
+		}
+	}
+	s.lag[key] = append(lags, lacking{int32(i), k})
 	s.rings[t][j].lagged = true
+}
+
+// unlack forgets what frame j of tier t's samples lacked of series i.
+func (s *series) unlack(t, j, i int) {
+	key := frameKey(t, j)
+	s.lag[key] = slices.DeleteFunc(s.lag[key], func(l lacking) bool { return int(l.i) == i })
 }
 
 // put merges o into series i of frame j of tier t, before the frame's
@@ -294,9 +312,10 @@ type series struct {
 	cells  [numTiers][]cell
 	width  int
 	origin [numTiers]uint8 // the slot of each tier's first frame (see pos)
-	// lag is how many samples of a frame lacked a series it has (see
-	// frame); nil while no frame has any.
-	lag map[lagAt]uint32
+	// lag is, by frame (frameKey), how many of its samples lacked a
+	// series it has (see frame); nil while no frame has any. Keyed by
+	// frame, so a frame's lags go at once when the frame is reused.
+	lag map[uint16][]lacking
 	// ids are the sample ids in each 1-minute frame, for de-duplication.
 	ids [ringSize][]uint64
 	// rids are the ids of a 1-minute frame restored from its persisted

@@ -828,3 +828,43 @@ func within(s string, b []byte) bool {
 	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	return len(s) > 0 && p >= lo && p < lo+uintptr(len(b))
 }
+
+// TestLagOfAGoneSeriesStaysBounded: a host that lost a GPU keeps its
+// series, which every later sample lacks; what each frame counts of
+// that goes with the frame when its slot is reused, so the lags held
+// stay one list per frame in use, each as long as the series lacked.
+func TestLagOfAGoneSeriesStaysBounded(t *testing.T) {
+	st := New()
+	feed(st, "h1", base, 12, 2) // a minute with two GPUs
+	for i := range 3 * 720 {    // then three hours with one
+		add(st, sample("h1", uint64(13+i), base.Add(time.Duration(12+i)*5*time.Second), cpuAt(i), 1))
+	}
+	ser := st.hosts["h1"]
+	gone := 0
+	for _, k := range ser.keys {
+		if k.gpu() == 1 {
+			gone++
+		}
+	}
+	if gone == 0 || len(ser.lag) > numTiers*ringSize {
+		t.Fatalf("%d series gone, lags of %d frames", gone, len(ser.lag))
+	}
+	for key, lags := range ser.lag {
+		if len(lags) > gone {
+			t.Fatalf("frame %d: %d lags for %d series gone", key, len(lags), gone)
+		}
+		if f := ser.rings[key/ringSize][key%ringSize]; !f.lagged || f.start == 0 {
+			t.Fatalf("frame %d holds lags but is not lagged (%+v)", key, f)
+		}
+	}
+	// The 5m window's newest point has one GPU: the gone one counts no
+	// sample there.
+	w, err := st.Window(base.Add(3*time.Hour), "5m", "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := w.Points[len(w.Points)-1]
+	if len(last.GPUs) != 1 {
+		t.Fatalf("newest 5m point has %d GPUs", len(last.GPUs))
+	}
+}
