@@ -197,14 +197,24 @@ func (s *Store) fill(ser *series, t, j int, r *Rollup) {
 		}
 	}
 	ser.fit(t, j, len(ser.keys))
+	w := 0
+	for _, si := range slots {
+		w = max(w, si+1)
+	}
+	f.w = uint32(w)
+	cells := ser.cellsOf(t, j)
+	clear(cells)
+	// counts[si] is how many samples had series si; a series the rollup
+	// does not name (but one after it does) lacked from all of them.
+	counts := make([]uint32, w)
 	for i, si := range slots {
-		if si < 0 {
-			continue
+		if si >= 0 {
+			cells[si] = cell{sum: float32(r.Sum[i]), max: float32(r.Max[i])}
+			counts[si] = r.N[i]
 		}
-		ser.grow(t, j, si) // lacking from all f.n samples
-		ser.cellsOf(t, j)[si] = cell{sum: float32(r.Sum[i]), max: float32(r.Max[i])}
-		ser.unlack(t, j, si)
-		ser.lack(t, j, si, f.n-r.N[i])
+	}
+	for si, n := range counts {
+		ser.lack(t, j, si, f.n-n)
 	}
 }
 

@@ -168,6 +168,9 @@ func (s *series) reset(t, j int, start int64) {
 	f := &s.rings[t][j]
 	if f.lagged {
 		delete(s.lag, frameKey(t, j))
+		if len(s.lag) == 0 {
+			s.lag = nil
+		}
 	}
 	*f = frame{start: start}
 }
@@ -260,12 +263,6 @@ func (s *series) lack(t, j, i int, k uint32) {
 	}
 	s.lag[key] = append(lags, lacking{int32(i), k})
 	s.rings[t][j].lagged = true
-}
-
-// unlack forgets what frame j of tier t's samples lacked of series i.
-func (s *series) unlack(t, j, i int) {
-	key := frameKey(t, j)
-	s.lag[key] = slices.DeleteFunc(s.lag[key], func(l lacking) bool { return int(l.i) == i })
 }
 
 // put merges o into series i of frame j of tier t, before the frame's
