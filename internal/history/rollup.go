@@ -31,19 +31,19 @@ func (s *Store) fold(ser *series, i int) {
 			continue
 		}
 		if lf.start < start {
-			lf.reset(start)
+			ser.reset(t, j, start)
 		}
-		lf.fit(len(f.cells))
-		for si := range f.cells {
-			if st := f.stat(si); st.n > 0 {
-				lf.put(si, st)
+		ser.fit(t, j, int(f.w))
+		for si := range int(f.w) {
+			if st := ser.stat(t60m, i, si); st.n > 0 {
+				ser.put(t, j, si, st)
 			}
 		}
 		// Each series lacks from lf's count as many samples as f's lacked
 		// it (all of them for one f has not).
 		lf.n += f.n
-		for si := range lf.cells {
-			lf.lack(si, f.n-f.count(si))
+		for si := range int(lf.w) {
+			ser.lack(t, j, si, f.n-ser.count(t60m, i, si))
 		}
 		ser.dirty[t][j] = true
 	}
@@ -85,8 +85,8 @@ func (s *Store) Seal(now time.Time) []Rollup {
 func (s *Store) rollup(ser *series, t, j int) Rollup {
 	f := &ser.rings[t][j]
 	r := Rollup{V: 1, Host: ser.name, Res: s.defs[t].res / int64(time.Second), Start: f.start, Sealed: ser.sealedUntil}
-	for si := range f.cells {
-		st := f.stat(si)
+	for si := range int(f.w) {
+		st := ser.stat(t, j, si)
 		if st.n == 0 {
 			continue
 		}
@@ -120,11 +120,11 @@ func (s *Store) RestoreRollup(r *Rollup) error {
 	if r.Host != "" {
 		ser = s.host(r.Host)
 	}
-	f := &ser.rings[t][s.idx(r.Start, t)]
-	if f.start > r.Start {
+	j := s.idx(r.Start, t)
+	if ser.rings[t][j].start > r.Start {
 		return nil // a newer slot already holds the place
 	}
-	s.fill(ser, f, r)
+	s.fill(ser, t, j, r)
 	ser.sealedUntil = max(ser.sealedUntil, r.Sealed)
 	ser.newest = max(ser.newest, r.Sealed)
 	return nil
@@ -180,25 +180,41 @@ func (s *Store) host(name string) *series {
 	return ser
 }
 
-// fill sets frame f of ser to the persisted slot r; unknown series names
-// are skipped, so an older hub reads a newer hub's rollups.
-func (s *Store) fill(ser *series, f *frame, r *Rollup) {
-	f.reset(r.Start)
-	f.fit(len(r.Names))
-	f.n = 0
+// fill sets frame j of tier t of ser to the persisted slot r; unknown
+// series names are skipped, so an older hub reads a newer hub's rollups.
+func (s *Store) fill(ser *series, t, j int, r *Rollup) {
+	ser.reset(t, j, r.Start)
+	f := &ser.rings[t][j]
 	for _, n := range r.N {
 		f.n = max(f.n, n)
 	}
+	// The series first, so the tier's cells are laid out once.
+	slots := make([]int, len(r.Names))
 	for i, name := range r.Names {
-		k, ok := s.tab.parse(name)
-		if !ok || r.N[i] == 0 {
-			continue
+		slots[i] = -1
+		if k, ok := s.tab.parse(name); ok && r.N[i] > 0 {
+			slots[i] = ser.slotOf(k)
 		}
-		si := ser.slotOf(k)
-		f.grow(si) // lacking from all f.n samples
-		f.cells[si] = cell{sum: float32(r.Sum[i]), max: float32(r.Max[i])}
-		delete(f.lag, int32(si))
-		f.lack(si, f.n-r.N[i])
+	}
+	ser.fit(t, j, len(ser.keys))
+	w := 0
+	for _, si := range slots {
+		w = max(w, si+1)
+	}
+	f.w = uint32(w)
+	cells := ser.cellsOf(t, j)
+	clear(cells)
+	// counts[si] is how many samples had series si; a series the rollup
+	// does not name (but one after it does) lacked from all of them.
+	counts := make([]uint32, w)
+	for i, si := range slots {
+		if si >= 0 {
+			cells[si] = cell{sum: float32(r.Sum[i]), max: float32(r.Max[i])}
+			counts[si] = r.N[i]
+		}
+	}
+	for si, n := range counts {
+		ser.lack(t, j, si, f.n-n)
 	}
 }
 
@@ -269,11 +285,10 @@ func (s *Store) RestoreMinute(r *Rollup) error {
 	defer s.mu.Unlock()
 	ser := s.host(r.Host)
 	i := s.idx(r.Start, t60m)
-	f := &ser.rings[t60m][i]
-	if r.Start <= ser.sealedUntil || f.start > r.Start {
+	if r.Start <= ser.sealedUntil || ser.rings[t60m][i].start > r.Start {
 		return nil
 	}
-	s.fill(ser, f, r)
+	s.fill(ser, t60m, i, r)
 	ser.ids[i] = ser.ids[i][:0]
 	ser.rids[i] = slices.Clone(r.IDs)
 	ser.models[i] = r.Models

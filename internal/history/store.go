@@ -31,6 +31,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,90 +117,180 @@ func (s *stat) merge(o stat) {
 // counts) are nowhere near float32's range limits.
 type cell struct{ sum, max float32 }
 
-// frame is one slot: its start, how many samples it holds, and the cells
-// of its owner's series by series index. The count of each series is the
-// frame's, less the samples that lacked it, kept in lag: every sample of a
-// host usually has the same series, so lag stays nil and no cell needs a
-// count of its own.
+// frame is one slot: its start, how many samples it holds and how many
+// of its owner's series have a cell in it (w). The cells themselves are
+// in the series' flat array of the frame's tier (series.cells), and the
+// count of each series is the frame's, less the samples that lacked it,
+// kept in the series' lag map (lagged says the frame has an entry there):
+// every sample of a host usually has the same series, so no cell needs a
+// count of its own. A frame holds no pointer, so neither do the series'
+// rings: the GC, which a hub of thousands of hosts runs often, has 360
+// frames a host less to trace.
 type frame struct {
-	start int64 // unix ns; 0 = empty
-	n     uint32
-	cells []cell
-	lag   map[int32]uint32
+	start  int64 // unix ns; 0 = empty
+	n      uint32
+	w      uint32
+	lagged bool
 }
 
-func (f *frame) reset(start int64) {
-	f.start, f.n, f.lag = start, 0, nil
-	f.cells = f.cells[:0]
+// lacking is how many samples of a frame lacked series i.
+type lacking struct {
+	i int32
+	k uint32
 }
 
-// fit makes room for n series in one allocation, so a frame a new host
-// or a new slot starts filling does not grow one series at a time.
-func (f *frame) fit(n int) {
-	if n > cap(f.cells) {
-		f.cells = append(make([]cell, 0, n), f.cells...)
+// frameKey is frame j of tier t's key in series.lag.
+func frameKey(t, j int) uint16 { return uint16(t*ringSize + j) }
+
+// cellsOf is frame j of tier t's cells, one per series it has, by series
+// index.
+func (s *series) cellsOf(t, j int) []cell {
+	w := int(s.rings[t][j].w)
+	if w == 0 {
+		return nil
+	}
+	o := s.pos(t, j) * s.width
+	return s.cells[t][o : o+w]
+}
+
+// pos is frame j's place in tier t's cells: counted from the tier's
+// first frame, so a tier's cells grow with its frames, in their order.
+func (s *series) pos(t, j int) int {
+	p := j - int(s.origin[t])
+	if p < 0 {
+		p += ringSize
+	}
+	return p
+}
+
+// reset empties frame j of tier t for the slot starting at start.
+func (s *series) reset(t, j int, start int64) {
+	f := &s.rings[t][j]
+	if f.lagged {
+		delete(s.lag, frameKey(t, j))
+		if len(s.lag) == 0 {
+			s.lag = nil
+		}
+	}
+	*f = frame{start: start}
+}
+
+// fit makes room for n series in frame j of tier t, so a frame a new
+// host or a new slot starts filling does not grow one series at a time.
+// A tier's cells are one array of frames of width cells each, from its
+// first frame on: it grows (doubling, up to ringSize frames) as the
+// tier's frames come, so a 7d window that holds a day does not take a
+// week's room; it is laid out again (rarely: a host's series are known
+// from its first sample) when the host gains series.
+func (s *series) fit(t, j, n int) {
+	if n > s.width {
+		for tt := range s.cells {
+			if s.cells[tt] == nil {
+				continue
+			}
+			frames := len(s.cells[tt]) / s.width
+			wider := make([]cell, frames*n)
+			for p := range frames {
+				copy(wider[p*n:], s.cellsOf(tt, (p+int(s.origin[tt]))%ringSize))
+			}
+			s.cells[tt] = wider
+		}
+		s.width = n
+	}
+	if s.width == 0 {
+		return
+	}
+	if s.cells[t] == nil {
+		s.origin[t] = uint8(j)
+	}
+	if p := s.pos(t, j); len(s.cells[t]) < (p+1)*s.width {
+		frames := min(ringSize, max(p+1, 2*len(s.cells[t])/s.width))
+		more := make([]cell, frames*s.width)
+		copy(more, s.cells[t])
+		s.cells[t] = more
 	}
 }
 
-// count is how many of the frame's samples had series i.
-func (f *frame) count(i int) uint32 {
-	if i >= len(f.cells) {
+// count is how many of frame j of tier t's samples had series i.
+func (s *series) count(t, j, i int) uint32 {
+	f := &s.rings[t][j]
+	if i >= int(f.w) {
 		return 0
 	}
-	if f.lag == nil {
+	if !f.lagged {
 		return f.n
 	}
-	return f.n - f.lag[int32(i)]
+	for _, l := range s.lag[frameKey(t, j)] {
+		if int(l.i) == i {
+			return f.n - l.k
+		}
+	}
+	return f.n
 }
 
-func (f *frame) stat(i int) stat {
-	return stat{sum: f.cells[i].sum, max: f.cells[i].max, n: f.count(i)}
+func (s *series) stat(t, j, i int) stat {
+	c := s.cellsOf(t, j)[i]
+	return stat{sum: c.sum, max: c.max, n: s.count(t, j, i)}
 }
 
-// grow gives series up to i a cell: a series new to the frame lacked from
-// every sample it holds so far.
-func (f *frame) grow(i int) {
-	for j := len(f.cells); j <= i; j++ {
-		f.cells = append(f.cells, cell{})
-		f.lack(j, f.n)
+// grow gives series up to i a cell in frame j of tier t: a series new to
+// the frame lacked from every sample it holds so far.
+func (s *series) grow(t, j, i int) {
+	s.fit(t, j, i+1)
+	f := &s.rings[t][j]
+	for k := int(f.w); k <= i; k++ {
+		f.w++
+		s.cellsOf(t, j)[k] = cell{}
+		s.lack(t, j, k, f.n)
 	}
 }
 
-// lack counts k more samples without series i.
-func (f *frame) lack(i int, k uint32) {
+// lack counts k more samples of frame j of tier t without series i.
+func (s *series) lack(t, j, i int, k uint32) {
 	if k == 0 {
 		return
 	}
-	if f.lag == nil {
-		f.lag = map[int32]uint32{}
+	if s.lag == nil {
+		s.lag = map[uint16][]lacking{}
 	}
-	f.lag[int32(i)] += k
+	key := frameKey(t, j)
+	lags := s.lag[key]
+	for n := range lags {
+		if int(lags[n].i) == i {
+			lags[n].k += k
+			return
+		}
+	}
+	s.lag[key] = append(lags, lacking{int32(i), k})
+	s.rings[t][j].lagged = true
 }
 
-// put merges o into series i, before the frame's count takes in o's
-// samples.
-func (f *frame) put(i int, o stat) {
-	if i >= len(f.cells) {
-		f.grow(i)
+// put merges o into series i of frame j of tier t, before the frame's
+// count takes in o's samples.
+func (s *series) put(t, j, i int, o stat) {
+	if i >= int(s.rings[t][j].w) {
+		s.grow(t, j, i)
 	}
-	c := &f.cells[i]
-	if f.count(i) == 0 || o.max > c.max {
+	first := s.count(t, j, i) == 0
+	c := &s.cellsOf(t, j)[i]
+	if first || o.max > c.max {
 		c.max = o.max
 	}
 	c.sum += o.sum
 }
 
-// took closes the adding of k samples: the series that none of them had
-// (present false) lacked from all k. An empty present means they had
-// every series.
-func (f *frame) took(k uint32, present []bool) {
+// took closes the adding of k samples to frame j of tier t: the series
+// that none of them had (present false) lacked from all k. An empty
+// present means they had every series.
+func (s *series) took(t, j int, k uint32, present []bool) {
+	f := &s.rings[t][j]
 	f.n += k
 	if len(present) == 0 {
 		return
 	}
-	for i := range f.cells {
+	for i := range int(f.w) {
 		if !present[i] {
-			f.lack(i, k)
+			s.lack(t, j, i, k)
 		}
 	}
 }
@@ -213,6 +304,15 @@ type series struct {
 	dense []int32
 	keys  []key
 	rings [numTiers][ringSize]frame
+	// cells[t] holds the cells of tier t's frames, width per frame (see
+	// fit); nil until the tier has a frame with cells.
+	cells  [numTiers][]cell
+	width  int
+	origin [numTiers]uint8 // the slot of each tier's first frame (see pos)
+	// lag is, by frame (frameKey), how many of its samples lacked a
+	// series it has (see frame); nil while no frame has any. Keyed by
+	// frame, so a frame's lags go at once when the frame is reused.
+	lag map[uint16][]lacking
 	// ids are the sample ids in each 1-minute frame, for de-duplication.
 	ids [ringSize][]uint64
 	// rids are the ids of a 1-minute frame restored from its persisted
@@ -342,8 +442,11 @@ func (s *Store) Add(fig *view.Figures) {
 	defer s.mu.Unlock()
 	ser := s.hosts[fig.Host]
 	if ser == nil {
-		ser = newSeries(fig.Host, len(s.tab.fields))
-		s.hosts[fig.Host] = ser
+		// A copy: the sample's strings share its message's buffer (the
+		// hub decodes in place), which the series would keep for good.
+		name := strings.Clone(fig.Host)
+		ser = newSeries(name, len(s.tab.fields))
+		s.hosts[name] = ser
 	}
 	s.vals = s.tab.hostValues(s.vals, fig, &s.models)
 	if s.add(ser, sampleID(fig.Boot, fig.Seq), fig.TS, s.vals) && len(fig.Models) > 0 {
@@ -419,7 +522,7 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 		if f.start != 0 && !ser.sealed[i] {
 			s.fold(ser, i)
 		}
-		f.reset(m)
+		ser.reset(t60m, i, m)
 		ser.ids[i] = ser.ids[i][:0]
 		ser.rids[i] = nil
 		ser.sealed[i], ser.models[i] = false, false
@@ -454,38 +557,39 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 	}
 	for t := t5m; t <= last; t++ {
 		start := trunc(ts, s.defs[t].res)
-		fr := &ser.rings[t][s.idx(start, t)]
+		j := s.idx(start, t)
+		fr := &ser.rings[t][j]
 		if fr.start > start {
 			continue // older than this window holds
 		}
 		if fr.start < start {
-			fr.reset(start)
+			ser.reset(t, j, start)
 		}
-		fr.fit(len(ser.keys))
-		if fr.n == 0 && len(fr.cells) == 0 && len(vals) == len(ser.keys) {
+		ser.fit(t, j, len(ser.keys))
+		if fr.n == 0 && fr.w == 0 && len(vals) == len(ser.keys) {
 			// A new frame and a sample with all its host's series: each
 			// gets its cell at once, as put would one by one.
-			fr.cells = fr.cells[:len(vals)]
-			clear(fr.cells)
+			fr.w = uint32(len(vals))
+			clear(ser.cellsOf(t, j))
 		}
-		if fr.lag == nil && len(fr.cells) == len(ser.keys) {
+		if !fr.lagged && int(fr.w) == len(ser.keys) {
 			// The usual case, put without its checks: every series has a
 			// cell and counts the frame's samples.
-			first := fr.n == 0
-			for j, v := range vals {
-				x, c := float32(v.v), &fr.cells[ser.slots[j]]
+			first, cells := fr.n == 0, ser.cellsOf(t, j)
+			for k, v := range vals {
+				x, c := float32(v.v), &cells[ser.slots[k]]
 				if first || x > c.max {
 					c.max = x
 				}
 				c.sum += x
 			}
 		} else {
-			for j, v := range vals {
+			for k, v := range vals {
 				x := float32(v.v)
-				fr.put(ser.slots[j], stat{sum: x, max: x, n: 1})
+				ser.put(t, j, ser.slots[k], stat{sum: x, max: x, n: 1})
 			}
 		}
-		fr.took(1, ser.present)
+		ser.took(t, j, 1, ser.present)
 	}
 	return true
 }
@@ -510,9 +614,9 @@ func (s *Store) Hosts() []string {
 // appending to buf. A long slot combines its sealed part with the
 // 1-minute slots not sealed yet.
 func (s *Store) slotStats(ser *series, t int, start int64, buf []stat) []stat {
-	if f := &ser.rings[t][s.idx(start, t)]; f.start == start {
-		for si := range f.cells {
-			buf = append(buf, f.stat(si))
+	if j := s.idx(start, t); ser.rings[t][j].start == start {
+		for si := range int(ser.rings[t][j].w) {
+			buf = append(buf, ser.stat(t, j, si))
 		}
 	}
 	if t < firstLong {
@@ -524,11 +628,11 @@ func (s *Store) slotStats(ser *series, t int, start int64, buf []stat) []stat {
 		if f.start == 0 || ser.sealed[i] || trunc(f.start, res) != start {
 			continue
 		}
-		for si := range f.cells {
+		for si := range int(f.w) {
 			for si >= len(buf) {
 				buf = append(buf, stat{})
 			}
-			buf[si].merge(f.stat(si))
+			buf[si].merge(ser.stat(t60m, i, si))
 		}
 	}
 	return buf

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -248,10 +249,16 @@ func TestBounded(t *testing.T) {
 	ser := st.hosts["h1"]
 	for t5 := range numTiers {
 		for i := range ser.rings[t5] {
-			if f := &ser.rings[t5][i]; len(f.cells) > len(ser.keys) || f.lag != nil {
-				t.Fatalf("tier %d frame %d holds %d cells for %d series, lag %v", t5, i, len(f.cells), len(ser.keys), f.lag)
+			if f := &ser.rings[t5][i]; int(f.w) > len(ser.keys) || f.lagged {
+				t.Fatalf("tier %d frame %d holds %d cells for %d series, lagged %v", t5, i, f.w, len(ser.keys), f.lagged)
 			}
 		}
+		if n := len(ser.cells[t5]); n > ringSize*len(ser.keys) {
+			t.Fatalf("tier %d holds %d cells for %d series", t5, n, len(ser.keys))
+		}
+	}
+	if ser.lag != nil {
+		t.Fatalf("lag %v for samples with every series", ser.lag)
 	}
 	for i, ids := range ser.ids {
 		if len(ids) > 12 {
@@ -789,4 +796,75 @@ func TestSeriesLackingFromSomeSamples(t *testing.T) {
 	}
 	check("6h, restored", st2, later, "6h")
 	check("24h, restored", st2, later, "24h")
+}
+
+// TestKeepsNoMessageBuffer: the hub decodes each sample in place of its
+// message, so its host name is a substring of that message; the store
+// keeps a copy, not the first message of every host for as long as the
+// host is known.
+func TestKeepsNoMessageBuffer(t *testing.T) {
+	body, err := metrics.Encode(sample("h1", 1, base, 10, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := metrics.DecodeOwned(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !within(s.Host, body) {
+		t.Fatal("the decoded host name does not share the message: nothing to check")
+	}
+	st := New()
+	add(st, s)
+	for name, ser := range st.hosts {
+		if within(name, body) || within(ser.name, body) {
+			t.Fatalf("host %q is kept in the message's buffer", name)
+		}
+	}
+}
+
+// within reports whether s's bytes lie in b.
+func within(s string, b []byte) bool {
+	p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return len(s) > 0 && p >= lo && p < lo+uintptr(len(b))
+}
+
+// TestLagOfAGoneSeriesStaysBounded: a host that lost a GPU keeps its
+// series, which every later sample lacks; what each frame counts of
+// that goes with the frame when its slot is reused, so the lags held
+// stay one list per frame in use, each as long as the series lacked.
+func TestLagOfAGoneSeriesStaysBounded(t *testing.T) {
+	st := New()
+	feed(st, "h1", base, 12, 2) // a minute with two GPUs
+	for i := range 3 * 720 {    // then three hours with one
+		add(st, sample("h1", uint64(13+i), base.Add(time.Duration(12+i)*5*time.Second), cpuAt(i), 1))
+	}
+	ser := st.hosts["h1"]
+	gone := 0
+	for _, k := range ser.keys {
+		if k.gpu() == 1 {
+			gone++
+		}
+	}
+	if gone == 0 || len(ser.lag) > numTiers*ringSize {
+		t.Fatalf("%d series gone, lags of %d frames", gone, len(ser.lag))
+	}
+	for key, lags := range ser.lag {
+		if len(lags) > gone {
+			t.Fatalf("frame %d: %d lags for %d series gone", key, len(lags), gone)
+		}
+		if f := ser.rings[key/ringSize][key%ringSize]; !f.lagged || f.start == 0 {
+			t.Fatalf("frame %d holds lags but is not lagged (%+v)", key, f)
+		}
+	}
+	// The 5m window's newest point has one GPU: the gone one counts no
+	// sample there.
+	w, err := st.Window(base.Add(3*time.Hour), "5m", "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := w.Points[len(w.Points)-1]
+	if len(last.GPUs) != 1 {
+		t.Fatalf("newest 5m point has %d GPUs", len(last.GPUs))
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,19 +86,13 @@ type Tracker struct {
 }
 
 type hostState struct {
-	hist     map[string][]snapshot
-	counters map[string][]point
+	hist     map[string]*run
+	counters map[string]*timeline[point]
 	obs      map[string][]metrics.Observation
-	// models are the model names whose series are kept (see addModels).
-	models map[string]bool
-}
-
-type snapshot struct {
-	ts     int64
-	count  float64
-	sum    float64
-	bounds []float64 // shared between snapshots with the same layout
-	counts []float64
+	// models are the model names whose series are kept (see addModels),
+	// each with its series' roles by key: ModelRole's, made once rather
+	// than for every sample.
+	models map[string]map[string]string
 }
 
 type point struct {
@@ -113,8 +108,11 @@ func New(cfg Config) *Tracker {
 func (t *Tracker) host(h string) *hostState {
 	hs := t.hosts[h]
 	if hs == nil {
-		hs = &hostState{hist: map[string][]snapshot{}, counters: map[string][]point{}, obs: map[string][]metrics.Observation{}, models: map[string]bool{}}
-		t.hosts[h] = hs
+		hs = &hostState{hist: map[string]*run{}, counters: map[string]*timeline[point]{}, obs: map[string][]metrics.Observation{}, models: map[string]map[string]string{}}
+		// The names a sample brings share its message's buffer (the hub
+		// decodes in place): a copy, so a host's first message is not
+		// kept for as long as the host is.
+		t.hosts[strings.Clone(h)] = hs
 	}
 	return hs
 }
@@ -144,40 +142,38 @@ func (t *Tracker) AddSample(s *metrics.Sample) {
 	if s.Inference == nil {
 		return
 	}
-	t.addSeries(hs, s.TS, s.Inference.Histograms, s.Inference.Counters, limit)
+	for role, h := range s.Inference.Histograms {
+		t.addHist(hs, role, s.TS, h, limit)
+	}
+	for role, v := range s.Inference.Counters {
+		t.addCounter(hs, role, s.TS, v, limit)
+	}
 }
 
-// addSeries records one sample's cumulative histograms and counters by
-// role.
-func (t *Tracker) addSeries(hs *hostState, ts int64, hists map[string]metrics.Histogram, counters map[string]float64, limit int) {
-	retain := int64(t.cfg.Retain)
-	for role, h := range hists {
-		if !validHistogram(h) {
-			continue
-		}
-		run := hs.hist[role]
-		snap := snapshot{ts: ts, count: h.Count, sum: h.Sum, counts: make([]float64, len(h.Buckets))}
-		for i, b := range h.Buckets {
-			snap.counts[i] = b.Count
-		}
-		// Reuse the neighbour's bounds slice: a run has one layout almost
-		// always, and an hour of snapshots then costs one copy of it.
-		if n := len(run); n > 0 && sameBounds(run[n-1].bounds, h.Buckets) {
-			snap.bounds = run[n-1].bounds
-		} else {
-			snap.bounds = make([]float64, len(h.Buckets))
-			for i, b := range h.Buckets {
-				snap.bounds[i] = b.UpperBound
-			}
-		}
-		hs.hist[role] = insertByTS(run, snap, func(x snapshot) int64 { return x.ts }, retain, limit)
+// addHist records one sample's cumulative histogram of role.
+func (t *Tracker) addHist(hs *hostState, role string, ts int64, h metrics.Histogram, limit int) {
+	if !validHistogram(h) {
+		return
 	}
-	for role, v := range counters {
-		if !finite(v) {
-			continue
-		}
-		hs.counters[role] = insertByTS(hs.counters[role], point{ts: ts, v: v}, func(x point) int64 { return x.ts }, retain, limit)
+	r := hs.hist[role]
+	if r == nil {
+		r = &run{}
+		hs.hist[strings.Clone(role)] = r
 	}
+	r.add(ts, h.Count, h.Sum, h.Buckets, int64(t.cfg.Retain), limit)
+}
+
+// addCounter records one sample's counter of role.
+func (t *Tracker) addCounter(hs *hostState, role string, ts int64, v float64, limit int) {
+	if !finite(v) {
+		return
+	}
+	l := hs.counters[role]
+	if l == nil {
+		l = &timeline[point]{}
+		hs.counters[strings.Clone(role)] = l
+	}
+	l.insert(point{ts: ts, v: v}, func(x point) int64 { return x.ts }, int64(t.cfg.Retain), limit)
 }
 
 // validHistogram refuses what would poison the maths: unsorted bounds,
@@ -237,10 +233,36 @@ func sameBounds(bounds []float64, buckets []metrics.Bucket) bool {
 	return true
 }
 
-// insertByTS places x in a run sorted by time (replacing an entry with the
-// same time: a redelivered sample), then drops what is older than retain
-// before the newest entry, and the oldest beyond limit.
-func insertByTS[T any](run []T, x T, ts func(T) int64, retain int64, limit int) []T {
+// timeline is a run of entries sorted by time, whose oldest go from its
+// front: a hub keeps an hour of them per host and series, and dropping
+// the oldest by copying the rest down moved the whole hour (tens of KB)
+// at every sample. The dropped front stays in buf, behind head, until
+// buf is full; the rest is then moved down once, which happens every
+// eighth of the run's length at most.
+type timeline[T any] struct {
+	buf  []T
+	head int
+}
+
+// all is the entries kept, oldest first; nil for a timeline never
+// started.
+func (l *timeline[T]) all() []T {
+	if l == nil {
+		return nil
+	}
+	return l.buf[l.head:]
+}
+
+// insert places x by its time (replacing an entry with the same time: a
+// redelivered sample), then drops what is older than retain before the
+// newest entry, and the oldest beyond limit.
+func (l *timeline[T]) insert(x T, ts func(T) int64, retain int64, limit int) {
+	if len(l.buf) == cap(l.buf) && l.head > 0 && l.head >= len(l.buf)/8 {
+		n := copy(l.buf, l.buf[l.head:])
+		clear(l.buf[n:])
+		l.buf, l.head = l.buf[:n], 0
+	}
+	run := l.buf[l.head:]
 	n := len(run)
 	switch {
 	case n == 0 || ts(run[n-1]) < ts(x):
@@ -253,7 +275,18 @@ func insertByTS[T any](run []T, x T, ts func(T) int64, retain int64, limit int) 
 			run = slices.Insert(run, i, x)
 		}
 	}
-	return prune(run, ts, ts(run[len(run)-1])-retain, limit)
+	if cap(run) != cap(l.buf)-l.head {
+		l.buf, l.head = run, 0 // grown into a new array
+	} else {
+		l.buf = l.buf[:l.head+len(run)]
+	}
+	cutoff := ts(run[len(run)-1]) - retain
+	drop := sort.Search(len(run), func(i int) bool { return ts(run[i]) >= cutoff })
+	drop = max(drop, len(run)-limit)
+	if drop > 0 {
+		clear(run[:drop])
+		l.head += drop
+	}
 }
 
 func prune[T any](run []T, ts func(T) int64, cutoff int64, limit int) []T {
@@ -354,42 +387,43 @@ func span(n int, ts func(int) int64, start, end int64) (i0, i1 int, ok bool) {
 // whose count or any bucket went down is a reset, so the later snapshot
 // counts from zero; a change of bucket layout is a restart with a new
 // configuration, and the delta starts again at that snapshot.
-func windowDelta(run []snapshot, start, end int64) (delta, bool) {
-	i0, i1, ok := span(len(run), func(i int) int64 { return run[i].ts }, start, end)
+func windowDelta(r *run, start, end int64) (delta, bool) {
+	i0, i1, ok := span(r.len(), func(i int) int64 { return r.at(i).ts }, start, end)
 	if !ok {
 		return delta{}, false
 	}
-	last := run[i1]
-	d := delta{bounds: last.bounds, counts: make([]float64, len(last.bounds))}
+	d := delta{bounds: r.bounds(i1), counts: make([]float64, len(r.bounds(i1)))}
 	for j := i0 + 1; j <= i1; j++ {
-		prev, cur := run[j-1], run[j]
-		if !slices.Equal(prev.bounds, cur.bounds) {
-			d = delta{bounds: cur.bounds, counts: slices.Clone(cur.counts), count: cur.count, sum: cur.sum}
+		prev, cur := r.at(j-1), r.at(j)
+		counts := r.counts(j)
+		if prev.layout != cur.layout {
+			d = delta{bounds: r.bounds(j), counts: slices.Clone(counts), count: cur.count, sum: cur.sum}
 			continue
 		}
-		if isReset(prev, cur) {
+		prevCounts := r.counts(j - 1)
+		if isReset(prev.count, cur.count, prevCounts, counts) {
 			d.count += cur.count
 			d.sum += cur.sum
-			for i, c := range cur.counts {
+			for i, c := range counts {
 				d.counts[i] += c
 			}
 			continue
 		}
 		d.count += cur.count - prev.count
 		d.sum += cur.sum - prev.sum
-		for i, c := range cur.counts {
-			d.counts[i] += c - prev.counts[i]
+		for i, c := range counts {
+			d.counts[i] += c - prevCounts[i]
 		}
 	}
 	return d, true
 }
 
-func isReset(prev, cur snapshot) bool {
-	if cur.count < prev.count {
+func isReset(prevCount, curCount float64, prev, cur []float64) bool {
+	if curCount < prevCount {
 		return true
 	}
-	for i, c := range cur.counts {
-		if c < prev.counts[i] {
+	for i, c := range cur {
+		if c < prev[i] {
 			return true
 		}
 	}
@@ -429,7 +463,7 @@ func (t *Tracker) obsStats(stage string, start, end int64) (metrics.Stats, bool)
 func (t *Tracker) rate(role string, start, end int64) *float64 {
 	total, found := 0.0, false
 	for _, hs := range t.hosts {
-		run := hs.counters[role]
+		run := hs.counters[role].all()
 		i0, i1, ok := span(len(run), func(i int) int64 { return run[i].ts }, start, end)
 		if !ok {
 			continue
@@ -470,13 +504,13 @@ func (t *Tracker) sweep(now int64) {
 
 func (hs *hostState) newest() int64 {
 	var n int64
-	for _, run := range hs.hist {
-		if len(run) > 0 {
-			n = max(n, run[len(run)-1].ts)
+	for _, r := range hs.hist {
+		if k := r.len(); k > 0 {
+			n = max(n, r.at(k-1).ts)
 		}
 	}
-	for _, run := range hs.counters {
-		if len(run) > 0 {
+	for _, l := range hs.counters {
+		if run := l.all(); len(run) > 0 {
 			n = max(n, run[len(run)-1].ts)
 		}
 	}

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -245,17 +247,17 @@ func TestOutOfOrderAndBounds(t *testing.T) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	hs := tr.hosts["gpu02"]
-	if n := len(hs.hist["rtdetr"]); n != 50 {
+	if n := hs.hist["rtdetr"].len(); n != 50 {
 		t.Errorf("snapshots kept = %d, want the cap 50", n)
 	}
-	if n := len(hs.counters["images"]); n != 50 {
+	if n := len(hs.counters["images"].all()); n != 50 {
 		t.Errorf("counter points kept = %d, want 50", n)
 	}
 	if n := len(hs.obs["pipeline"]); n != 10 || hs.obs["pipeline"][0].MS != 90 {
 		t.Errorf("observations kept = %d (first %v), want the newest 10", n, hs.obs["pipeline"][0].MS)
 	}
-	if &hs.hist["rtdetr"][0].bounds[0] != &hs.hist["rtdetr"][49].bounds[0] {
-		t.Error("snapshots of one layout should share their bounds")
+	if r := hs.hist["rtdetr"]; len(r.layouts) != 1 || len(r.vals) > 2*50*len(r.layouts[0])+64 {
+		t.Errorf("%d layouts and %d counts kept for 50 snapshots of one layout", len(r.layouts), len(r.vals))
 	}
 }
 
@@ -267,9 +269,9 @@ func TestRetention(t *testing.T) {
 	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	run := tr.hosts["gpu01"].hist["rtdetr"]
-	if len(run) != 11 || run[0].ts != t0.Add(19*time.Minute).UnixNano() {
-		t.Fatalf("kept %d snapshots from %v", len(run), time.Unix(0, run[0].ts).UTC())
+	r := tr.hosts["gpu01"].hist["rtdetr"]
+	if r.len() != 11 || r.at(0).ts != t0.Add(19*time.Minute).UnixNano() {
+		t.Fatalf("kept %d snapshots from %v", r.len(), time.Unix(0, r.at(0).ts).UTC())
 	}
 }
 
@@ -301,7 +303,7 @@ func TestBadHistogramsIgnored(t *testing.T) {
 	tr.AddSample(&metrics.Sample{Host: "gpu01", TS: 1})
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	if len(tr.hosts["gpu01"].hist["rtdetr"]) != 0 {
+	if tr.hosts["gpu01"].hist["rtdetr"].len() != 0 {
 		t.Fatal("an unsorted histogram must not be kept")
 	}
 }
@@ -381,5 +383,122 @@ func BenchmarkAddSample(b *testing.B) {
 	for b.Loop() {
 		tr.AddSample(sample("gpu01", t0.Add(time.Duration(i)*interval), m, map[string]float64{"images": float64(i)}))
 		i++
+	}
+}
+
+// TestRunCompactsAcrossLayouts: a run keeps its snapshots' counts in one
+// array that drops what pruning left behind, and forgets a bucket layout
+// no snapshot has any more; the figures read through it stay those of
+// the snapshots kept, including one replayed out of order.
+func TestRunCompactsAcrossLayouts(t *testing.T) {
+	tr := New(Config{MaxSnapshots: 20})
+	old := []float64{0.5, 1}
+	step := hist(tenths, []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 10}, 0, 9.5)
+	for i := range 100 {
+		h := hist(old, []float64{float64(i), 0}, 0, 0)
+		tr.AddSample(sample("gpu01", t0.Add(time.Duration(i)*interval), map[string]metrics.Histogram{"rtdetr": h}, nil))
+	}
+	// The server restarts with a new layout: 40 snapshots of it, each 10
+	// requests of 0.95 s more, the 31st replayed last.
+	cum := hist(tenths, make([]float64, 10), 0, 0)
+	var late metrics.Histogram
+	for i := range 40 {
+		cum = addHist(cum, step)
+		if i == 30 {
+			late = cum
+			continue
+		}
+		tr.AddSample(sample("gpu01", t0.Add(time.Duration(100+i)*interval), map[string]metrics.Histogram{"rtdetr": cum}, nil))
+	}
+	tr.AddSample(sample("gpu01", t0.Add(130*interval), map[string]metrics.Histogram{"rtdetr": late}, nil))
+	end := t0.Add(139 * interval)
+	// The 20 snapshots kept span 19 steps of 10 requests.
+	wantStats(t, "after compaction", tr.HostStats("gpu01", "rtdetr", end, time.Hour), "950", "995", "999", "190")
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	r := tr.hosts["gpu01"].hist["rtdetr"]
+	if r.len() != 20 || len(r.layouts) != 1 || len(r.layouts[0]) != len(tenths) {
+		t.Fatalf("%d snapshots, layouts %v", r.len(), r.layouts)
+	}
+	if len(r.vals) > 2*20*len(tenths)+64 {
+		t.Fatalf("%d counts kept for 20 snapshots of %d buckets", len(r.vals), len(tenths))
+	}
+}
+
+// TestKeepsNoMessageBuffer: the hub decodes each sample in place of its
+// message, so its names are substrings of that message; the tracker
+// keeps copies, not the first message of every host and series.
+func TestKeepsNoMessageBuffer(t *testing.T) {
+	msg := []byte("gpu01 rtdetr llm ttft")
+	part := func(from, to int) string { return unsafe.String(&msg[from], to-from) }
+	h := hist(tenths, make([]float64, 10), 0, 0)
+	s := sample(part(0, 5), t0, map[string]metrics.Histogram{part(6, 12): h}, nil)
+	s.Models = map[string]metrics.Model{part(13, 16): {Status: "healthy", Histograms: map[string]metrics.Histogram{part(17, 21): h}}}
+	tr := New(Config{})
+	tr.AddSample(s)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var names []string
+	for host, hs := range tr.hosts {
+		names = append(names, host)
+		for role := range hs.hist {
+			names = append(names, role)
+		}
+		for model, roles := range hs.models {
+			names = append(names, model)
+			for k := range roles {
+				names = append(names, k)
+			}
+		}
+	}
+	lo := uintptr(unsafe.Pointer(&msg[0]))
+	for _, n := range names {
+		if p := uintptr(unsafe.Pointer(unsafe.StringData(n))); p >= lo && p < lo+uintptr(len(msg)) {
+			t.Errorf("%q is kept in the message's buffer", n)
+		}
+	}
+	if len(names) != 5 {
+		t.Fatalf("names kept: %q", names)
+	}
+}
+
+// TestTimelineKeepsWhatASortedRunWould: a timeline drops its oldest
+// entries without moving the rest each time; what it holds after each
+// insert must be what a plain sorted run, pruned by the same rules,
+// holds: late and repeated times included.
+func TestTimelineKeepsWhatASortedRunWould(t *testing.T) {
+	const retain, limit = 400, 50
+	ts := func(p point) int64 { return p.ts }
+	var l timeline[point]
+	var want []point
+	for i := range 3000 {
+		at := int64(i)
+		switch {
+		case i%7 == 3:
+			at -= 30 // late
+		case i%11 == 5:
+			at -= 2 // a time already held, or near it
+		}
+		x := point{ts: at, v: float64(i)}
+		l.insert(x, ts, retain, limit)
+		j := slices.IndexFunc(want, func(p point) bool { return p.ts >= at })
+		switch {
+		case j < 0:
+			want = append(want, x)
+		case want[j].ts == at:
+			want[j] = x
+		default:
+			want = slices.Insert(want, j, x)
+		}
+		cutoff := want[len(want)-1].ts - retain
+		for len(want) > 0 && (want[0].ts < cutoff || len(want) > limit) {
+			want = want[1:]
+		}
+		if got := l.all(); !slices.Equal(got, want) {
+			t.Fatalf("after %d inserts: %v, want %v", i+1, got, want)
+		}
+	}
+	if cap(l.buf) > 2*limit {
+		t.Fatalf("%d entries' room kept for %d", cap(l.buf), limit)
 	}
 }

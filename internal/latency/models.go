@@ -1,6 +1,7 @@
 package latency
 
 import (
+	"strings"
 	"time"
 
 	"github.com/sysperf/sysperf/pkg/metrics"
@@ -18,22 +19,31 @@ func (t *Tracker) addModels(hs *hostState, s *metrics.Sample, limit int) {
 		if len(m.Histograms) == 0 && len(m.Counters) == 0 {
 			continue
 		}
-		if !hs.models[name] {
+		roles := hs.models[name]
+		if roles == nil {
 			if len(hs.models) >= t.cfg.MaxModels {
 				continue
 			}
-			hs.models[name] = true
+			roles = map[string]string{}
+			hs.models[strings.Clone(name)] = roles
 		}
-		hists := make(map[string]metrics.Histogram, len(m.Histograms))
 		for k, h := range m.Histograms {
-			hists[ModelRole(name, k)] = h
+			t.addHist(hs, modelRole(roles, name, k), s.TS, h, limit)
 		}
-		counters := make(map[string]float64, len(m.Counters))
 		for k, v := range m.Counters {
-			counters[ModelRole(name, k)] = v
+			t.addCounter(hs, modelRole(roles, name, k), s.TS, v, limit)
 		}
-		t.addSeries(hs, s.TS, hists, counters, limit)
 	}
+}
+
+// modelRole is ModelRole(name, key), kept in roles, the model's.
+func modelRole(roles map[string]string, name, key string) string {
+	r, ok := roles[key]
+	if !ok {
+		r = ModelRole(name, key)
+		roles[strings.Clone(key)] = r
+	}
+	return r
 }
 
 // HostStats is the latency figures of one host's role over the window
@@ -66,7 +76,7 @@ func (t *Tracker) HostIncrease(host, role string, now time.Time, window time.Dur
 	if hs == nil {
 		return 0, 0, false
 	}
-	run := hs.counters[role]
+	run := hs.counters[role].all()
 	i0, i1, ok := span(len(run), func(i int) int64 { return run[i].ts }, start, end)
 	if !ok {
 		return 0, 0, false
