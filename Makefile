@@ -13,11 +13,6 @@ CONFIG    ?=
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X github.com/sysperf/sysperf/internal/version.version=$(VERSION) -X github.com/sysperf/sysperf/internal/version.commit=$(COMMIT)
-# The agent is built for size: its text and tables stay resident in full
-# for months on every GPU box, and without inlining (-l) they are 0.5 MB
-# smaller for a CPU per collection within the runs' noise (README, "Agent
-# cost"). -trimpath keeps this machine's paths out of the binary.
-AGENT_BUILD := -trimpath -gcflags=all=-l
 # go-nvml's headers trip deprecation warnings that say nothing about our code.
 export CGO_CFLAGS ?= -Wno-deprecated-declarations
 
@@ -40,7 +35,7 @@ ui: webui/dist/index.html
 
 build: ui
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/hub ./cmd/hub
-	$(GO) build $(AGENT_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/agent ./cmd/agent
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/agent ./cmd/agent
 	@node webui/scripts/bundle-size.mjs | tail -n 1
 
 run: build
@@ -123,7 +118,7 @@ bench:
 AGENT ?= $(BIN)/agent
 .PHONY: agentcost
 agentcost:
-	$(GO) build $(AGENT_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/agent ./cmd/agent
+	$(GO) build -o $(BIN)/agent ./cmd/agent
 	$(GO) run ./cmd/agentcost --agent=$(AGENT)
 
 lint: webui/node_modules/.package-lock.json
