@@ -159,6 +159,18 @@ func Measure(ctx context.Context, run Run, log *slog.Logger) (Result, error) {
 			return ctx.Err()
 		}
 	}
+	// Reading /proc fails once the agent has exited and been reaped (with
+	// no warm-up that can come before its exit is seen): then the exit and
+	// its log are the error, not the missing threads.
+	procErr := func(err error) error {
+		select {
+		case werr := <-exited:
+			exited <- werr
+			return fmt.Errorf("the agent exited (%v): %s", werr, stderr)
+		case <-time.After(time.Second):
+			return err
+		}
+	}
 	for i := range run.Warmup {
 		if err := wait(fmt.Sprintf("warm-up sample %d", i+1)); err != nil {
 			return res, err
@@ -167,7 +179,7 @@ func Measure(ctx context.Context, run Run, log *slog.Logger) (Result, error) {
 	res.Load[0] = loadavg(run.ProcRoot)
 	start, err := ReadUsage(run.ProcRoot, pid)
 	if err != nil {
-		return res, err
+		return res, procErr(err)
 	}
 	began := time.Now()
 	for i := range run.Collections {
@@ -176,13 +188,13 @@ func Measure(ctx context.Context, run Run, log *slog.Logger) (Result, error) {
 		}
 		m, err := ReadMemory(run.ProcRoot, pid)
 		if err != nil {
-			return res, err
+			return res, procErr(err)
 		}
 		res.RSSMax = max(res.RSSMax, m.RSS)
 	}
 	end, err := ReadUsage(run.ProcRoot, pid)
 	if err != nil {
-		return res, err
+		return res, procErr(err)
 	}
 	res.Elapsed = time.Since(began)
 	res.Load[1] = loadavg(run.ProcRoot)
@@ -190,7 +202,7 @@ func Measure(ctx context.Context, run Run, log *slog.Logger) (Result, error) {
 	res.Switches = end.Switches - start.Switches
 	res.Threads = end.Threads
 	if res.Memory, err = ReadMemory(run.ProcRoot, pid); err != nil {
-		return res, err
+		return res, procErr(err)
 	}
 	res.RSSMax = max(res.RSSMax, res.Memory.RSS)
 	return res, nil
