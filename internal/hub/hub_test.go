@@ -347,7 +347,7 @@ func TestHubBadSettingsFailBeforeAnythingStarts(t *testing.T) {
 // bucket the hub keeps, not only the samples: history and alert state
 // must survive the loss of a node as the samples do.
 func TestHubReplicatesEveryStreamOnACluster(t *testing.T) {
-	urls := startCluster(t, 3)
+	urls, _ := startCluster(t, 3)
 	cfg := testConfig(t)
 	cfg.NATSURL = strings.Join(urls, ",")
 	cfg.Replicas = 3
@@ -378,9 +378,10 @@ func TestHubReplicatesEveryStreamOnACluster(t *testing.T) {
 }
 
 // startCluster runs an n-node JetStream cluster in this process and
-// returns its client URLs once its meta leader sees every node. The route
-// ports are picked up front because every node lists all of them.
-func startCluster(t *testing.T, n int) []string {
+// returns its client URLs and servers once its meta leader sees every
+// node. The route ports are picked up front because every node lists all
+// of them.
+func startCluster(t *testing.T, n int) ([]string, []*natsserver.Server) {
 	t.Helper()
 	routes := make([]*url.URL, n)
 	ports := make([]int, n)
@@ -421,7 +422,7 @@ func startCluster(t *testing.T, n int) []string {
 	poll.Until(t, fmt.Sprintf("a JetStream meta leader with all %d peers online", n), func() bool {
 		return slices.ContainsFunc(servers, func(s *natsserver.Server) bool { return len(s.JetStreamClusterPeers()) == n })
 	})
-	return urls
+	return urls, servers
 }
 
 // nanSource reports a Redis hit ratio that is not a number, as a buggy
