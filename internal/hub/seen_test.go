@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"fmt"
 	"log/slog"
+	"runtime"
 	"testing"
 	"time"
 
@@ -217,4 +219,36 @@ func TestRestoredDuplicateCountsOnce(t *testing.T) {
 	if in.sample(metrics.SampleSubject("gpu01"), body) {
 		t.Fatal("the decoded copy of a restored sample was accepted")
 	}
+}
+
+// BenchmarkSeenRepeat is the cost of the check per sample, 2,000 hosts
+// sending in turn, and the record's heap per host.
+func BenchmarkSeenRepeat(b *testing.B) {
+	const hosts = 2000
+	names := make([]string, hosts)
+	for i := range names {
+		names[i] = fmt.Sprintf("gpu%04d", i)
+	}
+	before := heapAlloc()
+	s := newSeen()
+	now := time.Now()
+	for i := range hosts {
+		s.repeat(names[i], "2b7e1516-28ae-d2a6", 0, now, time.Hour)
+	}
+	perHost := float64(heapAlloc()-before) / hosts
+	i := 0
+	for b.Loop() {
+		if s.repeat(names[i%hosts], "2b7e1516-28ae-d2a6", uint64(1+i/hosts), now, time.Hour) {
+			b.Fatal("a new sample taken for a duplicate")
+		}
+		i++
+	}
+	b.ReportMetric(perHost, "heap-B/host")
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
