@@ -358,18 +358,25 @@ func (in *ingest) consumeFrom(ctx context.Context, js jetstream.JetStream, durab
 	// a message to the server and its bookkeeping there (a consumer-group
 	// proposal per ack on a cluster). Where ingest resumes is its own
 	// record (lastSeq) or, at start, the replay time; the pulls
-	// (pullMessages, pullBytes) bound what waits in the hub. For the same
-	// reason its state (delivered sequence) is kept in the server's memory,
-	// not written to the store (up to 10 times a second under load): a
-	// server restart that loses the consumer is one the hub already
-	// resumes from (watch.go).
+	// (pullMessages, pullBytes) bound what waits in the hub.
 	cfg := jetstream.ConsumerConfig{
 		Durable:       durable,
 		Description:   "sysperf hub ingest",
 		FilterSubject: metrics.SubjectSamples,
 		AckPolicy:     jetstream.AckNonePolicy,
-		MemoryStorage: true,
 	}
+	// For the same reason, on one server, its state (delivered sequence)
+	// is kept in the server's memory, not written to the store (up to 10
+	// times a second under load): a restart of that server loses the
+	// consumer, which the hub makes again after lastSeq (watch.go). A
+	// cluster restarted whole would keep a replicated one but not its
+	// state, and send it again from its start, up to the stream's whole
+	// retention: there the state stays in the store.
+	st, err := js.Stream(ctx, metrics.StreamSamples)
+	if err != nil {
+		return nil, 0, fmt.Errorf("stream %s: %w", metrics.StreamSamples, err)
+	}
+	cfg.MemoryStorage = st.CachedInfo().Config.Replicas <= 1
 	deliver(&cfg)
 	cons, err := js.CreateConsumer(ctx, metrics.StreamSamples, cfg)
 	if err != nil {
