@@ -347,7 +347,7 @@ func TestHubBadSettingsFailBeforeAnythingStarts(t *testing.T) {
 // bucket the hub keeps, not only the samples: history and alert state
 // must survive the loss of a node as the samples do.
 func TestHubReplicatesEveryStreamOnACluster(t *testing.T) {
-	urls := startCluster(t, 3)
+	urls, _ := startCluster(t, 3)
 	cfg := testConfig(t)
 	cfg.NATSURL = strings.Join(urls, ",")
 	cfg.Replicas = 3
@@ -378,50 +378,79 @@ func TestHubReplicatesEveryStreamOnACluster(t *testing.T) {
 }
 
 // startCluster runs an n-node JetStream cluster in this process and
-// returns its client URLs once its meta leader sees every node. The route
-// ports are picked up front because every node lists all of them.
-func startCluster(t *testing.T, n int) []string {
+// returns its client URLs and servers once its meta leader sees every
+// node. The ports are picked up front because every node lists all the
+// routes, and a restarted node must be where its clients look.
+func startCluster(t *testing.T, n int) ([]string, []*natsserver.Server) {
+	c := newTestCluster(t, n)
+	return c.urls, c.servers
+}
+
+// testCluster is a cluster whose nodes can be restarted on their stores.
+type testCluster struct {
+	n       int
+	urls    []string
+	servers []*natsserver.Server
+	opts    func(i int) *natsserver.Options
+}
+
+func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
-	routes := make([]*url.URL, n)
-	ports := make([]int, n)
-	for i := range n {
+	port := func() int {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		routes[i] = &url.URL{Scheme: "nats-route", Host: l.Addr().String()}
-		l.Close()
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
 	}
-	var urls []string
-	var servers []*natsserver.Server
+	routes := make([]*url.URL, n)
+	ports, clients, dirs := make([]int, n), make([]int, n), make([]string, n)
 	for i := range n {
-		s, err := natsserver.NewServer(&natsserver.Options{
-			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1, NoSigs: true,
-			JetStream: true, StoreDir: t.TempDir(),
+		ports[i], clients[i], dirs[i] = port(), port(), t.TempDir()
+		routes[i] = &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])}
+	}
+	c := &testCluster{n: n, opts: func(i int) *natsserver.Options {
+		return &natsserver.Options{
+			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: clients[i], NoSigs: true,
+			JetStream: true, StoreDir: dirs[i],
 			Cluster: natsserver.ClusterOpts{Name: "sysperf-test", Host: "127.0.0.1", Port: ports[i]},
 			Routes:  routes,
-		})
+		}
+	}}
+	// Registered before the hubs a test starts, so it runs after they
+	// closed, and once: it stops whichever nodes run then.
+	t.Cleanup(c.stop)
+	c.start(t)
+	for _, s := range c.servers {
+		c.urls = append(c.urls, s.ClientURL())
+	}
+	return c
+}
+
+// start starts every node and waits for a meta leader with all of them.
+func (c *testCluster) start(t *testing.T) {
+	t.Helper()
+	c.servers = c.servers[:0]
+	for i := range c.n {
+		s, err := natsserver.NewServer(c.opts(i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		s.Start()
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-		servers = append(servers, s)
+		c.servers = append(c.servers, s)
 	}
 	// A clustered node is ready only once it has peers.
-	for _, s := range servers {
+	for _, s := range c.servers {
 		if !s.ReadyForConnections(10 * time.Second) {
 			t.Fatalf("%s not ready", s.Name())
 		}
-		urls = append(urls, s.ClientURL())
 	}
 	// The meta leader places an R3 stream only once it has heard from
 	// every peer.
-	poll.Until(t, fmt.Sprintf("a JetStream meta leader with all %d peers online", n), func() bool {
-		return slices.ContainsFunc(servers, func(s *natsserver.Server) bool { return len(s.JetStreamClusterPeers()) == n })
+	poll.Until(t, fmt.Sprintf("a JetStream meta leader with all %d peers online", c.n), func() bool {
+		return slices.ContainsFunc(c.servers, func(s *natsserver.Server) bool { return len(s.JetStreamClusterPeers()) == c.n })
 	})
-	return urls
 }
 
 // nanSource reports a Redis hit ratio that is not a number, as a buggy
@@ -471,5 +500,19 @@ func TestHubAlertsSeeNoNaN(t *testing.T) {
 	}
 	if polled == 0 {
 		t.Fatal("the rules never saw the source's reading")
+	}
+}
+
+// restart shuts every node down and starts them again on their stores.
+func (c *testCluster) restart(t *testing.T) {
+	t.Helper()
+	c.stop()
+	c.start(t)
+}
+
+func (c *testCluster) stop() {
+	for _, s := range c.servers {
+		s.Shutdown()
+		s.WaitForShutdown()
 	}
 }

@@ -34,6 +34,9 @@ const (
 	DropUnknown = "not_enrolled"
 	// DropMsgID: a sample carrying another host's Nats-Msg-Id.
 	DropMsgID = "msg_id_mismatch"
+	// DropDuplicate: a sample already accepted (same host, boot and
+	// sequence number), stored twice or replayed with its copy (seen.go).
+	DropDuplicate = "duplicate"
 )
 
 // Stats are the ingest counters the hub exports on /metrics.
@@ -72,6 +75,8 @@ type ingest struct {
 	enrolled atomic.Pointer[enrolledSet]
 
 	handled atomic.Uint64
+	// seen de-duplicates what the stream's window lets through.
+	seen *seen
 	// lastSeq is the stream sequence of the last message handled, where a
 	// recreated consumer resumes.
 	lastSeq atomic.Uint64
@@ -91,6 +96,7 @@ func newIngest(log *slog.Logger, history History, latency Latency) *ingest {
 		latency: latency,
 		limit:   logLimiter{every: 10 * time.Second},
 		newest:  map[string]latest{},
+		seen:    newSeen(),
 		stats:   Stats{Dropped: map[string]uint64{}, ObservationsDropped: map[string]uint64{}},
 	}
 }
@@ -124,6 +130,9 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	}
 	if cause, err := in.admit(s, time.Now()); err != nil {
 		in.drop(cause, subject, len(data), err)
+		return false
+	}
+	if in.repeated(s.Host, s.Boot, s.Seq) {
 		return false
 	}
 	// The one conversion of this sample to the dashboard's units: history
@@ -178,6 +187,10 @@ func (in *ingest) restored(id string) bool {
 	n, err := strconv.ParseUint(seq, 10, 64)
 	if err != nil || !c.Covered(host, boot, n, time.Now()) {
 		return false
+	}
+	if in.repeated(host, boot, n) {
+		in.handled.Add(1)
+		return true
 	}
 	in.mu.Lock()
 	in.stats.Samples++
@@ -352,6 +365,18 @@ func (in *ingest) consumeFrom(ctx context.Context, js jetstream.JetStream, durab
 		FilterSubject: metrics.SubjectSamples,
 		AckPolicy:     jetstream.AckNonePolicy,
 	}
+	// For the same reason, on one server, its state (delivered sequence)
+	// is kept in the server's memory, not written to the store (up to 10
+	// times a second under load): a restart of that server loses the
+	// consumer, which the hub makes again after lastSeq (watch.go). A
+	// cluster restarted whole would keep a replicated one but not its
+	// state, and send it again from its start, up to the stream's whole
+	// retention: there the state stays in the store.
+	st, err := js.Stream(ctx, metrics.StreamSamples)
+	if err != nil {
+		return nil, 0, fmt.Errorf("stream %s: %w", metrics.StreamSamples, err)
+	}
+	cfg.MemoryStorage = st.CachedInfo().Config.Replicas <= 1
 	deliver(&cfg)
 	cons, err := js.CreateConsumer(ctx, metrics.StreamSamples, cfg)
 	if err != nil {

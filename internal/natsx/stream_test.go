@@ -23,7 +23,7 @@ func TestEnsureSamplesStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := st.CachedInfo()
-	if info.Config.MaxAge != 24*time.Hour || info.Config.Duplicates != 2*time.Hour ||
+	if info.Config.MaxAge != 24*time.Hour || info.Config.Duplicates != natsx.DefaultDuplicates ||
 		info.Config.Storage != jetstream.FileStorage || len(info.Config.Subjects) != 1 ||
 		info.Config.Subjects[0] != metrics.SubjectSamples {
 		t.Fatalf("defaults not applied: %+v", info.Config)
