@@ -52,8 +52,17 @@ func DecodeOwned(b []byte) (*Sample, error) {
 func decode(b []byte, str string) (*Sample, error) {
 	// The reader bounds every length itself (see containerLen), and
 	// checks the shape of what it hands to the library (skip).
-	s := &Sample{}
-	r := reader{b: b, str: str}
+	// The sample, its host section and its inference series in one
+	// allocation: nearly every sample has all three. Whoever keeps one
+	// of them keeps the others' memory too, which the hub never does for
+	// long (it keeps a trimmed copy of the envelope, see ingest's merged).
+	block := &struct {
+		s   Sample
+		sys System
+		inf Inference
+	}{}
+	s := &block.s
+	r := reader{b: b, str: str, sys: &block.sys, inf: &block.inf}
 	if err := r.sample(s); err != nil {
 		return nil, fmt.Errorf("decode sample: %w: %w", ErrInvalid, err)
 	}
@@ -99,6 +108,10 @@ type reader struct {
 	scalars arena
 	// procs is where the GPUs' process lists are cut from.
 	procs []Process
+	// sys and inf are the sample's host section and inference series,
+	// allocated with it; nil once used (a repeated key gets its own).
+	sys *System
+	inf *Inference
 }
 
 // arena hands out 8-byte slots in chunks it never grows, so a pointer
@@ -492,7 +505,9 @@ func (r *reader) sample(s *Sample) error {
 		case "s":
 			s.System = nil
 			if !r.isNil() {
-				s.System = &System{}
+				if s.System, r.sys = r.sys, nil; s.System == nil {
+					s.System = &System{}
+				}
 				err = r.system(s.System)
 			}
 		case "g":
@@ -502,7 +517,9 @@ func (r *reader) sample(s *Sample) error {
 		case "n":
 			s.Inference = nil
 			if !r.isNil() {
-				s.Inference = &Inference{}
+				if s.Inference, r.inf = r.inf, nil; s.Inference == nil {
+					s.Inference = &Inference{}
+				}
 				err = r.inference(s.Inference)
 			}
 		case "e":
