@@ -79,8 +79,18 @@ func (p *part) view(online bool) *hostView {
 // them (the GPU views are copied into each update, the rest is only
 // read), so nothing is converted again.
 func fresh(l latest) *hostView {
+	return l.into(&hostView{})
+}
+
+// into builds l's part in v, reusing the memory of the part v held (its
+// model entries' array). That memory is the merger's alone: an update
+// gets copies of a part's status, GPU views and model entries, never the
+// part itself nor its model array, so no published update can see it
+// change.
+func (l latest) into(v *hostView) *hostView {
 	s, f := l.s, l.f
-	v := &hostView{
+	models := v.models[:0]
+	*v = hostView{
 		status: metrics.HostStatus{
 			Host:     s.Host,
 			Online:   true,
@@ -108,7 +118,7 @@ func fresh(l latest) *hostView {
 		slices.SortStableFunc(v.gpus, func(a, b metrics.GPUView) int { return *a.Index - *b.Index })
 	}
 	if len(s.Models) > 0 {
-		v.models = make([]metrics.ModelEntry, 0, len(s.Models))
+		v.models = slices.Grow(models, len(s.Models))
 		// A host runs a few models: their names are sorted on the stack
 		// (sorting maps.Keys' iterator allocated twice per host).
 		var buf [8]string
@@ -168,9 +178,13 @@ func (v *hostView) stale() *hostView {
 // only marks hosts online or stale and copies their parts in. It is not
 // safe for concurrent use: the hub's loop owns it.
 type merger struct {
-	parts map[string]*part
-	names []string // of parts, sorted
-	gen   uint64
+	parts  map[string]*part
+	names  []string // of parts, sorted
+	byName []*part  // parts[names[i]], so a tick looks each host up once
+	gen    uint64
+	// views is the tick's scratch list of host views, by name then
+	// online first: the merger's own, never part of an update.
+	views []*hostView
 }
 
 // merge builds the update at now; the loop adds latency, sources and
@@ -200,7 +214,12 @@ func (m *merger) merge(now time.Time, newest map[string]latest, interval time.Du
 			m.parts[h] = p
 		}
 		if p.f != l.f {
-			p.latest, p.on, p.off = l, fresh(l), nil
+			if p.on == nil {
+				p.on = &hostView{}
+			}
+			// The previous part was copied into the updates, never shared
+			// with them (see into): its memory is rebuilt in place.
+			p.latest, p.on, p.off = l, l.into(p.on), nil
 		}
 		p.seen = m.gen
 	}
@@ -211,24 +230,37 @@ func (m *merger) merge(now time.Time, newest map[string]latest, interval time.Du
 			}
 		}
 		m.names = slices.Sorted(maps.Keys(m.parts))
+		m.byName = m.byName[:0]
+		for _, h := range m.names {
+			m.byName = append(m.byName, m.parts[h])
+		}
 	}
 
 	// Online hosts first, each group by name: the seed's single "gpu",
-	// "host" and model sections come from the first that has them.
-	byName := make([]*hostView, len(m.names))
-	on, off := make([]*hostView, 0, len(m.names)), []*hostView(nil)
+	// "host" and model sections come from the first that has them. One
+	// scratch list holds both orders: views[:n] by name, then the online
+	// hosts and the silent ones after them.
+	n := len(m.byName)
+	m.views = slices.Grow(m.views[:0], 2*n)[:2*n]
+	byName, ordered := m.views[:n], m.views[n:]
+	nOn := 0
 	gpus, models := 0, 0
-	for i, h := range m.names {
-		p := m.parts[h]
+	for i, p := range m.byName {
 		v := p.view(online(now, p.s, interval))
 		byName[i] = v
 		if v.status.Online {
-			on = append(on, v)
-		} else {
-			off = append(off, v)
+			ordered[nOn] = v
+			nOn++
 		}
 		gpus += len(v.gpus)
 		models += len(v.models)
+	}
+	nOff := nOn
+	for _, v := range byName {
+		if !v.status.Online {
+			ordered[nOff] = v
+			nOff++
+		}
 	}
 	// Sized once: grown by append, a fleet's GPU views (large structs) were
 	// copied over and over.
@@ -240,15 +272,16 @@ func (m *merger) merge(now time.Time, newest map[string]latest, interval time.Du
 		u.Hosts = append(u.Hosts, v.status)
 		u.GPUs = append(u.GPUs, v.gpus...)
 	}
-	// ordered[:len(on)] are the online hosts.
-	ordered := append(on, off...)
+	// ordered[:nOn] are the online hosts.
 	for _, v := range ordered {
 		u.Models = append(u.Models, v.models...)
 	}
-	mergeGPU(&u, ordered, len(on))
-	mergeHost(&u, ordered, len(on))
-	u.AIModels.RTDETR = mergeModel(&u, ordered, len(on), metrics.RoleRTDETR, metrics.SectionRTDETR)
-	u.AIModels.Nemotron = mergeModel(&u, ordered, len(on), metrics.RoleNemotron, metrics.SectionNemotron)
+	mergeGPU(&u, ordered, nOn)
+	mergeHost(&u, ordered, nOn)
+	u.AIModels.RTDETR = mergeModel(&u, ordered, nOn, metrics.RoleRTDETR, metrics.SectionRTDETR)
+	u.AIModels.Nemotron = mergeModel(&u, ordered, nOn, metrics.RoleNemotron, metrics.SectionNemotron)
+	// The scratch list must not keep views of hosts that go.
+	clear(m.views)
 	return u
 }
 

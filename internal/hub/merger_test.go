@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -152,6 +153,7 @@ func TestMergerConvertsNothing(t *testing.T) {
 	in := newIngest(slog.New(slog.DiscardHandler), rec, nil)
 	a1 := agentSample("a", 0, 2)
 	a1.TS = now.UnixNano()
+	a1.Errors = map[string]string{metrics.CollectorHost: "partial"}
 	if !in.sample(metrics.SampleSubject("a"), encode(t, a1)) {
 		t.Fatal("rejected")
 	}
@@ -184,7 +186,10 @@ func TestMergerConvertsNothing(t *testing.T) {
 	if &u.GPUs[0] == &on.gpus[0] {
 		t.Fatal("the update shares the merger's GPU list: a source appending to it would write into the merger's")
 	}
-	if m.merge(now, in.snapshot(time.Time{}), 5*time.Second); m.parts["a"].on != on {
+	// A part is built in place (into), so a rebuild shows as a new copy
+	// of the sample's errors, not as a new part.
+	errs := reflect.ValueOf(on.status.Errors).Pointer()
+	if m.merge(now, in.snapshot(time.Time{}), 5*time.Second); m.parts["a"].on != on || reflect.ValueOf(on.status.Errors).Pointer() != errs {
 		t.Fatal("an unchanged sample's part was built again")
 	}
 
@@ -206,7 +211,7 @@ func TestMergerConvertsNothing(t *testing.T) {
 		t.Fatal("rejected")
 	}
 	m.merge(later, in.snapshot(time.Time{}), 5*time.Second)
-	if p := m.parts["a"]; p.on == on || p.off != nil || p.s.Seq != a2.Seq || p.f != rec.figures[1] {
+	if p := m.parts["a"]; p.on.status.Seq != a2.Seq || p.on.status.Errors != nil || p.off != nil || p.s.Seq != a2.Seq || p.f != rec.figures[1] {
 		t.Fatal("a new sample kept the old part")
 	}
 }

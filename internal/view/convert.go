@@ -193,7 +193,11 @@ func System(sys *metrics.System) metrics.HostView {
 	if sys == nil {
 		return metrics.HostView{}
 	}
-	fig := &hostFigures{}
+	return system(sys, &hostFigures{})
+}
+
+// system is System with the figures written to fig.
+func system(sys *metrics.System, fig *hostFigures) metrics.HostView {
 	v := metrics.HostView{
 		CPUPercent:    sys.CPUPercent,
 		PerCore:       sys.PerCore,
@@ -301,8 +305,13 @@ type Figures struct {
 func Of(s *metrics.Sample) Figures {
 	f := Figures{Host: s.Host, TS: s.TS, Boot: s.Boot, Seq: s.Seq}
 	if s.System != nil {
-		sys := System(s.System)
-		f.System = &sys
+		// The view and the figures it points at in one allocation.
+		h := &struct {
+			v   metrics.HostView
+			fig hostFigures
+		}{}
+		h.v = system(s.System, &h.fig)
+		f.System = &h.v
 	}
 	if len(s.GPUs) > 0 {
 		procs := 0

@@ -52,8 +52,17 @@ func DecodeOwned(b []byte) (*Sample, error) {
 func decode(b []byte, str string) (*Sample, error) {
 	// The reader bounds every length itself (see containerLen), and
 	// checks the shape of what it hands to the library (skip).
-	s := &Sample{}
-	r := reader{b: b, str: str}
+	// The sample, its host section and its inference series in one
+	// allocation: nearly every sample has all three. Whoever keeps one
+	// of them keeps the others' memory too, which the hub never does for
+	// long (it keeps a trimmed copy of the envelope, see ingest's merged).
+	block := &struct {
+		s   Sample
+		sys System
+		inf Inference
+	}{}
+	s := &block.s
+	r := reader{b: b, str: str, sys: &block.sys, inf: &block.inf}
 	if err := r.sample(s); err != nil {
 		return nil, fmt.Errorf("decode sample: %w: %w", ErrInvalid, err)
 	}
@@ -94,29 +103,43 @@ type reader struct {
 	// bounds them: a header's length is trusted only that far.
 	items int
 
-	floats arena[float64]
-	uints  arena[uint64]
-	u32s   arena[uint32]
-	ints   arena[int]
-	bools  arena[bool]
+	// scalars holds every pointer field's value: floats, integers and
+	// bools of a sample alike (see slot).
+	scalars arena
 	// procs is where the GPUs' process lists are cut from.
 	procs []Process
+	// sys and inf are the sample's host section and inference series,
+	// allocated with it; nil once used (a repeated key gets its own).
+	sys *System
+	inf *Inference
 }
 
-// arena hands out pointers into chunks it never grows, so a pointer stays
-// valid and a chunk holds many fields of one sample. Each chunk is twice
-// the last (up to maxChunk): a small sample takes one small chunk, an
-// 8-GPU one (~100 floats) three rather than four.
-type arena[T any] struct{ s []T }
+// arena hands out 8-byte slots in chunks it never grows, so a pointer
+// stays valid and a chunk holds many fields of one sample. Each chunk is
+// twice the last (up to maxChunk): a small sample takes one small chunk,
+// an 8-GPU one (~180 pointer fields) three. One arena serves every scalar
+// type (one per type took eight allocations for an 8-GPU sample).
+type arena struct{ s []uint64 }
 
 const maxChunk = 256
 
-func (a *arena[T]) ptr(v T) *T {
+// slot returns a zeroed 8-byte slot. Every type stored in one (float64,
+// uint64, uint32, int, bool) holds no pointer, is at most 8 bytes and at
+// most 8-aligned, so a *T into a slot is as valid as one into a []T; the
+// GC keeps a slot's chunk alive while any pointer into it lives.
+func (a *arena) slot() unsafe.Pointer {
 	if len(a.s) == cap(a.s) {
-		a.s = make([]T, 0, min(max(32, 2*cap(a.s)), maxChunk))
+		a.s = make([]uint64, 0, min(max(32, 2*cap(a.s)), maxChunk))
 	}
-	a.s = append(a.s, v)
-	return &a.s[len(a.s)-1]
+	a.s = a.s[:len(a.s)+1]
+	return unsafe.Pointer(&a.s[len(a.s)-1])
+}
+
+// put stores v in a new slot of a and points at it.
+func put[T float64 | uint64 | uint32 | int | bool](a *arena, v T) *T {
+	p := (*T)(a.slot())
+	*p = v
+	return p
 }
 
 var errEnd = errors.New("unexpected end of message")
@@ -248,8 +271,19 @@ func (r *reader) string() (string, error) {
 	return r.str[start:end], err
 }
 
-// key reads a map key without allocating.
+// key reads a map key without allocating. Every key of the schema is a
+// short string, a fixstr: that case is read here, inline, the rest by
+// span (which also reports a fixstr longer than what remains).
 func (r *reader) key() ([]byte, error) {
+	if r.off < len(r.b) {
+		if c := r.b[r.off]; c&0xe0 == 0xa0 {
+			start, end := r.off+1, r.off+1+int(c&0x1f)
+			if end <= len(r.b) {
+				r.off = end
+				return r.b[start:end], nil
+			}
+		}
+	}
 	start, end, err := r.span()
 	return r.b[start:end], err
 }
@@ -358,7 +392,7 @@ func (r *reader) floatPtr() (*float64, error) {
 		return nil, nil
 	}
 	v, err := r.float()
-	return r.floats.ptr(v), err
+	return put(&r.scalars, v), err
 }
 
 func (r *reader) uintPtr() (*uint64, error) {
@@ -366,7 +400,7 @@ func (r *reader) uintPtr() (*uint64, error) {
 		return nil, nil
 	}
 	v, err := r.integer()
-	return r.uints.ptr(v), err
+	return put(&r.scalars, v), err
 }
 
 func (r *reader) u32Ptr() (*uint32, error) {
@@ -374,7 +408,7 @@ func (r *reader) u32Ptr() (*uint32, error) {
 		return nil, nil
 	}
 	v, err := r.integer()
-	return r.u32s.ptr(uint32(v)), err
+	return put(&r.scalars, uint32(v)), err
 }
 
 func (r *reader) intPtr() (*int, error) {
@@ -382,7 +416,7 @@ func (r *reader) intPtr() (*int, error) {
 		return nil, nil
 	}
 	v, err := r.int()
-	return r.ints.ptr(v), err
+	return put(&r.scalars, v), err
 }
 
 func (r *reader) boolPtr() (*bool, error) {
@@ -390,7 +424,7 @@ func (r *reader) boolPtr() (*bool, error) {
 		return nil, nil
 	}
 	v, err := r.bool()
-	return r.bools.ptr(v), err
+	return put(&r.scalars, v), err
 }
 
 // array reads an array header and calls each for every element; nil stays
@@ -471,7 +505,9 @@ func (r *reader) sample(s *Sample) error {
 		case "s":
 			s.System = nil
 			if !r.isNil() {
-				s.System = &System{}
+				if s.System, r.sys = r.sys, nil; s.System == nil {
+					s.System = &System{}
+				}
 				err = r.system(s.System)
 			}
 		case "g":
@@ -481,7 +517,9 @@ func (r *reader) sample(s *Sample) error {
 		case "n":
 			s.Inference = nil
 			if !r.isNil() {
-				s.Inference = &Inference{}
+				if s.Inference, r.inf = r.inf, nil; s.Inference == nil {
+					s.Inference = &Inference{}
+				}
 				err = r.inference(s.Inference)
 			}
 		case "e":
