@@ -395,9 +395,9 @@ func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *H
 	return h, nil
 }
 
-// setupWait bounds start-up's JetStream set-up of the samples stream and
-// the hub's consumer, retries included; past it start-up fails, naming
-// the call that went unanswered.
+// setupWait bounds start-up's JetStream set-up of the samples stream,
+// retries included; past it start-up fails, naming the call that went
+// unanswered.
 const setupWait = time.Minute
 
 // streamConfig is the samples stream the hub keeps. On the embedded

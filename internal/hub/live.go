@@ -328,6 +328,9 @@ func (l *live) check() {
 	l.ck.Lock()
 	l.owed, l.mark = false, now
 	l.ck.Unlock()
+	// Here too: a hub that drops at every check never gets to the
+	// expiry of a clean one.
+	l.expire(now)
 	l.log.Info("live samples missed read back", "since", from, "messages", n)
 }
 
