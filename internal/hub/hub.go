@@ -51,7 +51,7 @@ type Config struct {
 	Replay         time.Duration `flag:"replay" usage:"how much of the sample stream is replayed into the windows at start"`
 	SourceTimeout  time.Duration `flag:"source-timeout" usage:"time limit of one poll of a database, container or Prometheus source"`
 	LatencyWindow  time.Duration `flag:"latency-window" usage:"window of the inference latency figures in the live update"`
-	Consumer       string        `flag:"nats-consumer" usage:"name of the hub's durable consumer on the samples stream; unique per hub sharing one NATS"`
+	Consumer       string        `flag:"nats-consumer" usage:"this hub's name on a shared NATS (its alert lease); unique per hub sharing one NATS. Earlier versions' durable consumer of that name is deleted at start"`
 	Replicas       int           `flag:"stream-replicas" usage:"replicas of the hub's JetStream streams on a clustered external NATS"`
 	// Alerts and history (internal/alerting, internal/history).
 	Rules            string        `flag:"rules" usage:"YAML alert rules file that overrides or adds to the default rules; a bad rule stops start-up"`
@@ -183,7 +183,7 @@ type Hub struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	in       *ingest
-	cc       jetstream.ConsumeContext
+	live     *live // feeds in: the samples subscription, replay, read-backs
 	lat      *nats.Subscription
 	srv      *server.Server
 	pub      publisher
@@ -209,10 +209,10 @@ type Hub struct {
 	// yet, and the history once replayed.
 	conn     atomic.Pointer[nats.Conn]
 	natsDown atomic.Pointer[error]
-	// ingestDown is why ingest is broken (stream or consumer gone, store
-	// full), nil when it works.
+	// ingestDown is why ingest is broken (a stream gone, store full), nil
+	// when it works.
 	ingestDown atomic.Pointer[error]
-	// ingestMu serialises repairs of the consumer (h.cc) after start.
+	// ingestMu serialises repairs of the streams after start.
 	ingestMu sync.Mutex
 	history  lateHistory
 	cancel   context.CancelFunc
@@ -348,19 +348,27 @@ func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *H
 	if h.lat, err = h.nc.Subscribe(metrics.SubjectLatency, func(m *nats.Msg) { h.in.observations(m.Subject, m.Data) }); err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", metrics.SubjectLatency, err)
 	}
-	var pending uint64
-	if h.cc, pending, err = h.in.consume(sctx, h.js, cfg.Consumer, h.replay(cfg.Replay)); err != nil {
+	// Live samples come on a subscription, made before the replay so
+	// that none falls between the two (live.go); JetStream replays the
+	// stream and reads back what the subscription misses.
+	h.live = newLive(h.in, h.nc, h.js, log.With("component", "ingest"), h.in.window)
+	if err := h.live.subscribe(); err != nil {
 		return nil, err
 	}
+	h.live.start()
+	dropLegacyConsumer(sctx, h.js, cfg.Consumer, log)
 	// The first update holds the replayed history; a replay that takes
 	// too long is not worth refusing to serve for.
 	rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
-	caught := h.in.waitCaughtUp(rctx, pending)
+	replayed, caught, err := h.live.replay(rctx, time.Now().Add(-h.replay(cfg.Replay)))
 	rcancel()
+	if err != nil {
+		return nil, err
+	}
 	if !caught && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	log.Info("samples replayed", "messages", pending, "complete", caught, "since", cfg.Replay)
+	log.Info("samples replayed", "messages", replayed, "complete", caught, "since", cfg.Replay)
 	h.history.set(h.plugs.History)
 
 	loopCtx, stop := context.WithCancel(context.Background())
@@ -387,9 +395,9 @@ func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *H
 	return h, nil
 }
 
-// setupWait bounds start-up's JetStream set-up of the samples stream and
-// the hub's consumer, retries included; past it start-up fails, naming
-// the call that went unanswered.
+// setupWait bounds start-up's JetStream set-up of the samples stream,
+// retries included; past it start-up fails, naming the call that went
+// unanswered.
 const setupWait = time.Minute
 
 // streamConfig is the samples stream the hub keeps. On the embedded
@@ -525,6 +533,23 @@ func (h *Hub) NATSURL() string {
 // Stats returns the ingest counters.
 func (h *Hub) Stats() Stats { return h.in.Stats() }
 
+// LiveStats returns the live path's counters: gaps read back, overlaps.
+func (h *Hub) LiveStats() LiveStats { return h.live.Stats() }
+
+// dropLegacyConsumer deletes the durable consumer earlier hubs read the
+// samples through, named --nats-consumer: left alone, a cluster would
+// keep it (and its replicated state) for good. A hub that may not delete
+// it says so and goes on.
+func dropLegacyConsumer(ctx context.Context, js jetstream.JetStream, name string, log *slog.Logger) {
+	err := js.DeleteConsumer(ctx, metrics.StreamSamples, name)
+	switch {
+	case err == nil:
+		log.Info("deleted the durable consumer of earlier versions; samples now come on a subscription", "consumer", name)
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		log.Warn("could not delete the durable consumer of earlier versions", "consumer", name, "err", err)
+	}
+}
+
 // Clients is the number of connected WebSocket clients.
 func (h *Hub) Clients() int { return h.srv.Clients() }
 
@@ -603,7 +628,7 @@ func (h *Hub) tick(now time.Time) {
 	ph.done()
 }
 
-// Close stops the loop and the pollers, drains the consumer, closes the
+// Close stops the loop and the pollers, drains the samples subscription, closes the
 // HTTP server with a deadline and shuts NATS down. It is safe to call
 // more than once and on a partly started hub.
 func (h *Hub) Close() error {
@@ -624,13 +649,8 @@ func (h *Hub) Close() error {
 			errs = append(errs, errors.New("a source poll did not return within 5s of shutdown"))
 		}
 		closeSources(h.plugs.Sources)
-		if h.cc != nil {
-			h.cc.Drain()
-			select {
-			case <-h.cc.Closed():
-			case <-time.After(5 * time.Second):
-				errs = append(errs, errors.New("sample consumer did not drain within 5s"))
-			}
+		if h.live != nil {
+			h.live.close()
 		}
 		if h.lat != nil {
 			_ = h.lat.Unsubscribe()

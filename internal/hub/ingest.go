@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -77,9 +75,6 @@ type ingest struct {
 	handled atomic.Uint64
 	// seen de-duplicates what the stream's window lets through.
 	seen *seen
-	// lastSeq is the stream sequence of the last message handled, where a
-	// recreated consumer resumes.
-	lastSeq atomic.Uint64
 
 	mu     sync.Mutex
 	newest map[string]latest
@@ -314,112 +309,13 @@ func (in *ingest) Stats() Stats {
 	return st
 }
 
-// A pull asks for at most this many messages and bytes, so a burst of
-// large messages is buffered in the hub a few MiB at a time.
+// A read-back's pulls ask for at most this many messages and bytes
+// (live.go), so a burst of large messages is buffered in the hub a few
+// MiB at a time.
 const (
 	pullMessages = 256
 	pullBytes    = 4 << 20
 )
-
-// consume (re)creates the hub's durable consumer so that it starts at
-// now-replay, which rebuilds the windows after a restart through the same
-// path live samples take, and starts handling messages. It returns the
-// number of messages pending at creation, for the caller to wait on.
-func (in *ingest) consume(ctx context.Context, js jetstream.JetStream, durable string, replay time.Duration) (jetstream.ConsumeContext, uint64, error) {
-	start := time.Now().Add(-replay)
-	return in.consumeFrom(ctx, js, durable, func(c *jetstream.ConsumerConfig) {
-		c.DeliverPolicy, c.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
-	})
-}
-
-// resume recreates a consumer that vanished so that it continues after
-// the last message handled; fresh is for a stream recreated empty, read
-// from its start.
-func (in *ingest) resume(ctx context.Context, js jetstream.JetStream, durable string, fresh bool) (jetstream.ConsumeContext, error) {
-	next := in.lastSeq.Load() + 1
-	cc, _, err := in.consumeFrom(ctx, js, durable, func(c *jetstream.ConsumerConfig) {
-		if fresh || next <= 1 {
-			c.DeliverPolicy = jetstream.DeliverAllPolicy
-			return
-		}
-		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, next
-	})
-	return cc, err
-}
-
-func (in *ingest) consumeFrom(ctx context.Context, js jetstream.JetStream, durable string, deliver func(*jetstream.ConsumerConfig)) (jetstream.ConsumeContext, uint64, error) {
-	// A durable's start position cannot be updated, and one left from the
-	// last run would resume from its ack floor instead of the replay start.
-	if err := js.DeleteConsumer(ctx, metrics.StreamSamples, durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, 0, fmt.Errorf("delete consumer %s: %w", durable, err)
-	}
-	// No acks: the hub handles every message it is sent, whatever its
-	// fate, and never asks for one again, so an ack per sample only cost
-	// a message to the server and its bookkeeping there (a consumer-group
-	// proposal per ack on a cluster). Where ingest resumes is its own
-	// record (lastSeq) or, at start, the replay time; the pulls
-	// (pullMessages, pullBytes) bound what waits in the hub.
-	cfg := jetstream.ConsumerConfig{
-		Durable:       durable,
-		Description:   "sysperf hub ingest",
-		FilterSubject: metrics.SubjectSamples,
-		AckPolicy:     jetstream.AckNonePolicy,
-	}
-	// For the same reason, on one server, its state (delivered sequence)
-	// is kept in the server's memory, not written to the store (up to 10
-	// times a second under load): a restart of that server loses the
-	// consumer, which the hub makes again after lastSeq (watch.go). A
-	// cluster restarted whole would keep a replicated one but not its
-	// state, and send it again from its start, up to the stream's whole
-	// retention: there the state stays in the store.
-	st, err := js.Stream(ctx, metrics.StreamSamples)
-	if err != nil {
-		return nil, 0, fmt.Errorf("stream %s: %w", metrics.StreamSamples, err)
-	}
-	cfg.MemoryStorage = st.CachedInfo().Config.Replicas <= 1
-	deliver(&cfg)
-	cons, err := js.CreateConsumer(ctx, metrics.StreamSamples, cfg)
-	if err != nil {
-		return nil, 0, fmt.Errorf("create consumer %s: %w", durable, err)
-	}
-	pending := cons.CachedInfo().NumPending
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		if md, err := msg.Metadata(); err == nil {
-			in.lastSeq.Store(md.Sequence.Stream)
-		}
-		id := msg.Headers().Get(jetstream.MsgIDHeader)
-		if in.ownMsgID(msg.Subject(), id, len(msg.Data())) {
-			if !in.restored(id) {
-				in.sample(msg.Subject(), msg.Data())
-			}
-		} else {
-			in.handled.Add(1)
-		}
-	}, jetstream.PullMaxMessagesWithBytesLimit(pullMessages, pullBytes), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if ok, suppressed := in.limit.allow("consume", time.Now()); ok {
-			in.log.Warn("sample consumer", "err", err, "suppressed", suppressed)
-		}
-	}))
-	if err != nil {
-		return nil, 0, fmt.Errorf("consume %s: %w", metrics.StreamSamples, err)
-	}
-	return cc, pending, nil
-}
-
-// waitCaughtUp blocks until n messages were handled since start, so the
-// first update already holds the replayed history, or until ctx ends.
-func (in *ingest) waitCaughtUp(ctx context.Context, n uint64) bool {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for in.handled.Load() < n {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
-}
 
 // logLimiter lets one log line per key through every interval and counts
 // the ones it held back, so garbage at line rate cannot flood the log.

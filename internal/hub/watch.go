@@ -17,8 +17,8 @@ import (
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
-// ingestCheck is how often the hub checks that its streams and consumer
-// still exist and its store has room.
+// ingestCheck is how often the hub checks that its streams still exist
+// and its store has room.
 const ingestCheck = 2 * time.Second
 
 // lossHold is how long /healthz stays 503 after the hub found one of its
@@ -27,9 +27,9 @@ const ingestCheck = 2 * time.Second
 // two must see it, not only the log.
 const lossHold = 10 * time.Minute
 
-// watchIngest keeps ingest honest: a connected NATS is not enough if the
-// stream or the consumer is gone (deleted by hand, or lost with the store)
-// or the store is full. /healthz says so until it is repaired.
+// watchIngest keeps ingest honest: a connected NATS is not enough if a
+// stream is gone (deleted by hand, or lost with the store) or the store
+// is full. /healthz says so until it is repaired.
 func (h *Hub) watchIngest(ctx context.Context) {
 	t := time.NewTicker(ingestCheck)
 	defer t.Stop()
@@ -43,7 +43,7 @@ func (h *Hub) watchIngest(ctx context.Context) {
 	}
 }
 
-// checkIngest recreates a vanished stream or consumer, logging an ERROR
+// checkIngest recreates a vanished stream, logging an ERROR
 // with what was lost, and sets the ingest part of the health check.
 func (h *Hub) checkIngest(ctx context.Context) {
 	if !h.nc.IsConnected() {
@@ -83,6 +83,11 @@ func (h *Hub) streamWatch() *streams {
 	return h.streams
 }
 
+// repairIngest recreates a stream that vanished. Ingest itself needs
+// no repair: samples come on a subscription, which a stream deleted or
+// recreated does not touch (the samples published meanwhile, which no
+// stream stored, still reach the hub), and a gap is read back from
+// whichever stream is there (live.go).
 func (h *Hub) repairIngest(ctx context.Context) error {
 	h.ingestMu.Lock()
 	defer h.ingestMu.Unlock()
@@ -95,27 +100,9 @@ func (h *Hub) repairIngest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !fresh {
-		_, err = h.js.Consumer(ctx, metrics.StreamSamples, h.cfg.Consumer)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return fmt.Errorf("consumer %s: %w", h.cfg.Consumer, err)
-		}
-		h.ingestDown.Store(ptr(fmt.Errorf("the hub's consumer %s vanished; recreating it", h.cfg.Consumer)))
-		h.log.Error("the hub's consumer vanished: no samples were read since; recreating it after the last sample handled",
-			"consumer", h.cfg.Consumer, "resume_at_seq", h.in.lastSeq.Load()+1)
+	if fresh {
+		h.log.Info("samples stream recreated; live samples go on", "stream", metrics.StreamSamples)
 	}
-	if h.cc != nil {
-		h.cc.Stop()
-	}
-	cc, err := h.in.resume(ctx, h.js, h.cfg.Consumer, fresh)
-	if err != nil {
-		return fmt.Errorf("the hub's consumer %s vanished and could not be recreated: %w", h.cfg.Consumer, err)
-	}
-	h.cc = cc
-	h.log.Info("ingest recreated", "consumer", h.cfg.Consumer, "stream_recreated", fresh)
 	return nil
 }
 
@@ -202,8 +189,8 @@ func (s *streams) lost(now time.Time) error {
 // check looks at each of the hub's streams once. A vanished one is
 // recreated: the samples stream by samples (the hub's own configuration),
 // the others with the one they had. It reports whether the samples stream
-// is new since the last check (recreated here, or found reset), so its
-// consumer must start over from its first message.
+// is new since the last check (recreated here, or found reset), which is
+// logged.
 func (s *streams) check(ctx context.Context, js jetstream.JetStream, samples func(context.Context) error) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
