@@ -46,7 +46,7 @@ type updateCollector struct {
 	hub Hub
 
 	samples, late, observations, dropped, obsDropped, hosts, clients, clientsDropped, updateTS desc
-	clientsRefused                                                                             desc
+	clientsRefused, gaps, readBack                                                             desc
 
 	gpuUtil, gpuMemUsed, gpuMemTotal, gpuTemp, gpuPower desc
 
@@ -76,6 +76,8 @@ func newUpdateCollector(hub Hub) *updateCollector {
 		clientsDropped: newDesc("sysperf_websocket_dropped_clients_total", "WebSocket clients dropped for being too slow to take the updates."),
 		clientsRefused: newDesc("sysperf_websocket_refused_clients_total", "WebSocket upgrades refused with 503 because --ws-max-clients were connected."),
 		updateTS:       newDesc("sysperf_update_timestamp_seconds", "When the latest performance update was built (unix time)."),
+		gaps:           newDesc("sysperf_ingest_gaps_total", "Times the live samples subscription lost messages or reconnected, and the hub read the span back from the stream."),
+		readBack:       newDesc("sysperf_ingest_read_back_total", "Messages read from the samples stream rather than the live subscription: the start-up replay and the gaps."),
 
 		gpuUtil:     newDesc("sysperf_gpu_utilization_ratio", "GPU utilization, 0 to 1.", gpu...),
 		gpuMemUsed:  newDesc("sysperf_gpu_memory_used_bytes", "GPU memory in use.", gpu...),
@@ -122,7 +124,7 @@ func newUpdateCollector(hub Hub) *updateCollector {
 }
 
 func (c *updateCollector) all() []desc {
-	return []desc{c.samples, c.late, c.observations, c.dropped, c.obsDropped, c.hosts, c.clients, c.clientsDropped, c.clientsRefused, c.updateTS,
+	return []desc{c.samples, c.late, c.observations, c.dropped, c.obsDropped, c.hosts, c.clients, c.clientsDropped, c.clientsRefused, c.updateTS, c.gaps, c.readBack,
 		c.gpuUtil, c.gpuMemUsed, c.gpuMemTotal, c.gpuTemp, c.gpuPower,
 		c.modelStatus, c.modelSlotsActive, c.modelSlotsTotal, c.latency, c.images, c.events,
 		c.pgStatus, c.pgConns, c.pgConnsMax, c.pgHit, c.pgTPS, c.pgDeadlocks, c.pgSize, c.pgLongest,
@@ -190,6 +192,8 @@ func (c *updateCollector) Collect(ch chan<- prometheus.Metric) {
 	e.emit(c.samples, prometheus.CounterValue, float64(in.Samples))
 	e.emit(c.late, prometheus.CounterValue, float64(in.Late))
 	e.emit(c.observations, prometheus.CounterValue, float64(in.Observations))
+	e.emit(c.gaps, prometheus.CounterValue, float64(in.Gaps))
+	e.emit(c.readBack, prometheus.CounterValue, float64(in.ReadBack))
 	for cause, n := range in.Dropped {
 		e.emit(c.dropped, prometheus.CounterValue, float64(n), cause)
 	}

@@ -24,6 +24,10 @@ type Ingest struct {
 	// Dropped samples and observations by cause.
 	Dropped, ObservationsDropped map[string]uint64
 	Hosts                        int
+	// Gaps is how often the live subscription lost messages or
+	// reconnected, and ReadBack the messages read from the samples
+	// stream instead: the start-up replay and each gap.
+	Gaps, ReadBack uint64
 }
 
 // Hub is what the exporter reads of the hub at scrape time.

@@ -113,10 +113,11 @@ func (v exportView) Ingest() export.Ingest {
 	if v.h.latest.Load() == nil {
 		return export.Ingest{}
 	}
-	s := v.h.in.Stats()
+	s, l := v.h.in.Stats(), v.h.LiveStats()
 	return export.Ingest{
 		Samples: s.Samples, Late: s.Late, Observations: s.Observations,
 		Dropped: s.Dropped, ObservationsDropped: s.ObservationsDropped, Hosts: s.Hosts,
+		Gaps: l.Gaps, ReadBack: l.ReadBack,
 	}
 }
 
