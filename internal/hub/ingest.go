@@ -84,6 +84,10 @@ type ingest struct {
 	mu     sync.Mutex
 	newest map[string]latest
 	stats  Stats
+
+	// decoders are sample's metrics.Decoders: a sample is decoded into
+	// the memory of the last one, which only its conversion reads.
+	decoders sync.Pool
 }
 
 // enrolledSet is who may publish, by kind.
@@ -118,7 +122,15 @@ func dropCause(err error) string {
 // must never be modified afterwards; a NATS message's Data is its own.
 func (in *ingest) sample(subject string, data []byte) bool {
 	defer in.handled.Add(1)
-	s, err := metrics.DecodeOwned(data)
+	d, _ := in.decoders.Get().(*metrics.Decoder)
+	if d == nil {
+		d = &metrics.Decoder{}
+	}
+	// s is d's until d goes back: only the envelope, models and errors
+	// (merged) and the figures (view.Of copies what it keeps) outlive
+	// this call, and history and latency copy what they keep.
+	defer in.decoders.Put(d)
+	s, err := d.DecodeOwned(data)
 	if err == nil && !sampleOf(subject, s.Host) {
 		err = fmt.Errorf("sample of host %q on subject %q", s.Host, subject)
 		in.drop(DropSubject, subject, len(data), err)

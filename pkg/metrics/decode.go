@@ -29,7 +29,7 @@ func Decode(b []byte) (*Sample, error) {
 	if len(b) > MaxMessage {
 		return nil, fmt.Errorf("decode sample: %d bytes: %w", len(b), ErrTooLarge)
 	}
-	return decode(b, string(b))
+	return decode(b, string(b), nil)
 }
 
 // DecodeOwned is Decode for a message the caller hands over: the sample's
@@ -42,28 +42,107 @@ func DecodeOwned(b []byte) (*Sample, error) {
 	if len(b) > MaxMessage {
 		return nil, fmt.Errorf("decode sample: %d bytes: %w", len(b), ErrTooLarge)
 	}
-	if len(b) == 0 {
-		return decode(b, "")
+	return decodeOwned(b, nil)
+}
+
+func decodeOwned(b []byte, d *Decoder) (*Sample, error) {
+	if len(b) > MaxMessage {
+		return nil, fmt.Errorf("decode sample: %d bytes: %w", len(b), ErrTooLarge)
 	}
-	return decode(b, unsafe.String(&b[0], len(b)))
+	if len(b) == 0 {
+		return decode(b, "", d)
+	}
+	return decode(b, unsafe.String(&b[0], len(b)), d)
+}
+
+// Decoder decodes samples into memory it keeps from one sample to the
+// next: the sample itself, its host section, GPUs, processes, disks,
+// per-core figures, inference series and every number of those that is
+// a pointer. A hub decodes a fleet's samples all day and keeps none of
+// that (it converts the figures, view.Of, and keeps them), so decoding
+// into the same memory saves a sample's worth of allocation (about 8 KiB
+// for 8 GPUs) and of the collector's work per sample.
+//
+// What a Decoder's sample holds of its own memory is valid only until
+// the Decoder's next call: the caller must copy whatever it keeps of it
+// (numbers included: a figure is a pointer into that memory). What it may
+// keep as it is: the strings (they are the message's, see DecodeOwned),
+// the models and errors (Sample.Models, Sample.Errors and everything in
+// them are allocated for each sample), and the GPU health details read
+// through the library (XIDs, ECC, PCIe, NVLinks, MIG) and the throttle
+// reasons. A Decoder is not safe for concurrent use.
+type Decoder struct {
+	block   *sampleBlock
+	scalars []uint64
+	gpus    []GPU
+	procs   []Process
+	disks   []Disk
+	floats  []float64
+	buckets []Bucket
+	hists   map[string]Histogram
+	counts  map[string]float64
+}
+
+// DecodeOwned is the package's DecodeOwned into d's memory (see Decoder):
+// the sample is d's, valid until d's next call.
+func (d *Decoder) DecodeOwned(b []byte) (*Sample, error) {
+	return decodeOwned(b, d)
+}
+
+// keep sizes d's chunks for the next sample after r read one: a chunk
+// the sample outgrew is replaced by one that fits it all, so a fleet's
+// steady stream of same-sized samples allocates none.
+func (d *Decoder) keep(r *reader) {
+	if n := r.scalars.used; n > cap(d.scalars) {
+		d.scalars = make([]uint64, 0, n)
+	}
+	if n := r.nprocs; n > cap(d.procs) {
+		d.procs = make([]Process, 0, n)
+	}
+	if n := r.nbuckets; n > cap(d.buckets) {
+		d.buckets = make([]Bucket, 0, n)
+	}
+}
+
+// sampleBlock is a sample with its host section and inference series:
+// nearly every sample has all three, so they are allocated together.
+// Whoever keeps one of them keeps the others' memory too, which the hub
+// never does for long (it keeps a trimmed copy of the envelope, see
+// ingest's merged).
+type sampleBlock struct {
+	s   Sample
+	sys System
+	inf Inference
 }
 
 // decode parses b, whose text str is (a copy or b itself), and checks it.
-func decode(b []byte, str string) (*Sample, error) {
+// With d, the sample is d's scratch (see Decoder); without, it is the
+// caller's.
+func decode(b []byte, str string, d *Decoder) (*Sample, error) {
 	// The reader bounds every length itself (see containerLen), and
 	// checks the shape of what it hands to the library (skip).
-	// The sample, its host section and its inference series in one
-	// allocation: nearly every sample has all three. Whoever keeps one
-	// of them keeps the others' memory too, which the hub never does for
-	// long (it keeps a trimmed copy of the envelope, see ingest's merged).
-	block := &struct {
-		s   Sample
-		sys System
-		inf Inference
-	}{}
+	var block *sampleBlock
+	if d != nil {
+		if d.block == nil {
+			d.block = &sampleBlock{}
+		}
+		block = d.block
+		*block = sampleBlock{}
+	} else {
+		block = &sampleBlock{}
+	}
 	s := &block.s
-	r := reader{b: b, str: str, sys: &block.sys, inf: &block.inf}
-	if err := r.sample(s); err != nil {
+	r := reader{b: b, str: str, sys: &block.sys, inf: &block.inf, d: d}
+	if d != nil {
+		r.scalars.s = d.scalars[:0]
+		r.procs = d.procs[:0]
+		r.buckets = d.buckets[:0]
+	}
+	err := r.sample(s)
+	if d != nil {
+		d.keep(&r)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("decode sample: %w: %w", ErrInvalid, err)
 	}
 	if s.V < 1 {
@@ -104,10 +183,22 @@ type reader struct {
 	items int
 
 	// scalars holds every pointer field's value: floats, integers and
-	// bools of a sample alike (see slot).
-	scalars arena
-	// procs is where the GPUs' process lists are cut from.
-	procs []Process
+	// bools of a sample alike (see slot). While inModels, the values go
+	// to own instead: with a Decoder, scalars is reused and own is not
+	// (the caller may keep the models).
+	scalars, own arena
+	inModels     bool
+	// procs is where the GPUs' process lists are cut from, buckets the
+	// inference series' buckets (with a Decoder: its chunks, reused);
+	// nprocs and nbuckets count what the sample needed of them.
+	procs            []Process
+	buckets          []Bucket
+	nprocs, nbuckets int
+	// inInference: the histograms being read are the inference
+	// series' (a Decoder's), not a model's (the caller's).
+	inInference bool
+	// d, when set, is the Decoder whose memory the sample reuses.
+	d *Decoder
 	// sys and inf are the sample's host section and inference series,
 	// allocated with it; nil once used (a repeated key gets its own).
 	sys *System
@@ -119,11 +210,15 @@ type reader struct {
 // twice the last (up to maxChunk): a small sample takes one small chunk,
 // an 8-GPU one (~180 pointer fields) three. One arena serves every scalar
 // type (one per type took eight allocations for an 8-GPU sample).
-type arena struct{ s []uint64 }
+type arena struct {
+	s    []uint64
+	used int // slots handed out, over every chunk
+}
 
 const maxChunk = 256
 
-// slot returns a zeroed 8-byte slot. Every type stored in one (float64,
+// slot returns an 8-byte slot (a reused one is not zeroed: put writes
+// what is read of it). Every type stored in one (float64,
 // uint64, uint32, int, bool) holds no pointer, is at most 8 bytes and at
 // most 8-aligned, so a *T into a slot is as valid as one into a []T; the
 // GC keeps a slot's chunk alive while any pointer into it lives.
@@ -132,6 +227,7 @@ func (a *arena) slot() unsafe.Pointer {
 		a.s = make([]uint64, 0, min(max(32, 2*cap(a.s)), maxChunk))
 	}
 	a.s = a.s[:len(a.s)+1]
+	a.used++
 	return unsafe.Pointer(&a.s[len(a.s)-1])
 }
 
@@ -387,12 +483,20 @@ func (r *reader) library(v any) error {
 	return msgpack.Unmarshal(r.b[start:r.off], v)
 }
 
+// arena is where the pointer fields being read get their values.
+func (r *reader) arena() *arena {
+	if r.inModels {
+		return &r.own
+	}
+	return &r.scalars
+}
+
 func (r *reader) floatPtr() (*float64, error) {
 	if r.isNil() {
 		return nil, nil
 	}
 	v, err := r.float()
-	return put(&r.scalars, v), err
+	return put(r.arena(), v), err
 }
 
 func (r *reader) uintPtr() (*uint64, error) {
@@ -400,7 +504,7 @@ func (r *reader) uintPtr() (*uint64, error) {
 		return nil, nil
 	}
 	v, err := r.integer()
-	return put(&r.scalars, v), err
+	return put(r.arena(), v), err
 }
 
 func (r *reader) u32Ptr() (*uint32, error) {
@@ -408,7 +512,7 @@ func (r *reader) u32Ptr() (*uint32, error) {
 		return nil, nil
 	}
 	v, err := r.integer()
-	return put(&r.scalars, uint32(v)), err
+	return put(r.arena(), uint32(v)), err
 }
 
 func (r *reader) intPtr() (*int, error) {
@@ -416,7 +520,7 @@ func (r *reader) intPtr() (*int, error) {
 		return nil, nil
 	}
 	v, err := r.int()
-	return put(&r.scalars, v), err
+	return put(r.arena(), v), err
 }
 
 func (r *reader) boolPtr() (*bool, error) {
@@ -424,7 +528,7 @@ func (r *reader) boolPtr() (*bool, error) {
 		return nil, nil
 	}
 	v, err := r.bool()
-	return put(&r.scalars, v), err
+	return put(r.arena(), v), err
 }
 
 // array reads an array header and calls each for every element; nil stays
@@ -460,6 +564,53 @@ func (r *reader) fields(field func(k []byte) error) error {
 		}
 	}
 	return nil
+}
+
+// reuse is array into buf's memory (a Decoder's), grown when too small.
+func reuse[T any](r *reader, buf *[]T, each func(*T) error) ([]T, error) {
+	n, err := r.containerLen(false)
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n == 0 {
+		return []T{}, nil
+	}
+	if cap(*buf) < n {
+		*buf = make([]T, n)
+	}
+	out := (*buf)[:n:n]
+	clear(out)
+	for i := range out {
+		if err := each(&out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// strMapInto is strMap into m (a Decoder's, emptied first), or into a
+// new map when m is nil.
+func strMapInto[T any](r *reader, m map[string]T, val func() (T, error)) (map[string]T, error) {
+	if m == nil {
+		return strMap(r, val)
+	}
+	n, err := r.containerLen(true)
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	clear(m)
+	for range n {
+		k, err := r.string()
+		if err != nil {
+			return nil, err
+		}
+		v, err := val()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		m[k] = v
+	}
+	return m, nil
 }
 
 // strMap reads a map with string keys; nil stays nil.
@@ -511,9 +662,17 @@ func (r *reader) sample(s *Sample) error {
 				err = r.system(s.System)
 			}
 		case "g":
-			s.GPUs, err = array(r, r.gpu)
+			if r.d != nil {
+				s.GPUs, err = reuse(r, &r.d.gpus, r.gpu)
+			} else {
+				s.GPUs, err = array(r, r.gpu)
+			}
 		case "m":
+			// The models are the caller's to keep, a Decoder's too: their
+			// numbers come from an arena of their own.
+			r.inModels = true
 			s.Models, err = strMap(r, r.model)
+			r.inModels = false
 		case "n":
 			s.Inference = nil
 			if !r.isNil() {
@@ -537,7 +696,12 @@ func (r *reader) system(s *System) error {
 		case "c":
 			s.CPUPercent, err = r.floatPtr()
 		case "pc":
-			s.PerCore, err = array(r, func(v *float64) (err error) { *v, err = r.float(); return err })
+			each := func(v *float64) (err error) { *v, err = r.float(); return err }
+			if r.d != nil {
+				s.PerCore, err = reuse(r, &r.d.floats, each)
+			} else {
+				s.PerCore, err = array(r, each)
+			}
 		case "l1":
 			s.Load1, err = r.floatPtr()
 		case "l5":
@@ -553,21 +717,11 @@ func (r *reader) system(s *System) error {
 		case "st":
 			s.SwapTotal, err = r.integer()
 		case "d":
-			s.Disks, err = array(r, func(d *Disk) error {
-				return r.fields(func(k []byte) (err error) {
-					switch string(k) {
-					case "m":
-						d.Mount, err = r.string()
-					case "u":
-						d.Used, err = r.integer()
-					case "t":
-						d.Total, err = r.integer()
-					default:
-						err = r.skip()
-					}
-					return err
-				})
-			})
+			if r.d != nil {
+				s.Disks, err = reuse(r, &r.d.disks, r.disk)
+			} else {
+				s.Disks, err = array(r, r.disk)
+			}
 		case "dr":
 			s.DiskReadBps, err = r.floatPtr()
 		case "dw":
@@ -578,6 +732,22 @@ func (r *reader) system(s *System) error {
 			s.NetTxBps, err = r.floatPtr()
 		case "u":
 			s.Uptime, err = r.integer()
+		default:
+			err = r.skip()
+		}
+		return err
+	})
+}
+
+func (r *reader) disk(d *Disk) error {
+	return r.fields(func(k []byte) (err error) {
+		switch string(k) {
+		case "m":
+			d.Mount, err = r.string()
+		case "u":
+			d.Used, err = r.integer()
+		case "t":
+			d.Total, err = r.integer()
 		default:
 			err = r.skip()
 		}
@@ -662,6 +832,32 @@ func (r *reader) gpu(g *GPU) error {
 	})
 }
 
+// cutBuckets is array for a Decoder's inference series: each cut from
+// one chunk, capped as processes' lists are.
+func (r *reader) cutBuckets() ([]Bucket, error) {
+	n, err := r.containerLen(false)
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n == 0 {
+		return []Bucket{}, nil
+	}
+	if cap(r.buckets)-len(r.buckets) < n {
+		r.buckets = make([]Bucket, 0, max(n, 16))
+	}
+	r.nbuckets += n
+	start := len(r.buckets)
+	r.buckets = r.buckets[:start+n]
+	out := r.buckets[start : start+n : start+n]
+	clear(out)
+	for i := range out {
+		if err := r.bucket(&out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // processes reads a GPU's process list into a chunk shared by the
 // sample's GPUs (capped, so an append to one never reaches another).
 func (r *reader) processes() ([]Process, error) {
@@ -675,9 +871,11 @@ func (r *reader) processes() ([]Process, error) {
 	if cap(r.procs)-len(r.procs) < n {
 		r.procs = make([]Process, 0, max(n, 16))
 	}
+	r.nprocs += n
 	start := len(r.procs)
 	r.procs = r.procs[:start+n]
 	out := r.procs[start : start+n : start+n]
+	clear(out) // a Decoder's chunk holds the last sample's
 	for i := range out {
 		if err := r.process(&out[i]); err != nil {
 			return nil, err
@@ -718,9 +916,27 @@ func (r *reader) inference(in *Inference) error {
 	return r.fields(func(k []byte) (err error) {
 		switch string(k) {
 		case "h":
-			in.Histograms, err = strMap(r, r.histogram)
+			var m map[string]Histogram
+			if r.d != nil {
+				if r.d.hists == nil {
+					r.d.hists = map[string]Histogram{}
+				}
+				m = r.d.hists
+			}
+			// The series' buckets are cut from r.buckets (a Decoder's
+			// chunk); a model's histograms, the caller's, are not.
+			r.inInference = true
+			in.Histograms, err = strMapInto(r, m, r.histogram)
+			r.inInference = false
 		case "c":
-			in.Counters, err = strMap(r, r.float)
+			var m map[string]float64
+			if r.d != nil {
+				if r.d.counts == nil {
+					r.d.counts = map[string]float64{}
+				}
+				m = r.d.counts
+			}
+			in.Counters, err = strMapInto(r, m, r.float)
 		default:
 			err = r.skip()
 		}
@@ -737,25 +953,31 @@ func (r *reader) histogram() (Histogram, error) {
 		case "s":
 			h.Sum, err = r.float()
 		case "b":
-			h.Buckets, err = array(r, func(b *Bucket) error {
-				return r.fields(func(k []byte) (err error) {
-					switch string(k) {
-					case "le":
-						b.UpperBound, err = r.float()
-					case "c":
-						b.Count, err = r.float()
-					default:
-						err = r.skip()
-					}
-					return err
-				})
-			})
+			if r.d != nil && r.inInference {
+				h.Buckets, err = r.cutBuckets()
+			} else {
+				h.Buckets, err = array(r, r.bucket)
+			}
 		default:
 			err = r.skip()
 		}
 		return err
 	})
 	return h, err
+}
+
+func (r *reader) bucket(b *Bucket) error {
+	return r.fields(func(k []byte) (err error) {
+		switch string(k) {
+		case "le":
+			b.UpperBound, err = r.float()
+		case "c":
+			b.Count, err = r.float()
+		default:
+			err = r.skip()
+		}
+		return err
+	})
 }
 
 func (r *reader) model() (Model, error) {
