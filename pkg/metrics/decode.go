@@ -485,7 +485,7 @@ func (r *reader) library(v any) error {
 
 // arena is where the pointer fields being read get their values.
 func (r *reader) arena() *arena {
-	if r.inModels {
+	if r.inModels && r.d != nil {
 		return &r.own
 	}
 	return &r.scalars
@@ -547,9 +547,9 @@ func array[T any](r *reader, each func(*T) error) ([]T, error) {
 	return out, nil
 }
 
-// fields reads a map of a struct's fields, calling field for each key;
-// field skips the keys it does not know.
-func (r *reader) fields(field func(k []byte) error) error {
+// fields reads a map of a struct's fields, calling field for each key,
+// packed (see packKey); field skips the keys it does not know.
+func (r *reader) fields(field func(k uint32) error) error {
 	n, err := r.containerLen(true)
 	if err != nil {
 		return err
@@ -559,11 +559,42 @@ func (r *reader) fields(field func(k []byte) error) error {
 		if err != nil {
 			return err
 		}
-		if err := field(k); err != nil {
+		if err := field(packKey(k)); err != nil {
 			return fmt.Errorf("%s: %w", k, err)
 		}
 	}
 	return nil
+}
+
+// packKey packs a key of up to three bytes into an integer, its first
+// byte lowest: every key of the schema is one ("ut" is 'u' | 't'<<8), and
+// a switch on integer constants is a jump table where one on strings
+// compared them one by one, a sizeable part of decoding a sample. Any
+// other key (longer, empty, or holding a zero byte, which would read as
+// a shorter one) packs to 0, which no field has.
+func packKey(k []byte) uint32 {
+	var v uint32
+	switch len(k) {
+	case 3:
+		v = uint32(k[2]) << 16
+		if k[2] == 0 {
+			return 0
+		}
+		fallthrough
+	case 2:
+		v |= uint32(k[1]) << 8
+		if k[1] == 0 {
+			return 0
+		}
+		fallthrough
+	case 1:
+		v |= uint32(k[0])
+		if k[0] == 0 {
+			return 0
+		}
+		return v
+	}
+	return 0
 }
 
 // reuse is array into buf's memory (a Decoder's), grown when too small.
@@ -635,25 +666,25 @@ func strMap[T any](r *reader, val func() (T, error)) (map[string]T, error) {
 }
 
 func (r *reader) sample(s *Sample) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "v":
+	return r.fields(func(k uint32) (err error) {
+		switch k {
+		case 'v':
 			s.V, err = r.int()
-		case "h":
+		case 'h':
 			s.Host, err = r.string()
-		case "b":
+		case 'b':
 			s.Boot, err = r.string()
-		case "q":
+		case 'q':
 			s.Seq, err = r.integer()
-		case "t":
+		case 't':
 			var v uint64
 			v, err = r.integer()
 			s.TS = int64(v)
-		case "i":
+		case 'i':
 			var v uint64
 			v, err = r.integer()
 			s.Interval = int64(v)
-		case "s":
+		case 's':
 			s.System = nil
 			if !r.isNil() {
 				if s.System, r.sys = r.sys, nil; s.System == nil {
@@ -661,19 +692,19 @@ func (r *reader) sample(s *Sample) error {
 				}
 				err = r.system(s.System)
 			}
-		case "g":
+		case 'g':
 			if r.d != nil {
 				s.GPUs, err = reuse(r, &r.d.gpus, r.gpu)
 			} else {
 				s.GPUs, err = array(r, r.gpu)
 			}
-		case "m":
+		case 'm':
 			// The models are the caller's to keep, a Decoder's too: their
 			// numbers come from an arena of their own.
 			r.inModels = true
 			s.Models, err = strMap(r, r.model)
 			r.inModels = false
-		case "n":
+		case 'n':
 			s.Inference = nil
 			if !r.isNil() {
 				if s.Inference, r.inf = r.inf, nil; s.Inference == nil {
@@ -681,7 +712,7 @@ func (r *reader) sample(s *Sample) error {
 				}
 				err = r.inference(s.Inference)
 			}
-		case "e":
+		case 'e':
 			s.Errors, err = strMap(r, r.string)
 		default:
 			err = r.skip()
@@ -691,46 +722,46 @@ func (r *reader) sample(s *Sample) error {
 }
 
 func (r *reader) system(s *System) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "c":
+	return r.fields(func(k uint32) (err error) {
+		switch k {
+		case 'c':
 			s.CPUPercent, err = r.floatPtr()
-		case "pc":
+		case 'p' | 'c'<<8:
 			each := func(v *float64) (err error) { *v, err = r.float(); return err }
 			if r.d != nil {
 				s.PerCore, err = reuse(r, &r.d.floats, each)
 			} else {
 				s.PerCore, err = array(r, each)
 			}
-		case "l1":
+		case 'l' | '1'<<8:
 			s.Load1, err = r.floatPtr()
-		case "l5":
+		case 'l' | '5'<<8:
 			s.Load5, err = r.floatPtr()
-		case "l15":
+		case 'l' | '1'<<8 | '5'<<16:
 			s.Load15, err = r.floatPtr()
-		case "mu":
+		case 'm' | 'u'<<8:
 			s.MemUsed, err = r.integer()
-		case "mt":
+		case 'm' | 't'<<8:
 			s.MemTotal, err = r.integer()
-		case "su":
+		case 's' | 'u'<<8:
 			s.SwapUsed, err = r.integer()
-		case "st":
+		case 's' | 't'<<8:
 			s.SwapTotal, err = r.integer()
-		case "d":
+		case 'd':
 			if r.d != nil {
 				s.Disks, err = reuse(r, &r.d.disks, r.disk)
 			} else {
 				s.Disks, err = array(r, r.disk)
 			}
-		case "dr":
+		case 'd' | 'r'<<8:
 			s.DiskReadBps, err = r.floatPtr()
-		case "dw":
+		case 'd' | 'w'<<8:
 			s.DiskWriteBps, err = r.floatPtr()
-		case "nr":
+		case 'n' | 'r'<<8:
 			s.NetRxBps, err = r.floatPtr()
-		case "nt":
+		case 'n' | 't'<<8:
 			s.NetTxBps, err = r.floatPtr()
-		case "u":
+		case 'u':
 			s.Uptime, err = r.integer()
 		default:
 			err = r.skip()
@@ -740,13 +771,13 @@ func (r *reader) system(s *System) error {
 }
 
 func (r *reader) disk(d *Disk) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "m":
+	return r.fields(func(k uint32) (err error) {
+		switch k {
+		case 'm':
 			d.Mount, err = r.string()
-		case "u":
+		case 'u':
 			d.Used, err = r.integer()
-		case "t":
+		case 't':
 			d.Total, err = r.integer()
 		default:
 			err = r.skip()
@@ -756,73 +787,73 @@ func (r *reader) disk(d *Disk) error {
 }
 
 func (r *reader) gpu(g *GPU) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "i":
+	return r.fields(func(k uint32) (err error) {
+		switch k {
+		case 'i':
 			g.Index, err = r.int()
-		case "u":
+		case 'u':
 			g.UUID, err = r.string()
-		case "n":
+		case 'n':
 			g.Name, err = r.string()
-		case "ut":
+		case 'u' | 't'<<8:
 			g.Util, err = r.floatPtr()
-		case "mu":
+		case 'm' | 'u'<<8:
 			g.MemUtil, err = r.floatPtr()
-		case "vu":
+		case 'v' | 'u'<<8:
 			g.MemUsed, err = r.uintPtr()
-		case "vt":
+		case 'v' | 't'<<8:
 			g.MemTotal, err = r.uintPtr()
-		case "tc":
+		case 't' | 'c'<<8:
 			g.Temp, err = r.floatPtr()
-		case "pw":
+		case 'p' | 'w'<<8:
 			g.Power, err = r.floatPtr()
-		case "pl":
+		case 'p' | 'l'<<8:
 			g.PowerLimit, err = r.floatPtr()
-		case "cs":
+		case 'c' | 's'<<8:
 			g.SMClock, err = r.u32Ptr()
-		case "cm":
+		case 'c' | 'm'<<8:
 			g.MemClock, err = r.u32Ptr()
-		case "f":
+		case 'f':
 			g.Fan, err = r.floatPtr()
-		case "ps":
+		case 'p' | 's'<<8:
 			g.PState, err = r.intPtr()
-		case "tm":
+		case 't' | 'm'<<8:
 			g.ThrottleMask, err = r.uintPtr()
-		case "tr":
+		case 't' | 'r'<<8:
 			g.Throttle, err = array(r, func(v *string) (err error) { *v, err = r.string(); return err })
-		case "e":
+		case 'e':
 			g.Energy, err = r.floatPtr()
-		case "p":
+		case 'p':
 			g.Processes, err = r.processes()
-		case "pm":
+		case 'p' | 'm'<<8:
 			g.Persistence, err = r.boolPtr()
-		case "dv":
+		case 'd' | 'v'<<8:
 			g.Driver, err = r.string()
-		case "cu":
+		case 'c' | 'u'<<8:
 			g.CUDA, err = r.string()
-		case "vb":
+		case 'v' | 'b'<<8:
 			g.VBIOS, err = r.string()
-		case "mg":
+		case 'm' | 'g'<<8:
 			g.MIGMode, err = r.boolPtr()
-		case "ga":
+		case 'g' | 'a'<<8:
 			g.SMActive, err = r.floatPtr()
-		case "go":
+		case 'g' | 'o'<<8:
 			g.SMOccupancy, err = r.floatPtr()
-		case "gt":
+		case 'g' | 't'<<8:
 			g.TensorActive, err = r.floatPtr()
-		case "x":
+		case 'x':
 			g.XIDs = nil
 			err = r.library(&g.XIDs)
-		case "ec":
+		case 'e' | 'c'<<8:
 			g.ECC = nil
 			err = r.library(&g.ECC)
-		case "pe":
+		case 'p' | 'e'<<8:
 			g.PCIe = nil
 			err = r.library(&g.PCIe)
-		case "nl":
+		case 'n' | 'l'<<8:
 			g.NVLinks = nil
 			err = r.library(&g.NVLinks)
-		case "mi":
+		case 'm' | 'i'<<8:
 			g.MIG = nil
 			err = r.library(&g.MIG)
 		default:
@@ -885,25 +916,25 @@ func (r *reader) processes() ([]Process, error) {
 }
 
 func (r *reader) process(p *Process) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "p":
+	return r.fields(func(k uint32) (err error) {
+		switch k {
+		case 'p':
 			var v uint64
 			v, err = r.integer()
 			p.PID = uint32(v)
-		case "n":
+		case 'n':
 			p.Name, err = r.string()
-		case "c":
+		case 'c':
 			p.Command, err = r.string()
-		case "m":
+		case 'm':
 			p.MemUsed, err = r.uintPtr()
-		case "s":
+		case 's':
 			p.SMUtil, err = r.floatPtr()
-		case "ct":
+		case 'c' | 't'<<8:
 			p.Container, err = r.string()
-		case "rt":
+		case 'r' | 't'<<8:
 			p.Runtime, err = r.string()
-		case "md":
+		case 'm' | 'd'<<8:
 			p.Model, err = r.string()
 		default:
 			err = r.skip()
@@ -913,9 +944,9 @@ func (r *reader) process(p *Process) error {
 }
 
 func (r *reader) inference(in *Inference) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "h":
+	return r.fields(func(k uint32) (err error) {
+		switch k {
+		case 'h':
 			var m map[string]Histogram
 			if r.d != nil {
 				if r.d.hists == nil {
@@ -928,7 +959,7 @@ func (r *reader) inference(in *Inference) error {
 			r.inInference = true
 			in.Histograms, err = strMapInto(r, m, r.histogram)
 			r.inInference = false
-		case "c":
+		case 'c':
 			var m map[string]float64
 			if r.d != nil {
 				if r.d.counts == nil {
@@ -946,13 +977,13 @@ func (r *reader) inference(in *Inference) error {
 
 func (r *reader) histogram() (Histogram, error) {
 	var h Histogram
-	err := r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "c":
+	err := r.fields(func(k uint32) (err error) {
+		switch k {
+		case 'c':
 			h.Count, err = r.float()
-		case "s":
+		case 's':
 			h.Sum, err = r.float()
-		case "b":
+		case 'b':
 			if r.d != nil && r.inInference {
 				h.Buckets, err = r.cutBuckets()
 			} else {
@@ -967,11 +998,11 @@ func (r *reader) histogram() (Histogram, error) {
 }
 
 func (r *reader) bucket(b *Bucket) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "le":
+	return r.fields(func(k uint32) (err error) {
+		switch k {
+		case 'l' | 'e'<<8:
 			b.UpperBound, err = r.float()
-		case "c":
+		case 'c':
 			b.Count, err = r.float()
 		default:
 			err = r.skip()
@@ -982,77 +1013,77 @@ func (r *reader) bucket(b *Bucket) error {
 
 func (r *reader) model() (Model, error) {
 	var m Model
-	err := r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "s":
+	err := r.fields(func(k uint32) (err error) {
+		switch k {
+		case 's':
 			var st string
 			st, err = r.string()
 			m.Status = Status(st)
-		case "r":
+		case 'r':
 			m.Reason, err = r.string()
-		case "mn":
+		case 'm' | 'n'<<8:
 			m.Model, err = r.string()
-		case "d":
+		case 'd':
 			m.Device, err = r.string()
-		case "vu":
+		case 'v' | 'u'<<8:
 			m.MemUsed, err = r.uintPtr()
-		case "sa":
+		case 's' | 'a'<<8:
 			m.SlotsActive, err = r.intPtr()
-		case "st":
+		case 's' | 't'<<8:
 			m.SlotsTotal, err = r.intPtr()
-		case "cx":
+		case 'c' | 'x'<<8:
 			m.ContextSize, err = r.intPtr()
-		case "pid":
+		case 'p' | 'i'<<8 | 'd'<<16:
 			m.PIDs, err = array(r, func(v *uint32) error {
 				p, err := r.integer()
 				*v = uint32(p)
 				return err
 			})
-		case "ct":
+		case 'c' | 't'<<8:
 			m.Container, err = r.string()
-		case "g":
+		case 'g':
 			m.Gauges, err = strMap(r, r.float)
-		case "x":
+		case 'x':
 			// Free-form: whatever the model server said. Decoded into
 			// its own variable: the library's any would move the whole
 			// Model to the heap for each model of each sample.
 			var x map[string]any
 			err = r.library(&x)
 			m.Extra = x
-		case "k":
+		case 'k':
 			m.Kind, err = r.string()
-		case "h":
+		case 'h':
 			m.Histograms, err = strMap(r, r.histogram)
-		case "c":
+		case 'c':
 			m.Counters, err = strMap(r, r.float)
-		case "qw":
+		case 'q' | 'w'<<8:
 			m.Waiting, err = r.floatPtr()
-		case "qr":
+		case 'q' | 'r'<<8:
 			m.Running, err = r.floatPtr()
-		case "kv":
+		case 'k' | 'v'<<8:
 			m.KVCache, err = r.floatPtr()
-		case "sl":
+		case 's' | 'l'<<8:
 			// A few llama.cpp slots, an Ollama list: read rarely enough.
 			var sl []Slot
 			err = r.library(&sl)
 			m.Slots = sl
-		case "ld":
+		case 'l' | 'd'<<8:
 			var ld []Loaded
 			err = r.library(&ld)
 			m.Loaded = ld
-		case "gi":
+		case 'g' | 'i'<<8:
 			m.GPUs, err = array(r, func(v *int) error {
 				var err error
 				*v, err = r.int()
 				return err
 			})
-		case "sm":
+		case 's' | 'm'<<8:
 			m.SMPercent, err = r.floatPtr()
-		case "ej":
+		case 'e' | 'j'<<8:
 			m.Energy, err = r.floatPtr()
-		case "ew":
+		case 'e' | 'w'<<8:
 			m.Power, err = r.floatPtr()
-		case "nt":
+		case 'n' | 't'<<8:
 			m.Notes, err = array(r, func(v *string) error {
 				var err error
 				*v, err = r.string()
