@@ -30,7 +30,14 @@ func seedKind(name string) string {
 // modelEntry is a model server's entry; v is its view (view.Model), which
 // the ingest converted.
 func modelEntry(s *metrics.Sample, name string, m metrics.Model, v metrics.ModelView) metrics.ModelEntry {
-	e := metrics.ModelEntry{
+	var e metrics.ModelEntry
+	modelEntryTo(&e, s, name, m, v)
+	return e
+}
+
+// modelEntryTo is modelEntry written to *e.
+func modelEntryTo(e *metrics.ModelEntry, s *metrics.Sample, name string, m metrics.Model, v metrics.ModelView) {
+	*e = metrics.ModelEntry{
 		Host:           s.Host,
 		Name:           name,
 		Kind:           m.Kind,
@@ -62,7 +69,6 @@ func modelEntry(s *metrics.Sample, name string, m metrics.Model, v metrics.Model
 	if m.Energy != nil {
 		e.Energy = &metrics.EnergyEstimate{Estimate: true, Method: metrics.EnergyMethod, IntervalJoules: m.Energy, IntervalWatts: m.Power}
 	}
-	return e
 }
 
 // applyModelWindows fills each entry's figures over window: latency

@@ -325,6 +325,10 @@ type Figures struct {
 	// System is nil when the sample has no host section.
 	System *metrics.HostView
 	GPUs   []metrics.GPUView
+	// ByIndex: GPUs are in index order (the agent's usual order), found
+	// while converting them, so the merger never reads them back to
+	// check.
+	ByIndex bool
 	// Models are by role ("rtdetr", "nemotron").
 	Models map[string]metrics.ModelView
 }
@@ -348,8 +352,12 @@ func Of(s *metrics.Sample) Figures {
 		}
 		a := newGPUArena(len(s.GPUs), procs)
 		f.GPUs = make([]metrics.GPUView, len(s.GPUs))
+		f.ByIndex = true
 		for i := range s.GPUs {
 			a.gpu(&f.GPUs[i], s.Host, &s.GPUs[i], false)
+			if i > 0 && s.GPUs[i].Index < s.GPUs[i-1].Index {
+				f.ByIndex = false
+			}
 		}
 	}
 	if len(s.Models) > 0 {
