@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"maps"
 	"reflect"
@@ -217,5 +218,62 @@ func TestMergerConvertsNothing(t *testing.T) {
 	m.merge(later, in.snapshot(time.Time{}), 5*time.Second)
 	if p := m.parts["a"]; p.on.status.Seq != a2.Seq || p.on.status.Errors != nil || p.off != nil || p.s.Seq != a2.Seq || p.f != rec.figures[1] {
 		t.Fatal("a new sample kept the old part")
+	}
+}
+
+// An update, once built, is only read (by the server's views, /metrics,
+// the history) for as long as its readers like, while the ingest decodes
+// the next samples into the memory of the last (metrics.Decoder) and
+// builds new parts, and the merger marks hosts stale. Nothing it holds
+// may change meanwhile: it is read here, concurrently, while more
+// samples arrive and more updates are built (run with -race), and must
+// read the same after.
+func TestPublishedUpdateNeverChanges(t *testing.T) {
+	t.Parallel()
+	in := newIngest(slog.New(slog.DiscardHandler), nil, nil)
+	send := func(host string, tick int, at time.Time) {
+		t.Helper()
+		s := agentSample(host, tick, 2+tick%3)
+		s.TS = at.UnixNano()
+		// Figures that differ tick by tick, so memory reused for the
+		// next sample would show in the first update.
+		x := float64(tick + 1)
+		s.System.CPUPercent, s.System.PerCore[0] = f64(x), x
+		for i := range s.GPUs {
+			g := &s.GPUs[i]
+			g.Util, g.Temp, g.Power, g.MemUsed = f64(x), f64(x), f64(x), u64(uint64(x)*gib)
+			g.Processes[0].SMUtil = f64(x)
+		}
+		s.Errors = map[string]string{metrics.CollectorHost: fmt.Sprintf("tick %d", tick)}
+		if !in.sample(metrics.SampleSubject(host), encode(t, s)) {
+			t.Fatal("rejected")
+		}
+	}
+	var m merger
+	send("a", 0, now)
+	send("b", 0, now)
+	first := m.merge(now, in.snapshot(time.Time{}), 5*time.Second)
+	want, err := json.Marshal(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			if got, _ := json.Marshal(first); !bytes.Equal(got, want) {
+				t.Error("the update changed while a reader held it")
+				return
+			}
+		}
+	}()
+	for tick := 1; tick <= 6; tick++ {
+		at := now.Add(time.Duration(tick) * 5 * time.Second)
+		send("a", tick, at) // b falls silent, then stale
+		m.merge(at.Add(time.Duration(tick)*10*time.Second), in.snapshot(time.Time{}), 5*time.Second)
+	}
+	<-done
+	if got, _ := json.Marshal(first); !bytes.Equal(got, want) {
+		t.Fatalf("the update changed after later ticks:\n got %s\nwant %s", got, want)
 	}
 }
