@@ -126,9 +126,10 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	if d == nil {
 		d = &metrics.Decoder{}
 	}
-	// s is d's until d goes back: only the envelope, models and errors
-	// (merged) and the figures (view.Of copies what it keeps) outlive
-	// this call, and history and latency copy what they keep.
+	// s is d's until d goes back: only the envelope and errors (merged),
+	// the figures (view.Of copies what it keeps) and the host's part
+	// (into, which copies the model entries) outlive this call, and
+	// history and latency copy what they keep.
 	defer in.decoders.Put(d)
 	s, err := d.DecodeOwned(data)
 	if err == nil && !sampleOf(subject, s.Host) {
@@ -163,10 +164,10 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	in.stats.Samples++
 	in.stats.NonFinite += uint64(s.NonFinite())
 	if cur := in.newest[s.Host]; newer(s, cur.s) {
-		// Under the lock: a late sample (rare) needs no part.
-		n := latest{s: &l.s, f: f}
-		n.v = n.into(&l.v)
-		in.newest[s.Host] = n
+		// Under the lock: a late sample (rare) needs no part. Built from
+		// the whole sample: the one kept (merged) lacks the models, which
+		// are the decoder's (the part holds them converted).
+		in.newest[s.Host] = latest{s: &l.s, f: f, v: latest{s: s, f: f}.into(&l.v)}
 	} else {
 		in.stats.Late++
 	}
@@ -180,16 +181,14 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	return true
 }
 
-// merged is what the merger reads of a sample the ingest converted (its
-// figures hold the GPUs and host section in the dashboard's units): the
-// envelope, models and errors. Keeping only that as its host's newest
-// lets the decoded GPUs, processes and inference series go once they are
-// converted and placed, so the GC does not trace a fleet's worth of them
-// at each cycle.
+// merged is what the merger reads of a sample the ingest converted and
+// built the host's part from (latest.v): the envelope (when it was taken,
+// how often its host reports) and errors. The rest is the decoder's
+// memory (metrics.Decoder), which the next sample reuses.
 func merged(s *metrics.Sample) metrics.Sample {
 	return metrics.Sample{
 		V: s.V, Host: s.Host, Boot: s.Boot, Seq: s.Seq, TS: s.TS, Interval: s.Interval,
-		Models: s.Models, Errors: s.Errors,
+		Errors: s.Errors,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -65,12 +66,14 @@ func decodeOwned(b []byte, d *Decoder) (*Sample, error) {
 //
 // What a Decoder's sample holds of its own memory is valid only until
 // the Decoder's next call: the caller must copy whatever it keeps of it
-// (numbers included: a figure is a pointer into that memory). What it may
-// keep as it is: the strings (they are the message's, see DecodeOwned),
-// the models and errors (Sample.Models, Sample.Errors and everything in
-// them are allocated for each sample), and the GPU health details read
-// through the library (XIDs, ECC, PCIe, NVLinks, MIG) and the throttle
-// reasons. A Decoder is not safe for concurrent use.
+// (numbers included: a figure is a pointer into that memory), the
+// Sample.Models map itself included. What it may keep as it is: the
+// strings (they are the message's, see DecodeOwned), the errors
+// (Sample.Errors), everything a model's entry points at or holds (its
+// numbers, maps and lists are allocated for each sample, so a copy of a
+// Model may be kept), and the GPU health details read through the
+// library (XIDs, ECC, PCIe, NVLinks, MIG) and the throttle reasons. A
+// Decoder is not safe for concurrent use.
 type Decoder struct {
 	block   *sampleBlock
 	scalars []uint64
@@ -81,6 +84,7 @@ type Decoder struct {
 	buckets []Bucket
 	hists   map[string]Histogram
 	counts  map[string]float64
+	models  map[string]Model
 }
 
 // DecodeOwned is the package's DecodeOwned into d's memory (see Decoder):
@@ -133,6 +137,7 @@ func decode(b []byte, str string, d *Decoder) (*Sample, error) {
 	}
 	s := &block.s
 	r := reader{b: b, str: str, sys: &block.sys, inf: &block.inf, d: d}
+	r.scalars.first, r.own.first = 32, 8
 	if d != nil {
 		r.scalars.s = d.scalars[:0]
 		r.procs = d.procs[:0]
@@ -213,6 +218,10 @@ type reader struct {
 type arena struct {
 	s    []uint64
 	used int // slots handed out, over every chunk
+	// first is the first chunk's size: 32 slots (an 8-GPU sample takes
+	// three chunks, one of 32, 64 and 128), 8 for a sample's models
+	// (a few figures each).
+	first int
 }
 
 const maxChunk = 256
@@ -224,7 +233,7 @@ const maxChunk = 256
 // GC keeps a slot's chunk alive while any pointer into it lives.
 func (a *arena) slot() unsafe.Pointer {
 	if len(a.s) == cap(a.s) {
-		a.s = make([]uint64, 0, min(max(32, 2*cap(a.s)), maxChunk))
+		a.s = make([]uint64, 0, min(max(a.first, 2*cap(a.s)), maxChunk))
 	}
 	a.s = a.s[:len(a.s)+1]
 	a.used++
@@ -644,6 +653,45 @@ func strMapInto[T any](r *reader, m map[string]T, val func() (T, error)) (map[st
 	return m, nil
 }
 
+// modelsInto reads a sample's models into m, a Decoder's map, without
+// emptying it first: a fleet's hosts run the same few models, so each
+// name is usually in m already and its entry is overwritten in place (a
+// map stores a Model, some 400 bytes, out of line: a new entry allocated
+// it). The names m held that this sample lacks are deleted after.
+func (r *reader) modelsInto(m map[string]Model) (map[string]Model, error) {
+	n, err := r.containerLen(true)
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	var buf [8]string
+	names := buf[:0]
+	if n > len(buf) {
+		clear(m)
+	}
+	for range n {
+		k, err := r.string()
+		if err != nil {
+			return nil, err
+		}
+		v, err := r.model()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		m[k] = v
+		if n <= len(buf) {
+			names = append(names, k)
+		}
+	}
+	if len(m) > n {
+		for k := range m {
+			if !slices.Contains(names, k) {
+				delete(m, k)
+			}
+		}
+	}
+	return m, nil
+}
+
 // strMap reads a map with string keys; nil stays nil.
 func strMap[T any](r *reader, val func() (T, error)) (map[string]T, error) {
 	n, err := r.containerLen(true)
@@ -702,7 +750,14 @@ func (r *reader) sample(s *Sample) error {
 			// The models are the caller's to keep, a Decoder's too: their
 			// numbers come from an arena of their own.
 			r.inModels = true
-			s.Models, err = strMap(r, r.model)
+			if r.d != nil {
+				if r.d.models == nil {
+					r.d.models = map[string]Model{}
+				}
+				s.Models, err = r.modelsInto(r.d.models)
+			} else {
+				s.Models, err = strMap(r, r.model)
+			}
 			r.inModels = false
 		case 'n':
 			s.Inference = nil

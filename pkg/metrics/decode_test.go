@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"reflect"
 	"strings"
@@ -327,6 +328,7 @@ func TestDecoderMatchesDecode(t *testing.T) {
 	few.GPUs[0].Processes = []Process{} // none, which is not "could not list"
 	few.System.PerCore, few.System.Disks = nil, []Disk{}
 	few.Inference.Histograms = map[string]Histogram{"pipeline": {Count: 3, Sum: 1, Buckets: []Bucket{{0.5, 3}}}}
+	delete(few.Models, "qwen") // a model the last sample had goes
 	bare := &Sample{V: 1, Host: "h", Boot: "b", TS: 1}
 	samples := []*Sample{fullSample(8), few, bare, healthy(fullSample(3)), fullSample(8), fullSample(16), bare, fullSample(1)}
 	var d Decoder
@@ -358,7 +360,7 @@ func TestDecoderLeavesWhatTheCallerKeeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	models, errs, host := s.Models, s.Errors, s.Host
+	models, errs, host := maps.Clone(s.Models), s.Errors, s.Host
 	want, _ := json.Marshal(struct {
 		M map[string]Model
 		E map[string]string
