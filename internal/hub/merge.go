@@ -65,8 +65,8 @@ type hostView struct {
 }
 
 // part is one host's newest sample: on as the host is while it reports,
-// built from the ingest's figures; off, the same marked stale, made from
-// on when the host is first found silent.
+// built by the ingest from its figures; off, the same marked stale, made
+// from on when the host is first found silent.
 type part struct {
 	latest
 	on, off *hostView
@@ -178,10 +178,10 @@ func (v *hostView) stale() *hostView {
 }
 
 // merger builds the agent-fed part of each update from the newest sample
-// of each host. It converts nothing: a host's part is built from the
-// figures the ingest converted, the first tick that sees them; a tick then
-// only marks hosts online or stale and copies their parts in. It is not
-// safe for concurrent use: the hub's loop owns it.
+// of each host. It converts nothing and builds nothing per host: a host's
+// part comes built by the ingest with its figures (latest.v); a tick only
+// marks hosts online or stale and copies their parts in. It is not safe
+// for concurrent use: the hub's loop owns it.
 type merger struct {
 	parts  map[string]*part
 	names  []string // of parts, sorted
