@@ -714,8 +714,16 @@ func strMap[T any](r *reader, val func() (T, error)) (map[string]T, error) {
 }
 
 func (r *reader) sample(s *Sample) error {
-	return r.fields(func(k uint32) (err error) {
-		switch k {
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
 		case 'v':
 			s.V, err = r.int()
 		case 'h':
@@ -772,13 +780,24 @@ func (r *reader) sample(s *Sample) error {
 		default:
 			err = r.skip()
 		}
-		return err
-	})
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
 }
 
 func (r *reader) system(s *System) error {
-	return r.fields(func(k uint32) (err error) {
-		switch k {
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
 		case 'c':
 			s.CPUPercent, err = r.floatPtr()
 		case 'p' | 'c'<<8:
@@ -821,13 +840,24 @@ func (r *reader) system(s *System) error {
 		default:
 			err = r.skip()
 		}
-		return err
-	})
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
 }
 
 func (r *reader) disk(d *Disk) error {
-	return r.fields(func(k uint32) (err error) {
-		switch k {
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
 		case 'm':
 			d.Mount, err = r.string()
 		case 'u':
@@ -837,13 +867,24 @@ func (r *reader) disk(d *Disk) error {
 		default:
 			err = r.skip()
 		}
-		return err
-	})
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
 }
 
 func (r *reader) gpu(g *GPU) error {
-	return r.fields(func(k uint32) (err error) {
-		switch k {
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
 		case 'i':
 			g.Index, err = r.int()
 		case 'u':
@@ -914,8 +955,11 @@ func (r *reader) gpu(g *GPU) error {
 		default:
 			err = r.skip()
 		}
-		return err
-	})
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
 }
 
 // cutBuckets is array for a Decoder's inference series: each cut from
@@ -971,8 +1015,16 @@ func (r *reader) processes() ([]Process, error) {
 }
 
 func (r *reader) process(p *Process) error {
-	return r.fields(func(k uint32) (err error) {
-		switch k {
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
 		case 'p':
 			var v uint64
 			v, err = r.integer()
@@ -994,13 +1046,24 @@ func (r *reader) process(p *Process) error {
 		default:
 			err = r.skip()
 		}
-		return err
-	})
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
 }
 
 func (r *reader) inference(in *Inference) error {
-	return r.fields(func(k uint32) (err error) {
-		switch k {
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
 		case 'h':
 			var m map[string]Histogram
 			if r.d != nil {
@@ -1026,8 +1089,11 @@ func (r *reader) inference(in *Inference) error {
 		default:
 			err = r.skip()
 		}
-		return err
-	})
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
 }
 
 func (r *reader) histogram() (Histogram, error) {
@@ -1053,8 +1119,16 @@ func (r *reader) histogram() (Histogram, error) {
 }
 
 func (r *reader) bucket(b *Bucket) error {
-	return r.fields(func(k uint32) (err error) {
-		switch k {
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
 		case 'l' | 'e'<<8:
 			b.UpperBound, err = r.float()
 		case 'c':
@@ -1062,8 +1136,11 @@ func (r *reader) bucket(b *Bucket) error {
 		default:
 			err = r.skip()
 		}
-		return err
-	})
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
 }
 
 func (r *reader) model() (Model, error) {
