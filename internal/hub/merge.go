@@ -90,29 +90,20 @@ func fresh(l latest) *hostView {
 	return l.into(&hostView{})
 }
 
-// into builds l's part in v, reusing the memory of the part v held (its
-// model entries' array), which must be its builder's alone. An update
-// gets copies of a part's status, GPU views and model entries, never the
-// part itself nor its model array.
+// into builds l's part in v, which must be zero (fresh): its fields are
+// set one by one (a composite literal was built on the stack, then
+// copied over v). An update gets copies of a part's status, GPU views
+// and model entries, never the part itself nor its model array.
 func (l latest) into(v *hostView) *hostView {
 	s, f := l.s, l.f
-	models := v.models[:0]
-	*v = hostView{
-		status: metrics.HostStatus{
-			Host:     s.Host,
-			Online:   true,
-			LastSeen: time.Unix(0, s.TS).UTC(),
-			Boot:     s.Boot,
-			Seq:      s.Seq,
-			GPUCount: len(f.GPUs),
-			// A copy: patches and alert rules may touch the update, never
-			// the stored sample.
-			Errors: maps.Clone(s.Errors),
-			Models: f.Models,
-		},
-		gpus:      f.GPUs,
-		hasSystem: f.System != nil,
-	}
+	st := &v.status
+	st.Host, st.Online, st.LastSeen = s.Host, true, time.Unix(0, s.TS).UTC()
+	st.Boot, st.Seq, st.GPUCount = s.Boot, s.Seq, len(f.GPUs)
+	// A copy: patches and alert rules may touch the update, never the
+	// stored sample.
+	st.Errors = maps.Clone(s.Errors)
+	st.Models = f.Models
+	v.gpus, v.hasSystem = f.GPUs, f.System != nil
 	if f.System != nil {
 		v.status.System = *f.System
 	}
@@ -129,7 +120,7 @@ func (l latest) into(v *hostView) *hostView {
 		slices.SortStableFunc(v.gpus, func(a, b metrics.GPUView) int { return *a.Index - *b.Index })
 	}
 	if len(s.Models) > 0 {
-		v.models = slices.Grow(models, len(s.Models))[:len(s.Models)]
+		v.models = make([]metrics.ModelEntry, len(s.Models))
 		// A host runs a few models: their names are sorted on the stack
 		// (sorting maps.Keys' iterator allocated twice per host), by
 		// insertion (slices.Sort's generic sort cost more than the

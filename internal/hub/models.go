@@ -35,28 +35,15 @@ func modelEntry(s *metrics.Sample, name string, m metrics.Model, v metrics.Model
 	return e
 }
 
-// modelEntryTo is modelEntry written to *e.
+// modelEntryTo is modelEntry written to *e, which must be zero (fresh):
+// field by field, where a composite literal (some 400 bytes) was built on
+// the stack and copied over.
 func modelEntryTo(e *metrics.ModelEntry, s *metrics.Sample, name string, m metrics.Model, v metrics.ModelView) {
-	*e = metrics.ModelEntry{
-		Host:           s.Host,
-		Name:           name,
-		Kind:           m.Kind,
-		Status:         v.Status,
-		Reason:         m.Reason,
-		Model:          m.Model,
-		VRAMGB:         v.VRAMGB,
-		GPUs:           m.GPUs,
-		SMPercent:      m.SMPercent,
-		Waiting:        m.Waiting,
-		Running:        m.Running,
-		KVCachePercent: m.KVCache,
-		SlotsActive:    m.SlotsActive,
-		SlotsTotal:     m.SlotsTotal,
-		ContextSize:    m.ContextSize,
-		Slots:          m.Slots,
-		Notes:          m.Notes,
-		Stale:          v.Stale,
-	}
+	e.Host, e.Name, e.Kind, e.Status, e.Reason, e.Model = s.Host, name, m.Kind, v.Status, m.Reason, m.Model
+	e.VRAMGB, e.GPUs, e.SMPercent = v.VRAMGB, m.GPUs, m.SMPercent
+	e.Waiting, e.Running, e.KVCachePercent = m.Waiting, m.Running, m.KVCache
+	e.SlotsActive, e.SlotsTotal, e.ContextSize = m.SlotsActive, m.SlotsTotal, m.ContextSize
+	e.Slots, e.Notes, e.Stale = m.Slots, m.Notes, v.Stale
 	if e.Kind == "" {
 		e.Kind = seedKind(name)
 	}

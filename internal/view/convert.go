@@ -91,31 +91,31 @@ func GPU(host string, g metrics.GPU, stale bool) metrics.GPUView {
 	return v
 }
 
-// gpu is GPU into *v, taking the figures from a. Both the GPU and its
-// view are large structs: passed by pointer, a sample's GPUs are not
-// copied twice more each on the way.
+// gpu is GPU into *v, which must be zero (fresh), taking the figures
+// from a. Both the GPU and its view are large structs: passed by
+// pointer, a sample's GPUs are not copied twice more each on the way,
+// and v's fields are set one by one (a composite literal was built on
+// the stack, then copied over v).
 func (a *gpuArena) gpu(v *metrics.GPUView, host string, g *metrics.GPU, stale bool) {
 	fig := &a.figs[0]
 	a.figs = a.figs[1:]
 	fig.index, fig.name = g.Index, g.Name
-	*v = metrics.GPUView{
-		Host:              host,
-		Index:             &fig.index,
-		UUID:              g.UUID,
-		Utilization:       copyTo(&fig.util, g.Util),
-		MemoryUtilization: copyTo(&fig.memUtil, g.MemUtil),
-		Temperature:       copyTo(&fig.temp, g.Temp),
-		PowerWatts:        copyTo(&fig.power, g.Power),
-		PowerLimitWatts:   copyTo(&fig.powerLimit, g.PowerLimit),
-		SMClockMHz:        copyTo(&fig.smClock, g.SMClock),
-		MemClockMHz:       copyTo(&fig.memClock, g.MemClock),
-		FanPercent:        copyTo(&fig.fan, g.Fan),
-		PState:            copyTo(&fig.pstate, g.PState),
-		Throttle:          g.Throttle,
-		ThrottleMask:      copyTo(&fig.throttleMask, g.ThrottleMask),
-		EnergyJoules:      copyTo(&fig.energy, g.Energy),
-		Stale:             stale,
-	}
+	v.Host = host
+	v.Index = &fig.index
+	v.UUID = g.UUID
+	v.Utilization = copyTo(&fig.util, g.Util)
+	v.MemoryUtilization = copyTo(&fig.memUtil, g.MemUtil)
+	v.Temperature = copyTo(&fig.temp, g.Temp)
+	v.PowerWatts = copyTo(&fig.power, g.Power)
+	v.PowerLimitWatts = copyTo(&fig.powerLimit, g.PowerLimit)
+	v.SMClockMHz = copyTo(&fig.smClock, g.SMClock)
+	v.MemClockMHz = copyTo(&fig.memClock, g.MemClock)
+	v.FanPercent = copyTo(&fig.fan, g.Fan)
+	v.PState = copyTo(&fig.pstate, g.PState)
+	v.Throttle = g.Throttle
+	v.ThrottleMask = copyTo(&fig.throttleMask, g.ThrottleMask)
+	v.EnergyJoules = copyTo(&fig.energy, g.Energy)
+	v.Stale = stale
 	if g.MemUsed != nil {
 		fig.used = float64(*g.MemUsed) / bytesPerGB
 		v.VRAMUsedGB = &fig.used
@@ -140,15 +140,10 @@ func (a *gpuArena) gpu(v *metrics.GPUView, host string, g *metrics.GPU, stale bo
 				pf.vram = float64(*p.MemUsed) / bytesPerGB
 				gb = &pf.vram
 			}
-			v.Processes[i] = metrics.ProcessView{
-				PID:       p.PID,
-				Name:      p.Name,
-				Command:   p.Command,
-				VRAMGB:    gb,
-				SMPercent: copyTo(&pf.sm, p.SMUtil),
-				Container: p.Container,
-				Model:     p.Model,
-			}
+			pv := &v.Processes[i] // fresh, zero
+			pv.PID, pv.Name, pv.Command = p.PID, p.Name, p.Command
+			pv.VRAMGB, pv.SMPercent = gb, copyTo(&pf.sm, p.SMUtil)
+			pv.Container, pv.Model = p.Container, p.Model
 		}
 	}
 	gpuHealthView(v, g, fig)
