@@ -79,6 +79,10 @@ type ingest struct {
 	mu     sync.Mutex
 	newest map[string]latest
 	stats  Stats
+
+	// decoders are sample's metrics.Decoders: a sample is decoded into
+	// the memory of the last one, which only its conversion reads.
+	decoders sync.Pool
 }
 
 // enrolledSet is who may publish, by kind.
@@ -113,7 +117,16 @@ func dropCause(err error) string {
 // must never be modified afterwards; a NATS message's Data is its own.
 func (in *ingest) sample(subject string, data []byte) bool {
 	defer in.handled.Add(1)
-	s, err := metrics.DecodeOwned(data)
+	d, _ := in.decoders.Get().(*metrics.Decoder)
+	if d == nil {
+		d = &metrics.Decoder{}
+	}
+	// s is d's until d goes back: only the envelope and errors (merged),
+	// the figures (view.Of copies what it keeps) and the host's part
+	// (into, which copies the model entries) outlive this call, and
+	// history and latency copy what they keep.
+	defer in.decoders.Put(d)
+	s, err := d.DecodeOwned(data)
 	if err == nil && !sampleOf(subject, s.Host) {
 		err = fmt.Errorf("sample of host %q on subject %q", s.Host, subject)
 		in.drop(DropSubject, subject, len(data), err)
@@ -132,19 +145,30 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	}
 	// The one conversion of this sample to the dashboard's units: history
 	// keeps its figures and, if it is its host's newest, the merger
-	// builds the host's part from them.
-	f := view.Of(s)
+	// builds the host's part from them. The figures, what the merger
+	// reads of the sample (merged) and the host's part in one
+	// allocation; the part is built here, while all it reads is in the
+	// CPU's cache (see latest).
+	l := &struct {
+		f view.Figures
+		s metrics.Sample
+		v hostView
+	}{f: view.Of(s), s: merged(s)}
+	f := &l.f
 	in.mu.Lock()
 	in.stats.Samples++
 	in.stats.NonFinite += uint64(s.NonFinite())
 	if cur := in.newest[s.Host]; newer(s, cur.s) {
-		in.newest[s.Host] = latest{s: merged(s), f: &f}
+		// Under the lock: a late sample (rare) needs no part. Built from
+		// the whole sample: the one kept (merged) lacks the models, which
+		// are the decoder's (the part holds them converted).
+		in.newest[s.Host] = latest{s: &l.s, f: f, v: latest{s: s, f: f}.into(&l.v)}
 	} else {
 		in.stats.Late++
 	}
 	in.mu.Unlock()
 	if in.history != nil {
-		in.history.Add(&f)
+		in.history.Add(f)
 	}
 	if in.latency != nil {
 		in.latency.AddSample(s)
@@ -152,16 +176,14 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	return true
 }
 
-// merged is what the merger reads of a sample the ingest converted (its
-// figures hold the GPUs and host section in the dashboard's units): the
-// envelope, models and errors. Keeping only that as its host's newest
-// lets the decoded GPUs, processes and inference series go once they are
-// converted and placed, so the GC does not trace a fleet's worth of them
-// at each cycle.
-func merged(s *metrics.Sample) *metrics.Sample {
-	return &metrics.Sample{
+// merged is what the merger reads of a sample the ingest converted and
+// built the host's part from (latest.v): the envelope (when it was taken,
+// how often its host reports) and errors. The rest is the decoder's
+// memory (metrics.Decoder), which the next sample reuses.
+func merged(s *metrics.Sample) metrics.Sample {
+	return metrics.Sample{
 		V: s.V, Host: s.Host, Boot: s.Boot, Seq: s.Seq, TS: s.TS, Interval: s.Interval,
-		Models: s.Models, Errors: s.Errors,
+		Errors: s.Errors,
 	}
 }
 

@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"maps"
 	"reflect"
@@ -106,7 +107,7 @@ func TestStalePartIsTheSampleConvertedStale(t *testing.T) {
 	for _, g := range s.GPUs {
 		want.gpus = append(want.gpus, view.GPU(s.Host, g, true))
 	}
-	want.first = want.gpus[0]
+	wantFirst := want.gpus[0]
 	slices.SortFunc(want.gpus, func(a, b metrics.GPUView) int { return *a.Index - *b.Index })
 	for _, name := range slices.Sorted(maps.Keys(s.Models)) {
 		v := view.Model(s, name, s.Models[name], true)
@@ -119,7 +120,7 @@ func TestStalePartIsTheSampleConvertedStale(t *testing.T) {
 	}{
 		{"status", got.status, want.status},
 		{"GPUs", got.gpus, want.gpus},
-		{"first GPU", got.first, want.first},
+		{"first GPU", got.gpus[got.first], wantFirst},
 		{"model entries", got.models, want.models},
 	} {
 		g, err := json.Marshal(c.got)
@@ -166,11 +167,15 @@ func TestMergerConvertsNothing(t *testing.T) {
 	var m merger
 	u := m.merge(now, snap, 5*time.Second)
 	on := m.parts["a"].on
+	// The ingest built the part, with the figures: the merger takes it.
+	if on == nil || on != snap["a"].v {
+		t.Fatal("the merger built the part the ingest had built")
+	}
 	// Converting again would make new figures to point at; the part's
 	// point at the ingest's.
 	sameFigures := func(what string, v *hostView) {
 		t.Helper()
-		if v.gpus[0].Index != f.GPUs[0].Index || v.gpus[1].VRAMUsedGB != f.GPUs[1].VRAMUsedGB || v.first.Index != f.GPUs[0].Index {
+		if v.gpus[0].Index != f.GPUs[0].Index || v.gpus[1].VRAMUsedGB != f.GPUs[1].VRAMUsedGB || v.gpus[v.first].Index != f.GPUs[0].Index {
 			t.Fatalf("%s: the GPU views were converted again", what)
 		}
 		if v.status.System.RAMUsedGB != f.System.RAMUsedGB || v.status.System.UptimeS != f.System.UptimeS {
@@ -186,8 +191,8 @@ func TestMergerConvertsNothing(t *testing.T) {
 	if &u.GPUs[0] == &on.gpus[0] {
 		t.Fatal("the update shares the merger's GPU list: a source appending to it would write into the merger's")
 	}
-	// A part is built in place (into), so a rebuild shows as a new copy
-	// of the sample's errors, not as a new part.
+	// A rebuild would show as a new part or a new copy of the sample's
+	// errors.
 	errs := reflect.ValueOf(on.status.Errors).Pointer()
 	if m.merge(now, in.snapshot(time.Time{}), 5*time.Second); m.parts["a"].on != on || reflect.ValueOf(on.status.Errors).Pointer() != errs {
 		t.Fatal("an unchanged sample's part was built again")
@@ -213,5 +218,62 @@ func TestMergerConvertsNothing(t *testing.T) {
 	m.merge(later, in.snapshot(time.Time{}), 5*time.Second)
 	if p := m.parts["a"]; p.on.status.Seq != a2.Seq || p.on.status.Errors != nil || p.off != nil || p.s.Seq != a2.Seq || p.f != rec.figures[1] {
 		t.Fatal("a new sample kept the old part")
+	}
+}
+
+// An update, once built, is only read (by the server's views, /metrics,
+// the history) for as long as its readers like, while the ingest decodes
+// the next samples into the memory of the last (metrics.Decoder) and
+// builds new parts, and the merger marks hosts stale. Nothing it holds
+// may change meanwhile: it is read here, concurrently, while more
+// samples arrive and more updates are built (run with -race), and must
+// read the same after.
+func TestPublishedUpdateNeverChanges(t *testing.T) {
+	t.Parallel()
+	in := newIngest(slog.New(slog.DiscardHandler), nil, nil)
+	send := func(host string, tick int, at time.Time) {
+		t.Helper()
+		s := agentSample(host, tick, 2+tick%3)
+		s.TS = at.UnixNano()
+		// Figures that differ tick by tick, so memory reused for the
+		// next sample would show in the first update.
+		x := float64(tick + 1)
+		s.System.CPUPercent, s.System.PerCore[0] = f64(x), x
+		for i := range s.GPUs {
+			g := &s.GPUs[i]
+			g.Util, g.Temp, g.Power, g.MemUsed = f64(x), f64(x), f64(x), u64(uint64(x)*gib)
+			g.Processes[0].SMUtil = f64(x)
+		}
+		s.Errors = map[string]string{metrics.CollectorHost: fmt.Sprintf("tick %d", tick)}
+		if !in.sample(metrics.SampleSubject(host), encode(t, s)) {
+			t.Fatal("rejected")
+		}
+	}
+	var m merger
+	send("a", 0, now)
+	send("b", 0, now)
+	first := m.merge(now, in.snapshot(time.Time{}), 5*time.Second)
+	want, err := json.Marshal(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			if got, _ := json.Marshal(first); !bytes.Equal(got, want) {
+				t.Error("the update changed while a reader held it")
+				return
+			}
+		}
+	}()
+	for tick := 1; tick <= 6; tick++ {
+		at := now.Add(time.Duration(tick) * 5 * time.Second)
+		send("a", tick, at) // b falls silent, then stale
+		m.merge(at.Add(time.Duration(tick)*10*time.Second), in.snapshot(time.Time{}), 5*time.Second)
+	}
+	<-done
+	if got, _ := json.Marshal(first); !bytes.Equal(got, want) {
+		t.Fatalf("the update changed after later ticks:\n got %s\nwant %s", got, want)
 	}
 }

@@ -30,26 +30,20 @@ func seedKind(name string) string {
 // modelEntry is a model server's entry; v is its view (view.Model), which
 // the ingest converted.
 func modelEntry(s *metrics.Sample, name string, m metrics.Model, v metrics.ModelView) metrics.ModelEntry {
-	e := metrics.ModelEntry{
-		Host:           s.Host,
-		Name:           name,
-		Kind:           m.Kind,
-		Status:         v.Status,
-		Reason:         m.Reason,
-		Model:          m.Model,
-		VRAMGB:         v.VRAMGB,
-		GPUs:           m.GPUs,
-		SMPercent:      m.SMPercent,
-		Waiting:        m.Waiting,
-		Running:        m.Running,
-		KVCachePercent: m.KVCache,
-		SlotsActive:    m.SlotsActive,
-		SlotsTotal:     m.SlotsTotal,
-		ContextSize:    m.ContextSize,
-		Slots:          m.Slots,
-		Notes:          m.Notes,
-		Stale:          v.Stale,
-	}
+	var e metrics.ModelEntry
+	modelEntryTo(&e, s, name, m, v)
+	return e
+}
+
+// modelEntryTo is modelEntry written to *e, which must be zero (fresh):
+// field by field, where a composite literal (some 400 bytes) was built on
+// the stack and copied over.
+func modelEntryTo(e *metrics.ModelEntry, s *metrics.Sample, name string, m metrics.Model, v metrics.ModelView) {
+	e.Host, e.Name, e.Kind, e.Status, e.Reason, e.Model = s.Host, name, m.Kind, v.Status, m.Reason, m.Model
+	e.VRAMGB, e.GPUs, e.SMPercent = v.VRAMGB, m.GPUs, m.SMPercent
+	e.Waiting, e.Running, e.KVCachePercent = m.Waiting, m.Running, m.KVCache
+	e.SlotsActive, e.SlotsTotal, e.ContextSize = m.SlotsActive, m.SlotsTotal, m.ContextSize
+	e.Slots, e.Notes, e.Stale = m.Slots, m.Notes, v.Stale
 	if e.Kind == "" {
 		e.Kind = seedKind(name)
 	}
@@ -62,7 +56,6 @@ func modelEntry(s *metrics.Sample, name string, m metrics.Model, v metrics.Model
 	if m.Energy != nil {
 		e.Energy = &metrics.EnergyEstimate{Estimate: true, Method: metrics.EnergyMethod, IntervalJoules: m.Energy, IntervalWatts: m.Power}
 	}
-	return e
 }
 
 // applyModelWindows fills each entry's figures over window: latency

@@ -36,13 +36,25 @@ func mbps(bps *float64) *float64 {
 	return &v
 }
 
-// gpuFigures holds the figures a GPU view points at, allocated together
-// (one allocation per GPU per update instead of four).
+// gpuFigures holds every figure a GPU view points at: its own copies,
+// never the sample's, so the sample's memory may be reused once it is
+// converted (metrics.Decoder) and the view keeps nothing of it but its
+// strings. A sample's GPUs have theirs in one allocation.
 type gpuFigures struct {
 	index       int
 	name        string
 	used, total float64
+
+	util, memUtil, temp, power, powerLimit, fan, energy float64
+	smActive, smOccupancy, tensorActive                 float64
+	smClock, memClock                                   uint32
+	pstate                                              int
+	throttleMask                                        uint64
+	persistence, migMode                                bool
 }
+
+// procFigures are a process view's figures, as gpuFigures.
+type procFigures struct{ vram, sm float64 }
 
 // gpuArena holds what the GPU views of one sample point at: three
 // allocations for all of its GPUs and their processes, not up to three per
@@ -50,15 +62,24 @@ type gpuFigures struct {
 type gpuArena struct {
 	figs  []gpuFigures
 	procs []metrics.ProcessView
-	vram  []float64
+	pfigs []procFigures
 }
 
 func newGPUArena(gpus, procs int) gpuArena {
 	a := gpuArena{figs: make([]gpuFigures, gpus)}
 	if procs > 0 {
-		a.procs, a.vram = make([]metrics.ProcessView, procs), make([]float64, procs)
+		a.procs, a.pfigs = make([]metrics.ProcessView, procs), make([]procFigures, procs)
 	}
 	return a
+}
+
+// copyTo copies *p to *dst and points at dst; nil stays nil.
+func copyTo[T any](dst *T, p *T) *T {
+	if p == nil {
+		return nil
+	}
+	*dst = *p
+	return dst
 }
 
 // GPU converts one GPU of a sample to the dashboard's units; the live views
@@ -70,31 +91,31 @@ func GPU(host string, g metrics.GPU, stale bool) metrics.GPUView {
 	return v
 }
 
-// gpu is GPU into *v, taking the figures from a. Both the GPU and its
-// view are large structs: passed by pointer, a sample's GPUs are not
-// copied twice more each on the way.
+// gpu is GPU into *v, which must be zero (fresh), taking the figures
+// from a. Both the GPU and its view are large structs: passed by
+// pointer, a sample's GPUs are not copied twice more each on the way,
+// and v's fields are set one by one (a composite literal was built on
+// the stack, then copied over v).
 func (a *gpuArena) gpu(v *metrics.GPUView, host string, g *metrics.GPU, stale bool) {
 	fig := &a.figs[0]
 	a.figs = a.figs[1:]
 	fig.index, fig.name = g.Index, g.Name
-	*v = metrics.GPUView{
-		Host:              host,
-		Index:             &fig.index,
-		UUID:              g.UUID,
-		Utilization:       g.Util,
-		MemoryUtilization: g.MemUtil,
-		Temperature:       g.Temp,
-		PowerWatts:        g.Power,
-		PowerLimitWatts:   g.PowerLimit,
-		SMClockMHz:        g.SMClock,
-		MemClockMHz:       g.MemClock,
-		FanPercent:        g.Fan,
-		PState:            g.PState,
-		Throttle:          g.Throttle,
-		ThrottleMask:      g.ThrottleMask,
-		EnergyJoules:      g.Energy,
-		Stale:             stale,
-	}
+	v.Host = host
+	v.Index = &fig.index
+	v.UUID = g.UUID
+	v.Utilization = copyTo(&fig.util, g.Util)
+	v.MemoryUtilization = copyTo(&fig.memUtil, g.MemUtil)
+	v.Temperature = copyTo(&fig.temp, g.Temp)
+	v.PowerWatts = copyTo(&fig.power, g.Power)
+	v.PowerLimitWatts = copyTo(&fig.powerLimit, g.PowerLimit)
+	v.SMClockMHz = copyTo(&fig.smClock, g.SMClock)
+	v.MemClockMHz = copyTo(&fig.memClock, g.MemClock)
+	v.FanPercent = copyTo(&fig.fan, g.Fan)
+	v.PState = copyTo(&fig.pstate, g.PState)
+	v.Throttle = g.Throttle
+	v.ThrottleMask = copyTo(&fig.throttleMask, g.ThrottleMask)
+	v.EnergyJoules = copyTo(&fig.energy, g.Energy)
+	v.Stale = stale
 	if g.MemUsed != nil {
 		fig.used = float64(*g.MemUsed) / bytesPerGB
 		v.VRAMUsedGB = &fig.used
@@ -110,37 +131,37 @@ func (a *gpuArena) gpu(v *metrics.GPUView, host string, g *metrics.GPU, stale bo
 		// Full slice expressions: an append to one GPU's list never
 		// writes into the next one's.
 		v.Processes, a.procs = a.procs[:n:n], a.procs[n:]
-		vram := a.vram[:n:n]
-		a.vram = a.vram[n:]
-		for i, p := range g.Processes {
+		pfigs := a.pfigs[:n:n]
+		a.pfigs = a.pfigs[n:]
+		for i := range g.Processes {
+			p, pf := &g.Processes[i], &pfigs[i]
 			var gb *float64
 			if p.MemUsed != nil {
-				vram[i] = float64(*p.MemUsed) / bytesPerGB
-				gb = &vram[i]
+				pf.vram = float64(*p.MemUsed) / bytesPerGB
+				gb = &pf.vram
 			}
-			v.Processes[i] = metrics.ProcessView{
-				PID:       p.PID,
-				Name:      p.Name,
-				Command:   p.Command,
-				VRAMGB:    gb,
-				SMPercent: p.SMUtil,
-				Container: p.Container,
-				Model:     p.Model,
-			}
+			pv := &v.Processes[i] // fresh, zero
+			pv.PID, pv.Name, pv.Command = p.PID, p.Name, p.Command
+			pv.VRAMGB, pv.SMPercent = gb, copyTo(&pf.sm, p.SMUtil)
+			pv.Container, pv.Model = p.Container, p.Model
 		}
 	}
-	gpuHealthView(v, g)
+	gpuHealthView(v, g, fig)
 }
 
 // gpuHealthView converts a GPU's health fields. A MIG instance's processes
 // take their command, container and model from the GPU's own list, which
-// the agent attributed.
-func gpuHealthView(v *metrics.GPUView, g *metrics.GPU) {
-	v.PersistenceMode = g.Persistence
+// the agent attributed. The details metrics.Decoder leaves to the caller
+// (XIDs, ECC, PCIe, NVLinks, MIG) are shared; the GPU's own figures are
+// copied to fig.
+func gpuHealthView(v *metrics.GPUView, g *metrics.GPU, fig *gpuFigures) {
+	v.PersistenceMode = copyTo(&fig.persistence, g.Persistence)
 	v.DriverVersion, v.CUDAVersion, v.VBIOSVersion = g.Driver, g.CUDA, g.VBIOS
 	v.ECC = g.ECC
-	v.MIGMode = g.MIGMode
-	v.SMActivePercent, v.SMOccupancyPercent, v.TensorActivePercent = g.SMActive, g.SMOccupancy, g.TensorActive
+	v.MIGMode = copyTo(&fig.migMode, g.MIGMode)
+	v.SMActivePercent = copyTo(&fig.smActive, g.SMActive)
+	v.SMOccupancyPercent = copyTo(&fig.smOccupancy, g.SMOccupancy)
+	v.TensorActivePercent = copyTo(&fig.tensorActive, g.TensorActive)
 	for _, x := range g.XIDs {
 		v.XIDs = append(v.XIDs, metrics.XIDView{
 			Code: x.Code, Time: time.Unix(0, x.TS).UTC(), Count: x.Count,
@@ -179,8 +200,10 @@ func gpuHealthView(v *metrics.GPUView, g *metrics.GPU) {
 }
 
 // hostFigures holds the figures a host view points at, allocated together
-// (one allocation per host section instead of up to eleven).
+// (one allocation per host section instead of up to eleven): copies, as
+// gpuFigures are.
 type hostFigures struct {
+	cpu, load1, load5, load15              float64
 	ramUsed, ramTotal, swapUsed, swapTotal float64
 	diskUsed, diskTotal                    float64
 	read, write, rx, tx                    float64
@@ -199,11 +222,11 @@ func System(sys *metrics.System) metrics.HostView {
 // system is System with the figures written to fig.
 func system(sys *metrics.System, fig *hostFigures) metrics.HostView {
 	v := metrics.HostView{
-		CPUPercent:    sys.CPUPercent,
-		PerCore:       sys.PerCore,
-		Load1:         sys.Load1,
-		Load5:         sys.Load5,
-		Load15:        sys.Load15,
+		CPUPercent:    copyTo(&fig.cpu, sys.CPUPercent),
+		PerCore:       slices.Clone(sys.PerCore),
+		Load1:         copyTo(&fig.load1, sys.Load1),
+		Load5:         copyTo(&fig.load5, sys.Load5),
+		Load15:        copyTo(&fig.load15, sys.Load15),
 		DiskReadMBps:  mbpsIn(&fig.read, sys.DiskReadBps),
 		DiskWriteMBps: mbpsIn(&fig.write, sys.DiskWriteBps),
 		NetRxMBps:     mbpsIn(&fig.rx, sys.NetRxBps),
@@ -297,6 +320,10 @@ type Figures struct {
 	// System is nil when the sample has no host section.
 	System *metrics.HostView
 	GPUs   []metrics.GPUView
+	// ByIndex: GPUs are in index order (the agent's usual order), found
+	// while converting them, so the merger never reads them back to
+	// check.
+	ByIndex bool
 	// Models are by role ("rtdetr", "nemotron").
 	Models map[string]metrics.ModelView
 }
@@ -320,8 +347,12 @@ func Of(s *metrics.Sample) Figures {
 		}
 		a := newGPUArena(len(s.GPUs), procs)
 		f.GPUs = make([]metrics.GPUView, len(s.GPUs))
+		f.ByIndex = true
 		for i := range s.GPUs {
 			a.gpu(&f.GPUs[i], s.Host, &s.GPUs[i], false)
+			if i > 0 && s.GPUs[i].Index < s.GPUs[i-1].Index {
+				f.ByIndex = false
+			}
 		}
 	}
 	if len(s.Models) > 0 {

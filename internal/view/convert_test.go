@@ -1,6 +1,7 @@
 package view
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -106,5 +107,50 @@ func TestTotalsAgreeWithFleet(t *testing.T) {
 	}
 	if got.UtilMax == nil || *got.UtilMax != 95 {
 		t.Errorf("util max %v, want 95", got.UtilMax)
+	}
+}
+
+// Of keeps nothing of a sample's own memory but its strings and the
+// details a metrics.Decoder leaves to the caller: the hub decodes each
+// sample into the memory of the last (metrics.Decoder), so figures that
+// pointed into it would change under the views and history.
+func TestOfCopiesTheSamplesFigures(t *testing.T) {
+	sample := func(host string, x float64) *metrics.Sample {
+		u32, i, b, u := uint32(x), int(x), x > 1, uint64(x)
+		return &metrics.Sample{
+			V: 1, Host: host, Boot: "b", Seq: 1, TS: 1e18,
+			System: &metrics.System{
+				CPUPercent: fp(x), PerCore: []float64{x, x}, Load1: fp(x), Load5: fp(x), Load15: fp(x),
+				MemUsed: u, MemTotal: 2 * u, DiskReadBps: fp(x), NetTxBps: fp(x), Uptime: u,
+			},
+			GPUs: []metrics.GPU{{
+				Index: 0, Name: "H200", Util: fp(x), MemUtil: fp(x), MemUsed: &u, MemTotal: &u, Temp: fp(x),
+				Power: fp(x), PowerLimit: fp(x), SMClock: &u32, MemClock: &u32, Fan: fp(x), PState: &i,
+				ThrottleMask: &u, Energy: fp(x), Persistence: &b, MIGMode: &b,
+				SMActive: fp(x), SMOccupancy: fp(x), TensorActive: fp(x),
+				Processes: []metrics.Process{{PID: 1, MemUsed: &u, SMUtil: fp(x)}},
+			}},
+		}
+	}
+	var d metrics.Decoder
+	decode := func(s *metrics.Sample) *metrics.Sample {
+		b, err := metrics.Encode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.DecodeOwned(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	f := Of(decode(sample("a", 3)))
+	want, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Of(decode(sample("b", 7))) // the same memory, other figures
+	if got, _ := json.Marshal(f); string(got) != string(want) {
+		t.Fatalf("the next sample changed the figures:\n got %s\nwant %s", got, want)
 	}
 }

@@ -27,6 +27,13 @@ func BenchmarkDecode8GPU(b *testing.B) {
 	b.ReportMetric(float64(len(buf)), "bytes/sample")
 }
 
+// BenchmarkDecode8GPUDecoder is the same sample decoded again and again
+// by one Decoder, as the hub's ingest does.
+func BenchmarkDecode8GPUDecoder(b *testing.B) {
+	var d Decoder
+	benchDecode(b, func(buf []byte) error { _, err := d.DecodeOwned(buf); return err })
+}
+
 // benchDecode runs decode on an eight-GPU sample in the benchmark loop and
 // reports the samples decoded per CPU second; it returns the sample's bytes.
 func benchDecode(b *testing.B, decode func([]byte) error) []byte {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -29,7 +30,7 @@ func Decode(b []byte) (*Sample, error) {
 	if len(b) > MaxMessage {
 		return nil, fmt.Errorf("decode sample: %d bytes: %w", len(b), ErrTooLarge)
 	}
-	return decode(b, string(b))
+	return decode(b, string(b), nil)
 }
 
 // DecodeOwned is Decode for a message the caller hands over: the sample's
@@ -42,28 +43,111 @@ func DecodeOwned(b []byte) (*Sample, error) {
 	if len(b) > MaxMessage {
 		return nil, fmt.Errorf("decode sample: %d bytes: %w", len(b), ErrTooLarge)
 	}
-	if len(b) == 0 {
-		return decode(b, "")
+	return decodeOwned(b, nil)
+}
+
+func decodeOwned(b []byte, d *Decoder) (*Sample, error) {
+	if len(b) > MaxMessage {
+		return nil, fmt.Errorf("decode sample: %d bytes: %w", len(b), ErrTooLarge)
 	}
-	return decode(b, unsafe.String(&b[0], len(b)))
+	if len(b) == 0 {
+		return decode(b, "", d)
+	}
+	return decode(b, unsafe.String(&b[0], len(b)), d)
+}
+
+// Decoder decodes samples into memory it keeps from one sample to the
+// next: the sample itself, its host section, GPUs, processes, disks,
+// per-core figures, inference series and every number of those that is
+// a pointer. A hub decodes a fleet's samples all day and keeps none of
+// that (it converts the figures, view.Of, and keeps them), so decoding
+// into the same memory saves a sample's worth of allocation (about 8 KiB
+// for 8 GPUs) and of the collector's work per sample.
+//
+// What a Decoder's sample holds of its own memory is valid only until
+// the Decoder's next call: the caller must copy whatever it keeps of it
+// (numbers included: a figure is a pointer into that memory), the
+// Sample.Models map itself included. What it may keep as it is: the
+// strings (they are the message's, see DecodeOwned), the errors
+// (Sample.Errors), everything a model's entry points at or holds (its
+// numbers, maps and lists are allocated for each sample, so a copy of a
+// Model may be kept), and the GPU health details read through the
+// library (XIDs, ECC, PCIe, NVLinks, MIG) and the throttle reasons. A
+// Decoder is not safe for concurrent use.
+type Decoder struct {
+	block   *sampleBlock
+	scalars []uint64
+	gpus    []GPU
+	procs   []Process
+	disks   []Disk
+	floats  []float64
+	buckets []Bucket
+	hists   map[string]Histogram
+	counts  map[string]float64
+	models  map[string]Model
+}
+
+// DecodeOwned is the package's DecodeOwned into d's memory (see Decoder):
+// the sample is d's, valid until d's next call.
+func (d *Decoder) DecodeOwned(b []byte) (*Sample, error) {
+	return decodeOwned(b, d)
+}
+
+// keep sizes d's chunks for the next sample after r read one: a chunk
+// the sample outgrew is replaced by one that fits it all, so a fleet's
+// steady stream of same-sized samples allocates none.
+func (d *Decoder) keep(r *reader) {
+	if n := r.scalars.used; n > cap(d.scalars) {
+		d.scalars = make([]uint64, 0, n)
+	}
+	if n := r.nprocs; n > cap(d.procs) {
+		d.procs = make([]Process, 0, n)
+	}
+	if n := r.nbuckets; n > cap(d.buckets) {
+		d.buckets = make([]Bucket, 0, n)
+	}
+}
+
+// sampleBlock is a sample with its host section and inference series:
+// nearly every sample has all three, so they are allocated together.
+// Whoever keeps one of them keeps the others' memory too, which the hub
+// never does for long (it keeps a trimmed copy of the envelope, see
+// ingest's merged).
+type sampleBlock struct {
+	s   Sample
+	sys System
+	inf Inference
 }
 
 // decode parses b, whose text str is (a copy or b itself), and checks it.
-func decode(b []byte, str string) (*Sample, error) {
+// With d, the sample is d's scratch (see Decoder); without, it is the
+// caller's.
+func decode(b []byte, str string, d *Decoder) (*Sample, error) {
 	// The reader bounds every length itself (see containerLen), and
 	// checks the shape of what it hands to the library (skip).
-	// The sample, its host section and its inference series in one
-	// allocation: nearly every sample has all three. Whoever keeps one
-	// of them keeps the others' memory too, which the hub never does for
-	// long (it keeps a trimmed copy of the envelope, see ingest's merged).
-	block := &struct {
-		s   Sample
-		sys System
-		inf Inference
-	}{}
+	var block *sampleBlock
+	if d != nil {
+		if d.block == nil {
+			d.block = &sampleBlock{}
+		}
+		block = d.block
+		*block = sampleBlock{}
+	} else {
+		block = &sampleBlock{}
+	}
 	s := &block.s
-	r := reader{b: b, str: str, sys: &block.sys, inf: &block.inf}
-	if err := r.sample(s); err != nil {
+	r := reader{b: b, str: str, sys: &block.sys, inf: &block.inf, d: d}
+	r.scalars.first, r.own.first = 32, 8
+	if d != nil {
+		r.scalars.s = d.scalars[:0]
+		r.procs = d.procs[:0]
+		r.buckets = d.buckets[:0]
+	}
+	err := r.sample(s)
+	if d != nil {
+		d.keep(&r)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("decode sample: %w: %w", ErrInvalid, err)
 	}
 	if s.V < 1 {
@@ -104,10 +188,22 @@ type reader struct {
 	items int
 
 	// scalars holds every pointer field's value: floats, integers and
-	// bools of a sample alike (see slot).
-	scalars arena
-	// procs is where the GPUs' process lists are cut from.
-	procs []Process
+	// bools of a sample alike (see slot). While inModels, the values go
+	// to own instead: with a Decoder, scalars is reused and own is not
+	// (the caller may keep the models).
+	scalars, own arena
+	inModels     bool
+	// procs is where the GPUs' process lists are cut from, buckets the
+	// inference series' buckets (with a Decoder: its chunks, reused);
+	// nprocs and nbuckets count what the sample needed of them.
+	procs            []Process
+	buckets          []Bucket
+	nprocs, nbuckets int
+	// inInference: the histograms being read are the inference
+	// series' (a Decoder's), not a model's (the caller's).
+	inInference bool
+	// d, when set, is the Decoder whose memory the sample reuses.
+	d *Decoder
 	// sys and inf are the sample's host section and inference series,
 	// allocated with it; nil once used (a repeated key gets its own).
 	sys *System
@@ -119,19 +215,28 @@ type reader struct {
 // twice the last (up to maxChunk): a small sample takes one small chunk,
 // an 8-GPU one (~180 pointer fields) three. One arena serves every scalar
 // type (one per type took eight allocations for an 8-GPU sample).
-type arena struct{ s []uint64 }
+type arena struct {
+	s    []uint64
+	used int // slots handed out, over every chunk
+	// first is the first chunk's size: 32 slots (an 8-GPU sample takes
+	// three chunks, one of 32, 64 and 128), 8 for a sample's models
+	// (a few figures each).
+	first int
+}
 
 const maxChunk = 256
 
-// slot returns a zeroed 8-byte slot. Every type stored in one (float64,
+// slot returns an 8-byte slot (a reused one is not zeroed: put writes
+// what is read of it). Every type stored in one (float64,
 // uint64, uint32, int, bool) holds no pointer, is at most 8 bytes and at
 // most 8-aligned, so a *T into a slot is as valid as one into a []T; the
 // GC keeps a slot's chunk alive while any pointer into it lives.
 func (a *arena) slot() unsafe.Pointer {
 	if len(a.s) == cap(a.s) {
-		a.s = make([]uint64, 0, min(max(32, 2*cap(a.s)), maxChunk))
+		a.s = make([]uint64, 0, min(max(a.first, 2*cap(a.s)), maxChunk))
 	}
 	a.s = a.s[:len(a.s)+1]
+	a.used++
 	return unsafe.Pointer(&a.s[len(a.s)-1])
 }
 
@@ -387,12 +492,20 @@ func (r *reader) library(v any) error {
 	return msgpack.Unmarshal(r.b[start:r.off], v)
 }
 
+// arena is where the pointer fields being read get their values.
+func (r *reader) arena() *arena {
+	if r.inModels && r.d != nil {
+		return &r.own
+	}
+	return &r.scalars
+}
+
 func (r *reader) floatPtr() (*float64, error) {
 	if r.isNil() {
 		return nil, nil
 	}
 	v, err := r.float()
-	return put(&r.scalars, v), err
+	return put(r.arena(), v), err
 }
 
 func (r *reader) uintPtr() (*uint64, error) {
@@ -400,7 +513,7 @@ func (r *reader) uintPtr() (*uint64, error) {
 		return nil, nil
 	}
 	v, err := r.integer()
-	return put(&r.scalars, v), err
+	return put(r.arena(), v), err
 }
 
 func (r *reader) u32Ptr() (*uint32, error) {
@@ -408,7 +521,7 @@ func (r *reader) u32Ptr() (*uint32, error) {
 		return nil, nil
 	}
 	v, err := r.integer()
-	return put(&r.scalars, uint32(v)), err
+	return put(r.arena(), uint32(v)), err
 }
 
 func (r *reader) intPtr() (*int, error) {
@@ -416,7 +529,7 @@ func (r *reader) intPtr() (*int, error) {
 		return nil, nil
 	}
 	v, err := r.int()
-	return put(&r.scalars, v), err
+	return put(r.arena(), v), err
 }
 
 func (r *reader) boolPtr() (*bool, error) {
@@ -424,7 +537,7 @@ func (r *reader) boolPtr() (*bool, error) {
 		return nil, nil
 	}
 	v, err := r.bool()
-	return put(&r.scalars, v), err
+	return put(r.arena(), v), err
 }
 
 // array reads an array header and calls each for every element; nil stays
@@ -443,9 +556,9 @@ func array[T any](r *reader, each func(*T) error) ([]T, error) {
 	return out, nil
 }
 
-// fields reads a map of a struct's fields, calling field for each key;
-// field skips the keys it does not know.
-func (r *reader) fields(field func(k []byte) error) error {
+// fields reads a map of a struct's fields, calling field for each key,
+// packed (see packKey); field skips the keys it does not know.
+func (r *reader) fields(field func(k uint32) error) error {
 	n, err := r.containerLen(true)
 	if err != nil {
 		return err
@@ -455,11 +568,128 @@ func (r *reader) fields(field func(k []byte) error) error {
 		if err != nil {
 			return err
 		}
-		if err := field(k); err != nil {
+		if err := field(packKey(k)); err != nil {
 			return fmt.Errorf("%s: %w", k, err)
 		}
 	}
 	return nil
+}
+
+// packKey packs a key of up to three bytes into an integer, its first
+// byte lowest: every key of the schema is one ("ut" is 'u' | 't'<<8), and
+// a switch on integer constants is a jump table where one on strings
+// compared them one by one, a sizeable part of decoding a sample. Any
+// other key (longer, empty, or holding a zero byte, which would read as
+// a shorter one) packs to 0, which no field has.
+func packKey(k []byte) uint32 {
+	var v uint32
+	switch len(k) {
+	case 3:
+		v = uint32(k[2]) << 16
+		if k[2] == 0 {
+			return 0
+		}
+		fallthrough
+	case 2:
+		v |= uint32(k[1]) << 8
+		if k[1] == 0 {
+			return 0
+		}
+		fallthrough
+	case 1:
+		v |= uint32(k[0])
+		if k[0] == 0 {
+			return 0
+		}
+		return v
+	}
+	return 0
+}
+
+// reuse is array into buf's memory (a Decoder's), grown when too small.
+func reuse[T any](r *reader, buf *[]T, each func(*T) error) ([]T, error) {
+	n, err := r.containerLen(false)
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n == 0 {
+		return []T{}, nil
+	}
+	if cap(*buf) < n {
+		*buf = make([]T, n)
+	}
+	out := (*buf)[:n:n]
+	clear(out)
+	for i := range out {
+		if err := each(&out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// strMapInto is strMap into m (a Decoder's, emptied first), or into a
+// new map when m is nil.
+func strMapInto[T any](r *reader, m map[string]T, val func() (T, error)) (map[string]T, error) {
+	if m == nil {
+		return strMap(r, val)
+	}
+	n, err := r.containerLen(true)
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	clear(m)
+	for range n {
+		k, err := r.string()
+		if err != nil {
+			return nil, err
+		}
+		v, err := val()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// modelsInto reads a sample's models into m, a Decoder's map, without
+// emptying it first: a fleet's hosts run the same few models, so each
+// name is usually in m already and its entry is overwritten in place (a
+// map stores a Model, some 400 bytes, out of line: a new entry allocated
+// it). The names m held that this sample lacks are deleted after.
+func (r *reader) modelsInto(m map[string]Model) (map[string]Model, error) {
+	n, err := r.containerLen(true)
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	var buf [8]string
+	names := buf[:0]
+	if n > len(buf) {
+		clear(m)
+	}
+	for range n {
+		k, err := r.string()
+		if err != nil {
+			return nil, err
+		}
+		v, err := r.model()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		m[k] = v
+		if n <= len(buf) {
+			names = append(names, k)
+		}
+	}
+	if len(m) > n {
+		for k := range m {
+			if !slices.Contains(names, k) {
+				delete(m, k)
+			}
+		}
+	}
+	return m, nil
 }
 
 // strMap reads a map with string keys; nil stays nil.
@@ -484,25 +714,33 @@ func strMap[T any](r *reader, val func() (T, error)) (map[string]T, error) {
 }
 
 func (r *reader) sample(s *Sample) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "v":
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
+		case 'v':
 			s.V, err = r.int()
-		case "h":
+		case 'h':
 			s.Host, err = r.string()
-		case "b":
+		case 'b':
 			s.Boot, err = r.string()
-		case "q":
+		case 'q':
 			s.Seq, err = r.integer()
-		case "t":
+		case 't':
 			var v uint64
 			v, err = r.integer()
 			s.TS = int64(v)
-		case "i":
+		case 'i':
 			var v uint64
 			v, err = r.integer()
 			s.Interval = int64(v)
-		case "s":
+		case 's':
 			s.System = nil
 			if !r.isNil() {
 				if s.System, r.sys = r.sys, nil; s.System == nil {
@@ -510,11 +748,26 @@ func (r *reader) sample(s *Sample) error {
 				}
 				err = r.system(s.System)
 			}
-		case "g":
-			s.GPUs, err = array(r, r.gpu)
-		case "m":
-			s.Models, err = strMap(r, r.model)
-		case "n":
+		case 'g':
+			if r.d != nil {
+				s.GPUs, err = reuse(r, &r.d.gpus, r.gpu)
+			} else {
+				s.GPUs, err = array(r, r.gpu)
+			}
+		case 'm':
+			// The models are the caller's to keep, a Decoder's too: their
+			// numbers come from an arena of their own.
+			r.inModels = true
+			if r.d != nil {
+				if r.d.models == nil {
+					r.d.models = map[string]Model{}
+				}
+				s.Models, err = r.modelsInto(r.d.models)
+			} else {
+				s.Models, err = strMap(r, r.model)
+			}
+			r.inModels = false
+		case 'n':
 			s.Inference = nil
 			if !r.isNil() {
 				if s.Inference, r.inf = r.inf, nil; s.Inference == nil {
@@ -522,144 +775,217 @@ func (r *reader) sample(s *Sample) error {
 				}
 				err = r.inference(s.Inference)
 			}
-		case "e":
+		case 'e':
 			s.Errors, err = strMap(r, r.string)
 		default:
 			err = r.skip()
 		}
-		return err
-	})
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
 }
 
 func (r *reader) system(s *System) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "c":
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
+		case 'c':
 			s.CPUPercent, err = r.floatPtr()
-		case "pc":
-			s.PerCore, err = array(r, func(v *float64) (err error) { *v, err = r.float(); return err })
-		case "l1":
+		case 'p' | 'c'<<8:
+			each := func(v *float64) (err error) { *v, err = r.float(); return err }
+			if r.d != nil {
+				s.PerCore, err = reuse(r, &r.d.floats, each)
+			} else {
+				s.PerCore, err = array(r, each)
+			}
+		case 'l' | '1'<<8:
 			s.Load1, err = r.floatPtr()
-		case "l5":
+		case 'l' | '5'<<8:
 			s.Load5, err = r.floatPtr()
-		case "l15":
+		case 'l' | '1'<<8 | '5'<<16:
 			s.Load15, err = r.floatPtr()
-		case "mu":
+		case 'm' | 'u'<<8:
 			s.MemUsed, err = r.integer()
-		case "mt":
+		case 'm' | 't'<<8:
 			s.MemTotal, err = r.integer()
-		case "su":
+		case 's' | 'u'<<8:
 			s.SwapUsed, err = r.integer()
-		case "st":
+		case 's' | 't'<<8:
 			s.SwapTotal, err = r.integer()
-		case "d":
-			s.Disks, err = array(r, func(d *Disk) error {
-				return r.fields(func(k []byte) (err error) {
-					switch string(k) {
-					case "m":
-						d.Mount, err = r.string()
-					case "u":
-						d.Used, err = r.integer()
-					case "t":
-						d.Total, err = r.integer()
-					default:
-						err = r.skip()
-					}
-					return err
-				})
-			})
-		case "dr":
+		case 'd':
+			if r.d != nil {
+				s.Disks, err = reuse(r, &r.d.disks, r.disk)
+			} else {
+				s.Disks, err = array(r, r.disk)
+			}
+		case 'd' | 'r'<<8:
 			s.DiskReadBps, err = r.floatPtr()
-		case "dw":
+		case 'd' | 'w'<<8:
 			s.DiskWriteBps, err = r.floatPtr()
-		case "nr":
+		case 'n' | 'r'<<8:
 			s.NetRxBps, err = r.floatPtr()
-		case "nt":
+		case 'n' | 't'<<8:
 			s.NetTxBps, err = r.floatPtr()
-		case "u":
+		case 'u':
 			s.Uptime, err = r.integer()
 		default:
 			err = r.skip()
 		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
+}
+
+func (r *reader) disk(d *Disk) error {
+	n, err := r.containerLen(true)
+	if err != nil {
 		return err
-	})
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
+		case 'm':
+			d.Mount, err = r.string()
+		case 'u':
+			d.Used, err = r.integer()
+		case 't':
+			d.Total, err = r.integer()
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
 }
 
 func (r *reader) gpu(g *GPU) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "i":
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
+		case 'i':
 			g.Index, err = r.int()
-		case "u":
+		case 'u':
 			g.UUID, err = r.string()
-		case "n":
+		case 'n':
 			g.Name, err = r.string()
-		case "ut":
+		case 'u' | 't'<<8:
 			g.Util, err = r.floatPtr()
-		case "mu":
+		case 'm' | 'u'<<8:
 			g.MemUtil, err = r.floatPtr()
-		case "vu":
+		case 'v' | 'u'<<8:
 			g.MemUsed, err = r.uintPtr()
-		case "vt":
+		case 'v' | 't'<<8:
 			g.MemTotal, err = r.uintPtr()
-		case "tc":
+		case 't' | 'c'<<8:
 			g.Temp, err = r.floatPtr()
-		case "pw":
+		case 'p' | 'w'<<8:
 			g.Power, err = r.floatPtr()
-		case "pl":
+		case 'p' | 'l'<<8:
 			g.PowerLimit, err = r.floatPtr()
-		case "cs":
+		case 'c' | 's'<<8:
 			g.SMClock, err = r.u32Ptr()
-		case "cm":
+		case 'c' | 'm'<<8:
 			g.MemClock, err = r.u32Ptr()
-		case "f":
+		case 'f':
 			g.Fan, err = r.floatPtr()
-		case "ps":
+		case 'p' | 's'<<8:
 			g.PState, err = r.intPtr()
-		case "tm":
+		case 't' | 'm'<<8:
 			g.ThrottleMask, err = r.uintPtr()
-		case "tr":
+		case 't' | 'r'<<8:
 			g.Throttle, err = array(r, func(v *string) (err error) { *v, err = r.string(); return err })
-		case "e":
+		case 'e':
 			g.Energy, err = r.floatPtr()
-		case "p":
+		case 'p':
 			g.Processes, err = r.processes()
-		case "pm":
+		case 'p' | 'm'<<8:
 			g.Persistence, err = r.boolPtr()
-		case "dv":
+		case 'd' | 'v'<<8:
 			g.Driver, err = r.string()
-		case "cu":
+		case 'c' | 'u'<<8:
 			g.CUDA, err = r.string()
-		case "vb":
+		case 'v' | 'b'<<8:
 			g.VBIOS, err = r.string()
-		case "mg":
+		case 'm' | 'g'<<8:
 			g.MIGMode, err = r.boolPtr()
-		case "ga":
+		case 'g' | 'a'<<8:
 			g.SMActive, err = r.floatPtr()
-		case "go":
+		case 'g' | 'o'<<8:
 			g.SMOccupancy, err = r.floatPtr()
-		case "gt":
+		case 'g' | 't'<<8:
 			g.TensorActive, err = r.floatPtr()
-		case "x":
+		case 'x':
 			g.XIDs = nil
 			err = r.library(&g.XIDs)
-		case "ec":
+		case 'e' | 'c'<<8:
 			g.ECC = nil
 			err = r.library(&g.ECC)
-		case "pe":
+		case 'p' | 'e'<<8:
 			g.PCIe = nil
 			err = r.library(&g.PCIe)
-		case "nl":
+		case 'n' | 'l'<<8:
 			g.NVLinks = nil
 			err = r.library(&g.NVLinks)
-		case "mi":
+		case 'm' | 'i'<<8:
 			g.MIG = nil
 			err = r.library(&g.MIG)
 		default:
 			err = r.skip()
 		}
-		return err
-	})
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
+}
+
+// cutBuckets is array for a Decoder's inference series: each cut from
+// one chunk, capped as processes' lists are.
+func (r *reader) cutBuckets() ([]Bucket, error) {
+	n, err := r.containerLen(false)
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n == 0 {
+		return []Bucket{}, nil
+	}
+	if cap(r.buckets)-len(r.buckets) < n {
+		r.buckets = make([]Bucket, 0, max(n, 16))
+	}
+	r.nbuckets += n
+	start := len(r.buckets)
+	r.buckets = r.buckets[:start+n]
+	out := r.buckets[start : start+n : start+n]
+	clear(out)
+	for i := range out {
+		if err := r.bucket(&out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // processes reads a GPU's process list into a chunk shared by the
@@ -675,9 +1001,11 @@ func (r *reader) processes() ([]Process, error) {
 	if cap(r.procs)-len(r.procs) < n {
 		r.procs = make([]Process, 0, max(n, 16))
 	}
+	r.nprocs += n
 	start := len(r.procs)
 	r.procs = r.procs[:start+n]
 	out := r.procs[start : start+n : start+n]
+	clear(out) // a Decoder's chunk holds the last sample's
 	for i := range out {
 		if err := r.process(&out[i]); err != nil {
 			return nil, err
@@ -687,69 +1015,101 @@ func (r *reader) processes() ([]Process, error) {
 }
 
 func (r *reader) process(p *Process) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "p":
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
+		case 'p':
 			var v uint64
 			v, err = r.integer()
 			p.PID = uint32(v)
-		case "n":
+		case 'n':
 			p.Name, err = r.string()
-		case "c":
+		case 'c':
 			p.Command, err = r.string()
-		case "m":
+		case 'm':
 			p.MemUsed, err = r.uintPtr()
-		case "s":
+		case 's':
 			p.SMUtil, err = r.floatPtr()
-		case "ct":
+		case 'c' | 't'<<8:
 			p.Container, err = r.string()
-		case "rt":
+		case 'r' | 't'<<8:
 			p.Runtime, err = r.string()
-		case "md":
+		case 'm' | 'd'<<8:
 			p.Model, err = r.string()
 		default:
 			err = r.skip()
 		}
-		return err
-	})
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
 }
 
 func (r *reader) inference(in *Inference) error {
-	return r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "h":
-			in.Histograms, err = strMap(r, r.histogram)
-		case "c":
-			in.Counters, err = strMap(r, r.float)
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
+		case 'h':
+			var m map[string]Histogram
+			if r.d != nil {
+				if r.d.hists == nil {
+					r.d.hists = map[string]Histogram{}
+				}
+				m = r.d.hists
+			}
+			// The series' buckets are cut from r.buckets (a Decoder's
+			// chunk); a model's histograms, the caller's, are not.
+			r.inInference = true
+			in.Histograms, err = strMapInto(r, m, r.histogram)
+			r.inInference = false
+		case 'c':
+			var m map[string]float64
+			if r.d != nil {
+				if r.d.counts == nil {
+					r.d.counts = map[string]float64{}
+				}
+				m = r.d.counts
+			}
+			in.Counters, err = strMapInto(r, m, r.float)
 		default:
 			err = r.skip()
 		}
-		return err
-	})
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
 }
 
 func (r *reader) histogram() (Histogram, error) {
 	var h Histogram
-	err := r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "c":
+	err := r.fields(func(k uint32) (err error) {
+		switch k {
+		case 'c':
 			h.Count, err = r.float()
-		case "s":
+		case 's':
 			h.Sum, err = r.float()
-		case "b":
-			h.Buckets, err = array(r, func(b *Bucket) error {
-				return r.fields(func(k []byte) (err error) {
-					switch string(k) {
-					case "le":
-						b.UpperBound, err = r.float()
-					case "c":
-						b.Count, err = r.float()
-					default:
-						err = r.skip()
-					}
-					return err
-				})
-			})
+		case 'b':
+			if r.d != nil && r.inInference {
+				h.Buckets, err = r.cutBuckets()
+			} else {
+				h.Buckets, err = array(r, r.bucket)
+			}
 		default:
 			err = r.skip()
 		}
@@ -758,79 +1118,104 @@ func (r *reader) histogram() (Histogram, error) {
 	return h, err
 }
 
+func (r *reader) bucket(b *Bucket) error {
+	n, err := r.containerLen(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kb, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch packKey(kb) {
+		case 'l' | 'e'<<8:
+			b.UpperBound, err = r.float()
+		case 'c':
+			b.Count, err = r.float()
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", kb, err)
+		}
+	}
+	return nil
+}
+
 func (r *reader) model() (Model, error) {
 	var m Model
-	err := r.fields(func(k []byte) (err error) {
-		switch string(k) {
-		case "s":
+	err := r.fields(func(k uint32) (err error) {
+		switch k {
+		case 's':
 			var st string
 			st, err = r.string()
 			m.Status = Status(st)
-		case "r":
+		case 'r':
 			m.Reason, err = r.string()
-		case "mn":
+		case 'm' | 'n'<<8:
 			m.Model, err = r.string()
-		case "d":
+		case 'd':
 			m.Device, err = r.string()
-		case "vu":
+		case 'v' | 'u'<<8:
 			m.MemUsed, err = r.uintPtr()
-		case "sa":
+		case 's' | 'a'<<8:
 			m.SlotsActive, err = r.intPtr()
-		case "st":
+		case 's' | 't'<<8:
 			m.SlotsTotal, err = r.intPtr()
-		case "cx":
+		case 'c' | 'x'<<8:
 			m.ContextSize, err = r.intPtr()
-		case "pid":
+		case 'p' | 'i'<<8 | 'd'<<16:
 			m.PIDs, err = array(r, func(v *uint32) error {
 				p, err := r.integer()
 				*v = uint32(p)
 				return err
 			})
-		case "ct":
+		case 'c' | 't'<<8:
 			m.Container, err = r.string()
-		case "g":
+		case 'g':
 			m.Gauges, err = strMap(r, r.float)
-		case "x":
+		case 'x':
 			// Free-form: whatever the model server said. Decoded into
 			// its own variable: the library's any would move the whole
 			// Model to the heap for each model of each sample.
 			var x map[string]any
 			err = r.library(&x)
 			m.Extra = x
-		case "k":
+		case 'k':
 			m.Kind, err = r.string()
-		case "h":
+		case 'h':
 			m.Histograms, err = strMap(r, r.histogram)
-		case "c":
+		case 'c':
 			m.Counters, err = strMap(r, r.float)
-		case "qw":
+		case 'q' | 'w'<<8:
 			m.Waiting, err = r.floatPtr()
-		case "qr":
+		case 'q' | 'r'<<8:
 			m.Running, err = r.floatPtr()
-		case "kv":
+		case 'k' | 'v'<<8:
 			m.KVCache, err = r.floatPtr()
-		case "sl":
+		case 's' | 'l'<<8:
 			// A few llama.cpp slots, an Ollama list: read rarely enough.
 			var sl []Slot
 			err = r.library(&sl)
 			m.Slots = sl
-		case "ld":
+		case 'l' | 'd'<<8:
 			var ld []Loaded
 			err = r.library(&ld)
 			m.Loaded = ld
-		case "gi":
+		case 'g' | 'i'<<8:
 			m.GPUs, err = array(r, func(v *int) error {
 				var err error
 				*v, err = r.int()
 				return err
 			})
-		case "sm":
+		case 's' | 'm'<<8:
 			m.SMPercent, err = r.floatPtr()
-		case "ej":
+		case 'e' | 'j'<<8:
 			m.Energy, err = r.floatPtr()
-		case "ew":
+		case 'e' | 'w'<<8:
 			m.Power, err = r.floatPtr()
-		case "nt":
+		case 'n' | 't'<<8:
 			m.Notes, err = array(r, func(v *string) error {
 				var err error
 				*v, err = r.string()

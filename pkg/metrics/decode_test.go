@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"reflect"
 	"strings"
@@ -278,6 +279,14 @@ func FuzzDecodeMatchesLibrary(f *testing.F) {
 		if !reflect.DeepEqual(got, owned) {
 			t.Fatalf("DecodeOwned read %+v, Decode %+v", owned, got)
 		}
+		// A Decoder whose memory holds another sample reads the same.
+		var d Decoder
+		if _, err := d.DecodeOwned(mustEncode(t, fullSample(3))); err != nil {
+			t.Fatal(err)
+		}
+		if reused, err := d.DecodeOwned(bytes.Clone(b)); err != nil || !reflect.DeepEqual(got, reused) {
+			t.Fatalf("a Decoder read %+v (%v), Decode %+v", reused, err, got)
+		}
 		var want Sample
 		if msgpack.Unmarshal(b, &want) != nil {
 			return
@@ -309,5 +318,84 @@ func TestDecodeOwnedSharesTheMessage(t *testing.T) {
 	}
 	if p := uintptr(unsafe.Pointer(unsafe.StringData(c.Host))); p >= start && p < start+uintptr(len(b)) {
 		t.Fatal("Decode's host is the message's bytes")
+	}
+}
+
+// A Decoder reads what Decode reads, sample after sample, whatever the
+// last one left in its memory: more GPUs, fewer, none, other series.
+func TestDecoderMatchesDecode(t *testing.T) {
+	few := fullSample(2)
+	few.GPUs[0].Processes = []Process{} // none, which is not "could not list"
+	few.System.PerCore, few.System.Disks = nil, []Disk{}
+	few.Inference.Histograms = map[string]Histogram{"pipeline": {Count: 3, Sum: 1, Buckets: []Bucket{{0.5, 3}}}}
+	delete(few.Models, "qwen") // a model the last sample had goes
+	bare := &Sample{V: 1, Host: "h", Boot: "b", TS: 1}
+	samples := []*Sample{fullSample(8), few, bare, healthy(fullSample(3)), fullSample(8), fullSample(16), bare, fullSample(1)}
+	var d Decoder
+	for i, s := range samples {
+		b := mustEncode(t, s)
+		want, err := Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.DecodeOwned(b)
+		if err != nil {
+			t.Fatalf("sample %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			g, _ := json.Marshal(got)
+			w, _ := json.Marshal(want)
+			t.Fatalf("sample %d: the Decoder read\n%s\nDecode\n%s", i, g, w)
+		}
+	}
+}
+
+// What a Decoder's sample leaves to the caller (models, errors, strings,
+// the health details) is not touched by its next sample; its own memory
+// is reused, so a steady stream allocates little.
+func TestDecoderLeavesWhatTheCallerKeeps(t *testing.T) {
+	var d Decoder
+	first := fullSample(2)
+	s, err := d.DecodeOwned(mustEncode(t, first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, errs, host := maps.Clone(s.Models), s.Errors, s.Host
+	want, _ := json.Marshal(struct {
+		M map[string]Model
+		E map[string]string
+	}{models, errs})
+
+	other := fullSample(4)
+	other.Host = "other"
+	for name, m := range other.Models {
+		m.Reason, m.MemUsed, m.SlotsActive, m.Waiting = "changed", ptr(uint64(1)), ptr(99), ptr(7.0)
+		other.Models[name] = m
+	}
+	other.Errors = map[string]string{"gpu": "changed"}
+	if _, err := d.DecodeOwned(mustEncode(t, other)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(struct {
+		M map[string]Model
+		E map[string]string
+	}{models, errs})
+	if string(got) != string(want) || host != first.Host {
+		t.Fatalf("the next sample changed what the caller kept:\n got %s\nwant %s", got, want)
+	}
+
+	// Without what is the caller's, a sample the Decoder has room for
+	// allocates nothing.
+	own := fullSample(8)
+	own.Models, own.Errors = nil, nil
+	for i := range own.GPUs {
+		own.GPUs[i].Throttle = nil
+	}
+	b := mustEncode(t, own)
+	if _, err := d.DecodeOwned(b); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(20, func() { _, _ = d.DecodeOwned(b) }); n != 0 {
+		t.Fatalf("a Decoder allocates %v times for a sample it has room for", n)
 	}
 }
