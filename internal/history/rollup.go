@@ -174,7 +174,7 @@ func (r *Rollup) check(res int64) error {
 func (s *Store) host(name string) *series {
 	ser := s.hosts[name]
 	if ser == nil {
-		ser = newSeries(name, len(s.tab.fields))
+		ser = newSeries(name, len(s.tab.fields), false)
 		s.hosts[name] = ser
 	}
 	return ser
@@ -202,7 +202,7 @@ func (s *Store) fill(ser *series, t, j int, r *Rollup) {
 		w = max(w, si+1)
 	}
 	f.w = uint32(w)
-	cells := ser.cellsOf(t, j)
+	cells := ser.edit(t, j)
 	clear(cells)
 	// counts[si] is how many samples had series si; a series the rollup
 	// does not name (but one after it does) lacked from all of them.
