@@ -1,6 +1,7 @@
 package history
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -10,13 +11,24 @@ import (
 // 60m window are folded ("sealed") into the 6h, 24h and 7d slots, which
 // are handed out as Rollups to persist and handed back after a restart.
 
-// sealBefore folds every unsealed minute of ser that starts before cutoff.
+// sealBefore folds every unsealed minute of ser that starts before cutoff,
+// oldest first: a long frame then takes its minutes while it is its
+// tier's newest, in float32, and is rounded once (see series.edit).
 func (s *Store) sealBefore(ser *series, cutoff int64) {
+	var due [ringSize]int8
+	n := 0
 	for i := range ser.rings[t60m] {
 		f := &ser.rings[t60m][i]
 		if f.start != 0 && f.start < cutoff && !ser.sealed[i] {
-			s.fold(ser, i)
+			due[n] = int8(i)
+			n++
 		}
+	}
+	if n > 1 {
+		slices.SortFunc(due[:n], func(a, b int8) int { return cmp.Compare(ser.rings[t60m][a].start, ser.rings[t60m][b].start) })
+	}
+	for _, i := range due[:n] {
+		s.fold(ser, int(i))
 	}
 }
 

@@ -200,7 +200,7 @@ func frameKey(t, j int) uint16 { return uint16(t*ringSize + j) }
 // frame is changed in float32 (series.buf): its tier's newest frame is
 // kept there until a newer one comes, when it is packed (pcell); an older
 // frame a late sample or a restore changes is unpacked into series.late
-// and packed again once another frame is edited.
+// and packed again once another older frame of its tier is edited.
 func (s *series) edit(t, j int) []cell {
 	if s.exact {
 		o := s.pos(t, j) * s.width
@@ -209,8 +209,8 @@ func (s *series) edit(t, j int) []cell {
 	if int(s.open[t]) == j {
 		return s.buf[t]
 	}
-	if int(s.lateT) == t && int(s.lateJ) == j {
-		return s.late
+	if int(s.lateJ[t]) == j {
+		return s.late[t]
 	}
 	if o := int(s.open[t]); o < 0 || s.rings[t][j].start > s.rings[t][o].start {
 		if o >= 0 {
@@ -223,21 +223,15 @@ func (s *series) edit(t, j int) []cell {
 		s.open[t] = int8(j)
 		return s.buf[t]
 	}
-	s.flushLate()
-	if len(s.late) < s.width {
-		s.late = make([]cell, s.width)
+	if l := int(s.lateJ[t]); l >= 0 {
+		s.pack(t, l, s.late[t])
 	}
-	s.unpack(t, j, s.late)
-	s.lateT, s.lateJ = int8(t), int8(j)
-	return s.late
-}
-
-// flushLate packs the older frame held in series.late.
-func (s *series) flushLate() {
-	if s.lateT >= 0 {
-		s.pack(int(s.lateT), int(s.lateJ), s.late)
-		s.lateT = -1
+	if len(s.late[t]) < s.width {
+		s.late[t] = make([]cell, s.width)
 	}
+	s.unpack(t, j, s.late[t])
+	s.lateJ[t] = int8(j)
+	return s.late[t]
 }
 
 // pack writes frame j of tier t's first w cells from src.
@@ -263,8 +257,8 @@ func (s *series) cellAt(t, j, i int) cell {
 		return s.cells[t][s.pos(t, j)*s.width+i]
 	case int(s.open[t]) == j:
 		return s.buf[t][i]
-	case int(s.lateT) == t && int(s.lateJ) == j:
-		return s.late[i]
+	case int(s.lateJ[t]) == j:
+		return s.late[t][i]
 	}
 	p := s.packed[t][s.pos(t, j)*s.width+i]
 	return cell{p.sum.float(), p.max.float()}
@@ -309,8 +303,8 @@ func (s *series) pos(t, j int) int {
 
 // reset empties frame j of tier t for the slot starting at start.
 func (s *series) reset(t, j int, start int64) {
-	if int(s.lateT) == t && int(s.lateJ) == j {
-		s.lateT = -1 // what it held goes with the frame
+	if int(s.lateJ[t]) == j {
+		s.lateJ[t] = -1 // what it held goes with the frame
 	}
 	f := &s.rings[t][j]
 	if f.lagged {
@@ -342,9 +336,9 @@ func (s *series) fit(t, j, n int) {
 			if s.buf[tt] != nil {
 				s.buf[tt] = append(s.buf[tt], make([]cell, n-s.width)...)
 			}
-		}
-		if s.late != nil {
-			s.late = append(s.late, make([]cell, n-s.width)...)
+			if s.late[tt] != nil {
+				s.late[tt] = append(s.late[tt], make([]cell, n-s.width)...)
+			}
 		}
 		s.width = n
 	}
@@ -467,14 +461,16 @@ type series struct {
 	cells  [numTiers][]cell
 	exact  bool
 	// open[t] is the frame (-1: none) whose cells are in buf[t], not yet
-	// packed: tier t's newest (see edit). lateT/lateJ is the older frame
-	// whose cells are in late (lateT -1: none).
-	open         [numTiers]int8
-	buf          [numTiers][]cell
-	late         []cell
-	lateT, lateJ int8
-	width        int
-	origin       [numTiers]uint8 // the slot of each tier's first frame (see pos)
+	// packed: tier t's newest (see edit). lateJ[t] is the older frame of
+	// tier t whose cells are in late[t] (-1: none), until another older
+	// one is changed: a restore or a late sample changes one frame many
+	// times over, rounded once.
+	open   [numTiers]int8
+	buf    [numTiers][]cell
+	lateJ  [numTiers]int8
+	late   [numTiers][]cell
+	width  int
+	origin [numTiers]uint8 // the slot of each tier's first frame (see pos)
 	// lag is, by frame (frameKey), how many of its samples lacked a
 	// series it has (see frame); nil while no frame has any. Keyed by
 	// frame, so a frame's lags go at once when the frame is reused.
@@ -504,9 +500,9 @@ type series struct {
 
 // newSeries is a host's series, or the hub's (exact: kept in float32).
 func newSeries(name string, stride int, exact bool) *series {
-	s := &series{name: name, stride: stride, exact: exact, lateT: -1}
+	s := &series{name: name, stride: stride, exact: exact}
 	for t := range s.open {
-		s.open[t] = -1
+		s.open[t], s.lateJ[t] = -1, -1
 	}
 	return s
 }
