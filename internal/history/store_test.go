@@ -954,3 +954,39 @@ func TestPackedWindowsWithinBound(t *testing.T) {
 		}
 	}
 }
+
+// Minutes handed out in batches are every changed minute once, as one
+// call hands them out.
+func TestMinutesInBatches(t *testing.T) {
+	one, batched := New(), New()
+	for _, st := range []*Store{one, batched} {
+		for _, h := range []string{"a", "b", "c"} {
+			feed(st, h, base, 120, 1) // 10 minutes each
+		}
+	}
+	now := base.Add(time.Hour)
+	want := len(one.Minutes(now, false))
+	if want != 30 {
+		t.Fatalf("%d minutes in one call, want 30", want)
+	}
+	seen := map[string]bool{}
+	for {
+		b := batched.minutes(now, false, 7)
+		if len(b) == 0 {
+			break
+		}
+		if len(b) > 7 {
+			t.Fatalf("a batch of %d, at most 7 asked", len(b))
+		}
+		for _, r := range b {
+			k := RollupSubject(&r)
+			if seen[k] {
+				t.Fatalf("minute %s handed out twice", k)
+			}
+			seen[k] = true
+		}
+	}
+	if len(seen) != want {
+		t.Fatalf("%d minutes in batches, want %d", len(seen), want)
+	}
+}
