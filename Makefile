@@ -100,6 +100,20 @@ WINDOW   ?= 32
 # samples (stamped over the past hour), restarts the hub on its data and
 # times /healthz 200 and a complete 60m history of a host and of the fleet.
 RESTART  ?=
+# PREFILL=60m (or 1, the same): before the live load, every host publishes an
+# hour of samples stamped over the past hour (then the minutes that took),
+# and the hub consumes them as live ones: its history windows, samples stream
+# and per-host state are a hub's that has run for an hour, so the RSS and CPU
+# reported are a long-running hub's, not those of a hub a minute old (whose
+# windows are nearly empty). Takes a few minutes at 2,000 hosts. A shorter
+# duration fills less; samples stamped more than the hub's --replay (60 min)
+# back are dropped, so a longer one does not fill the long windows further.
+# PREFILL_WINDOW publishes in flight per host while filling: few, so the
+# hub consumes the backlog about as fast as it is stored rather than
+# holding a burst (32 per host left it with 0.6-0.9 GB live while it caught
+# up, a start-up peak, not an hour's steady state).
+PREFILL  ?=
+PREFILL_WINDOW ?= 4
 loadtest: build
 	$(GO) build -o $(BIN)/loadtest ./cmd/loadtest
 	@if [ -n "$(RESTART)" ]; then $(BIN)/loadtest --restart --hub-bin=$(BIN)/hub --hosts=$(HOSTS) --gpus=$(GPUS) --window=$(WINDOW); exit $$?; fi; \
@@ -109,7 +123,8 @@ loadtest: build
 	for i in $$(seq 1 100); do sleep 0.2; $(BIN)/hub --healthcheck --http=$$http 2>/dev/null && break; done; \
 	$(BIN)/loadtest --nats-url=nats://$$nats --hub=http://$$http --data-dir=$$d --token-file=$$d/http.token \
 		--hub-pid=$$hub --hosts=$(HOSTS) --gpus=$(GPUS) --figures=$(FIGURES) --browsers=$(BROWSERS) --view='$(VIEW)' --duration=$(LOAD_FOR) \
-		$(if $(INGEST),--ingest --window=$(WINDOW))
+		$(if $(INGEST),--ingest --window=$(WINDOW)) \
+		$(if $(PREFILL),--prefill=$(if $(filter 1,$(PREFILL)),60m,$(PREFILL)) --window=$(PREFILL_WINDOW))
 
 # Every benchmark; the agent's whole tick on a GPU box (8 mock H200s, 4 model
 # servers, 40 GPU processes) is internal/agent's BenchmarkTick.

@@ -44,6 +44,8 @@ type settings struct {
 	Restart bool          `flag:"restart" usage:"run a hub of its own (--hub-bin), fill --span of samples, restart it and time /healthz and the 60m history"`
 	HubBin  string        `flag:"hub-bin" usage:"restart: the hub binary"`
 	Span    time.Duration `flag:"span" usage:"restart: history filled before the restart"`
+	// The prefill (internal/loadtest/prefill.go).
+	Prefill time.Duration `flag:"prefill" usage:"before the live load, fill the hub with this much of every host's samples stamped over the past (e.g. 60m: the figures are then those of a hub that has run for an hour); 0: none"`
 }
 
 func main() { os.Exit(run()) }
@@ -113,6 +115,22 @@ func run() int {
 		}
 		r.Report(os.Stdout, icfg)
 		return 0
+	}
+	if s.Prefill > 0 {
+		if cfg.DataDir != "" {
+			creds, err := loadtest.Enroll(cfg.DataDir, cfg.CredsDir, cfg.HostShift, cfg.Hosts)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadtest:", err)
+				return 1
+			}
+			cfg.Creds = creds
+		}
+		p, err := loadtest.Prefill(ctx, cfg, s.Window, s.Prefill, log)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			return 1
+		}
+		p.Report(os.Stdout, cfg, s.Prefill)
 	}
 	r, err := loadtest.Run(ctx, cfg, log)
 	if err != nil {

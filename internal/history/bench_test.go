@@ -111,6 +111,9 @@ func BenchmarkWindow5mOneHost(b *testing.B) {
 // (an hour of 5 s samples) and the long ones as that hour fills them,
 // "bytes/host" with every long slot full too (a week on), as in a hub
 // that has run for a week, and "bytes/gpu" that over the host's 8 GPUs.
+// With float32 cells throughout: 116.6 KB an hour in, 189.4 KB a week in;
+// with a host's frames other than each tier's newest packed (pcell):
+// 72.4 KB and 108.9 KB (2,000 hosts: 145 MB and 218 MB).
 func BenchmarkHostMemory(b *testing.B) {
 	const hosts = 100
 	msgs := encoded(b, hosts, 720, 8)

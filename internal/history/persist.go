@@ -241,12 +241,28 @@ func (p *Persist) flush(ctx context.Context, now time.Time, stopping bool) {
 	for _, r := range p.Seal(now) {
 		p.publishRollup(ctx, &r)
 	}
-	for _, r := range p.Minutes(now, stopping) {
-		if !p.publishRollup(ctx, &r) {
-			p.unsent(r.Host, r.Start)
+	// In batches, so a backlog's minutes are not all alive at once; a
+	// minute that failed is marked changed again only after the loop, so
+	// a server that refuses every publish does not keep it going.
+	var failed []Rollup
+	for {
+		batch := p.minutes(now, stopping, minuteBatch)
+		if len(batch) == 0 {
+			break
+		}
+		for i := range batch {
+			if !p.publishRollup(ctx, &batch[i]) {
+				failed = append(failed, Rollup{Host: batch[i].Host, Start: batch[i].Start})
+			}
 		}
 	}
+	for _, r := range failed {
+		p.unsent(r.Host, r.Start)
+	}
 }
+
+// minuteBatch is how many minute rollups flush holds at once.
+const minuteBatch = 512
 
 func (p *Persist) publishReadings(ctx context.Context) {
 	for {

@@ -106,9 +106,12 @@ func (s *stat) merge(o stat) {
 	s.n += o.n
 }
 
-// cell is what a frame keeps of one series: 8 bytes, a third of the
-// float64 sum and maximum and the count it once was, for the hub holds 60
-// per series per window (6 windows, 66 series of an 8-GPU host). float32
+// cell is one series' sum and maximum in a frame as it is changed (the
+// newest frame of each of a host's tiers, and every frame of the hub's
+// own series); a host's other frames keep them packed in half the bytes
+// (pcell). 8 bytes, a third of the float64 sum and maximum and the count
+// it once was, for the hub holds 60 per series per window (6 windows, 66
+// series of an 8-GPU host). float32
 // keeps 24 bits of mantissa, a relative error of 6e-8 per value and per
 // addition: a 7d slot sums at most 2,016 samples (168 min at 5 s), so its
 // mean is off by at most 1.2e-4 of itself (0.1 W of an 8 kW host; far less
@@ -117,9 +120,59 @@ func (s *stat) merge(o stat) {
 // counts) are nowhere near float32's range limits.
 type cell struct{ sum, max float32 }
 
+// pcell is a cell of a host's frame other than its tier's newest (see
+// series.open), in half the bytes: sum and maximum each a half. An hour
+// into a hub's life a host's cells are most of what history holds (the
+// 5m, 15m and 60m windows full, 60 frames of 66 series each), and a week
+// in, the long windows' as many again, so at 2,000 hosts this is the
+// difference between 380 MB and 190 MB of cells.
+type pcell struct{ sum, max half }
+
+// half is a float in 16 bits: a sign, a 6-bit exponent and a 9-bit
+// mantissa, value ±(1 + m/512)·2^(e−halfBias) for e in 1…63, 0 for e 0.
+// Rounded to nearest, a value off by at most 2^-10 (9.8e-4) of itself:
+// a chart 300 px tall moves by a third of a pixel at most, a 65.4 °C mean
+// reads 65.375 to 65.5, 412.7 W ±0.25 W. A sum keeps that bound whatever
+// it adds up: a frame is rounded once, when it stops being its tier's
+// newest, and again only when a late sample changes it then (each such
+// change adds at most the same bound). Magnitudes below 2^-22 (2.4e-7 of
+// a percent, GB or MB/s) read as 0, above 2.2e12 (a 7d slot's sum of 1e9
+// per sample) as 2.2e12. Unlike IEEE's binary16 (5 exponent bits, 65,504
+// at most) it takes a week's sum of a host's network MB/s or a big disk's
+// GB. The hub's own series (the fleet's totals, whole numbers a chart
+// labels) stay float32.
+type half uint16
+
+const halfBias = 23
+
+func toHalf(x float32) half {
+	b := math.Float32bits(x)
+	sign := half(b>>16) & 0x8000
+	mag := b & 0x7fffffff
+	// Round the 23-bit mantissa to 9 bits; a carry moves to the exponent.
+	r := mag + 1<<13
+	e := int(r>>23) - 127 + halfBias
+	switch {
+	case mag == 0 || e <= 0:
+		return sign
+	case e > 63: // also Inf and NaN, which decode never passes on
+		return sign | 0x7fff
+	}
+	return sign | half(e)<<9 | half(r>>14)&0x1ff
+}
+
+func (h half) float() float32 {
+	if h&0x7e00 == 0 { // exponent 0: toHalf writes it for 0 alone
+		return 0
+	}
+	e := uint32(h>>9&0x3f) + 127 - halfBias
+	return math.Float32frombits(uint32(h&0x8000)<<16 | e<<23 | uint32(h&0x1ff)<<14)
+}
+
 // frame is one slot: its start, how many samples it holds and how many
 // of its owner's series have a cell in it (w). The cells themselves are
-// in the series' flat array of the frame's tier (series.cells), and the
+// in the series' flat array of the frame's tier (series.packed, or
+// series.cells of an exact series; see edit), and the
 // count of each series is the frame's, less the samples that lacked it,
 // kept in the series' lag map (lagged says the frame has an entry there):
 // every sample of a host usually has the same series, so no cell needs a
@@ -142,15 +195,100 @@ type lacking struct {
 // frameKey is frame j of tier t's key in series.lag.
 func frameKey(t, j int) uint16 { return uint16(t*ringSize + j) }
 
-// cellsOf is frame j of tier t's cells, one per series it has, by series
-// index.
-func (s *series) cellsOf(t, j int) []cell {
-	w := int(s.rings[t][j].w)
-	if w == 0 {
-		return nil
+// edit returns frame j of tier t's cells to change, width of them by
+// series index (those past the frame's w hold nothing yet). A host's
+// frame is changed in float32 (series.buf): its tier's newest frame is
+// kept there until a newer one comes, when it is packed (pcell); an older
+// frame a late sample or a restore changes is unpacked into series.late
+// and packed again once another older frame of its tier is edited.
+func (s *series) edit(t, j int) []cell {
+	if s.exact {
+		o := s.pos(t, j) * s.width
+		return s.cells[t][o : o+s.width]
 	}
-	o := s.pos(t, j) * s.width
-	return s.cells[t][o : o+w]
+	if int(s.open[t]) == j {
+		return s.buf[t]
+	}
+	if int(s.lateJ[t]) == j {
+		return s.late[t]
+	}
+	if o := int(s.open[t]); o < 0 || s.rings[t][j].start > s.rings[t][o].start {
+		if o >= 0 {
+			s.pack(t, o, s.buf[t])
+		}
+		if len(s.buf[t]) < s.width {
+			s.buf[t] = make([]cell, s.width)
+		}
+		s.unpack(t, j, s.buf[t])
+		s.open[t] = int8(j)
+		return s.buf[t]
+	}
+	if l := int(s.lateJ[t]); l >= 0 {
+		s.pack(t, l, s.late[t])
+	}
+	if len(s.late[t]) < s.width {
+		s.late[t] = make([]cell, s.width)
+	}
+	s.unpack(t, j, s.late[t])
+	s.lateJ[t] = int8(j)
+	return s.late[t]
+}
+
+// pack writes frame j of tier t's first w cells from src.
+func (s *series) pack(t, j int, src []cell) {
+	o, w := s.pos(t, j)*s.width, int(s.rings[t][j].w)
+	for i, c := range src[:w] {
+		s.packed[t][o+i] = pcell{toHalf(c.sum), toHalf(c.max)}
+	}
+}
+
+// unpack reads frame j of tier t's first w cells into dst.
+func (s *series) unpack(t, j int, dst []cell) {
+	o, w := s.pos(t, j)*s.width, int(s.rings[t][j].w)
+	for i, p := range s.packed[t][o : o+w] {
+		dst[i] = cell{p.sum.float(), p.max.float()}
+	}
+}
+
+// cellAt reads series i's cell of frame j of tier t.
+func (s *series) cellAt(t, j, i int) cell {
+	switch {
+	case s.exact:
+		return s.cells[t][s.pos(t, j)*s.width+i]
+	case int(s.open[t]) == j:
+		return s.buf[t][i]
+	case int(s.lateJ[t]) == j:
+		return s.late[t][i]
+	}
+	p := s.packed[t][s.pos(t, j)*s.width+i]
+	return cell{p.sum.float(), p.max.float()}
+}
+
+// frames is how many frames tier t's cells have room for.
+func (s *series) frames(t int) int {
+	if s.width == 0 {
+		return 0
+	}
+	if s.exact {
+		return len(s.cells[t]) / s.width
+	}
+	return len(s.packed[t]) / s.width
+}
+
+// widen lays frames of old cells each out as frames of n cells.
+func widen[C any](cells []C, old, n, frames int) []C {
+	wider := make([]C, frames*n)
+	for p := range frames {
+		copy(wider[p*n:p*n+old], cells[p*old:(p+1)*old])
+	}
+	return wider
+}
+
+// extend gives cells room for frames frames of width cells.
+func extend[C any](cells []C, width, frames int) []C {
+	more := make([]C, frames*width)
+	copy(more, cells)
+	return more
 }
 
 // pos is frame j's place in tier t's cells: counted from the tier's
@@ -165,6 +303,9 @@ func (s *series) pos(t, j int) int {
 
 // reset empties frame j of tier t for the slot starting at start.
 func (s *series) reset(t, j int, start int64) {
+	if int(s.lateJ[t]) == j {
+		s.lateJ[t] = -1 // what it held goes with the frame
+	}
 	f := &s.rings[t][j]
 	if f.lagged {
 		delete(s.lag, frameKey(t, j))
@@ -184,30 +325,37 @@ func (s *series) reset(t, j int, start int64) {
 // from its first sample) when the host gains series.
 func (s *series) fit(t, j, n int) {
 	if n > s.width {
-		for tt := range s.cells {
-			if s.cells[tt] == nil {
-				continue
+		for tt := range numTiers {
+			if frames := s.frames(tt); frames > 0 {
+				if s.exact {
+					s.cells[tt] = widen(s.cells[tt], s.width, n, frames)
+				} else {
+					s.packed[tt] = widen(s.packed[tt], s.width, n, frames)
+				}
 			}
-			frames := len(s.cells[tt]) / s.width
-			wider := make([]cell, frames*n)
-			for p := range frames {
-				copy(wider[p*n:], s.cellsOf(tt, (p+int(s.origin[tt]))%ringSize))
+			if s.buf[tt] != nil {
+				s.buf[tt] = append(s.buf[tt], make([]cell, n-s.width)...)
 			}
-			s.cells[tt] = wider
+			if s.late[tt] != nil {
+				s.late[tt] = append(s.late[tt], make([]cell, n-s.width)...)
+			}
 		}
 		s.width = n
 	}
 	if s.width == 0 {
 		return
 	}
-	if s.cells[t] == nil {
+	have := s.frames(t)
+	if have == 0 {
 		s.origin[t] = uint8(j)
 	}
-	if p := s.pos(t, j); len(s.cells[t]) < (p+1)*s.width {
-		frames := min(ringSize, max(p+1, 2*len(s.cells[t])/s.width))
-		more := make([]cell, frames*s.width)
-		copy(more, s.cells[t])
-		s.cells[t] = more
+	if p := s.pos(t, j); have < p+1 {
+		frames := min(ringSize, max(p+1, 2*have))
+		if s.exact {
+			s.cells[t] = extend(s.cells[t], s.width, frames)
+		} else {
+			s.packed[t] = extend(s.packed[t], s.width, frames)
+		}
 	}
 }
 
@@ -229,7 +377,7 @@ func (s *series) count(t, j, i int) uint32 {
 }
 
 func (s *series) stat(t, j, i int) stat {
-	c := s.cellsOf(t, j)[i]
+	c := s.cellAt(t, j, i)
 	return stat{sum: c.sum, max: c.max, n: s.count(t, j, i)}
 }
 
@@ -240,7 +388,7 @@ func (s *series) grow(t, j, i int) {
 	f := &s.rings[t][j]
 	for k := int(f.w); k <= i; k++ {
 		f.w++
-		s.cellsOf(t, j)[k] = cell{}
+		s.edit(t, j)[k] = cell{}
 		s.lack(t, j, k, f.n)
 	}
 }
@@ -272,7 +420,7 @@ func (s *series) put(t, j, i int, o stat) {
 		s.grow(t, j, i)
 	}
 	first := s.count(t, j, i) == 0
-	c := &s.cellsOf(t, j)[i]
+	c := &s.edit(t, j)[i]
 	if first || o.max > c.max {
 		c.max = o.max
 	}
@@ -297,16 +445,30 @@ func (s *series) took(t, j int, k uint32, present []bool) {
 
 // series is everything kept for one host (or for the hub's own readings).
 type series struct {
-	name  string
+	name string
+	// index is the series index of each key past the dense table (nil
+	// while none is).
 	index map[key]int
-	// dense[k.dense()] is index[k]+1 (0: not yet), for the keys of the
-	// first denseGPUs GPUs.
+	// dense[k.dense()] is k's series index + 1 (0: not yet), for the keys
+	// of the first denseGPUs GPUs.
 	dense []int32
 	keys  []key
 	rings [numTiers][ringSize]frame
-	// cells[t] holds the cells of tier t's frames, width per frame (see
-	// fit); nil until the tier has a frame with cells.
+	// packed[t] holds the cells of tier t's frames, width per frame (see
+	// fit); nil until the tier has a frame with cells. cells is the same
+	// in float32, for an exact series (the hub's own) instead.
+	packed [numTiers][]pcell
 	cells  [numTiers][]cell
+	exact  bool
+	// open[t] is the frame (-1: none) whose cells are in buf[t], not yet
+	// packed: tier t's newest (see edit). lateJ[t] is the older frame of
+	// tier t whose cells are in late[t] (-1: none), until another older
+	// one is changed: a restore or a late sample changes one frame many
+	// times over, rounded once.
+	open   [numTiers]int8
+	buf    [numTiers][]cell
+	lateJ  [numTiers]int8
+	late   [numTiers][]cell
 	width  int
 	origin [numTiers]uint8 // the slot of each tier's first frame (see pos)
 	// lag is, by frame (frameKey), how many of its samples lacked a
@@ -336,8 +498,13 @@ type series struct {
 	stride int
 }
 
-func newSeries(name string, stride int) *series {
-	return &series{name: name, index: map[key]int{}, stride: stride}
+// newSeries is a host's series, or the hub's (exact: kept in float32).
+func newSeries(name string, stride int, exact bool) *series {
+	s := &series{name: name, stride: stride, exact: exact}
+	for t := range s.open {
+		s.open[t], s.lateJ[t] = -1, -1
+	}
+	return s
 }
 
 // denseGPUs is how many GPU indexes per host the dense table covers; a
@@ -361,18 +528,22 @@ func (s *series) slotOf(k key) int {
 	if d >= 0 && d < len(s.dense) && s.dense[d] > 0 {
 		return int(s.dense[d] - 1)
 	}
-	i, ok := s.index[k]
-	if !ok {
-		i = len(s.keys)
-		s.index[k] = i
-		s.keys = append(s.keys, k)
+	if i, ok := s.index[k]; ok {
+		return i
 	}
-	if d >= 0 {
-		if d >= len(s.dense) {
-			s.dense = append(s.dense, make([]int32, d+1-len(s.dense))...)
+	i := len(s.keys)
+	s.keys = append(s.keys, k)
+	if d < 0 {
+		if s.index == nil {
+			s.index = map[key]int{}
 		}
-		s.dense[d] = int32(i + 1)
+		s.index[k] = i
+		return i
 	}
+	if d >= len(s.dense) {
+		s.dense = append(s.dense, make([]int32, d+1-len(s.dense))...)
+	}
+	s.dense[d] = int32(i + 1)
 	return i
 }
 
@@ -406,7 +577,7 @@ type Store struct {
 // New returns an empty store.
 func New() *Store {
 	tab := newTable()
-	return &Store{defs: tierDefs(), tab: tab, hosts: map[string]*series{}, hub: newSeries("", len(tab.fields))}
+	return &Store{defs: tierDefs(), tab: tab, hosts: map[string]*series{}, hub: newSeries("", len(tab.fields), true)}
 }
 
 // sampleID is FNV-1a of boot mixed with seq, computed inline: hash/fnv
@@ -445,7 +616,7 @@ func (s *Store) Add(fig *view.Figures) {
 		// A copy: the sample's strings share its message's buffer (the
 		// hub decodes in place), which the series would keep for good.
 		name := strings.Clone(fig.Host)
-		ser = newSeries(name, len(s.tab.fields))
+		ser = newSeries(name, len(s.tab.fields), false)
 		s.hosts[name] = ser
 	}
 	s.vals = s.tab.hostValues(s.vals, fig, &s.models)
@@ -570,12 +741,12 @@ func (s *Store) add(ser *series, id uint64, ts int64, vals []value) bool {
 			// A new frame and a sample with all its host's series: each
 			// gets its cell at once, as put would one by one.
 			fr.w = uint32(len(vals))
-			clear(ser.cellsOf(t, j))
+			clear(ser.edit(t, j))
 		}
 		if !fr.lagged && int(fr.w) == len(ser.keys) {
 			// The usual case, put without its checks: every series has a
 			// cell and counts the frame's samples.
-			first, cells := fr.n == 0, ser.cellsOf(t, j)
+			first, cells := fr.n == 0, ser.edit(t, j)
 			for k, v := range vals {
 				x, c := float32(v.v), &cells[ser.slots[k]]
 				if first || x > c.max {

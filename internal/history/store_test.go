@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -253,7 +254,7 @@ func TestBounded(t *testing.T) {
 				t.Fatalf("tier %d frame %d holds %d cells for %d series, lagged %v", t5, i, f.w, len(ser.keys), f.lagged)
 			}
 		}
-		if n := len(ser.cells[t5]); n > ringSize*len(ser.keys) {
+		if n := len(ser.packed[t5]); n > ringSize*len(ser.keys) {
 			t.Fatalf("tier %d holds %d cells for %d series", t5, n, len(ser.keys))
 		}
 	}
@@ -312,7 +313,7 @@ func TestLongWindows(t *testing.T) {
 				if p.Host == nil {
 					t.Fatalf("slot %v empty, want %d samples", p.Timestamp, cnt)
 				}
-				if got := *p.Host.CPUPercent; math.Abs(got-sum/float64(cnt)) > 1e-9 {
+				if got := *p.Host.CPUPercent; !withinHalf(got, sum/float64(cnt)) {
 					t.Fatalf("slot %v mean %v, want %v", p.Timestamp, got, sum/float64(cnt))
 				}
 				if p.Max["host.cpu_percent"] != mx {
@@ -719,7 +720,7 @@ func TestSampleIDIsFNV(t *testing.T) {
 func TestSlotOfBeyondDenseTable(t *testing.T) {
 	tab := newTable()
 	util, temp := tab.byPath["utilization"], tab.byPath["temperature"]
-	ser := newSeries("h", len(tab.fields))
+	ser := newSeries("h", len(tab.fields), false)
 	a, b := ser.slotOf(mkKey(util, 3)), ser.slotOf(mkKey(util, denseGPUs+5))
 	c := ser.slotOf(mkKey(temp, 3))
 	if a == b || a == c || b == c || ser.slotOf(mkKey(util, 3)) != a || ser.slotOf(mkKey(util, denseGPUs+5)) != b {
@@ -866,5 +867,126 @@ func TestLagOfAGoneSeriesStaysBounded(t *testing.T) {
 	last := w.Points[len(w.Points)-1]
 	if len(last.GPUs) != 1 {
 		t.Fatalf("newest 5m point has %d GPUs", len(last.GPUs))
+	}
+}
+
+// withinHalf reports whether got is want as a host's frame other than its
+// tier's newest keeps it: off by at most 2^-10 of itself (half's bound),
+// plus float32's rounding of the sum.
+func withinHalf(got, want float64) bool {
+	return math.Abs(got-want) <= (1.0/1024+1e-6)*math.Abs(want)
+}
+
+// TestHalf: every half reads back as itself, a float32 is off by at most
+// 2^-10 of itself across the range a half holds, and past it saturates or
+// reads as 0.
+func TestHalf(t *testing.T) {
+	for h := range 1 << 16 {
+		if h&0x7e00 == 0 {
+			continue // exponent 0 is 0
+		}
+		if got := toHalf(half(h).float()); got != half(h) {
+			t.Fatalf("half %#04x reads as %v, which packs as %#04x", h, half(h).float(), got)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		// Log-uniform over the range, either sign.
+		x := float32(math.Exp2(-22 + 62*rng.Float64()))
+		if rng.IntN(2) == 0 {
+			x = -x
+		}
+		got := toHalf(x).float()
+		if d := math.Abs(float64(got) - float64(x)); d > math.Abs(float64(x))/1024 {
+			t.Fatalf("%v packs as %v: off by %.3g of itself, more than 2^-10", x, got, d/math.Abs(float64(x)))
+		}
+	}
+	for _, c := range []struct{ in, want float32 }{
+		{0, 0}, {1, 1}, {100, 100}, {-2.5, -2.5}, {1e-8, 0}, {-1e-8, 0}, {1e13, 0x3ff << 31}, {float32(math.Inf(1)), 0x3ff << 31},
+	} {
+		if got := toHalf(c.in).float(); got != c.want {
+			t.Errorf("%v packs as %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+// TestPackedWindowsWithinBound: a host's figures that a half does not hold
+// exactly read back, in every window, within half's bound of their exact
+// means and maxima, and the newest slot of each short window exactly.
+func TestPackedWindowsWithinBound(t *testing.T) {
+	st := New()
+	const n = 3 * 720 // three hours
+	val := func(i int) float64 { return 40 + 37*math.Sin(float64(i)/17) + 1.0/float64(3+i%13) }
+	for i := range n {
+		s := sample("h1", uint64(i+1), base.Add(time.Duration(i)*5*time.Second), val(i), 1)
+		add(st, s)
+	}
+	now := base.Add(n*5*time.Second - time.Nanosecond)
+	st.Seal(now)
+	for _, rng := range Ranges() {
+		h, err := st.Window(now, rng, "h1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := time.Duration(h.ResolutionS) * time.Second
+		for k, p := range h.Points {
+			var sum, cnt float64
+			mx := math.Inf(-1)
+			for i := range n {
+				if ts := base.Add(time.Duration(i) * 5 * time.Second); !ts.Before(p.Timestamp) && ts.Before(p.Timestamp.Add(res)) {
+					v := float64(float32(val(i)))
+					sum, cnt, mx = sum+v, cnt+1, math.Max(mx, v)
+				}
+			}
+			if cnt == 0 {
+				continue
+			}
+			if p.Host == nil {
+				t.Fatalf("%s point %d empty, want %v samples", rng, k, cnt)
+			}
+			got, gotMax := *p.Host.CPUPercent, p.Max["host.cpu_percent"]
+			if !withinHalf(got, sum/cnt) || !withinHalf(gotMax, mx) {
+				t.Fatalf("%s point %d: mean %v max %v, want %v and %v within 2^-10", rng, k, got, gotMax, sum/cnt, mx)
+			}
+			if k == len(h.Points)-1 && rng == "5m" && (float32(got) != float32(sum/cnt) || gotMax != mx) {
+				t.Fatalf("%s newest point: mean %v max %v, want %v and %v exactly", rng, got, gotMax, sum/cnt, mx)
+			}
+		}
+	}
+}
+
+// Minutes handed out in batches are every changed minute once, as one
+// call hands them out.
+func TestMinutesInBatches(t *testing.T) {
+	one, batched := New(), New()
+	for _, st := range []*Store{one, batched} {
+		for _, h := range []string{"a", "b", "c"} {
+			feed(st, h, base, 120, 1) // 10 minutes each
+		}
+	}
+	now := base.Add(time.Hour)
+	want := len(one.Minutes(now, false))
+	if want != 30 {
+		t.Fatalf("%d minutes in one call, want 30", want)
+	}
+	seen := map[string]bool{}
+	for {
+		b := batched.minutes(now, false, 7)
+		if len(b) == 0 {
+			break
+		}
+		if len(b) > 7 {
+			t.Fatalf("a batch of %d, at most 7 asked", len(b))
+		}
+		for _, r := range b {
+			k := RollupSubject(&r)
+			if seen[k] {
+				t.Fatalf("minute %s handed out twice", k)
+			}
+			seen[k] = true
+		}
+	}
+	if len(seen) != want {
+		t.Fatalf("%d minutes in batches, want %d", len(seen), want)
 	}
 }

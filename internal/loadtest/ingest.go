@@ -38,6 +38,12 @@ type IngestConfig struct {
 	Stamp func(n int, seq uint64) time.Time
 	// PerHost, when positive, stops each host after that many samples.
 	PerHost int
+	// NoMsgID publishes without Nats-Msg-Id. Only for filling a hub's
+	// past (Prefill): the server keeps every id of its de-duplication
+	// window in a map that never shrinks while it holds any, so a backlog
+	// of an hour published in minutes would leave the hub with a map sized
+	// for a rate its live agents never reach.
+	NoMsgID bool
 }
 
 // IngestResult holds the figures of an ingest run.
@@ -163,7 +169,9 @@ func flood(ctx context.Context, js jetstream.JetStream, cfg IngestConfig, n int,
 			break
 		}
 		msg := &nats.Msg{Subject: metrics.SampleSubject(name), Data: b, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, metrics.MsgID(s, key))
+		if !cfg.NoMsgID {
+			msg.Header.Set(jetstream.MsgIDHeader, metrics.MsgID(s, key))
+		}
 		// A full window blocks here until an ack frees a place.
 		f, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(30*time.Second))
 		if err != nil {

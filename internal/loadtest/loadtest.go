@@ -59,6 +59,10 @@ type Config struct {
 	DataDir string
 	// CredsDir is where the enrolled hosts' credentials files go.
 	CredsDir string
+	// Creds, when set, are the hosts' credentials files already enrolled
+	// (Enroll), so runs one after another (a prefill, then the live load)
+	// do not enrol every host again.
+	Creds []string
 }
 
 // Result holds the figures of one run.
@@ -192,9 +196,12 @@ func connect(cfg Config) ([]conn, error) {
 		c, err := open("sysperf-loadtest")
 		return []conn{c}, err
 	}
-	creds, err := Enroll(cfg.DataDir, cfg.CredsDir, cfg.HostShift, cfg.Hosts)
-	if err != nil {
-		return nil, err
+	creds := cfg.Creds
+	if len(creds) != cfg.Hosts {
+		var err error
+		if creds, err = Enroll(cfg.DataDir, cfg.CredsDir, cfg.HostShift, cfg.Hosts); err != nil {
+			return nil, err
+		}
 	}
 	conns := make([]conn, 0, cfg.Hosts)
 	for i, path := range creds {

@@ -107,13 +107,7 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 
 	// Host n's samples every interval from the span's start to now, the
 	// hosts' clocks spread over the interval.
-	now := time.Now()
-	per := int(cfg.Span / cfg.Interval)
-	ic := IngestConfig{Config: cfg.Config, Window: cfg.Window, PerHost: per,
-		Stamp: func(n int, seq uint64) time.Time {
-			return now.Add(-cfg.Span + time.Duration(seq+1)*cfg.Interval - time.Duration(n)*cfg.Interval/time.Duration(cfg.Hosts))
-		}}
-	ic.Duration = 30 * time.Minute // bounds the fill
+	ic := backlog(cfg.Config, cfg.Window, time.Now(), cfg.Span)
 	fill, err := Ingest(ctx, ic, log)
 	if err != nil {
 		return r, err

@@ -9,7 +9,12 @@
 // make it collect over and over (the runtime caps that at about half the
 // CPU), so the default limit is raised as the live heap grows: it always
 // leaves the live heap room to grow by half before a collection, up to
-// what the container allows.
+// what the container allows. It comes back down, never below where it
+// started, once the live heap has fallen well below it again: a hub's
+// start replays an hour of samples with far more in flight than it keeps
+// (at 2,000 hosts the live heap passed 440 MB while replaying, 300 MB
+// after), and a limit left at twice that peak kept it at 0.9–1.1 GiB
+// resident for good.
 package memlimit
 
 import (
@@ -102,8 +107,11 @@ func Apply(ctx context.Context, c Choice, log *slog.Logger) {
 // Guard checks the live heap every interval and raises the soft limit,
 // never past ceiling, whenever the live heap passes two thirds of it: the
 // collector then lets the heap grow by half to all of what is live
-// between collections rather than running over and over.
+// between collections rather than running over and over. It lowers a
+// raised limit again, never below the one it started with, when the live
+// heap falls under a third of it (see Next).
 func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *slog.Logger) {
+	floor := limit
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -119,8 +127,12 @@ func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *
 			return
 		}
 		live := int64(min(sample[0].Value.Uint64(), math.MaxInt64/2))
-		if next := Next(limit, ceiling, live); next != limit {
-			log.Warn("soft memory limit raised: the live heap neared it", "live_bytes", live, "from", limit, "to", next, "ceiling", ceiling)
+		if next := Next(limit, floor, ceiling, live); next != limit {
+			if next > limit {
+				log.Warn("soft memory limit raised: the live heap neared it", "live_bytes", live, "from", limit, "to", next, "ceiling", ceiling)
+			} else {
+				log.Info("soft memory limit lowered: the live heap fell", "live_bytes", live, "from", limit, "to", next, "floor", floor)
+			}
 			limit = next
 			debug.SetMemoryLimit(limit)
 		}
@@ -129,10 +141,16 @@ func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *
 
 // Next is the limit after a check that found live bytes live: twice the
 // live heap (what GOGC=100 would let it reach) once the live heap passes
-// two thirds of the limit, at most ceiling; else the limit unchanged.
-func Next(limit, ceiling, live int64) int64 {
-	if live <= limit/3*2 || limit >= ceiling {
-		return limit
+// two thirds of the limit, at most ceiling; twice the live heap again, at
+// least floor, once it is under a third of a limit above floor (the live
+// heap then has half of the lowered limit, short of the two thirds that
+// raise it, so the limit does not swing); else the limit unchanged.
+func Next(limit, floor, ceiling, live int64) int64 {
+	switch {
+	case live > limit/3*2 && limit < ceiling:
+		return max(limit, min(ceiling, 2*live))
+	case live < limit/3 && limit > floor:
+		return max(floor, 2*live)
 	}
-	return max(limit, min(ceiling, 2*live))
+	return limit
 }

@@ -59,21 +59,30 @@ func TestChoose(t *testing.T) {
 
 // The guarded limit always leaves the live heap room to grow by half, so
 // the collector never runs over and over; it stays put while the live
-// heap is small and never passes the ceiling.
+// heap is small, never passes the ceiling, and comes back down (never
+// below where it started) once the live heap has fallen far below it.
 func TestNext(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		limit, ceiling, live, want int64
+		limit, floor, ceiling, live, want int64
 	}{
-		{448 * mib, math.MaxInt64, 100 * mib, 448 * mib}, // small heap: the limit caps the overshoot
-		{448 * mib, math.MaxInt64, 298 * mib, 448 * mib}, // under two thirds: room to grow by half
-		{448 * mib, math.MaxInt64, 300 * mib, 600 * mib}, // past two thirds: raised to twice the live heap
-		{768 * mib, 921 * mib, 600 * mib, 921 * mib},     // a container's ceiling holds
-		{921 * mib, 921 * mib, 900 * mib, 921 * mib},     // at the ceiling: unchanged
-		{600 * mib, math.MaxInt64, 200 * mib, 600 * mib}, // never lowered
+		{448 * mib, 448 * mib, math.MaxInt64, 100 * mib, 448 * mib}, // small heap: the limit caps the overshoot
+		{448 * mib, 448 * mib, math.MaxInt64, 298 * mib, 448 * mib}, // under two thirds: room to grow by half
+		{448 * mib, 448 * mib, math.MaxInt64, 300 * mib, 600 * mib}, // past two thirds: raised to twice the live heap
+		{768 * mib, 768 * mib, 921 * mib, 600 * mib, 921 * mib},     // a container's ceiling holds
+		{921 * mib, 768 * mib, 921 * mib, 900 * mib, 921 * mib},     // at the ceiling: unchanged
+		{600 * mib, 448 * mib, math.MaxInt64, 201 * mib, 600 * mib}, // raised, the live heap over a third: kept
+		{900 * mib, 448 * mib, math.MaxInt64, 280 * mib, 560 * mib}, // raised, the live heap under a third: lowered to twice it
+		{900 * mib, 448 * mib, math.MaxInt64, 100 * mib, 448 * mib}, // … never below where it started
+		{448 * mib, 448 * mib, math.MaxInt64, 10 * mib, 448 * mib},  // at the floor: unchanged
 	} {
-		if got := Next(c.limit, c.ceiling, c.live); got != c.want {
-			t.Errorf("Next(%d MiB, ceiling %d, live %d MiB) = %d MiB, want %d MiB", c.limit/mib, c.ceiling, c.live/mib, got/mib, c.want/mib)
+		got := Next(c.limit, c.floor, c.ceiling, c.live)
+		if got != c.want {
+			t.Errorf("Next(%d MiB, floor %d MiB, ceiling %d, live %d MiB) = %d MiB, want %d MiB", c.limit/mib, c.floor/mib, c.ceiling, c.live/mib, got/mib, c.want/mib)
+		}
+		// No swing: the next check on the same live heap keeps the limit.
+		if again := Next(got, c.floor, c.ceiling, c.live); again != got {
+			t.Errorf("Next(%d MiB, live %d MiB) then %d MiB: it swings", c.limit/mib, c.live/mib, again/mib)
 		}
 	}
 }

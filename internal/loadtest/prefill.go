@@ -1,0 +1,93 @@
+package loadtest
+
+// The prefill: before the live load, the hub is given the past a hub that
+// has run for a while holds. Every host publishes Span of samples stamped
+// over the past Span, as fast as JetStream acks them (the ingest mode's
+// publishers), and the hub consumes them as it would live ones: its
+// history windows, its samples stream and every per-host state it keeps
+// are then those of a hub that has run for Span, and the figures of the
+// live run that follows (RSS above all) are a long-running hub's, not
+// those of a hub a minute old.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// backlog is the ingest run that publishes span of each host's samples,
+// stamped every interval up to now, the hosts' clocks spread over the
+// interval as agents' are.
+func backlog(cfg Config, window int, now time.Time, span time.Duration) IngestConfig {
+	per := int(span / cfg.Interval)
+	ic := IngestConfig{Config: cfg, Window: window, PerHost: per,
+		Stamp: func(n int, seq uint64) time.Time {
+			return now.Add(-span + time.Duration(seq+1)*cfg.Interval - time.Duration(n)*cfg.Interval/time.Duration(cfg.Hosts))
+		}}
+	ic.Duration = 30 * time.Minute // bounds the fill
+	return ic
+}
+
+// PrefillResult holds what a prefill stored and how long it took.
+type PrefillResult struct {
+	Stored   int64
+	Consumed int64
+	Dropped  int64 // stamped before the 60m window by the time the hub read them
+	Took     time.Duration
+	HubCPU   time.Duration
+	Passes   int
+	// Errors are publishes that failed (a busy machine's timeouts): their
+	// samples are missing from the history, nothing else.
+	Errors int64
+}
+
+// Prefill fills the hub with span of every host's samples stamped over the
+// past span, then with the samples of the time the fill itself took, so
+// the live run starts where the history ends (a gap of the last pass's
+// few seconds). It returns once the hub has consumed them all.
+//
+// Each pass publishes as a new boot of every host, without Nats-Msg-Id
+// (see IngestConfig.NoMsgID); the live run then starts another boot.
+func Prefill(ctx context.Context, cfg Config, window int, span time.Duration, log *slog.Logger) (PrefillResult, error) {
+	var r PrefillResult
+	if span < cfg.Interval || window <= 0 {
+		return r, errors.New("loadtest: prefill needs a span of at least one interval and a positive window")
+	}
+	began := time.Now()
+	until := began
+	for r.Passes < 3 {
+		ic := backlog(cfg, window, until, span)
+		ic.NoMsgID = true
+		got, err := Ingest(ctx, ic, log)
+		r.Passes++
+		r.Stored += got.Stored
+		r.Consumed += got.Consumed
+		r.Dropped += got.Dropped
+		r.HubCPU += got.HubCPU
+		if err != nil {
+			return r, err
+		}
+		r.Errors += got.Errors
+		if !got.Complete {
+			return r, fmt.Errorf("loadtest: prefill: the hub handled %d of %d samples", got.Consumed+got.Dropped, got.Stored)
+		}
+		// The next pass fills what passed during this one; a pass of
+		// less than an interval leaves nothing worth filling.
+		span = time.Since(until)
+		until = time.Now()
+		if span < 2*cfg.Interval {
+			break
+		}
+	}
+	r.Took = time.Since(began)
+	return r, nil
+}
+
+// Report writes the prefill's figures.
+func (r PrefillResult) Report(w io.Writer, cfg Config, span time.Duration) {
+	fmt.Fprintf(w, "prefill: %s of %d hosts' samples, %d stored (%d of them already too old, %d publishes failed), consumed in %s (%d passes, hub CPU %s)\n",
+		span, cfg.Hosts, r.Stored, r.Dropped, r.Errors, r.Took.Round(time.Second), r.Passes, r.HubCPU.Round(time.Second))
+}
