@@ -16,10 +16,10 @@ import (
 // started, not what it uses. This kernel maps a whole page-cache folio, or
 // 64 KiB around the page, on each fault, and start-up (package inits, the
 // config, TLS, NVML's loading) touches code and tables all over the binary,
-// so 9–11 MiB of it stay mapped for life, as much as the binary's text and
-// read-only data, while a collection uses under half of that. Unmapping
-// them once, after start-up, lets the collections fault back in what they
-// use (README, "Agent cost").
+// so 9.3-9.8 MiB of file pages stayed mapped for life, nearly all of the
+// binary's text and read-only data. Unmapped once, after start-up, what
+// comes back is what the collections, the GC and NVML's retries touch:
+// 7.5-7.7 MiB (README, "Agent cost").
 //
 // MADV_DONTNEED on a private file mapping drops the process's page-table
 // entries and nothing else: the pages stay in the page cache, and the next
@@ -31,8 +31,10 @@ import (
 // startupMappings are the file mappings present when the agent starts,
 // before anything is loaded at run time: the binary, the libraries the
 // loader mapped and the loader itself, none of which is ever unmapped. Only
-// those are trimmed, so a library loaded later (NVML, which is unloaded at
-// shutdown) can never be unmapped underneath a madvise.
+// those are trimmed, so a library loaded later (NVML, unloaded and loaded
+// again while the GPU collector backs off, and at shutdown) can never be
+// unmapped underneath a madvise; a mapping split since (mprotect) no longer
+// matches its span and is left alone too.
 type startupMappings map[span]bool
 
 // span is a mapping's address range.
