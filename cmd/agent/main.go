@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/sysperf/sysperf/internal/agent"
 	"github.com/sysperf/sysperf/internal/config"
@@ -59,6 +60,18 @@ func tuneRuntime(getenv func(string) string) {
 	}
 }
 
+// smaps is where the agent reads its own mappings.
+const smaps = "/proc/self/smaps"
+
+// trimDelay is how long after start the agent unmaps the pages only its
+// start-up used (trim_linux.go): three collections, so that what every
+// collection uses has been mapped since and is all that comes back, and
+// at least 10 s, by when connecting to NATS is usually over; at most a
+// minute.
+func trimDelay(interval time.Duration) time.Duration {
+	return min(max(3*interval, 10*time.Second), time.Minute)
+}
+
 // run returns the exit status, so that deferred clean-up (NVML shutdown,
 // the signal handler) runs before the process exits.
 func run() int {
@@ -75,6 +88,12 @@ func run() int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: s.LogLevel}))
+
+	// The mappings exec made, taken before the agent can load anything
+	// (NVML, which the GPU collector loads, unloads and loads again while
+	// backing off), so that only mappings that live as long as the process
+	// are ever trimmed.
+	maps, mapsErr := snapshotMappings(smaps)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -98,6 +117,15 @@ func run() int {
 			return 1
 		}
 		return 0
+	}
+	if mapsErr != nil {
+		log.Debug("start-up pages stay mapped", "err", mapsErr)
+	} else {
+		t := time.AfterFunc(trimDelay(s.Interval), func() {
+			n, err := maps.trim(smaps)
+			log.Debug("unmapped start-up pages", "bytes", n, "err", err)
+		})
+		defer t.Stop()
 	}
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent stopped", "err", err)
