@@ -164,6 +164,7 @@ func (g *GPU) Collect(ctx context.Context, s *metrics.Sample) error {
 			g.devs[i] = g.newDevState(rd, dev)
 			fresh = append(fresh, indexed{i, dev})
 		}
+		rd.nope = g.devs[i].nope
 		gpus = append(gpus, g.device(rd, g.devs[i], now))
 		errs = append(errs, rd.errs...)
 	}
@@ -260,25 +261,44 @@ func (g *GPU) init() error {
 type reader struct {
 	index int
 	errs  []error
+	// nope is the device's set of fields it answered NOT_SUPPORTED to
+	// (devState.nope); nil while the device's state is being made.
+	nope map[string]bool
 }
 
 // ok reports whether a call succeeded. ERROR_NOT_SUPPORTED is the device
-// saying it has no such sensor: the field stays absent without an error.
+// saying it has no such sensor: the field stays absent without an error,
+// and read does not ask again.
 func (rd *reader) ok(field string, r nvml.Return) bool {
 	switch r {
 	case nvml.SUCCESS:
 		return true
 	case nvml.ERROR_NOT_SUPPORTED:
+		if rd.nope != nil {
+			rd.nope[field] = true
+		}
 		return false
 	}
 	rd.errs = append(rd.errs, fmt.Errorf("gpu %d %s: %s", rd.index, field, r.Error()))
 	return false
 }
 
+// read makes call unless the device answered NOT_SUPPORTED for field
+// before: that answer holds while NVML stays initialised, and costs as
+// much as a reading (on an H200, 0.11–0.16 ms of CPU to say it has no
+// fan, BenchmarkNVMLCalls), every collection of every GPU.
+func read[T any](rd *reader, field string, call func() (T, nvml.Return)) (v T, ok bool) {
+	if rd.nope[field] {
+		return v, false
+	}
+	v, r := call()
+	return v, rd.ok(field, r)
+}
+
 func (g *GPU) device(rd *reader, st *devState, now time.Time) metrics.GPU {
 	dev := st.dev
 	out := metrics.GPU{Index: rd.index, UUID: st.uuid, Name: st.name}
-	if u, r := dev.GetUtilizationRates(); rd.ok("utilization", r) {
+	if u, ok := read(rd, "utilization", dev.GetUtilizationRates); ok {
 		out.Util = ptrTo(float64(u.Gpu))
 		out.MemUtil = ptrTo(float64(u.Memory))
 	}
@@ -292,29 +312,29 @@ func (g *GPU) device(rd *reader, st *devState, now time.Time) metrics.GPU {
 		}
 	}
 	if !v2 {
-		if m, r := dev.GetMemoryInfo(); rd.ok("memory", r) {
+		if m, ok := read(rd, "memory", dev.GetMemoryInfo); ok {
 			out.MemUsed, out.MemTotal = ptrTo(m.Used), ptrTo(m.Total)
 		}
 	}
-	if t, r := dev.GetTemperature(nvml.TEMPERATURE_GPU); rd.ok("temperature", r) {
+	if t, ok := read(rd, "temperature", func() (uint32, nvml.Return) { return dev.GetTemperature(nvml.TEMPERATURE_GPU) }); ok {
 		out.Temp = ptrTo(float64(t))
 	}
-	if mw, r := dev.GetPowerUsage(); rd.ok("power", r) {
+	if mw, ok := read(rd, "power", dev.GetPowerUsage); ok {
 		out.Power = ptrTo(float64(mw) / 1000)
 	}
-	if mw, r := dev.GetEnforcedPowerLimit(); rd.ok("power limit", r) {
+	if mw, ok := read(rd, "power limit", dev.GetEnforcedPowerLimit); ok {
 		out.PowerLimit = ptrTo(float64(mw) / 1000)
 	}
-	if mhz, r := dev.GetClockInfo(nvml.CLOCK_SM); rd.ok("sm clock", r) {
+	if mhz, ok := read(rd, "sm clock", func() (uint32, nvml.Return) { return dev.GetClockInfo(nvml.CLOCK_SM) }); ok {
 		out.SMClock = ptrTo(mhz)
 	}
-	if mhz, r := dev.GetClockInfo(nvml.CLOCK_MEM); rd.ok("memory clock", r) {
+	if mhz, ok := read(rd, "memory clock", func() (uint32, nvml.Return) { return dev.GetClockInfo(nvml.CLOCK_MEM) }); ok {
 		out.MemClock = ptrTo(mhz)
 	}
-	if pct, r := dev.GetFanSpeed(); rd.ok("fan", r) {
+	if pct, ok := read(rd, "fan", dev.GetFanSpeed); ok {
 		out.Fan = ptrTo(float64(pct))
 	}
-	if ps, r := dev.GetPerformanceState(); rd.ok("pstate", r) && ps != nvml.PSTATE_UNKNOWN {
+	if ps, ok := read(rd, "pstate", dev.GetPerformanceState); ok && ps != nvml.PSTATE_UNKNOWN {
 		out.PState = ptrTo(int(ps))
 	}
 	// Clock-event reasons are the throttle reasons renamed in R535; older
@@ -330,7 +350,7 @@ func (g *GPU) device(rd *reader, st *devState, now time.Time) metrics.GPU {
 		out.ThrottleMask = ptrTo(mask)
 		out.Throttle = throttleReasons(mask)
 	}
-	if mj, r := dev.GetTotalEnergyConsumption(); rd.ok("energy", r) {
+	if mj, ok := read(rd, "energy", dev.GetTotalEnergyConsumption); ok {
 		out.Energy = ptrTo(float64(mj) / 1000)
 	}
 	out.Processes = g.processes(rd, dev, out.UUID)
@@ -342,8 +362,8 @@ func (g *GPU) device(rd *reader, st *devState, now time.Time) metrics.GPU {
 // where the device samples it, their SM share since the last reading. A
 // nil result means the list could not be read; empty means no process.
 func (g *GPU) processes(rd *reader, dev nvml.Device, uuid string) []metrics.Process {
-	infos, r := dev.GetComputeRunningProcesses()
-	if !rd.ok("processes", r) {
+	infos, ok := read(rd, "processes", dev.GetComputeRunningProcesses)
+	if !ok {
 		return nil
 	}
 	procs := make([]metrics.Process, 0, len(infos))
@@ -377,6 +397,9 @@ func (g *GPU) processes(rd *reader, dev nvml.Device, uuid string) []metrics.Proc
 		key = fmt.Sprint("index:", rd.index)
 	}
 	prev := g.lastSeen[key]
+	if rd.nope["process utilization"] {
+		return procs
+	}
 	samples, r := dev.GetProcessUtilization(prev)
 	// ERROR_NOT_FOUND: no sample newer than the last reading.
 	if r == nvml.ERROR_NOT_FOUND || !rd.ok("process utilization", r) {

@@ -39,11 +39,16 @@ type devState struct {
 	slow   slowFields
 
 	fields   []nvml.FieldValue // reused field-value request
+	slowFV   []nvml.FieldValue // the same, of the slow fields
 	countAt  time.Time
 	counters []uint64 // previous values of fields, valid where seen
 	seen     []bool
 
 	gpm *gpmState // nil when the driver or the device has no GPM
+
+	// nope holds the fields the device answered NOT_SUPPORTED to, which
+	// are not asked for again (see read).
+	nope map[string]bool
 }
 
 // gpmState is the GPM sample buffers of a device that has GPM: one pair
@@ -75,22 +80,30 @@ type slowFields struct {
 	remapP, remapFail *bool
 	migMode           *bool
 	migMax            int
+	replays           *uint64
+	linkUp            []*bool // by link
 }
 
-// Field-value positions in devState.fields; NVLink fields follow, three
-// per link (state, TX, RX).
+// Field-value positions in devState.fields, read every collection; NVLink
+// fields follow, two per link (TX, RX). A field costs the driver about as
+// much as a call (0.10–0.15 ms of CPU each on an H200, whatever else the
+// request holds: BenchmarkNVMLCalls), so what changes slowly is in
+// devState.slowFV, read once a minute: the PCIe replay counter and, after
+// it, each link's state.
 const (
 	fvPCIeTx = iota
 	fvPCIeRx
-	fvReplay
 	fvLinks
+
+	sfReplay = 0
+	sfLinks  = 1
 )
 
 // newDevState reads what stays fixed while the driver is loaded: the
 // UUID, name, VBIOS, the number of NVLinks and whether GPM works. Its failures
 // are reported by the collection's reader.
 func (g *GPU) newDevState(rd *reader, dev nvml.Device) *devState {
-	st := &devState{dev: dev}
+	st := &devState{dev: dev, nope: map[string]bool{}}
 	if uuid, r := dev.GetUUID(); rd.ok("uuid", r) {
 		st.uuid = uuid
 	}
@@ -108,14 +121,15 @@ func (g *GPU) newDevState(rd *reader, dev nvml.Device) *devState {
 		}
 		st.links++
 	}
-	st.fields = make([]nvml.FieldValue, fvLinks+3*st.links)
+	st.fields = make([]nvml.FieldValue, fvLinks+2*st.links)
 	st.fields[fvPCIeTx].FieldId = nvml.FI_DEV_PCIE_COUNT_TX_BYTES
 	st.fields[fvPCIeRx].FieldId = nvml.FI_DEV_PCIE_COUNT_RX_BYTES
-	st.fields[fvReplay].FieldId = nvml.FI_DEV_PCIE_REPLAY_COUNTER
+	st.slowFV = make([]nvml.FieldValue, sfLinks+st.links)
+	st.slowFV[sfReplay].FieldId = nvml.FI_DEV_PCIE_REPLAY_COUNTER
 	for l := range st.links {
-		for j, id := range [...]uint32{nvml.FI_DEV_NVLINK_GET_STATE, nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_TX, nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX} {
-			st.fields[fvLinks+3*l+j] = nvml.FieldValue{FieldId: id, ScopeId: uint32(l)}
-		}
+		st.fields[fvLinks+2*l] = nvml.FieldValue{FieldId: nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_TX, ScopeId: uint32(l)}
+		st.fields[fvLinks+2*l+1] = nvml.FieldValue{FieldId: nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX, ScopeId: uint32(l)}
+		st.slowFV[sfLinks+l] = nvml.FieldValue{FieldId: nvml.FI_DEV_NVLINK_GET_STATE, ScopeId: uint32(l)}
 	}
 	st.counters = make([]uint64, len(st.fields))
 	st.seen = make([]bool, len(st.fields))
@@ -208,6 +222,18 @@ func (g *GPU) readSlow(rd *reader, st *devState, now time.Time) {
 			}
 		}
 	}
+	clearFields(st.slowFV)
+	if rd.ok("slow field values", dev.GetFieldValues(st.slowFV)) {
+		if v, ok := fieldUint(st.slowFV[sfReplay]); ok {
+			s.replays = &v
+		}
+		s.linkUp = make([]*bool, st.links)
+		for l := range s.linkUp {
+			if v, ok := fieldUint(st.slowFV[sfLinks+l]); ok {
+				s.linkUp[l] = ptrTo(v == uint64(nvml.FEATURE_ENABLED))
+			}
+		}
+	}
 	if g.syms.mig {
 		if cur, _, r := dev.GetMigMode(); rd.ok("mig mode", r) {
 			s.migMode = ptrTo(cur == nvml.DEVICE_MIG_ENABLE)
@@ -240,10 +266,14 @@ func (g *GPU) health(rd *reader, st *devState, out *metrics.GPU, now time.Time) 
 			RemapPending: s.remapP, RemapFailure: s.remapFail,
 		}
 		if *s.eccOn {
-			if v, r := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.VOLATILE_ECC); rd.ok("ecc volatile corrected", r) {
+			if v, ok := read(rd, "ecc volatile corrected", func() (uint64, nvml.Return) {
+				return dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.VOLATILE_ECC)
+			}); ok {
 				e.VolatileCorrected = ptrTo(v)
 			}
-			if v, r := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC); rd.ok("ecc volatile uncorrected", r) {
+			if v, ok := read(rd, "ecc volatile uncorrected", func() (uint64, nvml.Return) {
+				return dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC)
+			}); ok {
 				e.VolatileUncorrected = ptrTo(v)
 			}
 		}
@@ -251,10 +281,10 @@ func (g *GPU) health(rd *reader, st *devState, out *metrics.GPU, now time.Time) 
 	}
 
 	p := &metrics.PCIe{MaxGen: s.maxGen, MaxWidth: s.maxWidth}
-	if v, r := dev.GetCurrPcieLinkGeneration(); rd.ok("pcie generation", r) {
+	if v, ok := read(rd, "pcie generation", dev.GetCurrPcieLinkGeneration); ok {
 		p.Gen = ptrTo(v)
 	}
-	if v, r := dev.GetCurrPcieLinkWidth(); rd.ok("pcie width", r) {
+	if v, ok := read(rd, "pcie width", dev.GetCurrPcieLinkWidth); ok {
 		p.Width = ptrTo(v)
 	}
 	g.counters(rd, st, p, out, now)
@@ -279,10 +309,7 @@ func (g *GPU) health(rd *reader, st *devState, out *metrics.GPU, now time.Time) 
 // counters reads the PCIe and NVLink counters in one call and turns them
 // into rates over the time since the previous collection.
 func (g *GPU) counters(rd *reader, st *devState, p *metrics.PCIe, out *metrics.GPU, now time.Time) {
-	for i := range st.fields {
-		st.fields[i].NvmlReturn = 0
-		st.fields[i].Value = [8]byte{}
-	}
+	clearFields(st.fields)
 	if !rd.ok("field values", st.dev.GetFieldValues(st.fields)) {
 		return
 	}
@@ -309,26 +336,30 @@ func (g *GPU) counters(rd *reader, st *devState, p *metrics.PCIe, out *metrics.G
 	}
 	p.TxBps = rate(fvPCIeTx, 1)
 	p.RxBps = rate(fvPCIeRx, 1)
-	if v, ok := fieldUint(st.fields[fvReplay]); ok {
-		p.Replays = ptrTo(v)
-	}
+	p.Replays = st.slow.replays
 	if st.links == 0 {
 		return
 	}
 	links := make([]metrics.NVLink, st.links)
-	up := make([]bool, st.links)
 	for l := range links {
-		base := fvLinks + 3*l
+		base := fvLinks + 2*l
 		links[l].Link = l
-		if v, ok := fieldUint(st.fields[base]); ok {
-			up[l] = v == uint64(nvml.FEATURE_ENABLED)
-			links[l].Up = &up[l]
+		if l < len(st.slow.linkUp) {
+			links[l].Up = st.slow.linkUp[l]
 		}
 		// NVLink throughput counters count KiB.
-		links[l].TxBps = rate(base+1, 1024)
-		links[l].RxBps = rate(base+2, 1024)
+		links[l].TxBps = rate(base, 1024)
+		links[l].RxBps = rate(base+1, 1024)
 	}
 	out.NVLinks = links
+}
+
+// clearFields readies a field-value request to be sent again.
+func clearFields(fs []nvml.FieldValue) {
+	for i := range fs {
+		fs[i].NvmlReturn = 0
+		fs[i].Value = [8]byte{}
+	}
 }
 
 // fieldUint decodes a field value the device answered as an integer.

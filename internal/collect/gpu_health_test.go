@@ -633,3 +633,34 @@ func BenchmarkGPUCollectNVML(b *testing.B) {
 	js, _ := json.MarshalIndent(s.GPUs[0], "", "  ")
 	b.Logf("%d GPUs; field errors: %v\n%s", len(s.GPUs), errs, js)
 }
+
+// A field the device answered NOT_SUPPORTED for stays absent and is not
+// asked for again (on an H200 that answer costs as much as a reading);
+// the device's other fields and the other devices are read as before.
+func TestGPUNotSupportedAskedOnce(t *testing.T) {
+	srv, h, clk, g := healthyGPU(t, nil)
+	var fan, energy atomic.Int64
+	d := device(srv, 1)
+	d.GetFanSpeedFunc = func() (uint32, nvml.Return) { fan.Add(1); return 0, nvml.ERROR_NOT_SUPPORTED }
+	d.GetTotalEnergyConsumptionFunc = func() (uint64, nvml.Return) { energy.Add(1); return 0, nvml.ERROR_UNKNOWN }
+	for i := range 4 {
+		h.Tick.Add(1)
+		clk.add(5 * time.Second)
+		var s metrics.Sample
+		err := g.Collect(context.Background(), &s)
+		// A failure other than NOT_SUPPORTED is reported, and asked for
+		// again next time.
+		if err == nil || !strings.Contains(err.Error(), "gpu 1 energy") {
+			t.Fatalf("collection %d: err %v, want the energy failure", i, err)
+		}
+		if got := s.GPUs[1]; got.Fan != nil || got.Temp == nil || s.GPUs[0].Fan == nil {
+			t.Fatalf("collection %d: gpu 1 fan %v temp %v, gpu 0 fan %v", i, got.Fan, got.Temp, s.GPUs[0].Fan)
+		}
+	}
+	if n := fan.Load(); n != 1 {
+		t.Errorf("fan asked %d times in 4 collections, want once", n)
+	}
+	if n := energy.Load(); n != 4 {
+		t.Errorf("energy asked %d times in 4 collections, want 4", n)
+	}
+}

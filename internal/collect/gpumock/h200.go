@@ -226,7 +226,13 @@ func (h *H200) Healthy(srv *server.Server, es nvml.EventSet) {
 		d.GetCurrPcieLinkGenerationFunc = func() (int, nvml.Return) { count(); return 5, nvml.SUCCESS }
 		d.GetCurrPcieLinkWidthFunc = func() (int, nvml.Return) { count(); return 16, nvml.SUCCESS }
 		d.GetFieldValuesFunc = func(fs []nvml.FieldValue) nvml.Return {
-			count()
+			// The replay counter and link states are the collector's
+			// once-a-minute fields, asked for together.
+			if len(fs) > 0 && (fs[0].FieldId == nvml.FI_DEV_PCIE_REPLAY_COUNTER || fs[0].FieldId == nvml.FI_DEV_NVLINK_GET_STATE) {
+				slow()
+			} else {
+				count()
+			}
 			t := h.Tick.Load()
 			for j := range fs {
 				f := &fs[j]
