@@ -120,8 +120,19 @@ func (s *stat) merge(o stat) {
 // counts) are nowhere near float32's range limits.
 type cell struct{ sum, max float32 }
 
+// firstPacked is the first tier whose older frames a host keeps packed
+// (pcell). The 5m and 15m windows stay float32: their slots are single
+// samples or three, which a reader of the API compares with what the
+// agents sent, to the digit.
+const firstPacked = t60m
+
+// exactIn says whether tier t's frames are all kept as cells: every tier
+// of an exact series (the hub's own), the short tiers of every host.
+func (s *series) exactIn(t int) bool { return s.exact || t < firstPacked }
+
 // pcell is a cell of a host's frame other than its tier's newest (see
-// series.open), in half the bytes: sum and maximum each a half. An hour
+// series.open) from the 60m window on, in half the bytes: sum and maximum
+// each a half. An hour
 // into a hub's life a host's cells are most of what history holds (the
 // 5m, 15m and 60m windows full, 60 frames of 66 series each), and a week
 // in, the long windows' as many again, so at 2,000 hosts this is the
@@ -202,7 +213,7 @@ func frameKey(t, j int) uint16 { return uint16(t*ringSize + j) }
 // frame a late sample or a restore changes is unpacked into series.late
 // and packed again once another older frame of its tier is edited.
 func (s *series) edit(t, j int) []cell {
-	if s.exact {
+	if s.exactIn(t) {
 		o := s.pos(t, j) * s.width
 		return s.cells[t][o : o+s.width]
 	}
@@ -253,7 +264,7 @@ func (s *series) unpack(t, j int, dst []cell) {
 // cellAt reads series i's cell of frame j of tier t.
 func (s *series) cellAt(t, j, i int) cell {
 	switch {
-	case s.exact:
+	case s.exactIn(t):
 		return s.cells[t][s.pos(t, j)*s.width+i]
 	case int(s.open[t]) == j:
 		return s.buf[t][i]
@@ -269,7 +280,7 @@ func (s *series) frames(t int) int {
 	if s.width == 0 {
 		return 0
 	}
-	if s.exact {
+	if s.exactIn(t) {
 		return len(s.cells[t]) / s.width
 	}
 	return len(s.packed[t]) / s.width
@@ -327,7 +338,7 @@ func (s *series) fit(t, j, n int) {
 	if n > s.width {
 		for tt := range numTiers {
 			if frames := s.frames(tt); frames > 0 {
-				if s.exact {
+				if s.exactIn(tt) {
 					s.cells[tt] = widen(s.cells[tt], s.width, n, frames)
 				} else {
 					s.packed[tt] = widen(s.packed[tt], s.width, n, frames)
@@ -351,7 +362,7 @@ func (s *series) fit(t, j, n int) {
 	}
 	if p := s.pos(t, j); have < p+1 {
 		frames := min(ringSize, max(p+1, 2*have))
-		if s.exact {
+		if s.exactIn(t) {
 			s.cells[t] = extend(s.cells[t], s.width, frames)
 		} else {
 			s.packed[t] = extend(s.packed[t], s.width, frames)
