@@ -181,10 +181,8 @@ func TestHubReplaysTheStreamOnRestart(t *testing.T) {
 	if len(u.Hosts) != 1 || u.Hosts[0].Seq != 9 {
 		t.Fatalf("first update after restart: hosts %+v", u.Hosts)
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.added) != 10 {
-		t.Fatalf("history got %d replayed samples, want 10", len(rec.added))
+	if n := rec.addedLen(); n != 10 {
+		t.Fatalf("history got %d replayed samples, want 10", n)
 	}
 }
 

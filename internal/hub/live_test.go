@@ -120,8 +120,8 @@ func TestLiveStreamRefusedCopyIsADuplicate(t *testing.T) {
 		}
 	}
 	poll.Until(t, "the copy dropped", func() bool { return h.Stats().Dropped[DropDuplicate] == 1 })
-	if st := h.Stats(); st.Samples != 1 || len(rec.added) != 1 {
-		t.Fatalf("samples %d, history %d; want 1 each", st.Samples, len(rec.added))
+	if st, n := h.Stats(), rec.addedLen(); st.Samples != 1 || n != 1 {
+		t.Fatalf("samples %d, history %d; want 1 each", st.Samples, n)
 	}
 }
 
