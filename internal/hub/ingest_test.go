@@ -31,6 +31,7 @@ func (r *recorder) Add(f *view.Figures) {
 	r.added = append(r.added, f.Seq)
 	r.figures = append(r.figures, f)
 }
+
 // addedLen is how many samples history was given so far, for a test
 // reading while the hub still runs.
 func (r *recorder) addedLen() int {
