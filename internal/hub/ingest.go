@@ -315,7 +315,9 @@ func (in *ingest) observations(subject string, data []byte) {
 
 // snapshot returns each host's newest sample with its figures and forgets
 // hosts silent since before forget (their samples have left the stream
-// too). The samples and figures are shared and must not be modified.
+// too). The samples and figures are shared and must not be modified;
+// they are read by one merger, which gives each back for reuse once a
+// newer sample of its host replaces it (spares).
 func (in *ingest) snapshot(forget time.Time) map[string]latest {
 	in.mu.Lock()
 	defer in.mu.Unlock()

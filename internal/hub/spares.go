@@ -24,6 +24,8 @@ import (
 //     merger gives it back then (merger.merge). By then it is no longer
 //     the ingest's newest either (the newest only moves on), and no
 //     snapshot holds it but the merger's earlier ones, which are gone.
+//   - One merger reads an ingest's snapshots (the hub's loop): a second
+//     would read entries the first gave back.
 //   - An update never points into an entry: it holds copies of the
 //     part's status, GPU views and model entries (merge), and what
 //     those point at (the figures' arena, the model views, the errors)
