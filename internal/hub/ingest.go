@@ -172,10 +172,11 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	} else {
 		in.stats.Late++
 	}
+	hosts := len(in.newest)
 	in.mu.Unlock()
 	if !placed {
 		// Read by history only, which is done with it.
-		in.spares.put(l)
+		in.spares.put(l, hosts)
 	}
 	if in.latency != nil {
 		in.latency.AddSample(s)

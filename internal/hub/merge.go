@@ -229,7 +229,7 @@ func (m *merger) merge(now time.Time, newest map[string]latest, interval time.Du
 			// The replaced entry is read no more: the update holds
 			// copies of its part, and the ingest has a newer one.
 			if p.e != nil {
-				p.sp.put(p.e)
+				p.sp.put(p.e, len(newest))
 			}
 			p.latest, p.on, p.off = l, on, nil
 		}

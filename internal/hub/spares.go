@@ -45,10 +45,8 @@ type spares struct {
 	free []*held
 }
 
-// maxSpares bounds the entries kept for reuse (a few MB): more than a
-// tick of a large fleet's hosts, as the merger gives back one per host
-// and tick and the ingest takes them over the next interval.
-const maxSpares = 8192
+// minSpares is how many entries put keeps whatever the fleet's size.
+const minSpares = 64
 
 // get returns an entry to fill: a reused one holds its old figures and
 // part, which the caller overwrites (fill).
@@ -64,13 +62,21 @@ func (sp *spares) get() *held {
 	return &held{}
 }
 
-// put gives e back; nothing may read it afterwards.
-func (sp *spares) put(e *held) {
+// put gives e back; nothing may read it afterwards. At most keep
+// entries are kept, at least minSpares: the merger passes its hosts, as
+// it gives back one per host and tick and the ingest takes them over the
+// next interval. An entry kept holds what its old views point at (its
+// figures, its message), so a fleet that shrinks sheds the surplus.
+func (sp *spares) put(e *held, keep int) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	if len(sp.free) < maxSpares {
+	keep = max(keep, minSpares)
+	if len(sp.free) < keep {
 		sp.free = append(sp.free, e)
+		return
 	}
+	clear(sp.free[keep:])
+	sp.free = sp.free[:keep]
 }
 
 // fill converts s into e, which nothing else reads: the figures, the

@@ -138,3 +138,24 @@ func TestSparesConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// Entries given back are kept for reuse up to the fleet's size (at
+// least minSpares): what a shrunk fleet gave back goes, with what its
+// old views point at.
+func TestSparesBounded(t *testing.T) {
+	t.Parallel()
+	var sp spares
+	for range 3 * minSpares {
+		sp.put(&held{}, 2*minSpares)
+	}
+	if len(sp.free) != 2*minSpares {
+		t.Fatalf("%d kept for a fleet of %d", len(sp.free), 2*minSpares)
+	}
+	sp.put(&held{}, 10)
+	if len(sp.free) != minSpares {
+		t.Fatalf("%d kept once the fleet shrank to 10, want %d", len(sp.free), minSpares)
+	}
+	if e := sp.get(); e == nil || len(sp.free) != minSpares-1 {
+		t.Fatal("get did not take a kept entry")
+	}
+}
