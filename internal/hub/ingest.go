@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sysperf/sysperf/internal/view"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -83,6 +82,8 @@ type ingest struct {
 	// decoders are sample's metrics.Decoders: a sample is decoded into
 	// the memory of the last one, which only its conversion reads.
 	decoders sync.Pool
+	// spares are the entries the merger gave back.
+	spares spares
 }
 
 // enrolledSet is who may publish, by kind.
@@ -122,7 +123,7 @@ func (in *ingest) sample(subject string, data []byte) bool {
 		d = &metrics.Decoder{}
 	}
 	// s is d's until d goes back: only the envelope and errors (merged),
-	// the figures (view.Of copies what it keeps) and the host's part
+	// the figures (view.OfIn copies what it keeps) and the host's part
 	// (into, which copies the model entries) outlive this call, and
 	// history and latency copy what they keep.
 	defer in.decoders.Put(d)
@@ -146,29 +147,36 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	// The one conversion of this sample to the dashboard's units: history
 	// keeps its figures and, if it is its host's newest, the merger
 	// builds the host's part from them. The figures, what the merger
-	// reads of the sample (merged) and the host's part in one
-	// allocation; the part is built here, while all it reads is in the
-	// CPU's cache (see latest).
-	l := &struct {
-		f view.Figures
-		s metrics.Sample
-		v hostView
-	}{f: view.Of(s), s: merged(s)}
+	// reads of the sample (merged) and the host's part in one entry,
+	// reused (spares); the part is built here, while all it reads is in
+	// the CPU's cache (see latest).
+	l := in.spares.get()
+	l.fill(s)
 	f := &l.f
+	// Before the entry is placed: once it is, the merger may give it
+	// back for reuse as soon as a newer sample of its host replaces it
+	// (spares), so nothing here reads it after.
+	if in.history != nil {
+		in.history.Add(f)
+	}
 	in.mu.Lock()
 	in.stats.Samples++
 	in.stats.NonFinite += uint64(s.NonFinite())
+	placed := false
 	if cur := in.newest[s.Host]; newer(s, cur.s) {
 		// Under the lock: a late sample (rare) needs no part. Built from
 		// the whole sample: the one kept (merged) lacks the models, which
 		// are the decoder's (the part holds them converted).
-		in.newest[s.Host] = latest{s: &l.s, f: f, v: latest{s: s, f: f}.into(&l.v)}
+		in.newest[s.Host] = latest{s: &l.s, f: f, v: latest{s: s, f: f}.into(&l.v), e: l, sp: &in.spares}
+		placed = true
 	} else {
 		in.stats.Late++
 	}
+	hosts := len(in.newest)
 	in.mu.Unlock()
-	if in.history != nil {
-		in.history.Add(f)
+	if !placed {
+		// Read by history only, which is done with it.
+		in.spares.put(l, hosts)
 	}
 	if in.latency != nil {
 		in.latency.AddSample(s)
@@ -308,7 +316,9 @@ func (in *ingest) observations(subject string, data []byte) {
 
 // snapshot returns each host's newest sample with its figures and forgets
 // hosts silent since before forget (their samples have left the stream
-// too). The samples and figures are shared and must not be modified.
+// too). The samples and figures are shared and must not be modified;
+// they are read by one merger, which gives each back for reuse once a
+// newer sample of its host replaces it (spares).
 func (in *ingest) snapshot(forget time.Time) map[string]latest {
 	in.mu.Lock()
 	defer in.mu.Unlock()

@@ -47,6 +47,10 @@ type latest struct {
 	// model entries back from memory, most of a 2,000-host merge. Never
 	// modified once placed. nil: the merger builds it (tests).
 	v *hostView
+	// e is the entry s, f and v are in, for the merger to give back to
+	// sp once a newer sample replaces it (spares); nil: not reused.
+	e  *held
+	sp *spares
 }
 
 // hostView is one host's sample in the dashboard's units, marked online
@@ -90,7 +94,8 @@ func fresh(l latest) *hostView {
 	return l.into(&hostView{})
 }
 
-// into builds l's part in v, which must be zero (fresh): its fields are
+// into builds l's part in v, which must be zero (fresh) but for its
+// model list, whose memory it reuses (spares): its fields are
 // set one by one (a composite literal was built on the stack, then
 // copied over v). An update gets copies of a part's status, GPU views
 // and model entries, never the part itself nor its model array.
@@ -119,8 +124,15 @@ func (l latest) into(v *hostView) *hostView {
 		v.gpus = slices.Clone(v.gpus)
 		slices.SortStableFunc(v.gpus, func(a, b metrics.GPUView) int { return *a.Index - *b.Index })
 	}
-	if len(s.Models) > 0 {
-		v.models = make([]metrics.ModelEntry, len(s.Models))
+	if n := len(s.Models); n > 0 {
+		if cap(v.models) >= n {
+			// A reused entry's (spares): modelEntryTo writes only the
+			// fields a model has.
+			v.models = v.models[:n]
+			clear(v.models)
+		} else {
+			v.models = make([]metrics.ModelEntry, n)
+		}
 		// A host runs a few models: their names are sorted on the stack
 		// (sorting maps.Keys' iterator allocated twice per host), by
 		// insertion (slices.Sort's generic sort cost more than the
@@ -213,6 +225,11 @@ func (m *merger) merge(now time.Time, newest map[string]latest, interval time.Du
 			on := l.v
 			if on == nil {
 				on = fresh(l)
+			}
+			// The replaced entry is read no more: the update holds
+			// copies of its part, and the ingest has a newer one.
+			if p.e != nil {
+				p.sp.put(p.e, len(newest))
 			}
 			p.latest, p.on, p.off = l, on, nil
 		}

@@ -48,7 +48,9 @@ type Latency interface {
 type History interface {
 	// Add places a sample, converted once to the dashboard's units
 	// (view.Of), in its slots by its own timestamp, so a late sample from
-	// an agent's backlog lands where it belongs.
+	// an agent's backlog lands where it belongs. f is the hub's, and its
+	// GPU list's memory is reused once a newer sample of the host has
+	// replaced it (spares.go): Add must copy what it keeps of it.
 	Add(f *view.Figures)
 	// Record places the hub's own readings (databases, containers) of the
 	// update built at u.Timestamp.

@@ -281,7 +281,7 @@ func (l *timeline[T]) insert(x T, ts func(T) int64, retain int64, limit int) {
 		l.buf = l.buf[:l.head+len(run)]
 	}
 	cutoff := ts(run[len(run)-1]) - retain
-	drop := sort.Search(len(run), func(i int) bool { return ts(run[i]) >= cutoff })
+	drop := expired(run, ts, cutoff)
 	drop = max(drop, len(run)-limit)
 	if drop > 0 {
 		clear(run[:drop])
@@ -289,8 +289,25 @@ func (l *timeline[T]) insert(x T, ts func(T) int64, retain int64, limit int) {
 	}
 }
 
+// expired is how many of run's oldest entries are older than cutoff. A
+// full run loses one or none per insert: the first entries, in one or
+// two cache lines, are read before a search, whose ten reads of a long
+// run were each a cache miss at thousands of hosts.
+func expired[T any](run []T, ts func(T) int64, cutoff int64) int {
+	const look = 4
+	for i := range min(look, len(run)) {
+		if ts(run[i]) >= cutoff {
+			return i
+		}
+	}
+	if len(run) <= look {
+		return len(run)
+	}
+	return look + sort.Search(len(run)-look, func(i int) bool { return ts(run[look+i]) >= cutoff })
+}
+
 func prune[T any](run []T, ts func(T) int64, cutoff int64, limit int) []T {
-	drop := sort.Search(len(run), func(i int) bool { return ts(run[i]) >= cutoff })
+	drop := expired(run, ts, cutoff)
 	drop = max(drop, len(run)-limit)
 	if drop <= 0 {
 		return run

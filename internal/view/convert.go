@@ -329,7 +329,14 @@ type Figures struct {
 }
 
 // Of converts a sample, its sections as fresh (not stale) views.
-func Of(s *metrics.Sample) Figures {
+func Of(s *metrics.Sample) Figures { return OfIn(s, nil) }
+
+// OfIn is Of with the GPU views written into gpus' memory when it has
+// room for them, else into a new list: the hub reuses a list once
+// nothing reads it any more (internal/hub, spares). The caller must own
+// gpus: its old views are overwritten. What the views point at (their
+// figures, processes) is always new, as published updates share it.
+func OfIn(s *metrics.Sample, gpus []metrics.GPUView) Figures {
 	f := Figures{Host: s.Host, TS: s.TS, Boot: s.Boot, Seq: s.Seq}
 	if s.System != nil {
 		// The view and the figures it points at in one allocation.
@@ -346,7 +353,14 @@ func Of(s *metrics.Sample) Figures {
 			procs += len(s.GPUs[i].Processes)
 		}
 		a := newGPUArena(len(s.GPUs), procs)
-		f.GPUs = make([]metrics.GPUView, len(s.GPUs))
+		if n := len(s.GPUs); cap(gpus) >= n {
+			// a.gpu writes only the fields a GPU has: the rest must be
+			// zero.
+			f.GPUs = gpus[:n]
+			clear(f.GPUs)
+		} else {
+			f.GPUs = make([]metrics.GPUView, n)
+		}
 		f.ByIndex = true
 		for i := range s.GPUs {
 			a.gpu(&f.GPUs[i], s.Host, &s.GPUs[i], false)
