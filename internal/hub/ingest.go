@@ -163,11 +163,18 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	in.stats.Samples++
 	in.stats.NonFinite += uint64(s.NonFinite())
 	placed := false
-	if cur := in.newest[s.Host]; newer(s, cur.s) {
+	if cur, ok := in.newest[s.Host]; !ok || newer(s, cur.s) {
 		// Under the lock: a late sample (rare) needs no part. Built from
 		// the whole sample: the one kept (merged) lacks the models, which
 		// are the decoder's (the part holds them converted).
-		in.newest[s.Host] = latest{s: &l.s, f: f, v: latest{s: s, f: f}.into(&l.v), e: l, sp: &in.spares}
+		key := s.Host
+		if !ok {
+			// The host's name is the message's bytes (DecodeOwned): a map
+			// keeps its first key for good, which would keep that first
+			// message alive as long as the host is known.
+			key = strings.Clone(key)
+		}
+		in.newest[key] = latest{s: &l.s, f: f, v: latest{s: s, f: f}.into(&l.v), e: l, sp: &in.spares}
 		placed = true
 	} else {
 		in.stats.Late++
