@@ -39,6 +39,9 @@ type PrefillResult struct {
 	Took     time.Duration
 	HubCPU   time.Duration
 	Passes   int
+	// HubRSSMax is the hub's largest resident set during the fill (0:
+	// not measured).
+	HubRSSMax int64
 	// Errors are publishes that failed (a busy machine's timeouts): their
 	// samples are missing from the history, nothing else.
 	Errors int64
@@ -52,6 +55,32 @@ type PrefillResult struct {
 // Each pass publishes as a new boot of every host, without Nats-Msg-Id
 // (see IngestConfig.NoMsgID); the live run then starts another boot.
 func Prefill(ctx context.Context, cfg Config, window int, span time.Duration, log *slog.Logger) (PrefillResult, error) {
+	if cfg.HubPID <= 0 {
+		return prefill(ctx, cfg, window, span, log)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	var rss int64
+	go func() {
+		defer close(done)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			rss = max(rss, procRSS(cfg.HubPID))
+			select {
+			case <-t.C:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	r, err := prefill(ctx, cfg, window, span, log)
+	close(stop)
+	<-done
+	r.HubRSSMax = rss
+	return r, err
+}
+
+func prefill(ctx context.Context, cfg Config, window int, span time.Duration, log *slog.Logger) (PrefillResult, error) {
 	var r PrefillResult
 	if span < cfg.Interval || window <= 0 {
 		return r, errors.New("loadtest: prefill needs a span of at least one interval and a positive window")
@@ -90,4 +119,7 @@ func Prefill(ctx context.Context, cfg Config, window int, span time.Duration, lo
 func (r PrefillResult) Report(w io.Writer, cfg Config, span time.Duration) {
 	fmt.Fprintf(w, "prefill: %s of %d hosts' samples, %d stored (%d of them already too old, %d publishes failed), consumed in %s (%d passes, hub CPU %s)\n",
 		span, cfg.Hosts, r.Stored, r.Dropped, r.Errors, r.Took.Round(time.Second), r.Passes, r.HubCPU.Round(time.Second))
+	if r.HubRSSMax > 0 {
+		fmt.Fprintf(w, "prefill: hub RSS max %.1f MiB\n", float64(r.HubRSSMax)/(1<<20))
+	}
 }
