@@ -127,8 +127,18 @@ type cell struct{ sum, max float32 }
 const firstPacked = t60m
 
 // exactIn says whether tier t's frames are all kept as cells: every tier
-// of an exact series (the hub's own), the short tiers of every host.
-func (s *series) exactIn(t int) bool { return s.exact || t < firstPacked }
+// of an exact series (the hub's own), a host's 15m window.
+func (s *series) exactIn(t int) bool { return s.exact || (t < firstPacked && !s.single(t)) }
+
+// single says whether tier t's frames other than its newest are kept as
+// one float32 a cell (series.vals): a host's 5m window, whose 5 s slots
+// each hold one sample of an agent sampling every 5 s, so that a cell's
+// sum is its maximum. The few frames that hold more (an agent's restart
+// or clock step put two samples in one slot) keep their maxima beside
+// (series.twin). An hour into a 2,000-host hub's life this is 32 MB of
+// the 200 MB history holds, and exact as before: the sum is kept as it
+// was added, the maximum where it differs.
+func (s *series) single(t int) bool { return !s.exact && t == t5m }
 
 // pcell is a cell of a host's frame other than its tier's newest (see
 // series.open) from the 60m window on, in half the bytes: sum and maximum
@@ -248,6 +258,27 @@ func (s *series) edit(t, j int) []cell {
 // pack writes frame j of tier t's first w cells from src.
 func (s *series) pack(t, j int, src []cell) {
 	o, w := s.pos(t, j)*s.width, int(s.rings[t][j].w)
+	if s.single(t) {
+		differ := false
+		for i, c := range src[:w] {
+			s.vals[o+i] = c.sum
+			// By bits: a sum of -0 reads back as 0, its maximum -0.
+			differ = differ || math.Float32bits(c.max) != math.Float32bits(c.sum)
+		}
+		if !differ {
+			delete(s.twin, int8(j))
+			return
+		}
+		if s.twin == nil {
+			s.twin = map[int8][]float32{}
+		}
+		tw := s.twin[int8(j)][:0]
+		for _, c := range src[:w] {
+			tw = append(tw, c.max)
+		}
+		s.twin[int8(j)] = tw
+		return
+	}
 	for i, c := range src[:w] {
 		s.packed[t][o+i] = pcell{toHalf(c.sum), toHalf(c.max)}
 	}
@@ -256,9 +287,27 @@ func (s *series) pack(t, j int, src []cell) {
 // unpack reads frame j of tier t's first w cells into dst.
 func (s *series) unpack(t, j int, dst []cell) {
 	o, w := s.pos(t, j)*s.width, int(s.rings[t][j].w)
+	if s.single(t) {
+		for i := range w {
+			dst[i] = s.valAt(j, o, i)
+		}
+		return
+	}
 	for i, p := range s.packed[t][o : o+w] {
 		dst[i] = cell{p.sum.float(), p.max.float()}
 	}
+}
+
+// valAt is cell i of frame j of the single tier, whose cells begin at o
+// in vals: its maximum is its sum unless the frame has a twin. A twin
+// shorter than i is an older width's: the series past it came to the
+// frame later, and the frame was not packed since.
+func (s *series) valAt(j, o, i int) cell {
+	v := s.vals[o+i]
+	if tw, ok := s.twin[int8(j)]; ok && i < len(tw) {
+		return cell{v, tw[i]}
+	}
+	return cell{v, v}
 }
 
 // cellAt reads series i's cell of frame j of tier t.
@@ -270,6 +319,8 @@ func (s *series) cellAt(t, j, i int) cell {
 		return s.buf[t][i]
 	case int(s.lateJ[t]) == j:
 		return s.late[t][i]
+	case s.single(t):
+		return s.valAt(j, s.pos(t, j)*s.width, i)
 	}
 	p := s.packed[t][s.pos(t, j)*s.width+i]
 	return cell{p.sum.float(), p.max.float()}
@@ -280,8 +331,11 @@ func (s *series) frames(t int) int {
 	if s.width == 0 {
 		return 0
 	}
-	if s.exactIn(t) {
+	switch {
+	case s.exactIn(t):
 		return len(s.cells[t]) / s.width
+	case s.single(t):
+		return len(s.vals) / s.width
 	}
 	return len(s.packed[t]) / s.width
 }
@@ -317,6 +371,9 @@ func (s *series) reset(t, j int, start int64) {
 	if int(s.lateJ[t]) == j {
 		s.lateJ[t] = -1 // what it held goes with the frame
 	}
+	if s.single(t) {
+		delete(s.twin, int8(j))
+	}
 	f := &s.rings[t][j]
 	if f.lagged {
 		delete(s.lag, frameKey(t, j))
@@ -338,9 +395,12 @@ func (s *series) fit(t, j, n int) {
 	if n > s.width {
 		for tt := range numTiers {
 			if frames := s.frames(tt); frames > 0 {
-				if s.exactIn(tt) {
+				switch {
+				case s.exactIn(tt):
 					s.cells[tt] = widen(s.cells[tt], s.width, n, frames)
-				} else {
+				case s.single(tt):
+					s.vals = widen(s.vals, s.width, n, frames)
+				default:
 					s.packed[tt] = widen(s.packed[tt], s.width, n, frames)
 				}
 			}
@@ -362,9 +422,12 @@ func (s *series) fit(t, j, n int) {
 	}
 	if p := s.pos(t, j); have < p+1 {
 		frames := min(ringSize, max(p+1, 2*have))
-		if s.exactIn(t) {
+		switch {
+		case s.exactIn(t):
 			s.cells[t] = extend(s.cells[t], s.width, frames)
-		} else {
+		case s.single(t):
+			s.vals = extend(s.vals, s.width, frames)
+		default:
 			s.packed[t] = extend(s.packed[t], s.width, frames)
 		}
 	}
@@ -470,7 +533,12 @@ type series struct {
 	// in float32, for an exact series (the hub's own) instead.
 	packed [numTiers][]pcell
 	cells  [numTiers][]cell
-	exact  bool
+	// vals holds the cells of a host's 5m frames, one float32 each, and
+	// twin the maxima of those of its frames that hold more than one
+	// sample, by frame (see single).
+	vals  []float32
+	twin  map[int8][]float32
+	exact bool
 	// open[t] is the frame (-1: none) whose cells are in buf[t], not yet
 	// packed: tier t's newest (see edit). lateJ[t] is the older frame of
 	// tier t whose cells are in late[t] (-1: none), until another older

@@ -258,6 +258,9 @@ func TestBounded(t *testing.T) {
 			t.Fatalf("tier %d holds %d cells for %d series", t5, n, len(ser.keys))
 		}
 	}
+	if n := len(ser.vals); n > ringSize*len(ser.keys) || len(ser.twin) != 0 {
+		t.Fatalf("5m window holds %d cells for %d series, %d frames with maxima beside", n, len(ser.keys), len(ser.twin))
+	}
 	if ser.lag != nil {
 		t.Fatalf("lag %v for samples with every series", ser.lag)
 	}
@@ -991,5 +994,52 @@ func TestMinutesInBatches(t *testing.T) {
 	}
 	if len(seen) != want {
 		t.Fatalf("%d minutes in batches, want %d", len(seen), want)
+	}
+}
+
+// TestSingleSlotOfTwoSamples: a host's 5m frames keep one float32 a cell,
+// and a frame two samples share (an agent's restart or clock step) keeps
+// its maxima beside, until its slot is reused: the window reads the
+// same mean and maximum, to the digit, as from a sum and a maximum.
+func TestSingleSlotOfTwoSamples(t *testing.T) {
+	st := New()
+	add(st, sample("h1", 1, base, 10.1, 2))
+	add(st, sample("h1", 2, base.Add(time.Second), 30.7, 2))
+	for i := range 10 {
+		add(st, sample("h1", uint64(3+i), base.Add(time.Duration(i+1)*5*time.Second), cpuAt(i), 2))
+	}
+	// A late third sample in the shared slot, after it was packed.
+	add(st, sample("h1", 99, base.Add(2*time.Second), 20.3, 2))
+	ser := st.hosts["h1"]
+	if len(ser.twin) != 1 {
+		t.Fatalf("%d frames with maxima beside, want the shared one's alone", len(ser.twin))
+	}
+	h, err := st.Window(base.Add(50*time.Second), "5m", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[time.Time]*metrics.Point{}
+	for i := range h.Points {
+		got[h.Points[i].Timestamp] = &h.Points[i]
+	}
+	p := got[base]
+	if p == nil || p.Host == nil || p.Host.CPUPercent == nil {
+		t.Fatalf("no point at the shared slot: %+v", p)
+	}
+	sum := float32(10.1) + float32(30.7) + float32(20.3)
+	if mean := float64(sum) / 3; *p.Host.CPUPercent != mean || p.Max["host.cpu_percent"] != float64(float32(30.7)) {
+		t.Fatalf("shared slot mean %v max %v, want %v and %v", *p.Host.CPUPercent, p.Max["host.cpu_percent"], mean, float64(float32(30.7)))
+	}
+	for i := range 10 {
+		p := got[base.Add(time.Duration(i+1)*5*time.Second)]
+		want := float64(float32(cpuAt(i)))
+		if p == nil || p.Host == nil || *p.Host.CPUPercent != want || p.Max["host.cpu_percent"] != want {
+			t.Fatalf("slot %d: %+v, want mean and max %v", i+1, p, want)
+		}
+	}
+	// The shared slot's frame reused five minutes on: its maxima go.
+	add(st, sample("h1", 100, base.Add(5*time.Minute), 1, 2))
+	if len(ser.twin) != 0 {
+		t.Fatalf("maxima of %d frames left after their slots were reused", len(ser.twin))
 	}
 }
