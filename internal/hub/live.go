@@ -546,11 +546,38 @@ func (t *twice) take(h uint64, stored, record bool, now time.Time) bool {
 	}
 	first := *mine >= *other
 	*mine++
+	if c.live == c.stored {
+		// What a path handles depends on the difference of the counts
+		// alone, so a pair matched is as good as no entry: a flood's
+		// read-back, which matches each live copy it reaches, then keeps
+		// only those it has not reached yet.
+		delete(t.n, h)
+		t.tidy()
+		return first
+	}
 	c.at = now.UnixNano()
 	t.n[h] = c
 	t.peak = max(t.peak, len(t.n))
 	t.order = append(t.order, stamped{h, c.at})
+	t.tidy()
 	return first
+}
+
+// tidy drops the stamps of entries gone or stamped again since, once
+// they outnumber the live ones: a read-back that runs for minutes would
+// have them pile up until its end, when expire runs.
+func (t *twice) tidy() {
+	if len(t.order) < 2*len(t.n)+shrinkAbove {
+		return
+	}
+	k := 0
+	for _, s := range t.order {
+		if e, ok := t.n[s.h]; ok && e.at == s.at {
+			t.order[k] = s
+			k++
+		}
+	}
+	t.order = t.order[:k]
 }
 
 // expire forgets the entries last seen before cut.

@@ -355,3 +355,33 @@ func TestTwiceShrinksAfterAFlood(t *testing.T) {
 		t.Fatal("an expired message's stored copy was not handled")
 	}
 }
+
+// TestTwiceForgetsMatchedPairs: a read-back that runs through a flood
+// matches the live copies it reaches; the record keeps only those it has
+// not, so it stays small however long the read-back runs.
+func TestTwiceForgetsMatchedPairs(t *testing.T) {
+	t.Parallel()
+	tw := twice{n: map[uint64]copies{}}
+	now := time.Unix(100, 0)
+	const flood, behind = 8 * shrinkAbove, 1000
+	for h := range uint64(flood) {
+		if !tw.take(h, false, true, now) {
+			t.Fatalf("live copy %d not handled", h)
+		}
+		// The read-back trails the live copies by behind messages.
+		if h >= behind && tw.take(h-behind, true, true, now) {
+			t.Fatalf("stored copy %d handled after its live one", h-behind)
+		}
+	}
+	if len(tw.n) != behind || len(tw.order) > 2*behind+shrinkAbove {
+		t.Fatalf("%d entries and %d stamps for the %d live copies not read back yet", len(tw.n), len(tw.order), behind)
+	}
+	// A matched pair is as good as none: the next copy, either way, is new.
+	if !tw.take(0, true, true, now) || !tw.take(1, false, true, now) {
+		t.Fatal("a copy after a matched pair was not handled")
+	}
+	// A copy not read back yet still matches.
+	if tw.take(flood-1, true, true, now) {
+		t.Fatal("the stored copy of a live message not read back yet was handled")
+	}
+}
