@@ -23,6 +23,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
@@ -112,9 +113,11 @@ func Apply(ctx context.Context, c Choice, log *slog.Logger) {
 // heap falls under two fifths of it (see Next).
 func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *slog.Logger) {
 	floor := limit
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var cycles uint64
+	quiet := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -122,9 +125,21 @@ func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *
 		case <-t.C:
 		}
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
+		if sample[0].Value.Kind() != metrics.KindUint64 || sample[1].Value.Kind() != metrics.KindUint64 {
 			log.Warn("soft memory limit not guarded: the runtime does not report the live heap")
 			return
+		}
+		// The live heap is as of the last collection, which a raised
+		// limit may put off for minutes: a burst's garbage then reads as
+		// live, and the limit it raised stays. A collection forced once
+		// a stale minute (the cost of one, a fraction of a second of CPU
+		// a minute at most, only while raised) brings the figure back.
+		if n := sample[1].Value.Uint64(); n != cycles || limit <= floor {
+			cycles, quiet = n, 0
+		} else if quiet++; quiet >= staleChecks {
+			runtime.GC()
+			metrics.Read(sample)
+			cycles, quiet = sample[1].Value.Uint64(), 0
 		}
 		live := int64(min(sample[0].Value.Uint64(), math.MaxInt64/2))
 		if next := Next(limit, floor, ceiling, live); next != limit {
@@ -138,6 +153,10 @@ func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *
 		}
 	}
 }
+
+// staleChecks is how many checks Guard lets a raised limit go without a
+// collection before it forces one: a minute at Apply's 10 s.
+const staleChecks = 6
 
 // Next is the limit after a check that found live bytes live: twice the
 // live heap (what GOGC=100 would let it reach) once the live heap passes
