@@ -40,8 +40,10 @@ type PrefillResult struct {
 	HubCPU   time.Duration
 	Passes   int
 	// HubRSSMax is the hub's largest resident set during the fill (0:
-	// not measured).
+	// not measured), and Settle how long the hub took to settle after
+	// it (see settle).
 	HubRSSMax int64
+	Settle    time.Duration
 	// Errors are publishes that failed (a busy machine's timeouts): their
 	// samples are missing from the history, nothing else.
 	Errors int64
@@ -74,10 +76,45 @@ func Prefill(ctx context.Context, cfg Config, window int, span time.Duration, lo
 		}
 	}()
 	r, err := prefill(ctx, cfg, window, span, log)
+	if err == nil {
+		r.Settle, err = settle(ctx, cfg.HubPID, settleIdle, settleWindow, settleMax)
+	}
 	close(stop)
 	<-done
 	r.HubRSSMax = rss
 	return r, err
+}
+
+// The hub settles after a fill once its CPU stays under settleIdle of a
+// core for a settleWindow, or settleMax has passed.
+const (
+	settleIdle   = 0.05
+	settleWindow = 5 * time.Second
+	settleMax    = 3 * time.Minute
+)
+
+// settle waits until the hub is done with what the fill left it: the
+// fill packs an hour of samples into a minute or two, and the hub works
+// off its consequences after the last sample is consumed (an hour of
+// every host's minutes to persist at once, the samples its subscription
+// dropped to read back from the stream), which a hub that has run for an
+// hour did minute by minute. Measured at once, the live minute would be
+// that catching up's, not an hour-in hub's. It returns how long it
+// waited: until pid used under idle of a core over a window, or most.
+func settle(ctx context.Context, pid int, idle float64, window, most time.Duration) (time.Duration, error) {
+	began := time.Now()
+	for time.Since(began) < most {
+		c0, t0 := procCPU(pid), time.Now()
+		select {
+		case <-ctx.Done():
+			return time.Since(began), ctx.Err()
+		case <-time.After(window):
+		}
+		if (procCPU(pid) - c0).Seconds() < idle*time.Since(t0).Seconds() {
+			break
+		}
+	}
+	return time.Since(began), nil
 }
 
 func prefill(ctx context.Context, cfg Config, window int, span time.Duration, log *slog.Logger) (PrefillResult, error) {
@@ -120,6 +157,6 @@ func (r PrefillResult) Report(w io.Writer, cfg Config, span time.Duration) {
 	fmt.Fprintf(w, "prefill: %s of %d hosts' samples, %d stored (%d of them already too old, %d publishes failed), consumed in %s (%d passes, hub CPU %s)\n",
 		span, cfg.Hosts, r.Stored, r.Dropped, r.Errors, r.Took.Round(time.Second), r.Passes, r.HubCPU.Round(time.Second))
 	if r.HubRSSMax > 0 {
-		fmt.Fprintf(w, "prefill: hub RSS max %.1f MiB\n", float64(r.HubRSSMax)/(1<<20))
+		fmt.Fprintf(w, "prefill: hub RSS max %.1f MiB, settled %s after\n", float64(r.HubRSSMax)/(1<<20), r.Settle.Round(time.Second))
 	}
 }
