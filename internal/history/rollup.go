@@ -318,7 +318,13 @@ func (s *Store) RestoreMinute(r *Rollup) error {
 	}
 	s.fill(ser, t60m, i, r)
 	ser.ids[i] = ser.ids[i][:0]
-	ser.rids[i] = slices.Clone(r.IDs)
+	delete(ser.rids, i)
+	if len(r.IDs) > 0 {
+		if ser.rids == nil {
+			ser.rids = map[int][]uint64{}
+		}
+		ser.rids[i] = slices.Clone(r.IDs)
+	}
 	ser.models[i] = r.Models
 	ser.sealed[i], ser.dirty[t60m][i] = false, false
 	ser.newest = max(ser.newest, r.Start)

@@ -250,8 +250,8 @@ func TestBounded(t *testing.T) {
 	ser := st.hosts["h1"]
 	for t5 := range numTiers {
 		for i := range ser.rings[t5] {
-			if f := &ser.rings[t5][i]; int(f.w) > len(ser.keys) || f.lagged {
-				t.Fatalf("tier %d frame %d holds %d cells for %d series, lagged %v", t5, i, f.w, len(ser.keys), f.lagged)
+			if f := &ser.rings[t5][i]; int(f.w) > len(ser.keys) || ser.isLagged(t5, i) {
+				t.Fatalf("tier %d frame %d holds %d cells for %d series, lagged %v", t5, i, f.w, len(ser.keys), ser.isLagged(t5, i))
 			}
 		}
 		if n := len(ser.packed[t5]); n > ringSize*len(ser.keys) {
@@ -857,7 +857,7 @@ func TestLagOfAGoneSeriesStaysBounded(t *testing.T) {
 		if len(lags) > gone {
 			t.Fatalf("frame %d: %d lags for %d series gone", key, len(lags), gone)
 		}
-		if f := ser.rings[key/ringSize][key%ringSize]; !f.lagged || f.start == 0 {
+		if f := ser.rings[key/ringSize][key%ringSize]; !ser.isLagged(int(key/ringSize), int(key%ringSize)) || f.start == 0 {
 			t.Fatalf("frame %d holds lags but is not lagged (%+v)", key, f)
 		}
 	}
