@@ -296,8 +296,13 @@ func (s *series) pack(t, j int, src []cell) {
 func (s *series) unpack(t, j int, dst []cell) {
 	o, w := s.pos(t, j)*s.width, int(s.rings[t][j].w)
 	if s.single(t) {
-		for i := range w {
-			dst[i] = s.valAt(j, o, i)
+		tw := s.twin[int8(j)]
+		for i, v := range s.vals[o : o+w] {
+			m := v
+			if i < len(tw) {
+				m = tw[i]
+			}
+			dst[i] = cell{v, m}
 		}
 		return
 	}
@@ -312,7 +317,10 @@ func (s *series) unpack(t, j int, dst []cell) {
 // frame later, and the frame was not packed since.
 func (s *series) valAt(j, o, i int) cell {
 	v := s.vals[o+i]
-	if tw, ok := s.twin[int8(j)]; ok && i < len(tw) {
+	if s.twin == nil {
+		return cell{v, v}
+	}
+	if tw := s.twin[int8(j)]; i < len(tw) {
 		return cell{v, tw[i]}
 	}
 	return cell{v, v}
