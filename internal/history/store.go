@@ -671,6 +671,25 @@ type Store struct {
 	// vals and models are Add's and Record's scratch.
 	vals   []value
 	models metrics.AIModels
+	// names are the wire names of GPU series made so far: each rollup
+	// names its series, and "gpu.3.power_w" built anew for each of 2,000
+	// hosts' rollups was 5.5 MB a minute.
+	names map[key]string
+}
+
+// wireName is the table's wire name of k, a GPU series' built once.
+func (s *Store) wireName(k key) string {
+	if n, ok := s.names[k]; ok {
+		return n
+	}
+	n := s.tab.wireName(k)
+	if s.tab.fields[k.field()].sec == secGPU {
+		if s.names == nil {
+			s.names = map[key]string{}
+		}
+		s.names[k] = n
+	}
+	return n
 }
 
 // New returns an empty store.
@@ -745,7 +764,7 @@ func (s *Store) record(u *metrics.Update) *Reading {
 	}
 	r := &Reading{V: 1, TS: ts, Names: make([]string, len(s.vals)), Values: make([]float64, len(s.vals))}
 	for i, v := range s.vals {
-		r.Names[i] = s.tab.wireName(v.k)
+		r.Names[i] = s.wireName(v.k)
 		r.Values[i] = v.v
 	}
 	return r

@@ -3,7 +3,9 @@ package history
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -1041,5 +1043,37 @@ func TestSingleSlotOfTwoSamples(t *testing.T) {
 	add(st, sample("h1", 100, base.Add(5*time.Minute), 1, 2))
 	if len(ser.twin) != 0 {
 		t.Fatalf("maxima of %d frames left after their slots were reused", len(ser.twin))
+	}
+}
+
+// TestSealInBatches: sealing in batches hands out each long slot once, as
+// one Seal does, never more than a batch at a time.
+func TestSealInBatches(t *testing.T) {
+	whole, parts := New(), New()
+	for _, st := range []*Store{whole, parts} {
+		for h := range 5 {
+			feed(st, fmt.Sprintf("h%d", h), base, 2*720, 1) // two hours
+		}
+	}
+	now := base.Add(2 * time.Hour)
+	want := map[string]int{}
+	for _, r := range whole.Seal(now) {
+		want[fmt.Sprintf("%s/%d/%d", r.Host, r.Res, r.Start)]++
+	}
+	got := map[string]int{}
+	for {
+		batch := parts.seal(now, 7)
+		if len(batch) == 0 {
+			break
+		}
+		if len(batch) > 7 {
+			t.Fatalf("a batch of %d rollups, at most 7 asked", len(batch))
+		}
+		for _, r := range batch {
+			got[fmt.Sprintf("%s/%d/%d", r.Host, r.Res, r.Start)]++
+		}
+	}
+	if len(want) < 8 || !maps.Equal(got, want) {
+		t.Fatalf("batches sealed %v, one Seal %v", got, want)
 	}
 }
