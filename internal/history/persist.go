@@ -238,8 +238,14 @@ func (p *Persist) Run(ctx context.Context) {
 // complete minutes, or every changed minute when the hub is stopping.
 func (p *Persist) flush(ctx context.Context, now time.Time, stopping bool) {
 	p.publishReadings(ctx)
-	for _, r := range p.Seal(now) {
-		p.publishRollup(ctx, &r)
+	for {
+		batch := p.seal(now, minuteBatch)
+		if len(batch) == 0 {
+			break
+		}
+		for i := range batch {
+			p.publishRollup(ctx, &batch[i])
+		}
 	}
 	// In batches, so a backlog's minutes are not all alive at once; a
 	// minute that failed is marked changed again only after the loop, so

@@ -3,7 +3,9 @@ package history
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -250,13 +252,16 @@ func TestBounded(t *testing.T) {
 	ser := st.hosts["h1"]
 	for t5 := range numTiers {
 		for i := range ser.rings[t5] {
-			if f := &ser.rings[t5][i]; int(f.w) > len(ser.keys) || f.lagged {
-				t.Fatalf("tier %d frame %d holds %d cells for %d series, lagged %v", t5, i, f.w, len(ser.keys), f.lagged)
+			if f := &ser.rings[t5][i]; int(f.w) > len(ser.keys) || ser.isLagged(t5, i) {
+				t.Fatalf("tier %d frame %d holds %d cells for %d series, lagged %v", t5, i, f.w, len(ser.keys), ser.isLagged(t5, i))
 			}
 		}
 		if n := len(ser.packed[t5]); n > ringSize*len(ser.keys) {
 			t.Fatalf("tier %d holds %d cells for %d series", t5, n, len(ser.keys))
 		}
+	}
+	if n := len(ser.vals); n > ringSize*len(ser.keys) || len(ser.twin) != 0 {
+		t.Fatalf("5m window holds %d cells for %d series, %d frames with maxima beside", n, len(ser.keys), len(ser.twin))
 	}
 	if ser.lag != nil {
 		t.Fatalf("lag %v for samples with every series", ser.lag)
@@ -854,7 +859,7 @@ func TestLagOfAGoneSeriesStaysBounded(t *testing.T) {
 		if len(lags) > gone {
 			t.Fatalf("frame %d: %d lags for %d series gone", key, len(lags), gone)
 		}
-		if f := ser.rings[key/ringSize][key%ringSize]; !f.lagged || f.start == 0 {
+		if f := ser.rings[key/ringSize][key%ringSize]; !ser.isLagged(int(key/ringSize), int(key%ringSize)) || f.start == 0 {
 			t.Fatalf("frame %d holds lags but is not lagged (%+v)", key, f)
 		}
 	}
@@ -991,5 +996,84 @@ func TestMinutesInBatches(t *testing.T) {
 	}
 	if len(seen) != want {
 		t.Fatalf("%d minutes in batches, want %d", len(seen), want)
+	}
+}
+
+// TestSingleSlotOfTwoSamples: a host's 5m frames keep one float32 a cell,
+// and a frame two samples share (an agent's restart or clock step) keeps
+// its maxima beside, until its slot is reused: the window reads the
+// same mean and maximum, to the digit, as from a sum and a maximum.
+func TestSingleSlotOfTwoSamples(t *testing.T) {
+	st := New()
+	add(st, sample("h1", 1, base, 10.1, 2))
+	add(st, sample("h1", 2, base.Add(time.Second), 30.7, 2))
+	for i := range 10 {
+		add(st, sample("h1", uint64(3+i), base.Add(time.Duration(i+1)*5*time.Second), cpuAt(i), 2))
+	}
+	// A late third sample in the shared slot, after it was packed.
+	add(st, sample("h1", 99, base.Add(2*time.Second), 20.3, 2))
+	ser := st.hosts["h1"]
+	if len(ser.twin) != 1 {
+		t.Fatalf("%d frames with maxima beside, want the shared one's alone", len(ser.twin))
+	}
+	h, err := st.Window(base.Add(50*time.Second), "5m", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[time.Time]*metrics.Point{}
+	for i := range h.Points {
+		got[h.Points[i].Timestamp] = &h.Points[i]
+	}
+	p := got[base]
+	if p == nil || p.Host == nil || p.Host.CPUPercent == nil {
+		t.Fatalf("no point at the shared slot: %+v", p)
+	}
+	sum := float32(10.1) + float32(30.7) + float32(20.3)
+	if mean := float64(sum) / 3; *p.Host.CPUPercent != mean || p.Max["host.cpu_percent"] != float64(float32(30.7)) {
+		t.Fatalf("shared slot mean %v max %v, want %v and %v", *p.Host.CPUPercent, p.Max["host.cpu_percent"], mean, float64(float32(30.7)))
+	}
+	for i := range 10 {
+		p := got[base.Add(time.Duration(i+1)*5*time.Second)]
+		want := float64(float32(cpuAt(i)))
+		if p == nil || p.Host == nil || *p.Host.CPUPercent != want || p.Max["host.cpu_percent"] != want {
+			t.Fatalf("slot %d: %+v, want mean and max %v", i+1, p, want)
+		}
+	}
+	// The shared slot's frame reused five minutes on: its maxima go.
+	add(st, sample("h1", 100, base.Add(5*time.Minute), 1, 2))
+	if len(ser.twin) != 0 {
+		t.Fatalf("maxima of %d frames left after their slots were reused", len(ser.twin))
+	}
+}
+
+// TestSealInBatches: sealing in batches hands out each long slot once, as
+// one Seal does, never more than a batch at a time.
+func TestSealInBatches(t *testing.T) {
+	whole, parts := New(), New()
+	for _, st := range []*Store{whole, parts} {
+		for h := range 5 {
+			feed(st, fmt.Sprintf("h%d", h), base, 2*720, 1) // two hours
+		}
+	}
+	now := base.Add(2 * time.Hour)
+	want := map[string]int{}
+	for _, r := range whole.Seal(now) {
+		want[fmt.Sprintf("%s/%d/%d", r.Host, r.Res, r.Start)]++
+	}
+	got := map[string]int{}
+	for {
+		batch := parts.seal(now, 7)
+		if len(batch) == 0 {
+			break
+		}
+		if len(batch) > 7 {
+			t.Fatalf("a batch of %d rollups, at most 7 asked", len(batch))
+		}
+		for _, r := range batch {
+			got[fmt.Sprintf("%s/%d/%d", r.Host, r.Res, r.Start)]++
+		}
+	}
+	if len(want) < 8 || !maps.Equal(got, want) {
+		t.Fatalf("batches sealed %v, one Seal %v", got, want)
 	}
 }

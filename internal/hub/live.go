@@ -491,7 +491,19 @@ type twice struct {
 	seed  maphash.Seed
 	n     map[uint64]copies
 	order []stamped
+	// peak is the most entries n has held since it was last made: a Go
+	// map keeps its buckets when its entries go, and a read-back that
+	// runs through a flood (a hub filled with an hour of samples in a
+	// minute and a half dropped and read back for all of it) records
+	// every live message until it ends: 1.5 million entries, 107 MB the
+	// hub held for good. expire moves what is left to a new map.
+	peak int
 }
+
+// shrinkAbove is the size below which twice keeps its map and order
+// whatever they once held: the few seconds of live messages a check
+// records at 2,000 hosts (some thousands), not worth moving.
+const shrinkAbove = 1 << 14
 
 type copies struct {
 	live, stored int32
@@ -534,10 +546,38 @@ func (t *twice) take(h uint64, stored, record bool, now time.Time) bool {
 	}
 	first := *mine >= *other
 	*mine++
+	if c.live == c.stored {
+		// What a path handles depends on the difference of the counts
+		// alone, so a pair matched is as good as no entry: a flood's
+		// read-back, which matches each live copy it reaches, then keeps
+		// only those it has not reached yet.
+		delete(t.n, h)
+		t.tidy()
+		return first
+	}
 	c.at = now.UnixNano()
 	t.n[h] = c
+	t.peak = max(t.peak, len(t.n))
 	t.order = append(t.order, stamped{h, c.at})
+	t.tidy()
 	return first
+}
+
+// tidy drops the stamps of entries gone or stamped again since, once
+// they outnumber the live ones: a read-back that runs for minutes would
+// have them pile up until its end, when expire runs.
+func (t *twice) tidy() {
+	if len(t.order) < 2*len(t.n)+shrinkAbove {
+		return
+	}
+	k := 0
+	for _, s := range t.order {
+		if e, ok := t.n[s.h]; ok && e.at == s.at {
+			t.order[k] = s
+			k++
+		}
+	}
+	t.order = t.order[:k]
 }
 
 // expire forgets the entries last seen before cut.
@@ -552,5 +592,17 @@ func (t *twice) expire(cut time.Time) {
 	}
 	if i > 0 {
 		t.order = append(t.order[:0], t.order[i:]...)
+	}
+	// Moved once what is left is a quarter of the peak: the cost, a copy
+	// of what is left, is then at most a third of the entries that went.
+	if t.peak > shrinkAbove && len(t.n) < t.peak/4 {
+		n := make(map[uint64]copies, len(t.n))
+		for h, c := range t.n {
+			n[h] = c
+		}
+		t.n, t.peak = n, len(n)
+	}
+	if cap(t.order) > shrinkAbove && len(t.order) < cap(t.order)/4 {
+		t.order = append(make([]stamped, 0, 2*len(t.order)), t.order...)
 	}
 }

@@ -321,3 +321,67 @@ func TestTwiceHandlesEachCopyOnce(t *testing.T) {
 		t.Fatalf("%d entries, %d stamps left after expiry", len(tw.n), len(tw.order))
 	}
 }
+
+// TestTwiceShrinksAfterAFlood: once a flood's entries expire, the record
+// moves what is left to a new map and order, which still match copies.
+func TestTwiceShrinksAfterAFlood(t *testing.T) {
+	t.Parallel()
+	tw := twice{n: map[uint64]copies{}}
+	old, recent := time.Unix(100, 0), time.Unix(200, 0)
+	const flood, left = 8 * shrinkAbove, 100
+	for h := range uint64(flood) {
+		tw.take(h+left, false, true, old)
+	}
+	// The recent ones last, as time orders them.
+	for h := range uint64(left) {
+		tw.take(h, false, true, recent)
+	}
+	if tw.peak != flood+left {
+		t.Fatalf("peak %d, want %d", tw.peak, flood+left)
+	}
+	tw.expire(recent)
+	if len(tw.n) != left || len(tw.order) != left {
+		t.Fatalf("%d entries, %d stamps left, want %d", len(tw.n), len(tw.order), left)
+	}
+	if tw.peak != left || cap(tw.order) > 4*left {
+		t.Fatalf("not moved: peak %d, order's room %d for %d entries", tw.peak, cap(tw.order), left)
+	}
+	for h := range uint64(left) {
+		if tw.take(h, true, true, recent) {
+			t.Fatalf("stored copy of live message %d handled again after the move", h)
+		}
+	}
+	if !tw.take(left, true, true, recent) {
+		t.Fatal("an expired message's stored copy was not handled")
+	}
+}
+
+// TestTwiceForgetsMatchedPairs: a read-back that runs through a flood
+// matches the live copies it reaches; the record keeps only those it has
+// not, so it stays small however long the read-back runs.
+func TestTwiceForgetsMatchedPairs(t *testing.T) {
+	t.Parallel()
+	tw := twice{n: map[uint64]copies{}}
+	now := time.Unix(100, 0)
+	const flood, behind = 8 * shrinkAbove, 1000
+	for h := range uint64(flood) {
+		if !tw.take(h, false, true, now) {
+			t.Fatalf("live copy %d not handled", h)
+		}
+		// The read-back trails the live copies by behind messages.
+		if h >= behind && tw.take(h-behind, true, true, now) {
+			t.Fatalf("stored copy %d handled after its live one", h-behind)
+		}
+	}
+	if len(tw.n) != behind || len(tw.order) > 2*behind+shrinkAbove {
+		t.Fatalf("%d entries and %d stamps for the %d live copies not read back yet", len(tw.n), len(tw.order), behind)
+	}
+	// A matched pair is as good as none: the next copy, either way, is new.
+	if !tw.take(0, true, true, now) || !tw.take(1, false, true, now) {
+		t.Fatal("a copy after a matched pair was not handled")
+	}
+	// A copy not read back yet still matches.
+	if tw.take(flood-1, true, true, now) {
+		t.Fatal("the stored copy of a live message not read back yet was handled")
+	}
+}

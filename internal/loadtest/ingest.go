@@ -187,43 +187,90 @@ func flood(ctx context.Context, js jetstream.JetStream, cfg IngestConfig, n int,
 // hubSamples reads the hub's counts of accepted and dropped samples from
 // its /metrics.
 func hubSamples(ctx context.Context, cfg Config) (accepted, dropped int64, err error) {
+	found := false
+	err = hubMetrics(ctx, cfg, func(name string, v float64) {
+		switch {
+		case name == "sysperf_ingest_samples_total":
+			accepted, found = int64(v), true
+		case strings.HasPrefix(name, "sysperf_ingest_dropped_samples_total{"):
+			dropped += int64(v)
+		}
+	})
+	if err == nil && !found {
+		err = errors.New("loadtest: hub /metrics has no sysperf_ingest_samples_total")
+	}
+	return accepted, dropped, err
+}
+
+// hubMetrics hands each sample of the hub's /metrics, its name with its
+// labels, to each.
+func hubMetrics(ctx context.Context, cfg Config, each func(name string, v float64)) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cfg.HubURL, "/")+"/metrics", nil)
 	if err != nil {
-		return 0, 0, fmt.Errorf("loadtest: hub url: %w", err)
+		return fmt.Errorf("loadtest: hub url: %w", err)
 	}
 	req.Header = cfg.Header.Clone()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, 0, fmt.Errorf("loadtest: hub /metrics: %w", err)
+		return fmt.Errorf("loadtest: hub /metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("loadtest: hub /metrics: %s", resp.Status)
+		return fmt.Errorf("loadtest: hub /metrics: %s", resp.Status)
 	}
-	found := false
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
-		name, v, ok := strings.Cut(line, " ")
-		if !ok {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") {
 			continue
 		}
-		f, perr := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		switch {
-		case perr != nil:
-		case name == "sysperf_ingest_samples_total":
-			accepted, found = int64(f), true
-		case strings.HasPrefix(name, "sysperf_ingest_dropped_samples_total{"):
-			dropped += int64(f)
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			each(name, f)
 		}
 	}
-	if !found {
-		return 0, 0, fmt.Errorf("loadtest: hub /metrics has no sysperf_ingest_samples_total (%v)", sc.Err())
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("loadtest: hub /metrics: %w", err)
 	}
-	return accepted, dropped, nil
+	return nil
+}
+
+// HubMemory is where the hub's memory goes, from the Go runtime's figures
+// on its /metrics: what its resident set is made of.
+type HubMemory struct {
+	HeapAlloc  float64 // bytes of live and not yet collected objects
+	HeapInuse  float64 // bytes of the heap's spans in use
+	StackInuse float64 // bytes of goroutine stacks
+	Sys        float64 // bytes the runtime obtained from the OS
+	NextGC     float64 // the heap size the next collection starts at
+	Limit      float64 // the soft memory limit; 0: not reported
+	Goroutines float64
+}
+
+// hubMemory reads HubMemory; ok false when the hub's /metrics has no
+// go_memstats.
+func hubMemory(ctx context.Context, cfg Config) (m HubMemory, ok bool) {
+	err := hubMetrics(ctx, cfg, func(name string, v float64) {
+		switch name {
+		case "go_memstats_heap_alloc_bytes":
+			m.HeapAlloc, ok = v, true
+		case "go_memstats_heap_inuse_bytes":
+			m.HeapInuse = v
+		case "go_memstats_stack_inuse_bytes":
+			m.StackInuse = v
+		case "go_memstats_sys_bytes":
+			m.Sys = v
+		case "go_memstats_next_gc_bytes":
+			m.NextGC = v
+		case "go_gc_gomemlimit_bytes":
+			m.Limit = v
+		case "go_goroutines":
+			m.Goroutines = v
+		}
+	})
+	return m, err == nil && ok
 }
 
 // Report writes the ingest figures.

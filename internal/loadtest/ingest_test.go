@@ -71,3 +71,30 @@ func TestIngestStoresWhatItCounts(t *testing.T) {
 		t.Fatalf("last sample of host 2: ts %s seq %d, %d GPUs, id %q; want ts %s seq 6", time.Unix(0, s.TS).UTC(), s.Seq, len(s.GPUs), m.Header.Get(jetstream.MsgIDHeader), want)
 	}
 }
+
+// TestHubMemoryReadsGoMemstats: the end-of-run memory figures come from
+// the runtime's samples on the hub's /metrics, labels and comments
+// aside; a /metrics without them reports none.
+func TestHubMemoryReadsGoMemstats(t *testing.T) {
+	body := "# HELP go_memstats_heap_alloc_bytes x\ngo_memstats_heap_alloc_bytes 3.5e+08\ngo_memstats_heap_inuse_bytes 4e+08\n" +
+		"go_memstats_stack_inuse_bytes 8.4e+07\ngo_memstats_sys_bytes 6e+08\ngo_memstats_next_gc_bytes 4.5e+08\n" +
+		"go_gc_gomemlimit_bytes 4.69762048e+08\ngo_goroutines 4084\ngo_info{version=\"go1.26\"} 1\n"
+	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(hub.Close)
+	cfg := Config{HubURL: hub.URL, Header: http.Header{"Authorization": {"Bearer t"}}}
+	m, ok := hubMemory(context.Background(), cfg)
+	want := HubMemory{HeapAlloc: 3.5e8, HeapInuse: 4e8, StackInuse: 8.4e7, Sys: 6e8, NextGC: 4.5e8, Limit: 469762048, Goroutines: 4084}
+	if !ok || m != want {
+		t.Fatalf("hubMemory = %+v, %v; want %+v", m, ok, want)
+	}
+	body = "sysperf_ingest_samples_total 3\n"
+	if m, ok := hubMemory(context.Background(), cfg); ok {
+		t.Fatalf("hubMemory of a /metrics without go_memstats = %+v, ok", m)
+	}
+}

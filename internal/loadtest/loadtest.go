@@ -82,6 +82,10 @@ type Result struct {
 	Wall          time.Duration
 	HubRSSMax     int64
 	HubRSSEnd     int64
+	// HubMemory is the hub's Go memory at the end; HubMemoryOK false
+	// when its /metrics could not be read.
+	HubMemory   HubMemory
+	HubMemoryOK bool
 }
 
 // Run plays the fleet until cfg.Duration has passed after the warm-up.
@@ -156,6 +160,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Result, error) {
 	r := Result{
 		Samples: pub.samples.Load(), PublishErrors: pub.errors.Load(),
 		Wall: wall, HubCPU: cpu1 - cpu0, ToolCPU: tool1 - tool0, HubRSSMax: rssMax.Load(), HubRSSEnd: procRSS(cfg.HubPID),
+	}
+	if cfg.HubURL != "" {
+		r.HubMemory, r.HubMemoryOK = hubMemory(context.Background(), cfg)
 	}
 	acks := pub.acks()
 	r.AckP50, r.AckP99 = quantile(acks, 0.5), quantile(acks, 0.99)
@@ -529,6 +536,15 @@ func (r Result) Report(w io.Writer, cfg Config) {
 		}
 		fmt.Fprintf(w, "hub CPU             %s per sample, %.1f %% of a core\n", per.Round(time.Microsecond), 100*r.HubCPU.Seconds()/r.Wall.Seconds())
 		fmt.Fprintf(w, "hub RSS             max %.1f MiB, end %.1f MiB\n", float64(r.HubRSSMax)/(1<<20), float64(r.HubRSSEnd)/(1<<20))
+	}
+	if m := r.HubMemory; r.HubMemoryOK {
+		const mib = 1 << 20
+		fmt.Fprintf(w, "hub Go memory (end) heap alloc %.0f MiB, heap in use %.0f MiB, stacks %.0f MiB (%.0f goroutines), from the OS %.0f MiB, next GC %.0f MiB",
+			m.HeapAlloc/mib, m.HeapInuse/mib, m.StackInuse/mib, m.Goroutines, m.Sys/mib, m.NextGC/mib)
+		if m.Limit > 0 && m.Limit < 1<<62 {
+			fmt.Fprintf(w, ", soft limit %.0f MiB", m.Limit/mib)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "load tool CPU       %.1f %% of a core (GOMAXPROCS %d)\n", 100*r.ToolCPU.Seconds()/r.Wall.Seconds(), runtime.GOMAXPROCS(0))
 	if cfg.Browsers > 0 {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -70,5 +71,30 @@ func TestPrefillFillsThePast(t *testing.T) {
 		if id := m.Header.Get(jetstream.MsgIDHeader); id != "" {
 			t.Fatalf("host %d's sample carries a de-duplication id %q", n, id)
 		}
+	}
+}
+
+// TestSettleWaitsForIdle: settling ends at the first quiet window of the
+// hub's process, and not before most while it stays busy.
+func TestSettleWaitsForIdle(t *testing.T) {
+	ctx := context.Background()
+	pid := os.Getpid()
+	if took, err := settle(ctx, pid, 0.5, 50*time.Millisecond, time.Minute); err != nil || took > 10*time.Second {
+		t.Fatalf("an idle process settled after %s, %v", took, err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	const most = 500 * time.Millisecond
+	if took, err := settle(ctx, pid, 0.01, 50*time.Millisecond, most); err != nil || took < most {
+		t.Fatalf("a busy process settled after %s, %v", took, err)
 	}
 }

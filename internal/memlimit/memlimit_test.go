@@ -1,11 +1,18 @@
 package memlimit
 
 import (
+	"context"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
+	"time"
+
+	"github.com/sysperf/sysperf/internal/poll"
 )
 
 func cgroup(t *testing.T, name, content string) string {
@@ -66,15 +73,16 @@ func TestNext(t *testing.T) {
 	for _, c := range []struct {
 		limit, floor, ceiling, live, want int64
 	}{
-		{448 * mib, 448 * mib, math.MaxInt64, 100 * mib, 448 * mib}, // small heap: the limit caps the overshoot
-		{448 * mib, 448 * mib, math.MaxInt64, 298 * mib, 448 * mib}, // under two thirds: room to grow by half
-		{448 * mib, 448 * mib, math.MaxInt64, 300 * mib, 600 * mib}, // past two thirds: raised to twice the live heap
-		{768 * mib, 768 * mib, 921 * mib, 600 * mib, 921 * mib},     // a container's ceiling holds
-		{921 * mib, 768 * mib, 921 * mib, 900 * mib, 921 * mib},     // at the ceiling: unchanged
-		{600 * mib, 448 * mib, math.MaxInt64, 201 * mib, 600 * mib}, // raised, the live heap over a third: kept
-		{900 * mib, 448 * mib, math.MaxInt64, 280 * mib, 560 * mib}, // raised, the live heap under a third: lowered to twice it
-		{900 * mib, 448 * mib, math.MaxInt64, 100 * mib, 448 * mib}, // … never below where it started
-		{448 * mib, 448 * mib, math.MaxInt64, 10 * mib, 448 * mib},  // at the floor: unchanged
+		{448 * mib, 448 * mib, math.MaxInt64, 100 * mib, 448 * mib},  // small heap: the limit caps the overshoot
+		{448 * mib, 448 * mib, math.MaxInt64, 298 * mib, 448 * mib},  // under two thirds: room to grow by half
+		{448 * mib, 448 * mib, math.MaxInt64, 300 * mib, 600 * mib},  // past two thirds: raised to twice the live heap
+		{768 * mib, 768 * mib, 921 * mib, 600 * mib, 921 * mib},      // a container's ceiling holds
+		{921 * mib, 768 * mib, 921 * mib, 900 * mib, 921 * mib},      // at the ceiling: unchanged
+		{600 * mib, 448 * mib, math.MaxInt64, 241 * mib, 600 * mib},  // raised, the live heap over two fifths: kept
+		{900 * mib, 448 * mib, math.MaxInt64, 350 * mib, 560 * mib},  // raised, the live heap under two fifths: lowered to 1.6 times it
+		{1300 * mib, 448 * mib, math.MaxInt64, 280 * mib, 448 * mib}, // an hour-in hub after its fill: back where it started
+		{900 * mib, 448 * mib, math.MaxInt64, 100 * mib, 448 * mib},  // … never below where it started
+		{448 * mib, 448 * mib, math.MaxInt64, 10 * mib, 448 * mib},   // at the floor: unchanged
 	} {
 		got := Next(c.limit, c.floor, c.ceiling, c.live)
 		if got != c.want {
@@ -85,4 +93,32 @@ func TestNext(t *testing.T) {
 			t.Errorf("Next(%d MiB, live %d MiB) then %d MiB: it swings", c.limit/mib, c.live/mib, again/mib)
 		}
 	}
+}
+
+// TestGuardCollectsWhenStale: while the limit is raised and no
+// collection runs, Guard forces one every staleChecks checks, so the
+// live heap it reads is not a burst's left-overs.
+func TestGuardCollectsWhenStale(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	// Far less than the test's live heap: the first check raises it.
+	const small = 64 << 10
+	debug.SetMemoryLimit(small)
+	keep := make([]byte, 4<<20)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Guard(ctx, small, math.MaxInt64/2, time.Millisecond, slog.New(slog.DiscardHandler))
+	}()
+	defer func() { cancel(); <-done }()
+	cycles := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	first := cycles()
+	poll.Until(t, "Guard forcing collections under a raised limit", func() bool {
+		return cycles() >= first+2 && debug.SetMemoryLimit(-1) > small
+	})
+	runtime.KeepAlive(keep)
 }
