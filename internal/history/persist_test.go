@@ -203,6 +203,47 @@ func TestMinutesCrash(t *testing.T) {
 	sameWindows(t, "restart after a crash", st1, st2, now)
 }
 
+// TestMinutesRetriedAfterRefusal: the minutes of a batch the server did
+// not store (their stream gone) are counted as failed and published again
+// by the next flush, which restores them after a restart; the others of
+// the batch are not marked again.
+func TestMinutesRetriedAfterRefusal(t *testing.T) {
+	js := natsxtest.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	samples := minuteFleet(now)
+
+	st1, p1 := openPersist(ctx, t, js, PersistConfig{})
+	for _, s := range samples {
+		add(p1, s)
+	}
+	if err := js.DeleteStream(ctx, StreamMinutes); err != nil {
+		t.Fatal(err)
+	}
+	p1.flush(ctx, now, true)
+	failed := p1.Failed()
+	if failed == 0 {
+		t.Fatal("no publish failed with the minutes stream gone")
+	}
+	if err := p1.ensureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p1.flush(ctx, now, true)
+	if p1.Failed() != failed {
+		t.Fatalf("%d more publishes failed with the stream back", p1.Failed()-failed)
+	}
+	if again := p1.minutes(now, true, minuteBatch); len(again) != 0 {
+		t.Fatalf("%d minutes still to publish after a flush that stored them", len(again))
+	}
+
+	st2, p2 := openPersist(ctx, t, js, PersistConfig{})
+	if skipped := replayInto(p2, samples, now); skipped["plain"] == 0 {
+		t.Fatal("no sample skipped: the minutes published again were not restored")
+	}
+	sameWindows(t, "restart after refused minutes", st1, st2, now)
+}
+
 // TestMinutesOlderData: data an older hub left (rollups and readings, no
 // minutes) still restores, the samples replayed in full.
 func TestMinutesOlderData(t *testing.T) {

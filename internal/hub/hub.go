@@ -321,7 +321,9 @@ func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *H
 		return nil, err
 	}
 	h.conn.Store(h.nc)
-	js, err := jetstream.New(h.nc)
+	// An asynchronous publish (history's rollups) whose ack never comes
+	// fails after a while rather than holding its place for good.
+	js, err := jetstream.New(h.nc, jetstream.WithPublishAsyncTimeout(asyncAckWait))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -399,6 +401,9 @@ func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *H
 // retries included; past it start-up fails, naming the call that went
 // unanswered.
 const setupWait = time.Minute
+
+// asyncAckWait bounds the wait for an asynchronous publish's ack.
+const asyncAckWait = 10 * time.Second
 
 // streamConfig is the samples stream the hub keeps. On the embedded
 // server its default size is at most half the store, which JetStream
