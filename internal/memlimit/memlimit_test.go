@@ -79,8 +79,8 @@ func TestNext(t *testing.T) {
 		{768 * mib, 768 * mib, 921 * mib, 600 * mib, 921 * mib},      // a container's ceiling holds
 		{921 * mib, 768 * mib, 921 * mib, 900 * mib, 921 * mib},      // at the ceiling: unchanged
 		{600 * mib, 448 * mib, math.MaxInt64, 241 * mib, 600 * mib},  // raised, the live heap over two fifths: kept
-		{900 * mib, 448 * mib, math.MaxInt64, 350 * mib, 560 * mib},  // raised, the live heap under two fifths: lowered to 1.6 times it
-		{1300 * mib, 448 * mib, math.MaxInt64, 280 * mib, 448 * mib}, // an hour-in hub after its fill: back where it started
+		{900 * mib, 448 * mib, math.MaxInt64, 350 * mib, 700 * mib},  // raised, the live heap under two fifths: lowered to twice it
+		{1300 * mib, 448 * mib, math.MaxInt64, 280 * mib, 560 * mib}, // an hour-in hub after its fill: twice its live heap
 		{900 * mib, 448 * mib, math.MaxInt64, 100 * mib, 448 * mib},  // … never below where it started
 		{448 * mib, 448 * mib, math.MaxInt64, 10 * mib, 448 * mib},   // at the floor: unchanged
 	} {
