@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,16 +83,15 @@ func TestSettleWaitsForIdle(t *testing.T) {
 	if took, err := settle(ctx, pid, 0.5, 50*time.Millisecond, time.Minute); err != nil || took > 10*time.Second {
 		t.Fatalf("an idle process settled after %s, %v", took, err)
 	}
-	stop := make(chan struct{})
-	defer close(stop)
+	var done atomic.Bool
+	defer done.Store(true)
 	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		// Spins on purpose: the process must read busy.
+		n := 0
+		for !done.Load() {
+			n++
 		}
+		_ = n
 	}()
 	const most = 500 * time.Millisecond
 	if took, err := settle(ctx, pid, 0.01, 50*time.Millisecond, most); err != nil || took < most {
