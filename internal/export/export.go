@@ -10,8 +10,10 @@ package export
 import (
 	"compress/gzip"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +54,10 @@ type Exporter struct {
 	// writers and gzips are reused between scrapes, which may run at
 	// once: a fleet's exposition is megabytes.
 	writers, gzips sync.Pool
+	// size is the last exposition's length: a writer fresh from the
+	// pool (a collection empties it) takes that room at once rather than
+	// doubling its way to a fleet's megabytes.
+	size atomic.Int64
 }
 
 // New builds the registry, Go runtime and process metrics and the source
@@ -92,6 +98,9 @@ func (e *Exporter) serve(rw http.ResponseWriter, r *http.Request) {
 	w := e.writers.Get().(*writer)
 	defer e.writers.Put(w)
 	w.reset()
+	if n := int(e.size.Load()); cap(w.b) < n {
+		w.b = slices.Grow(w.b, n+n/16)
+	}
 	// A gather error leaves the families that did gather.
 	gathered, _ := e.reg.Gather()
 	buf := bytesWriter{w}
@@ -102,6 +111,7 @@ func (e *Exporter) serve(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	e.fams.write(w)
+	e.size.Store(int64(len(w.b)))
 
 	h := rw.Header()
 	// The update's families are written as text (0.0.4), so every
