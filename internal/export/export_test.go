@@ -221,7 +221,8 @@ func TestExporterBeforeFirstUpdate(t *testing.T) {
 }
 
 // TestPromtoolCheckMetrics runs Prometheus' own linter on the exposition,
-// and client_golang's promlint on the registry.
+// and client_golang's promlint on the registry and on the whole body as
+// parsed (the update's families are not in the registry).
 func TestPromtoolCheckMetrics(t *testing.T) {
 	e, _ := newTestExporter(t)
 	body := scrape(t, e)
@@ -231,6 +232,13 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	}
 	if problems, err := promlint.NewWithMetricFamilies(gathered).Lint(); err != nil || len(problems) > 0 {
 		t.Errorf("promlint: %v %+v", err, problems)
+	}
+	var all []*dto.MetricFamily
+	for _, f := range parse(t, body) {
+		all = append(all, f)
+	}
+	if problems, err := promlint.NewWithMetricFamilies(all).Lint(); err != nil || len(problems) > 0 {
+		t.Errorf("promlint on the body: %v %+v", err, problems)
 	}
 	bin, err := exec.LookPath("promtool")
 	if err != nil {
