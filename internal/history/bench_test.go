@@ -113,7 +113,9 @@ func BenchmarkWindow5mOneHost(b *testing.B) {
 // that has run for a week, and "bytes/gpu" that over the host's 8 GPUs.
 // With float32 cells throughout: 116.6 KB an hour in, 189.4 KB a week in;
 // with a host's frames other than each tier's newest packed (pcell):
-// 72.4 KB and 108.9 KB (2,000 hosts: 145 MB and 218 MB).
+// 72.4 KB and 108.9 KB (2,000 hosts: 145 MB and 218 MB); with the 5m
+// window one float32 a cell, 81.5 KB and 118.9 KB; with the 15m window
+// packed too, 68.3 KB and 105.7 KB.
 func BenchmarkHostMemory(b *testing.B) {
 	const hosts = 100
 	msgs := encoded(b, hosts, 720, 8)

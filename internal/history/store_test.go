@@ -917,7 +917,7 @@ func TestHalf(t *testing.T) {
 
 // TestPackedWindowsWithinBound: a host's figures that a half does not hold
 // exactly read back, in every window, within half's bound of their exact
-// means and maxima, and the newest slot of each short window exactly.
+// means and maxima, and the 5m window exactly.
 func TestPackedWindowsWithinBound(t *testing.T) {
 	st := New()
 	const n = 3 * 720 // three hours
@@ -953,9 +953,8 @@ func TestPackedWindowsWithinBound(t *testing.T) {
 			if !withinHalf(got, sum/cnt) || !withinHalf(gotMax, mx) {
 				t.Fatalf("%s point %d: mean %v max %v, want %v and %v within 2^-10", rng, k, got, gotMax, sum/cnt, mx)
 			}
-			// The 5m and 15m windows are kept in float32 throughout
-			// (firstPacked).
-			exact := rng == "5m" || rng == "15m"
+			// The 5m window is kept in float32 throughout (single).
+			exact := rng == "5m"
 			if exact && (math.Abs(got-sum/cnt) > 1e-6*math.Abs(sum/cnt) || gotMax != mx) {
 				t.Fatalf("%s point %d: mean %v max %v, want %v and %v within float32", rng, k, got, gotMax, sum/cnt, mx)
 			}
