@@ -300,3 +300,66 @@ func TestHostEnrolledWhileTheHubRunsMayConnect(t *testing.T) {
 		return true
 	})
 }
+
+// The enrolment watch reads the file again unless os.Stat vouches that it
+// did not change since the last read.
+func TestEnrolmentUnchanged(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "enrolled.json")
+	write := func(body string, mtime time.Time) os.FileInfo {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	first := write(`{"a":1}`, old)
+	read := old.Add(3 * time.Second)
+	if !unchanged(first, first, read) {
+		t.Error("a file untouched since a read 3 s after its mtime reads as changed")
+	}
+	if unchanged(nil, first, read) || unchanged(first, nil, read) {
+		t.Error("a file never read, or gone, reads as unchanged")
+	}
+	// Rewritten in place in the second it was read, on a file system that
+	// keeps mtimes to the second: only the read's closeness tells.
+	if unchanged(first, first, old.Add(time.Second)) {
+		t.Error("a read within a second of the mtime vouches for the file")
+	}
+	if now := write(`{"a":12}`, old); unchanged(first, now, read) {
+		t.Error("a file of another size reads as unchanged")
+	}
+	if now := write(`{"a":2}`, old.Add(time.Minute)); unchanged(first, now, read) {
+		t.Error("a file with a newer mtime reads as unchanged")
+	}
+	// Renamed over (the enrolment command's way): another inode, with
+	// first's size and mtime.
+	tmp := filepath.Join(dir, "new.json")
+	if err := os.WriteFile(tmp, []byte(`{"a":3}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(tmp, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	now, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.SameFile(first, now) || now.Size() != first.Size() || !now.ModTime().Equal(first.ModTime()) {
+		t.Fatal("the renamed file differs from the first in more than its inode")
+	}
+	if unchanged(first, now, read) {
+		t.Error("a file renamed over the old one reads as unchanged")
+	}
+}

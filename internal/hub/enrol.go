@@ -74,18 +74,32 @@ func (h *Hub) ReloadEnrolment() error {
 
 // watchEnrolment re-applies the enrolment file whenever its content
 // changes. A file that does not parse keeps the users in force, with an
-// error logged until it is fixed.
+// error logged until it is fixed. The file is read only when os.Stat
+// says it may have changed (unchanged): with 2,000 hosts enrolled it is
+// 344 KB, which read and compared every second was 4 % of a busy hub's
+// allocations.
 func (h *Hub) watchEnrolment(ctx context.Context) {
 	t := time.NewTicker(enrolPoll)
 	defer t.Stop()
+	path := h.enrol.Path()
 	var lastErr string
+	var last os.FileInfo // the file as it was before its last read; nil: read it
+	var readAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		raw, err := os.ReadFile(h.enrol.Path())
+		fi, err := os.Stat(path)
+		if err != nil {
+			fi = nil
+		}
+		if unchanged(last, fi, readAt) {
+			continue
+		}
+		last, readAt = fi, time.Now()
+		raw, err := os.ReadFile(path)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			raw = nil
 		}
@@ -104,6 +118,23 @@ func (h *Hub) watchEnrolment(ctx context.Context) {
 		}
 		lastErr = ""
 	}
+}
+
+// racyMtime is how close to a read a file's modification time must be
+// for the read not to vouch for it: a file system that keeps mtimes to
+// the second (or two, FAT) gives a write in the same second as the read
+// the same mtime.
+const racyMtime = 2 * time.Second
+
+// unchanged reports whether now is the file that was before, read at
+// readAt, unmodified since: the same file (inode), size and mtime, that
+// mtime already older than racyMtime at the read, so that any write
+// since would have moved it. The enrolment command writes a new file and
+// renames it over the old one: a new inode.
+func unchanged(before, now os.FileInfo, readAt time.Time) bool {
+	return before != nil && now != nil && os.SameFile(before, now) &&
+		before.Size() == now.Size() && before.ModTime().Equal(now.ModTime()) &&
+		readAt.Sub(now.ModTime()) > racyMtime
 }
 
 // lockDataDir takes an exclusive lock on dir for this process, so a second
