@@ -7,9 +7,11 @@
 // run earlier as the process nears it, so the overshoot is what the limit
 // leaves above the live heap. A limit at or below the live heap would
 // make it collect over and over (the runtime caps that at about half the
-// CPU), so the default limit is raised as the live heap grows: it always
-// leaves the live heap room to grow by half before a collection, up to
-// what the container allows. It comes back down, never below where it
+// CPU), so the default limit is raised as the live heap grows: it leaves
+// the heap room to allocate about half the live heap between collections,
+// beside what else the limit counts (goroutine stacks above all: two per
+// agent connection of the embedded NATS server), up to what the container
+// allows. It comes back down, never below where it
 // started, once the live heap has fallen well below it again: a hub's
 // start replays an hour of samples with far more in flight than it keeps
 // (at 2,000 hosts the live heap passed 440 MB while replaying, 300 MB
@@ -105,15 +107,23 @@ func Apply(ctx context.Context, c Choice, log *slog.Logger) {
 	}
 }
 
-// Guard checks the live heap every interval and raises the soft limit,
-// never past ceiling, whenever the live heap passes two thirds of it: the
-// collector then lets the heap grow by half to all of what is live
-// between collections rather than running over and over. It lowers a
-// raised limit again, never below the one it started with, when the live
-// heap falls under two fifths of it (see Next).
+// Guard checks the live heap every interval and keeps the soft limit
+// where it leaves the heap room to grow by a quarter to three quarters
+// of what is live between collections, beside what the limit counts and
+// a collection cannot free (overhead: goroutine stacks, the free slots of
+// the heap's spans, the runtime's own structures). Outside that band it
+// moves the limit to half the live heap's room (see Next), never past
+// ceiling and never below the limit it started with.
 func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *slog.Logger) {
 	floor := limit
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	sample := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/cycles/total:gc-cycles"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var cycles uint64
@@ -125,9 +135,11 @@ func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *
 		case <-t.C:
 		}
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 || sample[1].Value.Kind() != metrics.KindUint64 {
-			log.Warn("soft memory limit not guarded: the runtime does not report the live heap")
-			return
+		for _, m := range sample {
+			if m.Value.Kind() != metrics.KindUint64 {
+				log.Warn("soft memory limit not guarded: the runtime does not report " + m.Name)
+				return
+			}
 		}
 		// The live heap is as of the last collection, which a raised
 		// limit may put off for minutes: a burst's garbage then reads as
@@ -141,12 +153,17 @@ func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *
 			metrics.Read(sample)
 			cycles, quiet = sample[1].Value.Uint64(), 0
 		}
-		live := int64(min(sample[0].Value.Uint64(), math.MaxInt64/2))
-		if next := Next(limit, floor, ceiling, live); next != limit {
+		v := func(i int) int64 { return int64(min(sample[i].Value.Uint64(), math.MaxInt64/4)) }
+		live := v(0)
+		// What the limit counts (all the runtime holds but the pages it
+		// gave back) less the heap's objects and its free pages, which
+		// the scavenger gives back as the heap nears the limit.
+		overhead := max(0, v(2)-v(3)-v(4)-v(5))
+		if next := Next(limit, floor, ceiling, live, overhead); next != limit {
 			if next > limit {
-				log.Warn("soft memory limit raised: the live heap neared it", "live_bytes", live, "from", limit, "to", next, "ceiling", ceiling)
+				log.Warn("soft memory limit raised: the live heap neared it", "live_bytes", live, "overhead_bytes", overhead, "from", limit, "to", next, "ceiling", ceiling)
 			} else {
-				log.Info("soft memory limit lowered: the live heap fell", "live_bytes", live, "from", limit, "to", next, "floor", floor)
+				log.Info("soft memory limit lowered: the live heap fell", "live_bytes", live, "overhead_bytes", overhead, "from", limit, "to", next, "floor", floor)
 			}
 			limit = next
 			debug.SetMemoryLimit(limit)
@@ -158,23 +175,27 @@ func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *
 // collection before it forces one: a minute at Apply's 10 s.
 const staleChecks = 6
 
-// Next is the limit after a check that found live bytes live: twice the
-// live heap (what GOGC=100 would let it reach) once the live heap passes
-// two thirds of the limit, at most ceiling; twice the live heap again,
-// at least floor, once it is under two fifths of a limit above floor;
-// else the limit unchanged. Either way the live heap then has half the
-// limit, between the two fifths that lower it and the two thirds that
-// raise it, so the limit does not swing. Lowering it further costs CPU,
-// not just memory: at 1.6 times, an hour-in hub of 2,000 hosts (330-380
-// MB live, 80 MiB of stacks besides) had 80 MB to allocate between
-// collections and spent 13.7-14.7 % of a core against 11.3 % at its
-// fill's raised limit.
-func Next(limit, floor, ceiling, live int64) int64 {
+// Next is the limit after a check that found live bytes live and
+// overhead bytes the limit counts besides the heap's objects and free
+// pages. The heap's room is what the limit leaves it to allocate before
+// a collection: limit - overhead - live. When that is under a quarter of
+// the live heap (a limit the live heap neared, or overhead that grew),
+// the limit is raised, at most to ceiling; when it is over three quarters
+// and the limit is above floor, it is lowered, at least to floor; either
+// way to where the room is half the live heap, inside the band, so the
+// limit does not swing. Less room costs CPU, not just memory: at 2,000
+// hosts an hour in (260-340 MB live, 120-200 MB of overhead) a limit of
+// twice the live heap left the heap 30-190 MB of room, and where it was
+// least (a live heap a little smaller) the hub spent 21.7 % of a core
+// against 10-11 %; the overhead was what the rule did not see.
+func Next(limit, floor, ceiling, live, overhead int64) int64 {
+	room := limit - overhead - live
+	want := live + live/2 + overhead
 	switch {
-	case live > limit/3*2 && limit < ceiling:
-		return max(limit, min(ceiling, 2*live))
-	case live < limit/5*2 && limit > floor:
-		return max(floor, 2*live)
+	case room < live/4 && limit < ceiling:
+		return max(limit, min(ceiling, want))
+	case room > live/4*3 && limit > floor:
+		return min(limit, max(floor, want))
 	}
 	return limit
 }

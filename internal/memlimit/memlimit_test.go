@@ -64,33 +64,35 @@ func TestChoose(t *testing.T) {
 	}
 }
 
-// The guarded limit always leaves the live heap room to grow by half, so
-// the collector never runs over and over; it stays put while the live
-// heap is small, never passes the ceiling, and comes back down (never
-// below where it started) once the live heap has fallen far below it.
+// The guarded limit leaves the heap room to allocate a quarter to three
+// quarters of the live heap beside the overhead, so the collector never
+// runs over and over; it stays put while the live heap is small, never
+// passes the ceiling, and comes back down (never below where it started)
+// once the room has grown far past what the live heap needs.
 func TestNext(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		limit, floor, ceiling, live, want int64
+		limit, floor, ceiling, live, overhead, want int64
 	}{
-		{448 * mib, 448 * mib, math.MaxInt64, 100 * mib, 448 * mib},  // small heap: the limit caps the overshoot
-		{448 * mib, 448 * mib, math.MaxInt64, 298 * mib, 448 * mib},  // under two thirds: room to grow by half
-		{448 * mib, 448 * mib, math.MaxInt64, 300 * mib, 600 * mib},  // past two thirds: raised to twice the live heap
-		{768 * mib, 768 * mib, 921 * mib, 600 * mib, 921 * mib},      // a container's ceiling holds
-		{921 * mib, 768 * mib, 921 * mib, 900 * mib, 921 * mib},      // at the ceiling: unchanged
-		{600 * mib, 448 * mib, math.MaxInt64, 241 * mib, 600 * mib},  // raised, the live heap over two fifths: kept
-		{900 * mib, 448 * mib, math.MaxInt64, 350 * mib, 700 * mib},  // raised, the live heap under two fifths: lowered to twice it
-		{1300 * mib, 448 * mib, math.MaxInt64, 280 * mib, 560 * mib}, // an hour-in hub after its fill: twice its live heap
-		{900 * mib, 448 * mib, math.MaxInt64, 100 * mib, 448 * mib},  // … never below where it started
-		{448 * mib, 448 * mib, math.MaxInt64, 10 * mib, 448 * mib},   // at the floor: unchanged
+		{448 * mib, 448 * mib, math.MaxInt64, 100 * mib, 40 * mib, 448 * mib},   // small heap: the limit caps the overshoot
+		{448 * mib, 448 * mib, math.MaxInt64, 240 * mib, 100 * mib, 448 * mib},  // 2,000 hosts a minute in: 108 MiB of room, kept
+		{448 * mib, 448 * mib, math.MaxInt64, 280 * mib, 100 * mib, 520 * mib},  // room under a quarter: raised to half the live heap
+		{448 * mib, 448 * mib, math.MaxInt64, 280 * mib, 0, 448 * mib},          // the same live heap without the overhead: room enough
+		{768 * mib, 768 * mib, 921 * mib, 600 * mib, 100 * mib, 921 * mib},      // a container's ceiling holds
+		{921 * mib, 768 * mib, 921 * mib, 900 * mib, 100 * mib, 921 * mib},      // at the ceiling: unchanged
+		{600 * mib, 448 * mib, math.MaxInt64, 300 * mib, 150 * mib, 600 * mib},  // raised, room half the live heap: kept
+		{1300 * mib, 448 * mib, math.MaxInt64, 280 * mib, 160 * mib, 580 * mib}, // an hour-in hub after its fill: lowered to half its live heap's room
+		{516 * mib, 448 * mib, math.MaxInt64, 300 * mib, 160 * mib, 610 * mib},  // a limit that left it 56 MiB: raised
+		{900 * mib, 448 * mib, math.MaxInt64, 100 * mib, 50 * mib, 448 * mib},   // … never below where it started
+		{448 * mib, 448 * mib, math.MaxInt64, 10 * mib, 5 * mib, 448 * mib},     // at the floor: unchanged
 	} {
-		got := Next(c.limit, c.floor, c.ceiling, c.live)
+		got := Next(c.limit, c.floor, c.ceiling, c.live, c.overhead)
 		if got != c.want {
-			t.Errorf("Next(%d MiB, floor %d MiB, ceiling %d, live %d MiB) = %d MiB, want %d MiB", c.limit/mib, c.floor/mib, c.ceiling, c.live/mib, got/mib, c.want/mib)
+			t.Errorf("Next(%d MiB, floor %d MiB, ceiling %d, live %d MiB, overhead %d MiB) = %d MiB, want %d MiB", c.limit/mib, c.floor/mib, c.ceiling, c.live/mib, c.overhead/mib, got/mib, c.want/mib)
 		}
-		// No swing: the next check on the same live heap keeps the limit.
-		if again := Next(got, c.floor, c.ceiling, c.live); again != got {
-			t.Errorf("Next(%d MiB, live %d MiB) then %d MiB: it swings", c.limit/mib, c.live/mib, again/mib)
+		// No swing: the next check on the same heap keeps the limit.
+		if again := Next(got, c.floor, c.ceiling, c.live, c.overhead); again != got {
+			t.Errorf("Next(%d MiB, live %d MiB, overhead %d MiB) then %d MiB: it swings", c.limit/mib, c.live/mib, c.overhead/mib, again/mib)
 		}
 	}
 }
