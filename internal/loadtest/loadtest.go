@@ -136,30 +136,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Result, error) {
 	cpu0, tool0 := procCPU(cfg.HubPID), procCPU(os.Getpid())
 	start := time.Now()
 	measuring.Store(true)
-	stopRSS := make(chan struct{})
-	var rssMax atomic.Int64
-	go func() {
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		for {
-			rssMax.Store(max(rssMax.Load(), procRSS(cfg.HubPID)))
-			select {
-			case <-t.C:
-			case <-stopRSS:
-				return
-			}
-		}
-	}()
+	rssMax := peakRSS(cfg.HubPID, 500*time.Millisecond)
 	<-ctx.Done()
 	measuring.Store(false)
 	wall := time.Since(start)
 	cpu1, tool1 := procCPU(cfg.HubPID), procCPU(os.Getpid())
-	close(stopRSS)
+	hubRSSMax := rssMax()
 	wg.Wait()
 
 	r := Result{
 		Samples: pub.samples.Load(), PublishErrors: pub.errors.Load(),
-		Wall: wall, HubCPU: cpu1 - cpu0, ToolCPU: tool1 - tool0, HubRSSMax: rssMax.Load(), HubRSSEnd: procRSS(cfg.HubPID),
+		Wall: wall, HubCPU: cpu1 - cpu0, ToolCPU: tool1 - tool0, HubRSSMax: hubRSSMax, HubRSSEnd: procRSS(cfg.HubPID),
 	}
 	if cfg.HubURL != "" {
 		r.HubMemory, r.HubMemoryOK = hubMemory(context.Background(), cfg)
@@ -503,6 +490,32 @@ func procCPU(pid int) time.Duration {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	const ticks = 100 // USER_HZ on Linux
 	return time.Duration(ut+st) * time.Second / ticks
+}
+
+// peakRSS samples pid's resident set every interval until the function
+// it returns is first called, which returns the highest seen (again on
+// later calls).
+func peakRSS(pid int, every time.Duration) func() int64 {
+	stop, done := make(chan struct{}), make(chan struct{})
+	var peak int64
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			peak = max(peak, procRSS(pid))
+			select {
+			case <-t.C:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return sync.OnceValue(func() int64 {
+		close(stop)
+		<-done
+		return max(peak, procRSS(pid))
+	})
 }
 
 // procRSS is the process's resident set in bytes from /proc/<pid>/status.

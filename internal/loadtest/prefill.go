@@ -60,21 +60,7 @@ func Prefill(ctx context.Context, cfg Config, window int, span time.Duration, lo
 	if cfg.HubPID <= 0 {
 		return prefill(ctx, cfg, window, span, log)
 	}
-	stop, done := make(chan struct{}), make(chan struct{})
-	var rss int64
-	go func() {
-		defer close(done)
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		for {
-			rss = max(rss, procRSS(cfg.HubPID))
-			select {
-			case <-t.C:
-			case <-stop:
-				return
-			}
-		}
-	}()
+	rssMax := peakRSS(cfg.HubPID, 500*time.Millisecond)
 	r, err := prefill(ctx, cfg, window, span, log)
 	if err == nil {
 		r.Settle, err = settle(ctx, cfg.HubPID, settleIdle, settleWindow, settleMax)
@@ -89,9 +75,7 @@ func Prefill(ctx context.Context, cfg Config, window int, span time.Duration, lo
 			r.Settle = settleLeast
 		}
 	}
-	close(stop)
-	<-done
-	r.HubRSSMax = rss
+	r.HubRSSMax = rssMax()
 	return r, err
 }
 

@@ -59,6 +59,10 @@ type RestartResult struct {
 	// after the waits, FleetBytes its size.
 	FleetGet   time.Duration
 	FleetBytes int64
+	// RSSMax is the restarted hub's highest resident set from its start
+	// until the fleet's 60m history was complete, RSSEnd its resident set
+	// then.
+	RSSMax, RSSEnd int64
 	// Log holds the new hub's log lines about its restore and replay.
 	Log []string
 }
@@ -139,6 +143,11 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 		return r, err
 	}
 	defer hub2.stop()
+	// What the restarted hub holds while it restores and replays the
+	// hour, no agent connected: what its container must allow beside
+	// the running hub's own figures.
+	rssMax := peakRSS(hub2.cmd.Process.Pid, 100*time.Millisecond)
+	defer rssMax()
 	if r.Health, err = waitFor(ctx, began, func() bool { return status(ctx, cfg.Config, "/healthz") == http.StatusOK }); err != nil {
 		return r, fmt.Errorf("loadtest: restarted hub not healthy: %w", err)
 	}
@@ -161,6 +170,7 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 		return r, fmt.Errorf("loadtest: fleet history after the restart: %w", err)
 	}
 	r.FleetHistory = got.Sub(began)
+	r.RSSMax, r.RSSEnd = rssMax(), procRSS(hub2.cmd.Process.Pid)
 	// What one fleet history costs once the hub is up.
 	t := time.Now()
 	if resp, err := get(ctx, cfg.Config, fleetPath); err == nil {
@@ -428,6 +438,7 @@ func (r RestartResult) Report(w io.Writer, cfg RestartConfig) {
 	fmt.Fprintf(w, "host 60m history    %s (%d slots with data, as before the restart; %d points equal to the old hub's)\n", r.HostHistory.Round(time.Millisecond), r.HostSlots, r.Compared)
 	fmt.Fprintf(w, "fleet 60m history   %s (%d slots); one GET of it then: %s, %.1f MB\n",
 		r.FleetHistory.Round(time.Millisecond), r.FleetSlots, r.FleetGet.Round(time.Millisecond), float64(r.FleetBytes)/1e6)
+	fmt.Fprintf(w, "restarted hub RSS   max %.1f MiB until then, %.1f MiB then\n", float64(r.RSSMax)/(1<<20), float64(r.RSSEnd)/(1<<20))
 	for _, l := range r.Log {
 		fmt.Fprintln(w, "hub log:", l)
 	}
