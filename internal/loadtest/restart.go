@@ -60,8 +60,8 @@ type RestartResult struct {
 	FleetGet   time.Duration
 	FleetBytes int64
 	// RSSMax is the restarted hub's highest resident set from its start
-	// until the fleet's 60m history was complete, RSSEnd its resident set
-	// then.
+	// until the host's 60m history was complete (the restore and the
+	// replay), RSSEnd its resident set then.
 	RSSMax, RSSEnd int64
 	// Log holds the new hub's log lines about its restore and replay.
 	Log []string
@@ -159,6 +159,9 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 		return r, fmt.Errorf("loadtest: host history after the restart: %w", err)
 	}
 	r.HostHistory = got.Sub(began)
+	// Before the fleet's history is asked for: at 2,000 hosts one GET of
+	// it builds half a gigabyte.
+	r.RSSMax, r.RSSEnd = rssMax(), procRSS(hub2.cmd.Process.Pid)
 	hostAfter, err := body(ctx, cfg.Config, hostPath)
 	if err != nil {
 		return r, err
@@ -170,7 +173,6 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 		return r, fmt.Errorf("loadtest: fleet history after the restart: %w", err)
 	}
 	r.FleetHistory = got.Sub(began)
-	r.RSSMax, r.RSSEnd = rssMax(), procRSS(hub2.cmd.Process.Pid)
 	// What one fleet history costs once the hub is up.
 	t := time.Now()
 	if resp, err := get(ctx, cfg.Config, fleetPath); err == nil {
@@ -441,9 +443,9 @@ func (r RestartResult) Report(w io.Writer, cfg RestartConfig) {
 		cfg.Hosts, cfg.GPUs, cfg.Span, cfg.Interval, r.Stored, r.Dropped, r.Fill.Round(time.Millisecond))
 	fmt.Fprintf(w, "/healthz 200        %s after the restarted hub's start (%s of its CPU by then)\n", r.Health.Round(time.Millisecond), r.HealthCPU.Round(time.Millisecond))
 	fmt.Fprintf(w, "host 60m history    %s (%d slots with data, as before the restart; %d points equal to the old hub's)\n", r.HostHistory.Round(time.Millisecond), r.HostSlots, r.Compared)
+	fmt.Fprintf(w, "restarted hub RSS   max %.1f MiB until the host's history was complete, %.1f MiB then\n", float64(r.RSSMax)/(1<<20), float64(r.RSSEnd)/(1<<20))
 	fmt.Fprintf(w, "fleet 60m history   %s (%d slots); one GET of it then: %s, %.1f MB\n",
 		r.FleetHistory.Round(time.Millisecond), r.FleetSlots, r.FleetGet.Round(time.Millisecond), float64(r.FleetBytes)/1e6)
-	fmt.Fprintf(w, "restarted hub RSS   max %.1f MiB until then, %.1f MiB then\n", float64(r.RSSMax)/(1<<20), float64(r.RSSEnd)/(1<<20))
 	for _, l := range r.Log {
 		fmt.Fprintln(w, "hub log:", l)
 	}
