@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -47,6 +48,10 @@ func TestHistoryHostFilter(t *testing.T) {
 		{"unknown host, default range", withHosts, "host=nope", http.StatusNotFound, `unknown host \"nope\"`, ""},
 		{"unknown host before any history", noHosts, "host=nope", http.StatusNotFound, `unknown host \"nope\": no host has history yet`, ""},
 		{"bad range wins over unknown host", withHosts, "range=7y&host=nope", http.StatusBadRequest, `unknown range \"7y\"`, ""},
+		{"host view", withHosts, "view=host&host=gpu02", http.StatusOK, `"range":"5m"`, "gpu02"},
+		{"host view without a host", withHosts, "view=host", http.StatusBadRequest, `view \"host\" needs a host`, ""},
+		{"fleet view with a host", withHosts, "view=fleet&host=gpu01", http.StatusBadRequest, `view \"fleet\" takes no host`, ""},
+		{"unknown view", withHosts, "view=rack", http.StatusBadRequest, `unknown view \"rack\"`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,5 +149,41 @@ func TestNotReady(t *testing.T) {
 	mu.Unlock()
 	if code, _, body := get(t, "http://"+srv.Addr()+"/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz once healthy: %d %q", code, body)
+	}
+}
+
+// TestHistoryFleetView: ?view=fleet serves the site's totals from the real
+// store, the fleet view's history, with no host's figures in it; a reader
+// without FleetWindow says it has none.
+func TestHistoryFleetView(t *testing.T) {
+	now := time.Now().Truncate(5 * time.Second)
+	st := history.New()
+	st.Record(fleetSite(now.Add(-5*time.Second), 30, false))
+	st.Record(fleetSite(now, 50, false))
+	s := start(t, Config{History: st})
+	code, _, body := get(t, "http://"+s.Addr()+"/api/v1/history?view=fleet&range=5m")
+	if code != http.StatusOK {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	var h metrics.History
+	if err := json.Unmarshal([]byte(body), &h); err != nil {
+		t.Fatal(err)
+	}
+	var utils []float64
+	for _, p := range h.Points {
+		if p.Host != nil || len(p.Hosts) > 0 || p.GPU != nil {
+			t.Fatalf("fleet point %s holds a host's figures: %+v", p.Timestamp, p)
+		}
+		if p.Fleet != nil && p.Fleet.UtilMean != nil {
+			utils = append(utils, *p.Fleet.UtilMean)
+		}
+	}
+	// The mean over the site's three GPUs (util, util+20, 10).
+	if len(utils) != 2 || math.Abs(utils[0]-30) > 1e-5 || math.Abs(utils[1]-130.0/3) > 1e-5 {
+		t.Fatalf("fleet utilization means %v, want [30 43.33]", utils)
+	}
+	plain := start(t, Config{History: &windows{}})
+	if code, _, body := get(t, "http://"+plain.Addr()+"/api/v1/history?view=fleet"); code != http.StatusNotImplemented || !strings.Contains(body, "no fleet history") {
+		t.Fatalf("a reader without FleetWindow: %d %s", code, body)
 	}
 }

@@ -340,11 +340,25 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "history not configured")
 		return
 	}
-	rng := r.URL.Query().Get("range")
+	q := r.URL.Query()
+	rng := q.Get("range")
 	if rng == "" {
 		rng = s.cfg.DefaultRange
 	}
-	h, err := s.cfg.History.Window(time.Now(), rng, r.URL.Query().Get("host"))
+	// The views' own histories: ?view=fleet is the site's totals, which
+	// a script can read at any fleet size (the default view's 60m history
+	// at 2,000 hosts is about 500 MB).
+	k, err := parseView(q.Get("view"), q.Get("host"), viewAll)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	window := s.windowOf(k)
+	if window == nil {
+		writeError(w, http.StatusNotImplemented, "no "+string(k)+" history")
+		return
+	}
+	h, err := window(time.Now(), rng)
 	var uh unknownHost
 	switch {
 	case isUnavailable(err):
