@@ -113,18 +113,24 @@ func Ingest(ctx context.Context, cfg IngestConfig, log *slog.Logger) (IngestResu
 	stop()
 
 	// The hub has consumed the run once its count has grown by what was
-	// stored; it is read every 500 ms, which costs it little.
+	// stored; it is read every 500 ms, which costs it little. A publish
+	// that failed here (a timeout) may have been stored all the same, so
+	// with any failed the count must also have stopped moving: a restart
+	// run that read the old hub's history at the acked count compared a
+	// minute one sample short of what the new hub replayed.
 	deadline := time.Now().Add(drainWait)
+	last := int64(-1)
 	for {
 		n, d, err := hubSamples(ctx, cfg.Config)
 		if err != nil {
 			return r, err
 		}
 		r.Consumed, r.Dropped, r.Drained = n-consumed0, d-dropped0, time.Since(start)
-		if r.Consumed+r.Dropped >= r.Stored {
+		if done := r.Consumed + r.Dropped; done >= r.Stored && (r.Errors == 0 || done >= r.Stored+r.Errors || done == last) {
 			r.Complete = true
 			break
 		}
+		last = r.Consumed + r.Dropped
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			log.Warn("hub did not consume every stored sample in time", "stored", r.Stored, "consumed", r.Consumed)
 			break
