@@ -18,17 +18,25 @@ import (
 // Streams and subjects of the hub's own persisted state.
 //
 // Rollups: one message per long slot, on
-// sysperf.v1.rollup.<res_s>.<host>.<slot start, unix s>, in a stream that
-// keeps one message per subject (a later version of a slot replaces the
-// earlier one, like a KV bucket) for Retention. The hub's own readings use
-// "_hub" as host.
+// sysperf.v1.rollup.<res_s>.<host>.<place>, in a stream that keeps one
+// message per subject (a later version of a slot replaces the earlier one,
+// like a KV bucket) for Retention. <place> is the slot's place in its
+// window's ring (0-59, as Store.idx): the slot that takes a place 60 slots
+// later replaces the one it pushes out of the window. The hub's own
+// readings use "_hub" as host. Named by the slot's start instead (as
+// hubs before this one did), the stream gained a subject per slot sealed:
+// 4.3 million a week into a 2,000-host hub's life, and the server keeps
+// ~200 bytes of index per subject (measured at 800,000), some 0.8 GB of
+// the hub's memory that only grew. Restore reads a slot's start from the
+// message, so both namings restore.
 //
 // Minutes: each host's 1-minute slots of the 60m window, with the ids of
 // their samples, one message per slot on
-// sysperf.v1.minute.<host>.<slot start, unix s>, one message per subject,
-// kept MinutesMaxAge: a restarted hub puts its 60m windows back from them
-// and skips decoding the samples they hold (Store.Covered). An older hub
-// neither writes nor reads them, and replays every sample as before.
+// sysperf.v1.minute.<host>.<place> (0-59, the minute's place in the 60m
+// window), one message per subject, kept MinutesMaxAge: a restarted hub
+// puts its 60m windows back from them and skips decoding the samples they
+// hold (Store.Covered). An older hub neither writes nor reads them, and
+// replays every sample as before.
 //
 // Hub readings: the figures Record placed (inference, databases,
 // containers), one message per update on sysperf.v1.hub.readings, kept for
@@ -378,16 +386,18 @@ type Reading struct {
 }
 
 // RollupSubject is where rollup r is kept: a minute (Res 60) in
-// StreamMinutes, a long slot in StreamRollups.
+// StreamMinutes, a long slot in StreamRollups, each on its place in its
+// window's ring (see the package's persistence notes above).
 func RollupSubject(r *Rollup) string {
 	host := r.Host
 	if host == "" {
 		host = hubHostToken
 	}
+	place := strconv.FormatInt(mod(r.Start/(r.Res*int64(time.Second)), ringSize), 10)
 	if r.Res == 60 {
-		return minutePrefix + host + "." + strconv.FormatInt(r.Start/int64(time.Second), 10)
+		return minutePrefix + host + "." + place
 	}
-	return rollupPrefix + strconv.FormatInt(r.Res, 10) + "." + host + "." + strconv.FormatInt(r.Start/int64(time.Second), 10)
+	return rollupPrefix + strconv.FormatInt(r.Res, 10) + "." + host + "." + place
 }
 
 // since selects the messages on filter from start (zero: from the

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 	"github.com/vmihailenco/msgpack/v5"
@@ -342,4 +344,70 @@ func TestMinutesRestartRounded(t *testing.T) {
 	st2, p2 := openPersist(ctx, t, js, PersistConfig{})
 	replayInto(p2, samples, now)
 	sameWindows(t, "restart from minutes", st1, st2, now)
+}
+
+// TestRingSubjects runs a host's history for eight hours against a real
+// JetStream, publishing as a hub does while time passes: the streams
+// must hold one subject per place of each window's ring, not one per
+// slot ever sealed (the server indexes every subject; a week of 2,000
+// hosts' slots was 4.3 million of them), and a restart on them must put
+// every window back as it was.
+func TestRingSubjects(t *testing.T) {
+	js := natsxtest.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	now := time.Now()
+	start := now.Add(-8 * time.Hour).Truncate(5 * time.Second)
+	st1, p1 := openPersist(ctx, t, js, PersistConfig{})
+	var samples []*metrics.Sample
+	// Half an hour at a time, flushed at its end, as a running hub's
+	// flushes see the minutes complete and the long slots sealed.
+	for i := 0; ; i++ {
+		ts := start.Add(time.Duration(i) * 5 * time.Second)
+		if ts.After(now) {
+			break
+		}
+		s := sample("gpu-1", uint64(i+1), ts, cpuAt(i), 2)
+		add(p1, s)
+		samples = append(samples, s)
+		if i%360 == 359 {
+			p1.flush(ctx, ts.Add(5*time.Second), false)
+		}
+	}
+	p1.flush(ctx, now, true)
+	if p1.Failed() != 0 {
+		t.Fatalf("%d publishes failed", p1.Failed())
+	}
+
+	subjects := func(stream, filter string) int {
+		t.Helper()
+		st, err := js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(info.State.Subjects)
+	}
+	// Eight hours sealed 71 six-minute slots and published 481
+	// minutes; each window's ring has 60 places.
+	for _, c := range []struct{ stream, filter string }{
+		{StreamRollups, "sysperf.v1.rollup.360.gpu-1.*"},
+		{StreamMinutes, "sysperf.v1.minute.gpu-1.*"},
+	} {
+		if n := subjects(c.stream, c.filter); n != ringSize {
+			t.Errorf("%s holds %d subjects, want %d (one per place)", c.filter, n, ringSize)
+		}
+	}
+
+	st2, p2 := openPersist(ctx, t, js, PersistConfig{})
+	from := p2.ReplayStart(now)
+	for _, s := range samples {
+		if !time.Unix(0, s.TS).Before(from) {
+			add(p2, s)
+		}
+	}
+	sameWindows(t, "ring subjects", st1, st2, now)
 }
