@@ -32,11 +32,13 @@ import (
 //
 // Minutes: each host's 1-minute slots of the 60m window, with the ids of
 // their samples, one message per slot on
-// sysperf.v1.minute.<host>.<place> (0-59, the minute's place in the 60m
-// window), one message per subject, kept MinutesMaxAge: a restarted hub
-// puts its 60m windows back from them and skips decoding the samples they
-// hold (Store.Covered). An older hub neither writes nor reads them, and
-// replays every sample as before.
+// sysperf.v1.minute.<host>.<slot start, unix s>, one message per subject,
+// kept MinutesMaxAge: a restarted hub puts its 60m windows back from them
+// and skips decoding the samples they hold (Store.Covered). An older hub
+// neither writes nor reads them, and replays every sample as before.
+// MinutesMaxAge bounds their subjects (240,000 at 2,000 hosts); named by
+// place like the rollups, each minute would delete the one an hour older
+// from inside the stream, 2,000 a minute, each loading its block back.
 //
 // Hub readings: the figures Record placed (inference, databases,
 // containers), one message per update on sysperf.v1.hub.readings, kept for
@@ -393,10 +395,10 @@ func RollupSubject(r *Rollup) string {
 	if host == "" {
 		host = hubHostToken
 	}
-	place := strconv.FormatInt(mod(r.Start/(r.Res*int64(time.Second)), ringSize), 10)
 	if r.Res == 60 {
-		return minutePrefix + host + "." + place
+		return minutePrefix + host + "." + strconv.FormatInt(r.Start/int64(time.Second), 10)
 	}
+	place := strconv.FormatInt(mod(r.Start/(r.Res*int64(time.Second)), ringSize), 10)
 	return rollupPrefix + strconv.FormatInt(r.Res, 10) + "." + host + "." + place
 }
 
