@@ -82,9 +82,21 @@ type ingest struct {
 	// decoders are sample's metrics.Decoders: a sample is decoded into
 	// the memory of the last one, which only its conversion reads.
 	decoders sync.Pool
+	// strings are the decoders' strings (metrics.Strings): kept, a
+	// string of the message kept the message.
+	strings *metrics.Strings
 	// spares are the entries the merger gave back.
 	spares spares
 }
+
+// maxStrings and maxStringBytes bound each generation of the ingest's
+// strings: the load tool's 2,000 8-GPU hosts read 20,000 distinct ones
+// (each host's name, boot and GPU UUIDs; the rest they share), under
+// 1 MB, and a real host's processes and disks add a few dozen each.
+const (
+	maxStrings     = 1 << 17
+	maxStringBytes = 8 << 20
+)
 
 // enrolledSet is who may publish, by kind.
 type enrolledSet struct{ agents, latency map[string]bool }
@@ -97,6 +109,7 @@ func newIngest(log *slog.Logger, history History, latency Latency) *ingest {
 		limit:   logLimiter{every: 10 * time.Second},
 		newest:  map[string]latest{},
 		seen:    newSeen(),
+		strings: metrics.NewStrings(maxStrings, maxStringBytes),
 		stats:   Stats{Dropped: map[string]uint64{}, ObservationsDropped: map[string]uint64{}},
 	}
 }
@@ -120,7 +133,7 @@ func (in *ingest) sample(subject string, data []byte) bool {
 	defer in.handled.Add(1)
 	d, _ := in.decoders.Get().(*metrics.Decoder)
 	if d == nil {
-		d = &metrics.Decoder{}
+		d = &metrics.Decoder{Strings: in.strings}
 	}
 	// s is d's until d goes back: only the envelope and errors (merged),
 	// the figures (view.OfIn copies what it keeps) and the host's part

@@ -68,13 +68,17 @@ func decodeOwned(b []byte, d *Decoder) (*Sample, error) {
 // the Decoder's next call: the caller must copy whatever it keeps of it
 // (numbers included: a figure is a pointer into that memory), the
 // Sample.Models map itself included. What it may keep as it is: the
-// strings (they are the message's, see DecodeOwned), the errors
+// strings (the message's, see DecodeOwned, or Strings' copies), the errors
 // (Sample.Errors), everything a model's entry points at or holds (its
 // numbers, maps and lists are allocated for each sample, so a copy of a
 // Model may be kept), and the GPU health details read through the
 // library (XIDs, ECC, PCIe, NVLinks, MIG) and the throttle reasons. A
 // Decoder is not safe for concurrent use.
 type Decoder struct {
+	// Strings, when set, holds the strings the sample reads (see
+	// Strings), and the sample holds none of its message.
+	Strings *Strings
+
 	block   *sampleBlock
 	scalars []uint64
 	gpus    []GPU
@@ -373,6 +377,9 @@ func (r *reader) span() (int, int, error) {
 
 func (r *reader) string() (string, error) {
 	start, end, err := r.span()
+	if err == nil && r.d != nil && r.d.Strings != nil {
+		return r.d.Strings.get(r.str[start:end]), nil
+	}
 	return r.str[start:end], err
 }
 
