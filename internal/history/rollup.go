@@ -283,7 +283,7 @@ func (s *Store) minutes(now time.Time, all bool, limit int) []Rollup {
 				continue
 			}
 			r := s.rollup(ser, t60m, i)
-			r.IDs = append(slices.Clone(ser.ids[i]), ser.rids[i]...)
+			r.IDs = append(ser.idsOf(i, nil), ser.rids[i]...)
 			r.Models = ser.models[i]
 			out = append(out, r)
 		}
@@ -324,7 +324,7 @@ func (s *Store) RestoreMinute(r *Rollup) error {
 		return nil
 	}
 	s.fill(ser, t60m, i, r)
-	ser.ids[i] = ser.ids[i][:0]
+	ser.clearIDs(i)
 	delete(ser.rids, i)
 	if len(r.IDs) > 0 {
 		if ser.rids == nil {

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"maps"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -266,10 +267,13 @@ func TestBounded(t *testing.T) {
 	if ser.lag != nil {
 		t.Fatalf("lag %v for samples with every series", ser.lag)
 	}
-	for i, ids := range ser.ids {
-		if len(ids) > 12 {
-			t.Fatalf("minute %d remembers %d ids for 12 samples a minute", i, len(ids))
+	for i, r := range ser.ids {
+		if n := bits.OnesCount64(r.mask); n > 12 {
+			t.Fatalf("minute %d remembers %d ids for 12 samples a minute", i, n)
 		}
+	}
+	if ser.more != nil {
+		t.Fatalf("ids outside their minute's run for one boot's samples: %v", ser.more)
 	}
 	if len(ser.keys) > 30 {
 		t.Fatalf("%d series for one host with one GPU", len(ser.keys))
@@ -1074,5 +1078,61 @@ func TestSealInBatches(t *testing.T) {
 	}
 	if len(want) < 8 || !maps.Equal(got, want) {
 		t.Fatalf("batches sealed %v, one Seal %v", got, want)
+	}
+}
+
+// TestIDRuns: a minute's ids kept as a run of one boot's sequence
+// numbers find every sample added, in any order, of any boot, however far
+// apart, and none not added; and read back as sampleID makes them.
+func TestIDRuns(t *testing.T) {
+	type id struct {
+		boot string
+		seq  uint64
+	}
+	var added []id
+	for seq := uint64(100); seq < 112; seq++ { // a minute at 5 s
+		added = append(added, id{"b1", seq})
+	}
+	added = append(added,
+		id{"b1", 95},        // late, before the run: it moves
+		id{"b1", 40},        // too far before it
+		id{"b1", 170},       // too far after it
+		id{"b2", 0},         // the agent restarted within the minute
+		id{"b2", 1},         //
+		id{"b1", 1<<64 - 1}, // the largest
+	)
+	ser := newSeries("h", 4, false)
+	for i, a := range added {
+		if ser.hasID(7, bootHash(a.boot), a.seq) {
+			t.Fatalf("%v found before it was added", a)
+		}
+		ser.addID(7, bootHash(a.boot), a.seq)
+		for _, b := range added[:i+1] {
+			if !ser.hasID(7, bootHash(b.boot), b.seq) {
+				t.Fatalf("after adding %v, %v is not found", a, b)
+			}
+		}
+	}
+	for _, a := range []id{{"b1", 99}, {"b1", 112}, {"b2", 2}, {"b3", 100}, {"b1", 41}} {
+		if ser.hasID(7, bootHash(a.boot), a.seq) {
+			t.Fatalf("%v found, never added", a)
+		}
+		if ser.hasID(6, bootHash("b1"), 100) {
+			t.Fatal("another frame holds frame 7's id")
+		}
+	}
+	var want []uint64
+	for _, a := range added {
+		want = append(want, sampleID(a.boot, a.seq))
+	}
+	got := ser.idsOf(7, nil)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("ids read back %x, want %x", got, want)
+	}
+	ser.clearIDs(7)
+	if ser.hasID(7, bootHash("b1"), 100) || ser.more != nil || len(ser.idsOf(7, nil)) != 0 {
+		t.Fatal("a cleared frame still holds ids")
 	}
 }
