@@ -28,7 +28,7 @@ type settings struct {
 	hub.Config
 	Healthcheck bool       `flag:"healthcheck" usage:"check GET /healthz on --http and exit 0 when healthy, 1 when not (for container health checks)"`
 	LogLevel    slog.Level `flag:"log-level" usage:"debug, info, warn or error"`
-	MemoryLimit int64      `flag:"memory-limit" usage:"soft memory limit of the hub in bytes (0: GOMEMLIMIT if set, else 3/4 of the container's memory limit, else 448 MiB; the last two are raised when they leave the heap less than an eighth of the live heap to allocate between collections)"`
+	MemoryLimit int64      `flag:"memory-limit" usage:"soft memory limit of the hub in bytes (0: GOMEMLIMIT if set, else 3/4 of the container's memory limit, else 448 MiB; the last two are raised when they leave the heap less than a quarter of the live heap to allocate between collections)"`
 }
 
 func main() {

@@ -64,11 +64,11 @@ func TestChoose(t *testing.T) {
 	}
 }
 
-// The guarded limit leaves the heap room to allocate an eighth to a half
-// of the live heap beside the overhead, so the collector never runs over
-// and over; it stays put while the live heap is small, never passes the
-// ceiling, and comes back down (never below where it started) once the
-// room has grown far past what the live heap needs.
+// The guarded limit leaves the heap room to allocate a quarter to three
+// quarters of the live heap beside the overhead, so the collector never
+// runs over and over; it stays put while the live heap is small, never
+// passes the ceiling, and comes back down (never below where it started)
+// once the room has grown far past what the live heap needs.
 func TestNext(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
@@ -76,13 +76,13 @@ func TestNext(t *testing.T) {
 	}{
 		{448 * mib, 448 * mib, math.MaxInt64, 100 * mib, 40 * mib, 448 * mib},   // small heap: the limit caps the overshoot
 		{448 * mib, 448 * mib, math.MaxInt64, 240 * mib, 100 * mib, 448 * mib},  // 2,000 hosts a minute in: 108 MiB of room, kept
-		{448 * mib, 448 * mib, math.MaxInt64, 320 * mib, 110 * mib, 510 * mib},  // room under an eighth: raised to a quarter of the live heap
-		{448 * mib, 448 * mib, math.MaxInt64, 280 * mib, 0, 448 * mib},          // a live heap without overhead: room enough
-		{768 * mib, 768 * mib, 921 * mib, 700 * mib, 100 * mib, 921 * mib},      // a container's ceiling holds
+		{448 * mib, 448 * mib, math.MaxInt64, 280 * mib, 100 * mib, 520 * mib},  // room under a quarter: raised to half the live heap
+		{448 * mib, 448 * mib, math.MaxInt64, 280 * mib, 0, 448 * mib},          // the same live heap without the overhead: room enough
+		{768 * mib, 768 * mib, 921 * mib, 600 * mib, 100 * mib, 921 * mib},      // a container's ceiling holds
 		{921 * mib, 768 * mib, 921 * mib, 900 * mib, 100 * mib, 921 * mib},      // at the ceiling: unchanged
-		{530 * mib, 448 * mib, math.MaxInt64, 300 * mib, 150 * mib, 530 * mib},  // raised, room a quarter of the live heap: kept
-		{1300 * mib, 448 * mib, math.MaxInt64, 280 * mib, 160 * mib, 510 * mib}, // an hour-in hub after its fill: lowered to a quarter of its live heap's room
-		{480 * mib, 448 * mib, math.MaxInt64, 300 * mib, 160 * mib, 535 * mib},  // a limit that left it 20 MiB: raised
+		{600 * mib, 448 * mib, math.MaxInt64, 300 * mib, 150 * mib, 600 * mib},  // raised, room half the live heap: kept
+		{1300 * mib, 448 * mib, math.MaxInt64, 280 * mib, 160 * mib, 580 * mib}, // an hour-in hub after its fill: lowered to half its live heap's room
+		{516 * mib, 448 * mib, math.MaxInt64, 300 * mib, 160 * mib, 610 * mib},  // a limit that left it 56 MiB: raised
 		{900 * mib, 448 * mib, math.MaxInt64, 100 * mib, 50 * mib, 448 * mib},   // … never below where it started
 		{448 * mib, 448 * mib, math.MaxInt64, 10 * mib, 5 * mib, 448 * mib},     // at the floor: unchanged
 	} {
