@@ -16,10 +16,10 @@ LDFLAGS   := -X github.com/sysperf/sysperf/internal/version.version=$(VERSION) -
 # The hub is linked with the runtime's goroutine stack shrinking off
 # (GODEBUG gcshrinkstackoff=1 as its default; GODEBUG in the environment
 # still overrides it). The embedded NATS server runs two goroutines per
-# agent connection whose stacks grow to 16-32 KiB for each message: every
-# collection halved them and the next message grew them back, 10-16 % of
-# a 2,000-host hub's CPU in copying stacks, for no memory saved (95-99 MiB
-# of stacks either way). //go:debug does not take this setting, and the
+# agent connection whose stacks grow for each message (24 KiB on average):
+# every collection halved them and the next message grew them back, a
+# tenth of a 2,000-host hub's CPU copying stacks, for no memory saved
+# (95-99 MiB of stacks either way; README, "the soft memory limit"). //go:debug does not take this setting, and the
 # go command sets runtime.godebugDefault itself only when go.mod's go line
 # is older than the toolchain (it is not: `go list -f {{.DefaultGODEBUG}}
 # ./cmd/hub` is empty). deploy/Dockerfile links the same way.
