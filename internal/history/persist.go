@@ -31,14 +31,21 @@ import (
 // message, so both namings restore.
 //
 // Minutes: each host's 1-minute slots of the 60m window, with the ids of
-// their samples, one message per slot on
-// sysperf.v1.minute.<host>.<slot start, unix s>, one message per subject,
-// kept MinutesMaxAge: a restarted hub puts its 60m windows back from them
-// and skips decoding the samples they hold (Store.Covered). An older hub
-// neither writes nor reads them, and replays every sample as before.
-// MinutesMaxAge bounds their subjects (240,000 at 2,000 hosts); named by
-// place like the rollups, each minute would delete the one an hour older
-// from inside the stream, 2,000 a minute, each loading its block back.
+// their samples, one message per version of a slot, all of a host's on
+// sysperf.v1.minute.<host>, kept MinutesMaxAge: a restarted hub puts its
+// 60m windows back from them (a later version of a minute replacing the
+// earlier, as the stream delivers them in order) and skips decoding the
+// samples they hold (Store.Covered). An older hub neither writes nor
+// reads them, and replays every sample as before. One subject a host and
+// no limit per subject, because the server pays for both other ways: a
+// subject per minute (as hubs before this one named them, still read)
+// was 120,000 subjects of server index an hour into a 2,000-host hub's
+// life and twice that two hours in, and a limit of one message per
+// subject made every republished minute (a backlog or a fill republishes
+// most of them) remove the earlier version from inside the stream,
+// loading its block: 570 MB of block buffers alive at once while the
+// load tool filled an hour of 2,000 hosts. Only MinutesMaxAge removes
+// minutes, from the stream's oldest block.
 //
 // Hub readings: the figures Record placed (inference, databases,
 // containers), one message per update on sysperf.v1.hub.readings, kept for
@@ -190,9 +197,11 @@ func (p *Persist) ensureStreams(ctx context.Context) error {
 			Duplicates: min(2*time.Minute, p.cfg.ReadingsMaxAge),
 		},
 		{
-			Name: StreamMinutes, Description: "sysperf 60m-window minutes, one message per host and minute",
+			Name: StreamMinutes, Description: "sysperf 60m-window minutes, one subject per host",
 			Subjects: []string{SubjectMinutes}, Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
-			Discard: jetstream.DiscardOld, MaxAge: MinutesMaxAge, MaxMsgsPerSubject: 1, Replicas: p.cfg.Replicas,
+			// No limit per subject: a hub before this one set 1, and this
+			// lifts it (see the package's persistence notes).
+			Discard: jetstream.DiscardOld, MaxAge: MinutesMaxAge, MaxMsgsPerSubject: -1, Replicas: p.cfg.Replicas,
 		},
 	} {
 		cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
@@ -388,15 +397,15 @@ type Reading struct {
 }
 
 // RollupSubject is where rollup r is kept: a minute (Res 60) in
-// StreamMinutes, a long slot in StreamRollups, each on its place in its
-// window's ring (see the package's persistence notes above).
+// StreamMinutes on its host's subject, a long slot in StreamRollups on its
+// place in its window's ring (see the package's persistence notes above).
 func RollupSubject(r *Rollup) string {
 	host := r.Host
 	if host == "" {
 		host = hubHostToken
 	}
 	if r.Res == 60 {
-		return minutePrefix + host + "." + strconv.FormatInt(r.Start/int64(time.Second), 10)
+		return minutePrefix + host
 	}
 	place := strconv.FormatInt(mod(r.Start/(r.Res*int64(time.Second)), ringSize), 10)
 	return rollupPrefix + strconv.FormatInt(r.Res, 10) + "." + host + "." + place

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -392,12 +393,12 @@ func TestRingSubjects(t *testing.T) {
 		return len(info.State.Subjects)
 	}
 	// Eight hours sealed 71 six-minute slots; the 6h window's ring has 60
-	// places. The minutes keep a subject each (see the package's notes).
+	// places. The minutes are all on the host's one subject.
 	if n := subjects(StreamRollups, "sysperf.v1.rollup.360.gpu-1.*"); n != ringSize {
 		t.Errorf("the 6h window's rollups are on %d subjects, want %d (one per place)", n, ringSize)
 	}
-	if n := subjects(StreamMinutes, "sysperf.v1.minute.gpu-1.*"); n < 8*60 {
-		t.Errorf("%d minute subjects for 481 minutes published: each minute keeps its own", n)
+	if n := subjects(StreamMinutes, SubjectMinutes); n != 1 {
+		t.Errorf("the minutes of one host are on %d subjects, want 1", n)
 	}
 
 	st2, p2 := openPersist(ctx, t, js, PersistConfig{})
@@ -408,4 +409,77 @@ func TestRingSubjects(t *testing.T) {
 		}
 	}
 	sameWindows(t, "ring subjects", st1, st2, now)
+}
+
+// TestMinutesOneSubject: a hub opening the minutes stream an older hub
+// made (one message per subject, a subject per minute) lifts the limit;
+// the older hub's minutes, and later versions of the same minutes
+// published on the host's one subject, restore to the first hub's
+// windows: the stream's order decides which version counts.
+func TestMinutesOneSubject(t *testing.T) {
+	js := natsxtest.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: StreamMinutes, Subjects: []string{SubjectMinutes}, Storage: jetstream.FileStorage,
+		MaxAge: MinutesMaxAge, MaxMsgsPerSubject: 1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	samples := minuteFleet(now)
+	st1, p1 := openPersist(ctx, t, js, PersistConfig{})
+	stream, err := js.Stream(ctx, StreamMinutes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.Config.MaxMsgsPerSubject; n != -1 {
+		t.Fatalf("minutes stream keeps %d messages per subject after Open, want no limit (-1)", n)
+	}
+
+	// Up to the cut, every minute as an older hub named it, the filling
+	// one included, part-filled; then the rest, the filling minute's
+	// later version on the host's subject.
+	cut := now.Add(-10*time.Minute - 30*time.Second)
+	i := 0
+	for ; i < len(samples) && !time.Unix(0, samples[i].TS).After(cut); i++ {
+		add(p1, samples[i])
+	}
+	old := p1.minutes(cut, true, 0)
+	if len(old) == 0 {
+		t.Fatal("no minutes to publish at the cut")
+	}
+	for _, r := range old {
+		b, err := msgpack.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, minutePrefix+r.Host+"."+strconv.FormatInt(r.Start/int64(time.Second), 10), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range samples[i:] {
+		add(p1, s)
+	}
+	p1.flush(ctx, now, true)
+	if p1.Failed() != 0 {
+		t.Fatalf("%d publishes failed", p1.Failed())
+	}
+	info, err = stream.Info(ctx, jetstream.WithSubjectFilter(minutePrefix+"gpu-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Subjects[minutePrefix+"gpu-1"]; n < 11 {
+		t.Fatalf("gpu-1's subject holds %d minutes, want the 11 since the cut", n)
+	}
+
+	st2, p2 := openPersist(ctx, t, js, PersistConfig{})
+	if skipped := replayInto(p2, samples, now); skipped["plain"] == 0 {
+		t.Fatal("no sample skipped: the minutes were not restored")
+	}
+	sameWindows(t, "restart from both namings", st1, st2, now)
 }

@@ -980,7 +980,11 @@ func TestMinutesInBatches(t *testing.T) {
 	if want != 30 {
 		t.Fatalf("%d minutes in one call, want 30", want)
 	}
-	seen := map[string]bool{}
+	type minute struct {
+		host  string
+		start int64
+	}
+	seen := map[minute]bool{}
 	for {
 		b := batched.minutes(now, false, 7)
 		if len(b) == 0 {
@@ -990,9 +994,9 @@ func TestMinutesInBatches(t *testing.T) {
 			t.Fatalf("a batch of %d, at most 7 asked", len(b))
 		}
 		for _, r := range b {
-			k := RollupSubject(&r)
+			k := minute{r.Host, r.Start}
 			if seen[k] {
-				t.Fatalf("minute %s handed out twice", k)
+				t.Fatalf("minute %v handed out twice", k)
 			}
 			seen[k] = true
 		}
