@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/lograte"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -62,7 +63,7 @@ type ingest struct {
 	log     *slog.Logger
 	history History
 	latency Latency
-	limit   logLimiter
+	limit   *lograte.Limiter
 	// ahead and window bound a sample's stamp: at most ahead in the
 	// future, at most window in the past (0: unbounded).
 	ahead, window time.Duration
@@ -106,7 +107,7 @@ func newIngest(log *slog.Logger, history History, latency Latency) *ingest {
 		log:     log,
 		history: history,
 		latency: latency,
-		limit:   logLimiter{every: 10 * time.Second},
+		limit:   &lograte.Limiter{Every: 10 * time.Second},
 		newest:  map[string]latest{},
 		seen:    newSeen(),
 		strings: metrics.NewStrings(maxStrings, maxStringBytes),
@@ -299,7 +300,7 @@ func (in *ingest) drop(cause, subject string, size int, err error) {
 	in.mu.Lock()
 	in.stats.Dropped[cause]++
 	in.mu.Unlock()
-	if ok, suppressed := in.limit.allow("sample/"+cause, time.Now()); ok {
+	if ok, suppressed := in.limit.Allow("sample/"+cause, time.Now()); ok {
 		in.log.Warn("sample dropped", "cause", cause, "subject", subject, "bytes", size, "err", err, "suppressed", suppressed)
 	}
 }
@@ -321,7 +322,7 @@ func (in *ingest) observations(subject string, data []byte) {
 		in.mu.Lock()
 		in.stats.ObservationsDropped[cause]++
 		in.mu.Unlock()
-		if ok, suppressed := in.limit.allow("latency/"+cause, time.Now()); ok {
+		if ok, suppressed := in.limit.Allow("latency/"+cause, time.Now()); ok {
 			in.log.Warn("latency observations dropped", "cause", cause, "subject", subject, "bytes", len(data), "err", err, "suppressed", suppressed)
 		}
 		return
@@ -368,28 +369,3 @@ const (
 	pullMessages = 256
 	pullBytes    = 4 << 20
 )
-
-// logLimiter lets one log line per key through every interval and counts
-// the ones it held back, so garbage at line rate cannot flood the log.
-type logLimiter struct {
-	every time.Duration
-
-	mu         sync.Mutex
-	last       map[string]time.Time
-	suppressed map[string]int
-}
-
-func (l *logLimiter) allow(key string, now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.last == nil {
-		l.last, l.suppressed = map[string]time.Time{}, map[string]int{}
-	}
-	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
-		l.suppressed[key]++
-		return false, 0
-	}
-	n := l.suppressed[key]
-	l.last[key], l.suppressed[key] = now, 0
-	return true, n
-}

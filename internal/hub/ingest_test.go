@@ -218,28 +218,3 @@ func TestIngestObservations(t *testing.T) {
 		t.Fatalf("stats %+v, want dropped %v", st, want)
 	}
 }
-
-func TestLogLimiter(t *testing.T) {
-	t.Parallel()
-	l := logLimiter{every: 10 * time.Second}
-	t0 := time.Unix(1000, 0)
-	steps := []struct {
-		key        string
-		at         time.Duration
-		ok         bool
-		suppressed int
-	}{
-		{"a", 0, true, 0},
-		{"a", time.Second, false, 0},
-		{"b", time.Second, true, 0},
-		{"a", 2 * time.Second, false, 0},
-		{"a", 11 * time.Second, true, 2},
-		{"a", 12 * time.Second, false, 0},
-	}
-	for i, st := range steps {
-		ok, n := l.allow(st.key, t0.Add(st.at))
-		if ok != st.ok || n != st.suppressed {
-			t.Fatalf("step %d: allow=%v suppressed=%d, want %v %d", i, ok, n, st.ok, st.suppressed)
-		}
-	}
-}

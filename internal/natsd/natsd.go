@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	"github.com/sysperf/sysperf/internal/lograte"
 	"github.com/sysperf/sysperf/internal/natsx"
 )
 
@@ -165,7 +166,7 @@ func Start(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
-	logger := &serverLog{log: log.With("component", "nats-server")}
+	logger := &serverLog{log: log.With("component", "nats-server"), limit: lograte.Limiter{Every: logEvery}}
 	srv.SetLoggerV2(logger, false, false, false)
 
 	timeout := cfg.ReadyTimeout
@@ -352,10 +353,9 @@ type serverLog struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	lastFail string
-	// last and held rate-limit warnings and errors by format: a stranger
+	// limit holds back repeats of warnings and errors by kind: a stranger
 	// failing to authenticate in a loop must not flood the log.
-	last map[string]time.Time
-	held map[string]int
+	limit lograte.Limiter
 }
 
 // logEvery is how often one kind of server warning or error is logged;
@@ -380,23 +380,10 @@ func kind(msg string) string {
 }
 
 func (l *serverLog) limited(level slog.Level, format string, v []any) {
-	now := time.Now()
 	msg := fmt.Sprintf(format, v...)
-	format = kind(msg)
-	l.mu.Lock()
-	if l.last == nil || len(l.last) > 1000 {
-		// Kinds are few; a flood of distinct ones starts over rather than grow.
-		l.last, l.held = map[string]time.Time{}, map[string]int{}
+	if ok, held := l.limit.Allow(kind(msg), time.Now()); ok {
+		l.log.Log(context.Background(), level, msg, "suppressed", held)
 	}
-	if t, ok := l.last[format]; ok && now.Sub(t) < logEvery {
-		l.held[format]++
-		l.mu.Unlock()
-		return
-	}
-	held := l.held[format]
-	l.last[format], l.held[format] = now, 0
-	l.mu.Unlock()
-	l.log.Log(context.Background(), level, msg, "suppressed", held)
 }
 
 func (l *serverLog) failed() bool {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/sysperf/sysperf/internal/lograte"
 	"github.com/sysperf/sysperf/internal/redact"
 )
 
@@ -49,13 +50,29 @@ func Options(name string, log *slog.Logger) []nats.Option {
 		nats.ClosedHandler(func(_ *nats.Conn) {
 			log.Info("nats connection closed")
 		}),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			if sub != nil {
-				log.Warn("nats async error", "subject", sub.Subject, "err", err)
-				return
-			}
-			log.Warn("nats async error", "err", err)
-		}),
+		nats.ErrorHandler(asyncErrors(log)),
+	}
+}
+
+// asyncErrorsEvery is how often one kind of asynchronous error is logged.
+const asyncErrorsEvery = 10 * time.Second
+
+// asyncErrors logs the connection's asynchronous errors, each kind at most
+// once per asyncErrorsEvery with a count of those held back: a
+// subscription falling behind reports every message dropped, thousands a
+// second while a hub catches up with a fleet's backlog.
+func asyncErrors(log *slog.Logger) nats.ErrHandler {
+	limit := &lograte.Limiter{Every: asyncErrorsEvery}
+	return func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		ok, held := limit.Allow(err.Error(), time.Now())
+		if !ok {
+			return
+		}
+		if sub != nil {
+			log.Warn("nats async error", "subject", sub.Subject, "err", err, "suppressed", held)
+			return
+		}
+		log.Warn("nats async error", "err", err, "suppressed", held)
 	}
 }
 
