@@ -5,10 +5,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsx"
@@ -149,5 +152,34 @@ func TestReconnectsAfterServerRestartAndLogs(t *testing.T) {
 	poll.Until(t, "the reconnect log line", func() bool { return strings.Contains(logs.String(), "nats reconnected") })
 	if !strings.Contains(logs.String(), "nats disconnected") {
 		t.Fatalf("no disconnect log line in:\n%s", logs)
+	}
+}
+
+// TestClosedConnectionsBounded: the server remembers at most
+// maxClosedClients closed connections, however many close (agents
+// reconnecting over a hub's life, the load tool's fill).
+func TestClosedConnectionsBounded(t *testing.T) {
+	e := startEmbedded(t, "127.0.0.1:0", t.TempDir())
+	const n = maxClosedClients + 36
+	for i := range n {
+		nc, err := nats.Connect(e.ClientURL(), nats.Name("c"+strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Close()
+	}
+	closed := func() int {
+		cz, err := e.srv.Connz(&server.ConnzOptions{State: server.ConnClosed, Limit: 2 * n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cz.Total
+	}
+	poll.Until(t, "the last connection's close recorded", func() bool {
+		cz, err := e.srv.Connz(&server.ConnzOptions{State: server.ConnClosed, Limit: 2 * n})
+		return err == nil && len(cz.Conns) > 0 && slices.ContainsFunc(cz.Conns, func(c *server.ConnInfo) bool { return c.Name == "c"+strconv.Itoa(n-1) })
+	})
+	if got := closed(); got != maxClosedClients {
+		t.Fatalf("%d closed connections remembered after %d closed, want %d", got, n, maxClosedClients)
 	}
 }
