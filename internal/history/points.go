@@ -66,30 +66,44 @@ func (s *Store) window(now time.Time, rng, host string, fleet bool) (metrics.His
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	var names []string
 	switch {
 	case fleet:
 	case host != "":
 		if _, ok := s.hosts[host]; !ok {
-			return metrics.History{}, &UnknownHostError{Host: host, Known: slices.Sorted(maps.Keys(s.hosts))}
+			known := slices.Sorted(maps.Keys(s.hosts))
+			s.mu.Unlock()
+			return metrics.History{}, &UnknownHostError{Host: host, Known: known}
 		}
 		names = []string{host}
 	default:
 		names = slices.Sorted(maps.Keys(s.hosts))
 	}
+	s.mu.Unlock()
+	// Host by host, the store locked for one host's points at a time:
+	// every host's window at once (the default view's, 2,000 hosts) took
+	// seconds, and the samples arriving meanwhile waited for the lock.
 	scratch := make([]stat, 0, 64)
-	for k := range h.Points {
-		p := &h.Points[k]
-		start := p.Timestamp.UnixNano()
-		for _, name := range names {
-			ser := s.hosts[name]
-			scratch = s.slotStats(ser, t, start, scratch[:0])
-			s.hostPoint(p, ser, scratch)
+	each := func(do func(p *metrics.Point, start int64)) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for k := range h.Points {
+			p := &h.Points[k]
+			do(p, p.Timestamp.UnixNano())
 		}
+	}
+	for _, name := range names {
+		each(func(p *metrics.Point, start int64) {
+			if ser := s.hosts[name]; ser != nil { // gone since: silent for a week
+				scratch = s.slotStats(ser, t, start, scratch[:0])
+				s.hostPoint(p, ser, scratch)
+			}
+		})
+	}
+	each(func(p *metrics.Point, start int64) {
 		scratch = s.slotStats(s.hub, t, start, scratch[:0])
 		s.hubPoint(p, s.hub, scratch, fleet)
-	}
+	})
 	return h, nil
 }
 
