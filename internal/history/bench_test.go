@@ -106,6 +106,23 @@ func BenchmarkWindow5mOneHost(b *testing.B) {
 	}
 }
 
+// BenchmarkWindow60mEveryHost is the default view's 60m window (every
+// host's GPUs at every point) of 200 8-GPU hosts an hour in.
+func BenchmarkWindow60mEveryHost(b *testing.B) {
+	st := New()
+	for _, m := range encoded(b, 200, 720, 8) {
+		s, _ := metrics.Decode(m)
+		add(st, s)
+	}
+	now := base.Add(time.Hour - time.Nanosecond)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := st.Window(now, "60m", ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkHostMemory is what history holds per 8-GPU host, the heap
 // after a GC over 100 hosts: "bytes/host-1h" with the short windows full
 // (an hour of 5 s samples) and the long ones as that hour fills them,

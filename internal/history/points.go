@@ -80,32 +80,38 @@ func (s *Store) window(now time.Time, rng, host string, fleet bool) (metrics.His
 		names = slices.Sorted(maps.Keys(s.hosts))
 	}
 	s.mu.Unlock()
-	// Host by host, the store locked for one host's points at a time:
+	// The store is locked for hostsPerLock hosts of one point at a time:
 	// every host's window at once (the default view's, 2,000 hosts) took
 	// seconds, and the samples arriving meanwhile waited for the lock.
+	// Point by point, each point's maps built whole before the next:
+	// host by host over all the points, 60 maps grew at once and
+	// BenchmarkWindow60mEveryHost took 340 ms against 180 (one lock
+	// for the whole window: 175).
 	scratch := make([]stat, 0, 64)
-	each := func(do func(p *metrics.Point, start int64)) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for k := range h.Points {
-			p := &h.Points[k]
-			do(p, p.Timestamp.UnixNano())
-		}
-	}
-	for _, name := range names {
-		each(func(p *metrics.Point, start int64) {
-			if ser := s.hosts[name]; ser != nil { // gone since: silent for a week
-				scratch = s.slotStats(ser, t, start, scratch[:0])
-				s.hostPoint(p, ser, scratch)
+	for k := range h.Points {
+		p := &h.Points[k]
+		start := p.Timestamp.UnixNano()
+		for i := 0; i < len(names); i += hostsPerLock {
+			s.mu.Lock()
+			for _, name := range names[i:min(i+hostsPerLock, len(names))] {
+				if ser := s.hosts[name]; ser != nil { // gone since: silent for a week
+					scratch = s.slotStats(ser, t, start, scratch[:0])
+					s.hostPoint(p, ser, scratch)
+				}
 			}
-		})
-	}
-	each(func(p *metrics.Point, start int64) {
+			s.mu.Unlock()
+		}
+		s.mu.Lock()
 		scratch = s.slotStats(s.hub, t, start, scratch[:0])
 		s.hubPoint(p, s.hub, scratch, fleet)
-	})
+		s.mu.Unlock()
+	}
 	return h, nil
 }
+
+// hostsPerLock is how many hosts' slots a window reads under one hold of
+// the store's lock.
+const hostsPerLock = 64
 
 type pointMax struct{ m map[string]float64 }
 
