@@ -58,9 +58,9 @@ func Options(name string, log *slog.Logger) []nats.Option {
 const asyncErrorsEvery = 10 * time.Second
 
 // asyncErrors logs the connection's asynchronous errors, each kind at most
-// once per asyncErrorsEvery with a count of those held back: a
-// subscription falling behind reports every message dropped, thousands a
-// second while a hub catches up with a fleet's backlog.
+// once per asyncErrorsEvery with a count of those held back: the client
+// reports a subscription's drops each time it falls behind again, which
+// a hub catching up with a fleet's backlog did 1,192 times in two minutes.
 func asyncErrors(log *slog.Logger) nats.ErrHandler {
 	limit := &lograte.Limiter{Every: asyncErrorsEvery}
 	return func(_ *nats.Conn, sub *nats.Subscription, err error) {
