@@ -91,33 +91,24 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkWindow5mOneHost is what a browser asks for on connect.
-func BenchmarkWindow5mOneHost(b *testing.B) {
-	st := New()
-	for _, m := range encoded(b, 100, 720, 8) {
-		s, _ := metrics.Decode(m)
-		add(st, s)
-	}
-	now := base.Add(time.Hour - time.Nanosecond)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := st.Window(now, "5m", "gpu-host-aa"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkWindow5mOneHost(b *testing.B) { benchWindow(b, 100, "5m", "gpu-host-aa") }
 
 // BenchmarkWindow60mEveryHost is the default view's 60m window (every
 // host's GPUs at every point) of 200 8-GPU hosts an hour in.
-func BenchmarkWindow60mEveryHost(b *testing.B) {
+func BenchmarkWindow60mEveryHost(b *testing.B) { benchWindow(b, 200, "60m", "") }
+
+// benchWindow reads window rng of host ("": every host) of hosts 8-GPU
+// hosts an hour in.
+func benchWindow(b *testing.B, hosts int, rng, host string) {
 	st := New()
-	for _, m := range encoded(b, 200, 720, 8) {
+	for _, m := range encoded(b, hosts, 720, 8) {
 		s, _ := metrics.Decode(m)
 		add(st, s)
 	}
 	now := base.Add(time.Hour - time.Nanosecond)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := st.Window(now, "60m", ""); err != nil {
+		if _, err := st.Window(now, rng, host); err != nil {
 			b.Fatal(err)
 		}
 	}
