@@ -31,8 +31,9 @@ type Ingest struct {
 	Hosts                        int
 	// Gaps is how often the live subscription lost messages or
 	// reconnected, and ReadBack the messages read from the samples
-	// stream instead: the start-up replay and each gap.
-	Gaps, ReadBack uint64
+	// stream instead: the start-up replay and each gap; Stalls the
+	// read-backs whose consumer stopped delivering and was reopened.
+	Gaps, ReadBack, Stalls uint64
 }
 
 // Hub is what the exporter reads of the hub at scrape time.

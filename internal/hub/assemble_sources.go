@@ -117,7 +117,7 @@ func (v exportView) Ingest() export.Ingest {
 	return export.Ingest{
 		Samples: s.Samples, Late: s.Late, Observations: s.Observations,
 		Dropped: s.Dropped, ObservationsDropped: s.ObservationsDropped, Hosts: s.Hosts,
-		Gaps: l.Gaps, ReadBack: l.ReadBack,
+		Gaps: l.Gaps, ReadBack: l.ReadBack, Stalls: l.Stalls,
 	}
 }
 

@@ -54,7 +54,7 @@ const liveCheck = time.Second
 const readMargin = 5 * time.Second
 
 // readBackWait is how long a read-back waits for a message the stream
-// still says it holds; past it, the messages aged out and it is caught up.
+// still says it holds; past it, its consumer stalled (read).
 const readBackWait = 5 * time.Second
 
 // LiveStats are the live path's counters.
@@ -71,6 +71,9 @@ type LiveStats struct {
 	// Held live messages that came during the start-up replay, which
 	// handled them from the stream.
 	Held uint64
+	// Stalls read-backs reopened: the stream held messages for one that
+	// its consumer did not deliver within readBackWait.
+	Stalls uint64
 }
 
 // live feeds ingest from the samples subscription and the stream.
@@ -82,9 +85,9 @@ type live struct {
 	// window is the oldest a read-back goes (ingest's window: anything
 	// older would be dropped as too old).
 	window time.Duration
-	// margin is readMargin; tests shorten it.
-	margin time.Duration
-	sub    *nats.Subscription
+	// margin is readMargin and wait readBackWait; tests shorten them.
+	margin, wait time.Duration
+	sub          *nats.Subscription
 
 	// on is set once the start-up replay read all the stream held: live
 	// messages are handled from then on, and left to the replay before.
@@ -110,7 +113,7 @@ type live struct {
 	mark       time.Time
 	owed       bool
 
-	gaps, drops, readBack, overlap, held atomic.Uint64
+	gaps, drops, readBack, overlap, held, stalls atomic.Uint64
 
 	cancel context.CancelFunc
 	ctx    context.Context
@@ -120,7 +123,7 @@ type live struct {
 func newLive(in *ingest, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, window time.Duration) *live {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &live{
-		in: in, nc: nc, js: js, log: log, window: window, margin: readMargin,
+		in: in, nc: nc, js: js, log: log, window: window, margin: readMargin, wait: readBackWait,
 		twice: twice{seed: maphash.MakeSeed(), n: map[uint64]copies{}},
 		ctx:   ctx, cancel: cancel,
 	}
@@ -348,11 +351,20 @@ func (l *live) expire(now time.Time) {
 }
 
 // read hands the samples stream's messages stored from from on to
-// stored, in stream order, through a short-lived ordered consumer. Once
+// stored, in stream order, through short-lived ordered consumers. Once
 // it has read all the stream holds, it asks tail until when it must go on
 // (the time of the gap plus the margin) and stops at the first message
 // stored after that, or once it is caught up and that time has passed.
 // each, when set, is told of each message's stamp.
+//
+// A consumer that delivers nothing for readBackWait while the stream
+// holds more for it has stalled: in a fill, the client drops the tail of
+// a pull when the iterator's queue overflows, and the ordered consumer
+// notices the gap only at the next message, which then never comes
+// (the client still counts the dropped ones as on their way). The read
+// then opens a new consumer after the last message it handled; three
+// stalls in a row without a message are an error, and the checker reads
+// the gap again at its next check.
 func (l *live) read(ctx context.Context, from time.Time, each func(time.Time), tail func() time.Time) (int, error) {
 	l.readMu.Lock()
 	defer l.readMu.Unlock()
@@ -366,70 +378,110 @@ func (l *live) read(ctx context.Context, from time.Time, each func(time.Time), t
 	if oldest := time.Now().Add(-l.window); from.Before(oldest) {
 		from = oldest
 	}
-	cons, err := l.js.OrderedConsumer(ctx, metrics.StreamSamples, jetstream.OrderedConsumerConfig{
+	r := reading{from: from, each: each, tail: tail}
+	for stalls := 0; ; {
+		before := r.n
+		done, err := l.pass(ctx, &r)
+		if err != nil || done {
+			return r.n, err
+		}
+		if r.n > before {
+			stalls = 0
+		}
+		if stalls++; stalls == 3 {
+			return r.n, fmt.Errorf("read back %s: %d messages pending after sequence %d, none delivered in %d tries",
+				metrics.StreamSamples, r.pending, r.next-1, stalls)
+		}
+		l.stalls.Add(1)
+		l.log.Info("read-back stalled; reading on after the last message", "after", r.next-1, "pending", r.pending)
+	}
+}
+
+// reading is where a read stands between its consumers.
+type reading struct {
+	from time.Time
+	each func(time.Time)
+	tail func() time.Time
+	// n messages read; next the stream sequence after the last one (0
+	// before the first); pending what the stream held after it.
+	n       int
+	next    uint64
+	pending uint64
+	// until is tail's answer, once asked (atTail).
+	until  time.Time
+	atTail bool
+}
+
+// pass reads through one consumer, from r.next (r.from before the first
+// message). It reports done once the read is complete, and not done,
+// with no error, when the consumer stalled.
+func (l *live) pass(ctx context.Context, r *reading) (done bool, err error) {
+	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{metrics.SubjectSamples},
 		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
-		OptStartTime:      &from,
+		OptStartTime:      &r.from,
 		InactiveThreshold: time.Minute,
-	})
+	}
+	if r.next > 0 {
+		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, r.next
+	}
+	cons, err := l.js.OrderedConsumer(ctx, metrics.StreamSamples, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("read back %s: %w", metrics.StreamSamples, err)
+		return false, fmt.Errorf("read back %s: %w", metrics.StreamSamples, err)
 	}
 	defer l.deleteConsumer(cons)
-	var until time.Time
-	atTail := false
-	caughtUp := cons.CachedInfo().NumPending == 0
-	if caughtUp {
-		until, atTail = tail(), true
+	r.pending = cons.CachedInfo().NumPending
+	if r.pending == 0 && !r.atTail {
+		r.until, r.atTail = r.tail(), true
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullMessages, pullBytes))
 	if err != nil {
-		return 0, fmt.Errorf("read back %s: %w", metrics.StreamSamples, err)
+		return false, fmt.Errorf("read back %s: %w", metrics.StreamSamples, err)
 	}
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
-	n := 0
 	for {
-		wait := readBackWait
-		if atTail {
-			left := time.Until(until)
-			if caughtUp && left <= 0 {
-				return n, nil
+		wait := l.wait
+		if r.atTail && r.pending == 0 {
+			left := time.Until(r.until)
+			if left <= 0 {
+				return true, nil
 			}
 			wait = max(min(left, wait), 10*time.Millisecond)
 		}
 		msg, err := it.Next(jetstream.NextMaxWait(wait))
 		if errors.Is(err, nats.ErrTimeout) {
-			// Nothing came: what the stream said it held aged out, or
-			// nothing more was stored.
-			caughtUp = true
-			if !atTail {
-				until, atTail = tail(), true
+			if r.pending > 0 {
+				return false, nil
+			}
+			// Caught up, and nothing more was stored.
+			if !r.atTail {
+				r.until, r.atTail = r.tail(), true
 			}
 			continue
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return n, ctx.Err()
+				return false, ctx.Err()
 			}
-			return n, fmt.Errorf("read back %s after %d messages: %w", metrics.StreamSamples, n, err)
+			return false, fmt.Errorf("read back %s after %d messages: %w", metrics.StreamSamples, r.n, err)
 		}
 		md, err := msg.Metadata()
 		if err != nil {
 			continue
 		}
 		l.stored(msg, md)
-		n++
-		if each != nil {
-			each(md.Timestamp)
+		r.n++
+		r.next, r.pending = md.Sequence.Stream+1, md.NumPending
+		if r.each != nil {
+			r.each(md.Timestamp)
 		}
-		caughtUp = md.NumPending == 0
-		if atTail && !md.Timestamp.Before(until) {
-			return n, nil
+		if r.atTail && !md.Timestamp.Before(r.until) {
+			return true, nil
 		}
-		if caughtUp && !atTail {
-			until, atTail = tail(), true
+		if r.pending == 0 && !r.atTail {
+			r.until, r.atTail = r.tail(), true
 		}
 	}
 }
@@ -478,7 +530,7 @@ func (l *live) quiet() bool {
 
 // Stats returns the counters.
 func (l *live) Stats() LiveStats {
-	return LiveStats{Gaps: l.gaps.Load(), Dropped: l.drops.Load(), ReadBack: l.readBack.Load(), Overlap: l.overlap.Load(), Held: l.held.Load()}
+	return LiveStats{Gaps: l.gaps.Load(), Dropped: l.drops.Load(), ReadBack: l.readBack.Load(), Overlap: l.overlap.Load(), Held: l.held.Load(), Stalls: l.stalls.Load()}
 }
 
 // twice matches the copies of a message that came live and read back,

@@ -385,3 +385,53 @@ func TestTwiceForgetsMatchedPairs(t *testing.T) {
 		t.Fatal("the stored copy of a live message not read back yet was handled")
 	}
 }
+
+// TestLiveReadBackOutlastsAStall: a read-back whose consumer stops
+// delivering while the stream still holds messages for it (here paused
+// by the server; in a fill, the client dropping the tail of a pull when
+// its queue overflowed) reopens after the last message it handled,
+// rather than taking the silence for messages aged out.
+func TestLiveReadBackOutlastsAStall(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	h := startHub(t, testConfig(t), Plugs{History: rec, Latency: rec})
+	js := jsAs(t, h, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
+	publishSeqs(t, js, "gpu01", 1, 10, time.Now().Add(-time.Minute))
+	poll.Until(t, "10 samples live", func() bool { return h.Stats().Samples == 10 && h.live.quiet() })
+	h.live.readMu.Lock()
+	h.live.wait = 300 * time.Millisecond
+	h.live.readMu.Unlock()
+
+	if err := h.live.sub.SetPendingLimits(2, -1); err != nil {
+		t.Fatal(err)
+	}
+	// The live handler stalls on the record of copies while 990 samples
+	// come, and drops all but 2; the read-back of them stalls on it too,
+	// at its first message, so its consumer has handed it one pull (256
+	// at most) when the server pauses it.
+	h.live.mu.Lock()
+	const n = 1000
+	publishSeqs(t, js, "gpu01", 11, n, time.Now().Add(-time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := h.live.js.Stream(ctx, metrics.StreamSamples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reading string
+	poll.Until(t, "a read-back's consumer", func() bool {
+		names := st.ConsumerNames(ctx)
+		for name := range names.Name() {
+			reading = name
+		}
+		return reading != ""
+	})
+	if _, err := st.PauseConsumer(ctx, reading, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	h.live.mu.Unlock()
+	onceEach(t, h, rec, n)
+	if ls := h.LiveStats(); ls.Stalls == 0 {
+		t.Fatalf("live %+v: the read-back never stalled", ls)
+	}
+}
