@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sysperf/sysperf/internal/history"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -57,9 +58,9 @@ type RestartResult struct {
 	Compared int
 	// FleetGet is how long one more GET of the fleet's 60m history took
 	// after the waits, FleetBytes its size. FleetErr is why the fleet's
-	// history was not compared or read (then FleetHistory is 0): at
-	// thousands of hosts it is half a gigabyte, and the server's 30 s
-	// write timeout may cut it while the hub works off the fill.
+	// history was not compared or read (then FleetHistory is 0). It is
+	// every host's history up to history.MaxWindowHosts hosts (at 200
+	// hosts about 50 MB), the fleet's totals past them.
 	FleetGet   time.Duration
 	FleetBytes int64
 	FleetErr   error
@@ -124,7 +125,7 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 	if !fill.Complete {
 		return r, fmt.Errorf("loadtest: the hub handled %d of %d samples", fill.Consumed+fill.Dropped, fill.Stored)
 	}
-	hostPath, fleetPath := "/api/v1/history?range=60m&host="+HostName(cfg.HostShift), "/api/v1/history?range=60m"
+	hostPath, fleetPath := "/api/v1/history?range=60m&host="+HostName(cfg.HostShift), fleetHistory(cfg.Hosts)
 	hostRef, _, err := filledSlots(ctx, cfg.Config, hostPath)
 	if err != nil {
 		return r, err
@@ -163,8 +164,8 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 		return r, fmt.Errorf("loadtest: host history after the restart: %w", err)
 	}
 	r.HostHistory = got.Sub(began)
-	// Before the fleet's history is asked for: at 2,000 hosts one GET of
-	// it builds half a gigabyte.
+	// Before the fleet's history is asked for: at 256 hosts one GET of
+	// every host's builds about 65 MB.
 	r.RSSMax, r.RSSEnd = rssMax(), procRSS(hub2.cmd.Process.Pid)
 	hostAfter, err := body(ctx, cfg.Config, hostPath)
 	if err != nil {
@@ -248,10 +249,20 @@ func waitFor(ctx context.Context, began time.Time, cond func() bool) (time.Durat
 	return time.Since(began), nil
 }
 
-// getTimeout bounds one GET with its body: the default view's 60m history
-// of 2,000 hosts is about 510 MB, 11-14 s on an idle 2-core machine and
-// past 30 s while the hub still works off the fill that preceded it.
-const getTimeout = 2 * time.Minute
+// fleetHistory is the 60m history of the fleet the run compares: every
+// host's (the default view's) where the hub serves it, the fleet's totals
+// past history.MaxWindowHosts hosts.
+func fleetHistory(hosts int) string {
+	if hosts > history.MaxWindowHosts {
+		return "/api/v1/history?range=60m&view=fleet"
+	}
+	return "/api/v1/history?range=60m"
+}
+
+// getTimeout bounds one GET with its body: every host's 60m history of
+// 256 hosts is about 65 MB, some seconds while the hub still works off
+// the fill that preceded it.
+const getTimeout = time.Minute
 
 func get(ctx context.Context, cfg Config, path string) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, getTimeout)
@@ -412,7 +423,7 @@ func filledSlots(ctx context.Context, cfg Config, path string) (map[time.Time]bo
 	}
 	slots := map[time.Time]bool{}
 	for _, p := range h.Points {
-		if p.GPU != nil || len(p.GPUs) > 0 || p.Host != nil || len(p.Hosts) > 0 {
+		if p.GPU != nil || len(p.GPUs) > 0 || p.Host != nil || len(p.Hosts) > 0 || p.Fleet != nil {
 			slots[p.Timestamp] = true
 		}
 	}
@@ -470,11 +481,12 @@ func (r RestartResult) Report(w io.Writer, cfg RestartConfig) {
 	fmt.Fprintf(w, "/healthz 200        %s after the restarted hub's start (%s of its CPU by then)\n", r.Health.Round(time.Millisecond), r.HealthCPU.Round(time.Millisecond))
 	fmt.Fprintf(w, "host 60m history    %s (%d slots with data, as before the restart; %d points equal to the old hub's)\n", r.HostHistory.Round(time.Millisecond), r.HostSlots, r.Compared)
 	fmt.Fprintf(w, "restarted hub RSS   max %.1f MiB until the host's history was complete, %.1f MiB then\n", float64(r.RSSMax)/(1<<20), float64(r.RSSEnd)/(1<<20))
+	fmt.Fprintf(w, "fleet 60m history   %s\n", fleetHistory(cfg.Hosts))
 	if r.FleetHistory > 0 {
-		fmt.Fprintf(w, "fleet 60m history   %s (%d slots)\n", r.FleetHistory.Round(time.Millisecond), r.FleetSlots)
+		fmt.Fprintf(w, "                    %s (%d slots)\n", r.FleetHistory.Round(time.Millisecond), r.FleetSlots)
 	}
 	if r.FleetErr != nil {
-		fmt.Fprintf(w, "fleet 60m history   %v\n", r.FleetErr)
+		fmt.Fprintf(w, "                    %v\n", r.FleetErr)
 	}
 	fmt.Fprintf(w, "one GET of it       %s, %.1f MB\n", r.FleetGet.Round(time.Millisecond), float64(r.FleetBytes)/1e6)
 	for _, l := range r.Log {

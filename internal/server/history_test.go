@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -185,5 +186,51 @@ func TestHistoryFleetView(t *testing.T) {
 	plain := start(t, Config{History: &windows{}})
 	if code, _, body := get(t, "http://"+plain.Addr()+"/api/v1/history?view=fleet"); code != http.StatusNotImplemented || !strings.Contains(body, "no fleet history") {
 		t.Fatalf("a reader without FleetWindow: %d %s", code, body)
+	}
+}
+
+// TestHistoryEveryHostBounded: the history of every host is served up to
+// history.MaxWindowHosts hosts and refused past them with a 422 that
+// names what to ask instead; one host's history and the fleet's totals
+// are still served, and a WebSocket client of every host connects
+// without the history unless it named a range.
+func TestHistoryEveryHostBounded(t *testing.T) {
+	cpu := 42.0
+	st := history.New()
+	add := func(i int) {
+		f := view.Of(&metrics.Sample{V: 1, Host: fmt.Sprintf("gpu%04d", i), Boot: "b", Seq: 1, TS: time.Now().UnixNano(), System: &metrics.System{CPUPercent: &cpu}})
+		st.Add(&f)
+	}
+	for i := range history.MaxWindowHosts {
+		add(i)
+	}
+	s := start(t, Config{History: st})
+	s.Publish(update(1))
+	if code, _, body := get(t, "http://"+s.Addr()+"/api/v1/history?range=5m"); code != http.StatusOK {
+		t.Fatalf("every host's history at %d hosts: %d %.200s", history.MaxWindowHosts, code, body)
+	}
+	add(history.MaxWindowHosts)
+	tests := []struct {
+		query string
+		code  int
+		want  string
+	}{
+		{"range=5m", http.StatusUnprocessableEntity, fmt.Sprintf(`past %d hosts (%d have history): ask for one host (host=NAME) or the fleet's totals (view=fleet)`, history.MaxWindowHosts, history.MaxWindowHosts+1)},
+		{"", http.StatusUnprocessableEntity, "ask for one host"},
+		{"range=5m&host=gpu0007", http.StatusOK, `"range":"5m"`},
+		{"range=60m&view=fleet", http.StatusOK, `"range":"60m"`},
+	}
+	for _, tc := range tests {
+		code, _, body := get(t, "http://"+s.Addr()+"/api/v1/history?"+tc.query)
+		if code != tc.code || !strings.Contains(body, tc.want) {
+			t.Fatalf("?%s: %d %.300s, want %d with %s", tc.query, code, body, tc.code, tc.want)
+		}
+	}
+	if _, resp, err := dialQuery(t, s, "range=5m"); err == nil || resp == nil || resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("WebSocket of every host with a range: %v, want 422", err)
+	}
+	c := dial(t, s)
+	if m := read(t, c); m["type"] != metrics.TypeUpdate {
+		t.Fatalf("first message of a WebSocket of every host %v, want the update without a history", m["type"])
 	}
 }

@@ -49,6 +49,18 @@ type unknownHost interface {
 	KnownHosts() []string
 }
 
+// tooLarge is how a HistoryReader's error says the window asked for is
+// not served at this fleet's size (history.TooManyHostsError).
+type tooLarge interface {
+	error
+	TooLarge() bool
+}
+
+func isTooLarge(err error) bool {
+	var t tooLarge
+	return errors.As(err, &t) && t.TooLarge()
+}
+
 // AlertLister serves GET /api/v1/alerts.
 type AlertLister interface {
 	// Active returns the alerts now pending or firing.
@@ -368,6 +380,11 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		// The message lists the known hosts, so the client can fix the
 		// filter without another call.
 		writeError(w, http.StatusNotFound, uh.Error())
+		return
+	case isTooLarge(err):
+		// The request is understood and well formed, and refused for
+		// what it would cost; the message names what to ask instead.
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	case err != nil:
 		writeError(w, http.StatusBadRequest, rangeError(rng, err))

@@ -172,6 +172,13 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		case isUnavailable(err):
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
+		case isTooLarge(err) && rng != "":
+			writeError(w, http.StatusUnprocessableEntity, err.Error())
+			return
+		case isTooLarge(err):
+			// A client of every host's updates on a large fleet
+			// connects without the history, as the seed's page did
+			// before any was kept; nothing to warn of each time.
 		case rng != "":
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
@@ -405,7 +412,7 @@ func (s *Server) historyMessage(window viewWindow, rng string) ([]byte, error) {
 	}
 	h, err := window(time.Now(), rng)
 	var uh unknownHost
-	if isUnavailable(err) || errors.As(err, &uh) {
+	if isUnavailable(err) || errors.As(err, &uh) || isTooLarge(err) {
 		return nil, err
 	}
 	if err != nil {
