@@ -393,7 +393,7 @@ func (l *live) read(ctx context.Context, from time.Time, each func(time.Time), t
 				metrics.StreamSamples, r.pending, r.next-1, stalls)
 		}
 		l.stalls.Add(1)
-		l.log.Info("read-back stalled; reading on after the last message", "after", r.next-1, "pending", r.pending)
+		l.log.Warn("read-back stalled; reading on after the last message", "after", r.next-1, "pending", r.pending)
 	}
 }
 
