@@ -366,6 +366,6 @@ func (in *ingest) Stats() Stats {
 // (live.go), so a burst of large messages is buffered in the hub a few
 // MiB at a time.
 const (
-	pullMessages = 256
-	pullBytes    = 4 << 20
+	fetchMessages = 1024
+	fetchBytes    = 4 << 20
 )

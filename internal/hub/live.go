@@ -33,7 +33,7 @@ import (
 // before the flush began (its mark). When one moved, the messages stored
 // since the mark (less readMargin, for the stream's and the servers'
 // clocks and the store's lag) are read back from the stream with a
-// short-lived ordered consumer, on until the stream holds messages stored
+// short-lived consumer, on until the stream holds messages stored
 // readMargin after the gap was found, so a message routed before the
 // subscription came back but stored late is in the read too.
 //
@@ -72,7 +72,8 @@ type LiveStats struct {
 	// handled them from the stream.
 	Held uint64
 	// Stalls read-backs reopened: the stream held messages for one that
-	// its consumer did not deliver within readBackWait.
+	// its consumer did not deliver within readBackWait, or its
+	// deliveries skipped a number.
 	Stalls uint64
 }
 
@@ -351,20 +352,18 @@ func (l *live) expire(now time.Time) {
 }
 
 // read hands the samples stream's messages stored from from on to
-// stored, in stream order, through short-lived ordered consumers. Once
-// it has read all the stream holds, it asks tail until when it must go on
+// stored, in stream order, through short-lived consumers (pass). Once it
+// has read all the stream holds, it asks tail until when it must go on
 // (the time of the gap plus the margin) and stops at the first message
 // stored after that, or once it is caught up and that time has passed.
 // each, when set, is told of each message's stamp.
 //
 // A consumer that delivers nothing for readBackWait while the stream
-// holds more for it has stalled: in a fill, the client drops the tail of
-// a pull when the iterator's queue overflows, and the ordered consumer
-// notices the gap only at the next message, which then never comes
-// (the client still counts the dropped ones as on their way). The read
-// then opens a new consumer after the last message it handled; three
-// stalls in a row without a message are an error, and the checker reads
-// the gap again at its next check.
+// holds more for it has stalled, and one whose deliveries skip a number
+// lost some (a reconnect in the middle of a pull): either way the read
+// goes on with a new consumer from the sequence after the last message
+// it handled. Three in a row without a message are an error, and the
+// checker reads the gap again at its next check.
 func (l *live) read(ctx context.Context, from time.Time, each func(time.Time), tail func() time.Time) (int, error) {
 	l.readMu.Lock()
 	defer l.readMu.Unlock()
@@ -381,7 +380,7 @@ func (l *live) read(ctx context.Context, from time.Time, each func(time.Time), t
 	r := reading{from: from, each: each, tail: tail}
 	for stalls := 0; ; {
 		before := r.n
-		done, err := l.pass(ctx, &r)
+		done, why, err := l.pass(ctx, &r)
 		if err != nil || done {
 			return r.n, err
 		}
@@ -393,7 +392,7 @@ func (l *live) read(ctx context.Context, from time.Time, each func(time.Time), t
 				metrics.StreamSamples, r.pending, r.next-1, stalls)
 		}
 		l.stalls.Add(1)
-		l.log.Warn("read-back stalled; reading on after the last message", "after", r.next-1, "pending", r.pending)
+		l.log.Warn("read-back reopened after its last message", "why", why, "after", r.next-1, "pending", r.pending)
 	}
 }
 
@@ -414,63 +413,89 @@ type reading struct {
 
 // pass reads through one consumer, from r.next (r.from before the first
 // message). It reports done once the read is complete, and not done,
-// with no error, when the consumer stalled.
-func (l *live) pass(ctx context.Context, r *reading) (done bool, err error) {
-	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{metrics.SubjectSamples},
+// with why and no error, when the consumer stalled or lost a delivery.
+//
+// The consumer is pulled one batch at a time (Fetch), not with a
+// continuous pull (Messages): a continuous pull's queue is as long as
+// the messages it keeps asked for, and the server's status messages
+// ("409 Batch Completed" after each pull) share it, so a hub slow to read
+// during a fill had the client drop messages from it, thousands of
+// "slow consumer" warnings and a consumer reset each. A batch's queue
+// holds twice the batch.
+func (l *live) pass(ctx context.Context, r *reading) (done bool, why string, err error) {
+	cfg := jetstream.ConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
 		OptStartTime:      &r.from,
+		AckPolicy:         jetstream.AckNonePolicy,
+		FilterSubject:     metrics.SubjectSamples,
 		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+		Replicas:          1,
 	}
 	if r.next > 0 {
 		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, r.next
 	}
-	cons, err := l.js.OrderedConsumer(ctx, metrics.StreamSamples, cfg)
+	cons, err := l.js.CreateConsumer(ctx, metrics.StreamSamples, cfg)
 	if err != nil {
-		return false, fmt.Errorf("read back %s: %w", metrics.StreamSamples, err)
+		return false, "", fmt.Errorf("read back %s: %w", metrics.StreamSamples, err)
 	}
 	defer l.deleteConsumer(cons)
 	r.pending = cons.CachedInfo().NumPending
 	if r.pending == 0 && !r.atTail {
 		r.until, r.atTail = r.tail(), true
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullMessages, pullBytes))
-	if err != nil {
-		return false, fmt.Errorf("read back %s: %w", metrics.StreamSamples, err)
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
+	var delivered uint64 // the consumer's sequence of its last delivery
 	for {
-		wait := l.wait
-		if r.atTail && r.pending == 0 {
+		if err := ctx.Err(); err != nil {
+			return false, "", err
+		}
+		// A pull ends when its batch is full or its wait is over: it
+		// asks for no more than the stream holds, or, caught up, waits
+		// no longer than the tail.
+		wait, size := l.wait, fetchMessages
+		if r.pending > 0 {
+			size = int(min(r.pending, fetchMessages))
+		} else if r.atTail {
 			left := time.Until(r.until)
 			if left <= 0 {
-				return true, nil
+				return true, "", nil
 			}
 			wait = max(min(left, wait), 10*time.Millisecond)
 		}
-		msg, err := it.Next(jetstream.NextMaxWait(wait))
-		if errors.Is(err, nats.ErrTimeout) {
-			if r.pending > 0 {
-				return false, nil
-			}
+		got, done, why, err := l.batch(ctx, cons, r, size, wait, &delivered)
+		if err != nil || done || why != "" {
+			return done, why, err
+		}
+		if got == 0 && r.pending > 0 {
+			return false, "stalled", nil
+		}
+		if got == 0 && !r.atTail {
 			// Caught up, and nothing more was stored.
-			if !r.atTail {
-				r.until, r.atTail = r.tail(), true
-			}
-			continue
+			r.until, r.atTail = r.tail(), true
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return false, ctx.Err()
-			}
-			return false, fmt.Errorf("read back %s after %d messages: %w", metrics.StreamSamples, r.n, err)
-		}
+	}
+}
+
+// batch pulls up to size messages, waiting at most wait, and hands them
+// to stored. *delivered is the consumer's sequence of its last delivery.
+func (l *live) batch(ctx context.Context, cons jetstream.Consumer, r *reading, size int, wait time.Duration, delivered *uint64) (got int, done bool, why string, err error) {
+	// The pull's own context, so Close ends it at once.
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	b, err := cons.Fetch(size, jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchContext(fctx))
+	if err != nil {
+		return 0, false, "", fmt.Errorf("read back %s after %d messages: %w", metrics.StreamSamples, r.n, err)
+	}
+	for msg := range b.Messages() {
 		md, err := msg.Metadata()
 		if err != nil {
 			continue
 		}
+		if md.Sequence.Consumer != *delivered+1 {
+			return got, false, "lost a delivery", nil
+		}
+		*delivered = md.Sequence.Consumer
+		got++
 		l.stored(msg, md)
 		r.n++
 		r.next, r.pending = md.Sequence.Stream+1, md.NumPending
@@ -478,12 +503,19 @@ func (l *live) pass(ctx context.Context, r *reading) (done bool, err error) {
 			r.each(md.Timestamp)
 		}
 		if r.atTail && !md.Timestamp.Before(r.until) {
-			return true, nil
+			return got, true, "", nil
 		}
 		if r.pending == 0 && !r.atTail {
 			r.until, r.atTail = r.tail(), true
 		}
 	}
+	if ctx.Err() != nil {
+		return got, false, "", ctx.Err()
+	}
+	if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+		return got, false, "", fmt.Errorf("read back %s after %d messages: %w", metrics.StreamSamples, r.n, err)
+	}
+	return got, false, "", nil
 }
 
 // deleteConsumer removes a read-back's consumer at once rather than

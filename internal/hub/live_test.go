@@ -405,12 +405,12 @@ func TestLiveReadBackOutlastsAStall(t *testing.T) {
 	if err := h.live.sub.SetPendingLimits(2, -1); err != nil {
 		t.Fatal(err)
 	}
-	// The live handler stalls on the record of copies while 990 samples
-	// come, and drops all but 2; the read-back of them stalls on it too,
-	// at its first message, so its consumer has handed it one pull (256
-	// at most) when the server pauses it.
+	// The live handler stalls on the record of copies while 3,062
+	// samples come, and drops all but 2; the read-back of them stalls on
+	// it too, at its first message, so its consumer has handed it one
+	// batch (fetchMessages) when the server pauses it.
 	h.live.mu.Lock()
-	const n = 1000
+	const n = 3 * fetchMessages
 	publishSeqs(t, js, "gpu01", 11, n, time.Now().Add(-time.Minute))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -186,7 +186,7 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 	if getErr != nil && r.FleetErr == nil {
 		r.FleetErr = fmt.Errorf("one GET after the restart: %w", getErr)
 	}
-	r.Log = grepLog(log2, "dashboard:", "history restored", "samples replayed")
+	r.Log = grepLog(log2, "dashboard:", "history restored", "samples replayed", "read-back stalled")
 	return r, nil
 }
 
@@ -488,7 +488,7 @@ func (r RestartResult) Report(w io.Writer, cfg RestartConfig) {
 	if r.FleetErr != nil {
 		fmt.Fprintf(w, "                    %v\n", r.FleetErr)
 	}
-	fmt.Fprintf(w, "one GET of it       %s, %.1f MB\n", r.FleetGet.Round(time.Millisecond), float64(r.FleetBytes)/1e6)
+	fmt.Fprintf(w, "one GET of it       %s, %.1f KB\n", r.FleetGet.Round(10*time.Microsecond), float64(r.FleetBytes)/1e3)
 	for _, l := range r.Log {
 		fmt.Fprintln(w, "hub log:", l)
 	}
