@@ -57,6 +57,15 @@ func storeSeqs(js jetstream.JetStream, host string, from, to int, base time.Time
 	return nil
 }
 
+// liveHub starts a hub that records what ingest gives the history, and
+// enrols gpu01 to publish to it.
+func liveHub(t *testing.T) (*Hub, *recorder, jetstream.JetStream) {
+	t.Helper()
+	rec := &recorder{}
+	h := startHub(t, testConfig(t), Plugs{History: rec, Latency: rec})
+	return h, rec, jsAs(t, h, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
+}
+
 // onceEach checks that ingest accepted host's samples 1..n once each,
 // dropped nothing, and gave each to the history once, once no read-back
 // runs that could still hand one over again.
@@ -88,9 +97,7 @@ func onceEach(t *testing.T, h *Hub, rec *recorder, n int) {
 // on its subscription, each once, with nothing read back.
 func TestLiveSamplesArriveOnce(t *testing.T) {
 	t.Parallel()
-	rec := &recorder{}
-	h := startHub(t, testConfig(t), Plugs{History: rec, Latency: rec})
-	js := jsAs(t, h, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
+	h, rec, js := liveHub(t)
 	publishSeqs(t, js, "gpu01", 1, 200, time.Now().Add(-time.Minute))
 	onceEach(t, h, rec, 200)
 	if ls := h.LiveStats(); ls.Gaps != 0 || ls.Dropped != 0 {
@@ -104,9 +111,7 @@ func TestLiveSamplesArriveOnce(t *testing.T) {
 // duplicate.
 func TestLiveStreamRefusedCopyIsADuplicate(t *testing.T) {
 	t.Parallel()
-	rec := &recorder{}
-	h := startHub(t, testConfig(t), Plugs{History: rec, Latency: rec})
-	js := jsAs(t, h, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
+	h, rec, js := liveHub(t)
 	s := &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: 1, TS: time.Now().UnixNano()}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -129,9 +134,7 @@ func TestLiveStreamRefusedCopyIsADuplicate(t *testing.T) {
 // slow for its pending limits) are read back from the stream, each once.
 func TestLiveDropsAreReadBack(t *testing.T) {
 	t.Parallel()
-	rec := &recorder{}
-	h := startHub(t, testConfig(t), Plugs{History: rec, Latency: rec})
-	js := jsAs(t, h, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
+	h, rec, js := liveHub(t)
 	publishSeqs(t, js, "gpu01", 1, 10, time.Now().Add(-time.Minute))
 	poll.Until(t, "10 samples live", func() bool { return h.Stats().Samples == 10 })
 
@@ -393,9 +396,7 @@ func TestTwiceForgetsMatchedPairs(t *testing.T) {
 // rather than taking the silence for messages aged out.
 func TestLiveReadBackOutlastsAStall(t *testing.T) {
 	t.Parallel()
-	rec := &recorder{}
-	h := startHub(t, testConfig(t), Plugs{History: rec, Latency: rec})
-	js := jsAs(t, h, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
+	h, rec, js := liveHub(t)
 	publishSeqs(t, js, "gpu01", 1, 10, time.Now().Add(-time.Minute))
 	poll.Until(t, "10 samples live", func() bool { return h.Stats().Samples == 10 && h.live.quiet() })
 	h.live.readMu.Lock()

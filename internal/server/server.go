@@ -36,9 +36,13 @@ type unavailable interface {
 	Unavailable() bool
 }
 
-func isUnavailable(err error) bool {
-	var u unavailable
-	return errors.As(err, &u) && u.Unavailable()
+func isUnavailable(err error) bool { return says(err, unavailable.Unavailable) }
+
+// says reports whether err, or an error it wraps, is a T and yes says
+// so of it.
+func says[T error](err error, yes func(T) bool) bool {
+	var t T
+	return errors.As(err, &t) && yes(t)
 }
 
 // unknownHost is how a HistoryReader's error says the host filter names a
@@ -56,10 +60,7 @@ type tooLarge interface {
 	TooLarge() bool
 }
 
-func isTooLarge(err error) bool {
-	var t tooLarge
-	return errors.As(err, &t) && t.TooLarge()
-}
+func isTooLarge(err error) bool { return says(err, tooLarge.TooLarge) }
 
 // AlertLister serves GET /api/v1/alerts.
 type AlertLister interface {
