@@ -110,7 +110,7 @@ func newFamilies(hub Hub) *families {
 		updateTS:       gaugeFamily("sysperf_update_timestamp_seconds", "When the latest performance update was built (unix time)."),
 		gaps:           counterFamily("sysperf_ingest_gaps_total", "Times the live samples subscription lost messages or reconnected, and the hub read the span back from the stream."),
 		readBack:       counterFamily("sysperf_ingest_read_back_total", "Messages read from the samples stream rather than the live subscription: the start-up replay and the gaps."),
-		stalls:         counterFamily("sysperf_ingest_read_back_stalls_total", "Times a read-back's consumer delivered nothing while the stream held more for it, and the read went on with a new one."),
+		stalls:         counterFamily("sysperf_ingest_read_back_stalls_total", "Times a read-back's consumer delivered nothing while the stream held more for it, or skipped a delivery, and the read went on with a new one."),
 
 		gpuUtil:     gaugeFamily("sysperf_gpu_utilization_ratio", "GPU utilization, 0 to 1.", gpu...),
 		gpuMemUsed:  gaugeFamily("sysperf_gpu_memory_used_bytes", "GPU memory in use.", gpu...),
