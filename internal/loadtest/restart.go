@@ -186,7 +186,7 @@ func Restart(ctx context.Context, cfg RestartConfig, log *slog.Logger) (RestartR
 	if getErr != nil && r.FleetErr == nil {
 		r.FleetErr = fmt.Errorf("one GET after the restart: %w", getErr)
 	}
-	r.Log = grepLog(log2, "dashboard:", "history restored", "samples replayed", "read-back stalled")
+	r.Log = grepLog(log2, "dashboard:", "history restored", "samples replayed", "read-back reopened")
 	return r, nil
 }
 
