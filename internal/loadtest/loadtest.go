@@ -292,7 +292,9 @@ func (p *publishers) host(ctx context.Context, js jetstream.JetStream, cfg Confi
 		sent := time.Now()
 		_, err = js.PublishMsg(pctx, msg)
 		cancel()
-		if measuring.Load() {
+		// A publish the run's end cut short is neither: the end cancels
+		// ctx before it stops measuring.
+		if measuring.Load() && ctx.Err() == nil {
 			if err != nil {
 				p.errors.Add(1)
 			} else {
