@@ -16,7 +16,7 @@ LDFLAGS   := -X github.com/sysperf/sysperf/internal/version.version=$(VERSION) -
 # The hub is linked with the runtime's goroutine stack shrinking off
 # (GODEBUG gcshrinkstackoff=1 as its default; GODEBUG in the environment
 # still overrides it). The embedded NATS server runs two goroutines per
-# agent connection whose stacks grow for each message (24 KiB on average):
+# agent connection, the writer's stack 32 KiB each time it sends an ack:
 # every collection halved them and the next message grew them back, a
 # tenth of a 2,000-host hub's CPU copying stacks, for no memory saved
 # (95-99 MiB of stacks either way; README, "the soft memory limit"). //go:debug does not take this setting, and the
