@@ -28,7 +28,8 @@ import (
 // 4.3 million a week into a 2,000-host hub's life, and the server keeps
 // ~200 bytes of index per subject (measured at 800,000), some 0.8 GB of
 // the hub's memory that only grew. Restore reads a slot's start from the
-// message, so both namings restore.
+// message, so both namings restore. A slot is published as it changes,
+// at most once every RollupEvery.
 //
 // Minutes: each host's 1-minute slots of the 60m window, with the ids of
 // their samples, one message per version of a slot, all of a host's on
@@ -83,8 +84,22 @@ type PersistConfig struct {
 	Retention time.Duration
 	// ReadingsMaxAge is how long hub readings are kept; default 24h.
 	ReadingsMaxAge time.Duration
-	// SealEvery is how often sealed slots are published; default 15s.
+	// SealEvery is how often complete minutes are published and the
+	// minutes leaving the 60m window folded; default 15s.
 	SealEvery time.Duration
+	// RollupEvery is how often the long slots changed since are
+	// published: at the first flush once the minutes due to be folded
+	// reach a new period of it (and when the hub stops); default 6m, so
+	// a 6h slot is published once, just after its last minute is folded.
+	// Each minute folded changes a slot of each long window of
+	// every host, and every version published removed the one before
+	// from inside its stream (one message per subject), loading its
+	// block: published each minute, a 2,000-host hub wrote 6,000 rollups
+	// a minute and kept 20 MB of the server's block buffers alive doing
+	// so. What a hub that dies between two periods folded but did not
+	// publish is in its minutes (kept MinutesMaxAge) and its samples, both
+	// read back on start from the newest minute its published slots hold.
+	RollupEvery time.Duration
 	// Queue bounds the hub readings waiting to be published; default 256.
 	// When full the oldest is dropped and counted, never blocking Record.
 	Queue int
@@ -104,6 +119,9 @@ func (c PersistConfig) withDefaults() PersistConfig {
 	}
 	if c.SealEvery <= 0 {
 		c.SealEvery = 15 * time.Second
+	}
+	if c.RollupEvery <= 0 {
+		c.RollupEvery = 6 * time.Minute
 	}
 	if c.Queue <= 0 {
 		c.Queue = 256
@@ -128,6 +146,9 @@ type Persist struct {
 	queue  *dropq.Queue[*Reading]
 	wake   chan struct{}
 	failed atomic.Uint64
+	// rolled is the RollupEvery period of the last long slots published
+	// (flush's alone).
+	rolled int64
 }
 
 // Open creates the streams, puts the persisted rollups and the hub
@@ -233,8 +254,9 @@ func (p *Persist) Record(u *metrics.Update) {
 func (p *Persist) Dropped() uint64 { return p.queue.Dropped() }
 func (p *Persist) Failed() uint64  { return p.failed.Load() }
 
-// Run publishes queued readings as they come and sealed rollups every
-// SealEvery, until ctx ends; then it seals and publishes once more.
+// Run publishes queued readings as they come, complete minutes every
+// SealEvery and changed long slots every RollupEvery, until ctx ends;
+// then it seals and publishes everything once more.
 func (p *Persist) Run(ctx context.Context) {
 	t := time.NewTicker(p.cfg.SealEvery)
 	defer t.Stop()
@@ -254,16 +276,23 @@ func (p *Persist) Run(ctx context.Context) {
 	}
 }
 
-// flush publishes the queued readings, the sealed long slots and the
-// complete minutes, or every changed minute when the hub is stopping.
+// flush publishes the queued readings, the changed long slots when the
+// minutes due to be folded by now reach a later RollupEvery period than
+// the last time (else it only folds), and the complete minutes;
+// everything changed when the hub is stopping.
 func (p *Persist) flush(ctx context.Context, now time.Time, stopping bool) {
 	p.publishReadings(ctx)
-	for {
-		batch := p.seal(now, minuteBatch)
-		if len(batch) == 0 {
-			break
+	if period := p.foldCutoff(now) / int64(p.cfg.RollupEvery); stopping || period != p.rolled {
+		p.rolled = period
+		for {
+			batch := p.seal(now, minuteBatch)
+			if len(batch) == 0 {
+				break
+			}
+			p.publishRollups(ctx, batch)
 		}
-		p.publishRollups(ctx, batch)
+	} else {
+		p.FoldDue(now)
 	}
 	// In batches, so a backlog's minutes are not all alive at once; a
 	// minute that failed is marked changed again only after the loop, so
@@ -311,8 +340,9 @@ func (p *Persist) publishReadings(ctx context.Context) {
 // rollups not stored. All are sent before any ack is awaited, and the
 // acks then awaited for at most Timeout in all: a publish awaited in turn
 // was a round trip through the hub's and the server's goroutines for
-// each rollup, and a 2,000-host hub publishes 8,000 a minute (each host's
-// minute and its three long windows' newest slots).
+// each rollup, and a 2,000-host hub publishes 2,000 minutes a minute and
+// 6,000 long slots every RollupEvery (each host's three long windows'
+// newest slots).
 func (p *Persist) publishRollups(ctx context.Context, batch []Rollup) []int {
 	acks := make([]jetstream.PubAckFuture, len(batch))
 	var failed []int

@@ -101,8 +101,11 @@ func TestRecordNeverBlocks(t *testing.T) {
 
 // minuteFleet is 70 minutes of samples up to now of two hosts: "plain"
 // (no model figures) and "gpu-1" (with them), in the stream's order.
-func minuteFleet(now time.Time) []*metrics.Sample {
-	start := now.Add(-70 * time.Minute).Truncate(5 * time.Second)
+func minuteFleet(now time.Time) []*metrics.Sample { return fleetFor(now, 70*time.Minute) }
+
+// fleetFor is minuteFleet's two hosts over d up to now.
+func fleetFor(now time.Time, d time.Duration) []*metrics.Sample {
+	start := now.Add(-d).Truncate(5 * time.Second)
 	var out []*metrics.Sample
 	for i := 0; ; i++ {
 		ts := start.Add(time.Duration(i) * 5 * time.Second)
@@ -204,6 +207,71 @@ func TestMinutesCrash(t *testing.T) {
 		t.Fatal("no sample skipped: the minutes were not restored")
 	}
 	sameWindows(t, "restart after a crash", st1, st2, now)
+}
+
+// TestLongSlotsCrash: long slots are published once every RollupEvery,
+// not each minute; a hub that dies in the middle of a period folded
+// minutes into them that it never published, and the next one gets them
+// back from the minutes and samples it restores and replays: every
+// window equals the first hub's.
+func TestLongSlotsCrash(t *testing.T) {
+	js := natsxtest.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The crash when four minutes have been folded since the last
+	// publish (the minutes to fold reached a new period at a minute
+	// before the wall clock's period), so that they are in no published
+	// slot.
+	const every = 6 * time.Minute
+	period := time.Now().UnixNano()/int64(every) - 1
+	now := time.Unix(0, period*int64(every)).Add(3*time.Minute + 20*time.Second)
+	samples := fleetFor(now, 100*time.Minute)
+
+	st1, p1 := openPersist(ctx, t, js, PersistConfig{RollupEvery: every})
+	// Flushed every 15 s of the samples' time, as Run would, and never
+	// when stopping.
+	next := time.Unix(0, samples[0].TS).Truncate(15 * time.Second).Add(15 * time.Second)
+	for _, s := range samples {
+		if ts := time.Unix(0, s.TS); !ts.Before(next) {
+			p1.flush(ctx, next, false)
+			next = next.Add(15 * time.Second)
+		}
+		add(p1, s)
+	}
+	p1.flush(ctx, now, false)
+	if p1.Failed() != 0 {
+		t.Fatalf("%d publishes failed", p1.Failed())
+	}
+	// 40 minutes folded, each changing a slot of the three long windows
+	// of both hosts: 240 versions published a minute at a time, at most
+	// 6 for each of the 8 periods begun since the first fold.
+	stream, err := js.(interface {
+		Stream(context.Context, string) (jetstream.Stream, error)
+	}).Stream(ctx, StreamRollups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.LastSeq; n == 0 || n > 8*6 {
+		t.Fatalf("%d long slots published, want 1 to %d", n, 8*6)
+	}
+	t.Logf("%d long slots published", info.State.LastSeq)
+	// The first hub folded minutes it did not publish: its hosts' newest
+	// published slots are older than its newest folded minute.
+	if folded := p1.hosts["plain"].sealedUntil; folded <= time.Unix(0, period*int64(every)).Add(-time.Hour).UnixNano() {
+		t.Fatalf("newest folded minute %s: nothing folded since the period began", time.Unix(0, folded))
+	}
+
+	st2, p2 := openPersist(ctx, t, js, PersistConfig{RollupEvery: every})
+	if skipped := replayInto(p2, samples, now); skipped["plain"] == 0 {
+		t.Fatal("no sample skipped: the minutes were not restored")
+	}
+	st1.FoldDue(now)
+	st2.FoldDue(now)
+	sameWindows(t, "restart after a crash between two publishes of the long slots", st1, st2, now)
 }
 
 // TestMinutesRetriedAfterRefusal: the minutes of a batch the server did

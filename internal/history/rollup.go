@@ -76,11 +76,9 @@ func (s *Store) Seal(now time.Time) []Rollup { return s.seal(now, 0) }
 func (s *Store) seal(now time.Time, limit int) []Rollup {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	minute := s.defs[t60m].res
-	cutoff := trunc(now.UnixNano(), minute) - (ringSize-1)*minute
+	s.foldDue(now)
 	var out []Rollup
 	each := func(ser *series) {
-		s.sealBefore(ser, cutoff)
 		for t := firstLong; t < numTiers; t++ {
 			for j := range ser.dirty[t] {
 				if !ser.dirty[t][j] || (limit > 0 && len(out) >= limit) {
@@ -91,14 +89,38 @@ func (s *Store) seal(now time.Time, limit int) []Rollup {
 			}
 		}
 	}
-	for name, ser := range s.hosts {
+	for _, ser := range s.hosts {
 		each(ser)
+	}
+	each(s.hub)
+	return out
+}
+
+// FoldDue folds the minutes that left the 60m window by now into the long
+// tiers, as Seal does, and leaves the changed long slots to the next
+// Seal. It also forgets hosts silent for longer than the longest window.
+func (s *Store) FoldDue(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.foldDue(now)
+}
+
+// foldCutoff is the start of the oldest minute of the 60m window at now:
+// the minutes before it are due to be folded.
+func (s *Store) foldCutoff(now time.Time) int64 {
+	minute := s.defs[t60m].res
+	return trunc(now.UnixNano(), minute) - (ringSize-1)*minute
+}
+
+func (s *Store) foldDue(now time.Time) {
+	cutoff := s.foldCutoff(now)
+	for name, ser := range s.hosts {
+		s.sealBefore(ser, cutoff)
 		if ser.newest < now.UnixNano()-int64(MaxRange)-s.defs[t7d].res {
 			delete(s.hosts, name)
 		}
 	}
-	each(s.hub)
-	return out
+	s.sealBefore(s.hub, cutoff)
 }
 
 func (s *Store) rollup(ser *series, t, j int) Rollup {
@@ -320,8 +342,17 @@ func (s *Store) RestoreMinute(r *Rollup) error {
 	defer s.mu.Unlock()
 	ser := s.host(r.Host)
 	i := s.idx(r.Start, t60m)
-	if r.Start <= ser.sealedUntil || ser.rings[t60m][i].start > r.Start {
+	f := &ser.rings[t60m][i]
+	if r.Start <= ser.sealedUntil || f.start > r.Start {
 		return nil
+	}
+	// The place holds a minute an hour older that the long windows lack:
+	// the hub published its long slots last before that minute was
+	// folded (Persist publishes them every RollupEvery). Fold it now, as
+	// a sample of the newer minute would (add); replaced, it would be
+	// lost, as the samples replayed for it are then too old for its place.
+	if f.start != 0 && f.start < r.Start && !ser.sealed[i] {
+		s.fold(ser, i)
 	}
 	s.fill(ser, t60m, i, r)
 	ser.clearIDs(i)
