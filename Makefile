@@ -136,12 +136,15 @@ RESTART  ?=
 # up, a start-up peak, not an hour's steady state).
 PREFILL  ?=
 PREFILL_WINDOW ?= 4
+# HUB_FLAGS: more flags for the hub under load, e.g.
+# HUB_FLAGS=--stream-max-bytes=256MiB to see the samples stream at its cap.
+HUB_FLAGS ?=
 loadtest: build
 	$(GO) build -o $(BIN)/loadtest ./cmd/loadtest
 	@if [ -n "$(RESTART)" ]; then $(BIN)/loadtest --restart --hub-bin=$(BIN)/hub --hosts=$(HOSTS) --gpus=$(GPUS) --window=$(WINDOW); exit $$?; fi; \
 	d=$$(mktemp -d); http=127.0.0.1:18391; nats=127.0.0.1:14391; \
 	trap 'kill $$hub 2>/dev/null; wait; rm -rf $$d' EXIT INT TERM; \
-	$(BIN)/hub --http=$$http --nats-listen=$$nats --data-dir=$$d --log-level=warn --ws-max-clients=$$(( $(BROWSERS) + 16 )) & hub=$$!; \
+	$(BIN)/hub --http=$$http --nats-listen=$$nats --data-dir=$$d --log-level=warn --ws-max-clients=$$(( $(BROWSERS) + 16 )) $(HUB_FLAGS) & hub=$$!; \
 	for i in $$(seq 1 100); do sleep 0.2; $(BIN)/hub --healthcheck --http=$$http 2>/dev/null && break; done; \
 	$(BIN)/loadtest --nats-url=nats://$$nats --hub=http://$$http --data-dir=$$d --token-file=$$d/http.token \
 		--hub-pid=$$hub --hosts=$(HOSTS) --gpus=$(GPUS) --figures=$(FIGURES) --browsers=$(BROWSERS) --view='$(VIEW)' --duration=$(LOAD_FOR) \

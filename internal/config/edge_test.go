@@ -50,7 +50,7 @@ func TestHubFileEdgeCases(t *testing.T) {
 		{name: "null list", yaml: "containers: ~\npostgres: null\n", check: func(h hubFile) bool { return h.Containers == nil && h.Postgres == nil }},
 		{name: "null item", yaml: "containers: [~]\n", check: func(h hubFile) bool { return len(h.Containers) == 0 }},
 		{name: "mapping for a list", yaml: "postgres: {dsn: x}\n", wantErr: "cannot unmarshal !!map into []sources.PostgresConfig"},
-		{name: "huge int", yaml: "nats-max-store: 99999999999999999999999\n", wantErr: `key "nats-max-store": not an integer`},
+		{name: "huge int", yaml: "nats-max-store: 99999999999999999999999\n", wantErr: `key "nats-max-store": size "99999999999999999999999" too large`},
 		{name: "huge int inside", yaml: "postgres: [{pool_size: 99999999999999999999}]\n", wantErr: "into int"},
 		{name: "merge key", yaml: "containers:\n  - &c {name: api, health_url: 'http://api/health'}\n  - {<<: *c, name: worker}\n",
 			check: func(h hubFile) bool {

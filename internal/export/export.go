@@ -34,6 +34,10 @@ type Ingest struct {
 	// stream instead: the start-up replay and each gap; Stalls the
 	// read-backs whose consumer stopped delivering and was reopened.
 	Gaps, ReadBack, Stalls uint64
+	// Held is the time from the oldest sample the samples stream holds to
+	// its newest: how far back a restart or a read-back reaches. Nil
+	// while unknown.
+	Held *time.Duration
 }
 
 // Hub is what the exporter reads of the hub at scrape time.

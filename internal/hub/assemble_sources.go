@@ -114,11 +114,15 @@ func (v exportView) Ingest() export.Ingest {
 		return export.Ingest{}
 	}
 	s, l := v.h.in.Stats(), v.h.LiveStats()
-	return export.Ingest{
+	in := export.Ingest{
 		Samples: s.Samples, Late: s.Late, Observations: s.Observations,
 		Dropped: s.Dropped, ObservationsDropped: s.ObservationsDropped, Hosts: s.Hosts,
 		Gaps: l.Gaps, ReadBack: l.ReadBack, Stalls: l.Stalls,
 	}
+	if d, ok := v.h.streamWatch().held(metrics.StreamSamples); ok {
+		in.Held = &d
+	}
+	return in
 }
 
 // Clients reads the server only once the first update exists: Start sets

@@ -63,6 +63,10 @@ func TestExampleConfigLoads(t *testing.T) {
 	if cfg.NATSURL == "" || cfg.PostgresDSN == "" || len(cfg.Postgres) != 1 || cfg.Postgres[0].PoolSize != 10 || len(cfg.Webhooks) != 1 {
 		t.Fatalf("optional settings not loaded: %+v", cfg)
 	}
+	// Sizes are written with units.
+	if cfg.NATSMaxStore != 10<<30 || cfg.StreamMaxBytes != 4<<30 {
+		t.Fatalf("nats-max-store %d, stream-max-bytes %d; want 10GiB and 4GiB", cfg.NATSMaxStore, cfg.StreamMaxBytes)
+	}
 }
 
 // Every setting of the hub is documented in the example, as a plain or

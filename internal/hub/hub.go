@@ -25,6 +25,7 @@ import (
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/redact"
 	"github.com/sysperf/sysperf/internal/server"
+	"github.com/sysperf/sysperf/internal/size"
 	"github.com/sysperf/sysperf/internal/sources"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
@@ -42,8 +43,8 @@ type Config struct {
 	NATSKey        string        `flag:"nats-key" usage:"client certificate key file (with --nats-cert)"`
 	NATSTLSCert    string        `flag:"nats-tls-cert" usage:"certificate file: the embedded NATS listener takes TLS only (with --nats-tls-key)"`
 	NATSTLSKey     string        `flag:"nats-tls-key" usage:"key file of --nats-tls-cert"`
-	NATSMaxStore   int64         `flag:"nats-max-store" usage:"bytes of disk the embedded NATS's JetStream may use (0: three quarters of the free space)"`
-	StreamMaxBytes int64         `flag:"stream-max-bytes" usage:"bytes the samples stream may hold on disk; the oldest samples go first beyond it"`
+	NATSMaxStore   size.Bytes    `flag:"nats-max-store" usage:"disk the embedded NATS's JetStream may use, in bytes or with a unit (500GB, 64GiB; 0: three quarters of the free space)"`
+	StreamMaxBytes size.Bytes    `flag:"stream-max-bytes" usage:"disk the samples stream may hold, in bytes or with a unit (80GB, 4GiB; 0: 4GiB, at most half the embedded store); the oldest samples go first beyond it"`
 	NATSWait       time.Duration `flag:"nats-wait" usage:"how long start-up retries an external NATS that does not answer, with back-off, serving /healthz as not ready meanwhile (0: until it answers)"`
 	DataDir        string        `flag:"data-dir" usage:"state directory (JetStream store of the embedded NATS)"`
 	Interval       time.Duration `flag:"interval" usage:"how often the performance update is built and sent"`
@@ -299,7 +300,7 @@ func Start(ctx context.Context, cfg Config, plugs Plugs, log *slog.Logger) (_ *H
 		if users, known, h.enrolRaw, err = enrolled(h.enrol); err != nil {
 			return nil, err
 		}
-		if h.emb, err = natsd.Start(natsd.Config{Listen: cfg.NATSListen, StoreDir: store, Users: users, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, MaxStore: cfg.NATSMaxStore}, log); err != nil {
+		if h.emb, err = natsd.Start(natsd.Config{Listen: cfg.NATSListen, StoreDir: store, Users: users, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, MaxStore: int64(cfg.NATSMaxStore)}, log); err != nil {
 			return nil, err
 		}
 		h.pub.interest = h.emb.Interest
@@ -409,7 +410,7 @@ const asyncAckWait = 10 * time.Second
 // server its default size is at most half the store, which JetStream
 // reserves for it, so a small disk does not refuse the stream.
 func (h *Hub) streamConfig() natsx.SamplesStream {
-	maxBytes := h.cfg.StreamMaxBytes
+	maxBytes := int64(h.cfg.StreamMaxBytes)
 	if maxBytes == 0 && h.emb != nil {
 		if _, limit, err := h.emb.Store(); err == nil && limit > 0 {
 			maxBytes = min(natsx.DefaultMaxBytes, limit/2)

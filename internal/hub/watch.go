@@ -170,10 +170,25 @@ type streams struct {
 	saved     time.Time
 	loss      error
 	lossUntil time.Time
+	// capped are the streams found at their byte cap short of their age
+	// limit this run, each warned of once.
+	capped map[string]bool
 }
 
 func newStreams(path string, log *slog.Logger) *streams {
-	return &streams{path: path, log: log, hold: lossHold, seen: map[string]kept{}}
+	return &streams{path: path, log: log, hold: lossHold, seen: map[string]kept{}, capped: map[string]bool{}}
+}
+
+// held is how much time a stream holds, from its oldest message to its
+// newest, as last seen; false before it was seen with a message.
+func (s *streams) held(name string) (time.Duration, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.seen[name]
+	if !ok || k.Msgs == 0 {
+		return 0, false
+	}
+	return k.LastTime.Sub(k.FirstTime), true
 }
 
 // lost is the last loss found while /healthz still reports it.
@@ -210,6 +225,7 @@ func (s *streams) check(ctx context.Context, js jetstream.JetStream, samples fun
 		if s.observe(name, info, now) && name == metrics.StreamSamples {
 			fresh = true
 		}
+		s.short(name)
 	}
 	if err := list.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
 		// Not knowing which exist, recreate none.
@@ -295,6 +311,38 @@ func (s *streams) observe(name string, info *jetstream.StreamInfo, now time.Time
 		"messages", prev.Msgs, "first_seq", prev.FirstSeq, "last_seq", prev.LastSeq, "from", prev.FirstTime, "to", prev.LastTime,
 		"healthz_503_for", s.hold)
 	return recreated && prev.cfg.Name != ""
+}
+
+// short warns, once per stream and run, when a stream's byte cap rather
+// than its age limit decides what it keeps: each message stored then
+// removes the oldest, so a restart's replay and a read-back reach back
+// only as far as the stream still holds. The 4 GiB default of the samples
+// stream holds about 77 minutes of 2,000 8-GPU hosts against a 24 h
+// retention, which nothing else would tell the operator. It says how many
+// bytes the age limit needs at the rate the stream holds now (the rate of
+// storing, not of the samples' own times: just after a backlog it reads
+// high).
+func (s *streams) short(name string) {
+	k := s.seen[name]
+	c := k.cfg
+	if c.MaxBytes <= 0 || c.MaxAge <= 0 || k.Msgs == 0 || s.capped[name] {
+		return
+	}
+	// At the cap the stream is within a message of it, and has removed
+	// messages to stay there.
+	room := min(uint64(natsx.MaxMsgSize), uint64(c.MaxBytes)/4)
+	held := k.LastTime.Sub(k.FirstTime)
+	if k.Bytes+room < uint64(c.MaxBytes) || k.FirstSeq <= 1 || held >= c.MaxAge*9/10 {
+		return
+	}
+	s.capped[name] = true
+	need := uint64(float64(k.Bytes) * c.MaxAge.Seconds() / max(held.Seconds(), 1))
+	args := []any{"stream", name, "holding", c.Description, "keeps", held.Round(time.Second), "max_age", c.MaxAge,
+		"max_bytes", c.MaxBytes, "bytes_for_max_age", need}
+	if name == metrics.StreamSamples {
+		args = append(args, "raise", "--stream-max-bytes (and the JetStream store, --nats-max-store, if smaller)")
+	}
+	s.log.Warn("stream at its byte cap before its age limit: the oldest messages go to make room, so it keeps less time than it is meant to", args...)
 }
 
 // limitsExplain reports whether the stream's own limits may have removed

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/enroll"
 	"github.com/sysperf/sysperf/internal/logtest"
+	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
 	"github.com/sysperf/sysperf/pkg/metrics"
 )
 
@@ -350,5 +351,62 @@ func watchedHub(t *testing.T) (*Hub, *logtest.Buffer, []nats.Option, func(seq in
 	base := time.Now()
 	return h, logs, auth, func(seq int) *metrics.Sample {
 		return &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: uint64(seq), TS: base.Add(time.Duration(seq) * time.Millisecond).UnixNano()}
+	}
+}
+
+// A samples stream at its byte cap short of its retention is one WARN
+// that names the flag and the bytes the retention needs; /metrics says
+// how much time the stream holds. Under the cap nothing is said.
+func TestStreamAtItsByteCapIsReported(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.StreamMaxBytes = 4 << 20
+	log, logs := logtest.New(slog.LevelInfo)
+	h, err := Start(context.Background(), cfg, Plugs{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	auth := as(t, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
+	publish(t, h.NATSURL(), &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: 1, TS: time.Now().UnixNano()}, auth...)
+	performance(t, h, hasHost("gpu01"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := natsxtest.Connect(t, h.NATSURL(), auth...)
+	// Messages the hub cannot decode are still stored: they fill the
+	// stream as fast as samples would, a few a test's second.
+	fill := func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := js.Publish(ctx, metrics.SampleSubject("gpu01"), make([]byte, 512<<10)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const warning = "stream at its byte cap"
+	fill(3)
+	h.checkIngest(ctx)
+	if strings.Contains(logs.String(), warning) {
+		t.Fatalf("a stream under its cap reported as at it:\n%s", logs)
+	}
+	in := exportView{h}.Ingest()
+	if in.Held == nil || *in.Held <= 0 || *in.Held > time.Minute {
+		t.Fatalf("held %v, want the few moments between the first sample and the last", in.Held)
+	}
+
+	fill(10) // 5 MiB through a 4 MiB stream: the oldest go
+	h.checkIngest(ctx)
+	h.checkIngest(ctx)
+	if n := strings.Count(logs.String(), warning); n != 1 {
+		t.Fatalf("%d warnings, want one:\n%s", n, logs)
+	}
+	for _, want := range []string{"level=WARN", "stream=" + metrics.StreamSamples, "max_age=24h0m0s", "max_bytes=4194304", "bytes_for_max_age=", "--stream-max-bytes"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the warning does not say %q:\n%s", want, logs)
+		}
+	}
+	if err := h.health(); err != nil {
+		t.Errorf("a capped stream is not unhealthy: %v", err)
 	}
 }
