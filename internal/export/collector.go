@@ -78,7 +78,7 @@ type families struct {
 	hub Hub
 
 	samples, late, observations, dropped, obsDropped, hosts, clients, clientsDropped, updateTS *family
-	clientsRefused, gaps, readBack, stalls, held                                               *family
+	clientsRefused, gaps, readBack, stalls, short, held                                        *family
 
 	gpuUtil, gpuMemUsed, gpuMemTotal, gpuTemp, gpuPower *family
 
@@ -111,6 +111,7 @@ func newFamilies(hub Hub) *families {
 		gaps:           counterFamily("sysperf_ingest_gaps_total", "Times the live samples subscription lost messages or reconnected, and the hub read the span back from the stream."),
 		readBack:       counterFamily("sysperf_ingest_read_back_total", "Messages read from the samples stream rather than the live subscription: the start-up replay and the gaps."),
 		stalls:         counterFamily("sysperf_ingest_read_back_stalls_total", "Times a read-back's consumer delivered nothing while the stream held more for it, or skipped a delivery, and the read went on with a new one."),
+		short:          counterFamily("sysperf_ingest_read_back_short_total", "Read-backs that began after their start: the samples stream's limits (its byte cap) had removed what they were to read first, which is lost."),
 		held:           gaugeFamily("sysperf_ingest_stream_held_seconds", "Time from the oldest to the newest sample the samples stream holds: how far back a restart or a read-back reaches. Short of --retention once the stream reaches --stream-max-bytes."),
 
 		gpuUtil:     gaugeFamily("sysperf_gpu_utilization_ratio", "GPU utilization, 0 to 1.", gpu...),
@@ -279,6 +280,7 @@ func (fs *families) write(w *writer) {
 	w.sample(fs.gaps, float64(in.Gaps))
 	w.sample(fs.readBack, float64(in.ReadBack))
 	w.sample(fs.stalls, float64(in.Stalls))
+	w.sample(fs.short, float64(in.Short))
 	if in.Held != nil {
 		w.sample(fs.held, in.Held.Seconds())
 	}

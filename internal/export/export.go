@@ -32,8 +32,10 @@ type Ingest struct {
 	// Gaps is how often the live subscription lost messages or
 	// reconnected, and ReadBack the messages read from the samples
 	// stream instead: the start-up replay and each gap; Stalls the
-	// read-backs whose consumer stopped delivering and was reopened.
-	Gaps, ReadBack, Stalls uint64
+	// read-backs whose consumer stopped delivering and was reopened;
+	// Short the read-backs that began after their start, the stream's
+	// limits having removed it.
+	Gaps, ReadBack, Stalls, Short uint64
 	// Held is the time from the oldest sample the samples stream holds to
 	// its newest: how far back a restart or a read-back reaches. Nil
 	// while unknown.

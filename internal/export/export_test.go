@@ -126,7 +126,7 @@ func newTestExporter(t *testing.T) (*Exporter, *fakeHub) {
 	t.Helper()
 	held := 90 * time.Minute
 	hub := &fakeHub{
-		in:      Ingest{Samples: 120, Late: 3, Observations: 40, Dropped: map[string]uint64{"decode": 2, "schema": 1}, ObservationsDropped: map[string]uint64{"decode": 5}, Hosts: 2, Gaps: 1, ReadBack: 17, Stalls: 2, Held: &held},
+		in:      Ingest{Samples: 120, Late: 3, Observations: 40, Dropped: map[string]uint64{"decode": 2, "schema": 1}, ObservationsDropped: map[string]uint64{"decode": 5}, Hosts: 2, Gaps: 1, ReadBack: 17, Stalls: 2, Short: 1, Held: &held},
 		clients: 4,
 		latest:  fullUpdate(),
 	}
@@ -151,6 +151,7 @@ func TestExporterValues(t *testing.T) {
 		{"sysperf_ingest_gaps_total", nil, 1},
 		{"sysperf_ingest_read_back_total", nil, 17},
 		{"sysperf_ingest_read_back_stalls_total", nil, 2},
+		{"sysperf_ingest_read_back_short_total", nil, 1},
 		{"sysperf_ingest_stream_held_seconds", nil, 5400},
 		{"sysperf_ingest_dropped_samples_total", map[string]string{"cause": "decode"}, 2},
 		{"sysperf_ingest_dropped_observations_total", map[string]string{"cause": "decode"}, 5},

@@ -117,7 +117,7 @@ func (v exportView) Ingest() export.Ingest {
 	in := export.Ingest{
 		Samples: s.Samples, Late: s.Late, Observations: s.Observations,
 		Dropped: s.Dropped, ObservationsDropped: s.ObservationsDropped, Hosts: s.Hosts,
-		Gaps: l.Gaps, ReadBack: l.ReadBack, Stalls: l.Stalls,
+		Gaps: l.Gaps, ReadBack: l.ReadBack, Stalls: l.Stalls, Short: l.Short,
 	}
 	if d, ok := v.h.streamWatch().held(metrics.StreamSamples); ok {
 		in.Held = &d

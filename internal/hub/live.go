@@ -75,6 +75,9 @@ type LiveStats struct {
 	// its consumer did not deliver within readBackWait, or its
 	// deliveries skipped a number.
 	Stalls uint64
+	// Short read-backs began after their start: the stream's limits (its
+	// byte cap) had removed what they were to read first.
+	Short uint64
 }
 
 // live feeds ingest from the samples subscription and the stream.
@@ -114,7 +117,7 @@ type live struct {
 	mark       time.Time
 	owed       bool
 
-	gaps, drops, readBack, overlap, held, stalls atomic.Uint64
+	gaps, drops, readBack, overlap, held, stalls, short atomic.Uint64
 
 	cancel context.CancelFunc
 	ctx    context.Context
@@ -377,6 +380,7 @@ func (l *live) read(ctx context.Context, from time.Time, each func(time.Time), t
 	if oldest := time.Now().Add(-l.window); from.Before(oldest) {
 		from = oldest
 	}
+	l.shortOf(st.CachedInfo(), from)
 	r := reading{from: from, each: each, tail: tail}
 	for stalls := 0; ; {
 		before := r.n
@@ -394,6 +398,26 @@ func (l *live) read(ctx context.Context, from time.Time, each func(time.Time), t
 		l.stalls.Add(1)
 		l.log.Warn("read-back reopened after its last message", "why", why, "after", r.next-1, "pending", r.pending)
 	}
+}
+
+// shortOf reports a read that begins after its start: the stream removed
+// messages (its first sequence is past 1) and its oldest was stored after
+// from, and not for its age. What it stored before then and the hub did
+// not read (the samples the live subscription dropped, or the start of
+// the replay) is lost; a stream at its byte cap holding less time than a
+// backlog does that.
+func (l *live) shortOf(info *jetstream.StreamInfo, from time.Time) {
+	first := info.State.FirstTime
+	if info.State.FirstSeq <= 1 || !first.After(from) {
+		return
+	}
+	if age := info.Config.MaxAge; age > 0 && time.Since(first) >= age*9/10 {
+		return
+	}
+	l.short.Add(1)
+	l.log.Warn("samples stream no longer holds the start of a read-back: what it stored before its oldest message and the hub had not read was removed by its limits and is lost",
+		"stream", metrics.StreamSamples, "from", from, "oldest", first, "lost_span", first.Sub(from).Round(time.Millisecond),
+		"max_bytes", info.Config.MaxBytes, "raise", "--stream-max-bytes")
 }
 
 // reading is where a read stands between its consumers.
@@ -562,7 +586,7 @@ func (l *live) quiet() bool {
 
 // Stats returns the counters.
 func (l *live) Stats() LiveStats {
-	return LiveStats{Gaps: l.gaps.Load(), Dropped: l.drops.Load(), ReadBack: l.readBack.Load(), Overlap: l.overlap.Load(), Held: l.held.Load(), Stalls: l.stalls.Load()}
+	return LiveStats{Gaps: l.gaps.Load(), Dropped: l.drops.Load(), ReadBack: l.readBack.Load(), Overlap: l.overlap.Load(), Held: l.held.Load(), Stalls: l.stalls.Load(), Short: l.short.Load()}
 }
 
 // twice matches the copies of a message that came live and read back,

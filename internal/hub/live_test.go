@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/enroll"
+	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
@@ -434,5 +435,67 @@ func TestLiveReadBackOutlastsAStall(t *testing.T) {
 	onceEach(t, h, rec, n)
 	if ls := h.LiveStats(); ls.Stalls == 0 {
 		t.Fatalf("live %+v: the read-back never stalled", ls)
+	}
+}
+
+// A read-back that begins after its start, the stream's byte cap having
+// removed what it was to read first, says so: one WARN with the span lost
+// and the flag to raise, and a count in /metrics. One that begins within
+// what the stream holds says nothing.
+func TestReadBackPastTheCapSaysWhatIsLost(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.StreamMaxBytes = 2 << 20
+	log, logs := logtest.New(slog.LevelInfo)
+	rec := &recorder{}
+	h, err := Start(context.Background(), cfg, Plugs{History: rec, Latency: rec}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	js := jsAs(t, h, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
+	from := time.Now()
+	publishSeqs(t, js, "gpu01", 1, 10, from)
+	poll.Until(t, "10 samples live", func() bool { return h.Stats().Samples == 10 && h.live.quiet() })
+
+	// 4 MiB through the 2 MiB stream: the samples and the oldest of what
+	// follows them go. (The hub cannot decode these; the stream stores
+	// them all the same.)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 16 {
+		if _, err := js.Publish(ctx, metrics.SampleSubject("gpu01"), make([]byte, 256<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := h.js.Stream(ctx, metrics.StreamSamples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldest := st.CachedInfo().State.FirstTime
+	if !oldest.After(from) {
+		t.Fatalf("the stream still holds what was stored at %v (oldest %v)", from, oldest)
+	}
+	caught := func() time.Time { return time.Now() }
+	if _, err := h.live.read(ctx, oldest, nil, caught); err != nil {
+		t.Fatal(err)
+	}
+	const warning = "no longer holds the start of a read-back"
+	if strings.Contains(logs.String(), warning) || h.LiveStats().Short != 0 {
+		t.Fatalf("a read-back within what the stream holds reported as short (live %+v):\n%s", h.LiveStats(), logs)
+	}
+	if _, err := h.live.read(ctx, from, nil, caught); err != nil {
+		t.Fatal(err)
+	}
+	if ls := h.LiveStats(); ls.Short != 1 {
+		t.Fatalf("live %+v, want one short read-back", ls)
+	}
+	for _, want := range []string{"level=WARN", warning, "lost_span=", "max_bytes=2097152", "raise=--stream-max-bytes"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the warning does not say %q:\n%s", want, logs)
+		}
+	}
+	if in := (exportView{h}).Ingest(); in.Short != 1 {
+		t.Errorf("/metrics counts %d short read-backs, want 1", in.Short)
 	}
 }
