@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sysperf/sysperf/internal/enroll"
-	"github.com/sysperf/sysperf/internal/logtest"
 	"github.com/sysperf/sysperf/internal/natsd"
 	"github.com/sysperf/sysperf/internal/natsx"
 	"github.com/sysperf/sysperf/internal/natsx/natsxtest"
@@ -446,13 +445,8 @@ func TestReadBackPastTheCapSaysWhatIsLost(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.StreamMaxBytes = 2 << 20
-	log, logs := logtest.New(slog.LevelInfo)
 	rec := &recorder{}
-	h, err := Start(context.Background(), cfg, Plugs{History: rec, Latency: rec}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
+	h, logs := loggedHub(t, cfg, Plugs{History: rec, Latency: rec})
 	js := jsAs(t, h, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
 	from := time.Now()
 	publishSeqs(t, js, "gpu01", 1, 10, from)

@@ -58,12 +58,7 @@ func TestFullStoreIsUnhealthyWithTheReason(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.NATSMaxStore = 48 << 20
-	log, logs := logtest.New(slog.LevelInfo)
-	h, err := Start(context.Background(), cfg, Plugs{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
+	h, logs := loggedHub(t, cfg, Plugs{})
 
 	// Junk in a stream of its own fills what the samples stream left.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -339,14 +334,21 @@ func TestEmptyStreamRecreatedLosesNothing(t *testing.T) {
 
 // watchedHub starts a hub whose log the test reads, with gpu01 enrolled
 // (auth) and sample(seq) making gpu01's samples a millisecond apart.
-func watchedHub(t *testing.T) (*Hub, *logtest.Buffer, []nats.Option, func(seq int) *metrics.Sample) {
+// loggedHub starts a hub on cfg whose log, from INFO up, the test reads.
+func loggedHub(t *testing.T, cfg Config, plugs Plugs) (*Hub, *logtest.Buffer) {
 	t.Helper()
 	log, logs := logtest.New(slog.LevelInfo)
-	h, err := Start(context.Background(), testConfig(t), Plugs{}, log)
+	h, err := Start(context.Background(), cfg, plugs, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Close() })
+	return h, logs
+}
+
+func watchedHub(t *testing.T) (*Hub, *logtest.Buffer, []nats.Option, func(seq int) *metrics.Sample) {
+	t.Helper()
+	h, logs := loggedHub(t, testConfig(t), Plugs{})
 	auth := as(t, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
 	base := time.Now()
 	return h, logs, auth, func(seq int) *metrics.Sample {
@@ -361,12 +363,7 @@ func TestStreamAtItsByteCapIsReported(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.StreamMaxBytes = 4 << 20
-	log, logs := logtest.New(slog.LevelInfo)
-	h, err := Start(context.Background(), cfg, Plugs{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
+	h, logs := loggedHub(t, cfg, Plugs{})
 	auth := as(t, "gpu01", enrol(t, h, "gpu01", enroll.Agent))
 	publish(t, h.NATSURL(), &metrics.Sample{Host: "gpu01", Boot: "b1", Seq: 1, TS: time.Now().UnixNano()}, auth...)
 	performance(t, h, hasHost("gpu01"))
