@@ -97,6 +97,58 @@ func TestNext(t *testing.T) {
 	}
 }
 
+// One collection's live heap far above its neighbours' (work in flight
+// at that moment) does not raise the limit; a second collection asking
+// too does, to the smaller of the two; a heap past the limit is raised
+// at once.
+func TestBandHoldsARaiseForASecondCollection(t *testing.T) {
+	const mib = 1 << 20
+	type look struct {
+		cycle          uint64
+		live, overhead int64
+		want           int64
+	}
+	for _, c := range []struct {
+		name  string
+		looks []look
+	}{
+		{"an hour-in hub's transient", []look{
+			{10, 245 * mib, 150 * mib, 518 * mib},
+			{11, 315 * mib, 150 * mib, 518 * mib}, // would be 622 MiB
+			{12, 246 * mib, 150 * mib, 518 * mib},
+			{13, 247 * mib, 150 * mib, 518 * mib},
+		}},
+		{"a heap that grew", []look{
+			{10, 300 * mib, 150 * mib, 518 * mib},
+			{11, 310 * mib, 150 * mib, 600 * mib}, // 300*1.5+150, the smaller
+			{12, 310 * mib, 150 * mib, 600 * mib},
+		}},
+		{"the same collection read twice is one word", []look{
+			{10, 300 * mib, 150 * mib, 518 * mib},
+			{10, 300 * mib, 150 * mib, 518 * mib},
+			{11, 296 * mib, 150 * mib, 594 * mib},
+		}},
+		{"a word between is forgotten", []look{
+			{10, 300 * mib, 150 * mib, 518 * mib},
+			{11, 240 * mib, 150 * mib, 518 * mib},
+			{12, 300 * mib, 150 * mib, 518 * mib},
+			{13, 300 * mib, 150 * mib, 600 * mib},
+		}},
+		{"past the limit: at once", []look{
+			{10, 440 * mib, 120 * mib, 780 * mib},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := band{limit: 518 * mib, floor: 448 * mib, ceiling: math.MaxInt64}
+			for i, l := range c.looks {
+				if got := b.check(l.cycle, l.live, l.overhead); got != l.want {
+					t.Fatalf("look %d (collection %d, live %d MiB): limit %d MiB, want %d MiB", i, l.cycle, l.live/mib, got/mib, l.want/mib)
+				}
+			}
+		})
+	}
+}
+
 // TestGuardCollectsWhenStale: while the limit is raised and no
 // collection runs, Guard forces one every staleChecks checks, so the
 // live heap it reads is not a burst's left-overs.
