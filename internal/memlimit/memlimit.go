@@ -114,7 +114,7 @@ func Apply(ctx context.Context, c Choice, log *slog.Logger) {
 // the heap's spans, the runtime's own structures). Outside that band it
 // moves the limit to half the live heap's room (see Next), never past
 // ceiling and never below the limit it started with; a raise waits for a
-// second collection's word (see band.check).
+// minute of checks that all ask for one (see band.check).
 func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *slog.Logger) {
 	b := band{limit: limit, floor: limit, ceiling: ceiling}
 	sample := []metrics.Sample{
@@ -172,45 +172,57 @@ func Guard(ctx context.Context, limit, ceiling int64, every time.Duration, log *
 	}
 }
 
-// band is Guard's limit between its floor and ceiling, with a raise that
-// one collection asked for and a second has not yet confirmed.
+// band is Guard's limit between its floor and ceiling, with the checks
+// in a row that asked to raise it.
 type band struct {
 	limit, floor, ceiling int64
-	// held is the limit the last raise-asking check wanted, and heldAt
-	// the collection it read; held is 0 when none waits.
-	held   int64
-	heldAt uint64
+	// asked is how many checks in a row asked for a raise, want the
+	// smallest limit one of them asked for, and first the collection the
+	// first of them read.
+	asked int
+	want  int64
+	first uint64
 }
 
 // check is one look at the live heap and overhead as of collection
-// cycle; it returns the limit to set and keeps it. A raise is held until
-// a later collection also asks for one, and is then to the smaller of
-// the two: a live heap that one collection found tens of megabytes above
-// the ones around it (at 2,000 hosts an hour in, 315 MB among 245: work
-// in flight at that moment) raised the limit by 70 MB, and the process's
-// memory followed it for minutes, past the 512 MiB a 2,000-host hub is
-// meant to fit in. A live heap that truly grew asks again at the next
-// check, which costs a collection or two more meanwhile. A heap that has
-// outgrown the limit (the overhead and live heap at or past it: the
-// collector would run back to back, as a hub's start-up replay makes it)
-// is raised at once.
+// cycle; it returns the limit to set and keeps it. A raise waits until
+// raiseChecks checks in a row, reading more than one collection, have
+// asked for one, and is then to the smallest limit they asked for: a
+// collection's live heap counts whatever is in flight at that moment (a
+// tick half built, the embedded server's 8 MiB block buffers, one to four
+// at a time), so readings of one heap swing by 30-40 MB, and now and then
+// something bigger holds 30-70 MB for a few collections over 10-20 s. At
+// 2,000 hosts an hour in (about 245 MB live) one such collection (315 MB)
+// raised the limit by 70 MB at once, and a burst of four over 15 s (277-288
+// MB) by 84 MB even when a second check had to agree; the process's
+// memory followed the limit up and stayed there, past the 512 MiB a
+// 2,000-host hub is meant to fit in. A live heap that truly grew keeps
+// asking: the collector runs more often for that minute, inside the
+// band's quarter of the live heap. A heap that has outgrown the limit
+// (the overhead and live heap at or past it: the collector would run
+// back to back, as a hub's start-up replay makes it) is raised at once.
 func (b *band) check(cycle uint64, live, overhead int64) int64 {
 	next := Next(b.limit, b.floor, b.ceiling, live, overhead)
 	switch {
-	case next <= b.limit:
-		b.held = 0
+	case next <= b.limit, live+overhead >= b.limit:
+		b.asked = 0
 		b.limit = next
-	case live+overhead >= b.limit:
-		b.held = 0
-		b.limit = next
-	case b.held == 0:
-		b.held, b.heldAt = next, cycle
-	case cycle != b.heldAt:
-		b.limit = min(next, b.held)
-		b.held = 0
+	case b.asked == 0:
+		b.asked, b.want, b.first = 1, next, cycle
+	default:
+		b.asked++
+		b.want = min(b.want, next)
+		if b.asked >= raiseChecks && cycle != b.first {
+			b.asked = 0
+			b.limit = b.want
+		}
 	}
 	return b.limit
 }
+
+// raiseChecks is how many checks in a row must ask for a raise: a
+// minute at Apply's 10 s.
+const raiseChecks = 6
 
 // staleChecks is how many checks Guard lets a raised limit go without a
 // collection before it forces one: a minute at Apply's 10 s.

@@ -97,51 +97,75 @@ func TestNext(t *testing.T) {
 	}
 }
 
-// One collection's live heap far above its neighbours' (work in flight
-// at that moment) does not raise the limit; a second collection asking
-// too does, to the smaller of the two; a heap past the limit is raised
-// at once.
-func TestBandHoldsARaiseForASecondCollection(t *testing.T) {
+// A live heap read high for a few collections (work in flight) does not
+// raise the limit; a minute of checks all asking for a raise, over more
+// than one collection, does, to the smallest limit asked for; a heap
+// past the limit is raised at once.
+func TestBandRaisesOnAMinuteOfAsking(t *testing.T) {
 	const mib = 1 << 20
 	type look struct {
-		cycle          uint64
-		live, overhead int64
-		want           int64
+		cycle uint64
+		live  int64
+		want  int64 // the limit after the look
 	}
+	// An hour-in 2,000-host hub: about 245 MiB live, 120 MiB of overhead,
+	// at the 448 MiB default.
+	const overhead, limit = 120 * mib, 448 * mib
 	for _, c := range []struct {
 		name  string
 		looks []look
 	}{
-		{"an hour-in hub's transient", []look{
-			{10, 245 * mib, 150 * mib, 518 * mib},
-			{11, 315 * mib, 150 * mib, 518 * mib}, // would be 622 MiB
-			{12, 246 * mib, 150 * mib, 518 * mib},
-			{13, 247 * mib, 150 * mib, 518 * mib},
+		{"one collection's transient", []look{
+			{10, 245 * mib, limit},
+			{11, 300 * mib, limit}, // would be 570 MiB
+			{12, 246 * mib, limit},
+		}},
+		{"a burst over four collections and two checks", []look{
+			{10, 245 * mib, limit},
+			{12, 275 * mib, limit},
+			{14, 270 * mib, limit},
+			{15, 244 * mib, limit},
+			{16, 245 * mib, limit},
+			{17, 245 * mib, limit},
+			{18, 245 * mib, limit},
+			{19, 245 * mib, limit},
 		}},
 		{"a heap that grew", []look{
-			{10, 300 * mib, 150 * mib, 518 * mib},
-			{11, 310 * mib, 150 * mib, 600 * mib}, // 300*1.5+150, the smaller
-			{12, 310 * mib, 150 * mib, 600 * mib},
+			{10, 270 * mib, limit},
+			{11, 275 * mib, limit},
+			{12, 268 * mib, limit},
+			{13, 280 * mib, limit},
+			{14, 272 * mib, limit},
+			{15, 275 * mib, 522 * mib}, // 268 * 1.5 + 120: the smallest asked for
+			{16, 275 * mib, 522 * mib},
 		}},
-		{"the same collection read twice is one word", []look{
-			{10, 300 * mib, 150 * mib, 518 * mib},
-			{10, 300 * mib, 150 * mib, 518 * mib},
-			{11, 296 * mib, 150 * mib, 594 * mib},
+		{"one collection read for a minute is not enough", []look{
+			{10, 270 * mib, limit},
+			{10, 270 * mib, limit},
+			{10, 270 * mib, limit},
+			{10, 270 * mib, limit},
+			{10, 270 * mib, limit},
+			{10, 270 * mib, limit},
+			{11, 270 * mib, 525 * mib},
 		}},
-		{"a word between is forgotten", []look{
-			{10, 300 * mib, 150 * mib, 518 * mib},
-			{11, 240 * mib, 150 * mib, 518 * mib},
-			{12, 300 * mib, 150 * mib, 518 * mib},
-			{13, 300 * mib, 150 * mib, 600 * mib},
+		{"a check that does not ask starts the minute again", []look{
+			{10, 270 * mib, limit},
+			{11, 270 * mib, limit},
+			{12, 270 * mib, limit},
+			{13, 270 * mib, limit},
+			{14, 270 * mib, limit},
+			{15, 240 * mib, limit},
+			{16, 270 * mib, limit},
+			{17, 270 * mib, limit},
 		}},
 		{"past the limit: at once", []look{
-			{10, 440 * mib, 120 * mib, 780 * mib},
+			{10, 340 * mib, 630 * mib},
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b := band{limit: 518 * mib, floor: 448 * mib, ceiling: math.MaxInt64}
+			b := band{limit: limit, floor: limit, ceiling: math.MaxInt64}
 			for i, l := range c.looks {
-				if got := b.check(l.cycle, l.live, l.overhead); got != l.want {
+				if got := b.check(l.cycle, l.live, overhead); got != l.want {
 					t.Fatalf("look %d (collection %d, live %d MiB): limit %d MiB, want %d MiB", i, l.cycle, l.live/mib, got/mib, l.want/mib)
 				}
 			}
