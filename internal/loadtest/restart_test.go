@@ -31,6 +31,13 @@ func TestSamePoints(t *testing.T) {
 			t.Errorf("%s: %v, want an error naming %s", c.name, err, c.fails)
 		}
 	}
+	// The old hub read at a minute's start: its newest point is empty,
+	// and the restarted hub has what came since.
+	begun := []byte(strings.Replace(string(before), `]}`, `,{"timestamp":"2026-12-04T23:33:00Z"}]}`, 1))
+	since := []byte(strings.Replace(string(before), `]}`, `,{"timestamp":"2026-12-04T23:33:00Z","containers":{"total":0}}]}`, 1))
+	if n, err := samePoints(begun, since); err != nil || n != 2 {
+		t.Errorf("a minute begun at the old hub's read: %d points, %v; want 2 equal", n, err)
+	}
 	if _, err := samePoints(before, []byte(`{"points":[]}`)); err == nil {
 		t.Error("no point in common compared equal")
 	}
