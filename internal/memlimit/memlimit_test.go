@@ -163,13 +163,36 @@ func TestBandRaisesOnAMinuteOfAsking(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b := band{limit: limit, floor: limit, ceiling: math.MaxInt64}
+			// A hub past its start (see TestBandRaisesAtOnceAtStart).
+			b := band{limit: limit, floor: limit, ceiling: math.MaxInt64, checks: startChecks}
 			for i, l := range c.looks {
 				if got := b.check(l.cycle, l.live, overhead); got != l.want {
 					t.Fatalf("look %d (collection %d, live %d MiB): limit %d MiB, want %d MiB", i, l.cycle, l.live/mib, got/mib, l.want/mib)
 				}
 			}
 		})
+	}
+}
+
+// In its first two minutes a hub replays what it missed, and its heap
+// grows for real: each check that asks for a raise gets it at once; the
+// minute's wait begins after.
+func TestBandRaisesAtOnceAtStart(t *testing.T) {
+	const mib = 1 << 20
+	const overhead, limit = 120 * mib, 448 * mib
+	b := band{limit: limit, floor: limit, ceiling: math.MaxInt64}
+	for i := 1; i < startChecks; i++ {
+		if got := b.check(uint64(i), 200*mib, overhead); got != limit {
+			t.Fatalf("check %d, room enough: limit %d MiB, want %d", i, got/mib, limit/mib)
+		}
+	}
+	// The last check of the start, a replay's heap: raised at once.
+	if got, want := b.check(20, 270*mib, overhead), int64(525*mib); got != want {
+		t.Fatalf("a replay's heap at the start's last check: limit %d MiB, want %d MiB", got/mib, want/mib)
+	}
+	// Past the start, a heap that grew again waits for its minute.
+	if got := b.check(21, 320*mib, overhead); got != 525*mib {
+		t.Fatalf("past the start: limit %d MiB at once, want the raise to wait", got/mib)
 	}
 }
 
